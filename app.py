@@ -1,0 +1,32 @@
+"""Build the OneScreen Dash app: `create_app()`, and `server` for WSGI servers."""
+
+from __future__ import annotations
+
+import dash
+from dash import Dash, html
+
+from config import get_settings
+
+
+def create_app() -> Dash:
+    """A multipage Dash app with every module of pages/ registered; no database work here."""
+    settings = get_settings()
+    app = Dash(
+        __name__,
+        use_pages=True,
+        pages_folder="pages",
+        title="一屏观全城 OneScreen",
+        update_title=None,
+        suppress_callback_exceptions=False,
+        serve_locally=True,
+    )
+    app.layout = html.Div(className="os-root", children=[dash.page_container])
+    app.server.config["DEBUG"] = settings.debug
+    return app
+
+
+def __getattr__(name: str):
+    # `gunicorn app:server` asks for the module attribute; build the app only then.
+    if name == "server":
+        return create_app().server
+    raise AttributeError(name)

@@ -1,0 +1,305 @@
+"""OneScreen command line: `python cli.py --help` (or `python -m cli`)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from config import ConfigError, Settings, get_settings
+from data.errors import OneScreenError
+
+
+def _engine(settings: Settings):
+    from data.engine import check_database, create_db_engine, resolve_database_url
+
+    engine = create_db_engine(resolve_database_url(settings))
+    check_database(engine, require_postgis=False)
+    return engine
+
+
+def cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
+    from data import migrate
+
+    engine = _engine(settings)
+    migrate.upgrade(engine, revision=args.revision)
+    print(f"schema at revision {migrate.current_revision(engine)}")
+    return 0
+
+
+def cmd_db_start(args: argparse.Namespace, settings: Settings) -> int:
+    from data.engine import describe_url, embedded_cluster
+
+    if not settings.embedded:
+        print("DATABASE_URL is set: OneScreen uses that server and manages no cluster of its own.")
+        return 0
+    url = embedded_cluster(settings).ensure_running()
+    print(f"embedded PostgreSQL running: {describe_url(url)}")
+    return 0
+
+
+def cmd_db_stop(args: argparse.Namespace, settings: Settings) -> int:
+    from data.engine import embedded_cluster
+
+    if not settings.embedded:
+        print("DATABASE_URL is set: there is no embedded cluster to stop.")
+        return 0
+    stopped = embedded_cluster(settings).stop()
+    print("embedded PostgreSQL stopped" if stopped else "embedded PostgreSQL was not running")
+    return 0
+
+
+def cmd_db_status(args: argparse.Namespace, settings: Settings) -> int:
+    from data import migrate, writes
+    from data.engine import check_database, create_db_engine, describe_url, embedded_cluster
+
+    if settings.embedded:
+        cluster = embedded_cluster(settings)
+        state = "running" if cluster.is_running() else "stopped"
+        print(f"embedded cluster: {cluster.data_dir} ({state}, port {settings.pg_port})")
+        if state == "stopped":
+            return 0
+        url = cluster.url()
+    else:
+        url = settings.database_url
+    engine = create_db_engine(url)
+    print(f"database: {describe_url(url)}")
+    print(f"server: PostgreSQL {check_database(engine, require_postgis=False)}")
+    revision = migrate.current_revision(engine)
+    print(f"schema: {revision or 'empty'} (code expects {migrate.head_revision()})")
+    if revision:
+        print(f"seed: {writes.get_meta(engine, key='seed') or 'none'}")
+    return 0
+
+
+def cmd_db_url(args: argparse.Namespace, settings: Settings) -> int:
+    from data.engine import resolve_database_url
+
+    print(resolve_database_url(settings).replace("postgresql+psycopg://", "postgresql://"))
+    return 0
+
+
+def cmd_db_retention(args: argparse.Namespace, settings: Settings) -> int:
+    from data import writes
+
+    today = datetime.now(UTC).astimezone().date()
+    dropped = writes.apply_retention(
+        _engine(settings),
+        today=today,
+        reading_days=settings.reading_retention_days,
+        rollup_days=settings.rollup_retention_days,
+    )
+    print(f"dropped {len(dropped)} reading partition(s): {', '.join(dropped) or '-'}")
+    return 0
+
+
+def cmd_refresh(args: argparse.Namespace, settings: Settings) -> int:
+    from data import writes
+
+    devices = writes.refresh_status(_engine(settings))
+    print(f"status snapshot refreshed over {devices} devices")
+    return 0
+
+
+def cmd_seed(args: argparse.Namespace, settings: Settings) -> int:
+    from tqdm import tqdm
+
+    from data import migrate
+    from data.errors import AlreadySeeded
+    from simulator.seed import seed_city
+
+    engine = _engine(settings)
+    migrate.upgrade(engine)
+    end = _parse_time(args.until) if args.until else None
+    bar = tqdm(unit="dev", desc=f"seeding ({args.scale})", disable=args.quiet)
+    try:
+        report = seed_city(
+            engine,
+            scale=args.scale,
+            random_seed=args.random_seed,
+            end=end,
+            reset=args.reset,
+            progress=bar.update,
+            on_total=lambda total: setattr(bar, "total", total),
+        )
+    except AlreadySeeded as exc:
+        bar.close()
+        if args.if_empty:
+            print("already seeded; nothing to do")
+            return 0
+        print(f"nothing done: {exc}", file=sys.stderr)
+        return 3
+    bar.close()
+    print(
+        f"seeded scale={report.scale} seed={report.random_seed}: {report.devices:,} devices, "
+        f"{report.readings:,} readings ({report.start:%Y-%m-%d %H:%M} → {report.end:%H:%M} UTC), "
+        f"{report.incidents:,} incidents in {report.seconds:.1f} s "
+        f"(readings at {report.readings_per_second:,.0f}/s)"
+    )
+    return 0
+
+
+def cmd_import_streets(args: argparse.Namespace, settings: Settings) -> int:
+    from data.reference_data import StreetImportError, import_street_boundaries
+
+    try:
+        count = import_street_boundaries(
+            _engine(settings),
+            path=Path(args.file),
+            datum=args.datum,
+            code_property=args.code_property,
+        )
+    except StreetImportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"imported real boundaries for {count} street(s)/town(s)")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from app import create_app
+    from data import migrate
+    from data.engine import embedded_cluster, get_engine
+    from simulator.seed import seed_city
+
+    engine = get_engine()
+    migrate.upgrade(engine)
+    if not args.no_seed:
+        from data import writes
+
+        if writes.get_meta(engine, key="seed") is None:
+            print(f"empty database: seeding the {settings.demo_scale} city first…")
+            seed_city(engine, scale=settings.demo_scale, random_seed=settings.random_seed)
+    app = create_app()
+    host = args.host or settings.host
+    port = args.port or settings.port
+    print(f"OneScreen on http://{host}:{port}/")
+    try:
+        app.run(host=host, port=port, debug=settings.debug)
+    finally:
+        if settings.embedded and args.stop_db:
+            embedded_cluster(settings).stop()
+    return 0
+
+
+def _parse_time(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise OneScreenError(
+            f"--until must be an ISO time such as 2026-11-24T08:00+08:00, not {text!r}"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argparse tree for every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="cli.py", description="OneScreen 一屏观全城 — city operations dashboard."
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    db = commands.add_parser("db", help="manage the database (embedded cluster, schema)")
+    db_commands = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
+    upgrade = db_commands.add_parser("upgrade", help="create or migrate the schema")
+    upgrade.add_argument("--revision", default="head", help="target revision (default: head)")
+    upgrade.set_defaults(handler=cmd_db_upgrade)
+    db_commands.add_parser("start", help="create/start the embedded cluster").set_defaults(
+        handler=cmd_db_start
+    )
+    db_commands.add_parser("stop", help="stop the embedded cluster").set_defaults(
+        handler=cmd_db_stop
+    )
+    db_commands.add_parser("status", help="where the database is and what it holds").set_defaults(
+        handler=cmd_db_status
+    )
+    db_commands.add_parser("url", help="print the database URL (with password)").set_defaults(
+        handler=cmd_db_url
+    )
+    db_commands.add_parser(
+        "retention", help="drop readings and rollups older than the retention settings"
+    ).set_defaults(handler=cmd_db_retention)
+
+    seed = commands.add_parser("seed", help="generate the synthetic city")
+    seed.add_argument(
+        "--scale",
+        choices=["tiny", "demo", "seed"],
+        default="demo",
+        help="tiny: 3k devices/6 h; demo: 20k/24 h; seed: 510k/24 h (8.4M readings)",
+    )
+    seed.add_argument(
+        "--random-seed",
+        type=int,
+        default=get_settings_default("random_seed"),
+        help="random seed (same seed + same --until = same city)",
+    )
+    seed.add_argument("--until", help="end of the generated window (ISO time; default: now)")
+    seed.add_argument("--reset", action="store_true", help="replace an existing city")
+    seed.add_argument(
+        "--if-empty", action="store_true", help="exit quietly with 0 when a city is already there"
+    )
+    seed.add_argument("--quiet", action="store_true", help="no progress bar")
+    seed.set_defaults(handler=cmd_seed)
+
+    refresh = commands.add_parser("refresh", help="recompute the device status snapshot now")
+    refresh.set_defaults(handler=cmd_refresh)
+
+    streets = commands.add_parser(
+        "import-streets", help="replace approximate street areas with real boundaries (GeoJSON)"
+    )
+    streets.add_argument("file", help="GeoJSON FeatureCollection of street/town polygons")
+    streets.add_argument(
+        "--datum",
+        choices=["gcj02", "wgs84"],
+        default="gcj02",
+        help="datum of the file's coordinates (AMap data is gcj02)",
+    )
+    streets.add_argument(
+        "--code-property",
+        default="street_code",
+        help="feature property holding the 9-digit street code",
+    )
+    streets.set_defaults(handler=cmd_import_streets)
+
+    serve = commands.add_parser("serve", help="run the dashboard (seeds an empty database first)")
+    serve.add_argument("--host", help="bind address (default: ONESCREEN_HOST)")
+    serve.add_argument("--port", type=int, help="port (default: ONESCREEN_PORT)")
+    serve.add_argument("--no-seed", action="store_true", help="do not seed an empty database")
+    serve.add_argument(
+        "--stop-db", action="store_true", help="stop the embedded cluster when the server exits"
+    )
+    serve.set_defaults(handler=cmd_serve)
+    return parser
+
+
+def get_settings_default(name: str) -> object:
+    """A setting's default for --help text, without failing on a bad environment."""
+    return Settings.model_fields[name].default
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; errors a user can fix print one line and exit non-zero."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    handler: Callable[[argparse.Namespace, Settings], int] = args.handler
+    try:
+        return handler(args, get_settings())
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    except OneScreenError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

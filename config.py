@@ -1,0 +1,99 @@
+"""One settings object for OneScreen, read from the environment and `.env`, validated early."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent
+CITY_TIMEZONE = "Asia/Shanghai"
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+class Settings(BaseSettings):
+    """Every OneScreen setting; environment variables are `ONESCREEN_<NAME>` except DATABASE_URL."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="ONESCREEN_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+    )
+
+    database_url: str | None = Field(
+        default=None,
+        validation_alias="DATABASE_URL",
+        description="PostgreSQL+PostGIS URL; unset = the project-managed embedded cluster.",
+    )
+    data_dir: Path = Field(
+        default=PROJECT_ROOT / ".onescreen",
+        description="Where the embedded cluster and other local state live (git-ignored).",
+    )
+    pg_bin_dir: Path = Field(
+        default=Path("/usr/lib/postgresql/15/bin"),
+        description="PostgreSQL 15 server binaries (initdb, pg_ctl, postgres).",
+    )
+    pg_port: int = Field(default=54329, ge=1024, le=65535, description="Embedded cluster port.")
+    pg_os_user: str = Field(
+        default="onescreen",
+        description="Unprivileged OS user that owns the embedded cluster when run as root.",
+    )
+    reading_retention_days: int = Field(
+        default=35,
+        ge=2,
+        le=3650,
+        description="Daily reading partitions older than this are dropped.",
+    )
+    rollup_retention_days: int = Field(
+        default=400, ge=2, le=36500, description="15-minute and hourly rollups kept this long."
+    )
+    host: str = Field(default="127.0.0.1", description="Address the web server binds to.")
+    port: int = Field(default=8050, ge=1, le=65535, description="Web server port.")
+    debug: bool = Field(default=False, description="Dash debug mode (never in production).")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    demo_scale: Literal["tiny", "demo", "seed"] = Field(
+        default="demo", description="Scale `make run` seeds on first start."
+    )
+    random_seed: int = Field(default=20260701, description="Seed of the synthetic city.")
+
+    @field_validator("database_url")
+    @classmethod
+    def _url_is_postgres(cls, value: str | None) -> str | None:
+        if value is None or value.strip() == "":
+            return None
+        if not value.startswith(("postgresql://", "postgresql+psycopg://", "postgres://")):
+            raise ValueError(
+                "must start with postgresql:// (e.g. postgresql://user:pw@host:5432/db)"
+            )
+        return value.strip()
+
+    @property
+    def embedded(self) -> bool:
+        """True when OneScreen manages its own local PostgreSQL cluster."""
+        return self.database_url is None
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build and validate settings, turning pydantic's report into one readable ConfigError."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            field = ".".join(str(part) for part in error["loc"])
+            env_name = "DATABASE_URL" if field == "DATABASE_URL" else f"ONESCREEN_{field.upper()}"
+            problems.append(f"{env_name}: {error['msg']}")
+        raise ConfigError("invalid configuration — " + "; ".join(problems)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, validated once."""
+    return load_settings()

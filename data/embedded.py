@@ -1,0 +1,232 @@
+"""A project-local PostgreSQL 15 + PostGIS cluster that OneScreen creates, starts and stops."""
+
+from __future__ import annotations
+
+import logging
+import os
+import pwd
+import secrets
+import shutil
+import socket
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+from data.errors import EmbeddedClusterError
+
+log = logging.getLogger(__name__)
+
+DATABASE_NAME = "onescreen"
+SUPERUSER = "onescreen"
+
+# Sized for a 2-core / 24 GB box doing seed-scale bulk loads; real deployments tune their own.
+SERVER_SETTINGS = {
+    "listen_addresses": "127.0.0.1",
+    "shared_buffers": "2GB",
+    "work_mem": "64MB",
+    "maintenance_work_mem": "512MB",
+    "max_wal_size": "8GB",
+    "checkpoint_timeout": "15min",
+    "wal_compression": "on",
+    "max_connections": "200",
+    "timezone": "UTC",
+    "log_min_messages": "warning",
+}
+
+
+@dataclass(frozen=True)
+class EmbeddedPostgres:
+    """Handle on the cluster at `root` (data/, run/ socket dir, log, password file)."""
+
+    root: Path
+    port: int
+    bin_dir: Path
+    os_user: str = "onescreen"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def socket_dir(self) -> Path:
+        return self.root / "run"
+
+    @property
+    def log_file(self) -> Path:
+        return self.root / "postgres.log"
+
+    @property
+    def password_file(self) -> Path:
+        return self.root / "password"
+
+    def url(self) -> str:
+        """SQLAlchemy URL of the cluster's application database."""
+        password = quote(self.password_file.read_text().strip(), safe="")
+        return f"postgresql+psycopg://{SUPERUSER}:{password}@127.0.0.1:{self.port}/{DATABASE_NAME}"
+
+    def ensure_running(self) -> str:
+        """Create the cluster if needed, start it if stopped, and return its URL."""
+        self._check_binaries()
+        if not (self.data_dir / "PG_VERSION").exists():
+            self._initdb()
+        if not self.is_running():
+            self._start()
+        self._ensure_database()
+        return self.url()
+
+    def is_running(self) -> bool:
+        """True when pg_ctl reports a live postmaster for our data directory."""
+        if not (self.data_dir / "PG_VERSION").exists():
+            return False
+        result = self._run([self._bin("pg_ctl"), "status", "-D", str(self.data_dir)], check=False)
+        return result.returncode == 0
+
+    def stop(self) -> bool:
+        """Stop the cluster with a fast shutdown; returns False when it was not running."""
+        if not self.is_running():
+            return False
+        self._run([self._bin("pg_ctl"), "stop", "-D", str(self.data_dir), "-m", "fast", "-w"])
+        return True
+
+    def destroy(self) -> None:
+        """Stop the cluster and delete its files (tests use throwaway clusters)."""
+        self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def _bin(self, name: str) -> str:
+        return str(self.bin_dir / name)
+
+    def _check_binaries(self) -> None:
+        for name in ("initdb", "pg_ctl", "postgres"):
+            if not (self.bin_dir / name).exists():
+                raise EmbeddedClusterError(
+                    f"PostgreSQL server binary {self.bin_dir / name} not found. Install it with "
+                    "`apt-get install postgresql-15 postgresql-15-postgis-3`, set "
+                    "ONESCREEN_PG_BIN_DIR, or point DATABASE_URL at an existing server."
+                )
+
+    def _runs_as_other_user(self) -> bool:
+        return os.geteuid() == 0
+
+    def _run(self, argv: list[str], *, check: bool = True) -> subprocess.CompletedProcess[str]:
+        # initdb and pg_ctl refuse to run as root, so root hands them to an unprivileged user.
+        if self._runs_as_other_user():
+            argv = ["runuser", "-u", self.os_user, "--", *argv]
+        result = subprocess.run(argv, capture_output=True, text=True, check=False)
+        if check and result.returncode != 0:
+            detail = (result.stderr or result.stdout).strip().splitlines()[-5:]
+            raise EmbeddedClusterError(
+                f"`{' '.join(argv[-4:])}` failed: "
+                + " | ".join(detail)
+                + f" (log: {self.log_file})"
+            )
+        return result
+
+    def _prepare_directories(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.socket_dir.mkdir(exist_ok=True)
+        if self._runs_as_other_user():
+            _ensure_os_user(self.os_user)
+            account = pwd.getpwnam(self.os_user)
+            for path in (self.root, self.socket_dir):
+                os.chown(path, account.pw_uid, account.pw_gid)
+            self._check_reachable_by(self.os_user)
+        os.chmod(self.root, 0o700)
+
+    def _check_reachable_by(self, user: str) -> None:
+        probe = subprocess.run(
+            ["runuser", "-u", user, "--", "test", "-w", str(self.root)], check=False
+        )
+        if probe.returncode != 0:
+            raise EmbeddedClusterError(
+                f"OS user '{user}' cannot write {self.root} (a parent directory is not "
+                "traversable). Set ONESCREEN_DATA_DIR to a directory it can reach, e.g. "
+                "/var/lib/onescreen."
+            )
+
+    def _initdb(self) -> None:
+        self._prepare_directories()
+        if not self.password_file.exists():
+            self.password_file.write_text(secrets.token_urlsafe(24) + "\n")
+        if self._runs_as_other_user():
+            account = pwd.getpwnam(self.os_user)
+            os.chown(self.password_file, account.pw_uid, account.pw_gid)
+        os.chmod(self.password_file, 0o600)
+        log.info("creating embedded PostgreSQL cluster in %s", self.data_dir)
+        self._run(
+            [
+                self._bin("initdb"),
+                "-D",
+                str(self.data_dir),
+                "-U",
+                SUPERUSER,
+                "--pwfile",
+                str(self.password_file),
+                "--auth-local=scram-sha-256",
+                "--auth-host=scram-sha-256",
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
+            ]
+        )
+
+    def _start(self) -> None:
+        if _port_in_use(self.port):
+            raise EmbeddedClusterError(
+                f"port {self.port} is already taken by another program; set ONESCREEN_PG_PORT "
+                "to a free port or DATABASE_URL to use an existing server."
+            )
+        options = " ".join(f"-c {key}={value}" for key, value in SERVER_SETTINGS.items())
+        options += f" -p {self.port} -k {self.socket_dir}"
+        log.info("starting embedded PostgreSQL on 127.0.0.1:%s", self.port)
+        self._run(
+            [
+                self._bin("pg_ctl"),
+                "start",
+                "-w",
+                "-t",
+                "60",
+                "-D",
+                str(self.data_dir),
+                "-l",
+                str(self.log_file),
+                "-o",
+                options,
+            ]
+        )
+
+    def _ensure_database(self) -> None:
+        import psycopg
+
+        password = self.password_file.read_text().strip()
+        conninfo = f"host=127.0.0.1 port={self.port} user={SUPERUSER} password={password}"
+        with psycopg.connect(conninfo, dbname="postgres", autocommit=True) as conn:
+            exists = conn.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE_NAME,)
+            ).fetchone()
+            if not exists:
+                conn.execute(f'CREATE DATABASE "{DATABASE_NAME}"')
+
+
+def _ensure_os_user(name: str) -> None:
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        subprocess.run(
+            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
+            check=True,
+            capture_output=True,
+        )
+
+
+def _port_in_use(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 nobody listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

@@ -1,0 +1,103 @@
+"""The database engine: embedded cluster or DATABASE_URL, with errors a user can act on."""
+
+from __future__ import annotations
+
+import logging
+from functools import lru_cache
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
+
+from config import Settings, get_settings
+from data.embedded import EmbeddedPostgres
+from data.errors import DatabaseUnavailable, PostgisMissing
+
+log = logging.getLogger(__name__)
+
+
+def embedded_cluster(settings: Settings) -> EmbeddedPostgres:
+    """The embedded cluster these settings describe (it may not exist yet)."""
+    return EmbeddedPostgres(
+        root=settings.data_dir / "pg",
+        port=settings.pg_port,
+        bin_dir=settings.pg_bin_dir,
+        os_user=settings.pg_os_user,
+    )
+
+
+def resolve_database_url(settings: Settings) -> str:
+    """DATABASE_URL when set, otherwise the embedded cluster's URL (started on demand)."""
+    if settings.database_url is not None:
+        return settings.database_url
+    return embedded_cluster(settings).ensure_running()
+
+
+def create_db_engine(url: str, *, pool_size: int = 5) -> Engine:
+    """A psycopg 3 engine for `url`, with a readable error for a malformed URL."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise DatabaseUnavailable(f"DATABASE_URL is not a valid URL: {exc}") from None
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.drivername != "postgresql+psycopg":
+        raise DatabaseUnavailable(
+            f"DATABASE_URL uses driver '{parsed.drivername}'; OneScreen needs postgresql://"
+        )
+    return sa.create_engine(
+        parsed,
+        pool_size=pool_size,
+        max_overflow=10,
+        pool_pre_ping=True,
+        connect_args={"connect_timeout": 5, "application_name": "onescreen"},
+    )
+
+
+def describe_url(url: str) -> str:
+    """The URL without its password, for messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<unparseable URL>"
+
+
+def check_database(engine: Engine, *, require_postgis: bool = True) -> str:
+    """Connect once; return the server version or raise a message that says what to do."""
+    where = describe_url(engine.url.render_as_string(hide_password=False))
+    try:
+        with engine.connect() as conn:
+            version = conn.execute(sa.text("SHOW server_version")).scalar_one()
+            if require_postgis:
+                _check_postgis(conn)
+    except OperationalError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        raise DatabaseUnavailable(f"cannot connect to {where}: {reason}") from None
+    except DBAPIError as exc:
+        raise DatabaseUnavailable(f"database error at {where}: {exc.orig}") from None
+    return str(version)
+
+
+def _check_postgis(conn: sa.Connection) -> None:
+    installed = conn.execute(
+        sa.text("SELECT extversion FROM pg_extension WHERE extname = 'postgis'")
+    ).scalar_one_or_none()
+    if installed:
+        return
+    available = conn.execute(
+        sa.text("SELECT 1 FROM pg_available_extensions WHERE name = 'postgis'")
+    ).scalar_one_or_none()
+    if not available:
+        raise PostgisMissing(
+            "PostGIS is not installed on this PostgreSQL server. On Debian/Ubuntu: "
+            "`apt-get install postgresql-15-postgis-3`, then run `python cli.py db upgrade`."
+        )
+
+
+@lru_cache(maxsize=1)
+def get_engine() -> Engine:
+    """The process-wide engine for the configured database."""
+    settings = get_settings()
+    engine = create_db_engine(resolve_database_url(settings))
+    log.info("database: %s", describe_url(engine.url.render_as_string(hide_password=False)))
+    return engine

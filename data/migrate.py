@@ -1,0 +1,72 @@
+"""Schema migrations (Alembic) run from code, against the engine OneScreen is configured with."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Engine
+
+from data.errors import PostgisMissing, SchemaOutOfDate
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+SQL_DIR = Path(__file__).resolve().parent / "sql"
+
+
+def run_sql_file(bind: sa.Connection, name: str) -> None:
+    """Execute one file of data/sql verbatim (no bind-parameter parsing, several statements)."""
+    sql = (SQL_DIR / name).read_text(encoding="utf-8")
+    bind.connection.driver_connection.execute(sql)
+
+
+def _alembic_config(connection: sa.Connection) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.attributes["connection"] = connection
+    return config
+
+
+def head_revision() -> str:
+    """The newest revision the code knows."""
+    script = ScriptDirectory(str(MIGRATIONS_DIR))
+    return str(script.get_current_head())
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The revision the database is at, or None for an empty database."""
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def upgrade(engine: Engine, *, revision: str = "head") -> None:
+    """Bring the schema to `revision`, creating PostGIS first when the role is allowed to."""
+    with engine.begin() as conn:
+        has_postgis = conn.execute(
+            sa.text("SELECT 1 FROM pg_extension WHERE extname = 'postgis'")
+        ).scalar_one_or_none()
+        if not has_postgis:
+            try:
+                with conn.begin_nested():
+                    conn.execute(sa.text("CREATE EXTENSION IF NOT EXISTS postgis"))
+            except sa.exc.DBAPIError as exc:
+                raise PostgisMissing(
+                    "cannot create the PostGIS extension "
+                    f"({str(exc.orig).strip().splitlines()[0]}). Ask a superuser to run "
+                    "`CREATE EXTENSION postgis;` in this database, or install the "
+                    "postgresql-15-postgis-3 package."
+                ) from None
+        command.upgrade(_alembic_config(conn), revision)
+
+
+def require_current_schema(engine: Engine) -> None:
+    """Raise SchemaOutOfDate unless the database is at the code's head revision."""
+    current = current_revision(engine)
+    if current != head_revision():
+        raise SchemaOutOfDate(
+            f"database schema is at {current or 'nothing'}, code expects {head_revision()}: "
+            "run `python cli.py db upgrade`"
+        )

@@ -1,0 +1,726 @@
+"""The synthetic city: devices placed in real district polygons, readings with daily cycles, faults.
+
+Everything here is pure numpy/shapely and deterministic for a given random seed and end time; the
+`seed` command (simulator/seed.py) hands the results to data/writes.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+
+import numpy as np
+import pandas as pd
+import shapely
+from shapely.geometry.base import BaseGeometry
+
+from data.catalog import Category, DeviceType
+from data.writes import ReadingBatch
+
+US = 1_000_000
+
+# Resident population in 10k (7th national census, 2020): device density follows people.
+DISTRICT_POPULATION = {
+    "310101": 66.2,
+    "310104": 111.3,
+    "310105": 69.3,
+    "310106": 97.6,
+    "310107": 124.0,
+    "310109": 75.7,
+    "310110": 124.2,
+    "310112": 265.3,
+    "310113": 223.5,
+    "310114": 183.4,
+    "310115": 568.2,
+    "310116": 82.3,
+    "310117": 191.0,
+    "310118": 127.1,
+    "310120": 114.1,
+    "310151": 63.7,
+}
+
+# Categories whose alarms endanger life: their threshold incidents are critical, not major.
+LIFE_SAFETY = frozenset({"fire", "gas", "flood", "building", "elderly"})
+
+
+@dataclass(frozen=True)
+class Scale:
+    """How big a synthetic city is."""
+
+    name: str
+    devices: int
+    history_hours: int
+
+
+SCALES = {
+    "tiny": Scale("tiny", 3_000, 6),
+    "demo": Scale("demo", 20_000, 24),
+    "seed": Scale("seed", 510_000, 24),
+}
+
+
+@dataclass(frozen=True)
+class Geography:
+    """The streets the generator places devices in (WGS-84), with their district."""
+
+    street_codes: np.ndarray  # str
+    street_districts: np.ndarray  # str
+    street_is_urban: np.ndarray  # bool: 街道 (subdistrict) rather than 镇/乡 (town)
+    street_geoms: list[BaseGeometry]
+    street_area_km2: np.ndarray
+
+
+@dataclass(frozen=True)
+class Episode:
+    """A stretch of abnormal values on one device (a fault or a storm's effect)."""
+
+    device_index: int
+    start_us: int
+    end_us: int
+    direction: int  # +1 above the alarm_max/normal_max side, -1 below
+    to_alarm: bool  # reaches the alarm threshold, or only the warning band
+    cause: str  # 'fault' or 'rainstorm'
+
+
+@dataclass
+class City:
+    """A generated city: devices, silences, fault episodes, and the time window."""
+
+    devices: pd.DataFrame
+    silent_from_us: np.ndarray  # per device: when it stops reporting (int64 max = never)
+    episodes: list[Episode]
+    start: datetime
+    end: datetime
+    scale: Scale
+    random_seed: int
+
+
+def _type_arrays(device_types: list[DeviceType]) -> dict[str, np.ndarray]:
+    """Per-type parameters as arrays indexed by type_id (0 unused)."""
+    size = max(t.type_id for t in device_types) + 1
+    out: dict[str, np.ndarray] = {
+        name: np.zeros(size)
+        for name in (
+            "interval",
+            "baseline",
+            "amplitude",
+            "peak",
+            "noise",
+            "decimals",
+            "normal_min",
+            "normal_max",
+            "alarm_min",
+            "alarm_max",
+            "binary",
+        )
+    }
+    for t in device_types:
+        i = t.type_id
+        out["interval"][i] = t.interval_s
+        out["baseline"][i] = t.baseline
+        out["amplitude"][i] = t.daily_amplitude
+        out["peak"][i] = t.peak_hour
+        out["noise"][i] = t.noise_sd
+        out["decimals"][i] = t.decimals
+        out["normal_min"][i] = t.normal_min
+        out["normal_max"][i] = t.normal_max
+        out["alarm_min"][i] = np.nan if t.alarm_min is None else t.alarm_min
+        out["alarm_max"][i] = np.nan if t.alarm_max is None else t.alarm_max
+        out["binary"][i] = 1.0 if t.value_kind == "binary" else 0.0
+    return out
+
+
+def _allocate(total: int, weights: np.ndarray) -> np.ndarray:
+    """Split `total` into integer parts proportional to weights (largest remainders)."""
+    shares = weights / weights.sum() * total
+    parts = np.floor(shares).astype(np.int64)
+    remainder = total - parts.sum()
+    if remainder:
+        order = np.argsort(-(shares - parts), kind="stable")
+        parts[order[:remainder]] += 1
+    return parts
+
+
+def _sample_in(
+    geom: BaseGeometry,
+    count: int,
+    rng: np.random.Generator,
+    *,
+    center: tuple[float, float],
+    spread_deg: float,
+) -> np.ndarray:
+    """`count` points inside geom: Gaussian around center, uniform fallback for odd shapes."""
+    prepared = geom
+    shapely.prepare(prepared)
+    out = np.empty((0, 2))
+    minx, miny, maxx, maxy = geom.bounds
+    attempts = 0
+    while len(out) < count:
+        need = count - len(out)
+        attempts += 1
+        if attempts <= 6:
+            pts = rng.normal(loc=center, scale=spread_deg, size=(need * 3 + 16, 2))
+        else:  # the Gaussian keeps missing (thin or island-heavy shape): go uniform
+            pts = np.column_stack(
+                [rng.uniform(minx, maxx, need * 4 + 16), rng.uniform(miny, maxy, need * 4 + 16)]
+            )
+        inside = shapely.contains_xy(prepared, pts[:, 0], pts[:, 1])
+        out = np.vstack([out, pts[inside][:need]])
+    return out[:count]
+
+
+def generate_devices(
+    *,
+    geography: Geography,
+    categories: list[Category],
+    device_types: list[DeviceType],
+    scale: Scale,
+    rng: np.random.Generator,
+    end: datetime,
+) -> pd.DataFrame:
+    """Devices with type, district, street and location; ids ordered by district then street."""
+    weights = np.array(
+        [DISTRICT_POPULATION.get(d, 50.0) for d in geography.street_districts], dtype=float
+    )
+    # a district's devices go mostly to its 街道 (dense urban) and less to its 镇 (towns)
+    street_weight = np.where(geography.street_is_urban, 3.0, 1.0) * np.sqrt(
+        geography.street_area_km2
+    )
+    district_of_street = geography.street_districts
+    for district in np.unique(district_of_street):
+        mask = district_of_street == district
+        weights[mask] = weights[mask][0] * street_weight[mask] / street_weight[mask].sum()
+    per_street = _allocate(scale.devices, weights)
+
+    lon_parts, lat_parts, street_idx_parts = [], [], []
+    for i, (geom, n) in enumerate(zip(geography.street_geoms, per_street, strict=True)):
+        if n == 0:
+            continue
+        centroid = geom.representative_point()
+        spread_km = max(0.3, 0.45 * np.sqrt(geography.street_area_km2[i]))
+        pts = _sample_in(
+            geom, int(n), rng, center=(centroid.x, centroid.y), spread_deg=spread_km / 105.0
+        )
+        lon_parts.append(pts[:, 0])
+        lat_parts.append(pts[:, 1])
+        street_idx_parts.append(np.full(int(n), i))
+    street_idx = np.concatenate(street_idx_parts)
+
+    category_share = {c.code: c.device_share for c in categories}
+    type_ids = np.array([t.type_id for t in device_types])
+    type_weight = np.array([category_share[t.category] * t.share for t in device_types])
+    type_weight = type_weight / np.array(
+        [sum(u.share for u in device_types if u.category == t.category) for t in device_types]
+    )
+    counts = _allocate(scale.devices, type_weight)
+    device_type_ids = rng.permutation(np.repeat(type_ids, counts))
+    category_by_type = {t.type_id: t.category for t in device_types}
+
+    install_days = rng.integers(30, 5 * 365, size=scale.devices)
+    installed_on = [end.date() - timedelta(days=int(d)) for d in install_days]
+    status = np.where(rng.random(scale.devices) < 0.004, "maintenance", "active")
+
+    frame = pd.DataFrame(
+        {
+            "type_id": device_type_ids.astype(np.int16),
+            "district_adcode": geography.street_districts[street_idx],
+            "street_code": geography.street_codes[street_idx],
+            "lon": np.concatenate(lon_parts),
+            "lat": np.concatenate(lat_parts),
+            "installed_on": installed_on,
+            "status": status,
+        }
+    )
+    frame = frame.sort_values(["district_adcode", "street_code"], kind="stable").reset_index(
+        drop=True
+    )
+    frame.insert(0, "id", np.arange(1, len(frame) + 1, dtype=np.int64))
+    frame["category"] = frame["type_id"].map(category_by_type)
+    seq = frame.groupby("district_adcode").cumcount() + 1
+    frame.insert(
+        1,
+        "code",
+        "SH-"
+        + frame["district_adcode"]
+        + "-"
+        + frame["category"].str.upper().str[:4]
+        + "-"
+        + seq.astype(str).str.zfill(6),
+    )
+    return frame
+
+
+def plan_city(
+    *,
+    geography: Geography,
+    categories: list[Category],
+    device_types: list[DeviceType],
+    scale: Scale,
+    random_seed: int,
+    end: datetime,
+) -> City:
+    """Devices plus the day's story: which go silent, which fault, where the rainstorm hits."""
+    rng = np.random.default_rng(random_seed)
+    end = end.astimezone(UTC).replace(microsecond=0)
+    start = end - timedelta(hours=scale.history_hours)
+    devices = generate_devices(
+        geography=geography,
+        categories=categories,
+        device_types=device_types,
+        scale=scale,
+        rng=rng,
+        end=end,
+    )
+    n = len(devices)
+    start_us, end_us = _to_us(start), _to_us(end)
+    span = end_us - start_us
+
+    never = np.iinfo(np.int64).max
+    silent_from = np.full(n, never, dtype=np.int64)
+    silent = rng.random(n) < 0.012
+    silent_from[silent] = start_us + (rng.random(silent.sum()) * span).astype(np.int64)
+    maintenance = devices["status"].to_numpy() == "maintenance"
+    silent_from[maintenance] = start_us  # under maintenance: nothing arrives
+
+    types = {t.type_id: t for t in device_types}
+    episodes: list[Episode] = []
+    fault_rate = 0.004 * scale.history_hours / 24
+    faulty = np.flatnonzero((rng.random(n) < fault_rate) & ~maintenance)
+    for idx in faulty:
+        t = types[int(devices.at[idx, "type_id"])]
+        duration = int(rng.uniform(20 * 60, 6 * 3600) * US)
+        begin = start_us + int(rng.random() * max(span - 30 * 60 * US, 1))
+        episodes.append(
+            Episode(
+                device_index=int(idx),
+                start_us=begin,
+                end_us=min(begin + duration, end_us + 6 * 3600 * US),
+                direction=_fault_direction(t, rng),
+                to_alarm=t.value_kind == "binary" or rng.random() < 0.6,
+                cause="fault",
+            )
+        )
+    episodes.extend(_rainstorm(devices, types, rng, start_us=start_us, end_us=end_us))
+    return City(
+        devices=devices,
+        silent_from_us=silent_from,
+        episodes=episodes,
+        start=start,
+        end=end,
+        scale=scale,
+        random_seed=random_seed,
+    )
+
+
+def _fault_direction(t: DeviceType, rng: np.random.Generator) -> int:
+    if t.alarm_max is not None and t.alarm_min is not None:
+        return 1 if rng.random() < 0.7 else -1
+    return 1 if t.alarm_max is not None or t.alarm_min is None else -1
+
+
+def _rainstorm(
+    devices: pd.DataFrame,
+    types: dict[int, DeviceType],
+    rng: np.random.Generator,
+    *,
+    start_us: int,
+    end_us: int,
+) -> list[Episode]:
+    """An afternoon downpour over a few districts: flood sensors rise together for ~2 hours."""
+    span = end_us - start_us
+    if span < 4 * 3600 * US:
+        return []
+    districts = rng.choice(sorted(DISTRICT_POPULATION), size=3, replace=False)
+    storm_start = start_us + int(span * rng.uniform(0.35, 0.65))
+    flood = devices.index[
+        (devices["category"] == "flood")
+        & devices["district_adcode"].isin(districts)
+        & (devices["status"] == "active")
+    ].to_numpy()
+    hit = flood[rng.random(len(flood)) < 0.25]
+    episodes = []
+    for idx in hit:
+        t = types[int(devices.at[idx, "type_id"])]
+        if t.value_kind == "binary" and rng.random() < 0.7:
+            continue
+        begin = storm_start + int(rng.uniform(0, 40 * 60) * US)
+        episodes.append(
+            Episode(
+                device_index=int(idx),
+                start_us=begin,
+                end_us=begin + int(rng.uniform(60 * 60, 150 * 60) * US),
+                direction=_fault_direction(t, rng) if t.alarm_max is None else 1,
+                to_alarm=rng.random() < 0.35,
+                cause="rainstorm",
+            )
+        )
+    return episodes
+
+
+def _to_us(moment: datetime) -> int:
+    return round(moment.timestamp() * US)
+
+
+def iter_reading_batches(
+    city: City, device_types: list[DeviceType], *, devices_per_batch: int = 40_000
+) -> Iterator[ReadingBatch]:
+    """The window's readings, device-major in blocks of consecutive ids (a block = one batch)."""
+    params = _type_arrays(device_types)
+    devices = city.devices
+    start_us, end_us = _to_us(city.start), _to_us(city.end)
+    episodes_by_device: dict[int, list[Episode]] = {}
+    for ep in city.episodes:
+        episodes_by_device.setdefault(ep.device_index, []).append(ep)
+
+    for block_start in range(0, len(devices), devices_per_batch):
+        block = slice(block_start, min(block_start + devices_per_batch, len(devices)))
+        # one generator per block, so a block's readings do not depend on the batch size before it
+        rng = np.random.default_rng([city.random_seed, block_start])
+        yield _block_readings(
+            ids=devices["id"].to_numpy()[block],
+            type_ids=devices["type_id"].to_numpy()[block].astype(np.int64),
+            silent_from=city.silent_from_us[block],
+            first_index=block_start,
+            episodes_by_device=episodes_by_device,
+            params=params,
+            start_us=start_us,
+            end_us=end_us,
+            rng=rng,
+        )
+
+
+def _block_readings(
+    *,
+    ids: np.ndarray,
+    type_ids: np.ndarray,
+    silent_from: np.ndarray,
+    first_index: int,
+    episodes_by_device: dict[int, list[Episode]],
+    params: dict[str, np.ndarray],
+    start_us: int,
+    end_us: int,
+    rng: np.random.Generator,
+) -> ReadingBatch:
+    interval_us = (params["interval"][type_ids] * US).astype(np.int64)
+    phase = (rng.random(len(ids)) * interval_us).astype(np.int64)
+    stop = np.minimum(silent_from, end_us + 1)
+    first = start_us + phase
+    counts = np.where(stop > first, (stop - 1 - first) // interval_us + 1, 0)
+    total = int(counts.sum())
+    owner = np.repeat(np.arange(len(ids)), counts)
+    k = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
+    # a few seconds of jitter, always far below the interval, so timestamps stay unique
+    jitter = (rng.random(total) * np.minimum(interval_us[owner] // 10, 5 * US)).astype(np.int64)
+    ts = first[owner] + k * interval_us[owner] + jitter
+    ts = np.minimum(ts, end_us)
+    t_type = type_ids[owner]
+
+    hour = ((ts // US + 8 * 3600) % 86400) / 3600.0  # local (UTC+8) hour of day
+    value = (
+        params["baseline"][t_type]
+        + params["amplitude"][t_type]
+        * np.sin(2 * np.pi * (hour - params["peak"][t_type] + 6) / 24.0)
+        + rng.normal(0.0, 1.0, total) * params["noise"][t_type]
+    )
+    binary = params["binary"][t_type] > 0
+    value[binary] = 0.0
+    value = np.clip(value, _lower_clip(params, t_type), None)
+
+    local_owner_start = np.cumsum(counts) - counts
+    for local, dev_index in enumerate(range(first_index, first_index + len(ids))):
+        for ep in episodes_by_device.get(dev_index, ()):
+            rows = slice(local_owner_start[local], local_owner_start[local] + counts[local])
+            in_ep = (ts[rows] >= ep.start_us) & (ts[rows] < ep.end_us)
+            if in_ep.any():
+                value[rows.start + np.flatnonzero(in_ep)] = _episode_values(
+                    ep, int(type_ids[local]), params, int(in_ep.sum()), rng
+                )
+
+    decimals = params["decimals"][t_type]
+    scale = 10.0**decimals
+    value = np.round(value * scale) / scale
+    quality = np.zeros(total, dtype=np.int16)
+    flagged = rng.random(total)
+    quality[flagged < 0.002] = 1
+    quality[flagged < 0.0004] = 2
+    return ReadingBatch(device_id=ids[owner], ts_us=ts, value=value, quality=quality)
+
+
+def _lower_clip(params: dict[str, np.ndarray], t_type: np.ndarray) -> np.ndarray:
+    # physical quantities here are never negative unless the type's normal range says so
+    return np.where(params["normal_min"][t_type] >= 0, 0.0, -np.inf)
+
+
+def _episode_values(
+    ep: Episode, type_id: int, params: dict[str, np.ndarray], count: int, rng: np.random.Generator
+) -> np.ndarray:
+    """Values during an episode: over the alarm (or only the warning) threshold, with noise."""
+    if params["binary"][type_id] > 0:
+        return np.ones(count)
+    normal_min, normal_max = params["normal_min"][type_id], params["normal_max"][type_id]
+    alarm_min, alarm_max = params["alarm_min"][type_id], params["alarm_max"][type_id]
+    width = max(normal_max - normal_min, 1e-6)
+    if ep.direction > 0:
+        edge = alarm_max if ep.to_alarm and np.isfinite(alarm_max) else normal_max
+        gap = (alarm_max - normal_max) if np.isfinite(alarm_max) else 0.2 * width
+        target = edge + (0.05 + 0.25 * rng.random(count)) * (gap if not ep.to_alarm else width)
+        if not ep.to_alarm:
+            target = (
+                np.minimum(target, alarm_max - 1e-6 * width) if np.isfinite(alarm_max) else target
+            )
+    else:
+        edge = alarm_min if ep.to_alarm and np.isfinite(alarm_min) else normal_min
+        gap = (normal_min - alarm_min) if np.isfinite(alarm_min) else 0.2 * width
+        target = edge - (0.05 + 0.25 * rng.random(count)) * (gap if not ep.to_alarm else width)
+        if not ep.to_alarm:
+            target = (
+                np.maximum(target, alarm_min + 1e-6 * width) if np.isfinite(alarm_min) else target
+            )
+        if normal_min >= 0:
+            target = np.maximum(target, 0.0)
+    return target
+
+
+def city_day(moment: datetime) -> date:
+    """The Shanghai calendar day of an instant."""
+    return (moment.astimezone(UTC) + timedelta(hours=8)).date()
+
+
+SEVERITY_ZH = {"critical": "紧急", "major": "重要", "minor": "一般"}
+
+
+@dataclass
+class IncidentBook:
+    """Incidents and their event history as they are found, batch by batch."""
+
+    incidents: list[dict] = field(default_factory=list)
+    events: list[dict] = field(default_factory=list)
+    # (device_id, rule) pairs with an unresolved incident: the schema allows only one of each
+    live: set[tuple[int, str]] = field(default_factory=set)
+
+    def frames(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Incidents and events as frames ready for data.writes.insert_incidents."""
+        return pd.DataFrame(self.incidents), pd.DataFrame(self.events)
+
+
+def _levels(value: np.ndarray, type_id: int, params: dict[str, np.ndarray]) -> np.ndarray:
+    level = np.zeros(len(value), dtype=np.int8)
+    outside = (value > params["normal_max"][type_id]) | (value < params["normal_min"][type_id])
+    level[outside] = 1
+    alarm_max, alarm_min = params["alarm_max"][type_id], params["alarm_min"][type_id]
+    beyond = np.zeros(len(value), dtype=bool)
+    if np.isfinite(alarm_max):
+        beyond |= value > alarm_max
+    if np.isfinite(alarm_min):
+        beyond |= value < alarm_min
+    level[beyond] = 2
+    return level
+
+
+def record_incidents(
+    book: IncidentBook,
+    *,
+    city: City,
+    batch: ReadingBatch,
+    device_types: list[DeviceType],
+    street_names: dict[str, tuple[str, str]],
+    rng: np.random.Generator,
+) -> None:
+    """Turn this batch's threshold crossings (fault episodes) and silences into incidents."""
+    params = _type_arrays(device_types)
+    types = {t.type_id: t for t in device_types}
+    end_us = _to_us(city.end)
+    devices = city.devices
+    if len(batch) == 0:
+        return
+    first_id, last_id = int(batch.device_id.min()), int(batch.device_id.max())
+    index_of = {int(i): n for n, i in enumerate(devices["id"].to_numpy())}
+    in_block = [
+        ep for ep in city.episodes if first_id <= devices.at[ep.device_index, "id"] <= last_id
+    ]
+    for ep in in_block:
+        device_id = int(devices.at[ep.device_index, "id"])
+        rows = np.flatnonzero(batch.device_id == device_id)
+        ts, value = batch.ts_us[rows], batch.value[rows]
+        window = (ts >= ep.start_us) & (ts < ep.end_us)
+        t = types[int(devices.at[ep.device_index, "type_id"])]
+        level = _levels(value, t.type_id, params)
+        crossing = np.flatnonzero(window & (level > 0))
+        if len(crossing) == 0:
+            continue
+        opened = int(ts[crossing[0]])
+        worst = int(level[crossing].max())
+        after = np.flatnonzero((ts > ts[crossing[-1]]) & (level == 0))
+        cleared_us = int(ts[after[0]]) if len(after) else None
+        peak_index = crossing[np.argmax(np.abs(value[crossing] - t.baseline))]
+        _add_incident(
+            book,
+            city=city,
+            device_index=ep.device_index,
+            t=t,
+            rng=rng,
+            street_names=street_names,
+            opened_us=opened,
+            cleared_us=cleared_us,
+            end_us=end_us,
+            rule=(
+                "binary_alarm"
+                if t.value_kind == "binary"
+                else f"{'alarm' if worst == 2 else 'warning'}_{_side(ep.direction)}"
+            ),
+            severity=_severity(t.category, worst),
+            trigger_value=float(value[peak_index]),
+            threshold=_threshold(t, worst, ep.direction),
+        )
+    silent = city.silent_from_us[[index_of[i] for i in range(first_id, last_id + 1)]]
+    for offset, silent_from in enumerate(silent):
+        if silent_from >= end_us:
+            continue
+        device_index = index_of[first_id + offset]
+        if devices.at[device_index, "status"] != "active":
+            continue
+        t = types[int(devices.at[device_index, "type_id"])]
+        grace = max(3 * t.interval_s, 600) * US
+        if silent_from + grace >= end_us:
+            continue
+        _add_incident(
+            book,
+            city=city,
+            device_index=device_index,
+            t=t,
+            rng=rng,
+            street_names=street_names,
+            opened_us=int(silent_from + grace),
+            cleared_us=None,
+            end_us=end_us,
+            rule="offline",
+            severity="major" if t.category in LIFE_SAFETY else "minor",
+            trigger_value=None,
+            threshold=None,
+        )
+
+
+def _side(direction: int) -> str:
+    return "high" if direction > 0 else "low"
+
+
+def _severity(category: str, level: int) -> str:
+    if level == 2:
+        return "critical" if category in LIFE_SAFETY else "major"
+    return "minor"
+
+
+def _threshold(t: DeviceType, level: int, direction: int) -> float | None:
+    if t.value_kind == "binary":
+        return t.alarm_max
+    if direction > 0:
+        return t.alarm_max if level == 2 else t.normal_max
+    return t.alarm_min if level == 2 else t.normal_min
+
+
+def _add_incident(
+    book: IncidentBook,
+    *,
+    city: City,
+    device_index: int,
+    t: DeviceType,
+    rng: np.random.Generator,
+    street_names: dict[str, tuple[str, str]],
+    opened_us: int,
+    cleared_us: int | None,
+    end_us: int,
+    rule: str,
+    severity: str,
+    trigger_value: float | None,
+    threshold: float | None,
+) -> None:
+    device = city.devices.iloc[device_index]
+    if (int(device["id"]), rule) in book.live:
+        return
+    incident_id = len(book.incidents) + 1
+    opened = _from_us(opened_us)
+    # people acknowledge after minutes, and close the ticket a while after the values recover
+    ack_us = opened_us + int(rng.uniform(2, 25) * 60 * US)
+    resolved_us = cleared_us + int(rng.uniform(5, 45) * 60 * US) if cleared_us is not None else None
+    acknowledged_at = _from_us(ack_us) if ack_us < end_us and rng.random() < 0.8 else None
+    resolved_at = (
+        _from_us(resolved_us) if resolved_us is not None and resolved_us < end_us else None
+    )
+    status = "resolved" if resolved_at else ("acknowledged" if acknowledged_at else "open")
+    if resolved_at and acknowledged_at and acknowledged_at > resolved_at:
+        acknowledged_at = None
+    if status != "resolved":
+        book.live.add((int(device["id"]), rule))
+    street_zh, street_en = street_names[device["street_code"]]
+    if rule == "offline":
+        title_zh = f"{street_zh}{t.name_zh}离线"
+        title_en = f"{t.name_en} offline in {street_en}"
+    else:
+        shown = f"{trigger_value:.{t.decimals}f}{t.unit}" if trigger_value is not None else ""
+        kind_zh = "报警" if rule.startswith(("alarm", "binary")) else "预警"
+        title_zh = f"{street_zh}{t.name_zh}{kind_zh} {shown}".strip()
+        kind_en = "alarm" if kind_zh == "报警" else "warning"
+        title_en = f"{t.name_en} {kind_en} in {street_en} {shown}".strip()
+    book.incidents.append(
+        {
+            "id": incident_id,
+            "device_id": int(device["id"]),
+            "type_id": t.type_id,
+            "category_code": t.category,
+            "district_adcode": device["district_adcode"],
+            "street_code": device["street_code"],
+            "rule_code": rule,
+            "severity": severity,
+            "status": status,
+            "title_zh": title_zh,
+            "title_en": title_en,
+            "trigger_value": trigger_value,
+            "threshold": threshold,
+            "opened_at": opened,
+            "acknowledged_at": acknowledged_at,
+            "resolved_at": resolved_at,
+            "lon": float(device["lon"]),
+            "lat": float(device["lat"]),
+        }
+    )
+    duty = f"duty-{device['district_adcode']}"
+    book.events.append(
+        {
+            "incident_id": incident_id,
+            "at": opened,
+            "kind": "opened",
+            "actor": "system:rules",
+            "from_status": None,
+            "to_status": "open",
+            "note": None,
+        }
+    )
+    if acknowledged_at:
+        book.events.append(
+            {
+                "incident_id": incident_id,
+                "at": acknowledged_at,
+                "kind": "acknowledged",
+                "actor": duty,
+                "from_status": "open",
+                "to_status": "acknowledged",
+                "note": "已派单 / dispatched",
+            }
+        )
+    if resolved_at:
+        book.events.append(
+            {
+                "incident_id": incident_id,
+                "at": resolved_at,
+                "kind": "resolved",
+                "actor": duty,
+                "from_status": "acknowledged" if acknowledged_at else "open",
+                "to_status": "resolved",
+                "note": "数值恢复正常 / values back to normal",
+            }
+        )
+
+
+def _from_us(us: int) -> datetime:
+    return datetime.fromtimestamp(us / US, tz=UTC)

@@ -1,0 +1,174 @@
+"""The `seed` command: generate the synthetic city and write it through the real ingest path."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import numpy as np
+import pandas as pd
+from sqlalchemy.engine import Engine
+
+from data import catalog, geo, writes
+from data.errors import AlreadySeeded
+from data.migrate import require_current_schema
+from data.queries import grid_cell_ids
+from data.reference_data import GRID_RESOLUTION, load_reference_data, streets_frame
+from simulator.city import (
+    SCALES,
+    City,
+    Geography,
+    IncidentBook,
+    iter_reading_batches,
+    plan_city,
+    record_incidents,
+)
+
+log = logging.getLogger(__name__)
+
+URBAN_SUFFIX = "街道"
+
+
+@dataclass(frozen=True)
+class SeedReport:
+    """What a seed run wrote and how long it took."""
+
+    scale: str
+    random_seed: int
+    devices: int
+    readings: int
+    incidents: int
+    start: datetime
+    end: datetime
+    seconds: float
+    readings_seconds: float
+
+    @property
+    def readings_per_second(self) -> float:
+        return self.readings / self.readings_seconds if self.readings_seconds else 0.0
+
+
+def geography_from_store(engine: Engine) -> tuple[Geography, dict[str, tuple[str, str]]]:
+    """The streets as the generator needs them, plus their names for incident titles."""
+    streets = streets_frame(engine)
+    geography = Geography(
+        street_codes=streets["code"].to_numpy(dtype=str),
+        street_districts=streets["district_adcode"].to_numpy(dtype=str),
+        street_is_urban=streets["name_zh"].str.endswith(URBAN_SUFFIX).to_numpy(),
+        street_geoms=list(streets.geometry),
+        street_area_km2=streets["area_km2"].to_numpy(dtype=float),
+    )
+    names = {row.code: (row.name_zh, row.name_en) for row in streets.itertuples()}
+    return geography, names
+
+
+def seed_city(
+    engine: Engine,
+    *,
+    scale: str,
+    random_seed: int,
+    end: datetime | None = None,
+    reset: bool = False,
+    progress: Callable[[int], None] | None = None,
+    on_total: Callable[[int], None] | None = None,
+) -> SeedReport:
+    """Generate and store a city; refuses to overwrite an existing one unless reset=True."""
+    if scale not in SCALES:
+        raise ValueError(f"unknown scale {scale!r}; choose one of {', '.join(SCALES)}")
+    require_current_schema(engine)
+    existing = writes.get_meta(engine, key="seed")
+    if existing and not reset:
+        raise AlreadySeeded(
+            f"the database already holds a synthetic city (scale {existing.get('scale')}, "
+            f"seed {existing.get('random_seed')}, {existing.get('devices')} devices, generated "
+            f"{existing.get('generated_at')}). Nothing was changed; run `seed --reset` to "
+            "replace it."
+        )
+    if reset or writes.has_devices(engine):
+        writes.clear_city(engine)
+
+    started = time.perf_counter()
+    load_reference_data(engine)
+    categories = catalog.load_categories()
+    device_types = catalog.load_device_types()
+    geography, street_names = geography_from_store(engine)
+    end = (end or datetime.now(UTC)).astimezone(UTC).replace(second=0, microsecond=0)
+    city = plan_city(
+        geography=geography,
+        categories=categories,
+        device_types=device_types,
+        scale=SCALES[scale],
+        random_seed=random_seed,
+        end=end,
+    )
+    city.devices["cell"] = _cells_in_grid(engine, city)
+    with engine.begin() as conn:
+        writes.insert_devices(conn, city.devices)
+    if on_total:
+        on_total(len(city.devices))
+
+    book = IncidentBook()
+    incident_rng = np.random.default_rng([random_seed, 7])
+    readings = 0
+    readings_seconds = 0.0
+    for batch in iter_reading_batches(city, device_types):
+        t0 = time.perf_counter()
+        with engine.begin() as conn:
+            readings += writes.copy_readings(conn, batch)
+        readings_seconds += time.perf_counter() - t0
+        record_incidents(
+            book,
+            city=city,
+            batch=batch,
+            device_types=device_types,
+            street_names=street_names,
+            rng=incident_rng,
+        )
+        if progress:
+            progress(len(np.unique(batch.device_id)) if len(batch) else 0)
+
+    incidents, events = book.frames()
+    with engine.begin() as conn:
+        if len(incidents):
+            writes.insert_incidents(conn, incidents, events)
+    writes.refresh_status(engine, at=city.end)
+    writes.analyze(engine)
+    report = SeedReport(
+        scale=scale,
+        random_seed=random_seed,
+        devices=len(city.devices),
+        readings=readings,
+        incidents=len(incidents),
+        start=city.start,
+        end=city.end,
+        seconds=time.perf_counter() - started,
+        readings_seconds=readings_seconds,
+    )
+    with engine.begin() as conn:
+        writes.set_meta(
+            conn,
+            key="seed",
+            value={
+                "scale": scale,
+                "random_seed": random_seed,
+                "devices": report.devices,
+                "readings": readings,
+                "incidents": report.incidents,
+                "window_start": city.start.isoformat(),
+                "window_end": city.end.isoformat(),
+                "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            },
+        )
+    return report
+
+
+def _cells_in_grid(engine: Engine, city: City) -> pd.Series:
+    """Each device's H3 cell, or missing where the grid has no such cell (coastline edges)."""
+    cells = geo.point_cells(
+        city.devices["lon"].to_numpy(), city.devices["lat"].to_numpy(), resolution=GRID_RESOLUTION
+    )
+    known = np.isin(cells, grid_cell_ids(engine))
+    return pd.Series(cells, dtype="Int64").where(known)

@@ -1,0 +1,79 @@
+"""Shared fixtures: a real PostgreSQL + PostGIS cluster started and removed by the test session."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from config import load_settings
+from data import migrate
+from data.embedded import EmbeddedPostgres, free_port
+from data.engine import create_db_engine
+
+# A fixed end of the generated window keeps every run's city identical.
+SEED_END = datetime(2026, 11, 24, 4, 0, tzinfo=UTC)
+SEED_RANDOM = 7
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[EmbeddedPostgres]:
+    """A throwaway embedded cluster on a free port (or none when TEST_DATABASE_URL is given)."""
+    settings = load_settings()
+    root = Path(tempfile.mkdtemp(prefix="onescreen-test-"))
+    root.chmod(0o755)  # the unprivileged cluster owner must be able to reach its directory
+    cluster = EmbeddedPostgres(
+        root=root / "pg", port=free_port(), bin_dir=settings.pg_bin_dir, os_user=settings.pg_os_user
+    )
+    cluster.ensure_running()
+    try:
+        yield cluster
+    finally:
+        cluster.destroy()
+        root.rmdir() if root.exists() and not any(root.iterdir()) else None
+
+
+@pytest.fixture(scope="session")
+def db_url(pg_cluster: EmbeddedPostgres) -> str:
+    """URL of the test database (schema migrated)."""
+    url = os.environ.get("TEST_DATABASE_URL") or pg_cluster.url()
+    migrate.upgrade(create_db_engine(url))
+    return url
+
+
+@pytest.fixture(scope="session")
+def engine(db_url: str) -> Iterator[sa.Engine]:
+    """Engine on the migrated test database."""
+    eng = create_db_engine(db_url)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture(scope="session")
+def seeded(engine: sa.Engine):
+    """The tiny synthetic city, seeded once per session through the real write path."""
+    from simulator.seed import seed_city
+
+    return seed_city(engine, scale="tiny", random_seed=SEED_RANDOM, end=SEED_END, reset=True)
+
+
+@pytest.fixture
+def scratch_db(pg_cluster: EmbeddedPostgres) -> Iterator[sa.Engine]:
+    """A fresh, empty database in the test cluster for tests that change the whole schema."""
+    name = f"scratch_{free_port()}"
+    admin = create_db_engine(pg_cluster.url().rsplit("/", 1)[0] + "/postgres")
+    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    eng = create_db_engine(pg_cluster.url().rsplit("/", 1)[0] + f"/{name}")
+    try:
+        yield eng
+    finally:
+        eng.dispose()
+        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        admin.dispose()
