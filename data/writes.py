@@ -104,8 +104,9 @@ def copy_readings(
         return 0
     if table not in ("reading", "reading_copy_baseline"):
         raise ValueError(f"unexpected target table {table!r}")
-    start, end = batch.time_range()
-    ensure_reading_partitions(conn, start=start, end=end)
+    if table == "reading":
+        start, end = batch.time_range()
+        ensure_reading_partitions(conn, start=start, end=end)
     data = payload if payload is not None else readings_copy_payload(batch)
     cursor = conn.connection.driver_connection.cursor()
     with cursor.copy(f"COPY {table} {READING_COLUMNS} FROM STDIN (FORMAT BINARY)") as copy:

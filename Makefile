@@ -1,0 +1,64 @@
+# OneScreen — `make run` starts the dashboard on the embedded database, `make test` runs the tests.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: help deps install run seed seed-full test test-unit test-integration lint format bench db-start db-stop db-status clean
+
+help:
+	@echo "make run    — install, start the embedded PostGIS, seed the demo city, serve on :8050"
+	@echo "make test   — install and run the whole test suite (real PostGIS, started by the tests)"
+	@echo "make lint   — ruff"
+	@echo "make bench  — bench/platform.py (seed-scale figures; takes ~15 minutes)"
+
+deps:
+	./scripts/install-system-deps.sh
+
+$(STAMP): requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements-dev.txt
+	touch $(STAMP)
+
+install: deps $(STAMP)
+
+run: install
+	$(PY) cli.py db upgrade
+	$(PY) cli.py seed --scale demo --if-empty
+	$(PY) cli.py serve
+
+seed-full: install
+	$(PY) cli.py seed --scale seed --reset
+
+test: install
+	$(PY) -m pytest
+
+test-unit: $(STAMP)
+	$(PY) -m pytest tests/unit
+
+test-integration: $(STAMP)
+	$(PY) -m pytest tests/integration
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+bench: install
+	$(PY) -m bench.platform
+
+db-start: $(STAMP)
+	$(PY) cli.py db start
+
+db-stop: $(STAMP)
+	$(PY) cli.py db stop
+
+db-status: $(STAMP)
+	$(PY) cli.py db status
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,203 @@
+"""The query layer against the seeded city; expected figures are recomputed from base tables."""
+
+from datetime import timedelta
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from data import queries
+from tests.conftest import SEED_END
+
+pytestmark = pytest.mark.integration
+PUDONG = "310115"
+
+
+def frame(engine, sql, **params):
+    with engine.connect() as conn:
+        result = conn.execute(sa.text(sql), params)
+        return pd.DataFrame(result.all(), columns=list(result.keys()))
+
+
+def device_states(engine):
+    """Every device's state computed in pandas from device, type and latest tables."""
+    df = frame(
+        engine,
+        "SELECT d.id, d.district_adcode, d.street_code, d.status, t.category_code,"
+        " t.interval_s, l.ts, l.level FROM device d JOIN device_type t ON t.id = d.type_id"
+        " LEFT JOIN device_latest l ON l.device_id = d.id",
+    )
+    grace = pd.to_timedelta(df["interval_s"].clip(lower=200) * 3, unit="s")
+    online = (df["status"] == "active") & df["ts"].notna() & (df["ts"] > SEED_END - grace)
+    df["online"] = online
+    df["state"] = "normal"
+    df.loc[online & (df["level"] == 1), "state"] = "warning"
+    df.loc[online & (df["level"] == 2), "state"] = "alarm"
+    df.loc[~online, "state"] = "offline"
+    df.loc[df["status"] == "maintenance", "state"] = "maintenance"
+    return df
+
+
+def test_city_kpis_match_base_tables(engine, seeded):
+    kpis = queries.city_kpis(engine, at=SEED_END)
+    states = device_states(engine)
+    assert kpis.devices_total == len(states) == seeded.devices
+    assert kpis.devices_online == int(states["online"].sum())
+    assert 0.9 < kpis.online_rate < 1.0
+    assert kpis.devices_alarm == int((states["state"] == "alarm").sum())
+    today_start = pd.Timestamp(SEED_END).tz_convert("Asia/Shanghai").normalize()
+    readings = frame(engine, "SELECT ts FROM reading")["ts"]
+    assert kpis.readings_today == int((readings >= today_start).sum())
+    assert kpis.readings_yesterday == int((readings < today_start).sum())
+    incidents = frame(engine, "SELECT severity, status, opened_at, resolved_at FROM incident")
+    live = incidents[incidents["status"] != "resolved"]
+    assert kpis.open_by_severity == {
+        s: int((live["severity"] == s).sum()) for s in ("critical", "major", "minor")
+    }
+    assert kpis.open_total > 0
+    resolved_today = incidents[incidents["resolved_at"] >= today_start]
+    assert kpis.resolved_today == len(resolved_today)
+    if len(resolved_today):
+        expected = (resolved_today["resolved_at"] - resolved_today["opened_at"]).mean()
+        assert kpis.mean_minutes_to_resolve == pytest.approx(expected.total_seconds() / 60)
+    assert kpis.status_as_of == SEED_END
+
+
+def test_category_filter_rescopes_kpis(engine, seeded):
+    total = queries.city_kpis(engine, at=SEED_END)
+    per_category = [
+        queries.city_kpis(engine, category=c, at=SEED_END)
+        for c in queries.category_codes(engine)
+    ]
+    assert sum(k.devices_total for k in per_category) == total.devices_total
+    assert sum(k.readings_today for k in per_category) == total.readings_today
+    assert sum(k.open_total for k in per_category) == total.open_total
+    flood = queries.city_kpis(engine, category="flood", at=SEED_END)
+    assert 0 < flood.devices_total < total.devices_total
+
+
+def test_district_metrics_cover_the_city(engine, seeded):
+    metrics = queries.district_metrics(engine, at=SEED_END)
+    assert len(metrics) == 16
+    states = device_states(engine)
+    by_district = states.groupby("district_adcode").size()
+    for m in metrics:
+        assert m.devices_total == by_district.get(m.code, 0), m.code
+    assert max(metrics, key=lambda m: m.devices_total).code == PUDONG
+    live = frame(engine, "SELECT district_adcode FROM incident WHERE status <> 'resolved'")
+    assert sum(m.open_incidents for m in metrics) == len(live)
+    hour = frame(engine, "SELECT count(*) AS n FROM reading WHERE ts >= bucket_15m(:t)"
+                 " AND ts <= :t", t=SEED_END - timedelta(hours=1))["n"][0]
+    assert sum(m.readings_last_hour for m in metrics) == hour
+    chongming = next(m for m in metrics if m.code == "310151")
+    huangpu = next(m for m in metrics if m.code == "310101")
+    assert huangpu.devices_total / huangpu.area_km2 > 5 * chongming.devices_total / chongming.area_km2
+
+
+def test_street_metrics_of_pudong(engine, seeded):
+    streets = queries.street_metrics(engine, district=PUDONG, at=SEED_END)
+    expected = frame(engine, "SELECT code FROM street WHERE district_adcode = :d", d=PUDONG)
+    assert sorted(s.code for s in streets) == sorted(expected["code"])
+    assert all(s.approximate for s in streets)
+    district = next(m for m in queries.district_metrics(engine, at=SEED_END) if m.code == PUDONG)
+    assert sum(s.devices_total for s in streets) == district.devices_total
+    assert sum(s.open_incidents for s in streets) == district.open_incidents
+
+
+def test_cell_metrics_sum_to_district(engine, seeded):
+    cells = queries.cell_metrics(engine, district=PUDONG)
+    in_grid = frame(engine, "SELECT count(*) AS n FROM device WHERE district_adcode = :d"
+                    " AND cell IS NOT NULL", d=PUDONG)["n"][0]
+    assert cells["devices_total"].sum() == in_grid > 0
+    assert cells["cell"].is_unique
+
+
+def test_area_devices_states(engine, seeded):
+    devices = queries.area_devices(engine, district=PUDONG, at=SEED_END)
+    states = device_states(engine)
+    pudong = states[states["district_adcode"] == PUDONG].set_index("id")
+    assert len(devices) == len(pudong)
+    merged = devices.set_index("id").join(pudong["state"], rsuffix="_expected")
+    assert (merged["state"] == merged["state_expected"]).all()
+    assert set(devices["state"]) <= set(queries.DEVICE_STATES)
+    assert devices["lon"].between(121.0, 122.2).all()
+    assert devices["lat"].between(30.6, 31.9).all()
+
+
+def test_device_detail_and_series(engine, seeded):
+    device_id = int(frame(engine, "SELECT device_id FROM reading GROUP BY device_id"
+                          " ORDER BY count(*) DESC LIMIT 1")["device_id"][0])
+    detail = queries.device_detail(engine, device_id=device_id, at=SEED_END)
+    assert detail is not None and detail.id == device_id
+    assert detail.normal_min <= detail.normal_max
+    raw = frame(engine, "SELECT ts, value FROM reading WHERE device_id = :d ORDER BY ts",
+                d=device_id)
+    start, end = SEED_END - timedelta(days=1), SEED_END + timedelta(minutes=1)
+    series = queries.device_series(engine, device_id=device_id, start=start, end=end)
+    assert series["value"].tolist() == raw["value"].tolist()
+    hourly = queries.device_series(
+        engine, device_id=device_id, start=start, end=end, bucket_seconds=3600
+    )
+    assert hourly["value"].mean() == pytest.approx(
+        raw.set_index("ts")["value"].groupby(lambda t: t.floor("h")).mean().mean(), rel=1e-6
+    )
+    assert queries.device_detail(engine, device_id=10**12) is None
+
+
+def test_area_and_type_series_from_rollups(engine, seeded):
+    start, end = SEED_END - timedelta(hours=6), SEED_END + timedelta(minutes=15)
+    series = queries.area_series(engine, start=start, end=end, district=PUDONG)
+    truth = frame(engine, "SELECT count(*) AS n FROM reading r JOIN device d ON d.id = r.device_id"
+                  " WHERE d.district_adcode = :d AND r.ts >= bucket_15m(:s) AND r.ts < :e",
+                  d=PUDONG, s=start, e=end)["n"][0]
+    assert series["readings"].sum() == truth
+    assert series["bucket"].is_monotonic_increasing
+    type_id = int(frame(engine, "SELECT type_id FROM device WHERE district_adcode = :d"
+                        " GROUP BY 1 ORDER BY count(*) DESC LIMIT 1", d=PUDONG)["type_id"][0])
+    hourly = queries.type_series(engine, type_id=type_id, start=start, end=end, district=PUDONG)
+    raw = frame(engine, "SELECT avg(value) AS mean, max(value) AS mx FROM reading r"
+                " JOIN device d ON d.id = r.device_id WHERE d.type_id = :t AND"
+                " d.district_adcode = :d AND r.ts >= bucket_1h(:s) AND r.ts < :e",
+                t=type_id, d=PUDONG, s=start, e=end)
+    weighted = (hourly["mean"] * hourly["readings"]).sum() / hourly["readings"].sum()
+    assert weighted == pytest.approx(float(raw["mean"][0]), rel=1e-9)
+    assert hourly["max"].max() == pytest.approx(float(raw["mx"][0]))
+
+
+def test_incident_timeline_and_list(engine, seeded):
+    start, end = SEED_END - timedelta(hours=24), SEED_END + timedelta(seconds=1)
+    timeline = queries.incident_timeline(engine, start=start, end=end)
+    total = frame(engine, "SELECT count(*) AS n FROM incident WHERE opened_at >= :s"
+                  " AND opened_at < :e", s=start, e=end)["n"][0]
+    assert timeline["incidents"].sum() == total > 0
+    assert set(timeline["severity"]) <= set(queries.SEVERITIES)
+    listed = queries.incident_list(engine, start=start, end=end, limit=10_000)
+    assert len(listed) == total
+    assert listed["opened_at"].is_monotonic_decreasing
+    critical = queries.incident_list(engine, start=start, end=end, severities=("critical",))
+    assert (critical["severity"] == "critical").all()
+    first = int(listed["id"].iloc[-1])
+    events = queries.incident_events(engine, incident_id=first)
+    assert events["kind"].iloc[0] == "opened"
+    assert events["at"].is_monotonic_increasing
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda e: queries.street_metrics(e, district="31011"),
+        lambda e: queries.street_metrics(e, district="310115' OR 1=1 --"),
+        lambda e: queries.city_kpis(e, category="Flood; DROP TABLE device"),
+        lambda e: queries.area_devices(e),
+        lambda e: queries.device_detail(e, device_id=-1),
+        lambda e: queries.incident_timeline(
+            e, start=SEED_END, end=SEED_END - timedelta(hours=1)
+        ),
+        lambda e: queries.incident_list(
+            e, start=SEED_END - timedelta(hours=1), end=SEED_END, statuses=("closed",)
+        ),
+    ],
+)
+def test_bad_arguments_are_refused_before_sql(engine, seeded, call):
+    with pytest.raises(queries.InvalidQuery):
+        call(engine)
