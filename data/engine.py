@@ -57,7 +57,10 @@ def create_db_engine(url: str, *, pool_size: int = 5) -> Engine:
 def describe_url(url: str) -> str:
     """The URL without its password, for messages."""
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        parsed = make_url(url)
+        if parsed.drivername == "postgresql+psycopg":
+            parsed = parsed.set(drivername="postgresql")
+        return parsed.render_as_string(hide_password=True)
     except ArgumentError:
         return "<unparseable URL>"
 

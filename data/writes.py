@@ -219,7 +219,7 @@ def insert_incidents(conn: sa.Connection, incidents: pd.DataFrame, events: pd.Da
         "acknowledged_at",
         "resolved_at",
     ]
-    frame = incidents[incident_columns].astype(object).where(incidents[incident_columns].notna())
+    frame = incidents[incident_columns].astype(object).where(incidents[incident_columns].notna(), None)
     geoms = [
         f"SRID=4326;POINT({lon:.7f} {lat:.7f})"
         for lon, lat in zip(incidents["lon"], incidents["lat"], strict=True)
@@ -230,7 +230,7 @@ def insert_incidents(conn: sa.Connection, incidents: pd.DataFrame, events: pd.Da
     )
     count = copy_rows(conn, table="incident", columns=[*incident_columns, "geom"], rows=rows)
     event_columns = ["incident_id", "at", "kind", "actor", "from_status", "to_status", "note"]
-    event_frame = events[event_columns].astype(object).where(events[event_columns].notna())
+    event_frame = events[event_columns].astype(object).where(events[event_columns].notna(), None)
     copy_rows(
         conn,
         table="incident_event",

@@ -405,7 +405,8 @@ def _block_readings(
     rng: np.random.Generator,
 ) -> ReadingBatch:
     interval_us = (params["interval"][type_ids] * US).astype(np.int64)
-    phase = (rng.random(len(ids)) * interval_us).astype(np.int64)
+    # a short window still sees every device once: its phase is within the window
+    phase = (rng.random(len(ids)) * np.minimum(interval_us, end_us - start_us)).astype(np.int64)
     stop = np.minimum(silent_from, end_us + 1)
     first = start_us + phase
     counts = np.where(stop > first, (stop - 1 - first) // interval_us + 1, 0)

@@ -268,15 +268,16 @@ BEGIN
     FROM status_now
     GROUP BY street_code, category_code, district_adcode;
 
+    -- a cell belongs to the district and street of its centre, whatever its devices' addresses
     DELETE FROM cell_status;
     INSERT INTO cell_status
-    SELECT cell, category_code, min(district_adcode), min(street_code),
-           count(*), count(*) FILTER (WHERE online),
-           count(*) FILTER (WHERE online AND level = 1),
-           count(*) FILTER (WHERE online AND level = 2)
-    FROM status_now
-    WHERE cell IS NOT NULL
-    GROUP BY cell, category_code;
+    SELECT s.cell, s.category_code, g.district_adcode, g.street_code,
+           count(*), count(*) FILTER (WHERE s.online),
+           count(*) FILTER (WHERE s.online AND s.level = 1),
+           count(*) FILTER (WHERE s.online AND s.level = 2)
+    FROM status_now s
+    JOIN grid_cell g ON g.cell = s.cell
+    GROUP BY s.cell, s.category_code, g.district_adcode, g.street_code;
 
     INSERT INTO app_meta (key, value, updated_at)
     VALUES ('status_as_of', to_jsonb(at), now())

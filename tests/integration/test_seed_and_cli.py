@@ -65,7 +65,7 @@ def test_cli_second_seed_message(db_url, seeded):
     [
         ("postgresql://nobody:wrong@127.0.0.1:1/none", "cannot connect to postgresql://nobody:***"),
         ("mysql://u@h/db", "DATABASE_URL"),
-        ("postgresql://u@[broken/db", "DATABASE_URL"),
+        ("postgresql://u@[broken/db", "cannot connect to postgresql://u@[broken/db"),
     ],
 )
 def test_cli_bad_database_url(url, expected):

@@ -3,6 +3,7 @@
 from datetime import UTC, datetime
 
 import numpy as np
+import psycopg
 import pytest
 import sqlalchemy as sa
 
@@ -96,7 +97,7 @@ def test_unknown_device_rejects_the_whole_batch(engine, seeded):
     count_before = one(engine, "SELECT count(*) FROM reading")[0]
     moment = datetime(2026, 11, 24, 3, 0, 30, tzinfo=UTC)
     batch = _batch([1, 999_999_999], [moment, moment], [1.0, 1.0])
-    with pytest.raises(sa.exc.DBAPIError, match="unknown device"), engine.begin() as conn:
+    with pytest.raises(psycopg.errors.ForeignKeyViolation, match="unknown device"), engine.begin() as conn:
         writes.copy_readings(conn, batch)
     assert one(engine, "SELECT count(*) FROM reading")[0] == count_before
 
