@@ -20,9 +20,7 @@ def create_copy_baseline(engine: Engine) -> None:
                 " INCLUDING CONSTRAINTS) PARTITION BY RANGE (ts)"
             )
         )
-        conn.execute(
-            sa.text(f"ALTER TABLE {BASELINE_TABLE} ADD PRIMARY KEY (device_id, ts)")
-        )
+        conn.execute(sa.text(f"ALTER TABLE {BASELINE_TABLE} ADD PRIMARY KEY (device_id, ts)"))
         bounds = conn.execute(
             sa.text(
                 "SELECT c.relname, pg_get_expr(c.relpartbound, c.oid) FROM pg_inherits i"

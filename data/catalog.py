@@ -95,13 +95,35 @@ def _int(row: dict[str, str], field: str, where: str) -> int:
 
 
 _CATEGORY_COLUMNS = [
-    "code", "name_zh", "name_en", "scenario_zh", "scenario_en", "color", "sort_order",
+    "code",
+    "name_zh",
+    "name_en",
+    "scenario_zh",
+    "scenario_en",
+    "color",
+    "sort_order",
     "device_share",
 ]
 _TYPE_COLUMNS = [
-    "type_id", "code", "category", "name_zh", "name_en", "measurand", "unit", "value_kind",
-    "interval_s", "normal_min", "normal_max", "alarm_min", "alarm_max", "baseline",
-    "daily_amplitude", "peak_hour", "noise_sd", "decimals", "share",
+    "type_id",
+    "code",
+    "category",
+    "name_zh",
+    "name_en",
+    "measurand",
+    "unit",
+    "value_kind",
+    "interval_s",
+    "normal_min",
+    "normal_max",
+    "alarm_min",
+    "alarm_max",
+    "baseline",
+    "daily_amplitude",
+    "peak_hour",
+    "noise_sd",
+    "decimals",
+    "share",
 ]
 
 
@@ -117,9 +139,13 @@ def load_categories(*, path: Path | None = None) -> list[Category]:
             raise CatalogError(f"{where}: device_share must be in (0, 1], not {share}")
         categories.append(
             Category(
-                code=row["code"].strip(), name_zh=row["name_zh"], name_en=row["name_en"],
-                scenario_zh=row["scenario_zh"], scenario_en=row["scenario_en"],
-                color=row["color"].strip(), sort_order=_int(row, "sort_order", where),
+                code=row["code"].strip(),
+                name_zh=row["name_zh"],
+                name_en=row["name_en"],
+                scenario_zh=row["scenario_zh"],
+                scenario_en=row["scenario_en"],
+                color=row["color"].strip(),
+                sort_order=_int(row, "sort_order", where),
                 device_share=share,
             )
         )
@@ -197,9 +223,13 @@ def _validate_type(t: DeviceType, where: str, categories: set[str]) -> None:
     if t.value_kind == "analog":
         band = t.daily_amplitude + 3 * t.noise_sd
         if t.baseline - band < t.normal_min - 1e-9 and t.normal_min > 0:
-            raise CatalogError(f"{where}: healthy values (baseline - amplitude - 3σ) fall below normal_min")
+            raise CatalogError(
+                f"{where}: healthy values (baseline - amplitude - 3σ) fall below normal_min"
+            )
         if t.baseline + band > t.normal_max + 1e-9:
-            raise CatalogError(f"{where}: healthy values (baseline + amplitude + 3σ) exceed normal_max")
+            raise CatalogError(
+                f"{where}: healthy values (baseline + amplitude + 3σ) exceed normal_max"
+            )
 
 
 def expected_readings_per_day(
@@ -211,7 +241,11 @@ def expected_readings_per_day(
     for t in device_types:
         weight_in_category[t.category] = weight_in_category.get(t.category, 0.0) + t.share
     return sum(
-        devices_total * share[t.category] * t.share / weight_in_category[t.category]
-        * 86400 / t.interval_s
+        devices_total
+        * share[t.category]
+        * t.share
+        / weight_in_category[t.category]
+        * 86400
+        / t.interval_s
         for t in device_types
     )

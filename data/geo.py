@@ -1,4 +1,4 @@
-"""Geography without SQL: GCJ-02 ↔ WGS-84, the reference boundaries, approximate streets, H3 grid."""
+"""Geography without SQL: GCJ-02 ↔ WGS-84, reference boundaries, approximate streets, H3 grid."""
 
 from __future__ import annotations
 
@@ -27,13 +27,23 @@ def _outside_china(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
 def _delta(lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     x, y = lon - 105.0, lat - 35.0
     dlat = (
-        -100.0 + 2.0 * x + 3.0 * y + 0.2 * y * y + 0.1 * x * y + 0.2 * np.sqrt(np.abs(x))
+        -100.0
+        + 2.0 * x
+        + 3.0 * y
+        + 0.2 * y * y
+        + 0.1 * x * y
+        + 0.2 * np.sqrt(np.abs(x))
         + (20.0 * np.sin(6.0 * x * np.pi) + 20.0 * np.sin(2.0 * x * np.pi)) * 2.0 / 3.0
         + (20.0 * np.sin(y * np.pi) + 40.0 * np.sin(y / 3.0 * np.pi)) * 2.0 / 3.0
         + (160.0 * np.sin(y / 12.0 * np.pi) + 320 * np.sin(y * np.pi / 30.0)) * 2.0 / 3.0
     )
     dlon = (
-        300.0 + x + 2.0 * y + 0.1 * x * x + 0.1 * x * y + 0.1 * np.sqrt(np.abs(x))
+        300.0
+        + x
+        + 2.0 * y
+        + 0.1 * x * x
+        + 0.1 * x * y
+        + 0.1 * np.sqrt(np.abs(x))
         + (20.0 * np.sin(6.0 * x * np.pi) + 20.0 * np.sin(2.0 * x * np.pi)) * 2.0 / 3.0
         + (20.0 * np.sin(x * np.pi) + 40.0 * np.sin(x / 3.0 * np.pi)) * 2.0 / 3.0
         + (150.0 * np.sin(x / 12.0 * np.pi) + 300.0 * np.sin(x / 30.0 * np.pi)) * 2.0 / 3.0
@@ -102,12 +112,12 @@ def district_frame(*, path: Path | None = None) -> gpd.GeoDataFrame:
     """The 16 districts in WGS-84: adcode, name_zh, name_en, geometry (valid MultiPolygons)."""
     frame = gpd.read_file(path or REFERENCE_DIR / "shanghai_districts_gcj02.geojson")
     frame["adcode"] = frame["adcode"].astype(str)
-    frame["geometry"] = [
-        _as_multipolygon(geometry_gcj02_to_wgs84(g)) for g in frame.geometry
-    ]
+    frame["geometry"] = [_as_multipolygon(geometry_gcj02_to_wgs84(g)) for g in frame.geometry]
     frame = frame.set_crs("EPSG:4326", allow_override=True)
-    return frame[["adcode", "name_zh", "name_en", "geometry"]].sort_values("adcode").reset_index(
-        drop=True
+    return (
+        frame[["adcode", "name_zh", "name_en", "geometry"]]
+        .sort_values("adcode")
+        .reset_index(drop=True)
     )
 
 

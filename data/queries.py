@@ -118,20 +118,38 @@ _KPI_SQL = sa.text(
           AND (CAST(:category AS text) IS NULL OR category_code = :category)
     ),
     live AS (
-        SELECT count(*) FILTER (WHERE severity = 'critical') AS critical,
-               count(*) FILTER (WHERE severity = 'major') AS major,
-               count(*) FILTER (WHERE severity = 'minor') AS minor
-        FROM incident
-        WHERE status <> 'resolved' AND opened_at <= :at
-          AND (CAST(:district AS text) IS NULL OR district_adcode = :district)
+        SELECT coalesce(sum(n) FILTER (WHERE severity = 'critical'), 0) AS critical,
+               coalesce(sum(n) FILTER (WHERE severity = 'major'), 0) AS major,
+               coalesce(sum(n) FILTER (WHERE severity = 'minor'), 0) AS minor
+        FROM incident_live
+        WHERE (CAST(:district AS text) IS NULL OR district_adcode = :district)
           AND (CAST(:street AS text) IS NULL OR street_code = :street)
           AND (CAST(:category AS text) IS NULL OR category_code = :category)
     ),
+    daily AS (
+        SELECT coalesce(sum(opened) FILTER (WHERE day = scope.today), 0) AS opened_today,
+               coalesce(sum(opened) FILTER (WHERE day < scope.today), 0) AS opened_yesterday,
+               coalesce(sum(resolved) FILTER (WHERE day = scope.today), 0) AS resolved_today,
+               coalesce(sum(resolved) FILTER (WHERE day < scope.today), 0) AS resolved_yesterday,
+               sum(resolve_seconds) FILTER (WHERE day = scope.today)
+                   / nullif(sum(resolved) FILTER (WHERE day = scope.today), 0) / 60
+                   AS mttr_today,
+               sum(resolve_seconds) FILTER (WHERE day < scope.today)
+                   / nullif(sum(resolved) FILTER (WHERE day < scope.today), 0) / 60
+                   AS mttr_yesterday
+        FROM incident_daily, scope
+        WHERE CAST(:street AS text) IS NULL
+          AND day IN (scope.today, scope.today - 1)
+          AND (CAST(:district AS text) IS NULL OR district_adcode = :district)
+          AND (CAST(:category AS text) IS NULL OR category_code = :category)
+    ),
+    -- a street's incidents are few: count them directly
     opened AS (
         SELECT count(*) FILTER (WHERE opened_at >= scope.midnight) AS today,
                count(*) FILTER (WHERE opened_at < scope.midnight) AS yesterday
         FROM incident, scope
-        WHERE opened_at >= scope.midnight - interval '1 day' AND opened_at <= :at
+        WHERE CAST(:street AS text) IS NOT NULL
+          AND opened_at >= scope.midnight - interval '1 day' AND opened_at <= :at
           AND (CAST(:district AS text) IS NULL OR district_adcode = :district)
           AND (CAST(:street AS text) IS NULL OR street_code = :street)
           AND (CAST(:category AS text) IS NULL OR category_code = :category)
@@ -144,7 +162,8 @@ _KPI_SQL = sa.text(
                avg(extract(epoch FROM resolved_at - opened_at) / 60)
                    FILTER (WHERE resolved_at < scope.midnight) AS mttr_yesterday
         FROM incident, scope
-        WHERE resolved_at >= scope.midnight - interval '1 day' AND resolved_at <= :at
+        WHERE CAST(:street AS text) IS NOT NULL
+          AND resolved_at >= scope.midnight - interval '1 day' AND resolved_at <= :at
           AND (CAST(:district AS text) IS NULL OR district_adcode = :district)
           AND (CAST(:street AS text) IS NULL OR street_code = :street)
           AND (CAST(:category AS text) IS NULL OR category_code = :category)
@@ -155,10 +174,20 @@ _KPI_SQL = sa.text(
            CASE WHEN CAST(:street AS text) IS NULL THEN readings.yesterday
                 ELSE street_readings.yesterday END,
            live.critical, live.major, live.minor,
-           opened.today, opened.yesterday, resolved.today, resolved.yesterday,
-           resolved.mttr_today, resolved.mttr_yesterday,
+           CASE WHEN CAST(:street AS text) IS NULL THEN daily.opened_today
+                ELSE opened.today END,
+           CASE WHEN CAST(:street AS text) IS NULL THEN daily.opened_yesterday
+                ELSE opened.yesterday END,
+           CASE WHEN CAST(:street AS text) IS NULL THEN daily.resolved_today
+                ELSE resolved.today END,
+           CASE WHEN CAST(:street AS text) IS NULL THEN daily.resolved_yesterday
+                ELSE resolved.yesterday END,
+           CASE WHEN CAST(:street AS text) IS NULL THEN daily.mttr_today
+                ELSE resolved.mttr_today END,
+           CASE WHEN CAST(:street AS text) IS NULL THEN daily.mttr_yesterday
+                ELSE resolved.mttr_yesterday END,
            (SELECT (value #>> '{}')::timestamptz FROM app_meta WHERE key = 'status_as_of')
-    FROM devices, readings, street_readings, live, opened, resolved
+    FROM devices, readings, street_readings, live, daily, opened, resolved
     """
 )
 
@@ -217,13 +246,12 @@ _AREA_METRICS_SQL = """
     ),
     live AS (
         SELECT {incident_key} AS code,
-               count(*) AS open_total,
-               count(*) FILTER (WHERE severity = 'critical') AS critical,
-               count(*) FILTER (WHERE severity = 'major') AS major,
-               count(*) FILTER (WHERE severity = 'minor') AS minor
-        FROM incident
-        WHERE status <> 'resolved' AND opened_at <= :at
-          AND (CAST(:district AS text) IS NULL OR district_adcode = :district)
+               sum(n) AS open_total,
+               sum(n) FILTER (WHERE severity = 'critical') AS critical,
+               sum(n) FILTER (WHERE severity = 'major') AS major,
+               sum(n) FILTER (WHERE severity = 'minor') AS minor
+        FROM incident_live
+        WHERE (CAST(:district AS text) IS NULL OR district_adcode = :district)
           AND (CAST(:category AS text) IS NULL OR category_code = :category)
         GROUP BY 1
     ),

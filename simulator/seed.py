@@ -114,10 +114,12 @@ def seed_city(
     incident_rng = np.random.default_rng([random_seed, 7])
     readings = 0
     readings_seconds = 0.0
+    with engine.connect() as conn:
+        device_index = writes.load_device_index(conn)
     for batch in iter_reading_batches(city, device_types):
         t0 = time.perf_counter()
         with engine.begin() as conn:
-            readings += writes.copy_readings(conn, batch)
+            readings += writes.bulk_copy_readings(conn, batch, devices=device_index)
         readings_seconds += time.perf_counter() - t0
         record_incidents(
             book,

@@ -15,6 +15,7 @@ HERE = Path(__file__).resolve().parent
 DEVICES = 510_000
 READINGS_PER_DAY = 8_400_000
 
+# fmt: off
 # code, name_zh, name_en, scenario_zh, scenario_en, colour, device share
 CATEGORIES = [
     ("weather", "气象", "Weather", "气象监测", "Weather monitoring", "#4fc3f7", 0.02),
@@ -35,10 +36,12 @@ CATEGORIES = [
     ("building", "房屋安全", "Building safety", "房屋结构与电梯", "Structures & elevators",
      "#bcaaa4", 0.06),
 ]
+# fmt: on
 
 # Per category: measurands as (key, name_zh, name_en, unit, kind, interval_s,
 # normal_min, normal_max, alarm_min, alarm_max, baseline, amplitude, peak_hour, noise, decimals,
 # share). Variants (model A/B/…) are derived from these below.
+# fmt: off
 B = "binary"
 A = "analog"
 N = None
@@ -131,6 +134,7 @@ MEASURANDS: dict[str, list[tuple]] = {
         ("settlement", "地基沉降", "Foundation settlement", "mm", A, 43200, -10, 10, -20, 20, 0, 0.5, 14, 0.5, 1, 1),
     ],
 }
+# fmt: on
 
 VARIANT_LETTERS = "ABCDEFGHJKLMNPQ"
 VARIANT_INTERVAL = [1, 2, 1, 4, 2, 1, 3, 2, 1, 4, 2, 1, 2, 1, 3]  # model B reports half as often…
@@ -153,17 +157,48 @@ def build() -> tuple[list[list], list[list]]:
             k = max(range(len(measurands)), key=lambda i: weights[i] / counts[i])
             counts[k] += 1
         for m, n in zip(measurands, counts, strict=True):
-            key, zh, en, unit, kind, interval, nmin, nmax, amin, amax, base, amp, peak, sd, dec, w = m
+            (
+                key,
+                zh,
+                en,
+                unit,
+                kind,
+                interval,
+                nmin,
+                nmax,
+                amin,
+                amax,
+                base,
+                amp,
+                peak,
+                sd,
+                dec,
+                w,
+            ) = m
             for v in range(n):
                 type_id += 1
                 letter = VARIANT_LETTERS[v]
                 types.append(
                     [
-                        type_id, f"{category}.{key}.model_{letter.lower()}", category,
-                        f"{zh}（{letter}型）", f"{en} (model {letter})", key, unit, kind,
-                        _interval(interval * VARIANT_INTERVAL[v]), nmin, nmax,
-                        "" if amin is None else amin, "" if amax is None else amax,
-                        base, amp, peak, sd, dec, round(w / n * (1.0 if v == 0 else 0.8), 4),
+                        type_id,
+                        f"{category}.{key}.model_{letter.lower()}",
+                        category,
+                        f"{zh}（{letter}型）",
+                        f"{en} (model {letter})",
+                        key,
+                        unit,
+                        kind,
+                        _interval(interval * VARIANT_INTERVAL[v]),
+                        nmin,
+                        nmax,
+                        "" if amin is None else amin,
+                        "" if amax is None else amax,
+                        base,
+                        amp,
+                        peak,
+                        sd,
+                        dec,
+                        round(w / n * (1.0 if v == 0 else 0.8), 4),
                     ]
                 )
     return categories, types
@@ -194,16 +229,42 @@ def main() -> None:
     with (HERE / "categories.csv").open("w", encoding="utf-8", newline="") as out:
         writer = csv.writer(out)
         writer.writerow(
-            ["code", "name_zh", "name_en", "scenario_zh", "scenario_en", "color", "sort_order",
-             "device_share"]
+            [
+                "code",
+                "name_zh",
+                "name_en",
+                "scenario_zh",
+                "scenario_en",
+                "color",
+                "sort_order",
+                "device_share",
+            ]
         )
         writer.writerows(categories)
     with (HERE / "device_types.csv").open("w", encoding="utf-8", newline="") as out:
         writer = csv.writer(out)
         writer.writerow(
-            ["type_id", "code", "category", "name_zh", "name_en", "measurand", "unit",
-             "value_kind", "interval_s", "normal_min", "normal_max", "alarm_min", "alarm_max",
-             "baseline", "daily_amplitude", "peak_hour", "noise_sd", "decimals", "share"]
+            [
+                "type_id",
+                "code",
+                "category",
+                "name_zh",
+                "name_en",
+                "measurand",
+                "unit",
+                "value_kind",
+                "interval_s",
+                "normal_min",
+                "normal_max",
+                "alarm_min",
+                "alarm_max",
+                "baseline",
+                "daily_amplitude",
+                "peak_hour",
+                "noise_sd",
+                "decimals",
+                "share",
+            ]
         )
         writer.writerows(types)
     print(f"wrote {len(categories)} categories and {len(types)} device types")

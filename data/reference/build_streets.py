@@ -32,9 +32,8 @@ SUFFIXES = [
 
 
 # names with an established official English form
-OVERRIDES = {
-    "中国（上海）自由贸易试验区（保税片区）": "China (Shanghai) Pilot Free Trade Zone (Bonded Area)",
-}
+FREE_TRADE_ZONE = "中国（上海）自由贸易试验区（保税片区）"
+OVERRIDES = {FREE_TRADE_ZONE: "China (Shanghai) Pilot Free Trade Zone (Bonded Area)"}
 
 
 def romanise(name_zh: str) -> str:
@@ -59,7 +58,12 @@ def main(source: Path) -> None:
         writer.writerow(["street_code", "district_adcode", "name_zh", "name_en"])
         for row in sorted(rows, key=lambda r: r["street_code"]):
             writer.writerow(
-                [row["street_code"], row["district_adcode"], row["name_zh"], romanise(row["name_zh"])]
+                [
+                    row["street_code"],
+                    row["district_adcode"],
+                    row["name_zh"],
+                    romanise(row["name_zh"]),
+                ]
             )
     print(f"wrote {len(rows)} streets")
 

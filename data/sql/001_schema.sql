@@ -117,8 +117,9 @@ CREATE TABLE reading (
     PRIMARY KEY (device_id, ts)
 ) PARTITION BY RANGE (ts);
 
+-- No foreign key: rows come only from the reading trigger, which has just checked the device.
 CREATE TABLE device_latest (
-    device_id bigint PRIMARY KEY REFERENCES device ON DELETE CASCADE,
+    device_id bigint PRIMARY KEY,
     ts        timestamptz NOT NULL,
     value     double precision NOT NULL,
     quality   smallint NOT NULL,
@@ -245,3 +246,26 @@ CREATE TABLE incident_event (
 );
 CREATE INDEX incident_event_incident_idx ON incident_event (incident_id, at);
 CREATE INDEX incident_event_at_idx ON incident_event (at);
+
+-- Incident counters, maintained by a row trigger on incident, so tiles and choropleths read a few
+-- hundred rows whatever the number of incidents.
+CREATE TABLE incident_live (
+    street_code     text NOT NULL,  -- '' for incidents without a street
+    category_code   text NOT NULL,
+    severity        text NOT NULL,
+    district_adcode text NOT NULL,
+    n               integer NOT NULL,
+    PRIMARY KEY (street_code, category_code, severity)
+);
+CREATE INDEX incident_live_district_idx ON incident_live (district_adcode);
+
+CREATE TABLE incident_daily (
+    day             date NOT NULL,
+    district_adcode text NOT NULL,
+    category_code   text NOT NULL,
+    severity        text NOT NULL,
+    opened          integer NOT NULL,
+    resolved        integer NOT NULL,
+    resolve_seconds double precision NOT NULL,
+    PRIMARY KEY (day, district_adcode, category_code, severity)
+);

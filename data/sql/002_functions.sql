@@ -93,45 +93,56 @@ BEGIN
     RETURN true;
 END $$;
 
--- One statement per batch: the batch is joined to its devices once, aggregated once at the finest
--- grain (street x type x 15 min), and every rollup is derived from that small aggregate. Upserts
--- go in key order so concurrent batches lock rows in the same order and cannot deadlock.
+-- One statement per batch: the batch is joined to its devices once, then aggregated twice, at the
+-- grain of each rollup (street x category x 15 min; district x type x hour); the daily rollup is
+-- derived from the street aggregate. Upserts go in key order so concurrent batches lock rows in
+-- the same order and cannot deadlock.
 CREATE OR REPLACE FUNCTION reading_after_insert() RETURNS trigger
 LANGUAGE plpgsql
 SET work_mem = '256MB'
 AS $$
 BEGIN
-    WITH batch AS MATERIALIZED (
+    -- the bulk loader (data/writes.py: bulk_copy_readings) applies the same deltas itself
+    IF current_setting('onescreen.bulk_load', true) = 'on' THEN
+        RETURN NULL;
+    END IF;
+    WITH id_range AS (
+        SELECT min(device_id) AS low, max(device_id) AS high FROM new_readings
+    ),
+    -- only the devices in the batch's id range: bulk batches are id-contiguous, so the join
+    -- hashes thousands of devices instead of the whole table
+    batch_devices AS (
+        SELECT d.id, d.district_adcode, d.street_code, d.type_id
+        FROM device d, id_range r
+        WHERE d.id BETWEEN r.low AND r.high
+    ),
+    batch AS MATERIALIZED (
         SELECT n.device_id, n.ts, n.value, n.quality,
                d.district_adcode, d.street_code, d.type_id, t.category_code,
                reading_level(n.value, t.normal_min, t.normal_max, t.alarm_min, t.alarm_max) AS level
         FROM new_readings n
-        LEFT JOIN device d ON d.id = n.device_id
+        LEFT JOIN batch_devices d ON d.id = n.device_id
         LEFT JOIN device_type t ON t.id = d.type_id
     ),
     guard AS (
         SELECT assert_known_devices(count(*) FILTER (WHERE type_id IS NULL)) AS ok FROM batch
     ),
-    fine AS MATERIALIZED (
-        SELECT bucket_15m(b.ts) AS bucket, b.street_code, b.district_adcode, b.category_code,
-               b.type_id,
+    by_street AS MATERIALIZED (
+        SELECT bucket_15m(b.ts) AS bucket, b.street_code, b.category_code, b.district_adcode,
                count(*) AS n,
                count(*) FILTER (WHERE b.level = 1) AS n_warning,
                count(*) FILTER (WHERE b.level = 2) AS n_alarm,
-               count(*) FILTER (WHERE b.quality > 0) AS n_bad,
-               sum(b.value) AS v_sum, min(b.value) AS v_min, max(b.value) AS v_max
+               count(*) FILTER (WHERE b.quality > 0) AS n_bad
         FROM batch b, guard g
         WHERE g.ok
-        GROUP BY 1, 2, 3, 4, 5
+        GROUP BY 1, 2, 3, 4
     ),
     street_15m AS (
         INSERT INTO rollup_street_15m AS r
             (bucket, street_code, category_code, district_adcode,
              n_readings, n_warning, n_alarm, n_bad_quality)
-        SELECT bucket, street_code, category_code, district_adcode,
-               sum(n), sum(n_warning), sum(n_alarm), sum(n_bad)
-        FROM fine
-        GROUP BY bucket, street_code, category_code, district_adcode
+        SELECT bucket, street_code, category_code, district_adcode, n, n_warning, n_alarm, n_bad
+        FROM by_street
         ORDER BY bucket, street_code, category_code
         ON CONFLICT (bucket, street_code, category_code) DO UPDATE SET
             n_readings = r.n_readings + excluded.n_readings,
@@ -143,9 +154,11 @@ BEGIN
         INSERT INTO rollup_district_type_1h AS r
             (bucket, district_adcode, type_id, n_readings, n_warning, n_alarm,
              value_sum, value_min, value_max)
-        SELECT bucket_1h(bucket), district_adcode, type_id,
-               sum(n), sum(n_warning), sum(n_alarm), sum(v_sum), min(v_min), max(v_max)
-        FROM fine
+        SELECT bucket_1h(b.ts), b.district_adcode, b.type_id,
+               count(*), count(*) FILTER (WHERE b.level = 1), count(*) FILTER (WHERE b.level = 2),
+               sum(b.value), min(b.value), max(b.value)
+        FROM batch b, guard g
+        WHERE g.ok
         GROUP BY 1, 2, 3
         ORDER BY 2, 3, 1
         ON CONFLICT (district_adcode, type_id, bucket) DO UPDATE SET
@@ -161,7 +174,7 @@ BEGIN
             (day, district_adcode, category_code, n_readings, n_warning, n_alarm)
         SELECT city_day(bucket), district_adcode, category_code,
                sum(n), sum(n_warning), sum(n_alarm)
-        FROM fine
+        FROM by_street
         GROUP BY 1, 2, 3
         ORDER BY 1, 2, 3
         ON CONFLICT (day, district_adcode, category_code) DO UPDATE SET
@@ -310,3 +323,48 @@ END $$;
 CREATE TRIGGER incident_transition
     BEFORE UPDATE OF status ON incident
     FOR EACH ROW EXECUTE FUNCTION incident_check_transition();
+
+-- Incident counters ----------------------------------------------------------------------------
+
+CREATE OR REPLACE FUNCTION incident_count(row_ incident, sign integer) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO incident_daily AS c
+        (day, district_adcode, category_code, severity, opened, resolved, resolve_seconds)
+    VALUES (city_day(row_.opened_at), row_.district_adcode, row_.category_code, row_.severity,
+            sign, 0, 0)
+    ON CONFLICT (day, district_adcode, category_code, severity)
+        DO UPDATE SET opened = c.opened + excluded.opened;
+    IF row_.status = 'resolved' THEN
+        INSERT INTO incident_daily AS c
+            (day, district_adcode, category_code, severity, opened, resolved, resolve_seconds)
+        VALUES (city_day(row_.resolved_at), row_.district_adcode, row_.category_code,
+                row_.severity, 0, sign,
+                sign * extract(epoch FROM row_.resolved_at - row_.opened_at))
+        ON CONFLICT (day, district_adcode, category_code, severity) DO UPDATE SET
+            resolved = c.resolved + excluded.resolved,
+            resolve_seconds = c.resolve_seconds + excluded.resolve_seconds;
+    ELSE
+        INSERT INTO incident_live AS c
+            (street_code, category_code, severity, district_adcode, n)
+        VALUES (coalesce(row_.street_code, ''), row_.category_code, row_.severity,
+                row_.district_adcode, sign)
+        ON CONFLICT (street_code, category_code, severity) DO UPDATE SET n = c.n + excluded.n;
+    END IF;
+END $$;
+
+CREATE OR REPLACE FUNCTION incident_counters() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP IN ('UPDATE', 'DELETE') THEN
+        PERFORM incident_count(OLD, -1);
+    END IF;
+    IF TG_OP IN ('INSERT', 'UPDATE') THEN
+        PERFORM incident_count(NEW, 1);
+    END IF;
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER incident_counters
+    AFTER INSERT OR UPDATE OR DELETE ON incident
+    FOR EACH ROW EXECUTE FUNCTION incident_counters();

@@ -66,8 +66,7 @@ def test_city_kpis_match_base_tables(engine, seeded):
 def test_category_filter_rescopes_kpis(engine, seeded):
     total = queries.city_kpis(engine, at=SEED_END)
     per_category = [
-        queries.city_kpis(engine, category=c, at=SEED_END)
-        for c in queries.category_codes(engine)
+        queries.city_kpis(engine, category=c, at=SEED_END) for c in queries.category_codes(engine)
     ]
     assert sum(k.devices_total for k in per_category) == total.devices_total
     assert sum(k.readings_today for k in per_category) == total.readings_today
@@ -86,13 +85,19 @@ def test_district_metrics_cover_the_city(engine, seeded):
     assert max(metrics, key=lambda m: m.devices_total).code == PUDONG
     live = frame(engine, "SELECT district_adcode FROM incident WHERE status <> 'resolved'")
     assert sum(m.open_incidents for m in metrics) == len(live)
-    hour = frame(engine, "SELECT count(*) AS n FROM reading WHERE ts >= bucket_15m(:s)"
-                 " AND ts <= :e", s=SEED_END - timedelta(hours=1), e=SEED_END)["n"][0]
+    hour = frame(
+        engine,
+        "SELECT count(*) AS n FROM reading WHERE ts >= bucket_15m(:s) AND ts <= :e",
+        s=SEED_END - timedelta(hours=1),
+        e=SEED_END,
+    )["n"][0]
     assert hour > 0
     assert sum(m.readings_last_hour for m in metrics) == hour
     chongming = next(m for m in metrics if m.code == "310151")
     huangpu = next(m for m in metrics if m.code == "310101")
-    assert huangpu.devices_total / huangpu.area_km2 > 5 * chongming.devices_total / chongming.area_km2
+    assert (
+        huangpu.devices_total / huangpu.area_km2 > 5 * chongming.devices_total / chongming.area_km2
+    )
 
 
 def test_street_metrics_of_pudong(engine, seeded):
@@ -107,8 +112,12 @@ def test_street_metrics_of_pudong(engine, seeded):
 
 def test_cell_metrics_sum_to_district(engine, seeded):
     cells = queries.cell_metrics(engine, district=PUDONG)
-    in_grid = frame(engine, "SELECT count(*) AS n FROM device d JOIN grid_cell g"
-                    " ON g.cell = d.cell WHERE g.district_adcode = :d", d=PUDONG)["n"][0]
+    in_grid = frame(
+        engine,
+        "SELECT count(*) AS n FROM device d JOIN grid_cell g"
+        " ON g.cell = d.cell WHERE g.district_adcode = :d",
+        d=PUDONG,
+    )["n"][0]
     assert cells["devices_total"].sum() == in_grid > 0
     assert cells["cell"].is_unique
 
@@ -126,13 +135,18 @@ def test_area_devices_states(engine, seeded):
 
 
 def test_device_detail_and_series(engine, seeded):
-    device_id = int(frame(engine, "SELECT device_id FROM reading GROUP BY device_id"
-                          " ORDER BY count(*) DESC LIMIT 1")["device_id"][0])
+    device_id = int(
+        frame(
+            engine,
+            "SELECT device_id FROM reading GROUP BY device_id ORDER BY count(*) DESC LIMIT 1",
+        )["device_id"][0]
+    )
     detail = queries.device_detail(engine, device_id=device_id, at=SEED_END)
     assert detail is not None and detail.id == device_id
     assert detail.normal_min <= detail.normal_max
-    raw = frame(engine, "SELECT ts, value FROM reading WHERE device_id = :d ORDER BY ts",
-                d=device_id)
+    raw = frame(
+        engine, "SELECT ts, value FROM reading WHERE device_id = :d ORDER BY ts", d=device_id
+    )
     start, end = SEED_END - timedelta(days=1), SEED_END + timedelta(minutes=1)
     series = queries.device_series(engine, device_id=device_id, start=start, end=end)
     assert series["value"].tolist() == raw["value"].tolist()
@@ -148,18 +162,35 @@ def test_device_detail_and_series(engine, seeded):
 def test_area_and_type_series_from_rollups(engine, seeded):
     start, end = SEED_END - timedelta(hours=6), SEED_END + timedelta(minutes=15)
     series = queries.area_series(engine, start=start, end=end, district=PUDONG)
-    truth = frame(engine, "SELECT count(*) AS n FROM reading r JOIN device d ON d.id = r.device_id"
-                  " WHERE d.district_adcode = :d AND r.ts >= bucket_15m(:s) AND r.ts < :e",
-                  d=PUDONG, s=start, e=end)["n"][0]
+    truth = frame(
+        engine,
+        "SELECT count(*) AS n FROM reading r JOIN device d ON d.id = r.device_id"
+        " WHERE d.district_adcode = :d AND r.ts >= bucket_15m(:s) AND r.ts < :e",
+        d=PUDONG,
+        s=start,
+        e=end,
+    )["n"][0]
     assert series["readings"].sum() == truth
     assert series["bucket"].is_monotonic_increasing
-    type_id = int(frame(engine, "SELECT type_id FROM device WHERE district_adcode = :d"
-                        " GROUP BY 1 ORDER BY count(*) DESC LIMIT 1", d=PUDONG)["type_id"][0])
+    type_id = int(
+        frame(
+            engine,
+            "SELECT type_id FROM device WHERE district_adcode = :d"
+            " GROUP BY 1 ORDER BY count(*) DESC LIMIT 1",
+            d=PUDONG,
+        )["type_id"][0]
+    )
     hourly = queries.type_series(engine, type_id=type_id, start=start, end=end, district=PUDONG)
-    raw = frame(engine, "SELECT avg(value) AS mean, max(value) AS mx FROM reading r"
-                " JOIN device d ON d.id = r.device_id WHERE d.type_id = :t AND"
-                " d.district_adcode = :d AND r.ts >= bucket_1h(:s) AND r.ts < :e",
-                t=type_id, d=PUDONG, s=start, e=end)
+    raw = frame(
+        engine,
+        "SELECT avg(value) AS mean, max(value) AS mx FROM reading r"
+        " JOIN device d ON d.id = r.device_id WHERE d.type_id = :t AND"
+        " d.district_adcode = :d AND r.ts >= bucket_1h(:s) AND r.ts < :e",
+        t=type_id,
+        d=PUDONG,
+        s=start,
+        e=end,
+    )
     weighted = (hourly["mean"] * hourly["readings"]).sum() / hourly["readings"].sum()
     assert weighted == pytest.approx(float(raw["mean"][0]), rel=1e-9)
     assert hourly["max"].max() == pytest.approx(float(raw["mx"][0]))
@@ -168,8 +199,12 @@ def test_area_and_type_series_from_rollups(engine, seeded):
 def test_incident_timeline_and_list(engine, seeded):
     start, end = SEED_END - timedelta(hours=24), SEED_END + timedelta(seconds=1)
     timeline = queries.incident_timeline(engine, start=start, end=end)
-    total = frame(engine, "SELECT count(*) AS n FROM incident WHERE opened_at >= :s"
-                  " AND opened_at < :e", s=start, e=end)["n"][0]
+    total = frame(
+        engine,
+        "SELECT count(*) AS n FROM incident WHERE opened_at >= :s AND opened_at < :e",
+        s=start,
+        e=end,
+    )["n"][0]
     assert timeline["incidents"].sum() == total > 0
     assert set(timeline["severity"]) <= set(queries.SEVERITIES)
     listed = queries.incident_list(engine, start=start, end=end, limit=10_000)
@@ -191,9 +226,7 @@ def test_incident_timeline_and_list(engine, seeded):
         lambda e: queries.city_kpis(e, category="Flood; DROP TABLE device"),
         lambda e: queries.area_devices(e),
         lambda e: queries.device_detail(e, device_id=-1),
-        lambda e: queries.incident_timeline(
-            e, start=SEED_END, end=SEED_END - timedelta(hours=1)
-        ),
+        lambda e: queries.incident_timeline(e, start=SEED_END, end=SEED_END - timedelta(hours=1)),
         lambda e: queries.incident_list(
             e, start=SEED_END - timedelta(hours=1), end=SEED_END, statuses=("closed",)
         ),

@@ -22,7 +22,11 @@ def run_cli(*args, env_overrides):
     env.pop("DATABASE_URL", None)
     env.update(env_overrides)
     return subprocess.run(
-        [sys.executable, "cli.py", *args], cwd=ROOT, env=env, capture_output=True, text=True,
+        [sys.executable, "cli.py", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
         timeout=300,
     )
 
@@ -39,11 +43,15 @@ def test_second_seed_is_refused_and_changes_nothing(engine, seeded):
 def test_seed_metadata_and_story(engine, seeded):
     with engine.connect() as conn:
         meta = conn.execute(sa.text("SELECT value FROM app_meta WHERE key = 'seed'")).scalar_one()
-        kinds = dict(conn.execute(sa.text(
-            "SELECT rule_code = 'offline', count(*) FROM incident GROUP BY 1")).tuples().all())
-        silent = conn.execute(sa.text(
-            "SELECT count(*) FROM device_latest WHERE ts < :t - interval '2 hours'"),
-            {"t": SEED_END}).scalar_one()
+        kinds = dict(
+            conn.execute(sa.text("SELECT rule_code = 'offline', count(*) FROM incident GROUP BY 1"))
+            .tuples()
+            .all()
+        )
+        silent = conn.execute(
+            sa.text("SELECT count(*) FROM device_latest WHERE ts < :t - interval '2 hours'"),
+            {"t": SEED_END},
+        ).scalar_one()
     assert meta["scale"] == "tiny" and meta["devices"] == seeded.devices
     assert meta["readings"] == seeded.readings
     assert kinds.get(True, 0) > 0, "silent devices raise offline incidents"
@@ -91,7 +99,9 @@ def test_missing_postgis_privilege_is_explained(pg_cluster, scratch_db):
         plain.dispose()
     finally:
         with scratch_db.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.execute(sa.text(f"REVOKE ALL ON DATABASE {scratch_db.url.database} FROM plain_user"))
+            conn.execute(
+                sa.text(f"REVOKE ALL ON DATABASE {scratch_db.url.database} FROM plain_user")
+            )
             conn.execute(sa.text("REVOKE ALL ON SCHEMA public FROM plain_user"))
             conn.execute(sa.text("DROP ROLE plain_user"))
 
@@ -103,8 +113,15 @@ def test_upgrade_twice_is_harmless(scratch_db):
 
 
 def test_cli_help_for_every_command():
-    for args in (["--help"], ["db", "--help"], ["db", "upgrade", "--help"], ["seed", "--help"],
-                 ["serve", "--help"], ["import-streets", "--help"], ["refresh", "--help"]):
+    for args in (
+        ["--help"],
+        ["db", "--help"],
+        ["db", "upgrade", "--help"],
+        ["seed", "--help"],
+        ["serve", "--help"],
+        ["import-streets", "--help"],
+        ["refresh", "--help"],
+    ):
         result = run_cli(*args, env_overrides={})
         assert result.returncode == 0, args
         assert "usage:" in result.stdout

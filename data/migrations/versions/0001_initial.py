@@ -21,7 +21,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.execute(
-        "DROP TABLE IF EXISTS incident_event, incident, cell_status, street_status,"
+        "DROP TABLE IF EXISTS incident_event, incident, incident_live, incident_daily,"
+        " cell_status, street_status,"
         " rollup_district_daily, rollup_district_type_1h, rollup_street_15m, device_latest,"
         " reading, device, device_type, device_category, grid_cell, street, district,"
         " city_outline, app_meta CASCADE"
