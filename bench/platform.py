@@ -22,7 +22,7 @@ from data.bench_support import (
     copy_into_baseline,
     create_copy_baseline,
     drop_copy_baseline,
-    readings_copy_payload,
+    fresh_database,
 )
 from data.embedded import EmbeddedPostgres
 from data.engine import create_db_engine
@@ -97,7 +97,7 @@ def main() -> None:
             bin_dir=settings.pg_bin_dir,
             os_user=settings.pg_os_user,
         )
-        url = cluster.ensure_running()
+        url = fresh_database(cluster.ensure_running(), name="bench")
     engine = create_db_engine(url)
     migrate.upgrade(engine)
     end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
@@ -136,7 +136,7 @@ def main() -> None:
     copy_seconds, copied = 0.0, 0
     for batch in city_module.iter_reading_batches(planned, types):
         start = time.perf_counter()
-        copied += copy_into_baseline(engine, batch, payload=readings_copy_payload(batch))
+        copied += copy_into_baseline(engine, batch)
         copy_seconds += time.perf_counter() - start
     drop_copy_baseline(engine)
     copy_rate = copied / copy_seconds

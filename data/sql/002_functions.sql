@@ -102,10 +102,6 @@ LANGUAGE plpgsql
 SET work_mem = '256MB'
 AS $$
 BEGIN
-    -- the bulk loader (data/writes.py: bulk_copy_readings) applies the same deltas itself
-    IF current_setting('onescreen.bulk_load', true) = 'on' THEN
-        RETURN NULL;
-    END IF;
     WITH id_range AS (
         SELECT min(device_id) AS low, max(device_id) AS high FROM new_readings
     ),
@@ -193,6 +189,8 @@ BEGIN
     RETURN NULL;
 END $$;
 
+-- The bulk loader (data/writes.py: bulk_copy_readings) writes partitions directly, which does not
+-- fire this trigger on the parent, and applies the same deltas itself.
 CREATE TRIGGER reading_rollups
     AFTER INSERT ON reading
     REFERENCING NEW TABLE AS new_readings
