@@ -16,7 +16,7 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 
 from data.catalog import Category, DeviceType
-from data.writes import ReadingBatch
+from data.writes import ReadingBatch, reading_levels
 
 US = 1_000_000
 
@@ -507,20 +507,6 @@ class IncidentBook:
         return pd.DataFrame(self.incidents), pd.DataFrame(self.events)
 
 
-def _levels(value: np.ndarray, type_id: int, params: dict[str, np.ndarray]) -> np.ndarray:
-    level = np.zeros(len(value), dtype=np.int8)
-    outside = (value > params["normal_max"][type_id]) | (value < params["normal_min"][type_id])
-    level[outside] = 1
-    alarm_max, alarm_min = params["alarm_max"][type_id], params["alarm_min"][type_id]
-    beyond = np.zeros(len(value), dtype=bool)
-    if np.isfinite(alarm_max):
-        beyond |= value > alarm_max
-    if np.isfinite(alarm_min):
-        beyond |= value < alarm_min
-    level[beyond] = 2
-    return level
-
-
 def record_incidents(
     book: IncidentBook,
     *,
@@ -546,7 +532,13 @@ def record_incidents(
         ts, value = batch.ts_us[lo:hi], batch.value[lo:hi]
         window = (ts >= ep.start_us) & (ts < ep.end_us)
         t = types[int(devices.at[ep.device_index, "type_id"])]
-        level = _levels(value, t.type_id, params)
+        level = reading_levels(
+            value,
+            normal_min=params["normal_min"][t.type_id],
+            normal_max=params["normal_max"][t.type_id],
+            alarm_min=params["alarm_min"][t.type_id],
+            alarm_max=params["alarm_max"][t.type_id],
+        )
         crossing = np.flatnonzero(window & (level > 0))
         if len(crossing) == 0:
             continue

@@ -9,6 +9,7 @@ The build asserts that 510,000 devices split by these shares send 8.4 million re
 from __future__ import annotations
 
 import csv
+import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -211,21 +212,9 @@ def _interval(seconds: int) -> int:
     return min(ALLOWED, key=lambda a: abs(a - seconds))
 
 
-def expected_readings(categories: list[list], types: list[list]) -> float:
-    """Readings per day at DEVICES devices."""
-    share = {c[0]: c[7] for c in categories}
-    totals: dict[str, float] = {}
-    for t in types:
-        totals[t[2]] = totals.get(t[2], 0.0) + t[18]
-    return sum(DEVICES * share[t[2]] * t[18] / totals[t[2]] * 86400 / t[8] for t in types)
-
-
 def main() -> None:
     categories, types = build()
     assert len(types) == 360, len(types)
-    readings = expected_readings(categories, types)
-    print(f"expected readings/day at {DEVICES:,} devices: {readings:,.0f}")
-    assert abs(readings / READINGS_PER_DAY - 1) < 0.01, readings
     with (HERE / "categories.csv").open("w", encoding="utf-8", newline="") as out:
         writer = csv.writer(out)
         writer.writerow(
@@ -268,6 +257,17 @@ def main() -> None:
         )
         writer.writerows(types)
     print(f"wrote {len(categories)} categories and {len(types)} device types")
+    # check what was written through the loader the app uses (it validates every row)
+    sys.path.insert(0, str(HERE.parents[1]))
+    from data import catalog
+
+    readings = catalog.expected_readings_per_day(
+        devices_total=DEVICES,
+        categories=catalog.load_categories(),
+        device_types=catalog.load_device_types(),
+    )
+    print(f"expected readings/day at {DEVICES:,} devices: {readings:,.0f}")
+    assert abs(readings / READINGS_PER_DAY - 1) < 0.01, readings
 
 
 if __name__ == "__main__":
