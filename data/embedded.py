@@ -125,6 +125,9 @@ class EmbeddedPostgres:
 
     def _prepare_directories(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
+        if self.root.parent.stat().st_uid == os.geteuid():
+            # the cluster owner must be able to pass through the folder that holds it
+            self.root.parent.chmod(self.root.parent.stat().st_mode | 0o011)
         self.socket_dir.mkdir(exist_ok=True)
         if self._runs_as_other_user():
             _ensure_os_user(self.os_user)

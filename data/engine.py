@@ -2,24 +2,52 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
+import stat
 from functools import lru_cache
+from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 
-from config import Settings, get_settings
+from config import PROJECT_ROOT, Settings, get_settings
 from data.embedded import EmbeddedPostgres
 from data.errors import DatabaseUnavailable, PostgisMissing
 
 log = logging.getLogger(__name__)
 
 
+SYSTEM_DATA_ROOT = Path("/var/lib/onescreen")
+
+
+def _traversable_by_others(path: Path) -> bool:
+    return all(
+        parent.stat().st_mode & stat.S_IXOTH for parent in [path, *path.parents] if parent.exists()
+    )
+
+
+def embedded_data_dir(settings: Settings) -> Path:
+    """Where the embedded cluster lives.
+
+    As root the cluster belongs to an unprivileged user, who cannot reach a checkout under, say,
+    /root; the default then moves to /var/lib/onescreen/<checkout hash>. A data directory set
+    explicitly is always used as given.
+    """
+    chosen = settings.data_dir
+    explicit = "data_dir" in settings.model_fields_set
+    if os.geteuid() == 0 and not explicit and not _traversable_by_others(chosen):
+        digest = hashlib.sha1(str(PROJECT_ROOT).encode()).hexdigest()[:10]
+        return SYSTEM_DATA_ROOT / digest
+    return chosen
+
+
 def embedded_cluster(settings: Settings) -> EmbeddedPostgres:
     """The embedded cluster these settings describe (it may not exist yet)."""
     return EmbeddedPostgres(
-        root=settings.data_dir / "pg",
+        root=embedded_data_dir(settings) / "pg",
         port=settings.pg_port,
         bin_dir=settings.pg_bin_dir,
         os_user=settings.pg_os_user,

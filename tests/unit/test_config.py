@@ -1,5 +1,8 @@
 """Settings: defaults, environment, and readable errors for bad values."""
 
+import tempfile
+from pathlib import Path
+
 import pytest
 
 from config import ConfigError, load_settings
@@ -41,3 +44,28 @@ def test_bad_values_name_the_variable(monkeypatch, variable, value, expected):
         load_settings()
     assert expected in str(caught.value)
     assert "Traceback" not in str(caught.value)
+
+
+def test_embedded_data_dir_moves_out_of_unreachable_checkouts(monkeypatch, tmp_path):
+    import os
+
+    from data.engine import SYSTEM_DATA_ROOT, embedded_data_dir
+
+    monkeypatch.delenv("ONESCREEN_DATA_DIR", raising=False)
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    locked = tmp_path / "home"
+    locked.mkdir(mode=0o700)
+    default = load_settings()
+    # as if the checkout (and so the default data dir) sat inside a private home directory
+    object.__setattr__(default, "data_dir", locked / "repo" / ".onescreen")
+    assert embedded_data_dir(default).parent == SYSTEM_DATA_ROOT
+    explicit = load_settings(data_dir=locked / "repo" / ".onescreen")
+    assert embedded_data_dir(explicit) == locked / "repo" / ".onescreen"
+    open_dir = Path(tempfile.mkdtemp(prefix="onescreen-open-"))
+    open_dir.chmod(0o755)
+    try:
+        reachable = load_settings()
+        object.__setattr__(reachable, "data_dir", open_dir / ".onescreen")
+        assert embedded_data_dir(reachable) == open_dir / ".onescreen"
+    finally:
+        open_dir.rmdir()
