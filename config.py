@@ -62,6 +62,9 @@ class Settings(BaseSettings):
         default="demo", description="Scale `make run` seeds on first start."
     )
     random_seed: int = Field(default=20260701, description="Seed of the synthetic city.")
+    status_refresh_seconds: float = Field(
+        default=60, ge=5, le=3600, description="How often `serve` recomputes online/offline."
+    )
 
     @field_validator("database_url")
     @classmethod

@@ -304,6 +304,28 @@ def import_street_boundaries(
                 " WHERE s.approximate AND s.district_adcode = real.district_adcode"
             )
         )
+        # what a smaller real area leaves uncovered goes to the nearest generated neighbour, so
+        # the streets still partition their district
+        conn.execute(
+            sa.text(
+                "WITH holes AS ("
+                "  SELECT row_number() OVER () AS id, h.adcode, h.geom FROM ("
+                "    SELECT d.adcode,"
+                "      (ST_Dump(ST_CollectionExtract(ST_MakeValid("
+                "         ST_Difference(d.geom, ST_Union(s.geom))), 3))).geom AS geom"
+                "    FROM district d JOIN street s ON s.district_adcode = d.adcode"
+                "    GROUP BY d.adcode, d.geom) h"
+                "  WHERE ST_Area(h.geom::geography) > 1),"
+                " owner AS ("
+                "  SELECT DISTINCT ON (h.id) h.id, h.geom, s.code FROM holes h"
+                "  JOIN street s ON s.district_adcode = h.adcode AND s.approximate"
+                "  ORDER BY h.id, ST_Distance(s.geom, h.geom), s.code)"
+                " UPDATE street s SET geom = ST_Multi(ST_CollectionExtract(ST_MakeValid("
+                "   ST_Union(s.geom, g.geom)), 3))"
+                " FROM (SELECT code, ST_Union(geom) AS geom FROM owner GROUP BY code) g"
+                " WHERE s.code = g.code"
+            )
+        )
         conn.execute(
             sa.text(
                 "UPDATE street SET area_km2 = greatest(ST_Area(geom::geography) / 1e6, 1e-6),"

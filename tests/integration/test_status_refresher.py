@@ -1,0 +1,48 @@
+"""The status refresher recomputes the snapshot as time passes."""
+
+import threading
+import time
+
+import pytest
+import sqlalchemy as sa
+
+from ingest.status_refresher import start_status_refresher
+
+pytestmark = pytest.mark.integration
+
+
+def test_refresher_updates_the_snapshot(engine, seeded):
+    with engine.connect() as conn:
+        before = conn.execute(
+            sa.text("SELECT updated_at FROM app_meta WHERE key = 'status_as_of'")
+        ).scalar_one()
+    stop = start_status_refresher(engine, interval_s=5, stop=threading.Event())
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            with engine.connect() as conn:
+                updated = conn.execute(
+                    sa.text("SELECT updated_at FROM app_meta WHERE key = 'status_as_of'")
+                ).scalar_one()
+            if updated > before:
+                break
+            time.sleep(0.2)
+        assert updated > before
+        # "now" is long after the seeded window ended: only devices with long heartbeats, whose
+        # last reading is still younger than three intervals, can count as online
+        with engine.connect() as conn:
+            online = conn.execute(sa.text("SELECT sum(devices_online) FROM street_status")).scalar()
+            expected = conn.execute(
+                sa.text(
+                    "SELECT count(*) FROM device d JOIN device_type t ON t.id = d.type_id"
+                    " JOIN device_latest l ON l.device_id = d.id WHERE d.status = 'active'"
+                    " AND l.ts > (SELECT (value #>> '{}')::timestamptz FROM app_meta"
+                    "             WHERE key = 'status_as_of')"
+                    "     - greatest(3 * t.interval_s, 600) * interval '1 second'"
+                )
+            ).scalar()
+        assert online == expected < seeded.devices * 0.9
+    finally:
+        stop.set()
+        with engine.begin() as conn:  # put the snapshot back at the seed's end for other tests
+            conn.execute(sa.text("SELECT refresh_status(:at)"), {"at": seeded.end})
