@@ -30,7 +30,8 @@ def test_refresher_updates_the_snapshot(engine, seeded):
         assert updated > before
         # "now" is long after the seeded window ended: only devices with long heartbeats, whose
         # last reading is still younger than three intervals, can count as online
-        with engine.connect() as conn:
+        # one snapshot for both reads, so a refresh in between cannot mix two versions
+        with engine.connect().execution_options(isolation_level="REPEATABLE READ") as conn:
             online = conn.execute(sa.text("SELECT sum(devices_online) FROM street_status")).scalar()
             expected = conn.execute(
                 sa.text(
