@@ -173,9 +173,14 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         if writes.get_meta(engine, key="seed") is None:
             print(f"empty database: seeding the {settings.demo_scale} city first…")
             seed_city(engine, scale=settings.demo_scale, random_seed=settings.random_seed)
-    from ingest.status_refresher import start_status_refresher
+    from ingest.maintenance import start_maintenance
 
-    start_status_refresher(engine, interval_s=settings.status_refresh_seconds)
+    start_maintenance(
+        engine,
+        status_interval_s=settings.status_refresh_seconds,
+        reading_retention_days=settings.reading_retention_days,
+        rollup_retention_days=settings.rollup_retention_days,
+    )
     app = create_app()
     host = args.host or settings.host
     port = args.port or settings.port

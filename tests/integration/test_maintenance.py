@@ -1,12 +1,13 @@
-"""The status refresher recomputes the snapshot as time passes."""
+"""Background maintenance: the status snapshot follows time, retention drops old partitions."""
 
-import threading
 import time
+from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
 
-from ingest.status_refresher import start_status_refresher
+from data import writes
+from ingest.maintenance import start_maintenance
 
 pytestmark = pytest.mark.integration
 
@@ -16,7 +17,13 @@ def test_refresher_updates_the_snapshot(engine, seeded):
         before = conn.execute(
             sa.text("SELECT updated_at FROM app_meta WHERE key = 'status_as_of'")
         ).scalar_one()
-    stop = start_status_refresher(engine, interval_s=5, stop=threading.Event())
+    with engine.begin() as conn:  # an old partition that retention must remove
+        writes.ensure_reading_partitions(
+            conn,
+            start=datetime(2021, 3, 1, 4, tzinfo=UTC),
+            end=datetime(2021, 3, 1, 5, tzinfo=UTC),
+        )
+    maintenance = start_maintenance(engine, status_interval_s=5)
     try:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
@@ -28,6 +35,8 @@ def test_refresher_updates_the_snapshot(engine, seeded):
                 break
             time.sleep(0.2)
         assert updated > before
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT to_regclass('reading_p20210301')")).scalar() is None
         # "now" is long after the seeded window ended: only devices with long heartbeats, whose
         # last reading is still younger than three intervals, can count as online
         # one snapshot for both reads, so a refresh in between cannot mix two versions
@@ -44,6 +53,7 @@ def test_refresher_updates_the_snapshot(engine, seeded):
             ).scalar()
         assert online == expected < seeded.devices * 0.9
     finally:
-        stop.set()
+        maintenance.stop()
+        assert not maintenance.thread.is_alive()
         with engine.begin() as conn:  # put the snapshot back at the seed's end for other tests
             conn.execute(sa.text("SELECT refresh_status(:at)"), {"at": seeded.end})
