@@ -23,6 +23,7 @@ from data.bench_support import (
     create_copy_baseline,
     drop_copy_baseline,
     fresh_database,
+    settle,
 )
 from data.embedded import EmbeddedPostgres
 from data.engine import create_db_engine
@@ -143,7 +144,7 @@ def main() -> None:
     print(f"plain COPY (same rows)     {copy_rate:10,.0f} readings/s ({copy_seconds:.1f} s)")
     print(f"ingest / plain COPY ratio  {write_rate / copy_rate:10.2f}   (target ≥ 0.5)")
 
-    writes.analyze(engine)
+    settle(engine)
     big = query_latencies(engine, at=report.end, repeat=args.repeat)
 
     # the online path (issue 4's HTTP/MQTT ingest): COPY into `reading`, statement trigger
@@ -170,7 +171,7 @@ def main() -> None:
     small_report = seed_city(
         engine, scale=small.name, random_seed=settings.random_seed, end=end, reset=True
     )
-    writes.analyze(engine)
+    settle(engine)
     little = query_latencies(engine, at=small_report.end, repeat=args.repeat)
 
     print(

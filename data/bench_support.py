@@ -61,3 +61,10 @@ def drop_copy_baseline(engine: Engine) -> None:
     """Remove the baseline table and its partitions."""
     with engine.begin() as conn:
         conn.execute(sa.text(f"DROP TABLE IF EXISTS {BASELINE_TABLE}"))
+
+
+def settle(engine: Engine) -> None:
+    """VACUUM ANALYZE and CHECKPOINT, so timings do not race autovacuum after a bulk load."""
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(sa.text("VACUUM ANALYZE"))
+        conn.execute(sa.text("CHECKPOINT"))
