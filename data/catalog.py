@@ -94,7 +94,7 @@ def _int(row: dict[str, str], field: str, where: str) -> int:
     return int(value)
 
 
-_CATEGORY_COLUMNS = [
+CATEGORY_COLUMNS = [
     "code",
     "name_zh",
     "name_en",
@@ -104,7 +104,7 @@ _CATEGORY_COLUMNS = [
     "sort_order",
     "device_share",
 ]
-_TYPE_COLUMNS = [
+TYPE_COLUMNS = [
     "type_id",
     "code",
     "category",
@@ -131,7 +131,7 @@ def load_categories(*, path: Path | None = None) -> list[Category]:
     """Categories in display order; shares must sum to 1."""
     path = path or REFERENCE_DIR / "categories.csv"
     categories = []
-    for number, row in enumerate(_read(path, _CATEGORY_COLUMNS), start=2):
+    for number, row in enumerate(_read(path, CATEGORY_COLUMNS), start=2):
         where = f"{path.name} line {number}"
         share = _number(row, "device_share", where)
         assert share is not None
@@ -167,7 +167,7 @@ def load_device_types(
     types: list[DeviceType] = []
     seen_ids: set[int] = set()
     seen_codes: set[str] = set()
-    for number, row in enumerate(_read(path, _TYPE_COLUMNS), start=2):
+    for number, row in enumerate(_read(path, TYPE_COLUMNS), start=2):
         where = f"{path.name} line {number}"
         t = DeviceType(
             type_id=_int(row, "type_id", where),

@@ -13,6 +13,10 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parents[1]))  # run as a script from anywhere
+
+from data import catalog  # noqa: E402
+
 DEVICES = 510_000
 READINGS_PER_DAY = 8_400_000
 
@@ -217,50 +221,14 @@ def main() -> None:
     assert len(types) == 360, len(types)
     with (HERE / "categories.csv").open("w", encoding="utf-8", newline="") as out:
         writer = csv.writer(out)
-        writer.writerow(
-            [
-                "code",
-                "name_zh",
-                "name_en",
-                "scenario_zh",
-                "scenario_en",
-                "color",
-                "sort_order",
-                "device_share",
-            ]
-        )
+        writer.writerow(catalog.CATEGORY_COLUMNS)
         writer.writerows(categories)
     with (HERE / "device_types.csv").open("w", encoding="utf-8", newline="") as out:
         writer = csv.writer(out)
-        writer.writerow(
-            [
-                "type_id",
-                "code",
-                "category",
-                "name_zh",
-                "name_en",
-                "measurand",
-                "unit",
-                "value_kind",
-                "interval_s",
-                "normal_min",
-                "normal_max",
-                "alarm_min",
-                "alarm_max",
-                "baseline",
-                "daily_amplitude",
-                "peak_hour",
-                "noise_sd",
-                "decimals",
-                "share",
-            ]
-        )
+        writer.writerow(catalog.TYPE_COLUMNS)
         writer.writerows(types)
     print(f"wrote {len(categories)} categories and {len(types)} device types")
     # check what was written through the loader the app uses (it validates every row)
-    sys.path.insert(0, str(HERE.parents[1]))
-    from data import catalog
-
     readings = catalog.expected_readings_per_day(
         devices_total=DEVICES,
         categories=catalog.load_categories(),
