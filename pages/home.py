@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+
 import dash
 from dash import html
+from sqlalchemy.exc import SQLAlchemyError
 
 from data.engine import get_engine
 from data.errors import OneScreenError
 from data.queries import city_kpis
+
+log = logging.getLogger(__name__)
 
 dash.register_page(__name__, path="/", title="一屏观全城 · OneScreen", name="overview")
 
@@ -27,10 +32,14 @@ def layout(**_query: str) -> html.Div:
     """Tiles of the city's KPIs, read when the page is requested."""
     try:
         kpis = city_kpis(get_engine())
-    except OneScreenError as exc:
+    except (OneScreenError, SQLAlchemyError):
+        log.exception("overview figures unavailable")
         return html.Div(
             className="os-page",
-            children=[html.H1("一屏观全城"), html.P(f"数据库不可用 / database unavailable: {exc}")],
+            children=[
+                html.H1("一屏观全城"),
+                html.P("数据暂不可用，稍后自动恢复 / Data temporarily unavailable."),
+            ],
         )
     online = f"{kpis.online_rate:.1%}" if kpis.online_rate is not None else "–"
     mttr = f"{kpis.mean_minutes_to_resolve:.0f} min" if kpis.mean_minutes_to_resolve else "–"

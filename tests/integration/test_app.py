@@ -54,3 +54,13 @@ def test_overview_shows_database_figures(app, engine):
     kpis = city_kpis(engine)
     assert f"{kpis.devices_total:,}" in texts
     assert str(kpis.open_total) in texts
+
+
+def test_overview_survives_a_database_outage(app, monkeypatch):
+    page = next(p for p in dash.page_registry.values() if p["path"] == "/")
+    monkeypatch.setenv("DATABASE_URL", "postgresql://nobody:x@127.0.0.1:1/none")
+    get_settings.cache_clear()
+    get_engine.cache_clear()
+    texts = _texts(page["layout"]())
+    assert any("Data temporarily unavailable" in t for t in texts)
+    assert not any("Traceback" in t or "OperationalError" in t for t in texts)
