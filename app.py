@@ -5,6 +5,7 @@ from __future__ import annotations
 import dash
 from dash import Dash, html
 
+from components.boundaries import register_boundary_routes
 from config import get_settings
 
 
@@ -22,6 +23,7 @@ def create_app() -> Dash:
     )
     app.layout = html.Div(className="os-root", children=[dash.page_container])
     app.server.config["DEBUG"] = settings.debug
+    register_boundary_routes(app.server)
     return app
 
 

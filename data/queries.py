@@ -780,3 +780,78 @@ def grid_cell_ids(engine: Engine) -> np.ndarray:
     with engine.connect() as conn:
         rows = conn.execute(sa.text("SELECT cell FROM grid_cell")).scalars().all()
     return np.asarray(rows, dtype=np.int64)
+
+
+# Boundaries for the maps ----------------------------------------------------------------------
+
+BOUNDARY_LEVELS = ("city", "districts", "streets", "grid")
+
+# Simplification tolerances in degrees (~20 m and ~10 m at Shanghai): invisible at city and
+# district zoom, and far smaller than the slivers a coarser per-polygon simplification would open
+# between neighbours.
+_DISTRICT_TOLERANCE = 0.0002
+_STREET_TOLERANCE = 0.0001
+
+_BOUNDARY_SQL = {
+    "city": """
+        SELECT 'city' AS code, '上海市' AS name_zh, 'Shanghai' AS name_en,
+               NULL::text AS district_adcode, false AS approximate,
+               ST_SimplifyPreserveTopology(geom, {district_tol}) AS geom
+        FROM city_outline
+    """,
+    "districts": """
+        SELECT adcode AS code, name_zh, name_en, adcode AS district_adcode,
+               false AS approximate, ST_SimplifyPreserveTopology(geom, {district_tol}) AS geom
+        FROM district
+        WHERE CAST(:district AS text) IS NULL OR adcode = :district
+    """,
+    "streets": """
+        SELECT code, name_zh, name_en, district_adcode, approximate,
+               ST_SimplifyPreserveTopology(geom, {street_tol}) AS geom
+        FROM street
+        WHERE CAST(:district AS text) IS NULL OR district_adcode = :district
+    """,
+    "grid": """
+        SELECT cell::text AS code, NULL::text AS name_zh, NULL::text AS name_en,
+               district_adcode, false AS approximate, geom
+        FROM grid_cell
+        WHERE CAST(:district AS text) IS NULL OR district_adcode = :district
+    """,
+}
+
+
+def boundaries_geojson(engine: Engine, *, level: str, district: str | None = None) -> str:
+    """A GeoJSON FeatureCollection (text) of one boundary level, built and simplified in PostGIS.
+
+    Feature ids are the area codes, so map styling can key on them; coordinates have 6 decimals
+    (~0.1 m).
+    """
+    if level not in BOUNDARY_LEVELS:
+        raise InvalidQuery(f"level must be one of {', '.join(BOUNDARY_LEVELS)}, not {level!r}")
+    _check_scope(district=district)
+    inner = _BOUNDARY_SQL[level].format(
+        district_tol=_DISTRICT_TOLERANCE, street_tol=_STREET_TOLERANCE
+    )
+    statement = sa.text(
+        "SELECT json_build_object('type', 'FeatureCollection', 'features',"
+        " coalesce(json_agg(json_build_object("
+        "   'type', 'Feature', 'id', b.code,"
+        "   'properties', json_build_object('code', b.code, 'name_zh', b.name_zh,"
+        "       'name_en', b.name_en, 'district', b.district_adcode,"
+        "       'approximate', b.approximate),"
+        "   'geometry', ST_AsGeoJSON(b.geom, 6)::json) ORDER BY b.code), '[]'::json))::text"
+        f" FROM ({inner}) b"
+    )
+    with engine.connect() as conn:
+        return conn.execute(statement, {"district": district}).scalar_one()
+
+
+def reference_version(engine: Engine) -> str:
+    """Changes whenever reference geography is (re)loaded or streets are imported."""
+    with engine.connect() as conn:
+        return conn.execute(
+            sa.text(
+                "SELECT coalesce(max(updated_at)::text, 'none') FROM app_meta"
+                " WHERE key IN ('reference', 'streets_imported')"
+            )
+        ).scalar_one()

@@ -333,6 +333,11 @@ def import_street_boundaries(
             )
         )
         _reassign_to_streets(conn)
+        set_meta(
+            conn,
+            key="streets_imported",
+            value={"file": Path(path).name, "datum": datum, "streets": sorted(imported)},
+        )
     return len(imported)
 
 
