@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import dash
-from dash import Dash, html
+from dash import Dash, dcc, html
 
+from components import ids
 from components.boundaries import register_boundary_routes
+from components.device_layer import register_device_routes
 from config import get_settings
 
 
@@ -18,12 +20,22 @@ def create_app() -> Dash:
         pages_folder="pages",
         title="一屏观全城 OneScreen",
         update_title=None,
-        suppress_callback_exceptions=False,
+        # page layouts are functions of the URL: their ids exist only while that page is shown
+        suppress_callback_exceptions=True,
         serve_locally=True,
     )
-    app.layout = html.Div(className="os-root", children=[dash.page_container])
+    app.layout = html.Div(
+        className="os-root",
+        children=[
+            dcc.Location(id=ids.URL, refresh="callback-nav"),
+            dcc.Interval(id=ids.REFRESH, interval=int(settings.ui_refresh_seconds * 1000)),
+            dcc.Interval(id=ids.CLOCK_TICK, interval=1000),
+            dash.page_container,
+        ],
+    )
     app.server.config["DEBUG"] = settings.debug
     register_boundary_routes(app.server)
+    register_device_routes(app.server)
     return app
 
 

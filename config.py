@@ -66,6 +66,27 @@ class Settings(BaseSettings):
         default=60, ge=5, le=3600, description="How often `serve` recomputes online/offline."
     )
 
+    ui_refresh_seconds: float = Field(
+        default=30, ge=5, le=3600, description="How often open dashboards re-read their figures."
+    )
+    map_tile_url: str | None = Field(
+        default=None,
+        description="Optional raster tile URL template ({z}/{x}/{y}); none = vector-only map.",
+    )
+    map_tile_datum: Literal["wgs84", "gcj02"] = Field(
+        default="wgs84", description="Datum the tiles are drawn in (AMap/Gaode tiles: gcj02)."
+    )
+    map_tile_attribution: str = Field(default="", description="Attribution shown with the tiles.")
+
+    @field_validator("map_tile_url")
+    @classmethod
+    def _tile_url_is_template(cls, value: str | None) -> str | None:
+        if value is None or value.strip() == "":
+            return None
+        if not value.startswith(("http://", "https://", "/")) or "{z}" not in value:
+            raise ValueError("must be an http(s) or /path URL template containing {z}, {x}, {y}")
+        return value.strip()
+
     @field_validator("database_url")
     @classmethod
     def _url_is_postgres(cls, value: str | None) -> str | None:

@@ -6,10 +6,13 @@ through callbacks, so a refresh never re-sends or rebuilds geometry.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+import json
 import logging
 import threading
 
+import geobuf
 from flask import Flask, Response, jsonify, request
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -22,11 +25,18 @@ log = logging.getLogger(__name__)
 DISTRICT_LEVELS = ("districts", "streets", "grid")
 
 
-def boundary_url(*, level: str, district: str | None = None) -> str:
-    """Where a map layer fetches one boundary level (optionally of one district)."""
+def boundary_url(*, level: str, district: str | None = None, fmt: str = "geojson") -> str:
+    """Where a map layer fetches one boundary level (optionally of one district).
+
+    `fmt="pbf"` is geobuf (gzip'd on the wire): a third of the GeoJSON size for the H3 grid.
+    """
     if district is None:
-        return f"/geo/{level}.geojson"
-    return f"/geo/district/{district}/{level}.geojson"
+        return f"/geo/{level}.{fmt}"
+    return f"/geo/district/{district}/{level}.{fmt}"
+
+
+def _geobuf_gz(body: str) -> bytes:
+    return gzip.compress(geobuf.encode(json.loads(body), 6, 2), compresslevel=6)
 
 
 class _BoundaryCache:
@@ -36,6 +46,7 @@ class _BoundaryCache:
         self._lock = threading.Lock()
         self._version: str | None = None
         self._bodies: dict[tuple[str, str | None], tuple[str, str]] = {}
+        self._geobufs: dict[tuple[str, str | None], bytes] = {}
         self._districts: set[str] = set()
 
     def get(self, level: str, district: str | None) -> tuple[str, str] | None:
@@ -45,6 +56,7 @@ class _BoundaryCache:
             if version != self._version:
                 self._version = version
                 self._bodies.clear()
+                self._geobufs.clear()
                 self._districts = set(district_codes(engine))
             if district is not None and district not in self._districts:
                 return None
@@ -57,6 +69,19 @@ class _BoundaryCache:
                 self._bodies[(level, district)] = cached
         return cached
 
+    def get_geobuf(self, level: str, district: str | None) -> tuple[str, bytes] | None:
+        found = self.get(level, district)
+        if found is None:
+            return None
+        etag, body = found
+        with self._lock:
+            packed = self._geobufs.get((level, district))
+        if packed is None:
+            packed = _geobuf_gz(body)
+            with self._lock:
+                self._geobufs[(level, district)] = packed
+        return f"{etag}-pbf", packed
+
 
 def _error(status: int, message: str) -> Response:
     response = jsonify({"error": message})
@@ -68,12 +93,16 @@ def register_boundary_routes(server: Flask) -> None:
     """Add the /geo/… routes to the Flask server behind the Dash app."""
     cache = _BoundaryCache()
 
-    def serve(level: str, district: str | None) -> Response:
+    def serve(level: str, district: str | None, fmt: str = "geojson") -> Response:
         allowed = BOUNDARY_LEVELS if district is None else DISTRICT_LEVELS
         if level not in allowed:
             return _error(404, f"unknown boundary level {level!r}; one of {', '.join(allowed)}")
         try:
-            found = cache.get(level, district)
+            found = (
+                cache.get(level, district)
+                if fmt == "geojson"
+                else cache.get_geobuf(level, district)
+            )
         except (SQLAlchemyError, OneScreenError):
             log.exception("boundaries unavailable")
             return _error(503, "boundaries temporarily unavailable")
@@ -82,8 +111,14 @@ def register_boundary_routes(server: Flask) -> None:
         etag, body = found
         if request.if_none_match.contains(etag):
             response = Response(status=304)
-        else:
+        elif fmt == "geojson":
             response = Response(body, mimetype="application/geo+json")
+        elif "gzip" in (request.headers.get("Accept-Encoding") or ""):
+            response = Response(body, mimetype="application/x-protobuf")
+            response.headers["Content-Encoding"] = "gzip"
+            response.headers["Vary"] = "Accept-Encoding"
+        else:
+            response = Response(gzip.decompress(body), mimetype="application/x-protobuf")
         response.set_etag(etag)
         # short max-age: an import of real street boundaries must reach open screens soon
         response.headers["Cache-Control"] = "public, max-age=300"
@@ -93,6 +128,15 @@ def register_boundary_routes(server: Flask) -> None:
     def city_boundaries(level: str) -> Response:
         return serve(level, None)
 
+    @server.get("/geo/<level>.pbf")
+    def city_boundaries_geobuf(level: str) -> Response:
+        return serve(level, None, "pbf")
+
     @server.get("/geo/district/<district>/<level>.geojson")
     def district_boundaries(district: str, level: str) -> Response:
         return serve(level, district)
+
+    @server.get("/geo/district/<district>/<level>.pbf")
+    def district_boundaries_geobuf(district: str, level: str) -> Response:
+        # devices.pbf has its own route (registered by components.device_layer)
+        return serve(level, district, "pbf")

@@ -51,6 +51,12 @@ def _now(conn: sa.Connection, at: datetime | None) -> datetime:
     return at if at is not None else conn.execute(sa.text("SELECT now()")).scalar_one()
 
 
+def database_now(engine: Engine) -> datetime:
+    """The database's clock (the simulator and ingest stamp readings with it)."""
+    with engine.connect() as conn:
+        return _now(conn, None)
+
+
 # KPIs ------------------------------------------------------------------------------------------
 
 
@@ -688,6 +694,16 @@ def incident_timeline(
     return frame.astype({"incidents": "int64"})
 
 
+# sort keys of incident_list → SQL expressions (severity and status in their natural order)
+INCIDENT_ORDER = {
+    "opened_at": "i.opened_at",
+    "severity": "array_position(ARRAY['minor','major','critical'], i.severity)",
+    "status": "array_position(ARRAY['resolved','acknowledged','open'], i.status)",
+    "category": "i.category_code",
+    "district": "i.district_adcode",
+}
+
+
 def incident_list(
     engine: Engine,
     *,
@@ -698,17 +714,25 @@ def incident_list(
     category: str | None = None,
     severities: tuple[str, ...] = SEVERITIES,
     statuses: tuple[str, ...] = INCIDENT_STATUSES,
+    device_id: int | None = None,
+    order_by: str = "opened_at",
+    descending: bool = True,
     limit: int = 100,
 ) -> pd.DataFrame:
-    """Incidents opened in the window, newest first, with place names for a list or table."""
+    """Incidents opened in the window (newest first by default) with place names, for tables."""
     _check_scope(district=district, street=street, category=category)
     _check_window(start, end)
+    if order_by not in INCIDENT_ORDER:
+        raise InvalidQuery(f"order_by must be one of {', '.join(INCIDENT_ORDER)}")
+    if device_id is not None and (not isinstance(device_id, int) or device_id <= 0):
+        raise InvalidQuery("device_id must be a positive integer")
     if not set(severities) <= set(SEVERITIES) or not severities:
         raise InvalidQuery(f"severities must be among {SEVERITIES}")
     if not set(statuses) <= set(INCIDENT_STATUSES) or not statuses:
         raise InvalidQuery(f"statuses must be among {INCIDENT_STATUSES}")
     if not 1 <= limit <= 10_000:
         raise InvalidQuery("limit must be between 1 and 10000")
+    direction = "DESC" if descending else "ASC"
     with engine.connect() as conn:
         result = conn.execute(
             sa.text(
@@ -725,7 +749,9 @@ def incident_list(
                 "   AND (CAST(:district AS text) IS NULL OR i.district_adcode = :district)"
                 "   AND (CAST(:street AS text) IS NULL OR i.street_code = :street)"
                 "   AND (CAST(:category AS text) IS NULL OR i.category_code = :category)"
-                " ORDER BY i.opened_at DESC, i.id DESC LIMIT :limit"
+                "   AND (CAST(:device_id AS bigint) IS NULL OR i.device_id = :device_id)"
+                f" ORDER BY {INCIDENT_ORDER[order_by]} {direction}, i.opened_at DESC, i.id DESC"
+                " LIMIT :limit"
             ),
             {
                 "start": start,
@@ -735,10 +761,38 @@ def incident_list(
                 "category": category,
                 "severities": list(severities),
                 "statuses": list(statuses),
+                "device_id": device_id,
                 "limit": limit,
             },
         )
         return pd.DataFrame(result.all(), columns=list(result.keys()))
+
+
+def incident_detail(engine: Engine, *, incident_id: int) -> dict[str, object] | None:
+    """One incident with its device type, place names and thresholds; None if unknown."""
+    if not isinstance(incident_id, int) or isinstance(incident_id, bool) or incident_id <= 0:
+        raise InvalidQuery(f"incident_id must be a positive integer, not {incident_id!r}")
+    with engine.connect() as conn:
+        result = conn.execute(
+            sa.text(
+                "SELECT i.id, i.opened_at, i.severity, i.status, i.category_code, i.rule_code,"
+                " i.title_zh, i.title_en, i.district_adcode, di.name_zh AS district_zh,"
+                " di.name_en AS district_en, i.street_code, s.name_zh AS street_zh,"
+                " s.name_en AS street_en, i.device_id, d.code AS device_code,"
+                " t.name_zh AS type_zh, t.name_en AS type_en, t.unit, t.decimals,"
+                " i.trigger_value, i.threshold, i.acknowledged_at, i.resolved_at,"
+                " ST_X(i.geom) AS lon, ST_Y(i.geom) AS lat"
+                " FROM incident i"
+                " JOIN district di ON di.adcode = i.district_adcode"
+                " LEFT JOIN street s ON s.code = i.street_code"
+                " LEFT JOIN device d ON d.id = i.device_id"
+                " LEFT JOIN device_type t ON t.id = d.type_id"
+                " WHERE i.id = :incident_id"
+            ),
+            {"incident_id": incident_id},
+        )
+        row = result.mappings().one_or_none()
+    return None if row is None else dict(row)
 
 
 def incident_events(engine: Engine, *, incident_id: int) -> pd.DataFrame:
@@ -773,6 +827,20 @@ def category_codes(engine: Engine) -> dict[str, tuple[str, str]]:
             sa.text("SELECT code, name_zh, name_en FROM device_category ORDER BY sort_order")
         )
         return {r[0]: (r[1], r[2]) for r in rows}
+
+
+def street_names(engine: Engine, *, district: str) -> dict[str, tuple[str, str, bool]]:
+    """street code → (name_zh, name_en, approximate) of one district's streets/towns."""
+    _check_scope(district=district)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT code, name_zh, name_en, approximate FROM street"
+                " WHERE district_adcode = :district ORDER BY code"
+            ),
+            {"district": district},
+        )
+        return {r[0]: (r[1], r[2], bool(r[3])) for r in rows}
 
 
 def grid_cell_ids(engine: Engine) -> np.ndarray:

@@ -1,66 +1,334 @@
-"""City overview `/` — placeholder until the dashboard issue: shows the store's live figures."""
+"""City overview `/` (一屏观全域): district map, status tiles, incident timeline and feed."""
 
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 import dash
-from dash import html
-from sqlalchemy.exc import SQLAlchemyError
+import dash_leaflet as dl
+from dash import Input, Output, State, callback, clientside_callback, dcc, html
+from dash.exceptions import PreventUpdate
 
+from components import ids, reference
+from components.area_map import MAP_JS, create_map, geojson_options, legend_children
+from components.boundaries import boundary_url
+from components.choropleth import choropleth
+from components.feed import feed_children
+from components.i18n import name, t
+from components.panels import PANEL_ERRORS, guard, panel, skeleton, unavailable
+from components.shell import create_page
+from components.state import METRICS, STACKS, href, language, pick
+from components.theme import message_figure
+from components.tiles import CITY_TZ, create_tiles, tiles_children
+from components.timeline import timeline_figure
 from data.engine import get_engine
-from data.errors import OneScreenError
-from data.queries import city_kpis
+from data.queries import (
+    city_kpis,
+    database_now,
+    district_metrics,
+    incident_list,
+    incident_timeline,
+)
 
 log = logging.getLogger(__name__)
 
 dash.register_page(__name__, path="/", title="一屏观全城 · OneScreen", name="overview")
 
-
-def _tile(label_zh: str, label_en: str, value: str) -> html.Div:
-    return html.Div(
-        className="os-tile",
-        children=[
-            html.Div(value, className="os-tile-value"),
-            html.Div(label_zh, className="os-tile-label"),
-            html.Div(label_en, className="os-tile-label-en"),
-        ],
-    )
+TIMELINE_HOURS = 24
+FEED_LENGTH = 30
 
 
-def layout(**_query: str) -> html.Div:
-    """Tiles of the city's KPIs, read when the page is requested."""
+def category_options(lang: str) -> list[dict]:
+    """The category filter's options (empty if the store cannot be read right now)."""
     try:
-        kpis = city_kpis(get_engine())
-    except (OneScreenError, SQLAlchemyError):
-        log.exception("overview figures unavailable")
-        return html.Div(
-            className="os-page",
+        found = reference.categories()
+    except PANEL_ERRORS:
+        log.exception("categories unavailable")
+        found = {}
+    return [{"label": t("filter.all_categories", lang), "value": ""}] + [
+        {"label": name(names, lang), "value": code} for code, names in found.items()
+    ]
+
+
+def filter_bar(lang: str, *, metric: str, category: str | None, stack: str | None = None):
+    """Metric, category (and timeline stacking) selectors."""
+    controls = [
+        html.Div(
+            className="os-control",
             children=[
-                html.H1("一屏观全城"),
-                html.P("数据暂不可用，稍后自动恢复 / Data temporarily unavailable."),
+                html.Label(t("filter.metric", lang), htmlFor=ids.METRIC),
+                dcc.RadioItems(
+                    id=ids.METRIC,
+                    options=[{"label": t(f"metric.{m}", lang), "value": m} for m in METRICS],
+                    value=metric,
+                    className="os-segmented",
+                    inline=True,
+                ),
             ],
-        )
-    online = f"{kpis.online_rate:.1%}" if kpis.online_rate is not None else "–"
-    mttr = f"{kpis.mean_minutes_to_resolve:.0f} min" if kpis.mean_minutes_to_resolve else "–"
-    return html.Div(
-        className="os-page",
-        children=[
-            html.H1("一屏观全城 · OneScreen"),
-            html.P(
-                "上海城市运行 — 仪表盘页面将在下一阶段上线 (dashboard pages coming next)",
-                className="os-subtitle",
-            ),
+        ),
+        html.Div(
+            className="os-control os-control-category",
+            children=[
+                html.Label(t("filter.category", lang), htmlFor=ids.CATEGORY),
+                dcc.Dropdown(
+                    id=ids.CATEGORY,
+                    options=category_options(lang),
+                    value=category or "",
+                    clearable=False,
+                    searchable=False,
+                    className="os-dropdown",
+                ),
+            ],
+        ),
+    ]
+    if stack is not None:
+        controls.append(
             html.Div(
-                className="os-tiles",
+                className="os-control",
                 children=[
-                    _tile("设备总数", "devices", f"{kpis.devices_total:,}"),
-                    _tile("在线率", "online", online),
-                    _tile("今日读数", "readings today", f"{kpis.readings_today:,}"),
-                    _tile("紧急事件", "critical open", str(kpis.open_by_severity["critical"])),
-                    _tile("未结事件", "open incidents", str(kpis.open_total)),
-                    _tile("平均处置时长", "mean time to resolve", mttr),
+                    html.Label(t("filter.stack", lang), htmlFor=ids.STACK),
+                    dcc.RadioItems(
+                        id=ids.STACK,
+                        options=[{"label": t(f"stack.{s}", lang), "value": s} for s in STACKS],
+                        value=stack,
+                        className="os-segmented",
+                        inline=True,
+                    ),
                 ],
-            ),
-        ],
+            )
+        )
+    return html.Div(className="os-filters", children=controls)
+
+
+def layout(
+    lang: str | None = None,
+    metric: str | None = None,
+    category: str | None = None,
+    stack: str | None = None,
+    **_other: str,
+) -> html.Div:
+    """The overview in the URL's language, metric and category."""
+    lang = language(lang)
+    chosen_metric = pick(metric, METRICS, METRICS[0]).value
+    chosen_stack = pick(stack, STACKS, STACKS[0]).value
+    try:
+        known = reference.categories()
+    except PANEL_ERRORS:
+        known = {}
+    chosen_category = pick(category, list(known), None).value
+    hideout, labels, legend = initial_map_state(chosen_metric, chosen_category, lang)
+    map_panel = panel(
+        t("panel.map", lang),
+        create_map(
+            map_id=ids.OVERVIEW_MAP,
+            legend_id=ids.OVERVIEW_LEGEND,
+            legend=legend,
+            layers=[
+                dl.GeoJSON(
+                    id=ids.OVERVIEW_AREAS,
+                    url=boundary_url(level="districts"),
+                    **geojson_options(
+                        style=MAP_JS("areaStyle"),
+                        hoverStyle=MAP_JS("areaHover"),
+                        onEachFeature=MAP_JS("areaTooltip"),
+                        hideout=hideout,
+                    ),
+                ),
+                dl.GeoJSON(
+                    id=ids.OVERVIEW_LABELS,
+                    data=labels,
+                    **geojson_options(pointToLayer=MAP_JS("label"), interactive=False),
+                ),
+            ],
+        ),
+        class_name="os-panel-map",
+        extra=html.Span(id=ids.OVERVIEW_STATUS, className="os-panel-note"),
     )
+    body = [
+        filter_bar(lang, metric=chosen_metric, category=chosen_category, stack=chosen_stack),
+        html.Div(
+            className="os-grid os-grid-overview",
+            children=[
+                map_panel,
+                html.Div(
+                    className="os-side",
+                    children=[
+                        panel(
+                            t("panel.tiles", lang),
+                            create_tiles(ids.OVERVIEW_TILES),
+                            class_name="os-panel-tiles",
+                        ),
+                        panel(
+                            t("panel.timeline", lang),
+                            dcc.Graph(
+                                id=ids.OVERVIEW_TIMELINE,
+                                figure=message_figure(t("panel.loading", lang)),
+                                config={"displayModeBar": False, "responsive": True},
+                                className="os-graph",
+                            ),
+                            class_name="os-panel-timeline",
+                        ),
+                        panel(
+                            t("panel.feed", lang),
+                            html.Div(
+                                id=ids.OVERVIEW_FEED,
+                                className="os-feed",
+                                children=[skeleton("os-skel-line") for _ in range(6)],
+                            ),
+                            class_name="os-panel-feed",
+                        ),
+                    ],
+                ),
+            ],
+        ),
+    ]
+    return create_page(
+        lang=lang,
+        title=f"{t('app.title', lang)} · {t('nav.overview', lang)}",
+        active="overview",
+        body=body,
+        class_name="os-page-overview",
+    )
+
+
+def _category(value: str | None) -> str | None:
+    """A category from the browser, checked against the catalogue (None = all)."""
+    return pick(value, list(reference.categories()), None).value
+
+
+@callback(
+    Output(ids.OVERVIEW_AREAS, "hideout"),
+    Output(ids.OVERVIEW_LABELS, "data"),
+    Output(ids.OVERVIEW_LEGEND, "children"),
+    Input(ids.METRIC, "value"),
+    Input(ids.CATEGORY, "value"),
+    Input(ids.REFRESH, "n_intervals"),
+    State(ids.LANG, "data"),
+    prevent_initial_call=True,
+)
+@guard(lambda lang: (dash.no_update, dash.no_update, [unavailable(t("panel.unavailable", lang))]))
+def update_map(metric: str, category: str, _tick: int, lang: str):
+    """Colour the districts by the chosen metric and category."""
+    lang = language(lang)
+    return map_state(pick(metric, METRICS, METRICS[0]).value, _category(category), lang)
+
+
+def map_state(metric: str, category: str | None, lang: str) -> tuple[dict, dict, list]:
+    """Hideout (colours, tooltips), label points and legend of the district map."""
+    areas = district_metrics(get_engine(), category=category)
+    result = choropleth(areas, metric=metric, lang=lang, drill=True)
+    return (
+        result.hideout,
+        result.labels,
+        legend_children(t(f"metric.{metric}", lang), result.legend),
+    )
+
+
+def initial_map_state(metric: str, category: str | None, lang: str) -> tuple[dict, dict, list]:
+    """The map's first colours, in the layout itself.
+
+    dash-leaflet styles a URL-loaded layer with the props it had when the fetch began, so
+    colours must be there from the start rather than arrive while the boundaries download.
+    """
+    try:
+        return map_state(metric, category, lang)
+    except PANEL_ERRORS:
+        log.exception("overview map unavailable")
+        empty = {"type": "FeatureCollection", "features": []}
+        return {}, empty, [unavailable(t("panel.unavailable", lang))]
+
+
+@callback(
+    Output(ids.OVERVIEW_TILES, "children"),
+    Output(ids.OVERVIEW_STATUS, "children"),
+    Input(ids.CATEGORY, "value"),
+    Input(ids.REFRESH, "n_intervals"),
+    State(ids.LANG, "data"),
+)
+@guard(lambda lang: ([unavailable(t("panel.unavailable", lang))], ""))
+def update_tiles(category: str, _tick: int, lang: str):
+    """The city's status tiles for the chosen category."""
+    lang = language(lang)
+    kpis = city_kpis(get_engine(), category=_category(category))
+    moment = (kpis.status_as_of or kpis.at).astimezone(CITY_TZ).strftime("%H:%M")
+    return tiles_children(kpis, lang), t("status.as_of", lang, t=moment)
+
+
+@callback(
+    Output(ids.OVERVIEW_TIMELINE, "figure"),
+    Input(ids.CATEGORY, "value"),
+    Input(ids.STACK, "value"),
+    Input(ids.REFRESH, "n_intervals"),
+    State(ids.LANG, "data"),
+)
+@guard(lambda lang: message_figure(t("panel.unavailable", lang)))
+def update_timeline(category: str, stack: str, _tick: int, lang: str):
+    """Incidents opened per hour over the last 24 h, stacked by severity or category."""
+    lang = language(lang)
+    stack = pick(stack, STACKS, STACKS[0]).value
+    engine = get_engine()
+    end = database_now(engine)
+    start = end - timedelta(hours=TIMELINE_HOURS)
+    frame = incident_timeline(engine, start=start, end=end, category=_category(category))
+    return timeline_figure(
+        frame, stack=stack, lang=lang, start=start, end=end, categories=reference.categories()
+    )
+
+
+@callback(
+    Output(ids.OVERVIEW_FEED, "children"),
+    Input(ids.CATEGORY, "value"),
+    Input(ids.REFRESH, "n_intervals"),
+    State(ids.LANG, "data"),
+)
+@guard(lambda lang: unavailable(t("panel.unavailable", lang)))
+def update_feed(category: str, _tick: int, lang: str):
+    """The latest incidents of the last 24 h."""
+    lang = language(lang)
+    engine = get_engine()
+    end = database_now(engine)
+    frame = incident_list(
+        engine,
+        start=end - timedelta(hours=TIMELINE_HOURS),
+        end=end + timedelta(minutes=1),
+        category=_category(category),
+        limit=FEED_LENGTH,
+    )
+    return feed_children(frame, lang=lang, categories=reference.categories())
+
+
+@callback(
+    Output(ids.URL, "href", allow_duplicate=True),
+    Input(ids.OVERVIEW_AREAS, "clickData"),
+    State(ids.METRIC, "value"),
+    State(ids.CATEGORY, "value"),
+    State(ids.LANG, "data"),
+    prevent_initial_call=True,
+)
+def drill_down(feature: dict | None, metric: str, category: str, lang: str):
+    """Clicking a district opens its page with the same metric and category."""
+    code = (feature or {}).get("properties", {}).get("code") if isinstance(feature, dict) else None
+    if not isinstance(code, str) or code not in reference.districts():
+        raise PreventUpdate
+    return href(
+        f"/district/{code}",
+        lang=language(lang),
+        metric=None if metric == METRICS[0] else pick(metric, METRICS, None).value,
+        category=_category(category),
+    )
+
+
+clientside_callback(
+    """
+    function (metric, category, stack) {
+        return window.onescreen.syncQuery(
+            {metric: metric, category: category, stack: stack},
+            {metric: "open_incidents", stack: "severity"});
+    }
+    """,
+    Output(ids.METRIC, "id"),
+    Input(ids.METRIC, "value"),
+    Input(ids.CATEGORY, "value"),
+    Input(ids.STACK, "value"),
+)

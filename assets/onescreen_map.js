@@ -1,0 +1,138 @@
+/* Map styling functions referenced from Python via dash_extensions.javascript.Namespace.
+   Colours, tooltips and labels are computed on the server and passed in `hideout`;
+   these functions only look them up, so the geometry (served by URL) is never re-sent. */
+window.onescreen = Object.assign({}, window.onescreen, {
+  map: {
+    areaStyle: function (feature, context) {
+      const h = (context && context.hideout) || {};
+      const code = feature.properties.code;
+      const colors = h.colors || {};
+      const selected = h.selected === code;
+      return {
+        className: "os-area os-area-" + code,
+        fillColor: colors[code] || h.noData || "#1a2740",
+        fillOpacity: h.fillOpacity || 0.78,
+        color: selected ? "#ffffff" : (h.lineColor || "#4fb8ff"),
+        weight: selected ? 3.5 : (h.lineWeight || 1.2),
+        dashArray: feature.properties.approximate ? "5 4" : null,
+        opacity: 0.9,
+      };
+    },
+    areaHover: function (feature, context) {
+      return {weight: 3, color: "#ffffff", fillOpacity: 0.92};
+    },
+    areaTooltip: function (feature, layer, context) {
+      const h = (context && context.hideout) || {};
+      const tip = (h.tips || {})[feature.properties.code];
+      if (tip) {
+        layer.bindTooltip(tip, {sticky: true, className: "os-map-tip", direction: "top"});
+      }
+    },
+    outlineStyle: function () {
+      return {color: "#9fdcff", weight: 2.5, fill: false, opacity: 0.9, interactive: false};
+    },
+    cellStyle: function (feature, context) {
+      const h = (context && context.hideout) || {};
+      const color = (h.colors || {})[feature.properties.code];
+      return {
+        className: "os-cell",
+        fillColor: color || "#000000",
+        fillOpacity: color ? 0.72 : 0.0,
+        stroke: false,
+      };
+    },
+    label: function (feature, latlng) {
+      const p = feature.properties;
+      return L.marker(latlng, {
+        interactive: false,
+        keyboard: false,
+        icon: L.divIcon({
+          className: "os-map-label",
+          html: "<span class='os-map-label-name'>" + p.name + "</span>" +
+                (p.value ? "<span class='os-map-label-value'>" + p.value + "</span>" : ""),
+          iconSize: null,
+        }),
+      });
+    },
+    devicePoint: function (feature, latlng, context) {
+      const h = (context && context.hideout) || {};
+      const colors = h.stateColors || [];
+      return L.circleMarker(latlng, {
+        radius: 6,
+        weight: 1.5,
+        color: "#0b1220",
+        fillColor: colors[feature.properties.s] || "#2fd38a",
+        fillOpacity: 0.95,
+        className: "os-device",
+      }).bindTooltip((h.deviceLabel || "#") + feature.properties.id, {className: "os-map-tip"});
+    },
+    clusterIcon: function (feature, latlng, index, context) {
+      const h = (context && context.hideout) || {};
+      const colors = h.stateColors || [];
+      const cache = index._onescreenWorst || (index._onescreenWorst = new Map());
+      const id = feature.properties.cluster_id;
+      let worst = cache.get(id);
+      if (worst === undefined) {
+        worst = 99;
+        const leaves = index.getLeaves(id, Infinity);
+        for (let i = 0; i < leaves.length && worst > 0; i++) {
+          const s = leaves[i].properties.s;
+          if (s < worst) { worst = s; }
+        }
+        cache.set(id, worst);
+      }
+      const n = feature.properties.point_count;
+      const size = Math.round(28 + 10 * Math.log10(n));
+      const label = n >= 10000 ? Math.round(n / 1000) + "k" : (n >= 1000 ? (n / 1000).toFixed(1) + "k" : n);
+      const color = colors[worst] || "#2fd38a";
+      return L.marker(latlng, {
+        icon: L.divIcon({
+          className: "os-cluster os-cluster-s" + worst,
+          html: "<div style='background:" + color + "'><span>" + label + "</span></div>",
+          iconSize: L.point(size, size),
+        }),
+      });
+    },
+    incidentPoint: function (feature, latlng, context) {
+      const h = (context && context.hideout) || {};
+      const colors = h.severityColors || {};
+      return L.circleMarker(latlng, {
+        radius: 7,
+        weight: 1.5,
+        color: "#0b1220",
+        fillColor: colors[feature.properties.severity] || "#ffa23a",
+        fillOpacity: 0.95,
+        className: "os-incident-point",
+      }).bindTooltip(feature.properties.tip || "", {className: "os-map-tip"});
+    },
+  },
+});
+
+/* WGS-84 → GCJ-02 for maps drawn on GCJ-02 tiles (AMap/Gaode); only used when configured. */
+(function () {
+  const A = 6378245.0, EE = 0.00669342162296594323;
+  function tLat(x, y) {
+    let r = -100 + 2 * x + 3 * y + 0.2 * y * y + 0.1 * x * y + 0.2 * Math.sqrt(Math.abs(x));
+    r += (20 * Math.sin(6 * x * Math.PI) + 20 * Math.sin(2 * x * Math.PI)) * 2 / 3;
+    r += (20 * Math.sin(y * Math.PI) + 40 * Math.sin(y / 3 * Math.PI)) * 2 / 3;
+    r += (160 * Math.sin(y / 12 * Math.PI) + 320 * Math.sin(y * Math.PI / 30)) * 2 / 3;
+    return r;
+  }
+  function tLon(x, y) {
+    let r = 300 + x + 2 * y + 0.1 * x * x + 0.1 * x * y + 0.1 * Math.sqrt(Math.abs(x));
+    r += (20 * Math.sin(6 * x * Math.PI) + 20 * Math.sin(2 * x * Math.PI)) * 2 / 3;
+    r += (20 * Math.sin(x * Math.PI) + 40 * Math.sin(x / 3 * Math.PI)) * 2 / 3;
+    r += (150 * Math.sin(x / 12 * Math.PI) + 300 * Math.sin(x / 30 * Math.PI)) * 2 / 3;
+    return r;
+  }
+  window.onescreen.map.toGcj02 = function (coords) {
+    const lon = coords[0], lat = coords[1];
+    let dLat = tLat(lon - 105, lat - 35), dLon = tLon(lon - 105, lat - 35);
+    const rad = lat / 180 * Math.PI;
+    let magic = 1 - EE * Math.sin(rad) * Math.sin(rad);
+    const sq = Math.sqrt(magic);
+    dLat = (dLat * 180) / ((A * (1 - EE)) / (magic * sq) * Math.PI);
+    dLon = (dLon * 180) / (A / sq * Math.cos(rad) * Math.PI);
+    return L.latLng(lat + dLat, lon + dLon);
+  };
+})();

@@ -1,0 +1,122 @@
+"""Leaflet maps: vector-only on a dark background by default; geometry by URL, style by hideout."""
+
+from __future__ import annotations
+
+import dash_leaflet as dl
+from dash import html
+from dash_extensions.javascript import Namespace
+
+from components.choropleth import LegendEntry
+from components.i18n import t
+from components.theme import SEVERITY_COLORS, STATE_COLORS, STATE_RANK
+from config import get_settings
+
+MAP_JS = Namespace("onescreen", "map")
+CITY_CENTER = (31.2, 121.45)
+# Shanghai with its islands, with room to pan a little
+CITY_BOUNDS = [[30.65, 120.85], [31.9, 122.15]]
+
+
+def _tile_layers() -> list:
+    settings = get_settings()
+    if not settings.map_tile_url:
+        return []
+    return [dl.TileLayer(url=settings.map_tile_url, attribution=settings.map_tile_attribution)]
+
+
+def coords_function():
+    """How GeoJSON coordinates (WGS-84 in the store) become map positions for the tiles' datum."""
+    if get_settings().map_tile_datum == "gcj02" and get_settings().map_tile_url:
+        return MAP_JS("toGcj02")
+    return None
+
+
+def geojson_options(**options) -> dict:
+    """Keyword arguments for dl.GeoJSON that add the datum shift when tiles need it."""
+    shift = coords_function()
+    return {**options, **({"coordsToLatLng": shift} if shift else {})}
+
+
+def create_map(
+    *,
+    map_id: str,
+    layers: list,
+    legend_id: str,
+    legend: list | None = None,
+    bounds=None,
+    class_name: str = "",
+) -> html.Div:
+    """A dark, vector-only map (plus the optional configured tiles) with a legend overlay."""
+    return html.Div(
+        className=f"os-map-wrap {class_name}".strip(),
+        children=[
+            dl.Map(
+                id=map_id,
+                children=[*_tile_layers(), *layers, dl.ScaleControl(position="bottomright")],
+                bounds=bounds or CITY_BOUNDS,
+                maxBounds=[[30.2, 120.3], [32.3, 122.7]],
+                minZoom=8,
+                maxZoom=18,
+                zoomSnap=0.25,
+                trackViewport=False,
+                zoomDelta=0.5,
+                attributionControl=bool(get_settings().map_tile_url),
+                className="os-map",
+                style={"width": "100%", "height": "100%"},
+            ),
+            html.Div(id=legend_id, className="os-legend", children=legend or []),
+        ],
+    )
+
+
+def legend_children(title: str, entries: list[LegendEntry], note: str | None = None) -> list:
+    """A legend: title, colour swatches with their ranges, an optional note."""
+    return [
+        html.Div(title, className="os-legend-title"),
+        *[
+            html.Div(
+                className="os-legend-row",
+                children=[
+                    html.Span(className="os-swatch", style={"background": entry.color}),
+                    html.Span(entry.label),
+                ],
+            )
+            for entry in entries
+        ],
+        *([html.Div(note, className="os-legend-note")] if note else []),
+    ]
+
+
+def state_legend(lang: str) -> list:
+    """Legend rows of device states (cluster colours show the worst state inside)."""
+    return [
+        html.Div(
+            className="os-legend-row",
+            children=[
+                html.Span(
+                    className="os-swatch os-swatch-dot", style={"background": STATE_COLORS[s]}
+                ),
+                html.Span(t(f"state.{s}", lang)),
+            ],
+        )
+        for s in STATE_RANK
+    ]
+
+
+def state_colors() -> list[str]:
+    """Colours by state rank, as the clientside device functions expect."""
+    return [STATE_COLORS[state] for state in STATE_RANK]
+
+
+def severity_legend(lang: str) -> list:
+    """Legend rows of incident severities."""
+    return [
+        html.Div(
+            className="os-legend-row",
+            children=[
+                html.Span(className="os-swatch os-swatch-dot", style={"background": color}),
+                html.Span(t(f"severity.{severity}", lang)),
+            ],
+        )
+        for severity, color in SEVERITY_COLORS.items()
+    ]

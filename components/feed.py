@@ -1,0 +1,48 @@
+"""The scrolling list of latest incidents (pure builder from an incident_list frame)."""
+
+from __future__ import annotations
+
+import pandas as pd
+from dash import dcc, html
+
+from components.i18n import t
+from components.state import href
+from components.tiles import CITY_TZ
+
+
+def feed_children(frame: pd.DataFrame, *, lang: str, categories: dict[str, tuple[str, str]]):
+    """One row per incident, newest first: time, severity, title, place; links to its detail."""
+    if frame.empty:
+        return html.Div(t("panel.empty_feed", lang), className="os-empty")
+    rows = []
+    for item in frame.itertuples():
+        opened = pd.Timestamp(item.opened_at).tz_convert(CITY_TZ).strftime("%H:%M")
+        place = item.district_en if lang == "en" else item.district_zh
+        street = item.street_en if lang == "en" else item.street_zh
+        if isinstance(street, str) and street:
+            place = f"{place} · {street}"
+        title = item.title_en if lang == "en" else item.title_zh
+        category = categories.get(item.category_code, (item.category_code, item.category_code))
+        rows.append(
+            dcc.Link(
+                href=href("/incidents", lang=lang, incident=str(item.id)),
+                className=f"os-feed-row os-feed-{item.status}",
+                children=[
+                    html.Span(opened, className="os-feed-time"),
+                    html.Span(
+                        t(f"severity.{item.severity}", lang),
+                        className=f"os-badge os-sev-{item.severity}",
+                    ),
+                    html.Span(title, className="os-feed-title"),
+                    html.Span(
+                        f"{category[1] if lang == 'en' else category[0]} · {place}",
+                        className="os-feed-place",
+                    ),
+                    html.Span(
+                        t(f"status.{item.status}", lang),
+                        className=f"os-feed-status os-status-{item.status}",
+                    ),
+                ],
+            )
+        )
+    return rows

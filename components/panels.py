@@ -1,0 +1,73 @@
+"""Panel frames, loading placeholders and the guard that keeps one panel's failure its own."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from dash import ctx, html
+from dash.exceptions import PreventUpdate
+from sqlalchemy.exc import SQLAlchemyError
+
+from components import ids
+from data.errors import OneScreenError
+from data.queries import InvalidQuery
+
+log = logging.getLogger(__name__)
+
+PANEL_ERRORS = (OneScreenError, SQLAlchemyError, InvalidQuery, ValueError, KeyError)
+
+
+def skeleton(class_name: str = "os-skel-block") -> html.Div:
+    """A shimmering placeholder shown until a panel's first content arrives."""
+    return html.Div(className=f"os-skel {class_name}")
+
+
+def panel(title: str, body: Any, *, class_name: str = "", extra: Any = None) -> html.Section:
+    """A titled panel frame."""
+    return html.Section(
+        className=f"os-panel {class_name}".strip(),
+        children=[
+            html.Header(
+                className="os-panel-head",
+                children=[
+                    html.H2(title, className="os-panel-title"),
+                    extra if extra is not None else html.Span(),
+                ],
+            ),
+            html.Div(className="os-panel-body", children=body),
+        ],
+    )
+
+
+def unavailable(message: str) -> html.Div:
+    """What a panel shows when its data cannot be read."""
+    return html.Div(message, className="os-unavailable", role="status")
+
+
+def guard(fallback: Callable[[str], Any]) -> Callable:
+    """Wrap a callback whose last argument is the page language.
+
+    A failed refresh keeps the panel's last good content (PreventUpdate); a failed first load or
+    filter change shows `fallback(lang)` in this panel only. Either way the error is logged once.
+    """
+
+    def decorate(callback: Callable) -> Callable:
+        @functools.wraps(callback)
+        def wrapped(*args: Any) -> Any:
+            try:
+                return callback(*args)
+            except PreventUpdate:
+                raise
+            except PANEL_ERRORS:
+                log.exception("panel %s failed", callback.__name__)
+                if ctx.triggered_id == ids.REFRESH:
+                    raise PreventUpdate from None
+                lang = args[-1] if args and args[-1] in ("zh", "en") else "zh"
+                return fallback(lang)
+
+        return wrapped
+
+    return decorate

@@ -1,0 +1,120 @@
+"""The frame every page shares: header with navigation, breadcrumbs, clock and language switch."""
+
+from __future__ import annotations
+
+from dash import Input, Output, State, clientside_callback, dcc, html
+
+from components import ids
+from components.i18n import t
+from components.state import href
+
+
+def create_page(
+    *,
+    lang: str,
+    title: str,
+    active: str,
+    body: list,
+    crumbs: list | None = None,
+    class_name: str = "",
+) -> html.Div:
+    """A page: header (brand, crumbs, nav, clock, language) over `body`; sets title and lang."""
+    nav = [
+        dcc.Link(
+            t(f"nav.{key}", lang),
+            href=href(path, lang=lang),
+            className=f"os-nav-link {'os-nav-active' if key == active else ''}".strip(),
+        )
+        for key, path in (("overview", "/"), ("incidents", "/incidents"))
+    ]
+    return html.Div(
+        className=f"os-page os-lang-{lang} {class_name}".strip(),
+        children=[
+            dcc.Store(id=ids.LANG, data=lang),
+            dcc.Store(id=ids.PAGE_META, data={"title": title, "lang": lang}),
+            html.Header(
+                className="os-header",
+                children=[
+                    dcc.Link(
+                        href=href("/", lang=lang),
+                        className="os-brand",
+                        children=[
+                            html.Span(t("app.title", lang), className="os-brand-name"),
+                            html.Span(t("app.subtitle", lang), className="os-brand-sub"),
+                        ],
+                    ),
+                    html.Nav(crumbs or [], className="os-crumbs", **{"aria-label": "breadcrumb"}),
+                    html.Nav(nav, className="os-nav"),
+                    html.Div(id=ids.CLOCK, className="os-clock"),
+                    html.Button(
+                        t("nav.language", lang),
+                        id=ids.LANG_TOGGLE,
+                        className="os-lang-toggle",
+                        title=t("nav.language_hint", lang),
+                        **{"data-lang": lang},
+                    ),
+                ],
+            ),
+            html.Main(className="os-main", children=body),
+        ],
+    )
+
+
+def crumb_links(lang: str, trail: list[tuple[str, str | None]]) -> list:
+    """Breadcrumbs: (label, href) pairs, the last one (href None) is the current place."""
+    items: list = []
+    for index, (label, target) in enumerate(trail):
+        if index:
+            items.append(html.Span("›", className="os-crumb-sep"))
+        if target is None:
+            items.append(html.Span(label, className="os-crumb os-crumb-current"))
+        else:
+            items.append(dcc.Link(label, href=target, className="os-crumb"))
+    return items
+
+
+# the document follows the page: <title> and <html lang>
+clientside_callback(
+    """
+    function (meta) {
+        if (meta) {
+            document.title = meta.title;
+            document.documentElement.lang = meta.lang === "en" ? "en" : "zh-CN";
+        }
+        return window.dash_clientside.no_update;
+    }
+    """,
+    Output(ids.PAGE_META, "id"),
+    Input(ids.PAGE_META, "data"),
+)
+
+# switching language reloads the same view (state stays in the URL) with ?lang= flipped
+clientside_callback(
+    """
+    function (clicks, lang) {
+        if (!clicks) { return window.dash_clientside.no_update; }
+        const url = new URL(window.location.href);
+        if (lang === "en") { url.searchParams.delete("lang"); }
+        else { url.searchParams.set("lang", "en"); }
+        window.location.assign(url.toString());
+        return window.dash_clientside.no_update;
+    }
+    """,
+    Output(ids.LANG_TOGGLE, "id"),
+    Input(ids.LANG_TOGGLE, "n_clicks"),
+    State(ids.LANG, "data"),
+)
+
+clientside_callback(
+    """
+    function (tick) {
+        const now = new Date();
+        const opts = {timeZone: "Asia/Shanghai", hour12: false};
+        const date = now.toLocaleDateString("sv-SE", opts);
+        const time = now.toLocaleTimeString("en-GB", opts);
+        return date + " " + time;
+    }
+    """,
+    Output(ids.CLOCK, "children"),
+    Input(ids.CLOCK_TICK, "n_intervals"),
+)

@@ -1,0 +1,80 @@
+"""Colours of the dark big-screen theme, shared by CSS-free builders and plotly figures."""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+
+BACKGROUND = "#0b1220"
+PANEL = "#111b2e"
+GRID = "#1f2d47"
+TEXT = "#e6edf7"
+MUTED = "#8fa3bf"
+ACCENT = "#39c5ff"
+FONT_FAMILY = '"Noto Sans CJK SC", "Noto Sans SC", "Microsoft YaHei", sans-serif'
+
+SEVERITY_COLORS = {"critical": "#ff4d5e", "major": "#ffa23a", "minor": "#f5d547"}
+STATE_COLORS = {
+    "alarm": "#ff4d5e",
+    "warning": "#ffa23a",
+    "offline": "#7b8aa3",
+    "maintenance": "#a77bff",
+    "normal": "#2fd38a",
+}
+# worst first: a cluster shows the worst state among its devices
+STATE_RANK = ("alarm", "warning", "offline", "maintenance", "normal")
+
+# sequential ramp for "more is worse" metrics, and its reverse for rates where less is worse
+HEAT_RAMP = ("#12324f", "#1d5a7a", "#2b8a9e", "#e3b341", "#f07a3a", "#ff4d5e")
+CATEGORY_PALETTE = (
+    "#39c5ff",
+    "#2fd38a",
+    "#ffa23a",
+    "#ff4d5e",
+    "#a77bff",
+    "#f5d547",
+    "#5ee6d0",
+    "#ff7ac6",
+    "#8fb3ff",
+    "#c3e86b",
+    "#ffb38a",
+    "#b0bccf",
+)
+
+
+def base_layout(*, height: int | None = None) -> dict:
+    """Plotly layout for every figure: transparent on the dark panel, big readable type."""
+    return {
+        "paper_bgcolor": "rgba(0,0,0,0)",
+        "plot_bgcolor": "rgba(0,0,0,0)",
+        "font": {"family": FONT_FAMILY, "color": TEXT, "size": 14},
+        "margin": {"l": 48, "r": 12, "t": 8, "b": 36},
+        "xaxis": {"gridcolor": GRID, "linecolor": GRID, "zerolinecolor": GRID, "color": MUTED},
+        "yaxis": {"gridcolor": GRID, "linecolor": GRID, "zerolinecolor": GRID, "color": MUTED},
+        "legend": {
+            "orientation": "h",
+            "y": 1.02,
+            "yanchor": "bottom",
+            "x": 0,
+            "font": {"size": 13},
+        },
+        "hoverlabel": {"bgcolor": PANEL, "bordercolor": ACCENT, "font": {"color": TEXT}},
+        "autosize": True,
+        **({"height": height} if height else {}),
+    }
+
+
+def message_figure(text: str) -> go.Figure:
+    """An empty themed figure that says `text` (no data, or data unavailable)."""
+    figure = go.Figure(layout=base_layout())
+    figure.update_xaxes(visible=False)
+    figure.update_yaxes(visible=False)
+    figure.add_annotation(
+        text=text,
+        showarrow=False,
+        x=0.5,
+        y=0.5,
+        xref="paper",
+        yref="paper",
+        font={"size": 16, "color": MUTED},
+    )
+    return figure
