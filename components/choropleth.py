@@ -12,6 +12,7 @@ from components.theme import HEAT_RAMP
 from data.queries import AreaMetric
 
 NO_DATA = "#1a2740"
+INTEGRAL_METRICS = ("open_incidents", "readings_last_hour")
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,7 @@ def format_value(value: float | None, metric: str) -> str:
     return f"{value:,.0f}"
 
 
-def _nice_breaks(values: Sequence[float], classes: int) -> list[float]:
+def _nice_breaks(values: Sequence[float], classes: int, *, integral: bool = False) -> list[float]:
     """Up to `classes`-1 rounded, strictly increasing inner break points across the values."""
     low, high = min(values), max(values)
     if high <= low:
@@ -54,6 +55,9 @@ def _nice_breaks(values: Sequence[float], classes: int) -> list[float]:
     step = (high - low) / classes
     magnitude = 10 ** math.floor(math.log10(step))
     step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= step)
+    if integral:
+        # counts: whole-number classes, so a legend never reads "2 – 2"
+        step = max(1, math.ceil(step))
     first = math.floor(low / step) * step + step
     breaks = []
     value = first
@@ -64,10 +68,10 @@ def _nice_breaks(values: Sequence[float], classes: int) -> list[float]:
 
 
 def classify(
-    values: Sequence[float], *, higher_is_worse: bool = True
+    values: Sequence[float], *, higher_is_worse: bool = True, integral: bool = False
 ) -> tuple[list[float], list[str]]:
     """Class breaks and one colour per class (len(colors) == len(breaks) + 1)."""
-    breaks = _nice_breaks(values, len(HEAT_RAMP)) if values else []
+    breaks = _nice_breaks(values, len(HEAT_RAMP), integral=integral) if values else []
     ramp = HEAT_RAMP if higher_is_worse else tuple(reversed(HEAT_RAMP))
     if not breaks:
         return [], [ramp[0] if not values or max(values) == 0 else ramp[-1]]
@@ -149,7 +153,9 @@ def choropleth(
     """Colours, tooltips, legend and label points of `areas` for `metric` in `lang`."""
     values = {area.code: metric_value(area, metric) for area in areas}
     present = [v for v in values.values() if v is not None]
-    breaks, colors = classify(present, higher_is_worse=metric != "online_rate")
+    breaks, colors = classify(
+        present, higher_is_worse=metric != "online_rate", integral=metric in INTEGRAL_METRICS
+    )
     hideout = {
         "colors": {code: color_for(v, breaks, colors) for code, v in values.items()},
         "tips": {area.code: tooltip_html(area, metric, lang, drill=drill) for area in areas},
@@ -176,3 +182,29 @@ def choropleth(
     return Choropleth(
         hideout=hideout, legend=legend_entries(breaks, colors, metric, lang), labels=labels
     )
+
+
+def cell_heat(cells, *, metric: str, lang: str) -> tuple[dict, list[LegendEntry], str]:
+    """H3 cell colours of a cell_metrics frame: online rate, or devices in warning/alarm."""
+    if metric == "online_rate":
+        values = {
+            str(row.cell): row.devices_online / row.devices_total * 100
+            for row in cells.itertuples()
+            if row.devices_total
+        }
+        title = t("metric.online_rate", lang)
+        heat_metric = "online_rate"
+    else:
+        values = {
+            str(row.cell): float(row.devices_warning + row.devices_alarm)
+            for row in cells.itertuples()
+        }
+        title = t("legend.cell_alerts", lang)
+        heat_metric = "open_incidents"
+    breaks, colors = classify(
+        list(values.values()),
+        higher_is_worse=metric != "online_rate",
+        integral=heat_metric != "online_rate",
+    )
+    hideout = {"colors": {code: color_for(v, breaks, colors) for code, v in values.items()}}
+    return hideout, legend_entries(breaks, colors, heat_metric, lang), title

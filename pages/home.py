@@ -15,7 +15,8 @@ from components.area_map import MAP_JS, create_map, geojson_options, legend_chil
 from components.boundaries import boundary_url
 from components.choropleth import choropleth
 from components.feed import feed_children
-from components.i18n import name, t
+from components.filters import filter_bar
+from components.i18n import t
 from components.panels import PANEL_ERRORS, guard, panel, skeleton, unavailable
 from components.shell import create_page
 from components.state import METRICS, STACKS, href, language, pick
@@ -37,68 +38,6 @@ dash.register_page(__name__, path="/", title="一屏观全城 · OneScreen", nam
 
 TIMELINE_HOURS = 24
 FEED_LENGTH = 30
-
-
-def category_options(lang: str) -> list[dict]:
-    """The category filter's options (empty if the store cannot be read right now)."""
-    try:
-        found = reference.categories()
-    except PANEL_ERRORS:
-        log.exception("categories unavailable")
-        found = {}
-    return [{"label": t("filter.all_categories", lang), "value": ""}] + [
-        {"label": name(names, lang), "value": code} for code, names in found.items()
-    ]
-
-
-def filter_bar(lang: str, *, metric: str, category: str | None, stack: str | None = None):
-    """Metric, category (and timeline stacking) selectors."""
-    controls = [
-        html.Div(
-            className="os-control",
-            children=[
-                html.Label(t("filter.metric", lang), htmlFor=ids.METRIC),
-                dcc.RadioItems(
-                    id=ids.METRIC,
-                    options=[{"label": t(f"metric.{m}", lang), "value": m} for m in METRICS],
-                    value=metric,
-                    className="os-segmented",
-                    inline=True,
-                ),
-            ],
-        ),
-        html.Div(
-            className="os-control os-control-category",
-            children=[
-                html.Label(t("filter.category", lang), htmlFor=ids.CATEGORY),
-                dcc.Dropdown(
-                    id=ids.CATEGORY,
-                    options=category_options(lang),
-                    value=category or "",
-                    clearable=False,
-                    searchable=False,
-                    className="os-dropdown",
-                ),
-            ],
-        ),
-    ]
-    if stack is not None:
-        controls.append(
-            html.Div(
-                className="os-control",
-                children=[
-                    html.Label(t("filter.stack", lang), htmlFor=ids.STACK),
-                    dcc.RadioItems(
-                        id=ids.STACK,
-                        options=[{"label": t(f"stack.{s}", lang), "value": s} for s in STACKS],
-                        value=stack,
-                        className="os-segmented",
-                        inline=True,
-                    ),
-                ],
-            )
-        )
-    return html.Div(className="os-filters", children=controls)
 
 
 def layout(
@@ -327,7 +266,6 @@ clientside_callback(
             {metric: "open_incidents", stack: "severity"});
     }
     """,
-    Output(ids.METRIC, "id"),
     Input(ids.METRIC, "value"),
     Input(ids.CATEGORY, "value"),
     Input(ids.STACK, "value"),

@@ -1,15 +1,15 @@
-"""404 page."""
+"""404 page for unknown paths."""
 
 import dash
-from dash import dcc, html
 
-dash.register_page(__name__, path="/404", title="未找到 · Not found")
+from components.i18n import t
+from components.notfound import not_found_page
+from components.state import language
 
-layout = html.Div(
-    className="os-page",
-    children=[
-        html.H1("404"),
-        html.P("页面不存在 / This page does not exist."),
-        dcc.Link("返回全市总览 / Back to the city overview", href="/"),
-    ],
-)
+dash.register_page(__name__, path="/404", title="页面不存在 · Not found")
+
+
+def layout(lang: str | None = None, **_other: str):
+    """Not found, in the URL's language."""
+    lang = language(lang)
+    return not_found_page(lang, t("notfound.page", lang))

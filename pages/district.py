@@ -1,0 +1,497 @@
+"""District `/district/<adcode>`: streets/towns, device clusters and H3 heat; scoped tiles."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+import dash
+import dash_leaflet as dl
+from dash import ALL, Input, Output, State, callback, clientside_callback, ctx, dcc, html
+from dash.exceptions import PreventUpdate
+
+from components import ids, reference
+from components.area_map import (
+    MAP_JS,
+    create_map,
+    geojson_options,
+    legend_children,
+    state_colors,
+    state_legend,
+)
+from components.boundaries import boundary_url
+from components.choropleth import cell_heat, choropleth, format_value, metric_value
+from components.device_layer import devices_url
+from components.feed import feed_children
+from components.filters import filter_bar
+from components.i18n import name, t
+from components.notfound import not_found_page
+from components.panels import PANEL_ERRORS, guard, panel, skeleton, unavailable
+from components.shell import create_page, crumb_links
+from components.state import LAYERS, METRICS, href, language, pick
+from components.theme import message_figure
+from components.tiles import create_tiles, tiles_children
+from components.timeline import timeline_figure
+from data.engine import get_engine
+from data.queries import (
+    area_kpis,
+    cell_metrics,
+    database_now,
+    incident_list,
+    incident_timeline,
+    street_metrics,
+)
+
+log = logging.getLogger(__name__)
+
+
+def _title(adcode: str | None = None, **_other: str) -> str:
+    names = reference.districts().get(adcode or "") if adcode else None
+    return f"{names[0]} · 一屏观全城" if names else "行政区 · 一屏观全城"
+
+
+dash.register_page(__name__, path_template="/district/<adcode>", title=_title, name="district")
+
+TIMELINE_HOURS = 24
+
+
+def _street(district: str, value: object) -> str | None:
+    """A street code from the browser, only if it belongs to this district."""
+    return value if isinstance(value, str) and value in reference.streets(district) else None
+
+
+def _category(value: object) -> str | None:
+    return pick(value, list(reference.categories()), None).value
+
+
+def map_state(
+    district: str, metric: str, category: str | None, street: str | None, layer: str, lang: str
+) -> tuple[dict, dict, list, list]:
+    """Street hideout, cell hideout, legend and ranking of one district."""
+    engine = get_engine()
+    areas = street_metrics(engine, district=district, category=category)
+    result = choropleth(
+        areas, metric=metric, lang=lang, drill=False, selected=street, with_labels=False
+    )
+    streets_hideout = dict(result.hideout)
+    legend = []
+    if layer == "grid":
+        cells = cell_metrics(engine, district=district, category=category)
+        cells_hideout, cell_legend, cell_title = cell_heat(cells, metric=metric, lang=lang)
+        streets_hideout.update(fillOpacity=0.0, colors={})
+        legend += legend_children(cell_title, cell_legend)
+    else:
+        cells_hideout = {"colors": {}}
+        legend += legend_children(
+            t(f"metric.{metric}", lang),
+            result.legend,
+            t("legend.approximate", lang) if any(a.approximate for a in areas) else None,
+        )
+    legend += [
+        html.Div(t("legend.devices", lang), className="os-legend-title os-legend-section"),
+        *state_legend(lang),
+    ]
+    ranking = ranking_rows(areas, metric=metric, lang=lang, selected=street)
+    return streets_hideout, cells_hideout, legend, ranking
+
+
+def ranking_rows(areas, *, metric: str, lang: str, selected: str | None) -> list:
+    """Streets sorted by the metric (worst first), each a button that scopes the page to it."""
+    values = [(area, metric_value(area, metric)) for area in areas]
+    worst_first = metric != "online_rate"
+    values.sort(
+        key=lambda pair: (pair[1] is None, -(pair[1] or 0) if worst_first else (pair[1] or 0))
+    )
+    top = max((v for _, v in values if v is not None), default=0) or 1
+    rows = []
+    for area, value in values:
+        label = area.name_en if lang == "en" else area.name_zh
+        rows.append(
+            html.Button(
+                id={"type": "os-rank", "code": area.code},
+                className=f"os-rank-row {'os-rank-selected' if area.code == selected else ''}",
+                n_clicks=0,
+                children=[
+                    html.Div(
+                        [
+                            html.Span(label),
+                            html.Span(" ≈", className="os-rank-approx") if area.approximate else "",
+                            html.Div(
+                                className="os-rank-bar",
+                                style={"width": f"{(value or 0) / top * 100:.0f}%"},
+                            ),
+                        ]
+                    ),
+                    html.Span(f"{area.devices_total:,}", className="os-rank-value"),
+                    html.Span(format_value(value, metric), className="os-rank-value"),
+                ],
+            )
+        )
+    return rows
+
+
+def layout(
+    adcode: str | None = None,
+    lang: str | None = None,
+    metric: str | None = None,
+    category: str | None = None,
+    street: str | None = None,
+    layer: str | None = None,
+    **_other: str,
+):
+    """The district page, or a friendly not-found page for an unknown adcode."""
+    lang = language(lang)
+    try:
+        names = reference.districts().get(adcode or "")
+    except PANEL_ERRORS:
+        log.exception("district list unavailable")
+        return create_page(
+            lang=lang,
+            title=t("app.title", lang),
+            active="",
+            body=[unavailable(t("panel.unavailable", lang))],
+        )
+    if names is None:
+        return not_found_page(lang, t("notfound.district", lang, code=str(adcode)[:40]))
+    district_name = name(names, lang)
+    chosen_metric = pick(metric, METRICS, METRICS[0]).value
+    chosen_layer = pick(layer, LAYERS, LAYERS[0]).value
+    chosen_category = _category(category)
+    chosen_street = _street(adcode, street)
+    try:
+        streets_hideout, cells_hideout, legend, ranking = map_state(
+            adcode, chosen_metric, chosen_category, chosen_street, chosen_layer, lang
+        )
+    except PANEL_ERRORS:
+        log.exception("district map unavailable")
+        streets_hideout, cells_hideout = {}, {"colors": {}}
+        legend, ranking = [unavailable(t("panel.unavailable", lang))], []
+    device_hideout = {"stateColors": state_colors(), "deviceLabel": t("hover.device", lang)}
+    layers = [
+        dl.GeoJSON(
+            id=ids.DISTRICT_CELLS,
+            url=boundary_url(level="grid", district=adcode, fmt="pbf"),
+            format="geobuf",
+            **geojson_options(style=MAP_JS("cellStyle"), hideout=cells_hideout, interactive=False),
+        ),
+        dl.GeoJSON(
+            id=ids.DISTRICT_AREAS,
+            url=boundary_url(level="streets", district=adcode),
+            **geojson_options(
+                style=MAP_JS("areaStyle"),
+                hoverStyle=MAP_JS("areaHover"),
+                onEachFeature=MAP_JS("areaTooltip"),
+                hideout=streets_hideout,
+                zoomToBounds=True,
+            ),
+        ),
+        dl.GeoJSON(
+            id=ids.DISTRICT_DEVICES,
+            url=devices_url(district=adcode, category=chosen_category),
+            format="geobuf",
+            cluster=True,
+            zoomToBoundsOnClick=True,
+            spiderfyOnMaxZoom=True,
+            superClusterOptions={"radius": 70, "maxZoom": 17},
+            **geojson_options(
+                clusterToLayer=MAP_JS("clusterIcon"),
+                pointToLayer=MAP_JS("devicePoint"),
+                hideout=device_hideout,
+            ),
+        ),
+    ]
+    body = [
+        dcc.Store(id=ids.DISTRICT_STATE, data={"district": adcode}),
+        dcc.Store(id=ids.STREET, data=chosen_street),
+        filter_bar(lang, metric=chosen_metric, category=chosen_category, layer=chosen_layer),
+        html.Div(
+            className="os-grid os-grid-district",
+            children=[
+                panel(
+                    t("panel.district_map", lang),
+                    create_map(
+                        map_id=ids.DISTRICT_MAP,
+                        legend_id=ids.DISTRICT_LEGEND,
+                        legend=legend,
+                        layers=layers,
+                    ),
+                    class_name="os-panel-map",
+                    extra=html.Span(id="district-scope", className="os-scope"),
+                ),
+                html.Div(
+                    className="os-side-district",
+                    children=[
+                        panel(
+                            t("panel.tiles", lang),
+                            create_tiles(ids.DISTRICT_TILES),
+                            class_name="os-panel-tiles",
+                        ),
+                        html.Div(
+                            className="os-split",
+                            children=[
+                                panel(
+                                    t("district.streets_title", lang),
+                                    html.Div(
+                                        id=ids.DISTRICT_RANKING,
+                                        className="os-ranking",
+                                        children=ranking,
+                                    ),
+                                    extra=html.Button(
+                                        t("district.clear_street", lang),
+                                        id="district-clear",
+                                        className="os-clear-street",
+                                    ),
+                                ),
+                                panel(
+                                    t("panel.feed", lang),
+                                    html.Div(
+                                        id=ids.DISTRICT_FEED,
+                                        className="os-feed",
+                                        children=[skeleton("os-skel-line") for _ in range(6)],
+                                    ),
+                                ),
+                            ],
+                        ),
+                        panel(
+                            t("panel.timeline", lang),
+                            dcc.Graph(
+                                id=ids.DISTRICT_TIMELINE,
+                                figure=message_figure(t("panel.loading", lang)),
+                                config={"displayModeBar": False, "responsive": True},
+                                className="os-graph",
+                            ),
+                        ),
+                    ],
+                ),
+            ],
+        ),
+    ]
+    crumbs = [
+        (
+            t("crumb.city", lang),
+            href(
+                "/", lang=lang, metric=_non_default_metric(chosen_metric), category=chosen_category
+            ),
+        ),
+        (district_name, None),
+    ]
+    return create_page(
+        lang=lang,
+        title=f"{t('district.title', lang, name=district_name)} · {t('app.title', lang)}",
+        active="",
+        body=body,
+        crumbs=html.Div(
+            id=ids.DISTRICT_CRUMBS, children=crumb_links(lang, crumbs), className="os-crumbs-inner"
+        ),
+        class_name="os-page-district",
+    )
+
+
+def _non_default_metric(metric: str | None) -> str | None:
+    return None if metric == METRICS[0] else metric
+
+
+@callback(
+    Output(ids.DISTRICT_AREAS, "hideout"),
+    Output(ids.DISTRICT_CELLS, "hideout"),
+    Output(ids.DISTRICT_LEGEND, "children"),
+    Output(ids.DISTRICT_RANKING, "children"),
+    Input(ids.METRIC, "value"),
+    Input(ids.CATEGORY, "value"),
+    Input(ids.STREET, "data"),
+    Input(ids.LAYER, "value"),
+    Input(ids.REFRESH, "n_intervals"),
+    State(ids.DISTRICT_STATE, "data"),
+    State(ids.LANG, "data"),
+    prevent_initial_call=True,
+)
+@guard(
+    lambda lang: (
+        dash.no_update,
+        dash.no_update,
+        [unavailable(t("panel.unavailable", lang))],
+        dash.no_update,
+    )
+)
+def update_map(metric, category, street, layer, _tick, state, lang):
+    """Colour streets (or H3 cells) by the metric; highlight the chosen street."""
+    district = _district(state)
+    return map_state(
+        district,
+        pick(metric, METRICS, METRICS[0]).value,
+        _category(category),
+        _street(district, street),
+        pick(layer, LAYERS, LAYERS[0]).value,
+        language(lang),
+    )
+
+
+def _district(state: object) -> str:
+    district = state.get("district") if isinstance(state, dict) else None
+    if district not in reference.districts():
+        raise PreventUpdate
+    return district
+
+
+@callback(
+    Output(ids.DISTRICT_DEVICES, "url"),
+    Input(ids.CATEGORY, "value"),
+    Input(ids.REFRESH, "n_intervals"),
+    State(ids.DISTRICT_DEVICES, "url"),
+    State(ids.DISTRICT_STATE, "data"),
+    prevent_initial_call=True,
+)
+def update_devices(category, _tick, current, state):
+    """Point the device layer at the current snapshot (unchanged URL = no refetch)."""
+    url = devices_url(district=_district(state), category=_category(category))
+    if url == current:
+        raise PreventUpdate
+    return url
+
+
+@callback(
+    Output(ids.STREET, "data"),
+    Input(ids.DISTRICT_AREAS, "clickData"),
+    Input({"type": "os-rank", "code": ALL}, "n_clicks"),
+    Input("district-clear", "n_clicks"),
+    State(ids.STREET, "data"),
+    State(ids.DISTRICT_STATE, "data"),
+    prevent_initial_call=True,
+)
+def choose_street(feature, _rank_clicks, _clear, current, state):
+    """Clicking a street (map or ranking) scopes the page to it; clicking it again un-scopes."""
+    district = _district(state)
+    trigger = ctx.triggered_id
+    if trigger == "district-clear":
+        return None
+    if isinstance(trigger, dict):
+        if not ctx.triggered[0].get("value"):
+            raise PreventUpdate  # a re-rendered ranking resets n_clicks to 0
+        code = trigger.get("code")
+    else:
+        code = (
+            (feature or {}).get("properties", {}).get("code") if isinstance(feature, dict) else None
+        )
+    code = _street(district, code)
+    if code is None:
+        raise PreventUpdate
+    return None if code == current else code
+
+
+@callback(
+    Output(ids.DISTRICT_CRUMBS, "children"),
+    Output("district-scope", "children"),
+    Input(ids.STREET, "data"),
+    State(ids.METRIC, "value"),
+    State(ids.CATEGORY, "value"),
+    State(ids.DISTRICT_STATE, "data"),
+    State(ids.LANG, "data"),
+    prevent_initial_call=True,
+)
+def update_crumbs(street, metric, category, state, lang):
+    """City › district › street breadcrumbs for the current scope."""
+    district = _district(state)
+    lang = language(lang)
+    street = _street(district, street)
+    district_name = name(reference.districts()[district], lang)
+    trail = [
+        (
+            t("crumb.city", lang),
+            href("/", lang=lang, metric=_non_default_metric(metric), category=_category(category)),
+        )
+    ]
+    if street is None:
+        trail.append((district_name, None))
+        return crumb_links(lang, trail), ""
+    street_names = reference.streets(district)[street]
+    trail += [
+        (district_name, href(f"/district/{district}", lang=lang)),
+        (street_names[1] if lang == "en" else street_names[0], None),
+    ]
+    return crumb_links(lang, trail), ""
+
+
+@callback(
+    Output(ids.DISTRICT_TILES, "children"),
+    Input(ids.CATEGORY, "value"),
+    Input(ids.STREET, "data"),
+    Input(ids.REFRESH, "n_intervals"),
+    State(ids.DISTRICT_STATE, "data"),
+    State(ids.LANG, "data"),
+)
+@guard(lambda lang: [unavailable(t("panel.unavailable", lang))])
+def update_tiles(category, street, _tick, state, lang):
+    """Tiles of the district, or of the chosen street."""
+    district = _district(state)
+    kpis = area_kpis(
+        get_engine(),
+        district=district,
+        street=_street(district, street),
+        category=_category(category),
+    )
+    return tiles_children(kpis, language(lang))
+
+
+@callback(
+    Output(ids.DISTRICT_TIMELINE, "figure"),
+    Output(ids.DISTRICT_FEED, "children"),
+    Input(ids.CATEGORY, "value"),
+    Input(ids.STREET, "data"),
+    Input(ids.REFRESH, "n_intervals"),
+    State(ids.DISTRICT_STATE, "data"),
+    State(ids.LANG, "data"),
+)
+@guard(
+    lambda lang: (
+        message_figure(t("panel.unavailable", lang)),
+        unavailable(t("panel.unavailable", lang)),
+    )
+)
+def update_incidents(category, street, _tick, state, lang):
+    """Timeline and latest incidents of the district or street."""
+    district = _district(state)
+    lang = language(lang)
+    scope = {
+        "district": district,
+        "street": _street(district, street),
+        "category": _category(category),
+    }
+    engine = get_engine()
+    end = database_now(engine)
+    start = end - timedelta(hours=TIMELINE_HOURS)
+    frame = incident_timeline(engine, start=start, end=end, **scope)
+    figure = timeline_figure(
+        frame, stack="severity", lang=lang, start=start, end=end, categories=reference.categories()
+    )
+    latest = incident_list(engine, start=start, end=end + timedelta(minutes=1), limit=30, **scope)
+    return figure, feed_children(latest, lang=lang, categories=reference.categories())
+
+
+@callback(
+    Output(ids.URL, "href", allow_duplicate=True),
+    Input(ids.DISTRICT_DEVICES, "clickData"),
+    State(ids.LANG, "data"),
+    prevent_initial_call=True,
+)
+def open_device(feature, lang):
+    """Clicking a device (not a cluster) opens its page."""
+    properties = (feature or {}).get("properties", {}) if isinstance(feature, dict) else {}
+    device_id = properties.get("id")
+    if properties.get("cluster") or not isinstance(device_id, int) or device_id <= 0:
+        raise PreventUpdate
+    return href(f"/device/{device_id}", lang=language(lang))
+
+
+clientside_callback(
+    """
+    function (metric, category, street, layer) {
+        return window.onescreen.syncQuery(
+            {metric: metric, category: category, street: street, layer: layer},
+            {metric: "open_incidents", layer: "streets"});
+    }
+    """,
+    Input(ids.METRIC, "value"),
+    Input(ids.CATEGORY, "value"),
+    Input(ids.STREET, "data"),
+    Input(ids.LAYER, "value"),
+)
