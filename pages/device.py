@@ -1,0 +1,166 @@
+"""Device `/device/<id>`: state, latest value against thresholds, readings chart, incidents."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+import dash
+from dash import Input, Output, State, callback, dcc, html
+
+from components import ids, reference
+from components.device_view import series_figure, summary_children
+from components.feed import feed_children
+from components.i18n import t
+from components.notfound import not_found_page
+from components.panels import PANEL_ERRORS, guard, panel, unavailable
+from components.shell import create_page, crumb_links
+from components.state import href, language, pick
+from components.theme import message_figure
+from data.engine import get_engine
+from data.queries import database_now, device_detail, device_series, incident_list
+
+log = logging.getLogger(__name__)
+
+dash.register_page(
+    __name__, path_template="/device/<device_id>", title="设备 · 一屏观全城", name="device"
+)
+
+SERIES_WINDOWS = {"6h": (6, 300), "24h": (24, 900), "7d": (24 * 7, 3600)}
+
+
+def _device_id(value: object) -> int | None:
+    text = str(value or "")
+    return int(text) if text.isdigit() and 0 < len(text) <= 18 and int(text) > 0 else None
+
+
+def layout(
+    device_id: str | None = None, lang: str | None = None, window: str | None = None, **_other: str
+):
+    """The device page, or a friendly not-found page for an unknown id."""
+    lang = language(lang)
+    number = _device_id(device_id)
+    if number is None:
+        return not_found_page(lang, t("notfound.device", lang, code=str(device_id)[:40]))
+    try:
+        device = device_detail(get_engine(), device_id=number)
+    except PANEL_ERRORS:
+        log.exception("device unavailable")
+        return create_page(
+            lang=lang,
+            title=t("app.title", lang),
+            active="",
+            body=[unavailable(t("panel.unavailable", lang))],
+        )
+    if device is None:
+        return not_found_page(lang, t("notfound.device", lang, code=str(number)))
+    district = device.district_name_en if lang == "en" else device.district_name_zh
+    street = device.street_name_en if lang == "en" else device.street_name_zh
+    crumbs = crumb_links(
+        lang,
+        [
+            (t("crumb.city", lang), href("/", lang=lang)),
+            (district, href(f"/district/{device.district_adcode}", lang=lang)),
+            (
+                street,
+                href(f"/district/{device.district_adcode}", lang=lang, street=device.street_code),
+            ),
+            (device.code, None),
+        ],
+    )
+    chosen_window = pick(window, list(SERIES_WINDOWS), "24h").value
+    body = [
+        dcc.Store(id=ids.DEVICE_ID, data=number),
+        html.Div(
+            className="os-grid os-grid-device",
+            children=[
+                panel(
+                    t("device.title", lang, code=device.code),
+                    html.Div(id=ids.DEVICE_SUMMARY, children=summary_children(device, lang)),
+                ),
+                panel(
+                    t("device.series", lang),
+                    dcc.Graph(
+                        id=ids.DEVICE_SERIES,
+                        className="os-graph",
+                        figure=message_figure(t("panel.loading", lang)),
+                        config={"displayModeBar": False, "responsive": True},
+                    ),
+                    extra=dcc.RadioItems(
+                        id=ids.DEVICE_WINDOW,
+                        className="os-segmented os-window",
+                        inline=True,
+                        options=[
+                            {"label": t(f"window.{w}", lang), "value": w} for w in SERIES_WINDOWS
+                        ],
+                        value=chosen_window,
+                    ),
+                ),
+                panel(
+                    t("device.incidents", lang),
+                    html.Div(id=ids.DEVICE_INCIDENTS, className="os-feed"),
+                    class_name="os-panel-wide",
+                ),
+            ],
+        ),
+    ]
+    return create_page(
+        lang=lang,
+        title=f"{device.code} · {t('app.title', lang)}",
+        active="",
+        body=body,
+        crumbs=crumbs,
+        class_name="os-page-device",
+    )
+
+
+@callback(
+    Output(ids.DEVICE_SERIES, "figure"),
+    Output(ids.DEVICE_SUMMARY, "children"),
+    Input(ids.DEVICE_WINDOW, "value"),
+    Input(ids.REFRESH, "n_intervals"),
+    State(ids.DEVICE_ID, "data"),
+    State(ids.LANG, "data"),
+)
+@guard(lambda lang: (message_figure(t("panel.unavailable", lang)), dash.no_update))
+def update_series(window, _tick, device_id, lang):
+    """The readings chart for the chosen window, and the refreshed summary."""
+    lang = language(lang)
+    number = _device_id(device_id)
+    engine = get_engine()
+    device = device_detail(engine, device_id=number) if number else None
+    if device is None:
+        return message_figure(t("notfound.device", lang, code=str(device_id))), dash.no_update
+    hours, bucket = SERIES_WINDOWS[pick(window, list(SERIES_WINDOWS), "24h").value]
+    end = database_now(engine)
+    series = device_series(
+        engine,
+        device_id=number,
+        start=end - timedelta(hours=hours),
+        end=end + timedelta(minutes=1),
+        bucket_seconds=bucket,
+    )
+    return series_figure(series, device, lang), summary_children(device, lang)
+
+
+@callback(
+    Output(ids.DEVICE_INCIDENTS, "children"),
+    Input(ids.REFRESH, "n_intervals"),
+    State(ids.DEVICE_ID, "data"),
+    State(ids.LANG, "data"),
+)
+@guard(lambda lang: unavailable(t("panel.unavailable", lang)))
+def update_incidents(_tick, device_id, lang):
+    """This device's incidents of the last 30 days."""
+    lang = language(lang)
+    number = _device_id(device_id)
+    if number is None:
+        return html.Div(t("device.no_incidents", lang), className="os-empty")
+    engine = get_engine()
+    end = database_now(engine) + timedelta(minutes=1)
+    frame = incident_list(
+        engine, start=end - timedelta(days=30), end=end, device_id=number, limit=200
+    )
+    if frame.empty:
+        return html.Div(t("device.no_incidents", lang), className="os-empty")
+    return feed_children(frame, lang=lang, categories=reference.categories())

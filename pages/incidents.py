@@ -1,0 +1,440 @@
+"""Incidents `/incidents`: filterable, sortable table, a map of the filtered incidents, detail."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+import dash
+import dash_leaflet as dl
+import pandas as pd
+from dash import Input, Output, State, callback, clientside_callback, dash_table, dcc, html
+from dash.exceptions import PreventUpdate
+
+from components import ids, reference
+from components.area_map import (
+    MAP_JS,
+    create_map,
+    geojson_options,
+    legend_children,
+    severity_legend,
+)
+from components.boundaries import boundary_url
+from components.i18n import name, t
+from components.incident_detail import detail_children, readings_figure
+from components.panels import PANEL_ERRORS, guard, panel, unavailable
+from components.shell import create_page
+from components.state import (
+    INCIDENT_STATUSES,
+    SEVERITIES,
+    SORT_COLUMNS,
+    WINDOWS,
+    language,
+    pick,
+    pick_many,
+)
+from components.theme import SEVERITY_COLORS, message_figure
+from components.tiles import CITY_TZ
+from data.engine import get_engine
+from data.queries import (
+    database_now,
+    device_series,
+    incident_detail,
+    incident_events,
+    incident_list,
+)
+
+log = logging.getLogger(__name__)
+
+dash.register_page(__name__, path="/incidents", title="事件中心 · 一屏观全城", name="incidents")
+
+TABLE_LIMIT = 500
+COLUMNS = ("opened_at", "severity", "status", "category", "title", "district", "street")
+
+
+def _options(found: dict[str, tuple[str, str]], lang: str, all_key: str) -> list[dict]:
+    return [{"label": t(all_key, lang), "value": ""}] + [
+        {"label": name(names, lang), "value": code} for code, names in found.items()
+    ]
+
+
+def _lookup(loader) -> dict:
+    try:
+        return loader()
+    except PANEL_ERRORS:
+        log.exception("reference data unavailable")
+        return {}
+
+
+def _incident_id(value: object) -> int | None:
+    try:
+        number = int(str(value))
+    except (TypeError, ValueError):
+        return None
+    return number if 0 < number < 2**63 else None
+
+
+def layout(
+    lang: str | None = None,
+    district: str | None = None,
+    category: str | None = None,
+    severity: str | None = None,
+    status: str | None = None,
+    window: str | None = None,
+    incident: str | None = None,
+    sort: str | None = None,
+    **_other: str,
+):
+    """The incident centre with the URL's filters and selected incident."""
+    lang = language(lang)
+    districts = _lookup(reference.districts)
+    categories = _lookup(reference.categories)
+    chosen_sort = (sort or "").removeprefix("-")
+    sort_by = (
+        [
+            {
+                "column_id": chosen_sort,
+                "direction": "asc" if sort and not sort.startswith("-") else "desc",
+            }
+        ]
+        if chosen_sort in SORT_COLUMNS
+        else []
+    )
+    filters = html.Div(
+        className="os-filters",
+        children=[
+            html.Div(
+                className="os-control os-control-category",
+                children=[
+                    html.Label(t("filter.district", lang), htmlFor=ids.INCIDENT_DISTRICT),
+                    dcc.Dropdown(
+                        id=ids.INCIDENT_DISTRICT,
+                        className="os-dropdown",
+                        clearable=False,
+                        options=_options(districts, lang, "filter.all_districts"),
+                        value=pick(district, list(districts), None).value or "",
+                    ),
+                ],
+            ),
+            html.Div(
+                className="os-control os-control-category",
+                children=[
+                    html.Label(t("filter.category", lang), htmlFor=ids.INCIDENT_CATEGORY),
+                    dcc.Dropdown(
+                        id=ids.INCIDENT_CATEGORY,
+                        className="os-dropdown",
+                        clearable=False,
+                        options=_options(categories, lang, "filter.all_categories"),
+                        value=pick(category, list(categories), None).value or "",
+                    ),
+                ],
+            ),
+            html.Div(
+                className="os-control",
+                children=[
+                    html.Label(t("filter.severity", lang)),
+                    dcc.Checklist(
+                        id=ids.INCIDENT_SEVERITY,
+                        className="os-checks",
+                        inline=True,
+                        options=[
+                            {"label": t(f"severity.{s}", lang), "value": s} for s in SEVERITIES
+                        ],
+                        value=list(pick_many(severity, SEVERITIES)),
+                    ),
+                ],
+            ),
+            html.Div(
+                className="os-control",
+                children=[
+                    html.Label(t("filter.status", lang)),
+                    dcc.Checklist(
+                        id=ids.INCIDENT_STATUS,
+                        className="os-checks",
+                        inline=True,
+                        options=[
+                            {"label": t(f"status.{s}", lang), "value": s} for s in INCIDENT_STATUSES
+                        ],
+                        value=list(pick_many(status, INCIDENT_STATUSES)),
+                    ),
+                ],
+            ),
+            html.Div(
+                className="os-control",
+                children=[
+                    html.Label(t("filter.window", lang), htmlFor=ids.INCIDENT_WINDOW),
+                    dcc.RadioItems(
+                        id=ids.INCIDENT_WINDOW,
+                        className="os-segmented",
+                        inline=True,
+                        options=[{"label": t(f"window.{w}", lang), "value": w} for w in WINDOWS],
+                        value=pick(window, list(WINDOWS), "24h").value,
+                    ),
+                ],
+            ),
+            html.Span(id=ids.INCIDENT_COUNT, className="os-count"),
+        ],
+    )
+    table = dash_table.DataTable(
+        id=ids.INCIDENT_TABLE,
+        columns=[{"name": t(f"col.{c}", lang), "id": c} for c in COLUMNS],
+        data=[],
+        sort_action="custom",
+        sort_mode="single",
+        sort_by=sort_by,
+        page_action="none",
+        fixed_rows={"headers": True},
+        style_table={"height": "100%", "overflowY": "auto"},
+        style_cell={
+            "fontFamily": "inherit",
+            "fontSize": 14,
+            "padding": "5px 8px",
+            "textAlign": "left",
+            "whiteSpace": "nowrap",
+            "overflow": "hidden",
+            "textOverflow": "ellipsis",
+            "maxWidth": 320,
+        },
+        style_cell_conditional=[
+            {"if": {"column_id": "opened_at"}, "width": "130px"},
+            {"if": {"column_id": "severity"}, "width": "70px"},
+            {"if": {"column_id": "status"}, "width": "80px"},
+        ],
+        style_data_conditional=[
+            {
+                "if": {"filter_query": f'{{severity_code}} = "{s}"', "column_id": "severity"},
+                "color": color,
+                "fontWeight": 600,
+            }
+            for s, color in SEVERITY_COLORS.items()
+        ],
+        css=[{"selector": ".dash-spreadsheet-menu", "rule": "display: none"}],
+    )
+    body = [
+        dcc.Store(id=ids.INCIDENT_SELECTED, data=_incident_id(incident)),
+        filters,
+        html.Div(
+            className="os-grid os-grid-incidents",
+            children=[
+                panel(t("incidents.title", lang), html.Div(table, className="os-table-wrap")),
+                html.Div(
+                    className="os-incidents-side",
+                    children=[
+                        panel(
+                            t("incidents.map", lang),
+                            create_map(
+                                map_id=ids.INCIDENT_MAP,
+                                legend_id="incidents-legend",
+                                legend=legend_children(t("col.severity", lang), [])
+                                + severity_legend(lang),
+                                layers=[
+                                    dl.GeoJSON(
+                                        url=boundary_url(level="districts"),
+                                        **geojson_options(
+                                            style=MAP_JS("outlineStyle"), interactive=False
+                                        ),
+                                    ),
+                                    dl.GeoJSON(
+                                        id=ids.INCIDENT_POINTS,
+                                        data={"type": "FeatureCollection", "features": []},
+                                        **geojson_options(
+                                            pointToLayer=MAP_JS("incidentPoint"),
+                                            hideout={"severityColors": SEVERITY_COLORS},
+                                        ),
+                                    ),
+                                ],
+                            ),
+                            class_name="os-panel-map",
+                        ),
+                        panel(
+                            t("incidents.detail", lang),
+                            html.Div(
+                                id=ids.INCIDENT_DETAIL,
+                                className="os-detail",
+                                children=html.Div(
+                                    t("incidents.select", lang), className="os-empty"
+                                ),
+                            ),
+                        ),
+                    ],
+                ),
+            ],
+        ),
+    ]
+    return create_page(
+        lang=lang,
+        title=f"{t('incidents.title', lang)} · {t('app.title', lang)}",
+        active="incidents",
+        body=body,
+        class_name="os-page-incidents",
+    )
+
+
+def _rows(frame: pd.DataFrame, lang: str, categories: dict) -> list[dict]:
+    en = lang == "en"
+    rows = []
+    for item in frame.itertuples():
+        street = item.street_en if en else item.street_zh
+        rows.append(
+            {
+                "id": int(item.id),
+                "opened_at": pd.Timestamp(item.opened_at)
+                .tz_convert(CITY_TZ)
+                .strftime("%m-%d %H:%M"),
+                "severity": t(f"severity.{item.severity}", lang),
+                "severity_code": item.severity,
+                "status": t(f"status.{item.status}", lang),
+                "category": name(
+                    categories.get(item.category_code, (item.category_code,) * 2), lang
+                ),
+                "title": item.title_en if en else item.title_zh,
+                "district": item.district_en if en else item.district_zh,
+                "street": street if isinstance(street, str) else "",
+            }
+        )
+    return rows
+
+
+def _points(frame: pd.DataFrame, lang: str) -> dict:
+    en = lang == "en"
+    return {
+        "type": "FeatureCollection",
+        "features": [
+            {
+                "type": "Feature",
+                "geometry": {"type": "Point", "coordinates": [float(item.lon), float(item.lat)]},
+                "properties": {
+                    "id": int(item.id),
+                    "severity": item.severity,
+                    "tip": item.title_en if en else item.title_zh,
+                },
+            }
+            for item in frame.itertuples()
+            if item.lon is not None
+        ],
+    }
+
+
+@callback(
+    Output(ids.INCIDENT_TABLE, "data"),
+    Output(ids.INCIDENT_POINTS, "data"),
+    Output(ids.INCIDENT_COUNT, "children"),
+    Input(ids.INCIDENT_DISTRICT, "value"),
+    Input(ids.INCIDENT_CATEGORY, "value"),
+    Input(ids.INCIDENT_SEVERITY, "value"),
+    Input(ids.INCIDENT_STATUS, "value"),
+    Input(ids.INCIDENT_WINDOW, "value"),
+    Input(ids.INCIDENT_TABLE, "sort_by"),
+    Input(ids.REFRESH, "n_intervals"),
+    State(ids.LANG, "data"),
+)
+@guard(lambda lang: ([], dash.no_update, unavailable(t("panel.unavailable", lang))))
+def update_table(district, category, severities, statuses, window, sort_by, _tick, lang):
+    """The filtered, sorted incidents and their map points."""
+    lang = language(lang)
+    categories = reference.categories()
+    hours = WINDOWS[pick(window, list(WINDOWS), "24h").value]
+    order, descending = "opened_at", True
+    if sort_by and isinstance(sort_by, list) and isinstance(sort_by[0], dict):
+        column = sort_by[0].get("column_id")
+        if column in SORT_COLUMNS:
+            order, descending = column, sort_by[0].get("direction") != "asc"
+    engine = get_engine()
+    end = database_now(engine) + timedelta(minutes=1)
+    frame = incident_list(
+        engine,
+        start=end - timedelta(hours=hours),
+        end=end,
+        district=pick(district, list(reference.districts()), None).value,
+        category=pick(category, list(categories), None).value,
+        severities=pick_many(",".join(severities or []), SEVERITIES) if severities else SEVERITIES,
+        statuses=pick_many(",".join(statuses or []), INCIDENT_STATUSES)
+        if statuses
+        else INCIDENT_STATUSES,
+        order_by=order,
+        descending=descending,
+        limit=TABLE_LIMIT,
+    )
+    count_key = "incidents.count_capped" if len(frame) >= TABLE_LIMIT else "incidents.count"
+    return _rows(frame, lang, categories), _points(frame, lang), t(count_key, lang, n=len(frame))
+
+
+@callback(
+    Output(ids.INCIDENT_SELECTED, "data"),
+    Input(ids.INCIDENT_TABLE, "active_cell"),
+    Input(ids.INCIDENT_POINTS, "clickData"),
+    prevent_initial_call=True,
+)
+def select_incident(active_cell, point):
+    """A clicked row or map point selects that incident."""
+    if dash.ctx.triggered_id == ids.INCIDENT_POINTS:
+        properties = (point or {}).get("properties", {}) if isinstance(point, dict) else {}
+        chosen = _incident_id(properties.get("id"))
+    else:
+        chosen = (
+            _incident_id((active_cell or {}).get("row_id"))
+            if isinstance(active_cell, dict)
+            else None
+        )
+    if chosen is None:
+        raise PreventUpdate
+    return chosen
+
+
+@callback(
+    Output(ids.INCIDENT_DETAIL, "children"),
+    Input(ids.INCIDENT_SELECTED, "data"),
+    State(ids.LANG, "data"),
+)
+@guard(lambda lang: unavailable(t("panel.unavailable", lang)))
+def show_incident(incident_id, lang):
+    """Detail of the selected incident: facts, readings around it, its history."""
+    lang = language(lang)
+    chosen = _incident_id(incident_id)
+    if chosen is None:
+        return html.Div(t("incidents.select", lang), className="os-empty")
+    engine = get_engine()
+    incident = incident_detail(engine, incident_id=chosen)
+    if incident is None:
+        return html.Div(t("incidents.not_found", lang), className="os-unavailable")
+    events = incident_events(engine, incident_id=chosen)
+    figure = message_figure(t("device.no_reading", lang))
+    if incident.get("device_id"):
+        opened = pd.Timestamp(incident["opened_at"]).to_pydatetime()
+        closed = incident.get("resolved_at") or database_now(engine)
+        end = min(max(closed, opened) + timedelta(hours=1), opened + timedelta(days=2))
+        series = device_series(
+            engine,
+            device_id=int(incident["device_id"]),
+            start=opened - timedelta(hours=3),
+            end=end,
+            bucket_seconds=300,
+        )
+        figure = readings_figure(series, incident=incident, lang=lang, unit=incident.get("unit"))
+    return detail_children(
+        incident, events=events, figure=figure, lang=lang, categories=reference.categories()
+    )
+
+
+clientside_callback(
+    """
+    function (district, category, severity, status, window, incident, sortBy) {
+        let sort = null;
+        if (sortBy && sortBy.length) {
+            sort = (sortBy[0].direction === "asc" ? "" : "-") + sortBy[0].column_id;
+        }
+        const all = (values, n) => (values && values.length === n) ? null : values;
+        return window.onescreen.syncQuery(
+            {district: district, category: category, severity: all(severity, 3),
+             status: all(status, 3), window: window, incident: incident, sort: sort},
+            {window: "24h", sort: "-opened_at"});
+    }
+    """,
+    Input(ids.INCIDENT_DISTRICT, "value"),
+    Input(ids.INCIDENT_CATEGORY, "value"),
+    Input(ids.INCIDENT_SEVERITY, "value"),
+    Input(ids.INCIDENT_STATUS, "value"),
+    Input(ids.INCIDENT_WINDOW, "value"),
+    Input(ids.INCIDENT_SELECTED, "data"),
+    Input(ids.INCIDENT_TABLE, "sort_by"),
+)
