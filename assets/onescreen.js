@@ -1,5 +1,6 @@
 /* Keeps the view's state in the address bar without reloading (shareable URLs). */
 window.onescreen = Object.assign({}, window.onescreen, {
+  queryDefaults: {metric: "open_incidents", stack: "severity", layer: "streets", window: "24h"},
   syncQuery: function (values, defaults) {
     const url = new URL(window.location.href);
     Object.keys(values).forEach(function (key) {
@@ -14,6 +15,5 @@ window.onescreen = Object.assign({}, window.onescreen, {
     if (url.toString() !== window.location.href) {
       window.history.replaceState(window.history.state, "", url.toString());
     }
-    return window.dash_clientside.no_update;
   },
 });

@@ -37,9 +37,10 @@ def filter_bar(
     """Metric, category (and timeline stacking) selectors."""
     controls = [
         html.Div(
+            id="control-metric",
             className="os-control",
             children=[
-                html.Label(t("filter.metric", lang), htmlFor=ids.METRIC),
+                html.Label(t("filter.metric", lang)),
                 dcc.RadioItems(
                     id=ids.METRIC,
                     options=[{"label": t(f"metric.{m}", lang), "value": m} for m in METRICS],
@@ -50,9 +51,10 @@ def filter_bar(
             ],
         ),
         html.Div(
+            id="control-category",
             className="os-control os-control-category",
             children=[
-                html.Label(t("filter.category", lang), htmlFor=ids.CATEGORY),
+                html.Label(t("filter.category", lang)),
                 dcc.Dropdown(
                     id=ids.CATEGORY,
                     options=category_options(lang),
@@ -69,7 +71,7 @@ def filter_bar(
             html.Div(
                 className="os-control",
                 children=[
-                    html.Label(t("filter.stack", lang), htmlFor=ids.STACK),
+                    html.Label(t("filter.stack", lang)),
                     dcc.RadioItems(
                         id=ids.STACK,
                         options=[{"label": t(f"stack.{s}", lang), "value": s} for s in STACKS],
@@ -85,7 +87,7 @@ def filter_bar(
             html.Div(
                 className="os-control",
                 children=[
-                    html.Label(t("filter.layer", lang), htmlFor=ids.LAYER),
+                    html.Label(t("filter.layer", lang)),
                     dcc.RadioItems(
                         id=ids.LAYER,
                         options=[{"label": t(f"layer.{v}", lang), "value": v} for v in LAYERS],

@@ -14,9 +14,12 @@ OVERVIEW_TILES = "overview-tiles"
 OVERVIEW_TIMELINE = "overview-timeline"
 OVERVIEW_FEED = "overview-feed"
 OVERVIEW_STATUS = "overview-status"
-METRIC = "filter-metric"
-CATEGORY = "filter-category"
-STACK = "filter-stack"
+# controls whose values live in the URL: one clientside callback keeps the query in sync
+QUERY = "os-query"
+QUERY_STORE = "os-query-store"
+METRIC = {"type": QUERY, "key": "metric"}
+CATEGORY = {"type": QUERY, "key": "category"}
+STACK = {"type": QUERY, "key": "stack"}
 
 DISTRICT_MAP = "district-map"
 DISTRICT_AREAS = "district-areas"
@@ -29,8 +32,8 @@ DISTRICT_FEED = "district-feed"
 DISTRICT_RANKING = "district-ranking"
 DISTRICT_CRUMBS = "district-crumbs"
 DISTRICT_STATE = "district-state"
-STREET = "filter-street"
-LAYER = "filter-layer"
+STREET = {"type": QUERY_STORE, "key": "street"}
+LAYER = {"type": QUERY, "key": "layer"}
 
 INCIDENT_TABLE = "incidents-table"
 INCIDENT_MAP = "incidents-map"

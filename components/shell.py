@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dash import Input, Output, State, clientside_callback, dcc, html
+from dash import ALL, Input, Output, State, clientside_callback, dcc, html
 
 from components import ids
 from components.i18n import t
@@ -117,4 +117,23 @@ clientside_callback(
     """,
     Output(ids.CLOCK, "children"),
     Input(ids.CLOCK_TICK, "n_intervals"),
+)
+
+# the URL follows the filters (metric, category, stack, layer, street): shareable links
+clientside_callback(
+    """
+    function (values, stored, ids, storeIds) {
+        const state = {};
+        ids.forEach(function (id, i) { state[id.key] = values[i]; });
+        storeIds.forEach(function (id, i) { state[id.key] = stored[i]; });
+        if (!window.onescreen || !window.onescreen.syncQuery) {
+            return;  // assets still loading: the URL already holds the initial state
+        }
+        return window.onescreen.syncQuery(state, window.onescreen.queryDefaults);
+    }
+    """,
+    Input({"type": ids.QUERY, "key": ALL}, "value"),
+    Input({"type": ids.QUERY_STORE, "key": ALL}, "data"),
+    State({"type": ids.QUERY, "key": ALL}, "id"),
+    State({"type": ids.QUERY_STORE, "key": ALL}, "id"),
 )

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import dash
 import dash_leaflet as dl
-from dash import ALL, Input, Output, State, callback, clientside_callback, ctx, dcc, html
+from dash import ALL, Input, Output, State, callback, ctx, dcc, html
 from dash.exceptions import PreventUpdate
 
 from components import ids, reference
@@ -480,18 +480,3 @@ def open_device(feature, lang):
     if properties.get("cluster") or not isinstance(device_id, int) or device_id <= 0:
         raise PreventUpdate
     return href(f"/device/{device_id}", lang=language(lang))
-
-
-clientside_callback(
-    """
-    function (metric, category, street, layer) {
-        return window.onescreen.syncQuery(
-            {metric: metric, category: category, street: street, layer: layer},
-            {metric: "open_incidents", layer: "streets"});
-    }
-    """,
-    Input(ids.METRIC, "value"),
-    Input(ids.CATEGORY, "value"),
-    Input(ids.STREET, "data"),
-    Input(ids.LAYER, "value"),
-)

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import dash
 import dash_leaflet as dl
-from dash import Input, Output, State, callback, clientside_callback, dcc, html
+from dash import Input, Output, State, callback, dcc, html
 from dash.exceptions import PreventUpdate
 
 from components import ids, reference
@@ -256,17 +256,3 @@ def drill_down(feature: dict | None, metric: str, category: str, lang: str):
         metric=None if metric == METRICS[0] else pick(metric, METRICS, None).value,
         category=_category(category),
     )
-
-
-clientside_callback(
-    """
-    function (metric, category, stack) {
-        return window.onescreen.syncQuery(
-            {metric: metric, category: category, stack: stack},
-            {metric: "open_incidents", stack: "severity"});
-    }
-    """,
-    Input(ids.METRIC, "value"),
-    Input(ids.CATEGORY, "value"),
-    Input(ids.STACK, "value"),
-)

@@ -418,15 +418,18 @@ def show_incident(incident_id, lang):
 
 clientside_callback(
     """
-    function (district, category, severity, status, window, incident, sortBy) {
+    function (district, category, severity, status, timeWindow, incident, sortBy) {
         let sort = null;
         if (sortBy && sortBy.length) {
             sort = (sortBy[0].direction === "asc" ? "" : "-") + sortBy[0].column_id;
         }
         const all = (values, n) => (values && values.length === n) ? null : values;
+        if (!window.onescreen || !window.onescreen.syncQuery) {
+            return;  // assets still loading: the URL already holds the initial state
+        }
         return window.onescreen.syncQuery(
             {district: district, category: category, severity: all(severity, 3),
-             status: all(status, 3), window: window, incident: incident, sort: sort},
+             status: all(status, 3), window: timeWindow, incident: incident, sort: sort},
             {window: "24h", sort: "-opened_at"});
     }
     """,

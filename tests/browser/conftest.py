@@ -1,0 +1,166 @@
+"""Browser fixtures: a live OneScreen server on a free port over a freshly seeded database,
+and Chromium (Debian's /usr/bin/chromium) driven by Playwright."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
+
+from data import migrate
+from data.embedded import free_port
+from data.engine import create_db_engine
+
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOTS = ROOT / "artifacts" / "screenshots"
+CHROMIUM = os.environ.get("ONESCREEN_CHROMIUM", "/usr/bin/chromium")
+VIEWPORTS = {"1920x1080": (1920, 1080), "3840x2160": (3840, 2160)}
+
+
+@pytest.fixture(scope="session")
+def live_db_url(pg_cluster) -> Iterator[str]:
+    """A database of its own, seeded with the tiny city ending now (so it looks live)."""
+    from simulator.seed import seed_city
+
+    base = (os.environ.get("TEST_DATABASE_URL") or pg_cluster.url()).rsplit("/", 1)[0]
+    name = f"browser_{free_port()}"
+    admin = create_db_engine(base + "/postgres")
+    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = f"{base}/{name}"
+    engine = create_db_engine(url)
+    migrate.upgrade(engine)
+    seed_city(engine, scale="tiny", random_seed=11, reset=True)
+    engine.dispose()
+    try:
+        yield url
+    finally:
+        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def live_engine(live_db_url: str) -> Iterator[sa.Engine]:
+    """Engine on the live server's database, to compare pages with the store."""
+    engine = create_db_engine(live_db_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def live_server(live_db_url: str, tmp_path_factory) -> Iterator[str]:
+    """`cli.py serve` on a free port; yields its base URL."""
+    port = free_port()
+    log_path = tmp_path_factory.mktemp("server") / "serve.log"
+    env = {
+        **os.environ,
+        "DATABASE_URL": live_db_url,
+        "ONESCREEN_UI_REFRESH_SECONDS": "3600",
+        "ONESCREEN_LOG_LEVEL": "WARNING",
+    }
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "cli.py", "serve", "--no-seed", "--port", str(port)],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(base + "/", timeout=2) as response:
+                if response.status == 200:
+                    break
+        except OSError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError(f"server did not start:\n{log_path.read_text()[-3000:]}")
+        time.sleep(0.3)
+    try:
+        yield base
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        server_log = log_path.read_text()
+        # a traceback in the server log means some request failed unseen by the browser
+        assert "Traceback" not in server_log, server_log[-5000:]
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    """Headless Chromium from the Debian package."""
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: run scripts/install-system-deps.sh")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--no-first-run",
+            ],
+        )
+        yield chromium
+        chromium.close()
+
+
+class ConsoleLog:
+    """Console errors and uncaught page errors seen by a page."""
+
+    def __init__(self) -> None:
+        self.errors: list[str] = []
+
+    def on_console(self, message: ConsoleMessage) -> None:
+        if message.type == "error":
+            self.errors.append(f"console: {message.text}")
+
+    def on_page_error(self, error: Exception) -> None:
+        self.errors.append(f"pageerror: {error}")
+
+
+def open_page(browser: Browser, viewport: str = "1920x1080") -> tuple[Page, ConsoleLog]:
+    """A fresh page at a viewport, recording console errors."""
+    width, height = VIEWPORTS[viewport]
+    context = browser.new_context(viewport={"width": width, "height": height}, locale="zh-CN")
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    log = ConsoleLog()
+    page.on("console", log.on_console)
+    page.on("pageerror", log.on_page_error)
+    return page, log
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[tuple[Page, ConsoleLog]]:
+    """A 1920×1080 page; the test fails if the page logged errors."""
+    page, log = open_page(browser)
+    yield page, log
+    page.context.close()
+    assert log.errors == [], log.errors
+
+
+def screenshot(page: Page, name: str) -> Path:
+    """Save a full-viewport screenshot under artifacts/screenshots (git-ignored)."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    size = page.viewport_size or {"width": 0, "height": 0}
+    path = SCREENSHOTS / f"{name}-{size['width']}x{size['height']}.png"
+    page.screenshot(path=str(path))
+    return path

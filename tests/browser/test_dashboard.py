@@ -1,0 +1,242 @@
+"""The dashboard in a real Chromium against a real server and a seeded PostGIS."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import sqlalchemy as sa
+from playwright.sync_api import Page, expect
+
+from data.queries import area_kpis, city_kpis, street_names
+from tests.browser.conftest import VIEWPORTS, open_page, screenshot
+
+PUDONG = "310115"
+
+
+def wait_ready(page: Page) -> None:
+    """Every panel has replaced its loading placeholder."""
+    page.wait_for_load_state("networkidle")
+    expect(page.locator(".os-skel")).to_have_count(0)
+
+
+def tile_value(page: Page, key: str) -> str:
+    return page.locator(f".os-tile-value[data-key='{key}']").inner_text()
+
+
+def some_device_id(engine: sa.Engine) -> int:
+    with engine.connect() as conn:
+        return conn.execute(
+            sa.text(
+                "SELECT device_id FROM incident WHERE device_id IS NOT NULL"
+                " ORDER BY opened_at DESC LIMIT 1"
+            )
+        ).scalar_one()
+
+
+def some_incident_id(engine: sa.Engine) -> int:
+    with engine.connect() as conn:
+        return conn.execute(
+            sa.text(
+                "SELECT id FROM incident WHERE device_id IS NOT NULL"
+                " ORDER BY opened_at DESC LIMIT 1"
+            )
+        ).scalar_one()
+
+
+def page_paths(engine: sa.Engine) -> dict[str, str]:
+    return {
+        "overview": "/",
+        "overview-en": "/?lang=en&metric=online_rate",
+        "district": f"/district/{PUDONG}",
+        "district-grid": f"/district/{PUDONG}?layer=grid&lang=en",
+        "incidents": f"/incidents?incident={some_incident_id(engine)}",
+        "device": f"/device/{some_device_id(engine)}",
+        "not-found": "/no/such/page",
+    }
+
+
+@pytest.mark.parametrize("viewport", list(VIEWPORTS))
+def test_every_page_loads_without_console_errors(live_server, live_engine, browser, viewport):
+    for name, path in page_paths(live_engine).items():
+        page, log = open_page(browser, viewport)
+        page.goto(live_server + path)
+        wait_ready(page)
+        if name.startswith(("overview", "district")):
+            expect(page.locator("path.os-area").first).to_be_visible()
+        assert page.title(), f"{path} has no title"
+        # the page must fit the wall without scrolling
+        if name.startswith(("overview", "district", "incidents")):
+            overflow = page.evaluate(
+                "document.documentElement.scrollHeight - document.documentElement.clientHeight"
+            )
+            assert overflow <= 2, f"{path} scrolls by {overflow}px at {viewport}"
+        screenshot(page, name)
+        page.context.close()
+        assert log.errors == [], (path, log.errors)
+
+
+def test_overview_shows_16_districts_and_the_store_figures(live_server, live_engine, page):
+    page, _log = page
+    page.goto(live_server + "/")
+    wait_ready(page)
+    expect(page.locator("path.os-area")).to_have_count(16)
+    expect(page.locator(".os-map-label")).to_have_count(16)
+    kpis = city_kpis(live_engine)
+    assert tile_value(page, "devices") == f"{kpis.devices_total:,}"
+    assert tile_value(page, "open_incidents") == f"{kpis.open_total:,}"
+    assert tile_value(page, "resolved_today") == f"{kpis.resolved_today:,}"
+    assert page.evaluate("document.documentElement.lang") == "zh-CN"
+    # every district is coloured from the data, none left at the no-data colour
+    fills = page.eval_on_selector_all("path.os-area", "ps => ps.map(p => p.getAttribute('fill'))")
+    assert len(set(fills)) > 1
+
+
+def test_hovering_a_district_shows_its_name_and_figures(live_server, page):
+    page, _log = page
+    page.goto(live_server + "/")
+    wait_ready(page)
+    page.locator(f"path.os-area-{PUDONG}").hover()
+    tooltip = page.locator(".os-map-tip")
+    expect(tooltip).to_contain_text("浦东新区")
+    expect(tooltip).to_contain_text("未结事件")
+
+
+def test_clicking_pudong_drills_down_to_its_streets(live_server, live_engine, page):
+    page, _log = page
+    page.goto(live_server + "/?metric=online_rate")
+    wait_ready(page)
+    box = page.locator(f"path.os-area-{PUDONG}").bounding_box()
+    label = page.locator(".os-map-label", has_text="浦东新区").bounding_box()
+    assert box and label
+    # the label sits on the district's label point: click there, inside Pudong
+    page.mouse.click(label["x"] + label["width"] / 2, label["y"] + label["height"] + 6)
+    page.wait_for_url(re.compile(rf"/district/{PUDONG}\?metric=online_rate$"))
+    wait_ready(page)
+    expect(page.locator("path.os-area")).to_have_count(
+        len(street_names(live_engine, district=PUDONG))
+    )
+    expect(page.locator(".os-crumb-current")).to_have_text("浦东新区")
+    kpis = area_kpis(live_engine, district=PUDONG)
+    assert tile_value(page, "devices") == f"{kpis.devices_total:,}"
+
+
+def test_clicking_a_cluster_zooms_in(live_server, page):
+    page, _log = page
+    page.goto(live_server + f"/district/{PUDONG}")
+    wait_ready(page)
+    cluster = page.locator(".os-cluster").first
+    expect(cluster).to_be_visible()
+    clusters_before = page.locator(".os-cluster").count()
+    street = page.locator("path.os-area").first
+    width_before = street.bounding_box()["width"]
+    cluster.click()
+    # the map flies to the cluster's bounds: the pane moves and the cluster splits
+    page.wait_for_function(
+        "n => document.querySelectorAll('.os-cluster').length"
+        " + document.querySelectorAll('path.os-device').length > n",
+        arg=clusters_before,
+    )
+    page.wait_for_timeout(500)  # the fly animation
+    assert street.bounding_box()["width"] > width_before * 1.1
+
+
+def test_clicking_a_street_scopes_tiles_and_crumbs(live_server, live_engine, page):
+    page, _log = page
+    page.goto(live_server + f"/district/{PUDONG}")
+    wait_ready(page)
+    streets = street_names(live_engine, district=PUDONG)
+    code, (name_zh, _name_en, _approx) = next(iter(streets.items()))
+    page.locator(f"#district-ranking button:has-text('{name_zh}')").first.click()
+    expect(page.locator(".os-crumb-current")).to_have_text(name_zh)
+    kpis = area_kpis(live_engine, district=PUDONG, street=code)
+    expect(page.locator(".os-tile-value[data-key='devices']")).to_have_text(
+        f"{kpis.devices_total:,}"
+    )
+    assert f"street={code}" in page.url
+
+
+def test_language_switch_changes_every_label(live_server, page):
+    page, _log = page
+    page.goto(live_server + "/?metric=readings_last_hour")
+    wait_ready(page)
+    expect(page.locator(".os-brand-name")).to_have_text("一屏观全城")
+    page.locator("#os-lang-toggle").click()
+    page.wait_for_url(re.compile(r"lang=en"))
+    wait_ready(page)
+    assert "metric=readings_last_hour" in page.url
+    expect(page.locator(".os-brand-name")).to_have_text("OneScreen")
+    assert page.evaluate("document.documentElement.lang") == "en"
+    expect(page.locator(".os-legend-title").first).to_have_text("Readings, last hour")
+    expect(page.locator("#overview-timeline .g-xtitle")).to_have_text("Time")
+    expect(page.locator(".os-tile-label").first).to_have_text("Devices")
+    expect(page.locator(".os-map-label").filter(has_text="Pudong")).to_have_count(1)
+    body = page.locator("body").inner_text()
+    assert not re.search(r"[\u4e00-\u9fff]", body.replace("中文", "")), "Chinese left in English"
+
+
+def test_category_filter_rescopes_the_tiles(live_server, live_engine, page):
+    page, _log = page
+    page.goto(live_server + "/?category=flood")
+    wait_ready(page)
+    flood = city_kpis(live_engine, category="flood")
+    everything = city_kpis(live_engine)
+    assert flood.devices_total != everything.devices_total
+    assert tile_value(page, "devices") == f"{flood.devices_total:,}"
+    # choose another category in the dropdown: the tiles follow and the URL records it
+    page.locator("#control-category .Select-control").click()
+    page.locator("#control-category .VirtualizedSelectOption", has_text="燃气").click()
+    gas = city_kpis(live_engine, category="gas")
+    expect(page.locator(".os-tile-value[data-key='devices']")).to_have_text(
+        f"{gas.devices_total:,}"
+    )
+    page.wait_for_function("() => location.search.includes('category=gas')")
+
+
+def test_unknown_district_device_and_bad_parameters_are_friendly(live_server, page):
+    page, _log = page
+    page.goto(live_server + "/district/999999")
+    expect(page.locator(".os-notfound")).to_contain_text("999999")
+    page.goto(live_server + "/device/abc?lang=en")
+    expect(page.locator(".os-notfound")).to_contain_text("There is no device abc")
+    page.goto(live_server + "/device/999999999")
+    expect(page.locator(".os-notfound")).to_be_visible()
+    page.goto(live_server + "/?metric=%3Cscript%3E&category=nope&lang=xx")
+    wait_ready(page)
+    expect(page.locator("#control-metric label:has(input:checked)")).to_have_text("未结事件")
+    expect(page.locator("path.os-area")).to_have_count(16)
+
+
+def test_incidents_table_filters_sorts_and_shows_detail(live_server, live_engine, page):
+    page, _log = page
+    with live_engine.connect() as conn:
+        severity = conn.execute(
+            sa.text(
+                "SELECT severity FROM incident WHERE opened_at > now() - interval '23 hours'"
+                " GROUP BY 1 ORDER BY count(*) LIMIT 1"
+            )
+        ).scalar_one()
+    page.goto(live_server + f"/incidents?severity={severity}")
+    wait_ready(page)
+    rows = page.locator("#incidents-table tbody tr:has(td)")
+    expect(rows.first).to_be_visible()
+    severities = page.eval_on_selector_all(
+        "#incidents-table td[data-dash-column='severity']", "cs => cs.map(c => c.innerText)"
+    )
+    labels = {"critical": "紧急", "major": "重要", "minor": "一般"}
+    assert severities and set(severities) == {labels[severity]}
+    page.locator("#incidents-table td[data-dash-column='title']").first.click()
+    expect(page.locator("#incidents-detail h3")).to_be_visible()
+    expect(page.locator("#incidents-detail .os-history tbody tr").first).to_be_visible()
+    page.wait_for_function("() => location.search.includes('incident=')")
+
+
+def test_device_page_shows_state_thresholds_and_incidents(live_server, live_engine, page):
+    page, _log = page
+    device_id = some_device_id(live_engine)
+    page.goto(live_server + f"/device/{device_id}?lang=en")
+    wait_ready(page)
+    expect(page.locator("#device-state")).to_be_visible()
+    expect(page.locator("#device-series .main-svg").first).to_be_visible()
+    expect(page.locator("#device-incidents .os-feed-row").first).to_be_visible()
+    assert "Alarm" in page.locator("#device-series").inner_text()
