@@ -91,15 +91,20 @@ def color_for(value: float | None, breaks: Sequence[float], colors: Sequence[str
 
 
 def legend_entries(
-    breaks: Sequence[float], colors: Sequence[str], metric: str, lang: str
+    breaks: Sequence[float],
+    colors: Sequence[str],
+    metric: str,
+    lang: str,
+    *,
+    single: float | None = None,
 ) -> list[LegendEntry]:
-    """Legend rows from low to high, plus a no-data row."""
+    """Legend rows from low to high, plus a no-data row (`single`: the value when all agree)."""
     edges = [None, *breaks, None]
     rows = []
     for index, color in enumerate(colors):
         low, high = edges[index], edges[index + 1]
         if low is None and high is None:
-            label = t(f"metric.{metric}", lang)
+            label = "–" if single is None else format_value(single, metric)
         elif low is None:
             label = f"< {format_value(high, metric)}"
         elif high is None:
@@ -179,8 +184,11 @@ def choropleth(
         if with_labels
         else [],
     }
+    single = present[0] if present and not breaks else None
     return Choropleth(
-        hideout=hideout, legend=legend_entries(breaks, colors, metric, lang), labels=labels
+        hideout=hideout,
+        legend=legend_entries(breaks, colors, metric, lang, single=single),
+        labels=labels,
     )
 
 
@@ -207,4 +215,5 @@ def cell_heat(cells, *, metric: str, lang: str) -> tuple[dict, list[LegendEntry]
         integral=heat_metric != "online_rate",
     )
     hideout = {"colors": {code: color_for(v, breaks, colors) for code, v in values.items()}}
-    return hideout, legend_entries(breaks, colors, heat_metric, lang), title
+    single = next(iter(values.values())) if values and not breaks else None
+    return hideout, legend_entries(breaks, colors, heat_metric, lang, single=single), title

@@ -152,7 +152,7 @@ def t(key: str, lang: str, /, **values: object) -> str:
     return text.format(**values) if values else text
 
 
-def keys() -> tuple[str, ...]:
+def label_keys() -> tuple[str, ...]:
     """Every label key (for completeness tests)."""
     return tuple(_TEXTS)
 

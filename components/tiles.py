@@ -40,8 +40,10 @@ def _trend(today: float | None, yesterday: float | None, lang: str, *, lower_is_
         )
     better = (change < 0) == lower_is_better
     arrow = "▲" if change > 0 else "▼"
+    # a tenfold change reads better as a factor than as "2570.0%"
+    amount = f"×{today / yesterday:.0f}" if change >= 9 else f"{abs(change):.1%}"
     return html.Span(
-        f"{t('tile.vs_yesterday', lang)} {arrow} {abs(change):.1%}",
+        f"{t('tile.vs_yesterday', lang)} {arrow} {amount}",
         className=f"os-trend {'os-trend-good' if better else 'os-trend-bad'}",
     )
 

@@ -1,0 +1,272 @@
+"""Dashboard figures at seed scale: server time of the overview and Pudong callbacks, and the
+time from navigation to a drawn Pudong map in headless Chromium.
+
+    python -m bench.dashboard [--repeat 30] [--reuse] [--database-url URL]
+
+Seeds the seed-scale city (510k devices, 24 h, ~45 s) into its own database on the bench
+cluster (ONESCREEN_DATA_DIR/bench-pg, port 54339) unless --reuse finds it already seeded.
+Targets (issue 3): overview p95 ≤ 150 ms, Pudong p95 ≤ 300 ms, Pudong map drawn ≤ 2 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from config import get_settings
+from data import migrate, writes
+from data.bench_support import fresh_database, settle
+from data.embedded import EmbeddedPostgres, free_port
+from data.engine import create_db_engine
+from simulator.seed import seed_city
+
+ROOT = Path(__file__).resolve().parents[1]
+PUDONG = "310115"
+
+
+def percentiles(samples: list[float]) -> tuple[float, float]:
+    """p50 and p95 in milliseconds."""
+    ordered = sorted(samples)
+    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+    return statistics.median(ordered) * 1000, p95 * 1000
+
+
+def callback_payload(app, output_fragment: str, values: dict) -> dict:
+    """The JSON body Dash's renderer posts for the callback whose output contains the fragment."""
+    key = next(k for k in app.callback_map if output_fragment in k)
+    spec = app.callback_map[key]
+
+    def fill(items: list[dict]) -> list[dict]:
+        return [{**item, "value": values.get(_name(item), None)} for item in items]
+
+    outputs = [
+        {"id": _id(part.rsplit(".", 1)[0]), "property": part.rsplit(".", 1)[1]}
+        for part in key.strip(".").split("...")
+    ]
+    return {
+        "output": key,
+        "outputs": outputs if key.startswith("..") else outputs[0],
+        "inputs": fill(spec["inputs"]),
+        "state": fill(spec["state"]),
+        "changedPropIds": [],
+    }
+
+
+def _id(text: str):
+    return json.loads(text) if text.startswith("{") else text
+
+
+def _name(item: dict) -> str:
+    ident = _id(item["id"])
+    key = ident["key"] if isinstance(ident, dict) else ident
+    return f"{key}.{item['property']}"
+
+
+def time_callbacks(app, *, repeat: int) -> dict[str, tuple[float, float]]:
+    """p50/p95 (ms) of each callback through the Flask stack (JSON in, JSON out)."""
+    client = app.server.test_client()
+    client.get("/")  # Dash registers its callbacks on the first request
+    overview = {
+        "metric.value": "open_incidents",
+        "category.value": "",
+        "stack.value": "severity",
+        "os-refresh.n_intervals": 1,
+        "os-lang.data": "zh",
+    }
+    pudong = {
+        **overview,
+        "street.data": None,
+        "layer.value": "streets",
+        "district-state.data": {"district": PUDONG},
+        "district-devices.url": None,
+    }
+    cases = {
+        "overview: page layout": (
+            "_pages_content.children",
+            {
+                "_pages_location.pathname": "/",
+                "_pages_location.search": "",
+                "_pages_store.data": None,
+            },
+        ),
+        "overview: map": ("overview-areas.hideout", overview),
+        "overview: tiles": ("overview-tiles.children", overview),
+        "overview: timeline": ("overview-timeline.figure", overview),
+        "overview: feed": ("overview-feed.children", overview),
+        "Pudong: page layout": (
+            "_pages_content.children",
+            {
+                "_pages_location.pathname": f"/district/{PUDONG}",
+                "_pages_location.search": "",
+                "_pages_store.data": None,
+            },
+        ),
+        "Pudong: streets map + ranking": ("district-areas.hideout", pudong),
+        "Pudong: grid heat": ("district-areas.hideout", {**pudong, "layer.value": "grid"}),
+        "Pudong: tiles": ("district-tiles.children", pudong),
+        "Pudong: timeline + feed": ("district-timeline.figure", pudong),
+    }
+    results = {}
+    for label, (fragment, values) in cases.items():
+        payload = callback_payload(app, fragment, values)
+        samples = []
+        for index in range(repeat + 2):
+            started = time.perf_counter()
+            response = client.post("/_dash-update-component", json=payload)
+            elapsed = time.perf_counter() - started
+            if response.status_code not in (200, 204):
+                raise RuntimeError(f"{label}: HTTP {response.status_code} {response.data[:300]!r}")
+            if index >= 2:  # first calls warm caches and connections
+                samples.append(elapsed)
+        results[label] = percentiles(samples)
+    return results
+
+
+def time_device_layer(app) -> dict[str, float]:
+    """Cold build and cached serving of Pudong's device points (ms) and their size (KiB)."""
+    from components import device_layer
+
+    client = app.server.test_client()
+    url = device_layer.devices_url(district=PUDONG, category=None)
+    started = time.perf_counter()
+    cold = client.get(url, headers={"Accept-Encoding": "gzip"})
+    cold_ms = (time.perf_counter() - started) * 1000
+    started = time.perf_counter()
+    client.get(url, headers={"Accept-Encoding": "gzip"})
+    warm_ms = (time.perf_counter() - started) * 1000
+    plain = client.get(url)
+    return {
+        "cold_ms": cold_ms,
+        "cached_ms": warm_ms,
+        "gzip_kib": len(cold.data) / 1024,
+        "geobuf_kib": len(plain.data) / 1024,
+    }
+
+
+def time_browser(url: str, *, runs: int) -> list[float]:
+    """Seconds from navigation to a drawn Pudong map (streets + device clusters) in Chromium."""
+    from playwright.sync_api import sync_playwright
+
+    timings = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=os.environ.get("ONESCREEN_CHROMIUM", "/usr/bin/chromium"),
+            args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
+        )
+        for _ in range(runs):
+            # a fresh context each run: nothing cached in the browser
+            context = browser.new_context(viewport={"width": 1920, "height": 1080})
+            page = context.new_page()
+            started = time.perf_counter()
+            page.goto(f"{url}/district/{PUDONG}", wait_until="commit")
+            page.wait_for_function(
+                "() => document.querySelectorAll('path.os-area').length > 30"
+                " && document.querySelectorAll('.os-cluster').length > 0",
+                timeout=60_000,
+            )
+            timings.append(time.perf_counter() - started)
+            context.close()
+        browser.close()
+    return timings
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=30)
+    parser.add_argument("--browser-runs", type=int, default=5)
+    parser.add_argument("--reuse", action="store_true", help="keep an already seeded database")
+    parser.add_argument("--database-url", help="use this server instead of the bench cluster")
+    args = parser.parse_args()
+    settings = get_settings()
+    if args.database_url:
+        url = args.database_url
+    else:
+        cluster = EmbeddedPostgres(
+            root=settings.data_dir / "bench-pg",
+            port=54339,
+            bin_dir=settings.pg_bin_dir,
+            os_user=settings.pg_os_user,
+        )
+        base = cluster.ensure_running()
+        url = base.rsplit("/", 1)[0] + "/bench_dashboard"
+        if not args.reuse or not _seeded(url):
+            url = fresh_database(base, name="bench_dashboard")
+    engine = create_db_engine(url)
+    migrate.upgrade(engine)
+    if writes.get_meta(engine, key="seed") is None:
+        print("seeding the seed-scale city (510k devices, 24 h)…", flush=True)
+        started = time.perf_counter()
+        report = seed_city(engine, scale="seed", random_seed=settings.random_seed, reset=True)
+        print(
+            f"  {report.devices:,} devices, {report.readings:,} readings "
+            f"in {time.perf_counter() - started:.1f} s",
+            flush=True,
+        )
+        settle(engine)
+    writes.refresh_status(engine)
+    os.environ["DATABASE_URL"] = url
+    get_settings.cache_clear()
+    from app import create_app
+
+    app = create_app()
+    print(f"\nserver time per callback over {args.repeat} calls (Flask stack, JSON in/out):")
+    print(f"  {'callback':34} {'p50 ms':>8} {'p95 ms':>8}")
+    for label, (p50, p95) in time_callbacks(app, repeat=args.repeat).items():
+        print(f"  {label:34} {p50:8.1f} {p95:8.1f}")
+    layer = time_device_layer(app)
+    print(
+        f"\nPudong device points: {layer['geobuf_kib']:.0f} KiB geobuf, "
+        f"{layer['gzip_kib']:.0f} KiB gzip'd; cold build {layer['cold_ms']:.0f} ms, "
+        f"cached {layer['cached_ms']:.1f} ms"
+    )
+
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "cli.py", "serve", "--no-seed", "--port", str(port)],
+        cwd=ROOT,
+        env={**os.environ, "DATABASE_URL": url, "ONESCREEN_LOG_LEVEL": "WARNING"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        base_url = f"http://127.0.0.1:{port}"
+        _wait_for(base_url)
+        timings = time_browser(base_url, runs=args.browser_runs)
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    print(
+        f"\nnavigation → Pudong map drawn (streets + clusters) in Chromium, "
+        f"{len(timings)} cold runs: median {statistics.median(timings):.2f} s, "
+        f"max {max(timings):.2f} s (first run includes the device snapshot build)"
+    )
+
+
+def _seeded(url: str) -> bool:
+    try:
+        engine = create_db_engine(url)
+        return writes.get_meta(engine, key="seed") is not None
+    except Exception:
+        return False
+
+
+def _wait_for(url: str) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url + "/", timeout=2):
+                return
+        except OSError:
+            time.sleep(0.3)
+    raise RuntimeError("server did not start")
+
+
+if __name__ == "__main__":
+    main()

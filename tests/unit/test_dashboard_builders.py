@@ -1,0 +1,199 @@
+"""Pure dashboard builders: URL state, labels, choropleth classes, tiles, timeline."""
+
+from __future__ import annotations
+
+import re
+import string
+from datetime import UTC, datetime, timedelta
+
+import pandas as pd
+import pytest
+
+from components import i18n
+from components.choropleth import (
+    NO_DATA,
+    choropleth,
+    classify,
+    color_for,
+    format_value,
+    legend_entries,
+    metric_value,
+)
+from components.state import METRICS, href, language, pick, pick_many, query_string
+from components.tiles import tiles_children
+from components.timeline import timeline_figure
+from data.queries import AreaMetric, Kpis
+
+
+def area(code: str, **figures) -> AreaMetric:
+    values = dict(
+        code=code,
+        name_zh=f"区{code}",
+        name_en=f"District {code}",
+        area_km2=50.0,
+        approximate=False,
+        devices_total=100,
+        devices_online=90,
+        devices_warning=3,
+        devices_alarm=1,
+        open_incidents=4,
+        open_critical=1,
+        open_major=1,
+        open_minor=2,
+        readings_last_hour=500,
+        label_lon=121.4,
+        label_lat=31.2,
+    )
+    values.update(figures)
+    return AreaMetric(**values)
+
+
+def test_pick_accepts_only_allowed_values():
+    assert pick("online_rate", METRICS, METRICS[0]).value == "online_rate"
+    rejected = pick("<script>", METRICS, METRICS[0])
+    assert rejected.value == METRICS[0] and rejected.rejected
+    assert not pick("", METRICS, METRICS[0]).rejected
+    assert pick(["x"], METRICS, None).value is None
+
+
+def test_pick_many_keeps_allow_list_order_and_falls_back_to_all():
+    assert pick_many("minor,critical", ("critical", "major", "minor")) == ("critical", "minor")
+    assert pick_many("bogus", ("a", "b")) == ("a", "b")
+    assert pick_many(None, ("a", "b")) == ("a", "b")
+
+
+def test_links_keep_the_language_and_drop_empty_values():
+    assert href("/district/310115", lang="zh", metric=None) == "/district/310115"
+    assert href("/", lang="en", category="gas") == "/?lang=en&category=gas"
+    assert query_string(severity=("critical", "major")) == "?severity=critical%2Cmajor"
+    assert language("fr") == "zh" and language("en") == "en"
+
+
+def test_every_label_exists_in_both_languages_with_the_same_placeholders():
+    fields = string.Formatter()
+    for key in i18n.label_keys():
+        zh, en = i18n.t(key, "zh"), i18n.t(key, "en")
+        assert zh and en, key
+        # the switch names the other language in that language
+        assert re.search(r"[\u4e00-\u9fff]", en) is None or key.startswith("nav.language"), key
+        names_zh = {f[1] for f in fields.parse(zh) if f[1]}
+        names_en = {f[1] for f in fields.parse(en) if f[1]}
+        assert names_zh == names_en, key
+
+
+def test_classes_are_whole_numbers_for_counts_and_cover_every_value():
+    values = [0, 1, 2, 3, 7, 12, 40]
+    breaks, colors = classify(values, integral=True)
+    assert breaks == sorted(breaks) and all(b == int(b) for b in breaks)
+    assert len(colors) == len(breaks) + 1
+    assert {color_for(v, breaks, colors) for v in values} <= set(colors)
+    assert color_for(None, breaks, colors) == NO_DATA
+    # the highest value gets the worst colour, the lowest the mildest
+    assert color_for(40, breaks, colors) == colors[-1]
+    assert color_for(0, breaks, colors) == colors[0]
+
+
+def test_online_rate_colours_low_rates_as_worst():
+    breaks, colors = classify([70.0, 85.0, 99.0], higher_is_worse=False)
+    assert color_for(70.0, breaks, colors) != color_for(99.0, breaks, colors)
+    rows = legend_entries(breaks, colors, "online_rate", "en")
+    assert rows[0].label.startswith("<") and rows[-1].label == "No devices"
+
+
+def test_metric_values_and_formats():
+    a = area("310101", open_incidents=6, area_km2=20.0)
+    assert metric_value(a, "open_incidents") == 6
+    assert metric_value(a, "incidents_per_100km2") == pytest.approx(30.0)
+    assert metric_value(a, "online_rate") == pytest.approx(90.0)
+    assert metric_value(area("x", devices_total=0, devices_online=0), "online_rate") is None
+    assert format_value(91.234, "online_rate") == "91.2%"
+    assert format_value(12345, "readings_last_hour") == "12,345"
+
+
+def test_choropleth_escapes_names_and_marks_selection():
+    areas = [area("310101", name_zh="<b>黄浦</b>"), area("310115", open_incidents=40)]
+    result = choropleth(areas, metric="open_incidents", lang="zh", drill=True, selected="310115")
+    assert "&lt;b&gt;黄浦&lt;/b&gt;" in result.hideout["tips"]["310101"]
+    assert result.hideout["selected"] == "310115"
+    assert result.hideout["colors"]["310101"] != result.hideout["colors"]["310115"]
+    assert len(result.labels["features"]) == 2
+    english = choropleth(areas, metric="online_rate", lang="en", drill=False)
+    assert "Device online rate" in english.hideout["tips"]["310115"]
+
+
+def kpis(**changes) -> Kpis:
+    values = dict(
+        devices_total=1000,
+        devices_online=950,
+        devices_warning=5,
+        devices_alarm=2,
+        readings_today=5000,
+        readings_yesterday=20000,
+        open_by_severity={"critical": 1, "major": 2, "minor": 3},
+        opened_today=10,
+        opened_yesterday=40,
+        resolved_today=8,
+        resolved_yesterday=30,
+        mean_minutes_to_resolve=50.0,
+        mean_minutes_to_resolve_yesterday=100.0,
+        status_as_of=None,
+        at=datetime(2026, 11, 24, 4, 0, tzinfo=UTC),  # noon in Shanghai
+    )
+    values.update(changes)
+    return Kpis(**values)
+
+
+def _text(component) -> str:
+    if isinstance(component, str):
+        return component
+    children = getattr(component, "children", None)
+    if children is None:
+        return ""
+    if isinstance(children, list | tuple):
+        return " ".join(_text(c) for c in children)
+    return _text(children)
+
+
+def test_tiles_compare_today_with_the_same_share_of_yesterday():
+    tiles = {tile.id["key"]: _text(tile) for tile in tiles_children(kpis(), "en")}
+    assert "1,000" in tiles["devices"] and "95.0%" in tiles["online"]
+    assert "6" in tiles["open_incidents"] and "Critical 1" in tiles["open_incidents"]
+    # noon: 5,000 readings against half of yesterday's 20,000 is a 50 % drop
+    assert "▼ 50.0%" in tiles["readings_today"]
+    # mean time to resolve halved: down, which is good
+    assert "▼ 50.0%" in tiles["mttr"]
+    zh = {tile.id["key"]: _text(tile) for tile in tiles_children(kpis(), "zh")}
+    assert "较昨日" in zh["readings_today"]
+
+
+def test_timeline_has_every_hour_and_translated_axes():
+    end = datetime(2026, 11, 24, 4, 0, tzinfo=UTC)
+    start = end - timedelta(hours=24)
+    frame = pd.DataFrame(
+        {
+            "bucket": [end - timedelta(hours=2)],
+            "severity": ["critical"],
+            "category": ["gas"],
+            "incidents": [3],
+        }
+    )
+    figure = timeline_figure(
+        frame,
+        stack="severity",
+        lang="en",
+        start=start,
+        end=end,
+        categories={"gas": ("燃气", "Gas")},
+    )
+    assert len(figure.data) == 3 and len(figure.data[0].x) >= 24
+    assert sum(sum(trace.y) for trace in figure.data) == 3
+    assert figure.layout.xaxis.title.text == "Time"
+    by_category = timeline_figure(
+        frame,
+        stack="category",
+        lang="zh",
+        start=start,
+        end=end,
+        categories={"gas": ("燃气", "Gas")},
+    )
+    assert [trace.name for trace in by_category.data] == ["燃气"]
