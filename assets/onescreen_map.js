@@ -54,44 +54,32 @@ window.onescreen = Object.assign({}, window.onescreen, {
         }),
       });
     },
-    devicePoint: function (feature, latlng, context) {
+    deviceMarker: function (feature, latlng, context) {
+      // server-side clusters (count n, worst state s) or single devices (id, state s)
       const h = (context && context.hideout) || {};
       const colors = h.stateColors || [];
+      const p = feature.properties;
+      const color = colors[p.s] || "#2fd38a";
+      if (p.cluster) {
+        const n = p.n;
+        const size = Math.round(28 + 10 * Math.log10(n));
+        const label = n >= 10000 ? Math.round(n / 1000) + "k" : (n >= 1000 ? (n / 1000).toFixed(1) + "k" : n);
+        return L.marker(latlng, {
+          icon: L.divIcon({
+            className: "os-cluster os-cluster-s" + p.s,
+            html: "<div style='background:" + color + "'><span>" + label + "</span></div>",
+            iconSize: L.point(size, size),
+          }),
+        });
+      }
       return L.circleMarker(latlng, {
         radius: 6,
         weight: 1.5,
         color: "#0b1220",
-        fillColor: colors[feature.properties.s] || "#2fd38a",
+        fillColor: color,
         fillOpacity: 0.95,
-        className: "os-device",
-      }).bindTooltip((h.deviceLabel || "#") + feature.properties.id, {className: "os-map-tip"});
-    },
-    clusterIcon: function (feature, latlng, index, context) {
-      const h = (context && context.hideout) || {};
-      const colors = h.stateColors || [];
-      const cache = index._onescreenWorst || (index._onescreenWorst = new Map());
-      const id = feature.properties.cluster_id;
-      let worst = cache.get(id);
-      if (worst === undefined) {
-        worst = 99;
-        const leaves = index.getLeaves(id, Infinity);
-        for (let i = 0; i < leaves.length && worst > 0; i++) {
-          const s = leaves[i].properties.s;
-          if (s < worst) { worst = s; }
-        }
-        cache.set(id, worst);
-      }
-      const n = feature.properties.point_count;
-      const size = Math.round(28 + 10 * Math.log10(n));
-      const label = n >= 10000 ? Math.round(n / 1000) + "k" : (n >= 1000 ? (n / 1000).toFixed(1) + "k" : n);
-      const color = colors[worst] || "#2fd38a";
-      return L.marker(latlng, {
-        icon: L.divIcon({
-          className: "os-cluster os-cluster-s" + worst,
-          html: "<div style='background:" + color + "'><span>" + label + "</span></div>",
-          iconSize: L.point(size, size),
-        }),
-      });
+        className: "os-device os-device-s" + p.s,
+      }).bindTooltip((h.deviceLabel || "#") + p.id, {className: "os-map-tip"});
     },
     incidentPoint: function (feature, latlng, context) {
       const h = (context && context.hideout) || {};

@@ -130,24 +130,27 @@ def time_callbacks(app, *, repeat: int) -> dict[str, tuple[float, float]]:
 
 
 def time_device_layer(app) -> dict[str, float]:
-    """Cold build and cached serving of Pudong's device points (ms) and their size (KiB)."""
+    """Pudong's device layer: cold snapshot build, then per-view clusters (ms, features, KiB)."""
     from components import device_layer
 
     client = app.server.test_client()
-    url = device_layer.devices_url(district=PUDONG, category=None)
+    figures: dict[str, float] = {}
+    version = device_layer.snapshot_version() + 0
     started = time.perf_counter()
-    cold = client.get(url, headers={"Accept-Encoding": "gzip"})
-    cold_ms = (time.perf_counter() - started) * 1000
-    started = time.perf_counter()
-    client.get(url, headers={"Accept-Encoding": "gzip"})
-    warm_ms = (time.perf_counter() - started) * 1000
-    plain = client.get(url)
-    return {
-        "cold_ms": cold_ms,
-        "cached_ms": warm_ms,
-        "gzip_kib": len(cold.data) / 1024,
-        "geobuf_kib": len(plain.data) / 1024,
-    }
+    client.get(device_layer.devices_url(district=PUDONG, category=None, zoom=10, version=version))
+    figures["cold_ms"] = (time.perf_counter() - started) * 1000
+    for zoom in (10, 12, 14):
+        url = device_layer.devices_url(district=PUDONG, category=None, zoom=zoom, version=version)
+        samples = []
+        for _ in range(10):
+            started = time.perf_counter()
+            response = client.get(url)
+            samples.append(time.perf_counter() - started)
+        body = response.get_json()
+        figures[f"z{zoom}_ms"] = statistics.median(samples) * 1000
+        figures[f"z{zoom}_features"] = len(body["features"])
+        figures[f"z{zoom}_kib"] = len(response.data) / 1024
+    return figures
 
 
 def time_browser(url: str, *, runs: int) -> list[float]:
@@ -221,11 +224,12 @@ def main() -> None:
     for label, (p50, p95) in time_callbacks(app, repeat=args.repeat).items():
         print(f"  {label:34} {p50:8.1f} {p95:8.1f}")
     layer = time_device_layer(app)
-    print(
-        f"\nPudong device points: {layer['geobuf_kib']:.0f} KiB geobuf, "
-        f"{layer['gzip_kib']:.0f} KiB gzip'd; cold build {layer['cold_ms']:.0f} ms, "
-        f"cached {layer['cached_ms']:.1f} ms"
-    )
+    print(f"\nPudong device layer: snapshot build (cold) {layer['cold_ms']:.0f} ms; per view:")
+    for zoom in (10, 12, 14):
+        print(
+            f"  zoom {zoom}: {layer[f'z{zoom}_features']:.0f} features, "
+            f"{layer[f'z{zoom}_kib']:.1f} KiB, {layer[f'z{zoom}_ms']:.1f} ms"
+        )
 
     port = free_port()
     server = subprocess.Popen(

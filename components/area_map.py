@@ -44,6 +44,8 @@ def create_map(
     legend_id: str,
     legend: list | None = None,
     bounds=None,
+    center: tuple[float, float] | None = None,
+    zoom: float | None = None,
     class_name: str = "",
 ) -> html.Div:
     """A dark, vector-only map (plus the optional configured tiles) with a legend overlay."""
@@ -53,12 +55,16 @@ def create_map(
             dl.Map(
                 id=map_id,
                 children=[*_tile_layers(), *layers, dl.ScaleControl(position="bottomright")],
-                bounds=bounds or CITY_BOUNDS,
+                # with a centre and zoom the map reports its viewport (zoom, bounds) back
+                **(
+                    {"center": center, "zoom": zoom, "trackViewport": True}
+                    if center is not None and zoom is not None
+                    else {"bounds": bounds or CITY_BOUNDS, "trackViewport": False}
+                ),
                 maxBounds=[[30.2, 120.3], [32.3, 122.7]],
                 minZoom=8,
                 maxZoom=18,
                 zoomSnap=0.25,
-                trackViewport=False,
                 zoomDelta=0.5,
                 attributionControl=bool(get_settings().map_tile_url),
                 className="os-map",

@@ -138,5 +138,4 @@ def register_boundary_routes(server: Flask) -> None:
 
     @server.get("/geo/district/<district>/<level>.pbf")
     def district_boundaries_geobuf(district: str, level: str) -> Response:
-        # devices.pbf has its own route (registered by components.device_layer)
         return serve(level, district, "pbf")

@@ -1,19 +1,25 @@
-"""Device points of a district served by URL as gzip'd geobuf, cached briefly, for clustering.
+"""Device points of a district, clustered on the server per zoom level and served by URL.
 
-At seed scale Pudong has ~100k devices: as GeoJSON that is ~11 MB, as geobuf ~2.7 MB and
-~0.55 MB gzip'd; the browser clusters them (supercluster) so only a few hundred markers draw.
+At seed scale Pudong has ~100k devices. Shipping them all to the browser (even as ~0.9 MB of
+gzip'd geobuf) and clustering there costs seconds of main-thread work per page load, and would
+not survive the 10-million-device goal. Instead one snapshot of the district's devices
+(id, position, state) is read per SNAPSHOT_SECONDS and cached; each map view asks for
+`devices.json?zoom=…` and gets at most a few hundred grid clusters (count and worst state), or,
+zoomed in past DEVICE_ZOOM, the individual devices inside its bounding box.
 """
 
 from __future__ import annotations
 
-import gzip
 import hashlib
+import json
 import logging
+import math
 import threading
 import time
 from urllib.parse import urlencode
 
-import geobuf
+import numpy as np
+import pandas as pd
 from flask import Flask, Response, jsonify, request
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -26,9 +32,13 @@ from data.queries import InvalidQuery, area_devices
 log = logging.getLogger(__name__)
 
 # devices change state continuously: a snapshot is reused for this long (and the URL says which)
-SNAPSHOT_SECONDS = 120
-_PRECISION = 5  # ~1 m
-_KEEP = 64
+SNAPSHOT_SECONDS = 60
+DEVICE_ZOOM = 15  # from this zoom on, individual devices are sent (inside the view only)
+MIN_ZOOM, MAX_ZOOM = 8, 19
+CLUSTER_PIXELS = 56  # grid cell edge on screen
+MAX_POINTS = 5000
+_KEEP = 32
+_SHANGHAI = (120.5, 30.4, 122.5, 32.0)
 
 
 def snapshot_version(now: float | None = None) -> int:
@@ -36,64 +46,186 @@ def snapshot_version(now: float | None = None) -> int:
     return int((time.time() if now is None else now) // SNAPSHOT_SECONDS)
 
 
-def devices_url(*, district: str, category: str | None, version: int | None = None) -> str:
-    """The URL of a district's device points (optionally one category)."""
-    query = {"v": snapshot_version() if version is None else version}
+def devices_url(
+    *,
+    district: str,
+    category: str | None,
+    zoom: float | None = None,
+    bounds: list | None = None,
+    version: int | None = None,
+) -> str:
+    """The URL of a district's device clusters (or devices) for a map view."""
+    level = clamp_zoom(zoom)
+    query: dict[str, object] = {"zoom": level}
+    if level >= DEVICE_ZOOM and bounds:
+        (south, west), (north, east) = bounds
+        query["bbox"] = ",".join(f"{v:.5f}" for v in (west, south, east, north))
     if category:
         query["category"] = category
-    return f"/geo/district/{district}/devices.pbf?{urlencode(query)}"
+    query["v"] = snapshot_version() if version is None else version
+    return f"/geo/district/{district}/devices.json?{urlencode(query)}"
 
 
-def devices_geobuf(*, district: str, category: str | None) -> tuple[bytes, int]:
-    """Geobuf bytes of the district's devices (props: id, s = state rank) and count."""
+def clamp_zoom(zoom: object) -> int:
+    """A zoom level from the browser as an int in [MIN_ZOOM, MAX_ZOOM] (10 when unusable)."""
+    try:
+        value = float(zoom)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return 10
+    if math.isnan(value):
+        return 10
+    return int(min(max(math.floor(value), MIN_ZOOM), MAX_ZOOM))
+
+
+def parse_bbox(text: str | None) -> tuple[float, float, float, float] | None:
+    """west,south,east,north inside Shanghai's neighbourhood, or None; ValueError if malformed."""
+    if not text:
+        return None
+    parts = text.split(",")
+    if len(parts) != 4:
+        raise ValueError("bbox must be west,south,east,north")
+    west, south, east, north = (float(p) for p in parts)
+    if not (west < east and south < north):
+        raise ValueError("bbox must have west < east and south < north")
+    lo_w, lo_s, hi_e, hi_n = _SHANGHAI
+    if east < lo_w or west > hi_e or north < lo_s or south > hi_n:
+        raise ValueError("bbox is outside Shanghai")
+    return west, south, east, north
+
+
+def snapshot_frame(*, district: str, category: str | None) -> pd.DataFrame:
+    """id, lon, lat and state rank (0 = alarm … 4 = normal) of the district's devices."""
     frame = area_devices(get_engine(), district=district, category=category)
     rank = {state: index for index, state in enumerate(STATE_RANK)}
-    features = [
+    if frame.empty:
+        return pd.DataFrame({"id": [], "lon": [], "lat": [], "s": []})
+    return pd.DataFrame(
         {
-            "type": "Feature",
-            "geometry": {"type": "Point", "coordinates": [round(lon, 5), round(lat, 5)]},
-            "properties": {"id": int(device_id), "s": rank.get(state, 4)},
+            "id": frame["id"].to_numpy(np.int64),
+            "lon": frame["lon"].to_numpy(np.float64),
+            "lat": frame["lat"].to_numpy(np.float64),
+            "s": frame["state"].map(rank).fillna(len(STATE_RANK) - 1).to_numpy(np.int8),
         }
-        for device_id, lon, lat, state in zip(
-            frame.get("id", []),
-            frame.get("lon", []),
-            frame.get("lat", []),
-            frame.get("state", []),
-            strict=True,
-        )
-    ]
-    collection = {"type": "FeatureCollection", "features": features}
-    return geobuf.encode(collection, _PRECISION, 2), len(features)
+    )
+
+
+def _point(lon: float, lat: float, properties: dict) -> dict:
+    return {
+        "type": "Feature",
+        "geometry": {"type": "Point", "coordinates": [round(lon, 6), round(lat, 6)]},
+        "properties": properties,
+    }
+
+
+def cluster_features(
+    frame: pd.DataFrame, *, zoom: int, bbox: tuple[float, float, float, float] | None
+) -> dict:
+    """GeoJSON of the view: grid clusters (n, worst state s, zoom_to) or single devices."""
+    if zoom >= DEVICE_ZOOM:
+        if bbox is not None:
+            west, south, east, north = bbox
+            inside = frame[frame["lon"].between(west, east) & frame["lat"].between(south, north)]
+        else:
+            inside = frame
+        inside = inside.sort_values("s", kind="stable").head(MAX_POINTS)
+        features = [
+            _point(lon, lat, {"id": int(i), "s": int(s), "cluster": False})
+            for i, lon, lat, s in zip(
+                inside["id"], inside["lon"], inside["lat"], inside["s"], strict=True
+            )
+        ]
+        return {"type": "FeatureCollection", "features": features}
+    # Web Mercator: one pixel is 360 / (256 · 2^zoom) degrees of longitude
+    cell_lon = CLUSTER_PIXELS * 360.0 / (256 * 2**zoom)
+    cell_lat = cell_lon * math.cos(math.radians(31.2))
+    keys = pd.DataFrame(
+        {
+            "gx": np.floor(frame["lon"].to_numpy() / cell_lon).astype(np.int64),
+            "gy": np.floor(frame["lat"].to_numpy() / cell_lat).astype(np.int64),
+            "lon": frame["lon"].to_numpy(),
+            "lat": frame["lat"].to_numpy(),
+            "s": frame["s"].to_numpy(),
+            "id": frame["id"].to_numpy(),
+        }
+    )
+    grouped = keys.groupby(["gx", "gy"], sort=True).agg(
+        lon=("lon", "mean"),
+        lat=("lat", "mean"),
+        n=("id", "size"),
+        s=("s", "min"),
+        first=("id", "min"),
+    )
+    zoom_to = min(zoom + 2, DEVICE_ZOOM)
+    features = []
+    for row in grouped.itertuples(index=False):
+        if row.n == 1:
+            features.append(
+                _point(row.lon, row.lat, {"id": int(row.first), "s": int(row.s), "cluster": False})
+            )
+        else:
+            features.append(
+                _point(
+                    row.lon,
+                    row.lat,
+                    {"cluster": True, "n": int(row.n), "s": int(row.s), "zoom_to": zoom_to},
+                )
+            )
+    return {"type": "FeatureCollection", "features": features}
 
 
 class _SnapshotCache:
+    """Device frames per (district, category, snapshot); one build per key even under load.
+
+    When a new snapshot is due but the previous one exists, the previous one is served while
+    the new one builds in the background, so only the very first view of a district waits.
+    """
+
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._bodies: dict[tuple[str, str | None, int], tuple[str, bytes, bytes]] = {}
+        self._frames: dict[tuple[str, str | None, int], pd.DataFrame] = {}
         self._building: dict[tuple[str, str | None, int], threading.Lock] = {}
 
-    def get(self, district: str, category: str | None, version: int) -> tuple[str, bytes, bytes]:
+    def get(self, district: str, category: str | None, version: int) -> pd.DataFrame:
         key = (district, category, version)
         with self._lock:
-            hit = self._bodies.get(key)
+            hit = self._frames.get(key)
             if hit is not None:
                 return hit
+            previous = self._frames.get((district, category, version - 1))
+            if previous is not None:
+                if key not in self._building:
+                    self._building[key] = threading.Lock()
+                    threading.Thread(target=self._refresh, args=(key,), daemon=True).start()
+                return previous
+        return self._build(key)
+
+    def _refresh(self, key: tuple[str, str | None, int]) -> None:
+        try:
+            self._build(key)
+        except (SQLAlchemyError, OneScreenError, InvalidQuery) as exc:
+            # the previous snapshot keeps being served; the next request retries
+            log.warning("device snapshot %s not refreshed: %s", key, exc)
+
+    def _build(self, key: tuple[str, str | None, int]) -> pd.DataFrame:
+        with self._lock:
             building = self._building.setdefault(key, threading.Lock())
-        # one build per snapshot even when a whole wall of screens asks at once
         with building:
             with self._lock:
-                hit = self._bodies.get(key)
+                hit = self._frames.get(key)
             if hit is not None:
                 return hit
-            body, _count = devices_geobuf(district=district, category=category)
-            etag = hashlib.sha1(body).hexdigest()[:20]
-            entry = (etag, body, gzip.compress(body, compresslevel=5))
+            try:
+                frame = snapshot_frame(district=key[0], category=key[1])
+            except Exception:
+                with self._lock:
+                    self._building.pop(key, None)
+                raise
             with self._lock:
-                self._bodies[key] = entry
+                self._frames[key] = frame
                 self._building.pop(key, None)
-                while len(self._bodies) > _KEEP:
-                    self._bodies.pop(next(iter(self._bodies)))
-            return entry
+                while len(self._frames) > _KEEP:
+                    self._frames.pop(next(iter(self._frames)))
+            return frame
 
 
 def _error(status: int, message: str) -> Response:
@@ -103,12 +235,17 @@ def _error(status: int, message: str) -> Response:
 
 
 def register_device_routes(server: Flask) -> None:
-    """Add /geo/district/<adcode>/devices.pbf to the Flask server."""
+    """Add /geo/district/<adcode>/devices.json to the Flask server."""
     cache = _SnapshotCache()
 
-    @server.get("/geo/district/<district>/devices.pbf")
+    @server.get("/geo/district/<district>/devices.json")
     def district_devices(district: str) -> Response:
         category = request.args.get("category") or None
+        try:
+            bbox = parse_bbox(request.args.get("bbox"))
+        except ValueError as exc:
+            return _error(400, str(exc))
+        zoom = clamp_zoom(request.args.get("zoom"))
         try:
             if district not in reference.districts():
                 return _error(404, f"unknown district {district!r}")
@@ -116,22 +253,19 @@ def register_device_routes(server: Flask) -> None:
                 return _error(400, f"unknown category {category!r}")
             version = request.args.get("v", type=int)
             current = snapshot_version()
-            # old or future snapshot numbers map to the current one: nothing is built for them
-            version = (
-                current if version is None or not current - 1 <= version <= current else version
-            )
-            etag, body, compressed = cache.get(district, category, version)
+            # only the current and the previous snapshot exist; anything else means "current"
+            if version is None or not current - 1 <= version <= current:
+                version = current
+            frame = cache.get(district, category, version)
         except (SQLAlchemyError, OneScreenError, InvalidQuery):
             log.exception("device points unavailable")
             return _error(503, "device points temporarily unavailable")
+        body = json.dumps(cluster_features(frame, zoom=zoom, bbox=bbox), separators=(",", ":"))
+        etag = hashlib.sha1(body.encode()).hexdigest()[:20]
         if request.if_none_match.contains(etag):
             response = Response(status=304)
-        elif "gzip" in (request.headers.get("Accept-Encoding") or ""):
-            response = Response(compressed, mimetype="application/x-protobuf")
-            response.headers["Content-Encoding"] = "gzip"
-            response.headers["Vary"] = "Accept-Encoding"
         else:
-            response = Response(body, mimetype="application/x-protobuf")
+            response = Response(body, mimetype="application/geo+json")
         response.set_etag(etag)
         response.headers["Cache-Control"] = f"public, max-age={SNAPSHOT_SECONDS}"
         return response

@@ -7,7 +7,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from dash import ctx, html
+from dash import ctx, dcc, html
 from dash.exceptions import PreventUpdate
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -71,3 +71,29 @@ def guard(fallback: Callable[[str], Any]) -> Callable:
         return wrapped
 
     return decorate
+
+
+# plotly.js is ~4.8 MB of script: parsing it competes with the map for the main thread, so a
+# page's charts mount only after this delay (the map is the primary panel)
+CHART_DEFER_MS = 1200
+
+
+def deferred_chart_box(box_id: str, defer_id: str, placeholder: Any) -> html.Div:
+    """A chart container showing `placeholder` until its callback fills it after the defer."""
+    return html.Div(
+        className="os-chart-box",
+        children=[
+            dcc.Interval(id=defer_id, interval=CHART_DEFER_MS, max_intervals=1),
+            html.Div(id=box_id, className="os-chart-slot", children=placeholder),
+        ],
+    )
+
+
+def chart(graph_id: str, figure: Any) -> dcc.Graph:
+    """A themed, responsive graph without the mode bar."""
+    return dcc.Graph(
+        id=graph_id,
+        figure=figure,
+        config={"displayModeBar": False, "responsive": True},
+        className="os-graph",
+    )

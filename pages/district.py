@@ -26,7 +26,15 @@ from components.feed import feed_children
 from components.filters import filter_bar
 from components.i18n import name, t
 from components.notfound import not_found_page
-from components.panels import PANEL_ERRORS, guard, panel, skeleton, unavailable
+from components.panels import (
+    PANEL_ERRORS,
+    chart,
+    deferred_chart_box,
+    guard,
+    panel,
+    skeleton,
+    unavailable,
+)
 from components.shell import create_page, crumb_links
 from components.state import LAYERS, METRICS, href, language, pick
 from components.theme import message_figure
@@ -53,6 +61,22 @@ def _title(adcode: str | None = None, **_other: str) -> str:
 dash.register_page(__name__, path_template="/district/<adcode>", title=_title, name="district")
 
 TIMELINE_HOURS = 24
+# the streets layer then fits the map to the district (zoomToBounds)
+INITIAL_ZOOM = 10
+
+
+def _centre(district: str) -> tuple[float, float]:
+    """A first map centre for the district (its streets' label points), before the fit."""
+    try:
+        areas = street_metrics(get_engine(), district=district)
+    except PANEL_ERRORS:
+        return (31.2, 121.45)
+    if not areas:
+        return (31.2, 121.45)
+    return (
+        sum(a.label_lat for a in areas) / len(areas),
+        sum(a.label_lon for a in areas) / len(areas),
+    )
 
 
 def _street(district: str, value: object) -> str | None:
@@ -166,6 +190,7 @@ def layout(
         log.exception("district map unavailable")
         streets_hideout, cells_hideout = {}, {"colors": {}}
         legend, ranking = [unavailable(t("panel.unavailable", lang))], []
+    center = _centre(adcode)
     device_hideout = {"stateColors": state_colors(), "deviceLabel": t("hover.device", lang)}
     layers = [
         dl.GeoJSON(
@@ -187,17 +212,8 @@ def layout(
         ),
         dl.GeoJSON(
             id=ids.DISTRICT_DEVICES,
-            url=devices_url(district=adcode, category=chosen_category),
-            format="geobuf",
-            cluster=True,
-            zoomToBoundsOnClick=True,
-            spiderfyOnMaxZoom=True,
-            superClusterOptions={"radius": 70, "maxZoom": 17},
-            **geojson_options(
-                clusterToLayer=MAP_JS("clusterIcon"),
-                pointToLayer=MAP_JS("devicePoint"),
-                hideout=device_hideout,
-            ),
+            url=devices_url(district=adcode, category=chosen_category, zoom=INITIAL_ZOOM),
+            **geojson_options(pointToLayer=MAP_JS("deviceMarker"), hideout=device_hideout),
         ),
     ]
     body = [
@@ -211,6 +227,8 @@ def layout(
                     t("panel.district_map", lang),
                     create_map(
                         map_id=ids.DISTRICT_MAP,
+                        center=center,
+                        zoom=INITIAL_ZOOM,
                         legend_id=ids.DISTRICT_LEGEND,
                         legend=legend,
                         layers=layers,
@@ -254,11 +272,8 @@ def layout(
                         ),
                         panel(
                             t("panel.timeline", lang),
-                            dcc.Graph(
-                                id=ids.DISTRICT_TIMELINE,
-                                figure=message_figure(t("panel.loading", lang)),
-                                config={"displayModeBar": False, "responsive": True},
-                                className="os-graph",
+                            deferred_chart_box(
+                                "district-timeline-box", "district-defer", skeleton()
                             ),
                         ),
                     ],
@@ -335,18 +350,33 @@ def _district(state: object) -> str:
 
 @callback(
     Output(ids.DISTRICT_DEVICES, "url"),
+    Input(ids.DISTRICT_MAP, "zoom"),
+    Input(ids.DISTRICT_MAP, "bounds"),
     Input(ids.CATEGORY, "value"),
     Input(ids.REFRESH, "n_intervals"),
     State(ids.DISTRICT_DEVICES, "url"),
     State(ids.DISTRICT_STATE, "data"),
     prevent_initial_call=True,
 )
-def update_devices(category, _tick, current, state):
-    """Point the device layer at the current snapshot (unchanged URL = no refetch)."""
-    url = devices_url(district=_district(state), category=_category(category))
+def update_devices(zoom, bounds, category, _tick, current, state):
+    """Point the device layer at the clusters of this view (unchanged URL = no refetch)."""
+    url = devices_url(
+        district=_district(state),
+        category=_category(category),
+        zoom=zoom,
+        bounds=bounds if _valid_bounds(bounds) else None,
+    )
     if url == current:
         raise PreventUpdate
     return url
+
+
+def _valid_bounds(bounds: object) -> bool:
+    try:
+        (south, west), (north, east) = bounds  # type: ignore[misc]
+        return all(isinstance(v, int | float) for v in (south, west, north, east))
+    except (TypeError, ValueError):
+        return False
 
 
 @callback(
@@ -433,7 +463,43 @@ def update_tiles(category, street, _tick, state, lang):
 
 
 @callback(
-    Output(ids.DISTRICT_TIMELINE, "figure"),
+    Output("district-timeline-box", "children"),
+    Input(ids.CATEGORY, "value"),
+    Input(ids.STREET, "data"),
+    Input(ids.REFRESH, "n_intervals"),
+    Input("district-defer", "n_intervals"),
+    State(ids.DISTRICT_STATE, "data"),
+    State(ids.LANG, "data"),
+    prevent_initial_call=True,
+)
+@guard(lambda lang: chart(ids.DISTRICT_TIMELINE, message_figure(t("panel.unavailable", lang))))
+def update_timeline(category, street, _tick, _deferred, state, lang):
+    """Incidents per hour of the district or street (mounted after the map has drawn)."""
+    district = _district(state)
+    lang = language(lang)
+    engine = get_engine()
+    end = database_now(engine)
+    start = end - timedelta(hours=TIMELINE_HOURS)
+    frame = incident_timeline(
+        engine,
+        start=start,
+        end=end,
+        district=district,
+        street=_street(district, street),
+        category=_category(category),
+    )
+    figure = timeline_figure(
+        frame,
+        stack="severity",
+        lang=lang,
+        start=start,
+        end=end,
+        categories=reference.categories(),
+    )
+    return chart(ids.DISTRICT_TIMELINE, figure)
+
+
+@callback(
     Output(ids.DISTRICT_FEED, "children"),
     Input(ids.CATEGORY, "value"),
     Input(ids.STREET, "data"),
@@ -441,42 +507,47 @@ def update_tiles(category, street, _tick, state, lang):
     State(ids.DISTRICT_STATE, "data"),
     State(ids.LANG, "data"),
 )
-@guard(
-    lambda lang: (
-        message_figure(t("panel.unavailable", lang)),
-        unavailable(t("panel.unavailable", lang)),
-    )
-)
-def update_incidents(category, street, _tick, state, lang):
-    """Timeline and latest incidents of the district or street."""
+@guard(lambda lang: unavailable(t("panel.unavailable", lang)))
+def update_feed(category, street, _tick, state, lang):
+    """Latest incidents of the district or street."""
     district = _district(state)
     lang = language(lang)
-    scope = {
-        "district": district,
-        "street": _street(district, street),
-        "category": _category(category),
-    }
     engine = get_engine()
-    end = database_now(engine)
-    start = end - timedelta(hours=TIMELINE_HOURS)
-    frame = incident_timeline(engine, start=start, end=end, **scope)
-    figure = timeline_figure(
-        frame, stack="severity", lang=lang, start=start, end=end, categories=reference.categories()
+    end = database_now(engine) + timedelta(minutes=1)
+    latest = incident_list(
+        engine,
+        start=end - timedelta(hours=TIMELINE_HOURS),
+        end=end,
+        district=district,
+        street=_street(district, street),
+        category=_category(category),
+        limit=30,
     )
-    latest = incident_list(engine, start=start, end=end + timedelta(minutes=1), limit=30, **scope)
-    return figure, feed_children(latest, lang=lang, categories=reference.categories())
+    return feed_children(latest, lang=lang, categories=reference.categories())
 
 
 @callback(
     Output(ids.URL, "href", allow_duplicate=True),
+    Output(ids.DISTRICT_MAP, "viewport"),
     Input(ids.DISTRICT_DEVICES, "clickData"),
     State(ids.LANG, "data"),
     prevent_initial_call=True,
 )
 def open_device(feature, lang):
-    """Clicking a device (not a cluster) opens its page."""
+    """Clicking a cluster zooms into it; clicking a device opens its page."""
     properties = (feature or {}).get("properties", {}) if isinstance(feature, dict) else {}
+    if properties.get("cluster"):
+        try:
+            lon, lat = feature["geometry"]["coordinates"]
+            zoom_to = int(properties.get("zoom_to", 12))
+        except (KeyError, TypeError, ValueError):
+            raise PreventUpdate from None
+        return dash.no_update, {
+            "center": [float(lat), float(lon)],
+            "zoom": min(max(zoom_to, 9), 18),
+            "transition": "flyTo",
+        }
     device_id = properties.get("id")
-    if properties.get("cluster") or not isinstance(device_id, int) or device_id <= 0:
+    if not isinstance(device_id, int) or isinstance(device_id, bool) or device_id <= 0:
         raise PreventUpdate
-    return href(f"/device/{device_id}", lang=language(lang))
+    return href(f"/device/{device_id}", lang=language(lang)), dash.no_update

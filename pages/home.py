@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import dash
 import dash_leaflet as dl
-from dash import Input, Output, State, callback, dcc, html
+from dash import Input, Output, State, callback, html
 from dash.exceptions import PreventUpdate
 
 from components import ids, reference
@@ -17,7 +17,15 @@ from components.choropleth import choropleth
 from components.feed import feed_children
 from components.filters import filter_bar
 from components.i18n import t
-from components.panels import PANEL_ERRORS, guard, panel, skeleton, unavailable
+from components.panels import (
+    PANEL_ERRORS,
+    chart,
+    deferred_chart_box,
+    guard,
+    panel,
+    skeleton,
+    unavailable,
+)
 from components.shell import create_page
 from components.state import METRICS, STACKS, href, language, pick
 from components.theme import message_figure
@@ -100,11 +108,8 @@ def layout(
                         ),
                         panel(
                             t("panel.timeline", lang),
-                            dcc.Graph(
-                                id=ids.OVERVIEW_TIMELINE,
-                                figure=message_figure(t("panel.loading", lang)),
-                                config={"displayModeBar": False, "responsive": True},
-                                className="os-graph",
+                            deferred_chart_box(
+                                "overview-timeline-box", "overview-defer", skeleton()
                             ),
                             class_name="os-panel-timeline",
                         ),
@@ -195,14 +200,16 @@ def update_tiles(category: str, _tick: int, lang: str):
 
 
 @callback(
-    Output(ids.OVERVIEW_TIMELINE, "figure"),
+    Output("overview-timeline-box", "children"),
     Input(ids.CATEGORY, "value"),
     Input(ids.STACK, "value"),
     Input(ids.REFRESH, "n_intervals"),
+    Input("overview-defer", "n_intervals"),
     State(ids.LANG, "data"),
+    prevent_initial_call=True,
 )
-@guard(lambda lang: message_figure(t("panel.unavailable", lang)))
-def update_timeline(category: str, stack: str, _tick: int, lang: str):
+@guard(lambda lang: chart(ids.OVERVIEW_TIMELINE, message_figure(t("panel.unavailable", lang))))
+def update_timeline(category: str, stack: str, _tick: int, _deferred: int, lang: str):
     """Incidents opened per hour over the last 24 h, stacked by severity or category."""
     lang = language(lang)
     stack = pick(stack, STACKS, STACKS[0]).value
@@ -210,9 +217,10 @@ def update_timeline(category: str, stack: str, _tick: int, lang: str):
     end = database_now(engine)
     start = end - timedelta(hours=TIMELINE_HOURS)
     frame = incident_timeline(engine, start=start, end=end, category=_category(category))
-    return timeline_figure(
+    figure = timeline_figure(
         frame, stack=stack, lang=lang, start=start, end=end, categories=reference.categories()
     )
+    return chart(ids.OVERVIEW_TIMELINE, figure)
 
 
 @callback(

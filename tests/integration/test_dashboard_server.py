@@ -1,0 +1,175 @@
+"""Dashboard routes and callbacks through the Flask stack, on the seeded test database."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import geobuf
+import pytest
+
+from components import reference
+from components.boundaries import boundary_url
+from components.device_layer import devices_url
+from config import get_settings
+from data.engine import get_engine
+from data.queries import area_devices, area_kpis, cell_metrics
+
+pytestmark = pytest.mark.integration
+PUDONG = "310115"
+
+
+@pytest.fixture
+def app(monkeypatch, db_url, seeded):
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    get_settings.cache_clear()
+    get_engine.cache_clear()
+    reference.clear()
+    from app import create_app
+
+    dash_app = create_app()
+    dash_app.server.test_client().get("/")  # callbacks register on the first request
+    yield dash_app
+    reference.clear()
+    get_settings.cache_clear()
+    get_engine.cache_clear()
+
+
+def test_device_clusters_count_every_device_of_the_district(app, engine):
+    client = app.server.test_client()
+    response = client.get(devices_url(district=PUDONG, category=None, zoom=11))
+    assert response.status_code == 200
+    features = response.get_json()["features"]
+    total = sum(f["properties"].get("n", 1) for f in features)
+    assert total == len(area_devices(engine, district=PUDONG))
+    flood = client.get(devices_url(district=PUDONG, category="flood", zoom=11)).get_json()
+    assert sum(f["properties"].get("n", 1) for f in flood["features"]) == len(
+        area_devices(engine, district=PUDONG, category="flood")
+    )
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [
+        ("/geo/district/999999/devices.json?zoom=11", 404),
+        ("/geo/district/310115/devices.json?zoom=11&category=nope", 400),
+        ("/geo/district/310115/devices.json?zoom=16&bbox=1,2,3", 400),
+        ("/geo/district/310115/devices.json?zoom=abc&v=-5", 200),
+    ],
+)
+def test_device_layer_rejects_bad_parameters_clearly(app, path, status):
+    response = app.server.test_client().get(path)
+    assert response.status_code == status
+    if status != 200:
+        assert "error" in response.get_json()
+
+
+def test_grid_is_served_as_gzipped_geobuf(app, engine):
+    client = app.server.test_client()
+    url = boundary_url(level="grid", district=PUDONG, fmt="pbf")
+    packed = client.get(url, headers={"Accept-Encoding": "gzip"})
+    assert packed.status_code == 200 and packed.headers["Content-Encoding"] == "gzip"
+    cells = geobuf.decode(gzip.decompress(packed.data))["features"]
+    as_json = json.loads(client.get(boundary_url(level="grid", district=PUDONG)).data)
+    assert len(cells) == len(as_json["features"]) > 100
+    assert len(packed.data) * 3 < len(json.dumps(as_json))
+    plain = client.get(url)
+    assert geobuf.decode(plain.data)["features"][0]["properties"]["district"] == PUDONG
+    heat = cell_metrics(engine, district=PUDONG)
+    assert set(heat["cell"].astype(str)) <= {f["properties"]["code"] for f in cells}
+
+
+def _callback(app, output_fragment: str, values: dict) -> dict:
+    key = next(k for k in app.callback_map if output_fragment in k)
+    spec = app.callback_map[key]
+
+    def parse(text):
+        return json.loads(text) if text.startswith("{") else text
+
+    def fill(items):
+        result = []
+        for item in items:
+            ident = parse(item["id"])
+            name = ident["key"] if isinstance(ident, dict) else ident
+            result.append(
+                {
+                    "id": ident,
+                    "property": item["property"],
+                    "value": values.get(f"{name}.{item['property']}"),
+                }
+            )
+        return result
+
+    outputs = [
+        {"id": parse(p.rsplit(".", 1)[0]), "property": p.rsplit(".", 1)[1]}
+        for p in key.strip(".").split("...")
+    ]
+    response = app.server.test_client().post(
+        "/_dash-update-component",
+        json={
+            "output": key,
+            "outputs": outputs if key.startswith("..") else outputs[0],
+            "inputs": fill(spec["inputs"]),
+            "state": fill(spec["state"]),
+            "changedPropIds": [],
+        },
+    )
+    assert response.status_code == 200, response.data[:500]
+    return response.get_json()["response"]
+
+
+def test_district_tiles_callback_returns_the_store_figures(app, engine):
+    values = {
+        "category.value": "",
+        "street.data": None,
+        "os-refresh.n_intervals": 1,
+        "district-state.data": {"district": PUDONG},
+        "os-lang.data": "en",
+    }
+    body = json.dumps(_callback(app, "district-tiles.children", values), ensure_ascii=False)
+    kpis = area_kpis(engine, district=PUDONG)
+    assert f"{kpis.devices_total:,}" in body and "Devices" in body
+
+
+def test_callbacks_turn_bad_browser_values_into_defaults_not_errors(app, engine):
+    values = {
+        "metric.value": "DROP TABLE",
+        "category.value": "<script>",
+        "os-refresh.n_intervals": 1,
+        "os-lang.data": "klingon",
+    }
+    body = json.dumps(_callback(app, "overview-areas.hideout", values), ensure_ascii=False)
+    assert "未结事件" in body  # default metric, default language
+    hostile = {
+        "category.value": "",
+        "street.data": "310115999",
+        "os-refresh.n_intervals": 1,
+        "district-state.data": {"district": "x' OR 1=1"},
+        "os-lang.data": "zh",
+    }
+    response = app.server.test_client().post(
+        "/_dash-update-component",
+        json={
+            "output": "district-tiles.children",
+            "outputs": {"id": "district-tiles", "property": "children"},
+            "inputs": [
+                {"id": {"type": "os-query", "key": "category"}, "property": "value", "value": ""},
+                {
+                    "id": {"type": "os-query-store", "key": "street"},
+                    "property": "data",
+                    "value": hostile["street.data"],
+                },
+                {"id": "os-refresh", "property": "n_intervals", "value": 1},
+            ],
+            "state": [
+                {
+                    "id": "district-state",
+                    "property": "data",
+                    "value": hostile["district-state.data"],
+                },
+                {"id": "os-lang", "property": "data", "value": "zh"},
+            ],
+            "changedPropIds": [],
+        },
+    )
+    assert response.status_code == 204  # PreventUpdate: nothing sent, nothing broken

@@ -1,0 +1,68 @@
+"""Server-side clustering of device points (pure)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from components.device_layer import (
+    DEVICE_ZOOM,
+    MAX_POINTS,
+    clamp_zoom,
+    cluster_features,
+    devices_url,
+    parse_bbox,
+)
+
+
+@pytest.fixture
+def devices() -> pd.DataFrame:
+    rng = np.random.default_rng(3)
+    n = 20_000
+    return pd.DataFrame(
+        {
+            "id": np.arange(1, n + 1, dtype=np.int64),
+            "lon": 121.5 + rng.random(n) * 0.3,
+            "lat": 31.1 + rng.random(n) * 0.2,
+            "s": rng.choice([0, 1, 2, 3, 4], size=n, p=[0.001, 0.004, 0.02, 0.005, 0.97]),
+        }
+    )
+
+
+def test_clusters_account_for_every_device_and_keep_the_worst_state(devices):
+    for zoom in (9, 11, 13):
+        features = cluster_features(devices, zoom=zoom, bbox=None)["features"]
+        counted = sum(f["properties"].get("n", 1) for f in features)
+        assert counted == len(devices)
+        worst = min(f["properties"]["s"] for f in features)
+        assert worst == devices["s"].min()
+    coarse = cluster_features(devices, zoom=9, bbox=None)["features"]
+    fine = cluster_features(devices, zoom=13, bbox=None)["features"]
+    assert len(coarse) < len(fine) <= 2000
+
+
+def test_zoomed_in_views_get_single_devices_inside_the_box(devices):
+    bbox = (121.55, 31.15, 121.60, 31.18)
+    features = cluster_features(devices, zoom=DEVICE_ZOOM, bbox=bbox)["features"]
+    inside = devices[devices["lon"].between(121.55, 121.60) & devices["lat"].between(31.15, 31.18)]
+    assert len(features) == min(len(inside), MAX_POINTS)
+    assert all(not f["properties"]["cluster"] for f in features)
+    ids = {f["properties"]["id"] for f in features}
+    assert ids <= set(inside["id"])
+
+
+def test_bad_view_parameters_are_rejected_or_clamped():
+    assert clamp_zoom("abc") == 10 and clamp_zoom(99) == 19 and clamp_zoom(3) == 8
+    assert clamp_zoom(float("nan")) == 10 and clamp_zoom(12.75) == 12
+    assert parse_bbox(None) is None
+    for bad in ("1,2,3", "121.6,31,121.5,31.2", "0,0,1,1", "a,b,c,d"):
+        with pytest.raises(ValueError):
+            parse_bbox(bad)
+    url = devices_url(
+        district="310115", category="gas", zoom=16, bounds=[[31.1, 121.5], [31.2, 121.6]], version=5
+    )
+    assert url == (
+        "/geo/district/310115/devices.json?zoom=16&bbox=121.50000%2C31.10000%2C121.60000"
+        "%2C31.20000&category=gas&v=5"
+    )
