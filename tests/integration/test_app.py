@@ -3,9 +3,9 @@
 import dash
 import pytest
 
+from components import reference
 from config import get_settings
 from data.engine import get_engine
-from data.queries import city_kpis
 
 pytestmark = pytest.mark.integration
 
@@ -37,7 +37,9 @@ def _texts(component) -> list[str]:
 
 def test_pages_are_registered(app):
     paths = {page["path"] for page in dash.page_registry.values()}
-    assert {"/", "/404"} <= paths
+    assert {"/", "/404", "/incidents"} <= paths
+    templates = {page.get("path_template") for page in dash.page_registry.values()}
+    assert {"/district/<adcode>", "/device/<device_id>"} <= templates
 
 
 def test_shell_is_served_without_cdn(app):
@@ -48,12 +50,31 @@ def test_shell_is_served_without_cdn(app):
     assert "unpkg.com" not in html and "cdn." not in html
 
 
-def test_overview_shows_database_figures(app, engine):
+def test_overview_layout_carries_the_first_map_colours(app, engine):
+    from data.queries import district_metrics
+
+    reference.clear()
     page = next(p for p in dash.page_registry.values() if p["path"] == "/")
-    texts = _texts(page["layout"]())
-    kpis = city_kpis(engine)
-    assert f"{kpis.devices_total:,}" in texts
-    assert str(kpis.open_total) in texts
+    layout = page["layout"](lang="en", metric="open_incidents")
+    texts = _texts(layout)
+    assert "Open incidents" in texts and "OneScreen" in texts
+    names = {area.name_en for area in district_metrics(engine)}
+    labels = _find(layout, "overview-labels").data["features"]
+    assert {f["properties"]["name"] for f in labels} == names
+    hideout = _find(layout, "overview-areas").hideout
+    assert set(hideout["colors"]) == {area.code for area in district_metrics(engine)}
+
+
+def _find(component, component_id):
+    if getattr(component, "id", None) == component_id:
+        return component
+    children = getattr(component, "children", None)
+    for child in children if isinstance(children, list | tuple) else [children]:
+        if child is not None and not isinstance(child, str):
+            found = _find(child, component_id)
+            if found is not None:
+                return found
+    return None
 
 
 def test_overview_survives_a_database_outage(app, monkeypatch):
@@ -61,6 +82,8 @@ def test_overview_survives_a_database_outage(app, monkeypatch):
     monkeypatch.setenv("DATABASE_URL", "postgresql://nobody:x@127.0.0.1:1/none")
     get_settings.cache_clear()
     get_engine.cache_clear()
-    texts = _texts(page["layout"]())
+    reference.clear()
+    texts = _texts(page["layout"](lang="en"))
+    assert "OneScreen" in texts  # the frame still renders
     assert any("Data temporarily unavailable" in t for t in texts)
     assert not any("Traceback" in t or "OperationalError" in t for t in texts)
