@@ -47,9 +47,9 @@ window.onescreen = Object.assign({}, window.onescreen, {
         interactive: false,
         keyboard: false,
         icon: L.divIcon({
-          className: "os-map-label",
+          className: "os-map-label" + (p.small ? " os-map-label-small" : ""),
           html: "<span class='os-map-label-name'>" + p.name + "</span>" +
-                (p.value ? "<span class='os-map-label-value'>" + p.value + "</span>" : ""),
+                (p.value && !p.small ? "<span class='os-map-label-value'>" + p.value + "</span>" : ""),
           iconSize: null,
         }),
       });

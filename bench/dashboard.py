@@ -98,7 +98,7 @@ def time_callbacks(app, *, repeat: int) -> dict[str, tuple[float, float]]:
         ),
         "overview: map": ("overview-areas.hideout", overview),
         "overview: tiles": ("overview-tiles.children", overview),
-        "overview: timeline": ("overview-timeline.figure", overview),
+        "overview: timeline": ("overview-timeline-box.children", overview),
         "overview: feed": ("overview-feed.children", overview),
         "Pudong: page layout": (
             "_pages_content.children",
@@ -111,7 +111,8 @@ def time_callbacks(app, *, repeat: int) -> dict[str, tuple[float, float]]:
         "Pudong: streets map + ranking": ("district-areas.hideout", pudong),
         "Pudong: grid heat": ("district-areas.hideout", {**pudong, "layer.value": "grid"}),
         "Pudong: tiles": ("district-tiles.children", pudong),
-        "Pudong: timeline + feed": ("district-timeline.figure", pudong),
+        "Pudong: timeline": ("district-timeline-box.children", pudong),
+        "Pudong: feed": ("district-feed.children", pudong),
     }
     results = {}
     for label, (fragment, values) in cases.items():
@@ -139,8 +140,14 @@ def time_device_layer(app) -> dict[str, float]:
     started = time.perf_counter()
     client.get(device_layer.devices_url(district=PUDONG, category=None, zoom=10, version=version))
     figures["cold_ms"] = (time.perf_counter() - started) * 1000
+    # a 1920×1080 view around Lujiazui at each zoom (bounds as Leaflet reports them)
     for zoom in (10, 12, 14):
-        url = device_layer.devices_url(district=PUDONG, category=None, zoom=zoom, version=version)
+        half_lon = 1920 / 2 * 360 / (256 * 2**zoom)
+        half_lat = 1080 / 2 * 360 / (256 * 2**zoom) * 0.855
+        bounds = [[31.235 - half_lat, 121.505 - half_lon], [31.235 + half_lat, 121.505 + half_lon]]
+        url = device_layer.devices_url(
+            district=PUDONG, category=None, zoom=zoom, bounds=bounds, version=version
+        )
         samples = []
         for _ in range(10):
             started = time.perf_counter()

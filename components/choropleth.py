@@ -13,6 +13,7 @@ from data.queries import AreaMetric
 
 NO_DATA = "#1a2740"
 INTEGRAL_METRICS = ("open_incidents", "readings_last_hour")
+SMALL_AREA_KM2 = 60.0
 
 
 @dataclass(frozen=True)
@@ -177,6 +178,8 @@ def choropleth(
                     "code": area.code,
                     "name": area.name_en if lang == "en" else area.name_zh,
                     "value": format_value(values[area.code], metric),
+                    # the seven central districts are small: their labels would overlap
+                    "small": area.area_km2 < SMALL_AREA_KM2,
                 },
             }
             for area in areas

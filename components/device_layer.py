@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 # devices change state continuously: a snapshot is reused for this long (and the URL says which)
 SNAPSHOT_SECONDS = 60
 DEVICE_ZOOM = 15  # from this zoom on, individual devices are sent (inside the view only)
+VIEW_ZOOM = 12  # from this zoom on, only the view (rounded out to 0.02°) is clustered
+_VIEW_STEP = 0.02
 MIN_ZOOM, MAX_ZOOM = 8, 19
 CLUSTER_PIXELS = 56  # grid cell edge on screen
 MAX_POINTS = 5000
@@ -57,9 +59,17 @@ def devices_url(
     """The URL of a district's device clusters (or devices) for a map view."""
     level = clamp_zoom(zoom)
     query: dict[str, object] = {"zoom": level}
-    if level >= DEVICE_ZOOM and bounds:
+    if level >= VIEW_ZOOM and bounds:
         (south, west), (north, east) = bounds
-        query["bbox"] = ",".join(f"{v:.5f}" for v in (west, south, east, north))
+        # rounded outwards so small pans reuse the same URL (and the browser's cache)
+        step = _VIEW_STEP
+        box = (
+            math.floor(west / step) * step,
+            math.floor(south / step) * step,
+            math.ceil(east / step) * step,
+            math.ceil(north / step) * step,
+        )
+        query["bbox"] = ",".join(f"{v:.2f}" for v in box)
     if category:
         query["category"] = category
     query["v"] = snapshot_version() if version is None else version
@@ -121,13 +131,12 @@ def cluster_features(
     frame: pd.DataFrame, *, zoom: int, bbox: tuple[float, float, float, float] | None
 ) -> dict:
     """GeoJSON of the view: grid clusters (n, worst state s, zoom_to) or single devices."""
+    if bbox is not None:
+        west, south, east, north = bbox
+        frame = frame[frame["lon"].between(west, east) & frame["lat"].between(south, north)]
     if zoom >= DEVICE_ZOOM:
-        if bbox is not None:
-            west, south, east, north = bbox
-            inside = frame[frame["lon"].between(west, east) & frame["lat"].between(south, north)]
-        else:
-            inside = frame
-        inside = inside.sort_values("s", kind="stable").head(MAX_POINTS)
+        # worst first, so a capped answer still shows every alarm
+        inside = frame.sort_values("s", kind="stable").head(MAX_POINTS)
         features = [
             _point(lon, lat, {"id": int(i), "s": int(s), "cluster": False})
             for i, lon, lat, s in zip(

@@ -42,6 +42,13 @@ def test_clusters_account_for_every_device_and_keep_the_worst_state(devices):
     assert len(coarse) < len(fine) <= 2000
 
 
+def test_views_are_clustered_inside_their_box_only(devices):
+    bbox = (121.55, 31.15, 121.65, 31.20)
+    features = cluster_features(devices, zoom=13, bbox=bbox)["features"]
+    inside = devices["lon"].between(121.55, 121.65) & devices["lat"].between(31.15, 31.20)
+    assert sum(f["properties"].get("n", 1) for f in features) == int(inside.sum())
+
+
 def test_zoomed_in_views_get_single_devices_inside_the_box(devices):
     bbox = (121.55, 31.15, 121.60, 31.18)
     features = cluster_features(devices, zoom=DEVICE_ZOOM, bbox=bbox)["features"]
@@ -63,6 +70,11 @@ def test_bad_view_parameters_are_rejected_or_clamped():
         district="310115", category="gas", zoom=16, bounds=[[31.1, 121.5], [31.2, 121.6]], version=5
     )
     assert url == (
-        "/geo/district/310115/devices.json?zoom=16&bbox=121.50000%2C31.10000%2C121.60000"
-        "%2C31.20000&category=gas&v=5"
+        "/geo/district/310115/devices.json?zoom=16&bbox=121.50%2C31.10%2C121.60%2C31.20"
+        "&category=gas&v=5"
     )
+    # below the view zoom the whole district is clustered: no box in the URL
+    whole = devices_url(
+        district="310115", category=None, zoom=11, bounds=[[31.1, 121.5], [31.2, 121.6]]
+    )
+    assert "bbox" not in whole
