@@ -62,7 +62,8 @@ def _nice_breaks(values: Sequence[float], classes: int, *, integral: bool = Fals
     first = math.floor(low / step) * step + step
     breaks = []
     value = first
-    while value < high and len(breaks) < classes - 1:
+    # `<=`: with counts 0 and 1 the break at 1 separates them
+    while value <= high and len(breaks) < classes - 1:
         breaks.append(round(value, 6))
         value += step
     return breaks
@@ -75,7 +76,8 @@ def classify(
     breaks = _nice_breaks(values, len(HEAT_RAMP), integral=integral) if values else []
     ramp = HEAT_RAMP if higher_is_worse else tuple(reversed(HEAT_RAMP))
     if not breaks:
-        return [], [ramp[0] if not values or max(values) == 0 else ramp[-1]]
+        # every area has the same value: mildest colour for zero, a middle one otherwise
+        return [], [ramp[0] if not values or max(values) == 0 else ramp[len(ramp) // 2]]
     # spread the classes we have over the whole ramp so few classes still contrast
     picks = [round(i * (len(ramp) - 1) / len(breaks)) for i in range(len(breaks) + 1)]
     return breaks, [ramp[i] for i in picks]

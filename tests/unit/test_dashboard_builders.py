@@ -197,3 +197,12 @@ def test_timeline_has_every_hour_and_translated_axes():
         categories={"gas": ("燃气", "Gas")},
     )
     assert [trace.name for trace in by_category.data] == ["燃气"]
+
+
+def test_zero_and_one_get_different_colours():
+    breaks, colors = classify([0, 0, 1, 1, 0], integral=True)
+    assert color_for(0, breaks, colors) != color_for(1, breaks, colors)
+    labels = [row.label for row in legend_entries(breaks, colors, "open_incidents", "en")]
+    assert labels[:2] == ["< 1", "≥ 1"]
+    same, colours = classify([0, 0, 0], integral=True)
+    assert same == [] and colours[0] == color_for(0, same, colours)
