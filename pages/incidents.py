@@ -183,7 +183,8 @@ def layout(
         sort_mode="single",
         sort_by=sort_by,
         page_action="none",
-        fixed_rows={"headers": True},
+        # no fixed_rows: it sizes the header from getBoundingClientRect, which is wrong on
+        # scaled walls; a sticky header (CSS) stays aligned at every size
         style_table={"height": "100%", "overflowY": "auto"},
         style_cell={
             "fontFamily": "inherit",
@@ -202,7 +203,10 @@ def layout(
         ],
         style_data_conditional=[
             {
-                "if": {"filter_query": f'{{severity_code}} = "{s}"', "column_id": "severity"},
+                "if": {
+                    "filter_query": f'{{severity}} = "{t(f"severity.{s}", lang)}"',
+                    "column_id": "severity",
+                },
                 "color": color,
                 "fontWeight": 600,
             }
