@@ -182,6 +182,9 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         rollup_retention_days=settings.rollup_retention_days,
     )
     app = create_app()
+    from components.device_layer import warm_in_background
+
+    warm_in_background()
     host = args.host or settings.host
     port = args.port or settings.port
     print(f"OneScreen on http://{host}:{port}/")

@@ -243,9 +243,28 @@ def _error(status: int, message: str) -> Response:
     return response
 
 
+_CACHE = _SnapshotCache()
+
+
+def warm_in_background() -> threading.Thread:
+    """Build every district's current snapshot in a daemon thread (first views of a wall)."""
+
+    def warm() -> None:
+        try:
+            version = snapshot_version()
+            for district in reference.districts():
+                _CACHE.get(district, None, version)
+        except (SQLAlchemyError, OneScreenError, InvalidQuery) as exc:
+            log.warning("device snapshots not prepared: %s", exc)
+
+    thread = threading.Thread(target=warm, name="onescreen-warm-devices", daemon=True)
+    thread.start()
+    return thread
+
+
 def register_device_routes(server: Flask) -> None:
     """Add /geo/district/<adcode>/devices.json to the Flask server."""
-    cache = _SnapshotCache()
+    cache = _CACHE
 
     @server.get("/geo/district/<district>/devices.json")
     def district_devices(district: str) -> Response:
