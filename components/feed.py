@@ -6,6 +6,7 @@ import pandas as pd
 from dash import dcc, html
 
 from components.i18n import t
+from components.panels import panel, skeleton
 from components.state import href
 from components.tiles import CITY_TZ
 
@@ -46,3 +47,16 @@ def feed_children(frame: pd.DataFrame, *, lang: str, categories: dict[str, tuple
             )
         )
     return rows
+
+
+def create_feed(feed_id: str, lang: str) -> html.Section:
+    """The latest-incidents panel, with placeholders until its callback fills it."""
+    return panel(
+        t("panel.feed", lang),
+        html.Div(
+            id=feed_id,
+            className="os-feed",
+            children=[skeleton("os-skel-line") for _ in range(6)],
+        ),
+        class_name="os-panel-feed",
+    )

@@ -14,16 +14,25 @@ from components.state import LAYERS, METRICS, STACKS
 log = logging.getLogger(__name__)
 
 
+def lookup(loader) -> dict:
+    """A reference allow-list, or {} while the store cannot be read (the page still renders)."""
+    try:
+        return loader()
+    except PANEL_ERRORS:
+        log.exception("reference data unavailable")
+        return {}
+
+
+def dropdown_options(found: dict[str, tuple], lang: str, all_key: str) -> list[dict]:
+    """An "all" option and one per code, labelled in `lang`."""
+    return [{"label": t(all_key, lang), "value": ""}] + [
+        {"label": name(names[:2], lang), "value": code} for code, names in found.items()
+    ]
+
+
 def category_options(lang: str) -> list[dict]:
     """The category filter's options (empty if the store cannot be read right now)."""
-    try:
-        found = reference.categories()
-    except PANEL_ERRORS:
-        log.exception("categories unavailable")
-        found = {}
-    return [{"label": t("filter.all_categories", lang), "value": ""}] + [
-        {"label": name(names, lang), "value": code} for code, names in found.items()
-    ]
+    return dropdown_options(lookup(reference.categories), lang, "filter.all_categories")
 
 
 def filter_bar(

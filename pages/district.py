@@ -22,7 +22,7 @@ from components.area_map import (
 from components.boundaries import boundary_url
 from components.choropleth import cell_heat, choropleth, format_value, metric_value
 from components.device_layer import devices_url
-from components.feed import feed_children
+from components.feed import create_feed, feed_children
 from components.filters import filter_bar
 from components.i18n import name, t
 from components.notfound import not_found_page
@@ -65,12 +65,8 @@ TIMELINE_HOURS = 24
 INITIAL_ZOOM = 10
 
 
-def _centre(district: str) -> tuple[float, float]:
+def _centre(areas: list) -> tuple[float, float]:
     """A first map centre for the district (its streets' label points), before the fit."""
-    try:
-        areas = street_metrics(get_engine(), district=district)
-    except PANEL_ERRORS:
-        return (31.2, 121.45)
     if not areas:
         return (31.2, 121.45)
     return (
@@ -89,11 +85,18 @@ def _category(value: object) -> str | None:
 
 
 def map_state(
-    district: str, metric: str, category: str | None, street: str | None, layer: str, lang: str
+    district: str,
+    metric: str,
+    category: str | None,
+    street: str | None,
+    layer: str,
+    lang: str,
+    areas: list | None = None,
 ) -> tuple[dict, dict, list, list]:
     """Street hideout, cell hideout, legend and ranking of one district."""
     engine = get_engine()
-    areas = street_metrics(engine, district=district, category=category)
+    if areas is None:
+        areas = street_metrics(engine, district=district, category=category)
     result = choropleth(
         areas, metric=metric, lang=lang, drill=False, selected=street, with_labels=False
     )
@@ -182,15 +185,17 @@ def layout(
     chosen_layer = pick(layer, LAYERS, LAYERS[0]).value
     chosen_category = _category(category)
     chosen_street = _street(adcode, street)
+    areas: list = []
     try:
+        areas = street_metrics(get_engine(), district=adcode, category=chosen_category)
         streets_hideout, cells_hideout, legend, ranking = map_state(
-            adcode, chosen_metric, chosen_category, chosen_street, chosen_layer, lang
+            adcode, chosen_metric, chosen_category, chosen_street, chosen_layer, lang, areas
         )
     except PANEL_ERRORS:
         log.exception("district map unavailable")
         streets_hideout, cells_hideout = {}, {"colors": {}}
         legend, ranking = [unavailable(t("panel.unavailable", lang))], []
-    center = _centre(adcode)
+    center = _centre(areas)
     device_hideout = {"stateColors": state_colors(), "deviceLabel": t("hover.device", lang)}
     layers = [
         dl.GeoJSON(
@@ -260,14 +265,7 @@ def layout(
                                         className="os-clear-street",
                                     ),
                                 ),
-                                panel(
-                                    t("panel.feed", lang),
-                                    html.Div(
-                                        id=ids.DISTRICT_FEED,
-                                        className="os-feed",
-                                        children=[skeleton("os-skel-line") for _ in range(6)],
-                                    ),
-                                ),
+                                create_feed(ids.DISTRICT_FEED, lang),
                             ],
                         ),
                         panel(

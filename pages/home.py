@@ -14,7 +14,7 @@ from components import ids, reference
 from components.area_map import MAP_JS, create_map, geojson_options, legend_children
 from components.boundaries import boundary_url
 from components.choropleth import choropleth
-from components.feed import feed_children
+from components.feed import create_feed, feed_children
 from components.filters import filter_bar
 from components.i18n import t
 from components.panels import (
@@ -113,15 +113,7 @@ def layout(
                             ),
                             class_name="os-panel-timeline",
                         ),
-                        panel(
-                            t("panel.feed", lang),
-                            html.Div(
-                                id=ids.OVERVIEW_FEED,
-                                className="os-feed",
-                                children=[skeleton("os-skel-line") for _ in range(6)],
-                            ),
-                            class_name="os-panel-feed",
-                        ),
+                        create_feed(ids.OVERVIEW_FEED, lang),
                     ],
                 ),
             ],

@@ -20,9 +20,10 @@ from components.area_map import (
     severity_legend,
 )
 from components.boundaries import boundary_url
+from components.filters import dropdown_options, lookup
 from components.i18n import name, t
 from components.incident_detail import detail_children, readings_figure
-from components.panels import PANEL_ERRORS, guard, panel, unavailable
+from components.panels import guard, panel, unavailable
 from components.shell import create_page
 from components.state import (
     INCIDENT_STATUSES,
@@ -52,20 +53,6 @@ TABLE_LIMIT = 500
 COLUMNS = ("opened_at", "severity", "status", "category", "title", "district", "street")
 
 
-def _options(found: dict[str, tuple[str, str]], lang: str, all_key: str) -> list[dict]:
-    return [{"label": t(all_key, lang), "value": ""}] + [
-        {"label": name(names, lang), "value": code} for code, names in found.items()
-    ]
-
-
-def _lookup(loader) -> dict:
-    try:
-        return loader()
-    except PANEL_ERRORS:
-        log.exception("reference data unavailable")
-        return {}
-
-
 def _incident_id(value: object) -> int | None:
     try:
         number = int(str(value))
@@ -87,8 +74,8 @@ def layout(
 ):
     """The incident centre with the URL's filters and selected incident."""
     lang = language(lang)
-    districts = _lookup(reference.districts)
-    categories = _lookup(reference.categories)
+    districts = lookup(reference.districts)
+    categories = lookup(reference.categories)
     chosen_sort = (sort or "").removeprefix("-")
     sort_by = (
         [
@@ -111,7 +98,7 @@ def layout(
                         id=ids.INCIDENT_DISTRICT,
                         className="os-dropdown",
                         clearable=False,
-                        options=_options(districts, lang, "filter.all_districts"),
+                        options=dropdown_options(districts, lang, "filter.all_districts"),
                         value=pick(district, list(districts), None).value or "",
                     ),
                 ],
@@ -124,7 +111,7 @@ def layout(
                         id=ids.INCIDENT_CATEGORY,
                         className="os-dropdown",
                         clearable=False,
-                        options=_options(categories, lang, "filter.all_categories"),
+                        options=dropdown_options(categories, lang, "filter.all_categories"),
                         value=pick(category, list(categories), None).value or "",
                     ),
                 ],
