@@ -1,4 +1,4 @@
-"""Filter bars shared by the overview and district pages (metric, category, stacking, layer)."""
+"""Filter controls shared by the pages (metric, category, stacking, layer, incident filters)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from dash import dcc, html
 from components import ids, reference
 from components.i18n import name, t
 from components.panels import PANEL_ERRORS
-from components.state import LAYERS, METRICS, STACKS
+from components.state import LAYERS, METRICS, STACKS, pick
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,51 @@ def category_options(lang: str) -> list[dict]:
     return dropdown_options(lookup(reference.categories), lang, "filter.all_categories")
 
 
+def chosen_category(value: object) -> str | None:
+    """A category from the browser or URL, checked against the catalogue (None = all)."""
+    return pick(value, list(reference.categories()), None).value
+
+
+def control(label: str, component, *, control_id: str | None = None, wide: bool = False):
+    """A labelled filter control."""
+    return html.Div(
+        className="os-control os-control-category" if wide else "os-control",
+        children=[html.Label(label), component],
+        **({"id": control_id} if control_id else {}),
+    )
+
+
+def labelled_options(values, lang: str, prefix: str) -> list[dict]:
+    """Options whose labels are the `prefix.<value>` texts in `lang`."""
+    return [{"label": t(f"{prefix}.{value}", lang), "value": value} for value in values]
+
+
+def segmented(component_id, options: list[dict], value) -> dcc.RadioItems:
+    """Radio buttons drawn as one segmented bar."""
+    return dcc.RadioItems(
+        id=component_id, options=options, value=value, className="os-segmented", inline=True
+    )
+
+
+def checks(component_id, options: list[dict], value: list) -> dcc.Checklist:
+    """Check boxes drawn as pills."""
+    return dcc.Checklist(
+        id=component_id, options=options, value=value, className="os-checks", inline=True
+    )
+
+
+def dropdown(component_id, options: list[dict], value, *, searchable: bool = False) -> dcc.Dropdown:
+    """A dark, non-clearable dropdown."""
+    return dcc.Dropdown(
+        id=component_id,
+        options=options,
+        value=value,
+        clearable=False,
+        searchable=searchable,
+        className="os-dropdown",
+    )
+
+
 def filter_bar(
     lang: str,
     *,
@@ -42,69 +87,33 @@ def filter_bar(
     category: str | None,
     stack: str | None = None,
     layer: str | None = None,
-):
-    """Metric, category (and timeline stacking) selectors."""
+) -> html.Div:
+    """Metric, category, and (when given) timeline stacking and map layer selectors."""
     controls = [
-        html.Div(
-            id="control-metric",
-            className="os-control",
-            children=[
-                html.Label(t("filter.metric", lang)),
-                dcc.RadioItems(
-                    id=ids.METRIC,
-                    options=[{"label": t(f"metric.{m}", lang), "value": m} for m in METRICS],
-                    value=metric,
-                    className="os-segmented",
-                    inline=True,
-                ),
-            ],
+        control(
+            t("filter.metric", lang),
+            segmented(ids.METRIC, labelled_options(METRICS, lang, "metric"), metric),
+            control_id="control-metric",
         ),
-        html.Div(
-            id="control-category",
-            className="os-control os-control-category",
-            children=[
-                html.Label(t("filter.category", lang)),
-                dcc.Dropdown(
-                    id=ids.CATEGORY,
-                    options=category_options(lang),
-                    value=category or "",
-                    clearable=False,
-                    searchable=False,
-                    className="os-dropdown",
-                ),
-            ],
+        control(
+            t("filter.category", lang),
+            dropdown(ids.CATEGORY, category_options(lang), category or ""),
+            control_id="control-category",
+            wide=True,
         ),
     ]
     if stack is not None:
         controls.append(
-            html.Div(
-                className="os-control",
-                children=[
-                    html.Label(t("filter.stack", lang)),
-                    dcc.RadioItems(
-                        id=ids.STACK,
-                        options=[{"label": t(f"stack.{s}", lang), "value": s} for s in STACKS],
-                        value=stack,
-                        className="os-segmented",
-                        inline=True,
-                    ),
-                ],
+            control(
+                t("filter.stack", lang),
+                segmented(ids.STACK, labelled_options(STACKS, lang, "stack"), stack),
             )
         )
     if layer is not None:
         controls.append(
-            html.Div(
-                className="os-control",
-                children=[
-                    html.Label(t("filter.layer", lang)),
-                    dcc.RadioItems(
-                        id=ids.LAYER,
-                        options=[{"label": t(f"layer.{v}", lang), "value": v} for v in LAYERS],
-                        value=layer,
-                        className="os-segmented",
-                        inline=True,
-                    ),
-                ],
+            control(
+                t("filter.layer", lang),
+                segmented(ids.LAYER, labelled_options(LAYERS, lang, "layer"), layer),
             )
         )
     return html.Div(className="os-filters", children=controls)

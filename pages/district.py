@@ -23,7 +23,7 @@ from components.boundaries import boundary_url
 from components.choropleth import cell_heat, choropleth, format_value, metric_value
 from components.device_layer import devices_url
 from components.feed import create_feed, feed_children
-from components.filters import filter_bar
+from components.filters import chosen_category, filter_bar
 from components.i18n import name, t
 from components.notfound import not_found_page
 from components.panels import (
@@ -78,10 +78,6 @@ def _centre(areas: list) -> tuple[float, float]:
 def _street(district: str, value: object) -> str | None:
     """A street code from the browser, only if it belongs to this district."""
     return value if isinstance(value, str) and value in reference.streets(district) else None
-
-
-def _category(value: object) -> str | None:
-    return pick(value, list(reference.categories()), None).value
 
 
 def map_state(
@@ -183,13 +179,13 @@ def layout(
     district_name = name(names, lang)
     chosen_metric = pick(metric, METRICS, METRICS[0]).value
     chosen_layer = pick(layer, LAYERS, LAYERS[0]).value
-    chosen_category = _category(category)
+    selected_category = chosen_category(category)
     chosen_street = _street(adcode, street)
     areas: list = []
     try:
-        areas = street_metrics(get_engine(), district=adcode, category=chosen_category)
+        areas = street_metrics(get_engine(), district=adcode, category=selected_category)
         streets_hideout, cells_hideout, legend, ranking = map_state(
-            adcode, chosen_metric, chosen_category, chosen_street, chosen_layer, lang, areas
+            adcode, chosen_metric, selected_category, chosen_street, chosen_layer, lang, areas
         )
     except PANEL_ERRORS:
         log.exception("district map unavailable")
@@ -217,14 +213,14 @@ def layout(
         ),
         dl.GeoJSON(
             id=ids.DISTRICT_DEVICES,
-            url=devices_url(district=adcode, category=chosen_category, zoom=INITIAL_ZOOM),
+            url=devices_url(district=adcode, category=selected_category, zoom=INITIAL_ZOOM),
             **geojson_options(pointToLayer=MAP_JS("deviceMarker"), hideout=device_hideout),
         ),
     ]
     body = [
         dcc.Store(id=ids.DISTRICT_STATE, data={"district": adcode}),
         dcc.Store(id=ids.STREET, data=chosen_street),
-        filter_bar(lang, metric=chosen_metric, category=chosen_category, layer=chosen_layer),
+        filter_bar(lang, metric=chosen_metric, category=selected_category, layer=chosen_layer),
         html.Div(
             className="os-grid os-grid-district",
             children=[
@@ -283,7 +279,10 @@ def layout(
         (
             t("crumb.city", lang),
             href(
-                "/", lang=lang, metric=_non_default_metric(chosen_metric), category=chosen_category
+                "/",
+                lang=lang,
+                metric=_non_default_metric(chosen_metric),
+                category=selected_category,
             ),
         ),
         (district_name, None),
@@ -332,7 +331,7 @@ def update_map(metric, category, street, layer, _tick, state, lang):
     return map_state(
         district,
         pick(metric, METRICS, METRICS[0]).value,
-        _category(category),
+        chosen_category(category),
         _street(district, street),
         pick(layer, LAYERS, LAYERS[0]).value,
         language(lang),
@@ -360,7 +359,7 @@ def update_devices(zoom, bounds, category, _tick, current, state):
     """Point the device layer at the clusters of this view (unchanged URL = no refetch)."""
     url = devices_url(
         district=_district(state),
-        category=_category(category),
+        category=chosen_category(category),
         zoom=zoom,
         bounds=bounds if _valid_bounds(bounds) else None,
     )
@@ -425,7 +424,12 @@ def update_crumbs(street, metric, category, state, lang):
     trail = [
         (
             t("crumb.city", lang),
-            href("/", lang=lang, metric=_non_default_metric(metric), category=_category(category)),
+            href(
+                "/",
+                lang=lang,
+                metric=_non_default_metric(metric),
+                category=chosen_category(category),
+            ),
         )
     ]
     if street is None:
@@ -455,7 +459,7 @@ def update_tiles(category, street, _tick, state, lang):
         get_engine(),
         district=district,
         street=_street(district, street),
-        category=_category(category),
+        category=chosen_category(category),
     )
     return tiles_children(kpis, language(lang))
 
@@ -484,7 +488,7 @@ def update_timeline(category, street, _tick, _deferred, state, lang):
         end=end,
         district=district,
         street=_street(district, street),
-        category=_category(category),
+        category=chosen_category(category),
     )
     figure = timeline_figure(
         frame,
@@ -518,7 +522,7 @@ def update_feed(category, street, _tick, state, lang):
         end=end,
         district=district,
         street=_street(district, street),
-        category=_category(category),
+        category=chosen_category(category),
         limit=30,
     )
     return feed_children(latest, lang=lang, categories=reference.categories())

@@ -15,7 +15,7 @@ from components.area_map import MAP_JS, create_map, geojson_options, legend_chil
 from components.boundaries import boundary_url
 from components.choropleth import choropleth
 from components.feed import create_feed, feed_children
-from components.filters import filter_bar
+from components.filters import chosen_category, filter_bar
 from components.i18n import t
 from components.panels import (
     PANEL_ERRORS,
@@ -63,8 +63,8 @@ def layout(
         known = reference.categories()
     except PANEL_ERRORS:
         known = {}
-    chosen_category = pick(category, list(known), None).value
-    hideout, labels, legend = initial_map_state(chosen_metric, chosen_category, lang)
+    selected_category = pick(category, list(known), None).value
+    hideout, labels, legend = initial_map_state(chosen_metric, selected_category, lang)
     map_panel = panel(
         t("panel.map", lang),
         create_map(
@@ -93,7 +93,7 @@ def layout(
         extra=html.Span(id=ids.OVERVIEW_STATUS, className="os-panel-note"),
     )
     body = [
-        filter_bar(lang, metric=chosen_metric, category=chosen_category, stack=chosen_stack),
+        filter_bar(lang, metric=chosen_metric, category=selected_category, stack=chosen_stack),
         html.Div(
             className="os-grid os-grid-overview",
             children=[
@@ -128,11 +128,6 @@ def layout(
     )
 
 
-def _category(value: str | None) -> str | None:
-    """A category from the browser, checked against the catalogue (None = all)."""
-    return pick(value, list(reference.categories()), None).value
-
-
 @callback(
     Output(ids.OVERVIEW_AREAS, "hideout"),
     Output(ids.OVERVIEW_LABELS, "data"),
@@ -147,7 +142,7 @@ def _category(value: str | None) -> str | None:
 def update_map(metric: str, category: str, _tick: int, lang: str):
     """Colour the districts by the chosen metric and category."""
     lang = language(lang)
-    return map_state(pick(metric, METRICS, METRICS[0]).value, _category(category), lang)
+    return map_state(pick(metric, METRICS, METRICS[0]).value, chosen_category(category), lang)
 
 
 def map_state(metric: str, category: str | None, lang: str) -> tuple[dict, dict, list]:
@@ -186,7 +181,7 @@ def initial_map_state(metric: str, category: str | None, lang: str) -> tuple[dic
 def update_tiles(category: str, _tick: int, lang: str):
     """The city's status tiles for the chosen category."""
     lang = language(lang)
-    kpis = city_kpis(get_engine(), category=_category(category))
+    kpis = city_kpis(get_engine(), category=chosen_category(category))
     moment = (kpis.status_as_of or kpis.at).astimezone(CITY_TZ).strftime("%H:%M")
     return tiles_children(kpis, lang), t("status.as_of", lang, t=moment)
 
@@ -208,7 +203,7 @@ def update_timeline(category: str, stack: str, _tick: int, _deferred: int, lang:
     engine = get_engine()
     end = database_now(engine)
     start = end - timedelta(hours=TIMELINE_HOURS)
-    frame = incident_timeline(engine, start=start, end=end, category=_category(category))
+    frame = incident_timeline(engine, start=start, end=end, category=chosen_category(category))
     figure = timeline_figure(
         frame, stack=stack, lang=lang, start=start, end=end, categories=reference.categories()
     )
@@ -231,7 +226,7 @@ def update_feed(category: str, _tick: int, lang: str):
         engine,
         start=end - timedelta(hours=TIMELINE_HOURS),
         end=end + timedelta(minutes=1),
-        category=_category(category),
+        category=chosen_category(category),
         limit=FEED_LENGTH,
     )
     return feed_children(frame, lang=lang, categories=reference.categories())
@@ -254,5 +249,5 @@ def drill_down(feature: dict | None, metric: str, category: str, lang: str):
         f"/district/{code}",
         lang=language(lang),
         metric=None if metric == METRICS[0] else pick(metric, METRICS, None).value,
-        category=_category(category),
+        category=chosen_category(category),
     )

@@ -20,7 +20,15 @@ from components.area_map import (
     severity_legend,
 )
 from components.boundaries import boundary_url
-from components.filters import dropdown_options, lookup
+from components.filters import (
+    checks,
+    control,
+    dropdown,
+    dropdown_options,
+    labelled_options,
+    lookup,
+    segmented,
+)
 from components.i18n import name, t
 from components.incident_detail import detail_children, readings_figure
 from components.panels import guard, panel, unavailable
@@ -90,74 +98,49 @@ def layout(
     filters = html.Div(
         className="os-filters",
         children=[
-            html.Div(
-                className="os-control os-control-category",
-                children=[
-                    html.Label(t("filter.district", lang), htmlFor=ids.INCIDENT_DISTRICT),
-                    dcc.Dropdown(
-                        id=ids.INCIDENT_DISTRICT,
-                        className="os-dropdown",
-                        clearable=False,
-                        options=dropdown_options(districts, lang, "filter.all_districts"),
-                        value=pick(district, list(districts), None).value or "",
-                    ),
-                ],
+            control(
+                t("filter.district", lang),
+                dropdown(
+                    ids.INCIDENT_DISTRICT,
+                    dropdown_options(districts, lang, "filter.all_districts"),
+                    pick(district, list(districts), None).value or "",
+                    searchable=True,
+                ),
+                wide=True,
             ),
-            html.Div(
-                className="os-control os-control-category",
-                children=[
-                    html.Label(t("filter.category", lang), htmlFor=ids.INCIDENT_CATEGORY),
-                    dcc.Dropdown(
-                        id=ids.INCIDENT_CATEGORY,
-                        className="os-dropdown",
-                        clearable=False,
-                        options=dropdown_options(categories, lang, "filter.all_categories"),
-                        value=pick(category, list(categories), None).value or "",
-                    ),
-                ],
+            control(
+                t("filter.category", lang),
+                dropdown(
+                    ids.INCIDENT_CATEGORY,
+                    dropdown_options(categories, lang, "filter.all_categories"),
+                    pick(category, list(categories), None).value or "",
+                    searchable=True,
+                ),
+                wide=True,
             ),
-            html.Div(
-                className="os-control",
-                children=[
-                    html.Label(t("filter.severity", lang)),
-                    dcc.Checklist(
-                        id=ids.INCIDENT_SEVERITY,
-                        className="os-checks",
-                        inline=True,
-                        options=[
-                            {"label": t(f"severity.{s}", lang), "value": s} for s in SEVERITIES
-                        ],
-                        value=list(pick_many(severity, SEVERITIES)),
-                    ),
-                ],
+            control(
+                t("filter.severity", lang),
+                checks(
+                    ids.INCIDENT_SEVERITY,
+                    labelled_options(SEVERITIES, lang, "severity"),
+                    list(pick_many(severity, SEVERITIES)),
+                ),
             ),
-            html.Div(
-                className="os-control",
-                children=[
-                    html.Label(t("filter.status", lang)),
-                    dcc.Checklist(
-                        id=ids.INCIDENT_STATUS,
-                        className="os-checks",
-                        inline=True,
-                        options=[
-                            {"label": t(f"status.{s}", lang), "value": s} for s in INCIDENT_STATUSES
-                        ],
-                        value=list(pick_many(status, INCIDENT_STATUSES)),
-                    ),
-                ],
+            control(
+                t("filter.status", lang),
+                checks(
+                    ids.INCIDENT_STATUS,
+                    labelled_options(INCIDENT_STATUSES, lang, "status"),
+                    list(pick_many(status, INCIDENT_STATUSES)),
+                ),
             ),
-            html.Div(
-                className="os-control",
-                children=[
-                    html.Label(t("filter.window", lang), htmlFor=ids.INCIDENT_WINDOW),
-                    dcc.RadioItems(
-                        id=ids.INCIDENT_WINDOW,
-                        className="os-segmented",
-                        inline=True,
-                        options=[{"label": t(f"window.{w}", lang), "value": w} for w in WINDOWS],
-                        value=pick(window, list(WINDOWS), "24h").value,
-                    ),
-                ],
+            control(
+                t("filter.window", lang),
+                segmented(
+                    ids.INCIDENT_WINDOW,
+                    labelled_options(WINDOWS, lang, "window"),
+                    pick(window, list(WINDOWS), "24h").value,
+                ),
             ),
             html.Span(id=ids.INCIDENT_COUNT, className="os-count"),
         ],
