@@ -42,7 +42,7 @@ from components.state import (
     pick,
     pick_many,
 )
-from components.theme import SEVERITY_COLORS, message_figure
+from components.theme import SEVERITY_COLORS, TEXT, message_figure
 from components.tiles import CITY_TZ
 from data.engine import get_engine
 from data.queries import (
@@ -171,6 +171,8 @@ def layout(
             {"if": {"column_id": "severity"}, "width": "70px"},
             {"if": {"column_id": "status"}, "width": "80px"},
         ],
+        # the default text colour lives here, not in CSS, so the severity colours can win
+        style_data={"color": TEXT},
         style_data_conditional=[
             {
                 "if": {
