@@ -67,7 +67,49 @@ class Settings(BaseSettings):
     )
 
     ui_refresh_seconds: float = Field(
-        default=30, ge=5, le=3600, description="How often open dashboards re-read their figures."
+        default=3, ge=1, le=3600, description="How often open dashboards re-read their figures."
+    )
+    ui_stale_seconds: float = Field(
+        default=15,
+        ge=3,
+        le=86400,
+        description="A panel whose data is older than this turns amber and says it is delayed.",
+    )
+    # Live ingest -------------------------------------------------------------------------------
+    mqtt_url: str | None = Field(
+        default=None,
+        description="MQTT broker (mqtt://host:port); unset = a Mosquitto that serve starts itself.",
+    )
+    mqtt_broker_port: int = Field(
+        default=18830, ge=1024, le=65535, description="Port of the self-started Mosquitto."
+    )
+    mqtt_topic_prefix: str = Field(
+        default="onescreen",
+        pattern=r"^[A-Za-z0-9_-]{1,64}$",
+        description="Topics are <prefix>/<source>/telemetry.",
+    )
+    mqtt_client_id: str = Field(
+        default="onescreen-ingest",
+        pattern=r"^[A-Za-z0-9_-]{1,64}$",
+        description="Client id of the ingest worker's persistent MQTT session.",
+    )
+    ingest_max_rows: int = Field(
+        default=10_000, ge=1, le=1_000_000, description="Most readings one request may carry."
+    )
+    ingest_max_future_seconds: float = Field(
+        default=300, ge=0, le=86400, description="How far ahead of the server clock a reading may be."
+    )
+    rules_interval_seconds: float = Field(
+        default=2, ge=0.2, le=600, description="How often the incident rules run."
+    )
+    simulate: bool = Field(
+        default=True, description="`serve` streams the live synthetic city (simulator) too."
+    )
+    simulate_rate: float = Field(
+        default=97, gt=0, le=1_000_000, description="Readings per second the simulator sends."
+    )
+    simulate_transport: Literal["mqtt", "http"] = Field(
+        default="mqtt", description="Ingest path the simulator uses."
     )
     map_tile_url: str | None = Field(
         default=None,
@@ -85,6 +127,15 @@ class Settings(BaseSettings):
             return None
         if not value.startswith(("http://", "https://", "/")) or "{z}" not in value:
             raise ValueError("must be an http(s) or /path URL template containing {z}, {x}, {y}")
+        return value.strip()
+
+    @field_validator("mqtt_url")
+    @classmethod
+    def _mqtt_url(cls, value: str | None) -> str | None:
+        if value is None or value.strip() == "":
+            return None
+        if not value.startswith(("mqtt://", "tcp://")):
+            raise ValueError("must look like mqtt://host:1883")
         return value.strip()
 
     @field_validator("database_url")
