@@ -9,6 +9,7 @@ from components import ids
 from components.boundaries import register_boundary_routes
 from components.device_layer import register_device_routes
 from config import get_settings
+from ingest.http_api import register_ingest_routes
 
 
 def create_app() -> Dash:
@@ -36,6 +37,7 @@ def create_app() -> Dash:
     app.server.config["DEBUG"] = settings.debug
     register_boundary_routes(app.server)
     register_device_routes(app.server)
+    register_ingest_routes(app.server)
     return app
 
 

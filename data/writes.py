@@ -597,12 +597,14 @@ def clear_city(engine: Engine) -> None:
     with engine.begin() as conn:
         conn.execute(
             sa.text(
-                "TRUNCATE incident_event, incident, incident_live, incident_daily, cell_status,"
+                "TRUNCATE rule_inbox, rule_state, incident_event, incident, incident_live,"
+                " incident_daily, cell_status,"
                 " street_status,"
                 " rollup_district_daily, rollup_district_type_1h, rollup_street_15m,"
                 " device_latest, reading, device"
             )
         )
+        conn.execute(sa.text("DELETE FROM ingest_token WHERE device_id IS NOT NULL"))
         conn.execute(sa.text("SELECT drop_reading_partitions_before('infinity'::date)"))
         conn.execute(sa.text("DELETE FROM app_meta WHERE key IN ('seed', 'status_as_of')"))
 

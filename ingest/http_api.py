@@ -1,0 +1,146 @@
+"""The ingest HTTP API: `POST /api/v1/readings`, its OpenAPI description and a health probe."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import psycopg
+from flask import Flask, Response, jsonify, request
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+
+from data.errors import OneScreenError
+from ingest.openapi import openapi_document
+from ingest.service import Ingestor
+from ingest.validate import BadRequest
+
+log = logging.getLogger(__name__)
+
+# a reading is ~100 bytes of JSON; leave room for generous formatting
+BYTES_PER_ROW = 400
+_lock = threading.Lock()
+
+
+def _error(status: int, code: str, message: str, **headers: str) -> Response:
+    response = jsonify({"error": {"code": code, "message": message}})
+    response.status_code = status
+    response.headers.update(headers)
+    return response
+
+
+def _ingestor(app: Flask) -> Ingestor:
+    """One Ingestor per app, made at the first request (nothing touches the database at import)."""
+    with _lock:
+        ingestor = app.extensions.get("onescreen_ingestor")
+        if ingestor is None:
+            from config import get_settings
+            from data.engine import get_engine
+
+            settings = get_settings()
+            ingestor = Ingestor(
+                get_engine(),
+                max_rows=settings.ingest_max_rows,
+                max_future_s=settings.ingest_max_future_seconds,
+                retention_days=settings.reading_retention_days,
+                topic_prefix=settings.mqtt_topic_prefix,
+            )
+            app.extensions["onescreen_ingestor"] = ingestor
+        return ingestor
+
+
+def register_ingest_routes(app: Flask) -> None:
+    """Add the ingest API to the Flask server under /api/v1."""
+
+    @app.post("/api/v1/readings")
+    def post_readings() -> Response:
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return _error(
+                401,
+                "unauthorized",
+                "send a source or device token as 'Authorization: Bearer <token>'",
+                **{"WWW-Authenticate": 'Bearer realm="onescreen"'},
+            )
+        mimetype = request.mimetype or ""
+        if mimetype != "application/json":
+            return _error(
+                415, "unsupported_media_type", "send the batch as Content-Type: application/json"
+            )
+        ingestor = _ingestor(app)
+        limit = ingestor.max_rows * BYTES_PER_ROW
+        if request.content_length is not None and request.content_length > limit:
+            return _error(413, "too_large", f"the body is over {limit} bytes; send smaller batches")
+        try:
+            principal = ingestor.authenticate(token.strip())
+            if principal is None:
+                return _error(
+                    401,
+                    "invalid_token",
+                    "the token is unknown or revoked",
+                    **{"WWW-Authenticate": 'Bearer error="invalid_token"'},
+                )
+            body = request.get_data(cache=False)
+            if len(body) > limit:
+                return _error(413, "too_large", f"the body is over {limit} bytes")
+            result = ingestor.ingest_body(body, principal=principal)
+        except BadRequest as exc:
+            return _error(413 if exc.code == "too_many_rows" else 400, exc.code, exc.message)
+        except DBAPIError as exc:
+            if not exc.connection_invalidated and not isinstance(
+                exc.orig, psycopg.OperationalError
+            ):
+                log.exception("ingest failed")
+                return _error(500, "internal", "internal error; nothing was stored")
+            log.warning("ingest unavailable: %s", str(exc).splitlines()[0])
+            return _error(
+                503,
+                "unavailable",
+                "the store is unavailable; nothing was stored, send the batch again",
+                **{"Retry-After": "5"},
+            )
+        except (SQLAlchemyError, OneScreenError) as exc:
+            # nothing was committed: the client must send the batch again
+            log.warning("ingest unavailable: %s", str(exc).splitlines()[0])
+            return _error(
+                503,
+                "unavailable",
+                "the store is unavailable; nothing was stored, send the batch again",
+                **{"Retry-After": "5"},
+            )
+        except Exception:
+            log.exception("ingest failed")
+            return _error(500, "internal", "internal error; nothing was stored")
+        if result.rejected == 0:
+            status = 200
+        elif result.rejected == result.total:
+            status = 422
+        else:
+            status = 207
+        response = jsonify(result.as_dict())
+        response.status_code = status
+        return response
+
+    @app.get("/api/v1/openapi.json")
+    def openapi() -> Response:
+        return jsonify(openapi_document())
+
+    @app.get("/api/v1/health")
+    def health() -> Response:
+        from data.engine import get_engine
+        from data.ingest_store import ingest_health
+
+        started = time.perf_counter()
+        try:
+            figures = ingest_health(get_engine())
+        except (SQLAlchemyError, OneScreenError):
+            return _error(503, "unavailable", "the database is not answering")
+        figures["checked_ms"] = round((time.perf_counter() - started) * 1000, 1)
+        return jsonify(figures)
+
+    @app.errorhandler(405)
+    def method_not_allowed(_error_: Exception) -> Response:
+        if request.path.startswith("/api/"):
+            return _error(405, "method_not_allowed", f"{request.method} is not allowed here")
+        return Response("method not allowed", status=405)

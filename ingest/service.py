@@ -1,0 +1,266 @@
+"""The one ingest path HTTP and MQTT share: authenticate, validate, store idempotently, keep what
+was rejected as a dead letter, and say per row what happened."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from sqlalchemy.engine import Engine
+
+from data import ingest_store
+from data.ingest_store import DeviceCatalog, PartitionCache, Principal
+from data.writes import ReadingBatch
+from ingest.validate import BadRequest, RowError, decode_body, referenced_codes, validate_rows
+
+log = logging.getLogger(__name__)
+
+US = 1_000_000
+STORED, DUPLICATE, REJECTED = "stored", "duplicate", "rejected"
+
+
+@dataclass
+class IngestResult:
+    """What became of each row of one request or message."""
+
+    total: int
+    status: list[str]
+    errors: list[RowError] = field(default_factory=list)
+
+    @property
+    def stored(self) -> int:
+        return self.status.count(STORED)
+
+    @property
+    def duplicate(self) -> int:
+        return self.status.count(DUPLICATE)
+
+    @property
+    def rejected(self) -> int:
+        return self.status.count(REJECTED)
+
+    def as_dict(self) -> dict:
+        """The JSON answer: counts, a status per row, and a reason per rejected row."""
+        return {
+            "total": self.total,
+            "stored": self.stored,
+            "duplicate": self.duplicate,
+            "rejected": self.rejected,
+            "status": self.status,
+            "errors": [error.as_dict() for error in self.errors],
+        }
+
+
+@dataclass(frozen=True)
+class Message:
+    """One MQTT message as received."""
+
+    topic: str
+    payload: bytes
+
+
+@dataclass
+class MessageOutcome:
+    """A message's fate: stored rows (result) or dead-lettered whole (reason)."""
+
+    message: Message
+    result: IngestResult | None = None
+    reason: str | None = None
+
+
+class _Expiring:
+    """A value recomputed after `ttl_s`, one computation at a time."""
+
+    def __init__(self, ttl_s: float, compute) -> None:
+        self._ttl_s = ttl_s
+        self._compute = compute
+        self._lock = threading.Lock()
+        self._value = None
+        self._at = -1e18
+
+    def get(self, *, max_age_s: float | None = None):
+        limit = self._ttl_s if max_age_s is None else max_age_s
+        with self._lock:
+            if time.monotonic() - self._at > limit:
+                self._value = self._compute()
+                self._at = time.monotonic()
+            return self._value
+
+
+class Ingestor:
+    """Shared by the HTTP API and the MQTT worker; thread-safe."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        max_rows: int = 10_000,
+        max_future_s: float = 300,
+        retention_days: int = 35,
+        topic_prefix: str = "onescreen",
+    ) -> None:
+        self.engine = engine
+        self.max_rows = max_rows
+        self.max_future_us = int(max_future_s * US)
+        self.max_age_us = int(max(retention_days - 1, 1) * 86400 * US)
+        self.topic_prefix = topic_prefix
+        self.partitions = PartitionCache()
+        self._catalog = _Expiring(300, lambda: ingest_store.load_device_catalog(engine))
+        self._tokens: dict[str, tuple[float, Principal | None]] = {}
+        self._tokens_lock = threading.Lock()
+        self._sources: dict[str, tuple[float, bool]] = {}
+
+    # who -------------------------------------------------------------------------------------
+
+    def authenticate(self, token: str) -> Principal | None:
+        """The token's principal; answers are kept 30 s (a revoked token stops within that)."""
+        now = time.monotonic()
+        with self._tokens_lock:
+            cached = self._tokens.get(token)
+        if cached and now - cached[0] < 30:
+            return cached[1]
+        principal = ingest_store.find_principal(self.engine, token=token)
+        with self._tokens_lock:
+            if len(self._tokens) > 10_000:
+                self._tokens.clear()
+            self._tokens[token] = (now, principal)
+        return principal
+
+    def source_for_topic(self, topic: str) -> str | None:
+        """The registered source a topic `<prefix>/<source>/telemetry` belongs to, if any."""
+        parts = topic.split("/")
+        if len(parts) != 3 or parts[0] != self.topic_prefix or parts[2] != "telemetry":
+            return None
+        source = parts[1]
+        now = time.monotonic()
+        cached = self._sources.get(source)
+        if cached is None or now - cached[0] > (30 if cached[1] else 5):
+            known = ingest_store.source_exists(self.engine, source=source)
+            self._sources[source] = cached = (now, known)
+        return source if cached[1] else None
+
+    # what ------------------------------------------------------------------------------------
+
+    def catalog(self, device_ids: np.ndarray | None = None) -> DeviceCatalog:
+        """The device catalogue; re-read early when readings name devices it does not know."""
+        catalog = self._catalog.get()
+        if device_ids is not None and len(device_ids) and (catalog.lookup(device_ids) < 0).any():
+            catalog = self._catalog.get(max_age_s=5)
+        return catalog
+
+    def validate(self, rows: list, *, principal: Principal):
+        """Validate decoded rows for `principal`."""
+        ids = np.array(
+            [r["device_id"] for r in rows if isinstance(r, dict) and _int_like(r.get("device_id"))],
+            dtype=np.int64,
+        )
+        codes = referenced_codes(rows)
+        code_ids = ingest_store.device_ids_for_codes(self.engine, codes=codes) if codes else {}
+        now_us = int(time.time() * US)
+        return validate_rows(
+            rows,
+            catalog=self.catalog(
+                np.concatenate([ids, np.array(list(code_ids.values()), np.int64)])
+            ),
+            code_ids=code_ids,
+            now_us=now_us,
+            max_future_us=self.max_future_us,
+            oldest_us=now_us - self.max_age_us,
+            only_device=principal.device_id,
+        )
+
+    def ingest_body(self, body: bytes, *, principal: Principal) -> IngestResult:
+        """An HTTP request body: decode (BadRequest if unusable), validate, store; one commit."""
+        rows = decode_body(body, max_rows=self.max_rows)
+        checked = self.validate(rows, principal=principal)
+        with self.engine.begin() as conn:
+            stored = ingest_store.store_readings(conn, checked.batch, partitions=self.partitions)
+            if checked.errors:
+                ingest_store.record_dead_letter(
+                    conn,
+                    channel="http",
+                    source=principal.source,
+                    topic="",
+                    reason=f"{len(checked.errors)} of {checked.total} rows rejected",
+                    payload=body,
+                    rejected=[error.as_dict() for error in checked.errors],
+                )
+        return _result(checked.total, checked.index, stored, checked.errors)
+
+    def ingest_messages(self, messages: Sequence[Message]) -> list[MessageOutcome]:
+        """MQTT messages stored together in one transaction; unusable ones become dead letters.
+
+        Returns only after the commit, so the caller may acknowledge every message then.
+        """
+        outcomes: list[MessageOutcome] = []
+        parts: list = []  # (outcome, validated)
+        for message in messages:
+            outcome = MessageOutcome(message=message)
+            outcomes.append(outcome)
+            source = self.source_for_topic(message.topic)
+            if source is None:
+                outcome.reason = (
+                    f"unknown source or topic not <prefix>/<source>/telemetry: {message.topic}"
+                )
+                continue
+            try:
+                rows = decode_body(message.payload, max_rows=self.max_rows)
+            except BadRequest as exc:
+                outcome.reason = exc.message
+                continue
+            parts.append((outcome, source, self.validate(rows, principal=Principal(source=source))))
+        batch = ReadingBatch(
+            device_id=np.concatenate(
+                [p[2].batch.device_id for p in parts] or [np.zeros(0, np.int64)]
+            ),
+            ts_us=np.concatenate([p[2].batch.ts_us for p in parts] or [np.zeros(0, np.int64)]),
+            value=np.concatenate([p[2].batch.value for p in parts] or [np.zeros(0)]),
+            quality=np.concatenate([p[2].batch.quality for p in parts] or [np.zeros(0, np.int16)]),
+        )
+        with self.engine.begin() as conn:
+            stored = ingest_store.store_readings(conn, batch, partitions=self.partitions)
+            offset = 0
+            for outcome, source, checked in parts:
+                count = len(checked.batch)
+                outcome.result = _result(
+                    checked.total, checked.index, stored[offset : offset + count], checked.errors
+                )
+                offset += count
+                if checked.errors:
+                    ingest_store.record_dead_letter(
+                        conn,
+                        channel="mqtt",
+                        source=source,
+                        topic=outcome.message.topic,
+                        reason=f"{len(checked.errors)} of {checked.total} rows rejected",
+                        payload=outcome.message.payload,
+                        rejected=[error.as_dict() for error in checked.errors],
+                    )
+            for outcome in outcomes:
+                if outcome.reason is not None:
+                    ingest_store.record_dead_letter(
+                        conn,
+                        channel="mqtt",
+                        source=None,
+                        topic=outcome.message.topic,
+                        reason=outcome.reason,
+                        payload=outcome.message.payload,
+                    )
+        return outcomes
+
+
+def _int_like(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2**63
+
+
+def _result(
+    total: int, index: np.ndarray, stored: np.ndarray, errors: list[RowError]
+) -> IngestResult:
+    status = [REJECTED] * total
+    for position, new in zip(index.tolist(), stored.tolist(), strict=True):
+        status[position] = STORED if new else DUPLICATE
+    return IngestResult(total=total, status=status, errors=errors)

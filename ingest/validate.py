@@ -1,0 +1,251 @@
+"""Validation of incoming readings: pure functions from decoded JSON to a columnar batch plus a
+reason for every row that cannot be stored."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+import orjson
+
+from data.ingest_store import RETIRED, DeviceCatalog
+from data.writes import ReadingBatch
+
+US = 1_000_000
+QUALITY_NAMES = {"good": 0, "suspect": 1, "bad": 2}
+# PostgreSQL's bigint; larger ids cannot name a device
+MAX_DEVICE_ID = 2**63 - 1
+
+
+class BadRequest(ValueError):
+    """The request as a whole is unusable (not JSON, not a batch, too large); nothing stored."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class RowError:
+    """Why one row of a batch was rejected."""
+
+    index: int
+    code: str
+    message: str
+
+    def as_dict(self) -> dict:
+        """JSON form."""
+        return {"index": self.index, "code": self.code, "message": self.message}
+
+
+@dataclass
+class Validated:
+    """Rows that may be stored (with their position in the request) and the rejected ones."""
+
+    total: int
+    index: np.ndarray  # int64 positions of the valid rows
+    batch: ReadingBatch
+    errors: list[RowError] = field(default_factory=list)
+
+
+def decode_body(body: bytes, *, max_rows: int) -> list:
+    """The list of rows of a request body: `{"readings": [...]}` or a bare list."""
+    if not body or not body.strip():
+        raise BadRequest("empty_body", 'the request has no body; send {"readings": [...]}')
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest("invalid_json", f"the body is not valid JSON: {exc}") from None
+    rows = document.get("readings") if isinstance(document, dict) else document
+    if isinstance(document, dict) and "readings" not in document:
+        raise BadRequest("no_readings", 'the JSON object has no "readings" list')
+    if not isinstance(rows, list):
+        raise BadRequest("not_a_list", '"readings" must be a list of reading objects')
+    if not rows:
+        raise BadRequest("no_readings", '"readings" is empty')
+    if len(rows) > max_rows:
+        raise BadRequest(
+            "too_many_rows", f"{len(rows)} readings in one request; at most {max_rows}"
+        )
+    return rows
+
+
+def referenced_codes(rows: list) -> list[str]:
+    """Device codes the rows name instead of ids (to be resolved before validation)."""
+    return [
+        row["device_code"]
+        for row in rows
+        if isinstance(row, dict)
+        and "device_id" not in row
+        and isinstance(row.get("device_code"), str)
+        and 0 < len(row["device_code"]) <= 200
+        # PostgreSQL text cannot hold NUL: such a code names no device
+        and "\x00" not in row["device_code"]
+    ]
+
+
+def parse_timestamp(text: object) -> tuple[int | None, str | None]:
+    """Microseconds since the epoch of an ISO-8601 time with zone, or an error code."""
+    if not isinstance(text, str) or len(text) > 64:
+        return None, "ts_invalid"
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None, "ts_invalid"
+    if moment.tzinfo is None:
+        return None, "ts_naive"
+    return round(moment.timestamp() * US), None
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, int | float):
+        number = float(value)
+        return number if math.isfinite(number) else None
+    return None
+
+
+_MESSAGES = {
+    "not_an_object": "a reading must be a JSON object",
+    "device_missing": "device_id (integer) or device_code (string) is required",
+    "device_invalid": "device_id must be a positive integer",
+    "unknown_device": "no such device",
+    "device_retired": "the device is retired and takes no readings",
+    "token_scope": "this token may only send readings for its own device",
+    "ts_missing": "ts is required (ISO-8601 with time zone, e.g. 2026-11-25T08:00:00+08:00)",
+    "ts_invalid": "ts is not an ISO-8601 time (e.g. 2026-11-25T08:00:00+08:00)",
+    "ts_naive": "ts has no time zone; add Z or an offset such as +08:00",
+    "ts_future": "ts is too far in the future",
+    "ts_too_old": "ts is older than the readings kept",
+    "value_missing": "value is required",
+    "value_invalid": "value must be a finite number",
+    "value_out_of_range": "value is outside what this type of device can report",
+    "value_not_binary": "this device reports 0 or 1",
+    "quality_invalid": "quality must be 0 (good), 1 (suspect) or 2 (bad)",
+}
+
+
+def message(code: str) -> str:
+    """The human reason for a row error code."""
+    return _MESSAGES[code]
+
+
+def validate_rows(
+    rows: list,
+    *,
+    catalog: DeviceCatalog,
+    code_ids: dict[str, int],
+    now_us: int,
+    max_future_us: int,
+    oldest_us: int,
+    only_device: int | None = None,
+) -> Validated:
+    """Check every row; the valid ones come back as a batch, the others with a reason each."""
+    errors: list[RowError] = []
+    keep_index: list[int] = []
+    device_ids: list[int] = []
+    stamps: list[int] = []
+    values: list[float] = []
+    qualities: list[int] = []
+
+    def reject(index: int, code: str) -> None:
+        errors.append(RowError(index, code, _MESSAGES[code]))
+
+    for index, row in enumerate(rows):
+        if not isinstance(row, dict):
+            reject(index, "not_an_object")
+            continue
+        device = row.get("device_id")
+        if device is None:
+            code = row.get("device_code")
+            if code is None:
+                reject(index, "device_missing")
+                continue
+            device = code_ids.get(code) if isinstance(code, str) else None
+            if device is None:
+                reject(index, "unknown_device")
+                continue
+        elif (
+            isinstance(device, bool)
+            or not isinstance(device, int)
+            or not 0 < device <= MAX_DEVICE_ID
+        ):
+            reject(index, "device_invalid")
+            continue
+        if "ts" not in row:
+            reject(index, "ts_missing")
+            continue
+        ts_us, ts_error = parse_timestamp(row["ts"])
+        if ts_error:
+            reject(index, ts_error)
+            continue
+        if "value" not in row:
+            reject(index, "value_missing")
+            continue
+        value = _number(row["value"])
+        if value is None:
+            reject(index, "value_invalid")
+            continue
+        quality = row.get("quality", 0)
+        if isinstance(quality, str):
+            quality = QUALITY_NAMES.get(quality)
+        if isinstance(quality, bool) or quality not in (0, 1, 2):
+            reject(index, "quality_invalid")
+            continue
+        keep_index.append(index)
+        device_ids.append(device)
+        stamps.append(ts_us)
+        values.append(value)
+        qualities.append(quality)
+
+    index = np.array(keep_index, dtype=np.int64)
+    device_id = np.array(device_ids, dtype=np.int64)
+    ts_us = np.array(stamps, dtype=np.int64)
+    value = np.array(values, dtype=np.float64)
+    quality = np.array(qualities, dtype=np.int16)
+
+    position = catalog.lookup(device_id)
+    known = position >= 0
+    safe = np.where(known, position, 0)
+    type_id = np.where(known, catalog.type_id[safe] if len(catalog.ids) else 0, 0)
+    # the first failing check names the reason, in the order a person would fix them
+    checks = [
+        ("unknown_device", ~known),
+        (
+            "device_retired",
+            known & (catalog.status[safe] == RETIRED if len(catalog.ids) else known),
+        ),
+        (
+            "token_scope",
+            (device_id != only_device) if only_device is not None else np.zeros(len(index), bool),
+        ),
+        ("ts_future", ts_us > now_us + max_future_us),
+        ("ts_too_old", ts_us < oldest_us),
+        ("value_not_binary", known & catalog.binary[type_id] & (value != 0) & (value != 1)),
+        (
+            "value_out_of_range",
+            known
+            & ~catalog.binary[type_id]
+            & ((value < catalog.valid_min[type_id]) | (value > catalog.valid_max[type_id])),
+        ),
+    ]
+    bad = np.zeros(len(index), dtype=bool)
+    for code, failing in checks:
+        newly = failing & ~bad
+        for position_ in np.flatnonzero(newly):
+            reject(int(index[position_]), code)
+        bad |= newly
+    good = ~bad
+    errors.sort(key=lambda error: error.index)
+    return Validated(
+        total=len(rows),
+        index=index[good],
+        batch=ReadingBatch(
+            device_id=device_id[good], ts_us=ts_us[good], value=value[good], quality=quality[good]
+        ),
+        errors=errors,
+    )

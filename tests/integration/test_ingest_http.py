@@ -1,0 +1,268 @@
+"""The ingest HTTP API against the real seeded PostGIS: good, bad, duplicate and hostile batches."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from config import get_settings
+from data import ingest_store
+from data.engine import get_engine
+from ingest.http_api import register_ingest_routes
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def client(db_url, seeded):
+    """A Flask server with only the ingest routes, on the test database."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("DATABASE_URL", db_url)
+    patch.setenv("ONESCREEN_INGEST_MAX_ROWS", "500")
+    get_settings.cache_clear()
+    get_engine.cache_clear()
+    app = Flask("ingest-test")
+    register_ingest_routes(app)
+    yield app.test_client()
+    patch.undo()
+    get_settings.cache_clear()
+    get_engine.cache_clear()
+
+
+@pytest.fixture(scope="module")
+def token(engine, seeded) -> str:
+    return ingest_store.create_token(engine, source="test-http", label="tests")
+
+
+@pytest.fixture(scope="module")
+def devices(engine, seeded) -> dict:
+    """An analog and a binary device of the tiny city, with their type's limits."""
+    with engine.connect() as conn:
+        analog = conn.execute(
+            sa.text(
+                "SELECT d.id, d.code, t.normal_min, t.normal_max, t.alarm_max FROM device d"
+                " JOIN device_type t ON t.id = d.type_id"
+                " WHERE t.value_kind = 'analog' AND d.status = 'active' AND t.normal_min >= 0"
+                " ORDER BY d.id LIMIT 1"
+            )
+        ).one()
+        binary = conn.execute(
+            sa.text(
+                "SELECT d.id FROM device d JOIN device_type t ON t.id = d.type_id"
+                " WHERE t.value_kind = 'binary' AND d.status = 'active' ORDER BY d.id LIMIT 1"
+            )
+        ).scalar_one()
+    return {"analog": analog, "binary": binary}
+
+
+def _now(offset_s: float = 0) -> str:
+    return (datetime.now(UTC) + timedelta(seconds=offset_s)).isoformat()
+
+
+def _post(client, token, body, *, content_type="application/json"):
+    data = body if isinstance(body, bytes | str) else json.dumps(body)
+    return client.post(
+        "/api/v1/readings",
+        data=data,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": content_type},
+    )
+
+
+def _stored(engine, device_id: int, ts: str) -> int:
+    with engine.connect() as conn:
+        return conn.execute(
+            sa.text("SELECT count(*) FROM reading WHERE device_id = :d AND ts = :ts"),
+            {"d": device_id, "ts": datetime.fromisoformat(ts)},
+        ).scalar_one()
+
+
+def test_good_batch_is_stored_and_a_resend_is_stored_once(client, token, devices, engine):
+    device = devices["analog"]
+    middle = (device.normal_min + device.normal_max) / 2
+    rows = [
+        {"device_id": device.id, "ts": _now(-30), "value": middle},
+        {"device_code": device.code, "ts": _now(-20), "value": middle, "quality": "suspect"},
+        {"device_id": devices["binary"], "ts": _now(-10), "value": 0},
+    ]
+    first = _post(client, token, {"readings": rows})
+    assert first.status_code == 200, first.get_json()
+    assert first.get_json()["status"] == ["stored", "stored", "stored"]
+    again = _post(client, token, {"readings": rows})
+    assert again.status_code == 200
+    assert again.get_json()["status"] == ["duplicate"] * 3
+    assert again.get_json()["stored"] == 0
+    for row in rows:
+        assert _stored(engine, row.get("device_id", device.id), row["ts"]) == 1
+    with engine.connect() as conn:
+        quality = conn.execute(
+            sa.text("SELECT quality FROM reading WHERE device_id = :d AND ts = :ts"),
+            {"d": device.id, "ts": datetime.fromisoformat(rows[1]["ts"])},
+        ).scalar_one()
+    assert quality == 1
+
+
+def test_a_key_repeated_inside_one_batch_is_stored_once(client, token, devices, engine):
+    device = devices["analog"]
+    ts = _now(-40)
+    row = {"device_id": device.id, "ts": ts, "value": device.normal_min}
+    response = _post(client, token, [row, row])
+    assert response.status_code == 200
+    assert response.get_json()["status"] == ["stored", "duplicate"]
+    assert _stored(engine, device.id, ts) == 1
+
+
+def test_mixed_batch_says_per_row_why_and_keeps_a_dead_letter(client, token, devices, engine):
+    device = devices["analog"]
+    good_ts = _now(-50)
+    rows = [
+        {"device_id": device.id, "ts": good_ts, "value": device.normal_max},
+        {"device_id": 99_999_999, "ts": _now(), "value": 1},
+        {"device_id": device.id, "ts": _now(3600), "value": 1},
+        {"device_id": device.id, "ts": "2026-11-25T08:00:00", "value": 1},
+        {"device_id": device.id, "ts": _now(-60), "value": -5},
+        {"device_id": device.id, "ts": _now(-61), "value": (device.alarm_max or device.normal_max) * 1000 + 1e6},
+        {"device_id": devices["binary"], "ts": _now(-62), "value": 0.5},
+        {"device_id": device.id, "ts": "yesterday", "value": 1},
+        {"device_id": device.id, "ts": _now(-63), "value": "high"},
+        {"device_id": device.id, "ts": _now(-64)},
+        {"device_id": True, "ts": _now(-65), "value": 1},
+        "not an object",
+        {
+            "device_id": device.id,
+            "ts": (datetime.now(UTC) - timedelta(days=400)).isoformat(),
+            "value": 1,
+        },
+        {"device_id": device.id, "ts": _now(-66), "value": 1, "quality": 7},
+    ]
+    response = _post(client, token, {"readings": rows})
+    assert response.status_code == 207
+    body = response.get_json()
+    assert body["stored"] == 1 and body["rejected"] == len(rows) - 1
+    codes = {error["index"]: error["code"] for error in body["errors"]}
+    assert codes == {
+        1: "unknown_device",
+        2: "ts_future",
+        3: "ts_naive",
+        4: "value_out_of_range",
+        5: "value_out_of_range",
+        6: "value_not_binary",
+        7: "ts_invalid",
+        8: "value_invalid",
+        9: "value_missing",
+        10: "device_invalid",
+        11: "not_an_object",
+        12: "ts_too_old",
+        13: "quality_invalid",
+    }
+    assert all(error["message"] for error in body["errors"])
+    assert _stored(engine, device.id, good_ts) == 1
+    letters = ingest_store.dead_letters(engine, limit=5)
+    assert any(
+        letter["channel"] == "http"
+        and letter["source_code"] == "test-http"
+        and len(letter["rejected"]) == len(rows) - 1
+        for letter in letters
+    )
+
+
+def test_wholly_bad_batches_get_4xx(client, token, devices):
+    assert (
+        _post(
+            client, token, {"readings": [{"device_id": 99_999_999, "ts": _now(), "value": 1}]}
+        ).status_code
+        == 422
+    )
+    for body, code in [
+        (b"{not json", "invalid_json"),
+        ({"readings": []}, "no_readings"),
+        ({"rows": []}, "no_readings"),
+        ({"readings": {"a": 1}}, "not_a_list"),
+        (b"", "empty_body"),
+    ]:
+        response = _post(client, token, body)
+        assert response.status_code == 400, body
+        assert response.get_json()["error"]["code"] == code
+    too_many = [{"device_id": devices["binary"], "ts": _now(-k), "value": 0} for k in range(501)]
+    assert _post(client, token, {"readings": too_many}).status_code == 413
+    wrong_type = _post(client, token, b"device_id=1", content_type="text/plain")
+    assert wrong_type.status_code == 415
+
+
+def test_tokens_are_required_and_scoped(client, engine, devices):
+    row = {"device_id": devices["binary"], "ts": _now(-70), "value": 0}
+    assert client.post("/api/v1/readings", json={"readings": [row]}).status_code == 401
+    assert _post(client, "not-a-token", {"readings": [row]}).status_code == 401
+    device_token = ingest_store.create_token(
+        engine, source="test-device", device_id=devices["analog"].id
+    )
+    response = _post(client, device_token, {"readings": [row]})
+    assert response.status_code == 422
+    assert response.get_json()["errors"][0]["code"] == "token_scope"
+    own = {
+        "device_id": devices["analog"].id,
+        "ts": _now(-71),
+        "value": devices["analog"].normal_min,
+    }
+    assert _post(client, device_token, {"readings": [own]}).status_code == 200
+    revoked = ingest_store.create_token(engine, source="test-revoked")
+    ingest_store.revoke_tokens(engine, source="test-revoked")
+    assert _post(client, revoked, {"readings": [own]}).status_code == 401
+
+
+def test_openapi_document_describes_the_endpoint(client):
+    document = client.get("/api/v1/openapi.json").get_json()
+    post = document["paths"]["/api/v1/readings"]["post"]
+    assert {"200", "207", "400", "401", "413", "415", "422", "503"} <= set(post["responses"])
+    assert "unknown_device" in json.dumps(document["components"]["schemas"]["IngestResult"])
+
+
+def test_health_reports_the_newest_reading(client):
+    health = client.get("/api/v1/health").get_json()
+    assert health["newest_reading"] is not None
+    assert health["dead_letters_1h"] >= 0
+
+
+_json_scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=30)
+_json = st.recursive(
+    _json_scalars,
+    lambda inner: st.lists(inner, max_size=4)
+    | st.dictionaries(st.text(max_size=12), inner, max_size=4),
+    max_leaves=20,
+)
+_row = st.fixed_dictionaries(
+    {},
+    optional={
+        "device_id": st.integers(min_value=-5, max_value=4000) | st.integers() | _json_scalars,
+        "device_code": st.text(max_size=40) | _json_scalars,
+        "ts": st.datetimes(timezones=st.just(UTC)).map(datetime.isoformat) | st.text(max_size=40),
+        "value": st.floats(allow_nan=True, allow_infinity=True) | st.integers() | _json_scalars,
+        "quality": st.integers(-3, 5) | st.text(max_size=8),
+    },
+)
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    body=st.one_of(
+        st.fixed_dictionaries({"readings": st.lists(_row, max_size=20)}),
+        _json,
+        st.binary(max_size=200),
+    )
+)
+def test_fuzzed_payloads_never_cause_a_server_error(client, token, body):
+    data = body if isinstance(body, bytes) else json.dumps(body)
+    response = _post(client, token, data)
+    assert response.status_code in {200, 207, 400, 413, 422}, response.get_data(as_text=True)
+    payload = response.get_json()
+    assert payload is not None
+    if response.status_code in (200, 207, 422):
+        assert len(payload["status"]) == payload["total"]
+        assert payload["stored"] + payload["duplicate"] + payload["rejected"] == payload["total"]
