@@ -1,0 +1,428 @@
+"""Storage side of the incident rules: rule rows, the inbox the reading trigger fills, per-device
+rule state, and the incident writes the rules decide on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from ingest.rules import US, Escalate, Open, Reading, Resolve, Rule, State
+
+ACTOR = "system:rules"
+RULES_LOCK = "onescreen.rules"
+
+
+def _us(moment: datetime) -> int:
+    return round(moment.timestamp() * US)
+
+
+def _dt(us: int | None) -> datetime | None:
+    return None if us is None else datetime.fromtimestamp(us / US, tz=UTC)
+
+
+def load_rules(engine_or_conn: Engine | sa.Connection) -> list[Rule]:
+    """Every incident rule row, enabled or not."""
+    sql = sa.text(
+        "SELECT code, kind, severity, category_code, type_id, value_kind, level, side, duration_s,"
+        " offline_factor, offline_min_s, auto_resolve, clear_s, enabled FROM incident_rule"
+        " ORDER BY code, id"
+    )
+    if isinstance(engine_or_conn, sa.Connection):
+        rows = engine_or_conn.execute(sql).mappings().all()
+    else:
+        with engine_or_conn.connect() as conn:
+            rows = conn.execute(sql).mappings().all()
+    return [Rule(**row) for row in rows]
+
+
+@dataclass(frozen=True)
+class TypeInfo:
+    """What the rules need of a device type."""
+
+    category: str
+    value_kind: str
+    interval_s: int
+
+
+def load_types(conn: sa.Connection) -> dict[int, TypeInfo]:
+    """Every device type's category, value kind and reporting interval."""
+    rows = conn.execute(
+        sa.text("SELECT id, category_code, value_kind, interval_s FROM device_type")
+    )
+    return {row.id: TypeInfo(row.category_code, row.value_kind, row.interval_s) for row in rows}
+
+
+def try_lock(conn: sa.Connection) -> bool:
+    """Take the rules lock for this transaction; False when another evaluator holds it."""
+    return bool(
+        conn.execute(
+            sa.text("SELECT pg_try_advisory_xact_lock(hashtext(:name))"), {"name": RULES_LOCK}
+        ).scalar_one()
+    )
+
+
+def sync_live_incidents(conn: sa.Connection) -> int:
+    """Give live threshold incidents that have no rule state one (e.g. seeded ones), so their
+    devices' readings reach the rules and can resolve them."""
+    result = conn.execute(
+        sa.text(
+            "INSERT INTO rule_state (device_id, rule_code, breach_since, last_ts, incident_id)"
+            " SELECT i.device_id, i.rule_code, i.opened_at, i.opened_at, i.id FROM incident i"
+            " WHERE i.status <> 'resolved' AND i.rule_code <> 'offline'"
+            "   AND i.device_id IS NOT NULL"
+            " ON CONFLICT (device_id, rule_code) DO NOTHING"
+        )
+    )
+    return int(result.rowcount)
+
+
+def drain_inbox(conn: sa.Connection, *, limit: int) -> dict[int, list[Reading]]:
+    """Take up to `limit` readings from the inbox, per device in time order."""
+    rows = conn.execute(
+        sa.text(
+            "DELETE FROM rule_inbox WHERE ctid = ANY(ARRAY("
+            "  SELECT ctid FROM rule_inbox LIMIT :limit))"
+            " RETURNING device_id, (extract(epoch FROM ts) * 1000000)::bigint AS ts_us,"
+            " value, level, side"
+        ),
+        {"limit": int(limit)},
+    ).all()
+    by_device: dict[int, list[Reading]] = {}
+    for row in rows:
+        by_device.setdefault(int(row.device_id), []).append(
+            Reading(int(row.ts_us), float(row.value), int(row.level), int(row.side))
+        )
+    for readings in by_device.values():
+        readings.sort(key=lambda reading: reading.ts_us)
+    return by_device
+
+
+def device_types(conn: sa.Connection, *, device_ids: list[int]) -> dict[int, int]:
+    """Type id of each device."""
+    if not device_ids:
+        return {}
+    rows = conn.execute(
+        sa.text("SELECT id, type_id FROM device WHERE id = ANY(:ids)"), {"ids": device_ids}
+    )
+    return {int(row.id): int(row.type_id) for row in rows}
+
+
+def load_states(conn: sa.Connection, *, device_ids: list[int]) -> dict[int, dict[str, State]]:
+    """The rule states of these devices; an incident a person closed meanwhile is let go (and
+    the rule stays quiet until its condition clears)."""
+    if not device_ids:
+        return {}
+    rows = conn.execute(
+        sa.text(
+            "SELECT s.device_id, s.rule_code, s.breach_since, s.clear_since, s.last_ts,"
+            " s.incident_id, s.suppressed, i.status AS incident_status"
+            " FROM rule_state s LEFT JOIN incident i ON i.id = s.incident_id"
+            " WHERE s.device_id = ANY(:ids) FOR UPDATE OF s"
+        ),
+        {"ids": device_ids},
+    ).all()
+    states: dict[int, dict[str, State]] = {}
+    for row in rows:
+        incident_id = row.incident_id
+        suppressed = row.suppressed
+        if incident_id is not None and row.incident_status in (None, "resolved"):
+            incident_id = None
+            suppressed = row.breach_since is not None
+        states.setdefault(int(row.device_id), {})[row.rule_code] = State(
+            last_ts_us=_us(row.last_ts),
+            breach_since_us=None if row.breach_since is None else _us(row.breach_since),
+            clear_since_us=None if row.clear_since is None else _us(row.clear_since),
+            incident_id=incident_id,
+            suppressed=suppressed,
+        )
+    return states
+
+
+def save_states(conn: sa.Connection, *, device_id: int, states: dict[str, State]) -> None:
+    """Write one device's states back; idle ones are removed."""
+    for code, state in states.items():
+        if state.idle:
+            conn.execute(
+                sa.text("DELETE FROM rule_state WHERE device_id = :d AND rule_code = :c"),
+                {"d": device_id, "c": code},
+            )
+            continue
+        conn.execute(
+            sa.text(
+                "INSERT INTO rule_state"
+                " (device_id, rule_code, breach_since, clear_since, last_ts, incident_id,"
+                "  suppressed)"
+                " VALUES (:d, :c, :breach, :clear, :last, :incident, :suppressed)"
+                " ON CONFLICT (device_id, rule_code) DO UPDATE SET"
+                " breach_since = excluded.breach_since, clear_since = excluded.clear_since,"
+                " last_ts = excluded.last_ts, incident_id = excluded.incident_id,"
+                " suppressed = excluded.suppressed"
+            ),
+            {
+                "d": device_id,
+                "c": code,
+                "breach": _dt(state.breach_since_us),
+                "clear": _dt(state.clear_since_us),
+                "last": _dt(state.last_ts_us),
+                "incident": state.incident_id,
+                "suppressed": state.suppressed,
+            },
+        )
+
+
+_THRESHOLD = (
+    "CASE WHEN :level = 2 THEN CASE WHEN :side < 0 THEN t.alarm_min ELSE t.alarm_max END"
+    " ELSE CASE WHEN :side < 0 THEN t.normal_min ELSE t.normal_max END END"
+)
+_SHOWN = "round(CAST(:value AS numeric), t.decimals)::text || t.unit"
+
+
+def _kind_words(rule: Rule) -> tuple[str, str]:
+    return ("报警", "alarm") if (rule.level or 0) >= 2 else ("预警", "warning")
+
+
+def open_incident(conn: sa.Connection, action: Open) -> int:
+    """Insert the incident and its 'opened' event; returns its id (an existing live one's id if
+    the device already has one for this rule)."""
+    kind_zh, kind_en = _kind_words(action.rule)
+    params = {
+        "device": action.device_id,
+        "rule": action.rule.code,
+        "severity": action.rule.severity,
+        "value": action.value,
+        "level": action.rule.level,
+        "side": action.side,
+        "at": _dt(action.at_us),
+        "kind_zh": kind_zh,
+        "kind_en": kind_en,
+    }
+    new_id = conn.execute(
+        sa.text(
+            "INSERT INTO incident (device_id, type_id, category_code, district_adcode,"
+            " street_code, rule_code, severity, status, title_zh, title_en, trigger_value,"
+            " threshold, opened_at, geom)"
+            f" SELECT d.id, d.type_id, t.category_code, d.district_adcode, d.street_code, :rule,"
+            f" :severity, 'open', s.name_zh || t.name_zh || :kind_zh || ' ' || {_SHOWN},"
+            f" t.name_en || ' ' || :kind_en || ' in ' || s.name_en || ' ' || {_SHOWN},"
+            f" :value, {_THRESHOLD}, :at, d.geom"
+            " FROM device d JOIN device_type t ON t.id = d.type_id"
+            " JOIN street s ON s.code = d.street_code WHERE d.id = :device"
+            " ON CONFLICT (device_id, rule_code) WHERE status <> 'resolved' DO NOTHING"
+            " RETURNING id"
+        ),
+        params,
+    ).scalar_one_or_none()
+    if new_id is None:
+        return int(
+            conn.execute(
+                sa.text(
+                    "SELECT id FROM incident WHERE device_id = :device AND rule_code = :rule"
+                    " AND status <> 'resolved'"
+                ),
+                params,
+            ).scalar_one()
+        )
+    _event(conn, incident_id=new_id, at=params["at"], kind="opened", from_status=None, to="open")
+    return int(new_id)
+
+
+def escalate_incident(conn: sa.Connection, action: Escalate, *, incident_id: int) -> bool:
+    """Move a live incident to the more severe rule; False if it is no longer live."""
+    kind_zh, kind_en = _kind_words(action.rule)
+    status = conn.execute(
+        sa.text(
+            "UPDATE incident i SET rule_code = :rule, severity = :severity,"
+            f" trigger_value = :value, threshold = {_THRESHOLD},"
+            f" title_zh = s.name_zh || t.name_zh || :kind_zh || ' ' || {_SHOWN},"
+            f" title_en = t.name_en || ' ' || :kind_en || ' in ' || s.name_en || ' ' || {_SHOWN}"
+            " FROM device_type t, street s"
+            " WHERE i.id = :id AND i.status <> 'resolved' AND t.id = i.type_id"
+            "   AND s.code = i.street_code"
+            "   AND NOT EXISTS (SELECT 1 FROM incident o WHERE o.device_id = i.device_id"
+            "                   AND o.rule_code = :rule AND o.status <> 'resolved')"
+            " RETURNING i.status"
+        ),
+        {
+            "id": incident_id,
+            "rule": action.rule.code,
+            "severity": action.rule.severity,
+            "value": action.value,
+            "level": action.rule.level,
+            "side": action.side,
+            "kind_zh": kind_zh,
+            "kind_en": kind_en,
+        },
+    ).scalar_one_or_none()
+    if status is None:
+        return False
+    _event(
+        conn,
+        incident_id=incident_id,
+        at=_dt(action.at_us),
+        kind="escalated",
+        from_status=status,
+        to=status,
+        note=f"{action.from_code} → {action.rule.code}",
+    )
+    return True
+
+
+def resolve_incident(conn: sa.Connection, action: Resolve, *, incident_id: int) -> bool:
+    """Resolve a live incident whose condition cleared; False if it was no longer live."""
+    at = _dt(action.at_us)
+    previous = conn.execute(
+        sa.text(
+            "WITH old AS (SELECT id, status FROM incident WHERE id = :id AND status <> 'resolved'"
+            "             FOR UPDATE)"
+            " UPDATE incident i SET status = 'resolved', resolved_at = greatest(:at, i.opened_at)"
+            " FROM old WHERE i.id = old.id RETURNING old.status"
+        ),
+        {"id": incident_id, "at": at},
+    ).scalar_one_or_none()
+    if previous is None:
+        return False
+    _event(
+        conn,
+        incident_id=incident_id,
+        at=at,
+        kind="resolved",
+        from_status=previous,
+        to="resolved",
+        note="数值恢复正常 / values back to normal",
+    )
+    return True
+
+
+def _event(
+    conn: sa.Connection,
+    *,
+    incident_id: int,
+    at: datetime | None,
+    kind: str,
+    from_status: str | None,
+    to: str,
+    note: str | None = None,
+) -> None:
+    conn.execute(
+        sa.text(
+            "INSERT INTO incident_event (incident_id, at, kind, actor, from_status, to_status,"
+            " note) SELECT :id, greatest(:at, opened_at), :kind, :actor, :from_status, :to, :note"
+            " FROM incident WHERE id = :id"
+        ),
+        {
+            "id": incident_id,
+            "at": at,
+            "kind": kind,
+            "actor": ACTOR,
+            "from_status": from_status,
+            "to": to,
+            "note": note,
+        },
+    )
+
+
+# Offline ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OfflineLimits:
+    """Per device type: silence that makes a device offline, and the incident's severity."""
+
+    type_ids: list[int]
+    limit_s: list[float]
+    severity: list[str]
+
+
+_OFFLINE_CANDIDATES = """
+    WITH limits AS (
+        SELECT * FROM unnest(CAST(:type_ids AS smallint[]), CAST(:limit_s AS float8[]),
+                             CAST(:severity AS text[])) AS l(type_id, limit_s, severity)
+    )
+    SELECT d.id, d.type_id, d.district_adcode, d.street_code, d.geom, t.category_code,
+           t.name_zh, t.name_en, lim.severity, s.name_zh AS street_zh, s.name_en AS street_en,
+           greatest(dl.ts, :watch_start) + lim.limit_s * interval '1 second' AS due
+    FROM device d
+    JOIN limits lim ON lim.type_id = d.type_id
+    JOIN device_type t ON t.id = d.type_id
+    JOIN device_latest dl ON dl.device_id = d.id
+    JOIN street s ON s.code = d.street_code
+    WHERE d.status = 'active'
+      AND greatest(dl.ts, :watch_start) + lim.limit_s * interval '1 second' <= :now
+      AND NOT EXISTS (SELECT 1 FROM incident i WHERE i.device_id = d.id
+                      AND i.rule_code = 'offline' AND i.status <> 'resolved')
+"""
+
+
+def open_offline_incidents(
+    conn: sa.Connection,
+    *,
+    limits: OfflineLimits,
+    now: datetime,
+    watch_start: datetime,
+    max_new: int,
+) -> tuple[int, int]:
+    """Raise 'offline' for devices silent past their limit (silence counted from no earlier than
+    `watch_start`); returns (opened, candidates). More candidates than `max_new` at once looks
+    like an ingest outage rather than failing devices: then nothing is opened."""
+    params = {
+        "type_ids": limits.type_ids,
+        "limit_s": limits.limit_s,
+        "severity": limits.severity,
+        "now": now,
+        "watch_start": watch_start,
+    }
+    candidates = conn.execute(
+        sa.text(f"SELECT count(*) FROM ({_OFFLINE_CANDIDATES}) c"), params
+    ).scalar_one()
+    if candidates == 0 or candidates > max_new:
+        return 0, int(candidates)
+    opened = conn.execute(
+        sa.text(
+            f"WITH c AS ({_OFFLINE_CANDIDATES}),"
+            " new AS ("
+            "  INSERT INTO incident (device_id, type_id, category_code, district_adcode,"
+            "   street_code, rule_code, severity, status, title_zh, title_en, opened_at, geom)"
+            "  SELECT id, type_id, category_code, district_adcode, street_code, 'offline',"
+            "   severity, 'open', street_zh || name_zh || '离线',"
+            "   name_en || ' offline in ' || street_en, due, geom FROM c"
+            "  ON CONFLICT (device_id, rule_code) WHERE status <> 'resolved' DO NOTHING"
+            "  RETURNING id, opened_at)"
+            " INSERT INTO incident_event (incident_id, at, kind, actor, from_status, to_status)"
+            " SELECT id, opened_at, 'opened', :actor, NULL, 'open' FROM new"
+        ),
+        {**params, "actor": ACTOR},
+    ).rowcount
+    return int(opened), int(candidates)
+
+
+def resolve_offline_incidents(conn: sa.Connection) -> int:
+    """Resolve 'offline' incidents of devices that have reported since they opened."""
+    return int(
+        conn.execute(
+            sa.text(
+                "WITH old AS ("
+                "  SELECT i.id, i.status, dl.ts FROM incident i"
+                "  JOIN device_latest dl ON dl.device_id = i.device_id"
+                "  WHERE i.rule_code = 'offline' AND i.status <> 'resolved' AND dl.ts > i.opened_at"
+                "  FOR UPDATE OF i),"
+                " done AS ("
+                "  UPDATE incident i SET status = 'resolved', resolved_at = old.ts FROM old"
+                "  WHERE i.id = old.id RETURNING i.id, i.resolved_at, old.status AS from_status)"
+                " INSERT INTO incident_event (incident_id, at, kind, actor, from_status,"
+                "  to_status, note)"
+                " SELECT id, resolved_at, 'resolved', :actor, from_status, 'resolved',"
+                "  '设备恢复上报 / device reporting again' FROM done"
+            ),
+            {"actor": ACTOR},
+        ).rowcount
+    )
+
+
+def active_device_count(conn: sa.Connection) -> int:
+    """Devices that are expected to report."""
+    return int(
+        conn.execute(sa.text("SELECT count(*) FROM device WHERE status = 'active'")).scalar_one()
+    )

@@ -1,0 +1,231 @@
+"""MQTT ingest worker: a persistent QoS 1 session on `<prefix>/+/telemetry`; a message is
+acknowledged only after its rows are committed, so a crash loses nothing and (the store being
+idempotent) a redelivery duplicates nothing."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+
+import paho.mqtt.client as mqtt
+from sqlalchemy.exc import SQLAlchemyError
+
+from data.errors import OneScreenError
+from ingest.broker import parse_broker_url
+from ingest.service import Ingestor, Message
+
+log = logging.getLogger(__name__)
+
+# one transaction takes at most this much; more waits for the next round
+MAX_MESSAGES_PER_COMMIT = 200
+MAX_ROWS_PER_COMMIT = 50_000
+# how long a round waits for more messages before committing what it has
+LINGER_S = 0.05
+ROW_ESTIMATE_BYTES = 90
+
+
+@dataclass
+class _Received:
+    mid: int
+    qos: int
+    generation: int
+    message: Message
+
+
+@dataclass
+class WorkerStats:
+    """Counters since start, for logs and tests."""
+
+    messages: int = 0
+    stored: int = 0
+    duplicate: int = 0
+    rejected_rows: int = 0
+    dead_letters: int = 0
+    commits: int = 0
+    retries: int = 0
+
+
+class MqttIngestWorker:
+    """Consumes telemetry into the store until `stop()`."""
+
+    def __init__(
+        self,
+        ingestor: Ingestor,
+        *,
+        broker_url: str,
+        client_id: str,
+        topic_prefix: str,
+    ) -> None:
+        self.ingestor = ingestor
+        self.host, self.port = parse_broker_url(broker_url)
+        self.topic = f"{topic_prefix}/+/telemetry"
+        self.stats = WorkerStats()
+        self._queue: deque[_Received] = deque()
+        self._arrived = threading.Condition()
+        self._stop = threading.Event()
+        # acks name message ids of one connection: after a reconnect the broker resends what was
+        # not acknowledged, so acks for the old connection's ids must not be sent
+        self._generation = 0
+        self.connected = threading.Event()
+        self.client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            clean_session=False,
+            protocol=mqtt.MQTTv311,
+            manual_ack=True,
+        )
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_message = self._on_message
+        self.client.reconnect_delay_set(min_delay=1, max_delay=10)
+
+    # network thread ------------------------------------------------------------------------
+
+    def _on_connect(self, client, _userdata, _flags, reason_code, _properties) -> None:
+        if reason_code.is_failure:
+            log.warning("MQTT connect refused: %s", reason_code)
+            return
+        client.subscribe(self.topic, qos=1)
+        self.connected.set()
+        log.info("MQTT ingest subscribed to %s on %s:%d", self.topic, self.host, self.port)
+
+    def _on_disconnect(self, _client, _userdata, _flags, reason_code, _properties) -> None:
+        self.connected.clear()
+        with self._arrived:
+            self._generation += 1
+            # not acknowledged, so the broker sends these again on the next connection
+            self._queue.clear()
+        if not self._stop.is_set():
+            log.warning("MQTT disconnected (%s); reconnecting", reason_code)
+
+    def _on_message(self, _client, _userdata, msg: mqtt.MQTTMessage) -> None:
+        with self._arrived:
+            self._queue.append(
+                _Received(
+                    mid=msg.mid,
+                    qos=msg.qos,
+                    generation=self._generation,
+                    message=Message(topic=msg.topic, payload=bytes(msg.payload)),
+                )
+            )
+            self._arrived.notify()
+
+    # worker thread -------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Connect and consume until stop() is called."""
+        self.client.connect_async(self.host, self.port, keepalive=30)
+        self.client.loop_start()
+        try:
+            while not self._stop.is_set():
+                taken = self._take()
+                if taken:
+                    self._commit(taken)
+        finally:
+            self.client.disconnect()
+            self.client.loop_stop()
+
+    def stop(self) -> None:
+        """Finish the current round and disconnect."""
+        self._stop.set()
+        with self._arrived:
+            self._arrived.notify_all()
+
+    def _take(self) -> list[_Received]:
+        with self._arrived:
+            if not self._queue:
+                self._arrived.wait(timeout=0.5)
+            if not self._queue:
+                return []
+        if len(self._queue) < MAX_MESSAGES_PER_COMMIT:
+            # a moment more fills the round: fewer, larger commits
+            time.sleep(LINGER_S)
+        taken: list[_Received] = []
+        rows = 0
+        with self._arrived:
+            while (
+                self._queue and len(taken) < MAX_MESSAGES_PER_COMMIT and rows < MAX_ROWS_PER_COMMIT
+            ):
+                item = self._queue.popleft()
+                taken.append(item)
+                rows += len(item.message.payload) // ROW_ESTIMATE_BYTES + 1
+        return taken
+
+    def _commit(self, taken: list[_Received]) -> None:
+        delay = 0.5
+        while True:
+            try:
+                outcomes = self.ingestor.ingest_messages([item.message for item in taken])
+                break
+            except (SQLAlchemyError, OneScreenError) as exc:
+                # not acknowledged: keep the messages and try again until the store is back
+                self.stats.retries += 1
+                log.warning(
+                    "store unavailable, retrying in %.1f s: %s", delay, str(exc).splitlines()[0]
+                )
+                if self._stop.wait(delay):
+                    return
+                delay = min(delay * 2, 10.0)
+        self.stats.commits += 1
+        for outcome in outcomes:
+            self.stats.messages += 1
+            if outcome.result is None:
+                self.stats.dead_letters += 1
+                log.warning("dead letter from %s: %s", outcome.message.topic, outcome.reason)
+                continue
+            self.stats.stored += outcome.result.stored
+            self.stats.duplicate += outcome.result.duplicate
+            self.stats.rejected_rows += outcome.result.rejected
+            if outcome.result.rejected:
+                self.stats.dead_letters += 1
+        with self._arrived:
+            generation = self._generation
+        for item in taken:
+            if item.generation == generation:
+                self.client.ack(item.mid, item.qos)
+
+
+def run_worker(settings, *, stop: threading.Event | None = None) -> WorkerStats:
+    """The `ingest-mqtt` command: consume until SIGTERM/SIGINT (or `stop`)."""
+    from data.engine import get_engine
+    from data.ingest_store import ensure_source
+    from ingest.broker import broker_url
+
+    engine = get_engine()
+    ensure_source(engine, source="simulator", name="OneScreen live simulator")
+    ingestor = Ingestor(
+        engine,
+        max_rows=max(settings.ingest_max_rows, 1),
+        max_future_s=settings.ingest_max_future_seconds,
+        retention_days=settings.reading_retention_days,
+        topic_prefix=settings.mqtt_topic_prefix,
+    )
+    worker = MqttIngestWorker(
+        ingestor,
+        broker_url=broker_url(settings),
+        client_id=settings.mqtt_client_id,
+        topic_prefix=settings.mqtt_topic_prefix,
+    )
+    thread = threading.Thread(target=worker.run, name="mqtt-ingest", daemon=True)
+    thread.start()
+    last = time.monotonic()
+    last_stored = 0
+    try:
+        while thread.is_alive():
+            if stop is not None and stop.wait(1.0):
+                break
+            if stop is None:
+                time.sleep(1.0)
+            if time.monotonic() - last >= 10:
+                rate = (worker.stats.stored - last_stored) / (time.monotonic() - last)
+                log.info("mqtt ingest: %.0f readings/s stored; totals %s", rate, worker.stats)
+                last, last_stored = time.monotonic(), worker.stats.stored
+    except KeyboardInterrupt:
+        pass
+    finally:
+        worker.stop()
+        thread.join(15)
+    return worker.stats

@@ -1,0 +1,227 @@
+"""Incident rules: which rule applies to a device type, and the per-device state machine that
+turns a stream of readings into open / escalate / resolve decisions. Pure; the store is in
+data/rules_store.py and the loop in ingest/rules_engine.py."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+
+US = 1_000_000
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One row of incident_rule."""
+
+    code: str
+    kind: str  # 'threshold' | 'offline'
+    severity: str
+    category_code: str | None = None
+    type_id: int | None = None
+    value_kind: str | None = None
+    level: int | None = None  # threshold: 1 outside normal, 2 beyond alarm
+    side: int | None = None  # 1 high, -1 low, 0 either
+    duration_s: int = 0
+    offline_factor: float | None = None
+    offline_min_s: int | None = None
+    auto_resolve: bool = True
+    clear_s: int = 0
+    enabled: bool = True
+
+    def matches(self, *, level: int, side: int) -> bool:
+        """Does a reading of this level and side meet the rule's condition?"""
+        if self.level is None or level < self.level:
+            return False
+        return self.side in (0, None) or side == self.side
+
+    def specificity(self) -> int:
+        """Type rows beat category rows beat generic rows."""
+        return 2 if self.type_id is not None else 1 if self.category_code is not None else 0
+
+
+def rules_for_type(
+    rules: Iterable[Rule], *, type_id: int, category: str, value_kind: str
+) -> dict[str, Rule]:
+    """The enabled rules that apply to a device type, the most specific row of each code."""
+    chosen: dict[str, Rule] = {}
+    for rule in rules:
+        if rule.type_id is not None and rule.type_id != type_id:
+            continue
+        if rule.category_code is not None and rule.category_code != category:
+            continue
+        if rule.value_kind is not None and rule.value_kind != value_kind:
+            continue
+        current = chosen.get(rule.code)
+        if current is None or rule.specificity() > current.specificity():
+            chosen[rule.code] = rule
+    return {code: rule for code, rule in chosen.items() if rule.enabled}
+
+
+@dataclass(frozen=True)
+class State:
+    """Where one device stands with one threshold rule."""
+
+    last_ts_us: int
+    breach_since_us: int | None = None
+    clear_since_us: int | None = None
+    incident_id: int | None = None
+    suppressed: bool = False
+
+    @property
+    def idle(self) -> bool:
+        """Nothing pending, nothing raised: the row can go."""
+        return self.breach_since_us is None and self.incident_id is None and not self.suppressed
+
+
+@dataclass(frozen=True)
+class Open:
+    """Raise an incident for (device, rule) at `at_us`, triggered by `value`.
+
+    Until the store has inserted it, the incident is known by `temp_id` (negative, unique per
+    device and pass), which later actions and the state refer to.
+    """
+
+    device_id: int
+    rule: Rule
+    at_us: int
+    value: float
+    side: int
+    temp_id: int
+
+
+@dataclass(frozen=True)
+class Escalate:
+    """Move the live incident of a lower rule to `rule` (e.g. warning → alarm)."""
+
+    device_id: int
+    incident_id: int
+    from_code: str
+    rule: Rule
+    at_us: int
+    value: float
+    side: int
+
+
+@dataclass(frozen=True)
+class Resolve:
+    """Close the incident: its condition has been clear long enough."""
+
+    device_id: int
+    incident_id: int
+    rule: Rule
+    at_us: int
+    value: float
+
+
+Action = Open | Escalate | Resolve
+
+
+@dataclass(frozen=True)
+class Reading:
+    """A reading as the rules see it."""
+
+    ts_us: int
+    value: float
+    level: int
+    side: int
+
+
+def advance_device(
+    device_id: int,
+    *,
+    rules: dict[str, Rule],
+    states: dict[str, State],
+    readings: Iterable[Reading],
+) -> tuple[dict[str, State], list[Action]]:
+    """Run one device's new readings (in time order) through its threshold rules.
+
+    Higher-level rules go first at each reading, so an alarm takes over a live warning of the
+    same side (escalation) and a warning stays quiet while an alarm is live.
+    """
+    ordered = sorted(
+        (rule for rule in rules.values() if rule.kind == "threshold"),
+        key=lambda rule: (-(rule.level or 0), rule.code),
+    )
+    states = dict(states)
+    actions: list[Action] = []
+    temp_ids = itertools.count(-1, -1)
+    for reading in readings:
+        for rule in ordered:
+            state = states.get(rule.code) or State(last_ts_us=reading.ts_us)
+            if reading.ts_us < state.last_ts_us:
+                continue  # late reading: the condition was judged on newer data already
+            state = replace(state, last_ts_us=reading.ts_us)
+            if rule.matches(level=reading.level, side=reading.side):
+                state = replace(
+                    state,
+                    clear_since_us=None,
+                    breach_since_us=(
+                        reading.ts_us if state.breach_since_us is None else state.breach_since_us
+                    ),
+                )
+                due = reading.ts_us - state.breach_since_us >= rule.duration_s * US
+                if state.incident_id is None and not state.suppressed and due:
+                    state, action = _raise(
+                        device_id, next(temp_ids), rule, state, states, ordered, reading
+                    )
+                    if action is not None:
+                        actions.append(action)
+            else:
+                state = replace(state, breach_since_us=None, suppressed=False)
+                if state.incident_id is not None and rule.auto_resolve:
+                    since = (
+                        state.clear_since_us if state.clear_since_us is not None else reading.ts_us
+                    )
+                    state = replace(state, clear_since_us=since)
+                    if reading.ts_us - since >= rule.clear_s * US:
+                        actions.append(
+                            Resolve(
+                                device_id, state.incident_id, rule, reading.ts_us, reading.value
+                            )
+                        )
+                        state = replace(state, incident_id=None, clear_since_us=None)
+            states[rule.code] = state
+    return states, actions
+
+
+def _raise(
+    device_id: int,
+    temp_id: int,
+    rule: Rule,
+    state: State,
+    states: dict[str, State],
+    ordered: list[Rule],
+    reading: Reading,
+) -> tuple[State, Action | None]:
+    same_side = [
+        other
+        for other in ordered
+        if other.code != rule.code and other.side == rule.side and other.level is not None
+    ]
+    for other in same_side:
+        other_state = states.get(other.code)
+        if other_state is None or other_state.incident_id is None:
+            continue
+        if (other.level or 0) > (rule.level or 0):
+            return state, None  # covered by the live, more severe incident
+        # take over the lower rule's incident rather than open a second one for this device
+        states[other.code] = replace(other_state, incident_id=None, clear_since_us=None)
+        action = Escalate(
+            device_id,
+            other_state.incident_id,
+            other.code,
+            rule,
+            reading.ts_us,
+            reading.value,
+            reading.side,
+        )
+        return replace(state, incident_id=other_state.incident_id), action
+    opened = Open(device_id, rule, reading.ts_us, reading.value, reading.side, temp_id)
+    return replace(state, incident_id=temp_id), opened
+
+
+def offline_limit_s(rule: Rule, *, interval_s: int) -> float:
+    """Silence after which a device of this interval is offline under `rule`."""
+    return max((rule.offline_factor or 3) * interval_s, rule.offline_min_s or 0)
