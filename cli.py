@@ -196,6 +196,116 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
+    import signal
+    import threading
+
+    from data.engine import get_engine
+    from simulator.live import start_simulation
+
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    logging.getLogger("simulator").setLevel(logging.DEBUG if args.verbose else settings.log_level)
+    logging.getLogger("ingest").setLevel(logging.DEBUG if args.verbose else settings.log_level)
+    report = start_simulation(
+        get_engine(),
+        settings=settings,
+        stop=stop,
+        rate=args.rate,
+        transport=args.transport or settings.simulate_transport,
+        broker=args.broker,
+        http_url=args.http_url,
+        token=args.token,
+        source=args.source,
+        duration_s=args.duration,
+        seed=args.seed,
+        storm_every_minutes=args.storm_every,
+        storm_now=args.storm_now,
+    )
+    print(
+        f"simulated {report.generated:,} readings in {report.seconds:.1f} s "
+        f"({report.generated / max(report.seconds, 1e-9):,.0f}/s) as {report.messages:,} "
+        f"messages; {report.delivered:,} confirmed"
+    )
+    return 1 if report.unconfirmed else 0
+
+
+def cmd_ingest_mqtt(args: argparse.Namespace, settings: Settings) -> int:
+    from ingest.mqtt_worker import run_worker
+
+    _terminate_on_sigterm()
+    stats = run_worker(settings)
+    print(f"mqtt ingest stopped: {stats}")
+    return 0
+
+
+def cmd_tokens_create(args: argparse.Namespace, settings: Settings) -> int:
+    from data.ingest_store import TokenError, create_token
+
+    try:
+        token = create_token(
+            _engine(settings), source=args.source, device_id=args.device, label=args.label
+        )
+    except TokenError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    scope = f"device {args.device}" if args.device else "any device"
+    print(f"# token for source '{args.source}' ({scope}); it is shown only once:")
+    print(token)
+    return 0
+
+
+def cmd_tokens_revoke(args: argparse.Namespace, settings: Settings) -> int:
+    from data.ingest_store import revoke_tokens
+
+    count = revoke_tokens(_engine(settings), source=args.source)
+    print(f"revoked {count} token(s) of source '{args.source}'")
+    return 0
+
+
+def cmd_dead_letters(args: argparse.Namespace, settings: Settings) -> int:
+    from data.ingest_store import dead_letters
+
+    for letter in dead_letters(_engine(settings), limit=args.limit):
+        print(
+            f"#{letter['id']} {letter['received_at']:%Y-%m-%d %H:%M:%S} ×{letter['times']}"
+            f" {letter['channel']} {letter['source_code'] or '-'} {letter['topic'] or ''}"
+            f" — {letter['reason']}"
+        )
+        for row in letter["rejected"][:5]:
+            print(f"    row {row['index']}: {row['code']} ({row['message']})")
+    return 0
+
+
+def cmd_rules_list(args: argparse.Namespace, settings: Settings) -> int:
+    from data.rules_store import load_rules
+
+    for rule in load_rules(_engine(settings)):
+        scope = rule.type_id or rule.category_code or "all"
+        condition = (
+            f"level ≥ {rule.level} side {rule.side:+d} for {rule.duration_s} s"
+            if rule.kind == "threshold"
+            else f"silent {rule.offline_factor:g} × interval (≥ {rule.offline_min_s} s)"
+        )
+        state = "" if rule.enabled else " (disabled)"
+        resolve = f"after {rule.clear_s} s clear" if rule.auto_resolve else "off"
+        print(
+            f"{rule.code:<13} {scope!s:<9} {rule.severity:<8} {condition};"
+            f" auto-resolve {resolve}{state}"
+        )
+    return 0
+
+
+def _terminate_on_sigterm() -> None:
+    import signal
+
+    def interrupt(_signum, _frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def _parse_time(text: str) -> datetime:
     try:
         moment = datetime.fromisoformat(text)
@@ -276,6 +386,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     streets.set_defaults(handler=cmd_import_streets)
 
+    ingest_mqtt = commands.add_parser(
+        "ingest-mqtt", help="consume device telemetry from the MQTT broker into the store"
+    )
+    ingest_mqtt.set_defaults(handler=cmd_ingest_mqtt)
+
+    tokens = commands.add_parser("tokens", help="ingest API tokens of sources and devices")
+    token_commands = tokens.add_subparsers(dest="tokens_command", required=True, metavar="ACTION")
+    create = token_commands.add_parser("create", help="create a token (printed once)")
+    create.add_argument("--source", required=True, help="source name, e.g. water-bureau")
+    create.add_argument("--device", type=int, help="limit the token to this device id")
+    create.add_argument("--label", default="", help="a note on who holds it")
+    create.set_defaults(handler=cmd_tokens_create)
+    revoke = token_commands.add_parser("revoke", help="revoke every token of a source")
+    revoke.add_argument("--source", required=True)
+    revoke.set_defaults(handler=cmd_tokens_revoke)
+
+    letters = commands.add_parser("dead-letters", help="show readings that could not be stored")
+    letters.add_argument("--limit", type=int, default=20)
+    letters.set_defaults(handler=cmd_dead_letters)
+
+    rules = commands.add_parser("rules", help="incident rules")
+    rules.add_subparsers(dest="rules_command", required=True, metavar="ACTION").add_parser(
+        "list", help="list the incident rules"
+    ).set_defaults(handler=cmd_rules_list)
+
     serve = commands.add_parser("serve", help="run the dashboard (seeds an empty database first)")
     serve.add_argument("--host", help="bind address (default: ONESCREEN_HOST)")
     serve.add_argument("--port", type=int, help="port (default: ONESCREEN_PORT)")
@@ -284,6 +419,38 @@ def build_parser() -> argparse.ArgumentParser:
         "--stop-db", action="store_true", help="stop the embedded cluster when the server exits"
     )
     serve.set_defaults(handler=cmd_serve)
+
+    simulate = commands.add_parser(
+        "simulate", help="stream live readings of the seeded devices (MQTT or HTTP)"
+    )
+    simulate.add_argument(
+        "--rate",
+        type=float,
+        default=get_settings_default("simulate_rate"),
+        help="readings per second (default: ONESCREEN_SIMULATE_RATE, 97)",
+    )
+    simulate.add_argument(
+        "--transport", choices=["mqtt", "http"], help="default: ONESCREEN_SIMULATE_TRANSPORT"
+    )
+    simulate.add_argument(
+        "--broker", help="mqtt://host:port (default: ONESCREEN_MQTT_URL or the managed broker)"
+    )
+    simulate.add_argument(
+        "--http-url", help="ingest endpoint (default: http://HOST:PORT/api/v1/readings)"
+    )
+    simulate.add_argument("--token", help="ingest token for HTTP (default: a new one)")
+    simulate.add_argument("--source", default="simulator", help="source name in the topic")
+    simulate.add_argument("--duration", type=float, help="seconds to run (default: forever)")
+    simulate.add_argument("--seed", type=int, default=0, help="random seed of the live run")
+    simulate.add_argument(
+        "--storm-every",
+        type=float,
+        default=20,
+        metavar="MINUTES",
+        help="calm minutes between rainstorms/typhoons (0: none; default 20)",
+    )
+    simulate.add_argument("--storm-now", action="store_true", help="start with a storm")
+    simulate.set_defaults(handler=cmd_simulate)
     return parser
 
 

@@ -224,32 +224,32 @@ class Ingestor:
         with self.engine.begin() as conn:
             stored = ingest_store.store_readings(conn, batch, partitions=self.partitions)
             offset = 0
-            for outcome, source, checked in parts:
+            for outcome, _source, checked in parts:
                 count = len(checked.batch)
                 outcome.result = _result(
                     checked.total, checked.index, stored[offset : offset + count], checked.errors
                 )
                 offset += count
-                if checked.errors:
-                    ingest_store.record_dead_letter(
-                        conn,
-                        channel="mqtt",
-                        source=source,
-                        topic=outcome.message.topic,
-                        reason=f"{len(checked.errors)} of {checked.total} rows rejected",
-                        payload=outcome.message.payload,
-                        rejected=[error.as_dict() for error in checked.errors],
-                    )
+            # dead letters in the order the messages came
+            sources = {id(outcome): source for outcome, source, _ in parts}
             for outcome in outcomes:
                 if outcome.reason is not None:
-                    ingest_store.record_dead_letter(
-                        conn,
-                        channel="mqtt",
-                        source=None,
-                        topic=outcome.message.topic,
-                        reason=outcome.reason,
-                        payload=outcome.message.payload,
-                    )
+                    reason, rejected = outcome.reason, []
+                elif outcome.result is not None and outcome.result.errors:
+                    errors = outcome.result.errors
+                    reason = f"{len(errors)} of {outcome.result.total} rows rejected"
+                    rejected = [error.as_dict() for error in errors]
+                else:
+                    continue
+                ingest_store.record_dead_letter(
+                    conn,
+                    channel="mqtt",
+                    source=sources.get(id(outcome)),
+                    topic=outcome.message.topic,
+                    reason=reason,
+                    payload=outcome.message.payload,
+                    rejected=rejected,
+                )
         return outcomes
 
 

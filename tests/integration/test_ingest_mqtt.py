@@ -1,0 +1,277 @@
+"""MQTT ingest on a real Mosquitto and PostGIS: publish → committed rows, dead letters, a worker
+killed mid-stream and restarted (every reading stored exactly once), and a PostgreSQL outage."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+import sqlalchemy as sa
+
+from data.ingest_store import ensure_source
+from ingest.broker import parse_broker_url
+from ingest.mqtt_worker import MqttIngestWorker
+from ingest.service import Ingestor
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+SOURCE = "test-mqtt"
+
+
+class Publisher:
+    """A QoS 1 publisher that waits for every PUBACK (the broker has the message then)."""
+
+    def __init__(self, url: str) -> None:
+        host, port = parse_broker_url(url)
+        self.client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2, client_id=f"pub-{uuid.uuid4().hex[:8]}"
+        )
+        self.client.max_inflight_messages_set(100)
+        self.client.connect(host, port)
+        self.client.loop_start()
+
+    def publish(self, topic: str, payload: bytes | str) -> None:
+        info = self.client.publish(topic, payload, qos=1)
+        info.wait_for_publish(timeout=10)
+        assert info.is_published()
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def _devices(engine, n: int) -> list[int]:
+    """Active binary devices: any 0/1 value is valid and raises no incident at 0."""
+    with engine.connect() as conn:
+        return list(
+            conn.execute(
+                sa.text(
+                    "SELECT d.id FROM device d JOIN device_type t ON t.id = d.type_id"
+                    " WHERE t.value_kind = 'binary' AND d.status = 'active' ORDER BY d.id LIMIT :n"
+                ),
+                {"n": n},
+            ).scalars()
+        )
+
+
+def _messages(devices: list[int], *, count: int, per_message: int, start: datetime) -> list[bytes]:
+    """`count` messages whose readings have unique (device, ts) keys."""
+    payloads = []
+    for m in range(count):
+        rows = [
+            {
+                "device_id": devices[(m * per_message + k) % len(devices)],
+                "ts": (start + timedelta(milliseconds=m * per_message + k)).isoformat(),
+                "value": 0,
+            }
+            for k in range(per_message)
+        ]
+        payloads.append(json.dumps({"readings": rows}).encode())
+    return payloads
+
+
+def _count(engine, devices: list[int], start: datetime, *, n: int = 20_000) -> int:
+    """How many of the readings `_messages` makes (the first n keys) are stored."""
+    keys = [(devices[i % len(devices)], start + timedelta(milliseconds=i)) for i in range(n)]
+    with engine.connect() as conn:
+        return conn.execute(
+            sa.text(
+                "SELECT count(*) FROM reading r"
+                " JOIN unnest(CAST(:ids AS bigint[]), CAST(:ts AS timestamptz[])) AS k(d, t)"
+                " ON r.device_id = k.d AND r.ts = k.t"
+                " WHERE r.ts >= :start AND r.ts <= :end"
+            ),
+            {
+                "ids": [d for d, _ in keys],
+                "ts": [t for _, t in keys],
+                "start": start,
+                "end": keys[-1][1],
+            },
+        ).scalar_one()
+
+
+def _daily_total(engine) -> int:
+    with engine.connect() as conn:
+        return conn.execute(
+            sa.text("SELECT coalesce(sum(n_readings), 0) FROM rollup_district_daily")
+        ).scalar_one()
+
+
+def _wait_for(predicate, *, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def worker(live_engine_, mqtt_broker):
+    """An in-process worker on its own persistent session."""
+    ensure_source(live_engine_, source=SOURCE)
+    consumer = MqttIngestWorker(
+        Ingestor(live_engine_),
+        broker_url=mqtt_broker,
+        client_id=f"test-ingest-{uuid.uuid4().hex[:6]}",
+        topic_prefix="onescreen",
+    )
+    thread = threading.Thread(target=consumer.run, daemon=True)
+    thread.start()
+    assert consumer.connected.wait(10)
+    yield consumer
+    consumer.stop()
+    thread.join(10)
+
+
+def test_published_readings_are_committed(live_engine_, mqtt_broker, worker):
+    devices = _devices(live_engine_, 20)
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=20)
+    before = _daily_total(live_engine_)
+    publisher = Publisher(mqtt_broker)
+    for payload in _messages(devices, count=10, per_message=30, start=start):
+        publisher.publish(f"onescreen/{SOURCE}/telemetry", payload)
+    _wait_for(lambda: _count(live_engine_, devices, start) == 300, timeout_s=20, what="300 rows")
+    # the same messages again (a device resending): stored once
+    for payload in _messages(devices, count=10, per_message=30, start=start):
+        publisher.publish(f"onescreen/{SOURCE}/telemetry", payload)
+    _wait_for(lambda: worker.stats.duplicate >= 300, timeout_s=20, what="duplicates seen")
+    publisher.close()
+    assert _count(live_engine_, devices, start) == 300
+    assert _daily_total(live_engine_) - before == 300
+
+
+def test_malformed_messages_become_dead_letters(live_engine_, mqtt_broker, worker):
+    devices = _devices(live_engine_, 2)
+    publisher = Publisher(mqtt_broker)
+    marker = uuid.uuid4().hex
+    publisher.publish(f"onescreen/{SOURCE}/telemetry", b"{not json " + marker.encode())
+    publisher.publish(
+        "onescreen/no-such-source/telemetry", json.dumps({"readings": [], "m": marker})
+    )
+    good_ts = datetime.now(UTC) - timedelta(minutes=1)
+    mixed = {
+        "readings": [
+            {"device_id": devices[0], "ts": good_ts.isoformat(), "value": 0},
+            {"device_id": devices[1], "ts": good_ts.isoformat(), "value": 7, "m": marker},
+        ]
+    }
+    publisher.publish(f"onescreen/{SOURCE}/telemetry", json.dumps(mixed))
+    publisher.close()
+
+    def letters() -> list[sa.Row]:
+        with live_engine_.connect() as conn:
+            return conn.execute(
+                sa.text(
+                    "SELECT topic, reason, rejected FROM dead_letter"
+                    " WHERE position(CAST(:m AS bytea) IN payload) > 0 ORDER BY id"
+                ),
+                {"m": marker},
+            ).all()
+
+    _wait_for(lambda: len(letters()) == 3, timeout_s=20, what="three dead letters")
+    reasons = [letter.reason for letter in letters()]
+    assert "not valid JSON" in reasons[0]
+    assert "unknown source" in reasons[1]
+    assert letters()[2].rejected == [
+        {"index": 1, "code": "value_not_binary", "message": "this device reports 0 or 1"}
+    ]
+    with live_engine_.connect() as conn:
+        assert (
+            conn.execute(
+                sa.text("SELECT count(*) FROM reading WHERE device_id = :d AND ts = :ts"),
+                {"d": devices[0], "ts": good_ts},
+            ).scalar_one()
+            == 1
+        )
+
+
+def _start_worker(url: str, broker: str, client_id: str, log: Path) -> subprocess.Popen:
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "ONESCREEN_MQTT_URL": broker,
+        "ONESCREEN_MQTT_CLIENT_ID": client_id,
+        # a topic space of its own, so the module's in-process worker does not help it
+        "ONESCREEN_MQTT_TOPIC_PREFIX": "crash",
+    }
+    with open(log, "a") as out:
+        return subprocess.Popen(
+            [sys.executable, "cli.py", "-v", "ingest-mqtt"],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def test_a_worker_killed_mid_stream_loses_and_duplicates_nothing(
+    live_engine_, live_city_url, mqtt_broker, tmp_path
+):
+    ensure_source(live_engine_, source=SOURCE)
+    devices = _devices(live_engine_, 50)
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=40)
+    payloads = _messages(devices, count=300, per_message=40, start=start)
+    expected = 300 * 40
+    before = _daily_total(live_engine_)
+    client_id = f"crash-{uuid.uuid4().hex[:6]}"
+    log = tmp_path / "worker.log"
+    process = _start_worker(live_city_url, mqtt_broker, client_id, log)
+    publisher = Publisher(mqtt_broker)
+    try:
+        _wait_for(lambda: "subscribed" in log.read_text(), timeout_s=30, what="worker subscribed")
+        killed_at = None
+        for index, payload in enumerate(payloads):
+            publisher.publish(f"crash/{SOURCE}/telemetry", payload)
+            if killed_at is None and _count(live_engine_, devices, start) > 0 and index > 50:
+                process.send_signal(signal.SIGKILL)  # no chance to finish anything
+                process.wait(10)
+                killed_at = _count(live_engine_, devices, start)
+        assert killed_at is not None and 0 < killed_at < expected, killed_at
+        # everything published while it was dead waits in its persistent session
+        process = _start_worker(live_city_url, mqtt_broker, client_id, log)
+        _wait_for(
+            lambda: _count(live_engine_, devices, start) >= expected, timeout_s=90, what="all rows"
+        )
+        time.sleep(1.0)
+    finally:
+        publisher.close()
+        process.terminate()
+        process.wait(15)
+    assert _count(live_engine_, devices, start) == expected
+    # the rollups count each reading once: a redelivered message added nothing twice
+    assert _daily_total(live_engine_) - before == expected
+
+
+def test_readings_published_while_postgres_is_down_are_stored_after_it_returns(
+    live_engine_, mqtt_broker, worker, pg_cluster
+):
+    if os.environ.get("TEST_DATABASE_URL"):
+        pytest.skip("the database is not ours to stop")
+    devices = _devices(live_engine_, 10)
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=55)
+    publisher = Publisher(mqtt_broker)
+    payloads = _messages(devices, count=20, per_message=10, start=start)
+    for payload in payloads[:5]:
+        publisher.publish(f"onescreen/{SOURCE}/telemetry", payload)
+    _wait_for(lambda: _count(live_engine_, devices, start) == 50, timeout_s=20, what="first rows")
+    retries = worker.stats.retries
+    pg_cluster.stop()
+    try:
+        for payload in payloads[5:]:
+            publisher.publish(f"onescreen/{SOURCE}/telemetry", payload)
+        _wait_for(lambda: worker.stats.retries > retries, timeout_s=20, what="worker retrying")
+    finally:
+        pg_cluster.ensure_running()
+    _wait_for(lambda: _count(live_engine_, devices, start) == 200, timeout_s=60, what="all rows")
+    publisher.close()
