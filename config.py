@@ -63,7 +63,7 @@ class Settings(BaseSettings):
     )
     random_seed: int = Field(default=20260701, description="Seed of the synthetic city.")
     status_refresh_seconds: float = Field(
-        default=60, ge=5, le=3600, description="How often `serve` recomputes online/offline."
+        default=15, ge=5, le=3600, description="How often `serve` recomputes online/offline."
     )
 
     ui_refresh_seconds: float = Field(
@@ -97,7 +97,10 @@ class Settings(BaseSettings):
         default=10_000, ge=1, le=1_000_000, description="Most readings one request may carry."
     )
     ingest_max_future_seconds: float = Field(
-        default=300, ge=0, le=86400, description="How far ahead of the server clock a reading may be."
+        default=300,
+        ge=0,
+        le=86400,
+        description="How far ahead of the server clock a reading may be.",
     )
     rules_interval_seconds: float = Field(
         default=2, ge=0.2, le=600, description="How often the incident rules run."

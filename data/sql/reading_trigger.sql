@@ -11,14 +11,22 @@ SET work_mem = '256MB'
 AS $$
 BEGIN
     WITH id_range AS (
-        SELECT min(device_id) AS low, max(device_id) AS high FROM new_readings
+        SELECT min(device_id) AS low, max(device_id) AS high, count(*) AS n,
+               -- live batches name scattered devices: those are looked up by key instead
+               max(device_id) - min(device_id) > 8 * count(*) AS scattered
+        FROM new_readings
     ),
-    -- only the devices in the batch's id range: bulk batches are id-contiguous, so the join
-    -- hashes thousands of devices instead of the whole table
+    -- bulk batches are id-contiguous: the join hashes the devices of the batch's id range, not
+    -- the whole table; live batches (devices from all over the city) fetch theirs by key
     batch_devices AS (
         SELECT d.id, d.district_adcode, d.street_code, d.type_id
         FROM device d, id_range r
-        WHERE d.id BETWEEN r.low AND r.high
+        WHERE NOT r.scattered AND d.id BETWEEN r.low AND r.high
+        UNION ALL
+        SELECT d.id, d.district_adcode, d.street_code, d.type_id
+        FROM device d
+        WHERE (SELECT scattered FROM id_range)
+          AND d.id = ANY(ARRAY(SELECT DISTINCT device_id FROM new_readings))
     ),
     batch AS MATERIALIZED (
         SELECT n.device_id, n.ts, n.value, n.quality,

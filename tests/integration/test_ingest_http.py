@@ -20,10 +20,10 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def client(db_url, seeded):
-    """A Flask server with only the ingest routes, on the test database."""
+def client(live_city_url):
+    """A Flask server with only the ingest routes, on a live city of its own."""
     patch = pytest.MonkeyPatch()
-    patch.setenv("DATABASE_URL", db_url)
+    patch.setenv("DATABASE_URL", live_city_url)
     patch.setenv("ONESCREEN_INGEST_MAX_ROWS", "500")
     get_settings.cache_clear()
     get_engine.cache_clear()
@@ -36,12 +36,17 @@ def client(db_url, seeded):
 
 
 @pytest.fixture(scope="module")
-def token(engine, seeded) -> str:
+def engine(live_engine_):
+    return live_engine_
+
+
+@pytest.fixture(scope="module")
+def token(engine) -> str:
     return ingest_store.create_token(engine, source="test-http", label="tests")
 
 
 @pytest.fixture(scope="module")
-def devices(engine, seeded) -> dict:
+def devices(engine) -> dict:
     """An analog and a binary device of the tiny city, with their type's limits."""
     with engine.connect() as conn:
         analog = conn.execute(
@@ -126,7 +131,11 @@ def test_mixed_batch_says_per_row_why_and_keeps_a_dead_letter(client, token, dev
         {"device_id": device.id, "ts": _now(3600), "value": 1},
         {"device_id": device.id, "ts": "2026-11-25T08:00:00", "value": 1},
         {"device_id": device.id, "ts": _now(-60), "value": -5},
-        {"device_id": device.id, "ts": _now(-61), "value": (device.alarm_max or device.normal_max) * 1000 + 1e6},
+        {
+            "device_id": device.id,
+            "ts": _now(-61),
+            "value": (device.alarm_max or device.normal_max) * 1000 + 1e6,
+        },
         {"device_id": devices["binary"], "ts": _now(-62), "value": 0.5},
         {"device_id": device.id, "ts": "yesterday", "value": 1},
         {"device_id": device.id, "ts": _now(-63), "value": "high"},
@@ -213,6 +222,63 @@ def test_tokens_are_required_and_scoped(client, engine, devices):
     revoked = ingest_store.create_token(engine, source="test-revoked")
     ingest_store.revoke_tokens(engine, source="test-revoked")
     assert _post(client, revoked, {"readings": [own]}).status_code == 401
+
+
+def test_scattered_live_batches_keep_rollups_and_latest_state_exact(client, token, engine):
+    """Live batches name devices from all over the city (the trigger looks them up by key)."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT d.id, t.normal_min, t.normal_max, t.alarm_max FROM device d"
+                " JOIN device_type t ON t.id = d.type_id"
+                " WHERE d.status = 'active' AND t.value_kind = 'analog' ORDER BY random() LIMIT 300"
+            )
+        ).all()
+    assert max(r.id for r in rows) - min(r.id for r in rows) > 8 * len(rows)
+    moment = datetime.now(UTC) - timedelta(seconds=5)
+    readings = [
+        {
+            "device_id": row.id,
+            "ts": (moment - timedelta(milliseconds=k)).isoformat(),
+            # every third one beyond its alarm limit
+            "value": (row.alarm_max or row.normal_max) + 1 if k % 3 == 0 else row.normal_min,
+        }
+        for k, row in enumerate(rows)
+    ]
+    response = _post(client, token, {"readings": readings})
+    assert response.status_code == 200 and response.get_json()["stored"] == len(rows)
+    with engine.connect() as conn:
+        wrong_rollups = conn.execute(
+            sa.text(
+                """
+                WITH truth AS (
+                    SELECT bucket_15m(r.ts) AS bucket, d.street_code, t.category_code,
+                           count(*) AS n,
+                           count(*) FILTER (WHERE reading_level(r.value, t.normal_min,
+                                t.normal_max, t.alarm_min, t.alarm_max) = 2) AS alarms
+                    FROM reading r JOIN device d ON d.id = r.device_id
+                    JOIN device_type t ON t.id = d.type_id GROUP BY 1, 2, 3)
+                SELECT count(*) FROM truth FULL JOIN rollup_street_15m u
+                    USING (bucket, street_code, category_code)
+                WHERE truth.n IS DISTINCT FROM u.n_readings
+                   OR truth.alarms IS DISTINCT FROM u.n_alarm
+                """
+            )
+        ).scalar_one()
+        wrong_latest = conn.execute(
+            sa.text(
+                "SELECT count(*) FROM (SELECT DISTINCT ON (device_id) device_id, ts FROM reading"
+                " ORDER BY device_id, ts DESC) newest FULL JOIN device_latest l USING (device_id)"
+                " WHERE l.ts IS DISTINCT FROM newest.ts"
+            )
+        ).scalar_one()
+        queued = conn.execute(
+            sa.text("SELECT count(*) FROM rule_inbox WHERE ts = ANY(:ts)"),
+            {"ts": [datetime.fromisoformat(r["ts"]) for r in readings[::3]]},
+        ).scalar_one()
+    assert wrong_rollups == 0
+    assert wrong_latest == 0
+    assert queued == len(readings[::3])  # alarm readings reach the rules
 
 
 def test_openapi_document_describes_the_endpoint(client):

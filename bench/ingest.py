@@ -1,0 +1,398 @@
+"""Ingest figures with the whole live city running (app, MQTT broker, ingest worker, simulator):
+sustained readings/s through HTTP and through MQTT, end to end (committed), and the
+ingest-to-screen latency of the overview's "readings today" tile in headless Chromium.
+
+    python -m bench.ingest [--scale demo|seed] [--seconds 20] [--samples 20] [--reuse]
+
+Uses its own cluster (ONESCREEN_DATA_DIR/bench-pg, port 54339), database onescreen_ingest_bench,
+and its own Mosquitto. Targets (issue 4): ≥ 20,000 readings/s each path, latency p95 ≤ 5 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import statistics
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import orjson
+import sqlalchemy as sa
+
+from config import get_settings
+from data import migrate, writes
+from data.bench_support import fresh_database
+from data.embedded import EmbeddedPostgres, free_port
+from data.engine import create_db_engine
+from data.ingest_store import create_token, ensure_source
+
+ROOT = Path(__file__).resolve().parents[1]
+DATABASE = "onescreen_ingest_bench"
+SOURCE = "bench"
+
+
+def bodies(
+    devices: np.ndarray,
+    values: np.ndarray,
+    *,
+    start: datetime,
+    count: int,
+    per_body: int,
+    part: int,
+) -> list[bytes]:
+    """`count` JSON bodies of `per_body` readings with keys no other part or run uses."""
+    result = []
+    base = np.datetime64(start.replace(tzinfo=None), "ms")
+    for k in range(count):
+        n = (part * count + k) * per_body + np.arange(per_body)
+        device = devices[n % len(devices)]
+        # each device's readings 1 ms apart: unique (device, ts) keys
+        ts = np.datetime_as_string(base + (n // len(devices)).astype("timedelta64[ms]"), unit="ms")
+        rows = [
+            {"device_id": int(d), "ts": f"{t}Z", "value": float(v)}
+            for d, t, v in zip(device, ts, values[n % len(devices)], strict=True)
+        ]
+        result.append(orjson.dumps({"readings": rows}))
+    return result
+
+
+def _http_client(url, token, payloads, start_at, seconds, queue) -> None:
+    stored = requests = 0
+    while time.time() < start_at:
+        time.sleep(0.001)
+    deadline = start_at + seconds
+    for body in payloads:
+        if time.time() >= deadline:
+            break
+        request = urllib.request.Request(
+            url,
+            data=body,
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                stored += orjson.loads(response.read())["stored"]
+        except urllib.error.HTTPError as exc:
+            print(f"HTTP {exc.code}: {exc.read()[:200]!r}", file=sys.stderr)
+        requests += 1
+    queue.put((stored, requests, time.time()))
+
+
+def _mqtt_client(broker, topic, payloads, start_at, queue) -> None:
+    import paho.mqtt.client as mqtt
+
+    from ingest.broker import parse_broker_url
+
+    host, port = parse_broker_url(broker)
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-{os.getpid()}")
+    client.max_inflight_messages_set(200)
+    client.max_queued_messages_set(0)
+    client.connect(host, port)
+    client.loop_start()
+    while time.time() < start_at:
+        time.sleep(0.001)
+    infos = [client.publish(topic, body, qos=1) for body in payloads]
+    for info in infos:
+        info.wait_for_publish(timeout=120)
+    queue.put((sum(1 for i in infos if i.is_published()), time.time()))
+    client.disconnect()
+    client.loop_stop()
+
+
+def _count(engine, start: datetime, end: datetime) -> int:
+    with engine.connect() as conn:
+        return conn.execute(
+            sa.text("SELECT count(*) FROM reading WHERE ts >= :a AND ts < :b"),
+            {"a": start, "b": end},
+        ).scalar_one()
+
+
+def _devices(engine) -> tuple[np.ndarray, np.ndarray]:
+    """Active devices and a normal value each (the bench load raises no incidents)."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT d.id, (t.normal_min + t.normal_max) / 2 FROM device d"
+                " JOIN device_type t ON t.id = d.type_id WHERE d.status = 'active'"
+                " AND t.value_kind = 'analog' ORDER BY d.id"
+            )
+        ).all()
+    return np.array([r[0] for r in rows], dtype=np.int64), np.array([r[1] for r in rows])
+
+
+def run_http(engine, base_url, *, devices, values, seconds, clients, per_body, start) -> dict:
+    """Readings/s committed through POST /api/v1/readings by `clients` processes."""
+    token = create_token(engine, source=SOURCE, label="bench")
+    need = int(seconds * 60_000 / per_body / clients) + 2  # more than a run can send
+    parts = [
+        bodies(devices, values, start=start, count=need, per_body=per_body, part=p)
+        for p in range(clients)
+    ]
+    queue: mp.Queue = mp.Queue()
+    start_at = time.time() + 1.0
+    procs = [
+        mp.Process(
+            target=_http_client,
+            args=(f"{base_url}/api/v1/readings", token, parts[p], start_at, seconds, queue),
+        )
+        for p in range(clients)
+    ]
+    for proc in procs:
+        proc.start()
+    results = [queue.get() for _ in procs]
+    for proc in procs:
+        proc.join()
+    elapsed = max(r[2] for r in results) - start_at
+    stored = sum(r[0] for r in results)
+    in_db = _count(engine, start, start + timedelta(hours=6))
+    return {
+        "stored": stored,
+        "in_db": in_db,
+        "requests": sum(r[1] for r in results),
+        "seconds": elapsed,
+        "rate": stored / elapsed,
+    }
+
+
+def run_mqtt(engine, broker, *, devices, values, total, publishers, per_body, start) -> dict:
+    """Readings/s from the first publish to the last row committed by the ingest worker."""
+    ensure_source(engine, source=SOURCE)
+    per = total // publishers // per_body
+    parts = [
+        bodies(devices, values, start=start, count=per, per_body=per_body, part=p)
+        for p in range(publishers)
+    ]
+    expected = per * per_body * publishers
+    queue: mp.Queue = mp.Queue()
+    start_at = time.time() + 1.0
+    topic = f"onescreen/{SOURCE}/telemetry"
+    procs = [
+        mp.Process(target=_mqtt_client, args=(broker, topic, parts[p], start_at, queue))
+        for p in range(publishers)
+    ]
+    for proc in procs:
+        proc.start()
+    window_end = start + timedelta(hours=6)
+    stored = 0
+    while time.time() < start_at + 600:
+        stored = _count(engine, start, window_end)
+        if stored >= expected:
+            break
+        time.sleep(0.25)
+    done = time.time()
+    results = [queue.get() for _ in procs]
+    for proc in procs:
+        proc.join()
+    return {
+        "published": sum(r[0] for r in results) * per_body,
+        "publish_seconds": max(r[1] for r in results) - start_at,
+        "stored": stored,
+        "expected": expected,
+        "seconds": done - start_at,
+        "rate": stored / (done - start_at),
+    }
+
+
+def run_latency(engine, base_url, broker, *, devices, values, samples, batch) -> list[float]:
+    """Seconds from publishing `batch` readings stamped now until the overview tile shows them."""
+    import paho.mqtt.client as mqtt
+    from playwright.sync_api import sync_playwright
+
+    from ingest.broker import parse_broker_url
+
+    host, port = parse_broker_url(broker)
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-latency")
+    client.connect(host, port)
+    client.loop_start()
+    latencies = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=os.environ.get("ONESCREEN_CHROMIUM", "/usr/bin/chromium"),
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--disable-background-networking",
+                "--disable-component-update",
+            ],
+        )
+        page = browser.new_page(viewport={"width": 1920, "height": 1080})
+        page.goto(base_url + "/", wait_until="networkidle")
+        tile = "[data-key=readings_today]"
+        page.wait_for_selector(tile, timeout=60_000)
+        rng = np.random.default_rng(4)
+        for sample in range(samples):
+            with engine.connect() as conn:
+                today = conn.execute(
+                    sa.text(
+                        "SELECT coalesce(sum(n_readings), 0) FROM rollup_district_daily"
+                        " WHERE day = city_day(now())"
+                    )
+                ).scalar_one()
+            pick = rng.choice(len(devices), size=batch, replace=False)
+            now = datetime.now(UTC)
+            rows = [
+                {
+                    "device_id": int(devices[i]),
+                    "ts": (now - timedelta(milliseconds=sample)).isoformat(),
+                    "value": float(values[i]),
+                }
+                for i in pick
+            ]
+            started = time.time()
+            client.publish("onescreen/bench/telemetry", orjson.dumps({"readings": rows}), qos=1)
+            # the simulator adds ~100/s meanwhile: a batch of thousands is only matched by ours
+            page.wait_for_function(
+                "([sel, target]) => { const el = document.querySelector(sel);"
+                " return el && parseInt(el.textContent.replace(/[^0-9]/g, '')) >= target; }",
+                arg=[tile, int(today) + batch],
+                polling=50,
+                timeout=60_000,
+            )
+            latencies.append(time.time() - started)
+            time.sleep(rng.uniform(0.5, 3.5))  # land anywhere in the refresh cycle
+        browser.close()
+    client.disconnect()
+    client.loop_stop()
+    return latencies
+
+
+def _serve(url: str, broker: str, port: int, log: Path) -> subprocess.Popen:
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "ONESCREEN_MQTT_URL": broker,
+        "ONESCREEN_LOG_LEVEL": "WARNING",
+        "ONESCREEN_MQTT_CLIENT_ID": "bench-ingest",
+    }
+    with open(log, "w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "cli.py", "serve", "--no-seed", "--port", str(port)],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/health", timeout=2):
+                return process
+        except OSError:
+            time.sleep(0.5)
+    process.kill()
+    raise RuntimeError(f"server did not start: {log.read_text()[-2000:]}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", choices=["demo", "seed"], default="demo")
+    parser.add_argument("--seconds", type=float, default=20, help="HTTP phase length")
+    parser.add_argument("--clients", type=int, default=2, help="HTTP client processes")
+    parser.add_argument("--http-batch", type=int, default=5000)
+    parser.add_argument("--mqtt-total", type=int, default=600_000)
+    parser.add_argument("--mqtt-batch", type=int, default=2000)
+    parser.add_argument("--publishers", type=int, default=2)
+    parser.add_argument("--samples", type=int, default=20, help="latency samples")
+    parser.add_argument("--reuse", action="store_true", help="keep an already seeded city")
+    args = parser.parse_args()
+
+    from ingest.broker import ManagedBroker
+    from simulator.seed import seed_city
+
+    settings = get_settings()
+    cluster = EmbeddedPostgres(
+        root=settings.data_dir / "bench-pg",
+        port=54339,
+        bin_dir=settings.pg_bin_dir,
+        os_user=settings.pg_os_user,
+    )
+    cluster_url = cluster.ensure_running()
+    url = f"{cluster_url.rsplit('/', 1)[0]}/{DATABASE}"
+    engine = create_db_engine(url) if args.reuse else None
+    if engine is None or writes.get_meta(engine, key="seed") is None:
+        url = fresh_database(cluster_url, name=DATABASE)
+        engine = create_db_engine(url)
+        migrate.upgrade(engine)
+        t = time.time()
+        seed_city(engine, scale=args.scale, random_seed=settings.random_seed)
+        print(f"seeded {args.scale} city in {time.time() - t:.1f} s")
+    migrate.upgrade(engine)
+    broker_root = settings.data_dir / "bench-mqtt"
+    broker = ManagedBroker(root=broker_root, port=free_port())
+    broker_url = broker.ensure_running()
+    port = free_port()
+    log = settings.data_dir / "bench-ingest-serve.log"
+    server = _serve(url, broker_url, port, log)
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        devices, values = _devices(engine)
+        with engine.connect() as conn:
+            seeded_from = conn.execute(sa.text("SELECT min(ts) FROM device_latest")).scalar_one()
+        # bench readings go to days before the seeded history, so counting them is exact
+        http_start = (seeded_from or datetime.now(UTC)) - timedelta(days=3)
+        mqtt_start = http_start - timedelta(days=1)
+        time.sleep(5)  # let the simulator reach its rate
+        http = run_http(
+            engine,
+            base_url,
+            devices=devices,
+            values=values,
+            seconds=args.seconds,
+            clients=args.clients,
+            per_body=args.http_batch,
+            start=http_start,
+        )
+        print(
+            f"HTTP  {http['rate']:>9,.0f} readings/s committed ({http['stored']:,} in"
+            f" {http['seconds']:.1f} s, {http['requests']} requests of {args.http_batch},"
+            f" {args.clients} clients; {http['in_db']:,} in the store)"
+        )
+        mqtt = run_mqtt(
+            engine,
+            broker_url,
+            devices=devices,
+            values=values,
+            total=args.mqtt_total,
+            publishers=args.publishers,
+            per_body=args.mqtt_batch,
+            start=mqtt_start,
+        )
+        print(
+            f"MQTT  {mqtt['rate']:>9,.0f} readings/s committed ({mqtt['stored']:,} of"
+            f" {mqtt['expected']:,} in {mqtt['seconds']:.1f} s from first publish; publishing"
+            f" took {mqtt['publish_seconds']:.1f} s; messages of {args.mqtt_batch})"
+        )
+        latencies = run_latency(
+            engine,
+            base_url,
+            broker_url,
+            devices=devices,
+            values=values,
+            samples=args.samples,
+            batch=3000,
+        )
+        ordered = sorted(latencies)
+        p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+        print(
+            f"ingest → screen: p50 {statistics.median(ordered):.2f} s, p95 {p95:.2f} s,"
+            f" max {ordered[-1]:.2f} s over {len(ordered)} samples (MQTT publish → overview"
+            f" tile, refresh {settings.ui_refresh_seconds:g} s)"
+        )
+    finally:
+        server.terminate()
+        server.wait(20)
+        broker.stop()
+        engine.dispose()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
