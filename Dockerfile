@@ -1,4 +1,8 @@
 # OneScreen web app. The database is a separate PostGIS server: set DATABASE_URL.
+# The live city needs two more processes from this image, next to an MQTT broker
+# (ONESCREEN_MQTT_URL): `python cli.py ingest-mqtt` (one per broker session) and
+# `python cli.py rules run` (one per database). `python cli.py serve` runs all of it in one
+# process tree for a single machine.
 FROM python:3.11-slim-bookworm
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 RUN apt-get update \
