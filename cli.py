@@ -165,6 +165,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from data.engine import embedded_cluster, get_engine
     from simulator.seed import seed_city
 
+    _terminate_on_sigterm()
     engine = get_engine()
     migrate.upgrade(engine)
     if not args.no_seed:
@@ -181,19 +182,55 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         reading_retention_days=settings.reading_retention_days,
         rollup_retention_days=settings.rollup_retention_days,
     )
+    host = args.host or settings.host
+    port = args.port or settings.port
+    supervisor, rules = _start_live_city(args, settings, engine=engine, port=port)
     app = create_app()
     from components.device_layer import warm_in_background
 
     warm_in_background()
-    host = args.host or settings.host
-    port = args.port or settings.port
     print(f"OneScreen on http://{host}:{port}/")
     try:
         app.run(host=host, port=port, debug=settings.debug)
     finally:
+        rules.stop(timeout_s=10)
+        if supervisor is not None:
+            supervisor.stop()
         if settings.embedded and args.stop_db:
             embedded_cluster(settings).stop()
     return 0
+
+
+def _start_live_city(args: argparse.Namespace, settings: Settings, *, engine, port: int):
+    """The incident rules (a thread), and unless switched off the MQTT broker, the ingest
+    worker and the simulator (supervised child processes)."""
+    import os
+
+    from data.engine import resolve_database_url
+    from data.ingest_store import create_token, ensure_source
+    from ingest.rules_engine import start_rules
+    from ingest.supervisor import Child, Supervisor
+
+    rules = start_rules(engine, interval_s=settings.rules_interval_seconds)
+    if args.no_ingest:
+        return None, rules
+    from ingest.broker import broker_url
+
+    url = broker_url(settings)
+    ensure_source(engine, source="simulator", name="OneScreen live simulator")
+    # children use the same database and broker rather than each deciding again
+    env = {**os.environ, "DATABASE_URL": resolve_database_url(settings), "ONESCREEN_MQTT_URL": url}
+    children = [Child("mqtt ingest worker", ["ingest-mqtt"], env=env)]
+    if settings.simulate and not args.no_simulate:
+        simulate = ["simulate", "--rate", str(settings.simulate_rate)]
+        simulate += ["--transport", settings.simulate_transport]
+        if settings.simulate_transport == "http":
+            token = create_token(engine, source="simulator", label="serve")
+            simulate += ["--http-url", f"http://127.0.0.1:{port}/api/v1/readings"]
+            simulate += ["--token", token]
+        children.append(Child("simulator", simulate, env=env))
+    print(f"live city: MQTT {url}, ingest worker" + (", simulator" if len(children) > 1 else ""))
+    return Supervisor(children).start(), rules
 
 
 def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
@@ -212,7 +249,7 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
         get_engine(),
         settings=settings,
         stop=stop,
-        rate=args.rate,
+        rate=args.rate or settings.simulate_rate,
         transport=args.transport or settings.simulate_transport,
         broker=args.broker,
         http_url=args.http_url,
@@ -294,6 +331,46 @@ def cmd_rules_list(args: argparse.Namespace, settings: Settings) -> int:
             f"{rule.code:<13} {scope!s:<9} {rule.severity:<8} {condition};"
             f" auto-resolve {resolve}{state}"
         )
+    return 0
+
+
+def cmd_mqtt_status(args: argparse.Namespace, settings: Settings) -> int:
+    from ingest.broker import managed_broker
+
+    if settings.mqtt_url:
+        print(f"ONESCREEN_MQTT_URL is set: {settings.mqtt_url} (not managed by OneScreen)")
+        return 0
+    broker = managed_broker(settings)
+    state = "running" if broker.is_running() else "stopped"
+    print(f"managed Mosquitto: {broker.url} ({state}), files in {broker.root}")
+    return 0
+
+
+def cmd_mqtt_stop(args: argparse.Namespace, settings: Settings) -> int:
+    from ingest.broker import managed_broker
+
+    if settings.mqtt_url:
+        print("ONESCREEN_MQTT_URL is set: there is no managed broker to stop.")
+        return 0
+    stopped = managed_broker(settings).stop()
+    print("managed Mosquitto stopped" if stopped else "managed Mosquitto was not running")
+    return 0
+
+
+def cmd_rules_run(args: argparse.Namespace, settings: Settings) -> int:
+    import time
+
+    from data.engine import get_engine
+    from ingest.rules_engine import start_rules
+
+    _terminate_on_sigterm()
+    loop = start_rules(get_engine(), interval_s=settings.rules_interval_seconds)
+    print(f"incident rules running every {settings.rules_interval_seconds:g} s (Ctrl-C stops)")
+    try:
+        while loop.thread.is_alive():
+            time.sleep(1)
+    except KeyboardInterrupt:
+        loop.stop()
     return 0
 
 
@@ -391,6 +468,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ingest_mqtt.set_defaults(handler=cmd_ingest_mqtt)
 
+    broker = commands.add_parser("mqtt", help="the managed MQTT broker (Mosquitto)")
+    broker_commands = broker.add_subparsers(dest="mqtt_command", required=True, metavar="ACTION")
+    broker_commands.add_parser("status", help="is the managed broker running").set_defaults(
+        handler=cmd_mqtt_status
+    )
+    broker_commands.add_parser("stop", help="stop the managed broker").set_defaults(
+        handler=cmd_mqtt_stop
+    )
+
     tokens = commands.add_parser("tokens", help="ingest API tokens of sources and devices")
     token_commands = tokens.add_subparsers(dest="tokens_command", required=True, metavar="ACTION")
     create = token_commands.add_parser("create", help="create a token (printed once)")
@@ -407,14 +493,26 @@ def build_parser() -> argparse.ArgumentParser:
     letters.set_defaults(handler=cmd_dead_letters)
 
     rules = commands.add_parser("rules", help="incident rules")
-    rules.add_subparsers(dest="rules_command", required=True, metavar="ACTION").add_parser(
-        "list", help="list the incident rules"
-    ).set_defaults(handler=cmd_rules_list)
+    rule_commands = rules.add_subparsers(dest="rules_command", required=True, metavar="ACTION")
+    rule_commands.add_parser("list", help="list the incident rules").set_defaults(
+        handler=cmd_rules_list
+    )
+    rule_commands.add_parser(
+        "run", help="run the rules engine alone (serve runs it too)"
+    ).set_defaults(handler=cmd_rules_run)
 
     serve = commands.add_parser("serve", help="run the dashboard (seeds an empty database first)")
     serve.add_argument("--host", help="bind address (default: ONESCREEN_HOST)")
     serve.add_argument("--port", type=int, help="port (default: ONESCREEN_PORT)")
     serve.add_argument("--no-seed", action="store_true", help="do not seed an empty database")
+    serve.add_argument(
+        "--no-simulate", action="store_true", help="do not stream the live synthetic city"
+    )
+    serve.add_argument(
+        "--no-ingest",
+        action="store_true",
+        help="start no MQTT broker, ingest worker or simulator (HTTP ingest stays on)",
+    )
     serve.add_argument(
         "--stop-db", action="store_true", help="stop the embedded cluster when the server exits"
     )
@@ -426,7 +524,6 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument(
         "--rate",
         type=float,
-        default=get_settings_default("simulate_rate"),
         help="readings per second (default: ONESCREEN_SIMULATE_RATE, 97)",
     )
     simulate.add_argument(

@@ -98,7 +98,7 @@ class City:
     random_seed: int
 
 
-def _type_arrays(device_types: list[DeviceType]) -> dict[str, np.ndarray]:
+def type_arrays(device_types: list[DeviceType]) -> dict[str, np.ndarray]:
     """Per-type parameters as arrays indexed by type_id (0 unused)."""
     size = max(t.type_id for t in device_types) + 1
     out: dict[str, np.ndarray] = {
@@ -298,7 +298,7 @@ def plan_city(
                 device_index=int(idx),
                 start_us=begin,
                 end_us=min(begin + duration, end_us + 6 * 3600 * US),
-                direction=_fault_direction(t, rng),
+                direction=fault_direction(t, rng),
                 to_alarm=t.value_kind == "binary" or rng.random() < 0.6,
                 cause="fault",
             )
@@ -315,7 +315,8 @@ def plan_city(
     )
 
 
-def _fault_direction(t: DeviceType, rng: np.random.Generator) -> int:
+def fault_direction(t: DeviceType, rng: np.random.Generator) -> int:
+    """Which side a fault pushes a type's values to (+1 high, -1 low)."""
     if t.alarm_max is not None and t.alarm_min is not None:
         return 1 if rng.random() < 0.7 else -1
     return 1 if t.alarm_max is not None or t.alarm_min is None else -1
@@ -352,7 +353,7 @@ def _rainstorm(
                 device_index=int(idx),
                 start_us=begin,
                 end_us=begin + int(rng.uniform(60 * 60, 150 * 60) * US),
-                direction=_fault_direction(t, rng) if t.alarm_max is None else 1,
+                direction=fault_direction(t, rng) if t.alarm_max is None else 1,
                 to_alarm=rng.random() < 0.35,
                 cause="rainstorm",
             )
@@ -368,7 +369,7 @@ def iter_reading_batches(
     city: City, device_types: list[DeviceType], *, devices_per_batch: int = 40_000
 ) -> Iterator[ReadingBatch]:
     """The window's readings, device-major in blocks of consecutive ids (a block = one batch)."""
-    params = _type_arrays(device_types)
+    params = type_arrays(device_types)
     devices = city.devices
     start_us, end_us = _to_us(city.start), _to_us(city.end)
     episodes_by_device: dict[int, list[Episode]] = {}
@@ -419,16 +420,7 @@ def _block_readings(
     ts = np.minimum(ts, end_us)
     t_type = type_ids[owner]
 
-    hour = ((ts // US + 8 * 3600) % 86400) / 3600.0  # local (UTC+8) hour of day
-    value = (
-        params["baseline"][t_type]
-        + params["amplitude"][t_type]
-        * np.sin(2 * np.pi * (hour - params["peak"][t_type] + 6) / 24.0)
-        + rng.normal(0.0, 1.0, total) * params["noise"][t_type]
-    )
-    binary = params["binary"][t_type] > 0
-    value[binary] = 0.0
-    value = np.clip(value, _lower_clip(params, t_type), None)
+    value = healthy_values(params, t_type, ts, rng.normal(0.0, 1.0, total))
 
     local_owner_start = np.cumsum(counts) - counts
     for local, dev_index in enumerate(range(first_index, first_index + len(ids))):
@@ -436,13 +428,11 @@ def _block_readings(
             rows = slice(local_owner_start[local], local_owner_start[local] + counts[local])
             in_ep = (ts[rows] >= ep.start_us) & (ts[rows] < ep.end_us)
             if in_ep.any():
-                value[rows.start + np.flatnonzero(in_ep)] = _episode_values(
+                value[rows.start + np.flatnonzero(in_ep)] = episode_values(
                     ep, int(type_ids[local]), params, int(in_ep.sum()), rng
                 )
 
-    decimals = params["decimals"][t_type]
-    scale = 10.0**decimals
-    value = np.round(value * scale) / scale
+    value = round_to_type(value, params, t_type)
     quality = np.zeros(total, dtype=np.int16)
     flagged = rng.random(total)
     quality[flagged < 0.002] = 1
@@ -450,12 +440,36 @@ def _block_readings(
     return ReadingBatch(device_id=ids[owner], ts_us=ts, value=value, quality=quality)
 
 
+def healthy_values(
+    params: dict[str, np.ndarray], t_type: np.ndarray, ts_us: np.ndarray, noise: np.ndarray
+) -> np.ndarray:
+    """A healthy device's values: baseline + daily cycle (local time) + noise; binary types 0."""
+    hour = ((ts_us // US + 8 * 3600) % 86400) / 3600.0  # local (UTC+8) hour of day
+    value = (
+        params["baseline"][t_type]
+        + params["amplitude"][t_type]
+        * np.sin(2 * np.pi * (hour - params["peak"][t_type] + 6) / 24.0)
+        + noise * params["noise"][t_type]
+    )
+    binary = params["binary"][t_type] > 0
+    value[binary] = 0.0
+    return np.clip(value, _lower_clip(params, t_type), None)
+
+
+def round_to_type(
+    value: np.ndarray, params: dict[str, np.ndarray], t_type: np.ndarray
+) -> np.ndarray:
+    """Values rounded to their type's decimals."""
+    scale = 10.0 ** params["decimals"][t_type]
+    return np.round(value * scale) / scale
+
+
 def _lower_clip(params: dict[str, np.ndarray], t_type: np.ndarray) -> np.ndarray:
     # physical quantities here are never negative unless the type's normal range says so
     return np.where(params["normal_min"][t_type] >= 0, 0.0, -np.inf)
 
 
-def _episode_values(
+def episode_values(
     ep: Episode, type_id: int, params: dict[str, np.ndarray], count: int, rng: np.random.Generator
 ) -> np.ndarray:
     """Values during an episode: over the alarm (or only the warning) threshold, with noise."""
@@ -517,7 +531,7 @@ def record_incidents(
     rng: np.random.Generator,
 ) -> None:
     """Turn this batch's threshold crossings (fault episodes) and silences into incidents."""
-    params = _type_arrays(device_types)
+    params = type_arrays(device_types)
     types = {t.type_id: t for t in device_types}
     end_us = _to_us(city.end)
     devices = city.devices

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -77,3 +78,19 @@ def scratch_db(pg_cluster: EmbeddedPostgres) -> Iterator[sa.Engine]:
         with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def mqtt_broker() -> Iterator[str]:
+    """A throwaway managed Mosquitto on a free port; yields its mqtt:// URL."""
+    from ingest.broker import ManagedBroker
+
+    root = Path(tempfile.mkdtemp(prefix="onescreen-mqtt-"))
+    root.chmod(0o755)  # mosquitto drops root privileges and must reach its directory
+    broker = ManagedBroker(root=root / "mqtt", port=free_port())
+    url = broker.ensure_running()
+    try:
+        yield url
+    finally:
+        broker.stop()
+        shutil.rmtree(root, ignore_errors=True)

@@ -1,0 +1,766 @@
+"""The live synthetic city: the seeded devices report now, through MQTT or HTTP, at a chosen rate.
+
+The core (`LiveCity.step`) is a pure function of a clock and a random seed: it says which readings
+fall due up to an instant, so the tests drive it over simulated hours in milliseconds. `run` puts
+it on the wall clock and hands batches to a publisher (`MqttPublisher`, `HttpPublisher`).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+import numpy as np
+import orjson
+
+from data.catalog import DeviceType
+from data.errors import OneScreenError
+from data.live_city import LiveDevices
+from data.writes import ReadingBatch
+from simulator.city import (
+    US,
+    Episode,
+    episode_values,
+    fault_direction,
+    healthy_values,
+    round_to_type,
+    type_arrays,
+)
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+    from config import Settings
+
+log = logging.getLogger(__name__)
+
+NEVER = np.iinfo(np.int64).max
+NO_EPISODE, FAULT, STORM = 0, 1, 2
+# Share of a storm district's flood sensors of each kind that the storm reaches.
+STORM_REACH = {
+    "rain_gauge": 0.9,
+    "ponding": 0.7,
+    "river_level": 0.6,
+    "tide_level": 0.5,
+    "gate_opening": 0.5,
+    "pump_status": 0.15,
+}
+STORM_KINDS = ("rainstorm", "typhoon")
+SOURCE_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+
+
+@dataclass(frozen=True)
+class LiveConfig:
+    """How the live city behaves: its rate and how often things go wrong."""
+
+    rate: float = 97.0
+    seed: int = 0
+    # quiet minutes between the end of one storm and the start of the next; None = no storms
+    storm_every_s: float | None = 20 * 60
+    storm_now: bool = False
+    storm_minutes: tuple[float, float] = (10.0, 20.0)
+    storm_districts: tuple[int, int] = (3, 5)
+    faults_per_device_hour: float = 0.005
+    fault_minutes: tuple[float, float] = (3.0, 12.0)
+    silences_per_device_hour: float = 0.003
+    silence_minutes: tuple[float, float] = (10.0, 90.0)
+    # a device in trouble reports on change and then this often, like real alarm-capable sensors
+    alarm_period_s: float = 15.0
+    # after a stall (broker down) a device sends at most this much of what it missed
+    max_catch_up_s: float = 30.0
+
+
+@dataclass(frozen=True)
+class Storm:
+    """A rainstorm or typhoon over some districts."""
+
+    kind: str
+    start_us: int
+    end_us: int
+    districts: tuple[str, ...]
+    devices: int  # flood sensors it reaches
+
+
+def storm_intensity(
+    ts_us: np.ndarray, *, start_us: int | np.ndarray, end_us: int | np.ndarray
+) -> np.ndarray:
+    """0 → 1 over the first 30% of a storm, 1 until 75%, back to 0 at its end (smoothed)."""
+    span = np.maximum(np.asarray(end_us) - np.asarray(start_us), 1)
+    f = (np.asarray(ts_us, dtype=np.float64) - start_us) / span
+    x = np.clip(np.minimum(f / 0.3, (1.0 - f) / 0.25), 0.0, 1.0)
+    return x * x * (3.0 - 2.0 * x)
+
+
+def plausible_bounds(device_types: list[DeviceType]) -> tuple[np.ndarray, np.ndarray]:
+    """Per type id: the lowest and highest value the simulator may send (physically sensible)."""
+    size = max(t.type_id for t in device_types) + 1
+    low, high = np.full(size, -np.inf), np.full(size, np.inf)
+    for t in device_types:
+        width = max(t.normal_max - t.normal_min, 1e-6)
+        top = max(t.normal_max, t.alarm_max if t.alarm_max is not None else t.normal_max)
+        bottom = min(t.normal_min, t.alarm_min if t.alarm_min is not None else t.normal_min)
+        if t.value_kind == "binary":
+            low[t.type_id], high[t.type_id] = 0.0, 1.0
+            continue
+        high[t.type_id] = 100.0 if t.unit == "%" and top < 100 else top + width
+        low[t.type_id] = 0.0 if t.normal_min >= 0 else bottom - width
+    return low, high
+
+
+class LiveCity:
+    """The devices' schedules, faults, silences and storms; `step(now)` yields what is due."""
+
+    def __init__(
+        self,
+        devices: LiveDevices,
+        device_types: list[DeviceType],
+        config: LiveConfig,
+        *,
+        start_us: int,
+        offline_ids: np.ndarray | None = None,
+    ) -> None:
+        active = devices.status == "active"
+        self.device_id = devices.device_id[active]
+        self.type_id = devices.type_id[active].astype(np.int64)
+        self.district = devices.district_adcode[active]
+        self.config = config
+        self.types = {t.type_id: t for t in device_types}
+        self.params = type_arrays(device_types)
+        self.low, self.high = plausible_bounds(device_types)
+        n = len(self.device_id)
+        if n == 0:
+            raise ValueError("the database has no active devices to simulate")
+        measurand = {t.type_id: t.measurand for t in device_types}
+        category = {t.type_id: t.category for t in device_types}
+        self.measurand = np.array([measurand[int(t)] for t in self.type_id], dtype=object)
+        self.is_flood = np.array([category[int(t)] == "flood" for t in self.type_id])
+        self.rng = np.random.default_rng([config.seed, 20260701])
+        self.offline = np.zeros(n, dtype=bool)
+        self.silent_until = np.zeros(n, dtype=np.int64)
+        self.ep_kind = np.zeros(n, dtype=np.int8)
+        self.ep_start = np.zeros(n, dtype=np.int64)
+        self.ep_end = np.zeros(n, dtype=np.int64)
+        self.ep_direction = np.ones(n, dtype=np.int8)
+        self.ep_to_alarm = np.zeros(n, dtype=bool)
+        self.last_ts = np.full(n, start_us - 1, dtype=np.int64)
+        self.now_us = start_us
+        self.storm: Storm | None = None
+        self.next_storm_us = (
+            NEVER
+            if config.storm_every_s is None
+            else start_us + (0 if config.storm_now else int(config.storm_every_s * US))
+        )
+        self.set_offline(offline_ids if offline_ids is not None else np.empty(0, np.int64))
+        # a random phase per device spreads the first round evenly over one period
+        self.next_due = start_us + (self.rng.random(n) * self.period_us).astype(np.int64) + 1
+        self.events: list[str] = []
+
+    # --- schedule ---------------------------------------------------------------------------
+
+    def set_offline(self, ids: np.ndarray) -> None:
+        """Devices with a live 'offline' incident stay silent; the others share the rate."""
+        self.offline = np.isin(self.device_id, ids)
+        reporting = ~self.offline
+        interval = self.params["interval"][self.type_id]
+        natural = float((1.0 / interval[reporting]).sum()) if reporting.any() else 1.0
+        # every device's own interval shrinks by the same factor, so the mix stays the real one
+        self.speedup = self.config.rate / natural
+        self.period_us = np.maximum((interval / self.speedup * US).astype(np.int64), 1_000)
+
+    def reporting_rate(self) -> float:
+        """Readings per second the current schedule produces (silences aside)."""
+        return float((US / self.period_us[~self.offline]).sum())
+
+    def step(self, now_us: int) -> ReadingBatch:
+        """Every reading due in (previous step, now_us], ordered by time."""
+        if now_us <= self.now_us:
+            return _empty_batch()
+        self._happenings(self.now_us, now_us)
+        self.now_us = now_us
+        due = np.flatnonzero(self.next_due <= now_us)
+        if len(due) == 0:
+            return _empty_batch()
+        quiet = self.offline[due] | (self.silent_until[due] > now_us)
+        if quiet.any():
+            skipped = due[quiet]
+            # a silent device misses its turns: its next one is after now
+            p = self.period_us[skipped]
+            self.next_due[skipped] += ((now_us - self.next_due[skipped]) // p + 1) * p
+            due = due[~quiet]
+        floor = now_us - int(self.config.max_catch_up_s * US)
+        self.next_due[due] = np.maximum(self.next_due[due], floor)
+        in_episode = (self.ep_kind[due] != NO_EPISODE) & (self.ep_start[due] <= now_us)
+        period = np.where(
+            in_episode,
+            np.minimum(self.period_us[due], int(self.config.alarm_period_s * US)),
+            self.period_us[due],
+        )
+        counts = (now_us - self.next_due[due]) // period + 1
+        total = int(counts.sum())
+        owner = np.repeat(np.arange(len(due)), counts)
+        k = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
+        ts = self.next_due[due][owner] + k * period[owner]
+        self.last_ts[due] = self.next_due[due] + (counts - 1) * period
+        self.next_due[due] += counts * period
+        device = due[owner]
+        value = self._values(device, ts)
+        quality = np.zeros(total, dtype=np.int16)
+        flagged = self.rng.random(total)
+        quality[flagged < 0.002] = 1
+        quality[flagged < 0.0004] = 2
+        order = np.argsort(ts, kind="stable")
+        return ReadingBatch(
+            device_id=self.device_id[device][order],
+            ts_us=ts[order],
+            value=value[order],
+            quality=quality[order],
+        )
+
+    def _values(self, device: np.ndarray, ts: np.ndarray) -> np.ndarray:
+        t_type = self.type_id[device]
+        value = healthy_values(self.params, t_type, ts, self.rng.standard_normal(len(ts)))
+        kind = self.ep_kind[device]
+        hit = np.flatnonzero(
+            (kind != NO_EPISODE) & (ts >= self.ep_start[device]) & (ts < self.ep_end[device])
+        )
+        if len(hit):
+            d = device[hit]
+            target = self._episode_targets(d)
+            healthy = value[hit]
+            storm = self.ep_kind[d] == STORM
+            if storm.any():
+                s = storm_intensity(
+                    ts[hit][storm], start_us=self.ep_start[d][storm], end_us=self.ep_end[d][storm]
+                )
+                binary = self.params["binary"][t_type[hit][storm]] > 0
+                blended = healthy[storm] + s * (target[storm] - healthy[storm])
+                target[storm] = np.where(
+                    binary, np.where(s >= 0.5, target[storm], healthy[storm]), blended
+                )
+            value[hit] = target
+        value = np.clip(value, self.low[t_type], self.high[t_type])
+        return round_to_type(value, self.params, t_type)
+
+    def _episode_targets(self, d: np.ndarray) -> np.ndarray:
+        """Values beyond the warning or alarm limit for devices `d` (city.episode_values)."""
+        out = np.empty(len(d))
+        key = self.type_id[d] * 4 + (self.ep_direction[d] > 0) * 2 + self.ep_to_alarm[d]
+        for group in np.unique(key):
+            rows = np.flatnonzero(key == group)
+            type_id, rest = divmod(int(group), 4)
+            ep = Episode(
+                device_index=-1,
+                start_us=0,
+                end_us=0,
+                direction=1 if rest >= 2 else -1,
+                to_alarm=bool(rest % 2),
+                cause="live",
+            )
+            out[rows] = episode_values(ep, type_id, self.params, len(rows), self.rng)
+        return out
+
+    # --- what happens in the city ------------------------------------------------------------
+
+    def _happenings(self, since_us: int, now_us: int) -> None:
+        hours = (now_us - since_us) / US / 3600
+        self._end_episodes(now_us)
+        if self.storm is not None and now_us >= self.storm.end_us:
+            self.events.append(f"{self.storm.kind} over {', '.join(self.storm.districts)} ended")
+            self.storm = None
+            if self.config.storm_every_s is not None:
+                self.next_storm_us = now_us + int(self.config.storm_every_s * US)
+        if self.storm is None and now_us >= self.next_storm_us:
+            self.start_storm(now_us)
+        n = len(self.device_id)
+        cfg = self.config
+        for _ in range(self.rng.poisson(cfg.faults_per_device_hour * n * hours)):
+            self._start_fault(now_us)
+        for _ in range(self.rng.poisson(cfg.silences_per_device_hour * n * hours)):
+            i = int(self.rng.integers(n))
+            if self.ep_kind[i] == NO_EPISODE:
+                minutes = self.rng.uniform(*cfg.silence_minutes)
+                self.silent_until[i] = now_us + int(minutes * 60 * US)
+
+    def _end_episodes(self, now_us: int) -> None:
+        over = np.flatnonzero((self.ep_kind != NO_EPISODE) & (self.ep_end <= now_us))
+        if len(over):
+            # the recovery is reported at once, as the alarm was
+            self._report_at(over, self.ep_end[over])
+            self.ep_kind[over] = NO_EPISODE
+
+    def _report_at(self, devices: np.ndarray, at_us: np.ndarray) -> None:
+        soon = np.maximum(at_us, self.last_ts[devices] + 1)
+        self.next_due[devices] = np.minimum(self.next_due[devices], soon)
+
+    def _start_fault(self, now_us: int) -> None:
+        i = int(self.rng.integers(len(self.device_id)))
+        if self.ep_kind[i] != NO_EPISODE or self.offline[i] or self.silent_until[i] > now_us:
+            return
+        t = self.types[int(self.type_id[i])]
+        minutes = self.rng.uniform(*self.config.fault_minutes)
+        self.ep_kind[i] = FAULT
+        self.ep_start[i] = now_us
+        self.ep_end[i] = now_us + int(minutes * 60 * US)
+        self.ep_direction[i] = fault_direction(t, self.rng)
+        self.ep_to_alarm[i] = t.value_kind == "binary" or self.rng.random() < 0.6
+        self._report_at(np.array([i]), np.array([now_us]))
+
+    def start_storm(self, now_us: int) -> Storm:
+        """A rainstorm or typhoon starts now over 3+ districts; flood sensors rise together."""
+        cfg = self.config
+        minutes = self.rng.uniform(*cfg.storm_minutes)
+        end_us = now_us + int(minutes * 60 * US)
+        free = (
+            self.is_flood
+            & ~self.offline
+            & (self.silent_until <= now_us)
+            & (self.ep_kind == NO_EPISODE)
+        )
+        analog = self.params["binary"][self.type_id] == 0
+        districts, counts = np.unique(self.district[free & analog], return_counts=True)
+        # districts with a few analog flood sensors, so every one of them really floods
+        candidates = districts[counts >= 2] if (counts >= 2).sum() >= 3 else districts
+        want = min(
+            int(self.rng.integers(cfg.storm_districts[0], cfg.storm_districts[1] + 1)),
+            len(candidates),
+        )
+        chosen = self.rng.choice(candidates, size=want, replace=False) if want else []
+        hit_total = 0
+        for district in sorted(chosen):
+            members = np.flatnonzero(free & (self.district == district))
+            reach = np.array([STORM_REACH.get(m, 0.5) for m in self.measurand[members]])
+            hit = members[self.rng.random(len(members)) < reach]
+            to_alarm = self.rng.random(len(hit)) < 0.6
+            # at least two analog sensors per district go past their alarm limit
+            sure = members[analog[members]][:2]
+            hit = np.concatenate([hit, sure])
+            to_alarm = np.concatenate([to_alarm, np.ones(len(sure), dtype=bool)])
+            hit, first = np.unique(hit, return_index=True)
+            to_alarm = to_alarm[first] | np.isin(hit, sure)
+            self.ep_kind[hit] = STORM
+            self.ep_start[hit] = now_us
+            self.ep_end[hit] = end_us
+            self.ep_direction[hit] = 1  # flood alarms are all high-side (level, rain, gates)
+            self.ep_to_alarm[hit] = to_alarm
+            self._report_at(hit, np.full(len(hit), now_us))
+            hit_total += len(hit)
+        kind = str(self.rng.choice(STORM_KINDS))
+        self.storm = Storm(
+            kind=kind,
+            start_us=now_us,
+            end_us=end_us,
+            districts=tuple(str(d) for d in sorted(chosen)),
+            devices=hit_total,
+        )
+        self.events.append(
+            f"{kind} over {', '.join(self.storm.districts)} for {minutes:.0f} min "
+            f"({hit_total} flood sensors)"
+        )
+        return self.storm
+
+    def drain_events(self) -> list[str]:
+        """Storm starts and ends since the last call, for the log."""
+        events, self.events = self.events, []
+        return events
+
+
+def _empty_batch() -> ReadingBatch:
+    return ReadingBatch(
+        device_id=np.empty(0, np.int64),
+        ts_us=np.empty(0, np.int64),
+        value=np.empty(0),
+        quality=np.empty(0, np.int16),
+    )
+
+
+# --- wire format -----------------------------------------------------------------------------
+
+
+def encode_readings(batch: ReadingBatch) -> bytes:
+    """The batch as the ingest JSON body: {"readings": [{device_id, ts, value, quality}, …]}."""
+    stamps = np.datetime_as_string(batch.ts_us.astype("datetime64[us]"), unit="us")
+    rows = [
+        {"device_id": d, "ts": f"{t}+00:00", "value": v, "quality": q}
+        for d, t, v, q in zip(
+            batch.device_id.tolist(),
+            stamps.tolist(),
+            batch.value.tolist(),
+            batch.quality.tolist(),
+            strict=True,
+        )
+    ]
+    return orjson.dumps({"readings": rows})
+
+
+def split_batch(batch: ReadingBatch, *, max_rows: int) -> list[ReadingBatch]:
+    """Consecutive slices of at most max_rows readings."""
+    return [
+        ReadingBatch(
+            device_id=batch.device_id[i : i + max_rows],
+            ts_us=batch.ts_us[i : i + max_rows],
+            value=batch.value[i : i + max_rows],
+            quality=batch.quality[i : i + max_rows],
+        )
+        for i in range(0, len(batch), max_rows)
+    ]
+
+
+def telemetry_topic(prefix: str, source: str) -> str:
+    """Where a source publishes: <prefix>/<source>/telemetry."""
+    return f"{prefix}/{source}/telemetry"
+
+
+# --- publishers ------------------------------------------------------------------------------
+
+
+class Publisher(Protocol):
+    """Sends encoded batches; blocks when the far side falls behind, never drops silently."""
+
+    def send(self, payload: bytes, *, rows: int) -> None: ...
+
+    def delivered(self) -> int: ...
+
+    def close(self, *, timeout_s: float) -> int: ...
+
+
+class MqttPublisher:
+    """QoS 1 publisher with a bounded window of unacknowledged messages; reconnects by itself."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        topic: str,
+        stop: threading.Event,
+        window: int = 64,
+        client_id: str | None = None,
+    ) -> None:
+        import os
+
+        import paho.mqtt.client as mqtt
+
+        from ingest.broker import parse_broker_url
+
+        host, port = parse_broker_url(url)
+        self.url, self.topic, self.stop_event, self.window = url, topic, stop, window
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._pending: dict[int, int] = {}  # mid -> readings in it
+        self._early: set[int] = set()  # PUBACKs that beat publish() back to us
+        self._delivered = 0
+        self._closing = False
+        self.connected = threading.Event()
+        self.client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=client_id or f"onescreen-simulator-{os.getpid()}",
+            protocol=mqtt.MQTTv311,
+        )
+        self.client.max_inflight_messages_set(window)
+        self.client.max_queued_messages_set(0)
+        self.client.reconnect_delay_set(min_delay=1, max_delay=10)
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_publish = self._on_publish
+        self.client.connect_async(host, port, keepalive=30)
+        self.client.loop_start()
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            log.warning("broker %s refused the connection: %s", self.url, reason_code)
+            return
+        log.info("connected to %s, publishing to %s", self.url, self.topic)
+        self.connected.set()
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        self.connected.clear()
+        if not (self.stop_event.is_set() or self._closing):
+            log.warning("lost the broker %s (%s); reconnecting", self.url, reason_code)
+
+    def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
+        with self._changed:
+            rows = self._pending.pop(mid, None)
+            if rows is None:
+                self._early.add(mid)
+            else:
+                self._delivered += rows
+            self._changed.notify_all()
+
+    def send(self, payload: bytes, *, rows: int) -> None:
+        """Publish one message; waits while `window` messages are unacknowledged."""
+        warned = time.monotonic()
+        with self._changed:
+            while len(self._pending) >= self.window:
+                self._changed.wait(0.5)
+                if time.monotonic() - warned > 10:
+                    warned = time.monotonic()
+                    log.warning(
+                        "broker %s has not acknowledged %d messages; waiting",
+                        self.url,
+                        len(self._pending),
+                    )
+        # publish() outside our lock: paho calls on_publish while holding its own lock
+        info = self.client.publish(self.topic, payload, qos=1)
+        if info.rc not in (0, 4):  # 4 = not connected: paho keeps it and sends on reconnect
+            raise RuntimeError(f"MQTT publish failed: {info.rc}")
+        with self._changed:
+            if info.mid in self._early:
+                self._early.discard(info.mid)
+                self._delivered += rows
+            else:
+                self._pending[info.mid] = rows
+
+    def delivered(self) -> int:
+        """Readings the broker has acknowledged."""
+        with self._lock:
+            return self._delivered
+
+    def close(self, *, timeout_s: float) -> int:
+        """Wait for outstanding acknowledgements, disconnect; returns readings left unconfirmed."""
+        deadline = time.monotonic() + timeout_s
+        with self._changed:
+            while self._pending and time.monotonic() < deadline:
+                self._changed.wait(0.2)
+            lost = sum(self._pending.values())
+        self._closing = True
+        self.client.disconnect()
+        self.client.loop_stop()
+        return lost
+
+
+class HttpPublisher:
+    """POSTs batches with a bearer token; retries 5xx, 429 and connection errors with backoff."""
+
+    def __init__(self, url: str, *, token: str, stop: threading.Event) -> None:
+        import requests
+
+        self.url, self.stop_event = url, stop
+        self.session = requests.Session()
+        self.session.headers.update(
+            {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        )
+        self._delivered = 0
+        self.rejected = 0
+        self.duplicate = 0
+
+    def send(self, payload: bytes, *, rows: int) -> None:
+        """POST one batch until the server answers; a 4xx answer is logged loudly, not retried."""
+        import requests
+
+        delay = 0.5
+        while True:
+            try:
+                response = self.session.post(self.url, data=payload, timeout=30)
+            except requests.RequestException as exc:
+                problem = f"{type(exc).__name__}: {exc}"
+            else:
+                if response.status_code < 300:
+                    self._account(response, rows)
+                    return
+                if response.status_code < 500 and response.status_code != 429:
+                    if response.status_code in (401, 403):
+                        raise PermissionError(
+                            f"{self.url} refused the token ({response.status_code}): "
+                            f"{response.text[:300]}"
+                        )
+                    self.rejected += rows
+                    log.error(
+                        "%s rejected a batch of %d readings (%d): %s",
+                        self.url,
+                        rows,
+                        response.status_code,
+                        response.text[:500],
+                    )
+                    return
+                problem = f"HTTP {response.status_code}"
+            if self.stop_event.is_set():
+                raise ConnectionError(f"gave up sending {rows} readings to {self.url}: {problem}")
+            log.warning("%s: %s; retrying in %.1f s", self.url, problem, delay)
+            self.stop_event.wait(delay)
+            delay = min(delay * 2, 10.0)
+
+    def _account(self, response, rows: int) -> None:
+        try:
+            body = response.json()
+        except ValueError:
+            body = {}
+        stored = int(body.get("stored", rows))
+        duplicate = int(body.get("duplicate", 0))
+        rejected = int(body.get("rejected", 0))
+        self._delivered += stored + duplicate
+        self.duplicate += duplicate
+        if rejected:
+            self.rejected += rejected
+            details = body.get("errors") or body.get("rejections") or ""
+            log.warning(
+                "%s rejected %d of %d readings: %s", self.url, rejected, rows, str(details)[:500]
+            )
+
+    def delivered(self) -> int:
+        """Readings the server stored or already had."""
+        return self._delivered
+
+    def close(self, *, timeout_s: float) -> int:
+        """Nothing is ever in flight between calls."""
+        self.session.close()
+        return 0
+
+
+# --- the wall-clock loop ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunReport:
+    """What one simulate run sent."""
+
+    generated: int
+    delivered: int
+    messages: int
+    seconds: float
+    unconfirmed: int
+
+
+def tick_seconds(rate: float) -> float:
+    """How often the loop wakes: a few hundred readings a message, at least 10 messages a second
+    at high rates, at most one second of delay at low ones."""
+    return min(1.0, max(0.1, 500.0 / rate))
+
+
+def run(
+    city: LiveCity,
+    publisher: Publisher,
+    *,
+    stop: threading.Event,
+    duration_s: float | None = None,
+    max_rows: int = 2000,
+    refresh_offline: Callable[[], np.ndarray] | None = None,
+    refresh_every_s: float = 60.0,
+    log_every_s: float = 10.0,
+    clock: Callable[[], float] = time.time,
+) -> RunReport:
+    """Stream the city until `stop` is set or `duration_s` has passed."""
+    tick = tick_seconds(city.config.rate)
+    started = time.monotonic()
+    last_log = last_refresh = started
+    generated = messages = 0
+    logged_generated, logged_delivered = 0, 0
+    while not stop.is_set():
+        loop_start = time.monotonic()
+        if duration_s is not None and loop_start - started >= duration_s:
+            break
+        batch = city.step(int(clock() * US))
+        for chunk in split_batch(batch, max_rows=max_rows):
+            publisher.send(encode_readings(chunk), rows=len(chunk))
+            messages += 1
+        generated += len(batch)
+        for event in city.drain_events():
+            log.info("%s", event)
+        now = time.monotonic()
+        if refresh_offline is not None and now - last_refresh >= refresh_every_s:
+            last_refresh = now
+            try:
+                city.set_offline(refresh_offline())
+            except Exception as exc:  # the database may be restarting: keep the last set
+                log.warning("could not re-read offline devices: %s", exc)
+        if now - last_log >= log_every_s:
+            delivered = publisher.delivered()
+            span = now - last_log
+            log.info(
+                "sent %d readings in %.1f s (%.0f/s, target %.0f/s), %d confirmed (%.0f/s)",
+                generated - logged_generated,
+                span,
+                (generated - logged_generated) / span,
+                city.config.rate,
+                delivered - logged_delivered,
+                (delivered - logged_delivered) / span,
+            )
+            last_log, logged_generated, logged_delivered = now, generated, delivered
+        stop.wait(max(0.0, tick - (time.monotonic() - loop_start)))
+    unconfirmed = publisher.close(timeout_s=15.0)
+    if unconfirmed:
+        log.error("%d readings were not confirmed by the receiver before exit", unconfirmed)
+    return RunReport(
+        generated=generated,
+        delivered=publisher.delivered(),
+        messages=messages,
+        seconds=time.monotonic() - started,
+        unconfirmed=unconfirmed,
+    )
+
+
+def start_simulation(
+    engine: Engine,
+    *,
+    settings: Settings,
+    stop: threading.Event,
+    rate: float,
+    transport: str,
+    broker: str | None = None,
+    http_url: str | None = None,
+    token: str | None = None,
+    source: str = "simulator",
+    duration_s: float | None = None,
+    seed: int = 0,
+    storm_every_minutes: float | None = 20,
+    storm_now: bool = False,
+) -> RunReport:
+    """Load the seeded devices, connect the transport, and stream until stopped."""
+    from data import catalog
+    from data.live_city import load_live_devices, offline_device_ids
+
+    if not rate > 0:
+        raise OneScreenError(f"--rate must be a positive number of readings/s, not {rate}")
+    if not re.match(SOURCE_PATTERN, source):
+        raise OneScreenError(f"--source must match {SOURCE_PATTERN}, not {source!r}")
+    devices = load_live_devices(engine)
+    if len(devices) == 0:
+        raise OneScreenError("the database has no devices: run `python cli.py seed` first")
+    config = LiveConfig(
+        rate=rate,
+        seed=seed,
+        storm_every_s=storm_every_minutes * 60 if storm_every_minutes else None,
+        storm_now=storm_now,
+    )
+    city = LiveCity(
+        devices,
+        catalog.load_device_types(),
+        config,
+        start_us=int(time.time() * US),
+        offline_ids=offline_device_ids(engine),
+    )
+    publisher: Publisher
+    if transport == "http":
+        url = http_url or f"http://{settings.host}:{settings.port}/api/v1/readings"
+        if token is None:
+            from data.ingest_store import create_token
+
+            token = create_token(engine, source=source, label="cli.py simulate")
+        publisher = HttpPublisher(url, token=token, stop=stop)
+        target = url
+    else:
+        from ingest.broker import broker_url
+
+        url = broker or broker_url(settings)
+        topic = telemetry_topic(settings.mqtt_topic_prefix, source)
+        publisher = MqttPublisher(url, topic=topic, stop=stop)
+        target = f"{url} {topic}"
+    log.info(
+        "simulating %d devices (%d silent: offline incident) at %.0f readings/s "
+        "(%.1f× their real intervals) → %s",
+        int((city.device_id > 0).sum()),
+        int(city.offline.sum()),
+        rate,
+        city.speedup,
+        target,
+    )
+    return run(
+        city,
+        publisher,
+        stop=stop,
+        duration_s=duration_s,
+        refresh_offline=lambda: offline_device_ids(engine),
+    )

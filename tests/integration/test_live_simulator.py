@@ -1,0 +1,291 @@
+"""The managed Mosquitto and the `simulate` command against a real broker and the seeded city."""
+
+import http.server
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import defaultdict
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import orjson
+import paho.mqtt.client as mqtt
+import pytest
+import sqlalchemy as sa
+
+from config import PROJECT_ROOT
+from data.embedded import free_port
+from data.live_city import load_live_devices, offline_device_ids
+from ingest.broker import BrokerError, ManagedBroker, parse_broker_url
+from simulator.live import HttpPublisher
+
+pytestmark = pytest.mark.timeout(180)
+
+
+class Subscriber:
+    """A plain paho subscriber that keeps every message it receives."""
+
+    def __init__(self, url, topic="onescreen/+/telemetry", *, client_id=None, clean=True):
+        host, port = parse_broker_url(url)
+        self.messages = []
+        self.received = threading.Event()
+        self.client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=client_id or f"test-{free_port()}",
+            clean_session=clean,
+        )
+        self.client.on_message = self._on_message
+        subscribed = threading.Event()
+        self.client.on_subscribe = lambda *args: subscribed.set()
+        self.client.connect(host, port)
+        self.client.subscribe(topic, qos=1)
+        self.client.loop_start()
+        assert subscribed.wait(10)
+
+    def _on_message(self, client, userdata, message):
+        self.messages.append((message.topic, time.monotonic(), message.payload))
+        self.received.set()
+
+    def close(self):
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+@pytest.fixture
+def broker_root():
+    root = Path(tempfile.mkdtemp(prefix="onescreen-mqtt-test-"))
+    root.chmod(0o755)
+    yield root / "mqtt"
+    subprocess.run(["rm", "-rf", str(root)], check=False)
+
+
+def test_managed_broker_starts_once_is_reused_and_stops(broker_root):
+    broker = ManagedBroker(root=broker_root, port=free_port())
+    url = broker.ensure_running()
+    try:
+        assert url == f"mqtt://127.0.0.1:{broker.port}"
+        pid = broker.pid_file.read_text()
+        # another process (here: another handle) reuses it instead of starting a second one
+        again = ManagedBroker(root=broker_root, port=broker.port)
+        assert again.is_running() and again.ensure_running() == url
+        assert broker.pid_file.read_text() == pid
+        assert "max_queued_messages 1000000" in broker.conf_file.read_text()
+    finally:
+        assert broker.stop()
+    assert not broker.is_running() and not broker.stop()
+    with socket.socket() as sock:
+        assert sock.connect_ex(("127.0.0.1", broker.port)) != 0
+
+
+def test_managed_broker_names_a_port_someone_else_holds(broker_root):
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        broker = ManagedBroker(root=broker_root, port=squatter.getsockname()[1])
+        with pytest.raises(BrokerError, match="already taken"):
+            broker.ensure_running()
+
+
+def test_managed_broker_reports_why_it_could_not_start(broker_root):
+    broker = ManagedBroker(root=broker_root, port=free_port(), binary="/bin/false")
+    with pytest.raises(BrokerError, match="exited at start"):
+        broker.ensure_running()
+
+
+def test_a_persistent_sessions_backlog_survives_the_consumer_being_away(mqtt_broker):
+    """Nothing lost: 5,000 messages (Mosquitto's default queue holds 1,000) wait for the worker."""
+    worker = Subscriber(mqtt_broker, "backlog/#", client_id="backlog-worker", clean=False)
+    worker.close()
+    host, port = parse_broker_url(mqtt_broker)
+    publisher = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="backlog-pub")
+    publisher.connect(host, port)
+    publisher.loop_start()
+    infos = [publisher.publish("backlog/x", f"{i}".encode(), qos=1) for i in range(5000)]
+    for info in infos:
+        info.wait_for_publish(10)
+    publisher.disconnect()
+    publisher.loop_stop()
+    worker = Subscriber(mqtt_broker, "backlog/#", client_id="backlog-worker", clean=False)
+    deadline = time.monotonic() + 20
+    while len(worker.messages) < 5000 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    worker.close()
+    assert sorted(int(m[2]) for m in worker.messages) == list(range(5000))
+
+
+def test_live_city_reads_the_seeded_devices_and_offline_incidents(engine, seeded):
+    devices = load_live_devices(engine)
+    assert len(devices) == seeded.devices == 3000
+    assert (np.diff(devices.device_id) > 0).all()
+    assert set(np.unique(devices.status)) <= {"active", "maintenance", "retired"}
+    offline = offline_device_ids(engine)
+    with engine.connect() as conn:
+        expected = conn.execute(
+            sa.text(
+                "SELECT count(DISTINCT device_id) FROM incident"
+                " WHERE rule_code = 'offline' AND status <> 'resolved'"
+            )
+        ).scalar_one()
+    assert len(offline) == expected > 0
+
+
+def _simulate(db_url, broker, *args):
+    env = {
+        **os.environ,
+        "DATABASE_URL": db_url,
+        "ONESCREEN_DATA_DIR": tempfile.mkdtemp(prefix="onescreen-sim-"),
+    }
+    return subprocess.Popen(
+        [sys.executable, "cli.py", "simulate", "--broker", broker, *args],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_simulate_streams_the_seeded_city_to_the_broker(engine, seeded, db_url, mqtt_broker):
+    subscriber = Subscriber(mqtt_broker)
+    rate, duration = 600, 8
+    process = _simulate(
+        db_url, mqtt_broker, "--rate", str(rate), "--duration", str(duration), "--storm-now"
+    )
+    out, err = process.communicate(timeout=120)
+    time.sleep(0.5)
+    subscriber.close()
+    assert process.returncode == 0, err
+    assert "confirmed" in out
+
+    devices = load_live_devices(engine)
+    active = set(devices.device_id[devices.status == "active"].tolist())
+    offline = set(offline_device_ids(engine).tolist())
+    rows, last_ts = 0, defaultdict(str)
+    assert len(subscriber.messages) >= duration  # batched: about one message per tick
+    for topic, _, payload in subscriber.messages:
+        assert topic == "onescreen/simulator/telemetry"
+        body = orjson.loads(payload)
+        assert list(body) == ["readings"]
+        assert 1 <= len(body["readings"]) <= 2000
+        for reading in body["readings"]:
+            assert set(reading) <= {"device_id", "ts", "value", "quality"}
+            assert reading["device_id"] in active and reading["device_id"] not in offline
+            moment = datetime.fromisoformat(reading["ts"])
+            assert moment.utcoffset().total_seconds() == 0
+            assert abs(time.time() - moment.timestamp()) < 120
+            assert isinstance(reading["value"], float) and reading["quality"] in (0, 1, 2)
+            assert reading["ts"] > last_ts[reading["device_id"]]
+            last_ts[reading["device_id"]] = reading["ts"]
+            rows += 1
+    assert rows / duration == pytest.approx(rate, rel=0.25)
+    assert f"{rows:,} confirmed" in out
+
+
+def test_simulate_stops_cleanly_on_sigterm(seeded, db_url, mqtt_broker):
+    subscriber = Subscriber(mqtt_broker)
+    process = _simulate(db_url, mqtt_broker, "--rate", "200")
+    try:
+        assert subscriber.received.wait(60), "no message within 60 s"
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=30)
+    finally:
+        process.kill() if process.poll() is None else None
+        subscriber.close()
+    assert process.returncode == 0, err
+    assert "confirmed" in out
+
+
+def test_http_publisher_retries_server_errors_and_reports_rejections(caplog):
+    seen = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            seen.append((self.headers["Authorization"], body))
+            if len(seen) == 1:
+                self.send_response(503)
+                self.end_headers()
+                return
+            answer = json.dumps({"stored": 2, "duplicate": 0, "rejected": 1}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/api/v1/readings"
+        publisher = HttpPublisher(url, token="os_secret", stop=threading.Event())
+        payload = orjson.dumps({"readings": [{"device_id": 1, "ts": "x", "value": 1.0}] * 3})
+        publisher.send(payload, rows=3)
+    finally:
+        server.shutdown()
+    assert len(seen) == 2 and seen[0] == seen[1]  # the same batch again after the 503
+    assert seen[1][0] == "Bearer os_secret"
+    assert publisher.delivered() == 2 and publisher.rejected == 1
+    assert "rejected 1 of 3" in caplog.text
+
+
+@pytest.fixture
+def ingest_server(db_url, seeded):
+    """The real ingest HTTP routes on a free port, over the test database."""
+    from flask import Flask
+    from werkzeug.serving import make_server
+
+    from config import get_settings
+    from data.engine import get_engine
+    from ingest.http_api import register_ingest_routes
+
+    patch = pytest.MonkeyPatch()
+    patch.setenv("DATABASE_URL", db_url)
+    get_settings.cache_clear()
+    get_engine.cache_clear()
+    app = Flask("simulator-http-test")
+    register_ingest_routes(app)
+    server = make_server("127.0.0.1", free_port(), app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/api/v1/readings"
+    finally:
+        server.shutdown()
+        patch.undo()
+        get_settings.cache_clear()
+        get_engine.cache_clear()
+
+
+def test_simulate_over_http_stores_its_readings(engine, db_url, ingest_server):
+    started = datetime.now(UTC)
+    process = _simulate(
+        db_url,
+        "mqtt://unused:1",
+        "--transport",
+        "http",
+        "--http-url",
+        ingest_server,
+        "--rate",
+        "300",
+        "--duration",
+        "5",
+    )
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 0, err
+    confirmed = int(out.split(";")[-1].split()[0].replace(",", ""))
+    assert confirmed == pytest.approx(1500, rel=0.3)
+    assert "rejected" not in err
+    with engine.connect() as conn:
+        stored = conn.execute(
+            sa.text("SELECT count(*) FROM reading WHERE ts >= :start"), {"start": started}
+        ).scalar_one()
+    assert stored >= confirmed
