@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent
@@ -152,6 +152,16 @@ class Settings(BaseSettings):
             )
         return value.strip()
 
+    @model_validator(mode="after")
+    def _stale_after_a_refresh(self) -> Settings:
+        # otherwise every panel would turn amber between two refreshes
+        if self.ui_stale_seconds <= self.ui_refresh_seconds:
+            raise ValueError(
+                f"ONESCREEN_UI_STALE_SECONDS ({self.ui_stale_seconds:g}) must be longer than "
+                f"ONESCREEN_UI_REFRESH_SECONDS ({self.ui_refresh_seconds:g})"
+            )
+        return self
+
     @property
     def embedded(self) -> bool:
         """True when OneScreen manages its own local PostgreSQL cluster."""
@@ -166,6 +176,9 @@ def load_settings(**overrides: object) -> Settings:
         problems = []
         for error in exc.errors():
             field = ".".join(str(part) for part in error["loc"])
+            if not field:  # a rule across settings: its message names them
+                problems.append(str(error["msg"]).removeprefix("Value error, "))
+                continue
             env_name = "DATABASE_URL" if field == "DATABASE_URL" else f"ONESCREEN_{field.upper()}"
             problems.append(f"{env_name}: {error['msg']}")
         raise ConfigError("invalid configuration — " + "; ".join(problems)) from None

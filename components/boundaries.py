@@ -16,6 +16,7 @@ import geobuf
 from flask import Flask, Response, jsonify, request
 from sqlalchemy.exc import SQLAlchemyError
 
+from components.panels import report_failure
 from data.engine import get_engine
 from data.errors import OneScreenError
 from data.queries import BOUNDARY_LEVELS, boundaries_geojson, district_codes, reference_version
@@ -103,8 +104,8 @@ def register_boundary_routes(server: Flask) -> None:
                 if fmt == "geojson"
                 else cache.get_geobuf(level, district)
             )
-        except (SQLAlchemyError, OneScreenError):
-            log.exception("boundaries unavailable")
+        except (SQLAlchemyError, OneScreenError) as exc:
+            report_failure(log, "boundaries unavailable", exc)
             return _error(503, "boundaries temporarily unavailable")
         if found is None:
             return _error(404, f"unknown district {district!r}")

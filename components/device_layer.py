@@ -24,6 +24,7 @@ from flask import Flask, Response, jsonify, request
 from sqlalchemy.exc import SQLAlchemyError
 
 from components import reference
+from components.panels import report_failure
 from components.theme import STATE_RANK
 from data.engine import get_engine
 from data.errors import OneScreenError
@@ -285,8 +286,8 @@ def register_device_routes(server: Flask) -> None:
             if version is None or not current - 1 <= version <= current:
                 version = current
             frame = cache.get(district, category, version)
-        except (SQLAlchemyError, OneScreenError, InvalidQuery):
-            log.exception("device points unavailable")
+        except (SQLAlchemyError, OneScreenError, InvalidQuery) as exc:
+            report_failure(log, "device points unavailable", exc)
             return _error(503, "device points temporarily unavailable")
         body = json.dumps(cluster_features(frame, zoom=zoom, bbox=bbox), separators=(",", ":"))
         etag = hashlib.sha1(body.encode()).hexdigest()[:20]

@@ -59,4 +59,5 @@ def create_feed(feed_id: str, lang: str) -> html.Section:
             children=[skeleton("os-skel-line") for _ in range(6)],
         ),
         class_name="os-panel-feed",
+        fresh=feed_id,
     )

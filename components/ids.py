@@ -14,6 +14,7 @@ OVERVIEW_TILES = "overview-tiles"
 OVERVIEW_TIMELINE = "overview-timeline"
 OVERVIEW_FEED = "overview-feed"
 OVERVIEW_STATUS = "overview-status"
+OVERVIEW_MAP_SENT = "overview-map-sent"
 # controls whose values live in the URL: one clientside callback keeps the query in sync
 QUERY = "os-query"
 QUERY_STORE = "os-query-store"
@@ -32,6 +33,7 @@ DISTRICT_FEED = "district-feed"
 DISTRICT_RANKING = "district-ranking"
 DISTRICT_CRUMBS = "district-crumbs"
 DISTRICT_STATE = "district-state"
+DISTRICT_MAP_SENT = "district-map-sent"
 STREET = {"type": QUERY_STORE, "key": "street"}
 LAYER = {"type": QUERY, "key": "layer"}
 
@@ -55,3 +57,8 @@ DEVICE_ID = "device-id"
 
 LANG = "os-lang"
 CLOCK_TICK = "os-clock-tick"
+
+# freshness: each panel's as-of store and badge (pattern ids keyed by panel), their settings
+ASOF = "os-asof"
+FRESH = "os-fresh"
+FRESH_CONFIG = "os-fresh-config"

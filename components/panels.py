@@ -7,12 +7,14 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+import psycopg
 from dash import ctx, dcc, html
 from dash.exceptions import PreventUpdate
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from components import ids
-from data.errors import OneScreenError
+from components.live import badge
+from data.errors import DatabaseUnavailable, OneScreenError
 from data.queries import InvalidQuery
 
 log = logging.getLogger(__name__)
@@ -25,17 +27,25 @@ def skeleton(class_name: str = "os-skel-block") -> html.Div:
     return html.Div(className=f"os-skel {class_name}")
 
 
-def panel(title: str, body: Any, *, class_name: str = "", extra: Any = None) -> html.Section:
-    """A titled panel frame."""
+def panel(
+    title: str,
+    body: Any,
+    *,
+    class_name: str = "",
+    extra: Any = None,
+    fresh: str | None = None,
+    asof: dict | None = None,
+) -> html.Section:
+    """A titled panel frame; `fresh` names its as-of store and badge (`asof`: initial data)."""
+    side = extra if extra is not None else html.Span()
+    if fresh is not None:
+        side = html.Div(className="os-panel-side", children=[side, badge(fresh, asof)])
     return html.Section(
         className=f"os-panel {class_name}".strip(),
         children=[
             html.Header(
                 className="os-panel-head",
-                children=[
-                    html.H2(title, className="os-panel-title"),
-                    extra if extra is not None else html.Span(),
-                ],
+                children=[html.H2(title, className="os-panel-title"), side],
             ),
             html.Div(className="os-panel-body", children=body),
         ],
@@ -45,6 +55,27 @@ def panel(title: str, body: Any, *, class_name: str = "", extra: Any = None) -> 
 def unavailable(message: str) -> html.Div:
     """What a panel shows when its data cannot be read."""
     return html.Div(message, className="os-unavailable", role="status")
+
+
+def _database_down(exc: BaseException) -> bool:
+    if isinstance(exc, DatabaseUnavailable):
+        return True
+    if isinstance(exc, DBAPIError):
+        return exc.connection_invalidated or isinstance(exc.orig, psycopg.OperationalError)
+    return False
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def report_failure(logger: logging.Logger, what: str, exc: BaseException) -> None:
+    """Log a failed read: one line when the database is down, the traceback otherwise."""
+    if _database_down(exc):
+        logger.warning("%s: database unavailable: %s", what, _first_line(exc))
+    else:
+        logger.error("%s", what, exc_info=exc)
 
 
 def guard(fallback: Callable[[str], Any]) -> Callable:
@@ -61,8 +92,9 @@ def guard(fallback: Callable[[str], Any]) -> Callable:
                 return callback(*args)
             except PreventUpdate:
                 raise
-            except PANEL_ERRORS:
-                log.exception("panel %s failed", callback.__name__)
+            except PANEL_ERRORS as exc:
+                # an outage is an operational state, not a bug: one line per failed read
+                report_failure(log, f"panel {callback.__name__} failed", exc)
                 if ctx.triggered_id == ids.REFRESH:
                     raise PreventUpdate from None
                 lang = args[-1] if args and args[-1] in ("zh", "en") else "zh"

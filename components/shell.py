@@ -6,6 +6,7 @@ from dash import ALL, Input, Output, State, clientside_callback, dcc, html
 
 from components import ids
 from components.i18n import t
+from components.live import fresh_config
 from components.state import href
 
 
@@ -32,6 +33,7 @@ def create_page(
         children=[
             dcc.Store(id=ids.LANG, data=lang),
             dcc.Store(id=ids.PAGE_META, data={"title": title, "lang": lang}),
+            fresh_config(lang),
             html.Header(
                 className="os-header",
                 children=[

@@ -12,13 +12,13 @@ from components import ids, reference
 from components.device_view import series_figure, summary_children
 from components.feed import feed_children
 from components.i18n import t
+from components.live import asof_output, asof_payload, now, read
 from components.notfound import not_found_page
-from components.panels import PANEL_ERRORS, guard, panel, unavailable
+from components.panels import PANEL_ERRORS, guard, panel, report_failure, unavailable
 from components.shell import create_page, crumb_links
 from components.state import href, language, pick
 from components.theme import message_figure
-from data.engine import get_engine
-from data.queries import database_now, device_detail, device_series, incident_list
+from data.queries import device_detail, device_series, incident_list
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +43,10 @@ def layout(
     if number is None:
         return not_found_page(lang, t("notfound.device", lang, code=str(device_id)[:40]))
     try:
-        device = device_detail(get_engine(), device_id=number)
-    except PANEL_ERRORS:
-        log.exception("device unavailable")
+        detail = read(device_detail, device_id=number)
+        device = detail.value
+    except PANEL_ERRORS as exc:
+        report_failure(log, "device unavailable", exc)
         return create_page(
             lang=lang,
             title=t("app.title", lang),
@@ -77,6 +78,8 @@ def layout(
                 panel(
                     t("device.title", lang, code=device.code),
                     html.Div(id=ids.DEVICE_SUMMARY, children=summary_children(device, lang)),
+                    fresh=ids.DEVICE_SUMMARY,
+                    asof=asof_payload(detail),
                 ),
                 panel(
                     t("device.series", lang),
@@ -95,11 +98,13 @@ def layout(
                         ],
                         value=chosen_window,
                     ),
+                    fresh=ids.DEVICE_SERIES,
                 ),
                 panel(
                     t("device.incidents", lang),
                     html.Div(id=ids.DEVICE_INCIDENTS, className="os-feed"),
                     class_name="os-panel-wide",
+                    fresh=ids.DEVICE_INCIDENTS,
                 ),
             ],
         ),
@@ -117,50 +122,68 @@ def layout(
 @callback(
     Output(ids.DEVICE_SERIES, "figure"),
     Output(ids.DEVICE_SUMMARY, "children"),
+    asof_output(ids.DEVICE_SERIES),
+    asof_output(ids.DEVICE_SUMMARY),
     Input(ids.DEVICE_WINDOW, "value"),
     Input(ids.REFRESH, "n_intervals"),
     State(ids.DEVICE_ID, "data"),
     State(ids.LANG, "data"),
 )
-@guard(lambda lang: (message_figure(t("panel.unavailable", lang)), dash.no_update))
+@guard(
+    lambda lang: (
+        message_figure(t("panel.unavailable", lang)),
+        dash.no_update,
+        dash.no_update,
+        dash.no_update,
+    )
+)
 def update_series(window, _tick, device_id, lang):
     """The readings chart for the chosen window, and the refreshed summary."""
     lang = language(lang)
     number = _device_id(device_id)
-    engine = get_engine()
-    device = device_detail(engine, device_id=number) if number else None
-    if device is None:
-        return message_figure(t("notfound.device", lang, code=str(device_id))), dash.no_update
+    detail = read(device_detail, device_id=number) if number else None
+    if detail is None or detail.value is None:
+        missing = message_figure(t("notfound.device", lang, code=str(device_id)))
+        return missing, dash.no_update, dash.no_update, dash.no_update
+    device = detail.value
     hours, bucket = SERIES_WINDOWS[pick(window, list(SERIES_WINDOWS), "24h").value]
-    end = database_now(engine)
-    series = device_series(
-        engine,
+    clock = now()
+    end = clock.value
+    series = read(
+        device_series,
         device_id=number,
         start=end - timedelta(hours=hours),
         end=end + timedelta(minutes=1),
         bucket_seconds=bucket,
     )
-    return series_figure(series, device, lang), summary_children(device, lang)
+    return (
+        series_figure(series.value, device, lang),
+        summary_children(device, lang),
+        asof_payload(clock, series),
+        asof_payload(detail),
+    )
 
 
 @callback(
     Output(ids.DEVICE_INCIDENTS, "children"),
+    asof_output(ids.DEVICE_INCIDENTS),
     Input(ids.REFRESH, "n_intervals"),
     State(ids.DEVICE_ID, "data"),
     State(ids.LANG, "data"),
 )
-@guard(lambda lang: unavailable(t("panel.unavailable", lang)))
+@guard(lambda lang: (unavailable(t("panel.unavailable", lang)), dash.no_update))
 def update_incidents(_tick, device_id, lang):
     """This device's incidents of the last 30 days."""
     lang = language(lang)
     number = _device_id(device_id)
+    clock = now()
     if number is None:
-        return html.Div(t("device.no_incidents", lang), className="os-empty")
-    engine = get_engine()
-    end = database_now(engine) + timedelta(minutes=1)
-    frame = incident_list(
-        engine, start=end - timedelta(days=30), end=end, device_id=number, limit=200
+        return html.Div(t("device.no_incidents", lang), className="os-empty"), asof_payload(clock)
+    end = clock.value + timedelta(minutes=1)
+    frame = read(
+        incident_list, start=end - timedelta(days=30), end=end, device_id=number, limit=200
     )
-    if frame.empty:
-        return html.Div(t("device.no_incidents", lang), className="os-empty")
-    return feed_children(frame, lang=lang, categories=reference.categories())
+    asof = asof_payload(clock, frame)
+    if frame.value.empty:
+        return html.Div(t("device.no_incidents", lang), className="os-empty"), asof
+    return feed_children(frame.value, lang=lang, categories=reference.categories()), asof

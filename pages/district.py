@@ -25,6 +25,7 @@ from components.device_layer import devices_url
 from components.feed import create_feed, feed_children
 from components.filters import chosen_category, filter_bar
 from components.i18n import name, t
+from components.live import asof_output, asof_payload, now, only_changed, read
 from components.notfound import not_found_page
 from components.panels import (
     PANEL_ERRORS,
@@ -32,6 +33,7 @@ from components.panels import (
     deferred_chart_box,
     guard,
     panel,
+    report_failure,
     skeleton,
     unavailable,
 )
@@ -40,11 +42,10 @@ from components.state import LAYERS, METRICS, href, language, pick
 from components.theme import message_figure
 from components.tiles import create_tiles, tiles_children
 from components.timeline import timeline_figure
-from data.engine import get_engine
+from data.cache import Cached
 from data.queries import (
     area_kpis,
     cell_metrics,
-    database_now,
     incident_list,
     incident_timeline,
     street_metrics,
@@ -87,20 +88,22 @@ def map_state(
     street: str | None,
     layer: str,
     lang: str,
-    areas: list | None = None,
-) -> tuple[dict, dict, list, list]:
-    """Street hideout, cell hideout, legend and ranking of one district."""
-    engine = get_engine()
-    if areas is None:
-        areas = street_metrics(engine, district=district, category=category)
+    read_areas: Cached | None = None,
+) -> tuple[dict, dict, list, list, dict]:
+    """Street hideout, cell hideout, legend, ranking and as-of of one district."""
+    if read_areas is None:
+        read_areas = read(street_metrics, district=district, category=category)
+    areas = read_areas.value
+    reads = [read_areas]
     result = choropleth(
         areas, metric=metric, lang=lang, drill=False, selected=street, with_labels=False
     )
     streets_hideout = dict(result.hideout)
     legend = []
     if layer == "grid":
-        cells = cell_metrics(engine, district=district, category=category)
-        cells_hideout, cell_legend, cell_title = cell_heat(cells, metric=metric, lang=lang)
+        cells = read(cell_metrics, district=district, category=category)
+        reads.append(cells)
+        cells_hideout, cell_legend, cell_title = cell_heat(cells.value, metric=metric, lang=lang)
         streets_hideout.update(fillOpacity=0.0, colors={})
         legend += legend_children(cell_title, cell_legend)
     else:
@@ -115,7 +118,7 @@ def map_state(
         *state_legend(lang),
     ]
     ranking = ranking_rows(areas, metric=metric, lang=lang, selected=street)
-    return streets_hideout, cells_hideout, legend, ranking
+    return streets_hideout, cells_hideout, legend, ranking, asof_payload(*reads)
 
 
 def ranking_rows(areas, *, metric: str, lang: str, selected: str | None) -> list:
@@ -166,8 +169,8 @@ def layout(
     lang = language(lang)
     try:
         names = reference.districts().get(adcode or "")
-    except PANEL_ERRORS:
-        log.exception("district list unavailable")
+    except PANEL_ERRORS as exc:
+        report_failure(log, "district list unavailable", exc)
         return create_page(
             lang=lang,
             title=t("app.title", lang),
@@ -182,13 +185,15 @@ def layout(
     selected_category = chosen_category(category)
     chosen_street = _street(adcode, street)
     areas: list = []
+    map_asof = None
     try:
-        areas = street_metrics(get_engine(), district=adcode, category=selected_category)
-        streets_hideout, cells_hideout, legend, ranking = map_state(
-            adcode, chosen_metric, selected_category, chosen_street, chosen_layer, lang, areas
+        read_areas = read(street_metrics, district=adcode, category=selected_category)
+        areas = read_areas.value
+        streets_hideout, cells_hideout, legend, ranking, map_asof = map_state(
+            adcode, chosen_metric, selected_category, chosen_street, chosen_layer, lang, read_areas
         )
-    except PANEL_ERRORS:
-        log.exception("district map unavailable")
+    except PANEL_ERRORS as exc:
+        report_failure(log, "district map unavailable", exc)
         streets_hideout, cells_hideout = {}, {"colors": {}}
         legend, ranking = [unavailable(t("panel.unavailable", lang))], []
     center = _centre(areas)
@@ -220,6 +225,11 @@ def layout(
     body = [
         dcc.Store(id=ids.DISTRICT_STATE, data={"district": adcode}),
         dcc.Store(id=ids.STREET, data=chosen_street),
+        # digests of the map layers' hideouts, so a refresh sends only changes
+        dcc.Store(
+            id=ids.DISTRICT_MAP_SENT,
+            data=only_changed({"streets": streets_hideout, "cells": cells_hideout}, None)[1],
+        ),
         filter_bar(lang, metric=chosen_metric, category=selected_category, layer=chosen_layer),
         html.Div(
             className="os-grid os-grid-district",
@@ -236,6 +246,8 @@ def layout(
                     ),
                     class_name="os-panel-map",
                     extra=html.Span(id="district-scope", className="os-scope"),
+                    fresh=ids.DISTRICT_MAP,
+                    asof=map_asof,
                 ),
                 html.Div(
                     className="os-side-district",
@@ -244,6 +256,7 @@ def layout(
                             t("panel.tiles", lang),
                             create_tiles(ids.DISTRICT_TILES),
                             class_name="os-panel-tiles",
+                            fresh=ids.DISTRICT_TILES,
                         ),
                         html.Div(
                             className="os-split",
@@ -260,6 +273,8 @@ def layout(
                                         id="district-clear",
                                         className="os-clear-street",
                                     ),
+                                    fresh=ids.DISTRICT_RANKING,
+                                    asof=map_asof,
                                 ),
                                 create_feed(ids.DISTRICT_FEED, lang),
                             ],
@@ -269,6 +284,7 @@ def layout(
                             deferred_chart_box(
                                 "district-timeline-box", "district-defer", skeleton()
                             ),
+                            fresh=ids.DISTRICT_TIMELINE,
                         ),
                     ],
                 ),
@@ -308,11 +324,15 @@ def _non_default_metric(metric: str | None) -> str | None:
     Output(ids.DISTRICT_CELLS, "hideout"),
     Output(ids.DISTRICT_LEGEND, "children"),
     Output(ids.DISTRICT_RANKING, "children"),
+    asof_output(ids.DISTRICT_MAP),
+    asof_output(ids.DISTRICT_RANKING),
+    Output(ids.DISTRICT_MAP_SENT, "data"),
     Input(ids.METRIC, "value"),
     Input(ids.CATEGORY, "value"),
     Input(ids.STREET, "data"),
     Input(ids.LAYER, "value"),
     Input(ids.REFRESH, "n_intervals"),
+    State(ids.DISTRICT_MAP_SENT, "data"),
     State(ids.DISTRICT_STATE, "data"),
     State(ids.LANG, "data"),
     prevent_initial_call=True,
@@ -323,12 +343,15 @@ def _non_default_metric(metric: str | None) -> str | None:
         dash.no_update,
         [unavailable(t("panel.unavailable", lang))],
         dash.no_update,
+        dash.no_update,
+        dash.no_update,
+        dash.no_update,
     )
 )
-def update_map(metric, category, street, layer, _tick, state, lang):
+def update_map(metric, category, street, layer, _tick, sent, state, lang):
     """Colour streets (or H3 cells) by the metric; highlight the chosen street."""
     district = _district(state)
-    return map_state(
+    streets, cells, legend, ranking, asof = map_state(
         district,
         pick(metric, METRICS, METRICS[0]).value,
         chosen_category(category),
@@ -336,6 +359,8 @@ def update_map(metric, category, street, layer, _tick, state, lang):
         pick(layer, LAYERS, LAYERS[0]).value,
         language(lang),
     )
+    (streets, cells), digests = only_changed({"streets": streets, "cells": cells}, sent)
+    return streets, cells, legend, ranking, asof, asof, digests
 
 
 def _district(state: object) -> str:
@@ -445,27 +470,29 @@ def update_crumbs(street, metric, category, state, lang):
 
 @callback(
     Output(ids.DISTRICT_TILES, "children"),
+    asof_output(ids.DISTRICT_TILES),
     Input(ids.CATEGORY, "value"),
     Input(ids.STREET, "data"),
     Input(ids.REFRESH, "n_intervals"),
     State(ids.DISTRICT_STATE, "data"),
     State(ids.LANG, "data"),
 )
-@guard(lambda lang: [unavailable(t("panel.unavailable", lang))])
+@guard(lambda lang: ([unavailable(t("panel.unavailable", lang))], dash.no_update))
 def update_tiles(category, street, _tick, state, lang):
     """Tiles of the district, or of the chosen street."""
     district = _district(state)
-    kpis = area_kpis(
-        get_engine(),
+    kpis = read(
+        area_kpis,
         district=district,
         street=_street(district, street),
         category=chosen_category(category),
     )
-    return tiles_children(kpis, language(lang))
+    return tiles_children(kpis.value, language(lang)), asof_payload(kpis)
 
 
 @callback(
     Output("district-timeline-box", "children"),
+    asof_output(ids.DISTRICT_TIMELINE),
     Input(ids.CATEGORY, "value"),
     Input(ids.STREET, "data"),
     Input(ids.REFRESH, "n_intervals"),
@@ -474,16 +501,21 @@ def update_tiles(category, street, _tick, state, lang):
     State(ids.LANG, "data"),
     prevent_initial_call=True,
 )
-@guard(lambda lang: chart(ids.DISTRICT_TIMELINE, message_figure(t("panel.unavailable", lang))))
+@guard(
+    lambda lang: (
+        chart(ids.DISTRICT_TIMELINE, message_figure(t("panel.unavailable", lang))),
+        dash.no_update,
+    )
+)
 def update_timeline(category, street, _tick, _deferred, state, lang):
     """Incidents per hour of the district or street (mounted after the map has drawn)."""
     district = _district(state)
     lang = language(lang)
-    engine = get_engine()
-    end = database_now(engine)
+    clock = now()
+    end = clock.value
     start = end - timedelta(hours=TIMELINE_HOURS)
-    frame = incident_timeline(
-        engine,
+    frame = read(
+        incident_timeline,
         start=start,
         end=end,
         district=district,
@@ -491,33 +523,34 @@ def update_timeline(category, street, _tick, _deferred, state, lang):
         category=chosen_category(category),
     )
     figure = timeline_figure(
-        frame,
+        frame.value,
         stack="severity",
         lang=lang,
         start=start,
         end=end,
         categories=reference.categories(),
     )
-    return chart(ids.DISTRICT_TIMELINE, figure)
+    return chart(ids.DISTRICT_TIMELINE, figure), asof_payload(clock, frame)
 
 
 @callback(
     Output(ids.DISTRICT_FEED, "children"),
+    asof_output(ids.DISTRICT_FEED),
     Input(ids.CATEGORY, "value"),
     Input(ids.STREET, "data"),
     Input(ids.REFRESH, "n_intervals"),
     State(ids.DISTRICT_STATE, "data"),
     State(ids.LANG, "data"),
 )
-@guard(lambda lang: unavailable(t("panel.unavailable", lang)))
+@guard(lambda lang: (unavailable(t("panel.unavailable", lang)), dash.no_update))
 def update_feed(category, street, _tick, state, lang):
     """Latest incidents of the district or street."""
     district = _district(state)
     lang = language(lang)
-    engine = get_engine()
-    end = database_now(engine) + timedelta(minutes=1)
-    latest = incident_list(
-        engine,
+    clock = now()
+    end = clock.value + timedelta(minutes=1)
+    latest = read(
+        incident_list,
         start=end - timedelta(hours=TIMELINE_HOURS),
         end=end,
         district=district,
@@ -525,7 +558,8 @@ def update_feed(category, street, _tick, state, lang):
         category=chosen_category(category),
         limit=30,
     )
-    return feed_children(latest, lang=lang, categories=reference.categories())
+    feed = feed_children(latest.value, lang=lang, categories=reference.categories())
+    return feed, asof_payload(clock, latest)
 
 
 @callback(

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import dash
 import dash_leaflet as dl
-from dash import Input, Output, State, callback, html
+from dash import Input, Output, State, callback, dcc, html
 from dash.exceptions import PreventUpdate
 
 from components import ids, reference
@@ -17,12 +17,14 @@ from components.choropleth import choropleth
 from components.feed import create_feed, feed_children
 from components.filters import chosen_category, filter_bar
 from components.i18n import t
+from components.live import asof_output, asof_payload, now, only_changed, read
 from components.panels import (
     PANEL_ERRORS,
     chart,
     deferred_chart_box,
     guard,
     panel,
+    report_failure,
     skeleton,
     unavailable,
 )
@@ -31,14 +33,7 @@ from components.state import METRICS, STACKS, href, language, pick
 from components.theme import message_figure
 from components.tiles import CITY_TZ, create_tiles, tiles_children
 from components.timeline import timeline_figure
-from data.engine import get_engine
-from data.queries import (
-    city_kpis,
-    database_now,
-    district_metrics,
-    incident_list,
-    incident_timeline,
-)
+from data.queries import city_kpis, district_metrics, incident_list, incident_timeline
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +59,7 @@ def layout(
     except PANEL_ERRORS:
         known = {}
     selected_category = pick(category, list(known), None).value
-    hideout, labels, legend = initial_map_state(chosen_metric, selected_category, lang)
+    hideout, labels, legend, map_asof = initial_map_state(chosen_metric, selected_category, lang)
     map_panel = panel(
         t("panel.map", lang),
         create_map(
@@ -91,8 +86,13 @@ def layout(
         ),
         class_name="os-panel-map",
         extra=html.Span(id=ids.OVERVIEW_STATUS, className="os-panel-note"),
+        fresh=ids.OVERVIEW_MAP,
+        asof=map_asof,
     )
+    # digests of the map layers' initial hideout and labels, so a refresh sends only changes
+    _, sent = only_changed({"areas": hideout, "labels": labels}, None)
     body = [
+        dcc.Store(id=ids.OVERVIEW_MAP_SENT, data=sent),
         filter_bar(lang, metric=chosen_metric, category=selected_category, stack=chosen_stack),
         html.Div(
             className="os-grid os-grid-overview",
@@ -105,6 +105,7 @@ def layout(
                             t("panel.tiles", lang),
                             create_tiles(ids.OVERVIEW_TILES),
                             class_name="os-panel-tiles",
+                            fresh=ids.OVERVIEW_TILES,
                         ),
                         panel(
                             t("panel.timeline", lang),
@@ -112,6 +113,7 @@ def layout(
                                 "overview-timeline-box", "overview-defer", skeleton()
                             ),
                             class_name="os-panel-timeline",
+                            fresh=ids.OVERVIEW_TIMELINE,
                         ),
                         create_feed(ids.OVERVIEW_FEED, lang),
                     ],
@@ -132,31 +134,48 @@ def layout(
     Output(ids.OVERVIEW_AREAS, "hideout"),
     Output(ids.OVERVIEW_LABELS, "data"),
     Output(ids.OVERVIEW_LEGEND, "children"),
+    asof_output(ids.OVERVIEW_MAP),
+    Output(ids.OVERVIEW_MAP_SENT, "data"),
     Input(ids.METRIC, "value"),
     Input(ids.CATEGORY, "value"),
     Input(ids.REFRESH, "n_intervals"),
+    State(ids.OVERVIEW_MAP_SENT, "data"),
     State(ids.LANG, "data"),
     prevent_initial_call=True,
 )
-@guard(lambda lang: (dash.no_update, dash.no_update, [unavailable(t("panel.unavailable", lang))]))
-def update_map(metric: str, category: str, _tick: int, lang: str):
+@guard(
+    lambda lang: (
+        dash.no_update,
+        dash.no_update,
+        [unavailable(t("panel.unavailable", lang))],
+        dash.no_update,
+        dash.no_update,
+    )
+)
+def update_map(metric: str, category: str, _tick: int, sent: dict | None, lang: str):
     """Colour the districts by the chosen metric and category."""
     lang = language(lang)
-    return map_state(pick(metric, METRICS, METRICS[0]).value, chosen_category(category), lang)
+    metric = pick(metric, METRICS, METRICS[0]).value
+    hideout, labels, legend, asof = map_state(metric, chosen_category(category), lang)
+    (hideout, labels), digests = only_changed({"areas": hideout, "labels": labels}, sent)
+    return hideout, labels, legend, asof, digests
 
 
-def map_state(metric: str, category: str | None, lang: str) -> tuple[dict, dict, list]:
-    """Hideout (colours, tooltips), label points and legend of the district map."""
-    areas = district_metrics(get_engine(), category=category)
-    result = choropleth(areas, metric=metric, lang=lang, drill=True)
+def map_state(metric: str, category: str | None, lang: str) -> tuple[dict, dict, list, dict]:
+    """Hideout (colours, tooltips), label points, legend and as-of of the district map."""
+    areas = read(district_metrics, category=category)
+    result = choropleth(areas.value, metric=metric, lang=lang, drill=True)
     return (
         result.hideout,
         result.labels,
         legend_children(t(f"metric.{metric}", lang), result.legend),
+        asof_payload(areas),
     )
 
 
-def initial_map_state(metric: str, category: str | None, lang: str) -> tuple[dict, dict, list]:
+def initial_map_state(
+    metric: str, category: str | None, lang: str
+) -> tuple[dict, dict, list, dict | None]:
     """The map's first colours, in the layout itself.
 
     dash-leaflet styles a URL-loaded layer with the props it had when the fetch began, so
@@ -164,30 +183,32 @@ def initial_map_state(metric: str, category: str | None, lang: str) -> tuple[dic
     """
     try:
         return map_state(metric, category, lang)
-    except PANEL_ERRORS:
-        log.exception("overview map unavailable")
+    except PANEL_ERRORS as exc:
+        report_failure(log, "overview map unavailable", exc)
         empty = {"type": "FeatureCollection", "features": []}
-        return {}, empty, [unavailable(t("panel.unavailable", lang))]
+        return {}, empty, [unavailable(t("panel.unavailable", lang))], None
 
 
 @callback(
     Output(ids.OVERVIEW_TILES, "children"),
     Output(ids.OVERVIEW_STATUS, "children"),
+    asof_output(ids.OVERVIEW_TILES),
     Input(ids.CATEGORY, "value"),
     Input(ids.REFRESH, "n_intervals"),
     State(ids.LANG, "data"),
 )
-@guard(lambda lang: ([unavailable(t("panel.unavailable", lang))], ""))
+@guard(lambda lang: ([unavailable(t("panel.unavailable", lang))], "", dash.no_update))
 def update_tiles(category: str, _tick: int, lang: str):
     """The city's status tiles for the chosen category."""
     lang = language(lang)
-    kpis = city_kpis(get_engine(), category=chosen_category(category))
-    moment = (kpis.status_as_of or kpis.at).astimezone(CITY_TZ).strftime("%H:%M")
-    return tiles_children(kpis, lang), t("status.as_of", lang, t=moment)
+    kpis = read(city_kpis, category=chosen_category(category))
+    moment = (kpis.value.status_as_of or kpis.value.at).astimezone(CITY_TZ).strftime("%H:%M")
+    return tiles_children(kpis.value, lang), t("status.as_of", lang, t=moment), asof_payload(kpis)
 
 
 @callback(
     Output("overview-timeline-box", "children"),
+    asof_output(ids.OVERVIEW_TIMELINE),
     Input(ids.CATEGORY, "value"),
     Input(ids.STACK, "value"),
     Input(ids.REFRESH, "n_intervals"),
@@ -195,41 +216,48 @@ def update_tiles(category: str, _tick: int, lang: str):
     State(ids.LANG, "data"),
     prevent_initial_call=True,
 )
-@guard(lambda lang: chart(ids.OVERVIEW_TIMELINE, message_figure(t("panel.unavailable", lang))))
+@guard(
+    lambda lang: (
+        chart(ids.OVERVIEW_TIMELINE, message_figure(t("panel.unavailable", lang))),
+        dash.no_update,
+    )
+)
 def update_timeline(category: str, stack: str, _tick: int, _deferred: int, lang: str):
     """Incidents opened per hour over the last 24 h, stacked by severity or category."""
     lang = language(lang)
     stack = pick(stack, STACKS, STACKS[0]).value
-    engine = get_engine()
-    end = database_now(engine)
+    clock = now()
+    end = clock.value
     start = end - timedelta(hours=TIMELINE_HOURS)
-    frame = incident_timeline(engine, start=start, end=end, category=chosen_category(category))
+    frame = read(incident_timeline, start=start, end=end, category=chosen_category(category))
     figure = timeline_figure(
-        frame, stack=stack, lang=lang, start=start, end=end, categories=reference.categories()
+        frame.value, stack=stack, lang=lang, start=start, end=end, categories=reference.categories()
     )
-    return chart(ids.OVERVIEW_TIMELINE, figure)
+    return chart(ids.OVERVIEW_TIMELINE, figure), asof_payload(clock, frame)
 
 
 @callback(
     Output(ids.OVERVIEW_FEED, "children"),
+    asof_output(ids.OVERVIEW_FEED),
     Input(ids.CATEGORY, "value"),
     Input(ids.REFRESH, "n_intervals"),
     State(ids.LANG, "data"),
 )
-@guard(lambda lang: unavailable(t("panel.unavailable", lang)))
+@guard(lambda lang: (unavailable(t("panel.unavailable", lang)), dash.no_update))
 def update_feed(category: str, _tick: int, lang: str):
     """The latest incidents of the last 24 h."""
     lang = language(lang)
-    engine = get_engine()
-    end = database_now(engine)
-    frame = incident_list(
-        engine,
+    clock = now()
+    end = clock.value
+    frame = read(
+        incident_list,
         start=end - timedelta(hours=TIMELINE_HOURS),
         end=end + timedelta(minutes=1),
         category=chosen_category(category),
         limit=FEED_LENGTH,
     )
-    return feed_children(frame, lang=lang, categories=reference.categories())
+    feed = feed_children(frame.value, lang=lang, categories=reference.categories())
+    return feed, asof_payload(clock, frame)
 
 
 @callback(

@@ -31,6 +31,7 @@ from components.filters import (
 )
 from components.i18n import name, t
 from components.incident_detail import detail_children, readings_figure
+from components.live import asof_output, asof_payload, now, read
 from components.panels import guard, panel, unavailable
 from components.shell import create_page
 from components.state import (
@@ -44,14 +45,7 @@ from components.state import (
 )
 from components.theme import SEVERITY_COLORS, TEXT, message_figure
 from components.tiles import CITY_TZ
-from data.engine import get_engine
-from data.queries import (
-    database_now,
-    device_series,
-    incident_detail,
-    incident_events,
-    incident_list,
-)
+from data.queries import device_series, incident_detail, incident_events, incident_list
 
 log = logging.getLogger(__name__)
 
@@ -192,7 +186,11 @@ def layout(
         html.Div(
             className="os-grid os-grid-incidents",
             children=[
-                panel(t("incidents.title", lang), html.Div(table, className="os-table-wrap")),
+                panel(
+                    t("incidents.title", lang),
+                    html.Div(table, className="os-table-wrap"),
+                    fresh=ids.INCIDENT_TABLE,
+                ),
                 html.Div(
                     className="os-incidents-side",
                     children=[
@@ -221,6 +219,7 @@ def layout(
                                 ],
                             ),
                             class_name="os-panel-map",
+                            fresh=ids.INCIDENT_MAP,
                         ),
                         panel(
                             t("incidents.detail", lang),
@@ -231,6 +230,7 @@ def layout(
                                     t("incidents.select", lang), className="os-empty"
                                 ),
                             ),
+                            fresh=ids.INCIDENT_DETAIL,
                         ),
                     ],
                 ),
@@ -295,6 +295,8 @@ def _points(frame: pd.DataFrame, lang: str) -> dict:
     Output(ids.INCIDENT_TABLE, "data"),
     Output(ids.INCIDENT_POINTS, "data"),
     Output(ids.INCIDENT_COUNT, "children"),
+    asof_output(ids.INCIDENT_TABLE),
+    asof_output(ids.INCIDENT_MAP),
     Input(ids.INCIDENT_DISTRICT, "value"),
     Input(ids.INCIDENT_CATEGORY, "value"),
     Input(ids.INCIDENT_SEVERITY, "value"),
@@ -304,7 +306,15 @@ def _points(frame: pd.DataFrame, lang: str) -> dict:
     Input(ids.REFRESH, "n_intervals"),
     State(ids.LANG, "data"),
 )
-@guard(lambda lang: ([], dash.no_update, unavailable(t("panel.unavailable", lang))))
+@guard(
+    lambda lang: (
+        [],
+        dash.no_update,
+        unavailable(t("panel.unavailable", lang)),
+        dash.no_update,
+        dash.no_update,
+    )
+)
 def update_table(district, category, severities, statuses, window, sort_by, _tick, lang):
     """The filtered, sorted incidents and their map points."""
     lang = language(lang)
@@ -315,10 +325,10 @@ def update_table(district, category, severities, statuses, window, sort_by, _tic
         column = sort_by[0].get("column_id")
         if column in SORT_COLUMNS:
             order, descending = column, sort_by[0].get("direction") != "asc"
-    engine = get_engine()
-    end = database_now(engine) + timedelta(minutes=1)
-    frame = incident_list(
-        engine,
+    clock = now()
+    end = clock.value + timedelta(minutes=1)
+    result = read(
+        incident_list,
         start=end - timedelta(hours=hours),
         end=end,
         district=pick(district, list(reference.districts()), None).value,
@@ -331,8 +341,10 @@ def update_table(district, category, severities, statuses, window, sort_by, _tic
         descending=descending,
         limit=TABLE_LIMIT,
     )
+    frame, asof = result.value, asof_payload(clock, result)
     count_key = "incidents.count_capped" if len(frame) >= TABLE_LIMIT else "incidents.count"
-    return _rows(frame, lang, categories), _points(frame, lang), t(count_key, lang, n=len(frame))
+    count = t(count_key, lang, n=len(frame))
+    return _rows(frame, lang, categories), _points(frame, lang), count, asof, asof
 
 
 @callback(
@@ -359,37 +371,49 @@ def select_incident(active_cell, point):
 
 @callback(
     Output(ids.INCIDENT_DETAIL, "children"),
+    asof_output(ids.INCIDENT_DETAIL),
     Input(ids.INCIDENT_SELECTED, "data"),
+    Input(ids.REFRESH, "n_intervals"),
     State(ids.LANG, "data"),
 )
-@guard(lambda lang: unavailable(t("panel.unavailable", lang)))
-def show_incident(incident_id, lang):
-    """Detail of the selected incident: facts, readings around it, its history."""
+@guard(lambda lang: (unavailable(t("panel.unavailable", lang)), dash.no_update))
+def show_incident(incident_id, _tick, lang):
+    """Detail of the selected incident: facts, readings around it, its history (kept live)."""
     lang = language(lang)
+    clock = now()
     chosen = _incident_id(incident_id)
     if chosen is None:
-        return html.Div(t("incidents.select", lang), className="os-empty")
-    engine = get_engine()
-    incident = incident_detail(engine, incident_id=chosen)
-    if incident is None:
-        return html.Div(t("incidents.not_found", lang), className="os-unavailable")
-    events = incident_events(engine, incident_id=chosen)
+        return html.Div(t("incidents.select", lang), className="os-empty"), asof_payload(clock)
+    incident = read(incident_detail, incident_id=chosen)
+    if incident.value is None:
+        missing = html.Div(t("incidents.not_found", lang), className="os-unavailable")
+        return missing, asof_payload(clock, incident)
+    events = read(incident_events, incident_id=chosen)
+    reads = [clock, incident, events]
     figure = message_figure(t("device.no_reading", lang))
-    if incident.get("device_id"):
-        opened = pd.Timestamp(incident["opened_at"]).to_pydatetime()
-        closed = incident.get("resolved_at") or database_now(engine)
+    if incident.value.get("device_id"):
+        opened = pd.Timestamp(incident.value["opened_at"]).to_pydatetime()
+        closed = incident.value.get("resolved_at") or clock.value
         end = min(max(closed, opened) + timedelta(hours=1), opened + timedelta(days=2))
-        series = device_series(
-            engine,
-            device_id=int(incident["device_id"]),
+        series = read(
+            device_series,
+            device_id=int(incident.value["device_id"]),
             start=opened - timedelta(hours=3),
             end=end,
             bucket_seconds=300,
         )
-        figure = readings_figure(series, incident=incident, lang=lang, unit=incident.get("unit"))
-    return detail_children(
-        incident, events=events, figure=figure, lang=lang, categories=reference.categories()
+        reads.append(series)
+        figure = readings_figure(
+            series.value, incident=incident.value, lang=lang, unit=incident.value.get("unit")
+        )
+    children = detail_children(
+        incident.value,
+        events=events.value,
+        figure=figure,
+        lang=lang,
+        categories=reference.categories(),
     )
+    return children, asof_payload(*reads)
 
 
 clientside_callback(

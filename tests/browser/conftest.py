@@ -57,15 +57,50 @@ def live_engine(live_db_url: str) -> Iterator[sa.Engine]:
 
 
 @pytest.fixture(scope="session")
-def live_server(live_db_url: str, tmp_path_factory) -> Iterator[str]:
-    """`cli.py serve` on a free port; yields its base URL."""
+def live_server(live_db_url: str, mqtt_broker: str, tmp_path_factory) -> Iterator[str]:
+    """`cli.py serve` on a free port, pages never refreshing by themselves; yields its base URL."""
+    yield from _serve(
+        live_db_url,
+        tmp_path_factory.mktemp("server"),
+        {
+            "ONESCREEN_UI_REFRESH_SECONDS": "3600",
+            "ONESCREEN_UI_STALE_SECONDS": "7200",
+            "ONESCREEN_MQTT_URL": mqtt_broker,
+        },
+    )
+
+
+# the live tests' server: pages refresh every LIVE_REFRESH_SECONDS, go stale after LIVE_STALE
+LIVE_REFRESH_SECONDS = 2
+LIVE_STALE_SECONDS = 5
+
+
+@pytest.fixture(scope="session")
+def live_server_fast(live_db_url: str, mqtt_broker: str, tmp_path_factory) -> Iterator[str]:
+    """A second server over the same database whose pages refresh every 2 s, stale after 5 s."""
+    yield from _serve(
+        live_db_url,
+        tmp_path_factory.mktemp("server-fast"),
+        {
+            "ONESCREEN_UI_REFRESH_SECONDS": str(LIVE_REFRESH_SECONDS),
+            "ONESCREEN_UI_STALE_SECONDS": str(LIVE_STALE_SECONDS),
+            "ONESCREEN_MQTT_URL": mqtt_broker,
+        },
+    )
+
+
+def _serve(db_url: str, directory: Path, settings: dict[str, str]) -> Iterator[str]:
+    """Run `cli.py serve` with `settings` until the generator is closed; yields its base URL."""
     port = free_port()
-    log_path = tmp_path_factory.mktemp("server") / "serve.log"
+    log_path = directory / "serve.log"
     env = {
         **os.environ,
-        "DATABASE_URL": live_db_url,
-        "ONESCREEN_UI_REFRESH_SECONDS": "3600",
+        "DATABASE_URL": db_url,
         "ONESCREEN_LOG_LEVEL": "WARNING",
+        # the tests publish what they need; each server's ingest worker has its own session
+        "ONESCREEN_SIMULATE": "false",
+        "ONESCREEN_MQTT_CLIENT_ID": f"browser-{port}",
+        **settings,
     }
     with open(log_path, "w") as log:
         process = subprocess.Popen(

@@ -69,3 +69,15 @@ def test_embedded_data_dir_moves_out_of_unreachable_checkouts(monkeypatch, tmp_p
         assert embedded_data_dir(reachable) == open_dir / ".onescreen"
     finally:
         open_dir.rmdir()
+
+
+def test_panels_must_not_go_stale_between_two_refreshes():
+    with pytest.raises(ConfigError, match="ONESCREEN_UI_STALE_SECONDS .* must be longer"):
+        load_settings(ui_refresh_seconds=30, ui_stale_seconds=15)
+    assert load_settings(ui_refresh_seconds=3, ui_stale_seconds=15).ui_stale_seconds == 15
+
+
+def test_broker_url_must_be_mqtt():
+    with pytest.raises(ConfigError, match="ONESCREEN_MQTT_URL"):
+        load_settings(mqtt_url="http://broker:1883")
+    assert load_settings(mqtt_url=" ").mqtt_url is None
