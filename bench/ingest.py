@@ -337,7 +337,8 @@ def main() -> int:
         with engine.connect() as conn:
             seeded_from = conn.execute(sa.text("SELECT min(ts) FROM device_latest")).scalar_one()
         # bench readings go to days before the seeded history, so counting them is exact
-        http_start = (seeded_from or datetime.now(UTC)) - timedelta(days=3)
+        # whole seconds: the bodies carry millisecond timestamps from here
+        http_start = ((seeded_from or datetime.now(UTC)) - timedelta(days=3)).replace(microsecond=0)
         mqtt_start = http_start - timedelta(days=1)
         time.sleep(5)  # let the simulator reach its rate
         http = run_http(
