@@ -52,13 +52,7 @@ def create_token(
         raise TokenError(f"source must match {SOURCE_PATTERN}, not {source!r}")
     token = "os_" + secrets.token_urlsafe(32)
     with engine.begin() as conn:
-        conn.execute(
-            sa.text(
-                "INSERT INTO ingest_source (code, name) VALUES (:code, :name)"
-                " ON CONFLICT (code) DO NOTHING"
-            ),
-            {"code": source, "name": source_name or source},
-        )
+        _register_source(conn, source=source, name=source_name)
         if device_id is not None:
             known = conn.execute(
                 sa.text("SELECT 1 FROM device WHERE id = :id"), {"id": int(device_id)}
@@ -113,14 +107,20 @@ def source_exists(engine: Engine, *, source: str) -> bool:
 
 def ensure_source(engine: Engine, *, source: str, name: str | None = None) -> None:
     """Register `source` if it is not yet known."""
+    if not re.match(SOURCE_PATTERN, source):
+        raise TokenError(f"source must match {SOURCE_PATTERN}, not {source!r}")
     with engine.begin() as conn:
-        conn.execute(
-            sa.text(
-                "INSERT INTO ingest_source (code, name) VALUES (:code, :name)"
-                " ON CONFLICT (code) DO NOTHING"
-            ),
-            {"code": source, "name": name or source},
-        )
+        _register_source(conn, source=source, name=name)
+
+
+def _register_source(conn: sa.Connection, *, source: str, name: str | None) -> None:
+    conn.execute(
+        sa.text(
+            "INSERT INTO ingest_source (code, name) VALUES (:code, :name)"
+            " ON CONFLICT (code) DO NOTHING"
+        ),
+        {"code": source, "name": name or source},
+    )
 
 
 # Device catalogue -----------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -94,3 +95,27 @@ def mqtt_broker() -> Iterator[str]:
     finally:
         broker.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+@contextmanager
+def seeded_database(cluster: EmbeddedPostgres, *, prefix: str, random_seed: int) -> Iterator[str]:
+    """A database of its own with the tiny city seeded up to now (so it looks live); dropped
+    when the block ends. Yields its URL."""
+    from simulator.seed import seed_city
+
+    base = (os.environ.get("TEST_DATABASE_URL") or cluster.url()).rsplit("/", 1)[0]
+    name = f"{prefix}_{free_port()}"
+    admin = create_db_engine(base + "/postgres")
+    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = f"{base}/{name}"
+    engine = create_db_engine(url)
+    migrate.upgrade(engine)
+    seed_city(engine, scale="tiny", random_seed=random_seed, reset=True)
+    engine.dispose()
+    try:
+        yield url
+    finally:
+        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        admin.dispose()

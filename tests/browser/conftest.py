@@ -15,9 +15,9 @@ import pytest
 import sqlalchemy as sa
 from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
 
-from data import migrate
 from data.embedded import free_port
 from data.engine import create_db_engine
+from tests.conftest import seeded_database
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "artifacts" / "screenshots"
@@ -28,24 +28,8 @@ VIEWPORTS = {"1920x1080": (1920, 1080), "3840x2160": (3840, 2160)}
 @pytest.fixture(scope="session")
 def live_db_url(pg_cluster) -> Iterator[str]:
     """A database of its own, seeded with the tiny city ending now (so it looks live)."""
-    from simulator.seed import seed_city
-
-    base = (os.environ.get("TEST_DATABASE_URL") or pg_cluster.url()).rsplit("/", 1)[0]
-    name = f"browser_{free_port()}"
-    admin = create_db_engine(base + "/postgres")
-    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = f"{base}/{name}"
-    engine = create_db_engine(url)
-    migrate.upgrade(engine)
-    seed_city(engine, scale="tiny", random_seed=11, reset=True)
-    engine.dispose()
-    try:
+    with seeded_database(pg_cluster, prefix="browser", random_seed=11) as url:
         yield url
-    finally:
-        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @pytest.fixture(scope="session")

@@ -80,6 +80,13 @@ def test_grid_is_served_as_gzipped_geobuf(app, engine):
 
 
 def _callback(app, output_fragment: str, values: dict) -> dict:
+    response = _post_callback(app, output_fragment, values)
+    assert response.status_code == 200, response.data[:500]
+    return response.get_json()["response"]
+
+
+def _post_callback(app, output_fragment: str, values: dict):
+    """POST the callback whose output names `output_fragment`, as Dash's renderer would."""
     key = next(k for k in app.callback_map if output_fragment in k)
     spec = app.callback_map[key]
 
@@ -104,7 +111,7 @@ def _callback(app, output_fragment: str, values: dict) -> dict:
         {"id": parse(p.rsplit(".", 1)[0]), "property": p.rsplit(".", 1)[1]}
         for p in key.strip(".").split("...")
     ]
-    response = app.server.test_client().post(
+    return app.server.test_client().post(
         "/_dash-update-component",
         json={
             "output": key,
@@ -114,8 +121,6 @@ def _callback(app, output_fragment: str, values: dict) -> dict:
             "changedPropIds": [],
         },
     )
-    assert response.status_code == 200, response.data[:500]
-    return response.get_json()["response"]
 
 
 def test_district_tiles_callback_returns_the_store_figures(app, engine):
@@ -147,29 +152,5 @@ def test_callbacks_turn_bad_browser_values_into_defaults_not_errors(app, engine)
         "district-state.data": {"district": "x' OR 1=1"},
         "os-lang.data": "zh",
     }
-    response = app.server.test_client().post(
-        "/_dash-update-component",
-        json={
-            "output": "district-tiles.children",
-            "outputs": {"id": "district-tiles", "property": "children"},
-            "inputs": [
-                {"id": {"type": "os-query", "key": "category"}, "property": "value", "value": ""},
-                {
-                    "id": {"type": "os-query-store", "key": "street"},
-                    "property": "data",
-                    "value": hostile["street.data"],
-                },
-                {"id": "os-refresh", "property": "n_intervals", "value": 1},
-            ],
-            "state": [
-                {
-                    "id": "district-state",
-                    "property": "data",
-                    "value": hostile["district-state.data"],
-                },
-                {"id": "os-lang", "property": "data", "value": "zh"},
-            ],
-            "changedPropIds": [],
-        },
-    )
+    response = _post_callback(app, "district-tiles.children", hostile)
     assert response.status_code == 204  # PreventUpdate: nothing sent, nothing broken

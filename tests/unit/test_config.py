@@ -72,7 +72,7 @@ def test_embedded_data_dir_moves_out_of_unreachable_checkouts(monkeypatch, tmp_p
 
 
 def test_panels_must_not_go_stale_between_two_refreshes():
-    with pytest.raises(ConfigError, match="ONESCREEN_UI_STALE_SECONDS .* must be longer"):
+    with pytest.raises(ConfigError, match=r"ONESCREEN_UI_STALE_SECONDS .* must be longer"):
         load_settings(ui_refresh_seconds=30, ui_stale_seconds=15)
     assert load_settings(ui_refresh_seconds=3, ui_stale_seconds=15).ui_stale_seconds == 15
 
