@@ -32,7 +32,7 @@ pytestmark = pytest.mark.timeout(180)
 class Subscriber:
     """A plain paho subscriber that keeps every message it receives."""
 
-    def __init__(self, url, topic="onescreen/+/telemetry", *, client_id=None, clean=True):
+    def __init__(self, url, topic="simtest/+/telemetry", *, client_id=None, clean=True):
         host, port = parse_broker_url(url)
         self.messages = []
         self.received = threading.Event()
@@ -141,6 +141,8 @@ def _simulate(db_url, broker, *args):
         **os.environ,
         "DATABASE_URL": db_url,
         "ONESCREEN_DATA_DIR": tempfile.mkdtemp(prefix="onescreen-sim-"),
+        # a topic space of its own: no ingest worker of another test consumes these
+        "ONESCREEN_MQTT_TOPIC_PREFIX": "simtest",
     }
     return subprocess.Popen(
         [sys.executable, "cli.py", "simulate", "--broker", broker, *args],
@@ -170,7 +172,7 @@ def test_simulate_streams_the_seeded_city_to_the_broker(engine, seeded, db_url, 
     rows, last_ts = 0, defaultdict(str)
     assert len(subscriber.messages) >= duration  # batched: about one message per tick
     for topic, _, payload in subscriber.messages:
-        assert topic == "onescreen/simulator/telemetry"
+        assert topic == "simtest/simulator/telemetry"
         body = orjson.loads(payload)
         assert list(body) == ["readings"]
         assert 1 <= len(body["readings"]) <= 2000
@@ -239,8 +241,9 @@ def test_http_publisher_retries_server_errors_and_reports_rejections(caplog):
 
 
 @pytest.fixture
-def ingest_server(db_url, seeded):
-    """The real ingest HTTP routes on a free port, over the test database."""
+def ingest_server(live_city_url):
+    """The real ingest HTTP routes on a free port, over a live city of this module's own (the
+    readings it stores must not change the shared seeded city other tests count)."""
     from flask import Flask
     from werkzeug.serving import make_server
 
@@ -249,7 +252,7 @@ def ingest_server(db_url, seeded):
     from ingest.http_api import register_ingest_routes
 
     patch = pytest.MonkeyPatch()
-    patch.setenv("DATABASE_URL", db_url)
+    patch.setenv("DATABASE_URL", live_city_url)
     get_settings.cache_clear()
     get_engine.cache_clear()
     app = Flask("simulator-http-test")
@@ -265,10 +268,10 @@ def ingest_server(db_url, seeded):
         get_engine.cache_clear()
 
 
-def test_simulate_over_http_stores_its_readings(engine, db_url, ingest_server):
+def test_simulate_over_http_stores_its_readings(live_engine_, live_city_url, ingest_server):
     started = datetime.now(UTC)
     process = _simulate(
-        db_url,
+        live_city_url,
         "mqtt://unused:1",
         "--transport",
         "http",
@@ -284,7 +287,7 @@ def test_simulate_over_http_stores_its_readings(engine, db_url, ingest_server):
     confirmed = int(out.split(";")[-1].split()[0].replace(",", ""))
     assert confirmed == pytest.approx(1500, rel=0.3)
     assert "rejected" not in err
-    with engine.connect() as conn:
+    with live_engine_.connect() as conn:
         stored = conn.execute(
             sa.text("SELECT count(*) FROM reading WHERE ts >= :start"), {"start": started}
         ).scalar_one()
