@@ -149,9 +149,20 @@ clientside_callback(
             present[key] = true;
             const stale = now - m.since > staleMs;
             anyStale = anyStale || stale;
-            let text = m.clock ? (cfg.updated || "{t}").replace("{t}", m.clock) : "";
-            if (stale) { text = (text ? text + " · " : "") + (cfg.delayed || ""); }
-            texts.push(text);
+            // the label around the time is its own span, so narrow headers can drop it
+            const label = (cfg.updated || "{t}").split("{t}");
+            const span = function (cls, text) {
+                return {namespace: "dash_html_components", type: "Span",
+                        props: {className: cls, children: text}};
+            };
+            const parts = [];
+            if (m.clock) {
+                if (label[0]) { parts.push(span("os-fresh-label", label[0])); }
+                parts.push(m.clock);
+                if (label[1]) { parts.push(span("os-fresh-label", label[1])); }
+            }
+            if (stale) { parts.push((parts.length ? " · " : "") + (cfg.delayed || "")); }
+            texts.push(parts);
             classes.push(stale ? "os-fresh os-fresh-stale" : "os-fresh");
         });
         // a panel met again after leaving its page starts afresh

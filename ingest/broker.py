@@ -70,7 +70,11 @@ class ManagedBroker:
         # serve, simulate and the ingest worker may all ask at once: one of them starts it
         with self._lock():
             if self.is_running():
-                return self.url
+                if self._configured_port() == self.port:
+                    return self.url
+                # ours, but listening where the settings no longer say: restart it there
+                log.info("managed mosquitto moves to port %d", self.port)
+                self.stop()
             if _port_open(self.port):
                 raise BrokerError(
                     f"port {self.port} is already taken by another program; set "
@@ -79,6 +83,15 @@ class ManagedBroker:
                 )
             self._start()
         return self.url
+
+    def _configured_port(self) -> int | None:
+        try:
+            for line in self.conf_file.read_text().splitlines():
+                if line.startswith("listener "):
+                    return int(line.split()[1])
+        except (OSError, ValueError, IndexError):
+            return None
+        return None
 
     def is_running(self) -> bool:
         """True when the pid file names a live mosquitto started with our config."""

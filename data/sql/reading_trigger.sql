@@ -19,14 +19,18 @@ BEGIN
     -- bulk batches are id-contiguous: the join hashes the devices of the batch's id range, not
     -- the whole table; live batches (devices from all over the city) fetch theirs by key
     batch_devices AS (
-        SELECT d.id, d.district_adcode, d.street_code, d.type_id
-        FROM device d, id_range r
-        WHERE NOT r.scattered AND d.id BETWEEN r.low AND r.high
-        UNION ALL
+        -- (sub-selects of id_range are evaluated once, before either branch scans anything)
         SELECT d.id, d.district_adcode, d.street_code, d.type_id
         FROM device d
+        WHERE NOT (SELECT scattered FROM id_range)
+          AND d.id BETWEEN (SELECT low FROM id_range) AND (SELECT high FROM id_range)
+        UNION ALL
+        -- unnest hides the key count from the planner (it assumes a few), so it probes the
+        -- primary key per device instead of scanning the whole device table
+        SELECT d.id, d.district_adcode, d.street_code, d.type_id
+        FROM unnest(ARRAY(SELECT DISTINCT device_id FROM new_readings)) AS k(id)
+        JOIN device d ON d.id = k.id
         WHERE (SELECT scattered FROM id_range)
-          AND d.id = ANY(ARRAY(SELECT DISTINCT device_id FROM new_readings))
     ),
     batch AS MATERIALIZED (
         SELECT n.device_id, n.ts, n.value, n.quality,

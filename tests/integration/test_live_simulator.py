@@ -292,3 +292,17 @@ def test_simulate_over_http_stores_its_readings(live_engine_, live_city_url, ing
             sa.text("SELECT count(*) FROM reading WHERE ts >= :start"), {"start": started}
         ).scalar_one()
     assert stored >= confirmed
+
+
+def test_managed_broker_moves_when_its_port_setting_changes(broker_root):
+    first = ManagedBroker(root=broker_root, port=free_port())
+    first.ensure_running()
+    try:
+        moved = ManagedBroker(root=broker_root, port=free_port())
+        assert moved.ensure_running() == moved.url
+        host, port = parse_broker_url(moved.url)
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="moved")
+        client.connect(host, port)  # refused if it still listened on the old port
+        client.disconnect()
+    finally:
+        ManagedBroker(root=broker_root, port=0).stop()
