@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -130,6 +131,7 @@ def _devices(engine) -> tuple[np.ndarray, np.ndarray]:
 def run_http(engine, base_url, *, devices, values, seconds, clients, per_body, start) -> dict:
     """Readings/s committed through POST /api/v1/readings by `clients` processes."""
     token = create_token(engine, source=SOURCE, label="bench")
+    before = _count(engine, start, start + timedelta(hours=6))
     need = int(seconds * 60_000 / per_body / clients) + 2  # more than a run can send
     parts = [
         bodies(devices, values, start=start, count=need, per_body=per_body, part=p)
@@ -151,7 +153,7 @@ def run_http(engine, base_url, *, devices, values, seconds, clients, per_body, s
         proc.join()
     elapsed = max(r[2] for r in results) - start_at
     stored = sum(r[0] for r in results)
-    in_db = _count(engine, start, start + timedelta(hours=6))
+    in_db = _count(engine, start, start + timedelta(hours=6)) - before
     return {
         "stored": stored,
         "in_db": in_db,
@@ -180,9 +182,10 @@ def run_mqtt(engine, broker, *, devices, values, total, publishers, per_body, st
     for proc in procs:
         proc.start()
     window_end = start + timedelta(hours=6)
+    before = _count(engine, start, window_end)  # an earlier run's readings, if any
     stored = 0
     while time.time() < start_at + 600:
-        stored = _count(engine, start, window_end)
+        stored = _count(engine, start, window_end) - before
         if stored >= expected:
             break
         time.sleep(0.25)
@@ -326,6 +329,9 @@ def main() -> int:
         print(f"seeded {args.scale} city in {time.time() - t:.1f} s")
     migrate.upgrade(engine)
     broker_root = settings.data_dir / "bench-mqtt"
+    # a fresh broker: no backlog of an interrupted run competes with this one
+    ManagedBroker(root=broker_root, port=0).stop()
+    shutil.rmtree(broker_root, ignore_errors=True)
     broker = ManagedBroker(root=broker_root, port=free_port())
     broker_url = broker.ensure_running()
     port = free_port()
@@ -334,11 +340,11 @@ def main() -> int:
     base_url = f"http://127.0.0.1:{port}"
     try:
         devices, values = _devices(engine)
-        with engine.connect() as conn:
-            seeded_from = conn.execute(sa.text("SELECT min(ts) FROM device_latest")).scalar_one()
-        # bench readings go to days before the seeded history, so counting them is exact
-        # whole seconds: the bodies carry millisecond timestamps from here
-        http_start = ((seeded_from or datetime.now(UTC)) - timedelta(days=3)).replace(microsecond=0)
+        # days before the seeded history (so counting them is exact), whole seconds (the bodies
+        # carry millisecond timestamps), shifted by the time of day so that a rerun (--reuse)
+        # sends new readings rather than duplicates
+        shift = timedelta(seconds=int(time.time()) % 86400)
+        http_start = (datetime.now(UTC) - timedelta(days=10) - shift).replace(microsecond=0)
         mqtt_start = http_start - timedelta(days=1)
         time.sleep(5)  # let the simulator reach its rate
         http = run_http(

@@ -495,6 +495,9 @@ class MqttPublisher:
         warned = time.monotonic()
         with self._changed:
             while len(self._pending) >= self.window:
+                if self.stop_event.is_set():
+                    # stopping while the broker is away: this message is simply not sent
+                    return
                 self._changed.wait(0.5)
                 if time.monotonic() - warned > 10:
                     warned = time.monotonic()
