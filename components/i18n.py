@@ -71,7 +71,7 @@ _TEXTS: dict[str, tuple[str, str]] = {
     "panel.stale": ("数据暂未更新", "Data not refreshed"),
     "panel.loading": ("加载中…", "Loading…"),
     "fresh.updated": ("更新于 {t}", "Updated {t}"),
-    "fresh.delayed": ("数据延迟", "data delayed"),
+    "fresh.delayed": ("数据延迟", "delayed"),
     "panel.empty_feed": ("该范围内近24小时无事件", "No incidents in the last 24 h here"),
     "axis.time": ("时间", "Time"),
     "axis.incidents": ("事件数", "Incidents"),

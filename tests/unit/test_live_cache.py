@@ -225,4 +225,4 @@ def test_freshness_labels_exist_in_both_languages():
     assert i18n.t("fresh.updated", "zh", t="14:05:12") == "更新于 14:05:12"
     assert i18n.t("fresh.updated", "en", t="14:05:12") == "Updated 14:05:12"
     assert i18n.t("fresh.delayed", "zh") == "数据延迟"
-    assert i18n.t("fresh.delayed", "en") == "data delayed"
+    assert i18n.t("fresh.delayed", "en") == "delayed"
