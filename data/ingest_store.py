@@ -15,7 +15,7 @@ import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from data.writes import ReadingBatch, readings_copy_payload
+from data.writes import ReadingBatch, ensure_reading_partitions, readings_copy_payload
 
 SOURCE_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 STATUS_CODES = {"active": 0, "maintenance": 1, "retired": 2}
@@ -231,9 +231,7 @@ class PartitionCache:
         days = _city_days(start, end)
         if days <= self._days:
             return
-        conn.execute(
-            sa.text("SELECT ensure_reading_partitions(:start, :end)"), {"start": start, "end": end}
-        )
+        ensure_reading_partitions(conn, start=start, end=end)
         self._days |= days
 
     def forget(self) -> None:
@@ -280,20 +278,18 @@ def store_readings(
     inserted = cursor.fetchall()
     # ON COMMIT empties it too, but a transaction may store several batches
     cursor.execute(f"DELETE FROM {_INCOMING}")
-    stored = np.zeros(len(batch), dtype=bool)
     if not inserted:
-        return stored
-    new_keys = np.array(inserted, dtype=np.int64)
-    keys = np.stack([batch.device_id.astype(np.int64), batch.ts_us.astype(np.int64)], axis=1)
-    new_set = {(int(d), int(t)) for d, t in new_keys}
+        return np.zeros(len(batch), dtype=bool)
+    key = np.dtype([("device", np.int64), ("ts", np.int64)])
+    keys = np.empty(len(batch), dtype=key)
+    keys["device"], keys["ts"] = batch.device_id, batch.ts_us
+    new_keys = np.sort(np.array([tuple(row) for row in inserted], dtype=key))
+    found = np.searchsorted(new_keys, keys)
+    inserted_now = new_keys[np.minimum(found, len(new_keys) - 1)] == keys
     # a key repeated inside one batch is stored once: only its first occurrence counts as new
-    seen: set[tuple[int, int]] = set()
-    for index, (device, ts) in enumerate(map(tuple, keys.tolist())):
-        key = (device, ts)
-        if key in new_set and key not in seen:
-            stored[index] = True
-            seen.add(key)
-    return stored
+    first = np.zeros(len(batch), dtype=bool)
+    first[np.unique(keys, return_index=True)[1]] = True
+    return inserted_now & first
 
 
 def record_dead_letter(

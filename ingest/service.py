@@ -4,15 +4,16 @@ was rejected as a dead letter, and say per row what happened."""
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import numpy as np
 from sqlalchemy.engine import Engine
 
 from data import ingest_store
+from data.cache import TtlCache
 from data.ingest_store import DeviceCatalog, PartitionCache, Principal
 from data.writes import ReadingBatch
 from ingest.validate import BadRequest, RowError, decode_body, referenced_codes, validate_rows
@@ -20,6 +21,11 @@ from ingest.validate import BadRequest, RowError, decode_body, referenced_codes,
 log = logging.getLogger(__name__)
 
 US = 1_000_000
+TOKEN_TTL_S = 30
+SOURCE_TTL_S = 5
+CATALOG_TTL_S = 300
+# readings naming devices the catalogue lacks re-read it, at most this often
+CATALOG_EARLY_S = 5
 STORED, DUPLICATE, REJECTED = "stored", "duplicate", "rejected"
 
 
@@ -72,25 +78,6 @@ class MessageOutcome:
     reason: str | None = None
 
 
-class _Expiring:
-    """A value recomputed after `ttl_s`, one computation at a time."""
-
-    def __init__(self, ttl_s: float, compute) -> None:
-        self._ttl_s = ttl_s
-        self._compute = compute
-        self._lock = threading.Lock()
-        self._value = None
-        self._at = -1e18
-
-    def get(self, *, max_age_s: float | None = None):
-        limit = self._ttl_s if max_age_s is None else max_age_s
-        with self._lock:
-            if time.monotonic() - self._at > limit:
-                self._value = self._compute()
-                self._at = time.monotonic()
-            return self._value
-
-
 class Ingestor:
     """Shared by the HTTP API and the MQTT worker; thread-safe."""
 
@@ -109,26 +96,16 @@ class Ingestor:
         self.max_age_us = int(max(retention_days - 1, 1) * 86400 * US)
         self.topic_prefix = topic_prefix
         self.partitions = PartitionCache()
-        self._catalog = _Expiring(300, lambda: ingest_store.load_device_catalog(engine))
-        self._tokens: dict[str, tuple[float, Principal | None]] = {}
-        self._tokens_lock = threading.Lock()
-        self._sources: dict[str, tuple[float, bool]] = {}
+        # a revoked token stops within TOKEN_TTL_S; a new source is seen within SOURCE_TTL_S
+        self._tokens = TtlCache(ttl_seconds=TOKEN_TTL_S, max_entries=10_000)
+        self._sources = TtlCache(ttl_seconds=SOURCE_TTL_S, max_entries=1_000)
+        self._catalog = TtlCache(ttl_seconds=CATALOG_TTL_S, max_entries=1)
 
     # who -------------------------------------------------------------------------------------
 
     def authenticate(self, token: str) -> Principal | None:
-        """The token's principal; answers are kept 30 s (a revoked token stops within that)."""
-        now = time.monotonic()
-        with self._tokens_lock:
-            cached = self._tokens.get(token)
-        if cached and now - cached[0] < 30:
-            return cached[1]
-        principal = ingest_store.find_principal(self.engine, token=token)
-        with self._tokens_lock:
-            if len(self._tokens) > 10_000:
-                self._tokens.clear()
-            self._tokens[token] = (now, principal)
-        return principal
+        """The token's principal, or None for an unknown or revoked one."""
+        return self._tokens.get(ingest_store.find_principal, engine=self.engine, token=token).value
 
     def source_for_topic(self, topic: str) -> str | None:
         """The registered source a topic `<prefix>/<source>/telemetry` belongs to, if any."""
@@ -136,21 +113,20 @@ class Ingestor:
         if len(parts) != 3 or parts[0] != self.topic_prefix or parts[2] != "telemetry":
             return None
         source = parts[1]
-        now = time.monotonic()
-        cached = self._sources.get(source)
-        if cached is None or now - cached[0] > (30 if cached[1] else 5):
-            known = ingest_store.source_exists(self.engine, source=source)
-            self._sources[source] = cached = (now, known)
-        return source if cached[1] else None
+        known = self._sources.get(ingest_store.source_exists, engine=self.engine, source=source)
+        return source if known.value else None
 
     # what ------------------------------------------------------------------------------------
 
     def catalog(self, device_ids: np.ndarray | None = None) -> DeviceCatalog:
         """The device catalogue; re-read early when readings name devices it does not know."""
-        catalog = self._catalog.get()
-        if device_ids is not None and len(device_ids) and (catalog.lookup(device_ids) < 0).any():
-            catalog = self._catalog.get(max_age_s=5)
-        return catalog
+        cached = self._catalog.get(ingest_store.load_device_catalog, engine=self.engine)
+        unknown = device_ids is not None and (cached.value.lookup(device_ids) < 0).any()
+        age_s = (datetime.now(UTC) - cached.as_of).total_seconds()
+        if unknown and age_s > CATALOG_EARLY_S:
+            self._catalog.clear()
+            cached = self._catalog.get(ingest_store.load_device_catalog, engine=self.engine)
+        return cached.value
 
     def validate(self, rows: list, *, principal: Principal):
         """Validate decoded rows for `principal`."""

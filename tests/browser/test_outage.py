@@ -8,45 +8,21 @@ import json
 import time
 import urllib.error
 import urllib.request
-import uuid
 from datetime import UTC, datetime, timedelta
 
-import paho.mqtt.client as mqtt
 import pytest
 import sqlalchemy as sa
 from playwright.sync_api import Page, expect
 
 from data.ingest_store import create_token, ensure_source
-from ingest.broker import parse_broker_url
 from tests.browser.conftest import LIVE_STALE_SECONDS, open_page, screenshot
 from tests.browser.test_dashboard import tile_value, wait_ready
+from tests.mqtt_publisher import Publisher
 
 pytestmark = pytest.mark.browser
 SOURCE = "test-browser"
 TILE = ".os-tile-value[data-key='readings_today']"
-
-
-class Publisher:
-    """QoS 1: `publish` returns once the broker holds the message."""
-
-    def __init__(self, url: str) -> None:
-        host, port = parse_broker_url(url)
-        self.client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2, client_id=f"t-{uuid.uuid4().hex[:8]}"
-        )
-        self.client.connect(host, port)
-        self.client.loop_start()
-
-    def publish(self, rows: list[dict]) -> None:
-        info = self.client.publish(
-            f"onescreen/{SOURCE}/telemetry", json.dumps({"readings": rows}), qos=1
-        )
-        info.wait_for_publish(timeout=10)
-        assert info.is_published()
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
+TOPIC = f"onescreen/{SOURCE}/telemetry"
 
 
 def _rows(engine: sa.Engine, count: int, *, offset_ms: int) -> list[dict]:
@@ -118,7 +94,7 @@ def test_readings_published_over_mqtt_reach_the_overview_tiles(
     rows = _rows(live_engine, 50, offset_ms=0)
     publisher = Publisher(mqtt_broker)
     started = time.monotonic()
-    publisher.publish(rows)
+    publisher.publish(TOPIC, json.dumps({"readings": rows}))
     publisher.close()
     _wait_tile_at_least(page, before + len(rows), timeout_ms=15_000)
     seen_after = time.monotonic() - started
@@ -150,7 +126,7 @@ def test_postgres_stopped_while_the_app_runs(
     pg_cluster.stop()
     try:
         # acknowledged by the broker while the store is down: must be stored later
-        publisher.publish(during_outage)
+        publisher.publish(TOPIC, json.dumps({"readings": during_outage}))
         status, body = _post(live_server_fast, token, during_outage)
         assert status == 503, body
         assert body["error"]["code"] == "unavailable" and body["retry_after"]

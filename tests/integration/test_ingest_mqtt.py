@@ -14,40 +14,17 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import paho.mqtt.client as mqtt
 import pytest
 import sqlalchemy as sa
 
 from data.ingest_store import ensure_source
-from ingest.broker import parse_broker_url
 from ingest.mqtt_worker import MqttIngestWorker
 from ingest.service import Ingestor
+from tests.mqtt_publisher import Publisher
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 SOURCE = "test-mqtt"
-
-
-class Publisher:
-    """A QoS 1 publisher that waits for every PUBACK (the broker has the message then)."""
-
-    def __init__(self, url: str) -> None:
-        host, port = parse_broker_url(url)
-        self.client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2, client_id=f"pub-{uuid.uuid4().hex[:8]}"
-        )
-        self.client.max_inflight_messages_set(100)
-        self.client.connect(host, port)
-        self.client.loop_start()
-
-    def publish(self, topic: str, payload: bytes | str) -> None:
-        info = self.client.publish(topic, payload, qos=1)
-        info.wait_for_publish(timeout=10)
-        assert info.is_published()
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
 
 
 def _devices(engine, n: int) -> list[int]:

@@ -124,6 +124,10 @@ def test_partition_cache_asks_once_per_day():
 
         def execute(self, *_args, **_kwargs):
             Conn.calls += 1
+            return self
+
+        def scalar_one(self) -> int:
+            return 0
 
     from datetime import UTC, datetime
 
