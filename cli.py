@@ -189,7 +189,11 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from components.device_layer import warm_in_background
 
     warm_in_background()
+    displays = _local_display_tokens(engine, settings)
     print(f"OneScreen on http://{host}:{port}/")
+    for kind, token in displays.items():
+        url = _display_url(f"http://{host}:{port}", kind=kind, token=token)
+        print(f"{kind.capitalize() + ':':<6} {url}")
     try:
         app.run(host=host, port=port, debug=settings.debug)
     finally:
@@ -199,6 +203,22 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         if settings.embedded and args.stop_db:
             embedded_cluster(settings).stop()
     return 0
+
+
+def _local_display_tokens(engine, settings: Settings) -> dict[str, str]:
+    """The quick start's wall and kiosk tokens; none (with a warning) rather than no server."""
+    import sqlalchemy as sa
+
+    from data.displays import DisplayTokenError, ensure_local_display_tokens
+
+    try:
+        return ensure_local_display_tokens(
+            engine, state_file=settings.data_dir / "display-tokens.json"
+        )
+    except (sa.exc.SQLAlchemyError, OSError, OneScreenError, DisplayTokenError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"warning: no wall/kiosk tokens for this run ({reason})", file=sys.stderr)
+        return {}
 
 
 def _start_live_city(args: argparse.Namespace, settings: Settings, *, engine, port: int):
@@ -298,6 +318,136 @@ def cmd_tokens_revoke(args: argparse.Namespace, settings: Settings) -> int:
 
     count = revoke_tokens(_engine(settings), source=args.source)
     print(f"revoked {count} token(s) of source '{args.source}'")
+    return 0
+
+
+def _displays_engine(settings: Settings):
+    from data import migrate
+
+    engine = _engine(settings)
+    migrate.require_current_schema(engine)
+    return engine
+
+
+def _display_url(base_url: str, *, kind: str, token: str) -> str:
+    return f"{base_url.rstrip('/')}/{kind}?token={token}"
+
+
+def cmd_displays_tokens_create(args: argparse.Namespace, settings: Settings) -> int:
+    from data.displays import DisplayTokenError, create_display_token
+
+    try:
+        token = create_display_token(
+            _displays_engine(settings),
+            kind=args.kind,
+            district=args.district,
+            playlist=args.playlist,
+            label=args.label,
+        )
+    except DisplayTokenError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    scope = f"district {args.district}" if args.district else "the whole city"
+    playlist = f", playlist '{args.playlist}'" if args.playlist else ""
+    base_url = args.base_url or f"http://{settings.host}:{settings.port}"
+    print(f"# {args.kind} token for {scope}{playlist}; it is shown only once:")
+    print(token)
+    print(_display_url(base_url, kind=args.kind, token=token))
+    return 0
+
+
+def cmd_displays_tokens_list(args: argparse.Namespace, settings: Settings) -> int:
+    from data.displays import list_display_tokens
+
+    for row in list_display_tokens(_displays_engine(settings)):
+        state = f"revoked {row['revoked_at']:%Y-%m-%d %H:%M}" if row["revoked_at"] else "live"
+        seen = f"{row['last_seen_at']:%Y-%m-%d %H:%M}" if row["last_seen_at"] else "never"
+        print(
+            f"{row['fingerprint']} {row['kind']:<5} {row['district'] or 'city':<6}"
+            f" {row['playlist'] or '-':<16} created {row['created_at']:%Y-%m-%d %H:%M}"
+            f" seen {seen:<16} {state:<22} {row['label']}"
+        )
+    return 0
+
+
+def cmd_displays_tokens_revoke(args: argparse.Namespace, settings: Settings) -> int:
+    from data.displays import DisplayTokenError, revoke_display_tokens
+
+    try:
+        count = revoke_display_tokens(
+            _displays_engine(settings),
+            token=args.token,
+            fingerprint=args.fingerprint,
+            label=args.label,
+        )
+    except DisplayTokenError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"revoked {count} display token(s)")
+    return 0
+
+
+def _rejected_views(engine, *, views: str) -> list[str]:
+    """The items of `views` the wall could not show (all of it when nothing is understood)."""
+    from components.playlist import parse_views
+    from data.queries import category_codes, district_codes, street_districts
+
+    parsed = parse_views(
+        views,
+        districts=district_codes(engine),
+        categories=category_codes(engine),
+        streets=street_districts(engine),
+    )
+    return parsed.rejected or ([] if parsed.views else [views[:40]])
+
+
+def cmd_displays_playlists_save(args: argparse.Namespace, settings: Settings) -> int:
+    from data.displays import PlaylistError, save_playlist
+
+    engine = _displays_engine(settings)
+    rejected = _rejected_views(engine, views=args.views)
+    if rejected:
+        print(f"error: --views items not understood: {', '.join(rejected)}", file=sys.stderr)
+        return 2
+    try:
+        playlist = save_playlist(
+            engine,
+            name=args.name,
+            views=args.views,
+            interval_s=args.interval,
+            attention_s=args.attention,
+            metric=args.metric,
+            sound=args.sound,
+            reload_hours=args.reload_hours,
+        )
+    except PlaylistError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"saved playlist '{playlist.name}': {playlist.views}")
+    return 0
+
+
+def cmd_displays_playlists_list(args: argparse.Namespace, settings: Settings) -> int:
+    from data.displays import list_playlists
+
+    for playlist in list_playlists(_displays_engine(settings)):
+        reload = f"{playlist.reload_hours:g} h" if playlist.reload_hours else "never"
+        print(
+            f"{playlist.name:<16} every {playlist.interval_s} s,"
+            f" attention {playlist.attention_s} s,"
+            f" metric {playlist.metric or 'default'}, sound {'on' if playlist.sound else 'off'},"
+            f" reload {reload}, updated {playlist.updated_at:%Y-%m-%d %H:%M}: {playlist.views}"
+        )
+    return 0
+
+
+def cmd_displays_playlists_delete(args: argparse.Namespace, settings: Settings) -> int:
+    from data.displays import delete_playlist
+
+    if not delete_playlist(_displays_engine(settings), name=args.name):
+        print(f"error: no playlist named {args.name!r}", file=sys.stderr)
+        return 2
+    print(f"deleted playlist '{args.name}' (its tokens fall back to their URL's views)")
     return 0
 
 
@@ -487,6 +637,69 @@ def build_parser() -> argparse.ArgumentParser:
     revoke = token_commands.add_parser("revoke", help="revoke every token of a source")
     revoke.add_argument("--source", required=True)
     revoke.set_defaults(handler=cmd_tokens_revoke)
+
+    displays = commands.add_parser(
+        "displays", help="video walls and kiosks: display tokens and saved wall playlists"
+    )
+    display_commands = displays.add_subparsers(
+        dest="displays_command", required=True, metavar="WHAT"
+    )
+    display_tokens = display_commands.add_parser("tokens", help="read-only display tokens")
+    display_token_commands = display_tokens.add_subparsers(
+        dest="display_tokens_command", required=True, metavar="ACTION"
+    )
+    create = display_token_commands.add_parser(
+        "create", help="create a token (printed once, with the display's URL)"
+    )
+    create.add_argument("--kind", required=True, choices=["wall", "kiosk"])
+    create.add_argument("--district", help="limit the display to this district (adcode)")
+    create.add_argument("--playlist", help="saved wall playlist the display shows")
+    create.add_argument("--label", default="", help="a note on where the display is")
+    create.add_argument(
+        "--base-url", help="where the dashboard is served (default: http://HOST:PORT)"
+    )
+    create.set_defaults(handler=cmd_displays_tokens_create)
+    display_token_commands.add_parser(
+        "list", help="every display token by fingerprint"
+    ).set_defaults(handler=cmd_displays_tokens_list)
+    revoke = display_token_commands.add_parser("revoke", help="revoke display tokens")
+    selector = revoke.add_mutually_exclusive_group(required=True)
+    selector.add_argument("--fingerprint", help="the 10 hex digits `tokens list` shows")
+    selector.add_argument("--label", help="every live token with this label")
+    selector.add_argument("--token", help="the token itself")
+    revoke.set_defaults(handler=cmd_displays_tokens_revoke)
+
+    playlists = display_commands.add_parser("playlists", help="saved wall playlists")
+    playlist_commands = playlists.add_subparsers(
+        dest="playlists_command", required=True, metavar="ACTION"
+    )
+    save = playlist_commands.add_parser("save", help="create or replace a playlist")
+    save.add_argument("name", help="1-64 letters, digits, '_' or '-'")
+    save.add_argument(
+        "--views",
+        required=True,
+        help="as in /wall?views=: e.g. city,districts,310115:flood,fire",
+    )
+    save.add_argument("--interval", type=int, default=30, help="seconds per view (5-3600)")
+    save.add_argument(
+        "--attention", type=int, default=60, help="seconds a new incident holds the wall (5-3600)"
+    )
+    save.add_argument(
+        "--metric",
+        choices=["open_incidents", "incidents_per_100km2", "online_rate", "readings_last_hour"],
+        help="map metric (default: the display's)",
+    )
+    save.add_argument("--sound", action="store_true", help="chime on new critical incidents")
+    save.add_argument(
+        "--reload-hours", type=float, help="reload the page this often (default: never)"
+    )
+    save.set_defaults(handler=cmd_displays_playlists_save)
+    playlist_commands.add_parser("list", help="every saved playlist").set_defaults(
+        handler=cmd_displays_playlists_list
+    )
+    delete = playlist_commands.add_parser("delete", help="delete a playlist")
+    delete.add_argument("name")
+    delete.set_defaults(handler=cmd_displays_playlists_delete)
 
     letters = commands.add_parser("dead-letters", help="show readings that could not be stored")
     letters.add_argument("--limit", type=int, default=20)

@@ -923,3 +923,122 @@ def reference_version(engine: Engine) -> str:
                 " WHERE key IN ('reference', 'streets_imported')"
             )
         ).scalar_one()
+
+
+# Walls: where areas are, and which critical incidents are new -----------------------------------
+
+
+def area_bounds(engine: Engine, *, district: str | None = None) -> dict[str, list[list[float]]]:
+    """code → [[south, west], [north, east]]: every district (and the city), or one district's
+    streets."""
+    _check_scope(district=district)
+    if district is None:
+        statement = sa.text(
+            "SELECT adcode, ST_YMin(e), ST_XMin(e), ST_YMax(e), ST_XMax(e)"
+            " FROM (SELECT adcode, ST_Envelope(geom) AS e FROM district) d"
+            " UNION ALL SELECT 'city', ST_YMin(e), ST_XMin(e), ST_YMax(e), ST_XMax(e)"
+            " FROM (SELECT ST_Envelope(geom) AS e FROM city_outline) c"
+        )
+    else:
+        statement = sa.text(
+            "SELECT code, ST_YMin(e), ST_XMin(e), ST_YMax(e), ST_XMax(e)"
+            " FROM (SELECT code, ST_Envelope(geom) AS e FROM street"
+            "       WHERE district_adcode = :district) s"
+        )
+    with engine.connect() as conn:
+        rows = conn.execute(statement, {"district": district}).all()
+    return {
+        row[0]: [[round(row[1], 5), round(row[2], 5)], [round(row[3], 5), round(row[4], 5)]]
+        for row in rows
+    }
+
+
+def street_districts(engine: Engine) -> dict[str, str]:
+    """street code → district adcode of every street/town."""
+    with engine.connect() as conn:
+        return dict(conn.execute(sa.text("SELECT code, district_adcode FROM street")).all())
+
+
+@dataclass(frozen=True)
+class IncidentMarks:
+    """The newest incident and incident event ids: what a wall has already seen."""
+
+    incident: int
+    event: int
+
+
+def incident_marks(engine: Engine) -> IncidentMarks:
+    """The current high-water marks of incidents and their events."""
+    with engine.connect() as conn:
+        row = conn.execute(
+            sa.text(
+                "SELECT (SELECT coalesce(max(id), 0) FROM incident),"
+                " (SELECT coalesce(max(id), 0) FROM incident_event)"
+            )
+        ).one()
+    return IncidentMarks(incident=int(row[0]), event=int(row[1]))
+
+
+def new_critical_incidents(
+    engine: Engine,
+    *,
+    after: IncidentMarks,
+    district: str | None = None,
+    limit: int = 20,
+) -> tuple[pd.DataFrame, IncidentMarks]:
+    """Live critical incidents opened, reopened or escalated to critical since `after` (oldest
+    first), and the marks to ask from next time."""
+    _check_scope(district=district)
+    if not 1 <= limit <= 200:
+        raise InvalidQuery("limit must be between 1 and 200")
+    with engine.connect() as conn:
+        marks = conn.execute(
+            sa.text(
+                "SELECT (SELECT coalesce(max(id), 0) FROM incident),"
+                " (SELECT coalesce(max(id), 0) FROM incident_event)"
+            )
+        ).one()
+        # an incident becomes news by being inserted (whoever inserts it) or by an event that
+        # makes it critical and live again; both marks bound the scan to what is new
+        result = conn.execute(
+            sa.text(
+                "WITH fresh AS ("
+                "  SELECT id FROM incident WHERE id > :after_incident AND id <= :incident_mark"
+                "  UNION SELECT incident_id FROM incident_event"
+                "  WHERE id > :after_event AND id <= :event_mark"
+                "    AND kind IN ('reopened', 'escalated'))"
+                " SELECT i.id, i.opened_at, i.severity, i.status, i.category_code,"
+                " i.title_zh, i.title_en, i.district_adcode, di.name_zh AS district_zh,"
+                " di.name_en AS district_en, i.street_code, s.name_zh AS street_zh,"
+                " s.name_en AS street_en, i.device_id, i.trigger_value, i.threshold,"
+                " ST_X(i.geom) AS lon, ST_Y(i.geom) AS lat"
+                " FROM incident i JOIN fresh f ON f.id = i.id"
+                " JOIN district di ON di.adcode = i.district_adcode"
+                " LEFT JOIN street s ON s.code = i.street_code"
+                " WHERE i.severity = 'critical' AND i.status = 'open'"
+                "   AND (CAST(:district AS text) IS NULL OR i.district_adcode = :district)"
+                " ORDER BY i.opened_at DESC, i.id DESC LIMIT :limit"
+            ),
+            {
+                "after_incident": int(after.incident),
+                "after_event": int(after.event),
+                "incident_mark": int(marks[0]),
+                "event_mark": int(marks[1]),
+                "district": district,
+                "limit": limit,
+            },
+        )
+        frame = pd.DataFrame(result.all(), columns=list(result.keys()))
+    return frame.iloc[::-1].reset_index(drop=True), IncidentMarks(int(marks[0]), int(marks[1]))
+
+
+def incident_statuses(engine: Engine, *, incident_ids: list[int]) -> dict[int, str]:
+    """incident id → status of the given incidents (unknown ids are left out)."""
+    wanted = [int(i) for i in incident_ids][:200]
+    if not wanted:
+        return {}
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text("SELECT id, status FROM incident WHERE id = ANY(:ids)"), {"ids": wanted}
+        ).all()
+    return {int(row[0]): row[1] for row in rows}
