@@ -9,7 +9,8 @@ window.onescreen = Object.assign({}, window.onescreen, {
       const colors = h.colors || {};
       const selected = h.selected === code;
       return {
-        className: "os-area os-area-" + code,
+        // the district code lets a wall tell which layer a map is showing
+        className: "os-area os-area-" + code + " os-area-d" + feature.properties.district,
         fillColor: colors[code] || h.noData || "#1a2740",
         fillOpacity: h.fillOpacity || 0.78,
         color: selected ? "#ffffff" : (h.lineColor || "#4fb8ff"),
@@ -80,6 +81,18 @@ window.onescreen = Object.assign({}, window.onescreen, {
         fillOpacity: 0.95,
         className: "os-device os-device-s" + p.s,
       }).bindTooltip((h.deviceLabel || "#") + p.id, {className: "os-map-tip"});
+    },
+    focusMarker: function (feature, latlng) {
+      // the incident a wall is drawing attention to: a pulsing ring (CSS) around a dot
+      return L.marker(latlng, {
+        interactive: false,
+        keyboard: false,
+        icon: L.divIcon({
+          className: "os-focus-marker os-focus-" + (feature.properties.severity || "critical"),
+          html: "<span class='os-focus-ring'></span><span class='os-focus-ring os-focus-ring-2'></span><span class='os-focus-dot'></span>",
+          iconSize: L.point(28, 28),
+        }),
+      });
     },
     incidentPoint: function (feature, latlng, context) {
       const h = (context && context.hideout) || {};

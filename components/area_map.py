@@ -47,6 +47,7 @@ def create_map(
     center: tuple[float, float] | None = None,
     zoom: float | None = None,
     class_name: str = "",
+    map_options: dict | None = None,
 ) -> html.Div:
     """A dark, vector-only map (plus the optional configured tiles) with a legend overlay."""
     return html.Div(
@@ -69,6 +70,7 @@ def create_map(
                 attributionControl=bool(get_settings().map_tile_url),
                 className="os-map",
                 style={"width": "100%", "height": "100%"},
+                **(map_options or {}),
             ),
             html.Div(id=legend_id, className="os-legend", children=legend or []),
         ],

@@ -11,8 +11,15 @@ from components.state import href
 from components.tiles import CITY_TZ
 
 
-def feed_children(frame: pd.DataFrame, *, lang: str, categories: dict[str, tuple[str, str]]):
-    """One row per incident, newest first: time, severity, title, place; links to its detail."""
+def feed_children(
+    frame: pd.DataFrame,
+    *,
+    lang: str,
+    categories: dict[str, tuple[str, str]],
+    link: bool = True,
+):
+    """One row per incident, newest first: time, severity, title, place; links to its detail
+    (plain rows on walls and kiosks, which open nothing)."""
     if frame.empty:
         return html.Div(t("panel.empty_feed", lang), className="os-empty")
     rows = []
@@ -24,27 +31,31 @@ def feed_children(frame: pd.DataFrame, *, lang: str, categories: dict[str, tuple
             place = f"{place} · {street}"
         title = item.title_en if lang == "en" else item.title_zh
         category = categories.get(item.category_code, (item.category_code, item.category_code))
+        cells = [
+            html.Span(opened, className="os-feed-time"),
+            html.Span(
+                t(f"severity.{item.severity}", lang),
+                className=f"os-badge os-sev-{item.severity}",
+            ),
+            html.Span(title, className="os-feed-title"),
+            html.Span(
+                f"{category[1] if lang == 'en' else category[0]} · {place}",
+                className="os-feed-place",
+            ),
+            html.Span(
+                t(f"status.{item.status}", lang),
+                className=f"os-feed-status os-status-{item.status}",
+            ),
+        ]
+        row_class = f"os-feed-row os-feed-{item.status}"
         rows.append(
             dcc.Link(
                 href=href("/incidents", lang=lang, incident=str(item.id)),
-                className=f"os-feed-row os-feed-{item.status}",
-                children=[
-                    html.Span(opened, className="os-feed-time"),
-                    html.Span(
-                        t(f"severity.{item.severity}", lang),
-                        className=f"os-badge os-sev-{item.severity}",
-                    ),
-                    html.Span(title, className="os-feed-title"),
-                    html.Span(
-                        f"{category[1] if lang == 'en' else category[0]} · {place}",
-                        className="os-feed-place",
-                    ),
-                    html.Span(
-                        t(f"status.{item.status}", lang),
-                        className=f"os-feed-status os-status-{item.status}",
-                    ),
-                ],
+                className=row_class,
+                children=cells,
             )
+            if link
+            else html.Div(className=row_class, children=cells)
         )
     return rows
 

@@ -8,7 +8,15 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from data.engine import get_engine
-from data.queries import category_codes, district_codes, street_names
+from data.queries import (
+    area_bounds,
+    category_codes,
+    district_codes,
+    street_names,
+)
+from data.queries import (
+    street_districts as load_street_districts,
+)
 
 _T = TypeVar("_T")
 _TTL_SECONDS = 300.0
@@ -43,6 +51,19 @@ def streets(district: str) -> dict[str, tuple[str, str, bool]]:
     if district not in districts():
         return {}
     return _cached(("streets", district), lambda: street_names(get_engine(), district=district))
+
+
+def street_districts() -> dict[str, str]:
+    """street code → district adcode of every street/town."""
+    return _cached(("street_districts", None), lambda: load_street_districts(get_engine()))
+
+
+def bounds(district: str | None) -> dict[str, list[list[float]]]:
+    """code → [[south, west], [north, east]] of the districts and city (None) or of one
+    district's streets."""
+    if district is not None and district not in districts():
+        return {}
+    return _cached(("bounds", district), lambda: area_bounds(get_engine(), district=district))
 
 
 def clear() -> None:

@@ -50,8 +50,7 @@ def _trend(today: float | None, yesterday: float | None, lang: str, *, lower_is_
 
 def _tile(key: str, label: str, value: str, detail, trend=None, accent: str = "") -> html.Div:
     return html.Div(
-        className=f"os-tile {accent}".strip(),
-        id={"type": "os-tile", "key": key},
+        className=f"os-tile os-tile-{key} {accent}".strip(),
         children=[
             html.Div(label, className="os-tile-label"),
             html.Div(value, className="os-tile-value", **{"data-key": key}),

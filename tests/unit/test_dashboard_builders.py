@@ -154,15 +154,19 @@ def _text(component) -> str:
     return _text(children)
 
 
+def _tile_key(tile) -> str:
+    return tile.children[1].to_plotly_json()["props"]["data-key"]
+
+
 def test_tiles_compare_today_with_the_same_share_of_yesterday():
-    tiles = {tile.id["key"]: _text(tile) for tile in tiles_children(kpis(), "en")}
+    tiles = {_tile_key(tile): _text(tile) for tile in tiles_children(kpis(), "en")}
     assert "1,000" in tiles["devices"] and "95.0%" in tiles["online"]
     assert "6" in tiles["open_incidents"] and "Critical 1" in tiles["open_incidents"]
     # noon: 5,000 readings against half of yesterday's 20,000 is a 50 % drop
     assert "▼ 50.0%" in tiles["readings_today"]
     # mean time to resolve halved: down, which is good
     assert "▼ 50.0%" in tiles["mttr"]
-    zh = {tile.id["key"]: _text(tile) for tile in tiles_children(kpis(), "zh")}
+    zh = {_tile_key(tile): _text(tile) for tile in tiles_children(kpis(), "zh")}
     assert "较昨日" in zh["readings_today"]
 
 

@@ -1,0 +1,329 @@
+"""Video wall and kiosk in Chromium: fit every screen, rotate, attention, idle, tokens."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from urllib.parse import urlencode
+
+import pytest
+import sqlalchemy as sa
+from playwright.sync_api import Page, expect
+
+from data.displays import create_display_token, revoke_display_tokens
+from tests.browser.conftest import ConsoleLog, open_page, screenshot
+
+WALL_SIZES = {
+    "1920x1080": (1920, 1080),
+    "2560x1440": (2560, 1440),
+    "3840x2160": (3840, 2160),
+    "5760x1080": (5760, 1080),
+    "3840x1080": (3840, 1080),
+}
+DASH_UPDATES = "**/_dash-update-component"
+CHECKS = Path(__file__).parent / "js"
+OUTSIDE_VIEWPORT_JS = (CHECKS / "outside_viewport.js").read_text()
+CONTRAST_JS = (CHECKS / "contrast.js").read_text()
+
+
+@pytest.fixture(scope="module")
+def tokens(live_engine) -> dict[str, str]:
+    """A city wall token, a kiosk token and a Pudong-only wall token."""
+    return {
+        "wall": create_display_token(live_engine, kind="wall", label="test wall"),
+        "kiosk": create_display_token(live_engine, kind="kiosk", label="test kiosk"),
+        "pudong": create_display_token(
+            live_engine, kind="wall", district="310115", label="test pudong wall"
+        ),
+    }
+
+
+def display_url(base: str, path: str, token: str, **params: object) -> str:
+    return f"{base}{path}?{urlencode({'token': token, **params})}"
+
+
+def active(page: Page, selector: str = ""):
+    return page.locator(f".os-wall-slot-active {selector}".strip())
+
+
+def wait_shown(page: Page, district: str | None = None) -> None:
+    """The active slot's map shows the view's areas and its tiles have figures."""
+    area = f"path.os-area-d{district}" if district else "path.os-area-d310101"
+    expect(active(page, area).first).to_be_attached(timeout=20_000)
+    expect(active(page, ".os-tile-value").first).to_be_visible()
+
+
+def wall_state(page: Page) -> dict:
+    return page.evaluate("() => window.onescreen.wall.state")
+
+
+@pytest.mark.parametrize("size", list(WALL_SIZES))
+def test_the_wall_fits_every_screen_exactly(live_server, tokens, browser, size):
+    width, height = WALL_SIZES[size]
+    context = browser.new_context(viewport={"width": width, "height": height}, locale="zh-CN")
+    page = context.new_page()
+    log = ConsoleLog()
+    page.on("console", log.on_console)
+    page.on("pageerror", log.on_page_error)
+    page.goto(display_url(live_server, "/wall", tokens["wall"], views="city,310115", interval=3600))
+    wait_shown(page)
+    page.wait_for_timeout(1500)  # timeline drawn, fonts settled
+    result = page.evaluate(OUTSIDE_VIEWPORT_JS)
+    scroll_width, client_width, scroll_height, client_height = result["scroll"]
+    assert scroll_width <= client_width and scroll_height <= client_height, result
+    assert result["count"] == 0, result["bad"]
+    # the canvas fills the screen: no letterbox, whatever the aspect ratio
+    box = page.locator(".os-wall-canvas").bounding_box()
+    assert box is not None
+    assert abs(box["width"] - width) <= 1 and abs(box["height"] - height) <= 1
+    shape = page.evaluate("() => document.documentElement.dataset.wallShape")
+    assert shape == ("standard" if width / height < 2.1 else "ultrawide")
+    ranking = active(page, ".os-wall-area-ranking")
+    if shape == "standard":
+        expect(ranking).to_be_hidden()
+    else:
+        expect(ranking).to_be_visible()
+        expect(ranking.locator(".os-wall-rank-row")).to_have_count(12)
+    contrast = page.evaluate(CONTRAST_JS)
+    assert contrast["checked"] > 40 and contrast["failures"] == [], contrast
+    # type sized for distance: tile figures at least 40 px tall on a 1080-line wall
+    numeral = active(page, ".os-tile-value").first.bounding_box()
+    assert numeral is not None and numeral["height"] >= 40 * height / 1080 * 0.95
+    screenshot(page, "wall")
+    context.close()
+    assert log.errors == [], log.errors
+
+
+def test_the_playlist_advances_and_each_view_is_ready_before_it_shows(live_server, tokens, browser):
+    page, log = open_page(browser)
+    page.goto(
+        display_url(live_server, "/wall", tokens["wall"], views="city,310115,310104", interval=6)
+    )
+    wait_shown(page)
+    title = page.locator("#wall-title")
+    expect(title).to_have_text("上海市 · 全市态势")
+    expect(page.locator(".os-wall-position")).to_have_text("1 / 3")
+    for expected, district, position in (
+        ("浦东新区 · 区级态势", "310115", "2 / 3"),
+        ("徐汇区 · 区级态势", "310104", "3 / 3"),
+        ("上海市 · 全市态势", None, "1 / 3"),
+    ):
+        expect(title).to_have_text(expected, timeout=12_000)
+        expect(page.locator(".os-wall-position")).to_have_text(position)
+        # shown only once its map and tiles were there: no placeholder in the active slot
+        wait_shown(page, district)
+        assert active(page, ".os-skel").count() == 0
+        if district:
+            assert active(page, f"path.os-area:not(.os-area-d{district})").count() == 0
+    assert wall_state(page)["flips"] == 3
+    page.context.close()
+    assert log.errors == [], log.errors
+
+
+def _open_critical_incident(engine: sa.Engine, *, district: str) -> dict:
+    """Open a critical incident on a device of `district` the way the rules engine does."""
+    with engine.begin() as conn:
+        row = conn.execute(
+            sa.text(
+                "SELECT d.id, d.type_id, t.category_code, d.street_code, s.name_zh"
+                " FROM device d JOIN device_type t ON t.id = d.type_id"
+                " JOIN street s ON s.code = d.street_code"
+                " WHERE d.district_adcode = :district AND t.category_code = 'gas'"
+                "   AND NOT EXISTS (SELECT 1 FROM incident i WHERE i.device_id = d.id"
+                "                   AND i.status <> 'resolved')"
+                " ORDER BY d.id LIMIT 1"
+            ),
+            {"district": district},
+        ).one()
+        title = f"{row.name_zh}燃气泄漏报警 测试"
+        incident_id = conn.execute(
+            sa.text(
+                "INSERT INTO incident (device_id, type_id, category_code, district_adcode,"
+                " street_code, rule_code, severity, status, title_zh, title_en, trigger_value,"
+                " threshold, opened_at, geom)"
+                " SELECT d.id, d.type_id, :category, d.district_adcode, d.street_code,"
+                " 'wall_test', 'critical', 'open', :title, 'Gas leak alarm (test)', 42, 25,"
+                " now(), d.geom FROM device d WHERE d.id = :device RETURNING id"
+            ),
+            {"device": row.id, "category": row.category_code, "title": title},
+        ).scalar_one()
+        conn.execute(
+            sa.text(
+                "INSERT INTO incident_event (incident_id, at, kind, actor, to_status)"
+                " VALUES (:id, now(), 'opened', 'test', 'open')"
+            ),
+            {"id": incident_id},
+        )
+    return {"id": incident_id, "title": title, "street": row.street_code}
+
+
+def _set_status(engine: sa.Engine, incident_id: int, status: str) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "UPDATE incident SET status = :status,"
+                " acknowledged_at = CASE WHEN :status <> 'open' THEN now() END,"
+                " resolved_at = CASE WHEN :status = 'resolved' THEN now() END"
+                " WHERE id = :id"
+            ),
+            {"id": incident_id, "status": status},
+        )
+
+
+def test_a_new_critical_incident_takes_over_the_wall_then_rotation_resumes(
+    live_server_fast, live_engine, tokens, browser
+):
+    page, log = open_page(browser)
+    page.goto(
+        display_url(
+            live_server_fast, "/wall", tokens["wall"], views="city,310101", interval=3600,
+            attention=10, sound=1,
+        )
+    )  # fmt: skip
+    wait_shown(page)
+    root = page.locator("#wall-root")
+    expect(root).to_have_class(re.compile("os-wall-phase-rotate"))
+    incident = _open_critical_incident(live_engine, district="310104")
+    # the refresh (2 s) finds it, the hidden slot loads Xuhui, then the wall switches
+    expect(root).to_have_class(re.compile("os-wall-phase-attention"), timeout=8_000)
+    card = page.locator("#wall-attention-card")
+    expect(card).to_be_visible()
+    expect(card.locator(".os-wall-alert-title")).to_have_text(incident["title"])
+    expect(card.locator(".os-wall-alert-sev")).to_have_text("紧急")
+    expect(page.locator("#wall-title")).to_have_text("紧急事件")
+    wait_shown(page, "310104")
+    expect(active(page, ".os-focus-marker")).to_have_count(1)
+    expect(active(page, f"path.os-area-{incident['street']}")).to_have_count(1)
+    expect(page.locator("#wall-countdown")).to_have_text(re.compile(r"^\d+ 秒后恢复轮播$"))
+    expect(card.locator(".js-plotly-plot")).to_have_count(1)
+    page.wait_for_timeout(800)
+    screenshot(page, "wall-attention")
+    # sound=1: one cue per incident shown (headless Chromium has an audio context, muted)
+    assert page.evaluate("() => window.onescreen.wall.beeps || 0") == 1
+    # back to the rotation where it was interrupted
+    expect(root).to_have_class(re.compile("os-wall-phase-rotate"), timeout=16_000)
+    expect(page.locator("#wall-title")).to_have_text("上海市 · 全市态势")
+    expect(card).to_be_hidden()
+
+    # a second one, acknowledged by someone while shown, gives the screen back early
+    # (the rotation first gets the screen back for the length of one alert)
+    second = _open_critical_incident(live_engine, district="310105")
+    expect(root).to_have_class(re.compile("os-wall-phase-attention"), timeout=20_000)
+    expect(card.locator(".os-wall-alert-title")).to_have_text(second["title"])
+    _set_status(live_engine, second["id"], "acknowledged")
+    expect(root).to_have_class(re.compile("os-wall-phase-rotate"), timeout=7_000)
+    for opened in (incident, second):
+        _set_status(live_engine, opened["id"], "resolved")
+    page.context.close()
+    assert log.errors == [], log.errors
+
+
+def test_a_district_wall_never_alerts_about_other_districts(
+    live_server_fast, live_engine, tokens, browser
+):
+    page, log = open_page(browser)
+    page.goto(display_url(live_server_fast, "/wall", tokens["pudong"], views="city,310101"))
+    wait_shown(page, "310115")
+    # the city and Huangpu are outside the token's district: the playlist is Pudong only
+    expect(page.locator("#wall-title")).to_have_text("浦东新区 · 区级态势")
+    slots = wall_state(page)["slots"]
+    assert {view["district"] for view in slots.values()} == {"310115"}
+    outside = _open_critical_incident(live_engine, district="310101")
+    page.wait_for_timeout(5_000)
+    assert wall_state(page)["attentions"] == 0
+    expect(page.locator("#wall-root")).to_have_class(re.compile("os-wall-phase-rotate"))
+    _set_status(live_engine, outside["id"], "resolved")
+    page.context.close()
+    assert log.errors == [], log.errors
+
+
+def test_the_kiosk_explores_by_touch_masks_people_and_returns_to_its_loop(
+    live_server, live_engine, tokens, browser
+):
+    context = browser.new_context(
+        viewport={"width": 1920, "height": 1080}, locale="zh-CN", has_touch=True
+    )
+    page = context.new_page()
+    log = ConsoleLog()
+    page.on("console", log.on_console)
+    page.on("pageerror", log.on_page_error)
+    page.goto(display_url(live_server, "/kiosk", tokens["kiosk"], views="city", idle=6))
+    wait_shown(page)
+    root = page.locator("#wall-root")
+    attract = page.locator(".os-kiosk-attract")
+    expect(attract).to_be_visible()
+    screenshot(page, "kiosk-attract")
+    # every control is a big touch target
+    for box in page.locator(".os-kiosk-btn").evaluate_all(
+        "els => els.map(e => e.getBoundingClientRect()).map(r => [r.width, r.height])"
+    ):
+        assert box[0] >= 48 and box[1] >= 48, box
+    # a tap on Xuhui drills into it
+    active(page, "path.os-area-310104").first.tap()
+    expect(root).to_have_class(re.compile("os-wall-phase-explore"))
+    expect(attract).to_be_hidden()
+    expect(page.locator("#wall-title")).to_have_text("徐汇区 · 区级态势", timeout=10_000)
+    wait_shown(page, "310104")
+    page.get_by_role("button", name="养老").tap()
+    expect(page.locator("#wall-title")).to_have_text("徐汇区 · 养老专题", timeout=10_000)
+    screenshot(page, "kiosk-explore")
+    # elderly-care incidents appear as counts and categories, never a person's street or device
+    with live_engine.connect() as conn:
+        private = conn.execute(
+            sa.text(
+                "SELECT s.name_zh, i.title_zh FROM incident i"
+                " JOIN street s ON s.code = i.street_code"
+                " WHERE i.category_code = 'elderly' AND i.district_adcode = '310104'"
+                "   AND i.opened_at > now() - interval '24 hours'"
+            )
+        ).all()
+    feed = active(page, ".os-wall-feed").inner_text()
+    for street, title in private:
+        assert title not in feed and street not in feed
+    if private:
+        assert "养老服务事件" in feed
+    # no touch for `idle` seconds: back to the attract loop
+    expect(root).to_have_class(re.compile("os-wall-phase-rotate"), timeout=12_000)
+    expect(attract).to_be_visible()
+    expect(page.locator("#wall-title")).to_have_text("上海市 · 全市态势", timeout=10_000)
+    context.close()
+    assert log.errors == [], log.errors
+
+
+def test_tokens_open_displays_and_revoking_one_blanks_its_screen(
+    live_server_fast, live_engine, tokens, browser
+):
+    page, log = open_page(browser)
+    page.goto(live_server_fast + "/wall")
+    expect(page.get_by_role("alert")).to_contain_text("displays tokens create --kind wall")
+    page.goto(live_server_fast + "/wall?token=not-a-real-token-at-all")
+    expect(page.get_by_role("alert")).to_have_text("访问令牌无效或已撤销")
+    page.goto(display_url(live_server_fast, "/wall", tokens["kiosk"]))
+    expect(page.get_by_role("alert")).to_have_text("该令牌不能用于此页面")
+    assert page.locator(".os-tile-value").count() == 0
+
+    doomed = create_display_token(live_engine, kind="wall", label="doomed")
+    page.goto(display_url(live_server_fast, "/wall", doomed, views="city", interval=3600))
+    wait_shown(page)
+    revoke_display_tokens(live_engine, token=doomed)
+    expect(page.locator("#wall-root")).to_have_class(re.compile("os-wall-revoked"), timeout=8_000)
+    expect(page.locator(".os-wall-revoked-note")).to_be_visible()
+    expect(page.locator(".os-wall-stage")).to_be_hidden()
+    page.context.close()
+    assert log.errors == [], log.errors
+
+
+def test_the_wall_shows_staleness_without_network_and_recovers_by_itself(
+    live_server_fast, tokens, browser
+):
+    page, _log = open_page(browser)  # refused requests log console errors on purpose
+    page.goto(display_url(live_server_fast, "/wall", tokens["wall"], views="city", interval=3600))
+    wait_shown(page)
+    page.route(DASH_UPDATES, lambda route: route.abort())
+    stale = active(page, ".os-fresh.os-fresh-stale")
+    expect(stale).to_have_count(5, timeout=12_000)
+    expect(page.locator("#os-clock.os-clock-stale")).to_have_count(1)
+    screenshot(page, "wall-stale")
+    page.unroute(DASH_UPDATES)
+    expect(active(page, ".os-fresh-stale")).to_have_count(0, timeout=12_000)
+    page.context.close()
