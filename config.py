@@ -67,7 +67,7 @@ class Settings(BaseSettings):
     )
 
     ui_refresh_seconds: float = Field(
-        default=3, ge=1, le=3600, description="How often open dashboards re-read their figures."
+        default=3, ge=0.2, le=3600, description="How often open dashboards re-read their figures."
     )
     ui_stale_seconds: float = Field(
         default=15,
