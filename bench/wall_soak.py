@@ -1,0 +1,683 @@
+"""Wall soak: weeks of a video wall's uptime compressed into thousands of fast refreshes, in
+headless Chromium, measuring whether the page leaks memory or piles up DOM nodes.
+
+    python -m bench.wall_soak [--cycles 2000] [--refresh 0.25] [--interval 5] [--attention 6]
+        [--incident-every 45] [--scale tiny|demo] [--reuse] [--database-url URL]
+        [--size 1920x1080] [--simulate/--no-simulate]
+
+Seeds the demo city ending now into its own database on the bench cluster
+(ONESCREEN_DATA_DIR/bench-pg, port 54339, database onescreen_wall_soak) unless --reuse finds it
+seeded or --database-url names another; serves it with `cli.py serve` refreshing pages every
+--refresh seconds, the simulator streaming and its own Mosquitto; opens
+/wall?views=city,310115,310104,310101 and, once every view and one attention takeover have
+shown, measures (after forced GC) the JS heap, all DOM nodes (CDP, detached ones included),
+attached elements and event listeners; runs --cycles refreshes while a critical incident opens
+every --incident-every seconds, and measures again in the same wall state.
+Target (issue: walls run for weeks): JS heap and DOM node growth ≤ 10 %, no server traceback,
+no console error. Exit code 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlencode
+
+import sqlalchemy as sa
+from playwright.sync_api import CDPSession, ConsoleMessage, Page, sync_playwright
+
+from config import get_settings
+from data import migrate, writes
+from data.bench_support import fresh_database, settle
+from data.displays import create_display_token
+from data.embedded import EmbeddedPostgres, free_port
+from data.engine import create_db_engine
+
+ROOT = Path(__file__).resolve().parents[1]
+DATABASE = "onescreen_wall_soak"
+VIEWS = ("city", "310115", "310104", "310101")
+# where the soak's critical incidents open, in turn (city wall: every district alerts)
+INCIDENT_DISTRICTS = ("310104", "310105", "310115", "310101", "310106", "310107")
+TARGET_GROWTH = 0.10
+CHROMIUM = os.environ.get("ONESCREEN_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--enable-precise-memory-info",
+    "--js-flags=--expose-gc",
+]
+MB = 1024 * 1024
+
+# what the wall's own script says about itself (assets/onescreen_wall.js)
+WALL_JS = """() => {
+  const w = window.onescreen && window.onescreen.wall;
+  if (!w || !w.state) { return null; }
+  const s = w.state;
+  return {polls: w.stats.polls, flips: w.stats.flips, attentions: w.stats.attentions,
+          phase: s.phase, idx: s.idx, returning: !!s.returning,
+          shown: s.slots[s.active] && s.slots[s.active].key, loadedAt: w.loadedAt};
+}"""
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """The page's memory and DOM after forced garbage collection, and where the wall was."""
+
+    at_s: float
+    polls: int
+    flips: int
+    attentions: int
+    heap_bytes: int  # CDP JSHeapUsedSize
+    memory_bytes: int  # performance.memory.usedJSHeapSize
+    nodes: int  # CDP Nodes: every live DOM node, detached ones included
+    elements: int  # elements attached to the document
+    listeners: int
+    layout_objects: int
+    documents: int
+
+
+@dataclass
+class SoakResult:
+    """What a soak did and the page's state before and after it."""
+
+    cycles: int
+    elapsed_s: float
+    flips: int
+    attentions: int
+    start: Measurement
+    end: Measurement
+    samples: list[Measurement] = field(default_factory=list)
+    steady: bool = True  # both measurements taken in the same wall state
+    reloaded: bool = False
+    stalled: str | None = None
+
+    @property
+    def period_s(self) -> float:
+        """Seconds per completed refresh cycle."""
+        return self.elapsed_s / max(self.cycles, 1)
+
+    def growth(self, name: str) -> float:
+        """Relative growth of one measured figure from start to end."""
+        return growth(getattr(self.start, name), getattr(self.end, name))
+
+    def passed(self, limit: float = TARGET_GROWTH) -> bool:
+        """Heap, DOM nodes and attached elements grew by at most `limit`, and the run finished."""
+        figures = ("heap_bytes", "nodes", "elements")
+        return (
+            self.stalled is None
+            and not self.reloaded
+            and all(self.growth(name) <= limit for name in figures)
+        )
+
+
+def growth(start: float, end: float) -> float:
+    """(end − start) / start; 0 for an empty start."""
+    return (end - start) / start if start else 0.0
+
+
+# Measuring one page -------------------------------------------------------------------------
+
+
+def wall_state(page: Page) -> dict:
+    """Counters and phase of the wall's schedule; empty until the wall has ticked."""
+    return page.evaluate(WALL_JS) or {}
+
+
+def measure(page: Page, cdp: CDPSession, *, started: float) -> Measurement:
+    """Collect garbage twice (JS and DOM), then read the heap and node counts."""
+    for _ in range(2):
+        cdp.send("HeapProfiler.collectGarbage")
+    page.wait_for_timeout(300)
+    metrics = {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
+    dom = page.evaluate(
+        "() => ({elements: document.getElementsByTagName('*').length,"
+        " memory: performance.memory ? performance.memory.usedJSHeapSize : 0})"
+    )
+    state = wall_state(page)
+    return Measurement(
+        at_s=time.monotonic() - started,
+        polls=int(state.get("polls", 0)),
+        flips=int(state.get("flips", 0)),
+        attentions=int(state.get("attentions", 0)),
+        heap_bytes=int(metrics.get("JSHeapUsedSize", 0)),
+        memory_bytes=int(dom["memory"]),
+        nodes=int(metrics.get("Nodes", 0)),
+        elements=int(dom["elements"]),
+        listeners=int(metrics.get("JSEventListeners", 0)),
+        layout_objects=int(metrics.get("LayoutObjects", 0)),
+        documents=int(metrics.get("Documents", 0)),
+    )
+
+
+def warm_up(
+    page: Page, *, views: int, incident: Callable[[], None] | None, timeout_s: float
+) -> None:
+    """Until every view has been on screen and (with `incident`) one attention has come and gone."""
+    deadline = time.monotonic() + timeout_s
+    if incident is not None:
+        incident()
+    shown: set[str] = set()
+    while time.monotonic() < deadline:
+        state = wall_state(page)
+        if state.get("phase") == "rotate" and state.get("shown"):
+            shown.add(state["shown"])
+        attended = incident is None or state.get("attentions", 0) >= 1
+        if len(shown) >= views and attended and state.get("phase") == "rotate":
+            return
+        page.wait_for_timeout(250)  # lets Playwright deliver console events meanwhile
+    raise TimeoutError(f"the wall did not warm up in {timeout_s:.0f} s (last state {state})")
+
+
+def wait_steady(page: Page, *, timeout_s: float) -> bool:
+    """Wait for the wall to flip to its first view in rotation, then let it draw; False on
+    timeout. Measuring in that same state at start and end keeps the views' own DOM out of the
+    comparison."""
+    flips = wall_state(page).get("flips", 0)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        state = wall_state(page)
+        if (
+            state.get("flips", 0) > flips
+            and state.get("phase") == "rotate"
+            and state.get("idx") == 0
+            and not state.get("returning")
+        ):
+            page.wait_for_timeout(1500)  # cross-fade over, the hidden slot's next view loaded
+            return True
+        page.wait_for_timeout(100)
+    return False
+
+
+def soak(
+    page: Page,
+    *,
+    cycles: int,
+    incident: Callable[[], None] | None = None,
+    incident_every_s: float = 45,
+    progress: Callable[[Measurement, Measurement], None] | None = None,
+    progress_every_s: float = 30,
+    views: int = len(VIEWS),
+    view_seconds: float = 5,
+    attention_seconds: float = 6,
+    stall_s: float = 90,
+) -> SoakResult:
+    """Warm the wall up, measure, run `cycles` refreshes (an incident every `incident_every_s`),
+    measure again in the same state. The page must already show the wall; `progress` gets each
+    sample (the start one first) with the start one."""
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("Performance.enable")
+    # long enough for a whole rotation plus an attention takeover, on a busy machine
+    steady_timeout = 3 * (views * view_seconds + attention_seconds) + 30
+    warm_up(page, views=views, incident=incident, timeout_s=steady_timeout + 60)
+    steady = wait_steady(page, timeout_s=steady_timeout)
+    started = time.monotonic()
+    start = measure(page, cdp, started=started)
+    loaded_at = wall_state(page).get("loadedAt")
+    samples = [start]
+    if progress is not None:
+        progress(start, start)
+    next_incident = started + incident_every_s
+    next_progress = started + progress_every_s
+    last_polls, last_change = start.polls, started
+    stalled = None
+    while True:
+        state = wall_state(page)
+        now = time.monotonic()
+        polls = int(state.get("polls", 0))
+        if state.get("loadedAt") != loaded_at:
+            stalled = "the page reloaded itself (stats reset)"
+            break
+        if polls - start.polls >= cycles:
+            break
+        if polls != last_polls:
+            last_polls, last_change = polls, now
+        elif now - last_change > stall_s:
+            stalled = f"no refresh answered for {stall_s:.0f} s (at {polls - start.polls} cycles)"
+            break
+        if incident is not None and now >= next_incident:
+            incident()
+            next_incident = now + incident_every_s
+        if now >= next_progress:
+            sample = measure(page, cdp, started=started)
+            samples.append(sample)
+            if progress is not None:
+                progress(sample, start)
+            next_progress = time.monotonic() + progress_every_s
+        page.wait_for_timeout(500)
+    done = time.monotonic()
+    last = wall_state(page)
+    steady = wait_steady(page, timeout_s=steady_timeout) and steady
+    end = measure(page, cdp, started=started)
+    samples.append(end)
+    cdp.detach()
+    return SoakResult(
+        cycles=int(last.get("polls", 0)) - start.polls,
+        elapsed_s=done - started,
+        flips=int(last.get("flips", 0)) - start.flips,
+        attentions=int(last.get("attentions", 0)) - start.attentions,
+        start=start,
+        end=end,
+        samples=samples,
+        steady=steady,
+        reloaded=stalled is not None and "reloaded" in stalled,
+        stalled=stalled,
+    )
+
+
+# Critical incidents -------------------------------------------------------------------------
+
+
+class Incidents:
+    """Opens critical incidents the way the rules engine does, resolving the earlier ones so
+    open incidents do not pile up over a long run."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+        self.opened: list[int] = []
+        self.turn = 0
+
+    def __call__(self) -> None:
+        """Resolve what this soak opened before, then open one more critical incident."""
+        self.resolve_all()
+        district = INCIDENT_DISTRICTS[self.turn % len(INCIDENT_DISTRICTS)]
+        self.turn += 1
+        self.opened.append(open_critical_incident(self.engine, district=district))
+
+    def resolve_all(self) -> None:
+        """Resolve every incident this soak opened."""
+        with self.engine.begin() as conn:
+            for incident_id in self.opened:
+                conn.execute(
+                    sa.text(
+                        "UPDATE incident SET status = 'resolved', acknowledged_at = now(),"
+                        " resolved_at = now() WHERE id = :id AND status <> 'resolved'"
+                    ),
+                    {"id": incident_id},
+                )
+        self.opened.clear()
+
+
+def open_critical_incident(engine: sa.Engine, *, district: str) -> int:
+    """A new open critical gas-leak incident on a device of `district` without one; its id."""
+    with engine.begin() as conn:
+        device = conn.execute(
+            sa.text(
+                "SELECT d.id FROM device d JOIN device_type t ON t.id = d.type_id"
+                " WHERE d.district_adcode = :district AND t.category_code = 'gas'"
+                "   AND NOT EXISTS (SELECT 1 FROM incident i WHERE i.device_id = d.id"
+                "                   AND i.status <> 'resolved')"
+                " ORDER BY random() LIMIT 1"
+            ),
+            {"district": district},
+        ).scalar_one()
+        incident_id = conn.execute(
+            sa.text(
+                "INSERT INTO incident (device_id, type_id, category_code, district_adcode,"
+                " street_code, rule_code, severity, status, title_zh, title_en, trigger_value,"
+                " threshold, opened_at, geom)"
+                " SELECT d.id, d.type_id, t.category_code, d.district_adcode, d.street_code,"
+                " 'wall_soak', 'critical', 'open', s.name_zh || '燃气泄漏报警 压测',"
+                " 'Gas leak alarm (soak)', 42, 25, now(), d.geom"
+                " FROM device d JOIN device_type t ON t.id = d.type_id"
+                " JOIN street s ON s.code = d.street_code WHERE d.id = :device RETURNING id"
+            ),
+            {"device": device},
+        ).scalar_one()
+        conn.execute(
+            sa.text(
+                "INSERT INTO incident_event (incident_id, at, kind, actor, to_status)"
+                " VALUES (:id, now(), 'opened', 'wall-soak', 'open')"
+            ),
+            {"id": incident_id},
+        )
+    return incident_id
+
+
+# Database, server and browser ---------------------------------------------------------------
+
+
+def prepare_database(*, scale: str, reuse: bool, database_url: str | None) -> str:
+    """URL of a migrated database holding a seeded city (seeded here, ending now, if needed)."""
+    settings = get_settings()
+    if database_url:
+        url = database_url
+    else:
+        cluster = EmbeddedPostgres(
+            root=settings.data_dir / "bench-pg",
+            port=54339,
+            bin_dir=settings.pg_bin_dir,
+            os_user=settings.pg_os_user,
+        )
+        base = cluster.ensure_running()
+        url = f"{base.rsplit('/', 1)[0]}/{DATABASE}"
+        if not reuse or not _seeded(url):
+            url = fresh_database(base, name=DATABASE)
+    engine = create_db_engine(url)
+    try:
+        migrate.upgrade(engine)
+        if writes.get_meta(engine, key="seed") is None:
+            from simulator.seed import seed_city
+
+            print(f"seeding the {scale} city, ending now…", flush=True)
+            started = time.perf_counter()
+            report = seed_city(engine, scale=scale, random_seed=settings.random_seed, reset=True)
+            print(
+                f"  {report.devices:,} devices, {report.readings:,} readings"
+                f" in {time.perf_counter() - started:.1f} s",
+                flush=True,
+            )
+            settle(engine)
+        writes.refresh_status(engine)
+    finally:
+        engine.dispose()
+    return url
+
+
+def _seeded(url: str) -> bool:
+    try:
+        engine = create_db_engine(url)
+        try:
+            return writes.get_meta(engine, key="seed") is not None
+        finally:
+            engine.dispose()
+    except Exception:
+        return False
+
+
+@contextmanager
+def serve(
+    url: str, *, refresh: float, simulate: bool, rate: float, log_path: Path
+) -> Iterator[str]:
+    """`cli.py serve` (and its ingest worker and simulator) on free ports with a data dir and
+    Mosquitto of its own, so it never meets a developer's `make run`; yields its base URL."""
+    from ingest.broker import ManagedBroker
+
+    scratch = Path(tempfile.mkdtemp(prefix="onescreen-wall-soak-"))
+    scratch.chmod(0o755)  # mosquitto drops root privileges and must reach its directory
+    broker = ManagedBroker(root=scratch / "mqtt", port=free_port())
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "ONESCREEN_DATA_DIR": str(scratch),
+        "ONESCREEN_MQTT_URL": broker.ensure_running(),
+        "ONESCREEN_MQTT_BROKER_PORT": str(broker.port),
+        "ONESCREEN_MQTT_CLIENT_ID": f"wall-soak-{port}",
+        "ONESCREEN_UI_REFRESH_SECONDS": f"{refresh:g}",
+        "ONESCREEN_UI_STALE_SECONDS": f"{max(5.0, 10 * refresh):g}",
+        "ONESCREEN_LOG_LEVEL": "WARNING",
+        "ONESCREEN_SIMULATE": "true" if simulate else "false",
+        "ONESCREEN_SIMULATE_RATE": f"{rate:g}",
+    }
+    process = None
+    try:
+        with open(log_path, "w") as log:
+            # a session of its own: stopping it reaches the ingest worker and simulator too,
+            # and a Ctrl-C in this terminal reaches only the bench, which then stops it
+            process = subprocess.Popen(
+                [sys.executable, "cli.py", "serve", "--no-seed", "--port", str(port)],
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        base = f"http://127.0.0.1:{port}"
+        _wait_for(base, process, log_path)
+        yield base
+    finally:
+        if process is not None:
+            _stop_group(process)
+        broker.stop()
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _wait_for(base: str, process: subprocess.Popen, log_path: Path) -> None:
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            with urllib.request.urlopen(base + "/", timeout=5) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"server did not start:\n{log_path.read_text()[-3000:]}")
+        time.sleep(0.3)
+
+
+def _stop_group(process: subprocess.Popen) -> None:
+    """SIGTERM the server's process group (serve stops its children), SIGKILL what lingers."""
+    for sig, wait_s in ((signal.SIGTERM, 20), (signal.SIGKILL, 5)):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(wait_s)
+        except subprocess.TimeoutExpired:
+            continue
+        # serve is gone; its children got the same signal and get a moment to follow
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline and _group_alive(process.pid):
+            time.sleep(0.2)
+        if not _group_alive(process.pid):
+            return
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@dataclass
+class ConsoleErrors:
+    """Console errors and uncaught exceptions the page reported."""
+
+    errors: list[str] = field(default_factory=list)
+
+    def on_console(self, message: ConsoleMessage) -> None:
+        if message.type == "error":
+            self.errors.append(f"console: {message.text}")
+
+    def on_page_error(self, error: Exception) -> None:
+        self.errors.append(f"pageerror: {error}")
+
+
+@contextmanager
+def wall_page(url: str, *, width: int, height: int) -> Iterator[tuple[Page, ConsoleErrors]]:
+    """Headless Chromium with one page showing `url`, recording console errors."""
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(
+                viewport={"width": width, "height": height}, locale="zh-CN"
+            )
+            page = context.new_page()
+            page.set_default_timeout(60_000)
+            console = ConsoleErrors()
+            page.on("console", console.on_console)
+            page.on("pageerror", console.on_page_error)
+            page.goto(url)
+            page.wait_for_function("() => window.onescreen && window.onescreen.wall.state")
+            yield page, console
+        finally:
+            browser.close()
+
+
+# Report -------------------------------------------------------------------------------------
+
+
+def print_progress(sample: Measurement, start: Measurement, *, cycles: int) -> None:
+    """One line of figures every ~30 s."""
+    done = sample.polls - start.polls
+    period = sample.at_s / done if done else 0.0
+    print(
+        f"  {_clock(sample.at_s)}  cycles {done:>5}/{cycles}  ({period:.2f} s each)"
+        f"  flips {sample.flips:>4}  attentions {sample.attentions:>3}"
+        f"  heap {sample.heap_bytes / MB:6.2f} MB  nodes {sample.nodes:>6,}"
+        f"  elements {sample.elements:>5,}  listeners {sample.listeners:>5,}",
+        flush=True,
+    )
+
+
+def _clock(seconds: float) -> str:
+    minutes, rest = divmod(int(seconds), 60)
+    return f"{minutes:>3}:{rest:02d}"
+
+
+def _row(label: str, start: float, end: float, *, unit: str = "", scale: float = 1) -> str:
+    low, high = start / scale, end / scale
+    number = "{:,.2f}" if scale != 1 else "{:,.0f}"
+    change = growth(start, end) * 100
+    return (
+        f"  {label:32} {number.format(low):>10} → {number.format(high):>10} {unit:2}"
+        f"  {change:+6.1f} %"
+    )
+
+
+def report(result: SoakResult, *, refresh: float, errors: list[str], server_log: str) -> bool:
+    """Print the figures and the verdict; True on PASS."""
+    start, end = result.start, result.end
+    print(
+        f"\n{result.cycles:,} refresh cycles in {_clock(result.elapsed_s).strip()} min"
+        f" ({result.period_s:.3f} s per cycle; configured {refresh:g} s),"
+        f" {result.flips} flips, {result.attentions} attentions"
+    )
+    print(
+        _row("JS heap used (CDP, after GC)", start.heap_bytes, end.heap_bytes, unit="MB", scale=MB)
+    )
+    print(
+        _row(
+            "JS heap (performance.memory)",
+            start.memory_bytes,
+            end.memory_bytes,
+            unit="MB",
+            scale=MB,
+        )
+    )
+    print(_row("DOM nodes (CDP, incl. detached)", start.nodes, end.nodes))
+    print(_row("DOM elements attached", start.elements, end.elements))
+    print(_row("JS event listeners", start.listeners, end.listeners))
+    print(_row("layout objects", start.layout_objects, end.layout_objects))
+    print(_row("documents", start.documents, end.documents))
+    if len(result.samples) > 2:
+        heaps = [s.heap_bytes / MB for s in result.samples]
+        nodes = [s.nodes for s in result.samples]
+        print(
+            f"  trend over {len(result.samples)} samples: heap min {min(heaps):.2f} / max"
+            f" {max(heaps):.2f} MB, nodes min {min(nodes):,} / max {max(nodes):,}"
+        )
+    if not result.steady:
+        print("  note: the wall did not reach the same state for both measurements")
+    problems = []
+    if result.stalled:
+        problems.append(result.stalled)
+    for label, name in (
+        ("JS heap", "heap_bytes"),
+        ("DOM nodes", "nodes"),
+        ("elements", "elements"),
+    ):
+        if result.growth(name) > TARGET_GROWTH:
+            problems.append(f"{label} grew {result.growth(name) * 100:.1f} % (> 10 %)")
+    if "Traceback" in server_log:
+        at = server_log.index("Traceback")
+        problems.append("the server log holds a traceback:\n" + server_log[at : at + 2000])
+    if errors:
+        listed = "\n    ".join(e[:300] for e in errors[:5])
+        problems.append(f"the page logged {len(errors)} console error(s):\n    {listed}")
+    if result.growth("listeners") > TARGET_GROWTH:
+        print(f"  warning: event listeners grew {result.growth('listeners') * 100:.1f} %")
+    for problem in problems:
+        print(f"  FAIL: {problem}")
+    print("PASS" if not problems else "FAIL")
+    return not problems
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cycles", type=int, default=2000, help="refresh cycles to run")
+    parser.add_argument("--refresh", type=float, default=0.25, help="ONESCREEN_UI_REFRESH_SECONDS")
+    parser.add_argument("--interval", type=int, default=5, help="seconds per view (min 5)")
+    parser.add_argument("--attention", type=int, default=6, help="seconds per alert (min 5)")
+    parser.add_argument("--incident-every", type=float, default=45, help="seconds; 0 = none")
+    parser.add_argument("--scale", choices=["tiny", "demo"], default="demo")
+    parser.add_argument("--reuse", action="store_true", help="keep an already seeded database")
+    parser.add_argument("--database-url", help="use this database instead of the bench cluster")
+    parser.add_argument("--size", default="1920x1080", help="viewport WIDTHxHEIGHT")
+    parser.add_argument(
+        "--simulate",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="stream the live synthetic city so figures change between refreshes",
+    )
+    parser.add_argument("--rate", type=float, default=200, help="simulated readings per second")
+    args = parser.parse_args()
+    width, height = (int(part) for part in args.size.lower().split("x"))
+    settings = get_settings()
+    url = prepare_database(scale=args.scale, reuse=args.reuse, database_url=args.database_url)
+    engine = create_db_engine(url)
+    token = create_display_token(engine, kind="wall", label="wall soak")
+    incidents = Incidents(engine) if args.incident_every > 0 else None
+    log_path = settings.data_dir / "bench-wall-soak-serve.log"
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    query = urlencode(
+        {
+            "token": token,
+            "views": ",".join(VIEWS),
+            "interval": args.interval,
+            "attention": args.attention,
+        }
+    )
+    try:
+        with serve(
+            url, refresh=args.refresh, simulate=args.simulate, rate=args.rate, log_path=log_path
+        ) as base:
+            print(
+                f"server {base} (refresh {args.refresh:g} s, simulator"
+                f" {'on' if args.simulate else 'off'}; log {log_path})",
+                flush=True,
+            )
+            with wall_page(f"{base}/wall?{query}", width=width, height=height) as (page, console):
+                print("warming up: every view once and one attention takeover…", flush=True)
+                result = soak(
+                    page,
+                    cycles=args.cycles,
+                    incident=incidents,
+                    incident_every_s=args.incident_every or 1e9,
+                    progress=lambda sample, start: print_progress(
+                        sample, start, cycles=args.cycles
+                    ),
+                    views=len(VIEWS),
+                    view_seconds=args.interval,
+                    attention_seconds=args.attention,
+                )
+                errors = list(console.errors)
+    finally:
+        if incidents is not None:
+            incidents.resolve_all()
+        engine.dispose()
+    ok = report(result, refresh=args.refresh, errors=errors, server_log=log_path.read_text())
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
