@@ -28,6 +28,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -35,7 +36,7 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 import sqlalchemy as sa
-from playwright.sync_api import CDPSession, ConsoleMessage, Page, sync_playwright
+from playwright.sync_api import CDPSession, ConsoleMessage, Page, Request, sync_playwright
 
 from config import get_settings
 from data import migrate, writes
@@ -221,9 +222,10 @@ def soak(
     sample (the start one first) with the start one."""
     cdp = page.context.new_cdp_session(page)
     cdp.send("Performance.enable")
-    # long enough for a whole rotation plus an attention takeover, on a busy machine
-    steady_timeout = 3 * (views * view_seconds + attention_seconds) + 30
-    warm_up(page, views=views, incident=incident, timeout_s=steady_timeout + 60)
+    # long enough for a whole rotation plus an attention takeover on a busy machine, where a
+    # hidden slot may wait many refreshes for an answer that is not aborted
+    steady_timeout = 5 * (views * view_seconds + attention_seconds) + 60
+    warm_up(page, views=views, incident=incident, timeout_s=2 * steady_timeout)
     steady = wait_steady(page, timeout_s=steady_timeout)
     started = time.monotonic()
     start = measure(page, cdp, started=started)
@@ -488,11 +490,23 @@ def _group_alive(pgid: int) -> bool:
     return True
 
 
+# the server callbacks a wall runs on each refresh, by a fragment of their output ids
+CALLBACKS = {
+    "wall-areas": "slot",
+    "wall-timeline": "timeline",
+    "wall-alerts": "alerts",
+    "wall-attention-body": "attention card",
+}
+
+
 @dataclass
-class ConsoleErrors:
-    """Console errors and uncaught exceptions the page reported."""
+class PageLog:
+    """Console errors and uncaught exceptions, and the Dash callback requests answered or
+    aborted (the renderer aborts one still running when the next refresh asks again)."""
 
     errors: list[str] = field(default_factory=list)
+    answered: Counter = field(default_factory=Counter)
+    aborted: Counter = field(default_factory=Counter)
 
     def on_console(self, message: ConsoleMessage) -> None:
         if message.type == "error":
@@ -501,10 +515,31 @@ class ConsoleErrors:
     def on_page_error(self, error: Exception) -> None:
         self.errors.append(f"pageerror: {error}")
 
+    def reset_counts(self) -> None:
+        """Count requests from now on only (the soak, not its warm-up)."""
+        self.answered.clear()
+        self.aborted.clear()
+
+    def on_finished(self, request: Request) -> None:
+        if kind := _callback(request):
+            self.answered[kind] += 1
+
+    def on_failed(self, request: Request) -> None:
+        if kind := _callback(request):
+            self.aborted[kind] += 1
+
+
+def _callback(request: Request) -> str | None:
+    """Which wall callback a request is for, None for anything but a callback."""
+    if not request.url.endswith("/_dash-update-component"):
+        return None
+    output = str((request.post_data_json or {}).get("output", ""))
+    return next((kind for key, kind in CALLBACKS.items() if key in output), "other")
+
 
 @contextmanager
-def wall_page(url: str, *, width: int, height: int) -> Iterator[tuple[Page, ConsoleErrors]]:
-    """Headless Chromium with one page showing `url`, recording console errors."""
+def wall_page(url: str, *, width: int, height: int) -> Iterator[tuple[Page, PageLog]]:
+    """Headless Chromium with one page showing `url`, recording console errors and requests."""
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
@@ -513,12 +548,14 @@ def wall_page(url: str, *, width: int, height: int) -> Iterator[tuple[Page, Cons
             )
             page = context.new_page()
             page.set_default_timeout(60_000)
-            console = ConsoleErrors()
-            page.on("console", console.on_console)
-            page.on("pageerror", console.on_page_error)
+            log = PageLog()
+            page.on("console", log.on_console)
+            page.on("pageerror", log.on_page_error)
+            page.on("requestfinished", log.on_finished)
+            page.on("requestfailed", log.on_failed)
             page.goto(url)
             page.wait_for_function("() => window.onescreen && window.onescreen.wall.state")
-            yield page, console
+            yield page, log
         finally:
             browser.close()
 
@@ -554,14 +591,20 @@ def _row(label: str, start: float, end: float, *, unit: str = "", scale: float =
     )
 
 
-def report(result: SoakResult, *, refresh: float, errors: list[str], server_log: str) -> bool:
+def report(result: SoakResult, *, refresh: float, log: PageLog, server_log: str) -> bool:
     """Print the figures and the verdict; True on PASS."""
     start, end = result.start, result.end
     print(
         f"\n{result.cycles:,} refresh cycles in {_clock(result.elapsed_s).strip()} min"
         f" ({result.period_s:.3f} s per cycle; configured {refresh:g} s),"
-        f" {result.flips} flips, {result.attentions} attentions"
+        f" {result.flips} flips (one every {result.elapsed_s / max(result.flips, 1):.1f} s),"
+        f" {result.attentions} attentions"
     )
+    answers = ", ".join(
+        f"{kind} {log.answered[kind]:,} answered / {log.aborted[kind]:,} aborted"
+        for kind in CALLBACKS.values()
+    )
+    print(f"  server callbacks: {answers}")
     print(
         _row("JS heap used (CDP, after GC)", start.heap_bytes, end.heap_bytes, unit="MB", scale=MB)
     )
@@ -601,9 +644,9 @@ def report(result: SoakResult, *, refresh: float, errors: list[str], server_log:
     if "Traceback" in server_log:
         at = server_log.index("Traceback")
         problems.append("the server log holds a traceback:\n" + server_log[at : at + 2000])
-    if errors:
-        listed = "\n    ".join(e[:300] for e in errors[:5])
-        problems.append(f"the page logged {len(errors)} console error(s):\n    {listed}")
+    if log.errors:
+        listed = "\n    ".join(e[:300] for e in log.errors[:5])
+        problems.append(f"the page logged {len(log.errors)} console error(s):\n    {listed}")
     if result.growth("listeners") > TARGET_GROWTH:
         print(f"  warning: event listeners grew {result.growth('listeners') * 100:.1f} %")
     for problem in problems:
@@ -656,26 +699,29 @@ def main() -> int:
                 f" {'on' if args.simulate else 'off'}; log {log_path})",
                 flush=True,
             )
-            with wall_page(f"{base}/wall?{query}", width=width, height=height) as (page, console):
+            with wall_page(f"{base}/wall?{query}", width=width, height=height) as (page, log):
                 print("warming up: every view once and one attention takeover…", flush=True)
+
+                def progress(sample: Measurement, start: Measurement) -> None:
+                    if sample is start:
+                        log.reset_counts()
+                    print_progress(sample, start, cycles=args.cycles)
+
                 result = soak(
                     page,
                     cycles=args.cycles,
                     incident=incidents,
                     incident_every_s=args.incident_every or 1e9,
-                    progress=lambda sample, start: print_progress(
-                        sample, start, cycles=args.cycles
-                    ),
+                    progress=progress,
                     views=len(VIEWS),
                     view_seconds=args.interval,
                     attention_seconds=args.attention,
                 )
-                errors = list(console.errors)
     finally:
         if incidents is not None:
             incidents.resolve_all()
         engine.dispose()
-    ok = report(result, refresh=args.refresh, errors=errors, server_log=log_path.read_text())
+    ok = report(result, refresh=args.refresh, log=log, server_log=log_path.read_text())
     return 0 if ok else 1
 
 

@@ -32,7 +32,7 @@ from components.feed import feed_children
 from components.i18n import name, t
 from components.incident_detail import readings_figure
 from components.live import asof_output, asof_payload, fresh_config, now, only_changed, read
-from components.panels import PANEL_ERRORS, panel, report_failure, skeleton
+from components.panels import CHART_DEFER_MS, PANEL_ERRORS, panel, report_failure, skeleton
 from components.playlist import DisplayOptions, View, display_options
 from components.theme import message_figure
 from components.tiles import skeleton_tiles, tiles_children
@@ -407,11 +407,10 @@ def _slot(
                 ),
                 panel(
                     t("panel.timeline", lang),
-                    dcc.Graph(
-                        id=slot_id("timeline", slot),
-                        figure=message_figure(t("panel.loading", lang)),
-                        config={"displayModeBar": False, "responsive": True, "staticPlot": True},
-                        className="os-graph",
+                    html.Div(
+                        id=slot_id("timeline-box", slot),
+                        className="os-chart-slot",
+                        children=skeleton(),
                     ),
                     class_name="os-panel-timeline os-wall-area-timeline",
                     fresh=fresh("timeline"),
@@ -566,11 +565,8 @@ def create_display(*, mode: str, token: object, lang: str, params: dict[str, Any
         children=[
             html.Div(id=ids.WALL_ATTENTION_BODY, className="os-wall-alert-body"),
             html.Div(t("wall.readings", lang), className="os-wall-alert-section"),
-            dcc.Graph(
-                id=ids.WALL_ATTENTION_CHART,
-                figure=message_figure(""),
-                config={"displayModeBar": False, "responsive": True, "staticPlot": True},
-                className="os-graph os-wall-alert-chart",
+            html.Div(
+                id=ids.WALL_ATTENTION_CHART_BOX, className="os-chart-slot os-wall-alert-chart"
             ),
             html.Div(
                 className="os-wall-alert-foot",
@@ -600,6 +596,8 @@ def create_display(*, mode: str, token: object, lang: str, params: dict[str, Any
             dcc.Store(id=ids.WALL_ALERTS),
             dcc.Store(id=ids.WALL_WATCH, data=[]),
             dcc.Store(id=ids.WALL_ATTENTION),
+            # plotly.js is megabytes of script: the charts mount once the maps have started
+            dcc.Interval(id=ids.WALL_CHARTS_DEFER, interval=CHART_DEFER_MS, max_intervals=1),
             html.Div(
                 id=ids.WALL_CANVAS,
                 className="os-wall-canvas",
@@ -681,6 +679,16 @@ def _options(grant: DisplayGrant, params: dict[str, Any]) -> DisplayOptions:
 # Callbacks ----------------------------------------------------------------------------------
 
 
+def _graph(graph_id: str | dict, figure: Any, class_name: str = "os-graph") -> dcc.Graph:
+    """A static chart (nobody points at a wall)."""
+    return dcc.Graph(
+        id=graph_id,
+        figure=figure,
+        config={"displayModeBar": False, "responsive": True, "staticPlot": True},
+        className=class_name,
+    )
+
+
 def _register_slot(slot: str) -> None:
     """The two server callbacks of one slot (registered once per slot, at import)."""
 
@@ -751,18 +759,22 @@ def _register_slot(slot: str) -> None:
         )
 
     @callback(
-        Output(slot_id("timeline", slot), "figure"),
+        Output(slot_id("timeline-box", slot), "children"),
         asof_output(panel_key(slot, "timeline")),
         Input(slot_id("view", slot), "data"),
         Input(ids.REFRESH, "n_intervals"),
+        Input(ids.WALL_CHARTS_DEFER, "n_intervals"),
         State(ids.WALL_CONFIG, "data"),
+        prevent_initial_call=True,
     )
-    def update_timeline(raw_view, _tick, config):
-        """The slot's incidents per hour, last 24 h."""
+    def update_timeline(raw_view, _tick, _deferred, config):
+        """The slot's incidents per hour, last 24 h (the same graph each time: React updates
+        its figure in place)."""
         grant, lang, _ = _checked(config)
         view = _view(raw_view, grant)
         try:
-            return timeline_for(view, lang=lang)
+            figure, asof = timeline_for(view, lang=lang)
+            return _graph(slot_id("timeline", slot), figure), asof
         except PANEL_ERRORS as exc:
             report_failure(log, f"wall timeline {slot} failed", exc)
             raise PreventUpdate from None
@@ -843,7 +855,7 @@ def poll_alerts(tick, marks, watch, config):
 
 @callback(
     Output(ids.WALL_ATTENTION_BODY, "children"),
-    Output(ids.WALL_ATTENTION_CHART, "figure"),
+    Output(ids.WALL_ATTENTION_CHART_BOX, "children"),
     Output(ids.WALL_QUEUE, "children"),
     Input(ids.WALL_ATTENTION, "data"),
     Input(ids.REFRESH, "n_intervals"),
@@ -856,7 +868,7 @@ def update_attention(attention, _tick, config):
     if masked or not isinstance(attention, dict) or not isinstance(attention.get("incident"), dict):
         if ctx.triggered_id == ids.REFRESH:
             raise PreventUpdate
-        return [], message_figure(""), ""
+        return [], [], ""
     try:
         incident_id = int(attention["incident"]["id"])
     except (KeyError, TypeError, ValueError):
@@ -894,7 +906,8 @@ def update_attention(attention, _tick, config):
         notes.append(t("wall.more", lang, n=queued))
     if overflow:
         notes.append(t("wall.overflow", lang, n=overflow))
-    return body, wall_figure(figure), " · ".join(notes)
+    chart_ = _graph(ids.WALL_ATTENTION_CHART, wall_figure(figure), "os-graph os-wall-alert-graph")
+    return body, chart_, " · ".join(notes)
 
 
 clientside_callback(

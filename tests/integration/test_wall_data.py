@@ -70,7 +70,8 @@ def _event(engine: sa.Engine, incident: int, kind: str, **changes: str) -> None:
             )
         conn.execute(
             sa.text(
-                "INSERT INTO incident_event (incident_id, at, kind, actor) VALUES (:id, now(), :kind, 'test')"
+                "INSERT INTO incident_event (incident_id, at, kind, actor)"
+                " VALUES (:id, now(), :kind, 'test')"
             ),
             {"id": incident, "kind": kind},
         )
