@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 from playwright.sync_api import Page, expect
 
-from data.displays import create_display_token, revoke_display_tokens
+from data.displays import create_display_token, revoke_display_tokens, save_playlist
 from tests.browser.conftest import ConsoleLog, open_page, screenshot
 
 WALL_SIZES = {
@@ -332,4 +332,55 @@ def test_the_wall_shows_staleness_without_network_and_recovers_by_itself(
     screenshot(page, "wall-stale")
     page.unroute(DASH_UPDATES)
     expect(active(page, ".os-fresh-stale")).to_have_count(0, timeout=12_000)
+    page.context.close()
+
+
+def test_a_saved_playlist_and_a_category_focus(live_server, live_engine, tokens, browser):
+    save_playlist(live_engine, name="flood-watch", views="flood,310104:flood", interval_s=3600)
+    bound = create_display_token(
+        live_engine, kind="wall", playlist="flood-watch", label="flood wall"
+    )
+    page, log = open_page(browser)
+    # by name in the URL
+    page.goto(display_url(live_server, "/wall", tokens["wall"], playlist="flood-watch"))
+    wait_shown(page)
+    expect(page.locator("#wall-title")).to_have_text("上海市 · 防汛防台专题")
+    expect(page.locator(".os-wall-position")).to_have_text("1 / 2")
+    with live_engine.connect() as conn:
+        flood_devices = conn.execute(
+            sa.text(
+                "SELECT count(*) FROM device d JOIN device_type t ON t.id = d.type_id"
+                " WHERE t.category_code = 'flood'"
+            )
+        ).scalar_one()
+    devices = active(page, ".os-tile-devices .os-tile-value")
+    expect(devices).to_have_text(f"{flood_devices:,}")
+    # or carried by the token itself; URL parameters still override single fields
+    page.goto(display_url(live_server, "/wall", bound, interval=5))
+    wait_shown(page)
+    expect(page.locator("#wall-title")).to_have_text("徐汇区 · 防汛防台专题", timeout=15_000)
+    # an unknown playlist or value falls back to the defaults and says so
+    page.goto(display_url(live_server, "/wall", tokens["wall"], playlist="nope", interval="x"))
+    wait_shown(page)
+    expect(page.locator(".os-wall-notes")).to_have_text("已忽略无效参数：interval=x, playlist=nope")
+    page.context.close()
+    assert log.errors == [], log.errors
+
+
+def test_the_periodic_reload_waits_for_the_server(live_server, tokens, browser):
+    page, _log = open_page(browser)  # the refused probe is logged on purpose
+    reloads = []
+    page.on("framenavigated", lambda frame: reloads.append(frame.url))
+    # reload every 0.001 h (3.6 s), but the server does not answer the probe at first
+    url = display_url(live_server, "/wall", tokens["wall"], views="city", reload="0.001")
+    page.route(url, lambda route: route.abort() if reloads else route.continue_())
+    page.goto(url)
+    wait_shown(page)
+    page.wait_for_timeout(6_000)
+    assert len(reloads) == 1  # no reload into an error page
+    expect(active(page, ".os-tile-value").first).to_be_visible()
+    page.unroute(url)
+    page.wait_for_timeout(6_000)
+    assert len(reloads) >= 2  # the server answers: the wall reloads itself
+    wait_shown(page)
     page.context.close()
