@@ -34,6 +34,7 @@ from components.incident_detail import readings_figure
 from components.live import asof_output, asof_payload, fresh_config, now, only_changed, read
 from components.panels import CHART_DEFER_MS, PANEL_ERRORS, panel, report_failure, skeleton
 from components.playlist import DisplayOptions, View, display_options
+from components.state import METRICS, pick
 from components.theme import message_figure
 from components.tiles import skeleton_tiles, tiles_children
 from components.timeline import timeline_figure
@@ -114,6 +115,8 @@ def _view(raw: object, grant: DisplayGrant) -> View:
     if not isinstance(raw, dict):
         raise PreventUpdate
     district, street, category = raw.get("district"), raw.get("street"), raw.get("category")
+    if not all(value is None or isinstance(value, str) for value in (district, street, category)):
+        raise PreventUpdate
     if district is not None and district not in reference.districts():
         raise PreventUpdate
     if street is not None and (district is None or street not in reference.streets(district)):
@@ -130,14 +133,19 @@ def _focus(raw: object) -> dict | None:
     if not isinstance(focus, dict):
         return None
     try:
-        return {
-            "id": int(focus["id"]),
-            "lon": float(focus["lon"]),
-            "lat": float(focus["lat"]),
-            "severity": str(focus.get("severity", "critical"))[:12],
-        }
-    except (KeyError, TypeError, ValueError):
+        incident, lon, lat = int(focus["id"]), float(focus["lon"]), float(focus["lat"])
+    except (KeyError, TypeError, ValueError, OverflowError):
         return None
+    # a marker only where Shanghai is: anything else is not an incident of ours
+    if not (120.0 <= lon <= 123.0 and 30.0 <= lat <= 32.5) or incident <= 0:
+        return None
+    severity = focus.get("severity")
+    return {
+        "id": incident,
+        "lon": lon,
+        "lat": lat,
+        "severity": severity if severity in ("critical", "major", "minor") else "critical",
+    }
 
 
 # What a view looks like ---------------------------------------------------------------------
@@ -728,7 +736,11 @@ def _register_slot(slot: str) -> None:
         )
         try:
             content = slot_content(
-                view, focus=focus, metric=str(config.get("metric")), lang=lang, masked=masked
+                view,
+                focus=focus,
+                metric=pick(config.get("metric"), METRICS, METRICS[0]).value or METRICS[0],
+                lang=lang,
+                masked=masked,
             )
         except PANEL_ERRORS as exc:
             # an outage keeps what is shown (badges go amber); a new view waits to be ready
@@ -828,7 +840,7 @@ def poll_alerts(tick, marks, watch, config):
     except (KeyError, TypeError, ValueError):
         after = None
     watched = (
-        [int(i) for i in watch if isinstance(i, int) and i > 0][:20]
+        [i for i in watch if type(i) is int and 0 < i < 2**63][:20]
         if isinstance(watch, list)
         else []
     )
