@@ -46,9 +46,9 @@ def readings_figure(
             annotation_font_color="#ff8a95",
         )
     opened = pd.Timestamp(incident["opened_at"]).tz_convert(CITY_TZ)
-    figure.add_vline(
-        x=opened.timestamp() * 1000, line={"color": "#ffffff", "dash": "dot", "width": 1}
-    )
+    # the same local-time representation as the series (epoch milliseconds would be read as
+    # UTC wall time and land eight hours early)
+    figure.add_vline(x=opened.to_pydatetime(), line={"color": "#ffffff", "dash": "dot", "width": 1})
     figure.update_layout(
         xaxis={"title": {"text": t("axis.time", lang)}, "tickformat": "%H:%M"},
         yaxis={"title": {"text": f"{t('axis.value', lang)}{f' ({unit})' if unit else ''}"}},

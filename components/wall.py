@@ -62,7 +62,7 @@ MODES = ("wall", "kiosk")
 SLOTS = ("a", "b")
 FEED_LENGTH = 12
 TIMELINE_HOURS = 24
-ATTENTION_READINGS_MINUTES = 60
+ATTENTION_READINGS_MINUTES = 180
 
 
 def slot_id(kind: str, slot: str | Any) -> dict:

@@ -210,3 +210,27 @@ def test_zero_and_one_get_different_colours():
     assert labels[:2] == ["< 1", "≥ 1"]
     same, colours = classify([0, 0, 0], integral=True)
     assert same == [] and colours[0] == color_for(0, same, colours)
+
+
+def test_the_opening_line_sits_among_the_readings_in_city_time():
+    """The incident's opening is drawn where its readings are (not eight hours off)."""
+    import json
+
+    import pandas as pd
+    from plotly.utils import PlotlyJSONEncoder
+
+    from components.incident_detail import readings_figure
+
+    opened = pd.Timestamp("2026-11-25T04:04:36Z")
+    times = pd.date_range("2026-11-25T03:30:00Z", periods=60, freq="1min")
+    series = pd.DataFrame(
+        {"ts": times, "value": 1.0, "value_min": 0.5, "value_max": 1.5, "quality": 0}
+    )
+    figure = readings_figure(
+        series, incident={"threshold": 25.0, "opened_at": opened}, lang="zh", unit="%LEL"
+    )
+    data = json.loads(json.dumps(figure.to_plotly_json(), cls=PlotlyJSONEncoder))
+    line = next(shape for shape in data["layout"]["shapes"] if shape["x0"] == shape["x1"])
+    xs = data["data"][1]["x"]
+    # plotly.js reads both as wall-clock times: compare them as such
+    assert xs[0][:16] == "2026-11-25T11:30" and str(line["x0"])[:19] == "2026-11-25T12:04:36"
