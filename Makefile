@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help deps install run seed seed-full test test-unit test-integration lint format bench bench-ingest db-start db-stop db-status clean
+.PHONY: help deps install run seed seed-full test test-unit test-integration lint format bench bench-ingest bench-wall db-start db-stop db-status clean
 
 help:
 	@echo "make run    — install, start the embedded PostGIS, seed the demo city, serve on :8050"
@@ -53,6 +53,9 @@ bench: install
 
 bench-ingest: install
 	$(PY) -m bench.ingest --scale seed
+
+bench-wall: install
+	$(PY) -m bench.wall_soak --cycles 2000
 
 db-start: $(STAMP)
 	$(PY) cli.py db start

@@ -26,7 +26,6 @@
       attention: null,
       queue: [],
       overflow: 0,
-      seen: {},
       lastAttentionEnd: -Infinity,
       request: null,
       returning: false,
@@ -46,10 +45,12 @@
     if (inp.revoked) { s.revoked = true; return s; }
     // new critical incidents wait in a short queue (newest kept); the rest are counted
     if (inp.mode === "wall") {
+      // the server reports each incident once per opening (or reopening, or escalation);
+      // only one already waiting or on screen is not queued again (no ever-growing memory)
       (inp.alerts || []).forEach(function (incident) {
-        if (s.seen[incident.id]) { return; }
-        s.seen[incident.id] = true;
-        s.queue = s.queue.concat([incident]);
+        const showing = s.phase === "attention" && s.attention.incident.id === incident.id;
+        const waiting = s.queue.some(function (i) { return i.id === incident.id; });
+        if (!showing && !waiting) { s.queue = s.queue.concat([incident]); }
       });
       if (s.queue.length > QUEUE_MAX) {
         s.overflow += s.queue.length - QUEUE_MAX;

@@ -106,6 +106,7 @@ class SoakResult:
     steady: bool = True  # both measurements taken in the same wall state
     reloaded: bool = False
     stalled: str | None = None
+    warmup_s: float = 0.0
 
     @property
     def period_s(self) -> float:
@@ -225,6 +226,7 @@ def soak(
     # long enough for a whole rotation plus an attention takeover on a busy machine, where a
     # hidden slot may wait many refreshes for an answer that is not aborted
     steady_timeout = 5 * (views * view_seconds + attention_seconds) + 60
+    warming = time.monotonic()
     warm_up(page, views=views, incident=incident, timeout_s=2 * steady_timeout)
     steady = wait_steady(page, timeout_s=steady_timeout)
     started = time.monotonic()
@@ -278,6 +280,7 @@ def soak(
         steady=steady,
         reloaded=stalled is not None and "reloaded" in stalled,
         stalled=stalled,
+        warmup_s=started - warming,
     )
 
 
@@ -501,12 +504,12 @@ CALLBACKS = {
 
 @dataclass
 class PageLog:
-    """Console errors and uncaught exceptions, and the Dash callback requests answered or
-    aborted (the renderer aborts one still running when the next refresh asks again)."""
+    """Console errors and uncaught exceptions, and the wall's callback requests: answered, or
+    failed (Chromium reports PreventUpdate's empty 204 answers as aborted requests too)."""
 
     errors: list[str] = field(default_factory=list)
     answered: Counter = field(default_factory=Counter)
-    aborted: Counter = field(default_factory=Counter)
+    failed: Counter = field(default_factory=Counter)
 
     def on_console(self, message: ConsoleMessage) -> None:
         if message.type == "error":
@@ -518,7 +521,7 @@ class PageLog:
     def reset_counts(self) -> None:
         """Count requests from now on only (the soak, not its warm-up)."""
         self.answered.clear()
-        self.aborted.clear()
+        self.failed.clear()
 
     def on_finished(self, request: Request) -> None:
         if kind := _callback(request):
@@ -526,7 +529,7 @@ class PageLog:
 
     def on_failed(self, request: Request) -> None:
         if kind := _callback(request):
-            self.aborted[kind] += 1
+            self.failed[kind] += 1
 
 
 def _callback(request: Request) -> str | None:
@@ -601,10 +604,11 @@ def report(result: SoakResult, *, refresh: float, log: PageLog, server_log: str)
         f" {result.attentions} attentions"
     )
     answers = ", ".join(
-        f"{kind} {log.answered[kind]:,} answered / {log.aborted[kind]:,} aborted"
+        f"{kind} {log.answered[kind]:,}"
+        + (f" (+{log.failed[kind]:,} failed)" * bool(log.failed[kind]))
         for kind in CALLBACKS.values()
     )
-    print(f"  server callbacks: {answers}")
+    print(f"  warm-up {_clock(result.warmup_s).strip()} min; callback answers: {answers}")
     print(
         _row("JS heap used (CDP, after GC)", start.heap_bytes, end.heap_bytes, unit="MB", scale=MB)
     )

@@ -117,6 +117,10 @@ def test_a_critical_incident_interrupts_then_the_interrupted_view_resumes(schedu
     assert run.state["phase"] == "attention"
     run.step(62)
     assert run.state["phase"] == "rotate" and run.shown == "310115" and run.state["idx"] == 1
+    # reopened later, the server reports it again: it is news again
+    run.step(90, alerts=[INCIDENT])
+    run.step(91)
+    assert run.state["phase"] == "attention" and run.state["attentions"] == 2
 
 
 def test_an_acknowledged_incident_gives_the_screen_back_early(schedule):
