@@ -14,6 +14,7 @@ from components.device_layer import devices_url
 from config import get_settings
 from data.engine import get_engine
 from data.queries import area_devices, area_kpis, cell_metrics
+from tests.dash_client import post_callback
 
 pytestmark = pytest.mark.integration
 PUDONG = "310115"
@@ -86,41 +87,13 @@ def _callback(app, output_fragment: str, values: dict) -> dict:
 
 
 def _post_callback(app, output_fragment: str, values: dict):
-    """POST the callback whose output names `output_fragment`, as Dash's renderer would."""
-    key = next(k for k in app.callback_map if output_fragment in k)
-    spec = app.callback_map[key]
+    """POST a callback with `values` named "key.property" (pattern ids by their "key")."""
 
-    def parse(text):
-        return json.loads(text) if text.startswith("{") else text
+    def value_of(ident, prop):
+        name = ident["key"] if isinstance(ident, dict) else ident
+        return values.get(f"{name}.{prop}")
 
-    def fill(items):
-        result = []
-        for item in items:
-            ident = parse(item["id"])
-            name = ident["key"] if isinstance(ident, dict) else ident
-            result.append(
-                {
-                    "id": ident,
-                    "property": item["property"],
-                    "value": values.get(f"{name}.{item['property']}"),
-                }
-            )
-        return result
-
-    outputs = [
-        {"id": parse(p.rsplit(".", 1)[0]), "property": p.rsplit(".", 1)[1]}
-        for p in key.strip(".").split("...")
-    ]
-    return app.server.test_client().post(
-        "/_dash-update-component",
-        json={
-            "output": key,
-            "outputs": outputs if key.startswith("..") else outputs[0],
-            "inputs": fill(spec["inputs"]),
-            "state": fill(spec["state"]),
-            "changedPropIds": [],
-        },
-    )
+    return post_callback(app, output_fragment, value_of)
 
 
 def test_district_tiles_callback_returns_the_store_figures(app, engine):

@@ -13,6 +13,7 @@ from components import reference
 from config import get_settings
 from data.displays import create_display_token, revoke_display_tokens
 from data.engine import get_engine
+from tests.dash_client import post_callback
 
 pytestmark = pytest.mark.integration
 PUDONG, HUANGPU = "310115", "310101"
@@ -37,37 +38,17 @@ def app(live_city_url):
 
 
 def _post(app, output_fragment: str, values: dict):
-    """POST the callback whose output names `output_fragment` with `values` by "id.property"."""
-    key = next(k for k in app.callback_map if output_fragment in k)
-    spec = app.callback_map[key]
+    """POST a callback with `values` named by the full "id.property" as Dash writes them."""
 
-    def parse(text: str):
-        return json.loads(text) if text.startswith("{") else text
+    def value_of(ident, prop):
+        name = (
+            json.dumps(ident, separators=(",", ":"), sort_keys=True)
+            if isinstance(ident, dict)
+            else ident
+        )
+        return values.get(f"{name}.{prop}")
 
-    def fill(items):
-        return [
-            {
-                "id": parse(item["id"]),
-                "property": item["property"],
-                "value": values.get(f"{item['id']}.{item['property']}"),
-            }
-            for item in items
-        ]
-
-    outputs = [
-        {"id": parse(p.rsplit(".", 1)[0]), "property": p.rsplit(".", 1)[1]}
-        for p in key.strip(".").split("...")
-    ]
-    return app.server.test_client().post(
-        "/_dash-update-component",
-        json={
-            "output": key,
-            "outputs": outputs if key.startswith("..") else outputs[0],
-            "inputs": fill(spec["inputs"]),
-            "state": fill(spec["state"]),
-            "changedPropIds": [],
-        },
-    )
+    return post_callback(app, output_fragment, value_of)
 
 
 SLOT_A_VIEW = '{"slot":"a","type":"wall-view"}.data'
