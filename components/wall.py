@@ -880,7 +880,9 @@ def update_attention(attention, _tick, config):
     if masked or not isinstance(attention, dict) or not isinstance(attention.get("incident"), dict):
         if ctx.triggered_id == ids.REFRESH:
             raise PreventUpdate
-        return [], [], ""
+        # the chart stays mounted (hidden with the card): mounting plotly anew for every alert
+        # would leave its detached nodes behind over weeks
+        return [], dash.no_update, ""
     try:
         incident_id = int(attention["incident"]["id"])
     except (KeyError, TypeError, ValueError):
