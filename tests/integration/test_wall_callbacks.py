@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
 import time
@@ -26,8 +27,12 @@ def app(live_city_url):
     get_settings.cache_clear()
     get_engine.cache_clear()
     reference.clear()
+    import components.wall
     from app import create_app
 
+    # Dash hands module-level callbacks to the first app built in a process; an earlier test's
+    # app may have taken them, so register the display callbacks again for this one
+    importlib.reload(components.wall)
     dash_app = create_app()
     dash_app.server.test_client().get("/")
     yield dash_app
