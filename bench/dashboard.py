@@ -14,20 +14,15 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
-import sys
 import time
-import urllib.request
-from pathlib import Path
 
+from bench.harness import bench_database, serving
 from config import get_settings
 from data import migrate, writes
-from data.bench_support import fresh_database, settle
-from data.embedded import EmbeddedPostgres, free_port
+from data.bench_support import settle
 from data.engine import create_db_engine
 from simulator.seed import seed_city
 
-ROOT = Path(__file__).resolve().parents[1]
 PUDONG = "310115"
 
 
@@ -195,19 +190,7 @@ def main() -> None:
     parser.add_argument("--database-url", help="use this server instead of the bench cluster")
     args = parser.parse_args()
     settings = get_settings()
-    if args.database_url:
-        url = args.database_url
-    else:
-        cluster = EmbeddedPostgres(
-            root=settings.data_dir / "bench-pg",
-            port=54339,
-            bin_dir=settings.pg_bin_dir,
-            os_user=settings.pg_os_user,
-        )
-        base = cluster.ensure_running()
-        url = base.rsplit("/", 1)[0] + "/bench_dashboard"
-        if not args.reuse or not _seeded(url):
-            url = fresh_database(base, name="bench_dashboard")
+    url = args.database_url or bench_database("bench_dashboard", reuse=args.reuse)
     engine = create_db_engine(url)
     migrate.upgrade(engine)
     if writes.get_meta(engine, key="seed") is None:
@@ -238,46 +221,16 @@ def main() -> None:
             f"{layer[f'z{zoom}_kib']:.1f} KiB, {layer[f'z{zoom}_ms']:.1f} ms"
         )
 
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "cli.py", "serve", "--no-seed", "--port", str(port)],
-        cwd=ROOT,
-        env={**os.environ, "DATABASE_URL": url, "ONESCREEN_LOG_LEVEL": "WARNING"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        base_url = f"http://127.0.0.1:{port}"
-        _wait_for(base_url)
+    env = {"DATABASE_URL": url, "ONESCREEN_LOG_LEVEL": "WARNING"}
+    log_path = settings.data_dir / "bench-dashboard-serve.log"
+    with serving(env, log_path=log_path, timeout_s=60) as base_url:
         timings = time_browser(base_url, runs=args.browser_runs)
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
     first, rest = timings[0], timings[1:] or timings
     print(
         "\nnavigation → Pudong map drawn (streets + clusters) in Chromium, fresh browser context"
         f" each run:\n  first run after server start {first:.2f} s (server and snapshot warm-up);"
         f" next {len(rest)}: median {statistics.median(rest):.2f} s, max {max(rest):.2f} s"
     )
-
-
-def _seeded(url: str) -> bool:
-    try:
-        engine = create_db_engine(url)
-        return writes.get_meta(engine, key="seed") is not None
-    except Exception:
-        return False
-
-
-def _wait_for(url: str) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url + "/", timeout=2):
-                return
-        except OSError:
-            time.sleep(0.3)
-    raise RuntimeError("server did not start")
 
 
 if __name__ == "__main__":

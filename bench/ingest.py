@@ -15,26 +15,24 @@ import multiprocessing as mp
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
+from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import numpy as np
 import orjson
 import sqlalchemy as sa
 
+from bench.harness import bench_database, serving
 from config import get_settings
 from data import migrate, writes
-from data.bench_support import fresh_database
-from data.embedded import EmbeddedPostgres, free_port
+from data.embedded import free_port
 from data.engine import create_db_engine
 from data.ingest_store import create_token, ensure_source
 
-ROOT = Path(__file__).resolve().parents[1]
 DATABASE = "onescreen_ingest_bench"
 SOURCE = "bench"
 
@@ -267,33 +265,6 @@ def run_latency(engine, base_url, broker, *, devices, values, samples, batch) ->
     return latencies
 
 
-def _serve(url: str, broker: str, port: int, log: Path) -> subprocess.Popen:
-    env = {
-        **os.environ,
-        "DATABASE_URL": url,
-        "ONESCREEN_MQTT_URL": broker,
-        "ONESCREEN_LOG_LEVEL": "WARNING",
-        "ONESCREEN_MQTT_CLIENT_ID": "bench-ingest",
-    }
-    with open(log, "w") as out:
-        process = subprocess.Popen(
-            [sys.executable, "cli.py", "serve", "--no-seed", "--port", str(port)],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/health", timeout=2):
-                return process
-        except OSError:
-            time.sleep(0.5)
-    process.kill()
-    raise RuntimeError(f"server did not start: {log.read_text()[-2000:]}")
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", choices=["demo", "seed"], default="demo")
@@ -311,34 +282,30 @@ def main() -> int:
     from simulator.seed import seed_city
 
     settings = get_settings()
-    cluster = EmbeddedPostgres(
-        root=settings.data_dir / "bench-pg",
-        port=54339,
-        bin_dir=settings.pg_bin_dir,
-        os_user=settings.pg_os_user,
-    )
-    cluster_url = cluster.ensure_running()
-    url = f"{cluster_url.rsplit('/', 1)[0]}/{DATABASE}"
-    engine = create_db_engine(url) if args.reuse else None
-    if engine is None or writes.get_meta(engine, key="seed") is None:
-        url = fresh_database(cluster_url, name=DATABASE)
-        engine = create_db_engine(url)
-        migrate.upgrade(engine)
+    url = bench_database(DATABASE, reuse=args.reuse)
+    engine = create_db_engine(url)
+    migrate.upgrade(engine)
+    if writes.get_meta(engine, key="seed") is None:
         t = time.time()
         seed_city(engine, scale=args.scale, random_seed=settings.random_seed)
         print(f"seeded {args.scale} city in {time.time() - t:.1f} s")
-    migrate.upgrade(engine)
     broker_root = settings.data_dir / "bench-mqtt"
     # a fresh broker: no backlog of an interrupted run competes with this one
     ManagedBroker(root=broker_root, port=0).stop()
     shutil.rmtree(broker_root, ignore_errors=True)
     broker = ManagedBroker(root=broker_root, port=free_port())
-    broker_url = broker.ensure_running()
-    port = free_port()
-    log = settings.data_dir / "bench-ingest-serve.log"
-    server = _serve(url, broker_url, port, log)
-    base_url = f"http://127.0.0.1:{port}"
-    try:
+    with ExitStack() as running:
+        running.callback(engine.dispose)
+        running.callback(broker.stop)
+        broker_url = broker.ensure_running()
+        env = {
+            "DATABASE_URL": url,
+            "ONESCREEN_MQTT_URL": broker_url,
+            "ONESCREEN_LOG_LEVEL": "WARNING",
+            "ONESCREEN_MQTT_CLIENT_ID": "bench-ingest",
+        }
+        log = settings.data_dir / "bench-ingest-serve.log"
+        base_url = running.enter_context(serving(env, log_path=log, ready_path="/api/v1/health"))
         devices, values = _devices(engine)
         # days before the seeded history (so counting them is exact), whole seconds (the bodies
         # carry millisecond timestamps), shifted by the time of day so that a rerun (--reuse)
@@ -393,11 +360,6 @@ def main() -> int:
             f" max {ordered[-1]:.2f} s over {len(ordered)} samples (MQTT publish → overview"
             f" tile, refresh {settings.ui_refresh_seconds:g} s)"
         )
-    finally:
-        server.terminate()
-        server.wait(20)
-        broker.stop()
-        engine.dispose()
     return 0
 
 

@@ -24,13 +24,10 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -41,14 +38,14 @@ from urllib.parse import urlencode
 import sqlalchemy as sa
 from playwright.sync_api import CDPSession, ConsoleMessage, Page, Request, sync_playwright
 
+from bench.harness import bench_database, serving
 from config import get_settings
 from data import migrate, writes
-from data.bench_support import fresh_database, settle
+from data.bench_support import settle
 from data.displays import create_display_token
-from data.embedded import EmbeddedPostgres, free_port
+from data.embedded import free_port
 from data.engine import create_db_engine
 
-ROOT = Path(__file__).resolve().parents[1]
 DATABASE = "onescreen_wall_soak"
 VIEWS = ("city", "310115", "310104", "310101")
 # where the soak's critical incidents open, in turn (city wall: every district alerts)
@@ -428,19 +425,7 @@ def open_critical_incident(engine: sa.Engine, *, district: str) -> int:
 def prepare_database(*, scale: str, reuse: bool, database_url: str | None) -> str:
     """URL of a migrated database holding a seeded city (seeded here, ending now, if needed)."""
     settings = get_settings()
-    if database_url:
-        url = database_url
-    else:
-        cluster = EmbeddedPostgres(
-            root=settings.data_dir / "bench-pg",
-            port=54339,
-            bin_dir=settings.pg_bin_dir,
-            os_user=settings.pg_os_user,
-        )
-        base = cluster.ensure_running()
-        url = f"{base.rsplit('/', 1)[0]}/{DATABASE}"
-        if not reuse or not _seeded(url):
-            url = fresh_database(base, name=DATABASE)
+    url = database_url or bench_database(DATABASE, reuse=reuse)
     engine = create_db_engine(url)
     try:
         migrate.upgrade(engine)
@@ -462,17 +447,6 @@ def prepare_database(*, scale: str, reuse: bool, database_url: str | None) -> st
     return url
 
 
-def _seeded(url: str) -> bool:
-    try:
-        engine = create_db_engine(url)
-        try:
-            return writes.get_meta(engine, key="seed") is not None
-        finally:
-            engine.dispose()
-    except Exception:
-        return False
-
-
 @contextmanager
 def serve(
     url: str, *, refresh: float, simulate: bool, rate: float, log_path: Path
@@ -486,7 +460,6 @@ def serve(
     broker = ManagedBroker(root=scratch / "mqtt", port=free_port())
     port = free_port()
     env = {
-        **os.environ,
         "DATABASE_URL": url,
         "ONESCREEN_DATA_DIR": str(scratch),
         "ONESCREEN_MQTT_URL": broker.ensure_running(),
@@ -498,68 +471,12 @@ def serve(
         "ONESCREEN_SIMULATE": "true" if simulate else "false",
         "ONESCREEN_SIMULATE_RATE": f"{rate:g}",
     }
-    process = None
     try:
-        with open(log_path, "w") as log:
-            # a session of its own: stopping it reaches the ingest worker and simulator too,
-            # and a Ctrl-C in this terminal reaches only the bench, which then stops it
-            process = subprocess.Popen(
-                [sys.executable, "cli.py", "serve", "--no-seed", "--port", str(port)],
-                cwd=ROOT,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        base = f"http://127.0.0.1:{port}"
-        _wait_for(base, process, log_path)
-        yield base
+        with serving(env, log_path=log_path, port=port) as base:
+            yield base
     finally:
-        if process is not None:
-            _stop_group(process)
         broker.stop()
         shutil.rmtree(scratch, ignore_errors=True)
-
-
-def _wait_for(base: str, process: subprocess.Popen, log_path: Path) -> None:
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            with urllib.request.urlopen(base + "/", timeout=5) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"server did not start:\n{log_path.read_text()[-3000:]}")
-        time.sleep(0.3)
-
-
-def _stop_group(process: subprocess.Popen) -> None:
-    """SIGTERM the server's process group (serve stops its children), SIGKILL what lingers."""
-    for sig, wait_s in ((signal.SIGTERM, 20), (signal.SIGKILL, 5)):
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            process.wait(wait_s)
-        except subprocess.TimeoutExpired:
-            continue
-        # serve is gone; its children got the same signal and get a moment to follow
-        deadline = time.monotonic() + wait_s
-        while time.monotonic() < deadline and _group_alive(process.pid):
-            time.sleep(0.2)
-        if not _group_alive(process.pid):
-            return
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 # the server callbacks a wall runs on each refresh, by a fragment of their output ids

@@ -967,16 +967,22 @@ class IncidentMarks:
     event: int
 
 
+_MARKS = sa.text(
+    "SELECT (SELECT coalesce(max(id), 0) FROM incident),"
+    " (SELECT coalesce(max(id), 0) FROM incident_event)"
+)
+
+
+def _read_marks(conn: sa.Connection) -> IncidentMarks:
+    """The high-water marks as seen by `conn`."""
+    row = conn.execute(_MARKS).one()
+    return IncidentMarks(incident=int(row[0]), event=int(row[1]))
+
+
 def incident_marks(engine: Engine) -> IncidentMarks:
     """The current high-water marks of incidents and their events."""
     with engine.connect() as conn:
-        row = conn.execute(
-            sa.text(
-                "SELECT (SELECT coalesce(max(id), 0) FROM incident),"
-                " (SELECT coalesce(max(id), 0) FROM incident_event)"
-            )
-        ).one()
-    return IncidentMarks(incident=int(row[0]), event=int(row[1]))
+        return _read_marks(conn)
 
 
 def new_critical_incidents(
@@ -992,12 +998,7 @@ def new_critical_incidents(
     if not 1 <= limit <= 200:
         raise InvalidQuery("limit must be between 1 and 200")
     with engine.connect() as conn:
-        marks = conn.execute(
-            sa.text(
-                "SELECT (SELECT coalesce(max(id), 0) FROM incident),"
-                " (SELECT coalesce(max(id), 0) FROM incident_event)"
-            )
-        ).one()
+        marks = _read_marks(conn)
         # an incident becomes news by being inserted (whoever inserts it) or by an event that
         # makes it critical and live again; both marks bound the scan to what is new
         result = conn.execute(
@@ -1022,14 +1023,14 @@ def new_critical_incidents(
             {
                 "after_incident": int(after.incident),
                 "after_event": int(after.event),
-                "incident_mark": int(marks[0]),
-                "event_mark": int(marks[1]),
+                "incident_mark": marks.incident,
+                "event_mark": marks.event,
                 "district": district,
                 "limit": limit,
             },
         )
         frame = pd.DataFrame(result.all(), columns=list(result.keys()))
-    return frame.iloc[::-1].reset_index(drop=True), IncidentMarks(int(marks[0]), int(marks[1]))
+    return frame.iloc[::-1].reset_index(drop=True), marks
 
 
 def incident_statuses(engine: Engine, *, incident_ids: list[int]) -> dict[int, str]:

@@ -1,0 +1,128 @@
+"""What the benches and browser tests share: the bench PostgreSQL cluster, and a `cli.py serve`
+of their own on a free port."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+from config import get_settings
+from data import writes
+from data.bench_support import fresh_database
+from data.embedded import EmbeddedPostgres, free_port
+from data.engine import create_db_engine
+
+ROOT = Path(__file__).resolve().parents[1]
+# beside the developer's embedded cluster (54329), never the same one
+BENCH_PG_PORT = 54339
+
+
+def bench_database(name: str, *, reuse: bool) -> str:
+    """URL of database `name` on the bench cluster (started if needed): kept if `reuse` and it
+    holds a seeded city, otherwise created anew and empty."""
+    settings = get_settings()
+    cluster = EmbeddedPostgres(
+        root=settings.data_dir / "bench-pg",
+        port=BENCH_PG_PORT,
+        bin_dir=settings.pg_bin_dir,
+        os_user=settings.pg_os_user,
+    )
+    base = cluster.ensure_running()
+    url = f"{base.rsplit('/', 1)[0]}/{name}"
+    if reuse and is_seeded(url):
+        return url
+    return fresh_database(base, name=name)
+
+
+def is_seeded(url: str) -> bool:
+    """Whether the database at `url` exists, is migrated and holds a seeded city."""
+    try:
+        engine = create_db_engine(url)
+        try:
+            return writes.get_meta(engine, key="seed") is not None
+        finally:
+            engine.dispose()
+    except Exception:  # missing database, unmigrated schema: not seeded either way
+        return False
+
+
+@contextmanager
+def serving(
+    env: Mapping[str, str],
+    *,
+    log_path: Path,
+    port: int | None = None,
+    ready_path: str = "/",
+    timeout_s: float = 120,
+) -> Iterator[str]:
+    """`cli.py serve --no-seed` on `port` (a free one by default) with `env` over this process's
+    environment and its output in `log_path`, until the block ends; yields its base URL once
+    `ready_path` answers 200."""
+    port = port or free_port()
+    with open(log_path, "w") as log:
+        # a session of its own: stopping it reaches its ingest worker and simulator too, and a
+        # Ctrl-C in the terminal reaches only the caller, which then stops it
+        process = subprocess.Popen(
+            [sys.executable, "cli.py", "serve", "--no-seed", "--port", str(port)],
+            cwd=ROOT,
+            env={**os.environ, **env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until_ready(base + ready_path, process, log_path=log_path, timeout_s=timeout_s)
+        yield base
+    finally:
+        stop_process_group(process)
+
+
+def _wait_until_ready(
+    url: str, process: subprocess.Popen, *, log_path: Path, timeout_s: float
+) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"server did not start:\n{log_path.read_text()[-3000:]}")
+        time.sleep(0.3)
+
+
+def stop_process_group(process: subprocess.Popen) -> None:
+    """SIGTERM the process group `process` leads, SIGKILL whatever of it lingers."""
+    for sig, wait_s in ((signal.SIGTERM, 20), (signal.SIGKILL, 5)):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(wait_s)
+        except subprocess.TimeoutExpired:
+            continue
+        # the leader is gone; its children got the same signal and get a moment to follow
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline and _group_alive(process.pid):
+            time.sleep(0.2)
+        if not _group_alive(process.pid):
+            return
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
