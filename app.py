@@ -6,6 +6,7 @@ import dash
 from dash import Dash, dcc, html
 
 from components import ids
+from components.auth import register_auth
 from components.boundaries import register_boundary_routes
 from components.device_layer import register_device_routes
 from config import get_settings
@@ -35,6 +36,7 @@ def create_app() -> Dash:
         ],
     )
     app.server.config["DEBUG"] = settings.debug
+    register_auth(app)
     register_boundary_routes(app.server)
     register_device_routes(app.server)
     register_ingest_routes(app.server)

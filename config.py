@@ -122,6 +122,34 @@ class Settings(BaseSettings):
         default="wgs84", description="Datum the tiles are drawn in (AMap/Gaode tiles: gcj02)."
     )
     map_tile_attribution: str = Field(default="", description="Attribution shown with the tiles.")
+    # Access control ----------------------------------------------------------------------------
+    environment: Literal["development", "production"] = Field(
+        default="development",
+        description="production: secure cookies and HSTS required, debug mode refused.",
+    )
+    web_database_url: str | None = Field(
+        default=None,
+        description=(
+            "Login of the web role onescreen_web (no owner rights, bound by row-level security);"
+            " unset = derived from DATABASE_URL and provisioned at start."
+        ),
+    )
+    session_hours: float = Field(
+        default=12, gt=0, le=24 * 30, description="A login lasts at most this long."
+    )
+    session_idle_minutes: float = Field(
+        default=60, gt=0, le=24 * 60, description="A login unused this long ends."
+    )
+    cookie_secure: bool | None = Field(
+        default=None,
+        description="Session cookie only over HTTPS; unset = on in production, off otherwise.",
+    )
+    trusted_proxies: int = Field(
+        default=0,
+        ge=0,
+        le=5,
+        description="Reverse proxies in front whose X-Forwarded-For the login throttle trusts.",
+    )
 
     @field_validator("map_tile_url")
     @classmethod
@@ -141,7 +169,7 @@ class Settings(BaseSettings):
             raise ValueError("must look like mqtt://host:1883")
         return value.strip()
 
-    @field_validator("database_url")
+    @field_validator("database_url", "web_database_url")
     @classmethod
     def _url_is_postgres(cls, value: str | None) -> str | None:
         if value is None or value.strip() == "":
@@ -161,6 +189,26 @@ class Settings(BaseSettings):
                 f"ONESCREEN_UI_REFRESH_SECONDS ({self.ui_refresh_seconds:g})"
             )
         return self
+
+    @model_validator(mode="after")
+    def _production_is_locked_down(self) -> Settings:
+        if self.environment == "production":
+            if self.debug:
+                raise ValueError(
+                    "ONESCREEN_DEBUG cannot be on with ONESCREEN_ENVIRONMENT=production"
+                )
+            if self.cookie_secure is False:
+                raise ValueError(
+                    "ONESCREEN_COOKIE_SECURE cannot be off with ONESCREEN_ENVIRONMENT=production"
+                )
+        return self
+
+    @property
+    def secure_cookies(self) -> bool:
+        """Whether session cookies carry the Secure flag."""
+        if self.cookie_secure is None:
+            return self.environment == "production"
+        return self.cookie_secure
 
     @property
     def embedded(self) -> bool:

@@ -17,9 +17,9 @@ from flask import Flask, Response, jsonify, request
 from sqlalchemy.exc import SQLAlchemyError
 
 from components.panels import report_failure
-from data.engine import get_engine
 from data.errors import OneScreenError
 from data.queries import BOUNDARY_LEVELS, boundaries_geojson, district_codes, reference_version
+from data.scope import get_web_engine
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ class _BoundaryCache:
         self._districts: set[str] = set()
 
     def get(self, level: str, district: str | None) -> tuple[str, str] | None:
-        engine = get_engine()
+        engine = get_web_engine()
         version = reference_version(engine)
         with self._lock:
             if version != self._version:

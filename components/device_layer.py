@@ -24,11 +24,12 @@ from flask import Flask, Response, jsonify, request
 from sqlalchemy.exc import SQLAlchemyError
 
 from components import reference
+from components.auth import current_principal
 from components.panels import report_failure
 from components.theme import STATE_RANK
-from data.engine import get_engine
 from data.errors import OneScreenError
 from data.queries import InvalidQuery, area_devices
+from data.scope import Scope, get_web_engine, scoped
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +107,9 @@ def parse_bbox(text: str | None) -> tuple[float, float, float, float] | None:
 
 def snapshot_frame(*, district: str, category: str | None) -> pd.DataFrame:
     """id, lon, lat and state rank (0 = alarm … 4 = normal) of the district's devices."""
-    frame = area_devices(get_engine(), district=district, category=category)
+    # one snapshot serves everyone allowed to see this district: the route checks who asks
+    with scoped(Scope(districts=district)):
+        frame = area_devices(get_web_engine(), district=district, category=category)
     rank = {state: index for index, state in enumerate(STATE_RANK)}
     if frame.empty:
         return pd.DataFrame({"id": [], "lon": [], "lat": [], "s": []})
@@ -275,6 +278,9 @@ def register_device_routes(server: Flask) -> None:
         except ValueError as exc:
             return _error(400, str(exc))
         zoom = clamp_zoom(request.args.get("zoom"))
+        principal = current_principal()
+        if principal is None or not principal.allows(district):
+            return _error(403, "this district is outside your scope")
         try:
             if district not in reference.districts():
                 return _error(404, f"unknown district {district!r}")
@@ -296,5 +302,6 @@ def register_device_routes(server: Flask) -> None:
         else:
             response = Response(body, mimetype="application/geo+json")
         response.set_etag(etag)
-        response.headers["Cache-Control"] = f"public, max-age={SNAPSHOT_SECONDS}"
+        # one person's view: private, but a browser may reuse it for a snapshot's life
+        response.headers["Cache-Control"] = f"private, max-age={SNAPSHOT_SECONDS}"
         return response

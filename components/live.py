@@ -25,8 +25,8 @@ from components import ids
 from components.i18n import t
 from config import get_settings
 from data.cache import Cached, TtlCache
-from data.engine import get_engine
 from data.queries import database_now
+from data.scope import current_scope, get_web_engine
 
 _T = TypeVar("_T")
 CITY_TZ = ZoneInfo("Asia/Shanghai")
@@ -44,8 +44,9 @@ def shared_cache() -> TtlCache:
 
 
 def read(query: Callable[..., _T], /, **kwargs: Any) -> Cached[_T]:
-    """`query(get_engine(), **kwargs)` through the shared cache, with the instant it was read."""
-    return shared_cache().get(query, engine=get_engine(), **kwargs)
+    """`query(web engine, **kwargs)` through the shared cache, with the instant it was read;
+    runs in, and is shared only within, the caller's access scope."""
+    return shared_cache().get(query, current_scope(), engine=get_web_engine(), **kwargs)
 
 
 def now() -> Cached[datetime]:

@@ -7,7 +7,6 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from data.engine import get_engine
 from data.queries import (
     area_bounds,
     category_codes,
@@ -17,6 +16,7 @@ from data.queries import (
 from data.queries import (
     street_districts as load_street_districts,
 )
+from data.scope import get_web_engine
 
 _T = TypeVar("_T")
 _TTL_SECONDS = 300.0
@@ -38,24 +38,24 @@ def _cached(key: tuple[str, str | None], load: Callable[[], _T]) -> _T:
 
 def districts() -> dict[str, tuple[str, str]]:
     """adcode → (name_zh, name_en)."""
-    return _cached(("districts", None), lambda: district_codes(get_engine()))
+    return _cached(("districts", None), lambda: district_codes(get_web_engine()))
 
 
 def categories() -> dict[str, tuple[str, str]]:
     """category code → (name_zh, name_en), in display order."""
-    return _cached(("categories", None), lambda: category_codes(get_engine()))
+    return _cached(("categories", None), lambda: category_codes(get_web_engine()))
 
 
 def streets(district: str) -> dict[str, tuple[str, str, bool]]:
     """street code → (name_zh, name_en, approximate) of a known district ({} otherwise)."""
     if district not in districts():
         return {}
-    return _cached(("streets", district), lambda: street_names(get_engine(), district=district))
+    return _cached(("streets", district), lambda: street_names(get_web_engine(), district=district))
 
 
 def street_districts() -> dict[str, str]:
     """street code → district adcode of every street/town."""
-    return _cached(("street_districts", None), lambda: load_street_districts(get_engine()))
+    return _cached(("street_districts", None), lambda: load_street_districts(get_web_engine()))
 
 
 def bounds(district: str | None) -> dict[str, list[list[float]]]:
@@ -63,7 +63,7 @@ def bounds(district: str | None) -> dict[str, list[list[float]]]:
     district's streets."""
     if district is not None and district not in districts():
         return {}
-    return _cached(("bounds", district), lambda: area_bounds(get_engine(), district=district))
+    return _cached(("bounds", district), lambda: area_bounds(get_web_engine(), district=district))
 
 
 def clear() -> None:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from dash import ALL, Input, Output, State, clientside_callback, dcc, html
+from flask import g
 
-from components import ids
-from components.i18n import t
+from components import ids, reference
+from components.auth import current_principal
+from components.i18n import name, t
 from components.live import fresh_config
 from components.state import href
+from data.access import Principal
 
 
 def create_page(
@@ -28,6 +31,15 @@ def create_page(
         )
         for key, path in (("overview", "/"), ("incidents", "/incidents"))
     ]
+    principal = current_principal()
+    if principal is None:
+        # only a forged or stale callback gets here: the gate sends browsers to sign in
+        body = [
+            html.Div(
+                className="os-signin-needed",
+                children=html.A(t("auth.required", lang), href="/login"),
+            )
+        ]
     return html.Div(
         className=f"os-page os-lang-{lang} {class_name}".strip(),
         children=[
@@ -48,6 +60,7 @@ def create_page(
                     html.Nav(crumbs or [], className="os-crumbs", **{"aria-label": "breadcrumb"}),
                     html.Nav(nav, className="os-nav"),
                     html.Div(id=ids.CLOCK, className="os-clock"),
+                    _account(principal, lang),
                     html.Button(
                         t("nav.language", lang),
                         id=ids.LANG_TOGGLE,
@@ -58,6 +71,42 @@ def create_page(
                 ],
             ),
             html.Main(className="os-main", children=body),
+        ],
+    )
+
+
+def _account(principal: Principal | None, lang: str) -> html.Div | None:
+    """Who is signed in, in which role and districts, and the sign-out button."""
+    if principal is None:
+        return None
+    where = (
+        t("crumb.city", lang)
+        if principal.sees_city
+        else "、".join(
+            name(reference.districts()[d], lang) if d in reference.districts() else d
+            for d in principal.districts
+        )
+    )
+    return html.Div(
+        className="os-account",
+        children=[
+            html.Span(
+                principal.display_name or principal.username,
+                className="os-account-name",
+                title=principal.username,
+            ),
+            html.Span(
+                f"{t(f'role.{principal.role}', lang)} · {where}", className="os-account-role"
+            ),
+            html.Form(
+                action="/logout",
+                method="POST",
+                className="os-account-out",
+                children=[
+                    dcc.Input(type="hidden", name="csrf_token", value=g.get("csrf_token") or ""),
+                    html.Button(t("nav.sign_out", lang), type="submit", className="os-signout"),
+                ],
+            ),
         ],
     )
 

@@ -41,7 +41,6 @@ from components.timeline import timeline_figure
 from components.wall_view import attention_children, mask_personal, ranking_children, wall_figure
 from config import PROJECT_ROOT
 from data.displays import DisplayGrant, find_display_grant, get_playlist, touch_display_token
-from data.engine import get_engine
 from data.queries import (
     IncidentMarks,
     area_kpis,
@@ -55,6 +54,7 @@ from data.queries import (
     new_critical_incidents,
     street_metrics,
 )
+from data.scope import CITY, Scope, get_web_engine, set_scope
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +76,9 @@ def panel_key(slot: str, part: str) -> str:
 
 
 @functools.cache
+@functools.cache
 def app_version() -> str:
-    """Changes when the code or assets a display runs change, so open displays reload."""
+    """The build this server process runs; a new one after a restart makes open displays reload."""
     digest = hashlib.sha1(usedforsecurity=False)
     for folder in ("assets", "components", "pages"):
         for path in sorted((PROJECT_ROOT / folder).glob("*.*")):
@@ -94,7 +95,11 @@ def grant_for(token: object) -> DisplayGrant | None:
     """The display grant of `token` (re-read at most every second), None if not a valid one."""
     if not isinstance(token, str) or not 8 <= len(token) <= 200:
         return None
-    return read(find_display_grant, token=token).value
+    grant = read(find_display_grant, token=token).value
+    if grant is not None:
+        # a display reads what its token covers, whoever's browser it runs in; read-only
+        set_scope(Scope(districts=grant.district or CITY))
+    return grant
 
 
 def _checked(config: object) -> tuple[DisplayGrant, str, bool]:
@@ -488,8 +493,8 @@ def create_display(*, mode: str, token: object, lang: str, params: dict[str, Any
         return _message_page(mode, lang, t("wall.wrong_kind", lang))
     try:
         options = _options(grant, params)
-        marks = incident_marks(get_engine())
-        touch_display_token(get_engine(), token=str(token))
+        marks = incident_marks(get_web_engine())
+        touch_display_token(get_web_engine(), token=str(token))
     except PANEL_ERRORS as exc:
         report_failure(log, f"{mode}: cannot prepare the display", exc)
         return _message_page(mode, lang, t("wall.starting", lang), retry=True)
@@ -661,7 +666,7 @@ def _options(grant: DisplayGrant, params: dict[str, Any]) -> DisplayOptions:
     chosen = params.get("playlist") or grant.playlist
     saved = None
     if isinstance(chosen, str) and chosen:
-        playlist = get_playlist(get_engine(), name=chosen[:64])
+        playlist = get_playlist(get_web_engine(), name=chosen[:64])
         if playlist is not None:
             saved = {
                 "views": playlist.views,
@@ -845,7 +850,7 @@ def poll_alerts(tick, marks, watch, config):
         else []
     )
     try:
-        engine = get_engine()
+        engine = get_web_engine()
         if after is None:
             fresh, new_marks = pd.DataFrame(), incident_marks(engine)
         else:
@@ -888,7 +893,7 @@ def update_attention(attention, _tick, config):
     except (KeyError, TypeError, ValueError):
         raise PreventUpdate from None
     try:
-        engine = get_engine()
+        engine = get_web_engine()
         incident = incident_detail(engine, incident_id=incident_id)
         if incident is None or (
             grant.district is not None and incident["district_adcode"] != grant.district

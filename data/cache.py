@@ -68,9 +68,12 @@ class TtlCache:
         self._entries: OrderedDict[Hashable, tuple[float, Cached]] = OrderedDict()
         self._flights: dict[Hashable, _Flight] = {}
 
-    def get(self, fn: Callable[..., _T], /, **kwargs: Any) -> Cached[_T]:
-        """`fn(**kwargs)` computed at most once per TTL, with the instant it was computed."""
-        key = (fn, _freeze(kwargs))
+    def get(
+        self, fn: Callable[..., _T], partition: Hashable = None, /, **kwargs: Any
+    ) -> Cached[_T]:
+        """`fn(**kwargs)` computed at most once per TTL, with the instant it was computed;
+        results are shared only between callers of the same `partition` (e.g. access scope)."""
+        key = (fn, partition, _freeze(kwargs))
         with self._lock:
             entry = self._entries.get(key)
             if entry is not None and self._clock() - entry[0] < self.ttl_seconds:

@@ -3,17 +3,70 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import secrets
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import timedelta
 from typing import Any
+
+from flask import g
+
+from components.auth import CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE
+from data import access
+from data.access import Principal, SessionTicket
+from data.scope import Scope, scoped
 
 
 def _parse(text: str) -> Any:
     return json.loads(text) if text.startswith("{") else text
 
 
-def post_callback(app, output_fragment: str, value_of: Callable[[Any, str], Any]):
+def sign_in(engine, *, role: str = "operator", districts: tuple[str, ...] = ()) -> SessionTicket:
+    """A session of a new user with `role` (and `districts`), as after signing in."""
+    user = access.create_user(
+        engine,
+        username=f"{role.replace('_', '-')}-{secrets.token_hex(4)}",
+        role=role,
+        password=secrets.token_urlsafe(16),
+        districts=districts,
+    )
+    return access.open_session(engine, principal=user, lifetime=timedelta(hours=1))
+
+
+OPERATOR = Principal(user_id=0, username="tester", display_name="", role="operator", districts=())
+
+
+@contextmanager
+def request_as(app, principal: Principal = OPERATOR) -> Iterator[None]:
+    """Run the block inside a request of `principal` (page layouts called directly)."""
+    with app.server.test_request_context("/"):
+        g.principal = principal
+        g.csrf_token = "test"
+        actor = principal.username if principal.can_act else ""
+        with scoped(Scope(districts=principal.scope, actor=actor)):
+            yield
+
+
+def client_for(app, session: SessionTicket | None):
+    """A Flask test client carrying `session`'s cookies (none for None)."""
+    client = app.server.test_client()
+    if session is not None:
+        client.set_cookie(SESSION_COOKIE, session.token)
+        client.set_cookie(CSRF_COOKIE, session.csrf_token)
+    return client
+
+
+def post_callback(
+    app,
+    output_fragment: str,
+    value_of: Callable[[Any, str], Any],
+    *,
+    session: SessionTicket | None = None,
+    csrf: str | None = None,
+):
     """POST the callback whose output names `output_fragment`; `value_of(id, property)` gives
-    each input's and state's value. Returns the Flask response."""
+    each input's and state's value; as the browser of `session` (which sends its CSRF token,
+    unless `csrf` says what to send instead). Returns the Flask response."""
     key = next(k for k in app.callback_map if output_fragment in k)
     spec = app.callback_map[key]
 
@@ -31,8 +84,12 @@ def post_callback(app, output_fragment: str, value_of: Callable[[Any, str], Any]
         {"id": _parse(p.rsplit(".", 1)[0]), "property": p.rsplit(".", 1)[1]}
         for p in key.strip(".").split("...")
     ]
-    return app.server.test_client().post(
+    headers = {}
+    if session is not None or csrf is not None:
+        headers[CSRF_HEADER] = csrf if csrf is not None else session.csrf_token
+    return client_for(app, session).post(
         "/_dash-update-component",
+        headers=headers,
         json={
             "output": key,
             "outputs": outputs if key.startswith("..") else outputs[0],

@@ -4,17 +4,18 @@ and Chromium (Debian's /usr/bin/chromium) driven by Playwright."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, sync_playwright
 
+from bench.harness import serving
+from components.auth import CSRF_COOKIE, SESSION_COOKIE
+from data import access
+from data.access import SessionTicket
 from data.embedded import free_port
 from data.engine import create_db_engine
 from tests.conftest import seeded_database
@@ -78,7 +79,6 @@ def _serve(db_url: str, directory: Path, settings: dict[str, str]) -> Iterator[s
     port = free_port()
     log_path = directory / "serve.log"
     env = {
-        **os.environ,
         "DATABASE_URL": db_url,
         "ONESCREEN_LOG_LEVEL": "WARNING",
         # the tests publish what they need; each server's ingest worker has its own session
@@ -86,38 +86,11 @@ def _serve(db_url: str, directory: Path, settings: dict[str, str]) -> Iterator[s
         "ONESCREEN_MQTT_CLIENT_ID": f"browser-{port}",
         **settings,
     }
-    with open(log_path, "w") as log:
-        process = subprocess.Popen(
-            [sys.executable, "cli.py", "serve", "--no-seed", "--port", str(port)],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with urllib.request.urlopen(base + "/", timeout=2) as response:
-                if response.status == 200:
-                    break
-        except OSError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            raise RuntimeError(f"server did not start:\n{log_path.read_text()[-3000:]}")
-        time.sleep(0.3)
-    try:
+    with serving(env, log_path=log_path, port=port, timeout_s=60) as base:
         yield base
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        server_log = log_path.read_text()
-        # a traceback in the server log means some request failed unseen by the browser
-        assert "Traceback" not in server_log, server_log[-5000:]
+    server_log = log_path.read_text()
+    # a traceback in the server log means some request failed unseen by the browser
+    assert "Traceback" not in server_log, server_log[-5000:]
 
 
 @pytest.fixture(scope="session")
@@ -155,10 +128,71 @@ class ConsoleLog:
         self.errors.append(f"pageerror: {error}")
 
 
-def open_page(browser: Browser, viewport: str = "1920x1080") -> tuple[Page, ConsoleLog]:
-    """A fresh page at a viewport, recording console errors."""
+# people the browser tests sign in as: name → (role, districts)
+USERS = {
+    "admin": ("admin", ()),
+    "operator": ("operator", ()),
+    "pudong": ("district_manager", ("310115",)),
+    "viewer": ("viewer", ()),
+}
+USER_PASSWORD = "browser tests passphrase"
+_SESSIONS: dict[str, SessionTicket] = {}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def browser_users(live_db_url: str) -> dict[str, SessionTicket]:
+    """The USERS in the live database, each with an open session the pages sign in with."""
+    engine = create_db_engine(live_db_url)
+    try:
+        for username, (role, districts) in USERS.items():
+            user = access.create_user(
+                engine,
+                username=username,
+                role=role,
+                password=USER_PASSWORD,
+                districts=districts,
+            )
+            _SESSIONS[username] = access.open_session(
+                engine, principal=user, lifetime=timedelta(hours=6)
+            )
+    finally:
+        engine.dispose()
+    return _SESSIONS
+
+
+def sign_in_context(context: BrowserContext, user: str) -> None:
+    """Give `context` the cookies of `user`'s session (valid on every local port)."""
+    ticket = _SESSIONS[user]
+    context.add_cookies(
+        [
+            {
+                "name": SESSION_COOKIE,
+                "value": ticket.token,
+                "domain": "127.0.0.1",
+                "path": "/",
+                "httpOnly": True,
+                "sameSite": "Lax",
+            },
+            {
+                "name": CSRF_COOKIE,
+                "value": ticket.csrf_token,
+                "domain": "127.0.0.1",
+                "path": "/",
+                "sameSite": "Strict",
+            },
+        ]
+    )
+
+
+def open_page(
+    browser: Browser, viewport: str = "1920x1080", *, user: str | None = "operator"
+) -> tuple[Page, ConsoleLog]:
+    """A fresh page at a viewport, signed in as `user` (None: nobody), recording console
+    errors."""
     width, height = VIEWPORTS[viewport]
     context = browser.new_context(viewport={"width": width, "height": height}, locale="zh-CN")
+    if user is not None:
+        sign_in_context(context, user)
     page = context.new_page()
     page.set_default_timeout(20_000)
     log = ConsoleLog()

@@ -6,6 +6,7 @@ import pytest
 from components import reference
 from config import get_settings
 from data.engine import get_engine
+from tests.dash_client import client_for, request_as, sign_in
 
 pytestmark = pytest.mark.integration
 
@@ -42,8 +43,8 @@ def test_pages_are_registered(app):
     assert {"/district/<adcode>", "/device/<device_id>"} <= templates
 
 
-def test_shell_is_served_without_cdn(app):
-    response = app.server.test_client().get("/")
+def test_shell_is_served_without_cdn(app, engine):
+    response = client_for(app, sign_in(engine)).get("/")
     assert response.status_code == 200
     html = response.get_data(as_text=True)
     assert "一屏观全城" in html
@@ -55,7 +56,8 @@ def test_overview_layout_carries_the_first_map_colours(app, engine):
 
     reference.clear()
     page = next(p for p in dash.page_registry.values() if p["path"] == "/")
-    layout = page["layout"](lang="en", metric="open_incidents")
+    with request_as(app):
+        layout = page["layout"](lang="en", metric="open_incidents")
     texts = _texts(layout)
     assert "Open incidents" in texts and "OneScreen" in texts
     names = {area.name_en for area in district_metrics(engine)}
@@ -83,7 +85,8 @@ def test_overview_survives_a_database_outage(app, monkeypatch):
     get_settings.cache_clear()
     get_engine.cache_clear()
     reference.clear()
-    texts = _texts(page["layout"](lang="en"))
+    with request_as(app):
+        texts = _texts(page["layout"](lang="en"))
     assert "OneScreen" in texts  # the frame still renders
     assert any("Data temporarily unavailable" in t for t in texts)
     assert not any("Traceback" in t or "OperationalError" in t for t in texts)

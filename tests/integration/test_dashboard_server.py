@@ -14,7 +14,7 @@ from components.device_layer import devices_url
 from config import get_settings
 from data.engine import get_engine
 from data.queries import area_devices, area_kpis, cell_metrics
-from tests.dash_client import post_callback
+from tests.dash_client import client_for, post_callback, sign_in
 
 pytestmark = pytest.mark.integration
 PUDONG = "310115"
@@ -36,8 +36,14 @@ def app(monkeypatch, db_url, seeded):
     get_engine.cache_clear()
 
 
-def test_device_clusters_count_every_device_of_the_district(app, engine):
-    client = app.server.test_client()
+@pytest.fixture
+def operator(engine, seeded):
+    """A city operator's session."""
+    return sign_in(engine, role="operator")
+
+
+def test_device_clusters_count_every_device_of_the_district(app, engine, operator):
+    client = client_for(app, operator)
     response = client.get(devices_url(district=PUDONG, category=None, zoom=11))
     assert response.status_code == 200
     features = response.get_json()["features"]
@@ -58,8 +64,8 @@ def test_device_clusters_count_every_device_of_the_district(app, engine):
         ("/geo/district/310115/devices.json?zoom=abc&v=-5", 200),
     ],
 )
-def test_device_layer_rejects_bad_parameters_clearly(app, path, status):
-    response = app.server.test_client().get(path)
+def test_device_layer_rejects_bad_parameters_clearly(app, path, status, operator):
+    response = client_for(app, operator).get(path)
     assert response.status_code == status
     if status != 200:
         assert "error" in response.get_json()
@@ -80,23 +86,23 @@ def test_grid_is_served_as_gzipped_geobuf(app, engine):
     assert set(heat["cell"].astype(str)) <= {f["properties"]["code"] for f in cells}
 
 
-def _callback(app, output_fragment: str, values: dict) -> dict:
-    response = _post_callback(app, output_fragment, values)
+def _callback(app, output_fragment: str, values: dict, session) -> dict:
+    response = _post_callback(app, output_fragment, values, session)
     assert response.status_code == 200, response.data[:500]
     return response.get_json()["response"]
 
 
-def _post_callback(app, output_fragment: str, values: dict):
+def _post_callback(app, output_fragment: str, values: dict, session):
     """POST a callback with `values` named "key.property" (pattern ids by their "key")."""
 
     def value_of(ident, prop):
         name = ident["key"] if isinstance(ident, dict) else ident
         return values.get(f"{name}.{prop}")
 
-    return post_callback(app, output_fragment, value_of)
+    return post_callback(app, output_fragment, value_of, session=session)
 
 
-def test_district_tiles_callback_returns_the_store_figures(app, engine):
+def test_district_tiles_callback_returns_the_store_figures(app, engine, operator):
     values = {
         "category.value": "",
         "street.data": None,
@@ -104,19 +110,23 @@ def test_district_tiles_callback_returns_the_store_figures(app, engine):
         "district-state.data": {"district": PUDONG},
         "os-lang.data": "en",
     }
-    body = json.dumps(_callback(app, "district-tiles.children", values), ensure_ascii=False)
+    body = json.dumps(
+        _callback(app, "district-tiles.children", values, operator), ensure_ascii=False
+    )
     kpis = area_kpis(engine, district=PUDONG)
     assert f"{kpis.devices_total:,}" in body and "Devices" in body
 
 
-def test_callbacks_turn_bad_browser_values_into_defaults_not_errors(app, engine):
+def test_callbacks_turn_bad_browser_values_into_defaults_not_errors(app, engine, operator):
     values = {
         "metric.value": "DROP TABLE",
         "category.value": "<script>",
         "os-refresh.n_intervals": 1,
         "os-lang.data": "klingon",
     }
-    body = json.dumps(_callback(app, "overview-areas.hideout", values), ensure_ascii=False)
+    body = json.dumps(
+        _callback(app, "overview-areas.hideout", values, operator), ensure_ascii=False
+    )
     assert "未结事件" in body  # default metric, default language
     hostile = {
         "category.value": "",
@@ -125,5 +135,5 @@ def test_callbacks_turn_bad_browser_values_into_defaults_not_errors(app, engine)
         "district-state.data": {"district": "x' OR 1=1"},
         "os-lang.data": "zh",
     }
-    response = _post_callback(app, "district-tiles.children", hostile)
+    response = _post_callback(app, "district-tiles.children", hostile, operator)
     assert response.status_code == 204  # PreventUpdate: nothing sent, nothing broken
