@@ -658,6 +658,9 @@ def _terminate_on_sigterm() -> None:
     import signal
 
     def interrupt(_signum, _frame):
+        # shutting down already: a second SIGTERM (e.g. to the whole process group while the
+        # interpreter waits for its threads) must not abort the shutdown with a traceback
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, interrupt)

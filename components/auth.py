@@ -138,6 +138,10 @@ def _gate() -> Response | None:
         if path.startswith(("/api/", "/geo/")):
             return _plain(401, "sign in first / 请先登录")
         return redirect(f"/login?next={quote(_next_target(request.full_path), safe='/?=&')}")
+    if path == "/" and len(g.principal.districts) == 1 and not g.principal.sees_city:
+        # one district's manager starts in that district
+        query = f"?{request.query_string.decode()}" if request.query_string else ""
+        return redirect(f"/district/{g.principal.districts[0]}{query}")
     return None
 
 
@@ -283,7 +287,8 @@ def _form_page(
 <input type="hidden" name="form_token" value="{form_token}">
 {fields}
 </form></main></body></html>"""
-    response = Response(body, status=400 if error else 200, mimetype="text/html")
+    # a refused form is a normal page with its message (browsers log 4xx documents as errors)
+    response = Response(body, status=200, mimetype="text/html")
     response.set_cookie(
         LOGIN_COOKIE,
         form_token,

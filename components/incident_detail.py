@@ -18,6 +18,22 @@ def _when(value) -> str:
     return pd.Timestamp(value).tz_convert(CITY_TZ).strftime("%Y-%m-%d %H:%M")
 
 
+def assignee_label(record: dict, lang: str) -> str:
+    """Whom an incident or event names as assignee, by name (the code if the name is gone)."""
+    assignee = record.get("assignee")
+    if not isinstance(assignee, str) or ":" not in assignee:
+        return t("action.unassigned", lang)
+    named = record.get("assignee_en" if lang == "en" else "assignee_zh")
+    return named if isinstance(named, str) and named else assignee.split(":", 1)[1]
+
+
+def _event_note(row: dict, lang: str) -> str:
+    note = row["note"] if isinstance(row.get("note"), str) else ""
+    if row["kind"] == "assigned" and isinstance(row.get("assignee"), str):
+        return f"→ {assignee_label(row, lang)}" + (f" · {note}" if note else "")
+    return note
+
+
 def readings_figure(
     series: pd.DataFrame, *, incident: dict, lang: str, unit: str | None
 ) -> go.Figure:
@@ -103,7 +119,9 @@ def detail_children(
         ),
         (t("col.category", lang), category[1] if en else category[0]),
         (t("col.opened_at", lang), _when(incident["opened_at"])),
+        (t("col.acknowledged_at", lang), _when(incident.get("acknowledged_at"))),
         (t("col.resolved_at", lang), _when(incident.get("resolved_at"))),
+        (t("action.assigned_to", lang), assignee_label(incident, lang)),
         (t("device.place", lang), f"{place} ({incident['lon']:.5f}, {incident['lat']:.5f})"),
         (t("col.device", lang), device),
         (t("col.value", lang), number(incident.get("trigger_value"))),
@@ -111,18 +129,15 @@ def detail_children(
     ]
     history_rows = [
         html.Tr(
-            [
-                html.Td(_when(row.at)),
-                html.Td(
-                    t(f"status.{row.to_status}", lang)
-                    if isinstance(row.to_status, str)
-                    else row.kind
-                ),
-                html.Td(row.actor or "–"),
-                html.Td(row.note or ""),
-            ]
+            className=f"os-history-{row['kind']}",
+            children=[
+                html.Td(_when(row["at"])),
+                html.Td(t(f"event.{row['kind']}", lang)),
+                html.Td(row["actor"] or "–"),
+                html.Td(_event_note(row, lang)),
+            ],
         )
-        for row in events.itertuples()
+        for row in events.to_dict("records")
     ]
     return [
         html.H3(incident["title_en" if en else "title_zh"]),

@@ -10,6 +10,7 @@ GRID = "#1f2d47"
 TEXT = "#e6edf7"
 MUTED = "#8fa3bf"
 ACCENT = "#39c5ff"
+GOOD = "#2fd38a"
 FONT_FAMILY = '"Noto Sans CJK SC", "Noto Sans SC", "Microsoft YaHei", sans-serif'
 
 SEVERITY_COLORS = {"critical": "#ff4d5e", "major": "#ffa23a", "minor": "#f5d547"}

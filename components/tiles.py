@@ -74,6 +74,7 @@ def tiles_children(kpis: Kpis, lang: str) -> list[html.Div]:
     """The six tiles of `kpis` in `lang`."""
     rate = kpis.online_rate
     mttr = kpis.mean_minutes_to_resolve
+    mtta = kpis.mean_minutes_to_acknowledge
     minutes = t("tile.minutes", lang)
     # yesterday's figures are whole-day totals: compare today against the same share of yesterday
     day_share = _day_share(kpis)
@@ -138,7 +139,11 @@ def tiles_children(kpis: Kpis, lang: str) -> list[html.Div]:
             "mttr",
             t("tile.mttr", lang),
             "–" if mttr is None else f"{mttr:.0f} {minutes}",
-            "",
+            t(
+                "tile.mtta",
+                lang,
+                m="–" if mtta is None else f"{mtta:.0f}",
+            ),
             _trend(mttr, kpis.mean_minutes_to_resolve_yesterday, lang, lower_is_better=True),
         ),
     ]

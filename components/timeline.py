@@ -8,7 +8,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from components.i18n import name, t
-from components.theme import CATEGORY_PALETTE, SEVERITY_COLORS, base_layout
+from components.theme import ACCENT, CATEGORY_PALETTE, GOOD, SEVERITY_COLORS, base_layout
 from components.tiles import CITY_TZ
 
 
@@ -21,8 +21,10 @@ def timeline_figure(
     end: datetime,
     categories: dict[str, tuple[str, str]],
     bucket_minutes: int = 60,
+    handled: pd.DataFrame | None = None,
 ) -> go.Figure:
-    """Stacked bars of incidents opened per bucket in [start, end), every bucket present."""
+    """Stacked bars of incidents opened per bucket in [start, end), every bucket present, and
+    lines of those acknowledged and resolved (`handled`: bucket, kind, events)."""
     buckets = pd.date_range(
         start.astimezone(CITY_TZ).replace(minute=0, second=0, microsecond=0),
         end.astimezone(CITY_TZ),
@@ -63,6 +65,20 @@ def timeline_figure(
             marker={"color": color, "line": {"width": 0}},
             hovertemplate=f"{label}: %{{y}}<extra>%{{x|%H:%M}}</extra>",
         )
+    if handled is not None and not handled.empty:
+        done = handled.assign(
+            bucket=pd.to_datetime(handled["bucket"], utc=True).dt.tz_convert(CITY_TZ)
+        ).set_index(["bucket", "kind"])["events"]
+        for kind, color, dash in (("acknowledged", ACCENT, "dot"), ("resolved", GOOD, "solid")):
+            label = t(f"event.{kind}", lang)
+            figure.add_scatter(
+                x=list(buckets),
+                y=[int(done.get((bucket, kind), 0)) for bucket in buckets],
+                name=label,
+                mode="lines",
+                line={"color": color, "width": 2, "dash": dash, "shape": "hv"},
+                hovertemplate=f"{label}: %{{y}}<extra>%{{x|%H:%M}}</extra>",
+            )
     figure.update_layout(
         barmode="stack",
         bargap=0.15,

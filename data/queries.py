@@ -79,6 +79,8 @@ class Kpis:
     mean_minutes_to_resolve_yesterday: float | None
     status_as_of: datetime | None
     at: datetime
+    mean_minutes_to_acknowledge: float | None = None
+    mean_minutes_to_acknowledge_yesterday: float | None = None
 
     @property
     def online_rate(self) -> float | None:
@@ -142,7 +144,13 @@ _KPI_SQL = sa.text(
                    AS mttr_today,
                sum(resolve_seconds) FILTER (WHERE day < scope.today)
                    / nullif(sum(resolved) FILTER (WHERE day < scope.today), 0) / 60
-                   AS mttr_yesterday
+                   AS mttr_yesterday,
+               sum(acknowledge_seconds) FILTER (WHERE day = scope.today)
+                   / nullif(sum(acknowledged) FILTER (WHERE day = scope.today), 0) / 60
+                   AS mtta_today,
+               sum(acknowledge_seconds) FILTER (WHERE day < scope.today)
+                   / nullif(sum(acknowledged) FILTER (WHERE day < scope.today), 0) / 60
+                   AS mtta_yesterday
         FROM incident_daily, scope
         WHERE CAST(:street AS text) IS NULL
           AND day IN (scope.today, scope.today - 1)
@@ -173,6 +181,17 @@ _KPI_SQL = sa.text(
           AND (CAST(:district AS text) IS NULL OR district_adcode = :district)
           AND (CAST(:street AS text) IS NULL OR street_code = :street)
           AND (CAST(:category AS text) IS NULL OR category_code = :category)
+    ),
+    acknowledged AS (
+        SELECT avg(extract(epoch FROM acknowledged_at - opened_at) / 60)
+                   FILTER (WHERE acknowledged_at >= scope.midnight) AS mtta_today,
+               avg(extract(epoch FROM acknowledged_at - opened_at) / 60)
+                   FILTER (WHERE acknowledged_at < scope.midnight) AS mtta_yesterday
+        FROM incident, scope
+        WHERE CAST(:street AS text) IS NOT NULL
+          AND acknowledged_at >= scope.midnight - interval '1 day' AND acknowledged_at <= :at
+          AND street_code = :street
+          AND (CAST(:category AS text) IS NULL OR category_code = :category)
     )
     SELECT devices.total, devices.online, devices.warning, devices.alarm,
            CASE WHEN CAST(:street AS text) IS NULL THEN readings.today
@@ -192,8 +211,12 @@ _KPI_SQL = sa.text(
                 ELSE resolved.mttr_today END,
            CASE WHEN CAST(:street AS text) IS NULL THEN daily.mttr_yesterday
                 ELSE resolved.mttr_yesterday END,
-           (SELECT (value #>> '{}')::timestamptz FROM app_meta WHERE key = 'status_as_of')
-    FROM devices, readings, street_readings, live, daily, opened, resolved
+           (SELECT (value #>> '{}')::timestamptz FROM app_meta WHERE key = 'status_as_of'),
+           CASE WHEN CAST(:street AS text) IS NULL THEN daily.mtta_today
+                ELSE acknowledged.mtta_today END,
+           CASE WHEN CAST(:street AS text) IS NULL THEN daily.mtta_yesterday
+                ELSE acknowledged.mtta_yesterday END
+    FROM devices, readings, street_readings, live, daily, opened, resolved, acknowledged
     """
 )
 
@@ -230,6 +253,8 @@ def area_kpis(
         mean_minutes_to_resolve_yesterday=None if row[14] is None else float(row[14]),
         status_as_of=row[15],
         at=moment,
+        mean_minutes_to_acknowledge=None if row[16] is None else float(row[16]),
+        mean_minutes_to_acknowledge_yesterday=None if row[17] is None else float(row[17]),
     )
 
 
@@ -694,6 +719,47 @@ def incident_timeline(
     return frame.astype({"incidents": "int64"})
 
 
+def incident_handling_timeline(
+    engine: Engine,
+    *,
+    start: datetime,
+    end: datetime,
+    district: str | None = None,
+    street: str | None = None,
+    category: str | None = None,
+    bucket_minutes: int = 60,
+) -> pd.DataFrame:
+    """Incidents acknowledged, resolved and reopened per bucket (from the event history)."""
+    _check_scope(district=district, street=street, category=category)
+    _check_window(start, end)
+    if bucket_minutes not in (15, 30, 60, 180, 360, 1440):
+        raise InvalidQuery("bucket_minutes must be one of 15, 30, 60, 180, 360, 1440")
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT date_bin(:bucket * interval '1 minute', e.at,"
+                "        timestamptz '2000-01-01 00:00:00+08') AS bucket, e.kind, count(*)"
+                " FROM incident_event e JOIN incident i ON i.id = e.incident_id"
+                " WHERE e.at >= :start AND e.at < :end"
+                "   AND e.kind IN ('acknowledged', 'resolved', 'reopened')"
+                "   AND (CAST(:district AS text) IS NULL OR i.district_adcode = :district)"
+                "   AND (CAST(:street AS text) IS NULL OR i.street_code = :street)"
+                "   AND (CAST(:category AS text) IS NULL OR i.category_code = :category)"
+                " GROUP BY 1, 2 ORDER BY 1, 2"
+            ),
+            {
+                "bucket": bucket_minutes,
+                "start": start,
+                "end": end,
+                "district": district,
+                "street": street,
+                "category": category,
+            },
+        ).all()
+    frame = pd.DataFrame(rows, columns=["bucket", "kind", "events"])
+    return frame.astype({"events": "int64"})
+
+
 # sort keys of incident_list → SQL expressions (severity and status in their natural order)
 INCIDENT_ORDER = {
     "opened_at": "i.opened_at",
@@ -768,6 +834,17 @@ def incident_list(
         return pd.DataFrame(result.all(), columns=list(result.keys()))
 
 
+# an assignee ('team:<code>' / 'user:<name>') with its readable names
+_ASSIGNEE_JOINS = (
+    " LEFT JOIN team tm ON 'team:' || tm.code = {col}.assignee"
+    " LEFT JOIN app_user au ON 'user:' || au.username = {col}.assignee"
+)
+_ASSIGNEE_NAMES = (
+    "coalesce(tm.name_zh, nullif(au.display_name, ''), au.username) AS assignee_zh,"
+    " coalesce(tm.name_en, nullif(au.display_name, ''), au.username) AS assignee_en"
+)
+
+
 def incident_detail(engine: Engine, *, incident_id: int) -> dict[str, object] | None:
     """One incident with its device type, place names and thresholds; None if unknown."""
     if not isinstance(incident_id, int) or isinstance(incident_id, bool) or incident_id <= 0:
@@ -780,9 +857,9 @@ def incident_detail(engine: Engine, *, incident_id: int) -> dict[str, object] | 
                 " di.name_en AS district_en, i.street_code, s.name_zh AS street_zh,"
                 " s.name_en AS street_en, i.device_id, d.code AS device_code,"
                 " t.name_zh AS type_zh, t.name_en AS type_en, t.unit, t.decimals,"
-                " i.trigger_value, i.threshold, i.acknowledged_at, i.resolved_at,"
-                " ST_X(i.geom) AS lon, ST_Y(i.geom) AS lat"
-                " FROM incident i"
+                " i.trigger_value, i.threshold, i.acknowledged_at, i.resolved_at, i.assignee,"
+                f" {_ASSIGNEE_NAMES}, ST_X(i.geom) AS lon, ST_Y(i.geom) AS lat"
+                f" FROM incident i {_ASSIGNEE_JOINS.format(col='i')}"
                 " JOIN district di ON di.adcode = i.district_adcode"
                 " LEFT JOIN street s ON s.code = i.street_code"
                 " LEFT JOIN device d ON d.id = i.device_id"
@@ -800,8 +877,9 @@ def incident_events(engine: Engine, *, incident_id: int) -> pd.DataFrame:
     with engine.connect() as conn:
         result = conn.execute(
             sa.text(
-                "SELECT at, kind, actor, from_status, to_status, note FROM incident_event"
-                " WHERE incident_id = :incident_id ORDER BY at, id"
+                f"SELECT e.at, e.kind, e.actor, e.from_status, e.to_status, e.note, e.assignee,"
+                f" {_ASSIGNEE_NAMES} FROM incident_event e {_ASSIGNEE_JOINS.format(col='e')}"
+                " WHERE e.incident_id = :incident_id ORDER BY e.at, e.id"
             ),
             {"incident_id": int(incident_id)},
         )

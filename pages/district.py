@@ -19,6 +19,7 @@ from components.area_map import (
     state_colors,
     state_legend,
 )
+from components.auth import current_principal
 from components.boundaries import boundary_url
 from components.choropleth import cell_heat, choropleth, format_value, metric_value
 from components.device_layer import devices_url
@@ -46,6 +47,7 @@ from data.cache import Cached
 from data.queries import (
     area_kpis,
     cell_metrics,
+    incident_handling_timeline,
     incident_list,
     incident_timeline,
     street_metrics,
@@ -179,6 +181,9 @@ def layout(
         )
     if names is None:
         return not_found_page(lang, t("notfound.district", lang, code=str(adcode)[:40]))
+    principal = current_principal()
+    if principal is not None and not principal.allows(adcode):
+        return not_found_page(lang, t("auth.forbidden", lang))
     district_name = name(names, lang)
     chosen_metric = pick(metric, METRICS, METRICS[0]).value
     chosen_layer = pick(layer, LAYERS, LAYERS[0]).value
@@ -367,6 +372,10 @@ def _district(state: object) -> str:
     district = state.get("district") if isinstance(state, dict) else None
     if district not in reference.districts():
         raise PreventUpdate
+    principal = current_principal()
+    if principal is None or not principal.allows(district):
+        # a forged district: the database would show nothing of it anyway
+        raise PreventUpdate
     return district
 
 
@@ -514,14 +523,13 @@ def update_timeline(category, street, _tick, _deferred, state, lang):
     clock = now()
     end = clock.value
     start = end - timedelta(hours=TIMELINE_HOURS)
-    frame = read(
-        incident_timeline,
-        start=start,
-        end=end,
-        district=district,
-        street=_street(district, street),
-        category=chosen_category(category),
-    )
+    where = {
+        "district": district,
+        "street": _street(district, street),
+        "category": chosen_category(category),
+    }
+    frame = read(incident_timeline, start=start, end=end, **where)
+    handled = read(incident_handling_timeline, start=start, end=end, **where)
     figure = timeline_figure(
         frame.value,
         stack="severity",
@@ -529,8 +537,9 @@ def update_timeline(category, street, _tick, _deferred, state, lang):
         start=start,
         end=end,
         categories=reference.categories(),
+        handled=handled.value,
     )
-    return chart(ids.DISTRICT_TIMELINE, figure), asof_payload(clock, frame)
+    return chart(ids.DISTRICT_TIMELINE, figure), asof_payload(clock, frame, handled)
 
 
 @callback(

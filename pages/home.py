@@ -12,11 +12,12 @@ from dash.exceptions import PreventUpdate
 
 from components import ids, reference
 from components.area_map import MAP_JS, create_map, geojson_options, legend_children
+from components.auth import current_principal
 from components.boundaries import boundary_url
 from components.choropleth import choropleth
 from components.feed import create_feed, feed_children
 from components.filters import chosen_category, filter_bar
-from components.i18n import t
+from components.i18n import name, t
 from components.live import asof_output, asof_payload, now, only_changed, read
 from components.panels import (
     PANEL_ERRORS,
@@ -33,7 +34,13 @@ from components.state import METRICS, STACKS, href, language, pick
 from components.theme import message_figure
 from components.tiles import CITY_TZ, create_tiles, tiles_children
 from components.timeline import timeline_figure
-from data.queries import city_kpis, district_metrics, incident_list, incident_timeline
+from data.queries import (
+    city_kpis,
+    district_metrics,
+    incident_handling_timeline,
+    incident_list,
+    incident_timeline,
+)
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +48,25 @@ dash.register_page(__name__, path="/", title="一屏观全城 · OneScreen", nam
 
 TIMELINE_HOURS = 24
 FEED_LENGTH = 30
+
+
+def _districts_home(districts: tuple[str, ...], lang: str) -> html.Div:
+    """The start page of someone who works in some districts only: a way into each."""
+    names = reference.districts()
+    cards = [
+        dcc.Link(
+            name(names[code], lang) if code in names else code,
+            href=href(f"/district/{code}", lang=lang),
+            className="os-district-card",
+        )
+        for code in districts
+    ]
+    return create_page(
+        lang=lang,
+        title=f"{t('nav.overview', lang)} · {t('app.title', lang)}",
+        active="overview",
+        body=[html.Div(cards, className="os-district-cards")],
+    )
 
 
 def layout(
@@ -52,6 +78,9 @@ def layout(
 ) -> html.Div:
     """The overview in the URL's language, metric and category."""
     lang = language(lang)
+    principal = current_principal()
+    if principal is not None and not principal.sees_city:
+        return _districts_home(principal.districts, lang)
     chosen_metric = pick(metric, METRICS, METRICS[0]).value
     chosen_stack = pick(stack, STACKS, STACKS[0]).value
     try:
@@ -230,10 +259,19 @@ def update_timeline(category: str, stack: str, _tick: int, _deferred: int, lang:
     end = clock.value
     start = end - timedelta(hours=TIMELINE_HOURS)
     frame = read(incident_timeline, start=start, end=end, category=chosen_category(category))
-    figure = timeline_figure(
-        frame.value, stack=stack, lang=lang, start=start, end=end, categories=reference.categories()
+    handled = read(
+        incident_handling_timeline, start=start, end=end, category=chosen_category(category)
     )
-    return chart(ids.OVERVIEW_TIMELINE, figure), asof_payload(clock, frame)
+    figure = timeline_figure(
+        frame.value,
+        stack=stack,
+        lang=lang,
+        start=start,
+        end=end,
+        categories=reference.categories(),
+        handled=handled.value,
+    )
+    return chart(ids.OVERVIEW_TIMELINE, figure), asof_payload(clock, frame, handled)
 
 
 @callback(

@@ -19,6 +19,7 @@ from components.area_map import (
     legend_children,
     severity_legend,
 )
+from components.auth import current_principal
 from components.boundaries import boundary_url
 from components.filters import (
     checks,
@@ -30,6 +31,7 @@ from components.filters import (
     segmented,
 )
 from components.i18n import name, t
+from components.incident_actions import create_incident_actions
 from components.incident_detail import detail_children, readings_figure
 from components.live import asof_output, asof_payload, now, read
 from components.panels import guard, panel, unavailable
@@ -52,6 +54,7 @@ log = logging.getLogger(__name__)
 dash.register_page(__name__, path="/incidents", title="事件中心 · 一屏观全城", name="incidents")
 
 TABLE_LIMIT = 500
+DETAIL_CHART_HEIGHT = 220
 COLUMNS = ("opened_at", "severity", "status", "category", "title", "district", "street")
 
 
@@ -77,6 +80,10 @@ def layout(
     """The incident centre with the URL's filters and selected incident."""
     lang = language(lang)
     districts = lookup(reference.districts)
+    principal = current_principal()
+    if principal is not None and not principal.sees_city:
+        # only the districts this person works in (the database shows no others anyway)
+        districts = {code: names for code, names in districts.items() if principal.allows(code)}
     categories = lookup(reference.categories)
     chosen_sort = (sort or "").removeprefix("-")
     sort_by = (
@@ -224,11 +231,17 @@ def layout(
                         panel(
                             t("incidents.detail", lang),
                             html.Div(
-                                id=ids.INCIDENT_DETAIL,
                                 className="os-detail",
-                                children=html.Div(
-                                    t("incidents.select", lang), className="os-empty"
-                                ),
+                                children=[
+                                    html.Div(
+                                        id=ids.INCIDENT_DETAIL,
+                                        children=html.Div(
+                                            t("incidents.select", lang), className="os-empty"
+                                        ),
+                                    ),
+                                    create_incident_actions(lang),
+                                    html.Div(id=ids.INCIDENT_DETAIL_MORE),
+                                ],
                             ),
                             fresh=ids.INCIDENT_DETAIL,
                         ),
@@ -371,23 +384,26 @@ def select_incident(active_cell, point):
 
 @callback(
     Output(ids.INCIDENT_DETAIL, "children"),
+    Output(ids.INCIDENT_DETAIL_MORE, "children"),
     asof_output(ids.INCIDENT_DETAIL),
     Input(ids.INCIDENT_SELECTED, "data"),
+    Input(ids.INCIDENT_ACTION_DONE, "data"),
     Input(ids.REFRESH, "n_intervals"),
     State(ids.LANG, "data"),
 )
-@guard(lambda lang: (unavailable(t("panel.unavailable", lang)), dash.no_update))
-def show_incident(incident_id, _tick, lang):
-    """Detail of the selected incident: facts, readings around it, its history (kept live)."""
+@guard(lambda lang: (unavailable(t("panel.unavailable", lang)), [], dash.no_update))
+def show_incident(incident_id, _done, _tick, lang):
+    """Detail of the selected incident: facts; readings around it and its history (kept live)."""
     lang = language(lang)
     clock = now()
     chosen = _incident_id(incident_id)
     if chosen is None:
-        return html.Div(t("incidents.select", lang), className="os-empty"), asof_payload(clock)
+        empty = html.Div(t("incidents.select", lang), className="os-empty")
+        return empty, [], asof_payload(clock)
     incident = read(incident_detail, incident_id=chosen)
     if incident.value is None:
         missing = html.Div(t("incidents.not_found", lang), className="os-unavailable")
-        return missing, asof_payload(clock, incident)
+        return missing, [], asof_payload(clock, incident)
     events = read(incident_events, incident_id=chosen)
     reads = [clock, incident, events]
     figure = message_figure(t("device.no_reading", lang))
@@ -406,6 +422,9 @@ def show_incident(incident_id, _tick, lang):
         figure = readings_figure(
             series.value, incident=incident.value, lang=lang, unit=incident.value.get("unit")
         )
+    # a fixed height: autosizing inside the scrolling detail can outgrow its box and cover the
+    # handling buttons below it
+    figure.update_layout(height=DETAIL_CHART_HEIGHT, autosize=False)
     children = detail_children(
         incident.value,
         events=events.value,
@@ -413,7 +432,8 @@ def show_incident(incident_id, _tick, lang):
         lang=lang,
         categories=reference.categories(),
     )
-    return children, asof_payload(*reads)
+    # the handling form sits between the facts and the readings, where it is seen first
+    return children[:2], children[2:], asof_payload(*reads)
 
 
 clientside_callback(

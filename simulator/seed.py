@@ -14,6 +14,7 @@ from sqlalchemy.engine import Engine
 
 from data import catalog, geo, writes
 from data.errors import AlreadySeeded
+from data.incidents import ensure_default_teams
 from data.migrate import require_current_schema
 from data.queries import grid_cell_ids
 from data.reference_data import GRID_RESOLUTION, load_reference_data, streets_frame
@@ -92,6 +93,7 @@ def seed_city(
 
     started = time.perf_counter()
     load_reference_data(engine)
+    ensure_default_teams(engine)
     categories = catalog.load_categories()
     device_types = catalog.load_device_types()
     geography, street_names = geography_from_store(engine)

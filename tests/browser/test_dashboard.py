@@ -227,7 +227,7 @@ def test_incidents_table_filters_sorts_and_shows_detail(live_server, live_engine
     assert severities and set(severities) == {labels[severity]}
     page.locator("#incidents-table td[data-dash-column='title']").first.click()
     expect(page.locator("#incidents-detail h3")).to_be_visible()
-    expect(page.locator("#incidents-detail .os-history tbody tr").first).to_be_visible()
+    expect(page.locator("#incidents-detail-more .os-history tbody tr").first).to_be_visible()
     page.wait_for_function("() => location.search.includes('incident=')")
 
 

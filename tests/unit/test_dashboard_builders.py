@@ -203,6 +203,33 @@ def test_timeline_has_every_hour_and_translated_axes():
     assert [trace.name for trace in by_category.data] == ["燃气"]
 
 
+def test_timeline_draws_acknowledged_and_resolved_lines_from_the_history():
+    end = datetime(2026, 11, 24, 4, 0, tzinfo=UTC)
+    start = end - timedelta(hours=24)
+    opened = pd.DataFrame(columns=["bucket", "severity", "category", "incidents"])
+    hour = pd.Timestamp(end - timedelta(hours=3)).tz_convert("Asia/Shanghai").floor("h")
+    handled = pd.DataFrame(
+        {
+            "bucket": [hour, hour, hour + pd.Timedelta(hours=1)],
+            "kind": ["acknowledged", "resolved", "resolved"],
+            "events": [4, 1, 2],
+        }
+    )
+    figure = timeline_figure(
+        opened,
+        stack="severity",
+        lang="en",
+        start=start,
+        end=end,
+        categories={},
+        handled=handled,
+    )
+    lines = {trace.name: trace for trace in figure.data if trace.type == "scatter"}
+    assert set(lines) == {"Acknowledged", "Resolved"}
+    assert sum(lines["Acknowledged"].y) == 4 and sum(lines["Resolved"].y) == 3
+    assert max(lines["Resolved"].y) == 2
+
+
 def test_zero_and_one_get_different_colours():
     breaks, colors = classify([0, 0, 1, 1, 0], integral=True)
     assert color_for(0, breaks, colors) != color_for(1, breaks, colors)

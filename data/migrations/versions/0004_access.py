@@ -47,7 +47,9 @@ def downgrade() -> None:
     op.execute("REVOKE ALL ON SCHEMA public FROM onescreen_web")
     op.execute("DROP FUNCTION IF EXISTS onescreen_scope_allows(text), onescreen_can_act()")
     op.execute(_original_incident_count())
-    op.execute("ALTER TABLE incident_daily DROP COLUMN acknowledged, DROP COLUMN acknowledge_seconds")
+    op.execute(
+        "ALTER TABLE incident_daily DROP COLUMN acknowledged, DROP COLUMN acknowledge_seconds"
+    )
     op.execute("ALTER TABLE incident DROP COLUMN assignee")
     op.execute("ALTER TABLE incident_event DROP COLUMN assignee")
     op.execute(

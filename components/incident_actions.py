@@ -1,0 +1,181 @@
+"""The incident handling form: comment, assignee, and the actions the incident's status allows.
+
+Shown only to people who may act; whatever the browser sends, the change runs in the session's
+scope (row-level security) as the signed-in person, and the server re-checks the transition.
+The form is redrawn only when the selected incident or its status changes, so a refresh never
+wipes a comment being typed.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import dash
+from dash import ALL, Input, Output, State, callback, ctx, dcc, html
+from dash.exceptions import PreventUpdate
+
+from components import ids
+from components.auth import client_address, current_principal
+from components.filters import dropdown
+from components.i18n import t
+from components.live import read, shared_cache
+from components.panels import PANEL_ERRORS, report_failure
+from components.state import language
+from data.incidents import (
+    MAX_NOTE_CHARS,
+    IncidentActionError,
+    allowed_actions,
+    assignees,
+    handle_incident,
+)
+from data.queries import incident_detail
+from data.scope import current_scope, get_web_engine
+
+log = logging.getLogger(__name__)
+
+
+def create_incident_actions(lang: str) -> html.Div:
+    """The (initially empty) handling area under an incident's detail."""
+    return html.Div(
+        className="os-actions-box",
+        children=[
+            dcc.Store(id=ids.INCIDENT_ACTIONS_SHOWN),
+            dcc.Store(id=ids.INCIDENT_ACTION_DONE, data=0),
+            html.Div(id=ids.INCIDENT_ACTIONS),
+            html.Div(id=ids.INCIDENT_ACTION_MESSAGE, className="os-action-message", role="status"),
+        ],
+    )
+
+
+def _incident_id(value: object) -> int | None:
+    return value if type(value) is int and 0 < value < 2**63 else None
+
+
+def actions_form(incident: dict, *, lang: str, options: list[dict]) -> list:
+    """Comment box, assignee picker and one button per allowed action."""
+    actions = allowed_actions(incident["status"])
+    buttons = [
+        html.Button(
+            t(f"action.{action}", lang),
+            id={"type": ids.INCIDENT_ACTION, "action": action},
+            className=f"os-action os-action-{action}",
+            n_clicks=0,
+        )
+        for action in actions
+    ]
+    return [
+        html.Div(t("action.title", lang), className="os-legend-title"),
+        dcc.Textarea(
+            id=ids.INCIDENT_NOTE,
+            className="os-action-comment",
+            placeholder=t("action.note_placeholder", lang),
+            maxLength=MAX_NOTE_CHARS,
+            value="",
+        ),
+        html.Div(
+            className="os-action-row",
+            children=[
+                html.Div(
+                    dropdown(
+                        ids.INCIDENT_ASSIGNEE, options, incident.get("assignee"), searchable=True
+                    ),
+                    className="os-action-assignee",
+                    title=t("action.assignee", lang),
+                )
+                if "assign" in actions
+                else dcc.Store(id=ids.INCIDENT_ASSIGNEE),
+                *buttons,
+            ],
+        ),
+    ]
+
+
+@callback(
+    Output(ids.INCIDENT_ACTIONS, "children"),
+    Output(ids.INCIDENT_ACTIONS_SHOWN, "data"),
+    Input(ids.INCIDENT_SELECTED, "data"),
+    Input(ids.INCIDENT_ACTION_DONE, "data"),
+    Input(ids.REFRESH, "n_intervals"),
+    State(ids.INCIDENT_ACTIONS_SHOWN, "data"),
+    State(ids.LANG, "data"),
+)
+def update_actions(selected, _done, _tick, shown, lang):
+    """The form for the selected incident, redrawn only when its status or assignee changed."""
+    lang = language(lang)
+    principal = current_principal()
+    chosen = _incident_id(selected)
+    if principal is None or chosen is None:
+        return [], None
+    if not principal.can_act:
+        return html.Div(t("action.read_only", lang), className="os-empty"), "read-only"
+    try:
+        incident = read(incident_detail, incident_id=chosen).value
+        if incident is None:
+            return [], None
+        key = f"{chosen}:{incident['status']}:{incident.get('assignee')}"
+        if key == shown:
+            raise PreventUpdate
+        people = read(assignees, district=incident["district_adcode"]).value
+    except PANEL_ERRORS as exc:
+        report_failure(log, "incident actions unavailable", exc)
+        raise PreventUpdate from None
+    options = [
+        {
+            "label": (p.label_en if lang == "en" else p.label_zh)
+            + (f" ({p.key.split(':', 1)[1]})" if p.key.startswith("user:") else ""),
+            "value": p.key,
+        }
+        for p in people
+    ]
+    return actions_form(incident, lang=lang, options=options), key
+
+
+@callback(
+    Output(ids.INCIDENT_ACTION_MESSAGE, "children"),
+    Output(ids.INCIDENT_ACTION_DONE, "data"),
+    Output(ids.INCIDENT_NOTE, "value"),
+    Input({"type": ids.INCIDENT_ACTION, "action": ALL}, "n_clicks"),
+    State(ids.INCIDENT_SELECTED, "data"),
+    State(ids.INCIDENT_NOTE, "value"),
+    State(ids.INCIDENT_ASSIGNEE, "value"),
+    State(ids.INCIDENT_ACTION_DONE, "data"),
+    State(ids.LANG, "data"),
+    prevent_initial_call=True,
+)
+def act(clicks, selected, note, assignee, done, lang):
+    """Apply the clicked action as the signed-in person; say what happened."""
+    lang = language(lang)
+    trigger = ctx.triggered_id
+    if not isinstance(trigger, dict) or not any(isinstance(c, int) and c > 0 for c in clicks):
+        raise PreventUpdate
+    action = trigger.get("action")
+    principal = current_principal()
+    chosen = _incident_id(selected)
+    if principal is None or chosen is None or not isinstance(action, str):
+        raise PreventUpdate
+    if not principal.can_act or current_scope().actor != principal.username:
+        return _message(t("action.read_only", lang), ok=False), dash.no_update, dash.no_update
+    try:
+        handle_incident(
+            get_web_engine(),
+            incident_id=chosen,
+            action=action,
+            actor=principal.username,
+            note=note if isinstance(note, str) else "",
+            assignee=assignee if isinstance(assignee, str) else None,
+            address=client_address(),
+        )
+    except IncidentActionError as exc:
+        return _message(str(exc), ok=False), dash.no_update, dash.no_update
+    except PANEL_ERRORS as exc:
+        report_failure(log, "incident action failed", exc)
+        return _message(t("panel.unavailable", lang), ok=False), dash.no_update, dash.no_update
+    # everyone's next read sees the change, not a cached answer from before it
+    shared_cache().clear()
+    counter = done + 1 if isinstance(done, int) else 1
+    done_text = t("action.done", lang, action=t(f"action.{action}", lang))
+    return _message(done_text, ok=True), counter, ""
+
+
+def _message(text: str, *, ok: bool) -> html.Span:
+    return html.Span(text, className="os-action-ok" if ok else "os-action-error")
