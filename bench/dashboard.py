@@ -16,7 +16,14 @@ import os
 import statistics
 import time
 
-from bench.harness import bench_database, serving
+from bench.harness import (
+    bench_database,
+    bench_session,
+    browser_cookies,
+    csrf_header,
+    serving,
+    signed_in_client,
+)
 from config import get_settings
 from data import migrate, writes
 from data.bench_support import settle
@@ -64,9 +71,9 @@ def _name(item: dict) -> str:
     return f"{key}.{item['property']}"
 
 
-def time_callbacks(app, *, repeat: int) -> dict[str, tuple[float, float]]:
-    """p50/p95 (ms) of each callback through the Flask stack (JSON in, JSON out)."""
-    client = app.server.test_client()
+def time_callbacks(app, ticket, *, repeat: int) -> dict[str, tuple[float, float]]:
+    """p50/p95 (ms) of each callback through the Flask stack (JSON in, JSON out), signed in."""
+    client = signed_in_client(app, ticket)
     client.get("/")  # Dash registers its callbacks on the first request
     overview = {
         "metric.value": "open_incidents",
@@ -115,7 +122,9 @@ def time_callbacks(app, *, repeat: int) -> dict[str, tuple[float, float]]:
         samples = []
         for index in range(repeat + 2):
             started = time.perf_counter()
-            response = client.post("/_dash-update-component", json=payload)
+            response = client.post(
+                "/_dash-update-component", json=payload, headers=csrf_header(ticket)
+            )
             elapsed = time.perf_counter() - started
             if response.status_code not in (200, 204):
                 raise RuntimeError(f"{label}: HTTP {response.status_code} {response.data[:300]!r}")
@@ -125,11 +134,11 @@ def time_callbacks(app, *, repeat: int) -> dict[str, tuple[float, float]]:
     return results
 
 
-def time_device_layer(app) -> dict[str, float]:
+def time_device_layer(app, ticket) -> dict[str, float]:
     """Pudong's device layer: cold snapshot build, then per-view clusters (ms, features, KiB)."""
     from components import device_layer
 
-    client = app.server.test_client()
+    client = signed_in_client(app, ticket)
     figures: dict[str, float] = {}
     version = device_layer.snapshot_version() + 0
     started = time.perf_counter()
@@ -155,7 +164,7 @@ def time_device_layer(app) -> dict[str, float]:
     return figures
 
 
-def time_browser(url: str, *, runs: int) -> list[float]:
+def time_browser(url: str, ticket, *, runs: int) -> list[float]:
     """Seconds from navigation to a drawn Pudong map (streets + device clusters) in Chromium."""
     from playwright.sync_api import sync_playwright
 
@@ -168,6 +177,7 @@ def time_browser(url: str, *, runs: int) -> list[float]:
         for _ in range(runs):
             # a fresh context each run: nothing cached in the browser
             context = browser.new_context(viewport={"width": 1920, "height": 1080})
+            context.add_cookies(browser_cookies(ticket))
             page = context.new_page()
             started = time.perf_counter()
             page.goto(f"{url}/district/{PUDONG}", wait_until="commit")
@@ -211,9 +221,10 @@ def main() -> None:
     app = create_app()
     print(f"\nserver time per callback over {args.repeat} calls (Flask stack, JSON in/out):")
     print(f"  {'callback':34} {'p50 ms':>8} {'p95 ms':>8}")
-    for label, (p50, p95) in time_callbacks(app, repeat=args.repeat).items():
+    ticket = bench_session(engine)
+    for label, (p50, p95) in time_callbacks(app, ticket, repeat=args.repeat).items():
         print(f"  {label:34} {p50:8.1f} {p95:8.1f}")
-    layer = time_device_layer(app)
+    layer = time_device_layer(app, ticket)
     print(f"\nPudong device layer: snapshot build (cold) {layer['cold_ms']:.0f} ms; per view:")
     for zoom in (10, 12, 14):
         print(
@@ -224,7 +235,7 @@ def main() -> None:
     env = {"DATABASE_URL": url, "ONESCREEN_LOG_LEVEL": "WARNING"}
     log_path = settings.data_dir / "bench-dashboard-serve.log"
     with serving(env, log_path=log_path, timeout_s=60) as base_url:
-        timings = time_browser(base_url, runs=args.browser_runs)
+        timings = time_browser(base_url, ticket, runs=args.browser_runs)
     first, rest = timings[0], timings[1:] or timings
     print(
         "\nnavigation → Pudong map drawn (streets + clusters) in Chromium, fresh browser context"

@@ -11,10 +11,14 @@ import time
 import urllib.request
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 
+from sqlalchemy.engine import Engine
+
 from config import get_settings
-from data import writes
+from data import access, writes
+from data.access import SessionTicket
 from data.bench_support import fresh_database
 from data.embedded import EmbeddedPostgres, free_port
 from data.engine import create_db_engine
@@ -126,3 +130,44 @@ def _group_alive(pgid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def bench_session(engine: Engine, *, role: str = "operator") -> SessionTicket:
+    """A signed-in session of the bench's own user with `role` (created on first use)."""
+    username = f"bench-{role.replace('_', '-')}"
+    user = access.find_user(engine, username=username)
+    if user is None:
+        import secrets
+
+        user = access.create_user(
+            engine, username=username, role=role, password=secrets.token_urlsafe(24)
+        )
+    return access.open_session(engine, principal=user, lifetime=timedelta(hours=12))
+
+
+def browser_cookies(ticket: SessionTicket, *, host: str = "127.0.0.1") -> list[dict]:
+    """Playwright cookies that sign a browser context in with `ticket` (any port of `host`)."""
+    from components.auth import CSRF_COOKIE, SESSION_COOKIE
+
+    return [
+        {"name": SESSION_COOKIE, "value": ticket.token, "domain": host, "path": "/"},
+        {"name": CSRF_COOKIE, "value": ticket.csrf_token, "domain": host, "path": "/"},
+    ]
+
+
+def signed_in_client(app, ticket: SessionTicket):
+    """A Flask test client of `app` carrying `ticket`'s cookies; post with
+    headers=csrf_header(ticket)."""
+    from components.auth import CSRF_COOKIE, SESSION_COOKIE
+
+    client = app.server.test_client()
+    client.set_cookie(SESSION_COOKIE, ticket.token)
+    client.set_cookie(CSRF_COOKIE, ticket.csrf_token)
+    return client
+
+
+def csrf_header(ticket: SessionTicket) -> dict[str, str]:
+    """The header a signed-in browser sends with every callback."""
+    from components.auth import CSRF_HEADER
+
+    return {CSRF_HEADER: ticket.csrf_token}

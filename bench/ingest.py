@@ -26,7 +26,7 @@ import numpy as np
 import orjson
 import sqlalchemy as sa
 
-from bench.harness import bench_database, serving
+from bench.harness import bench_database, bench_session, browser_cookies, serving
 from config import get_settings
 from data import migrate, writes
 from data.embedded import free_port
@@ -224,7 +224,9 @@ def run_latency(engine, base_url, broker, *, devices, values, samples, batch) ->
                 "--disable-component-update",
             ],
         )
-        page = browser.new_page(viewport={"width": 1920, "height": 1080})
+        context = browser.new_context(viewport={"width": 1920, "height": 1080})
+        context.add_cookies(browser_cookies(bench_session(engine)))
+        page = context.new_page()
         page.goto(base_url + "/", wait_until="networkidle")
         tile = "[data-key=readings_today]"
         page.wait_for_selector(tile, timeout=60_000)
