@@ -10,6 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from data import access
+from data.engine import create_db_engine
 from data.incidents import IncidentActionError, assignees, ensure_default_teams, handle_incident
 from data.scope import CITY, Scope, create_web_engine, provision_web_role, scoped, web_database_url
 
@@ -19,10 +20,18 @@ PASSWORD = "incident handling passphrase"
 
 
 @pytest.fixture(scope="module")
-def web_engine(engine, seeded, db_url) -> Iterator[sa.Engine]:
+def engine(live_city_url) -> Iterator[sa.Engine]:
+    """The owner's engine on a city of this module's own: handling changes what others count."""
+    owner = create_db_engine(live_city_url)
+    yield owner
+    owner.dispose()
+
+
+@pytest.fixture(scope="module")
+def web_engine(engine, live_city_url) -> Iterator[sa.Engine]:
     provision_web_role(engine)
     ensure_default_teams(engine)
-    web = create_web_engine(web_database_url(db_url))
+    web = create_web_engine(web_database_url(live_city_url))
     yield web
     web.dispose()
 
