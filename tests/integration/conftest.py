@@ -24,3 +24,26 @@ def live_engine_(live_city_url) -> Iterator[sa.Engine]:
     engine = create_db_engine(live_city_url)
     yield engine
     engine.dispose()
+
+
+@pytest.fixture
+def run(monkeypatch, capsys, live_city_url):
+    """Run `cli.main` against this module's city; returns (exit code, stdout, stderr)."""
+    import cli
+    from config import get_settings
+    from data.engine import get_engine
+
+    monkeypatch.setenv("DATABASE_URL", live_city_url)
+    get_settings.cache_clear()
+    get_engine.cache_clear()
+
+    def invoke(*args: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        code = cli.main(list(args))
+        out, err = capsys.readouterr()
+        assert "Traceback" not in out + err
+        return code, out, err
+
+    yield invoke
+    get_settings.cache_clear()
+    get_engine.cache_clear()

@@ -4,6 +4,7 @@ security headers, and forged callbacks of a district manager (the attacks the is
 from __future__ import annotations
 
 import importlib
+import json
 import re
 import secrets
 
@@ -356,3 +357,31 @@ def test_a_wall_token_cannot_act(app, owner):
             sa.text("SELECT status FROM incident WHERE id = :id"), {"id": incident}
         ).scalar_one()
     assert status == "open"
+
+
+def test_another_districts_device_page_is_not_found_for_a_district_manager(app, owner):
+    import dash
+    from plotly.utils import PlotlyJSONEncoder
+
+    from data.access import Principal
+    from tests.dash_client import request_as
+
+    other = _other_district(owner)
+    with owner.connect() as conn:
+        foreign, own = (
+            conn.execute(
+                sa.text("SELECT min(id) FROM device WHERE district_adcode = :d"), {"d": code}
+            ).scalar_one()
+            for code in (other, PUDONG)
+        )
+    manager = Principal(0, "pudong-test", "", "district_manager", (PUDONG,))
+    page = next(p for p in dash.page_registry.values() if p["module"].endswith("device"))
+    with request_as(app, manager):
+        refused = json.dumps(
+            page["layout"](device_id=str(foreign)), cls=PlotlyJSONEncoder, ensure_ascii=False
+        )
+        shown = json.dumps(
+            page["layout"](device_id=str(own)), cls=PlotlyJSONEncoder, ensure_ascii=False
+        )
+    assert f"没有编号为 {foreign} 的设备" in refused
+    assert f"没有编号为 {own} 的设备" not in shown

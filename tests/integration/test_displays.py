@@ -13,7 +13,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import cli
-from config import get_settings
 from data import migrate
 from data.displays import (
     DisplayTokenError,
@@ -29,7 +28,6 @@ from data.displays import (
     save_playlist,
     touch_display_token,
 )
-from data.engine import get_engine
 
 pytestmark = pytest.mark.integration
 
@@ -359,25 +357,6 @@ def test_local_tokens_of_the_wrong_kind_or_scope_are_not_reused(engine, tmp_path
 
 
 # Command line ---------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def run(monkeypatch, capsys, live_city_url):
-    """Run `cli.main` against the test city; returns (exit code, stdout, stderr)."""
-    monkeypatch.setenv("DATABASE_URL", live_city_url)
-    get_settings.cache_clear()
-    get_engine.cache_clear()
-
-    def invoke(*args: str) -> tuple[int, str, str]:
-        capsys.readouterr()
-        code = cli.main(list(args))
-        out, err = capsys.readouterr()
-        assert "Traceback" not in out + err
-        return code, out, err
-
-    yield invoke
-    get_settings.cache_clear()
-    get_engine.cache_clear()
 
 
 def test_cli_token_create_list_revoke(run, engine, district):

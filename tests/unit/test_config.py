@@ -81,3 +81,23 @@ def test_broker_url_must_be_mqtt():
     with pytest.raises(ConfigError, match="ONESCREEN_MQTT_URL"):
         load_settings(mqtt_url="http://broker:1883")
     assert load_settings(mqtt_url=" ").mqtt_url is None
+
+
+def test_production_refuses_debug_and_insecure_cookies(monkeypatch):
+    monkeypatch.setenv("ONESCREEN_ENVIRONMENT", "production")
+    assert load_settings().secure_cookies  # on by default in production
+    monkeypatch.setenv("ONESCREEN_DEBUG", "true")
+    with pytest.raises(ConfigError, match="ONESCREEN_DEBUG"):
+        load_settings()
+    monkeypatch.setenv("ONESCREEN_DEBUG", "false")
+    monkeypatch.setenv("ONESCREEN_COOKIE_SECURE", "false")
+    with pytest.raises(ConfigError, match="ONESCREEN_COOKIE_SECURE"):
+        load_settings()
+
+
+def test_development_cookies_follow_the_setting(monkeypatch):
+    monkeypatch.delenv("ONESCREEN_ENVIRONMENT", raising=False)
+    monkeypatch.delenv("ONESCREEN_COOKIE_SECURE", raising=False)
+    assert not load_settings().secure_cookies
+    monkeypatch.setenv("ONESCREEN_COOKIE_SECURE", "true")
+    assert load_settings().secure_cookies
