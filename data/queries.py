@@ -678,6 +678,21 @@ def type_series(
 # Incidents -------------------------------------------------------------------------------------
 
 
+def _check_timeline(
+    start: datetime,
+    end: datetime,
+    bucket_minutes: int,
+    *,
+    district: str | None,
+    street: str | None,
+    category: str | None,
+) -> None:
+    _check_scope(district=district, street=street, category=category)
+    _check_window(start, end)
+    if bucket_minutes not in (15, 30, 60, 180, 360, 1440):
+        raise InvalidQuery("bucket_minutes must be one of 15, 30, 60, 180, 360, 1440")
+
+
 def incident_timeline(
     engine: Engine,
     *,
@@ -689,10 +704,7 @@ def incident_timeline(
     bucket_minutes: int = 60,
 ) -> pd.DataFrame:
     """Incidents opened per bucket, by severity and category, for a stacked timeline."""
-    _check_scope(district=district, street=street, category=category)
-    _check_window(start, end)
-    if bucket_minutes not in (15, 30, 60, 180, 360, 1440):
-        raise InvalidQuery("bucket_minutes must be one of 15, 30, 60, 180, 360, 1440")
+    _check_timeline(start, end, bucket_minutes, district=district, street=street, category=category)
     with engine.connect() as conn:
         rows = conn.execute(
             sa.text(
@@ -730,10 +742,7 @@ def incident_handling_timeline(
     bucket_minutes: int = 60,
 ) -> pd.DataFrame:
     """Incidents acknowledged, resolved and reopened per bucket (from the event history)."""
-    _check_scope(district=district, street=street, category=category)
-    _check_window(start, end)
-    if bucket_minutes not in (15, 30, 60, 180, 360, 1440):
-        raise InvalidQuery("bucket_minutes must be one of 15, 30, 60, 180, 360, 1440")
+    _check_timeline(start, end, bucket_minutes, district=district, street=street, category=category)
     with engine.connect() as conn:
         rows = conn.execute(
             sa.text(

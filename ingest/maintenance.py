@@ -1,4 +1,5 @@
-"""Background upkeep while the app runs: status snapshot every minute, retention every hour."""
+"""Background upkeep while the app runs: status snapshot every minute, retention (old readings,
+rollups and ended sessions) every hour."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from data import writes
+from data import access, writes
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,9 @@ def start_maintenance(
                     )
                     if dropped:
                         log.info("retention dropped %s", ", ".join(dropped))
+                    forgotten = access.purge_sessions(engine)
+                    if forgotten:
+                        log.info("forgot %d ended sessions", forgotten)
                     next_retention = time.monotonic() + retention_interval_s
             except SQLAlchemyError as exc:
                 # the database may be restarting; the snapshot's timestamp shows the staleness

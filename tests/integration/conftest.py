@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 import sqlalchemy as sa
@@ -47,3 +48,32 @@ def run(monkeypatch, capsys, live_city_url):
     yield invoke
     get_settings.cache_clear()
     get_engine.cache_clear()
+
+
+@contextmanager
+def app_on(url: str, *callback_modules: str) -> Iterator:
+    """A fresh Dash app over the database at `url`, with `callback_modules` imported again:
+    Dash hands module-level callbacks to the first app built in a process, and an earlier
+    test's app may have taken them."""
+    import importlib
+
+    from components import reference
+    from config import get_settings
+    from data.engine import get_engine
+
+    patch = pytest.MonkeyPatch()
+    patch.setenv("DATABASE_URL", url)
+    get_settings.cache_clear()
+    get_engine.cache_clear()
+    reference.clear()
+    try:
+        for name in callback_modules:
+            importlib.reload(importlib.import_module(name))
+        from app import create_app
+
+        yield create_app()
+    finally:
+        reference.clear()
+        get_settings.cache_clear()
+        get_engine.cache_clear()
+        patch.undo()

@@ -287,3 +287,17 @@ def test_access_migration_goes_down_and_up(scratch_db):
             sa.text("SELECT count(*) FROM pg_class WHERE relrowsecurity AND relkind IN ('r', 'p')")
         ).scalar_one()
     assert secured == 13
+
+
+def test_ended_sessions_are_forgotten_after_30_days(engine, seeded):
+    user = access.create_user(engine, username=_name("old"), role="viewer", password=PASSWORD)
+    ancient = access.open_session(engine, principal=user, lifetime=timedelta(days=-31))
+    live = access.open_session(engine, principal=user, lifetime=timedelta(hours=1))
+    assert access.purge_sessions(engine) >= 1
+    with engine.connect() as conn:
+        left = conn.execute(
+            sa.text("SELECT count(*) FROM user_session WHERE user_id = :id"), {"id": user.user_id}
+        ).scalar_one()
+    assert left == 1
+    assert access.find_session(engine, token=live.token, idle_timeout=timedelta(hours=1))
+    assert access.find_session(engine, token=ancient.token, idle_timeout=timedelta(hours=1)) is None

@@ -3,7 +3,6 @@ security headers, and forged callbacks of a district manager (the attacks the is
 
 from __future__ import annotations
 
-import importlib
 import json
 import re
 import secrets
@@ -11,13 +10,12 @@ import secrets
 import pytest
 import sqlalchemy as sa
 
-from components import reference
 from components.auth import CSRF_COOKIE, SESSION_COOKIE
-from config import get_settings
 from data import access
 from data.engine import get_engine
 from data.incidents import ensure_default_teams
 from tests.dash_client import client_for, post_callback, sign_in
+from tests.integration.conftest import app_on
 
 pytestmark = pytest.mark.integration
 PUDONG = "310115"
@@ -26,23 +24,9 @@ PASSWORD = "front door passphrase"
 
 @pytest.fixture(scope="module")
 def app(live_city_url):
-    patch = pytest.MonkeyPatch()
-    patch.setenv("DATABASE_URL", live_city_url)
-    get_settings.cache_clear()
-    get_engine.cache_clear()
-    reference.clear()
-    import components.incident_actions
-    from app import create_app
-
-    # module-level callbacks belong to the first app of a process: register these again
-    importlib.reload(components.incident_actions)
-    dash_app = create_app()
-    ensure_default_teams(get_engine())
-    yield dash_app
-    reference.clear()
-    get_settings.cache_clear()
-    get_engine.cache_clear()
-    patch.undo()
+    with app_on(live_city_url, "components.incident_actions") as dash_app:
+        ensure_default_teams(get_engine())
+        yield dash_app
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import math
 import time
@@ -10,11 +9,10 @@ import time
 import pytest
 import sqlalchemy as sa
 
-from components import reference
-from config import get_settings
 from data.displays import create_display_token, revoke_display_tokens
 from data.engine import get_engine
 from tests.dash_client import post_callback
+from tests.integration.conftest import app_on
 
 pytestmark = pytest.mark.integration
 PUDONG, HUANGPU = "310115", "310101"
@@ -22,24 +20,9 @@ PUDONG, HUANGPU = "310115", "310101"
 
 @pytest.fixture(scope="module")
 def app(live_city_url):
-    patch = pytest.MonkeyPatch()
-    patch.setenv("DATABASE_URL", live_city_url)
-    get_settings.cache_clear()
-    get_engine.cache_clear()
-    reference.clear()
-    import components.wall
-    from app import create_app
-
-    # Dash hands module-level callbacks to the first app built in a process; an earlier test's
-    # app may have taken them, so register the display callbacks again for this one
-    importlib.reload(components.wall)
-    dash_app = create_app()
-    dash_app.server.test_client().get("/")
-    yield dash_app
-    reference.clear()
-    get_settings.cache_clear()
-    get_engine.cache_clear()
-    patch.undo()
+    with app_on(live_city_url, "components.wall") as dash_app:
+        dash_app.server.test_client().get("/")
+        yield dash_app
 
 
 def _post(app, output_fragment: str, values: dict):
