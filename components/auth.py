@@ -130,7 +130,7 @@ def _gate() -> Response | None:
     if request.method in UNSAFE_METHODS and g.principal is not None and path not in PUBLIC_PATHS:
         # a signed-in browser's every change carries the session's CSRF token
         sent = request.headers.get(CSRF_HEADER) or request.form.get("csrf_token", "")
-        if not secrets.compare_digest(str(sent), str(g.csrf_token)):
+        if not _same_token(sent, g.csrf_token):
             return _plain(403, "CSRF token missing or wrong / 请求校验失败，请刷新页面")
     if _public(path) or path in DASH_ENDPOINTS or path in DISPLAY_PAGES or path == "/logout":
         return None
@@ -309,9 +309,14 @@ def _field(name: str, label: str, *, kind: str = "text", value: str = "", auto: 
 
 
 def _form_token_ok() -> bool:
-    sent = request.form.get("form_token", "")
-    expected = request.cookies.get(LOGIN_COOKIE, "")
-    return bool(expected) and secrets.compare_digest(str(sent), str(expected))
+    return _same_token(request.form.get("form_token", ""), request.cookies.get(LOGIN_COOKIE, ""))
+
+
+def _same_token(sent: object, expected: object) -> bool:
+    """Constant-time equality of two tokens; anything odd (non-ASCII, empty) is simply unequal."""
+    if not isinstance(sent, str) or not isinstance(expected, str) or not expected:
+        return False
+    return secrets.compare_digest(sent.encode(), expected.encode())
 
 
 def _login_fields(lang: str, *, username: str = "", target: str = "/") -> str:

@@ -121,12 +121,18 @@ def get_web_engine() -> Engine:
 
 @lru_cache(maxsize=4)
 def _web_engine(url: str | None, *, owner_url: str | None) -> Engine:
-    if url is None:
-        assert owner_url is not None
-        owner = create_db_engine(owner_url, pool_size=1)
-        try:
-            provision_web_role(owner)
-        finally:
-            owner.dispose()
-        url = web_database_url(owner_url)
-    return create_web_engine(url)
+    if url is not None:
+        return create_web_engine(url)
+    assert owner_url is not None
+    engine = create_web_engine(web_database_url(owner_url))
+    try:
+        with engine.connect():
+            return engine  # provisioned already (by this or another worker)
+    except sa.exc.OperationalError:
+        pass
+    owner = create_db_engine(owner_url, pool_size=1)
+    try:
+        provision_web_role(owner)
+    finally:
+        owner.dispose()
+    return engine

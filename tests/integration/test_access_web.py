@@ -26,6 +26,7 @@ PASSWORD = "front door passphrase"
 def app(live_city_url):
     with app_on(live_city_url, "components.incident_actions") as dash_app:
         ensure_default_teams(get_engine())
+        dash_app.server.test_client().get("/login")  # Dash registers callbacks on a first request
         yield dash_app
 
 
@@ -214,6 +215,7 @@ def test_callbacks_without_the_csrf_token_are_refused(app, owner):
     assert _tiles(app, PUDONG, session).status_code == 200
     assert _tiles(app, PUDONG, session, csrf="").status_code == 403
     assert _tiles(app, PUDONG, session, csrf="forged-token-123").status_code == 403
+    assert _tiles(app, PUDONG, session, csrf="\u00fc\u00e9-not-ascii").status_code == 403
     other = sign_in(owner, role="operator")
     assert _tiles(app, PUDONG, session, csrf=other.csrf_token).status_code == 403
 
