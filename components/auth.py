@@ -353,12 +353,8 @@ def login() -> Response:
             engine, username=username, password=request.form.get("password", ""), address=address
         )
     except LoginThrottled as exc:
-        access.record_audit(
-            engine,
-            actor=username or "-",
-            action="login-throttled",
-            address=address,
-            detail={"retry_after_s": exc.retry_after_s},
+        access.record_throttled(
+            engine, actor=username or "-", address=address, retry_after_s=exc.retry_after_s
         )
         page = _form_page(
             lang=lang,
@@ -473,6 +469,8 @@ def register_auth(app: Dash) -> None:
             server.config["ONESCREEN_CSP"] = content_security_policy(app.csp_hashes())
 
     server.before_request(_gate)
+    # a worker thread serves many requests: none inherits the scope of the one before
+    server.teardown_request(lambda _exc: set_scope(NO_SCOPE))
     server.after_request(_headers)
     server.add_url_rule("/login", "login", login, methods=["GET", "POST"])
     server.add_url_rule("/logout", "logout", logout, methods=["GET", "POST"])

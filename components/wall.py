@@ -855,7 +855,8 @@ def poll_alerts(tick, marks, watch, config):
             fresh, new_marks = pd.DataFrame(), incident_marks(engine)
         else:
             fresh, new_marks = new_critical_incidents(engine, after=after, district=grant.district)
-        statuses = incident_statuses(engine, incident_ids=watched)
+        # kiosks never show alerts, so they learn nothing of incidents' statuses either
+        statuses = {} if masked else incident_statuses(engine, incident_ids=watched)
     except PANEL_ERRORS as exc:
         report_failure(log, "wall alerts failed", exc)
         raise PreventUpdate from None

@@ -12,6 +12,7 @@ import hashlib
 import json
 import re
 import secrets
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -31,8 +32,12 @@ MAX_PASSWORD_CHARS = 256
 # throttling: this many failures in the window lock the account (or the address) until the
 # oldest of them leaves the window
 FAILURE_WINDOW = timedelta(minutes=15)
-MAX_FAILURES_PER_USER = 5
+# one client guessing one account; many clients guessing one account (a lock-out needs that
+# many failures, not five); one client trying many accounts
+MAX_FAILURES_PER_USER_AND_ADDRESS = 5
+MAX_FAILURES_PER_USER = 20
 MAX_FAILURES_PER_ADDRESS = 20
+_VERIFY_SLOTS = threading.BoundedSemaphore(2)
 SETUP_CODE_TTL = timedelta(hours=24)
 # a session's last_seen_at is written at most this often
 TOUCH_EVERY = timedelta(seconds=60)
@@ -256,9 +261,13 @@ def update_user(
     if current is None:
         raise AccessError(f"no user named {username!r}")
     new_role = current.role if role is None else role
-    new_districts = _check_role_districts(
-        new_role, current.districts if districts is None and role is None else (districts or ())
-    )
+    if districts is not None:
+        kept = districts
+    else:
+        # a new role keeps the districts (demoting a district manager to viewer must not widen
+        # them to the whole city); only the city roles have none
+        kept = () if new_role in CITY_ROLES else current.districts
+    new_districts = _check_role_districts(new_role, kept)
     if password is not None:
         check_new_password(password, username=username)
     with engine.begin() as conn:
@@ -358,14 +367,18 @@ def authenticate(
     engine: Engine, *, username: object, password: object, address: str
 ) -> Principal | None:
     """The enabled user whose password this is, None otherwise; LoginThrottled (before any
-    password is checked) after too many recent failures for the account or the address."""
+    password is checked) after too many recent failures for the account from this address,
+    for the account from anywhere, or from this address for any account."""
     name = username.strip().lower() if isinstance(username, str) else ""
-    subjects = [f"ip:{address[:64]}"]
+    limits = {f"ip:{address[:64]}": MAX_FAILURES_PER_ADDRESS}
     if USERNAME_PATTERN.fullmatch(name):
-        subjects.append(f"user:{name}")
-    _raise_if_throttled(engine, subjects=subjects)
+        limits[f"user:{name}"] = MAX_FAILURES_PER_USER
+        limits[f"pair:{name}@{address[:64]}"] = MAX_FAILURES_PER_USER_AND_ADDRESS
+    # the attempt counts as a failure until it succeeds: parallel guesses cannot all slip in
+    # before the first of them is recorded
+    claimed = _claim_attempt(engine, limits=limits)
     row = None
-    if len(subjects) == 2:
+    if len(limits) > 1:
         with engine.connect() as conn:
             row = conn.execute(
                 sa.text(
@@ -374,19 +387,14 @@ def authenticate(
                 ),
                 {"username": name},
             ).one_or_none()
-    ok = _verify(row.password_hash if row else _DUMMY_HASH, password) and row is not None
+    with _VERIFY_SLOTS:  # argon2 takes 19 MiB and a core's worth of time per check
+        ok = _verify(row.password_hash if row else _DUMMY_HASH, password) and row is not None
     if not ok:
-        with engine.begin() as conn:
-            for subject in subjects:
-                conn.execute(
-                    sa.text("INSERT INTO login_failure (subject) VALUES (:subject)"),
-                    {"subject": subject},
-                )
         return None
     with engine.begin() as conn:
         conn.execute(
-            sa.text("DELETE FROM login_failure WHERE subject = :subject"),
-            {"subject": f"user:{name}"},
+            sa.text("DELETE FROM login_failure WHERE id = ANY(:ids) OR subject = :pair"),
+            {"ids": claimed, "pair": f"pair:{name}@{address[:64]}"},
         )
         if _HASHER.check_needs_rehash(row.password_hash) and isinstance(password, str):
             conn.execute(
@@ -406,26 +414,34 @@ def _verify(stored_hash: str, password: object) -> bool:
         return False
 
 
-def _raise_if_throttled(engine: Engine, *, subjects: list[str]) -> None:
+def _claim_attempt(engine: Engine, *, limits: dict[str, int]) -> list[int]:
+    """Record one attempt against every subject (ids returned) unless a subject has reached its
+    limit within the window: then LoginThrottled with the wait until its oldest failure expires."""
     with engine.begin() as conn:
+        for subject in sorted(limits):  # one order: concurrent claims cannot deadlock
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:s))"), {"s": subject})
         conn.execute(
             sa.text("DELETE FROM login_failure WHERE at < now() - :window"),
             {"window": FAILURE_WINDOW},
         )
         rows = conn.execute(
             sa.text(
-                "SELECT subject, count(*) AS n, min(at) AS oldest,"
+                "SELECT subject, count(*) AS n,"
                 " extract(epoch FROM min(at) + :window - now()) AS wait_s"
                 " FROM login_failure WHERE subject = ANY(:subjects) GROUP BY subject"
             ),
-            {"subjects": subjects, "window": FAILURE_WINDOW},
+            {"subjects": list(limits), "window": FAILURE_WINDOW},
         ).all()
-    for row in rows:
-        limit = (
-            MAX_FAILURES_PER_USER if row.subject.startswith("user:") else MAX_FAILURES_PER_ADDRESS
-        )
-        if row.n >= limit:
-            raise LoginThrottled(max(1, int(row.wait_s) + 1))
+        waits = [int(row.wait_s) + 1 for row in rows if row.n >= limits[row.subject]]
+        if waits:
+            raise LoginThrottled(max(1, max(waits)))
+        return [
+            conn.execute(
+                sa.text("INSERT INTO login_failure (subject) VALUES (:subject) RETURNING id"),
+                {"subject": subject},
+            ).scalar_one()
+            for subject in limits
+        ]
 
 
 # Sessions -------------------------------------------------------------------------------------
@@ -611,6 +627,27 @@ def record_audit(
             address=address,
             detail=detail,
         )
+
+
+def record_throttled(engine: Engine, *, actor: str, address: str, retry_after_s: int) -> None:
+    """Audit a refused (throttled) sign-in, at most once a minute per account and address, so a
+    client hammering the form cannot grow the log without bound."""
+    with engine.begin() as conn:
+        recent = conn.execute(
+            sa.text(
+                "SELECT 1 FROM audit_log WHERE action = 'login-throttled' AND actor = :actor"
+                " AND ip = :ip AND at > now() - interval '1 minute' LIMIT 1"
+            ),
+            {"actor": actor[:100], "ip": address[:64]},
+        ).scalar_one_or_none()
+        if recent is None:
+            write_audit(
+                conn,
+                actor=actor,
+                action="login-throttled",
+                address=address,
+                detail={"retry_after_s": retry_after_s},
+            )
 
 
 def write_audit(

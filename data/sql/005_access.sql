@@ -48,6 +48,7 @@ CREATE INDEX user_session_user_idx ON user_session (user_id);
 
 -- Failed logins, by account and by client address, for throttling across workers and restarts.
 CREATE TABLE login_failure (
+    id      bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     at      timestamptz NOT NULL DEFAULT now(),
     subject text NOT NULL  -- 'user:<name>' or 'ip:<address>'
 );
@@ -115,12 +116,11 @@ GRANT INSERT ON incident_event, audit_log TO onescreen_web;
 GRANT UPDATE (last_seen_at) ON display_token TO onescreen_web;
 GRANT EXECUTE ON FUNCTION onescreen_scope_allows(text), onescreen_can_act() TO onescreen_web;
 
--- Handling an incident as the web role moves its counters, which the web role cannot write.
 ALTER TABLE incident_daily ADD COLUMN acknowledged integer NOT NULL DEFAULT 0;
 ALTER TABLE incident_daily ADD COLUMN acknowledge_seconds double precision NOT NULL DEFAULT 0;
 
 CREATE OR REPLACE FUNCTION incident_count(row_ incident, sign integer) RETURNS void
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+LANGUAGE plpgsql SET search_path = public, pg_temp AS $$
 BEGIN
     INSERT INTO incident_daily AS c
         (day, district_adcode, category_code, severity, opened, resolved, resolve_seconds)
@@ -156,6 +156,11 @@ BEGIN
         ON CONFLICT (street_code, category_code, severity) DO UPDATE SET n = c.n + excluded.n;
     END IF;
 END $$;
+
+-- the trigger runs as the owner (the web role may not write counters), and nobody may call the
+-- counting function directly: it would move any district's figures
+ALTER FUNCTION incident_counters() SECURITY DEFINER SET search_path = public, pg_temp;
+REVOKE EXECUTE ON FUNCTION incident_count(incident, integer) FROM PUBLIC;
 
 -- the counters so far, with acknowledgements counted the way the function now counts them
 UPDATE incident_daily SET acknowledged = 0, acknowledge_seconds = 0;

@@ -185,12 +185,54 @@ def test_login_checks_the_password_and_throttles_guessing(engine, seeded):
     assert access.authenticate(engine, username=name, password=PASSWORD, address=address)
     assert access.authenticate(engine, username=name, password="wrong", address=address) is None
     assert access.authenticate(engine, username="nobody", password="x", address=address) is None
-    for _ in range(access.MAX_FAILURES_PER_USER - 1):
+    for _ in range(access.MAX_FAILURES_PER_USER_AND_ADDRESS - 1):
         access.authenticate(engine, username=name, password="guess", address=address)
-    # locked now, even with the right password, and it says for how long
+    # locked for this client now, even with the right password, and it says for how long
     with pytest.raises(LoginThrottled) as caught:
-        access.authenticate(engine, username=name, password=PASSWORD, address="10.9.9.9")
+        access.authenticate(
+            engine, username=f" {name.upper()} ", password=PASSWORD, address=address
+        )
     assert 0 < caught.value.retry_after_s <= 15 * 60 + 1
+    # a guesser cannot lock the owner out from elsewhere with five tries
+    assert access.authenticate(engine, username=name, password=PASSWORD, address="10.9.9.9")
+    # but many clients guessing one account lock it everywhere
+    for i in range(access.MAX_FAILURES_PER_USER):
+        try:
+            access.authenticate(engine, username=name, password="guess", address=f"10.7.0.{i}")
+        except LoginThrottled:
+            break
+    with pytest.raises(LoginThrottled):
+        access.authenticate(engine, username=name, password=PASSWORD, address="10.9.9.10")
+
+
+def test_parallel_guesses_cannot_outrun_the_throttle(engine, seeded):
+    from concurrent.futures import ThreadPoolExecutor
+
+    name = _name("target")
+    access.create_user(engine, username=name, role="operator", password=PASSWORD)
+
+    def guess(i: int) -> str:
+        try:
+            access.authenticate(engine, username=name, password=f"guess{i}", address="10.5.5.5")
+        except LoginThrottled:
+            return "throttled"
+        return "checked"
+
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        outcomes = list(pool.map(guess, range(24)))
+    assert outcomes.count("checked") == access.MAX_FAILURES_PER_USER_AND_ADDRESS
+    assert outcomes.count("throttled") == 24 - access.MAX_FAILURES_PER_USER_AND_ADDRESS
+
+
+def test_demoting_a_district_manager_keeps_the_districts(engine, seeded):
+    name = _name("dm")
+    access.create_user(
+        engine, username=name, role="district_manager", password=PASSWORD, districts=[PUDONG]
+    )
+    viewer = access.update_user(engine, username=name, role="viewer")
+    assert viewer.districts == (PUDONG,) and viewer.scope == PUDONG and not viewer.sees_city
+    operator = access.update_user(engine, username=name, role="operator")
+    assert operator.sees_city and operator.districts == ()
 
 
 def test_an_address_guessing_many_accounts_is_throttled(engine, seeded):

@@ -161,3 +161,24 @@ def test_alerts_say_revoked_once_the_token_is_revoked(app):
     time.sleep(1.1)  # the grant is cached for a second
     response = _post(app, "wall-alerts.data", values)
     assert response.get_json()["response"]["wall-alerts"]["data"]["revoked"] is True
+
+
+def test_a_kiosk_learns_no_incident_statuses(app):
+    engine = get_engine()
+    with engine.connect() as conn:
+        watched = list(
+            conn.execute(sa.text("SELECT id FROM incident ORDER BY id LIMIT 5")).scalars()
+        )
+    values = {
+        "os-refresh.n_intervals": 3,
+        "wall-marks.data": {"incident": 0, "event": 0},
+        "wall-watch.data": watched,
+    }
+    answers = {}
+    for kind in ("wall", "kiosk"):
+        token = create_display_token(engine, kind=kind, label=f"cb statuses {kind}")
+        config = {"token": token, "lang": "zh", "mode": kind}
+        response = _post(app, "wall-alerts.data", {**values, "wall-config.data": config})
+        assert response.status_code == 200, response.data[:300]
+        answers[kind] = response.get_json()["response"]["wall-alerts"]["data"]["statuses"]
+    assert len(answers["wall"]) == len(watched) and answers["kiosk"] == {}

@@ -47,6 +47,8 @@ def downgrade() -> None:
     op.execute("REVOKE ALL ON SCHEMA public FROM onescreen_web")
     op.execute("DROP FUNCTION IF EXISTS onescreen_scope_allows(text), onescreen_can_act()")
     op.execute(_original_incident_count())
+    op.execute("ALTER FUNCTION incident_counters() SECURITY INVOKER RESET search_path")
+    op.execute("GRANT EXECUTE ON FUNCTION incident_count(incident, integer) TO PUBLIC")
     op.execute(
         "ALTER TABLE incident_daily DROP COLUMN acknowledged, DROP COLUMN acknowledge_seconds"
     )
