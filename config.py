@@ -151,6 +151,41 @@ class Settings(BaseSettings):
         description="Reverse proxies in front whose X-Forwarded-For the login throttle trusts.",
     )
 
+    # Production serving and scale-out -------------------------------------------------------------
+    read_database_url: str | None = Field(
+        default=None,
+        description=(
+            "A streaming replica for dashboard reads (host, port, database; the web role's login"
+            " replicates with it). Writes stay on DATABASE_URL. Unset = read from the primary."
+        ),
+    )
+    redis_url: str | None = Field(
+        default=None,
+        description=(
+            "Redis shared by every web worker: the results cache and the new-data channel."
+            " Unset = `serve` starts a local redis-server when it is installed."
+        ),
+    )
+    redis_port: int = Field(
+        default=56379, ge=1024, le=65535, description="Port of the Redis `serve` starts."
+    )
+    web_workers: int = Field(
+        default=2,
+        ge=1,
+        le=64,
+        description="gunicorn worker processes (`serve` with 1, or in debug mode, runs one).",
+    )
+    web_threads: int = Field(default=8, ge=1, le=64, description="Threads per web worker.")
+    cache_seconds: float | None = Field(
+        default=None,
+        gt=0,
+        le=300,
+        description=(
+            "Shared results are recomputed at most this often while new data arrives"
+            " (unset = the refresh period, ONESCREEN_UI_REFRESH_SECONDS)."
+        ),
+    )
+
     @field_validator("map_tile_url")
     @classmethod
     def _tile_url_is_template(cls, value: str | None) -> str | None:
@@ -169,7 +204,7 @@ class Settings(BaseSettings):
             raise ValueError("must look like mqtt://host:1883")
         return value.strip()
 
-    @field_validator("database_url", "web_database_url")
+    @field_validator("database_url", "web_database_url", "read_database_url")
     @classmethod
     def _url_is_postgres(cls, value: str | None) -> str | None:
         if value is None or value.strip() == "":
@@ -178,6 +213,15 @@ class Settings(BaseSettings):
             raise ValueError(
                 "must start with postgresql:// (e.g. postgresql://user:pw@host:5432/db)"
             )
+        return value.strip()
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value is None or value.strip() == "":
+            return None
+        if not value.strip().startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix:// (redis://host:6379/0)")
         return value.strip()
 
     @model_validator(mode="after")

@@ -66,13 +66,18 @@ def scoped(scope: Scope) -> Iterator[None]:
         _current.reset(token)
 
 
-def web_role_password(owner_url: str) -> str:
-    """The web role's password, derived from the owner's credentials: every process that can
+def derived_secret(owner_url: str, *, purpose: str) -> str:
+    """A secret for `purpose` derived from the owner's credentials: every process that can
     reach the owner's URL agrees on it, and nothing else needs to be stored."""
     # not the database name: the role belongs to the whole server, whichever database serves
     parsed = make_url(owner_url)
     secret = f"{parsed.username}:{parsed.password}@{parsed.host}:{parsed.port}".encode()
-    return hmac.new(secret, WEB_ROLE.encode(), hashlib.sha256).hexdigest()
+    return hmac.new(secret, purpose.encode(), hashlib.sha256).hexdigest()
+
+
+def web_role_password(owner_url: str) -> str:
+    """The web role's password (derived, see `derived_secret`)."""
+    return derived_secret(owner_url, purpose=WEB_ROLE)
 
 
 def web_database_url(owner_url: str) -> str:
@@ -117,6 +122,26 @@ def get_web_engine() -> Engine:
     if settings.web_database_url:
         return _web_engine(settings.web_database_url, owner_url=None)
     return _web_engine(None, owner_url=get_engine().url.render_as_string(hide_password=False))
+
+
+def get_read_engine() -> Engine:
+    """The engine dashboard reads use: the web role on ONESCREEN_READ_DATABASE_URL (a streaming
+    replica) when set, otherwise the web engine itself."""
+    settings = get_settings()
+    if not settings.read_database_url:
+        return get_web_engine()
+    web_url = get_web_engine().url.render_as_string(hide_password=False)
+    return _read_engine(settings.read_database_url, web_url=web_url)
+
+
+@lru_cache(maxsize=4)
+def _read_engine(read_url: str, *, web_url: str) -> Engine:
+    replica = make_url(read_url)
+    if replica.username and replica.password:
+        return create_web_engine(read_url)
+    # the replica holds the primary's roles, passwords included: log in as the web role there
+    url = make_url(web_url).set(host=replica.host, port=replica.port, database=replica.database)
+    return create_web_engine(url.render_as_string(hide_password=False))
 
 
 @lru_cache(maxsize=4)
