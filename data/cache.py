@@ -30,14 +30,14 @@ class _Flight:
         self.error: BaseException | None = None
 
 
-def _freeze(value: object) -> Hashable:
+def freeze(value: object) -> Hashable:
     """A hashable stand-in for a keyword argument (lists and dicts from callbacks included)."""
     if isinstance(value, list | tuple):
-        return (type(value).__name__, *(_freeze(v) for v in value))
+        return (type(value).__name__, *(freeze(v) for v in value))
     if isinstance(value, set | frozenset):
-        return ("set", *sorted((_freeze(v) for v in value), key=repr))
+        return ("set", *sorted((freeze(v) for v in value), key=repr))
     if isinstance(value, dict):
-        return ("dict", *sorted((k, _freeze(v)) for k, v in value.items()))
+        return ("dict", *sorted((k, freeze(v)) for k, v in value.items()))
     hash(value)  # unhashable arguments fail loudly rather than share a wrong key
     return value  # type: ignore[return-value]
 
@@ -73,7 +73,7 @@ class TtlCache:
     ) -> Cached[_T]:
         """`fn(**kwargs)` computed at most once per TTL, with the instant it was computed;
         results are shared only between callers of the same `partition` (e.g. access scope)."""
-        key = (fn, partition, _freeze(kwargs))
+        key = (fn, partition, freeze(kwargs))
         with self._lock:
             entry = self._entries.get(key)
             if entry is not None and self._clock() - entry[0] < self.ttl_seconds:

@@ -13,6 +13,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from data import access, writes
+from serving.events import announce_new_data
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,7 @@ def start_maintenance(
         while not stop.is_set():
             try:
                 devices = writes.refresh_status(engine)
+                announce_new_data(source="status")
                 log.info("status snapshot refreshed over %d devices", devices)
                 if time.monotonic() >= next_retention:
                     today = (datetime.now(UTC) + CITY_UTC_OFFSET).date()

@@ -23,6 +23,7 @@ from ingest.rules import (
     offline_limit_s,
     rules_for_type,
 )
+from serving.events import announce_new_data
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,17 @@ class PassReport:
     offline_resolved: int = 0
     offline_held_back: int = 0
     skipped: bool = False
+
+    @property
+    def changed(self) -> bool:
+        """Whether the pass opened, escalated or resolved any incident."""
+        return bool(
+            self.opened
+            or self.escalated
+            or self.resolved
+            or self.offline_opened
+            or self.offline_resolved
+        )
 
 
 class RulesEngine:
@@ -200,8 +212,9 @@ def start_rules(engine: Engine, *, interval_s: float = 2.0) -> RulesLoop:
         while not stop.is_set():
             try:
                 report = rules.run_once()
-                if report.opened or report.resolved or report.escalated or report.offline_opened:
+                if report.changed:
                     log.info("rules: %s", report)
+                    announce_new_data(source="rules")
             except SQLAlchemyError as exc:
                 # the database may be restarting; the queued readings wait in the inbox
                 log.warning("rules pass failed, retrying: %s", str(exc).splitlines()[0])

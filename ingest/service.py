@@ -17,6 +17,7 @@ from data.cache import TtlCache
 from data.ingest_store import DeviceCatalog, PartitionCache, Principal
 from data.writes import ReadingBatch
 from ingest.validate import BadRequest, RowError, decode_body, referenced_codes, validate_rows
+from serving.events import announce_new_data
 
 log = logging.getLogger(__name__)
 
@@ -165,6 +166,8 @@ class Ingestor:
                     payload=body,
                     rejected=[error.as_dict() for error in checked.errors],
                 )
+        if len(checked.batch):
+            announce_new_data(source="ingest-http")
         return _result(checked.total, checked.index, stored, checked.errors)
 
     def ingest_messages(self, messages: Sequence[Message]) -> list[MessageOutcome]:
@@ -226,6 +229,8 @@ class Ingestor:
                     payload=outcome.message.payload,
                     rejected=rejected,
                 )
+        if len(batch):
+            announce_new_data(source="ingest-mqtt")
         return outcomes
 
 

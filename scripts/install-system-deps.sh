@@ -7,6 +7,7 @@ packages=(
   postgresql-15 postgresql-15-postgis-3   # the embedded database and the tests' database
   chromium fonts-noto-cjk                 # browser tests and screenshots (Chinese glyphs)
   mosquitto                               # MQTT broker for device ingest
+  redis-server                            # shared cache of the web workers
 )
 
 missing=()

@@ -97,6 +97,22 @@ def mqtt_broker() -> Iterator[str]:
         shutil.rmtree(root, ignore_errors=True)
 
 
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A throwaway managed redis-server on a free port; yields its redis:// URL."""
+    from serving.redis_server import ManagedRedis
+
+    root = Path(tempfile.mkdtemp(prefix="onescreen-redis-"))
+    root.chmod(0o755)  # as root the server runs as the redis account and must reach it
+    server = ManagedRedis(root=root / "redis", port=free_port())
+    server.ensure_running()
+    try:
+        yield server.url()
+    finally:
+        server.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
 @contextmanager
 def seeded_database(cluster: EmbeddedPostgres, *, prefix: str, random_seed: int) -> Iterator[str]:
     """A database of its own with the tiny city seeded up to now (so it looks live); dropped

@@ -1,0 +1,174 @@
+"""The Redis link every process shares: writers announce new data, web workers listen.
+
+Writers (ingest, incident rules, status refresh, incident handling) call `announce_new_data`,
+which bumps a data version and publishes it. Each web worker keeps one listener thread that
+follows the channel, so it knows the current version without asking anyone; the shared cache
+uses it to keep results that no new data has outdated. Without Redis all of this is a no-op.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass
+
+import redis
+
+from config import get_settings
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "onescreen:events"
+VERSION_KEY = "onescreen:data-version"
+GENERATION_KEY = "onescreen:cache-generation"
+# a writer never waits long for Redis: the data is committed already, the notice is a courtesy
+SOCKET_TIMEOUT_S = 0.5
+_WARN_EVERY_S = 60.0
+
+
+@functools.cache
+def redis_client() -> redis.Redis | None:
+    """The process's Redis client (thread-safe pool), or None when no Redis is configured."""
+    url = get_settings().redis_url
+    if not url:
+        return None
+    return redis.Redis.from_url(
+        url,
+        socket_timeout=SOCKET_TIMEOUT_S,
+        socket_connect_timeout=SOCKET_TIMEOUT_S,
+        health_check_interval=30,
+    )
+
+
+_last_warning = 0.0
+
+
+def _warn(message: str, error: Exception) -> None:
+    global _last_warning
+    if time.monotonic() - _last_warning > _WARN_EVERY_S:
+        _last_warning = time.monotonic()
+        log.warning("%s: %s", message, error)
+
+
+def announce_new_data(*, source: str) -> None:
+    """Tell every web worker that `source` committed new data (after the commit)."""
+    _publish(VERSION_KEY, kind="data", source=source)
+
+
+def announce_cache_cleared(*, source: str) -> tuple[int, int] | None:
+    """Tell every web worker to drop shared results now (e.g. after an incident action);
+    returns the new (version, generation), None when Redis did not take it."""
+    return _publish(GENERATION_KEY, kind="clear", source=source)
+
+
+def _publish(counter_key: str, *, kind: str, source: str) -> tuple[int, int] | None:
+    client = redis_client()
+    if client is None:
+        return None
+    try:
+        with client.pipeline(transaction=True) as pipe:
+            pipe.incr(counter_key)
+            pipe.get(VERSION_KEY)
+            pipe.get(GENERATION_KEY)
+            _, version, generation = pipe.execute()
+            client.publish(
+                CHANNEL,
+                json.dumps(
+                    {
+                        "kind": kind,
+                        "source": source,
+                        "version": int(version or 0),
+                        "generation": int(generation or 0),
+                    }
+                ),
+            )
+            return int(version or 0), int(generation or 0)
+    except redis.RedisError as error:
+        _warn("could not announce new data on Redis", error)
+        return None
+
+
+@dataclass
+class EventState:
+    """What this worker last heard: the data version and cache generation (None = unknown)."""
+
+    version: int | None = None
+    generation: int = 0
+    connected: bool = False
+    messages: int = 0
+
+
+class EventListener:
+    """A daemon thread following the channel; reconnects with backoff when Redis goes away."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self._client = client
+        self.state = EventState()
+        self._changed = threading.Condition()
+        self._thread = threading.Thread(target=self._run, name="onescreen-events", daemon=True)
+        self._thread.start()
+
+    def wait_for_generation(self, generation: int, *, timeout_s: float) -> bool:
+        """Block until the generation reaches `generation` (tests, cache clears)."""
+        with self._changed:
+            return self._changed.wait_for(
+                lambda: self.state.generation >= generation, timeout=timeout_s
+            )
+
+    def _run(self) -> None:
+        backoff = 0.5
+        while True:
+            try:
+                self._follow()
+            except (redis.RedisError, OSError, ValueError) as error:
+                _warn("Redis event channel lost", error)
+            with self._changed:
+                self.state.connected = False
+                # without the channel nothing proves a result current: treat all as changed
+                self.state.version = None
+                self._changed.notify_all()
+            time.sleep(backoff)
+            backoff = min(backoff * 2, 10.0)
+
+    def _follow(self) -> None:
+        pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+        try:
+            pubsub.subscribe(CHANNEL)
+            # read the counters after subscribing, so no announcement falls in between
+            version, generation = self._client.mget(VERSION_KEY, GENERATION_KEY)
+            self._update(int(version or 0), int(generation or 0), connected=True)
+            while True:
+                message = pubsub.get_message(timeout=5.0)
+                if message is None:
+                    pubsub.ping()  # a dead connection shows itself here, not in silence
+                    continue
+                if message.get("type") != "message":
+                    continue  # the answer to our ping
+                payload = json.loads(message["data"])
+                self._update(int(payload["version"]), int(payload["generation"]), connected=True)
+        finally:
+            pubsub.close()
+
+    def heard(self, version: int, generation: int) -> None:
+        """Take counters this process published itself, before the channel echoes them."""
+        self._update(version, generation, connected=self.state.connected)
+
+    def _update(self, version: int, generation: int, *, connected: bool) -> None:
+        with self._changed:
+            state = self.state
+            state.connected = connected
+            # announcements may arrive out of order across publishers: keep the highest
+            state.version = max(version, state.version or 0)
+            state.generation = max(generation, state.generation)
+            state.messages += 1
+            self._changed.notify_all()
+
+
+@functools.cache
+def event_listener() -> EventListener | None:
+    """This process's listener (started on first use), or None without Redis."""
+    client = redis_client()
+    return EventListener(client) if client is not None else None

@@ -1,0 +1,339 @@
+"""Results computed once for every web worker: a Redis-backed, scope-keyed, single-flight cache.
+
+A result (a query's value for one access scope and one set of arguments) is computed by one
+worker and stored in Redis; every other worker, and every viewer, is served that copy. It is
+current while it is younger than the period (the dashboards' refresh period by default), and
+for up to `quiet_seconds` more when no writer has announced new data since it was computed, so
+a quiet city costs the database almost nothing. When it is due, the first worker to take the
+key's lock recomputes it while the others go on serving the previous copy, so a viewer waits
+for the database only when nobody has the result yet.
+
+Values travel pickled and HMAC-signed with a key derived from the database credentials, so
+anything in Redis that was not written by a OneScreen process is refused, never unpickled.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import hmac
+import logging
+import pickle
+import secrets
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import redis
+from sqlalchemy.engine import Engine
+
+from config import PROJECT_ROOT
+from data.cache import Cached, freeze
+from serving.events import EventListener
+
+log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+KEY_PREFIX = "onescreen:result:"
+LOCK_PREFIX = "onescreen:lock:"
+# longer than any dashboard query should take; a crashed leader's lock frees itself then
+LOCK_SECONDS = 30.0
+# a worker with nothing to serve waits this long for the leader before computing itself
+WAIT_FOR_LEADER_S = 5.0
+_POLL_S = 0.01
+
+
+@dataclass(frozen=True)
+class _Entry:
+    cached: Cached
+    computed_at: float  # time.time() when the computation started
+    version: int | None  # the data version it was computed at (None = unknown)
+
+
+@dataclass
+class CacheStats:
+    """Counters for benches and the health endpoint."""
+
+    local_hits: int = 0
+    shared_hits: int = 0
+    stale_served: int = 0
+    computed: int = 0
+    waited: int = 0
+    redis_errors: int = 0
+    by_key: dict[str, int] = field(default_factory=dict, repr=False)
+
+
+@functools.cache
+def code_version() -> str:
+    """A digest of the query code: results pickled by other code are never read back."""
+    digest = hashlib.sha1(usedforsecurity=False)
+    for path in sorted((PROJECT_ROOT / "data").glob("*.py")):
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:10]
+
+
+def create_shared_cache(
+    *, period_seconds: float, quiet_seconds: float, namespace: str, max_local_entries: int = 512
+) -> SharedCache | None:
+    """A shared cache on the configured Redis, None when there is none."""
+    from data.engine import get_engine
+    from data.scope import derived_secret
+    from serving.events import event_listener, redis_client
+
+    client = redis_client()
+    if client is None:
+        return None
+    owner_url = get_engine().url.render_as_string(hide_password=False)
+    return SharedCache(
+        client,
+        period_seconds=period_seconds,
+        quiet_seconds=quiet_seconds,
+        signing_key=derived_secret(owner_url, purpose="onescreen-cache").encode(),
+        events=event_listener(),
+        namespace=f"{namespace}:{code_version()}:",
+        max_local_entries=max_local_entries,
+    )
+
+
+def _describe(fn: Callable, kwargs: dict[str, Any]) -> tuple[str, Hashable]:
+    # engines differ per process; what identifies one across processes is where it points
+    portable = {
+        name: ("engine", value.url.render_as_string(hide_password=True))
+        if isinstance(value, Engine)
+        else value
+        for name, value in kwargs.items()
+    }
+    return f"{fn.__module__}.{fn.__qualname__}", freeze(portable)
+
+
+class SharedCache:
+    """`fn(**kwargs)` per partition (access scope), computed once per period for all workers."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        *,
+        period_seconds: float,
+        quiet_seconds: float,
+        signing_key: bytes,
+        events: EventListener | None,
+        namespace: str = "",
+        max_local_entries: int = 512,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if period_seconds <= 0 or quiet_seconds < 0:
+            raise ValueError("period_seconds must be positive, quiet_seconds not negative")
+        self.period_seconds = period_seconds
+        self.quiet_seconds = quiet_seconds
+        self.stats = CacheStats()
+        self._client = client
+        self._signing_key = signing_key
+        self._events = events
+        self._namespace = namespace
+        self._clock = clock
+        self._max_local = max_local_entries
+        self._lock = threading.Lock()
+        self._local: OrderedDict[str, _Entry] = OrderedDict()
+        self._local_generation = 0
+        self._flights: dict[str, threading.Event] = {}
+        self._token = secrets.token_hex(8)
+
+    # what callers use --------------------------------------------------------------------------
+
+    def get(
+        self, fn: Callable[..., _T], partition: Hashable = None, /, **kwargs: Any
+    ) -> Cached[_T]:
+        """`fn(**kwargs)` as computed for `partition` within the last period (or the quiet
+        allowance), by this worker or any other."""
+        name, frozen = _describe(fn, kwargs)
+        generation = self._generation()
+        digest = hashlib.sha256(repr((name, partition, frozen)).encode()).hexdigest()[:40]
+        key = f"{self._namespace}{generation}:{digest}"
+        while True:
+            entry = self._local_entry(key, generation)
+            if entry is not None and self._current(entry, key):
+                self.stats.local_hits += 1
+                return entry.cached
+            with self._lock:
+                flight = self._flights.get(key)
+                leader = flight is None
+                if leader:
+                    flight = self._flights[key] = threading.Event()
+            if leader:
+                break
+            # another thread of this worker is fetching or computing it: share its answer
+            flight.wait(LOCK_SECONDS)
+        try:
+            return self._fetch_or_compute(fn, kwargs, key, name, stale=entry)
+        finally:
+            with self._lock:
+                self._flights.pop(key, None)
+            flight.set()
+
+    def clear(self) -> None:
+        """Drop every shared result, in every worker (the next read of each recomputes)."""
+        from serving.events import announce_cache_cleared
+
+        with self._lock:
+            self._local.clear()
+        counters = announce_cache_cleared(source="cache")
+        if counters is not None and self._events is not None:
+            # this worker's next read must not wait for the channel to echo the new generation
+            self._events.heard(*counters)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._local)
+
+    # how -----------------------------------------------------------------------------------------
+
+    def _generation(self) -> int:
+        generation = self._events.state.generation if self._events is not None else 0
+        if generation != self._local_generation:
+            with self._lock:
+                self._local.clear()
+                self._local_generation = generation
+        return generation
+
+    def _current(self, entry: _Entry, key: str) -> bool:
+        now = self._clock()
+        if self._period_of(key, now) == self._period_of(key, entry.computed_at):
+            return True
+        version = self._events.state.version if self._events is not None else None
+        quiet = version is not None and entry.version == version
+        return quiet and now - entry.computed_at < self.period_seconds + self.quiet_seconds
+
+    def _period_of(self, key: str, moment: float) -> int:
+        # periods are fixed slots of the clock, each key's shifted by its own phase: a key asked
+        # for every 2 s or every 0.1 s is computed once a period either way, and keys fall due
+        # spread over the period rather than all at once
+        phase = int(key[-6:], 16) / 0xFFFFFF * self.period_seconds
+        return int((moment + phase) // self.period_seconds)
+
+    def _local_entry(self, key: str, generation: int) -> _Entry | None:
+        with self._lock:
+            if generation != self._local_generation:
+                return None
+            entry = self._local.get(key)
+            if entry is not None:
+                self._local.move_to_end(key)
+            return entry
+
+    def _remember(self, key: str, entry: _Entry) -> None:
+        with self._lock:
+            self._local[key] = entry
+            self._local.move_to_end(key)
+            while len(self._local) > self._max_local:
+                self._local.popitem(last=False)
+
+    def _fetch_or_compute(
+        self, fn: Callable, kwargs: dict[str, Any], key: str, name: str, *, stale: _Entry | None
+    ) -> Cached:
+        try:
+            shared = self._load(key)
+        except redis.RedisError as error:
+            # Redis away: this worker still answers, from the database
+            self.stats.redis_errors += 1
+            log.debug("shared cache read failed: %s", error)
+            return self._compute(fn, kwargs, key, name, publish=False).cached
+        if shared is not None and (stale is None or shared.computed_at >= stale.computed_at):
+            stale = shared
+            self._remember(key, shared)
+            if self._current(shared, key):
+                self.stats.shared_hits += 1
+                return shared.cached
+        if self._take_lock(key):
+            try:
+                return self._compute(fn, kwargs, key, name, publish=True).cached
+            finally:
+                self._release_lock(key)
+        if stale is not None:
+            # someone else is recomputing it: the previous copy is good for one more refresh
+            self.stats.stale_served += 1
+            return stale.cached
+        self.stats.waited += 1
+        deadline = time.monotonic() + WAIT_FOR_LEADER_S
+        while time.monotonic() < deadline:
+            time.sleep(_POLL_S)
+            try:
+                shared = self._load(key)
+            except redis.RedisError:
+                break
+            if shared is not None:
+                self._remember(key, shared)
+                return shared.cached
+        return self._compute(fn, kwargs, key, name, publish=False).cached
+
+    def _compute(
+        self, fn: Callable, kwargs: dict[str, Any], key: str, name: str, *, publish: bool
+    ) -> _Entry:
+        # the version before the query: data announced while it runs makes the result due
+        version = self._events.state.version if self._events is not None else None
+        started = self._clock()
+        as_of = datetime.now(UTC)
+        value = fn(**kwargs)
+        cached = Cached(value=value, as_of=as_of)
+        entry = _Entry(cached=cached, computed_at=started, version=version)
+        self.stats.computed += 1
+        self.stats.by_key[name] = self.stats.by_key.get(name, 0) + 1
+        self._remember(key, entry)
+        if publish:
+            try:
+                self._store(key, entry)
+            except redis.RedisError as error:
+                self.stats.redis_errors += 1
+                log.debug("shared cache write failed: %s", error)
+        return entry
+
+    def _sign(self, payload: bytes) -> bytes:
+        return hmac.new(self._signing_key, payload, hashlib.sha256).digest()
+
+    def _store(self, key: str, entry: _Entry) -> None:
+        payload = pickle.dumps(entry, protocol=pickle.HIGHEST_PROTOCOL)
+        # kept a while past its use: a stale copy beats a wait while the next one computes
+        ttl_ms = int((self.period_seconds + self.quiet_seconds) * 4 * 1000) + 1000
+        self._client.set(KEY_PREFIX + key, self._sign(payload) + payload, px=ttl_ms)
+
+    def _load(self, key: str) -> _Entry | None:
+        blob = self._client.get(KEY_PREFIX + key)
+        if blob is None or len(blob) < 32:
+            return None
+        signature, payload = blob[:32], blob[32:]
+        if not hmac.compare_digest(signature, self._sign(payload)):
+            log.warning("shared cache entry with a bad signature ignored (key %s)", key)
+            return None
+        try:
+            entry = pickle.loads(payload)
+        except Exception as error:  # a class that moved since: recompute rather than fail
+            log.warning("shared cache entry unreadable (key %s): %s", key, error)
+            return None
+        return entry if isinstance(entry, _Entry) else None
+
+    def _take_lock(self, key: str) -> bool:
+        try:
+            return bool(
+                self._client.set(
+                    LOCK_PREFIX + key, self._token, nx=True, px=int(LOCK_SECONDS * 1000)
+                )
+            )
+        except redis.RedisError:
+            self.stats.redis_errors += 1
+            return True  # compute rather than wait on a Redis that does not answer
+
+    def _release_lock(self, key: str) -> None:
+        try:
+            # only our own lock: a slow computation may have outlived it and another taken it
+            self._client.eval(_RELEASE, 1, LOCK_PREFIX + key, self._token)
+        except redis.RedisError:
+            self.stats.redis_errors += 1
+
+
+_RELEASE = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
+return 0
+"""

@@ -1,0 +1,269 @@
+"""The Redis-backed shared cache and the new-data channel, against a real redis-server."""
+
+from __future__ import annotations
+
+import pickle
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import redis
+
+from config import get_settings
+from data.embedded import free_port
+from serving import events
+from serving.events import EventListener
+from serving.shared_cache import KEY_PREFIX, LOCK_PREFIX, SharedCache
+
+
+class Clock:
+    """A settable time.time()."""
+
+    def __init__(self, start: float = 1_000_000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def client(redis_url: str) -> redis.Redis:
+    connection = redis.Redis.from_url(redis_url)
+    connection.flushdb()
+    yield connection
+    connection.close()
+
+
+@pytest.fixture
+def announcing(redis_url: str, monkeypatch: pytest.MonkeyPatch):
+    """This process's settings name the test Redis, so announcements go there."""
+    monkeypatch.setenv("ONESCREEN_REDIS_URL", redis_url)
+    get_settings.cache_clear()
+    events.redis_client.cache_clear()
+    yield
+    get_settings.cache_clear()
+    events.redis_client.cache_clear()
+
+
+def make_cache(client, *, clock=None, listener=None, period=5.0, quiet=0.0, key=b"k"):
+    return SharedCache(
+        client,
+        period_seconds=period,
+        quiet_seconds=quiet,
+        signing_key=key,
+        events=listener,
+        clock=clock or Clock(),
+    )
+
+
+class Counted:
+    """A query that counts its calls."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.lock = threading.Lock()
+        # the shared key names a query by its qualified name: one per instance here
+        self.__qualname__ = f"Counted.{id(self)}"
+
+    def __call__(self, *, district: str = "*", pause: float = 0.0) -> dict:
+        with self.lock:
+            self.calls += 1
+        time.sleep(pause)
+        return {"district": district, "call": self.calls}
+
+
+def test_two_workers_compute_once_and_share_the_result(client):
+    clock = Clock()
+    query = Counted()
+    first, second = make_cache(client, clock=clock), make_cache(client, clock=clock)
+    a = first.get(query, "*", district="310115")
+    b = second.get(query, "*", district="310115")
+    assert query.calls == 1
+    assert a.value == b.value == {"district": "310115", "call": 1}
+    assert a.as_of == b.as_of
+    assert second.stats.shared_hits == 1 and second.stats.computed == 0
+
+
+def test_one_computation_per_period_however_often_it_is_asked(client):
+    clock = Clock()
+    query = Counted()
+    caches = [make_cache(client, clock=clock, period=5.0) for _ in range(3)]
+    # 60 s of requests: every 0.1 s from three workers
+    for step in range(600):
+        clock.now = 1_000_000.0 + step * 0.1
+        caches[step % 3].get(query, "*", district="310101")
+    assert 12 <= query.calls <= 13
+    # and a key asked only every 4.9 s is computed about as often, not once per request
+    sparse = Counted()
+    for step in range(13):
+        clock.now = 2_000_000.0 + step * 4.9
+        caches[step % 3].get(sparse, "*", district="310101")
+    assert sparse.calls <= 13
+
+
+def test_periods_of_different_keys_fall_due_at_different_moments(client):
+    cache = make_cache(client, period=10.0)
+    keys = [f"{n:040x}" for n in range(0, 2**24, 2**20)]
+    turned_over = {cache._period_of(key, 5.0) - cache._period_of(key, 0.0) for key in keys}
+    # within the same 5 s some keys fall due and others do not
+    assert turned_over == {0, 1}
+
+
+def test_scopes_never_share_results(client):
+    query = Counted()
+    cache = make_cache(client)
+    city = cache.get(query, ("*", True), district="x")
+    pudong = cache.get(query, ("310115", True), district="x")
+    viewer = cache.get(query, ("*", False), district="x")
+    assert query.calls == 3
+    assert len({city.value["call"], pudong.value["call"], viewer.value["call"]}) == 3
+
+
+def test_quiet_results_serve_longer_until_new_data_is_announced(client, announcing):
+    listener = EventListener(client)
+    assert wait_until(lambda: listener.state.connected)
+    clock = Clock()
+    query = Counted()
+    cache = make_cache(client, clock=clock, listener=listener, period=5.0, quiet=10.0)
+    cache.get(query, "*")
+    clock.now += 11.0  # a later period, within period + quiet: nothing new was written
+    cache.get(query, "*")
+    assert query.calls == 1
+    version = listener.state.version
+    events.announce_new_data(source="test")
+    assert wait_until(lambda: listener.state.version == version + 1)
+    cache.get(query, "*")
+    assert query.calls == 2
+    clock.now += 16.0  # past period + quiet: due even when quiet
+    cache.get(query, "*")
+    assert query.calls == 3
+
+
+def test_the_previous_copy_serves_while_another_worker_recomputes(client):
+    clock = Clock()
+    query = Counted()
+    cache = make_cache(client, clock=clock, period=5.0)
+    first = cache.get(query, "*")
+    clock.now += 30.0
+    # another worker holds the key's lock: this one must not wait for it, nor compute too
+    for key in client.scan_iter(KEY_PREFIX + "*"):
+        client.set(LOCK_PREFIX + key.decode()[len(KEY_PREFIX) :], "other", px=5000)
+    again = cache.get(query, "*")
+    assert again.value == first.value and query.calls == 1
+    assert cache.stats.stale_served == 1
+
+
+def test_without_any_copy_a_worker_waits_for_the_leader(client):
+    query = Counted()
+    leader, follower = make_cache(client), make_cache(client)
+    answers = []
+    thread = threading.Thread(
+        target=lambda: answers.append(leader.get(query, "*", pause=0.5).value)
+    )
+    thread.start()
+    time.sleep(0.1)
+    answers.append(follower.get(query, "*", pause=0.5).value)
+    thread.join()
+    assert query.calls == 1 and answers[0] == answers[1]
+    assert follower.stats.waited == 1
+
+
+def test_threads_of_one_worker_share_one_computation(client):
+    query = Counted()
+    cache = make_cache(client)
+    results = []
+    threads = [
+        threading.Thread(target=lambda: results.append(cache.get(query, "*", pause=0.3).value))
+        for _ in range(8)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert query.calls == 1 and len(results) == 8
+
+
+def test_entries_not_signed_with_our_key_are_never_unpickled(client, tmp_path: Path):
+    marker = tmp_path / "pwned"
+    query = Counted()
+    honest = make_cache(client, key=b"ours")
+    honest.get(query, "*")  # creates the key
+    (key,) = list(client.scan_iter(KEY_PREFIX + "*"))
+
+    class Exploit:
+        def __reduce__(self):
+            return (marker.write_text, ("ran",))
+
+    payload = pickle.dumps(Exploit())
+    client.set(key, b"\0" * 32 + payload)  # a forged signature
+    honest._local.clear()
+    honest.get(query, "*")
+    assert not marker.exists()
+    assert query.calls == 2  # refused, recomputed
+    # the same cache signed by another deployment's key is refused as well
+    stranger = make_cache(client, key=b"theirs")
+    stranger.get(query, "*")
+    assert query.calls == 3
+
+
+def test_clear_reaches_every_worker(client, announcing):
+    listeners = [EventListener(client), EventListener(client)]
+    assert wait_until(lambda: all(listener.state.connected for listener in listeners))
+    query = Counted()
+    one = make_cache(client, listener=listeners[0])
+    two = make_cache(client, listener=listeners[1])
+    one.get(query, "*")
+    two.get(query, "*")
+    assert query.calls == 1
+    generation = listeners[1].state.generation
+    one.clear()
+    # the worker that cleared sees its new generation at once
+    one.get(query, "*")
+    assert query.calls == 2
+    assert listeners[1].wait_for_generation(generation + 1, timeout_s=5)
+    two.get(query, "*")
+    assert query.calls == 2  # the other worker takes the fresh result from Redis
+    assert two.stats.shared_hits >= 1
+
+
+def test_a_missing_redis_costs_the_cache_not_the_answer():
+    dead = redis.Redis(host="127.0.0.1", port=free_port(), socket_timeout=0.2)
+    query = Counted()
+    cache = make_cache(dead)
+    assert cache.get(query, "*", district="310104").value["district"] == "310104"
+    assert cache.stats.redis_errors >= 1
+
+
+def test_announcements_without_redis_are_a_no_op(monkeypatch):
+    monkeypatch.delenv("ONESCREEN_REDIS_URL", raising=False)
+    get_settings.cache_clear()
+    events.redis_client.cache_clear()
+    try:
+        assert events.redis_client() is None
+        events.announce_new_data(source="test")  # nothing to tell, nothing raised
+        assert events.announce_cache_cleared(source="test") is None
+    finally:
+        get_settings.cache_clear()
+        events.redis_client.cache_clear()
+
+
+def test_the_listener_reconnects_after_redis_drops_it(client, announcing):
+    listener = EventListener(client)
+    assert wait_until(lambda: listener.state.connected)
+    client.client_kill_filter(_type="pubsub")
+    version = listener.state.version or 0
+    # announcements made after the reconnect are heard again
+    assert wait_until(
+        lambda: events.announce_new_data(source="test") or (listener.state.version or 0) > version,
+        timeout_s=15,
+    )
+
+
+def wait_until(condition, *, timeout_s: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return False
