@@ -9,6 +9,7 @@ from components import ids
 from components.auth import register_auth
 from components.boundaries import register_boundary_routes
 from components.device_layer import register_device_routes
+from components.response_cache import register_response_cache
 from config import get_settings
 from ingest.http_api import register_ingest_routes
 
@@ -37,6 +38,8 @@ def create_app() -> Dash:
     )
     app.server.config["DEBUG"] = settings.debug
     register_auth(app)
+    # after the gate: the scope it sets keys the shared answers
+    register_response_cache(app)
     register_boundary_routes(app.server)
     register_device_routes(app.server)
     register_ingest_routes(app.server)

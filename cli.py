@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from config import ConfigError, Settings, get_settings
+from config import PROJECT_ROOT, ConfigError, Settings, get_settings
 from data.errors import OneScreenError
 
 
@@ -160,7 +160,6 @@ def cmd_import_streets(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    from app import create_app
     from data import migrate
     from data.engine import embedded_cluster, get_engine
     from simulator.seed import seed_city
@@ -176,6 +175,14 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         if writes.get_meta(engine, key="seed") is None:
             print(f"empty database: seeding the {settings.demo_scale} city first…")
             seed_city(engine, scale=settings.demo_scale, random_seed=settings.random_seed)
+    host = args.host or settings.host
+    port = args.port or settings.port
+    workers = 1 if settings.debug else (args.workers or settings.web_workers)
+    managed = None
+    if workers > 1 and not settings.redis_url:
+        managed, settings = _start_managed_redis(settings)
+        if not settings.redis_url:
+            workers = 1
     from ingest.maintenance import start_maintenance
 
     start_maintenance(
@@ -184,15 +191,12 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         reading_retention_days=settings.reading_retention_days,
         rollup_retention_days=settings.rollup_retention_days,
     )
-    host = args.host or settings.host
-    port = args.port or settings.port
-    supervisor, rules = _start_live_city(args, settings, engine=engine, port=port)
-    app = create_app()
-    from components.device_layer import warm_in_background
-
-    warm_in_background()
+    web = _web_child(settings, host=host, port=port, workers=workers) if workers > 1 else None
+    supervisor, rules = _start_live_city(args, settings, engine=engine, port=port, web=web)
     displays = _local_display_tokens(engine, settings)
-    print(f"OneScreen on http://{host}:{port}/")
+    where = f"{workers} gunicorn workers" if web else "one process"
+    redis = "shared cache on Redis" if settings.redis_url else "no Redis: per-process cache"
+    print(f"OneScreen on http://{host}:{port}/ ({where}, {redis})")
     from data.access import issue_setup_code
 
     setup_code = issue_setup_code(engine)
@@ -205,13 +209,142 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         url = _display_url(f"http://{host}:{port}", kind=kind, token=token)
         print(f"{kind.capitalize() + ':':<6} {url}")
     try:
-        app.run(host=host, port=port, debug=settings.debug)
+        if web is None:
+            from app import create_app
+            from components.device_layer import warm_in_background
+
+            app = create_app()
+            warm_in_background()
+            app.run(host=host, port=port, debug=settings.debug)
+        else:
+            _wait_while_serving(web)
     finally:
         rules.stop(timeout_s=10)
         if supervisor is not None:
-            supervisor.stop()
+            supervisor.stop(timeout_s=20)
+        if managed is not None:
+            managed.stop()
         if settings.embedded and args.stop_db:
             embedded_cluster(settings).stop()
+    return 0
+
+
+def _start_managed_redis(settings: Settings):
+    """A local redis-server for the web workers (to stop at exit, if this call started it),
+    and the settings that name it; when none can be had, one web process serves without."""
+    import os
+
+    from config import get_settings
+    from serving.events import redis_client
+    from serving.redis_server import ManagedRedis, RedisServerError, managed_redis
+
+    if not ManagedRedis.installed():
+        print(
+            "warning: redis-server is not installed and ONESCREEN_REDIS_URL is unset: serving "
+            "from one process (scripts/install-system-deps.sh installs Redis)",
+            file=sys.stderr,
+        )
+        return None, settings
+    server = managed_redis(settings)
+    try:
+        started = server.ensure_running()
+    except RedisServerError as exc:
+        print(f"warning: {exc}; serving from one process without Redis", file=sys.stderr)
+        return None, settings
+    # this process (rules, status refresh) announces new data on it, the children use it too
+    os.environ["ONESCREEN_REDIS_URL"] = server.url()
+    get_settings.cache_clear()
+    redis_client.cache_clear()
+    # one another `serve` started is left to it
+    return (server if started else None), get_settings()
+
+
+def _web_child(settings: Settings, *, host: str, port: int, workers: int):
+    """gunicorn with `workers` workers on host:port, as a supervised child of `serve`."""
+    from data.embedded import port_is_free
+    from ingest.supervisor import Child
+
+    if not port_is_free(host, port):
+        raise OneScreenError(f"port {port} on {host} is in use; choose another with --port")
+    env = {
+        **_child_env(settings),
+        "ONESCREEN_HOST": host,
+        "ONESCREEN_PORT": str(port),
+        "ONESCREEN_WEB_WORKERS": str(workers),
+    }
+    return Child("web server", ["web"], env=env)
+
+
+def _child_env(settings: Settings) -> dict[str, str]:
+    import os
+
+    from data.engine import resolve_database_url
+
+    # children use the same database and Redis rather than each deciding again
+    env = {**os.environ, "DATABASE_URL": resolve_database_url(settings)}
+    if settings.redis_url:
+        env["ONESCREEN_REDIS_URL"] = settings.redis_url
+    return env
+
+
+def _wait_while_serving(web) -> None:
+    import time
+
+    first_start = web.started_at
+    while True:
+        time.sleep(0.5)
+        process = web.process
+        # a gunicorn master that cannot start (bad bind, import error) exits at once: say so
+        # rather than restart it for ever
+        early = web.restarts == 0 and time.monotonic() - first_start < 30
+        if early and process is not None and process.poll() is not None:
+            raise OneScreenError("the web server failed to start (see the lines above)")
+
+
+def cmd_web(args: argparse.Namespace, settings: Settings) -> int:
+    import os
+
+    if settings.web_workers > 1 and not settings.redis_url:
+        print(
+            "warning: several web workers without ONESCREEN_REDIS_URL each keep their own cache",
+            file=sys.stderr,
+        )
+    # gunicorn takes over this process: signals go straight to its master
+    os.execv(
+        sys.executable,
+        [sys.executable, "-m", "gunicorn", "-c", str(PROJECT_ROOT / "gunicorn.conf.py")],
+    )
+    return 0  # not reached
+
+
+def cmd_jobs(args: argparse.Namespace, settings: Settings) -> int:
+    import time
+
+    from data.engine import get_engine
+    from ingest.maintenance import start_maintenance
+    from ingest.rules_engine import start_rules
+
+    _terminate_on_sigterm()
+    engine = get_engine()
+    maintenance = start_maintenance(
+        engine,
+        status_interval_s=settings.status_refresh_seconds,
+        reading_retention_days=settings.reading_retention_days,
+        rollup_retention_days=settings.rollup_retention_days,
+    )
+    rules = start_rules(engine, interval_s=settings.rules_interval_seconds)
+    print(
+        f"background jobs: incident rules every {settings.rules_interval_seconds:g} s, device "
+        f"status every {settings.status_refresh_seconds:g} s, retention hourly (Ctrl-C stops)"
+    )
+    try:
+        while rules.thread.is_alive() and maintenance.thread.is_alive():
+            time.sleep(1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        rules.stop()
+        maintenance.stop()
     return 0
 
 
@@ -231,35 +364,34 @@ def _local_display_tokens(engine, settings: Settings) -> dict[str, str]:
         return {}
 
 
-def _start_live_city(args: argparse.Namespace, settings: Settings, *, engine, port: int):
-    """The incident rules (a thread), and unless switched off the MQTT broker, the ingest
-    worker and the simulator (supervised child processes)."""
-    import os
-
-    from data.engine import resolve_database_url
+def _start_live_city(args: argparse.Namespace, settings: Settings, *, engine, port: int, web):
+    """The incident rules (a thread), and supervised child processes: the web server when
+    `web`, and unless switched off the MQTT broker's ingest worker and the simulator."""
     from data.ingest_store import create_token, ensure_source
     from ingest.rules_engine import start_rules
     from ingest.supervisor import Child, Supervisor
 
     rules = start_rules(engine, interval_s=settings.rules_interval_seconds)
-    if args.no_ingest:
-        return None, rules
-    from ingest.broker import broker_url
+    children = [web] if web is not None else []
+    if not args.no_ingest:
+        from ingest.broker import broker_url
 
-    url = broker_url(settings)
-    ensure_source(engine, source="simulator", name="OneScreen live simulator")
-    # children use the same database and broker rather than each deciding again
-    env = {**os.environ, "DATABASE_URL": resolve_database_url(settings), "ONESCREEN_MQTT_URL": url}
-    children = [Child("mqtt ingest worker", ["ingest-mqtt"], env=env)]
-    if settings.simulate and not args.no_simulate:
-        simulate = ["simulate", "--rate", str(settings.simulate_rate)]
-        simulate += ["--transport", settings.simulate_transport]
-        if settings.simulate_transport == "http":
-            token = create_token(engine, source="simulator", label="serve")
-            simulate += ["--http-url", f"http://127.0.0.1:{port}/api/v1/readings"]
-            simulate += ["--token", token]
-        children.append(Child("simulator", simulate, env=env))
-    print(f"live city: MQTT {url}, ingest worker" + (", simulator" if len(children) > 1 else ""))
+        url = broker_url(settings)
+        ensure_source(engine, source="simulator", name="OneScreen live simulator")
+        env = {**_child_env(settings), "ONESCREEN_MQTT_URL": url}
+        children.append(Child("mqtt ingest worker", ["ingest-mqtt"], env=env))
+        if settings.simulate and not args.no_simulate:
+            simulate = ["simulate", "--rate", str(settings.simulate_rate)]
+            simulate += ["--transport", settings.simulate_transport]
+            if settings.simulate_transport == "http":
+                token = create_token(engine, source="simulator", label="serve")
+                simulate += ["--http-url", f"http://127.0.0.1:{port}/api/v1/readings"]
+                simulate += ["--token", token]
+            children.append(Child("simulator", simulate, env=env))
+        names = ", ".join(child.name for child in children if child is not web)
+        print(f"live city: MQTT {url}, {names}")
+    if not children:
+        return None, rules
     return Supervisor(children).start(), rules
 
 
@@ -470,6 +602,7 @@ def cmd_users_update(args: argparse.Namespace, settings: Settings) -> int:
         "password": bool(args.password),
         "disabled": args.disable or (False if args.enable else None),
     }
+    _tell_web_workers(settings)
     record_audit(
         engine,
         actor="cli",
@@ -479,6 +612,25 @@ def cmd_users_update(args: argparse.Namespace, settings: Settings) -> int:
     )
     print(f"updated {user.username}: {user.role}; their sessions have ended")
     return 0
+
+
+def _tell_web_workers(settings: Settings) -> None:
+    """Make every web worker drop the sessions it knows (roles, districts or access changed)."""
+    import os
+
+    from config import get_settings
+    from serving.events import announce_cache_cleared, redis_client
+    from serving.redis_server import managed_redis
+
+    if not settings.redis_url:
+        # the Redis a running `serve` started, if any
+        server = managed_redis(settings)
+        if not server.password_file.exists() or not server.answers():
+            return
+        os.environ["ONESCREEN_REDIS_URL"] = server.url()
+        get_settings.cache_clear()
+        redis_client.cache_clear()
+    announce_cache_cleared(source="users")
 
 
 def cmd_users_list(args: argparse.Namespace, settings: Settings) -> int:
@@ -896,7 +1048,19 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--stop-db", action="store_true", help="stop the embedded cluster when the server exits"
     )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        help="gunicorn web workers (default: ONESCREEN_WEB_WORKERS; 1 = one process, no Redis)",
+    )
     serve.set_defaults(handler=cmd_serve)
+
+    commands.add_parser(
+        "web", help="the web server alone: gunicorn app:server with gunicorn.conf.py"
+    ).set_defaults(handler=cmd_web)
+    commands.add_parser(
+        "jobs", help="incident rules, device status refresh and retention (one per database)"
+    ).set_defaults(handler=cmd_jobs)
 
     simulate = commands.add_parser(
         "simulate", help="stream live readings of the seeded devices (MQTT or HTTP)"

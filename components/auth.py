@@ -13,7 +13,7 @@ import functools
 import html
 import logging
 import secrets
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from urllib.parse import quote, urlsplit
 
 from dash import Dash
@@ -28,6 +28,7 @@ from data.cache import TtlCache
 from data.engine import get_engine
 from data.errors import OneScreenError
 from data.scope import NO_SCOPE, Scope, set_scope
+from serving.shared_cache import SharedCache, create_shared_cache
 
 log = logging.getLogger(__name__)
 
@@ -58,13 +59,25 @@ DASH_ENDPOINTS = frozenset(
 DISPLAY_PAGES = frozenset({"/wall", "/kiosk"})
 STATIC_PREFIXES = ("/assets/", "/_dash-component-suites/")
 SESSION_CHECK_SECONDS = 2.0
+# the session's visit is noted once a minute; role and district changes clear the cache
+SHARED_SESSION_SECONDS = 30.0
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 @functools.cache
-def _sessions() -> TtlCache:
+def _sessions() -> TtlCache | SharedCache:
     """Sessions looked up in the last seconds: a dashboard's burst of callbacks costs one
-    query; a sign-out or revocation reaches every request within SESSION_CHECK_SECONDS."""
+    query. Without Redis each worker keeps its own for SESSION_CHECK_SECONDS, so a sign-out
+    reaches every worker within that; with Redis all workers share one answer per session for
+    SHARED_SESSION_SECONDS, and a sign-out or revocation clears it everywhere at once."""
+    shared = create_shared_cache(
+        period_seconds=SHARED_SESSION_SECONDS,
+        quiet_seconds=0,
+        namespace="sessions",
+        max_local_entries=4096,
+    )
+    if shared is not None:
+        return shared
     return TtlCache(ttl_seconds=SESSION_CHECK_SECONDS, max_entries=4096)
 
 
@@ -115,7 +128,8 @@ def _gate() -> Response | None:
         except (SQLAlchemyError, OneScreenError) as exc:
             log.warning("session check failed: %s", exc)
             return _plain(503, "sign-in temporarily unavailable / 登录服务暂不可用")
-        if found is not None:
+        # a shared answer may be a little older than the session's end
+        if found is not None and found.expires_at > datetime.now(UTC):
             g.principal = found.principal
             g.csrf_token = found.csrf_token
             set_scope(
@@ -395,7 +409,8 @@ def logout() -> Response:
     if principal is not None and token:
         engine = get_engine()
         access.close_session(engine, token=token)
-        _sessions().clear()  # this worker forgets it at once, the others within seconds
+        # this worker forgets it at once; the others at once with Redis, else within seconds
+        _sessions().clear()
         access.record_audit(
             engine, actor=principal.username, action="logout", address=client_address()
         )

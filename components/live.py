@@ -1,10 +1,11 @@
 """Live panels: shared cached reads, each panel's data age ("as of") and its freshness badge.
 
-Callbacks read through one process-wide single-flight TTL cache, so many open screens cost about
-one query per key per TTL. Each panel's callback also writes the as-of of its data to a store
-({"type": "os-asof", "panel": key}); one clientside callback on the 1 s clock compares it with the
-browser clock and turns the badge amber when the data is older than `ui_stale_seconds`. Because
-that runs in the browser, badges go amber even when the server stops answering.
+Callbacks read through one single-flight cache keyed by access scope — shared by every web
+worker through Redis when one is configured, otherwise per process — so many open screens cost
+about one query per key per period. Each panel's callback also writes the as-of of its data to a
+store ({"type": "os-asof", "panel": key}); one clientside callback on the 1 s clock compares it
+with the browser clock and turns the badge amber when the data is older than `ui_stale_seconds`.
+Because that runs in the browser, badges go amber even when the server stops answering.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from components.i18n import t
 from config import get_settings
 from data.cache import Cached, TtlCache
 from data.queries import database_now
-from data.scope import current_scope, get_web_engine
+from data.scope import current_scope, get_read_engine
+from serving.shared_cache import SharedCache, create_shared_cache
 
 _T = TypeVar("_T")
 CITY_TZ = ZoneInfo("Asia/Shanghai")
@@ -37,16 +39,34 @@ CACHE_MAX_ENTRIES = 512
 
 
 @functools.cache
-def shared_cache() -> TtlCache:
-    """The process-wide cache every panel callback reads through."""
-    refresh = get_settings().ui_refresh_seconds
-    return TtlCache(ttl_seconds=min(CACHE_TTL_SECONDS, refresh / 2), max_entries=CACHE_MAX_ENTRIES)
+def shared_cache() -> TtlCache | SharedCache:
+    """The cache every panel callback reads through: shared by all web workers through Redis
+    when ONESCREEN_REDIS_URL is set, otherwise this process's own."""
+    settings = get_settings()
+    period = settings.cache_seconds or settings.ui_refresh_seconds
+    shared = create_shared_cache(
+        period_seconds=period,
+        # a result no writer has outdated may serve a while longer, but never long enough to
+        # turn a freshness badge amber
+        quiet_seconds=max(0.0, min(3 * period, settings.ui_stale_seconds / 2 - period)),
+        namespace="results",
+        max_local_entries=CACHE_MAX_ENTRIES,
+    )
+    if shared is not None:
+        return shared
+    return TtlCache(
+        ttl_seconds=min(CACHE_TTL_SECONDS, settings.ui_refresh_seconds / 2),
+        max_entries=CACHE_MAX_ENTRIES,
+    )
 
 
 def read(query: Callable[..., _T], /, **kwargs: Any) -> Cached[_T]:
-    """`query(web engine, **kwargs)` through the shared cache, with the instant it was read;
+    """`query(read engine, **kwargs)` through the shared cache, with the instant it was read;
     runs in, and is shared only within, the caller's access scope."""
-    return shared_cache().get(query, current_scope(), engine=get_web_engine(), **kwargs)
+    scope = current_scope()
+    # reads depend on the districts and on whether the caller may act, not on who it is
+    partition = (scope.districts, bool(scope.actor))
+    return shared_cache().get(query, partition, engine=get_read_engine(), **kwargs)
 
 
 def now() -> Cached[datetime]:

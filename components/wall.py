@@ -76,7 +76,6 @@ def panel_key(slot: str, part: str) -> str:
 
 
 @functools.cache
-@functools.cache
 def app_version() -> str:
     """The build this server process runs; a new one after a restart makes open displays reload."""
     digest = hashlib.sha1(usedforsecurity=False)

@@ -84,6 +84,9 @@ def _serve(db_url: str, directory: Path, settings: dict[str, str]) -> Iterator[s
         # the tests publish what they need; each server's ingest worker has its own session
         "ONESCREEN_SIMULATE": "false",
         "ONESCREEN_MQTT_CLIENT_ID": f"browser-{port}",
+        # gunicorn workers and a Redis of this server's own, as in production
+        "ONESCREEN_WEB_WORKERS": "2",
+        "ONESCREEN_REDIS_PORT": str(free_port()),
         **settings,
     }
     with serving(env, log_path=log_path, port=port, timeout_s=60) as base:

@@ -1,0 +1,110 @@
+"""Dashboard panel answers rendered once per period for every viewer who would get the same one.
+
+Hundreds of screens on the overview or a district post the same refresh callbacks with the same
+inputs: each answer is a pure function of the callback's inputs and state, the viewer's access
+scope and the data of the moment. So the answer itself (Dash's JSON response) goes through the
+shared cache, keyed by those and nothing else — not the interval counters, which differ per
+browser — and one render per period serves every viewer. Only the read-only panels named in
+SHARED_PANELS are shared; every other callback runs for its caller as before.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+import dash
+from dash import Dash
+from dash.exceptions import PreventUpdate
+from flask import Response, request
+
+from components import ids
+from components.live import shared_cache
+from data.scope import current_scope
+
+DASH_UPDATE = "/_dash-update-component"
+# the first output of each shared callback, as Dash names it in the request's "output"
+SHARED_PANELS = frozenset(
+    {
+        f"{ids.OVERVIEW_AREAS}.hideout",
+        f"{ids.OVERVIEW_TILES}.children",
+        "overview-timeline-box.children",
+        f"{ids.OVERVIEW_FEED}.children",
+        f"{ids.DISTRICT_AREAS}.hideout",
+        f"{ids.DISTRICT_TILES}.children",
+        "district-timeline-box.children",
+        f"{ids.DISTRICT_FEED}.children",
+    }
+)
+# each browser counts its own ticks: only whether an interval has fired matters to a panel
+COUNTERS = frozenset({"n_intervals"})
+
+
+class _Unshared(Exception):
+    """An answer that must not be stored (an error): carries the response to send anyway."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__(response.status)
+        self.response = response
+
+
+def first_output(output: object) -> str | None:
+    """`id.property` of the first output in a Dash callback request's "output" field."""
+    if not isinstance(output, str):
+        return None
+    return output.strip(".").split("...", 1)[0] or None
+
+
+def answer_key(body: dict[str, Any]) -> str:
+    """A digest of what the answer depends on in the request body."""
+
+    def normalise(items: object) -> object:
+        if isinstance(items, list):
+            return [normalise(item) for item in items]
+        if isinstance(items, dict) and items.get("property") in COUNTERS:
+            return {**items, "value": items.get("value") is not None}
+        return items
+
+    relevant = {
+        "output": body.get("output"),
+        "inputs": normalise(body.get("inputs")),
+        "state": normalise(body.get("state")),
+        "changed": body.get("changedPropIds"),
+    }
+    text = json.dumps(relevant, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def render_answer(*, body_key: str) -> tuple[int, bytes, str | None]:
+    """Run the callback of the current request through Dash (`body_key` only keys the cache)."""
+    del body_key
+    try:
+        response = dash.get_app().dispatch()
+    except PreventUpdate:
+        return 204, b"", None
+    if response.status_code != 200:
+        raise _Unshared(response)
+    return 200, response.get_data(), response.mimetype
+
+
+def register_response_cache(app: Dash) -> None:
+    """Answer shared panel callbacks from the shared cache (after the sign-in gate ran)."""
+
+    @app.server.before_request
+    def shared_answer() -> Response | None:
+        if request.method != "POST" or request.path != DASH_UPDATE:
+            return None
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict) or first_output(body.get("output")) not in SHARED_PANELS:
+            return None
+        scope = current_scope()
+        # the same partition the reads use: districts, and whether the viewer may act
+        partition = (scope.districts, bool(scope.actor))
+        try:
+            status, data, mimetype = (
+                shared_cache().get(render_answer, partition, body_key=answer_key(body)).value
+            )
+        except _Unshared as unshared:
+            return unshared.response
+        return Response(data, status=status, mimetype=mimetype)

@@ -1,0 +1,36 @@
+"""gunicorn settings for `gunicorn app:server` (read from the working directory by default).
+
+Everything comes from OneScreen's settings (ONESCREEN_* environment, .env): bind address and
+port, worker processes and threads. Several workers need ONESCREEN_REDIS_URL so they share one
+results cache and hear about new data; `python cli.py serve` starts a local Redis for them.
+"""
+
+from config import get_settings
+
+_settings = get_settings()
+
+wsgi_app = "app:server"
+bind = [f"{_settings.host}:{_settings.port}"]
+workers = _settings.web_workers
+# threads: a callback mostly waits on PostgreSQL or Redis; keep-alive connections stay cheap
+worker_class = "gthread"
+threads = _settings.web_threads
+# longer than a dashboard's refresh period: a connection must not close just as a viewer reuses it
+keepalive = 75
+timeout = 60
+graceful_timeout = 15
+# the heartbeat file in memory, not on a possibly slow disk
+worker_tmp_dir = "/dev/shm"
+loglevel = _settings.log_level.lower()
+errorlog = "-"
+accesslog = None
+# the app is built in each worker after the fork: no connection or thread crosses a fork
+preload_app = False
+proc_name = "onescreen-web"
+
+
+def post_worker_init(worker) -> None:
+    """Prepare the device snapshots walls ask for first, in the background."""
+    from components.device_layer import warm_in_background
+
+    warm_in_background()

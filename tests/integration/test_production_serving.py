@@ -1,0 +1,262 @@
+"""Production serving: shared panel answers and sessions through Redis in the Flask stack, and
+`cli.py serve` as gunicorn workers with a Redis of its own and the new-data channel."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import redis
+import requests
+import sqlalchemy as sa
+
+from bench.harness import serving
+from components import auth, live
+from components.auth import CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE
+from config import get_settings
+from data import ingest_store
+from data.embedded import free_port
+from data.engine import create_db_engine, get_engine
+from serving import events
+from serving.events import VERSION_KEY
+from tests.dash_client import client_for, post_callback, sign_in
+from tests.integration.conftest import app_on
+
+pytestmark = pytest.mark.integration
+PUDONG = "310115"
+RENDER = "components.response_cache.render_answer"
+SESSION_LOOKUP = "data.access.find_session"
+
+
+def _forget_process_caches() -> None:
+    for cached in (
+        get_settings,
+        events.redis_client,
+        events.event_listener,
+        live.shared_cache,
+        auth._sessions,
+    ):
+        cached.cache_clear()
+
+
+@pytest.fixture(scope="module")
+def app(live_city_url, redis_url):
+    patch = pytest.MonkeyPatch()
+    patch.setenv("ONESCREEN_REDIS_URL", redis_url)
+    _forget_process_caches()
+    redis.Redis.from_url(redis_url).flushdb()
+    try:
+        with app_on(live_city_url) as dash_app:
+            dash_app.server.test_client().get("/login")  # Dash registers callbacks now
+            yield dash_app
+    finally:
+        patch.undo()
+        _forget_process_caches()
+
+
+def _tiles(app, session, *, district=PUDONG, tick=1, category=None):
+    values = {
+        "district-state.data": {"district": district},
+        "os-lang.data": "zh",
+        "os-refresh.n_intervals": tick,
+        "category.value": category,
+    }
+
+    def value_of(ident, prop):
+        name = ident["key"] if isinstance(ident, dict) else ident
+        return values.get(f"{name}.{prop}")
+
+    return post_callback(app, "district-tiles.children", value_of, session=session)
+
+
+def _renders() -> int:
+    return live.shared_cache().stats.by_key.get(RENDER, 0)
+
+
+def test_the_caches_are_the_shared_ones(app):
+    assert type(live.shared_cache()).__name__ == "SharedCache"
+    assert type(auth._sessions()).__name__ == "SharedCache"
+
+
+def test_viewers_of_one_scope_share_one_render_whatever_their_tick(app):
+    owner = get_engine()
+    first, second = sign_in(owner), sign_in(owner)
+    before = _renders()
+    one = _tiles(app, first, tick=3, category="flood")
+    two = _tiles(app, second, tick=917, category="flood")
+    assert one.status_code == two.status_code == 200
+    assert one.get_data() == two.get_data()
+    assert "district-tiles" in one.get_data(as_text=True)
+    assert _renders() == before + 1
+
+
+def test_other_inputs_and_other_scopes_render_their_own(app):
+    owner = get_engine()
+    operator = sign_in(owner)
+    manager = sign_in(owner, role="district_manager", districts=(PUDONG,))
+    viewer = sign_in(owner, role="viewer")
+    before = _renders()
+    assert _tiles(app, operator, category="fire").status_code == 200
+    assert _tiles(app, operator, category="gas").status_code == 200  # another input
+    assert _tiles(app, manager, category="fire").status_code == 200  # another scope
+    assert _tiles(app, viewer, category="fire").status_code == 200  # may not act: another
+    assert _renders() == before + 4
+
+
+def test_a_forged_district_is_not_answered_from_anyone_elses_render(app):
+    owner = get_engine()
+    operator = sign_in(owner)
+    manager = sign_in(owner, role="district_manager", districts=(PUDONG,))
+    assert _tiles(app, operator, district="310101", category="water").status_code == 200
+    # the same body from a Pudong manager: never the operator's Huangpu answer
+    assert _tiles(app, manager, district="310101", category="water").status_code == 204
+
+
+def test_callbacks_that_are_not_panels_are_never_shared(app):
+    owner = get_engine()
+    session = sign_in(owner)
+    before = _renders()
+    response = client_for(app, session).post(
+        "/_dash-update-component",
+        headers={CSRF_HEADER: session.csrf_token},
+        json={
+            "output": "..os-clock.children...os-clock.title..",
+            "outputs": [],
+            "inputs": [],
+            "state": [],
+            "changedPropIds": [],
+        },
+    )
+    assert response.status_code != 200 or _renders() == before
+    assert _renders() == before
+
+
+def test_a_session_is_checked_once_for_many_requests_and_sign_out_is_at_once(app):
+    owner = get_engine()
+    session = sign_in(owner)
+    cache = auth._sessions()
+    before = cache.stats.by_key.get(SESSION_LOOKUP, 0)
+    for tick in range(5):
+        assert _tiles(app, session, tick=tick).status_code == 200
+    assert cache.stats.by_key.get(SESSION_LOOKUP, 0) == before + 1
+    client = client_for(app, session)
+    out = client.post("/logout", headers={CSRF_HEADER: session.csrf_token})
+    assert out.status_code == 303
+    # every worker forgets it at once: the next request is anonymous (no data, sent to sign in)
+    assert _tiles(app, session).status_code == 204
+    page = client.get("/")
+    assert page.status_code in (302, 303) and "/login" in page.headers["Location"]
+
+
+# gunicorn -------------------------------------------------------------------------------------
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_serve_runs_gunicorn_workers_sharing_a_redis_it_starts(live_city_url, mqtt_broker):
+    redis_port = free_port()
+    data_dir = Path(tempfile.mkdtemp(prefix="onescreen-serving-"))
+    data_dir.chmod(0o755)  # the redis account must reach its directory
+    env = {
+        "DATABASE_URL": live_city_url,
+        "ONESCREEN_DATA_DIR": str(data_dir),
+        "ONESCREEN_WEB_WORKERS": "2",
+        "ONESCREEN_REDIS_PORT": str(redis_port),
+        "ONESCREEN_SIMULATE": "false",
+        "ONESCREEN_MQTT_URL": mqtt_broker,
+        "ONESCREEN_MQTT_CLIENT_ID": f"serving-{redis_port}",
+        "ONESCREEN_LOG_LEVEL": "INFO",
+        "ONESCREEN_REDIS_URL": "",
+    }
+    log_path = data_dir / "serve.log"
+    owner = create_db_engine(live_city_url)
+    session = sign_in(owner)
+    token = ingest_store.create_token(owner, source="serving-test", label="tests")
+    with owner.connect() as conn:
+        device = conn.execute(
+            sa.text(
+                "SELECT d.id FROM device d JOIN device_type t ON t.id = d.type_id"
+                " WHERE t.value_kind = 'analog' AND d.status = 'active' ORDER BY d.id LIMIT 1"
+            )
+        ).scalar_one()
+    try:
+        with serving(env, log_path=log_path, ready_path="/login") as base:
+            text = log_path.read_text()
+            assert "2 gunicorn workers, shared cache on Redis" in text
+            assert text.count("Booting worker") == 2
+            password = (data_dir / f"redis-{redis_port}" / "password").read_text().strip()
+            local = redis.Redis(host="127.0.0.1", port=redis_port, password=password)
+            web = requests.Session()
+            web.cookies.set(SESSION_COOKIE, session.token)
+            web.cookies.set(CSRF_COOKIE, session.csrf_token)
+            assert web.get(base + "/", timeout=30).status_code == 200
+            body = _refresh_body(web, base, "overview-tiles.children")
+            # panel callbacks through gunicorn: answered, their results kept in Redis
+            for _ in range(4):
+                answer = web.post(
+                    base + "/_dash-update-component",
+                    headers={CSRF_HEADER: session.csrf_token, "Origin": base},
+                    json=body,
+                    timeout=30,
+                )
+                assert answer.status_code == 200, log_path.read_text()[-3000:]
+            assert any(key.startswith(b"onescreen:result:") for key in local.scan_iter("*"))
+            # a reading through the web workers' ingest API announces new data to everyone
+            version = int(local.get(VERSION_KEY) or 0)
+            stored = web.post(
+                base + "/api/v1/readings",
+                headers={"Authorization": f"Bearer {token}"},
+                json=[{"device_id": device, "ts": datetime.now(UTC).isoformat(), "value": 1.0}],
+                timeout=30,
+            )
+            assert stored.status_code == 200, stored.text[:300]
+            assert int(local.get(VERSION_KEY) or 0) > version
+        # the Redis serve started stops with it
+        assert not _port_open(redis_port)
+        assert "Traceback" not in log_path.read_text()
+    finally:
+        owner.dispose()
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def _refresh_body(web: requests.Session, base: str, output_fragment: str) -> dict:
+    """The body a browser posts on a refresh tick for the callback naming `output_fragment`
+    (from the server's own callback list)."""
+    dependencies = web.get(base + "/_dash-dependencies", timeout=30).json()
+    spec = next(item for item in dependencies if output_fragment in item["output"])
+
+    def fill(items: list[dict]) -> list[dict]:
+        return [
+            {
+                "id": json.loads(item["id"]) if item["id"].startswith("{") else item["id"],
+                "property": item["property"],
+                "value": 1 if item["property"] == "n_intervals" else None,
+            }
+            for item in items
+        ]
+
+    outputs = [
+        {
+            "id": json.loads(part.rsplit(".", 1)[0])
+            if part.startswith("{")
+            else part.rsplit(".", 1)[0],
+            "property": part.rsplit(".", 1)[1],
+        }
+        for part in spec["output"].strip(".").split("...")
+    ]
+    return {
+        "output": spec["output"],
+        "outputs": outputs if spec["output"].startswith("..") else outputs[0],
+        "inputs": fill(spec["inputs"]),
+        "state": fill(spec["state"]),
+        "changedPropIds": ["os-refresh.n_intervals"],
+    }
