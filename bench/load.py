@@ -1,0 +1,459 @@
+"""Many viewers at once: callback latency, errors and database load against the viewer count.
+
+    python -m bench.load [--viewers 10,50,100,200] [--duration 60] [--reuse]
+
+Serves the seed-scale city (510k devices; seeded into the bench cluster's `bench_dashboard`
+database unless --reuse finds it) with `cli.py serve` — gunicorn workers, the shared Redis
+cache, the MQTT ingest worker and the simulator at 10× the real platform's rate (970 readings/s
+instead of 97). A real Chromium records what a signed-in browser posts to Dash's callback
+endpoint during one refresh of the overview and of four district pages; then N simulated
+viewers (asyncio, loopback only, one keep-alive connection pool and one session each) replay
+their page's refresh every 5 s with a random phase, for each N in turn. Per N it prints callback
+latency p50/p95/p99, errors, callbacks/s, and database statements/s from pg_stat_statements:
+those of the web role (dashboard reads) and of every role (sessions, ingest, rules included),
+with their ratio to the smallest N. Targets (issue 7): 200 viewers with p95 ≤ 300 ms and no
+errors; dashboard statements/s flat from 10 to 200 viewers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from bench.harness import (
+    BENCH_PG_PORT,
+    ROOT,
+    bench_database,
+    bench_session,
+    browser_cookies,
+    csrf_header,
+    serving,
+)
+from config import get_settings
+from data import access, migrate, writes
+from data.access import SessionTicket
+from data.bench_support import settle
+from data.embedded import EmbeddedPostgres, free_port
+from data.engine import create_db_engine
+from simulator.seed import seed_city
+
+REAL_RATE = 97  # readings/s of the real platform: 8.4 million a day
+DISTRICTS = {"310115": "浦东新区", "310101": "黄浦区", "310104": "徐汇区", "310112": "闵行区"}
+PAGES = ["/", *(f"/district/{code}" for code in DISTRICTS)]
+CALLBACK_PATH = "/_dash-update-component"
+# a callback slower than this is counted as an error, as a browser would give up on it
+TIMEOUT_S = 10.0
+
+
+@dataclass
+class Step:
+    """What one viewer count measured."""
+
+    viewers: int
+    latencies: list[float] = field(default_factory=list)
+    errors: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    web_statements: float = 0.0
+    all_statements: float = 0.0
+    readings: float = 0.0
+    top: list[tuple[str, int, str]] = field(default_factory=list)
+
+    def error_count(self) -> int:
+        return sum(self.errors.values())
+
+
+def quantile(samples: list[float], q: float) -> float:
+    """The q-quantile of `samples` in milliseconds (nearest rank)."""
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] * 1000
+
+
+# Setup ----------------------------------------------------------------------------------------
+
+
+def seeded_database(*, reuse: bool) -> str:
+    """URL of the seed-scale bench database, seeded if it is not yet."""
+    settings = get_settings()
+    url = bench_database("bench_dashboard", reuse=reuse)
+    engine = create_db_engine(url)
+    try:
+        migrate.upgrade(engine)
+        if writes.get_meta(engine, key="seed") is None:
+            print("seeding the seed-scale city (510k devices, 24 h)…", flush=True)
+            seed_city(engine, scale="seed", random_seed=settings.random_seed, reset=True)
+            settle(engine)
+    finally:
+        engine.dispose()
+    return url
+
+
+def enable_statement_counts(url: str) -> None:
+    """pg_stat_statements on the bench cluster (restarting it once to load the library)."""
+    engine = create_db_engine(url)
+    try:
+        with engine.connect() as conn:
+            loaded = conn.execute(sa.text("SHOW shared_preload_libraries")).scalar_one()
+        if "pg_stat_statements" not in loaded:
+            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                conn.execute(
+                    sa.text("ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'")
+                )
+            engine.dispose()
+            settings = get_settings()
+            cluster = EmbeddedPostgres(
+                root=settings.data_dir / "bench-pg",
+                port=BENCH_PG_PORT,
+                bin_dir=settings.pg_bin_dir,
+                os_user=settings.pg_os_user,
+            )
+            cluster.stop()
+            cluster.ensure_running()
+        with engine.begin() as conn:
+            conn.execute(sa.text("CREATE EXTENSION IF NOT EXISTS pg_stat_statements"))
+    finally:
+        engine.dispose()
+
+
+def reset_counts(engine) -> int:
+    """Zero pg_stat_statements; returns the reading rows inserted so far."""
+    with engine.begin() as conn:
+        conn.execute(sa.text("SELECT pg_stat_statements_reset()"))
+        return int(conn.execute(sa.text(_READINGS_INSERTED)).scalar_one())
+
+
+_READINGS_INSERTED = (
+    "SELECT coalesce(sum(n_tup_ins), 0) FROM pg_stat_user_tables"
+    " WHERE relname LIKE 'reading%' AND relname NOT LIKE '%rollup%'"
+)
+
+
+def statement_counts(engine) -> tuple[int, int, int, list[tuple[str, int, str]]]:
+    """Since the reset: web role statements, all statements, reading rows inserted so far,
+    and the most frequent statements (role, calls, text)."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT r.rolname, s.calls, left(regexp_replace(s.query, '\\s+', ' ', 'g'), 90)"
+                " FROM pg_stat_statements s JOIN pg_roles r ON r.oid = s.userid"
+                " WHERE s.dbid = (SELECT oid FROM pg_database WHERE datname = current_database())"
+                " ORDER BY s.calls DESC"
+            )
+        ).all()
+        readings = int(conn.execute(sa.text(_READINGS_INSERTED)).scalar_one())
+    web = sum(row.calls for row in rows if row.rolname == "onescreen_web")
+    every = sum(row.calls for row in rows)
+    return web, every, readings, [tuple(row) for row in rows[:12]]
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """One simulated person: a signed-in session and the page it watches."""
+
+    ticket: SessionTicket
+    page: str
+
+
+def make_viewers(engine, count: int) -> list[Viewer]:
+    """`count` signed-in viewers: three in four operators (city scope) on the overview or one of
+    the four districts, every fourth a district manager on their own district."""
+    import secrets
+    from datetime import timedelta
+
+    managers = {}
+    for code in DISTRICTS:
+        username = f"bench-manager-{code}"
+        user = access.find_user(engine, username=username)
+        if user is None:
+            user = access.create_user(
+                engine,
+                username=username,
+                role="district_manager",
+                districts=[code],
+                password=secrets.token_urlsafe(24),
+            )
+        managers[code] = user
+    bench_session(engine)  # the operator, created on first use
+    operator = access.find_user(engine, username="bench-operator")
+    viewers = []
+    for index in range(count):
+        if index % 4 == 3:
+            code = list(DISTRICTS)[index // 4 % len(DISTRICTS)]
+            principal, page = managers[code], f"/district/{code}"
+        else:
+            principal, page = operator, PAGES[index % len(PAGES)]
+        ticket = access.open_session(engine, principal=principal, lifetime=timedelta(hours=2))
+        viewers.append(Viewer(ticket=ticket, page=page))
+    return viewers
+
+
+def record_refresh_posts(base: str, ticket: SessionTicket, *, refresh_s: float) -> dict:
+    """What Chromium posts to the callback endpoint during one refresh of each page."""
+    from playwright.sync_api import sync_playwright
+
+    recorded: dict[str, list[dict]] = {}
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=os.environ.get("ONESCREEN_CHROMIUM", "/usr/bin/chromium"),
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--no-first-run",
+            ],
+        )
+        for page_path in PAGES:
+            context = browser.new_context(viewport={"width": 1920, "height": 1080})
+            context.add_cookies(browser_cookies(ticket))
+            page = context.new_page()
+            posts: list[dict] = []
+            listening = {"on": False}
+
+            def note(request, posts=posts, listening=listening):
+                if listening["on"] and request.url.endswith(CALLBACK_PATH):
+                    posts.append(json.loads(request.post_data or "{}"))
+
+            page.on("request", note)
+            page.goto(base + page_path, wait_until="networkidle", timeout=120_000)
+            page.wait_for_timeout(refresh_s * 1000 + 1500)  # the first refresh settles too
+            listening["on"] = True
+            page.wait_for_timeout(refresh_s * 1000)
+            listening["on"] = False
+            if not posts:
+                raise RuntimeError(f"no callback posted during a refresh of {page_path}")
+            recorded[page_path] = posts
+            context.close()
+        browser.close()
+    return recorded
+
+
+# Load -----------------------------------------------------------------------------------------
+
+
+async def run_viewer(
+    session,
+    base: str,
+    posts: list[dict],
+    headers: dict,
+    *,
+    refresh_s: float,
+    until: float,
+    measure_from: float,
+    step: Step,
+) -> None:
+    """Replay `posts` every `refresh_s` until `until` (monotonic), timing each callback."""
+    import aiohttp
+
+    await asyncio.sleep(random.uniform(0, refresh_s))
+
+    async def post(body: dict) -> None:
+        started = time.monotonic()
+        try:
+            async with session.post(
+                base + CALLBACK_PATH,
+                json=body,
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=TIMEOUT_S),
+            ) as response:
+                await response.read()
+                status = response.status
+        except (TimeoutError, aiohttp.ClientError) as error:
+            status = type(error).__name__
+        elapsed = time.monotonic() - started
+        if started < measure_from:
+            return
+        if status in (200, 204):
+            step.latencies.append(elapsed)
+        else:
+            step.errors[str(status)] = step.errors.get(str(status), 0) + 1
+
+    while time.monotonic() < until:
+        cycle = time.monotonic()
+        await asyncio.gather(*(post(body) for body in posts))
+        await asyncio.sleep(max(0.0, cycle + refresh_s - time.monotonic()))
+
+
+async def run_step(
+    base: str,
+    people: list[Viewer],
+    recorded: dict,
+    *,
+    viewers: int,
+    refresh_s: float,
+    warmup_s: float,
+    duration_s: float,
+    engine,
+) -> Step:
+    """`viewers` viewers for warm-up + duration; figures over the duration only."""
+    import aiohttp
+
+    step = Step(viewers=viewers)
+    start = time.monotonic()
+    measure_from = start + warmup_s
+    until = measure_from + duration_s
+    sessions = []
+    tasks = []
+    for viewer in people[:viewers]:
+        ticket = viewer.ticket
+        cookies = {cookie["name"]: cookie["value"] for cookie in browser_cookies(ticket)}
+        # like a browser: a few keep-alive connections per viewer
+        connector = aiohttp.TCPConnector(limit=6)
+        session = aiohttp.ClientSession(connector=connector, cookies=cookies)
+        sessions.append(session)
+        headers = {**csrf_header(ticket), "Origin": base}
+        posts = recorded[viewer.page]
+        tasks.append(
+            run_viewer(
+                session,
+                base,
+                posts,
+                headers,
+                refresh_s=refresh_s,
+                until=until,
+                measure_from=measure_from,
+                step=step,
+            )
+        )
+
+    async def at(moment: float, measure):
+        await asyncio.sleep(max(0.0, moment - time.monotonic()))
+        return await asyncio.to_thread(measure, engine), time.monotonic()
+
+    begin = asyncio.ensure_future(at(measure_from, reset_counts))
+    end = asyncio.ensure_future(at(until, statement_counts))
+    await asyncio.gather(*tasks)
+    read0, t0 = await begin
+    (web, every, read1, step.top), t1 = await end
+    for session in sessions:
+        await session.close()
+    step.seconds = t1 - t0
+    step.web_statements = web / step.seconds
+    step.all_statements = every / step.seconds
+    step.readings = (read1 - read0) / step.seconds
+    return step
+
+
+def report(steps: list[Step], *, duration_s: float, verbose: bool) -> None:
+    """The table of figures, ratios against the first step."""
+    first = steps[0]
+    print(
+        f"\n{'viewers':>7} {'callbacks/s':>11} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7}"
+        f" {'errors':>6} {'web stmts/s':>11} {'ratio':>6} {'all stmts/s':>11} {'ratio':>6}"
+        f" {'readings/s':>10}"
+    )
+    for step in steps:
+        if not step.latencies:
+            print(f"{step.viewers:>7} no successful callback; errors {step.errors}")
+            continue
+        print(
+            f"{step.viewers:>7} {len(step.latencies) / duration_s:>11.1f}"
+            f" {quantile(step.latencies, 0.5):>7.1f} {quantile(step.latencies, 0.95):>7.1f}"
+            f" {quantile(step.latencies, 0.99):>7.1f} {step.error_count():>6}"
+            f" {step.web_statements:>11.1f}"
+            f" {step.web_statements / max(first.web_statements, 1e-9):>6.2f}"
+            f" {step.all_statements:>11.1f}"
+            f" {step.all_statements / max(first.all_statements, 1e-9):>6.2f}"
+            f" {step.readings:>10.0f}"
+        )
+        if step.errors:
+            print(f"        errors: {step.errors}")
+    if verbose:
+        for step in steps:
+            print(f"\nmost frequent statements at {step.viewers} viewers (per second):")
+            for role, calls, text in step.top:
+                print(f"  {calls / step.seconds:7.2f}  {role:14} {text}")
+    last = steps[-1]
+    if last.latencies:
+        p95 = quantile(last.latencies, 0.95)
+        verdict = "PASS" if p95 <= 300 and not last.error_count() else "FAIL"
+        print(
+            f"\n{last.viewers} viewers: p95 {p95:.0f} ms (target ≤ 300), errors"
+            f" {last.error_count()} (target 0): {verdict}"
+        )
+        print(
+            f"dashboard (web role) statements/s {first.viewers} → {last.viewers} viewers:"
+            f" ×{last.web_statements / max(first.web_statements, 1e-9):.2f}; all roles:"
+            f" ×{last.all_statements / max(first.all_statements, 1e-9):.2f}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--viewers", default="10,50,100,200", help="viewer counts, in order")
+    parser.add_argument("--duration", type=float, default=60, help="measured seconds per count")
+    parser.add_argument("--warmup", type=float, default=15, help="unmeasured seconds per count")
+    parser.add_argument("--refresh", type=float, default=5, help="seconds between refreshes")
+    parser.add_argument("--rate", type=float, default=10 * REAL_RATE, help="simulator readings/s")
+    parser.add_argument("--workers", type=int, help="gunicorn workers (default: settings)")
+    parser.add_argument("--reuse", action="store_true", help="keep an already seeded database")
+    parser.add_argument(
+        "--statements", action="store_true", help="list the most frequent statements per step"
+    )
+    args = parser.parse_args()
+    counts = [int(part) for part in args.viewers.split(",")]
+
+    url = seeded_database(reuse=args.reuse)
+    enable_statement_counts(url)
+    engine = create_db_engine(url)
+    writes.refresh_status(engine)
+    people = make_viewers(engine, max(counts))
+    data_dir = ROOT / ".onescreen" / "bench-load"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    env = {
+        "DATABASE_URL": url,
+        "ONESCREEN_DATA_DIR": str(data_dir),
+        "ONESCREEN_UI_REFRESH_SECONDS": str(args.refresh),
+        "ONESCREEN_UI_STALE_SECONDS": str(max(15, 3 * args.refresh)),
+        "ONESCREEN_SIMULATE_RATE": str(args.rate),
+        "ONESCREEN_MQTT_BROKER_PORT": str(free_port()),
+        "ONESCREEN_REDIS_PORT": str(free_port()),
+        "ONESCREEN_LOG_LEVEL": "WARNING",
+    }
+    if args.workers:
+        env["ONESCREEN_WEB_WORKERS"] = str(args.workers)
+    log_path = ROOT / ".onescreen" / "bench-load-serve.log"
+    with serving(env, log_path=log_path, ready_path="/login", timeout_s=300) as base:
+        print(f"serving {base}; recording a browser's refresh of {len(PAGES)} pages…", flush=True)
+        recorded = record_refresh_posts(base, people[0].ticket, refresh_s=args.refresh)
+        for page_path, posts in recorded.items():
+            outputs = sorted({post.get("output", "?")[:48] for post in posts})
+            print(f"  {page_path}: {len(posts)} callbacks per refresh ({', '.join(outputs)})")
+        steps = []
+        for count in counts:
+            print(
+                f"{count} viewers: {args.warmup:.0f} s warm-up, {args.duration:.0f} s measured…",
+                flush=True,
+            )
+            steps.append(
+                asyncio.run(
+                    run_step(
+                        base,
+                        people,
+                        recorded,
+                        viewers=count,
+                        refresh_s=args.refresh,
+                        warmup_s=args.warmup,
+                        duration_s=args.duration,
+                        engine=engine,
+                    )
+                )
+            )
+    engine.dispose()
+    print(
+        f"\nsimulator at {args.rate:.0f} readings/s ({args.rate / REAL_RATE:.0f}× the real rate),"
+        f" refresh every {args.refresh:g} s, server log {Path(log_path).relative_to(ROOT)}"
+    )
+    report(steps, duration_s=args.duration, verbose=args.statements)
+
+
+if __name__ == "__main__":
+    main()
