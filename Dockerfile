@@ -1,18 +1,36 @@
-# OneScreen web app. The database is a separate PostGIS server: set DATABASE_URL.
-# The live city needs two more processes from this image, next to an MQTT broker
-# (ONESCREEN_MQTT_URL): `python cli.py ingest-mqtt` (one per broker session) and
-# `python cli.py rules run` (one per database). `python cli.py serve` runs all of it in one
-# process tree for a single machine.
+# OneScreen: one image for every process — the web app (the default command), and with another
+# command the MQTT ingest worker (`python cli.py ingest-mqtt`), the background jobs
+# (`python cli.py jobs`), migrations (`python cli.py db upgrade`) and the simulator.
+# The database is a separate PostgreSQL 15+ / PostGIS 3 server (DATABASE_URL); several web
+# workers share results through Redis (ONESCREEN_REDIS_URL). docker-compose.yml wires it all up.
 FROM python:3.11-slim-bookworm
-ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+# Every Python dependency ships as a self-contained manylinux wheel (shapely bundles GEOS,
+# pyproj PROJ, pyogrio GDAL, psycopg[binary] libpq): the only system package is the CJK font.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends fonts-noto-cjk libgeos-c1v5 \
+ && apt-get install -y --no-install-recommends fonts-noto-cjk \
  && rm -rf /var/lib/apt/lists/*
+
+RUN useradd --create-home --uid 10001 --user-group onescreen
+
 WORKDIR /app
 COPY requirements.txt .
-RUN pip install --no-cache-dir -r requirements.txt gunicorn==23.0.0
+# the web server (gunicorn) and the shared cache client (redis) must come from requirements.txt
+RUN pip install -r requirements.txt \
+ && python -c "import gunicorn, redis"
+
 COPY . .
-RUN useradd --system --no-create-home onescreen
+
+# listen on every interface of the container; gunicorn.conf.py reads these
+ENV ONESCREEN_HOST=0.0.0.0 \
+    ONESCREEN_PORT=8050
+
 USER onescreen
 EXPOSE 8050
-CMD ["sh", "-c", "python cli.py db upgrade && gunicorn --bind 0.0.0.0:8050 --workers 4 app:server"]
+# bind, workers and threads come from ./gunicorn.conf.py (ONESCREEN_HOST/PORT/WEB_WORKERS/WEB_THREADS)
+CMD ["gunicorn", "app:server"]
