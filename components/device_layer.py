@@ -29,7 +29,7 @@ from components.panels import report_failure
 from components.theme import STATE_RANK
 from data.errors import OneScreenError
 from data.queries import InvalidQuery, area_devices
-from data.scope import Scope, get_web_engine, scoped
+from data.scope import Scope, get_read_engine, scoped
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ def snapshot_frame(*, district: str, category: str | None) -> pd.DataFrame:
     """id, lon, lat and state rank (0 = alarm … 4 = normal) of the district's devices."""
     # one snapshot serves everyone allowed to see this district: the route checks who asks
     with scoped(Scope(districts=district)):
-        frame = area_devices(get_web_engine(), district=district, category=category)
+        frame = area_devices(get_read_engine(), district=district, category=category)
     rank = {state: index for index, state in enumerate(STATE_RANK)}
     if frame.empty:
         return pd.DataFrame({"id": [], "lon": [], "lat": [], "s": []})
