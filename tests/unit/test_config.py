@@ -36,6 +36,10 @@ def test_blank_database_url_means_embedded(monkeypatch):
         ("ONESCREEN_PG_PORT", "80", "ONESCREEN_PG_PORT"),
         ("ONESCREEN_READING_RETENTION_DAYS", "1", "ONESCREEN_READING_RETENTION_DAYS"),
         ("ONESCREEN_LOG_LEVEL", "LOUD", "ONESCREEN_LOG_LEVEL"),
+        ("ONESCREEN_REDIS_URL", "localhost:6379", "ONESCREEN_REDIS_URL"),
+        ("ONESCREEN_READ_DATABASE_URL", "mysql://replica/db", "ONESCREEN_READ_DATABASE_URL"),
+        ("ONESCREEN_WEB_WORKERS", "0", "ONESCREEN_WEB_WORKERS"),
+        ("ONESCREEN_CACHE_SECONDS", "-1", "ONESCREEN_CACHE_SECONDS"),
     ],
 )
 def test_bad_values_name_the_variable(monkeypatch, variable, value, expected):

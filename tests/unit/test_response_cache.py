@@ -1,0 +1,59 @@
+"""What a shared panel answer is keyed by (pure functions; the sharing itself is tested in
+tests/integration/test_production_serving.py)."""
+
+from __future__ import annotations
+
+import copy
+
+from components.response_cache import SHARED_PANELS, answer_key, first_output
+
+
+def refresh_body(tick: int | None = 7, category: str | None = "flood") -> dict:
+    return {
+        "output": '..district-tiles.children...{"panel":"district-tiles","type":"os-asof"}.data..',
+        "outputs": [{"id": "district-tiles", "property": "children"}],
+        "inputs": [
+            {"id": "category", "property": "value", "value": category},
+            {"id": "street", "property": "data", "value": None},
+            {"id": "os-refresh", "property": "n_intervals", "value": tick},
+        ],
+        "state": [
+            {"id": "district-state", "property": "data", "value": {"district": "310115"}},
+            {"id": "os-lang", "property": "data", "value": "zh"},
+        ],
+        "changedPropIds": ["os-refresh.n_intervals"],
+    }
+
+
+def test_the_first_output_names_the_callback():
+    assert first_output(refresh_body()["output"]) == "district-tiles.children"
+    assert first_output("overview-areas.hideout") == "overview-areas.hideout"
+    assert first_output(None) is None and first_output(["x"]) is None and first_output("") is None
+    assert "district-tiles.children" in SHARED_PANELS
+
+
+def test_browsers_at_different_ticks_share_an_answer():
+    assert answer_key(refresh_body(tick=7)) == answer_key(refresh_body(tick=9000))
+
+
+def test_but_a_first_tick_and_a_later_one_do_not():
+    assert answer_key(refresh_body(tick=None)) != answer_key(refresh_body(tick=1))
+
+
+def test_every_input_state_and_trigger_counts():
+    base = answer_key(refresh_body())
+    assert answer_key(refresh_body(category="fire")) != base
+    other_district = copy.deepcopy(refresh_body())
+    other_district["state"][0]["value"] = {"district": "310101"}
+    assert answer_key(other_district) != base
+    english = copy.deepcopy(refresh_body())
+    english["state"][1]["value"] = "en"
+    assert answer_key(english) != base
+    by_category = copy.deepcopy(refresh_body())
+    by_category["changedPropIds"] = ["category.value"]
+    assert answer_key(by_category) != base
+
+
+def test_odd_bodies_still_get_a_key():
+    assert answer_key({"output": 3, "inputs": "x", "state": None})
+    assert answer_key({}) == answer_key({"changedPropIds": None})
