@@ -5,9 +5,9 @@ worker and stored in Redis; every other worker, and every viewer, is served that
 current within the period slot it was computed in (slots of the dashboards' refresh period by
 default, each key's shifted by a phase of its own), and for up to `quiet_seconds` more when no
 writer has announced new data since, so a quiet city costs the database almost nothing. Slots
-rather than ages: a key asked for by one viewer or by two hundred is computed once a slot. When it is due, the first worker to take the
-key's lock recomputes it while the others go on serving the previous copy, so a viewer waits
-for the database only when nobody has the result yet.
+rather than ages: a key asked for by one viewer or by two hundred is computed once a slot.
+When it is due, the first worker to take the key's lock recomputes it while the others go on
+serving the previous copy, so a viewer waits for the database only when nobody has the result.
 
 Values travel pickled and HMAC-signed with a key derived from the database credentials, so
 anything in Redis that was not written by a OneScreen process is refused, never unpickled.
