@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import time
+
 import dash
 from dash import Dash, dcc, html
+from flask import Flask, Response, g
 
 from components import ids
 from components.auth import register_auth
@@ -37,6 +40,7 @@ def create_app() -> Dash:
         ],
     )
     app.server.config["DEBUG"] = settings.debug
+    _time_requests(app.server)
     register_auth(app)
     # after the gate: the scope it sets keys the shared answers
     register_response_cache(app)
@@ -44,6 +48,23 @@ def create_app() -> Dash:
     register_device_routes(app.server)
     register_ingest_routes(app.server)
     return app
+
+
+def _time_requests(server: Flask) -> None:
+    """A Server-Timing header on every answer: time spent in the app, queueing excluded (what
+    browsers' developer tools and bench/load.py show beside the latency they see)."""
+
+    @server.before_request
+    def start_clock() -> None:
+        g.onescreen_started = time.perf_counter()
+
+    @server.after_request
+    def stop_clock(response: Response) -> Response:
+        started = g.get("onescreen_started")
+        if started is not None:
+            elapsed_ms = (time.perf_counter() - started) * 1000
+            response.headers["Server-Timing"] = f"app;dur={elapsed_ms:.1f}"
+        return response
 
 
 def __getattr__(name: str):

@@ -30,7 +30,13 @@ proc_name = "onescreen-web"
 
 
 def post_worker_init(worker) -> None:
-    """Prepare the device snapshots walls ask for first, in the background."""
+    """Keep the garbage collector's full passes short; prepare the device snapshots walls ask
+    for first, in the background."""
+    import gc
+
     from components.device_layer import warm_in_background
 
+    # modules, layouts and reference data live as long as the worker: scanning them on every
+    # full collection stalls every request of the worker at once
+    gc.freeze()
     warm_in_background()

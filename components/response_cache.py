@@ -35,6 +35,8 @@ SHARED_PANELS = frozenset(
         f"{ids.DISTRICT_TILES}.children",
         "district-timeline-box.children",
         f"{ids.DISTRICT_FEED}.children",
+        # the device layer's URL for the view: the same for everyone looking at it
+        f"{ids.DISTRICT_DEVICES}.url",
     }
 )
 # each browser counts its own ticks: only whether an interval has fired matters to a panel
