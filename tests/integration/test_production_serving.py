@@ -260,3 +260,49 @@ def _refresh_body(web: requests.Session, base: str, output_fragment: str) -> dic
         "state": fill(spec["state"]),
         "changedPropIds": ["os-refresh.n_intervals"],
     }
+
+
+def test_one_process_serves_without_redis(live_city_url, mqtt_broker):
+    data_dir = Path(tempfile.mkdtemp(prefix="onescreen-single-"))
+    env = {
+        "DATABASE_URL": live_city_url,
+        "ONESCREEN_DATA_DIR": str(data_dir),
+        "ONESCREEN_WEB_WORKERS": "1",
+        "ONESCREEN_SIMULATE": "false",
+        "ONESCREEN_MQTT_URL": mqtt_broker,
+        "ONESCREEN_MQTT_CLIENT_ID": f"single-{free_port()}",
+        "ONESCREEN_REDIS_URL": "",
+    }
+    owner = create_db_engine(live_city_url)
+    session = sign_in(owner)
+    log_path = data_dir / "serve.log"
+    try:
+        with serving(env, log_path=log_path, ready_path="/login") as base:
+            assert "(one process, no Redis: per-process cache)" in log_path.read_text()
+            web = requests.Session()
+            web.cookies.set(SESSION_COOKIE, session.token)
+            web.cookies.set(CSRF_COOKIE, session.csrf_token)
+            body = _refresh_body(web, base, "overview-tiles.children")
+            answer = web.post(
+                base + "/_dash-update-component",
+                headers={CSRF_HEADER: session.csrf_token, "Origin": base},
+                json=body,
+                timeout=30,
+            )
+            assert answer.status_code == 200 and "overview-tiles" in answer.text
+        assert "gunicorn" not in log_path.read_text()
+        assert not (data_dir / "redis-56379").exists()
+    finally:
+        owner.dispose()
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def test_without_redis_server_serve_falls_back_to_one_process(monkeypatch, capsys):
+    import cli
+    from serving.redis_server import ManagedRedis
+
+    monkeypatch.setattr(ManagedRedis, "installed", staticmethod(lambda: False))
+    settings = get_settings()
+    managed, after = cli._start_managed_redis(settings)
+    assert managed is None and after.redis_url is None
+    assert "redis-server is not installed" in capsys.readouterr().err
