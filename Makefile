@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help deps install run seed seed-full test test-unit test-integration lint format bench bench-ingest bench-wall db-start db-stop db-status clean
+.PHONY: help deps install run seed seed-full test test-unit test-integration lint format bench bench-ingest bench-wall bench-load db-start db-stop db-status clean
 
 help:
 	@echo "make run    — install, start the embedded PostGIS, seed the demo city, serve on :8050"
@@ -57,6 +57,10 @@ bench-ingest: install
 # 0.5 s refreshes: at 0.25 s a 2-core machine cannot answer in time and the rotation stalls
 bench-wall: install
 	$(PY) -m bench.wall_soak --cycles 2000 --refresh 0.5
+
+# 10 → 200 viewers through Dash's callback endpoint, simulator at 10× (seeds the seed-scale city once)
+bench-load: install
+	$(PY) -m bench.load --reuse
 
 db-start: $(STAMP)
 	$(PY) cli.py db start
