@@ -8,11 +8,12 @@ cache, the MQTT ingest worker and the simulator at 10× the real platform's rate
 instead of 97). A real Chromium records what a signed-in browser posts to Dash's callback
 endpoint during one refresh of the overview and of four district pages; then N simulated
 viewers (asyncio, loopback only, one keep-alive connection pool and one session each) replay
-their page's refresh every 5 s with a random phase, for each N in turn. Per N it prints callback
-latency p50/p95/p99, errors, callbacks/s, and database statements/s from pg_stat_statements:
-those of the web role (dashboard reads) and of every role (sessions, ingest, rules included),
-with their ratio to the smallest N. Targets (issue 7): 200 viewers with p95 ≤ 300 ms and no
-errors; dashboard statements/s flat from 10 to 200 viewers.
+their page's refresh every 5 s with a random phase, for each N in turn; the viewers are spread
+over nine views (operators on the overview and four districts, the four districts' managers).
+Per N it prints callback latency p50/p95/p99, errors, callbacks/s, and database statements/s
+from pg_stat_statements: those of the web role (dashboard reads) and of every role (sessions,
+ingest, rules included), with their ratio to the smallest N. Targets (issue 7): 200 viewers
+with p95 ≤ 300 ms and no errors; dashboard statements/s flat from 10 to 200 viewers.
 """
 
 from __future__ import annotations
@@ -65,6 +66,10 @@ class Step:
     all_statements: float = 0.0
     readings: float = 0.0
     top: list[tuple[str, int, str]] = field(default_factory=list)
+    cpu: dict[str, float] = field(default_factory=dict)
+    by_callback: dict[str, list[float]] = field(default_factory=dict)
+    timeline: list[tuple[float, float]] = field(default_factory=list)
+    server: list[float] = field(default_factory=list)
 
     def error_count(self) -> int:
         return sum(self.errors.values())
@@ -162,12 +167,15 @@ class Viewer:
 
 
 def make_viewers(engine, count: int) -> list[Viewer]:
-    """`count` signed-in viewers: three in four operators (city scope) on the overview or one of
-    the four districts, every fourth a district manager on their own district."""
+    """`count` signed-in viewers spread over nine views: an operator (city scope) on the
+    overview or one of four districts, or a district manager on their own district — so ten
+    viewers already ask for everything two hundred do."""
     import secrets
     from datetime import timedelta
 
-    managers = {}
+    bench_session(engine)  # the operator, created on first use
+    operator = access.find_user(engine, username="bench-operator")
+    views = [(operator, page) for page in PAGES]
     for code in DISTRICTS:
         username = f"bench-manager-{code}"
         user = access.find_user(engine, username=username)
@@ -179,16 +187,10 @@ def make_viewers(engine, count: int) -> list[Viewer]:
                 districts=[code],
                 password=secrets.token_urlsafe(24),
             )
-        managers[code] = user
-    bench_session(engine)  # the operator, created on first use
-    operator = access.find_user(engine, username="bench-operator")
+        views.append((user, f"/district/{code}"))
     viewers = []
     for index in range(count):
-        if index % 4 == 3:
-            code = list(DISTRICTS)[index // 4 % len(DISTRICTS)]
-            principal, page = managers[code], f"/district/{code}"
-        else:
-            principal, page = operator, PAGES[index % len(PAGES)]
+        principal, page = views[index % len(views)]
         ticket = access.open_session(engine, principal=principal, lifetime=timedelta(hours=2))
         viewers.append(Viewer(ticket=ticket, page=page))
     return viewers
@@ -236,6 +238,42 @@ def record_refresh_posts(base: str, ticket: SessionTicket, *, refresh_s: float) 
     return recorded
 
 
+# Where the CPU goes ----------------------------------------------------------------------------
+
+CPU_ROLES = (
+    ("web workers", "gunicorn"),
+    ("PostgreSQL", "postgres"),
+    ("ingest worker", "cli.py ingest-mqtt"),
+    ("simulator", "cli.py simulate"),
+    ("serve (rules, status)", "cli.py serve"),
+    ("Redis", "redis-server"),
+    ("Mosquitto", "mosquitto"),
+)
+
+
+def cpu_seconds() -> dict[str, float]:
+    """CPU seconds used so far by each role's processes, and by this load generator."""
+    tick = os.sysconf("SC_CLK_TCK")
+    used = dict.fromkeys([role for role, _ in CPU_ROLES] + ["load generator"], 0.0)
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        seconds = (int(fields[11]) + int(fields[12])) / tick
+        if int(entry.name) == os.getpid():
+            used["load generator"] += seconds
+            continue
+        for role, marker in CPU_ROLES:
+            if marker in command:
+                used[role] += seconds
+                break
+    return used
+
+
 # Load -----------------------------------------------------------------------------------------
 
 
@@ -250,36 +288,65 @@ async def run_viewer(
     measure_from: float,
     step: Step,
 ) -> None:
-    """Replay `posts` every `refresh_s` until `until` (monotonic), timing each callback."""
+    """Replay `posts` every `refresh_s` until `until` (monotonic), timing each callback; like
+    the browser, each later request carries the state the previous answers set (the digests of
+    what it was sent, so unchanged panels come back as no-update)."""
     import aiohttp
+    import orjson
 
+    bodies = [json.loads(json.dumps(body)) for body in posts]  # this viewer's own copies
     await asyncio.sleep(random.uniform(0, refresh_s))
 
     async def post(body: dict) -> None:
         started = time.monotonic()
+        payload = None
+        timing = ""
         try:
             async with session.post(
                 base + CALLBACK_PATH,
-                json=body,
-                headers=headers,
+                data=orjson.dumps(body),
+                headers={**headers, "Content-Type": "application/json"},
                 timeout=aiohttp.ClientTimeout(total=TIMEOUT_S),
             ) as response:
-                await response.read()
+                raw = await response.read()
                 status = response.status
-        except (TimeoutError, aiohttp.ClientError) as error:
+                timing = response.headers.get("Server-Timing", "")
+            if status == 200:
+                payload = orjson.loads(raw).get("response")
+        except (TimeoutError, aiohttp.ClientError, orjson.JSONDecodeError) as error:
             status = type(error).__name__
         elapsed = time.monotonic() - started
+        if isinstance(payload, dict):
+            keep_state(body, payload)
         if started < measure_from:
             return
         if status in (200, 204):
             step.latencies.append(elapsed)
+            if timing.startswith("app;dur="):
+                step.server.append(float(timing[8:]) / 1000)
+            step.timeline.append((started, elapsed))
+            name = str(body.get("output", "?")).strip(".").split("...")[0]
+            step.by_callback.setdefault(name, []).append(elapsed)
         else:
             step.errors[str(status)] = step.errors.get(str(status), 0) + 1
 
     while time.monotonic() < until:
         cycle = time.monotonic()
-        await asyncio.gather(*(post(body) for body in posts))
+        await asyncio.gather(*(post(body) for body in bodies))
         await asyncio.sleep(max(0.0, cycle + refresh_s - time.monotonic()))
+
+
+def keep_state(body: dict, answer: dict) -> None:
+    """Set the body's state values the answer updated (as Dash's renderer holds them)."""
+    for item in body.get("state") or []:
+        if not isinstance(item, dict):
+            continue
+        ident = item.get("id")
+        if isinstance(ident, dict):
+            ident = json.dumps(ident, sort_keys=True, separators=(",", ":"))
+        props = answer.get(ident)
+        if isinstance(props, dict) and item.get("property") in props:
+            item["value"] = props[item["property"]]
 
 
 async def run_step(
@@ -328,17 +395,24 @@ async def run_step(
         await asyncio.sleep(max(0.0, moment - time.monotonic()))
         return await asyncio.to_thread(measure, engine), time.monotonic()
 
-    begin = asyncio.ensure_future(at(measure_from, reset_counts))
-    end = asyncio.ensure_future(at(until, statement_counts))
+    def reset_all(engine):
+        return reset_counts(engine), cpu_seconds()
+
+    def count_all(engine):
+        return statement_counts(engine), cpu_seconds()
+
+    begin = asyncio.ensure_future(at(measure_from, reset_all))
+    end = asyncio.ensure_future(at(until, count_all))
     await asyncio.gather(*tasks)
-    read0, t0 = await begin
-    (web, every, read1, step.top), t1 = await end
+    (read0, cpu0), t0 = await begin
+    ((web, every, read1, step.top), cpu1), t1 = await end
     for session in sessions:
         await session.close()
     step.seconds = t1 - t0
     step.web_statements = web / step.seconds
     step.all_statements = every / step.seconds
     step.readings = (read1 - read0) / step.seconds
+    step.cpu = {role: (cpu1[role] - cpu0[role]) / step.seconds for role in cpu1}
     return step
 
 
@@ -366,6 +440,29 @@ def report(steps: list[Step], *, duration_s: float, verbose: bool) -> None:
         )
         if step.errors:
             print(f"        errors: {step.errors}")
+    roles = list(steps[0].cpu)
+    print("\nCPU cores used (of 2) during the measured window:")
+    print(f"  {'viewers':>7} " + " ".join(f"{role[:14]:>14}" for role in roles) + f" {'total':>6}")
+    for step in steps:
+        print(
+            f"  {step.viewers:>7} "
+            + " ".join(f"{step.cpu[role]:>14.2f}" for role in roles)
+            + f" {sum(step.cpu.values()):>6.2f}"
+        )
+    print("\ntime in the app (Server-Timing, queueing excluded), p50 / p95 / p99 ms:")
+    for step in steps:
+        if step.server:
+            print(
+                f"  {step.viewers:>7} {quantile(step.server, 0.5):7.1f}"
+                f" {quantile(step.server, 0.95):7.1f} {quantile(step.server, 0.99):7.1f}"
+            )
+    last = steps[-1]
+    print(f"\nper callback at {last.viewers} viewers (p50 / p95 ms, calls):")
+    for name, samples in sorted(last.by_callback.items()):
+        print(
+            f"  {name[:44]:44} {quantile(samples, 0.5):7.1f} {quantile(samples, 0.95):7.1f}"
+            f" {len(samples):6}"
+        )
     if verbose:
         for step in steps:
             print(f"\nmost frequent statements at {step.viewers} viewers (per second):")
@@ -398,6 +495,7 @@ def main() -> None:
     parser.add_argument(
         "--statements", action="store_true", help="list the most frequent statements per step"
     )
+    parser.add_argument("--samples", help="write (start, latency) of every callback to this file")
     args = parser.parse_args()
     counts = [int(part) for part in args.viewers.split(",")]
 
@@ -453,6 +551,10 @@ def main() -> None:
         f" refresh every {args.refresh:g} s, server log {Path(log_path).relative_to(ROOT)}"
     )
     report(steps, duration_s=args.duration, verbose=args.statements)
+    if args.samples:
+        Path(args.samples).write_text(
+            json.dumps({step.viewers: step.timeline for step in steps}, separators=(",", ":"))
+        )
 
 
 if __name__ == "__main__":
