@@ -70,6 +70,7 @@ class Step:
     by_callback: dict[str, list[float]] = field(default_factory=dict)
     timeline: list[tuple[float, float]] = field(default_factory=list)
     server: list[float] = field(default_factory=list)
+    loop_lag: list[float] = field(default_factory=list)
 
     def error_count(self) -> int:
         return sum(self.errors.values())
@@ -264,7 +265,7 @@ def cpu_seconds() -> dict[str, float]:
         except OSError:
             continue
         seconds = (int(fields[11]) + int(fields[12])) / tick
-        if int(entry.name) == os.getpid():
+        if os.getpid() in (int(entry.name), int(fields[1])):
             used["load generator"] += seconds
             continue
         for role, marker in CPU_ROLES:
@@ -349,27 +350,23 @@ def keep_state(body: dict, answer: dict) -> None:
             item["value"] = props[item["property"]]
 
 
-async def run_step(
+async def drive_viewers(
     base: str,
-    people: list[Viewer],
+    viewers: list[Viewer],
     recorded: dict,
     *,
-    viewers: int,
     refresh_s: float,
-    warmup_s: float,
-    duration_s: float,
-    engine,
+    measure_from: float,
+    until: float,
 ) -> Step:
-    """`viewers` viewers for warm-up + duration; figures over the duration only."""
+    """Run `viewers` until `until` (monotonic, the same clock in every process); the samples
+    taken from `measure_from` on."""
     import aiohttp
 
-    step = Step(viewers=viewers)
-    start = time.monotonic()
-    measure_from = start + warmup_s
-    until = measure_from + duration_s
+    step = Step(viewers=len(viewers))
     sessions = []
     tasks = []
-    for viewer in people[:viewers]:
+    for viewer in viewers:
         ticket = viewer.ticket
         cookies = {cookie["name"]: cookie["value"] for cookie in browser_cookies(ticket)}
         # like a browser: a few keep-alive connections per viewer
@@ -377,12 +374,11 @@ async def run_step(
         session = aiohttp.ClientSession(connector=connector, cookies=cookies)
         sessions.append(session)
         headers = {**csrf_header(ticket), "Origin": base}
-        posts = recorded[viewer.page]
         tasks.append(
             run_viewer(
                 session,
                 base,
-                posts,
+                recorded[viewer.page],
                 headers,
                 refresh_s=refresh_s,
                 until=until,
@@ -391,23 +387,74 @@ async def run_step(
             )
         )
 
-    async def at(moment: float, measure):
-        await asyncio.sleep(max(0.0, moment - time.monotonic()))
-        return await asyncio.to_thread(measure, engine), time.monotonic()
+    async def watch_loop() -> None:
+        # how late this generator's own event loop wakes: latency it adds to every figure
+        while time.monotonic() < until:
+            started = time.monotonic()
+            await asyncio.sleep(0.01)
+            if started >= measure_from:
+                step.loop_lag.append(time.monotonic() - started - 0.01)
 
-    def reset_all(engine):
-        return reset_counts(engine), cpu_seconds()
-
-    def count_all(engine):
-        return statement_counts(engine), cpu_seconds()
-
-    begin = asyncio.ensure_future(at(measure_from, reset_all))
-    end = asyncio.ensure_future(at(until, count_all))
-    await asyncio.gather(*tasks)
-    (read0, cpu0), t0 = await begin
-    ((web, every, read1, step.top), cpu1), t1 = await end
+    await asyncio.gather(*tasks, watch_loop())
     for session in sessions:
         await session.close()
+    return step
+
+
+def _client_process(job: tuple) -> Step:
+    base, viewers, recorded, refresh_s, measure_from, until = job
+    return asyncio.run(
+        drive_viewers(
+            base, viewers, recorded, refresh_s=refresh_s, measure_from=measure_from, until=until
+        )
+    )
+
+
+def run_step(
+    base: str,
+    people: list[Viewer],
+    recorded: dict,
+    *,
+    viewers: int,
+    clients: int,
+    refresh_s: float,
+    warmup_s: float,
+    duration_s: float,
+    engine,
+) -> Step:
+    """`viewers` viewers, spread over `clients` generator processes, for warm-up + duration;
+    figures over the duration only."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    measure_from = time.monotonic() + warmup_s + 2  # the processes need a moment to start
+    until = measure_from + duration_s
+    chosen = people[:viewers]
+    jobs = [
+        (base, chosen[index::clients], recorded, refresh_s, measure_from, until)
+        for index in range(clients)
+        if chosen[index::clients]
+    ]
+    with ProcessPoolExecutor(len(jobs)) as pool:
+        running = [pool.submit(_client_process, job) for job in jobs]
+        time.sleep(max(0.0, measure_from - time.monotonic()))
+        read0, cpu0, t0 = reset_counts(engine), cpu_seconds(), time.monotonic()
+        time.sleep(max(0.0, until - time.monotonic()))
+        (web, every, read1, top), cpu1, t1 = (
+            statement_counts(engine),
+            cpu_seconds(),
+            time.monotonic(),
+        )
+        parts = [future.result() for future in running]
+    step = Step(viewers=viewers, top=top)
+    for part in parts:
+        step.latencies += part.latencies
+        step.server += part.server
+        step.loop_lag += part.loop_lag
+        step.timeline += part.timeline
+        for name, count in part.errors.items():
+            step.errors[name] = step.errors.get(name, 0) + count
+        for name, samples in part.by_callback.items():
+            step.by_callback.setdefault(name, []).extend(samples)
     step.seconds = t1 - t0
     step.web_statements = web / step.seconds
     step.all_statements = every / step.seconds
@@ -449,12 +496,17 @@ def report(steps: list[Step], *, duration_s: float, verbose: bool) -> None:
             + " ".join(f"{step.cpu[role]:>14.2f}" for role in roles)
             + f" {sum(step.cpu.values()):>6.2f}"
         )
-    print("\ntime in the app (Server-Timing, queueing excluded), p50 / p95 / p99 ms:")
+    print(
+        "\ntime in the app (Server-Timing, queueing excluded) and the load generator's own event"
+        " loop lag, p50 / p95 / p99 ms:"
+    )
     for step in steps:
-        if step.server:
+        if step.server and step.loop_lag:
             print(
-                f"  {step.viewers:>7} {quantile(step.server, 0.5):7.1f}"
+                f"  {step.viewers:>7} app {quantile(step.server, 0.5):7.1f}"
                 f" {quantile(step.server, 0.95):7.1f} {quantile(step.server, 0.99):7.1f}"
+                f"   loop lag {quantile(step.loop_lag, 0.5):7.1f}"
+                f" {quantile(step.loop_lag, 0.95):7.1f} {quantile(step.loop_lag, 0.99):7.1f}"
             )
     last = steps[-1]
     print(f"\nper callback at {last.viewers} viewers (p50 / p95 ms, calls):")
@@ -496,6 +548,9 @@ def main() -> None:
         "--statements", action="store_true", help="list the most frequent statements per step"
     )
     parser.add_argument("--samples", help="write (start, latency) of every callback to this file")
+    parser.add_argument(
+        "--clients", type=int, default=2, help="load generator processes (one event loop each)"
+    )
     args = parser.parse_args()
     counts = [int(part) for part in args.viewers.split(",")]
 
@@ -532,17 +587,16 @@ def main() -> None:
                 flush=True,
             )
             steps.append(
-                asyncio.run(
-                    run_step(
-                        base,
-                        people,
-                        recorded,
-                        viewers=count,
-                        refresh_s=args.refresh,
-                        warmup_s=args.warmup,
-                        duration_s=args.duration,
-                        engine=engine,
-                    )
+                run_step(
+                    base,
+                    people,
+                    recorded,
+                    viewers=count,
+                    clients=args.clients,
+                    refresh_s=args.refresh,
+                    warmup_s=args.warmup,
+                    duration_s=args.duration,
+                    engine=engine,
                 )
             )
     engine.dispose()
