@@ -233,7 +233,11 @@ def record_refresh_posts(base: str, ticket: SessionTicket, *, refresh_s: float) 
             listening["on"] = False
             if not posts:
                 raise RuntimeError(f"no callback posted during a refresh of {page_path}")
-            recorded[page_path] = posts
+            # one refresh posts each callback once; a window that caught two ticks has doubles
+            unique = {}
+            for post in posts:
+                unique.setdefault(post.get("output"), post)
+            recorded[page_path] = list(unique.values())
             context.close()
         browser.close()
     return recorded
