@@ -64,6 +64,8 @@ def test_every_page_loads_without_console_errors(live_server, live_engine, brows
         wait_ready(page)
         if name.startswith(("overview", "district")):
             expect(page.locator("path.os-area").first).to_be_visible()
+            # the timeline is drawn a moment after the map: the screenshot must show it
+            expect(page.locator(".os-chart-slot .js-plotly-plot").first).to_be_visible()
         assert page.title(), f"{path} has no title"
         # the page must fit the wall without scrolling
         if name.startswith(("overview", "district", "incidents")):
