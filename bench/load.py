@@ -228,8 +228,9 @@ def record_refresh_posts(base: str, ticket: SessionTicket, *, refresh_s: float) 
             page.on("request", note)
             page.goto(base + page_path, wait_until="networkidle", timeout=120_000)
             page.wait_for_timeout(refresh_s * 1000 + 1500)  # the first refresh settles too
+            # two periods, so a late tick is not missed; doubles are dropped below
             listening["on"] = True
-            page.wait_for_timeout(refresh_s * 1000)
+            page.wait_for_timeout(refresh_s * 2000)
             listening["on"] = False
             if not posts:
                 raise RuntimeError(f"no callback posted during a refresh of {page_path}")
