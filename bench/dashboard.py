@@ -21,6 +21,7 @@ from bench.harness import (
     bench_session,
     browser_cookies,
     csrf_header,
+    launch_chromium,
     serving,
     signed_in_client,
 )
@@ -170,10 +171,7 @@ def time_browser(url: str, ticket, *, runs: int) -> list[float]:
 
     timings = []
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=os.environ.get("ONESCREEN_CHROMIUM", "/usr/bin/chromium"),
-            args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
-        )
+        browser = launch_chromium(playwright)
         for _ in range(runs):
             # a fresh context each run: nothing cached in the browser
             context = browser.new_context(viewport={"width": 1920, "height": 1080})

@@ -28,17 +28,38 @@ ROOT = Path(__file__).resolve().parents[1]
 BENCH_PG_PORT = 54339
 
 
-def bench_database(name: str, *, reuse: bool) -> str:
-    """URL of database `name` on the bench cluster (started if needed): kept if `reuse` and it
-    holds a seeded city, otherwise created anew and empty."""
+CHROMIUM = os.environ.get("ONESCREEN_CHROMIUM", "/usr/bin/chromium")
+# headless on a machine without internet: no background traffic that would only be refused
+CHROMIUM_ARGS = (
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+)
+
+
+def launch_chromium(playwright, *extra_args: str):
+    """Debian's headless Chromium through Playwright, with the benches' flags."""
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, *extra_args])
+
+
+def bench_cluster() -> EmbeddedPostgres:
+    """The bench PostgreSQL cluster (ONESCREEN_DATA_DIR/bench-pg, port 54339)."""
     settings = get_settings()
-    cluster = EmbeddedPostgres(
+    return EmbeddedPostgres(
         root=settings.data_dir / "bench-pg",
         port=BENCH_PG_PORT,
         bin_dir=settings.pg_bin_dir,
         os_user=settings.pg_os_user,
     )
-    base = cluster.ensure_running()
+
+
+def bench_database(name: str, *, reuse: bool) -> str:
+    """URL of database `name` on the bench cluster (started if needed): kept if `reuse` and it
+    holds a seeded city, otherwise created anew and empty."""
+    base = bench_cluster().ensure_running()
     url = f"{base.rsplit('/', 1)[0]}/{name}"
     if reuse and is_seeded(url):
         return url

@@ -26,7 +26,13 @@ import numpy as np
 import orjson
 import sqlalchemy as sa
 
-from bench.harness import bench_database, bench_session, browser_cookies, serving
+from bench.harness import (
+    bench_database,
+    bench_session,
+    browser_cookies,
+    launch_chromium,
+    serving,
+)
 from config import get_settings
 from data import migrate, writes
 from data.embedded import free_port
@@ -214,16 +220,7 @@ def run_latency(engine, base_url, broker, *, devices, values, samples, batch) ->
     client.loop_start()
     latencies = []
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=os.environ.get("ONESCREEN_CHROMIUM", "/usr/bin/chromium"),
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-dev-shm-usage",
-                "--disable-background-networking",
-                "--disable-component-update",
-            ],
-        )
+        browser = launch_chromium(playwright)
         context = browser.new_context(viewport={"width": 1920, "height": 1080})
         context.add_cookies(browser_cookies(bench_session(engine)))
         page = context.new_page()

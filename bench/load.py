@@ -30,19 +30,20 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from bench.harness import (
-    BENCH_PG_PORT,
     ROOT,
+    bench_cluster,
     bench_database,
     bench_session,
     browser_cookies,
     csrf_header,
+    launch_chromium,
     serving,
 )
 from config import get_settings
 from data import access, migrate, writes
 from data.access import SessionTicket
 from data.bench_support import settle
-from data.embedded import EmbeddedPostgres, free_port
+from data.embedded import free_port
 from data.engine import create_db_engine
 from simulator.seed import seed_city
 
@@ -113,13 +114,7 @@ def enable_statement_counts(url: str) -> None:
                     sa.text("ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'")
                 )
             engine.dispose()
-            settings = get_settings()
-            cluster = EmbeddedPostgres(
-                root=settings.data_dir / "bench-pg",
-                port=BENCH_PG_PORT,
-                bin_dir=settings.pg_bin_dir,
-                os_user=settings.pg_os_user,
-            )
+            cluster = bench_cluster()
             cluster.stop()
             cluster.ensure_running()
         with engine.begin() as conn:
@@ -203,17 +198,7 @@ def record_refresh_posts(base: str, ticket: SessionTicket, *, refresh_s: float) 
 
     recorded: dict[str, list[dict]] = {}
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=os.environ.get("ONESCREEN_CHROMIUM", "/usr/bin/chromium"),
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-dev-shm-usage",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--no-first-run",
-            ],
-        )
+        browser = launch_chromium(playwright)
         for page_path in PAGES:
             context = browser.new_context(viewport={"width": 1920, "height": 1080})
             context.add_cookies(browser_cookies(ticket))

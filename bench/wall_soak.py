@@ -22,7 +22,6 @@ no console error. Exit code 1 otherwise.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import statistics
 import sys
@@ -38,7 +37,7 @@ from urllib.parse import urlencode
 import sqlalchemy as sa
 from playwright.sync_api import CDPSession, ConsoleMessage, Page, Request, sync_playwright
 
-from bench.harness import bench_database, serving
+from bench.harness import bench_database, launch_chromium, serving
 from config import get_settings
 from data import migrate, writes
 from data.bench_support import settle
@@ -54,17 +53,8 @@ TARGET_GROWTH = 0.10
 ATTENTION_CHART = "#wall-attention-chart-box .js-plotly-plot"
 # the figures the target applies to: label, Measurement field
 GATED = (("JS heap", "heap_bytes"), ("DOM nodes", "nodes"), ("attached elements", "elements"))
-CHROMIUM = os.environ.get("ONESCREEN_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--enable-precise-memory-info",
-    "--js-flags=--expose-gc",
-]
+# what the soak reads of the page: precise heap figures and a forced GC
+SOAK_CHROMIUM_ARGS = ("--enable-precise-memory-info", "--js-flags=--expose-gc")
 MB = 1024 * 1024
 
 # what the wall's own script says about itself (assets/onescreen_wall.js), and what each slot's
@@ -535,7 +525,7 @@ def _callback(request: Request) -> str | None:
 def wall_page(url: str, *, width: int, height: int) -> Iterator[tuple[Page, PageLog]]:
     """Headless Chromium with one page showing `url`, recording console errors and requests."""
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = launch_chromium(playwright, *SOAK_CHROMIUM_ARGS)
         try:
             context = browser.new_context(
                 viewport={"width": width, "height": height}, locale="zh-CN"
