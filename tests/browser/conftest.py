@@ -3,7 +3,6 @@ and Chromium (Debian's /usr/bin/chromium) driven by Playwright."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -12,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, sync_playwright
 
-from bench.harness import serving
+from bench.harness import CHROMIUM, launch_chromium, serving
 from components.auth import CSRF_COOKIE, SESSION_COOKIE
 from data import access
 from data.access import SessionTicket
@@ -22,7 +21,6 @@ from tests.conftest import seeded_database
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "artifacts" / "screenshots"
-CHROMIUM = os.environ.get("ONESCREEN_CHROMIUM", "/usr/bin/chromium")
 VIEWPORTS = {"1920x1080": (1920, 1080), "3840x2160": (3840, 2160)}
 
 
@@ -102,17 +100,7 @@ def browser() -> Iterator[Browser]:
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: run scripts/install-system-deps.sh")
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-dev-shm-usage",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--no-first-run",
-            ],
-        )
+        chromium = launch_chromium(playwright)
         yield chromium
         chromium.close()
 
