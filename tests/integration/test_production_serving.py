@@ -307,3 +307,42 @@ def test_without_redis_server_serve_falls_back_to_one_process(monkeypatch, capsy
     managed, after = cli._start_managed_redis(settings)
     assert managed is None and after.redis_url is None
     assert "redis-server is not installed" in capsys.readouterr().err
+
+
+def test_jobs_runs_rules_and_status_refresh_and_stops_cleanly(live_city_url, redis_url):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from config import PROJECT_ROOT
+
+    client = redis.Redis.from_url(redis_url)
+    version = int(client.get(VERSION_KEY) or 0)
+    env = {
+        **os.environ,
+        "DATABASE_URL": live_city_url,
+        "ONESCREEN_REDIS_URL": redis_url,
+        "ONESCREEN_STATUS_REFRESH_SECONDS": "5",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "cli.py", "jobs"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        # the status refresh announces new data on every pass
+        while int(client.get(VERSION_KEY) or 0) <= version and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert int(client.get(VERSION_KEY) or 0) > version
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=30)
+    assert process.returncode == 0, output
+    assert "background jobs: incident rules every" in output
+    assert "Traceback" not in output
