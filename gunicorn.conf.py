@@ -30,12 +30,16 @@ proc_name = "onescreen-web"
 
 
 def post_worker_init(worker) -> None:
-    """Keep the garbage collector's full passes short; prepare the device snapshots walls ask
-    for first, in the background."""
+    """Finish Dash's set-up before serving; keep the garbage collector's full passes short;
+    prepare the device snapshots walls ask for first, in the background."""
     import gc
 
     from components.device_layer import warm_in_background
 
+    # Dash sets itself up on a worker's first request and flags that before it is done, so
+    # other threads' first requests (the page's scripts, in parallel) found no registered
+    # component libraries and failed; one request now, before any thread serves
+    worker.wsgi.test_client().get("/_dash-layout")
     # modules, layouts and reference data live as long as the worker: scanning them on every
     # full collection stalls every request of the worker at once
     gc.freeze()
