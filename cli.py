@@ -232,10 +232,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 def _start_managed_redis(settings: Settings):
     """A local redis-server for the web workers (to stop at exit, if this call started it),
     and the settings that name it; when none can be had, one web process serves without."""
-    import os
-
     from config import get_settings
-    from serving.events import redis_client
     from serving.redis_server import ManagedRedis, RedisServerError, managed_redis
 
     if not ManagedRedis.installed():
@@ -252,11 +249,21 @@ def _start_managed_redis(settings: Settings):
         print(f"warning: {exc}; serving from one process without Redis", file=sys.stderr)
         return None, settings
     # this process (rules, status refresh) announces new data on it, the children use it too
-    os.environ["ONESCREEN_REDIS_URL"] = server.url()
-    get_settings.cache_clear()
-    redis_client.cache_clear()
+    _adopt_redis(server.url())
     # one another `serve` started is left to it
     return (server if started else None), get_settings()
+
+
+def _adopt_redis(url: str) -> None:
+    """Use the Redis at `url` from now on in this process (and its children's environment)."""
+    import os
+
+    from config import get_settings
+    from serving.events import redis_client
+
+    os.environ["ONESCREEN_REDIS_URL"] = url
+    get_settings.cache_clear()
+    redis_client.cache_clear()
 
 
 def _web_child(settings: Settings, *, host: str, port: int, workers: int):
@@ -616,10 +623,7 @@ def cmd_users_update(args: argparse.Namespace, settings: Settings) -> int:
 
 def _tell_web_workers(settings: Settings) -> None:
     """Make every web worker drop the sessions it knows (roles, districts or access changed)."""
-    import os
-
-    from config import get_settings
-    from serving.events import announce_cache_cleared, redis_client
+    from serving.events import announce_cache_cleared
     from serving.redis_server import managed_redis
 
     if not settings.redis_url:
@@ -627,9 +631,7 @@ def _tell_web_workers(settings: Settings) -> None:
         server = managed_redis(settings)
         if not server.password_file.exists() or not server.answers():
             return
-        os.environ["ONESCREEN_REDIS_URL"] = server.url()
-        get_settings.cache_clear()
-        redis_client.cache_clear()
+        _adopt_redis(server.url())
     announce_cache_cleared(source="users")
 
 
