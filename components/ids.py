@@ -34,6 +34,7 @@ DISTRICT_RANKING = "district-ranking"
 DISTRICT_CRUMBS = "district-crumbs"
 DISTRICT_STATE = "district-state"
 DISTRICT_MAP_SENT = "district-map-sent"
+DISTRICT_RANK_PICK = "district-rank-pick"
 STREET = {"type": QUERY_STORE, "key": "street"}
 LAYER = {"type": QUERY, "key": "layer"}
 

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import dash
 import dash_leaflet as dl
-from dash import ALL, Input, Output, State, callback, ctx, dcc, html
+from dash import ALL, Input, Output, State, callback, clientside_callback, ctx, dcc, html
 from dash.exceptions import PreventUpdate
 
 from components import ids, reference
@@ -230,6 +230,8 @@ def layout(
     body = [
         dcc.Store(id=ids.DISTRICT_STATE, data={"district": adcode}),
         dcc.Store(id=ids.STREET, data=chosen_street),
+        # the ranking row last clicked (set in the browser: re-rendered rows post nothing)
+        dcc.Store(id=ids.DISTRICT_RANK_PICK),
         # digests of the map layers' hideouts, so a refresh sends only changes
         dcc.Store(
             id=ids.DISTRICT_MAP_SENT,
@@ -410,25 +412,42 @@ def _valid_bounds(bounds: object) -> bool:
         return False
 
 
+# Every refresh re-renders the ranking, which resets each row's n_clicks and so fires anything
+# listening to them: deciding in the browser whether a row was really clicked keeps those
+# re-renders from posting a callback per screen per refresh.
+clientside_callback(
+    """
+    function (_clicks) {
+        const triggered = window.dash_clientside.callback_context.triggered || [];
+        const clicked = triggered.find(function (entry) { return entry.value; });
+        if (!clicked) { return window.dash_clientside.no_update; }
+        const id = JSON.parse(clicked.prop_id.slice(0, clicked.prop_id.lastIndexOf(".")));
+        return {code: id.code, at: Date.now()};
+    }
+    """,
+    Output(ids.DISTRICT_RANK_PICK, "data"),
+    Input({"type": "os-rank", "code": ALL}, "n_clicks"),
+    prevent_initial_call=True,
+)
+
+
 @callback(
     Output(ids.STREET, "data"),
     Input(ids.DISTRICT_AREAS, "clickData"),
-    Input({"type": "os-rank", "code": ALL}, "n_clicks"),
+    Input(ids.DISTRICT_RANK_PICK, "data"),
     Input("district-clear", "n_clicks"),
     State(ids.STREET, "data"),
     State(ids.DISTRICT_STATE, "data"),
     prevent_initial_call=True,
 )
-def choose_street(feature, _rank_clicks, _clear, current, state):
+def choose_street(feature, rank_pick, _clear, current, state):
     """Clicking a street (map or ranking) scopes the page to it; clicking it again un-scopes."""
     district = _district(state)
     trigger = ctx.triggered_id
     if trigger == "district-clear":
         return None
-    if isinstance(trigger, dict):
-        if not ctx.triggered[0].get("value"):
-            raise PreventUpdate  # a re-rendered ranking resets n_clicks to 0
-        code = trigger.get("code")
+    if trigger == ids.DISTRICT_RANK_PICK:
+        code = rank_pick.get("code") if isinstance(rank_pick, dict) else None
     else:
         code = (
             (feature or {}).get("properties", {}).get("code") if isinstance(feature, dict) else None

@@ -262,3 +262,40 @@ def test_stale_badges_fit_every_panel_header(live_server_fast, live_engine, brow
                 assert badge["height"] <= title["height"] * 1.2, (name, viewport, title, badge)
             screenshot(page, f"{name}-stale")
         page.context.close()
+
+
+def test_a_refreshing_district_posts_only_its_panels_and_the_ranking_still_clicks(
+    live_server_fast, browser
+):
+    page, log = open_page(browser)
+    posted: list[str] = []
+    rankings_drawn: list[bool] = []
+
+    def remember(request) -> None:
+        if request.url.endswith("/_dash-update-component"):
+            posted.append(str((request.post_data_json or {}).get("output", "")))
+
+    def drawn(response) -> None:
+        if response.url.endswith("/_dash-update-component") and response.status == 200:
+            rankings_drawn.append('"district-ranking"' in response.text())
+
+    page.on("request", remember)
+    page.goto(live_server_fast + f"/district/{PUDONG}")
+    wait_ready(page)
+    page.on("response", drawn)
+    posted.clear()
+    page.wait_for_timeout((2 * LIVE_REFRESH_SECONDS + 1) * 1000)
+    # the page refreshed and sent its ranking anew...
+    assert sum("district-tiles" in output for output in posted) >= 2
+    assert any(rankings_drawn)
+    # ...which asked the server nothing else: re-rendered rows are not clicks
+    assert [output for output in posted if "os-query-store" in output] == [], posted
+    ranking = page.locator("#district-ranking button")
+    name = ranking.first.locator("span").first.inner_text()
+    ranking.first.click()
+    expect(page.locator(".os-crumb-current")).to_have_text(name)
+    # the same street again un-scopes the page
+    page.locator("#district-ranking button.os-rank-selected").click()
+    expect(page.locator(".os-crumb-current")).not_to_have_text(name)
+    page.context.close()
+    assert log.errors == [], log.errors
