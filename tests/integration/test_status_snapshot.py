@@ -1,0 +1,162 @@
+"""The status snapshot: refresh_status() counts what a plain recount over the devices counts,
+after every kind of change, and rewrites only the rows whose counts moved."""
+
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+from alembic import command
+
+from data import migrate
+
+pytestmark = pytest.mark.integration
+
+# the definition of the snapshot, written as plainly as possible: the function must agree with it
+RECOUNT = """
+WITH s AS (
+    SELECT d.street_code, d.district_adcode, d.cell, t.category_code,
+           d.status = 'maintenance' AS in_maintenance,
+           (d.status = 'active' AND l.ts IS NOT NULL
+            AND l.ts > :at - greatest(3 * t.interval_s, 600) * interval '1 second') AS online,
+           coalesce(l.level, 0) AS level
+    FROM device d
+    JOIN device_type t ON t.id = d.type_id
+    LEFT JOIN device_latest l ON l.device_id = d.id
+    WHERE d.status <> 'retired'
+)
+SELECT {keys}, count(*), count(*) FILTER (WHERE online),
+       count(*) FILTER (WHERE online AND level = 1),
+       count(*) FILTER (WHERE online AND level = 2){extra}
+FROM s {join}
+GROUP BY {keys}
+"""
+STREET_RECOUNT = RECOUNT.format(
+    keys="street_code, category_code, district_adcode",
+    extra=", count(*) FILTER (WHERE in_maintenance)",
+    join="",
+)
+CELL_RECOUNT = RECOUNT.format(
+    keys="s.cell, s.category_code, g.district_adcode, g.street_code",
+    extra="",
+    join="JOIN grid_cell g ON g.cell = s.cell",
+)
+
+
+def snapshot(conn: sa.Connection) -> tuple[set, set]:
+    streets = conn.execute(
+        sa.text(
+            "SELECT street_code, category_code, district_adcode, devices_total, devices_online,"
+            " devices_warning, devices_alarm, devices_maintenance FROM street_status"
+        )
+    )
+    cells = conn.execute(
+        sa.text(
+            "SELECT cell, category_code, district_adcode, street_code, devices_total,"
+            " devices_online, devices_warning, devices_alarm FROM cell_status"
+        )
+    )
+    return {tuple(row) for row in streets}, {tuple(row) for row in cells}
+
+
+def recount(conn: sa.Connection, at) -> tuple[set, set]:
+    streets = conn.execute(sa.text(STREET_RECOUNT), {"at": at})
+    cells = conn.execute(sa.text(CELL_RECOUNT), {"at": at})
+    return {tuple(row) for row in streets}, {tuple(row) for row in cells}
+
+
+def refresh(conn: sa.Connection, at) -> int:
+    return conn.execute(sa.text("SELECT refresh_status(:at)"), {"at": at}).scalar_one()
+
+
+def test_snapshot_matches_a_recount_after_every_kind_of_change(engine, seeded):
+    at = seeded.end
+    with engine.connect() as conn, conn.begin() as outer:
+        refresh(conn, at)
+        streets, cells = snapshot(conn)
+        assert (streets, cells) == recount(conn, at)
+        assert len(cells) > 100 and sum(row[4] for row in cells) > 0
+        # time passes: devices drop offline; some alarm, one goes into maintenance, one is
+        # retired, one moves to another street and cell, one reports for the first time
+        later = at + timedelta(minutes=20)
+        ids = conn.execute(sa.text("SELECT id FROM device ORDER BY id LIMIT 6")).scalars().all()
+        conn.execute(
+            sa.text("UPDATE device_latest SET level = 2, ts = :later WHERE device_id = :id"),
+            {"later": later, "id": ids[0]},
+        )
+        conn.execute(
+            sa.text("UPDATE device_latest SET level = 1, ts = :later WHERE device_id = :id"),
+            {"later": later, "id": ids[1]},
+        )
+        conn.execute(
+            sa.text("UPDATE device SET status = 'maintenance' WHERE id = :id"), {"id": ids[2]}
+        )
+        conn.execute(sa.text("UPDATE device SET status = 'retired' WHERE id = :id"), {"id": ids[3]})
+        conn.execute(
+            sa.text(
+                "UPDATE device SET (street_code, district_adcode, cell) ="
+                " (SELECT street_code, district_adcode, cell FROM device"
+                "  WHERE street_code <> (SELECT street_code FROM device WHERE id = :id)"
+                "  AND cell IS NOT NULL ORDER BY id DESC LIMIT 1) WHERE id = :id"
+            ),
+            {"id": ids[4]},
+        )
+        conn.execute(sa.text("DELETE FROM device_latest WHERE device_id = :id"), {"id": ids[5]})
+        # and a whole street's devices retire: its rows must leave the snapshot
+        gone_street = conn.execute(
+            sa.text("SELECT street_code FROM device ORDER BY id DESC LIMIT 1")
+        ).scalar_one()
+        conn.execute(
+            sa.text("UPDATE device SET status = 'retired' WHERE street_code = :s"),
+            {"s": gone_street},
+        )
+        devices = refresh(conn, later)
+        assert (streets_after := snapshot(conn)) == recount(conn, later)
+        assert streets_after != (streets, cells)
+        assert not any(row[0] == gone_street for row in streets_after[0])
+        assert (
+            devices
+            == conn.execute(
+                sa.text("SELECT count(*) FROM device WHERE status <> 'retired'")
+            ).scalar_one()
+        )
+        outer.rollback()
+
+
+def test_unchanged_counts_are_not_rewritten(engine, seeded):
+    with engine.connect() as conn, conn.begin() as outer:
+        refresh(conn, seeded.end)
+        # a row written again gets a new place in the table (ctid), even in one transaction
+        first = dict(
+            conn.execute(sa.text("SELECT cell || category_code, ctid::text FROM cell_status")).all()
+        )
+        one = conn.execute(sa.text("SELECT id FROM device ORDER BY id LIMIT 1")).scalar_one()
+        conn.execute(
+            sa.text("UPDATE device_latest SET level = 2 WHERE device_id = :id"), {"id": one}
+        )
+        refresh(conn, seeded.end)
+        second = dict(
+            conn.execute(sa.text("SELECT cell || category_code, ctid::text FROM cell_status")).all()
+        )
+        rewritten = {key for key, place in second.items() if first.get(key) != place}
+        outer.rollback()
+    # one device changed level: at most its cell's row is written again, not the 100s of others
+    assert len(first) > 100
+    assert len(rewritten) <= 1
+
+
+def test_status_revision_migrates_down_and_up(scratch_db):
+    migrate.upgrade(scratch_db)
+    with scratch_db.begin() as conn:
+        command.downgrade(migrate._alembic_config(conn), "0004")
+    assert migrate.current_revision(scratch_db) == "0004"
+    with scratch_db.connect() as conn:
+        source = conn.execute(
+            sa.text("SELECT prosrc FROM pg_proc WHERE proname = 'refresh_status'")
+        )
+        assert "status_now" in source.scalar_one()
+    migrate.upgrade(scratch_db)
+    with scratch_db.connect() as conn:
+        source = conn.execute(
+            sa.text("SELECT prosrc FROM pg_proc WHERE proname = 'refresh_status'")
+        )
+        assert "GROUPING SETS" in source.scalar_one()
