@@ -185,14 +185,17 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             workers = 1
     from ingest.maintenance import start_maintenance
 
+    jobs_engine = _background_engine(engine)
     start_maintenance(
-        engine,
+        jobs_engine,
         status_interval_s=settings.status_refresh_seconds,
         reading_retention_days=settings.reading_retention_days,
         rollup_retention_days=settings.rollup_retention_days,
     )
     web = _web_child(settings, host=host, port=port, workers=workers) if workers > 1 else None
-    supervisor, rules = _start_live_city(args, settings, engine=engine, port=port, web=web)
+    supervisor, rules = _start_live_city(
+        args, settings, engine=engine, jobs_engine=jobs_engine, port=port, web=web
+    )
     displays = _local_display_tokens(engine, settings)
     where = f"{workers} gunicorn workers" if web else "one process"
     redis = "shared cache on Redis" if settings.redis_url else "no Redis: per-process cache"
@@ -332,7 +335,7 @@ def cmd_jobs(args: argparse.Namespace, settings: Settings) -> int:
     from ingest.rules_engine import start_rules
 
     _terminate_on_sigterm()
-    engine = get_engine()
+    engine = _background_engine(get_engine())
     maintenance = start_maintenance(
         engine,
         status_interval_s=settings.status_refresh_seconds,
@@ -371,14 +374,23 @@ def _local_display_tokens(engine, settings: Settings) -> dict[str, str]:
         return {}
 
 
-def _start_live_city(args: argparse.Namespace, settings: Settings, *, engine, port: int, web):
+def _background_engine(engine):
+    """An engine on the same database for the background jobs (see create_background_engine)."""
+    from data.engine import create_background_engine
+
+    return create_background_engine(engine.url.render_as_string(hide_password=False))
+
+
+def _start_live_city(
+    args: argparse.Namespace, settings: Settings, *, engine, jobs_engine, port: int, web
+):
     """The incident rules (a thread), and supervised child processes: the web server when
     `web`, and unless switched off the MQTT broker's ingest worker and the simulator."""
     from data.ingest_store import create_token, ensure_source
     from ingest.rules_engine import start_rules
     from ingest.supervisor import Child, Supervisor
 
-    rules = start_rules(engine, interval_s=settings.rules_interval_seconds)
+    rules = start_rules(jobs_engine, interval_s=settings.rules_interval_seconds)
     children = [web] if web is not None else []
     if not args.no_ingest:
         from ingest.broker import broker_url
@@ -798,7 +810,7 @@ def cmd_rules_run(args: argparse.Namespace, settings: Settings) -> int:
     from ingest.rules_engine import start_rules
 
     _terminate_on_sigterm()
-    loop = start_rules(get_engine(), interval_s=settings.rules_interval_seconds)
+    loop = start_rules(_background_engine(get_engine()), interval_s=settings.rules_interval_seconds)
     print(f"incident rules running every {settings.rules_interval_seconds:g} s (Ctrl-C stops)")
     try:
         while loop.thread.is_alive():

@@ -61,8 +61,9 @@ def resolve_database_url(settings: Settings) -> str:
     return embedded_cluster(settings).ensure_running()
 
 
-def create_db_engine(url: str, *, pool_size: int = 5) -> Engine:
-    """A psycopg 3 engine for `url`, with a readable error for a malformed URL."""
+def create_db_engine(url: str, *, pool_size: int = 5, server_options: str = "") -> Engine:
+    """A psycopg 3 engine for `url`, with a readable error for a malformed URL
+    (`server_options`: settings for every session, as in libpq's `options`)."""
     try:
         parsed = make_url(url)
     except ArgumentError as exc:
@@ -78,8 +79,51 @@ def create_db_engine(url: str, *, pool_size: int = 5) -> Engine:
         pool_size=pool_size,
         max_overflow=10,
         pool_pre_ping=True,
-        connect_args={"connect_timeout": 5, "application_name": "onescreen"},
+        connect_args={
+            "connect_timeout": 5,
+            "application_name": "onescreen",
+            **({"options": server_options} if server_options else {}),
+        },
     )
+
+
+# background jobs (status snapshot, incident rules, retention) yield the CPU to the dashboards
+BACKGROUND_NICENESS = 10
+
+
+def create_background_engine(url: str) -> Engine:
+    """An engine for background jobs: one core per query at most, and — when PostgreSQL runs
+    on this machine and its backends are ours to see — below the dashboards' CPU priority."""
+    # on a small machine a parallel scan for a job takes every core the dashboards wait for
+    engine = create_db_engine(
+        url, pool_size=2, server_options="-c max_parallel_workers_per_gather=0"
+    )
+    sa.event.listen(engine, "connect", _lower_backend_priority)
+    return engine
+
+
+def _lower_backend_priority(dbapi_connection, _record) -> None:
+    """Renice this connection's backend if it is a process of this machine's PostgreSQL."""
+    try:
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid(), current_setting('data_directory')")
+            pid, data_directory = cursor.fetchone()
+    except Exception as exc:  # a role that may not read the setting: leave the priority be
+        log.debug("background priority not set: %s", exc)
+        pid = data_directory = None
+    dbapi_connection.rollback()
+    if pid is None:
+        return
+    try:
+        # the same pid on another machine would be some other process: only ours if it works
+        # in the data directory this server reports
+        if os.path.realpath(f"/proc/{pid}/cwd") != os.path.realpath(data_directory):
+            return
+        os.setpriority(
+            os.PRIO_PROCESS, pid, max(os.getpriority(os.PRIO_PROCESS, pid), BACKGROUND_NICENESS)
+        )
+    except OSError as exc:
+        log.debug("background priority not set for backend %s: %s", pid, exc)
 
 
 def describe_url(url: str) -> str:
