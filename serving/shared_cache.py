@@ -46,6 +46,8 @@ LOCK_SECONDS = 30.0
 # a worker with nothing to serve waits this long for the leader before computing itself
 WAIT_FOR_LEADER_S = 5.0
 _POLL_S = 0.01
+# how many periods old a copy may be and still serve while its renewal is under way
+STALE_PERIODS = 3
 
 
 @dataclass(frozen=True)
@@ -167,7 +169,13 @@ class SharedCache:
                     flight = self._flights[key] = threading.Event()
             if leader:
                 break
-            # another thread of this worker is fetching or computing it: share its answer
+            if entry is not None and self._clock() - entry.computed_at < self._serve_stale_for():
+                # another thread of this worker is renewing it: the previous copy will do, as
+                # it does while another worker renews it (a wait here holds up a whole
+                # request thread for a query's duration)
+                self.stats.stale_served += 1
+                return entry.cached
+            # nothing (recent) to serve: share the other thread's answer
             flight.wait(LOCK_SECONDS)
         try:
             return self._fetch_or_compute(fn, kwargs, key, name, stale=entry)
@@ -208,6 +216,10 @@ class SharedCache:
         version = self._events.state.version if self._events is not None else None
         quiet = version is not None and entry.version == version
         return quiet and now - entry.computed_at < self.period_seconds + self.quiet_seconds
+
+    def _serve_stale_for(self) -> float:
+        # at most a few refreshes old: older than that, a viewer waits for the fresh one
+        return STALE_PERIODS * self.period_seconds + self.quiet_seconds
 
     def _period_of(self, key: str, moment: float) -> int:
         # periods are fixed slots of the clock, each key's shifted by its own phase: a key asked

@@ -14,7 +14,7 @@ from config import get_settings
 from data.embedded import free_port
 from serving import events
 from serving.events import EventListener
-from serving.shared_cache import KEY_PREFIX, LOCK_PREFIX, SharedCache
+from serving.shared_cache import KEY_PREFIX, LOCK_PREFIX, STALE_PERIODS, SharedCache
 
 
 class Clock:
@@ -182,6 +182,57 @@ def test_threads_of_one_worker_share_one_computation(client):
     for thread in threads:
         thread.join()
     assert query.calls == 1 and len(results) == 8
+
+
+class Slow(Counted):
+    """A query whose duration is set on it, not passed (arguments are part of the key)."""
+
+    pause = 0.0
+
+    def __call__(self, *, district: str = "*") -> dict:
+        return super().__call__(district=district, pause=self.pause)
+
+
+def renewal_under_way(cache: SharedCache, query: Slow) -> threading.Thread:
+    """Start a thread renewing `query`'s result (slowly); return once it has begun."""
+    query.pause = 0.5
+    calls = query.calls
+    thread = threading.Thread(target=lambda: cache.get(query, "*"))
+    thread.start()
+    deadline = time.monotonic() + 5
+    while query.calls == calls and time.monotonic() < deadline:
+        time.sleep(0.005)
+    return thread
+
+
+def test_a_thread_with_the_previous_copy_does_not_wait_for_another_threads_renewal(client):
+    clock = Clock()
+    query = Slow()
+    cache = make_cache(client, clock=clock, period=5.0)
+    first = cache.get(query, "*")
+    clock.now += 5.0  # the next period: due
+    renewing = renewal_under_way(cache, query)
+    started = time.monotonic()
+    again = cache.get(query, "*")
+    waited = time.monotonic() - started
+    renewing.join()
+    assert again.value == first.value and waited < 0.25
+    assert cache.stats.stale_served == 1
+    # and the renewal's result is what the next request gets
+    assert cache.get(query, "*").value["call"] == 2 and query.calls == 2
+
+
+def test_a_copy_several_periods_old_waits_for_the_renewal_instead(client):
+    clock = Clock()
+    query = Slow()
+    cache = make_cache(client, clock=clock, period=5.0)
+    cache.get(query, "*")
+    clock.now += 5.0 * STALE_PERIODS + 1
+    renewing = renewal_under_way(cache, query)
+    again = cache.get(query, "*")
+    renewing.join()
+    assert again.value["call"] == 2 and query.calls == 2
+    assert cache.stats.stale_served == 0
 
 
 def test_entries_not_signed_with_our_key_are_never_unpickled(client, tmp_path: Path):
