@@ -9,6 +9,7 @@ import stat
 from functools import lru_cache
 from pathlib import Path
 
+import psycopg
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
@@ -108,7 +109,7 @@ def _lower_backend_priority(dbapi_connection, _record) -> None:
         with dbapi_connection.cursor() as cursor:
             cursor.execute("SELECT pg_backend_pid(), current_setting('data_directory')")
             pid, data_directory = cursor.fetchone()
-    except Exception as exc:  # a role that may not read the setting: leave the priority be
+    except psycopg.Error as exc:  # a role that may not read the setting: leave it be
         log.debug("background priority not set: %s", exc)
         pid = data_directory = None
     dbapi_connection.rollback()
