@@ -128,7 +128,9 @@ def _wait_until_ready(
 
 def stop_process_group(process: subprocess.Popen) -> None:
     """SIGTERM the process group `process` leads, SIGKILL whatever of it lingers."""
-    for sig, wait_s in ((signal.SIGTERM, 20), (signal.SIGKILL, 5)):
+    # serve's own shutdown may take 10 s for the rules and 20 s for its children: killing it
+    # sooner left the Redis it started running
+    for sig, wait_s in ((signal.SIGTERM, 45), (signal.SIGKILL, 5)):
         try:
             os.killpg(process.pid, sig)
         except ProcessLookupError:
