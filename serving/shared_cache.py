@@ -46,8 +46,6 @@ LOCK_SECONDS = 30.0
 # a worker with nothing to serve waits this long for the leader before computing itself
 WAIT_FOR_LEADER_S = 5.0
 _POLL_S = 0.01
-# how many periods old a copy may be and still serve while its renewal is under way
-STALE_PERIODS = 3
 
 
 @dataclass(frozen=True)
@@ -169,7 +167,7 @@ class SharedCache:
                     flight = self._flights[key] = threading.Event()
             if leader:
                 break
-            if entry is not None and self._clock() - entry.computed_at < self._serve_stale_for():
+            if entry is not None and self._clock() - entry.computed_at <= self._serve_stale_for():
                 # another thread of this worker is renewing it: the previous copy will do, as
                 # it does while another worker renews it (a wait here holds up a whole
                 # request thread for a query's duration)
@@ -218,8 +216,9 @@ class SharedCache:
         return quiet and now - entry.computed_at < self.period_seconds + self.quiet_seconds
 
     def _serve_stale_for(self) -> float:
-        # at most a few refreshes old: older than that, a viewer waits for the fresh one
-        return STALE_PERIODS * self.period_seconds + self.quiet_seconds
+        # no older than a current copy may be (a period, and the quiet allowance, which is sized
+        # so no freshness badge turns amber): an older one waits for the renewal
+        return self.period_seconds + self.quiet_seconds
 
     def _period_of(self, key: str, moment: float) -> int:
         # periods are fixed slots of the clock, each key's shifted by its own phase: a key asked
