@@ -62,6 +62,12 @@ def upgrade(engine: Engine, *, revision: str = "head") -> None:
         command.upgrade(_alembic_config(conn), revision)
 
 
+def downgrade(engine: Engine, *, revision: str) -> None:
+    """Take the schema back to `revision` (each revision's downgrade in turn)."""
+    with engine.begin() as conn:
+        command.downgrade(_alembic_config(conn), revision)
+
+
 def require_current_schema(engine: Engine) -> None:
     """Raise SchemaOutOfDate unless the database is at the code's head revision."""
     current = current_revision(engine)

@@ -308,13 +308,10 @@ def test_the_audit_log_keeps_who_did_what(engine, seeded):
 
 
 def test_access_migration_goes_down_and_up(scratch_db):
-    from alembic import command
-
     from data import migrate
 
     migrate.upgrade(scratch_db)
-    with scratch_db.begin() as conn:
-        command.downgrade(migrate._alembic_config(conn), "0003")
+    migrate.downgrade(scratch_db, revision="0003")
     with scratch_db.connect() as conn:
         gone = conn.execute(
             sa.text("SELECT to_regclass('app_user'), to_regclass('audit_log')")

@@ -8,7 +8,6 @@ import stat
 
 import pytest
 import sqlalchemy as sa
-from alembic import command
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -488,8 +487,7 @@ def test_cli_help_for_display_commands(run):
 def test_display_tables_migrate_down_and_up(scratch_db):
     migrate.upgrade(scratch_db)
     assert migrate.current_revision(scratch_db) == migrate.head_revision()
-    with scratch_db.begin() as conn:
-        command.downgrade(migrate._alembic_config(conn), "0002")
+    migrate.downgrade(scratch_db, revision="0002")
     assert migrate.current_revision(scratch_db) == "0002"
     with scratch_db.connect() as conn:
         left = conn.execute(

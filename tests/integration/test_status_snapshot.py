@@ -5,7 +5,6 @@ from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
-from alembic import command
 
 from data import migrate
 
@@ -146,8 +145,7 @@ def test_unchanged_counts_are_not_rewritten(engine, seeded):
 
 def test_status_revision_migrates_down_and_up(scratch_db):
     migrate.upgrade(scratch_db)
-    with scratch_db.begin() as conn:
-        command.downgrade(migrate._alembic_config(conn), "0004")
+    migrate.downgrade(scratch_db, revision="0004")
     assert migrate.current_revision(scratch_db) == "0004"
     with scratch_db.connect() as conn:
         source = conn.execute(
