@@ -167,7 +167,7 @@ class SharedCache:
                     flight = self._flights[key] = threading.Event()
             if leader:
                 break
-            if entry is not None and self._clock() - entry.computed_at <= self._serve_stale_for():
+            if entry is not None and self._clock() - entry.computed_at <= self._max_age():
                 # another thread of this worker is renewing it: the previous copy will do, as
                 # it does while another worker renews it (a wait here holds up a whole
                 # request thread for a query's duration)
@@ -213,11 +213,11 @@ class SharedCache:
             return True
         version = self._events.state.version if self._events is not None else None
         quiet = version is not None and entry.version == version
-        return quiet and now - entry.computed_at < self.period_seconds + self.quiet_seconds
+        return quiet and now - entry.computed_at < self._max_age()
 
-    def _serve_stale_for(self) -> float:
-        # no older than a current copy may be (a period, and the quiet allowance, which is sized
-        # so no freshness badge turns amber): an older one waits for the renewal
+    def _max_age(self) -> float:
+        # the oldest a copy may be when served: a period, and the quiet allowance, which is
+        # sized so no freshness badge turns amber
         return self.period_seconds + self.quiet_seconds
 
     def _period_of(self, key: str, moment: float) -> int:
