@@ -76,7 +76,9 @@ BEGIN
     WHERE NOT EXISTS (
         SELECT 1 FROM cell_counts c WHERE c.cell = s.cell AND c.category_code = s.category_code
     );
-    -- most cells keep their counts from one refresh to the next: rewrite only those that moved
+    -- most cells keep their counts from one refresh to the next: rewrite only those that moved.
+    -- Not an upsert as for streets: over ~107,000 cells at seed scale one join beat a conflict
+    -- probe per row (measured: the whole refresh ~1.7 s against 1.8-2.3 s as an upsert)
     UPDATE cell_status s
     SET district_adcode = c.district_adcode,
         street_code = c.street_code,
