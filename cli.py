@@ -686,7 +686,7 @@ def cmd_users_audit(args: argparse.Namespace, settings: Settings) -> int:
 def _rejected_views(engine, *, views: str) -> list[str]:
     """The items of `views` the wall could not show (all of it when nothing is understood)."""
     from components.playlist import parse_views
-    from data.queries import category_codes, district_codes, street_districts
+    from data.reference_reads import category_codes, district_codes, street_districts
 
     parsed = parse_views(
         views,

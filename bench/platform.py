@@ -17,7 +17,8 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 from config import get_settings
-from data import catalog, migrate, queries, writes
+from data import catalog, migrate, writes
+from data.areas import cell_metrics, district_metrics, street_metrics
 from data.bench_support import (
     copy_into_baseline,
     create_copy_baseline,
@@ -25,8 +26,11 @@ from data.bench_support import (
     fresh_database,
     settle,
 )
+from data.devices import area_series
 from data.embedded import EmbeddedPostgres
 from data.engine import create_db_engine
+from data.incident_reads import incident_timeline
+from data.kpis import area_kpis, city_kpis
 from simulator import city as city_module
 from simulator.seed import geography_from_store, seed_city
 
@@ -50,26 +54,20 @@ def query_latencies(engine, *, at: datetime, repeat: int) -> dict[str, tuple[flo
     """The wall's hot queries, timed warm."""
 
     def pudong() -> None:
-        queries.area_kpis(engine, district=PUDONG, at=at)
-        queries.street_metrics(engine, district=PUDONG, at=at)
+        area_kpis(engine, district=PUDONG, at=at)
+        street_metrics(engine, district=PUDONG, at=at)
 
     return {
-        "city KPIs": timed(lambda: queries.city_kpis(engine, at=at), repeat=repeat),
-        "district choropleth (16)": timed(
-            lambda: queries.district_metrics(engine, at=at), repeat=repeat
-        ),
+        "city KPIs": timed(lambda: city_kpis(engine, at=at), repeat=repeat),
+        "district choropleth (16)": timed(lambda: district_metrics(engine, at=at), repeat=repeat),
         "Pudong district (KPIs + streets)": timed(pudong, repeat=repeat),
-        "Pudong H3 cells": timed(
-            lambda: queries.cell_metrics(engine, district=PUDONG), repeat=repeat
-        ),
+        "Pudong H3 cells": timed(lambda: cell_metrics(engine, district=PUDONG), repeat=repeat),
         "Pudong 24 h series": timed(
-            lambda: queries.area_series(
-                engine, district=PUDONG, start=at.replace(hour=0) - _day(), end=at
-            ),
+            lambda: area_series(engine, district=PUDONG, start=at.replace(hour=0) - _day(), end=at),
             repeat=repeat,
         ),
         "city incident timeline 24 h": timed(
-            lambda: queries.incident_timeline(engine, start=at - _day(), end=at), repeat=repeat
+            lambda: incident_timeline(engine, start=at - _day(), end=at), repeat=repeat
         ),
     }
 

@@ -18,7 +18,12 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from components.panels import report_failure
 from data.errors import OneScreenError
-from data.queries import BOUNDARY_LEVELS, boundaries_geojson, district_codes, reference_version
+from data.reference_reads import (
+    BOUNDARY_LEVELS,
+    boundaries_geojson,
+    district_codes,
+    reference_version,
+)
 from data.scope import get_web_engine
 
 log = logging.getLogger(__name__)

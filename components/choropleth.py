@@ -9,7 +9,7 @@ from html import escape
 
 from components.i18n import t
 from components.theme import HEAT_RAMP
-from data.queries import AreaMetric
+from data.areas import AreaMetric
 
 NO_DATA = "#1a2740"
 INTEGRAL_METRICS = ("open_incidents", "readings_last_hour")

@@ -27,8 +27,9 @@ from components import reference
 from components.auth import current_principal
 from components.panels import report_failure
 from components.theme import STATE_RANK
+from data.checks import InvalidQuery
+from data.devices import area_devices
 from data.errors import OneScreenError
-from data.queries import InvalidQuery, area_devices
 from data.scope import Scope, get_read_engine, scoped
 
 log = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ from components.i18n import t
 from components.state import href
 from components.theme import ACCENT, SEVERITY_COLORS, STATE_COLORS, base_layout, message_figure
 from components.tiles import CITY_TZ
-from data.queries import DeviceDetail
+from data.devices import DeviceDetail
 
 
 def _fmt(value: float | None, device: DeviceDetail) -> str:

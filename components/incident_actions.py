@@ -21,6 +21,7 @@ from components.i18n import t
 from components.live import read, shared_cache
 from components.panels import PANEL_ERRORS, report_failure
 from components.state import language
+from data.incident_reads import incident_detail
 from data.incidents import (
     MAX_NOTE_CHARS,
     IncidentActionError,
@@ -28,7 +29,6 @@ from data.incidents import (
     assignees,
     handle_incident,
 )
-from data.queries import incident_detail
 from data.scope import current_scope, get_web_engine
 
 log = logging.getLogger(__name__)

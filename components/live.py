@@ -26,7 +26,7 @@ from components import ids
 from components.i18n import t
 from config import get_settings
 from data.cache import Cached, TtlCache
-from data.queries import database_now
+from data.clock import database_now
 from data.scope import current_scope, get_read_engine
 from serving.shared_cache import SharedCache, create_shared_cache
 

@@ -14,8 +14,8 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from components import ids
 from components.live import badge
+from data.checks import InvalidQuery
 from data.errors import DatabaseUnavailable, OneScreenError
-from data.queries import InvalidQuery
 
 log = logging.getLogger(__name__)
 

@@ -7,15 +7,8 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from data.queries import (
-    area_bounds,
-    category_codes,
-    district_codes,
-    street_names,
-)
-from data.queries import (
-    street_districts as load_street_districts,
-)
+from data.reference_reads import area_bounds, category_codes, district_codes, street_names
+from data.reference_reads import street_districts as load_street_districts
 from data.scope import get_web_engine
 
 _T = TypeVar("_T")

@@ -8,7 +8,7 @@ from dash import html
 
 from components.i18n import t
 from components.panels import skeleton
-from data.queries import Kpis
+from data.kpis import Kpis
 
 CITY_TZ = ZoneInfo("Asia/Shanghai")
 

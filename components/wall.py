@@ -40,20 +40,19 @@ from components.tiles import skeleton_tiles, tiles_children
 from components.timeline import timeline_figure
 from components.wall_view import attention_children, mask_personal, ranking_children, wall_figure
 from config import PROJECT_ROOT
+from data.areas import district_metrics, street_metrics
+from data.devices import device_series
 from data.displays import DisplayGrant, find_display_grant, get_playlist, touch_display_token
-from data.queries import (
+from data.incident_reads import (
     IncidentMarks,
-    area_kpis,
-    device_series,
-    district_metrics,
     incident_detail,
     incident_list,
     incident_marks,
     incident_statuses,
     incident_timeline,
     new_critical_incidents,
-    street_metrics,
 )
+from data.kpis import area_kpis
 from data.scope import CITY, Scope, get_web_engine, set_scope
 
 log = logging.getLogger(__name__)

@@ -11,7 +11,7 @@ from dash import html
 from components.choropleth import format_value, metric_value
 from components.i18n import name, t
 from components.tiles import CITY_TZ
-from data.queries import AreaMetric
+from data.areas import AreaMetric
 
 # categories whose incidents describe people at home: a public kiosk shows them only as counts
 PERSONAL_CATEGORIES = frozenset({"elderly"})

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from ingest.rules import US, Escalate, Open, Reading, Resolve, Rule, State
+from data.rule_types import US, Escalate, Open, Reading, Resolve, Rule, State
 
 ACTOR = "system:rules"
 RULES_LOCK = "onescreen.rules"

@@ -14,15 +14,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from data import rules_store
-from ingest.rules import (
-    Escalate,
-    Open,
-    Resolve,
-    Rule,
-    advance_device,
-    offline_limit_s,
-    rules_for_type,
-)
+from data.rule_types import Escalate, Open, Resolve, Rule
+from ingest.rules import advance_device, offline_limit_s, rules_for_type
 from serving.events import announce_new_data
 
 log = logging.getLogger(__name__)

@@ -18,7 +18,8 @@ from components.panels import PANEL_ERRORS, guard, panel, report_failure, unavai
 from components.shell import create_page, crumb_links
 from components.state import href, language, pick
 from components.theme import message_figure
-from data.queries import device_detail, device_series, incident_list
+from data.devices import device_detail, device_series
+from data.incident_reads import incident_list
 
 log = logging.getLogger(__name__)
 

@@ -43,15 +43,10 @@ from components.state import LAYERS, METRICS, href, language, pick
 from components.theme import message_figure
 from components.tiles import create_tiles, tiles_children
 from components.timeline import timeline_figure
+from data.areas import cell_metrics, street_metrics
 from data.cache import Cached
-from data.queries import (
-    area_kpis,
-    cell_metrics,
-    incident_handling_timeline,
-    incident_list,
-    incident_timeline,
-    street_metrics,
-)
+from data.incident_reads import incident_handling_timeline, incident_list, incident_timeline
+from data.kpis import area_kpis
 
 log = logging.getLogger(__name__)
 

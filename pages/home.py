@@ -34,13 +34,9 @@ from components.state import METRICS, STACKS, href, language, pick
 from components.theme import message_figure
 from components.tiles import CITY_TZ, create_tiles, tiles_children
 from components.timeline import timeline_figure
-from data.queries import (
-    city_kpis,
-    district_metrics,
-    incident_handling_timeline,
-    incident_list,
-    incident_timeline,
-)
+from data.areas import district_metrics
+from data.incident_reads import incident_handling_timeline, incident_list, incident_timeline
+from data.kpis import city_kpis
 
 log = logging.getLogger(__name__)
 

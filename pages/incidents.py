@@ -47,7 +47,8 @@ from components.state import (
 )
 from components.theme import SEVERITY_COLORS, TEXT, message_figure
 from components.tiles import CITY_TZ
-from data.queries import device_series, incident_detail, incident_events, incident_list
+from data.devices import device_series
+from data.incident_reads import incident_detail, incident_events, incident_list
 
 log = logging.getLogger(__name__)
 

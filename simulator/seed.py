@@ -16,8 +16,8 @@ from data import catalog, geo, writes
 from data.errors import AlreadySeeded
 from data.incidents import ensure_default_teams
 from data.migrate import require_current_schema
-from data.queries import grid_cell_ids
 from data.reference_data import GRID_RESOLUTION, load_reference_data, streets_frame
+from data.reference_reads import grid_cell_ids
 from simulator.city import (
     SCALES,
     City,

@@ -8,7 +8,8 @@ import pytest
 import sqlalchemy as sa
 from playwright.sync_api import Page, expect
 
-from data.queries import area_kpis, city_kpis, street_names
+from data.kpis import area_kpis, city_kpis
+from data.reference_reads import street_names
 from tests.browser.conftest import VIEWPORTS, open_page, screenshot
 
 PUDONG = "310115"

@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 from playwright.sync_api import Page, Route, expect
 
-from data.queries import city_kpis
+from data.kpis import city_kpis
 from data.writes import ReadingBatch, insert_readings
 from tests.browser.conftest import (
     LIVE_REFRESH_SECONDS,

@@ -52,7 +52,7 @@ def test_shell_is_served_without_cdn(app, engine):
 
 
 def test_overview_layout_carries_the_first_map_colours(app, engine):
-    from data.queries import district_metrics
+    from data.areas import district_metrics
 
     reference.clear()
     page = next(p for p in dash.page_registry.values() if p["path"] == "/")

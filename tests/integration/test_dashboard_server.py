@@ -12,8 +12,10 @@ from components import reference
 from components.boundaries import boundary_url
 from components.device_layer import devices_url
 from config import get_settings
+from data.areas import cell_metrics
+from data.devices import area_devices
 from data.engine import get_engine
-from data.queries import area_devices, area_kpis, cell_metrics
+from data.kpis import area_kpis
 from tests.dash_client import client_for, post_callback, sign_in
 
 pytestmark = pytest.mark.integration

@@ -219,7 +219,7 @@ def test_bad_actions_notes_and_assignees_are_refused_with_reasons(engine, web_en
 
 
 def test_mean_times_to_acknowledge_and_resolve_follow_the_handling(engine, web_engine):
-    from data.queries import area_kpis
+    from data.kpis import area_kpis
 
     incident = _open_incident(engine, district=PUDONG)
     with scoped(Scope(CITY, actor="city-op")):

@@ -6,7 +6,12 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from data import queries
+from data.areas import cell_metrics, district_metrics, street_metrics
+from data.checks import DEVICE_STATES, SEVERITIES, InvalidQuery
+from data.devices import area_devices, area_series, device_detail, device_series, type_series
+from data.incident_reads import incident_events, incident_list, incident_timeline
+from data.kpis import city_kpis
+from data.reference_reads import category_codes
 from tests.conftest import SEED_END
 
 pytestmark = pytest.mark.integration
@@ -39,7 +44,7 @@ def device_states(engine):
 
 
 def test_city_kpis_match_base_tables(engine, seeded):
-    kpis = queries.city_kpis(engine, at=SEED_END)
+    kpis = city_kpis(engine, at=SEED_END)
     states = device_states(engine)
     assert kpis.devices_total == len(states) == seeded.devices
     assert kpis.devices_online == int(states["online"].sum())
@@ -64,19 +69,17 @@ def test_city_kpis_match_base_tables(engine, seeded):
 
 
 def test_category_filter_rescopes_kpis(engine, seeded):
-    total = queries.city_kpis(engine, at=SEED_END)
-    per_category = [
-        queries.city_kpis(engine, category=c, at=SEED_END) for c in queries.category_codes(engine)
-    ]
+    total = city_kpis(engine, at=SEED_END)
+    per_category = [city_kpis(engine, category=c, at=SEED_END) for c in category_codes(engine)]
     assert sum(k.devices_total for k in per_category) == total.devices_total
     assert sum(k.readings_today for k in per_category) == total.readings_today
     assert sum(k.open_total for k in per_category) == total.open_total
-    flood = queries.city_kpis(engine, category="flood", at=SEED_END)
+    flood = city_kpis(engine, category="flood", at=SEED_END)
     assert 0 < flood.devices_total < total.devices_total
 
 
 def test_district_metrics_cover_the_city(engine, seeded):
-    metrics = queries.district_metrics(engine, at=SEED_END)
+    metrics = district_metrics(engine, at=SEED_END)
     assert len(metrics) == 16
     states = device_states(engine)
     by_district = states.groupby("district_adcode").size()
@@ -101,17 +104,17 @@ def test_district_metrics_cover_the_city(engine, seeded):
 
 
 def test_street_metrics_of_pudong(engine, seeded):
-    streets = queries.street_metrics(engine, district=PUDONG, at=SEED_END)
+    streets = street_metrics(engine, district=PUDONG, at=SEED_END)
     expected = frame(engine, "SELECT code FROM street WHERE district_adcode = :d", d=PUDONG)
     assert sorted(s.code for s in streets) == sorted(expected["code"])
     assert all(s.approximate for s in streets)
-    district = next(m for m in queries.district_metrics(engine, at=SEED_END) if m.code == PUDONG)
+    district = next(m for m in district_metrics(engine, at=SEED_END) if m.code == PUDONG)
     assert sum(s.devices_total for s in streets) == district.devices_total
     assert sum(s.open_incidents for s in streets) == district.open_incidents
 
 
 def test_cell_metrics_sum_to_district(engine, seeded):
-    cells = queries.cell_metrics(engine, district=PUDONG)
+    cells = cell_metrics(engine, district=PUDONG)
     in_grid = frame(
         engine,
         "SELECT count(*) AS n FROM device d JOIN grid_cell g"
@@ -123,13 +126,13 @@ def test_cell_metrics_sum_to_district(engine, seeded):
 
 
 def test_area_devices_states(engine, seeded):
-    devices = queries.area_devices(engine, district=PUDONG, at=SEED_END)
+    devices = area_devices(engine, district=PUDONG, at=SEED_END)
     states = device_states(engine)
     pudong = states[states["district_adcode"] == PUDONG].set_index("id")
     assert len(devices) == len(pudong)
     merged = devices.set_index("id").join(pudong["state"], rsuffix="_expected")
     assert (merged["state"] == merged["state_expected"]).all()
-    assert set(devices["state"]) <= set(queries.DEVICE_STATES)
+    assert set(devices["state"]) <= set(DEVICE_STATES)
     assert devices["lon"].between(121.0, 122.2).all()
     assert devices["lat"].between(30.6, 31.9).all()
 
@@ -141,27 +144,25 @@ def test_device_detail_and_series(engine, seeded):
             "SELECT device_id FROM reading GROUP BY device_id ORDER BY count(*) DESC LIMIT 1",
         )["device_id"][0]
     )
-    detail = queries.device_detail(engine, device_id=device_id, at=SEED_END)
+    detail = device_detail(engine, device_id=device_id, at=SEED_END)
     assert detail is not None and detail.id == device_id
     assert detail.normal_min <= detail.normal_max
     raw = frame(
         engine, "SELECT ts, value FROM reading WHERE device_id = :d ORDER BY ts", d=device_id
     )
     start, end = SEED_END - timedelta(days=1), SEED_END + timedelta(minutes=1)
-    series = queries.device_series(engine, device_id=device_id, start=start, end=end)
+    series = device_series(engine, device_id=device_id, start=start, end=end)
     assert series["value"].tolist() == raw["value"].tolist()
-    hourly = queries.device_series(
-        engine, device_id=device_id, start=start, end=end, bucket_seconds=3600
-    )
+    hourly = device_series(engine, device_id=device_id, start=start, end=end, bucket_seconds=3600)
     assert hourly["value"].mean() == pytest.approx(
         raw.set_index("ts")["value"].groupby(lambda t: t.floor("h")).mean().mean(), rel=1e-6
     )
-    assert queries.device_detail(engine, device_id=10**12) is None
+    assert device_detail(engine, device_id=10**12) is None
 
 
 def test_area_and_type_series_from_rollups(engine, seeded):
     start, end = SEED_END - timedelta(hours=6), SEED_END + timedelta(minutes=15)
-    series = queries.area_series(engine, start=start, end=end, district=PUDONG)
+    series = area_series(engine, start=start, end=end, district=PUDONG)
     truth = frame(
         engine,
         "SELECT count(*) AS n FROM reading r JOIN device d ON d.id = r.device_id"
@@ -180,7 +181,7 @@ def test_area_and_type_series_from_rollups(engine, seeded):
             d=PUDONG,
         )["type_id"][0]
     )
-    hourly = queries.type_series(engine, type_id=type_id, start=start, end=end, district=PUDONG)
+    hourly = type_series(engine, type_id=type_id, start=start, end=end, district=PUDONG)
     raw = frame(
         engine,
         "SELECT avg(value) AS mean, max(value) AS mx FROM reading r"
@@ -198,7 +199,7 @@ def test_area_and_type_series_from_rollups(engine, seeded):
 
 def test_incident_timeline_and_list(engine, seeded):
     start, end = SEED_END - timedelta(hours=24), SEED_END + timedelta(seconds=1)
-    timeline = queries.incident_timeline(engine, start=start, end=end)
+    timeline = incident_timeline(engine, start=start, end=end)
     total = frame(
         engine,
         "SELECT count(*) AS n FROM incident WHERE opened_at >= :s AND opened_at < :e",
@@ -206,14 +207,14 @@ def test_incident_timeline_and_list(engine, seeded):
         e=end,
     )["n"][0]
     assert timeline["incidents"].sum() == total > 0
-    assert set(timeline["severity"]) <= set(queries.SEVERITIES)
-    listed = queries.incident_list(engine, start=start, end=end, limit=10_000)
+    assert set(timeline["severity"]) <= set(SEVERITIES)
+    listed = incident_list(engine, start=start, end=end, limit=10_000)
     assert len(listed) == total
     assert listed["opened_at"].is_monotonic_decreasing
-    critical = queries.incident_list(engine, start=start, end=end, severities=("critical",))
+    critical = incident_list(engine, start=start, end=end, severities=("critical",))
     assert (critical["severity"] == "critical").all()
     first = int(listed["id"].iloc[-1])
-    events = queries.incident_events(engine, incident_id=first)
+    events = incident_events(engine, incident_id=first)
     assert events["kind"].iloc[0] == "opened"
     assert events["at"].is_monotonic_increasing
 
@@ -221,17 +222,17 @@ def test_incident_timeline_and_list(engine, seeded):
 @pytest.mark.parametrize(
     "call",
     [
-        lambda e: queries.street_metrics(e, district="31011"),
-        lambda e: queries.street_metrics(e, district="310115' OR 1=1 --"),
-        lambda e: queries.city_kpis(e, category="Flood; DROP TABLE device"),
-        lambda e: queries.area_devices(e),
-        lambda e: queries.device_detail(e, device_id=-1),
-        lambda e: queries.incident_timeline(e, start=SEED_END, end=SEED_END - timedelta(hours=1)),
-        lambda e: queries.incident_list(
+        lambda e: street_metrics(e, district="31011"),
+        lambda e: street_metrics(e, district="310115' OR 1=1 --"),
+        lambda e: city_kpis(e, category="Flood; DROP TABLE device"),
+        lambda e: area_devices(e),
+        lambda e: device_detail(e, device_id=-1),
+        lambda e: incident_timeline(e, start=SEED_END, end=SEED_END - timedelta(hours=1)),
+        lambda e: incident_list(
             e, start=SEED_END - timedelta(hours=1), end=SEED_END, statuses=("closed",)
         ),
     ],
 )
 def test_bad_arguments_are_refused_before_sql(engine, seeded, call):
-    with pytest.raises(queries.InvalidQuery):
+    with pytest.raises(InvalidQuery):
         call(engine)

@@ -18,10 +18,13 @@ import pytest
 import sqlalchemy as sa
 
 from config import load_settings
-from data import migrate, queries
+from data import migrate
+from data.areas import district_metrics
+from data.devices import device_detail
 from data.embedded import DATABASE_NAME, EmbeddedPostgres, free_port
 from data.engine import create_db_engine
 from data.ingest_store import PartitionCache, store_readings
+from data.kpis import city_kpis
 from data.replica_support import conninfo, create_hot_standby, wait_for_replay
 from data.writes import ReadingBatch
 
@@ -273,11 +276,11 @@ def test_dashboard_reads_do_not_see_what_the_paused_standby_has_not_replayed(rea
         target = _one(pair.primary, "SELECT pg_current_wal_lsn()::text")[0]
         with scoped(Scope(CITY)):
             # the write is on the primary, visible to the web role there
-            on_primary = queries.device_detail(get_web_engine(), device_id=device_id)
+            on_primary = device_detail(get_web_engine(), device_id=device_id)
             assert on_primary is not None and on_primary.last_ts == moment
             live.shared_cache().clear()
-            detail = live.read(queries.device_detail, device_id=device_id).value
-            kpis = live.read(queries.city_kpis, at=moment).value
+            detail = live.read(device_detail, device_id=device_id).value
+            kpis = live.read(city_kpis, at=moment).value
         # the standby has received the reading's WAL, but not applied it
         _wait_until_received(standby, target)
         assert _one(standby, "SELECT pg_last_wal_replay_lsn() < CAST(%s AS pg_lsn)", (target,)) == (
@@ -293,8 +296,8 @@ def test_dashboard_reads_do_not_see_what_the_paused_standby_has_not_replayed(rea
     pair.replay()
     with scoped(Scope(CITY)):
         live.shared_cache().clear()
-        after = live.read(queries.device_detail, device_id=device_id).value
-        kpis_after = live.read(queries.city_kpis, at=moment).value
+        after = live.read(device_detail, device_id=device_id).value
+        kpis_after = live.read(city_kpis, at=moment).value
     assert after is not None
     assert (after.last_ts, after.last_value) == (moment, value)
     assert kpis_after.readings_today == kpis.readings_today + 1
@@ -328,9 +331,9 @@ def test_row_level_security_scopes_reads_on_the_standby(reads_on_standby):
     # the dashboard's district choropleth, read through the shared cache on the standby
     live.shared_cache().clear()
     with scoped(Scope(PUDONG)):
-        pudong_view = live.read(queries.district_metrics).value
+        pudong_view = live.read(district_metrics).value
     with scoped(Scope(CITY)):
-        city_view = live.read(queries.district_metrics).value
+        city_view = live.read(district_metrics).value
     with_devices = {m.code for m in pudong_view if m.devices_total > 0}
     assert with_devices == {PUDONG}
     assert sum(m.devices_total for m in pudong_view) == in_pudong

@@ -9,16 +9,16 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
-from data.ingest_store import PartitionCache, store_readings
-from data.queries import (
+from data.checks import InvalidQuery
+from data.incident_reads import (
     IncidentMarks,
-    InvalidQuery,
-    area_bounds,
-    area_kpis,
     incident_marks,
     incident_statuses,
     new_critical_incidents,
 )
+from data.ingest_store import PartitionCache, store_readings
+from data.kpis import area_kpis
+from data.reference_reads import area_bounds
 from data.writes import ReadingBatch
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")

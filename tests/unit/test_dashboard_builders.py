@@ -22,7 +22,8 @@ from components.choropleth import (
 from components.state import METRICS, href, language, pick, pick_many, query_string
 from components.tiles import tiles_children
 from components.timeline import timeline_figure
-from data.queries import AreaMetric, Kpis
+from data.areas import AreaMetric
+from data.kpis import Kpis
 
 
 def area(code: str, **figures) -> AreaMetric:

@@ -134,7 +134,7 @@ def test_kiosk_masks_personal_incidents_only():
 
 
 def test_ranking_is_worst_first_and_bounded():
-    from data.queries import AreaMetric
+    from data.areas import AreaMetric
 
     def area(code: str, open_incidents: int) -> AreaMetric:
         return AreaMetric(

@@ -1,0 +1,39 @@
+"""What the read queries accept: scope codes, time windows, severities, statuses, states."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+
+SEVERITIES = ("critical", "major", "minor")
+INCIDENT_STATUSES = ("open", "acknowledged", "resolved")
+DEVICE_STATES = ("normal", "warning", "alarm", "offline", "maintenance")
+_DISTRICT_RE = re.compile(r"^3101[0-9]{2}$")
+_STREET_RE = re.compile(r"^3101[0-9]{5}$")
+_CATEGORY_RE = re.compile(r"^[a-z_]{2,32}$")
+
+
+class InvalidQuery(ValueError):
+    """A query argument is malformed (the message names it); nothing was sent to the database."""
+
+
+def check_scope(
+    *, district: str | None = None, street: str | None = None, category: str | None = None
+) -> None:
+    """Raise InvalidQuery unless each given code is well formed."""
+    if district is not None and not _DISTRICT_RE.match(district):
+        raise InvalidQuery(f"district must be a 6-digit Shanghai adcode (3101xx), not {district!r}")
+    if street is not None and not _STREET_RE.match(street):
+        raise InvalidQuery(f"street must be a 9-digit street/town code, not {street!r}")
+    if category is not None and not _CATEGORY_RE.match(category):
+        raise InvalidQuery(f"category must be a category code such as 'flood', not {category!r}")
+
+
+def check_window(start: datetime, end: datetime) -> None:
+    """Raise InvalidQuery unless [start, end) is an aware window of at most 400 days."""
+    if start.tzinfo is None or end.tzinfo is None:
+        raise InvalidQuery("start and end must be timezone-aware datetimes")
+    if end <= start:
+        raise InvalidQuery("end must be after start")
+    if end - start > timedelta(days=400):
+        raise InvalidQuery("time windows are limited to 400 days")

@@ -1,0 +1,234 @@
+"""Devices and their readings: an area's devices for the map, one device's detail and series,
+and the per-area and per-type series from rollups."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from data.checks import InvalidQuery, check_scope, check_window
+from data.clock import at_or_now
+
+_DEVICE_STATE_SQL = """
+    CASE
+        WHEN d.status = 'maintenance' THEN 'maintenance'
+        WHEN l.ts IS NULL
+             OR l.ts <= CAST(:at AS timestamptz)
+                        - greatest(3 * t.interval_s, 600) * interval '1 second' THEN 'offline'
+        WHEN l.level = 2 THEN 'alarm'
+        WHEN l.level = 1 THEN 'warning'
+        ELSE 'normal'
+    END
+"""
+
+_AREA_DEVICES_SQL = sa.text(
+    f"""
+    SELECT d.id, d.code, d.type_id, t.category_code, d.street_code,
+           ST_X(d.geom) AS lon, ST_Y(d.geom) AS lat,
+           {_DEVICE_STATE_SQL} AS state,
+           l.ts AS last_ts, l.value AS last_value
+    FROM device d
+    JOIN device_type t ON t.id = d.type_id
+    LEFT JOIN device_latest l ON l.device_id = d.id
+    WHERE d.status <> 'retired'
+      AND (CAST(:district AS text) IS NULL OR d.district_adcode = :district)
+      AND (CAST(:street AS text) IS NULL OR d.street_code = :street)
+      AND (CAST(:category AS text) IS NULL OR t.category_code = :category)
+    ORDER BY d.id
+    LIMIT :limit
+    """
+)
+
+
+def area_devices(
+    engine: Engine,
+    *,
+    district: str | None = None,
+    street: str | None = None,
+    category: str | None = None,
+    at: datetime | None = None,
+    limit: int = 250_000,
+) -> pd.DataFrame:
+    """Devices of an area for the map: id, code, type, category, position, state, latest value."""
+    check_scope(district=district, street=street, category=category)
+    if district is None and street is None:
+        raise InvalidQuery("area_devices needs a district or a street (the city is too many)")
+    with engine.connect() as conn:
+        moment = at_or_now(conn, at)
+        result = conn.execute(
+            _AREA_DEVICES_SQL,
+            {
+                "at": moment,
+                "district": district,
+                "street": street,
+                "category": category,
+                "limit": int(limit),
+            },
+        )
+        frame = pd.DataFrame(result.all(), columns=list(result.keys()))
+    if frame.empty:
+        return frame
+    return frame.astype({"id": "int64", "type_id": "int16", "lon": "float64", "lat": "float64"})
+
+
+@dataclass(frozen=True)
+class DeviceDetail:
+    """Everything the device page shows above its chart."""
+
+    id: int
+    code: str
+    type_id: int
+    type_code: str
+    type_name_zh: str
+    type_name_en: str
+    category_code: str
+    unit: str
+    value_kind: str
+    interval_s: int
+    normal_min: float
+    normal_max: float
+    alarm_min: float | None
+    alarm_max: float | None
+    decimals: int
+    district_adcode: str
+    district_name_zh: str
+    district_name_en: str
+    street_code: str
+    street_name_zh: str
+    street_name_en: str
+    status: str
+    state: str
+    installed_on: object
+    lon: float
+    lat: float
+    last_ts: datetime | None
+    last_value: float | None
+    last_level: int | None
+
+
+def device_detail(
+    engine: Engine, *, device_id: int, at: datetime | None = None
+) -> DeviceDetail | None:
+    """One device with its type, thresholds, place and latest reading; None if unknown."""
+    if not isinstance(device_id, int) or isinstance(device_id, bool) or device_id <= 0:
+        raise InvalidQuery(f"device_id must be a positive integer, not {device_id!r}")
+    with engine.connect() as conn:
+        moment = at_or_now(conn, at)
+        row = conn.execute(
+            sa.text(
+                f"""
+                SELECT d.id, d.code, d.type_id, t.code, t.name_zh, t.name_en, t.category_code,
+                       t.unit, t.value_kind, t.interval_s, t.normal_min, t.normal_max,
+                       t.alarm_min, t.alarm_max, t.decimals,
+                       d.district_adcode, di.name_zh, di.name_en,
+                       d.street_code, s.name_zh, s.name_en, d.status, {_DEVICE_STATE_SQL},
+                       d.installed_on, ST_X(d.geom), ST_Y(d.geom), l.ts, l.value, l.level
+                FROM device d
+                JOIN device_type t ON t.id = d.type_id
+                JOIN district di ON di.adcode = d.district_adcode
+                JOIN street s ON s.code = d.street_code
+                LEFT JOIN device_latest l ON l.device_id = d.id
+                WHERE d.id = :device_id
+                """
+            ),
+            {"device_id": device_id, "at": moment},
+        ).one_or_none()
+    return None if row is None else DeviceDetail(*row)
+
+
+def device_series(
+    engine: Engine,
+    *,
+    device_id: int,
+    start: datetime,
+    end: datetime,
+    bucket_seconds: int | None = None,
+) -> pd.DataFrame:
+    """A device's readings in [start, end): raw, or avg/min/max per bucket when bucket_seconds."""
+    check_window(start, end)
+    if bucket_seconds is not None and not 60 <= bucket_seconds <= 86400:
+        raise InvalidQuery("bucket_seconds must be between 60 and 86400")
+    params = {"device_id": int(device_id), "start": start, "end": end}
+    if bucket_seconds is None:
+        statement = sa.text(
+            "SELECT ts, value, value AS value_min, value AS value_max, quality FROM reading"
+            " WHERE device_id = :device_id AND ts >= :start AND ts < :end ORDER BY ts"
+        )
+    else:
+        statement = sa.text(
+            "SELECT date_bin(:bucket * interval '1 second', ts,"
+            "        timestamptz '2000-01-01 00:00:00+08') AS ts,"
+            " avg(value) AS value, min(value) AS value_min, max(value) AS value_max,"
+            " max(quality) AS quality"
+            " FROM reading WHERE device_id = :device_id AND ts >= :start AND ts < :end"
+            " GROUP BY 1 ORDER BY 1"
+        )
+        params["bucket"] = int(bucket_seconds)
+    with engine.connect() as conn:
+        rows = conn.execute(statement, params).all()
+    return pd.DataFrame(rows, columns=["ts", "value", "value_min", "value_max", "quality"])
+
+
+# Time series of areas --------------------------------------------------------------------------
+
+
+def area_series(
+    engine: Engine,
+    *,
+    start: datetime,
+    end: datetime,
+    district: str | None = None,
+    street: str | None = None,
+    category: str | None = None,
+) -> pd.DataFrame:
+    """Readings, warnings and alarms per 15 minutes for an area and category, from rollups."""
+    check_scope(district=district, street=street, category=category)
+    check_window(start, end)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT bucket, sum(n_readings), sum(n_warning), sum(n_alarm), sum(n_bad_quality)"
+                " FROM rollup_street_15m"
+                " WHERE bucket >= bucket_15m(:start) AND bucket < :end"
+                "   AND (CAST(:district AS text) IS NULL OR district_adcode = :district)"
+                "   AND (CAST(:street AS text) IS NULL OR street_code = :street)"
+                "   AND (CAST(:category AS text) IS NULL OR category_code = :category)"
+                " GROUP BY bucket ORDER BY bucket"
+            ),
+            {
+                "start": start,
+                "end": end,
+                "district": district,
+                "street": street,
+                "category": category,
+            },
+        ).all()
+    frame = pd.DataFrame(rows, columns=["bucket", "readings", "warnings", "alarms", "bad_quality"])
+    return frame.astype(
+        {"readings": "int64", "warnings": "int64", "alarms": "int64", "bad_quality": "int64"}
+    )
+
+
+def type_series(
+    engine: Engine, *, type_id: int, start: datetime, end: datetime, district: str | None = None
+) -> pd.DataFrame:
+    """Hourly mean/min/max of one device type over a district (or the city), from rollups."""
+    check_scope(district=district)
+    check_window(start, end)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT bucket, sum(n_readings), sum(value_sum) / nullif(sum(n_readings), 0),"
+                " min(value_min), max(value_max), sum(n_alarm)"
+                " FROM rollup_district_type_1h"
+                " WHERE type_id = :type_id AND bucket >= bucket_1h(:start) AND bucket < :end"
+                "   AND (CAST(:district AS text) IS NULL OR district_adcode = :district)"
+                " GROUP BY bucket ORDER BY bucket"
+            ),
+            {"type_id": int(type_id), "start": start, "end": end, "district": district},
+        ).all()
+    return pd.DataFrame(rows, columns=["bucket", "readings", "mean", "min", "max", "alarms"])

@@ -1,0 +1,325 @@
+"""Reading incidents: timelines, lists, one incident with its history, and what is new for a
+wall (high-water marks). Handling them is data/incidents.py."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from data.checks import (
+    INCIDENT_STATUSES,
+    SEVERITIES,
+    InvalidQuery,
+    check_scope,
+    check_window,
+)
+
+
+def _check_timeline(
+    start: datetime,
+    end: datetime,
+    bucket_minutes: int,
+    *,
+    district: str | None,
+    street: str | None,
+    category: str | None,
+) -> None:
+    check_scope(district=district, street=street, category=category)
+    check_window(start, end)
+    if bucket_minutes not in (15, 30, 60, 180, 360, 1440):
+        raise InvalidQuery("bucket_minutes must be one of 15, 30, 60, 180, 360, 1440")
+
+
+def incident_timeline(
+    engine: Engine,
+    *,
+    start: datetime,
+    end: datetime,
+    district: str | None = None,
+    street: str | None = None,
+    category: str | None = None,
+    bucket_minutes: int = 60,
+) -> pd.DataFrame:
+    """Incidents opened per bucket, by severity and category, for a stacked timeline."""
+    _check_timeline(start, end, bucket_minutes, district=district, street=street, category=category)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT date_bin(:bucket * interval '1 minute', opened_at,"
+                "        timestamptz '2000-01-01 00:00:00+08') AS bucket,"
+                " severity, category_code, count(*)"
+                " FROM incident"
+                " WHERE opened_at >= :start AND opened_at < :end"
+                "   AND (CAST(:district AS text) IS NULL OR district_adcode = :district)"
+                "   AND (CAST(:street AS text) IS NULL OR street_code = :street)"
+                "   AND (CAST(:category AS text) IS NULL OR category_code = :category)"
+                " GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
+            ),
+            {
+                "bucket": bucket_minutes,
+                "start": start,
+                "end": end,
+                "district": district,
+                "street": street,
+                "category": category,
+            },
+        ).all()
+    frame = pd.DataFrame(rows, columns=["bucket", "severity", "category", "incidents"])
+    return frame.astype({"incidents": "int64"})
+
+
+def incident_handling_timeline(
+    engine: Engine,
+    *,
+    start: datetime,
+    end: datetime,
+    district: str | None = None,
+    street: str | None = None,
+    category: str | None = None,
+    bucket_minutes: int = 60,
+) -> pd.DataFrame:
+    """Incidents acknowledged, resolved and reopened per bucket (from the event history)."""
+    _check_timeline(start, end, bucket_minutes, district=district, street=street, category=category)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT date_bin(:bucket * interval '1 minute', e.at,"
+                "        timestamptz '2000-01-01 00:00:00+08') AS bucket, e.kind, count(*)"
+                " FROM incident_event e JOIN incident i ON i.id = e.incident_id"
+                " WHERE e.at >= :start AND e.at < :end"
+                "   AND e.kind IN ('acknowledged', 'resolved', 'reopened')"
+                "   AND (CAST(:district AS text) IS NULL OR i.district_adcode = :district)"
+                "   AND (CAST(:street AS text) IS NULL OR i.street_code = :street)"
+                "   AND (CAST(:category AS text) IS NULL OR i.category_code = :category)"
+                " GROUP BY 1, 2 ORDER BY 1, 2"
+            ),
+            {
+                "bucket": bucket_minutes,
+                "start": start,
+                "end": end,
+                "district": district,
+                "street": street,
+                "category": category,
+            },
+        ).all()
+    frame = pd.DataFrame(rows, columns=["bucket", "kind", "events"])
+    return frame.astype({"events": "int64"})
+
+
+# sort keys of incident_list → SQL expressions (severity and status in their natural order)
+INCIDENT_ORDER = {
+    "opened_at": "i.opened_at",
+    "severity": "array_position(ARRAY['minor','major','critical'], i.severity)",
+    "status": "array_position(ARRAY['resolved','acknowledged','open'], i.status)",
+    "category": "i.category_code",
+    "district": "i.district_adcode",
+}
+
+
+def incident_list(
+    engine: Engine,
+    *,
+    start: datetime,
+    end: datetime,
+    district: str | None = None,
+    street: str | None = None,
+    category: str | None = None,
+    severities: tuple[str, ...] = SEVERITIES,
+    statuses: tuple[str, ...] = INCIDENT_STATUSES,
+    device_id: int | None = None,
+    order_by: str = "opened_at",
+    descending: bool = True,
+    limit: int = 100,
+) -> pd.DataFrame:
+    """Incidents opened in the window (newest first by default) with place names, for tables."""
+    check_scope(district=district, street=street, category=category)
+    check_window(start, end)
+    if order_by not in INCIDENT_ORDER:
+        raise InvalidQuery(f"order_by must be one of {', '.join(INCIDENT_ORDER)}")
+    if device_id is not None and (not isinstance(device_id, int) or device_id <= 0):
+        raise InvalidQuery("device_id must be a positive integer")
+    if not set(severities) <= set(SEVERITIES) or not severities:
+        raise InvalidQuery(f"severities must be among {SEVERITIES}")
+    if not set(statuses) <= set(INCIDENT_STATUSES) or not statuses:
+        raise InvalidQuery(f"statuses must be among {INCIDENT_STATUSES}")
+    if not 1 <= limit <= 10_000:
+        raise InvalidQuery("limit must be between 1 and 10000")
+    direction = "DESC" if descending else "ASC"
+    with engine.connect() as conn:
+        result = conn.execute(
+            sa.text(
+                "SELECT i.id, i.opened_at, i.severity, i.status, i.category_code, i.rule_code,"
+                " i.title_zh, i.title_en, i.district_adcode, di.name_zh AS district_zh,"
+                " di.name_en AS district_en, i.street_code, s.name_zh AS street_zh,"
+                " s.name_en AS street_en, i.device_id, i.trigger_value, i.threshold,"
+                " i.acknowledged_at, i.resolved_at, ST_X(i.geom) AS lon, ST_Y(i.geom) AS lat"
+                " FROM incident i"
+                " JOIN district di ON di.adcode = i.district_adcode"
+                " LEFT JOIN street s ON s.code = i.street_code"
+                " WHERE i.opened_at >= :start AND i.opened_at < :end"
+                "   AND i.severity = ANY(:severities) AND i.status = ANY(:statuses)"
+                "   AND (CAST(:district AS text) IS NULL OR i.district_adcode = :district)"
+                "   AND (CAST(:street AS text) IS NULL OR i.street_code = :street)"
+                "   AND (CAST(:category AS text) IS NULL OR i.category_code = :category)"
+                "   AND (CAST(:device_id AS bigint) IS NULL OR i.device_id = :device_id)"
+                f" ORDER BY {INCIDENT_ORDER[order_by]} {direction}, i.opened_at DESC, i.id DESC"
+                " LIMIT :limit"
+            ),
+            {
+                "start": start,
+                "end": end,
+                "district": district,
+                "street": street,
+                "category": category,
+                "severities": list(severities),
+                "statuses": list(statuses),
+                "device_id": device_id,
+                "limit": limit,
+            },
+        )
+        return pd.DataFrame(result.all(), columns=list(result.keys()))
+
+
+# an assignee ('team:<code>' / 'user:<name>') with its readable names
+_ASSIGNEE_JOINS = (
+    " LEFT JOIN team tm ON 'team:' || tm.code = {col}.assignee"
+    " LEFT JOIN app_user au ON 'user:' || au.username = {col}.assignee"
+)
+_ASSIGNEE_NAMES = (
+    "coalesce(tm.name_zh, nullif(au.display_name, ''), au.username) AS assignee_zh,"
+    " coalesce(tm.name_en, nullif(au.display_name, ''), au.username) AS assignee_en"
+)
+
+
+def incident_detail(engine: Engine, *, incident_id: int) -> dict[str, object] | None:
+    """One incident with its device type, place names and thresholds; None if unknown."""
+    if not isinstance(incident_id, int) or isinstance(incident_id, bool) or incident_id <= 0:
+        raise InvalidQuery(f"incident_id must be a positive integer, not {incident_id!r}")
+    with engine.connect() as conn:
+        result = conn.execute(
+            sa.text(
+                "SELECT i.id, i.opened_at, i.severity, i.status, i.category_code, i.rule_code,"
+                " i.title_zh, i.title_en, i.district_adcode, di.name_zh AS district_zh,"
+                " di.name_en AS district_en, i.street_code, s.name_zh AS street_zh,"
+                " s.name_en AS street_en, i.device_id, d.code AS device_code,"
+                " t.name_zh AS type_zh, t.name_en AS type_en, t.unit, t.decimals,"
+                " i.trigger_value, i.threshold, i.acknowledged_at, i.resolved_at, i.assignee,"
+                f" {_ASSIGNEE_NAMES}, ST_X(i.geom) AS lon, ST_Y(i.geom) AS lat"
+                f" FROM incident i {_ASSIGNEE_JOINS.format(col='i')}"
+                " JOIN district di ON di.adcode = i.district_adcode"
+                " LEFT JOIN street s ON s.code = i.street_code"
+                " LEFT JOIN device d ON d.id = i.device_id"
+                " LEFT JOIN device_type t ON t.id = d.type_id"
+                " WHERE i.id = :incident_id"
+            ),
+            {"incident_id": incident_id},
+        )
+        row = result.mappings().one_or_none()
+    return None if row is None else dict(row)
+
+
+def incident_events(engine: Engine, *, incident_id: int) -> pd.DataFrame:
+    """An incident's event history, oldest first."""
+    with engine.connect() as conn:
+        result = conn.execute(
+            sa.text(
+                f"SELECT e.at, e.kind, e.actor, e.from_status, e.to_status, e.note, e.assignee,"
+                f" {_ASSIGNEE_NAMES} FROM incident_event e {_ASSIGNEE_JOINS.format(col='e')}"
+                " WHERE e.incident_id = :incident_id ORDER BY e.at, e.id"
+            ),
+            {"incident_id": int(incident_id)},
+        )
+        return pd.DataFrame(result.all(), columns=list(result.keys()))
+
+
+# Walls: which critical incidents are new -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IncidentMarks:
+    """The newest incident and incident event ids: what a wall has already seen."""
+
+    incident: int
+    event: int
+
+
+_MARKS = sa.text(
+    "SELECT (SELECT coalesce(max(id), 0) FROM incident),"
+    " (SELECT coalesce(max(id), 0) FROM incident_event)"
+)
+
+
+def _read_marks(conn: sa.Connection) -> IncidentMarks:
+    """The high-water marks as seen by `conn`."""
+    row = conn.execute(_MARKS).one()
+    return IncidentMarks(incident=int(row[0]), event=int(row[1]))
+
+
+def incident_marks(engine: Engine) -> IncidentMarks:
+    """The current high-water marks of incidents and their events."""
+    with engine.connect() as conn:
+        return _read_marks(conn)
+
+
+def new_critical_incidents(
+    engine: Engine,
+    *,
+    after: IncidentMarks,
+    district: str | None = None,
+    limit: int = 20,
+) -> tuple[pd.DataFrame, IncidentMarks]:
+    """Live critical incidents opened, reopened or escalated to critical since `after` (oldest
+    first), and the marks to ask from next time."""
+    check_scope(district=district)
+    if not 1 <= limit <= 200:
+        raise InvalidQuery("limit must be between 1 and 200")
+    with engine.connect() as conn:
+        marks = _read_marks(conn)
+        # an incident becomes news by being inserted (whoever inserts it) or by an event that
+        # makes it critical and live again; both marks bound the scan to what is new
+        result = conn.execute(
+            sa.text(
+                "WITH fresh AS ("
+                "  SELECT id FROM incident WHERE id > :after_incident AND id <= :incident_mark"
+                "  UNION SELECT incident_id FROM incident_event"
+                "  WHERE id > :after_event AND id <= :event_mark"
+                "    AND kind IN ('reopened', 'escalated'))"
+                " SELECT i.id, i.opened_at, i.severity, i.status, i.category_code,"
+                " i.title_zh, i.title_en, i.district_adcode, di.name_zh AS district_zh,"
+                " di.name_en AS district_en, i.street_code, s.name_zh AS street_zh,"
+                " s.name_en AS street_en, i.device_id, i.trigger_value, i.threshold,"
+                " ST_X(i.geom) AS lon, ST_Y(i.geom) AS lat"
+                " FROM incident i JOIN fresh f ON f.id = i.id"
+                " JOIN district di ON di.adcode = i.district_adcode"
+                " LEFT JOIN street s ON s.code = i.street_code"
+                " WHERE i.severity = 'critical' AND i.status = 'open'"
+                "   AND (CAST(:district AS text) IS NULL OR i.district_adcode = :district)"
+                " ORDER BY i.opened_at DESC, i.id DESC LIMIT :limit"
+            ),
+            {
+                "after_incident": int(after.incident),
+                "after_event": int(after.event),
+                "incident_mark": marks.incident,
+                "event_mark": marks.event,
+                "district": district,
+                "limit": limit,
+            },
+        )
+        frame = pd.DataFrame(result.all(), columns=list(result.keys()))
+    return frame.iloc[::-1].reset_index(drop=True), marks
+
+
+def incident_statuses(engine: Engine, *, incident_ids: list[int]) -> dict[int, str]:
+    """incident id → status of the given incidents (unknown ids are left out)."""
+    wanted = [int(i) for i in incident_ids][:200]
+    if not wanted:
+        return {}
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text("SELECT id, status FROM incident WHERE id = ANY(:ids)"), {"ids": wanted}
+        ).all()
+    return {int(row[0]): row[1] for row in rows}
