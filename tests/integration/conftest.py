@@ -29,8 +29,8 @@ def live_engine_(live_city_url) -> Iterator[sa.Engine]:
 
 @pytest.fixture
 def run(monkeypatch, capsys, live_city_url):
-    """Run `cli.main` against this module's city; returns (exit code, stdout, stderr)."""
-    import cli
+    """Run `cli.main.main` against this module's city; returns (exit code, stdout, stderr)."""
+    from cli.main import main
     from config import get_settings
     from data.engine import get_engine
 
@@ -40,7 +40,7 @@ def run(monkeypatch, capsys, live_city_url):
 
     def invoke(*args: str) -> tuple[int, str, str]:
         capsys.readouterr()
-        code = cli.main(list(args))
+        code = main(list(args))
         out, err = capsys.readouterr()
         assert "Traceback" not in out + err
         return code, out, err

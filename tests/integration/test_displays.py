@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import cli
+from cli.serve import _local_display_tokens
 from data import migrate
 from data.displays import (
     DisplayTokenError,
@@ -505,7 +505,7 @@ def test_serve_starts_without_display_tokens_when_the_database_fails(capsys, tmp
 
     broken = create_db_engine("postgresql://nobody:wrong@127.0.0.1:1/none")
     settings_ = SimpleNamespace(data_dir=tmp_path)
-    assert cli._local_display_tokens(broken, settings_) == {}
+    assert _local_display_tokens(broken, settings_) == {}
     err = capsys.readouterr().err
     assert err.startswith("warning: no wall/kiosk tokens") and err.count("\n") == 1
     broken.dispose()

@@ -298,13 +298,13 @@ def test_one_process_serves_without_redis(live_city_url, mqtt_broker):
 
 
 def test_without_redis_server_serve_falls_back_to_one_process(monkeypatch, capsys):
-    import cli
+    from cli.serve import _start_managed_redis
     from serving.redis_server import ManagedRedis
 
     monkeypatch.setattr(ManagedRedis, "installed", staticmethod(lambda: False))
     # this module's shared-cache fixture may have named a Redis in the environment meanwhile
     settings = get_settings().model_copy(update={"redis_url": None})
-    managed, after = cli._start_managed_redis(settings)
+    managed, after = _start_managed_redis(settings)
     assert managed is None and after.redis_url is None
     assert "redis-server is not installed" in capsys.readouterr().err
 

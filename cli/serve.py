@@ -1,0 +1,261 @@
+"""`serve`: the whole dashboard from one command — web server, jobs, ingest and simulator."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import TYPE_CHECKING
+
+from cli.common import (
+    Subparsers,
+    adopt_redis,
+    background_engine,
+    display_url,
+    terminate_on_sigterm,
+)
+from config import Settings
+from data.errors import OneScreenError
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+
+    from ingest.rules_engine import RulesLoop
+    from ingest.supervisor import Child, Supervisor
+    from serving.redis_server import ManagedRedis
+
+
+def register(commands: Subparsers) -> None:
+    """Add `serve`."""
+    serve = commands.add_parser("serve", help="run the dashboard (seeds an empty database first)")
+    serve.add_argument("--host", help="bind address (default: ONESCREEN_HOST)")
+    serve.add_argument("--port", type=int, help="port (default: ONESCREEN_PORT)")
+    serve.add_argument("--no-seed", action="store_true", help="do not seed an empty database")
+    serve.add_argument(
+        "--no-simulate", action="store_true", help="do not stream the live synthetic city"
+    )
+    serve.add_argument(
+        "--no-ingest",
+        action="store_true",
+        help="start no MQTT broker, ingest worker or simulator (HTTP ingest stays on)",
+    )
+    serve.add_argument(
+        "--stop-db", action="store_true", help="stop the embedded cluster when the server exits"
+    )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        help="gunicorn web workers (default: ONESCREEN_WEB_WORKERS; 1 = one process, no Redis)",
+    )
+    serve.set_defaults(handler=cmd_serve)
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    """Migrate (and seed an empty database), start the jobs and children, serve until stopped."""
+    from data import migrate
+    from data.engine import embedded_cluster, get_engine
+    from ingest.maintenance import start_maintenance
+
+    terminate_on_sigterm()
+    # werkzeug logs every request at INFO unless told otherwise, whatever the root level
+    logging.getLogger("werkzeug").setLevel(logging.DEBUG if args.verbose else settings.log_level)
+    engine = get_engine()
+    migrate.upgrade(engine)
+    if not args.no_seed:
+        _seed_if_empty(engine, settings)
+    host = args.host or settings.host
+    port = args.port or settings.port
+    workers = 1 if settings.debug else (args.workers or settings.web_workers)
+    managed = None
+    if workers > 1 and not settings.redis_url:
+        managed, settings = _start_managed_redis(settings)
+        if not settings.redis_url:
+            workers = 1
+    jobs_engine = background_engine(engine)
+    start_maintenance(
+        jobs_engine,
+        status_interval_s=settings.status_refresh_seconds,
+        reading_retention_days=settings.reading_retention_days,
+        rollup_retention_days=settings.rollup_retention_days,
+    )
+    web = _web_child(settings, host=host, port=port, workers=workers) if workers > 1 else None
+    supervisor, rules = _start_live_city(
+        args, settings, engine=engine, jobs_engine=jobs_engine, port=port, web=web
+    )
+    _announce(engine, settings, host=host, port=port, workers=workers, web=web)
+    try:
+        _serve_web(settings, host=host, port=port, web=web)
+    finally:
+        rules.stop(timeout_s=10)
+        if supervisor is not None:
+            supervisor.stop(timeout_s=20)
+        if managed is not None:
+            managed.stop()
+        if settings.embedded and args.stop_db:
+            embedded_cluster(settings).stop()
+    return 0
+
+
+def _seed_if_empty(engine: sa.Engine, settings: Settings) -> None:
+    from data import writes
+    from simulator.seed import seed_city
+
+    if writes.get_meta(engine, key="seed") is None:
+        print(f"empty database: seeding the {settings.demo_scale} city first…")
+        seed_city(engine, scale=settings.demo_scale, random_seed=settings.random_seed)
+
+
+def _announce(
+    engine: sa.Engine, settings: Settings, *, host: str, port: int, workers: int, web: Child | None
+) -> None:
+    """Print where the dashboard is served, the first-start link, and the display URLs."""
+    from data.access import issue_setup_code
+
+    displays = _local_display_tokens(engine, settings)
+    where = f"{workers} gunicorn workers" if web else "one process"
+    redis = "shared cache on Redis" if settings.redis_url else "no Redis: per-process cache"
+    print(f"OneScreen on http://{host}:{port}/ ({where}, {redis})")
+    setup_code = issue_setup_code(engine)
+    if setup_code:
+        print(
+            "First start: create the administrator (one-time link, valid 24 h):"
+            f" http://{host}:{port}/setup?code={setup_code}"
+        )
+    for kind, token in displays.items():
+        url = display_url(f"http://{host}:{port}", kind=kind, token=token)
+        print(f"{kind.capitalize() + ':':<6} {url}")
+
+
+def _serve_web(settings: Settings, *, host: str, port: int, web: Child | None) -> None:
+    """Serve in this process (one worker), or wait while the gunicorn child serves."""
+    if web is not None:
+        _wait_while_serving(web)
+        return
+    from app import create_app
+    from components.device_layer import warm_in_background
+
+    app = create_app()
+    warm_in_background()
+    app.run(host=host, port=port, debug=settings.debug)
+
+
+def _start_managed_redis(settings: Settings) -> tuple[ManagedRedis | None, Settings]:
+    """A local redis-server for the web workers (to stop at exit, if this call started it),
+    and the settings that name it; when none can be had, one web process serves without."""
+    from config import get_settings
+    from serving.redis_server import ManagedRedis, RedisServerError, managed_redis
+
+    if not ManagedRedis.installed():
+        print(
+            "warning: redis-server is not installed and ONESCREEN_REDIS_URL is unset: serving "
+            "from one process (scripts/install-system-deps.sh installs Redis)",
+            file=sys.stderr,
+        )
+        return None, settings
+    server = managed_redis(settings)
+    try:
+        started = server.ensure_running()
+    except RedisServerError as exc:
+        print(f"warning: {exc}; serving from one process without Redis", file=sys.stderr)
+        return None, settings
+    # this process (rules, status refresh) announces new data on it, the children use it too
+    adopt_redis(server.url())
+    # one another `serve` started is left to it
+    return (server if started else None), get_settings()
+
+
+def _web_child(settings: Settings, *, host: str, port: int, workers: int) -> Child:
+    """gunicorn with `workers` workers on host:port, as a supervised child of `serve`."""
+    from data.embedded import port_is_free
+    from ingest.supervisor import Child
+
+    if not port_is_free(host, port):
+        raise OneScreenError(f"port {port} on {host} is in use; choose another with --port")
+    env = {
+        **_child_env(settings),
+        "ONESCREEN_HOST": host,
+        "ONESCREEN_PORT": str(port),
+        "ONESCREEN_WEB_WORKERS": str(workers),
+    }
+    return Child("web server", ["web"], env=env)
+
+
+def _child_env(settings: Settings) -> dict[str, str]:
+    import os
+
+    from data.engine import resolve_database_url
+
+    # children use the same database and Redis rather than each deciding again
+    env = {**os.environ, "DATABASE_URL": resolve_database_url(settings)}
+    if settings.redis_url:
+        env["ONESCREEN_REDIS_URL"] = settings.redis_url
+    return env
+
+
+def _wait_while_serving(web: Child) -> None:
+    import time
+
+    first_start = web.started_at
+    while True:
+        time.sleep(0.5)
+        process = web.process
+        # a gunicorn master that cannot start (bad bind, import error) exits at once: say so
+        # rather than restart it for ever
+        early = web.restarts == 0 and time.monotonic() - first_start < 30
+        if early and process is not None and process.poll() is not None:
+            raise OneScreenError("the web server failed to start (see the lines above)")
+
+
+def _local_display_tokens(engine: sa.Engine, settings: Settings) -> dict[str, str]:
+    """The quick start's wall and kiosk tokens; none (with a warning) rather than no server."""
+    import sqlalchemy as sa
+
+    from data.displays import DisplayTokenError, ensure_local_display_tokens
+
+    try:
+        return ensure_local_display_tokens(
+            engine, state_file=settings.data_dir / "display-tokens.json"
+        )
+    except (sa.exc.SQLAlchemyError, OSError, OneScreenError, DisplayTokenError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"warning: no wall/kiosk tokens for this run ({reason})", file=sys.stderr)
+        return {}
+
+
+def _start_live_city(
+    args: argparse.Namespace,
+    settings: Settings,
+    *,
+    engine: sa.Engine,
+    jobs_engine: sa.Engine,
+    port: int,
+    web: Child | None,
+) -> tuple[Supervisor | None, RulesLoop]:
+    """The incident rules (a thread), and supervised child processes: the web server when
+    `web`, and unless switched off the MQTT broker's ingest worker and the simulator."""
+    from data.ingest_store import create_token, ensure_source
+    from ingest.rules_engine import start_rules
+    from ingest.supervisor import Child, Supervisor
+
+    rules = start_rules(jobs_engine, interval_s=settings.rules_interval_seconds)
+    children = [web] if web is not None else []
+    if not args.no_ingest:
+        from ingest.broker import broker_url
+
+        url = broker_url(settings)
+        ensure_source(engine, source="simulator", name="OneScreen live simulator")
+        env = {**_child_env(settings), "ONESCREEN_MQTT_URL": url}
+        children.append(Child("mqtt ingest worker", ["ingest-mqtt"], env=env))
+        if settings.simulate and not args.no_simulate:
+            simulate = ["simulate", "--rate", str(settings.simulate_rate)]
+            simulate += ["--transport", settings.simulate_transport]
+            if settings.simulate_transport == "http":
+                token = create_token(engine, source="simulator", label="serve")
+                simulate += ["--http-url", f"http://127.0.0.1:{port}/api/v1/readings"]
+                simulate += ["--token", token]
+            children.append(Child("simulator", simulate, env=env))
+        names = ", ".join(child.name for child in children if child is not web)
+        print(f"live city: MQTT {url}, {names}")
+    if not children:
+        return None, rules
+    return Supervisor(children).start(), rules
