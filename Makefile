@@ -28,6 +28,10 @@ run: install
 	$(PY) cli.py seed --scale demo --if-empty
 	$(PY) cli.py serve
 
+# the demo city into an empty database (a seeded one is left as it is; seed-full replaces it)
+seed: install
+	$(PY) cli.py seed --scale demo --if-empty
+
 seed-full: install
 	$(PY) cli.py seed --scale seed --reset
 
