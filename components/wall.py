@@ -26,7 +26,6 @@ from dash.exceptions import PreventUpdate
 
 from components import ids, reference
 from components.area_map import MAP_JS, create_map, legend_children
-from components.boundaries import boundary_url
 from components.choropleth import choropleth
 from components.feed import feed_children
 from components.i18n import name, t
@@ -54,6 +53,7 @@ from data.incident_reads import (
 )
 from data.kpis import area_kpis
 from data.scope import CITY, Scope, get_web_engine, set_scope
+from web.boundaries import boundary_url
 
 log = logging.getLogger(__name__)
 

@@ -19,10 +19,7 @@ from components.area_map import (
     state_colors,
     state_legend,
 )
-from components.auth import current_principal
-from components.boundaries import boundary_url
 from components.choropleth import cell_heat, choropleth, format_value, metric_value
-from components.device_layer import devices_url
 from components.feed import create_feed, feed_children
 from components.filters import chosen_category, filter_bar
 from components.i18n import name, t
@@ -47,6 +44,9 @@ from data.areas import cell_metrics, street_metrics
 from data.cache import Cached
 from data.incident_reads import incident_handling_timeline, incident_list, incident_timeline
 from data.kpis import area_kpis
+from web.boundaries import boundary_url
+from web.device_layer import devices_url
+from web.session import current_principal
 
 log = logging.getLogger(__name__)
 

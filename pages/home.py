@@ -12,8 +12,6 @@ from dash.exceptions import PreventUpdate
 
 from components import ids, reference
 from components.area_map import MAP_JS, create_map, geojson_options, legend_children
-from components.auth import current_principal
-from components.boundaries import boundary_url
 from components.choropleth import choropleth
 from components.feed import create_feed, feed_children
 from components.filters import chosen_category, filter_bar
@@ -37,6 +35,8 @@ from components.timeline import timeline_figure
 from data.areas import district_metrics
 from data.incident_reads import incident_handling_timeline, incident_list, incident_timeline
 from data.kpis import city_kpis
+from web.boundaries import boundary_url
+from web.session import current_principal
 
 log = logging.getLogger(__name__)
 
