@@ -10,13 +10,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from data.checks import (
-    INCIDENT_STATUSES,
-    SEVERITIES,
-    InvalidQuery,
-    check_scope,
-    check_window,
-)
+from data.checks import INCIDENT_STATUSES, SEVERITIES, InvalidQuery, check_scope, check_window
 
 
 def _check_timeline(
