@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import time
-
 import dash
 from dash import Dash, dcc, html
-from flask import Flask, Response, g
 
 from components import ids
-from components.auth import register_auth
-from components.boundaries import register_boundary_routes
-from components.device_layer import register_device_routes
-from components.response_cache import register_response_cache
 from config import get_settings
-from ingest.http_api import register_ingest_routes
+from web.boundaries import register_boundary_routes
+from web.device_layer import register_device_routes
+from web.headers import register_headers
+from web.ingest_api import register_ingest_routes
+from web.login import register_login_routes
+from web.session import register_session
+from web.shared_answers import register_response_cache
+from web.timing import register_timing
 
 
 def create_app() -> Dash:
@@ -40,31 +40,17 @@ def create_app() -> Dash:
         ],
     )
     app.server.config["DEBUG"] = settings.debug
-    _time_requests(app.server)
-    register_auth(app)
+    register_timing(app.server)
+    # before the gate: the policy is hashed at the first request, even one the gate turns away
+    register_headers(app)
+    register_session(app.server)
+    register_login_routes(app.server)
     # after the gate: the scope it sets keys the shared answers
     register_response_cache(app)
     register_boundary_routes(app.server)
     register_device_routes(app.server)
     register_ingest_routes(app.server)
     return app
-
-
-def _time_requests(server: Flask) -> None:
-    """A Server-Timing header on every answer: time spent in the app, queueing excluded (what
-    browsers' developer tools and bench/load.py show beside the latency they see)."""
-
-    @server.before_request
-    def start_clock() -> None:
-        g.onescreen_started = time.perf_counter()
-
-    @server.after_request
-    def stop_clock(response: Response) -> Response:
-        started = g.get("onescreen_started")
-        if started is not None:
-            elapsed_ms = (time.perf_counter() - started) * 1000
-            response.headers["Server-Timing"] = f"app;dur={elapsed_ms:.1f}"
-        return response
 
 
 def __getattr__(name: str):

@@ -34,7 +34,7 @@ def post_worker_init(worker) -> None:
     prepare the device snapshots walls ask for first, in the background."""
     import gc
 
-    from components.device_layer import warm_in_background
+    from web.device_layer import warm_in_background
 
     # Dash sets itself up on a worker's first request and flags that before it is done, so
     # other threads' first requests (the page's scripts, in parallel) found no registered

@@ -170,7 +170,7 @@ def bench_session(engine: Engine, *, role: str = "operator") -> SessionTicket:
 
 def browser_cookies(ticket: SessionTicket, *, host: str = "127.0.0.1") -> list[dict]:
     """Playwright cookies that sign a browser context in with `ticket` (any port of `host`)."""
-    from components.auth import CSRF_COOKIE, SESSION_COOKIE
+    from web.session import CSRF_COOKIE, SESSION_COOKIE
 
     return [
         {"name": SESSION_COOKIE, "value": ticket.token, "domain": host, "path": "/"},
@@ -181,7 +181,7 @@ def browser_cookies(ticket: SessionTicket, *, host: str = "127.0.0.1") -> list[d
 def signed_in_client(app, ticket: SessionTicket):
     """A Flask test client of `app` carrying `ticket`'s cookies; post with
     headers=csrf_header(ticket)."""
-    from components.auth import CSRF_COOKIE, SESSION_COOKIE
+    from web.session import CSRF_COOKIE, SESSION_COOKIE
 
     client = app.server.test_client()
     client.set_cookie(SESSION_COOKIE, ticket.token)
@@ -191,6 +191,6 @@ def signed_in_client(app, ticket: SessionTicket):
 
 def csrf_header(ticket: SessionTicket) -> dict[str, str]:
     """The header a signed-in browser sends with every callback."""
-    from components.auth import CSRF_HEADER
+    from web.session import CSRF_HEADER
 
     return {CSRF_HEADER: ticket.csrf_token}

@@ -132,7 +132,7 @@ def _serve_web(settings: Settings, *, host: str, port: int, web: Child | None) -
         _wait_while_serving(web)
         return
     from app import create_app
-    from components.device_layer import warm_in_background
+    from web.device_layer import warm_in_background
 
     app = create_app()
     warm_in_background()

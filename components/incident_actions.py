@@ -15,7 +15,6 @@ from dash import ALL, Input, Output, State, callback, ctx, dcc, html
 from dash.exceptions import PreventUpdate
 
 from components import ids
-from components.auth import client_address, current_principal
 from components.filters import dropdown
 from components.i18n import t
 from components.live import read, shared_cache
@@ -30,6 +29,7 @@ from data.incidents import (
     handle_incident,
 )
 from data.scope import current_scope, get_web_engine
+from web.session import client_address, current_principal
 
 log = logging.getLogger(__name__)
 

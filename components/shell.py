@@ -6,11 +6,11 @@ from dash import ALL, Input, Output, State, clientside_callback, dcc, html
 from flask import g
 
 from components import ids, reference
-from components.auth import current_principal
 from components.i18n import name, t
 from components.live import fresh_config
 from components.state import href
 from data.access import Principal
+from web.session import current_principal
 
 
 def create_page(

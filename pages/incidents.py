@@ -19,8 +19,6 @@ from components.area_map import (
     legend_children,
     severity_legend,
 )
-from components.auth import current_principal
-from components.boundaries import boundary_url
 from components.filters import (
     checks,
     control,
@@ -49,6 +47,8 @@ from components.theme import SEVERITY_COLORS, TEXT, message_figure
 from components.tiles import CITY_TZ
 from data.devices import device_series
 from data.incident_reads import incident_detail, incident_events, incident_list
+from web.boundaries import boundary_url
+from web.session import current_principal
 
 log = logging.getLogger(__name__)
 

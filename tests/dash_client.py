@@ -11,10 +11,10 @@ from typing import Any
 
 from flask import g
 
-from components.auth import CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE
 from data import access
 from data.access import Principal, SessionTicket
 from data.scope import Scope, scoped
+from web.session import CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE
 
 
 def _parse(text: str) -> Any:

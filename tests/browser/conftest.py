@@ -12,12 +12,12 @@ import sqlalchemy as sa
 from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, sync_playwright
 
 from bench.harness import CHROMIUM, launch_chromium, serving
-from components.auth import CSRF_COOKIE, SESSION_COOKIE
 from data import access
 from data.access import SessionTicket
 from data.embedded import free_port
 from data.engine import create_db_engine
 from tests.conftest import seeded_database
+from web.session import CSRF_COOKIE, SESSION_COOKIE
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "artifacts" / "screenshots"

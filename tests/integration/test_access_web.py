@@ -10,12 +10,12 @@ import secrets
 import pytest
 import sqlalchemy as sa
 
-from components.auth import CSRF_COOKIE, SESSION_COOKIE
 from data import access
 from data.engine import get_engine
 from data.incidents import ensure_default_teams
 from tests.dash_client import client_for, post_callback, sign_in
 from tests.integration.conftest import app_on
+from web.session import CSRF_COOKIE, SESSION_COOKIE
 
 pytestmark = pytest.mark.integration
 PUDONG = "310115"

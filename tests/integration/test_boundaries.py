@@ -7,9 +7,9 @@ import shapely
 import sqlalchemy as sa
 from shapely.geometry import shape
 
-from components.boundaries import boundary_url
 from config import get_settings
 from data.engine import get_engine
+from web.boundaries import boundary_url
 
 pytestmark = pytest.mark.integration
 

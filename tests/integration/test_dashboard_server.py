@@ -9,14 +9,14 @@ import geobuf
 import pytest
 
 from components import reference
-from components.boundaries import boundary_url
-from components.device_layer import devices_url
 from config import get_settings
 from data.areas import cell_metrics
 from data.devices import area_devices
 from data.engine import get_engine
 from data.kpis import area_kpis
 from tests.dash_client import client_for, post_callback, sign_in
+from web.boundaries import boundary_url
+from web.device_layer import devices_url
 
 pytestmark = pytest.mark.integration
 PUDONG = "310115"

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from config import get_settings
 from data import ingest_store
 from data.engine import get_engine
-from ingest.http_api import register_ingest_routes
+from web.ingest_api import register_ingest_routes
 
 pytestmark = pytest.mark.integration
 

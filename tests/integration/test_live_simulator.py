@@ -249,7 +249,7 @@ def ingest_server(live_city_url):
 
     from config import get_settings
     from data.engine import get_engine
-    from ingest.http_api import register_ingest_routes
+    from web.ingest_api import register_ingest_routes
 
     patch = pytest.MonkeyPatch()
     patch.setenv("DATABASE_URL", live_city_url)

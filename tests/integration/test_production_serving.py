@@ -16,8 +16,7 @@ import requests
 import sqlalchemy as sa
 
 from bench.harness import serving
-from components import auth, live
-from components.auth import CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE
+from components import live
 from config import get_settings
 from data import ingest_store
 from data.embedded import free_port
@@ -26,10 +25,12 @@ from serving import events
 from serving.events import VERSION_KEY
 from tests.dash_client import client_for, post_callback, sign_in
 from tests.integration.conftest import app_on
+from web import session as web_session
+from web.session import CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE
 
 pytestmark = pytest.mark.integration
 PUDONG = "310115"
-RENDER = "components.response_cache.render_answer"
+RENDER = "web.shared_answers.render_answer"
 SESSION_LOOKUP = "data.access.find_session"
 
 
@@ -39,7 +40,7 @@ def _forget_process_caches() -> None:
         events.redis_client,
         events.event_listener,
         live.shared_cache,
-        auth._sessions,
+        web_session._sessions,
     ):
         cached.cache_clear()
 
@@ -80,7 +81,7 @@ def _renders() -> int:
 
 def test_the_caches_are_the_shared_ones(app):
     assert type(live.shared_cache()).__name__ == "SharedCache"
-    assert type(auth._sessions()).__name__ == "SharedCache"
+    assert type(web_session._sessions()).__name__ == "SharedCache"
 
 
 def test_viewers_of_one_scope_share_one_render_whatever_their_tick(app):
@@ -139,7 +140,7 @@ def test_callbacks_that_are_not_panels_are_never_shared(app):
 def test_a_session_is_checked_once_for_many_requests_and_sign_out_is_at_once(app):
     owner = get_engine()
     session = sign_in(owner)
-    cache = auth._sessions()
+    cache = web_session._sessions()
     before = cache.stats.by_key.get(SESSION_LOOKUP, 0)
     for tick in range(5):
         assert _tiles(app, session, tick=tick).status_code == 200

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from components.device_layer import (
+from web.device_layer import (
     DEVICE_ZOOM,
     MAX_POINTS,
     clamp_zoom,

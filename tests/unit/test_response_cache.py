@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import copy
 
-from components.response_cache import SHARED_PANELS, answer_key, first_output
+from web.shared_answers import SHARED_PANELS, answer_key, first_output
 
 
 def refresh_body(tick: int | None = 7, category: str | None = "flood") -> dict:

@@ -11,9 +11,9 @@ from flask import Flask, Response, jsonify, request
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from data.errors import OneScreenError
-from ingest.openapi import openapi_document
 from ingest.service import Ingestor
 from ingest.validate import BadRequest
+from web.openapi import openapi_document
 
 log = logging.getLogger(__name__)
 
