@@ -389,7 +389,7 @@ def authenticate(
             ).one_or_none()
     with _VERIFY_SLOTS:  # argon2 takes 19 MiB and a core's worth of time per check
         ok = _verify(row.password_hash if row else _DUMMY_HASH, password) and row is not None
-    if not ok:
+    if not ok or row is None:
         return None
     with engine.begin() as conn:
         conn.execute(
@@ -588,7 +588,12 @@ def complete_setup(
         ).one_or_none()
         expected = row.value.get("sha256") if row else None
         given = hashlib.sha256(code.encode()).hexdigest()
-        if not expected or not row.live or not secrets.compare_digest(expected, given):
+        if (
+            row is None
+            or not expected
+            or not row.live
+            or not secrets.compare_digest(expected, given)
+        ):
             raise AccessError("the setup code is not valid (or has expired or been used)")
         # one transaction: a refused password leaves the code usable for the next try
         admin = _insert_user(

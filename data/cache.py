@@ -26,7 +26,7 @@ class _Flight:
 
     def __init__(self) -> None:
         self.done = threading.Event()
-        self.result: Cached | None = None
+        self.result: Cached[Any] | None = None
         self.error: BaseException | None = None
 
 
@@ -39,7 +39,7 @@ def freeze(value: object) -> Hashable:
     if isinstance(value, dict):
         return ("dict", *sorted((k, freeze(v)) for k, v in value.items()))
     hash(value)  # unhashable arguments fail loudly rather than share a wrong key
-    return value  # type: ignore[return-value]
+    return value
 
 
 class TtlCache:
@@ -65,7 +65,7 @@ class TtlCache:
         self._clock = clock
         self._wall_clock = wall_clock
         self._lock = threading.Lock()
-        self._entries: OrderedDict[Hashable, tuple[float, Cached]] = OrderedDict()
+        self._entries: OrderedDict[Hashable, tuple[float, Cached[Any]]] = OrderedDict()
         self._flights: dict[Hashable, _Flight] = {}
 
     def get(

@@ -112,18 +112,20 @@ def boundaries_geojson(engine: Engine, *, level: str, district: str | None = Non
         f" FROM ({inner}) b"
     )
     with engine.connect() as conn:
-        return conn.execute(statement, {"district": district}).scalar_one()
+        collection: str = conn.execute(statement, {"district": district}).scalar_one()
+    return collection
 
 
 def reference_version(engine: Engine) -> str:
     """Changes whenever reference geography is (re)loaded or streets are imported."""
     with engine.connect() as conn:
-        return conn.execute(
+        version: str = conn.execute(
             sa.text(
                 "SELECT coalesce(max(updated_at)::text, 'none') FROM app_meta"
                 " WHERE key IN ('reference', 'streets_imported')"
             )
         ).scalar_one()
+    return version
 
 
 # Walls: where areas are --------------------------------------------------------------------------
@@ -157,4 +159,5 @@ def area_bounds(engine: Engine, *, district: str | None = None) -> dict[str, lis
 def street_districts(engine: Engine) -> dict[str, str]:
     """street code → district adcode of every street/town."""
     with engine.connect() as conn:
-        return dict(conn.execute(sa.text("SELECT code, district_adcode FROM street")).all())
+        rows = conn.execute(sa.text("SELECT code, district_adcode FROM street")).all()
+    return {code: district for code, district in rows}

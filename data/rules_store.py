@@ -188,6 +188,7 @@ def open_incident(conn: sa.Connection, action: Open) -> int:
     """Insert the incident and its 'opened' event; returns its id (an existing live one's id if
     the device already has one for this rule)."""
     kind_zh, kind_en = _kind_words(action.rule)
+    at = _dt(action.at_us)
     params = {
         "device": action.device_id,
         "rule": action.rule.code,
@@ -195,7 +196,7 @@ def open_incident(conn: sa.Connection, action: Open) -> int:
         "value": action.value,
         "level": action.rule.level,
         "side": action.side,
-        "at": _dt(action.at_us),
+        "at": at,
         "kind_zh": kind_zh,
         "kind_en": kind_en,
     }
@@ -225,7 +226,7 @@ def open_incident(conn: sa.Connection, action: Open) -> int:
                 params,
             ).scalar_one()
         )
-    _event(conn, incident_id=new_id, at=params["at"], kind="opened", from_status=None, to="open")
+    _event(conn, incident_id=new_id, at=at, kind="opened", from_status=None, to="open")
     return int(new_id)
 
 

@@ -55,14 +55,11 @@ def advance_device(
                 continue  # late reading: the condition was judged on newer data already
             state = replace(state, last_ts_us=reading.ts_us)
             if rule.matches(level=reading.level, side=reading.side):
-                state = replace(
-                    state,
-                    clear_since_us=None,
-                    breach_since_us=(
-                        reading.ts_us if state.breach_since_us is None else state.breach_since_us
-                    ),
+                breach_since = (
+                    reading.ts_us if state.breach_since_us is None else state.breach_since_us
                 )
-                due = reading.ts_us - state.breach_since_us >= rule.duration_s * US
+                state = replace(state, clear_since_us=None, breach_since_us=breach_since)
+                due = reading.ts_us - breach_since >= rule.duration_s * US
                 if state.incident_id is None and not state.suppressed and due:
                     state, action = _raise(
                         device_id, next(temp_ids), rule, state, states, ordered, reading
@@ -71,16 +68,15 @@ def advance_device(
                         actions.append(action)
             else:
                 state = replace(state, breach_since_us=None, suppressed=False)
-                if state.incident_id is not None and rule.auto_resolve:
+                incident_id = state.incident_id
+                if incident_id is not None and rule.auto_resolve:
                     since = (
                         state.clear_since_us if state.clear_since_us is not None else reading.ts_us
                     )
                     state = replace(state, clear_since_us=since)
                     if reading.ts_us - since >= rule.clear_s * US:
                         actions.append(
-                            Resolve(
-                                device_id, state.incident_id, rule, reading.ts_us, reading.value
-                            )
+                            Resolve(device_id, incident_id, rule, reading.ts_us, reading.value)
                         )
                         state = replace(state, incident_id=None, clear_since_us=None)
             states[rule.code] = state

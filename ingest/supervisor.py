@@ -34,7 +34,7 @@ class Child:
     name: str
     args: list[str]
     log_path: Path | None = None
-    process: subprocess.Popen | None = None
+    process: subprocess.Popen[bytes] | None = None
     restarts: int = 0
     started_at: float = 0.0
     env: dict[str, str] | None = field(default=None, repr=False)

@@ -47,10 +47,14 @@ CATEGORIES = [
 # normal_min, normal_max, alarm_min, alarm_max, baseline, amplitude, peak_hour, noise, decimals,
 # share). Variants (model A/B/…) are derived from these below.
 # fmt: off
+Measurand = tuple[
+    str, str, str, str, str, int, float, float, float | None, float | None,
+    float, float, int, float, int, float,
+]
 B = "binary"
 A = "analog"
 N = None
-MEASURANDS: dict[str, list[tuple]] = {
+MEASURANDS: dict[str, list[Measurand]] = {
     "weather": [
         ("temperature", "气温", "Air temperature", "°C", A, 1800, -5, 38, -10, 40, 15, 5, 14, 0.4, 1, 3),
         ("humidity", "相对湿度", "Relative humidity", "%", A, 1800, 20, 100, 5, N, 70, 12, 5, 2, 0, 2),
@@ -145,13 +149,13 @@ VARIANT_LETTERS = "ABCDEFGHJKLMNPQ"
 VARIANT_INTERVAL = [1, 2, 1, 4, 2, 1, 3, 2, 1, 4, 2, 1, 2, 1, 3]  # model B reports half as often…
 
 
-def build() -> tuple[list[list], list[list]]:
+def build() -> tuple[list[list[object]], list[list[object]]]:
     """Rows of both CSVs, calibrated to the real platform's reading volume."""
-    categories = [
+    categories: list[list[object]] = [
         [code, zh, en, szh, sen, colour, i + 1, share]
         for i, (code, zh, en, szh, sen, colour, share) in enumerate(CATEGORIES)
     ]
-    types: list[list] = []
+    types: list[list[object]] = []
     type_id = 0
     for category, *_ in CATEGORIES:
         measurands = MEASURANDS[category]
