@@ -145,8 +145,8 @@ def cmd_displays_tokens_revoke(args: argparse.Namespace, settings: Settings) -> 
 
 def _rejected_views(engine: sa.Engine, *, views: str) -> list[str]:
     """The items of `views` the wall could not show (all of it when nothing is understood)."""
-    from components.playlist import parse_views
     from data.reference_reads import category_codes, district_codes, street_districts
+    from displays.playlist import parse_views
 
     parsed = parse_views(
         views,

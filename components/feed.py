@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 from dash import dcc, html
 
-from components.i18n import t
+from components.i18n import name, t
 from components.panels import panel, skeleton
 from components.state import href
 from components.tiles import CITY_TZ
@@ -72,3 +72,36 @@ def create_feed(feed_id: str, lang: str) -> html.Section:
         class_name="os-panel-feed",
         fresh=feed_id,
     )
+
+
+# categories whose incidents describe people at home: a public kiosk shows them only as counts
+PERSONAL_CATEGORIES = frozenset({"elderly"})
+
+
+def mask_personal(frame: pd.DataFrame, *, categories: dict[str, tuple[str, str]]) -> pd.DataFrame:
+    """Incidents as a public kiosk may show them: personal categories lose title, street,
+    device and readings, keeping category, district, severity, status and time."""
+    if frame.empty or "category_code" not in frame:
+        return frame
+    masked = frame.copy()
+    personal = masked["category_code"].isin(PERSONAL_CATEGORIES)
+    if not personal.any():
+        return masked
+    for column in ("street_code", "street_zh", "street_en", "device_id"):
+        if column in masked:
+            masked[column] = masked[column].astype(object)
+            masked.loc[personal, column] = None
+    for column in ("trigger_value", "threshold", "lon", "lat"):
+        if column in masked:
+            masked.loc[personal, column] = float("nan")
+    for column, lang in (("title_zh", "zh"), ("title_en", "en")):
+        if column in masked:
+            masked.loc[personal, column] = [
+                t(
+                    "kiosk.masked_title",
+                    lang,
+                    category=name(categories.get(code, (code, code)), lang),
+                )
+                for code in masked.loc[personal, "category_code"]
+            ]
+    return masked

@@ -8,8 +8,8 @@ from dash import dcc, html
 
 from components import ids, reference
 from components.i18n import name, t
-from components.panels import PANEL_ERRORS
 from components.state import LAYERS, METRICS, STACKS, pick
+from data.errors import READ_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -18,7 +18,7 @@ def lookup(loader) -> dict:
     """A reference allow-list, or {} while the store cannot be read (the page still renders)."""
     try:
         return loader()
-    except PANEL_ERRORS:
+    except READ_ERRORS:
         log.exception("reference data unavailable")
         return {}
 

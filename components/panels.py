@@ -1,25 +1,44 @@
-"""Panel frames, loading placeholders and the guard that keeps one panel's failure its own."""
+"""Panel frames, freshness badges, loading placeholders and chart boxes (UI factories only)."""
 
 from __future__ import annotations
 
-import functools
-import logging
-from collections.abc import Callable
 from typing import Any
 
-import psycopg
-from dash import ctx, dcc, html
-from dash.exceptions import PreventUpdate
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from dash import dcc, html
 
 from components import ids
-from components.live import badge
-from data.checks import InvalidQuery
-from data.errors import DatabaseUnavailable, OneScreenError
+from components.i18n import t
+from config import get_settings
 
-log = logging.getLogger(__name__)
 
-PANEL_ERRORS = (OneScreenError, SQLAlchemyError, InvalidQuery, ValueError, KeyError)
+def asof_id(panel_key: str) -> dict[str, str]:
+    """The id of a panel's as-of store."""
+    return {"type": ids.ASOF, "panel": panel_key}
+
+
+def badge(panel_key: str, initial: dict | None = None) -> html.Span:
+    """A panel's freshness badge and its as-of store (`initial` when the layout read the data)."""
+    return html.Span(
+        className="os-fresh-wrap",
+        children=[
+            dcc.Store(id=asof_id(panel_key), data=initial),
+            html.Span(
+                id={"type": ids.FRESH, "panel": panel_key}, className="os-fresh", role="status"
+            ),
+        ],
+    )
+
+
+def fresh_config(lang: str) -> dcc.Store:
+    """Labels and the stale threshold for the clientside badge callback."""
+    return dcc.Store(
+        id=ids.FRESH_CONFIG,
+        data={
+            "stale": get_settings().ui_stale_seconds,
+            "updated": t("fresh.updated", lang),
+            "delayed": t("fresh.delayed", lang),
+        },
+    )
 
 
 def skeleton(class_name: str = "os-skel-block") -> html.Div:
@@ -55,54 +74,6 @@ def panel(
 def unavailable(message: str) -> html.Div:
     """What a panel shows when its data cannot be read."""
     return html.Div(message, className="os-unavailable", role="status")
-
-
-def _database_down(exc: BaseException) -> bool:
-    if isinstance(exc, DatabaseUnavailable):
-        return True
-    if isinstance(exc, DBAPIError):
-        return exc.connection_invalidated or isinstance(exc.orig, psycopg.OperationalError)
-    return False
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
-def report_failure(logger: logging.Logger, what: str, exc: BaseException) -> None:
-    """Log a failed read: one line when the database is down, the traceback otherwise."""
-    if _database_down(exc):
-        logger.warning("%s: database unavailable: %s", what, _first_line(exc))
-    else:
-        logger.error("%s", what, exc_info=exc)
-
-
-def guard(fallback: Callable[[str], Any]) -> Callable:
-    """Wrap a callback whose last argument is the page language.
-
-    A failed refresh keeps the panel's last good content (PreventUpdate); a failed first load or
-    filter change shows `fallback(lang)` in this panel only. Either way the error is logged once.
-    """
-
-    def decorate(callback: Callable) -> Callable:
-        @functools.wraps(callback)
-        def wrapped(*args: Any) -> Any:
-            try:
-                return callback(*args)
-            except PreventUpdate:
-                raise
-            except PANEL_ERRORS as exc:
-                # an outage is an operational state, not a bug: one line per failed read
-                report_failure(log, f"panel {callback.__name__} failed", exc)
-                if ctx.triggered_id == ids.REFRESH:
-                    raise PreventUpdate from None
-                lang = args[-1] if args and args[-1] in ("zh", "en") else "zh"
-                return fallback(lang)
-
-        return wrapped
-
-    return decorate
 
 
 # plotly.js is ~4.8 MB of script: parsing it competes with the map for the main thread, so a

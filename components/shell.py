@@ -7,7 +7,7 @@ from flask import g
 
 from components import ids, reference
 from components.i18n import name, t
-from components.live import fresh_config
+from components.panels import fresh_config
 from components.state import href
 from data.access import Principal
 from web.session import current_principal

@@ -79,3 +79,15 @@ def message_figure(text: str) -> go.Figure:
         font={"size": 16, "color": MUTED},
     )
     return figure
+
+
+def wall_figure(figure: go.Figure) -> go.Figure:
+    """A dashboard figure with type large enough to read from across a room."""
+    figure.update_layout(
+        font={"size": 17},
+        legend={"font": {"size": 16}},
+        margin={"l": 60, "r": 14, "t": 34, "b": 48},
+    )
+    figure.update_xaxes(tickfont={"size": 16}, title_font={"size": 16})
+    figure.update_yaxes(tickfont={"size": 16}, title_font={"size": 16})
+    return figure

@@ -12,14 +12,17 @@ from components import ids, reference
 from components.device_view import series_figure, summary_children
 from components.feed import feed_children
 from components.i18n import t
-from components.live import asof_output, asof_payload, now, read
 from components.notfound import not_found_page
-from components.panels import PANEL_ERRORS, guard, panel, report_failure, unavailable
+from components.panels import panel, unavailable
 from components.shell import create_page, crumb_links
 from components.state import href, language, pick
 from components.theme import message_figure
 from data.devices import device_detail, device_series
+from data.errors import READ_ERRORS, report_failure
 from data.incident_reads import incident_list
+from panels.freshness import asof_output
+from panels.guard import guard
+from panels.reads import asof_payload, now, read
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +49,7 @@ def layout(
     try:
         detail = read(device_detail, device_id=number)
         device = detail.value
-    except PANEL_ERRORS as exc:
+    except READ_ERRORS as exc:
         report_failure(log, "device unavailable", exc)
         return create_page(
             lang=lang,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from typing import Any
 
 import dash
 import dash_leaflet as dl
@@ -11,39 +11,18 @@ from dash import ALL, Input, Output, State, callback, clientside_callback, ctx, 
 from dash.exceptions import PreventUpdate
 
 from components import ids, reference
-from components.area_map import (
-    MAP_JS,
-    create_map,
-    geojson_options,
-    legend_children,
-    state_colors,
-    state_legend,
-)
-from components.choropleth import cell_heat, choropleth, format_value, metric_value
-from components.feed import create_feed, feed_children
+from components.area_map import MAP_JS, create_map, geojson_options, state_colors
 from components.filters import chosen_category, filter_bar
 from components.i18n import name, t
-from components.live import asof_output, asof_payload, now, only_changed, read
 from components.notfound import not_found_page
-from components.panels import (
-    PANEL_ERRORS,
-    chart,
-    deferred_chart_box,
-    guard,
-    panel,
-    report_failure,
-    skeleton,
-    unavailable,
-)
+from components.panels import panel, unavailable
 from components.shell import create_page, crumb_links
 from components.state import LAYERS, METRICS, href, language, pick
-from components.theme import message_figure
-from components.tiles import create_tiles, tiles_children
-from components.timeline import timeline_figure
-from data.areas import cell_metrics, street_metrics
-from data.cache import Cached
-from data.incident_reads import incident_handling_timeline, incident_list, incident_timeline
-from data.kpis import area_kpis
+from data.errors import READ_ERRORS, report_failure
+from panels import AREAS, FEED, RANKING, TILES, TIMELINE
+from panels.base import Rendered, View
+from panels.place import PagePlace, place, shared_callback
+from panels.reads import asof_payload
 from web.boundaries import boundary_url
 from web.device_layer import devices_url
 from web.session import current_principal
@@ -58,9 +37,48 @@ def _title(adcode: str | None = None, **_other: str) -> str:
 
 dash.register_page(__name__, path_template="/district/<adcode>", title=_title, name="district")
 
-TIMELINE_HOURS = 24
 # the streets layer then fits the map to the district (zoomToBounds)
 INITIAL_ZOOM = 10
+
+
+def _district(state: object) -> str:
+    district = state.get("district") if isinstance(state, dict) else None
+    if district not in reference.districts():
+        raise PreventUpdate
+    principal = current_principal()
+    if principal is None or not principal.allows(district):
+        # a forged district: the database would show nothing of it anyway
+        raise PreventUpdate
+    return district
+
+
+def _street(district: str, value: object) -> str | None:
+    """A street code from the browser, only if it belongs to this district."""
+    return value if isinstance(value, str) and value in reference.streets(district) else None
+
+
+def district_view(values: dict[str, Any]) -> View:
+    """The page's view: its district (checked against the viewer), street and category."""
+    district = _district(values.get("page"))
+    return View(
+        district=district,
+        street=_street(district, values.get("street")),
+        category=chosen_category(values.get("category")),
+    )
+
+
+DISTRICT = PagePlace(
+    name="district",
+    level="district",
+    controls=("category", "street", "metric", "layer"),
+    view=district_view,
+    scope_state=(("page", State(ids.DISTRICT_STATE, "data")),),
+)
+# the ranking sorts the very areas the map colours: one answer for both
+place(DISTRICT, AREAS, RANKING)
+place(DISTRICT, TILES)
+place(DISTRICT, TIMELINE)
+place(DISTRICT, FEED)
 
 
 def _centre(areas: list) -> tuple[float, float]:
@@ -73,84 +91,84 @@ def _centre(areas: list) -> tuple[float, float]:
     )
 
 
-def _street(district: str, value: object) -> str | None:
-    """A street code from the browser, only if it belongs to this district."""
-    return value if isinstance(value, str) and value in reference.streets(district) else None
+def _first(values: dict[str, Any]) -> tuple[Rendered | None, Rendered | None]:
+    """The map's colours and the ranking, read for the layout itself (see the overview)."""
+    view = View(values["district"], values["street"], values["category"])
+    look = DISTRICT.look(values)
+    try:
+        return AREAS.render(view, look, {}), RANKING.render(view, look, {})
+    except READ_ERRORS as exc:
+        report_failure(log, "district map unavailable", exc)
+        return None, None
 
 
-def map_state(
-    district: str,
-    metric: str,
-    category: str | None,
-    street: str | None,
-    layer: str,
-    lang: str,
-    read_areas: Cached | None = None,
-) -> tuple[dict, dict, list, list, dict]:
-    """Street hideout, cell hideout, legend, ranking and as-of of one district."""
-    if read_areas is None:
-        read_areas = read(street_metrics, district=district, category=category)
-    areas = read_areas.value
-    reads = [read_areas]
-    result = choropleth(
-        areas, metric=metric, lang=lang, drill=False, selected=street, with_labels=False
-    )
-    streets_hideout = dict(result.hideout)
-    legend = []
-    if layer == "grid":
-        cells = read(cell_metrics, district=district, category=category)
-        reads.append(cells)
-        cells_hideout, cell_legend, cell_title = cell_heat(cells.value, metric=metric, lang=lang)
-        streets_hideout.update(fillOpacity=0.0, colors={})
-        legend += legend_children(cell_title, cell_legend)
-    else:
-        cells_hideout = {"colors": {}}
-        legend += legend_children(
-            t(f"metric.{metric}", lang),
-            result.legend,
-            t("legend.approximate", lang) if any(a.approximate for a in areas) else None,
-        )
-    legend += [
-        html.Div(t("legend.devices", lang), className="os-legend-title os-legend-section"),
-        *state_legend(lang),
+def _map_layers(adcode: str, category: str | None, lang: str, first: dict) -> list:
+    """Cells (H3 heat), streets and device clusters of the district."""
+    device_hideout = {"stateColors": state_colors(), "deviceLabel": t("hover.device", lang)}
+    return [
+        dl.GeoJSON(
+            id=ids.DISTRICT_CELLS,
+            url=boundary_url(level="grid", district=adcode, fmt="pbf"),
+            format="geobuf",
+            **geojson_options(
+                style=MAP_JS("cellStyle"),
+                hideout=first.get("cells", {"colors": {}}),
+                interactive=False,
+            ),
+        ),
+        dl.GeoJSON(
+            id=ids.DISTRICT_AREAS,
+            url=boundary_url(level="streets", district=adcode),
+            **geojson_options(
+                style=MAP_JS("areaStyle"),
+                hoverStyle=MAP_JS("areaHover"),
+                onEachFeature=MAP_JS("areaTooltip"),
+                hideout=first.get("areas", {}),
+                zoomToBounds=True,
+            ),
+        ),
+        dl.GeoJSON(
+            id=ids.DISTRICT_DEVICES,
+            url=devices_url(district=adcode, category=category, zoom=INITIAL_ZOOM),
+            **geojson_options(pointToLayer=MAP_JS("deviceMarker"), hideout=device_hideout),
+        ),
     ]
-    ranking = ranking_rows(areas, metric=metric, lang=lang, selected=street)
-    return streets_hideout, cells_hideout, legend, ranking, asof_payload(*reads)
 
 
-def ranking_rows(areas, *, metric: str, lang: str, selected: str | None) -> list:
-    """Streets sorted by the metric (worst first), each a button that scopes the page to it."""
-    values = [(area, metric_value(area, metric)) for area in areas]
-    worst_first = metric != "online_rate"
-    values.sort(
-        key=lambda pair: (pair[1] is None, -(pair[1] or 0) if worst_first else (pair[1] or 0))
-    )
-    top = max((v for _, v in values if v is not None), default=0) or 1
-    rows = []
-    for area, value in values:
-        label = area.name_en if lang == "en" else area.name_zh
-        rows.append(
-            html.Button(
-                id={"type": "os-rank", "code": area.code},
-                className=f"os-rank-row {'os-rank-selected' if area.code == selected else ''}",
-                n_clicks=0,
+def _side(look, ranking: Rendered | None, lang: str) -> html.Div:
+    """Tiles, the street ranking beside the feed, and the timeline."""
+    return html.Div(
+        className="os-side-district",
+        children=[
+            TILES.create(look),
+            html.Div(
+                className="os-split",
                 children=[
-                    html.Div(
-                        [
-                            html.Span(label),
-                            html.Span(" ≈", className="os-rank-approx") if area.approximate else "",
-                            html.Div(
-                                className="os-rank-bar",
-                                style={"width": f"{(value or 0) / top * 100:.0f}%"},
-                            ),
-                        ]
+                    RANKING.create(
+                        look,
+                        ranking,
+                        title=t("district.streets_title", lang),
+                        extra=html.Button(
+                            t("district.clear_street", lang),
+                            id="district-clear",
+                            className="os-clear-street",
+                        ),
                     ),
-                    html.Span(f"{area.devices_total:,}", className="os-rank-value"),
-                    html.Span(format_value(value, metric), className="os-rank-value"),
+                    FEED.create(look),
                 ],
-            )
-        )
-    return rows
+            ),
+            TIMELINE.create(look),
+        ],
+    )
+
+
+def _page_unavailable(lang: str) -> html.Div:
+    return create_page(
+        lang=lang,
+        title=t("app.title", lang),
+        active="",
+        body=[unavailable(t("panel.unavailable", lang))],
+    )
 
 
 def layout(
@@ -166,145 +184,58 @@ def layout(
     lang = language(lang)
     try:
         names = reference.districts().get(adcode or "")
-    except PANEL_ERRORS as exc:
+    except READ_ERRORS as exc:
         report_failure(log, "district list unavailable", exc)
-        return create_page(
-            lang=lang,
-            title=t("app.title", lang),
-            active="",
-            body=[unavailable(t("panel.unavailable", lang))],
-        )
+        return _page_unavailable(lang)
     if names is None:
         return not_found_page(lang, t("notfound.district", lang, code=str(adcode)[:40]))
     principal = current_principal()
     if principal is not None and not principal.allows(adcode):
         return not_found_page(lang, t("auth.forbidden", lang))
+    assert adcode is not None
     district_name = name(names, lang)
-    chosen_metric = pick(metric, METRICS, METRICS[0]).value
-    chosen_layer = pick(layer, LAYERS, LAYERS[0]).value
-    selected_category = chosen_category(category)
-    chosen_street = _street(adcode, street)
-    areas: list = []
-    map_asof = None
-    try:
-        read_areas = read(street_metrics, district=adcode, category=selected_category)
-        areas = read_areas.value
-        streets_hideout, cells_hideout, legend, ranking, map_asof = map_state(
-            adcode, chosen_metric, selected_category, chosen_street, chosen_layer, lang, read_areas
-        )
-    except PANEL_ERRORS as exc:
-        report_failure(log, "district map unavailable", exc)
-        streets_hideout, cells_hideout = {}, {"colors": {}}
-        legend, ranking = [unavailable(t("panel.unavailable", lang))], []
-    center = _centre(areas)
-    device_hideout = {"stateColors": state_colors(), "deviceLabel": t("hover.device", lang)}
-    layers = [
-        dl.GeoJSON(
-            id=ids.DISTRICT_CELLS,
-            url=boundary_url(level="grid", district=adcode, fmt="pbf"),
-            format="geobuf",
-            **geojson_options(style=MAP_JS("cellStyle"), hideout=cells_hideout, interactive=False),
+    values = {
+        "lang": lang,
+        "district": adcode,
+        "street": _street(adcode, street),
+        "category": chosen_category(category),
+        "metric": pick(metric, METRICS, METRICS[0]).value,
+        "layer": pick(layer, LAYERS, LAYERS[0]).value,
+    }
+    look = DISTRICT.look(values)
+    first, ranking = _first(values)
+    shown = first.values if first else {}
+    areas = first.reads[0].value if first else []
+    map_panel = panel(
+        t("panel.district_map", lang),
+        create_map(
+            map_id=ids.DISTRICT_MAP,
+            center=_centre(areas),
+            zoom=INITIAL_ZOOM,
+            legend_id=ids.DISTRICT_LEGEND,
+            legend=shown.get("legend", [unavailable(t("panel.unavailable", lang))]),
+            layers=_map_layers(adcode, values["category"], lang, shown),
         ),
-        dl.GeoJSON(
-            id=ids.DISTRICT_AREAS,
-            url=boundary_url(level="streets", district=adcode),
-            **geojson_options(
-                style=MAP_JS("areaStyle"),
-                hoverStyle=MAP_JS("areaHover"),
-                onEachFeature=MAP_JS("areaTooltip"),
-                hideout=streets_hideout,
-                zoomToBounds=True,
-            ),
-        ),
-        dl.GeoJSON(
-            id=ids.DISTRICT_DEVICES,
-            url=devices_url(district=adcode, category=selected_category, zoom=INITIAL_ZOOM),
-            **geojson_options(pointToLayer=MAP_JS("deviceMarker"), hideout=device_hideout),
-        ),
-    ]
+        class_name="os-panel-map",
+        extra=html.Span(id="district-scope", className="os-scope"),
+        fresh=DISTRICT.fresh_of("map"),
+        asof=asof_payload(*first.reads) if first else None,
+    )
     body = [
         dcc.Store(id=ids.DISTRICT_STATE, data={"district": adcode}),
-        dcc.Store(id=ids.STREET, data=chosen_street),
+        dcc.Store(id=ids.STREET, data=values["street"]),
         # the ranking row last clicked (set in the browser: re-rendered rows post nothing)
         dcc.Store(id=ids.DISTRICT_RANK_PICK),
         # digests of the map layers' hideouts, so a refresh sends only changes
-        dcc.Store(
-            id=ids.DISTRICT_MAP_SENT,
-            data=only_changed({"streets": streets_hideout, "cells": cells_hideout}, None)[1],
-        ),
-        filter_bar(lang, metric=chosen_metric, category=selected_category, layer=chosen_layer),
+        dcc.Store(id=ids.DISTRICT_MAP_SENT, data=shown.get("map-sent")),
+        filter_bar(lang, metric=look.metric, category=values["category"], layer=look.layer),
         html.Div(
             className="os-grid os-grid-district",
-            children=[
-                panel(
-                    t("panel.district_map", lang),
-                    create_map(
-                        map_id=ids.DISTRICT_MAP,
-                        center=center,
-                        zoom=INITIAL_ZOOM,
-                        legend_id=ids.DISTRICT_LEGEND,
-                        legend=legend,
-                        layers=layers,
-                    ),
-                    class_name="os-panel-map",
-                    extra=html.Span(id="district-scope", className="os-scope"),
-                    fresh=ids.DISTRICT_MAP,
-                    asof=map_asof,
-                ),
-                html.Div(
-                    className="os-side-district",
-                    children=[
-                        panel(
-                            t("panel.tiles", lang),
-                            create_tiles(ids.DISTRICT_TILES),
-                            class_name="os-panel-tiles",
-                            fresh=ids.DISTRICT_TILES,
-                        ),
-                        html.Div(
-                            className="os-split",
-                            children=[
-                                panel(
-                                    t("district.streets_title", lang),
-                                    html.Div(
-                                        id=ids.DISTRICT_RANKING,
-                                        className="os-ranking",
-                                        children=ranking,
-                                    ),
-                                    extra=html.Button(
-                                        t("district.clear_street", lang),
-                                        id="district-clear",
-                                        className="os-clear-street",
-                                    ),
-                                    fresh=ids.DISTRICT_RANKING,
-                                    asof=map_asof,
-                                ),
-                                create_feed(ids.DISTRICT_FEED, lang),
-                            ],
-                        ),
-                        panel(
-                            t("panel.timeline", lang),
-                            deferred_chart_box(
-                                "district-timeline-box", "district-defer", skeleton()
-                            ),
-                            fresh=ids.DISTRICT_TIMELINE,
-                        ),
-                    ],
-                ),
-            ],
+            children=[map_panel, _side(look, ranking, lang)],
         ),
     ]
-    crumbs = [
-        (
-            t("crumb.city", lang),
-            href(
-                "/",
-                lang=lang,
-                metric=_non_default_metric(chosen_metric),
-                category=selected_category,
-            ),
-        ),
-        (district_name, None),
-    ]
+    crumbs = [(t("crumb.city", lang), _city_href(lang, look.metric, values["category"]))]
+    crumbs.append((district_name, None))
     return create_page(
         lang=lang,
         title=f"{t('district.title', lang, name=district_name)} · {t('app.title', lang)}",
@@ -317,66 +248,18 @@ def layout(
     )
 
 
-def _non_default_metric(metric: str | None) -> str | None:
-    return None if metric == METRICS[0] else metric
-
-
-@callback(
-    Output(ids.DISTRICT_AREAS, "hideout"),
-    Output(ids.DISTRICT_CELLS, "hideout"),
-    Output(ids.DISTRICT_LEGEND, "children"),
-    Output(ids.DISTRICT_RANKING, "children"),
-    asof_output(ids.DISTRICT_MAP),
-    asof_output(ids.DISTRICT_RANKING),
-    Output(ids.DISTRICT_MAP_SENT, "data"),
-    Input(ids.METRIC, "value"),
-    Input(ids.CATEGORY, "value"),
-    Input(ids.STREET, "data"),
-    Input(ids.LAYER, "value"),
-    Input(ids.REFRESH, "n_intervals"),
-    State(ids.DISTRICT_MAP_SENT, "data"),
-    State(ids.DISTRICT_STATE, "data"),
-    State(ids.LANG, "data"),
-    prevent_initial_call=True,
-)
-@guard(
-    lambda lang: (
-        dash.no_update,
-        dash.no_update,
-        [unavailable(t("panel.unavailable", lang))],
-        dash.no_update,
-        dash.no_update,
-        dash.no_update,
-        dash.no_update,
+def _city_href(lang: str, metric: object, category: object) -> str:
+    """The overview with the same metric (when not the default) and category."""
+    chosen = pick(metric, METRICS, None).value
+    return href(
+        "/",
+        lang=lang,
+        metric=None if chosen == METRICS[0] else chosen,
+        category=chosen_category(category),
     )
-)
-def update_map(metric, category, street, layer, _tick, sent, state, lang):
-    """Colour streets (or H3 cells) by the metric; highlight the chosen street."""
-    district = _district(state)
-    streets, cells, legend, ranking, asof = map_state(
-        district,
-        pick(metric, METRICS, METRICS[0]).value,
-        chosen_category(category),
-        _street(district, street),
-        pick(layer, LAYERS, LAYERS[0]).value,
-        language(lang),
-    )
-    (streets, cells), digests = only_changed({"streets": streets, "cells": cells}, sent)
-    return streets, cells, legend, ranking, asof, asof, digests
 
 
-def _district(state: object) -> str:
-    district = state.get("district") if isinstance(state, dict) else None
-    if district not in reference.districts():
-        raise PreventUpdate
-    principal = current_principal()
-    if principal is None or not principal.allows(district):
-        # a forged district: the database would show nothing of it anyway
-        raise PreventUpdate
-    return district
-
-
-@callback(
+@shared_callback(
     Output(ids.DISTRICT_DEVICES, "url"),
     Input(ids.DISTRICT_MAP, "zoom"),
     Input(ids.DISTRICT_MAP, "bounds"),
@@ -469,16 +352,8 @@ def update_crumbs(street, metric, category, state, lang):
     lang = language(lang)
     street = _street(district, street)
     district_name = name(reference.districts()[district], lang)
-    trail = [
-        (
-            t("crumb.city", lang),
-            href(
-                "/",
-                lang=lang,
-                metric=_non_default_metric(metric),
-                category=chosen_category(category),
-            ),
-        )
+    trail: list[tuple[str, str | None]] = [
+        (t("crumb.city", lang), _city_href(lang, metric, category))
     ]
     if street is None:
         trail.append((district_name, None))
@@ -489,100 +364,6 @@ def update_crumbs(street, metric, category, state, lang):
         (street_names[1] if lang == "en" else street_names[0], None),
     ]
     return crumb_links(lang, trail), ""
-
-
-@callback(
-    Output(ids.DISTRICT_TILES, "children"),
-    asof_output(ids.DISTRICT_TILES),
-    Input(ids.CATEGORY, "value"),
-    Input(ids.STREET, "data"),
-    Input(ids.REFRESH, "n_intervals"),
-    State(ids.DISTRICT_STATE, "data"),
-    State(ids.LANG, "data"),
-)
-@guard(lambda lang: ([unavailable(t("panel.unavailable", lang))], dash.no_update))
-def update_tiles(category, street, _tick, state, lang):
-    """Tiles of the district, or of the chosen street."""
-    district = _district(state)
-    kpis = read(
-        area_kpis,
-        district=district,
-        street=_street(district, street),
-        category=chosen_category(category),
-    )
-    return tiles_children(kpis.value, language(lang)), asof_payload(kpis)
-
-
-@callback(
-    Output("district-timeline-box", "children"),
-    asof_output(ids.DISTRICT_TIMELINE),
-    Input(ids.CATEGORY, "value"),
-    Input(ids.STREET, "data"),
-    Input(ids.REFRESH, "n_intervals"),
-    Input("district-defer", "n_intervals"),
-    State(ids.DISTRICT_STATE, "data"),
-    State(ids.LANG, "data"),
-    prevent_initial_call=True,
-)
-@guard(
-    lambda lang: (
-        chart(ids.DISTRICT_TIMELINE, message_figure(t("panel.unavailable", lang))),
-        dash.no_update,
-    )
-)
-def update_timeline(category, street, _tick, _deferred, state, lang):
-    """Incidents per hour of the district or street (mounted after the map has drawn)."""
-    district = _district(state)
-    lang = language(lang)
-    clock = now()
-    end = clock.value
-    start = end - timedelta(hours=TIMELINE_HOURS)
-    where = {
-        "district": district,
-        "street": _street(district, street),
-        "category": chosen_category(category),
-    }
-    frame = read(incident_timeline, start=start, end=end, **where)
-    handled = read(incident_handling_timeline, start=start, end=end, **where)
-    figure = timeline_figure(
-        frame.value,
-        stack="severity",
-        lang=lang,
-        start=start,
-        end=end,
-        categories=reference.categories(),
-        handled=handled.value,
-    )
-    return chart(ids.DISTRICT_TIMELINE, figure), asof_payload(clock, frame, handled)
-
-
-@callback(
-    Output(ids.DISTRICT_FEED, "children"),
-    asof_output(ids.DISTRICT_FEED),
-    Input(ids.CATEGORY, "value"),
-    Input(ids.STREET, "data"),
-    Input(ids.REFRESH, "n_intervals"),
-    State(ids.DISTRICT_STATE, "data"),
-    State(ids.LANG, "data"),
-)
-@guard(lambda lang: (unavailable(t("panel.unavailable", lang)), dash.no_update))
-def update_feed(category, street, _tick, state, lang):
-    """Latest incidents of the district or street."""
-    district = _district(state)
-    lang = language(lang)
-    clock = now()
-    end = clock.value + timedelta(minutes=1)
-    latest = read(
-        incident_list,
-        start=end - timedelta(hours=TIMELINE_HOURS),
-        end=end,
-        district=district,
-        street=_street(district, street),
-        category=chosen_category(category),
-        limit=30,
-    )
-    feed = feed_children(latest.value, lang=lang, categories=reference.categories())
-    return feed, asof_payload(clock, latest)
 
 
 @callback(

@@ -29,10 +29,8 @@ from components.filters import (
     segmented,
 )
 from components.i18n import name, t
-from components.incident_actions import create_incident_actions
 from components.incident_detail import detail_children, readings_figure
-from components.live import asof_output, asof_payload, now, read
-from components.panels import guard, panel, unavailable
+from components.panels import panel, unavailable
 from components.shell import create_page
 from components.state import (
     INCIDENT_STATUSES,
@@ -47,6 +45,10 @@ from components.theme import SEVERITY_COLORS, TEXT, message_figure
 from components.tiles import CITY_TZ
 from data.devices import device_series
 from data.incident_reads import incident_detail, incident_events, incident_list
+from panels.freshness import asof_output
+from panels.guard import guard
+from panels.incident_actions import create_incident_actions
+from panels.reads import asof_payload, now, read
 from web.boundaries import boundary_url
 from web.session import current_principal
 

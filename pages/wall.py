@@ -6,7 +6,7 @@ import dash
 from dash import html
 
 from components.state import language
-from components.wall import create_display
+from displays.page import create_display
 
 dash.register_page(__name__, path="/wall", title="一屏观全城 · 大屏", name="wall")
 

@@ -16,8 +16,7 @@ import geobuf
 from flask import Flask, Response, jsonify, request
 from sqlalchemy.exc import SQLAlchemyError
 
-from components.panels import report_failure
-from data.errors import OneScreenError
+from data.errors import OneScreenError, report_failure
 from data.reference_reads import (
     BOUNDARY_LEVELS,
     boundaries_geojson,

@@ -24,11 +24,10 @@ from flask import Flask, Response, jsonify, request
 from sqlalchemy.exc import SQLAlchemyError
 
 from components import reference
-from components.panels import report_failure
 from components.theme import STATE_RANK
 from data.checks import InvalidQuery
 from data.devices import area_devices
-from data.errors import OneScreenError
+from data.errors import OneScreenError, report_failure
 from data.scope import Scope, get_read_engine, scoped
 from web.session import current_principal
 

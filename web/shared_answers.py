@@ -4,8 +4,9 @@ Hundreds of screens on the overview or a district post the same refresh callback
 inputs: each answer is a pure function of the callback's inputs and state, the viewer's access
 scope and the data of the moment. So the answer itself (Dash's JSON response) goes through the
 shared cache, keyed by those and nothing else — not the interval counters, which differ per
-browser — and one render per period serves every viewer. Only the read-only panels named in
-SHARED_PANELS are shared; every other callback runs for its caller as before.
+browser — and one render per period serves every viewer. Only the answers of callbacks
+declared shared (panels.place.SHARED_OUTPUTS) are shared; every other callback runs for
+its caller as before.
 """
 
 from __future__ import annotations
@@ -19,26 +20,11 @@ from dash import Dash
 from dash.exceptions import PreventUpdate
 from flask import Response, request
 
-from components import ids
-from components.live import shared_cache
 from data.scope import current_scope
+from panels.place import SHARED_OUTPUTS
+from panels.reads import shared_cache
 
 DASH_UPDATE = "/_dash-update-component"
-# the first output of each shared callback, as Dash names it in the request's "output"
-SHARED_PANELS = frozenset(
-    {
-        f"{ids.OVERVIEW_AREAS}.hideout",
-        f"{ids.OVERVIEW_TILES}.children",
-        "overview-timeline-box.children",
-        f"{ids.OVERVIEW_FEED}.children",
-        f"{ids.DISTRICT_AREAS}.hideout",
-        f"{ids.DISTRICT_TILES}.children",
-        "district-timeline-box.children",
-        f"{ids.DISTRICT_FEED}.children",
-        # the device layer's URL for the view: the same for everyone looking at it
-        f"{ids.DISTRICT_DEVICES}.url",
-    }
-)
 # each browser counts its own ticks: only whether an interval has fired matters to a panel
 COUNTERS = frozenset({"n_intervals"})
 
@@ -98,7 +84,7 @@ def register_response_cache(app: Dash) -> None:
         if request.method != "POST" or request.path != DASH_UPDATE:
             return None
         body = request.get_json(silent=True)
-        if not isinstance(body, dict) or first_output(body.get("output")) not in SHARED_PANELS:
+        if not isinstance(body, dict) or first_output(body.get("output")) not in SHARED_OUTPUTS:
             return None
         scope = current_scope()
         # the same partition the reads use: districts, and whether the viewer may act

@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from components import i18n
-from components.live import asof_payload
 from data.cache import Cached, TtlCache
+from panels.reads import asof_payload
 
 
 class FakeClock:

@@ -7,7 +7,9 @@ import math
 import pandas as pd
 import pytest
 
-from components.playlist import (
+from components.feed import mask_personal
+from components.ranking import wall_ranking as ranking_children
+from displays.playlist import (
     DEFAULT_INTERVAL_S,
     MAX_VIEW_ITEMS,
     View,
@@ -15,7 +17,6 @@ from components.playlist import (
     parse_views,
     within_scope,
 )
-from components.wall_view import mask_personal, ranking_children
 
 DISTRICTS = {
     "310101": ("黄浦区", "Huangpu"),

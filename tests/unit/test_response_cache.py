@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import copy
 
-from web.shared_answers import SHARED_PANELS, answer_key, first_output
+from web.shared_answers import answer_key, first_output
 
 
 def refresh_body(tick: int | None = 7, category: str | None = "flood") -> dict:
@@ -29,7 +29,6 @@ def test_the_first_output_names_the_callback():
     assert first_output(refresh_body()["output"]) == "district-tiles.children"
     assert first_output("overview-areas.hideout") == "overview-areas.hideout"
     assert first_output(None) is None and first_output(["x"]) is None and first_output("") is None
-    assert "district-tiles.children" in SHARED_PANELS
 
 
 def test_browsers_at_different_ticks_share_an_answer():
@@ -57,3 +56,29 @@ def test_every_input_state_and_trigger_counts():
 def test_odd_bodies_still_get_a_key():
     assert answer_key({"output": 3, "inputs": "x", "state": None})
     assert answer_key({}) == answer_key({"changedPropIds": None})
+
+
+def test_the_shared_answers_are_those_the_panel_definitions_declare():
+    from app import create_app
+    from panels.place import SHARED_OUTPUTS
+
+    app = create_app()
+    app._setup_server()  # Dash collects the pages' callbacks on the first request
+    # every page placement of a live panel, and the device layer's URL, answers for everyone
+    assert SHARED_OUTPUTS >= {
+        "overview-areas.hideout",
+        "overview-tiles.children",
+        "overview-timeline-box.children",
+        "overview-feed.children",
+        "district-areas.hideout",
+        "district-tiles.children",
+        "district-timeline-box.children",
+        "district-feed.children",
+        "district-devices.url",
+    }
+    # each names the first output of a callback the app really has
+    firsts = {first_output(key) for key in app.callback_map}
+    assert SHARED_OUTPUTS <= firsts
+    # acting, navigation and display callbacks are never shared
+    assert not any(name.startswith(("incidents-", "wall-", "os-url")) for name in SHARED_OUTPUTS)
+

@@ -9,9 +9,10 @@ Parsing is pure: the allow-lists come in as arguments.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 from components.state import METRICS, pick
+from panels.base import View
 
 MAX_VIEW_ITEMS = 200
 MAX_VIEWS_TEXT = 4000
@@ -24,25 +25,6 @@ RELOAD_RANGE_HOURS = (0.0, 720.0)
 DEFAULT_INTERVAL_S = 30
 DEFAULT_ATTENTION_S = 60
 DEFAULT_IDLE_S = 90
-
-
-@dataclass(frozen=True)
-class View:
-    """One screenful: the whole city, a district or a street, optionally one category only."""
-
-    district: str | None = None
-    street: str | None = None
-    category: str | None = None
-
-    @property
-    def key(self) -> str:
-        """The view written back in playlist grammar (also its identity on the page)."""
-        place = self.street or self.district or "city"
-        return f"{place}:{self.category}" if self.category else place
-
-    def as_dict(self) -> dict[str, str | None]:
-        """The view as the page's stores hold it."""
-        return {**asdict(self), "key": self.key}
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,8 @@ from dash.exceptions import PreventUpdate
 from components import ids
 from components.filters import dropdown
 from components.i18n import t
-from components.live import read, shared_cache
-from components.panels import PANEL_ERRORS, report_failure
 from components.state import language
+from data.errors import READ_ERRORS, report_failure
 from data.incident_reads import incident_detail
 from data.incidents import (
     MAX_NOTE_CHARS,
@@ -29,6 +28,7 @@ from data.incidents import (
     handle_incident,
 )
 from data.scope import current_scope, get_web_engine
+from panels.reads import read, shared_cache
 from web.session import client_address, current_principal
 
 log = logging.getLogger(__name__)
@@ -116,7 +116,7 @@ def update_actions(selected, _done, _tick, shown, lang):
         if key == shown:
             raise PreventUpdate
         people = read(assignees, district=incident["district_adcode"]).value
-    except PANEL_ERRORS as exc:
+    except READ_ERRORS as exc:
         report_failure(log, "incident actions unavailable", exc)
         raise PreventUpdate from None
     options = [
@@ -167,7 +167,7 @@ def act(clicks, selected, note, assignee, done, lang):
         )
     except IncidentActionError as exc:
         return _message(str(exc), ok=False), dash.no_update, dash.no_update
-    except PANEL_ERRORS as exc:
+    except READ_ERRORS as exc:
         report_failure(log, "incident action failed", exc)
         return _message(t("panel.unavailable", lang), ok=False), dash.no_update, dash.no_update
     # everyone's next read sees the change, not a cached answer from before it

@@ -1,0 +1,92 @@
+"""Who a display is: its token's grant (re-checked on every answer), the view it may show, the
+build it runs (a new one makes open displays reload)."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from pathlib import Path
+
+from dash.exceptions import PreventUpdate
+
+from components import reference
+from config import PROJECT_ROOT
+from data.displays import DisplayGrant, find_display_grant
+from data.scope import CITY, Scope, set_scope
+from panels.base import View
+from panels.reads import read
+
+
+@functools.cache
+def app_version() -> str:
+    """The build this server process runs; a new one after a restart makes open displays reload."""
+    digest = hashlib.sha1(usedforsecurity=False)
+    for folder in ("assets", "components", "panels", "displays", "pages", "web"):
+        for path in sorted((PROJECT_ROOT / folder).glob("*.*")):
+            if path.suffix in (".py", ".js", ".css"):
+                digest.update(path.name.encode())
+                digest.update(Path(path).read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def grant_for(token: object) -> DisplayGrant | None:
+    """The display grant of `token` (re-read at most every second), None if not a valid one."""
+    if not isinstance(token, str) or not 8 <= len(token) <= 200:
+        return None
+    grant = read(find_display_grant, token=token).value
+    if grant is not None:
+        # a display reads what its token covers, whoever's browser it runs in; read-only
+        set_scope(Scope(districts=grant.district or CITY))
+    return grant
+
+
+def checked(config: object) -> tuple[DisplayGrant, str, bool]:
+    """Grant, language and masking of a display callback; PreventUpdate when not allowed."""
+    if not isinstance(config, dict):
+        raise PreventUpdate
+    grant = grant_for(config.get("token"))
+    if grant is None:
+        raise PreventUpdate
+    lang = "en" if config.get("lang") == "en" else "zh"
+    # a kiosk token always gets kiosk data, whatever the page claims to be
+    masked = grant.kind == "kiosk" or config.get("mode") == "kiosk"
+    return grant, lang, masked
+
+
+def view_of(raw: object, grant: DisplayGrant) -> View:
+    """A view from the browser, checked against the allow-lists and the token's district."""
+    if not isinstance(raw, dict):
+        raise PreventUpdate
+    district, street, category = raw.get("district"), raw.get("street"), raw.get("category")
+    if not all(value is None or isinstance(value, str) for value in (district, street, category)):
+        raise PreventUpdate
+    if district is not None and district not in reference.districts():
+        raise PreventUpdate
+    if street is not None and (district is None or street not in reference.streets(district)):
+        raise PreventUpdate
+    if category is not None and category not in reference.categories():
+        raise PreventUpdate
+    if grant.district is not None and district != grant.district:
+        raise PreventUpdate
+    return View(district=district, street=street, category=category)
+
+
+def focus_of(raw: object) -> dict | None:
+    """The incident a slot's view draws attention to, if it is a plausible one of ours."""
+    focus = raw.get("focus") if isinstance(raw, dict) else None
+    if not isinstance(focus, dict):
+        return None
+    try:
+        incident, lon, lat = int(focus["id"]), float(focus["lon"]), float(focus["lat"])
+    except (KeyError, TypeError, ValueError, OverflowError):
+        return None
+    # a marker only where Shanghai is: anything else is not an incident of ours
+    if not (120.0 <= lon <= 123.0 and 30.0 <= lat <= 32.5) or incident <= 0:
+        return None
+    severity = focus.get("severity")
+    return {
+        "id": incident,
+        "lon": lon,
+        "lat": lat,
+        "severity": severity if severity in ("critical", "major", "minor") else "critical",
+    }

@@ -1,0 +1,206 @@
+"""A display's alerts: new critical incidents since its marks, the attention card, and the
+browser-side schedule that rotates views and takes the screen for an alert."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+import dash
+import pandas as pd
+from dash import ALL, Input, Output, State, callback, clientside_callback, ctx, dcc
+from dash.exceptions import PreventUpdate
+
+from components import ids, reference
+from components.i18n import t
+from components.incident_detail import readings_figure
+from components.theme import message_figure, wall_figure
+from data.devices import device_series
+from data.errors import READ_ERRORS, report_failure
+from data.incident_reads import (
+    IncidentMarks,
+    incident_detail,
+    incident_marks,
+    incident_statuses,
+    new_critical_incidents,
+)
+from data.scope import get_web_engine
+from displays.access import app_version, checked, grant_for
+from displays.cards import attention_children
+from displays.slots import slot_id
+from panels.reads import now
+
+log = logging.getLogger(__name__)
+
+ATTENTION_READINGS_MINUTES = 180
+
+
+def _records(frame: pd.DataFrame, *, masked: bool) -> list[dict]:
+    """The new critical incidents as the schedule takes them (none on kiosks)."""
+    rows = []
+    for item in frame.itertuples():
+        rows.append(
+            {
+                "id": int(item.id),
+                "district": item.district_adcode,
+                "street": item.street_code if isinstance(item.street_code, str) else None,
+                "lon": float(item.lon),
+                "lat": float(item.lat),
+                "severity": item.severity,
+                "category": item.category_code,
+            }
+        )
+    return [] if masked else rows
+
+
+@callback(
+    Output(ids.WALL_ALERTS, "data"),
+    Output(ids.WALL_MARKS, "data"),
+    Input(ids.REFRESH, "n_intervals"),
+    State(ids.WALL_MARKS, "data"),
+    State(ids.WALL_WATCH, "data"),
+    State(ids.WALL_CONFIG, "data"),
+)
+def poll_alerts(tick, marks, watch, config):
+    """New critical incidents since the marks, the status of those the wall is showing, and
+    whether the token still holds."""
+    version = app_version()
+    if not isinstance(config, dict):
+        raise PreventUpdate
+    try:
+        grant = grant_for(config.get("token"))
+    except READ_ERRORS as exc:
+        report_failure(log, "wall alerts: token check failed", exc)
+        raise PreventUpdate from None
+    if grant is None:
+        return {"revoked": True, "tick": tick, "version": version}, dash.no_update
+    masked = grant.kind == "kiosk" or config.get("mode") == "kiosk"
+    try:
+        after = IncidentMarks(int(marks["incident"]), int(marks["event"]))
+    except (KeyError, TypeError, ValueError):
+        after = None
+    watched = (
+        [i for i in watch if type(i) is int and 0 < i < 2**63][:20]
+        if isinstance(watch, list)
+        else []
+    )
+    try:
+        engine = get_web_engine()
+        if after is None:
+            fresh, new_marks = pd.DataFrame(), incident_marks(engine)
+        else:
+            fresh, new_marks = new_critical_incidents(engine, after=after, district=grant.district)
+        # kiosks never show alerts, so they learn nothing of incidents' statuses either
+        statuses = {} if masked else incident_statuses(engine, incident_ids=watched)
+    except READ_ERRORS as exc:
+        report_failure(log, "wall alerts failed", exc)
+        raise PreventUpdate from None
+    return (
+        {
+            "new": _records(fresh, masked=masked),
+            "statuses": {str(k): v for k, v in statuses.items()},
+            "tick": tick,
+            "version": version,
+        },
+        {"incident": new_marks.incident, "event": new_marks.event},
+    )
+
+
+@callback(
+    Output(ids.WALL_ATTENTION_BODY, "children"),
+    Output(ids.WALL_ATTENTION_CHART_BOX, "children"),
+    Output(ids.WALL_QUEUE, "children"),
+    Input(ids.WALL_ATTENTION, "data"),
+    Input(ids.REFRESH, "n_intervals"),
+    State(ids.WALL_CONFIG, "data"),
+    prevent_initial_call=True,
+)
+def update_attention(attention, _tick, config):
+    """The attention card: the incident, its latest readings, how many more are waiting."""
+    grant, lang, masked = checked(config)
+    if masked or not isinstance(attention, dict) or not isinstance(attention.get("incident"), dict):
+        if ctx.triggered_id == ids.REFRESH:
+            raise PreventUpdate
+        # the chart stays mounted (hidden with the card): mounting plotly anew for every alert
+        # would leave its detached nodes behind over weeks
+        return [], dash.no_update, ""
+    try:
+        incident_id = int(attention["incident"]["id"])
+    except (KeyError, TypeError, ValueError):
+        raise PreventUpdate from None
+    try:
+        engine = get_web_engine()
+        incident = incident_detail(engine, incident_id=incident_id)
+        if incident is None or (
+            grant.district is not None and incident["district_adcode"] != grant.district
+        ):
+            raise PreventUpdate
+        clock = now().value
+        figure = message_figure(t("device.no_reading", lang))
+        if incident.get("device_id"):
+            series = device_series(
+                engine,
+                device_id=int(incident["device_id"]),
+                start=clock - timedelta(minutes=ATTENTION_READINGS_MINUTES),
+                end=clock + timedelta(minutes=1),
+                bucket_seconds=60,
+            )
+            figure = readings_figure(
+                series, incident=incident, lang=lang, unit=incident.get("unit")
+            )
+        body = attention_children(
+            incident, lang=lang, categories=reference.categories(), at=pd.Timestamp(clock)
+        )
+    except READ_ERRORS as exc:
+        report_failure(log, "wall attention card failed", exc)
+        raise PreventUpdate from None
+    queued = int(attention.get("queued") or 0)
+    overflow = int(attention.get("overflow") or 0)
+    notes = []
+    if queued:
+        notes.append(t("wall.more", lang, n=queued))
+    if overflow:
+        notes.append(t("wall.overflow", lang, n=overflow))
+    chart_ = dcc.Graph(
+        id=ids.WALL_ATTENTION_CHART,
+        figure=wall_figure(figure),
+        config={"displayModeBar": False, "responsive": True, "staticPlot": True},
+        className="os-graph os-wall-alert-graph",
+    )
+    return body, chart_, " · ".join(notes)
+
+
+clientside_callback(
+    """
+    function () {
+        return window.onescreen.wall.tick.apply(null, arguments);
+    }
+    """,
+    Output(slot_id("view", ALL), "data"),
+    Output(slot_id("slot", ALL), "className"),
+    Output(ids.WALL_TITLE, "children"),
+    Output(ids.WALL_PROGRESS, "children"),
+    Output(ids.WALL_ATTENTION, "data"),
+    Output(ids.WALL_WATCH, "data"),
+    Output(ids.WALL_ROOT, "className"),
+    Output(ids.WALL_COUNTDOWN, "children"),
+    Input(ids.CLOCK_TICK, "n_intervals"),
+    Input(ids.WALL_ALERTS, "data"),
+    Input(slot_id("areas", ALL), "clickData"),
+    Input({"type": "wall-goto", "target": ALL}, "n_clicks"),
+    # a State: the slots report ready in answer to the views this callback sets
+    State(slot_id("ready", ALL), "data"),
+    State(ids.WALL_CONFIG, "data"),
+)
+
+# the canvas fits the screen before anything is drawn, and again on every resize
+clientside_callback(
+    """
+    function (config) {
+        if (window.onescreen && window.onescreen.wall) { window.onescreen.wall.fitCanvas(); }
+        return window.dash_clientside.no_update;
+    }
+    """,
+    Output(ids.WALL_CONFIG, "id"),
+    Input(ids.WALL_CONFIG, "data"),
+)

@@ -1,0 +1,10 @@
+"""Live panels, each kind defined once — what it reads, how it is built, how it fails, whether its
+answer is shared — and placed by pages (overview, district) and displays (walls, kiosks)."""
+
+from panels.areas import AREAS
+from panels.feed import FEED
+from panels.ranking import RANKING
+from panels.tiles import TILES
+from panels.timeline import TIMELINE
+
+__all__ = ["AREAS", "FEED", "RANKING", "TILES", "TIMELINE"]

@@ -1,0 +1,66 @@
+"""The latest-incidents panel: the view's newest incidents of the last 24 h."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from dash import html
+
+from components import reference
+from components.feed import feed_children, mask_personal
+from components.i18n import t
+from components.panels import panel, skeleton, unavailable
+from data.incident_reads import incident_list
+from panels.base import LivePanel, Look, Part, Rendered, View
+from panels.reads import asof_payload, now, read
+
+FEED_HOURS = 24
+
+
+def render(view: View, look: Look, _kept: dict[str, Any]) -> Rendered:
+    """The newest incidents of `view` (personal ones masked on kiosks)."""
+    clock = now()
+    end = clock.value + timedelta(minutes=1)
+    latest = read(
+        incident_list,
+        start=end - timedelta(hours=FEED_HOURS),
+        end=end,
+        district=view.district,
+        street=view.street,
+        category=view.category,
+        limit=look.feed_length,
+    )
+    categories = reference.categories()
+    frame = mask_personal(latest.value, categories=categories) if look.masked else latest.value
+    feed = feed_children(frame, lang=look.lang, categories=categories, link=not look.wall)
+    return Rendered(values={"feed": feed}, reads=(clock, latest))
+
+
+def create(look: Look, initial: Rendered | None = None, *, class_name: str = "") -> html.Section:
+    """The feed's frame, with placeholder rows until its first answer."""
+    return panel(
+        t("panel.feed", look.lang),
+        html.Div(
+            id=look.id_of("feed"),
+            className=f"os-feed {'os-wall-feed' if look.wall else ''}".strip(),
+            children=(
+                initial.values["feed"]
+                if initial
+                else [skeleton("os-skel-line") for _ in range(1 if look.wall else 6)]
+            ),
+        ),
+        class_name=f"os-panel-feed {class_name}".strip(),
+        fresh=look.fresh_of("feed"),
+        asof=asof_payload(*initial.reads) if initial else None,
+    )
+
+
+FEED = LivePanel(
+    kind="feed",
+    parts=(Part("feed", "children"),),
+    render=render,
+    fallback=lambda look: {"feed": unavailable(t("panel.unavailable", look.lang))},
+    create=create,
+    badges=("feed",),
+)

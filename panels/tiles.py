@@ -1,0 +1,52 @@
+"""The status tiles panel: KPIs of the view against yesterday, and the status snapshot's time."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dash import html
+
+from components.i18n import t
+from components.panels import panel, unavailable
+from components.tiles import CITY_TZ, skeleton_tiles, tiles_children
+from data.kpis import area_kpis
+from panels.base import LivePanel, Look, Part, Rendered, View
+from panels.reads import asof_payload, read
+
+
+def render(view: View, look: Look, _kept: dict[str, Any]) -> Rendered:
+    """The tiles of `view`, and when its status snapshot was taken."""
+    kpis = read(area_kpis, district=view.district, street=view.street, category=view.category)
+    moment = (kpis.value.status_as_of or kpis.value.at).astimezone(CITY_TZ).strftime("%H:%M")
+    return Rendered(
+        values={
+            "tiles": tiles_children(kpis.value, look.lang),
+            "status": t("status.as_of", look.lang, t=moment),
+        },
+        reads=(kpis,),
+    )
+
+
+def create(look: Look, initial: Rendered | None = None, *, class_name: str = "") -> html.Section:
+    """The tiles' frame, with placeholders until the first figures arrive."""
+    return panel(
+        t("panel.tiles", look.lang),
+        html.Div(
+            id=look.id_of("tiles"),
+            className="os-tiles",
+            children=initial.values["tiles"] if initial else skeleton_tiles(),
+        ),
+        class_name=f"os-panel-tiles {class_name}".strip(),
+        fresh=look.fresh_of("tiles"),
+        asof=asof_payload(*initial.reads) if initial else None,
+    )
+
+
+TILES = LivePanel(
+    kind="tiles",
+    parts=(Part("tiles", "children"), Part("status", "children", level="city")),
+    render=render,
+    fallback=lambda look: {"tiles": [unavailable(t("panel.unavailable", look.lang))], "status": ""},
+    create=create,
+    badges=("tiles",),
+)
