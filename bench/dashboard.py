@@ -23,11 +23,11 @@ from bench.harness import (
     csrf_header,
     launch_chromium,
     serving,
+    settle,
     signed_in_client,
 )
 from config import get_settings
 from data import migrate, writes
-from data.bench_support import settle
 from data.engine import create_db_engine
 from simulator.seed import seed_city
 

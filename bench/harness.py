@@ -1,12 +1,15 @@
 """What the benches and browser tests share: the bench PostgreSQL cluster, and a `cli.py serve`
-of their own on a free port."""
+of their own on free ports with a data directory of its own. What they start, they stop."""
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator, Mapping
@@ -14,18 +17,22 @@ from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from config import get_settings
+from config import get_settings, load_settings
 from data import access, writes
 from data.access import SessionTicket
-from data.bench_support import fresh_database
-from data.embedded import EmbeddedPostgres, free_port
 from data.engine import create_db_engine
+from localservers.base import free_port
+from localservers.mosquitto import managed_broker
+from localservers.postgres import EmbeddedPostgres
+from localservers.redis import managed_redis
 
 ROOT = Path(__file__).resolve().parents[1]
-# beside the developer's embedded cluster (54329), never the same one
-BENCH_PG_PORT = 54339
+# beside the developer's embedded cluster (54329), never the same one; a fixed port, as the
+# cluster keeps the seeded cities that --reuse finds again
+BENCH_PG_PORT = int(os.environ.get("ONESCREEN_BENCH_PG_PORT", "54339"))
 
 
 CHROMIUM = os.environ.get("ONESCREEN_CHROMIUM", "/usr/bin/chromium")
@@ -56,14 +63,41 @@ def bench_cluster() -> EmbeddedPostgres:
     )
 
 
+def start_bench_cluster() -> str:
+    """Start the bench cluster unless it runs, to be stopped when this process exits if this
+    call started it; returns its URL."""
+    cluster = bench_cluster()
+    if not cluster.is_running():
+        atexit.register(cluster.stop)
+    return cluster.ensure_running()
+
+
 def bench_database(name: str, *, reuse: bool) -> str:
     """URL of database `name` on the bench cluster (started if needed): kept if `reuse` and it
     holds a seeded city, otherwise created anew and empty."""
-    base = bench_cluster().ensure_running()
+    base = start_bench_cluster()
     url = f"{base.rsplit('/', 1)[0]}/{name}"
     if reuse and is_seeded(url):
         return url
     return fresh_database(base, name=name)
+
+
+def fresh_database(cluster_url: str, *, name: str) -> str:
+    """Drop and recreate database `name` on the server of `cluster_url`; return its URL."""
+    server = cluster_url.rsplit("/", 1)[0]
+    admin = create_db_engine(f"{server}/postgres")
+    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return f"{server}/{name}"
+
+
+def settle(engine: Engine) -> None:
+    """VACUUM ANALYZE and CHECKPOINT, so timings do not race autovacuum after a bulk load."""
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(sa.text("VACUUM ANALYZE"))
+        conn.execute(sa.text("CHECKPOINT"))
 
 
 def is_seeded(url: str) -> bool:
@@ -89,15 +123,16 @@ def serving(
 ) -> Iterator[str]:
     """`cli.py serve --no-seed` on `port` (a free one by default) with `env` over this process's
     environment and its output in `log_path`, until the block ends; yields its base URL once
-    `ready_path` answers 200."""
+    `ready_path` answers 200. Whatever Redis or Mosquitto it leaves running is stopped."""
     port = port or free_port()
+    full_env, scratch = _isolated_env(env)
     with open(log_path, "w") as log:
         # a session of its own: stopping it reaches its ingest worker and simulator too, and a
         # Ctrl-C in the terminal reaches only the caller, which then stops it
         process = subprocess.Popen(
             [sys.executable, "cli.py", "serve", "--no-seed", "--port", str(port)],
             cwd=ROOT,
-            env={**os.environ, **env},
+            env=full_env,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -108,6 +143,45 @@ def serving(
         yield base
     finally:
         stop_process_group(process)
+        _stop_local_servers(full_env, log_path=log_path)
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _isolated_env(env: Mapping[str, str]) -> tuple[dict[str, str], Path | None]:
+    """This process's environment with `env` over it, kept away from a developer's `make run`:
+    unless `env` says otherwise, the Redis and Mosquitto that `serve` starts get free ports and
+    a data directory of their own (returned, to be removed), and no URL names the developer's."""
+    full = {**os.environ, **env}
+    if not full.get("DATABASE_URL"):
+        raise ValueError("serving() needs DATABASE_URL: it never starts the embedded cluster")
+    scratch = None
+    if "ONESCREEN_DATA_DIR" not in env:
+        scratch = Path(tempfile.mkdtemp(prefix="onescreen-serve-"))
+        scratch.chmod(0o755)  # as root, the mosquitto and redis accounts must reach it
+        full["ONESCREEN_DATA_DIR"] = str(scratch)
+    own = {
+        "ONESCREEN_MQTT_BROKER_PORT": str(free_port()),
+        "ONESCREEN_REDIS_PORT": str(free_port()),
+        "ONESCREEN_MQTT_URL": "",
+        "ONESCREEN_REDIS_URL": "",
+    }
+    full.update({name: value for name, value in own.items() if name not in env})
+    return full, scratch
+
+
+def _stop_local_servers(env: Mapping[str, str], *, log_path: Path) -> None:
+    """Stop the Mosquitto (which outlives `serve` by design) and the Redis (which outlives it
+    only when it was killed) that the `serve` of `env` started, saying so in its log."""
+    settings = load_settings(
+        data_dir=Path(env["ONESCREEN_DATA_DIR"]),
+        mqtt_broker_port=int(env["ONESCREEN_MQTT_BROKER_PORT"]),
+        redis_port=int(env["ONESCREEN_REDIS_PORT"]),
+    )
+    for server in (managed_broker(settings), managed_redis(settings)):
+        if server.stop():
+            with open(log_path, "a") as log:
+                log.write(f"harness: stopped the {server.kind} serve left on port {server.port}\n")
 
 
 def _wait_until_ready(

@@ -35,9 +35,9 @@ from bench.harness import (
 )
 from config import get_settings
 from data import migrate, writes
-from data.embedded import free_port
 from data.engine import create_db_engine
 from data.ingest_store import create_token, ensure_source
+from localservers.base import free_port
 
 DATABASE = "onescreen_ingest_bench"
 SOURCE = "bench"
@@ -277,7 +277,7 @@ def main() -> int:
     parser.add_argument("--reuse", action="store_true", help="keep an already seeded city")
     args = parser.parse_args()
 
-    from ingest.broker import ManagedBroker
+    from localservers.mosquitto import ManagedBroker
     from simulator.seed import seed_city
 
     settings = get_settings()

@@ -40,12 +40,11 @@ from bench.harness import (
     csrf_header,
     launch_chromium,
     serving,
+    settle,
 )
 from config import get_settings
 from data import access, migrate, writes
 from data.access import SessionTicket
-from data.bench_support import settle
-from data.embedded import free_port
 from data.engine import create_db_engine
 from simulator.seed import seed_city
 
@@ -561,16 +560,12 @@ def main() -> None:
     engine = create_db_engine(url)
     writes.refresh_status(engine)
     people = make_viewers(engine, max(counts))
-    data_dir = ROOT / ".onescreen" / "bench-load"
-    data_dir.mkdir(parents=True, exist_ok=True)
+    # serving() gives the server free ports and a data directory of its own, and stops them
     env = {
         "DATABASE_URL": url,
-        "ONESCREEN_DATA_DIR": str(data_dir),
         "ONESCREEN_UI_REFRESH_SECONDS": str(args.refresh),
         "ONESCREEN_UI_STALE_SECONDS": str(max(15, 3 * args.refresh)),
         "ONESCREEN_SIMULATE_RATE": str(args.rate),
-        "ONESCREEN_MQTT_BROKER_PORT": str(free_port()),
-        "ONESCREEN_REDIS_PORT": str(free_port()),
         "ONESCREEN_LOG_LEVEL": "WARNING",
     }
     if args.workers:

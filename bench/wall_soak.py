@@ -22,10 +22,8 @@ no console error. Exit code 1 otherwise.
 from __future__ import annotations
 
 import argparse
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -37,13 +35,12 @@ from urllib.parse import urlencode
 import sqlalchemy as sa
 from playwright.sync_api import CDPSession, ConsoleMessage, Page, Request, sync_playwright
 
-from bench.harness import bench_database, launch_chromium, serving
+from bench.harness import bench_database, launch_chromium, serving, settle
 from config import get_settings
 from data import migrate, writes
-from data.bench_support import settle
 from data.displays import create_display_token
-from data.embedded import free_port
 from data.engine import create_db_engine
+from localservers.base import free_port
 
 DATABASE = "onescreen_wall_soak"
 VIEWS = ("city", "310115", "310104", "310101")
@@ -446,19 +443,12 @@ def prepare_database(*, scale: str, reuse: bool, database_url: str | None) -> st
 def serve(
     url: str, *, refresh: float, simulate: bool, rate: float, log_path: Path
 ) -> Iterator[str]:
-    """`cli.py serve` (and its ingest worker and simulator) on free ports with a data dir and
-    Mosquitto of its own, so it never meets a developer's `make run`; yields its base URL."""
-    from ingest.broker import ManagedBroker
-
-    scratch = Path(tempfile.mkdtemp(prefix="onescreen-wall-soak-"))
-    scratch.chmod(0o755)  # mosquitto drops root privileges and must reach its directory
-    broker = ManagedBroker(root=scratch / "mqtt", port=free_port())
+    """`cli.py serve` (and its ingest worker and simulator) with free ports, a data dir and a
+    Mosquitto of its own (serving() sees to them and stops them), so it never meets a
+    developer's `make run`; yields its base URL."""
     port = free_port()
     env = {
         "DATABASE_URL": url,
-        "ONESCREEN_DATA_DIR": str(scratch),
-        "ONESCREEN_MQTT_URL": broker.ensure_running(),
-        "ONESCREEN_MQTT_BROKER_PORT": str(broker.port),
         "ONESCREEN_MQTT_CLIENT_ID": f"wall-soak-{port}",
         "ONESCREEN_UI_REFRESH_SECONDS": f"{refresh:g}",
         "ONESCREEN_UI_STALE_SECONDS": f"{max(5.0, 10 * refresh):g}",
@@ -466,12 +456,8 @@ def serve(
         "ONESCREEN_SIMULATE": "true" if simulate else "false",
         "ONESCREEN_SIMULATE_RATE": f"{rate:g}",
     }
-    try:
-        with serving(env, log_path=log_path, port=port) as base:
-            yield base
-    finally:
-        broker.stop()
-        shutil.rmtree(scratch, ignore_errors=True)
+    with serving(env, log_path=log_path, port=port) as base:
+        yield base
 
 
 # the server callbacks a wall runs on each refresh, by a fragment of their output ids

@@ -38,7 +38,7 @@ def register(commands: Subparsers) -> None:
 
 def cmd_mqtt_status(args: argparse.Namespace, settings: Settings) -> int:
     """Say whether the managed broker runs, and where."""
-    from ingest.broker import managed_broker
+    from localservers.mosquitto import managed_broker
 
     if settings.mqtt_url:
         print(f"ONESCREEN_MQTT_URL is set: {settings.mqtt_url} (not managed by OneScreen)")
@@ -51,7 +51,7 @@ def cmd_mqtt_status(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_mqtt_stop(args: argparse.Namespace, settings: Settings) -> int:
     """Stop the managed broker."""
-    from ingest.broker import managed_broker
+    from localservers.mosquitto import managed_broker
 
     if settings.mqtt_url:
         print("ONESCREEN_MQTT_URL is set: there is no managed broker to stop.")

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
     from ingest.rules_engine import RulesLoop
     from ingest.supervisor import Child, Supervisor
-    from serving.redis_server import ManagedRedis
+    from localservers.redis import ManagedRedis
 
 
 def register(commands: Subparsers) -> None:
@@ -143,7 +143,7 @@ def _start_managed_redis(settings: Settings) -> tuple[ManagedRedis | None, Setti
     """A local redis-server for the web workers (to stop at exit, if this call started it),
     and the settings that name it; when none can be had, one web process serves without."""
     from config import get_settings
-    from serving.redis_server import ManagedRedis, RedisServerError, managed_redis
+    from localservers.redis import ManagedRedis, RedisServerError, managed_redis
 
     if not ManagedRedis.installed():
         print(
@@ -166,8 +166,8 @@ def _start_managed_redis(settings: Settings) -> tuple[ManagedRedis | None, Setti
 
 def _web_child(settings: Settings, *, host: str, port: int, workers: int) -> Child:
     """gunicorn with `workers` workers on host:port, as a supervised child of `serve`."""
-    from data.embedded import port_is_free
     from ingest.supervisor import Child
+    from localservers.base import port_is_free
 
     if not port_is_free(host, port):
         raise OneScreenError(f"port {port} on {host} is in use; choose another with --port")

@@ -136,8 +136,8 @@ def cmd_users_update(args: argparse.Namespace, settings: Settings) -> int:
 
 def _tell_web_workers(settings: Settings) -> None:
     """Make every web worker drop the sessions it knows (roles, districts or access changed)."""
+    from localservers.redis import managed_redis
     from serving.events import announce_cache_cleared
-    from serving.redis_server import managed_redis
 
     if not settings.redis_url:
         # the Redis a running `serve` started, if any

@@ -8,15 +8,17 @@ import os
 import stat
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
+from sqlalchemy.pool import ConnectionPoolEntry
 
 from config import PROJECT_ROOT, Settings, get_settings
-from data.embedded import EmbeddedPostgres
 from data.errors import DatabaseUnavailable, PostgisMissing
+from localservers.postgres import EmbeddedPostgres
 
 log = logging.getLogger(__name__)
 
@@ -103,18 +105,21 @@ def create_background_engine(url: str) -> Engine:
     return engine
 
 
-def _lower_backend_priority(dbapi_connection, _record) -> None:
+def _lower_backend_priority(
+    dbapi_connection: psycopg.Connection[Any], _record: ConnectionPoolEntry
+) -> None:
     """Renice this connection's backend if it is a process of this machine's PostgreSQL."""
     try:
         with dbapi_connection.cursor() as cursor:
             cursor.execute("SELECT pg_backend_pid(), current_setting('data_directory')")
-            pid, data_directory = cursor.fetchone()
+            row = cursor.fetchone()
     except psycopg.Error as exc:  # a role that may not read the setting: leave it be
         log.debug("background priority not set: %s", exc)
-        pid = data_directory = None
+        row = None
     dbapi_connection.rollback()
-    if pid is None:
+    if row is None:
         return
+    pid, data_directory = row
     try:
         # the same pid on another machine would be some other process: only ours if it works
         # in the data directory this server reports
@@ -125,6 +130,14 @@ def _lower_backend_priority(dbapi_connection, _record) -> None:
         )
     except OSError as exc:
         log.debug("background priority not set for backend %s: %s", pid, exc)
+
+
+def psycopg_connection(conn: sa.Connection) -> psycopg.Connection[Any]:
+    """The psycopg connection under `conn`, for what SQLAlchemy does not wrap (COPY, scripts)."""
+    driver = conn.connection.driver_connection
+    if not isinstance(driver, psycopg.Connection):
+        raise TypeError(f"expected a psycopg connection, got {type(driver).__name__}")
+    return driver
 
 
 def describe_url(url: str) -> str:

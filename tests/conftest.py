@@ -15,8 +15,9 @@ import sqlalchemy as sa
 
 from config import load_settings
 from data import migrate
-from data.embedded import EmbeddedPostgres, free_port
 from data.engine import create_db_engine
+from localservers.base import free_port
+from localservers.postgres import EmbeddedPostgres
 
 # A fixed end of the generated window keeps every run's city identical.
 SEED_END = datetime(2026, 11, 24, 4, 0, tzinfo=UTC)
@@ -84,7 +85,7 @@ def scratch_db(pg_cluster: EmbeddedPostgres) -> Iterator[sa.Engine]:
 @pytest.fixture(scope="session")
 def mqtt_broker() -> Iterator[str]:
     """A throwaway managed Mosquitto on a free port; yields its mqtt:// URL."""
-    from ingest.broker import ManagedBroker
+    from localservers.mosquitto import ManagedBroker
 
     root = Path(tempfile.mkdtemp(prefix="onescreen-mqtt-"))
     root.chmod(0o755)  # mosquitto drops root privileges and must reach its directory
@@ -100,7 +101,7 @@ def mqtt_broker() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
     """A throwaway managed redis-server on a free port; yields its redis:// URL."""
-    from serving.redis_server import ManagedRedis
+    from localservers.redis import ManagedRedis
 
     root = Path(tempfile.mkdtemp(prefix="onescreen-redis-"))
     root.chmod(0o755)  # as root the server runs as the redis account and must reach it

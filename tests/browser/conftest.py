@@ -14,8 +14,8 @@ from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, s
 from bench.harness import CHROMIUM, launch_chromium, serving
 from data import access
 from data.access import SessionTicket
-from data.embedded import free_port
 from data.engine import create_db_engine
+from localservers.base import free_port
 from tests.conftest import seeded_database
 from web.session import CSRF_COOKIE, SESSION_COOKIE
 

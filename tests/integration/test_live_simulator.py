@@ -1,10 +1,10 @@
-"""The managed Mosquitto and the `simulate` command against a real broker and the seeded city."""
+"""The `simulate` command against a real broker and the seeded city (the managed Mosquitto
+itself: tests/integration/test_local_servers.py)."""
 
 import http.server
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -12,7 +12,6 @@ import threading
 import time
 from collections import defaultdict
 from datetime import UTC, datetime
-from pathlib import Path
 
 import numpy as np
 import orjson
@@ -21,9 +20,9 @@ import pytest
 import sqlalchemy as sa
 
 from config import PROJECT_ROOT
-from data.embedded import free_port
 from data.live_city import load_live_devices, offline_device_ids
-from ingest.broker import BrokerError, ManagedBroker, parse_broker_url
+from ingest.broker import parse_broker_url
+from localservers.base import free_port
 from simulator.live import HttpPublisher
 
 pytestmark = pytest.mark.timeout(180)
@@ -56,47 +55,6 @@ class Subscriber:
     def close(self):
         self.client.disconnect()
         self.client.loop_stop()
-
-
-@pytest.fixture
-def broker_root():
-    root = Path(tempfile.mkdtemp(prefix="onescreen-mqtt-test-"))
-    root.chmod(0o755)
-    yield root / "mqtt"
-    subprocess.run(["rm", "-rf", str(root)], check=False)
-
-
-def test_managed_broker_starts_once_is_reused_and_stops(broker_root):
-    broker = ManagedBroker(root=broker_root, port=free_port())
-    url = broker.ensure_running()
-    try:
-        assert url == f"mqtt://127.0.0.1:{broker.port}"
-        pid = broker.pid_file.read_text()
-        # another process (here: another handle) reuses it instead of starting a second one
-        again = ManagedBroker(root=broker_root, port=broker.port)
-        assert again.is_running() and again.ensure_running() == url
-        assert broker.pid_file.read_text() == pid
-        assert "max_queued_messages 1000000" in broker.conf_file.read_text()
-    finally:
-        assert broker.stop()
-    assert not broker.is_running() and not broker.stop()
-    with socket.socket() as sock:
-        assert sock.connect_ex(("127.0.0.1", broker.port)) != 0
-
-
-def test_managed_broker_names_a_port_someone_else_holds(broker_root):
-    with socket.socket() as squatter:
-        squatter.bind(("127.0.0.1", 0))
-        squatter.listen()
-        broker = ManagedBroker(root=broker_root, port=squatter.getsockname()[1])
-        with pytest.raises(BrokerError, match="already taken"):
-            broker.ensure_running()
-
-
-def test_managed_broker_reports_why_it_could_not_start(broker_root):
-    broker = ManagedBroker(root=broker_root, port=free_port(), binary="/bin/false")
-    with pytest.raises(BrokerError, match="exited at start"):
-        broker.ensure_running()
 
 
 def test_a_persistent_sessions_backlog_survives_the_consumer_being_away(mqtt_broker):
@@ -292,17 +250,3 @@ def test_simulate_over_http_stores_its_readings(live_engine_, live_city_url, ing
             sa.text("SELECT count(*) FROM reading WHERE ts >= :start"), {"start": started}
         ).scalar_one()
     assert stored >= confirmed
-
-
-def test_managed_broker_moves_when_its_port_setting_changes(broker_root):
-    first = ManagedBroker(root=broker_root, port=free_port())
-    first.ensure_running()
-    try:
-        moved = ManagedBroker(root=broker_root, port=free_port())
-        assert moved.ensure_running() == moved.url
-        host, port = parse_broker_url(moved.url)
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="moved")
-        client.connect(host, port)  # refused if it still listened on the old port
-        client.disconnect()
-    finally:
-        ManagedBroker(root=broker_root, port=0).stop()

@@ -19,8 +19,8 @@ from bench.harness import serving
 from components import live
 from config import get_settings
 from data import ingest_store
-from data.embedded import free_port
 from data.engine import create_db_engine, get_engine
+from localservers.base import free_port
 from serving import events
 from serving.events import VERSION_KEY
 from tests.dash_client import client_for, post_callback, sign_in
@@ -300,7 +300,7 @@ def test_one_process_serves_without_redis(live_city_url, mqtt_broker):
 
 def test_without_redis_server_serve_falls_back_to_one_process(monkeypatch, capsys):
     from cli.serve import _start_managed_redis
-    from serving.redis_server import ManagedRedis
+    from localservers.redis import ManagedRedis
 
     monkeypatch.setattr(ManagedRedis, "installed", staticmethod(lambda: False))
     # this module's shared-cache fixture may have named a Redis in the environment meanwhile

@@ -21,12 +21,13 @@ from config import load_settings
 from data import migrate
 from data.areas import district_metrics
 from data.devices import device_detail
-from data.embedded import DATABASE_NAME, EmbeddedPostgres, free_port
 from data.engine import create_db_engine
 from data.ingest_store import PartitionCache, store_readings
 from data.kpis import city_kpis
-from data.replica_support import conninfo, create_hot_standby, wait_for_replay
 from data.writes import ReadingBatch
+from localservers.base import free_port
+from localservers.postgres import DATABASE_NAME, EmbeddedPostgres
+from tests.standby import conninfo, create_hot_standby, wait_for_replay
 
 pytestmark = pytest.mark.integration
 

@@ -130,7 +130,7 @@ def test_cli_help_for_every_command():
 def test_cli_embedded_cluster_lifecycle(tmp_path_factory):
     import tempfile
 
-    from data.embedded import free_port
+    from localservers.base import free_port
 
     root = Path(tempfile.mkdtemp(prefix="onescreen-cli-"))
     root.chmod(0o755)

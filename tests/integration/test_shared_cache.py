@@ -11,7 +11,7 @@ import pytest
 import redis
 
 from config import get_settings
-from data.embedded import free_port
+from localservers.base import free_port
 from serving import events
 from serving.events import EventListener
 from serving.shared_cache import KEY_PREFIX, LOCK_PREFIX, SharedCache

@@ -12,7 +12,7 @@ from data import catalog
 from data.ingest_store import plausible_range
 from data.live_city import LiveDevices
 from data.writes import reading_levels
-from ingest.broker import ManagedBroker
+from localservers.mosquitto import ManagedBroker
 from simulator.city import DISTRICT_POPULATION
 from simulator.live import (
     US,

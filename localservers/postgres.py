@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import logging
 import os
-import pwd
 import secrets
 import shutil
-import socket
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
 from data.errors import EmbeddedClusterError
+from localservers.base import LocalServer
 
 log = logging.getLogger(__name__)
 
@@ -35,14 +34,20 @@ SERVER_SETTINGS = {
 }
 
 
-@dataclass(frozen=True)
-class EmbeddedPostgres:
+@dataclass(eq=False)
+class EmbeddedPostgres(LocalServer):
     """Handle on the cluster at `root` (data/, run/ socket dir, log, password file)."""
 
     root: Path
     port: int
     bin_dir: Path
     os_user: str = "onescreen"
+
+    kind = "PostgreSQL"
+    port_variable = "ONESCREEN_PG_PORT"
+    url_variable = "DATABASE_URL"
+    error = EmbeddedClusterError
+    create_os_user = True
 
     @property
     def data_dir(self) -> Path:
@@ -60,6 +65,14 @@ class EmbeddedPostgres:
     def password_file(self) -> Path:
         return self.root / "password"
 
+    @property
+    def pid_file(self) -> Path:
+        return self.data_dir / "postmaster.pid"
+
+    @property
+    def conf_file(self) -> Path:
+        return self.data_dir / "postgresql.conf"
+
     def url(self) -> str:
         """SQLAlchemy URL of the cluster's application database."""
         password = quote(self.password_file.read_text().strip(), safe="")
@@ -68,10 +81,7 @@ class EmbeddedPostgres:
     def ensure_running(self) -> str:
         """Create the cluster if needed, start it if stopped, and return its URL."""
         self._check_binaries()
-        if not (self.data_dir / "PG_VERSION").exists():
-            self._initdb()
-        if not self.is_running():
-            self._start()
+        self.start_if_stopped()
         self._ensure_database()
         return self.url()
 
@@ -82,11 +92,12 @@ class EmbeddedPostgres:
         result = self._run([self._bin("pg_ctl"), "status", "-D", str(self.data_dir)], check=False)
         return result.returncode == 0
 
-    def stop(self) -> bool:
+    def stop(self, *, timeout_s: float = 60.0) -> bool:
         """Stop the cluster with a fast shutdown; returns False when it was not running."""
         if not self.is_running():
             return False
-        self._run([self._bin("pg_ctl"), "stop", "-D", str(self.data_dir), "-m", "fast", "-w"])
+        pg_ctl = [self._bin("pg_ctl"), "stop", "-D", str(self.data_dir), "-m", "fast", "-w"]
+        self._run([*pg_ctl, "-t", f"{timeout_s:.0f}"])
         return True
 
     def destroy(self) -> None:
@@ -106,13 +117,9 @@ class EmbeddedPostgres:
                     "ONESCREEN_PG_BIN_DIR, or point DATABASE_URL at an existing server."
                 )
 
-    def _runs_as_other_user(self) -> bool:
-        return os.geteuid() == 0
-
     def _run(self, argv: list[str], *, check: bool = True) -> subprocess.CompletedProcess[str]:
-        # initdb and pg_ctl refuse to run as root, so root hands them to an unprivileged user.
-        if self._runs_as_other_user():
-            argv = ["runuser", "-u", self.os_user, "--", *argv]
+        # initdb and pg_ctl refuse to run as root, so root hands them to an unprivileged user
+        argv = self.as_owner(argv)
         result = subprocess.run(argv, capture_output=True, text=True, check=False)
         if check and result.returncode != 0:
             detail = (result.stderr or result.stdout).strip().splitlines()[-5:]
@@ -129,32 +136,24 @@ class EmbeddedPostgres:
             # the cluster owner must be able to pass through the folder that holds it
             self.root.parent.chmod(self.root.parent.stat().st_mode | 0o011)
         self.socket_dir.mkdir(exist_ok=True)
-        if self._runs_as_other_user():
-            _ensure_os_user(self.os_user)
-            account = pwd.getpwnam(self.os_user)
-            for path in (self.root, self.socket_dir):
-                os.chown(path, account.pw_uid, account.pw_gid)
-            self._check_reachable_by(self.os_user)
+        self.give_to_owner(self.root, self.socket_dir)
+        self.check_writable_by_owner(self.root)
         os.chmod(self.root, 0o700)
 
-    def _check_reachable_by(self, user: str) -> None:
-        probe = subprocess.run(
-            ["runuser", "-u", user, "--", "test", "-w", str(self.root)], check=False
-        )
-        if probe.returncode != 0:
-            raise EmbeddedClusterError(
-                f"OS user '{user}' cannot write {self.root} (a parent directory is not "
-                "traversable). Set ONESCREEN_DATA_DIR to a directory it can reach, e.g. "
-                "/var/lib/onescreen."
-            )
+    def _start(self) -> None:
+        if not (self.data_dir / "PG_VERSION").exists():
+            self._initdb()
+        options = " ".join(f"-c {key}={value}" for key, value in SERVER_SETTINGS.items())
+        options += f" -p {self.port} -k {self.socket_dir}"
+        log.info("starting embedded PostgreSQL on 127.0.0.1:%s", self.port)
+        pg_ctl = [self._bin("pg_ctl"), "start", "-w", "-t", "60", "-D", str(self.data_dir)]
+        self._run([*pg_ctl, "-l", str(self.log_file), "-o", options])
 
     def _initdb(self) -> None:
         self._prepare_directories()
         if not self.password_file.exists():
             self.password_file.write_text(secrets.token_urlsafe(24) + "\n")
-        if self._runs_as_other_user():
-            account = pwd.getpwnam(self.os_user)
-            os.chown(self.password_file, account.pw_uid, account.pw_gid)
+        self.give_to_owner(self.password_file)
         os.chmod(self.password_file, 0o600)
         log.info("creating embedded PostgreSQL cluster in %s", self.data_dir)
         self._run(
@@ -174,31 +173,6 @@ class EmbeddedPostgres:
             ]
         )
 
-    def _start(self) -> None:
-        if _port_in_use(self.port):
-            raise EmbeddedClusterError(
-                f"port {self.port} is already taken by another program; set ONESCREEN_PG_PORT "
-                "to a free port or DATABASE_URL to use an existing server."
-            )
-        options = " ".join(f"-c {key}={value}" for key, value in SERVER_SETTINGS.items())
-        options += f" -p {self.port} -k {self.socket_dir}"
-        log.info("starting embedded PostgreSQL on 127.0.0.1:%s", self.port)
-        self._run(
-            [
-                self._bin("pg_ctl"),
-                "start",
-                "-w",
-                "-t",
-                "60",
-                "-D",
-                str(self.data_dir),
-                "-l",
-                str(self.log_file),
-                "-o",
-                options,
-            ]
-        )
-
     def _ensure_database(self) -> None:
         import psycopg
 
@@ -210,38 +184,3 @@ class EmbeddedPostgres:
             ).fetchone()
             if not exists:
                 conn.execute(f'CREATE DATABASE "{DATABASE_NAME}"')
-
-
-def _ensure_os_user(name: str) -> None:
-    try:
-        pwd.getpwnam(name)
-    except KeyError:
-        subprocess.run(
-            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
-            check=True,
-            capture_output=True,
-        )
-
-
-def _port_in_use(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
-def port_is_free(host: str, port: int) -> bool:
-    """Whether a server could bind `host`:`port` now."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 nobody listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]

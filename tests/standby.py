@@ -1,10 +1,9 @@
-"""A local hot standby of an embedded cluster (pg_basebackup -R, streaming replication), for tests
-and demonstrations of reads served by a replica."""
+"""A local hot standby of an embedded cluster (pg_basebackup -R, streaming replication), for the
+tests of reads served by a replica."""
 
 from __future__ import annotations
 
 import os
-import pwd
 import shutil
 import subprocess
 import time
@@ -13,8 +12,8 @@ from pathlib import Path
 import psycopg
 from sqlalchemy.engine import make_url
 
-from data.embedded import SUPERUSER, EmbeddedPostgres
 from data.errors import EmbeddedClusterError
+from localservers.postgres import SUPERUSER, EmbeddedPostgres
 
 POLL_SECONDS = 0.1
 
@@ -36,23 +35,13 @@ def _run_as_cluster_user(
     cluster: EmbeddedPostgres, argv: list[str], *, env: dict[str, str]
 ) -> None:
     """Run `argv` as the cluster's OS user (when root) with `env` added to the environment."""
-    if os.geteuid() == 0:
-        argv = ["runuser", "-u", cluster.os_user, "--", *argv]
+    argv = cluster.as_owner(argv)
     result = subprocess.run(
         argv, capture_output=True, text=True, check=False, env={**os.environ, **env}
     )
     if result.returncode != 0:
         detail = (result.stderr or result.stdout).strip().splitlines()[-5:]
         raise EmbeddedClusterError(f"`{Path(argv[-1]).name}…` failed: " + " | ".join(detail))
-
-
-def _give_to_cluster_user(cluster: EmbeddedPostgres, *paths: Path) -> None:
-    """Hand `paths` to the cluster's OS user (when root), as the cluster's own files are."""
-    if os.geteuid() != 0:
-        return
-    account = pwd.getpwnam(cluster.os_user)
-    for path in paths:
-        os.chown(path, account.pw_uid, account.pw_gid)
 
 
 def create_hot_standby(
@@ -71,7 +60,7 @@ def create_hot_standby(
     standby.socket_dir.mkdir(exist_ok=True)
     # a physical copy: the standby's superuser has the primary's password
     shutil.copyfile(primary.password_file, standby.password_file)
-    _give_to_cluster_user(standby, root, standby.socket_dir, standby.password_file)
+    standby.give_to_owner(root, standby.socket_dir, standby.password_file)
     os.chmod(standby.password_file, 0o600)
     os.chmod(root, 0o700)
     password = primary.password_file.read_text().strip()
