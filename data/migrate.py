@@ -1,4 +1,9 @@
-"""Schema migrations (Alembic) run from code, against the engine OneScreen is configured with."""
+"""Schema migrations (Alembic) run from code, against the engine OneScreen is configured with.
+
+Revision NNNN upgrades with data/sql/NNNN_*.sql, its own copies, frozen once it landed: a later
+revision that changes a function runs a copy of its own, and its downgrade runs the earlier
+revision's copy of that function.
+"""
 
 from __future__ import annotations
 
@@ -21,6 +26,16 @@ def run_sql_file(bind: sa.Connection, name: str) -> None:
     """Execute one file of data/sql verbatim (no bind-parameter parsing, several statements)."""
     sql = (SQL_DIR / name).read_text(encoding="utf-8")
     bind.connection.driver_connection.execute(sql)
+
+
+def run_sql_function(bind: sa.Connection, name: str, *, function: str) -> None:
+    """Execute one `CREATE OR REPLACE FUNCTION function(…) … END $$;` of a data/sql file."""
+    # a downgrade restores one function from the earlier revision's file: the whole file would
+    # also create its tables and triggers again
+    text = (SQL_DIR / name).read_text(encoding="utf-8")
+    start = text.index(f"CREATE OR REPLACE FUNCTION {function}(")
+    end = text.index("END $$;", start) + len("END $$;")
+    bind.connection.driver_connection.execute(text[start:end])
 
 
 def _alembic_config(connection: sa.Connection) -> Config:

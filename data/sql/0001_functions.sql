@@ -93,7 +93,7 @@ BEGIN
     RETURN true;
 END $$;
 
--- reading_after_insert() lives in reading_trigger.sql (a later revision replaces it).
+-- reading_after_insert() lives in 0001_reading_trigger.sql (revision 0001 runs it first).
 
 -- The bulk loader (data/writes.py: bulk_copy_readings) writes partitions directly, which does not
 -- fire this trigger on the parent, and applies the same deltas itself.

@@ -1,5 +1,5 @@
--- The reading insert trigger's function (re-runnable). Revision 0001 created it; 0002 replaced it
--- to feed the incident rules (rule_inbox). Kept in one file so every revision runs the same text.
+-- The reading insert trigger's function as revision 0002 replaces it: it also feeds the incident
+-- rules (rule_inbox, created by 0002_live.sql). Revision 0001's text is 0001_reading_trigger.sql.
 
 -- One statement per batch: the batch is joined to its devices once, then aggregated twice, at the
 -- grain of each rollup (street x category x 15 min; district x type x hour); the daily rollup is

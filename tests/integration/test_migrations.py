@@ -1,0 +1,181 @@
+"""Every schema revision on real PostGIS, walked base → head → base → head: at each one a reading
+goes through the ingest write path and, where the rules exist, a rules pass judges it."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+import sqlalchemy as sa
+from alembic.script import ScriptDirectory
+
+from data import migrate
+from data.ingest_store import PartitionCache, store_readings
+from data.writes import ReadingBatch
+from ingest.rules_engine import RulesEngine
+
+pytestmark = pytest.mark.integration
+
+ALARM_MAX = 80.0
+PLACE = {
+    "square": "MULTIPOLYGON(((121 31, 121.01 31, 121.01 31.01, 121 31.01, 121 31)))",
+    "point": "POINT(121.005 31.005)",
+}
+REFERENCE = (
+    "INSERT INTO district (adcode, name_zh, name_en, area_km2, geom, label_point)"
+    " VALUES ('310101', '黄浦区', 'Huangpu', 1, ST_GeomFromText(:square, 4326),"
+    " ST_GeomFromText(:point, 4326)) ON CONFLICT DO NOTHING",
+    "INSERT INTO street (code, district_adcode, name_zh, name_en, area_km2, geom_source, geom,"
+    " label_point) VALUES ('310101001', '310101', '南京东路', 'Nanjing Rd E', 1, 'test',"
+    " ST_GeomFromText(:square, 4326), ST_GeomFromText(:point, 4326)) ON CONFLICT DO NOTHING",
+    "INSERT INTO device_category (code, name_zh, name_en, scenario_zh, scenario_en, color,"
+    " sort_order) VALUES ('fire', '消防', 'Fire', '火警', 'fire', '#ff0000', 1)"
+    " ON CONFLICT DO NOTHING",
+    "INSERT INTO device_type (id, code, category_code, name_zh, name_en, measurand, unit,"
+    " value_kind, interval_s, normal_min, normal_max, alarm_max) VALUES (1, 'smoke', 'fire',"
+    " '烟感', 'Smoke', 'smoke', '%', 'analog', 60, 0, 40, :alarm_max) ON CONFLICT DO NOTHING",
+)
+
+
+# SHA-256 of each revision's SQL as it landed. A landed file never changes: a change to the
+# schema or a function is a new revision with files of its own (NNNN_*.sql).
+LANDED = {
+    "0001_functions.sql": "bb0090f1ffb298652e9954dac1354d622aa435ad9981f0868f282d546dcaff56",
+    "0001_reading_trigger.sql": "9bfcbef88d3b03f8c60767c634f4bfc835dcfbdc7eb37902c00c520d7c080cb9",
+    "0001_schema.sql": "1ef1153eb71f840ace95bb33eef239bcd428641799125278e751b47daf465f39",
+    "0002_live.sql": "a20c0422e8c9b1cb5f63c77665564dbf337f0dca9c495ff666a561c8d7114d36",
+    "0002_reading_trigger.sql": "c3d979873d694554a3458615b85db7d64535736be909ed90f448c0f854107a8f",
+    "0003_displays.sql": "0f45dabff90cfa56f9508836bdec310882c7a096207296e1f7bb81b9eaf54a7a",
+    "0004_access.sql": "cc4539a5a6a1a47d19a11bf8962d894f652dd44688e7fc0dd440293fa69a274a",
+    "0005_status.sql": "a35a4d94912ec1917dc3ab19dd71ee2c449804b5c907c8ffbf0999067869e079",
+}
+
+
+def _revisions() -> list[str]:
+    """Revision ids from the first to the head."""
+    script = ScriptDirectory(str(migrate.MIGRATIONS_DIR))
+    return [rev.revision for rev in reversed(list(script.walk_revisions()))]
+
+
+def _has_table(conn: sa.Connection, name: str) -> bool:
+    return conn.execute(sa.text("SELECT to_regclass(:name) IS NOT NULL"), {"name": name}).scalar()
+
+
+def _new_device(engine: sa.Engine, *, code: str) -> int:
+    """A fire sensor of its own, in a one-street city made once per fresh schema."""
+    params = {**PLACE, "alarm_max": ALARM_MAX, "code": code}
+    with engine.begin() as conn:
+        for statement in REFERENCE:
+            conn.execute(sa.text(statement), params)
+        return int(
+            conn.execute(
+                sa.text(
+                    "INSERT INTO device (code, type_id, district_adcode, street_code,"
+                    " installed_on, geom) VALUES (:code, 1, '310101', '310101001',"
+                    " '2026-01-01', ST_GeomFromText(:point, 4326)) RETURNING id"
+                ),
+                params,
+            ).scalar_one()
+        )
+
+
+SHAPE = sa.text(
+    # functions (text, options, grants), columns, triggers and policies: what a revision's SQL
+    # defines, without the partitions the walk's readings create
+    "SELECT 'f ' || p.oid::regprocedure::text || ' ' || md5(pg_get_functiondef(p.oid))"
+    "       || (SELECT string_agg(g::text, ',' ORDER BY g::text)"
+    "           FROM unnest(coalesce(p.proacl, acldefault('f', p.proowner))) g) AS item"
+    " FROM pg_proc p WHERE p.pronamespace = 'public'::regnamespace AND NOT EXISTS"
+    "  (SELECT 1 FROM pg_depend d WHERE d.objid = p.oid AND d.deptype = 'e')"
+    " UNION ALL SELECT 'c ' || c.relname || '.' || a.attname || ' '"
+    "       || format_type(a.atttypid, a.atttypmod) || ' ' || a.attnotnull::text"
+    " FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid"
+    " WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p')"
+    "   AND NOT c.relispartition AND a.attnum > 0 AND NOT a.attisdropped"
+    "   AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = c.oid AND d.deptype = 'e')"
+    " UNION ALL SELECT 't ' || pg_get_triggerdef(t.oid) FROM pg_trigger t"
+    " JOIN pg_class c ON c.oid = t.tgrelid"
+    " WHERE c.relnamespace = 'public'::regnamespace AND NOT t.tgisinternal"
+    "   AND NOT c.relispartition"
+    " UNION ALL SELECT 'p ' || tablename || '.' || policyname || ' ' || cmd || ' '"
+    "       || coalesce(qual, '') || coalesce(with_check, '') FROM pg_policies"
+    " ORDER BY 1"
+)
+
+
+def _shape(engine: sa.Engine) -> list[str]:
+    """What the schema defines at this revision, comparable between visits."""
+    with engine.connect() as conn:
+        return list(conn.execute(SHAPE).scalars())
+
+
+def _check_revision(engine: sa.Engine, *, step: str, at: datetime) -> None:
+    """An alarm reading is stored; where the rules exist, a pass opens its incident."""
+    revision = migrate.current_revision(engine)
+    device_id = _new_device(engine, code=f"walk-{step}")
+    batch = ReadingBatch(
+        device_id=np.array([device_id], dtype=np.int64),
+        ts_us=np.array([round(at.timestamp() * 1e6)], dtype=np.int64),
+        value=np.array([ALARM_MAX + 10]),
+        quality=np.zeros(1, dtype=np.int16),
+    )
+    with engine.begin() as conn:
+        stored = store_readings(conn, batch, partitions=PartitionCache())
+    assert stored.tolist() == [True], revision
+    with engine.begin() as conn:
+        latest = conn.execute(
+            sa.text("SELECT level FROM device_latest WHERE device_id = :d"), {"d": device_id}
+        ).scalar_one()
+        assert latest == 2, revision
+        conn.execute(sa.text("SELECT refresh_status(:at)"), {"at": at})
+        has_rules = _has_table(conn, "incident_rule")
+    if not has_rules:
+        return
+    report = RulesEngine(engine).run_once(offline=True)
+    assert (report.skipped, report.opened) == (False, 1), revision
+    with engine.connect() as conn:
+        assert (
+            conn.execute(
+                sa.text("SELECT severity FROM incident WHERE device_id = :d AND status = 'open'"),
+                {"d": device_id},
+            ).scalar_one()
+            == "critical"
+        ), revision
+
+
+def test_every_revision_takes_readings_and_runs_the_rules_up_down_and_up(scratch_db):
+    order = ["base", *_revisions()]
+    # up one revision at a time, down to base, up again
+    path = [*order[1:], *reversed(order[:-1]), *order[1:]]
+    at = datetime.now(UTC) - timedelta(minutes=30)
+    shapes: dict[str, list[str]] = {}
+    for step, revision in enumerate(path):
+        current = migrate.current_revision(scratch_db) or "base"
+        if order.index(revision) > order.index(current):
+            migrate.upgrade(scratch_db, revision=revision)
+        else:
+            migrate.downgrade(scratch_db, revision=revision)
+        assert (migrate.current_revision(scratch_db) or "base") == revision
+        if revision == "base":
+            continue
+        # a revision reached from above (or again) has the shape it had on the first way up
+        shape = _shape(scratch_db)
+        assert shapes.setdefault(revision, shape) == shape, revision
+        _check_revision(scratch_db, step=f"{step}-{revision}", at=at + timedelta(seconds=step))
+
+
+def test_sql_files_are_named_after_their_revision_and_stay_as_they_landed():
+    revisions = _revisions()
+    files = {path.name: path for path in migrate.SQL_DIR.glob("*.sql")}
+    assert {name.split("_", 1)[0] for name in files} <= set(revisions)
+    changed = [
+        name
+        for name, digest in LANDED.items()
+        if name not in files or hashlib.sha256(files[name].read_bytes()).hexdigest() != digest
+    ]
+    assert changed == [], "landed migration SQL changed: write a new revision instead"
+    # only the newest revision may still be taking shape; once a later one exists, record it
+    unrecorded = {name.split("_", 1)[0] for name in files if name not in LANDED}
+    assert unrecorded <= {revisions[-1]}
