@@ -14,6 +14,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -182,6 +183,7 @@ def revoke_display_tokens(
     chosen = [s for s in (token, fingerprint, label) if s is not None]
     if len(chosen) != 1:
         raise DisplayTokenError("give exactly one of token, fingerprint or label")
+    params: dict[str, str | bytes]
     if token is not None:
         digest = _digest(token)
         if digest is None:
@@ -212,7 +214,7 @@ def revoke_display_tokens(
     return int(result.rowcount)
 
 
-def list_display_tokens(engine: Engine) -> list[dict]:
+def list_display_tokens(engine: Engine) -> list[dict[str, Any]]:
     """Every display token, oldest first, named by fingerprint (never the digest)."""
     with engine.connect() as conn:
         rows = conn.execute(
@@ -240,7 +242,7 @@ def ensure_local_display_tokens(engine: Engine, *, state_file: Path) -> dict[str
     for kind in KINDS:
         token = stored.get(kind)
         grant = find_display_grant(engine, token=token) if token else None
-        if grant is not None and grant.kind == kind and grant.district is None:
+        if token and grant is not None and grant.kind == kind and grant.district is None:
             tokens[kind] = token
         else:
             tokens[kind] = create_display_token(engine, kind=kind, label=f"local serve ({kind})")
@@ -280,7 +282,7 @@ def _valid_playlist_name(name: object) -> bool:
     return isinstance(name, str) and re.fullmatch(PLAYLIST_NAME_PATTERN, name) is not None
 
 
-def _playlist(row: sa.Row) -> Playlist:
+def _playlist(row: sa.Row[Any]) -> Playlist:
     return Playlist(
         name=row.name,
         views=row.views,

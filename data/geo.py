@@ -105,7 +105,9 @@ def wgs84_to_gcj02(lon: float, lat: float) -> tuple[float, float]: ...
 def wgs84_to_gcj02(
     lon: ArrayLike, lat: ArrayLike
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]: ...
-def wgs84_to_gcj02(lon, lat):
+def wgs84_to_gcj02(
+    lon: ArrayLike, lat: ArrayLike
+) -> tuple[float, float] | tuple[NDArray[np.float64], NDArray[np.float64]]:
     """WGS-84 → GCJ-02 for floats or arrays (points outside China are returned unchanged)."""
     out = _forward(np.asarray(lon, dtype=float), np.asarray(lat, dtype=float))
     return _shaped(lon, lat, out)
@@ -117,7 +119,9 @@ def gcj02_to_wgs84(lon: float, lat: float) -> tuple[float, float]: ...
 def gcj02_to_wgs84(
     lon: ArrayLike, lat: ArrayLike
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]: ...
-def gcj02_to_wgs84(lon, lat):
+def gcj02_to_wgs84(
+    lon: ArrayLike, lat: ArrayLike
+) -> tuple[float, float] | tuple[NDArray[np.float64], NDArray[np.float64]]:
     """GCJ-02 → WGS-84 by fixed-point iteration on the forward formula (round trip ≪ 1 cm)."""
     out = _inverse(np.asarray(lon, dtype=float), np.asarray(lat, dtype=float))
     return _shaped(lon, lat, out)
@@ -224,25 +228,26 @@ def approximate_streets(
     """Plausible, non-overlapping street areas: a seeded Voronoi partition of each district."""
     metric = districts.to_crs(METRIC_CRS)
     rows = []
-    for district in metric.itertuples():
-        mine = streets[streets["district_adcode"] == district.adcode].sort_values("code")
+    for adcode, area in zip(metric["adcode"], metric.geometry, strict=True):
+        mine = streets[streets["district_adcode"] == adcode].sort_values("code")
         if mine.empty:
             continue
         # one stream per district: adding a street in one district leaves the others unchanged
-        rng = np.random.default_rng([seed, int(district.adcode)])
-        cells = _partition(district.geometry, len(mine), rng)
+        rng = np.random.default_rng([seed, int(adcode)])
+        cells = _partition(area, len(mine), rng)
         for street, cell in zip(mine.itertuples(), cells, strict=True):
             rows.append(
                 {
                     "code": street.code,
-                    "district_adcode": district.adcode,
+                    "district_adcode": adcode,
                     "name_zh": street.name_zh,
                     "name_en": street.name_en,
                     "geometry": _as_multipolygon(cell),
                 }
             )
     frame = gpd.GeoDataFrame(rows, geometry="geometry", crs=METRIC_CRS).to_crs(WGS84)
-    frame["geometry"] = [_as_multipolygon(g) for g in frame.geometry]
+    # geopandas makes a geometry column of the list; pandas-stubs take no list of objects
+    frame["geometry"] = [_as_multipolygon(g) for g in frame.geometry]  # type: ignore[assignment]
     frame["approximate"] = True
     return frame
 

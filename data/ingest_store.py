@@ -10,11 +10,14 @@ import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from data.engine import psycopg_connection
 from data.writes import ReadingBatch, ensure_reading_partitions, readings_copy_payload
 
 SOURCE_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
@@ -260,7 +263,7 @@ def store_readings(
         return np.zeros(0, dtype=bool)
     start, end = batch.time_range()
     partitions.ensure(conn, start=start, end=end)
-    cursor = conn.connection.driver_connection.cursor()
+    cursor = psycopg_connection(conn).cursor()
     cursor.execute(
         f"CREATE TEMP TABLE IF NOT EXISTS {_INCOMING}"
         " (device_id bigint, ts timestamptz, value float8, quality int2) ON COMMIT DELETE ROWS"
@@ -285,9 +288,9 @@ def store_readings(
     keys["device"], keys["ts"] = batch.device_id, batch.ts_us
     new_keys = np.sort(np.array([tuple(row) for row in inserted], dtype=key))
     found = np.searchsorted(new_keys, keys)
-    inserted_now = new_keys[np.minimum(found, len(new_keys) - 1)] == keys
+    inserted_now: npt.NDArray[np.bool_] = new_keys[np.minimum(found, len(new_keys) - 1)] == keys
     # a key repeated inside one batch is stored once: only its first occurrence counts as new
-    first = np.zeros(len(batch), dtype=bool)
+    first = np.zeros(len(batch), dtype=np.bool_)
     first[np.unique(keys, return_index=True)[1]] = True
     return inserted_now & first
 
@@ -300,7 +303,7 @@ def record_dead_letter(
     topic: str,
     reason: str,
     payload: bytes,
-    rejected: Iterable[dict] = (),
+    rejected: Iterable[dict[str, Any]] = (),
 ) -> None:
     """Keep what could not be stored, with why; the same message again only bumps its count."""
     conn.execute(
@@ -324,7 +327,7 @@ def record_dead_letter(
     )
 
 
-def dead_letters(engine: Engine, *, limit: int = 100) -> list[dict]:
+def dead_letters(engine: Engine, *, limit: int = 100) -> list[dict[str, Any]]:
     """The newest dead letters (without payloads), for the CLI and tests."""
     with engine.connect() as conn:
         rows = conn.execute(
@@ -337,7 +340,7 @@ def dead_letters(engine: Engine, *, limit: int = 100) -> list[dict]:
         return [dict(row) for row in rows]
 
 
-def ingest_health(engine: Engine) -> dict:
+def ingest_health(engine: Engine) -> dict[str, Any]:
     """Newest reading and its age, dead letters of the last hour, rule backlog."""
     with engine.connect() as conn:
         row = conn.execute(

@@ -11,7 +11,7 @@ import geopandas as gpd
 import pandas as pd
 import shapely
 import sqlalchemy as sa
-from shapely.geometry import MultiPolygon
+from shapely.geometry import MultiPolygon, Polygon
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy.engine import Engine
 
@@ -47,14 +47,14 @@ def _ewkt(geom: BaseGeometry) -> str:
 
 def _multi(geom: BaseGeometry) -> MultiPolygon:
     geom = shapely.make_valid(geom)
-    if geom.geom_type == "MultiPolygon":
+    if isinstance(geom, MultiPolygon):
         return geom
-    if geom.geom_type == "Polygon":
+    if isinstance(geom, Polygon):
         return MultiPolygon([geom])
-    polygons = [g for g in getattr(geom, "geoms", []) if g.geom_type in ("Polygon", "MultiPolygon")]
-    parts: list = []
+    polygons = [g for g in getattr(geom, "geoms", []) if isinstance(g, Polygon | MultiPolygon)]
+    parts: list[Polygon] = []
     for g in polygons:
-        parts.extend(g.geoms if g.geom_type == "MultiPolygon" else [g])
+        parts.extend(g.geoms if isinstance(g, MultiPolygon) else [g])
     return MultiPolygon(parts)
 
 
@@ -109,10 +109,10 @@ def _insert_districts(conn: sa.Connection, districts: gpd.GeoDataFrame) -> None:
             row.name_zh,
             row.name_en,
             float(area),
-            _ewkt(_multi(row.geometry)),
-            _ewkt(row.geometry.representative_point()),
+            _ewkt(_multi(geom)),
+            _ewkt(geom.representative_point()),
         )
-        for row, area in zip(districts.itertuples(), areas, strict=True)
+        for row, geom, area in zip(districts.itertuples(), districts.geometry, areas, strict=True)
     )
     copy_rows(
         conn,
@@ -135,10 +135,10 @@ def _insert_streets(conn: sa.Connection, streets: gpd.GeoDataFrame, *, source: s
             float(area),
             True,
             source,
-            _ewkt(_multi(row.geometry)),
-            _ewkt(row.geometry.representative_point()),
+            _ewkt(_multi(geom)),
+            _ewkt(geom.representative_point()),
         )
-        for row, area in zip(streets.itertuples(), areas, strict=True)
+        for row, geom, area in zip(streets.itertuples(), streets.geometry, areas, strict=True)
     )
     copy_rows(
         conn,
@@ -158,17 +158,22 @@ def _insert_streets(conn: sa.Connection, streets: gpd.GeoDataFrame, *, source: s
     )
 
 
+def _read_geoframe(conn: sa.Connection, sql: str) -> gpd.GeoDataFrame:
+    """The rows of a query whose `geom` column is the geometry."""
+    # geopandas passes a SQLAlchemy text() on to pandas; its stubs list only a str
+    frame: gpd.GeoDataFrame = gpd.read_postgis(sa.text(sql), conn, geom_col="geom")  # type: ignore[call-overload]
+    return frame
+
+
 def _street_geoframe(conn: sa.Connection) -> gpd.GeoDataFrame:
-    return gpd.read_postgis(
-        sa.text("SELECT code, district_adcode, geom FROM street ORDER BY code"),
-        conn,
-        geom_col="geom",
+    return _read_geoframe(
+        conn, "SELECT code, district_adcode, geom FROM street ORDER BY code"
     ).rename_geometry("geometry")
 
 
 def _district_geoframe(conn: sa.Connection) -> gpd.GeoDataFrame:
-    return gpd.read_postgis(
-        sa.text("SELECT adcode, geom FROM district ORDER BY adcode"), conn, geom_col="geom"
+    return _read_geoframe(
+        conn, "SELECT adcode, geom FROM district ORDER BY adcode"
     ).rename_geometry("geometry")
 
 
@@ -177,8 +182,14 @@ def _insert_grid(conn: sa.Connection) -> None:
         _district_geoframe(conn), _street_geoframe(conn), resolution=GRID_RESOLUTION
     )
     rows = (
-        (int(row.cell), GRID_RESOLUTION, row.district_adcode, row.street_code, _ewkt(row.geometry))
-        for row in cells.itertuples()
+        (int(cell), GRID_RESOLUTION, district, street, _ewkt(geom))
+        for cell, district, street, geom in zip(
+            cells["cell"],
+            cells["district_adcode"],
+            cells["street_code"],
+            cells.geometry,
+            strict=True,
+        )
     )
     copy_rows(
         conn,
@@ -367,11 +378,8 @@ def _reassign_to_streets(conn: sa.Connection) -> None:
 def streets_frame(engine: Engine) -> pd.DataFrame:
     """Streets with district, names, urban flag, area and WGS-84 geometry (for the generator)."""
     with engine.connect() as conn:
-        return gpd.read_postgis(
-            sa.text(
-                "SELECT code, district_adcode, name_zh, name_en, area_km2, geom FROM street"
-                " ORDER BY district_adcode, code"
-            ),
+        return _read_geoframe(
             conn,
-            geom_col="geom",
+            "SELECT code, district_adcode, name_zh, name_en, area_km2, geom FROM street"
+            " ORDER BY district_adcode, code",
         )

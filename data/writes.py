@@ -13,6 +13,8 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from data.engine import psycopg_connection
+
 # microseconds between the Unix epoch and PostgreSQL's (2000-01-01)
 _PG_OFFSET_US = 946_684_800_000_000
 
@@ -94,7 +96,7 @@ def ensure_reading_partitions(conn: sa.Connection, *, start: datetime, end: date
 
 def _copy_binary(conn: sa.Connection, *, table: str, batch: ReadingBatch) -> None:
     data = readings_copy_payload(batch)
-    cursor = conn.connection.driver_connection.cursor()
+    cursor = psycopg_connection(conn).cursor()
     with cursor.copy(f"COPY {table} {READING_COLUMNS} FROM STDIN (FORMAT BINARY)") as copy:
         # a few large writes: psycopg sends each as CopyData messages
         view = memoryview(data)
@@ -463,7 +465,7 @@ def copy_rows(
 ) -> int:
     """COPY plain rows (text format) into `table`; geometry columns take EWKT strings."""
     column_list = ", ".join(columns)
-    cursor = conn.connection.driver_connection.cursor()
+    cursor = psycopg_connection(conn).cursor()
     count = 0
     with cursor.copy(f"COPY {table} ({column_list}) FROM STDIN") as copy:
         for row in rows:
@@ -512,6 +514,13 @@ def insert_devices(conn: sa.Connection, devices: pd.DataFrame) -> int:
     return count
 
 
+def _nulls_as_none(frame: pd.DataFrame) -> pd.DataFrame:
+    """Missing values (NaN, NaT) as None, which COPY writes as NULL."""
+    # pandas takes None as the scalar `other`; pandas-stubs leave it out of the overloads
+    nulls: pd.DataFrame = frame.astype(object).where(frame.notna(), None)  # type: ignore[call-overload]
+    return nulls
+
+
 def insert_incidents(conn: sa.Connection, incidents: pd.DataFrame, events: pd.DataFrame) -> int:
     """Insert generated incidents and their event history (ids are the frame's `id`)."""
     incident_columns = [
@@ -532,9 +541,7 @@ def insert_incidents(conn: sa.Connection, incidents: pd.DataFrame, events: pd.Da
         "acknowledged_at",
         "resolved_at",
     ]
-    frame = (
-        incidents[incident_columns].astype(object).where(incidents[incident_columns].notna(), None)
-    )
+    frame = _nulls_as_none(incidents[incident_columns])
     geoms = [
         f"SRID=4326;POINT({lon:.7f} {lat:.7f})"
         for lon, lat in zip(incidents["lon"], incidents["lat"], strict=True)
@@ -545,7 +552,7 @@ def insert_incidents(conn: sa.Connection, incidents: pd.DataFrame, events: pd.Da
     )
     count = copy_rows(conn, table="incident", columns=[*incident_columns, "geom"], rows=rows)
     event_columns = ["incident_id", "at", "kind", "actor", "from_status", "to_status", "note"]
-    event_frame = events[event_columns].astype(object).where(events[event_columns].notna(), None)
+    event_frame = _nulls_as_none(events[event_columns])
     copy_rows(
         conn,
         table="incident_event",
@@ -612,7 +619,8 @@ def clear_city(engine: Engine) -> None:
 def has_devices(engine: Engine) -> bool:
     """True when any device is stored."""
     with engine.connect() as conn:
-        return conn.execute(sa.text("SELECT EXISTS (SELECT 1 FROM device)")).scalar_one()
+        exists: bool = conn.execute(sa.text("SELECT EXISTS (SELECT 1 FROM device)")).scalar_one()
+    return exists
 
 
 def get_meta(engine: Engine, *, key: str) -> Any | None:
