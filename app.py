@@ -6,20 +6,22 @@ import dash
 from dash import Dash, dcc, html
 
 from components import ids
-from config import get_settings
+from config import Settings, get_settings
 from web.boundaries import register_boundary_routes
 from web.device_layer import register_device_routes
 from web.headers import register_headers
 from web.ingest_api import register_ingest_routes
 from web.login import register_login_routes
+from web.services import attach as attach_services
 from web.session import register_session
 from web.shared_answers import register_response_cache
 from web.timing import register_timing
 
 
-def create_app() -> Dash:
-    """A multipage Dash app with every module of pages/ registered; no database work here."""
-    settings = get_settings()
+def create_app(settings: Settings | None = None) -> Dash:
+    """A multipage Dash app with every module of pages/ registered, owning its services
+    (settings, caches: web.services); no database work here."""
+    settings = settings or get_settings()
     app = Dash(
         __name__,
         use_pages=True,
@@ -40,6 +42,7 @@ def create_app() -> Dash:
         ],
     )
     app.server.config["DEBUG"] = settings.debug
+    attach_services(app.server, settings)
     register_timing(app.server)
     # before the gate: the policy is hashed at the first request, even one the gate turns away
     register_headers(app)

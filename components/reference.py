@@ -1,32 +1,29 @@
-"""Allow-lists from the store (districts, categories, streets), cached for a few minutes."""
+"""Allow-lists from the store (districts, categories, streets), in the app's reference memo."""
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Callable
 from typing import TypeVar
+
+from flask import has_app_context
 
 from data.reference_reads import area_bounds, category_codes, district_codes, street_names
 from data.reference_reads import street_districts as load_street_districts
 from data.scope import get_web_engine
+from web.services import services
 
 _T = TypeVar("_T")
-_TTL_SECONDS = 300.0
-_lock = threading.Lock()
-_cache: dict[tuple[str, str | None], tuple[float, object]] = {}
 
 
 def _cached(key: tuple[str, str | None], load: Callable[[], _T]) -> _T:
-    now = time.monotonic()
-    with _lock:
-        hit = _cache.get(key)
-    if hit is not None and now - hit[0] < _TTL_SECONDS:
-        return hit[1]  # type: ignore[return-value]
-    value = load()
-    with _lock:
-        _cache[key] = (now, value)
-    return value
+    # the app's reference memo (flask-caching, a few minutes): one read per list per worker
+    memo = services().reference
+    name = ":".join(part or "" for part in key)
+    value = memo.get(name)
+    if value is None:
+        value = load()
+        memo.set(name, value)
+    return value  # type: ignore[no-any-return]
 
 
 def districts() -> dict[str, tuple[str, str]]:
@@ -60,6 +57,6 @@ def bounds(district: str | None) -> dict[str, list[list[float]]]:
 
 
 def clear() -> None:
-    """Forget everything (tests, street imports)."""
-    with _lock:
-        _cache.clear()
+    """Forget the current app's lists (after a street import); outside an app, nothing is kept."""
+    if has_app_context():
+        services().reference.clear()

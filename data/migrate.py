@@ -7,6 +7,7 @@ revision's copy of that function.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -17,6 +18,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
 
 from data.errors import PostgisMissing, SchemaOutOfDate
+
+log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 SQL_DIR = Path(__file__).resolve().parent / "sql"
@@ -75,6 +78,29 @@ def upgrade(engine: Engine, *, revision: str = "head") -> None:
                     "postgresql-15-postgis-3 package."
                 ) from None
         command.upgrade(_alembic_config(conn), revision)
+    _provision_web_login(engine)
+
+
+def _provision_web_login(engine: Engine) -> None:
+    """Give the web role (revision 0004 on) its derived login now, so no web request runs DDL."""
+    from data.scope import WEB_ROLE, provision_web_role
+
+    with engine.connect() as conn:
+        exists = conn.execute(
+            sa.text("SELECT 1 FROM pg_roles WHERE rolname = :role"), {"role": WEB_ROLE}
+        ).scalar_one_or_none()
+    if not exists:
+        return
+    try:
+        provision_web_role(engine)
+    except sa.exc.DBAPIError as exc:
+        # an owner without CREATEROLE: the administrator gives the login (README, Access)
+        log.warning(
+            "cannot give %s a login (%s): set ONESCREEN_WEB_DATABASE_URL to one an "
+            "administrator made",
+            WEB_ROLE,
+            str(exc.orig).strip().splitlines()[0],
+        )
 
 
 def downgrade(engine: Engine, *, revision: str) -> None:

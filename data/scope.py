@@ -117,7 +117,7 @@ def create_web_engine(url: str, *, pool_size: int = 5) -> Engine:
 
 def get_web_engine() -> Engine:
     """The process-wide web engine: ONESCREEN_WEB_DATABASE_URL, or the web role beside the
-    configured owner (provisioned on first use)."""
+    configured owner (its login provisioned by `db upgrade`)."""
     settings = get_settings()
     if settings.web_database_url:
         return _web_engine(settings.web_database_url, owner_url=None)
@@ -146,18 +146,9 @@ def _read_engine(read_url: str, *, web_url: str) -> Engine:
 
 @lru_cache(maxsize=4)
 def _web_engine(url: str | None, *, owner_url: str | None) -> Engine:
+    # the web role's login is provisioned by `db upgrade` (data.migrate.upgrade), never here:
+    # a web request runs no DDL
     if url is not None:
         return create_web_engine(url)
     assert owner_url is not None
-    engine = create_web_engine(web_database_url(owner_url))
-    try:
-        with engine.connect():
-            return engine  # provisioned already (by this or another worker)
-    except sa.exc.OperationalError:
-        pass
-    owner = create_db_engine(owner_url, pool_size=1)
-    try:
-        provision_web_role(owner)
-    finally:
-        owner.dispose()
-    return engine
+    return create_web_engine(web_database_url(owner_url))

@@ -7,7 +7,6 @@ read; `asof_payload` turns that into what a panel's freshness badge needs.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 from collections.abc import Callable
@@ -18,40 +17,19 @@ from zoneinfo import ZoneInfo
 import dash
 from plotly.utils import PlotlyJSONEncoder
 
-from config import get_settings
 from data.cache import Cached, TtlCache
 from data.clock import database_now
 from data.scope import current_scope, get_read_engine
-from serving.shared_cache import SharedCache, create_shared_cache
+from serving.shared_cache import SharedCache
+from web.services import services
 
 _T = TypeVar("_T")
 CITY_TZ = ZoneInfo("Asia/Shanghai")
 
-# well under the refresh tick: a reading ingested shows within one tick plus this
-CACHE_TTL_SECONDS = 1.0
-CACHE_MAX_ENTRIES = 512
 
-
-@functools.cache
 def shared_cache() -> TtlCache | SharedCache:
-    """The cache every panel callback reads through: shared by all web workers through Redis
-    when ONESCREEN_REDIS_URL is set, otherwise this process's own."""
-    settings = get_settings()
-    period = settings.cache_seconds or settings.ui_refresh_seconds
-    shared = create_shared_cache(
-        period_seconds=period,
-        # a result no writer has outdated may serve a while longer, but never long enough to
-        # turn a freshness badge amber
-        quiet_seconds=max(0.0, min(3 * period, settings.ui_stale_seconds / 2 - period)),
-        namespace="results",
-        max_local_entries=CACHE_MAX_ENTRIES,
-    )
-    if shared is not None:
-        return shared
-    return TtlCache(
-        ttl_seconds=min(CACHE_TTL_SECONDS, settings.ui_refresh_seconds / 2),
-        max_entries=CACHE_MAX_ENTRIES,
-    )
+    """The panel-results cache of the app serving this request."""
+    return services().results
 
 
 def read(query: Callable[..., _T], /, **kwargs: Any) -> Cached[_T]:

@@ -28,7 +28,8 @@ from components.theme import STATE_RANK
 from data.checks import InvalidQuery
 from data.devices import area_devices
 from data.errors import OneScreenError, report_failure
-from data.scope import Scope, get_read_engine, scoped
+from data.reference_reads import district_codes
+from data.scope import Scope, get_read_engine, get_web_engine, scoped
 from web.session import current_principal
 
 log = logging.getLogger(__name__)
@@ -256,7 +257,8 @@ def warm_in_background() -> threading.Thread:
     def warm() -> None:
         try:
             version = snapshot_version()
-            for district in reference.districts():
+            # outside any app: the district list straight from the store, not an app's memo
+            for district in district_codes(get_web_engine()):
                 _CACHE.get(district, None, version)
         except (SQLAlchemyError, OneScreenError, InvalidQuery) as exc:
             log.warning("device snapshots not prepared: %s", exc)

@@ -8,7 +8,6 @@ scope of their display token themselves.
 
 from __future__ import annotations
 
-import functools
 import logging
 import secrets
 from datetime import UTC, datetime, timedelta
@@ -24,7 +23,8 @@ from data.cache import TtlCache
 from data.engine import get_engine
 from data.errors import OneScreenError
 from data.scope import NO_SCOPE, Scope, set_scope
-from serving.shared_cache import SharedCache, create_shared_cache
+from serving.shared_cache import SharedCache
+from web.services import services
 
 log = logging.getLogger(__name__)
 
@@ -52,27 +52,12 @@ DASH_ENDPOINTS = frozenset(
 )
 DISPLAY_PAGES = frozenset({"/wall", "/kiosk"})
 STATIC_PREFIXES = ("/assets/", "/_dash-component-suites/")
-SESSION_CHECK_SECONDS = 2.0
-# the session's visit is noted once a minute; role and district changes clear the cache
-SHARED_SESSION_SECONDS = 30.0
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
-@functools.cache
 def _sessions() -> TtlCache | SharedCache:
-    """Sessions looked up in the last seconds: a dashboard's burst of callbacks costs one
-    query. Without Redis each worker keeps its own for SESSION_CHECK_SECONDS, so a sign-out
-    reaches every worker within that; with Redis all workers share one answer per session for
-    SHARED_SESSION_SECONDS, and a sign-out or revocation clears it everywhere at once."""
-    shared = create_shared_cache(
-        period_seconds=SHARED_SESSION_SECONDS,
-        quiet_seconds=0,
-        namespace="sessions",
-        max_local_entries=4096,
-    )
-    if shared is not None:
-        return shared
-    return TtlCache(ttl_seconds=SESSION_CHECK_SECONDS, max_entries=4096)
+    """The session cache of the app serving this request (see web.services.session_cache)."""
+    return services().sessions
 
 
 def current_principal() -> Principal | None:

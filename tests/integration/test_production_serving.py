@@ -16,11 +16,11 @@ import requests
 import sqlalchemy as sa
 
 from bench.harness import serving
-from components import live
 from config import get_settings
 from data import ingest_store
 from data.engine import create_db_engine, get_engine
 from localservers.base import free_port
+from panels import reads as live
 from serving import events
 from serving.events import VERSION_KEY
 from tests.dash_client import client_for, post_callback, sign_in
@@ -39,8 +39,6 @@ def _forget_process_caches() -> None:
         get_settings,
         events.redis_client,
         events.event_listener,
-        live.shared_cache,
-        web_session._sessions,
     ):
         cached.cache_clear()
 
@@ -52,7 +50,8 @@ def app(live_city_url, redis_url):
     _forget_process_caches()
     redis.Redis.from_url(redis_url).flushdb()
     try:
-        with app_on(live_city_url) as dash_app:
+        with app_on(live_city_url) as dash_app, dash_app.server.app_context():
+            # the caches these tests count are the app's own (web.services)
             dash_app.server.test_client().get("/login")  # Dash registers callbacks now
             yield dash_app
     finally:

@@ -194,7 +194,6 @@ def test_a_reading_ingested_on_the_primary_replays_to_the_standby(replication):
 def reads_on_standby(replication, monkeypatch) -> Iterator[Replication]:
     """The app configured with the primary as DATABASE_URL and the standby as its read database,
     the web role provisioned (on the primary) and replayed to the standby."""
-    from components import live
     from config import get_settings
     from data.engine import get_engine
     from data.scope import get_read_engine, get_web_engine
@@ -204,7 +203,6 @@ def reads_on_standby(replication, monkeypatch) -> Iterator[Replication]:
         get_settings.cache_clear()
         get_engine.cache_clear()
         redis_client.cache_clear()  # no Redis here: the process's own cache
-        live.shared_cache.cache_clear()
 
     monkeypatch.setenv("DATABASE_URL", replication.primary.url())
     monkeypatch.setenv(
@@ -216,9 +214,15 @@ def reads_on_standby(replication, monkeypatch) -> Iterator[Replication]:
     reset()
     web = get_web_engine()  # provisions the web role's login on the primary
     replication.replay()  # ... which the standby must have before the web role logs in there
+    from app import create_app
+
+    # dashboard reads go through the caches of an app (its own: none shared with other tests)
+    context = create_app().server.app_context()
+    context.push()
     try:
         yield replication
     finally:
+        context.pop()
         get_read_engine().dispose()
         web.dispose()
         monkeypatch.undo()
@@ -262,8 +266,8 @@ def test_dashboard_reads_do_not_see_what_the_paused_standby_has_not_replayed(rea
     """Replay paused on the standby, a reading ingested on the primary stays out of the
     dashboard's figures — though the primary has it and the standby received its WAL — until
     replay resumes: the dashboard reads the standby."""
-    from components import live
     from data.scope import CITY, Scope, get_web_engine, scoped
+    from panels import reads as live
 
     pair = reads_on_standby
     standby = pair.standby
@@ -305,8 +309,8 @@ def test_dashboard_reads_do_not_see_what_the_paused_standby_has_not_replayed(rea
 
 
 def test_row_level_security_scopes_reads_on_the_standby(reads_on_standby):
-    from components import live
     from data.scope import CITY, Scope, get_read_engine, scoped
+    from panels import reads as live
 
     standby = reads_on_standby.standby
     read_engine = get_read_engine()
