@@ -11,8 +11,11 @@ from collections import deque
 from dataclasses import dataclass
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 from sqlalchemy.exc import SQLAlchemyError
 
+from config import Settings
 from data.errors import OneScreenError
 from ingest.broker import parse_broker_url
 from ingest.service import Ingestor, Message
@@ -84,7 +87,14 @@ class MqttIngestWorker:
 
     # network thread ------------------------------------------------------------------------
 
-    def _on_connect(self, client, _userdata, _flags, reason_code, _properties) -> None:
+    def _on_connect(
+        self,
+        client: mqtt.Client,
+        _userdata: object,
+        _flags: mqtt.ConnectFlags,
+        reason_code: ReasonCode,
+        _properties: Properties | None,
+    ) -> None:
         if reason_code.is_failure:
             log.warning("MQTT connect refused: %s", reason_code)
             return
@@ -92,7 +102,14 @@ class MqttIngestWorker:
         self.connected.set()
         log.info("MQTT ingest subscribed to %s on %s:%d", self.topic, self.host, self.port)
 
-    def _on_disconnect(self, _client, _userdata, _flags, reason_code, _properties) -> None:
+    def _on_disconnect(
+        self,
+        _client: mqtt.Client,
+        _userdata: object,
+        _flags: mqtt.DisconnectFlags,
+        reason_code: ReasonCode,
+        _properties: Properties | None,
+    ) -> None:
         self.connected.clear()
         with self._arrived:
             self._generation += 1
@@ -101,7 +118,7 @@ class MqttIngestWorker:
         if not self._stop.is_set():
             log.warning("MQTT disconnected (%s); reconnecting", reason_code)
 
-    def _on_message(self, _client, _userdata, msg: mqtt.MQTTMessage) -> None:
+    def _on_message(self, _client: mqtt.Client, _userdata: object, msg: mqtt.MQTTMessage) -> None:
         with self._arrived:
             self._queue.append(
                 _Received(
@@ -188,7 +205,7 @@ class MqttIngestWorker:
                 self.client.ack(item.mid, item.qos)
 
 
-def run_worker(settings, *, stop: threading.Event | None = None) -> WorkerStats:
+def run_worker(settings: Settings, *, stop: threading.Event | None = None) -> WorkerStats:
     """The `ingest-mqtt` command: consume until SIGTERM/SIGINT (or `stop`)."""
     from data.engine import get_engine
     from data.ingest_store import ensure_source

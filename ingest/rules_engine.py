@@ -10,11 +10,12 @@ import time
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from data import rules_store
-from data.rule_types import Escalate, Open, Resolve, Rule
+from data.rule_types import Escalate, Open, Reading, Resolve, Rule, State
 from ingest.rules import advance_device, offline_limit_s, rules_for_type
 from serving.events import announce_new_data
 
@@ -111,11 +112,11 @@ class RulesEngine:
 
     def _advance(
         self,
-        conn,
+        conn: sa.Connection,
         device_id: int,
         rules: dict[str, Rule],
-        states: dict,
-        readings: list,
+        states: dict[str, State],
+        readings: list[Reading],
         report: PassReport,
     ) -> None:
         new_states, actions = advance_device(
@@ -147,8 +148,17 @@ class RulesEngine:
                 new_states[code] = replace(state, incident_id=real.get(state.incident_id))
         rules_store.save_states(conn, device_id=device_id, states=new_states)
 
-    def _offline(self, conn, rules, types, now: datetime, report: PassReport) -> None:
-        type_ids, limits, severities = [], [], []
+    def _offline(
+        self,
+        conn: sa.Connection,
+        rules: list[Rule],
+        types: dict[int, rules_store.TypeInfo],
+        now: datetime,
+        report: PassReport,
+    ) -> None:
+        type_ids: list[int] = []
+        limits: list[float] = []
+        severities: list[str] = []
         auto_resolve = True
         for type_id, info in types.items():
             rule = rules_for_type(

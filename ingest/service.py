@@ -16,7 +16,14 @@ from data import ingest_store
 from data.cache import TtlCache
 from data.ingest_store import DeviceCatalog, PartitionCache, Principal
 from data.writes import ReadingBatch
-from ingest.validate import BadRequest, RowError, decode_body, referenced_codes, validate_rows
+from ingest.validate import (
+    BadRequest,
+    RowError,
+    Validated,
+    decode_body,
+    referenced_codes,
+    validate_rows,
+)
 from serving.events import announce_new_data
 
 log = logging.getLogger(__name__)
@@ -50,7 +57,7 @@ class IngestResult:
     def rejected(self) -> int:
         return self.status.count(REJECTED)
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, object]:
         """The JSON answer: counts, a status per row, and a reason per rejected row."""
         return {
             "total": self.total,
@@ -129,7 +136,7 @@ class Ingestor:
             cached = self._catalog.get(ingest_store.load_device_catalog, engine=self.engine)
         return cached.value
 
-    def validate(self, rows: list, *, principal: Principal):
+    def validate(self, rows: list[object], *, principal: Principal) -> Validated:
         """Validate decoded rows for `principal`."""
         ids = np.array(
             [r["device_id"] for r in rows if isinstance(r, dict) and _int_like(r.get("device_id"))],
@@ -176,7 +183,7 @@ class Ingestor:
         Returns only after the commit, so the caller may acknowledge every message then.
         """
         outcomes: list[MessageOutcome] = []
-        parts: list = []  # (outcome, validated)
+        parts: list[tuple[MessageOutcome, str, Validated]] = []  # (outcome, source, rows)
         for message in messages:
             outcome = MessageOutcome(message=message)
             outcomes.append(outcome)

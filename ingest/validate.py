@@ -36,7 +36,7 @@ class RowError:
     code: str
     message: str
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, object]:
         """JSON form."""
         return {"index": self.index, "code": self.code, "message": self.message}
 
@@ -51,7 +51,7 @@ class Validated:
     errors: list[RowError] = field(default_factory=list)
 
 
-def decode_body(body: bytes, *, max_rows: int) -> list:
+def decode_body(body: bytes, *, max_rows: int) -> list[object]:
     """The list of rows of a request body: `{"readings": [...]}` or a bare list."""
     if not body or not body.strip():
         raise BadRequest("empty_body", 'the request has no body; send {"readings": [...]}')
@@ -73,7 +73,7 @@ def decode_body(body: bytes, *, max_rows: int) -> list:
     return rows
 
 
-def referenced_codes(rows: list) -> list[str]:
+def referenced_codes(rows: list[object]) -> list[str]:
     """Device codes the rows name instead of ids (to be resolved before validation)."""
     return [
         row["device_code"]
@@ -134,8 +134,85 @@ def message(code: str) -> str:
     return _MESSAGES[code]
 
 
+# a row that passed the per-row checks: device id, ts (µs since the epoch), value, quality
+_Parsed = tuple[int, int, float, int]
+
+
+def _parse_row(row: object, code_ids: dict[str, int]) -> _Parsed | str:
+    """One row's fields, or the code of the first thing wrong with it."""
+    if not isinstance(row, dict):
+        return "not_an_object"
+    device = row.get("device_id")
+    if device is None:
+        code = row.get("device_code")
+        if code is None:
+            return "device_missing"
+        device = code_ids.get(code) if isinstance(code, str) else None
+        if device is None:
+            return "unknown_device"
+    elif isinstance(device, bool) or not isinstance(device, int) or not 0 < device <= MAX_DEVICE_ID:
+        return "device_invalid"
+    if "ts" not in row:
+        return "ts_missing"
+    ts_us, ts_error = parse_timestamp(row["ts"])
+    if ts_us is None:
+        return ts_error or "ts_invalid"
+    if "value" not in row:
+        return "value_missing"
+    value = _number(row["value"])
+    if value is None:
+        return "value_invalid"
+    quality = row.get("quality", 0)
+    if isinstance(quality, str):
+        quality = QUALITY_NAMES.get(quality)
+    if isinstance(quality, bool) or quality not in (0, 1, 2):
+        return "quality_invalid"
+    return device, ts_us, value, quality
+
+
+def _batch_checks(
+    catalog: DeviceCatalog,
+    *,
+    device_id: np.ndarray,
+    ts_us: np.ndarray,
+    value: np.ndarray,
+    now_us: int,
+    max_future_us: int,
+    oldest_us: int,
+    only_device: int | None,
+) -> list[tuple[str, np.ndarray]]:
+    """(error code, failing rows) of each check against the catalog and the clock, in the
+    order a person would fix them."""
+    position = catalog.lookup(device_id)
+    known = position >= 0
+    safe = np.where(known, position, 0)
+    type_id = np.where(known, catalog.type_id[safe] if len(catalog.ids) else 0, 0)
+    return [
+        ("unknown_device", ~known),
+        (
+            "device_retired",
+            known & (catalog.status[safe] == RETIRED if len(catalog.ids) else known),
+        ),
+        (
+            "token_scope",
+            (device_id != only_device)
+            if only_device is not None
+            else np.zeros(len(device_id), np.bool_),
+        ),
+        ("ts_future", ts_us > now_us + max_future_us),
+        ("ts_too_old", ts_us < oldest_us),
+        ("value_not_binary", known & catalog.binary[type_id] & (value != 0) & (value != 1)),
+        (
+            "value_out_of_range",
+            known
+            & ~catalog.binary[type_id]
+            & ((value < catalog.valid_min[type_id]) | (value > catalog.valid_max[type_id])),
+        ),
+    ]
+
+
 def validate_rows(
-    rows: list,
+    rows: list[object],
     *,
     catalog: DeviceCatalog,
     code_ids: dict[str, int],
@@ -151,93 +228,37 @@ def validate_rows(
     stamps: list[int] = []
     values: list[float] = []
     qualities: list[int] = []
-
-    def reject(index: int, code: str) -> None:
-        errors.append(RowError(index, code, _MESSAGES[code]))
-
-    for index, row in enumerate(rows):
-        if not isinstance(row, dict):
-            reject(index, "not_an_object")
+    for row_index, row in enumerate(rows):
+        parsed = _parse_row(row, code_ids)
+        if isinstance(parsed, str):
+            errors.append(RowError(row_index, parsed, _MESSAGES[parsed]))
             continue
-        device = row.get("device_id")
-        if device is None:
-            code = row.get("device_code")
-            if code is None:
-                reject(index, "device_missing")
-                continue
-            device = code_ids.get(code) if isinstance(code, str) else None
-            if device is None:
-                reject(index, "unknown_device")
-                continue
-        elif (
-            isinstance(device, bool)
-            or not isinstance(device, int)
-            or not 0 < device <= MAX_DEVICE_ID
-        ):
-            reject(index, "device_invalid")
-            continue
-        if "ts" not in row:
-            reject(index, "ts_missing")
-            continue
-        ts_us, ts_error = parse_timestamp(row["ts"])
-        if ts_error:
-            reject(index, ts_error)
-            continue
-        if "value" not in row:
-            reject(index, "value_missing")
-            continue
-        value = _number(row["value"])
-        if value is None:
-            reject(index, "value_invalid")
-            continue
-        quality = row.get("quality", 0)
-        if isinstance(quality, str):
-            quality = QUALITY_NAMES.get(quality)
-        if isinstance(quality, bool) or quality not in (0, 1, 2):
-            reject(index, "quality_invalid")
-            continue
-        keep_index.append(index)
-        device_ids.append(device)
-        stamps.append(ts_us)
-        values.append(value)
-        qualities.append(quality)
-
+        keep_index.append(row_index)
+        device_ids.append(parsed[0])
+        stamps.append(parsed[1])
+        values.append(parsed[2])
+        qualities.append(parsed[3])
     index = np.array(keep_index, dtype=np.int64)
     device_id = np.array(device_ids, dtype=np.int64)
     ts_us = np.array(stamps, dtype=np.int64)
     value = np.array(values, dtype=np.float64)
     quality = np.array(qualities, dtype=np.int16)
-
-    position = catalog.lookup(device_id)
-    known = position >= 0
-    safe = np.where(known, position, 0)
-    type_id = np.where(known, catalog.type_id[safe] if len(catalog.ids) else 0, 0)
-    # the first failing check names the reason, in the order a person would fix them
-    checks = [
-        ("unknown_device", ~known),
-        (
-            "device_retired",
-            known & (catalog.status[safe] == RETIRED if len(catalog.ids) else known),
-        ),
-        (
-            "token_scope",
-            (device_id != only_device) if only_device is not None else np.zeros(len(index), bool),
-        ),
-        ("ts_future", ts_us > now_us + max_future_us),
-        ("ts_too_old", ts_us < oldest_us),
-        ("value_not_binary", known & catalog.binary[type_id] & (value != 0) & (value != 1)),
-        (
-            "value_out_of_range",
-            known
-            & ~catalog.binary[type_id]
-            & ((value < catalog.valid_min[type_id]) | (value > catalog.valid_max[type_id])),
-        ),
-    ]
-    bad = np.zeros(len(index), dtype=bool)
+    checks = _batch_checks(
+        catalog,
+        device_id=device_id,
+        ts_us=ts_us,
+        value=value,
+        now_us=now_us,
+        max_future_us=max_future_us,
+        oldest_us=oldest_us,
+        only_device=only_device,
+    )
+    # the first failing check names the reason
+    bad = np.zeros(len(index), dtype=np.bool_)
     for code, failing in checks:
         newly = failing & ~bad
-        for position_ in np.flatnonzero(newly):
-            reject(int(index[position_]), code)
+        for position in np.flatnonzero(newly):
+            errors.append(RowError(int(index[position]), code, _MESSAGES[code]))
         bad |= newly
     good = ~bad
     errors.sort(key=lambda error: error.index)
