@@ -264,6 +264,64 @@ def run_latency(engine, base_url, broker, *, devices, values, samples, batch) ->
     return latencies
 
 
+def measure(engine: sa.Engine, base_url: str, broker_url: str, *, args: argparse.Namespace) -> None:
+    """Run the HTTP, MQTT and ingest-to-screen phases against the running city; print figures."""
+    devices, values = _devices(engine)
+    # days before the seeded history (so counting them is exact), whole seconds (the bodies
+    # carry millisecond timestamps), shifted by the time of day so that a rerun (--reuse)
+    # sends new readings rather than duplicates
+    shift = timedelta(seconds=int(time.time()) % 86400)
+    http_start = (datetime.now(UTC) - timedelta(days=10) - shift).replace(microsecond=0)
+    mqtt_start = http_start - timedelta(days=1)
+    time.sleep(5)  # let the simulator reach its rate
+    http = run_http(
+        engine,
+        base_url,
+        devices=devices,
+        values=values,
+        seconds=args.seconds,
+        clients=args.clients,
+        per_body=args.http_batch,
+        start=http_start,
+    )
+    print(
+        f"HTTP  {http['rate']:>9,.0f} readings/s committed ({http['stored']:,} in"
+        f" {http['seconds']:.1f} s, {http['requests']} requests of {args.http_batch},"
+        f" {args.clients} clients; {http['in_db']:,} in the store)"
+    )
+    mqtt = run_mqtt(
+        engine,
+        broker_url,
+        devices=devices,
+        values=values,
+        total=args.mqtt_total,
+        publishers=args.publishers,
+        per_body=args.mqtt_batch,
+        start=mqtt_start,
+    )
+    print(
+        f"MQTT  {mqtt['rate']:>9,.0f} readings/s committed ({mqtt['stored']:,} of"
+        f" {mqtt['expected']:,} in {mqtt['seconds']:.1f} s from first publish; publishing"
+        f" took {mqtt['publish_seconds']:.1f} s; messages of {args.mqtt_batch})"
+    )
+    latencies = run_latency(
+        engine,
+        base_url,
+        broker_url,
+        devices=devices,
+        values=values,
+        samples=args.samples,
+        batch=3000,
+    )
+    ordered = sorted(latencies)
+    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+    print(
+        f"ingest → screen: p50 {statistics.median(ordered):.2f} s, p95 {p95:.2f} s,"
+        f" max {ordered[-1]:.2f} s over {len(ordered)} samples (MQTT publish → overview"
+        f" tile, refresh {get_settings().ui_refresh_seconds:g} s)"
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", choices=["demo", "seed"], default="demo")
@@ -305,60 +363,7 @@ def main() -> int:
         }
         log = settings.data_dir / "bench-ingest-serve.log"
         base_url = running.enter_context(serving(env, log_path=log, ready_path="/api/v1/health"))
-        devices, values = _devices(engine)
-        # days before the seeded history (so counting them is exact), whole seconds (the bodies
-        # carry millisecond timestamps), shifted by the time of day so that a rerun (--reuse)
-        # sends new readings rather than duplicates
-        shift = timedelta(seconds=int(time.time()) % 86400)
-        http_start = (datetime.now(UTC) - timedelta(days=10) - shift).replace(microsecond=0)
-        mqtt_start = http_start - timedelta(days=1)
-        time.sleep(5)  # let the simulator reach its rate
-        http = run_http(
-            engine,
-            base_url,
-            devices=devices,
-            values=values,
-            seconds=args.seconds,
-            clients=args.clients,
-            per_body=args.http_batch,
-            start=http_start,
-        )
-        print(
-            f"HTTP  {http['rate']:>9,.0f} readings/s committed ({http['stored']:,} in"
-            f" {http['seconds']:.1f} s, {http['requests']} requests of {args.http_batch},"
-            f" {args.clients} clients; {http['in_db']:,} in the store)"
-        )
-        mqtt = run_mqtt(
-            engine,
-            broker_url,
-            devices=devices,
-            values=values,
-            total=args.mqtt_total,
-            publishers=args.publishers,
-            per_body=args.mqtt_batch,
-            start=mqtt_start,
-        )
-        print(
-            f"MQTT  {mqtt['rate']:>9,.0f} readings/s committed ({mqtt['stored']:,} of"
-            f" {mqtt['expected']:,} in {mqtt['seconds']:.1f} s from first publish; publishing"
-            f" took {mqtt['publish_seconds']:.1f} s; messages of {args.mqtt_batch})"
-        )
-        latencies = run_latency(
-            engine,
-            base_url,
-            broker_url,
-            devices=devices,
-            values=values,
-            samples=args.samples,
-            batch=3000,
-        )
-        ordered = sorted(latencies)
-        p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
-        print(
-            f"ingest → screen: p50 {statistics.median(ordered):.2f} s, p95 {p95:.2f} s,"
-            f" max {ordered[-1]:.2f} s over {len(ordered)} samples (MQTT publish → overview"
-            f" tile, refresh {settings.ui_refresh_seconds:g} s)"
-        )
+        measure(engine, base_url, broker_url, args=args)
     return 0
 
 

@@ -255,6 +255,51 @@ def measure_settled(
             return sample
 
 
+def _refresh_cycles(
+    page: Page,
+    cdp: CDPSession,
+    *,
+    start: Measurement,
+    started: float,
+    cycles: int,
+    incident: Callable[[], None] | None,
+    incident_every_s: float,
+    progress: Callable[[Measurement, Measurement], None] | None,
+    progress_every_s: float,
+    stall_s: float,
+) -> tuple[list[Measurement], bool, str | None]:
+    """Let the wall run `cycles` refreshes past `start`, opening incidents and sampling on the
+    way; returns the samples, whether the page reloaded, and why it stalled (None if not)."""
+    loaded_at = wall_state(page).get("loadedAt")
+    samples: list[Measurement] = []
+    next_incident = started + incident_every_s
+    next_progress = started + progress_every_s
+    last_polls, last_change = start.polls, started
+    while True:
+        state = wall_state(page)
+        now = time.monotonic()
+        polls = int(state.get("polls", 0))
+        if state.get("loadedAt") != loaded_at:
+            return samples, True, None
+        if polls - start.polls >= cycles:
+            return samples, False, None
+        if polls != last_polls:
+            last_polls, last_change = polls, now
+        elif now - last_change > stall_s:
+            stalled = f"no refresh answered for {stall_s:.0f} s (at {polls - start.polls} cycles)"
+            return samples, False, stalled
+        if incident is not None and now >= next_incident:
+            incident()
+            next_incident = now + incident_every_s
+        if now >= next_progress:
+            sample = measure(page, cdp, started=started)
+            samples.append(sample)
+            if progress is not None:
+                progress(sample, start)
+            next_progress = time.monotonic() + progress_every_s
+        page.wait_for_timeout(500)
+
+
 def soak(
     page: Page,
     *,
@@ -289,39 +334,21 @@ def soak(
     start = measure_settled(page, cdp, started=time.monotonic(), key=None, timeout_s=steady_timeout)
     started = time.monotonic()  # the soak's clock starts with its first measurement
     start = replace(start, at_s=0.0)
-    loaded_at = wall_state(page).get("loadedAt")
-    samples = [start]
     if progress is not None:
         progress(start, start)
-    next_incident = started + incident_every_s
-    next_progress = started + progress_every_s
-    last_polls, last_change = start.polls, started
-    stalled = None
-    reloaded = False
-    while True:
-        state = wall_state(page)
-        now = time.monotonic()
-        polls = int(state.get("polls", 0))
-        if state.get("loadedAt") != loaded_at:
-            reloaded = True
-            break
-        if polls - start.polls >= cycles:
-            break
-        if polls != last_polls:
-            last_polls, last_change = polls, now
-        elif now - last_change > stall_s:
-            stalled = f"no refresh answered for {stall_s:.0f} s (at {polls - start.polls} cycles)"
-            break
-        if incident is not None and now >= next_incident:
-            incident()
-            next_incident = now + incident_every_s
-        if now >= next_progress:
-            sample = measure(page, cdp, started=started)
-            samples.append(sample)
-            if progress is not None:
-                progress(sample, start)
-            next_progress = time.monotonic() + progress_every_s
-        page.wait_for_timeout(500)
+    more, reloaded, stalled = _refresh_cycles(
+        page,
+        cdp,
+        start=start,
+        started=started,
+        cycles=cycles,
+        incident=incident,
+        incident_every_s=incident_every_s,
+        progress=progress,
+        progress_every_s=progress_every_s,
+        stall_s=stall_s,
+    )
+    samples = [start, *more]
     done = time.monotonic()
     last = wall_state(page)
     # back to what the page looked like at the start, so its own views' DOM cancels out
