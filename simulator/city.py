@@ -286,11 +286,12 @@ def plan_city(
     silent_from[maintenance] = start_us  # under maintenance: nothing arrives
 
     types = {t.type_id: t for t in device_types}
+    type_ids = devices["type_id"].to_numpy()  # row order is device order (ids 1..N)
     episodes: list[Episode] = []
     fault_rate = 0.004 * scale.history_hours / 24
     faulty = np.flatnonzero((rng.random(n) < fault_rate) & ~maintenance)
     for idx in faulty:
-        t = types[int(devices.at[idx, "type_id"])]
+        t = types[int(type_ids[idx])]
         duration = int(rng.uniform(20 * 60, 6 * 3600) * US)
         begin = start_us + int(rng.random() * max(span - 30 * 60 * US, 1))
         episodes.append(
@@ -342,9 +343,10 @@ def _rainstorm(
         & (devices["status"] == "active")
     ].to_numpy()
     hit = flood[rng.random(len(flood)) < 0.25]
+    type_ids = devices["type_id"].to_numpy()
     episodes = []
     for idx in hit:
-        t = types[int(devices.at[idx, "type_id"])]
+        t = types[int(type_ids[idx])]
         if t.value_kind == "binary" and rng.random() < 0.7:
             continue
         begin = storm_start + int(rng.uniform(0, 40 * 60) * US)
@@ -537,6 +539,7 @@ def record_incidents(
     devices = city.devices
     if len(batch) == 0:
         return
+    type_ids = devices["type_id"].to_numpy()
     # ids are 1..N in frame order, and batches are device-major and sorted by id
     first_id, last_id = int(batch.device_id[0]), int(batch.device_id[-1])
     in_block = [ep for ep in city.episodes if first_id <= ep.device_index + 1 <= last_id]
@@ -545,7 +548,7 @@ def record_incidents(
         lo, hi = np.searchsorted(batch.device_id, [device_id, device_id + 1])
         ts, value = batch.ts_us[lo:hi], batch.value[lo:hi]
         window = (ts >= ep.start_us) & (ts < ep.end_us)
-        t = types[int(devices.at[ep.device_index, "type_id"])]
+        t = types[int(type_ids[ep.device_index])]
         level = reading_levels(
             value,
             normal_min=params["normal_min"][t.type_id],
@@ -586,7 +589,7 @@ def record_incidents(
             continue
         if devices.at[device_index, "status"] != "active":
             continue
-        t = types[int(devices.at[device_index, "type_id"])]
+        t = types[int(type_ids[device_index])]
         grace = max(3 * t.interval_s, 600) * US
         if silent_from + grace >= end_us:
             continue

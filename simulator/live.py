@@ -329,7 +329,7 @@ class LiveCity:
             int(self.rng.integers(cfg.storm_districts[0], cfg.storm_districts[1] + 1)),
             len(candidates),
         )
-        chosen = self.rng.choice(candidates, size=want, replace=False) if want else []
+        chosen = self.rng.choice(candidates, size=want, replace=False) if want else candidates[:0]
         hit_total = 0
         for district in sorted(chosen):
             members = np.flatnonzero(free & (self.district == district))

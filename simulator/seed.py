@@ -62,7 +62,12 @@ def geography_from_store(engine: Engine) -> tuple[Geography, dict[str, tuple[str
         street_geoms=list(streets.geometry),
         street_area_km2=streets["area_km2"].to_numpy(dtype=float),
     )
-    names = {row.code: (row.name_zh, row.name_en) for row in streets.itertuples()}
+    names = {
+        code: (zh, en)
+        for code, zh, en in zip(
+            streets["code"], streets["name_zh"], streets["name_en"], strict=True
+        )
+    }
     return geography, names
 
 
