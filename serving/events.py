@@ -14,6 +14,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
+from typing import cast
 
 import redis
 
@@ -138,7 +139,9 @@ class EventListener:
         try:
             pubsub.subscribe(CHANNEL)
             # read the counters after subscribing, so no announcement falls in between
-            version, generation = self._client.mget(VERSION_KEY, GENERATION_KEY)
+            # redis-py types every reply as "awaitable or not"; a sync client's is the list
+            replies = cast(list[bytes | None], self._client.mget(VERSION_KEY, GENERATION_KEY))
+            version, generation = replies
             self._update(int(version or 0), int(generation or 0), connected=True)
             while True:
                 message = pubsub.get_message(timeout=5.0)

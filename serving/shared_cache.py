@@ -27,7 +27,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import redis
 from sqlalchemy.engine import Engine
@@ -163,7 +163,7 @@ class SharedCache:
             with self._lock:
                 flight = self._flights.get(key)
                 leader = flight is None
-                if leader:
+                if flight is None:
                     flight = self._flights[key] = threading.Event()
             if leader:
                 break
@@ -312,7 +312,8 @@ class SharedCache:
         self._client.set(KEY_PREFIX + key, self._sign(payload) + payload, px=ttl_ms)
 
     def _load(self, key: str) -> _Entry | None:
-        blob = self._client.get(KEY_PREFIX + key)
+        # redis-py types every reply as "awaitable or not"; a sync client's is the bytes
+        blob = cast(bytes | None, self._client.get(KEY_PREFIX + key))
         if blob is None or len(blob) < 32:
             return None
         signature, payload = blob[:32], blob[32:]
