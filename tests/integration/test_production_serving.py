@@ -220,8 +220,9 @@ def test_serve_runs_gunicorn_workers_sharing_a_redis_it_starts(live_city_url, mq
             )
             assert stored.status_code == 200, stored.text[:300]
             assert int(local.get(VERSION_KEY) or 0) > version
-        # the Redis serve started stops with it
+        # the Redis serve started stops with it (not the harness's clean-up after it)
         assert not _port_open(redis_port)
+        assert "stopped the redis-server" not in log_path.read_text()
         assert "Traceback" not in log_path.read_text()
     finally:
         owner.dispose()
