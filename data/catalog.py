@@ -212,6 +212,11 @@ def _validate_type(t: DeviceType, where: str, categories: set[str]) -> None:
         raise CatalogError(f"{where}: interval_s must be positive")
     if t.share <= 0:
         raise CatalogError(f"{where}: share must be positive")
+    _validate_thresholds(t, where)
+
+
+def _validate_thresholds(t: DeviceType, where: str) -> None:
+    """The alarm thresholds outside the normal band, and healthy values inside it."""
     if t.normal_min > t.normal_max:
         raise CatalogError(f"{where}: normal_min {t.normal_min} is above normal_max {t.normal_max}")
     if t.alarm_min is not None and t.alarm_min > t.normal_min:
@@ -220,16 +225,15 @@ def _validate_type(t: DeviceType, where: str, categories: set[str]) -> None:
         raise CatalogError(f"{where}: alarm_max {t.alarm_max} is below normal_max {t.normal_max}")
     if t.alarm_min is None and t.alarm_max is None:
         raise CatalogError(f"{where}: a type needs at least one alarm threshold")
-    if t.value_kind == "analog":
-        band = t.daily_amplitude + 3 * t.noise_sd
-        if t.baseline - band < t.normal_min - 1e-9 and t.normal_min > 0:
-            raise CatalogError(
-                f"{where}: healthy values (baseline - amplitude - 3σ) fall below normal_min"
-            )
-        if t.baseline + band > t.normal_max + 1e-9:
-            raise CatalogError(
-                f"{where}: healthy values (baseline + amplitude + 3σ) exceed normal_max"
-            )
+    if t.value_kind != "analog":
+        return
+    band = t.daily_amplitude + 3 * t.noise_sd
+    if t.baseline - band < t.normal_min - 1e-9 and t.normal_min > 0:
+        raise CatalogError(
+            f"{where}: healthy values (baseline - amplitude - 3σ) fall below normal_min"
+        )
+    if t.baseline + band > t.normal_max + 1e-9:
+        raise CatalogError(f"{where}: healthy values (baseline + amplitude + 3σ) exceed normal_max")
 
 
 def expected_readings_per_day(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 import orjson
@@ -138,18 +139,23 @@ def message(code: str) -> str:
 _Parsed = tuple[int, int, float, int]
 
 
+def _device_by_code(code: object, code_ids: dict[str, int]) -> int | str:
+    """The id of the device a row names by code, or the error code."""
+    if code is None:
+        return "device_missing"
+    device = code_ids.get(code) if isinstance(code, str) else None
+    return "unknown_device" if device is None else device
+
+
 def _parse_row(row: object, code_ids: dict[str, int]) -> _Parsed | str:
     """One row's fields, or the code of the first thing wrong with it."""
     if not isinstance(row, dict):
         return "not_an_object"
     device = row.get("device_id")
     if device is None:
-        code = row.get("device_code")
-        if code is None:
-            return "device_missing"
-        device = code_ids.get(code) if isinstance(code, str) else None
-        if device is None:
-            return "unknown_device"
+        device = _device_by_code(row.get("device_code"), code_ids)
+        if isinstance(device, str):
+            return device
     elif isinstance(device, bool) or not isinstance(device, int) or not 0 < device <= MAX_DEVICE_ID:
         return "device_invalid"
     if "ts" not in row:
@@ -157,6 +163,14 @@ def _parse_row(row: object, code_ids: dict[str, int]) -> _Parsed | str:
     ts_us, ts_error = parse_timestamp(row["ts"])
     if ts_us is None:
         return ts_error or "ts_invalid"
+    measured = _measurement(row)
+    if isinstance(measured, str):
+        return measured
+    return device, ts_us, measured[0], measured[1]
+
+
+def _measurement(row: dict[str, Any]) -> tuple[float, int] | str:
+    """A row's value and quality, or the code of the first thing wrong with them."""
     if "value" not in row:
         return "value_missing"
     value = _number(row["value"])
@@ -167,7 +181,7 @@ def _parse_row(row: object, code_ids: dict[str, int]) -> _Parsed | str:
         quality = QUALITY_NAMES.get(quality)
     if isinstance(quality, bool) or quality not in (0, 1, 2):
         return "quality_invalid"
-    return device, ts_us, value, quality
+    return value, quality
 
 
 def _batch_checks(
