@@ -100,10 +100,12 @@ class AreaMetric:
 
     @property
     def online_rate(self) -> float | None:
+        """Share of the area's devices online; None for an area without devices."""
         return self.devices_online / self.devices_total if self.devices_total else None
 
     @property
     def incidents_per_100km2(self) -> float:
+        """Open incidents per 100 km² of the area."""
         return self.open_incidents / self.area_km2 * 100 if self.area_km2 else 0.0
 
 

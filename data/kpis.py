@@ -37,10 +37,12 @@ class Kpis:
 
     @property
     def online_rate(self) -> float | None:
+        """Share of the devices in scope online; None when there are none."""
         return self.devices_online / self.devices_total if self.devices_total else None
 
     @property
     def open_total(self) -> int:
+        """Open incidents of every severity."""
         return sum(self.open_by_severity.values())
 
 

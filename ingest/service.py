@@ -47,14 +47,17 @@ class IngestResult:
 
     @property
     def stored(self) -> int:
+        """Rows stored now."""
         return self.status.count(STORED)
 
     @property
     def duplicate(self) -> int:
+        """Rows the store already had (same device and time)."""
         return self.status.count(DUPLICATE)
 
     @property
     def rejected(self) -> int:
+        """Rows refused, each with a reason in `errors`."""
         return self.status.count(REJECTED)
 
     def as_dict(self) -> dict[str, object]:

@@ -421,11 +421,17 @@ def telemetry_topic(prefix: str, source: str) -> str:
 class Publisher(Protocol):
     """Sends encoded batches; blocks when the far side falls behind, never drops silently."""
 
-    def send(self, payload: bytes, *, rows: int) -> None: ...
+    def send(self, payload: bytes, *, rows: int) -> None:
+        """Send one encoded batch of `rows` readings."""
+        ...
 
-    def delivered(self) -> int: ...
+    def delivered(self) -> int:
+        """Readings the far side has acknowledged so far."""
+        ...
 
-    def close(self, *, timeout_s: float) -> int: ...
+    def close(self, *, timeout_s: float) -> int:
+        """Wait up to `timeout_s` for what is in flight, then stop; returns readings unconfirmed."""
+        ...
 
 
 class MqttPublisher:

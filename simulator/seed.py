@@ -49,6 +49,7 @@ class SeedReport:
 
     @property
     def readings_per_second(self) -> float:
+        """Readings written per second of the reading phase."""
         return self.readings / self.readings_seconds if self.readings_seconds else 0.0
 
 

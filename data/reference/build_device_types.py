@@ -221,6 +221,7 @@ def _interval(seconds: int) -> int:
 
 
 def main() -> None:
+    """Write categories.csv and device_types.csv, then check them through the app's loader."""
     categories, types = build()
     assert len(types) == 360, len(types)
     with (HERE / "categories.csv").open("w", encoding="utf-8", newline="") as out:

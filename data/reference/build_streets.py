@@ -110,6 +110,7 @@ def _pinyin(text: str) -> str:
 
 
 def main(source: Path) -> None:
+    """Write streets.csv from the source list of streets and towns."""
     with source.open(encoding="utf-8", newline="") as f:
         rows = sorted(csv.DictReader(f), key=lambda r: r["street_code"])
     with TARGET.open("w", encoding="utf-8", newline="") as out:
