@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 help:
 	@echo "make run    — install, start the embedded PostGIS, seed the demo city, serve on :8050"
 	@echo "make test   — install and run the whole test suite (real PostGIS, started by the tests)"
-	@echo "make lint   — ruff"
+	@echo "make lint   — ruff (style, docstrings, complexity) and mypy (strict for data/, ingest/)"
 	@echo "make bench  — bench/platform.py (seed-scale figures; takes ~15 minutes)"
 
 deps:
@@ -44,9 +44,11 @@ test-unit: $(STAMP)
 test-integration: $(STAMP)
 	$(PY) -m pytest tests/integration
 
+# ruff (style, docstrings, complexity), then mypy over the packages [tool.mypy] lists
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 format: $(STAMP)
 	$(VENV)/bin/ruff format .
@@ -76,4 +78,4 @@ db-status: $(STAMP)
 	$(PY) cli.py db status
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache
