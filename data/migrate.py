@@ -17,6 +17,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
 
+from data.engine import psycopg_connection
 from data.errors import PostgisMissing, SchemaOutOfDate
 
 log = logging.getLogger(__name__)
@@ -28,7 +29,7 @@ SQL_DIR = Path(__file__).resolve().parent / "sql"
 def run_sql_file(bind: sa.Connection, name: str) -> None:
     """Execute one file of data/sql verbatim (no bind-parameter parsing, several statements)."""
     sql = (SQL_DIR / name).read_text(encoding="utf-8")
-    bind.connection.driver_connection.execute(sql)
+    psycopg_connection(bind).execute(sql)
 
 
 def run_sql_function(bind: sa.Connection, name: str, *, function: str) -> None:
@@ -38,7 +39,7 @@ def run_sql_function(bind: sa.Connection, name: str, *, function: str) -> None:
     text = (SQL_DIR / name).read_text(encoding="utf-8")
     start = text.index(f"CREATE OR REPLACE FUNCTION {function}(")
     end = text.index("END $$;", start) + len("END $$;")
-    bind.connection.driver_connection.execute(text[start:end])
+    psycopg_connection(bind).execute(text[start:end])
 
 
 def _alembic_config(connection: sa.Connection) -> Config:
