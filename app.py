@@ -5,8 +5,11 @@ from __future__ import annotations
 import dash
 from dash import Dash, dcc, html
 
-from components import ids
+from components import ids, shell
 from config import Settings, get_settings
+from displays import alerts, slots
+from displays import page as display_page
+from panels import freshness, incident_actions
 from web.boundaries import register_boundary_routes
 from web.device_layer import register_device_routes
 from web.headers import register_headers
@@ -16,6 +19,15 @@ from web.services import attach as attach_services
 from web.session import register_session
 from web.shared_answers import register_response_cache
 from web.timing import register_timing
+
+CALLBACK_SETS = (
+    shell.CALLBACKS,
+    freshness.CALLBACKS,
+    incident_actions.CALLBACKS,
+    slots.CALLBACKS,
+    alerts.CALLBACKS,
+    display_page.CALLBACKS,
+)
 
 
 def create_app(settings: Settings | None = None) -> Dash:
@@ -42,6 +54,10 @@ def create_app(settings: Settings | None = None) -> Dash:
         ],
     )
     app.server.config["DEBUG"] = settings.debug
+    # the pages' callbacks come with their modules, which Dash runs for every app; the rest
+    # are declared on callback sets and registered here
+    for callbacks in CALLBACK_SETS:
+        callbacks.register(app)
     attach_services(app.server, settings)
     register_timing(app.server)
     # before the gate: the policy is hashed at the first request, even one the gate turns away

@@ -43,4 +43,4 @@ def post_worker_init(worker) -> None:
     # modules, layouts and reference data live as long as the worker: scanning them on every
     # full collection stalls every request of the worker at once
     gc.freeze()
-    warm_in_background()
+    warm_in_background(worker.wsgi)

@@ -135,7 +135,7 @@ def _serve_web(settings: Settings, *, host: str, port: int, web: Child | None) -
     from web.device_layer import warm_in_background
 
     app = create_app()
-    warm_in_background()
+    warm_in_background(app.server)
     app.run(host=host, port=port, debug=settings.debug)
 
 

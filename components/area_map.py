@@ -9,7 +9,7 @@ from dash_extensions.javascript import Namespace
 from components.choropleth import LegendEntry
 from components.i18n import t
 from components.theme import SEVERITY_COLORS, STATE_COLORS, STATE_RANK
-from config import get_settings
+from web.services import services
 
 MAP_JS = Namespace("onescreen", "map")
 CITY_CENTER = (31.2, 121.45)
@@ -18,7 +18,7 @@ CITY_BOUNDS = [[30.65, 120.85], [31.9, 122.15]]
 
 
 def _tile_layers() -> list:
-    settings = get_settings()
+    settings = services().settings
     if not settings.map_tile_url:
         return []
     return [dl.TileLayer(url=settings.map_tile_url, attribution=settings.map_tile_attribution)]
@@ -26,7 +26,7 @@ def _tile_layers() -> list:
 
 def coords_function():
     """How GeoJSON coordinates (WGS-84 in the store) become map positions for the tiles' datum."""
-    if get_settings().map_tile_datum == "gcj02" and get_settings().map_tile_url:
+    if services().settings.map_tile_datum == "gcj02" and services().settings.map_tile_url:
         return MAP_JS("toGcj02")
     return None
 
@@ -67,7 +67,7 @@ def create_map(
                 maxZoom=18,
                 zoomSnap=0.25,
                 zoomDelta=0.5,
-                attributionControl=bool(get_settings().map_tile_url),
+                attributionControl=bool(services().settings.map_tile_url),
                 className="os-map",
                 style={"width": "100%", "height": "100%"},
                 **(map_options or {}),

@@ -8,7 +8,7 @@ from dash import dcc, html
 
 from components import ids
 from components.i18n import t
-from config import get_settings
+from web.services import services
 
 
 def asof_id(panel_key: str) -> dict[str, str]:
@@ -34,7 +34,7 @@ def fresh_config(lang: str) -> dcc.Store:
     return dcc.Store(
         id=ids.FRESH_CONFIG,
         data={
-            "stale": get_settings().ui_stale_seconds,
+            "stale": services().settings.ui_stale_seconds,
             "updated": t("fresh.updated", lang),
             "delayed": t("fresh.delayed", lang),
         },

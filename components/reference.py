@@ -9,8 +9,7 @@ from flask import has_app_context
 
 from data.reference_reads import area_bounds, category_codes, district_codes, street_names
 from data.reference_reads import street_districts as load_street_districts
-from data.scope import get_web_engine
-from web.services import services
+from web.services import services, web_engine
 
 _T = TypeVar("_T")
 
@@ -28,24 +27,24 @@ def _cached(key: tuple[str, str | None], load: Callable[[], _T]) -> _T:
 
 def districts() -> dict[str, tuple[str, str]]:
     """adcode → (name_zh, name_en)."""
-    return _cached(("districts", None), lambda: district_codes(get_web_engine()))
+    return _cached(("districts", None), lambda: district_codes(web_engine()))
 
 
 def categories() -> dict[str, tuple[str, str]]:
     """category code → (name_zh, name_en), in display order."""
-    return _cached(("categories", None), lambda: category_codes(get_web_engine()))
+    return _cached(("categories", None), lambda: category_codes(web_engine()))
 
 
 def streets(district: str) -> dict[str, tuple[str, str, bool]]:
     """street code → (name_zh, name_en, approximate) of a known district ({} otherwise)."""
     if district not in districts():
         return {}
-    return _cached(("streets", district), lambda: street_names(get_web_engine(), district=district))
+    return _cached(("streets", district), lambda: street_names(web_engine(), district=district))
 
 
 def street_districts() -> dict[str, str]:
     """street code → district adcode of every street/town."""
-    return _cached(("street_districts", None), lambda: load_street_districts(get_web_engine()))
+    return _cached(("street_districts", None), lambda: load_street_districts(web_engine()))
 
 
 def bounds(district: str | None) -> dict[str, list[list[float]]]:
@@ -53,7 +52,7 @@ def bounds(district: str | None) -> dict[str, list[list[float]]]:
     district's streets."""
     if district is not None and district not in districts():
         return {}
-    return _cached(("bounds", district), lambda: area_bounds(get_web_engine(), district=district))
+    return _cached(("bounds", district), lambda: area_bounds(web_engine(), district=district))
 
 
 def clear() -> None:

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from dash import ALL, Input, Output, State, clientside_callback, dcc, html
+from dash import ALL, Input, Output, State, dcc, html
 from flask import g
 
 from components import ids, reference
+from components.callbacks import CallbackSet
 from components.i18n import name, t
 from components.panels import fresh_config
 from components.state import href
 from data.access import Principal
 from web.session import current_principal
+
+# the shell's browser-side behaviour, registered on each app by create_app()
+CALLBACKS = CallbackSet()
 
 
 def create_page(
@@ -125,7 +129,7 @@ def crumb_links(lang: str, trail: list[tuple[str, str | None]]) -> list:
 
 
 # the document follows the page: <title> and <html lang>
-clientside_callback(
+CALLBACKS.clientside(
     """
     function (meta) {
         if (meta) {
@@ -140,7 +144,7 @@ clientside_callback(
 )
 
 # switching language reloads the same view (state stays in the URL) with ?lang= flipped
-clientside_callback(
+CALLBACKS.clientside(
     """
     function (clicks, lang) {
         if (!clicks) { return window.dash_clientside.no_update; }
@@ -156,7 +160,7 @@ clientside_callback(
     State(ids.LANG, "data"),
 )
 
-clientside_callback(
+CALLBACKS.clientside(
     """
     function (tick) {
         const now = new Date();
@@ -171,7 +175,7 @@ clientside_callback(
 )
 
 # the URL follows the filters (metric, category, stack, layer, street): shareable links
-clientside_callback(
+CALLBACKS.clientside(
     """
     function (values, stored, ids, storeIds) {
         const state = {};

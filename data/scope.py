@@ -17,14 +17,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from functools import lru_cache
 
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
 
-from config import get_settings
-from data.engine import create_db_engine, get_engine
+from config import Settings
+from data.engine import create_db_engine
 
 log = logging.getLogger(__name__)
 
@@ -115,40 +114,20 @@ def create_web_engine(url: str, *, pool_size: int = 5) -> Engine:
     return engine
 
 
-def get_web_engine() -> Engine:
-    """The process-wide web engine: ONESCREEN_WEB_DATABASE_URL, or the web role beside the
-    configured owner (its login provisioned by `db upgrade`)."""
-    settings = get_settings()
-    if settings.web_database_url:
-        return _web_engine(settings.web_database_url, owner_url=None)
-    return _web_engine(None, owner_url=get_engine().url.render_as_string(hide_password=False))
+def web_url_for(settings: Settings, *, owner_url: str) -> str:
+    """The web role's URL: ONESCREEN_WEB_DATABASE_URL, or the web role beside the owner (its
+    login provisioned by `db upgrade`, never by a web request)."""
+    return settings.web_database_url or web_database_url(owner_url)
 
 
-def get_read_engine() -> Engine:
-    """The engine dashboard reads use: the web role on ONESCREEN_READ_DATABASE_URL (a streaming
-    replica) when set, otherwise the web engine itself."""
-    settings = get_settings()
+def read_url_for(settings: Settings, *, web_url: str) -> str:
+    """Where dashboard reads go: the web role on ONESCREEN_READ_DATABASE_URL (a streaming
+    replica) when set, otherwise the web role's own URL."""
     if not settings.read_database_url:
-        return get_web_engine()
-    web_url = get_web_engine().url.render_as_string(hide_password=False)
-    return _read_engine(settings.read_database_url, web_url=web_url)
-
-
-@lru_cache(maxsize=4)
-def _read_engine(read_url: str, *, web_url: str) -> Engine:
-    replica = make_url(read_url)
+        return web_url
+    replica = make_url(settings.read_database_url)
     if replica.username and replica.password:
-        return create_web_engine(read_url)
+        return settings.read_database_url
     # the replica holds the primary's roles, passwords included: log in as the web role there
     url = make_url(web_url).set(host=replica.host, port=replica.port, database=replica.database)
-    return create_web_engine(url.render_as_string(hide_password=False))
-
-
-@lru_cache(maxsize=4)
-def _web_engine(url: str | None, *, owner_url: str | None) -> Engine:
-    # the web role's login is provisioned by `db upgrade` (data.migrate.upgrade), never here:
-    # a web request runs no DDL
-    if url is not None:
-        return create_web_engine(url)
-    assert owner_url is not None
-    return create_web_engine(web_database_url(owner_url))
+    return url.render_as_string(hide_password=False)

@@ -8,10 +8,11 @@ from datetime import timedelta
 
 import dash
 import pandas as pd
-from dash import ALL, Input, Output, State, callback, clientside_callback, ctx, dcc
+from dash import ALL, Input, Output, State, ctx, dcc
 from dash.exceptions import PreventUpdate
 
 from components import ids, reference
+from components.callbacks import CallbackSet
 from components.i18n import t
 from components.incident_detail import readings_figure
 from components.theme import message_figure, wall_figure
@@ -24,11 +25,14 @@ from data.incident_reads import (
     incident_statuses,
     new_critical_incidents,
 )
-from data.scope import get_web_engine
 from displays.access import app_version, checked, grant_for
 from displays.cards import attention_children
 from displays.slots import slot_id
 from panels.reads import now
+from web.services import web_engine
+
+# registered on each app by create_app()
+CALLBACKS = CallbackSet()
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +57,7 @@ def _records(frame: pd.DataFrame, *, masked: bool) -> list[dict]:
     return [] if masked else rows
 
 
-@callback(
+@CALLBACKS.callback(
     Output(ids.WALL_ALERTS, "data"),
     Output(ids.WALL_MARKS, "data"),
     Input(ids.REFRESH, "n_intervals"),
@@ -85,7 +89,7 @@ def poll_alerts(tick, marks, watch, config):
         else []
     )
     try:
-        engine = get_web_engine()
+        engine = web_engine()
         if after is None:
             fresh, new_marks = pd.DataFrame(), incident_marks(engine)
         else:
@@ -106,7 +110,7 @@ def poll_alerts(tick, marks, watch, config):
     )
 
 
-@callback(
+@CALLBACKS.callback(
     Output(ids.WALL_ATTENTION_BODY, "children"),
     Output(ids.WALL_ATTENTION_CHART_BOX, "children"),
     Output(ids.WALL_QUEUE, "children"),
@@ -129,7 +133,7 @@ def update_attention(attention, _tick, config):
     except (KeyError, TypeError, ValueError):
         raise PreventUpdate from None
     try:
-        engine = get_web_engine()
+        engine = web_engine()
         incident = incident_detail(engine, incident_id=incident_id)
         if incident is None or (
             grant.district is not None and incident["district_adcode"] != grant.district
@@ -170,7 +174,7 @@ def update_attention(attention, _tick, config):
     return body, chart_, " · ".join(notes)
 
 
-clientside_callback(
+CALLBACKS.clientside(
     """
     function () {
         return window.onescreen.wall.tick.apply(null, arguments);
@@ -194,7 +198,7 @@ clientside_callback(
 )
 
 # the canvas fits the screen before anything is drawn, and again on every resize
-clientside_callback(
+CALLBACKS.clientside(
     """
     function (config) {
         if (window.onescreen && window.onescreen.wall) { window.onescreen.wall.fitCanvas(); }

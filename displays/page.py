@@ -10,20 +10,22 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from dash import Input, Output, clientside_callback, dcc, html
+from dash import Input, Output, dcc, html
 
-# importing the alerts registers their callbacks beside the slots'
-import displays.alerts  # noqa: F401
 from components import ids, reference
+from components.callbacks import CallbackSet
 from components.i18n import name, t
 from components.panels import CHART_DEFER_MS, fresh_config
 from data.displays import DisplayGrant, get_playlist, touch_display_token
 from data.errors import READ_ERRORS, report_failure
 from data.incident_reads import incident_marks
-from data.scope import get_web_engine
 from displays.access import app_version, grant_for
 from displays.playlist import DisplayOptions, display_options
 from displays.slots import SLOTS, slot_content, slot_layout, slot_look, view_title
+from web.services import web_engine
+
+# registered on each app by create_app()
+CALLBACKS = CallbackSet()
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +49,7 @@ def _message_page(mode: str, lang: str, message: str, *, retry: bool = False) ->
     )
 
 
-clientside_callback(
+CALLBACKS.clientside(
     """
     function (n) {
         if (n && window.onescreen && window.onescreen.wall) {
@@ -77,8 +79,8 @@ def create_display(*, mode: str, token: object, lang: str, params: dict[str, Any
         return _message_page(mode, lang, t("wall.wrong_kind", lang))
     try:
         options = _options(grant, params)
-        marks = incident_marks(get_web_engine())
-        touch_display_token(get_web_engine(), token=str(token))
+        marks = incident_marks(web_engine())
+        touch_display_token(web_engine(), token=str(token))
     except READ_ERRORS as exc:
         report_failure(log, f"{mode}: cannot prepare the display", exc)
         return _message_page(mode, lang, t("wall.starting", lang), retry=True)
@@ -265,7 +267,7 @@ def _options(grant: DisplayGrant, params: dict[str, Any]) -> DisplayOptions:
     chosen = params.get("playlist") or grant.playlist
     saved = None
     if isinstance(chosen, str) and chosen:
-        playlist = get_playlist(get_web_engine(), name=chosen[:64])
+        playlist = get_playlist(web_engine(), name=chosen[:64])
         if playlist is not None:
             saved = {
                 "views": playlist.views,

@@ -13,11 +13,12 @@ from typing import Any
 
 import dash
 import dash_leaflet as dl
-from dash import Input, Output, State, callback, ctx, dcc, html
+from dash import Input, Output, State, ctx, dcc, html
 from dash.exceptions import PreventUpdate
 
 from components import ids, reference
 from components.area_map import MAP_JS, create_map
+from components.callbacks import CallbackSet
 from components.i18n import name, t
 from components.panels import panel
 from components.state import METRICS, pick
@@ -29,6 +30,9 @@ from panels.base import Look, Rendered, View
 from panels.freshness import asof_output
 from panels.reads import asof_payload
 from web.boundaries import boundary_url
+
+# registered on each app by create_app()
+CALLBACKS = CallbackSet()
 
 log = logging.getLogger(__name__)
 
@@ -277,7 +281,7 @@ def _slot_answer(slot: str, raw_view: object, sent: object, config: object) -> t
 
 def _register_slot(slot: str) -> None:
     """The two server callbacks of one slot (registered once per slot, at import)."""
-    callback(
+    CALLBACKS.callback(
         Output(slot_id("areas", slot), "url"),
         Output(slot_id("areas", slot), "hideout"),
         Output(slot_id("labels", slot), "data"),
@@ -301,7 +305,7 @@ def _register_slot(slot: str) -> None:
         prevent_initial_call=True,
     )(lambda raw_view, _tick, sent, config: _slot_answer(slot, raw_view, sent, config))
 
-    @callback(
+    @CALLBACKS.callback(
         Output(slot_id("timeline-box", slot), "children"),
         asof_output(panel_key(slot, "timeline")),
         Input(slot_id("view", slot), "data"),

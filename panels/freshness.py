@@ -4,10 +4,14 @@ go amber even when the server stops answering."""
 
 from __future__ import annotations
 
-from dash import ALL, Input, Output, State, clientside_callback
+from dash import ALL, Input, Output, State
 
 from components import ids
+from components.callbacks import CallbackSet
 from components.panels import asof_id
+
+# registered on each app by create_app()
+CALLBACKS = CallbackSet()
 
 
 def asof_output(panel_key: str) -> Output:
@@ -19,7 +23,7 @@ def asof_output(panel_key: str) -> Output:
 # arrived (receipt minus server-side age, immune to clock skew), so with no new data — server
 # gone, database down, callbacks failing — the age grows and the badge turns amber; new data
 # turns it back. A panel that never got data is dated from when the page first showed it.
-clientside_callback(
+CALLBACKS.clientside(
     """
     function (tick, payloads, panelIds, badgeIds, config) {
         const cfg = config || {};

@@ -11,10 +11,11 @@ from __future__ import annotations
 import logging
 
 import dash
-from dash import ALL, Input, Output, State, callback, ctx, dcc, html
+from dash import ALL, Input, Output, State, ctx, dcc, html
 from dash.exceptions import PreventUpdate
 
 from components import ids
+from components.callbacks import CallbackSet
 from components.filters import dropdown
 from components.i18n import t
 from components.state import language
@@ -27,9 +28,13 @@ from data.incidents import (
     assignees,
     handle_incident,
 )
-from data.scope import current_scope, get_web_engine
+from data.scope import current_scope
 from panels.reads import read, shared_cache
+from web.services import web_engine
 from web.session import client_address, current_principal
+
+# registered on each app by create_app()
+CALLBACKS = CallbackSet()
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +95,7 @@ def actions_form(incident: dict, *, lang: str, options: list[dict]) -> list:
     ]
 
 
-@callback(
+@CALLBACKS.callback(
     Output(ids.INCIDENT_ACTIONS, "children"),
     Output(ids.INCIDENT_ACTIONS_SHOWN, "data"),
     Input(ids.INCIDENT_SELECTED, "data"),
@@ -130,7 +135,7 @@ def update_actions(selected, _done, _tick, shown, lang):
     return actions_form(incident, lang=lang, options=options), key
 
 
-@callback(
+@CALLBACKS.callback(
     Output(ids.INCIDENT_ACTION_MESSAGE, "children"),
     Output(ids.INCIDENT_ACTION_DONE, "data"),
     Output(ids.INCIDENT_NOTE, "value"),
@@ -157,7 +162,7 @@ def act(clicks, selected, note, assignee, done, lang):
         return _message(t("action.read_only", lang), ok=False), dash.no_update, dash.no_update
     try:
         handle_incident(
-            get_web_engine(),
+            web_engine(),
             incident_id=chosen,
             action=action,
             actor=principal.username,

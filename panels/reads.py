@@ -19,9 +19,9 @@ from plotly.utils import PlotlyJSONEncoder
 
 from data.cache import Cached, TtlCache
 from data.clock import database_now
-from data.scope import current_scope, get_read_engine
+from data.scope import current_scope
 from serving.shared_cache import SharedCache
-from web.services import services
+from web.services import read_engine, services
 
 _T = TypeVar("_T")
 CITY_TZ = ZoneInfo("Asia/Shanghai")
@@ -38,7 +38,7 @@ def read(query: Callable[..., _T], /, **kwargs: Any) -> Cached[_T]:
     scope = current_scope()
     # reads depend on the districts and on whether the caller may act, not on who it is
     partition = (scope.districts, bool(scope.actor))
-    return shared_cache().get(query, partition, engine=get_read_engine(), **kwargs)
+    return shared_cache().get(query, partition, engine=read_engine(), **kwargs)
 
 
 def now() -> Cached[datetime]:

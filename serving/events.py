@@ -30,10 +30,8 @@ SOCKET_TIMEOUT_S = 0.5
 _WARN_EVERY_S = 60.0
 
 
-@functools.cache
-def redis_client() -> redis.Redis | None:
-    """The process's Redis client (thread-safe pool), or None when no Redis is configured."""
-    url = get_settings().redis_url
+def connect(url: str | None) -> redis.Redis | None:
+    """A Redis client (thread-safe pool) for `url`, None without one; connects on first use."""
     if not url:
         return None
     return redis.Redis.from_url(
@@ -42,6 +40,13 @@ def redis_client() -> redis.Redis | None:
         socket_connect_timeout=SOCKET_TIMEOUT_S,
         health_check_interval=30,
     )
+
+
+@functools.cache
+def redis_client() -> redis.Redis | None:
+    """The Redis link of a writer process (ingest worker, jobs), from its settings; a web app
+    owns its own (web.services)."""
+    return connect(get_settings().redis_url)
 
 
 _last_warning = 0.0
@@ -59,14 +64,18 @@ def announce_new_data(*, source: str) -> None:
     _publish(VERSION_KEY, kind="data", source=source)
 
 
-def announce_cache_cleared(*, source: str) -> tuple[int, int] | None:
-    """Tell every web worker to drop shared results now (e.g. after an incident action);
-    returns the new (version, generation), None when Redis did not take it."""
-    return _publish(GENERATION_KEY, kind="clear", source=source)
+def announce_cache_cleared(
+    *, source: str, client: redis.Redis | None = None
+) -> tuple[int, int] | None:
+    """Tell every web worker to drop shared results now (e.g. after an incident action), on
+    `client` (else the process's link); the new (version, generation), None if not taken."""
+    return _publish(GENERATION_KEY, kind="clear", source=source, client=client)
 
 
-def _publish(counter_key: str, *, kind: str, source: str) -> tuple[int, int] | None:
-    client = redis_client()
+def _publish(
+    counter_key: str, *, kind: str, source: str, client: redis.Redis | None = None
+) -> tuple[int, int] | None:
+    client = client or redis_client()
     if client is None:
         return None
     try:

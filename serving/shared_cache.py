@@ -79,23 +79,27 @@ def code_version() -> str:
 
 
 def create_shared_cache(
-    *, period_seconds: float, quiet_seconds: float, namespace: str, max_local_entries: int = 512
+    *,
+    period_seconds: float,
+    quiet_seconds: float,
+    namespace: str,
+    client: redis.Redis | None,
+    events: EventListener | None,
+    owner_url: str,
+    max_local_entries: int = 512,
 ) -> SharedCache | None:
-    """A shared cache on the configured Redis, None when there is none."""
-    from data.engine import get_engine
+    """A shared cache on Redis `client` (None without one), its entries signed with a key
+    derived from the owner's credentials."""
     from data.scope import derived_secret
-    from serving.events import event_listener, redis_client
 
-    client = redis_client()
     if client is None:
         return None
-    owner_url = get_engine().url.render_as_string(hide_password=False)
     return SharedCache(
         client,
         period_seconds=period_seconds,
         quiet_seconds=quiet_seconds,
         signing_key=derived_secret(owner_url, purpose="onescreen-cache").encode(),
-        events=event_listener(),
+        events=events,
         namespace=f"{namespace}:{code_version()}:",
         max_local_entries=max_local_entries,
     )
@@ -188,7 +192,7 @@ class SharedCache:
 
         with self._lock:
             self._local.clear()
-        counters = announce_cache_cleared(source="cache")
+        counters = announce_cache_cleared(source="cache", client=self._client)
         if counters is not None and self._events is not None:
             # this worker's next read must not wait for the channel to echo the new generation
             self._events.heard(*counters)

@@ -23,7 +23,7 @@ from data.reference_reads import (
     district_codes,
     reference_version,
 )
-from data.scope import get_web_engine
+from web.services import web_engine
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ class _BoundaryCache:
         self._districts: set[str] = set()
 
     def get(self, level: str, district: str | None) -> tuple[str, str] | None:
-        engine = get_web_engine()
+        engine = web_engine()
         version = reference_version(engine)
         with self._lock:
             if version != self._version:

@@ -21,6 +21,7 @@ from urllib.parse import urlencode
 import numpy as np
 import pandas as pd
 from flask import Flask, Response, jsonify, request
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from components import reference
@@ -29,7 +30,8 @@ from data.checks import InvalidQuery
 from data.devices import area_devices
 from data.errors import OneScreenError, report_failure
 from data.reference_reads import district_codes
-from data.scope import Scope, get_read_engine, get_web_engine, scoped
+from data.scope import Scope, scoped
+from web.services import EXTENSION, AppServices
 from web.session import current_principal
 
 log = logging.getLogger(__name__)
@@ -106,11 +108,11 @@ def parse_bbox(text: str | None) -> tuple[float, float, float, float] | None:
     return west, south, east, north
 
 
-def snapshot_frame(*, district: str, category: str | None) -> pd.DataFrame:
+def snapshot_frame(engine: Engine, *, district: str, category: str | None) -> pd.DataFrame:
     """id, lon, lat and state rank (0 = alarm … 4 = normal) of the district's devices."""
     # one snapshot serves everyone allowed to see this district: the route checks who asks
     with scoped(Scope(districts=district)):
-        frame = area_devices(get_read_engine(), district=district, category=category)
+        frame = area_devices(engine, district=district, category=category)
     rank = {state: index for index, state in enumerate(STATE_RANK)}
     if frame.empty:
         return pd.DataFrame({"id": [], "lon": [], "lat": [], "s": []})
@@ -194,7 +196,9 @@ class _SnapshotCache:
     the new one builds in the background, so only the very first view of a district waits.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, app: AppServices) -> None:
+        # the app's services, not the request's: snapshots are also refreshed by threads
+        self.app = app
         self._lock = threading.Lock()
         self._frames: dict[tuple[str, str | None, int], pd.DataFrame] = {}
         self._building: dict[tuple[str, str | None, int], threading.Lock] = {}
@@ -229,7 +233,7 @@ class _SnapshotCache:
             if hit is not None:
                 return hit
             try:
-                frame = snapshot_frame(district=key[0], category=key[1])
+                frame = snapshot_frame(self.app.read_engine, district=key[0], category=key[1])
             except Exception:
                 with self._lock:
                     self._building.pop(key, None)
@@ -248,18 +252,18 @@ def _error(status: int, message: str) -> Response:
     return response
 
 
-_CACHE = _SnapshotCache()
+SNAPSHOTS = "onescreen-device-snapshots"
 
 
-def warm_in_background() -> threading.Thread:
+def warm_in_background(server: Flask) -> threading.Thread:
     """Build every district's current snapshot in a daemon thread (first views of a wall)."""
+    cache: _SnapshotCache = server.extensions[SNAPSHOTS]
 
     def warm() -> None:
         try:
             version = snapshot_version()
-            # outside any app: the district list straight from the store, not an app's memo
-            for district in district_codes(get_web_engine()):
-                _CACHE.get(district, None, version)
+            for district in district_codes(cache.app.web_engine):
+                cache.get(district, None, version)
         except (SQLAlchemyError, OneScreenError, InvalidQuery) as exc:
             log.warning("device snapshots not prepared: %s", exc)
 
@@ -269,8 +273,8 @@ def warm_in_background() -> threading.Thread:
 
 
 def register_device_routes(server: Flask) -> None:
-    """Add /geo/district/<adcode>/devices.json to the Flask server."""
-    cache = _CACHE
+    """Add /geo/district/<adcode>/devices.json to the Flask server (after its services)."""
+    cache = server.extensions[SNAPSHOTS] = _SnapshotCache(server.extensions[EXTENSION])
 
     @server.get("/geo/district/<district>/devices.json")
     def district_devices(district: str) -> Response:

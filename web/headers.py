@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 from dash import Dash
 from flask import Response, current_app, g, request
 
-from config import get_settings
+from web.services import services
 from web.session import CSRF_COOKIE, set_csrf_cookie
 
 
@@ -34,7 +34,7 @@ def content_security_policy(script_hashes: list[str]) -> str:
 
 def _tile_origin() -> str:
     """The configured tile server's origin, for img-src ('{s}' subdomains become a wildcard)."""
-    tiles = get_settings().map_tile_url
+    tiles = services().settings.map_tile_url
     if not tiles or not tiles.startswith(("http://", "https://")):
         return ""
     parts = urlsplit(tiles)
@@ -52,7 +52,7 @@ def _headers(response: Response) -> Response:
     headers.setdefault("Referrer-Policy", "same-origin")
     headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
     headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
-    if get_settings().environment == "production":
+    if services().settings.environment == "production":
         headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
     if g.get("principal") is not None or request.path in ("/login", "/setup"):
         # personal pages and answers are never kept by shared caches (routes that know better,

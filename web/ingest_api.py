@@ -14,6 +14,7 @@ from data.errors import OneScreenError
 from ingest.service import Ingestor
 from ingest.validate import BadRequest
 from web.openapi import openapi_document
+from web.services import services
 
 log = logging.getLogger(__name__)
 
@@ -34,12 +35,9 @@ def _ingestor(app: Flask) -> Ingestor:
     with _lock:
         ingestor = app.extensions.get("onescreen_ingestor")
         if ingestor is None:
-            from config import get_settings
-            from data.engine import get_engine
-
-            settings = get_settings()
+            settings = services().settings
             ingestor = Ingestor(
-                get_engine(),
+                services().engine,
                 max_rows=settings.ingest_max_rows,
                 max_future_s=settings.ingest_max_future_seconds,
                 retention_days=settings.reading_retention_days,
@@ -128,12 +126,11 @@ def register_ingest_routes(app: Flask) -> None:
 
     @app.get("/api/v1/health")
     def health() -> Response:
-        from data.engine import get_engine
         from data.ingest_store import ingest_health
 
         started = time.perf_counter()
         try:
-            figures = ingest_health(get_engine())
+            figures = ingest_health(services().engine)
         except (SQLAlchemyError, OneScreenError):
             return _error(503, "unavailable", "the database is not answering")
         figures["checked_ms"] = round((time.perf_counter() - started) * 1000, 1)

@@ -9,10 +9,9 @@ from datetime import timedelta
 from flask import Flask, Response, redirect, request
 
 from components.i18n import t
-from config import get_settings
 from data import access
 from data.access import AccessError, LoginThrottled
-from data.engine import get_engine
+from web.services import services
 from web.session import (
     SESSION_COOKIE,
     clear_session_cookies,
@@ -60,7 +59,7 @@ def _form_page(
         form_token,
         max_age=3600,
         httponly=True,
-        secure=get_settings().secure_cookies,
+        secure=services().settings.secure_cookies,
         samesite="Strict",
         path="/",
     )
@@ -105,7 +104,7 @@ def login() -> Response:
         return _form_page(
             lang=lang, title=title, action=action, fields=fields, error=t("auth.expired", lang)
         )
-    engine = get_engine()
+    engine = services().engine
     address = client_address()
     try:
         principal = access.authenticate(
@@ -130,7 +129,7 @@ def login() -> Response:
         return _form_page(
             lang=lang, title=title, action=action, fields=fields, error=t("auth.wrong", lang)
         )
-    settings = get_settings()
+    settings = services().settings
     ticket = access.open_session(
         engine,
         principal=principal,
@@ -152,7 +151,7 @@ def logout() -> Response:
     principal = current_principal()
     token = request.cookies.get(SESSION_COOKIE)
     if principal is not None and token:
-        engine = get_engine()
+        engine = services().engine
         access.close_session(engine, token=token)
         forget_sessions()
         access.record_audit(
@@ -166,7 +165,7 @@ def logout() -> Response:
 def setup() -> Response:
     """The one-time administrator setup: with the code `serve` printed, create the first admin."""
     lang = _lang()
-    engine = get_engine()
+    engine = services().engine
     title = t("auth.setup", lang)
     if access.has_admin(engine):
         return redirect("/login", code=303)
@@ -206,7 +205,7 @@ def setup() -> Response:
     ticket = access.open_session(
         engine,
         principal=admin,
-        lifetime=timedelta(hours=get_settings().session_hours),
+        lifetime=timedelta(hours=services().settings.session_hours),
         address=address,
         user_agent=request.headers.get("User-Agent", ""),
     )

@@ -16,11 +16,9 @@ from urllib.parse import quote, urlsplit
 from flask import Flask, Response, g, has_request_context, redirect, request
 from sqlalchemy.exc import SQLAlchemyError
 
-from config import get_settings
 from data import access
 from data.access import Principal
 from data.cache import TtlCache
-from data.engine import get_engine
 from data.errors import OneScreenError
 from data.scope import NO_SCOPE, Scope, set_scope
 from serving.shared_cache import SharedCache
@@ -68,7 +66,7 @@ def current_principal() -> Principal | None:
 
 def client_address() -> str:
     """The client's address (the n-th from the right of X-Forwarded-For behind n proxies)."""
-    proxies = get_settings().trusted_proxies
+    proxies = services().settings.trusted_proxies
     if proxies:
         forwarded = [part.strip() for part in request.headers.get("X-Forwarded-For", "").split(",")]
         if len(forwarded) >= proxies and forwarded[-proxies]:
@@ -92,13 +90,13 @@ def _gate() -> Response | None:
         return None
     token = request.cookies.get(SESSION_COOKIE)
     if token:
-        settings = get_settings()
+        settings = services().settings
         try:
             found = (
                 _sessions()
                 .get(
                     access.find_session,
-                    engine=get_engine(),
+                    engine=services().engine,
                     token=token,
                     idle_timeout=timedelta(minutes=settings.session_idle_minutes),
                 )
@@ -182,8 +180,8 @@ def forget_sessions() -> None:
 
 def set_session_cookies(response: Response, ticket: access.SessionTicket) -> None:
     """Give the browser its new session: the HttpOnly session id and the CSRF cookie."""
-    secure = get_settings().secure_cookies
-    max_age = int(get_settings().session_hours * 3600)
+    secure = services().settings.secure_cookies
+    max_age = int(services().settings.session_hours * 3600)
     response.set_cookie(
         SESSION_COOKIE,
         ticket.token,
@@ -202,9 +200,9 @@ def set_csrf_cookie(response: Response, csrf_token: str) -> None:
     response.set_cookie(
         CSRF_COOKIE,
         csrf_token,
-        max_age=int(get_settings().session_hours * 3600),
+        max_age=int(services().settings.session_hours * 3600),
         httponly=False,
-        secure=get_settings().secure_cookies,
+        secure=services().settings.secure_cookies,
         samesite="Strict",
         path="/",
     )

@@ -51,29 +51,22 @@ def run(monkeypatch, capsys, live_city_url):
 
 
 @contextmanager
-def app_on(url: str, *callback_modules: str) -> Iterator:
-    """A fresh Dash app over the database at `url`, with `callback_modules` imported again:
-    Dash hands module-level callbacks to the first app built in a process, and an earlier
-    test's app may have taken them."""
-    import importlib
-
-    from components import reference
-    from config import get_settings
+def app_on(url: str) -> Iterator:
+    """A fresh Dash app over the database at `url` (its own settings, engines and caches);
+    DATABASE_URL points there too for what the test itself does as the owner."""
+    from app import create_app
+    from config import get_settings, load_settings
     from data.engine import get_engine
 
     patch = pytest.MonkeyPatch()
     patch.setenv("DATABASE_URL", url)
     get_settings.cache_clear()
     get_engine.cache_clear()
-    reference.clear()
+    app = create_app(load_settings())
     try:
-        for name in callback_modules:
-            importlib.reload(importlib.import_module(name))
-        from app import create_app
-
-        yield create_app()
+        yield app
     finally:
-        reference.clear()
+        app.server.extensions["onescreen"].close()
         get_settings.cache_clear()
         get_engine.cache_clear()
         patch.undo()

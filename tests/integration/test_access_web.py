@@ -24,7 +24,7 @@ PASSWORD = "front door passphrase"
 
 @pytest.fixture(scope="module")
 def app(live_city_url):
-    with app_on(live_city_url, "panels.incident_actions") as dash_app:
+    with app_on(live_city_url) as dash_app:
         ensure_default_teams(get_engine())
         dash_app.server.test_client().get("/login")  # Dash registers callbacks on a first request
         yield dash_app

@@ -79,13 +79,14 @@ def _find(component, component_id):
     return None
 
 
-def test_overview_survives_a_database_outage(app, monkeypatch):
+def test_overview_survives_a_database_outage(app):
+    from app import create_app
+    from config import load_settings
+
     page = next(p for p in dash.page_registry.values() if p["path"] == "/")
-    monkeypatch.setenv("DATABASE_URL", "postgresql://nobody:x@127.0.0.1:1/none")
-    get_settings.cache_clear()
-    get_engine.cache_clear()
-    reference.clear()
-    with request_as(app):
+    # an app of its own whose database is gone (the other app's caches stay out of it)
+    gone = create_app(load_settings(DATABASE_URL="postgresql://nobody:x@127.0.0.1:1/none"))
+    with request_as(gone):
         texts = _texts(page["layout"](lang="en"))
     assert "OneScreen" in texts  # the frame still renders
     assert any("Data temporarily unavailable" in t for t in texts)

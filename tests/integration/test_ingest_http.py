@@ -11,10 +11,11 @@ from flask import Flask
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from config import get_settings
+from config import get_settings, load_settings
 from data import ingest_store
 from data.engine import get_engine
 from web.ingest_api import register_ingest_routes
+from web.services import attach
 
 pytestmark = pytest.mark.integration
 
@@ -28,6 +29,7 @@ def client(live_city_url):
     get_settings.cache_clear()
     get_engine.cache_clear()
     app = Flask("ingest-test")
+    attach(app, load_settings())  # the services the routes reach (settings, owner engine)
     register_ingest_routes(app)
     yield app.test_client()
     patch.undo()

@@ -205,15 +205,17 @@ def ingest_server(live_city_url):
     from flask import Flask
     from werkzeug.serving import make_server
 
-    from config import get_settings
+    from config import get_settings, load_settings
     from data.engine import get_engine
     from web.ingest_api import register_ingest_routes
+    from web.services import attach
 
     patch = pytest.MonkeyPatch()
     patch.setenv("DATABASE_URL", live_city_url)
     get_settings.cache_clear()
     get_engine.cache_clear()
     app = Flask("simulator-http-test")
+    attach(app, load_settings())
     register_ingest_routes(app)
     server = make_server("127.0.0.1", free_port(), app, threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()

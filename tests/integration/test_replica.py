@@ -196,7 +196,6 @@ def reads_on_standby(replication, monkeypatch) -> Iterator[Replication]:
     the web role provisioned (on the primary) and replayed to the standby."""
     from config import get_settings
     from data.engine import get_engine
-    from data.scope import get_read_engine, get_web_engine
     from serving.events import redis_client
 
     def reset() -> None:
@@ -212,19 +211,19 @@ def reads_on_standby(replication, monkeypatch) -> Iterator[Replication]:
     monkeypatch.delenv("ONESCREEN_WEB_DATABASE_URL", raising=False)
     monkeypatch.delenv("ONESCREEN_REDIS_URL", raising=False)
     reset()
-    web = get_web_engine()  # provisions the web role's login on the primary
-    replication.replay()  # ... which the standby must have before the web role logs in there
+    replication.replay()  # the web role's login (given by db upgrade) reaches the standby
     from app import create_app
 
-    # dashboard reads go through the caches of an app (its own: none shared with other tests)
-    context = create_app().server.app_context()
+    # dashboard reads go through an app's engines and caches (its own: none shared with other
+    # tests), reached as a request does
+    app = create_app()
+    context = app.server.app_context()
     context.push()
     try:
         yield replication
     finally:
         context.pop()
-        get_read_engine().dispose()
-        web.dispose()
+        app.server.extensions["onescreen"].close()
         monkeypatch.undo()
         reset()
 
@@ -241,12 +240,12 @@ def _server(engine: sa.Engine) -> tuple:
 
 
 def test_the_read_engine_is_the_web_role_on_the_standby(reads_on_standby):
-    from data.scope import get_read_engine, get_web_engine
+    from web.services import read_engine, web_engine
 
     standby, primary = reads_on_standby.standby, reads_on_standby.primary
-    assert _server(get_read_engine()) == (standby.port, True, "onescreen_web")
-    assert _server(get_web_engine()) == (primary.port, False, "onescreen_web")
-    with pytest.raises(sa.exc.InternalError, match="read-only"), get_read_engine().begin() as c:
+    assert _server(read_engine()) == (standby.port, True, "onescreen_web")
+    assert _server(web_engine()) == (primary.port, False, "onescreen_web")
+    with pytest.raises(sa.exc.InternalError, match="read-only"), read_engine().begin() as c:
         c.execute(sa.text("UPDATE device SET status = status WHERE id = 1"))
 
 
@@ -266,8 +265,9 @@ def test_dashboard_reads_do_not_see_what_the_paused_standby_has_not_replayed(rea
     """Replay paused on the standby, a reading ingested on the primary stays out of the
     dashboard's figures — though the primary has it and the standby received its WAL — until
     replay resumes: the dashboard reads the standby."""
-    from data.scope import CITY, Scope, get_web_engine, scoped
+    from data.scope import CITY, Scope, scoped
     from panels import reads as live
+    from web.services import web_engine
 
     pair = reads_on_standby
     standby = pair.standby
@@ -281,7 +281,7 @@ def test_dashboard_reads_do_not_see_what_the_paused_standby_has_not_replayed(rea
         target = _one(pair.primary, "SELECT pg_current_wal_lsn()::text")[0]
         with scoped(Scope(CITY)):
             # the write is on the primary, visible to the web role there
-            on_primary = device_detail(get_web_engine(), device_id=device_id)
+            on_primary = device_detail(web_engine(), device_id=device_id)
             assert on_primary is not None and on_primary.last_ts == moment
             live.shared_cache().clear()
             detail = live.read(device_detail, device_id=device_id).value
@@ -309,11 +309,12 @@ def test_dashboard_reads_do_not_see_what_the_paused_standby_has_not_replayed(rea
 
 
 def test_row_level_security_scopes_reads_on_the_standby(reads_on_standby):
-    from data.scope import CITY, Scope, get_read_engine, scoped
+    from data.scope import CITY, Scope, scoped
     from panels import reads as live
+    from web.services import read_engine
 
     standby = reads_on_standby.standby
-    read_engine = get_read_engine()
+    read_engine = read_engine()
     total, in_pudong = _one(
         standby,
         "SELECT count(*), count(*) FILTER (WHERE district_adcode = %s) FROM device",

@@ -20,7 +20,7 @@ PUDONG, HUANGPU = "310115", "310101"
 
 @pytest.fixture(scope="module")
 def app(live_city_url):
-    with app_on(live_city_url, "displays.slots", "displays.alerts") as dash_app:
+    with app_on(live_city_url) as dash_app:
         dash_app.server.test_client().get("/")
         yield dash_app
 

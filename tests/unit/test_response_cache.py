@@ -81,4 +81,3 @@ def test_the_shared_answers_are_those_the_panel_definitions_declare():
     assert SHARED_OUTPUTS <= firsts
     # acting, navigation and display callbacks are never shared
     assert not any(name.startswith(("incidents-", "wall-", "os-url")) for name in SHARED_OUTPUTS)
-
