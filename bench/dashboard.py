@@ -191,6 +191,7 @@ def time_browser(url: str, ticket, *, runs: int) -> list[float]:
 
 
 def main() -> None:
+    """Run the dashboard bench and print its figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=30)
     parser.add_argument("--browser-runs", type=int, default=5)

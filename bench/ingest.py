@@ -323,6 +323,7 @@ def measure(engine: sa.Engine, base_url: str, broker_url: str, *, args: argparse
 
 
 def main() -> int:
+    """Run the ingest bench, print its figures; the exit status says whether it passed."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", choices=["demo", "seed"], default="demo")
     parser.add_argument("--seconds", type=float, default=20, help="HTTP phase length")

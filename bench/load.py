@@ -75,6 +75,7 @@ class Step:
     loop_lag: list[float] = field(default_factory=list)
 
     def error_count(self) -> int:
+        """Errors over all kinds."""
         return sum(self.errors.values())
 
 
@@ -465,6 +466,17 @@ def run_step(
 
 def report(steps: list[Step], *, duration_s: float, verbose: bool) -> None:
     """The table of figures, ratios against the first step."""
+    _report_latencies(steps, duration_s=duration_s)
+    _report_cpu(steps)
+    _report_server_time(steps)
+    _report_per_callback(steps[-1])
+    if verbose:
+        _report_statements(steps)
+    _report_verdict(steps[0], steps[-1])
+
+
+def _report_latencies(steps: list[Step], *, duration_s: float) -> None:
+    """Callbacks/s, latency quantiles, errors and statements/s per viewer count."""
     first = steps[0]
     print(
         f"\n{'viewers':>7} {'callbacks/s':>11} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7}"
@@ -487,6 +499,10 @@ def report(steps: list[Step], *, duration_s: float, verbose: bool) -> None:
         )
         if step.errors:
             print(f"        errors: {step.errors}")
+
+
+def _report_cpu(steps: list[Step]) -> None:
+    """CPU cores used per process role and viewer count."""
     roles = list(steps[0].cpu)
     print("\nCPU cores used (of 2) during the measured window:")
     print(f"  {'viewers':>7} " + " ".join(f"{role[:14]:>14}" for role in roles) + f" {'total':>6}")
@@ -496,6 +512,10 @@ def report(steps: list[Step], *, duration_s: float, verbose: bool) -> None:
             + " ".join(f"{step.cpu[role]:>14.2f}" for role in roles)
             + f" {sum(step.cpu.values()):>6.2f}"
         )
+
+
+def _report_server_time(steps: list[Step]) -> None:
+    """Time in the app and the load generator's loop lag per viewer count."""
     print(
         "\ntime in the app (Server-Timing, queueing excluded) and the load generator's own event"
         " loop lag, p50 / p95 / p99 / max ms:"
@@ -509,34 +529,45 @@ def report(steps: list[Step], *, duration_s: float, verbose: bool) -> None:
                 f" {quantile(step.loop_lag, 0.95):7.1f} {quantile(step.loop_lag, 0.99):7.1f}"
                 f" {max(step.loop_lag) * 1000:7.1f}"
             )
-    last = steps[-1]
+
+
+def _report_per_callback(last: Step) -> None:
+    """Latency and calls per callback at the last viewer count."""
     print(f"\nper callback at {last.viewers} viewers (p50 / p95 ms, calls):")
     for name, samples in sorted(last.by_callback.items()):
         print(
             f"  {name[:44]:44} {quantile(samples, 0.5):7.1f} {quantile(samples, 0.95):7.1f}"
             f" {len(samples):6}"
         )
-    if verbose:
-        for step in steps:
-            print(f"\nmost frequent statements at {step.viewers} viewers (per second):")
-            for role, calls, text in step.top:
-                print(f"  {calls / step.seconds:7.2f}  {role:14} {text}")
-    last = steps[-1]
-    if last.latencies:
-        p95 = quantile(last.latencies, 0.95)
-        verdict = "PASS" if p95 <= 300 and not last.error_count() else "FAIL"
-        print(
-            f"\n{last.viewers} viewers: p95 {p95:.0f} ms (target ≤ 300), errors"
-            f" {last.error_count()} (target 0): {verdict}"
-        )
-        print(
-            f"dashboard (web role) statements/s {first.viewers} → {last.viewers} viewers:"
-            f" ×{last.web_statements / max(first.web_statements, 1e-9):.2f}; all roles:"
-            f" ×{last.all_statements / max(first.all_statements, 1e-9):.2f}"
-        )
+
+
+def _report_statements(steps: list[Step]) -> None:
+    """The most frequent statements per viewer count."""
+    for step in steps:
+        print(f"\nmost frequent statements at {step.viewers} viewers (per second):")
+        for role, calls, text in step.top:
+            print(f"  {calls / step.seconds:7.2f}  {role:14} {text}")
+
+
+def _report_verdict(first: Step, last: Step) -> None:
+    """Pass or fail at the last viewer count, and statement growth from the first."""
+    if not last.latencies:
+        return
+    p95 = quantile(last.latencies, 0.95)
+    verdict = "PASS" if p95 <= 300 and not last.error_count() else "FAIL"
+    print(
+        f"\n{last.viewers} viewers: p95 {p95:.0f} ms (target ≤ 300), errors"
+        f" {last.error_count()} (target 0): {verdict}"
+    )
+    print(
+        f"dashboard (web role) statements/s {first.viewers} → {last.viewers} viewers:"
+        f" ×{last.web_statements / max(first.web_statements, 1e-9):.2f}; all roles:"
+        f" ×{last.all_statements / max(first.all_statements, 1e-9):.2f}"
+    )
 
 
 def main() -> None:
+    """Run the load bench over the viewer counts and print the report."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--viewers", default="10,50,100,200", help="viewer counts, in order")
     parser.add_argument("--duration", type=float, default=60, help="measured seconds per count")

@@ -190,6 +190,7 @@ def seed_scale(engine: Engine, full, *, end: datetime, repeat: int):
 
 
 def main() -> None:
+    """Run the platform bench and print its figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--database-url", help="benchmark this server instead of an embedded one")
     parser.add_argument("--devices", type=int, default=510_000, help="full-scale device count")

@@ -506,10 +506,12 @@ class PageLog:
     failed: Counter = field(default_factory=Counter)
 
     def on_console(self, message: ConsoleMessage) -> None:
+        """Keep a console error."""
         if message.type == "error":
             self.errors.append(f"console: {message.text}")
 
     def on_page_error(self, error: Exception) -> None:
+        """Keep an uncaught page exception."""
         self.errors.append(f"pageerror: {error}")
 
     def reset_counts(self) -> None:
@@ -518,10 +520,12 @@ class PageLog:
         self.failed.clear()
 
     def on_finished(self, request: Request) -> None:
+        """Count an answered wall callback."""
         if kind := _callback(request):
             self.answered[kind] += 1
 
     def on_failed(self, request: Request) -> None:
+        """Count a failed wall callback."""
         if kind := _callback(request):
             self.failed[kind] += 1
 
@@ -601,6 +605,19 @@ ROWS = (
 
 def report(result: SoakResult, *, refresh: float, log: PageLog, server_log: str) -> bool:
     """Print the figures and the verdict; True on PASS."""
+    _print_run(result, refresh=refresh, log=log)
+    _print_growth(result)
+    problems = _problems(result, log=log, server_log=server_log)
+    if result.growth("listeners") > TARGET_GROWTH:
+        print(f"  warning: event listeners grew {result.growth('listeners') * 100:.1f} %")
+    for problem in problems:
+        print(f"  FAIL: {problem}")
+    print("PASS" if not problems else "FAIL")
+    return not problems
+
+
+def _print_run(result: SoakResult, *, refresh: float, log: PageLog) -> None:
+    """Cycles, flips, attentions, callback answers and the states compared."""
     start, last = result.start, result.last
     print(
         f"\n{result.cycles:,} refresh cycles in {_clock(result.elapsed_s).strip()} min"
@@ -617,6 +634,11 @@ def report(result: SoakResult, *, refresh: float, log: PageLog, server_log: str)
     print(
         f"  start [{start.state}] at cycle 0 → [{last.state}] at cycle {last.polls - start.polls:,}"
     )
+
+
+def _print_growth(result: SoakResult) -> None:
+    """Each measure from start to end, the samples in the start's state, range and trend."""
+    start, last = result.start, result.last
     for label, name in ROWS:
         scale = MB if name.endswith("bytes") else 1
         unit = "MB" if scale == MB else ""
@@ -649,12 +671,16 @@ def report(result: SoakResult, *, refresh: float, log: PageLog, server_log: str)
             f"  note: the wall did not get back to the start's state at the end (it showed"
             f" [{result.end.state}]): compared with the last sample in that state"
         )
+
+
+def _problems(result: SoakResult, *, log: PageLog, server_log: str) -> list[str]:
+    """Why the soak fails: stalls, reloads, no steady state, growth, tracebacks, console errors."""
     problems = []
     if result.stalled:
         problems.append(result.stalled)
     if result.reloaded:
         problems.append("the page reloaded itself during the soak (its counters restarted)")
-    if not result.steady and last is result.end:
+    if not result.steady and result.last is result.end:
         problems.append("no sample in the start's state to compare with: inconclusive")
     for label, name in GATED:
         if result.growth(name) > TARGET_GROWTH:
@@ -665,15 +691,11 @@ def report(result: SoakResult, *, refresh: float, log: PageLog, server_log: str)
     if log.errors:
         listed = "\n    ".join(e[:300] for e in log.errors[:5])
         problems.append(f"the page logged {len(log.errors)} console error(s):\n    {listed}")
-    if result.growth("listeners") > TARGET_GROWTH:
-        print(f"  warning: event listeners grew {result.growth('listeners') * 100:.1f} %")
-    for problem in problems:
-        print(f"  FAIL: {problem}")
-    print("PASS" if not problems else "FAIL")
-    return not problems
+    return problems
 
 
 def main() -> int:
+    """Run the wall soak; the exit status says whether it passed."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cycles", type=int, default=2000, help="refresh cycles to run")
     parser.add_argument(

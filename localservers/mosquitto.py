@@ -35,26 +35,32 @@ class ManagedBroker(LocalServer):
 
     @property
     def url(self) -> str:
+        """mqtt:// URL of the broker."""
         return f"mqtt://127.0.0.1:{self.port}"
 
     @property
     def conf_file(self) -> Path:
+        """The mosquitto.conf written on every start."""
         return self.root / "mosquitto.conf"
 
     @property
     def pid_file(self) -> Path:
+        """The file mosquitto writes its pid to."""
         return self.root / "mosquitto.pid"
 
     @property
     def log_file(self) -> Path:
+        """Mosquitto's own log."""
         return self.root / "mosquitto.log"
 
     @property
     def output_file(self) -> Path:
+        """Where mosquitto's stdout and stderr go."""
         return self.root / "mosquitto.out"
 
     @property
     def persistence_dir(self) -> Path:
+        """The directory of mosquitto's persistence file."""
         return self.root / "data"
 
     def ensure_running(self) -> str:

@@ -51,26 +51,32 @@ class EmbeddedPostgres(LocalServer):
 
     @property
     def data_dir(self) -> Path:
+        """The cluster's data directory (PGDATA)."""
         return self.root / "data"
 
     @property
     def socket_dir(self) -> Path:
+        """The directory of the server's Unix socket."""
         return self.root / "run"
 
     @property
     def log_file(self) -> Path:
+        """The server log pg_ctl writes."""
         return self.root / "postgres.log"
 
     @property
     def password_file(self) -> Path:
+        """The superuser's password, one line."""
         return self.root / "password"
 
     @property
     def pid_file(self) -> Path:
+        """postmaster.pid in the data directory."""
         return self.data_dir / "postmaster.pid"
 
     @property
     def conf_file(self) -> Path:
+        """postgresql.conf in the data directory."""
         return self.data_dir / "postgresql.conf"
 
     def url(self) -> str:

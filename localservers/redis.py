@@ -36,18 +36,22 @@ class ManagedRedis(LocalServer):
 
     @property
     def conf_file(self) -> Path:
+        """The redis.conf written on every start."""
         return self.root / "redis.conf"
 
     @property
     def password_file(self) -> Path:
+        """The server's password, one line."""
         return self.root / "password"
 
     @property
     def pid_file(self) -> Path:
+        """The file redis-server writes its pid to."""
         return self.root / "redis.pid"
 
     @property
     def log_file(self) -> Path:
+        """redis-server's own log."""
         return self.root / "redis.log"
 
     def url(self) -> str:

@@ -13,7 +13,7 @@ import logging
 import threading
 
 import geobuf
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, current_app, jsonify, request
 from sqlalchemy.exc import SQLAlchemyError
 
 from data.errors import OneScreenError, report_failure
@@ -94,53 +94,73 @@ def _error(status: int, message: str) -> Response:
     return response
 
 
+BOUNDARIES = "onescreen-boundaries"
+
+
 def register_boundary_routes(server: Flask) -> None:
     """Add the /geo/… routes to the Flask server behind the Dash app."""
-    cache = _BoundaryCache()
+    server.extensions[BOUNDARIES] = _BoundaryCache()
+    for rule, view in (
+        ("/geo/<level>.geojson", city_boundaries),
+        ("/geo/<level>.pbf", city_boundaries_geobuf),
+        ("/geo/district/<district>/<level>.geojson", district_boundaries),
+        ("/geo/district/<district>/<level>.pbf", district_boundaries_geobuf),
+    ):
+        server.add_url_rule(rule, view_func=view, methods=["GET"])
 
-    def serve(level: str, district: str | None, fmt: str = "geojson") -> Response:
-        allowed = BOUNDARY_LEVELS if district is None else DISTRICT_LEVELS
-        if level not in allowed:
-            return _error(404, f"unknown boundary level {level!r}; one of {', '.join(allowed)}")
-        try:
-            found = (
-                cache.get(level, district)
-                if fmt == "geojson"
-                else cache.get_geobuf(level, district)
-            )
-        except (SQLAlchemyError, OneScreenError) as exc:
-            report_failure(log, "boundaries unavailable", exc)
-            return _error(503, "boundaries temporarily unavailable")
-        if found is None:
-            return _error(404, f"unknown district {district!r}")
-        etag, body = found
-        if request.if_none_match.contains(etag):
-            response = Response(status=304)
-        elif fmt == "geojson":
-            response = Response(body, mimetype="application/geo+json")
-        elif "gzip" in (request.headers.get("Accept-Encoding") or ""):
-            response = Response(body, mimetype="application/x-protobuf")
-            response.headers["Content-Encoding"] = "gzip"
-            response.headers["Vary"] = "Accept-Encoding"
-        else:
-            response = Response(gzip.decompress(body), mimetype="application/x-protobuf")
-        response.set_etag(etag)
-        # short max-age: an import of real street boundaries must reach open screens soon
-        response.headers["Cache-Control"] = "public, max-age=300"
+
+def city_boundaries(level: str) -> Response:
+    """GET /geo/<level>.geojson: one city-wide boundary level as GeoJSON."""
+    return _serve(level, None)
+
+
+def city_boundaries_geobuf(level: str) -> Response:
+    """GET /geo/<level>.pbf: one city-wide boundary level as geobuf."""
+    return _serve(level, None, "pbf")
+
+
+def district_boundaries(district: str, level: str) -> Response:
+    """GET /geo/district/<district>/<level>.geojson: one level inside a district as GeoJSON."""
+    return _serve(level, district)
+
+
+def district_boundaries_geobuf(district: str, level: str) -> Response:
+    """GET /geo/district/<district>/<level>.pbf: one level inside a district as geobuf."""
+    return _serve(level, district, "pbf")
+
+
+def _serve(level: str, district: str | None, fmt: str = "geojson") -> Response:
+    """One boundary level from this app's cache, ETag-validated, in GeoJSON or geobuf."""
+    allowed = BOUNDARY_LEVELS if district is None else DISTRICT_LEVELS
+    if level not in allowed:
+        return _error(404, f"unknown boundary level {level!r}; one of {', '.join(allowed)}")
+    cache: _BoundaryCache = current_app.extensions[BOUNDARIES]
+    try:
+        found: tuple[str, str] | tuple[str, bytes] | None = (
+            cache.get(level, district) if fmt == "geojson" else cache.get_geobuf(level, district)
+        )
+    except (SQLAlchemyError, OneScreenError) as exc:
+        report_failure(log, "boundaries unavailable", exc)
+        return _error(503, "boundaries temporarily unavailable")
+    if found is None:
+        return _error(404, f"unknown district {district!r}")
+    etag, body = found
+    response = _body_response(etag, body)
+    response.set_etag(etag)
+    # short max-age: an import of real street boundaries must reach open screens soon
+    response.headers["Cache-Control"] = "public, max-age=300"
+    return response
+
+
+def _body_response(etag: str, body: str | bytes) -> Response:
+    """304 when the client holds `etag`; else GeoJSON text, or geobuf gzip'd when accepted."""
+    if request.if_none_match.contains(etag):
+        return Response(status=304)
+    if isinstance(body, str):
+        return Response(body, mimetype="application/geo+json")
+    if "gzip" in (request.headers.get("Accept-Encoding") or ""):
+        response = Response(body, mimetype="application/x-protobuf")
+        response.headers["Content-Encoding"] = "gzip"
+        response.headers["Vary"] = "Accept-Encoding"
         return response
-
-    @server.get("/geo/<level>.geojson")
-    def city_boundaries(level: str) -> Response:
-        return serve(level, None)
-
-    @server.get("/geo/<level>.pbf")
-    def city_boundaries_geobuf(level: str) -> Response:
-        return serve(level, None, "pbf")
-
-    @server.get("/geo/district/<district>/<level>.geojson")
-    def district_boundaries(district: str, level: str) -> Response:
-        return serve(level, district)
-
-    @server.get("/geo/district/<district>/<level>.pbf")
-    def district_boundaries_geobuf(district: str, level: str) -> Response:
-        return serve(level, district, "pbf")
+    return Response(gzip.decompress(body), mimetype="application/x-protobuf")

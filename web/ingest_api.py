@@ -7,7 +7,7 @@ import threading
 import time
 
 import psycopg
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, current_app, jsonify, request
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from data.errors import OneScreenError
@@ -49,95 +49,111 @@ def _ingestor(app: Flask) -> Ingestor:
 
 def register_ingest_routes(app: Flask) -> None:
     """Add the ingest API to the Flask server under /api/v1."""
+    app.add_url_rule("/api/v1/readings", view_func=post_readings, methods=["POST"])
+    app.add_url_rule("/api/v1/openapi.json", view_func=openapi, methods=["GET"])
+    app.add_url_rule("/api/v1/health", view_func=health, methods=["GET"])
+    app.register_error_handler(405, method_not_allowed)
 
-    @app.post("/api/v1/readings")
-    def post_readings() -> Response:
-        header = request.headers.get("Authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            return _error(
-                401,
-                "unauthorized",
-                "send a source or device token as 'Authorization: Bearer <token>'",
-                **{"WWW-Authenticate": 'Bearer realm="onescreen"'},
-            )
-        mimetype = request.mimetype or ""
-        if mimetype != "application/json":
-            return _error(
-                415, "unsupported_media_type", "send the batch as Content-Type: application/json"
-            )
-        ingestor = _ingestor(app)
-        limit = ingestor.max_rows * BYTES_PER_ROW
-        if request.content_length is not None and request.content_length > limit:
-            return _error(413, "too_large", f"the body is over {limit} bytes; send smaller batches")
-        try:
-            principal = ingestor.authenticate(token.strip())
-            if principal is None:
-                return _error(
-                    401,
-                    "invalid_token",
-                    "the token is unknown or revoked",
-                    **{"WWW-Authenticate": 'Bearer error="invalid_token"'},
-                )
-            body = request.get_data(cache=False)
-            if len(body) > limit:
-                return _error(413, "too_large", f"the body is over {limit} bytes")
-            result = ingestor.ingest_body(body, principal=principal)
-        except BadRequest as exc:
-            return _error(413 if exc.code == "too_many_rows" else 400, exc.code, exc.message)
-        except DBAPIError as exc:
-            if not exc.connection_invalidated and not isinstance(
-                exc.orig, psycopg.OperationalError
-            ):
-                log.exception("ingest failed")
-                return _error(500, "internal", "internal error; nothing was stored")
-            log.warning("ingest unavailable: %s", str(exc).splitlines()[0])
-            return _error(
-                503,
-                "unavailable",
-                "the store is unavailable; nothing was stored, send the batch again",
-                **{"Retry-After": "5"},
-            )
-        except (SQLAlchemyError, OneScreenError) as exc:
-            # nothing was committed: the client must send the batch again
-            log.warning("ingest unavailable: %s", str(exc).splitlines()[0])
-            return _error(
-                503,
-                "unavailable",
-                "the store is unavailable; nothing was stored, send the batch again",
-                **{"Retry-After": "5"},
-            )
-        except Exception:
+
+def post_readings() -> Response:
+    """POST /api/v1/readings: store a batch; 200 when every row was stored, 207 some, 422 none."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return _error(
+            401,
+            "unauthorized",
+            "send a source or device token as 'Authorization: Bearer <token>'",
+            **{"WWW-Authenticate": 'Bearer realm="onescreen"'},
+        )
+    mimetype = request.mimetype or ""
+    if mimetype != "application/json":
+        return _error(
+            415, "unsupported_media_type", "send the batch as Content-Type: application/json"
+        )
+    ingestor = _ingestor(current_app)
+    limit = ingestor.max_rows * BYTES_PER_ROW
+    if request.content_length is not None and request.content_length > limit:
+        return _error(413, "too_large", f"the body is over {limit} bytes; send smaller batches")
+    try:
+        return _store_batch(ingestor, token=token.strip(), limit=limit)
+    except Exception as exc:
+        return _ingest_failure(exc)
+
+
+def _store_batch(ingestor: Ingestor, *, token: str, limit: int) -> Response:
+    """Authenticate the token, read the body and store its rows; the answer says what happened."""
+    principal = ingestor.authenticate(token)
+    if principal is None:
+        return _error(
+            401,
+            "invalid_token",
+            "the token is unknown or revoked",
+            **{"WWW-Authenticate": 'Bearer error="invalid_token"'},
+        )
+    body = request.get_data(cache=False)
+    if len(body) > limit:
+        return _error(413, "too_large", f"the body is over {limit} bytes")
+    result = ingestor.ingest_body(body, principal=principal)
+    if result.rejected == 0:
+        status = 200
+    elif result.rejected == result.total:
+        status = 422
+    else:
+        status = 207
+    response = jsonify(result.as_dict())
+    response.status_code = status
+    return response
+
+
+def _ingest_failure(exc: Exception) -> Response:
+    """The answer to a batch that raised: 400/413 for the request, 503 when the store is away."""
+    if isinstance(exc, BadRequest):
+        return _error(413 if exc.code == "too_many_rows" else 400, exc.code, exc.message)
+    if isinstance(exc, DBAPIError):
+        if not exc.connection_invalidated and not isinstance(exc.orig, psycopg.OperationalError):
             log.exception("ingest failed")
             return _error(500, "internal", "internal error; nothing was stored")
-        if result.rejected == 0:
-            status = 200
-        elif result.rejected == result.total:
-            status = 422
-        else:
-            status = 207
-        response = jsonify(result.as_dict())
-        response.status_code = status
-        return response
+        log.warning("ingest unavailable: %s", str(exc).splitlines()[0])
+        return _unavailable()
+    if isinstance(exc, SQLAlchemyError | OneScreenError):
+        # nothing was committed: the client must send the batch again
+        log.warning("ingest unavailable: %s", str(exc).splitlines()[0])
+        return _unavailable()
+    log.exception("ingest failed")
+    return _error(500, "internal", "internal error; nothing was stored")
 
-    @app.get("/api/v1/openapi.json")
-    def openapi() -> Response:
-        return jsonify(openapi_document())
 
-    @app.get("/api/v1/health")
-    def health() -> Response:
-        from data.ingest_store import ingest_health
+def _unavailable() -> Response:
+    """503: nothing was stored and the batch may be sent again."""
+    return _error(
+        503,
+        "unavailable",
+        "the store is unavailable; nothing was stored, send the batch again",
+        **{"Retry-After": "5"},
+    )
 
-        started = time.perf_counter()
-        try:
-            figures = ingest_health(services().engine)
-        except (SQLAlchemyError, OneScreenError):
-            return _error(503, "unavailable", "the database is not answering")
-        figures["checked_ms"] = round((time.perf_counter() - started) * 1000, 1)
-        return jsonify(figures)
 
-    @app.errorhandler(405)
-    def method_not_allowed(_error_: Exception) -> Response:
-        if request.path.startswith("/api/"):
-            return _error(405, "method_not_allowed", f"{request.method} is not allowed here")
-        return Response("method not allowed", status=405)
+def openapi() -> Response:
+    """GET /api/v1/openapi.json: the API's OpenAPI description."""
+    return jsonify(openapi_document())
+
+
+def health() -> Response:
+    """GET /api/v1/health: the ingest figures of the store, 503 when it does not answer."""
+    from data.ingest_store import ingest_health
+
+    started = time.perf_counter()
+    try:
+        figures = ingest_health(services().engine)
+    except (SQLAlchemyError, OneScreenError):
+        return _error(503, "unavailable", "the database is not answering")
+    figures["checked_ms"] = round((time.perf_counter() - started) * 1000, 1)
+    return jsonify(figures)
+
+
+def method_not_allowed(_error_: Exception) -> Response:
+    """405 as JSON under /api/, as plain text elsewhere."""
+    if request.path.startswith("/api/"):
+        return _error(405, "method_not_allowed", f"{request.method} is not allowed here")
+    return Response("method not allowed", status=405)

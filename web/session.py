@@ -15,6 +15,7 @@ from urllib.parse import quote, urlsplit
 
 from flask import Flask, Response, g, has_request_context, redirect, request
 from sqlalchemy.exc import SQLAlchemyError
+from werkzeug.wrappers import Response as BaseResponse
 
 from data import access
 from data.access import Principal
@@ -81,48 +82,70 @@ def _public(path: str) -> bool:
     return path.startswith("/geo/") and not path.endswith("/devices.json")
 
 
-def _gate() -> Response | None:
+def _gate() -> BaseResponse | None:
     """Find the session, set the request's scope, refuse what needs one it does not have."""
     g.principal = None
     g.csrf_token = None
     set_scope(NO_SCOPE)
     if request.path.startswith(STATIC_PREFIXES):
         return None
+    refused: BaseResponse | None = _find_session()
+    if refused is None:
+        refused = _check_change(request.path)
+    if refused is None:
+        refused = _check_access(request.path)
+    return refused
+
+
+def _find_session() -> Response | None:
+    """The session cookie's principal and scope into `g`; 503 when sessions cannot be checked."""
     token = request.cookies.get(SESSION_COOKIE)
-    if token:
-        settings = services().settings
-        try:
-            found = (
-                _sessions()
-                .get(
-                    access.find_session,
-                    engine=services().engine,
-                    token=token,
-                    idle_timeout=timedelta(minutes=settings.session_idle_minutes),
-                )
-                .value
+    if not token:
+        return None
+    settings = services().settings
+    try:
+        found = (
+            _sessions()
+            .get(
+                access.find_session,
+                engine=services().engine,
+                token=token,
+                idle_timeout=timedelta(minutes=settings.session_idle_minutes),
             )
-        except (SQLAlchemyError, OneScreenError) as exc:
-            log.warning("session check failed: %s", exc)
-            return plain(503, "sign-in temporarily unavailable / 登录服务暂不可用")
-        # a shared answer may be a little older than the session's end
-        if found is not None and found.expires_at > datetime.now(UTC):
-            g.principal = found.principal
-            g.csrf_token = found.csrf_token
-            set_scope(
-                Scope(
-                    districts=found.principal.scope,
-                    actor=found.principal.username if found.principal.can_act else "",
-                )
+            .value
+        )
+    except (SQLAlchemyError, OneScreenError) as exc:
+        log.warning("session check failed: %s", exc)
+        return plain(503, "sign-in temporarily unavailable / 登录服务暂不可用")
+    # a shared answer may be a little older than the session's end
+    if found is not None and found.expires_at > datetime.now(UTC):
+        g.principal = found.principal
+        g.csrf_token = found.csrf_token
+        set_scope(
+            Scope(
+                districts=found.principal.scope,
+                actor=found.principal.username if found.principal.can_act else "",
             )
-    path = request.path
-    if request.method in UNSAFE_METHODS and not _same_site():
+        )
+    return None
+
+
+def _check_change(path: str) -> Response | None:
+    """403 for a state-changing request from another site, or without the session's CSRF token."""
+    if request.method not in UNSAFE_METHODS:
+        return None
+    if not _same_site():
         return plain(403, "cross-site request refused / 拒绝跨站请求")
-    if request.method in UNSAFE_METHODS and g.principal is not None and path not in PUBLIC_PATHS:
+    if g.principal is not None and path not in PUBLIC_PATHS:
         # a signed-in browser's every change carries the session's CSRF token
         sent = request.headers.get(CSRF_HEADER) or request.form.get("csrf_token", "")
         if not same_token(sent, g.csrf_token):
             return plain(403, "CSRF token missing or wrong / 请求校验失败，请刷新页面")
+    return None
+
+
+def _check_access(path: str) -> BaseResponse | None:
+    """Let public paths through; send the signed-out to sign in, one district's manager to it."""
     if _public(path) or path in DASH_ENDPOINTS or path in DISPLAY_PAGES or path == "/logout":
         return None
     if g.principal is None:
@@ -178,7 +201,7 @@ def forget_sessions() -> None:
 # Cookies --------------------------------------------------------------------------------------
 
 
-def set_session_cookies(response: Response, ticket: access.SessionTicket) -> None:
+def set_session_cookies(response: BaseResponse, ticket: access.SessionTicket) -> None:
     """Give the browser its new session: the HttpOnly session id and the CSRF cookie."""
     secure = services().settings.secure_cookies
     max_age = int(services().settings.session_hours * 3600)
@@ -194,7 +217,7 @@ def set_session_cookies(response: Response, ticket: access.SessionTicket) -> Non
     set_csrf_cookie(response, ticket.csrf_token)
 
 
-def set_csrf_cookie(response: Response, csrf_token: str) -> None:
+def set_csrf_cookie(response: BaseResponse, csrf_token: str) -> None:
     """The session's CSRF token as the cookie dash-renderer echoes back."""
     # readable by the page's scripts (dash-renderer echoes it as X-CSRFToken); worthless alone
     response.set_cookie(
@@ -208,7 +231,7 @@ def set_csrf_cookie(response: Response, csrf_token: str) -> None:
     )
 
 
-def clear_session_cookies(response: Response) -> None:
+def clear_session_cookies(response: BaseResponse) -> None:
     """Make the browser forget its session."""
     for name in (SESSION_COOKIE, CSRF_COOKIE):
         response.delete_cookie(name, path="/")
