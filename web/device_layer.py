@@ -173,18 +173,13 @@ def cluster_features(
     )
     zoom_to = min(zoom + 2, DEVICE_ZOOM)
     features = []
-    for row in grouped.itertuples(index=False):
-        if row.n == 1:
-            features.append(
-                _point(row.lon, row.lat, {"id": int(row.first), "s": int(row.s), "cluster": False})
-            )
+    columns = (grouped[name].tolist() for name in ("lon", "lat", "n", "s", "first"))
+    for lon, lat, n, s, first in zip(*columns, strict=True):
+        if n == 1:
+            features.append(_point(lon, lat, {"id": int(first), "s": int(s), "cluster": False}))
         else:
             features.append(
-                _point(
-                    row.lon,
-                    row.lat,
-                    {"cluster": True, "n": int(row.n), "s": int(row.s), "zoom_to": zoom_to},
-                )
+                _point(lon, lat, {"cluster": True, "n": int(n), "s": int(s), "zoom_to": zoom_to})
             )
     return {"type": "FeatureCollection", "features": features}
 

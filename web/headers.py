@@ -4,6 +4,7 @@ personal answers."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 from dash import Dash
@@ -13,7 +14,7 @@ from web.services import services
 from web.session import CSRF_COOKIE, set_csrf_cookie
 
 
-def content_security_policy(script_hashes: list[str]) -> str:
+def content_security_policy(script_hashes: Sequence[str]) -> str:
     """The policy: our own scripts plus the hashes of Dash's inline ones, no eval anywhere."""
     return "; ".join(
         [

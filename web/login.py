@@ -7,6 +7,7 @@ import secrets
 from datetime import timedelta
 
 from flask import Flask, Response, redirect, request
+from werkzeug.wrappers import Response as BaseResponse
 
 from components.i18n import t
 from data import access
@@ -86,7 +87,7 @@ def _login_fields(lang: str, *, username: str = "", target: str = "/") -> str:
     )
 
 
-def login() -> Response:
+def login() -> BaseResponse:
     """GET: the sign-in form; POST: check the password (throttled) and open a session."""
     lang = _lang()
     target = next_target(request.values.get("next", "/"))
@@ -144,7 +145,7 @@ def login() -> Response:
     return response
 
 
-def logout() -> Response:
+def logout() -> BaseResponse:
     """End the session (POST with its CSRF token; the gate has checked it) and go to sign-in."""
     if request.method != "POST":
         return plain(405, "sign out with the button / 请使用退出按钮")
@@ -162,7 +163,7 @@ def logout() -> Response:
     return response
 
 
-def setup() -> Response:
+def setup() -> BaseResponse:
     """The one-time administrator setup: with the code `serve` printed, create the first admin."""
     lang = _lang()
     engine = services().engine

@@ -55,7 +55,7 @@ class AppServices:
         with self._lock:
             if name not in self._made:
                 self._made[name] = make()
-            return self._made[name]  # type: ignore[no-any-return]
+            return self._made[name]
 
     @property
     def results(self) -> TtlCache | SharedCache:
@@ -93,11 +93,20 @@ class AppServices:
             return self.web_engine
         return self._once("read", lambda: create_web_engine(read_url))
 
-    def _shared(self, **options: object) -> SharedCache | None:
+    def _shared(
+        self, *, period_seconds: float, quiet_seconds: float, namespace: str, max_local_entries: int
+    ) -> SharedCache | None:
+        """A cache shared by every worker through Redis, None without Redis."""
         if self.redis is None:
             return None
         return create_shared_cache(
-            client=self.redis, events=self.listener, owner_url=self.owner_url, **options
+            client=self.redis,
+            events=self.listener,
+            owner_url=self.owner_url,
+            period_seconds=period_seconds,
+            quiet_seconds=quiet_seconds,
+            namespace=namespace,
+            max_local_entries=max_local_entries,
         )
 
     def _results_cache(self) -> TtlCache | SharedCache:
@@ -157,7 +166,7 @@ def attach(server: Flask, settings: Settings) -> AppServices:
 
 def services() -> AppServices:
     """The services of the app handling the current request (or app context)."""
-    return current_app.extensions[EXTENSION]  # type: ignore[no-any-return]
+    return current_app.extensions[EXTENSION]
 
 
 def web_engine() -> Engine:
