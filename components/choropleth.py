@@ -60,7 +60,7 @@ def _nice_breaks(values: Sequence[float], classes: int, *, integral: bool = Fals
         # counts: whole-number classes, so a legend never reads "2 – 2"
         step = max(1, math.ceil(step))
     first = math.floor(low / step) * step + step
-    breaks = []
+    breaks: list[float] = []
     value = first
     # `<=`: with counts 0 and 1 the break at 1 separates them
     while value <= high and len(breaks) < classes - 1:

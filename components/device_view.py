@@ -6,6 +6,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from dash import dcc, html
 
+from components.attributes import wildcards
 from components.i18n import t
 from components.state import href
 from components.theme import ACCENT, SEVERITY_COLORS, STATE_COLORS, base_layout, message_figure
@@ -69,7 +70,7 @@ def summary_children(device: DeviceDetail, lang: str) -> list:
                     t(f"state.{device.state}", lang),
                     className=f"os-state os-state-{device.state}",
                     id="device-state",
-                    **{"data-state": device.state},
+                    **wildcards({"data-state": device.state}),
                 ),
             ]
         ),

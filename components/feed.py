@@ -23,19 +23,20 @@ def feed_children(
     if frame.empty:
         return html.Div(t("panel.empty_feed", lang), className="os-empty")
     rows = []
-    for item in frame.itertuples():
-        opened = pd.Timestamp(item.opened_at).tz_convert(CITY_TZ).strftime("%H:%M")
-        place = item.district_en if lang == "en" else item.district_zh
-        street = item.street_en if lang == "en" else item.street_zh
+    for item in frame.to_dict("records"):
+        opened = pd.Timestamp(item["opened_at"]).tz_convert(CITY_TZ).strftime("%H:%M")
+        place = item["district_en"] if lang == "en" else item["district_zh"]
+        street = item["street_en"] if lang == "en" else item["street_zh"]
         if isinstance(street, str) and street:
             place = f"{place} · {street}"
-        title = item.title_en if lang == "en" else item.title_zh
-        category = categories.get(item.category_code, (item.category_code, item.category_code))
+        title = item["title_en"] if lang == "en" else item["title_zh"]
+        code = item["category_code"]
+        category = categories.get(code, (code, code))
         cells = [
             html.Span(opened, className="os-feed-time"),
             html.Span(
-                t(f"severity.{item.severity}", lang),
-                className=f"os-badge os-sev-{item.severity}",
+                t(f"severity.{item['severity']}", lang),
+                className=f"os-badge os-sev-{item['severity']}",
             ),
             html.Span(title, className="os-feed-title"),
             html.Span(
@@ -43,14 +44,14 @@ def feed_children(
                 className="os-feed-place",
             ),
             html.Span(
-                t(f"status.{item.status}", lang),
-                className=f"os-feed-status os-status-{item.status}",
+                t(f"status.{item['status']}", lang),
+                className=f"os-feed-status os-status-{item['status']}",
             ),
         ]
-        row_class = f"os-feed-row os-feed-{item.status}"
+        row_class = f"os-feed-row os-feed-{item['status']}"
         rows.append(
             dcc.Link(
-                href=href("/incidents", lang=lang, incident=str(item.id)),
+                href=href("/incidents", lang=lang, incident=str(item["id"])),
                 className=row_class,
                 children=cells,
             )

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Sequence
+from typing import Any, cast
 
 from dash import dcc, html
+from dash.development.base_component import Component
 
 from components import ids, reference
 from components.i18n import name, t
@@ -12,6 +15,12 @@ from components.state import LAYERS, METRICS, STACKS, pick
 from data.errors import READ_ERRORS
 
 log = logging.getLogger(__name__)
+
+# one choice of a radio, check or dropdown control, as Dash takes it: {"label": …, "value": …}
+# (the dcc stubs type each control's options as its own TypedDict, hence the casts below)
+Option = dict[str, str]
+# a plain id, or a pattern-matching one ({"type": …, "key": …})
+ComponentId = str | dict[str, str]
 
 
 def lookup(loader) -> dict:
@@ -23,14 +32,14 @@ def lookup(loader) -> dict:
         return {}
 
 
-def dropdown_options(found: dict[str, tuple], lang: str, all_key: str) -> list[dict]:
+def dropdown_options(found: dict[str, tuple], lang: str, all_key: str) -> list[Option]:
     """An "all" option and one per code, labelled in `lang`."""
     return [{"label": t(all_key, lang), "value": ""}] + [
         {"label": name(names[:2], lang), "value": code} for code, names in found.items()
     ]
 
 
-def category_options(lang: str) -> list[dict]:
+def category_options(lang: str) -> list[Option]:
     """The category filter's options (empty if the store cannot be read right now)."""
     return dropdown_options(lookup(reference.categories), lang, "filter.all_categories")
 
@@ -40,39 +49,59 @@ def chosen_category(value: object) -> str | None:
     return pick(value, list(reference.categories()), None).value
 
 
-def control(label: str, component, *, control_id: str | None = None, wide: bool = False):
+def control(
+    label: str, component: Component, *, control_id: str | None = None, wide: bool = False
+) -> html.Div:
     """A labelled filter control."""
+    # no id at all rather than id=None when none is given
+    named: dict[str, Any] = {"id": control_id} if control_id else {}
     return html.Div(
         className="os-control os-control-category" if wide else "os-control",
         children=[html.Label(label), component],
-        **({"id": control_id} if control_id else {}),
+        **named,
     )
 
 
-def labelled_options(values, lang: str, prefix: str) -> list[dict]:
+def labelled_options(values: Iterable[str], lang: str, prefix: str) -> list[Option]:
     """Options whose labels are the `prefix.<value>` texts in `lang`."""
     return [{"label": t(f"{prefix}.{value}", lang), "value": value} for value in values]
 
 
-def segmented(component_id, options: list[dict], value) -> dcc.RadioItems:
+def segmented(
+    component_id: ComponentId, options: Sequence[Option], value: str | None
+) -> dcc.RadioItems:
     """Radio buttons drawn as one segmented bar."""
     return dcc.RadioItems(
-        id=component_id, options=options, value=value, className="os-segmented", inline=True
+        id=component_id,
+        options=cast("Sequence[dcc.RadioItems.Options]", options),
+        value=value,
+        className="os-segmented",
+        inline=True,
     )
 
 
-def checks(component_id, options: list[dict], value: list) -> dcc.Checklist:
+def checks(component_id: ComponentId, options: Sequence[Option], value: list[str]) -> dcc.Checklist:
     """Check boxes drawn as pills."""
     return dcc.Checklist(
-        id=component_id, options=options, value=value, className="os-checks", inline=True
+        id=component_id,
+        options=cast("Sequence[dcc.Checklist.Options]", options),
+        value=value,
+        className="os-checks",
+        inline=True,
     )
 
 
-def dropdown(component_id, options: list[dict], value, *, searchable: bool = False) -> dcc.Dropdown:
+def dropdown(
+    component_id: ComponentId,
+    options: Sequence[Option],
+    value: str | None,
+    *,
+    searchable: bool = False,
+) -> dcc.Dropdown:
     """A dark, non-clearable dropdown."""
     return dcc.Dropdown(
         id=component_id,
-        options=options,
+        options=cast("Sequence[dcc.Dropdown.Options]", options),
         value=value,
         clearable=False,
         searchable=searchable,

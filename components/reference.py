@@ -22,7 +22,7 @@ def _cached(key: tuple[str, str | None], load: Callable[[], _T]) -> _T:
     if value is None:
         value = load()
         memo.set(name, value)
-    return value  # type: ignore[no-any-return]
+    return value
 
 
 def districts() -> dict[str, tuple[str, str]]:

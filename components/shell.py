@@ -6,6 +6,7 @@ from dash import ALL, Input, Output, State, dcc, html
 from flask import g
 
 from components import ids, reference
+from components.attributes import wildcards
 from components.callbacks import CallbackSet
 from components.i18n import name, t
 from components.panels import fresh_config
@@ -61,7 +62,11 @@ def create_page(
                             html.Span(t("app.subtitle", lang), className="os-brand-sub"),
                         ],
                     ),
-                    html.Nav(crumbs or [], className="os-crumbs", **{"aria-label": "breadcrumb"}),
+                    html.Nav(
+                        crumbs or [],
+                        className="os-crumbs",
+                        **wildcards({"aria-label": "breadcrumb"}),
+                    ),
                     html.Nav(nav, className="os-nav"),
                     html.Div(id=ids.CLOCK, className="os-clock"),
                     _account(principal, lang),
@@ -70,7 +75,7 @@ def create_page(
                         id=ids.LANG_TOGGLE,
                         className="os-lang-toggle",
                         title=t("nav.language_hint", lang),
-                        **{"data-lang": lang},
+                        **wildcards({"data-lang": lang}),
                     ),
                 ],
             ),

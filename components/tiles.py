@@ -6,6 +6,7 @@ from zoneinfo import ZoneInfo
 
 from dash import html
 
+from components.attributes import wildcards
 from components.i18n import t
 from components.panels import skeleton
 from data.kpis import Kpis
@@ -53,7 +54,7 @@ def _tile(key: str, label: str, value: str, detail, trend=None, accent: str = ""
         className=f"os-tile os-tile-{key} {accent}".strip(),
         children=[
             html.Div(label, className="os-tile-label"),
-            html.Div(value, className="os-tile-value", **{"data-key": key}),
+            html.Div(value, className="os-tile-value", **wildcards({"data-key": key})),
             html.Div(detail, className="os-tile-detail"),
             trend if trend is not None else html.Span(),
         ],
