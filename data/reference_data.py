@@ -6,6 +6,7 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import pandas as pd
@@ -261,37 +262,14 @@ def import_street_boundaries(
     """
     if datum not in ("gcj02", "wgs84"):
         raise StreetImportError(f"datum must be gcj02 or wgs84, not {datum!r}")
-    try:
-        features = json.loads(Path(path).read_text(encoding="utf-8"))["features"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise StreetImportError(
-            f"{path}: not a readable GeoJSON FeatureCollection ({exc})"
-        ) from None
+    features = _read_features(path)
     with engine.begin() as conn:
         known = dict(
             conn.execute(sa.text("SELECT code, district_adcode FROM street")).tuples().all()
         )
-        imported: dict[str, BaseGeometry] = {}
-        for number, feature in enumerate(features, start=1):
-            props = feature.get("properties") or {}
-            code = str(props.get(code_property, "")).strip()
-            if code not in known:
-                raise StreetImportError(
-                    f"feature {number}: property {code_property!r} = {code!r} is not one of the "
-                    "234 street/town codes"
-                )
-            try:
-                geom = shapely.geometry.shape(feature["geometry"])
-            except (KeyError, TypeError, ValueError, AttributeError) as exc:
-                raise StreetImportError(
-                    f"feature {number} ({code}): bad geometry ({exc})"
-                ) from None
-            if datum == "gcj02":
-                geom = geo.geometry_gcj02_to_wgs84(geom)
-            geom = _multi(geom)
-            if geom.is_empty:
-                raise StreetImportError(f"feature {number} ({code}): geometry is empty")
-            imported[code] = geom
+        imported = _street_geometries(
+            features, known=known, code_property=code_property, datum=datum
+        )
         if not imported:
             raise StreetImportError(f"{path}: no features")
         for code, geom in imported.items():
@@ -305,44 +283,7 @@ def import_street_boundaries(
                 ),
                 {"geom": _ewkt(geom), "code": code, "source": f"import:{Path(path).name}"},
             )
-        # generated neighbours give way to real boundaries
-        conn.execute(
-            sa.text(
-                "UPDATE street s SET geom = ST_Multi(ST_CollectionExtract(ST_MakeValid("
-                "ST_Difference(s.geom, real.geom)), 3))"
-                " FROM (SELECT district_adcode, ST_Union(geom) AS geom FROM street"
-                "       WHERE NOT approximate GROUP BY district_adcode) real"
-                " WHERE s.approximate AND s.district_adcode = real.district_adcode"
-            )
-        )
-        # what a smaller real area leaves uncovered goes to the nearest generated neighbour, so
-        # the streets still partition their district
-        conn.execute(
-            sa.text(
-                "WITH holes AS ("
-                "  SELECT row_number() OVER () AS id, h.adcode, h.geom FROM ("
-                "    SELECT d.adcode,"
-                "      (ST_Dump(ST_CollectionExtract(ST_MakeValid("
-                "         ST_Difference(d.geom, ST_Union(s.geom))), 3))).geom AS geom"
-                "    FROM district d JOIN street s ON s.district_adcode = d.adcode"
-                "    GROUP BY d.adcode, d.geom) h"
-                "  WHERE ST_Area(h.geom::geography) > 1),"
-                " owner AS ("
-                "  SELECT DISTINCT ON (h.id) h.id, h.geom, s.code FROM holes h"
-                "  JOIN street s ON s.district_adcode = h.adcode AND s.approximate"
-                "  ORDER BY h.id, ST_Distance(s.geom, h.geom), s.code)"
-                " UPDATE street s SET geom = ST_Multi(ST_CollectionExtract(ST_MakeValid("
-                "   ST_Union(s.geom, g.geom)), 3))"
-                " FROM (SELECT code, ST_Union(geom) AS geom FROM owner GROUP BY code) g"
-                " WHERE s.code = g.code"
-            )
-        )
-        conn.execute(
-            sa.text(
-                "UPDATE street SET area_km2 = greatest(ST_Area(geom::geography) / 1e6, 1e-6),"
-                " label_point = ST_PointOnSurface(geom)"
-            )
-        )
+        _fit_generated_streets(conn)
         _reassign_to_streets(conn)
         set_meta(
             conn,
@@ -350,6 +291,86 @@ def import_street_boundaries(
             value={"file": Path(path).name, "datum": datum, "streets": sorted(imported)},
         )
     return len(imported)
+
+
+def _read_features(path: Path) -> list[dict[str, Any]]:
+    """The features of a GeoJSON FeatureCollection file, or StreetImportError saying why not."""
+    try:
+        collection = json.loads(Path(path).read_text(encoding="utf-8"))
+        features: list[dict[str, Any]] = collection["features"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise StreetImportError(
+            f"{path}: not a readable GeoJSON FeatureCollection ({exc})"
+        ) from None
+    return features
+
+
+def _street_geometries(
+    features: list[dict[str, Any]], *, known: dict[str, str], code_property: str, datum: str
+) -> dict[str, BaseGeometry]:
+    """Each feature's WGS-84 multipolygon by street code; the first bad feature raises."""
+    imported: dict[str, BaseGeometry] = {}
+    for number, feature in enumerate(features, start=1):
+        props = feature.get("properties") or {}
+        code = str(props.get(code_property, "")).strip()
+        if code not in known:
+            raise StreetImportError(
+                f"feature {number}: property {code_property!r} = {code!r} is not one of the "
+                "234 street/town codes"
+            )
+        try:
+            geom = shapely.geometry.shape(feature["geometry"])
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise StreetImportError(f"feature {number} ({code}): bad geometry ({exc})") from None
+        if datum == "gcj02":
+            geom = geo.geometry_gcj02_to_wgs84(geom)
+        geom = _multi(geom)
+        if geom.is_empty:
+            raise StreetImportError(f"feature {number} ({code}): geometry is empty")
+        imported[code] = geom
+    return imported
+
+
+def _fit_generated_streets(conn: sa.Connection) -> None:
+    """Trim generated streets around the imported ones, fill the gaps left, refresh areas."""
+    # generated neighbours give way to real boundaries
+    conn.execute(
+        sa.text(
+            "UPDATE street s SET geom = ST_Multi(ST_CollectionExtract(ST_MakeValid("
+            "ST_Difference(s.geom, real.geom)), 3))"
+            " FROM (SELECT district_adcode, ST_Union(geom) AS geom FROM street"
+            "       WHERE NOT approximate GROUP BY district_adcode) real"
+            " WHERE s.approximate AND s.district_adcode = real.district_adcode"
+        )
+    )
+    # what a smaller real area leaves uncovered goes to the nearest generated neighbour, so
+    # the streets still partition their district
+    conn.execute(
+        sa.text(
+            "WITH holes AS ("
+            "  SELECT row_number() OVER () AS id, h.adcode, h.geom FROM ("
+            "    SELECT d.adcode,"
+            "      (ST_Dump(ST_CollectionExtract(ST_MakeValid("
+            "         ST_Difference(d.geom, ST_Union(s.geom))), 3))).geom AS geom"
+            "    FROM district d JOIN street s ON s.district_adcode = d.adcode"
+            "    GROUP BY d.adcode, d.geom) h"
+            "  WHERE ST_Area(h.geom::geography) > 1),"
+            " owner AS ("
+            "  SELECT DISTINCT ON (h.id) h.id, h.geom, s.code FROM holes h"
+            "  JOIN street s ON s.district_adcode = h.adcode AND s.approximate"
+            "  ORDER BY h.id, ST_Distance(s.geom, h.geom), s.code)"
+            " UPDATE street s SET geom = ST_Multi(ST_CollectionExtract(ST_MakeValid("
+            "   ST_Union(s.geom, g.geom)), 3))"
+            " FROM (SELECT code, ST_Union(geom) AS geom FROM owner GROUP BY code) g"
+            " WHERE s.code = g.code"
+        )
+    )
+    conn.execute(
+        sa.text(
+            "UPDATE street SET area_km2 = greatest(ST_Area(geom::geography) / 1e6, 1e-6),"
+            " label_point = ST_PointOnSurface(geom)"
+        )
+    )
 
 
 def _reassign_to_streets(conn: sa.Connection) -> None:

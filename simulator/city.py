@@ -536,14 +536,50 @@ def record_incidents(
     params = type_arrays(device_types)
     types = {t.type_id: t for t in device_types}
     end_us = _to_us(city.end)
-    devices = city.devices
     if len(batch) == 0:
         return
-    type_ids = devices["type_id"].to_numpy()
+    type_ids = city.devices["type_id"].to_numpy()
     # ids are 1..N in frame order, and batches are device-major and sorted by id
     first_id, last_id = int(batch.device_id[0]), int(batch.device_id[-1])
-    in_block = [ep for ep in city.episodes if first_id <= ep.device_index + 1 <= last_id]
-    for ep in in_block:
+    _record_crossings(
+        book,
+        city=city,
+        batch=batch,
+        episodes=[ep for ep in city.episodes if first_id <= ep.device_index + 1 <= last_id],
+        params=params,
+        types=types,
+        type_ids=type_ids,
+        street_names=street_names,
+        rng=rng,
+        end_us=end_us,
+    )
+    _record_silences(
+        book,
+        city=city,
+        device_indexes=range(first_id - 1, last_id),
+        types=types,
+        type_ids=type_ids,
+        street_names=street_names,
+        rng=rng,
+        end_us=end_us,
+    )
+
+
+def _record_crossings(
+    book: IncidentBook,
+    *,
+    city: City,
+    batch: ReadingBatch,
+    episodes: list[Episode],
+    params: dict[str, np.ndarray],
+    types: dict[int, DeviceType],
+    type_ids: np.ndarray,
+    street_names: dict[str, tuple[str, str]],
+    rng: np.random.Generator,
+    end_us: int,
+) -> None:
+    """Open an incident for each fault episode whose readings leave the normal band."""
+    for ep in episodes:
         device_id = ep.device_index + 1
         lo, hi = np.searchsorted(batch.device_id, [device_id, device_id + 1])
         ts, value = batch.ts_us[lo:hi], batch.value[lo:hi]
@@ -583,11 +619,25 @@ def record_incidents(
             trigger_value=float(value[peak_index]),
             threshold=_threshold(t, worst, ep.direction),
         )
-    for device_index in range(first_id - 1, last_id):
+
+
+def _record_silences(
+    book: IncidentBook,
+    *,
+    city: City,
+    device_indexes: range,
+    types: dict[int, DeviceType],
+    type_ids: np.ndarray,
+    street_names: dict[str, tuple[str, str]],
+    rng: np.random.Generator,
+    end_us: int,
+) -> None:
+    """Open an offline incident for each active device silent past its grace before the end."""
+    for device_index in device_indexes:
         silent_from = city.silent_from_us[device_index]
         if silent_from >= end_us:
             continue
-        if devices.at[device_index, "status"] != "active":
+        if city.devices.at[device_index, "status"] != "active":
             continue
         t = types[int(type_ids[device_index])]
         grace = max(3 * t.interval_s, 600) * US
@@ -644,33 +694,20 @@ def _add_incident(
     trigger_value: float | None,
     threshold: float | None,
 ) -> None:
+    """Add an incident and its events unless the device already has a live one for this rule."""
     device = city.devices.iloc[device_index]
     if (int(device["id"]), rule) in book.live:
         return
     incident_id = len(book.incidents) + 1
     opened = _from_us(opened_us)
-    # people acknowledge after minutes, and close the ticket a while after the values recover
-    ack_us = opened_us + int(rng.uniform(2, 25) * 60 * US)
-    resolved_us = cleared_us + int(rng.uniform(5, 45) * 60 * US) if cleared_us is not None else None
-    acknowledged_at = _from_us(ack_us) if ack_us < end_us and rng.random() < 0.8 else None
-    resolved_at = (
-        _from_us(resolved_us) if resolved_us is not None and resolved_us < end_us else None
+    status, acknowledged_at, resolved_at = _incident_progress(
+        rng, opened_us=opened_us, cleared_us=cleared_us, end_us=end_us
     )
-    status = "resolved" if resolved_at else ("acknowledged" if acknowledged_at else "open")
-    if resolved_at and acknowledged_at and acknowledged_at > resolved_at:
-        acknowledged_at = None
     if status != "resolved":
         book.live.add((int(device["id"]), rule))
-    street_zh, street_en = street_names[device["street_code"]]
-    if rule == "offline":
-        title_zh = f"{street_zh}{t.name_zh}离线"
-        title_en = f"{t.name_en} offline in {street_en}"
-    else:
-        shown = f"{trigger_value:.{t.decimals}f}{t.unit}" if trigger_value is not None else ""
-        kind_zh = "报警" if rule.startswith(("alarm", "binary")) else "预警"
-        title_zh = f"{street_zh}{t.name_zh}{kind_zh} {shown}".strip()
-        kind_en = "alarm" if kind_zh == "报警" else "warning"
-        title_en = f"{t.name_en} {kind_en} in {street_en} {shown}".strip()
+    title_zh, title_en = _incident_titles(
+        t, rule=rule, street=street_names[device["street_code"]], trigger_value=trigger_value
+    )
     book.incidents.append(
         {
             "id": incident_id,
@@ -693,8 +730,60 @@ def _add_incident(
             "lat": float(device["lat"]),
         }
     )
-    duty = f"duty-{device['district_adcode']}"
-    book.events.append(
+    book.events.extend(
+        _incident_events(
+            incident_id,
+            opened=opened,
+            acknowledged_at=acknowledged_at,
+            resolved_at=resolved_at,
+            duty=f"duty-{device['district_adcode']}",
+        )
+    )
+
+
+def _incident_progress(
+    rng: np.random.Generator, *, opened_us: int, cleared_us: int | None, end_us: int
+) -> tuple[str, datetime | None, datetime | None]:
+    """Status, acknowledged_at and resolved_at of an incident as people would have handled it."""
+    # people acknowledge after minutes, and close the ticket a while after the values recover
+    ack_us = opened_us + int(rng.uniform(2, 25) * 60 * US)
+    resolved_us = cleared_us + int(rng.uniform(5, 45) * 60 * US) if cleared_us is not None else None
+    acknowledged_at = _from_us(ack_us) if ack_us < end_us and rng.random() < 0.8 else None
+    resolved_at = (
+        _from_us(resolved_us) if resolved_us is not None and resolved_us < end_us else None
+    )
+    status = "resolved" if resolved_at else ("acknowledged" if acknowledged_at else "open")
+    if resolved_at and acknowledged_at and acknowledged_at > resolved_at:
+        acknowledged_at = None
+    return status, acknowledged_at, resolved_at
+
+
+def _incident_titles(
+    t: DeviceType, *, rule: str, street: tuple[str, str], trigger_value: float | None
+) -> tuple[str, str]:
+    """Chinese and English incident titles naming the street, device type and shown value."""
+    street_zh, street_en = street
+    if rule == "offline":
+        return f"{street_zh}{t.name_zh}离线", f"{t.name_en} offline in {street_en}"
+    shown = f"{trigger_value:.{t.decimals}f}{t.unit}" if trigger_value is not None else ""
+    kind_zh = "报警" if rule.startswith(("alarm", "binary")) else "预警"
+    kind_en = "alarm" if kind_zh == "报警" else "warning"
+    return (
+        f"{street_zh}{t.name_zh}{kind_zh} {shown}".strip(),
+        f"{t.name_en} {kind_en} in {street_en} {shown}".strip(),
+    )
+
+
+def _incident_events(
+    incident_id: int,
+    *,
+    opened: datetime,
+    acknowledged_at: datetime | None,
+    resolved_at: datetime | None,
+    duty: str,
+) -> list[dict]:
+    """The opened, and where they happened acknowledged and resolved, events of an incident."""
+    events: list[dict] = [
         {
             "incident_id": incident_id,
             "at": opened,
@@ -704,9 +793,9 @@ def _add_incident(
             "to_status": "open",
             "note": None,
         }
-    )
+    ]
     if acknowledged_at:
-        book.events.append(
+        events.append(
             {
                 "incident_id": incident_id,
                 "at": acknowledged_at,
@@ -718,7 +807,7 @@ def _add_incident(
             }
         )
     if resolved_at:
-        book.events.append(
+        events.append(
             {
                 "incident_id": incident_id,
                 "at": resolved_at,
@@ -729,6 +818,7 @@ def _add_incident(
                 "note": "数值恢复正常 / values back to normal",
             }
         )
+    return events
 
 
 def _from_us(us: int) -> datetime:

@@ -13,6 +13,7 @@ import pandas as pd
 from sqlalchemy.engine import Engine
 
 from data import catalog, geo, writes
+from data.catalog import DeviceType
 from data.errors import AlreadySeeded
 from data.incidents import ensure_default_teams
 from data.migrate import require_current_schema
@@ -86,6 +87,45 @@ def seed_city(
     if scale not in SCALES:
         raise ValueError(f"unknown scale {scale!r}; choose one of {', '.join(SCALES)}")
     require_current_schema(engine)
+    _clear_or_refuse(engine, reset=reset)
+
+    started = time.perf_counter()
+    city, device_types, street_names = _plan_and_insert_devices(
+        engine, scale=scale, random_seed=random_seed, end=end
+    )
+    if on_total:
+        on_total(len(city.devices))
+    book, readings, readings_seconds = _write_readings(
+        engine,
+        city=city,
+        device_types=device_types,
+        street_names=street_names,
+        random_seed=random_seed,
+        progress=progress,
+    )
+    incidents, events = book.frames()
+    with engine.begin() as conn:
+        if len(incidents):
+            writes.insert_incidents(conn, incidents, events)
+    writes.refresh_status(engine, at=city.end)
+    writes.analyze(engine)
+    report = SeedReport(
+        scale=scale,
+        random_seed=random_seed,
+        devices=len(city.devices),
+        readings=readings,
+        incidents=len(incidents),
+        start=city.start,
+        end=city.end,
+        seconds=time.perf_counter() - started,
+        readings_seconds=readings_seconds,
+    )
+    _record_seed_meta(engine, report=report)
+    return report
+
+
+def _clear_or_refuse(engine: Engine, *, reset: bool) -> None:
+    """Empty the city tables, or raise AlreadySeeded when a seeded city exists and reset is off."""
     existing = writes.get_meta(engine, key="seed")
     if existing and not reset:
         raise AlreadySeeded(
@@ -97,7 +137,11 @@ def seed_city(
     if reset or writes.has_devices(engine):
         writes.clear_city(engine)
 
-    started = time.perf_counter()
+
+def _plan_and_insert_devices(
+    engine: Engine, *, scale: str, random_seed: int, end: datetime | None
+) -> tuple[City, list[DeviceType], dict[str, tuple[str, str]]]:
+    """Load reference data, plan the city over the stored streets and insert its devices."""
     load_reference_data(engine)
     ensure_default_teams(engine)
     categories = catalog.load_categories()
@@ -115,9 +159,19 @@ def seed_city(
     city.devices["cell"] = _cells_in_grid(engine, city)
     with engine.begin() as conn:
         writes.insert_devices(conn, city.devices)
-    if on_total:
-        on_total(len(city.devices))
+    return city, device_types, street_names
 
+
+def _write_readings(
+    engine: Engine,
+    *,
+    city: City,
+    device_types: list[DeviceType],
+    street_names: dict[str, tuple[str, str]],
+    random_seed: int,
+    progress: Callable[[int], None] | None,
+) -> tuple[IncidentBook, int, float]:
+    """Write readings batch by batch, noting incidents; returns the book, count and COPY seconds."""
     book = IncidentBook()
     incident_rng = np.random.default_rng([random_seed, 7])
     readings = 0
@@ -139,40 +193,26 @@ def seed_city(
         )
         if progress:
             progress(len(np.unique(batch.device_id)) if len(batch) else 0)
+    return book, readings, readings_seconds
 
-    incidents, events = book.frames()
-    with engine.begin() as conn:
-        if len(incidents):
-            writes.insert_incidents(conn, incidents, events)
-    writes.refresh_status(engine, at=city.end)
-    writes.analyze(engine)
-    report = SeedReport(
-        scale=scale,
-        random_seed=random_seed,
-        devices=len(city.devices),
-        readings=readings,
-        incidents=len(incidents),
-        start=city.start,
-        end=city.end,
-        seconds=time.perf_counter() - started,
-        readings_seconds=readings_seconds,
-    )
+
+def _record_seed_meta(engine: Engine, *, report: SeedReport) -> None:
+    """Note what was seeded in app_meta, which later runs read to refuse overwriting it."""
     with engine.begin() as conn:
         writes.set_meta(
             conn,
             key="seed",
             value={
-                "scale": scale,
-                "random_seed": random_seed,
+                "scale": report.scale,
+                "random_seed": report.random_seed,
                 "devices": report.devices,
-                "readings": readings,
+                "readings": report.readings,
                 "incidents": report.incidents,
-                "window_start": city.start.isoformat(),
-                "window_end": city.end.isoformat(),
+                "window_start": report.start.isoformat(),
+                "window_end": report.end.isoformat(),
                 "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
             },
         )
-    return report
 
 
 def _cells_in_grid(engine: Engine, city: City) -> pd.Series:
