@@ -8,6 +8,7 @@ from dash_extensions.javascript import Namespace
 
 from components.choropleth import LegendEntry
 from components.i18n import t
+from components.ids import ComponentId
 from components.theme import SEVERITY_COLORS, STATE_COLORS, STATE_RANK
 from web.services import services
 
@@ -39,9 +40,9 @@ def geojson_options(**options) -> dict:
 
 def create_map(
     *,
-    map_id: str,
+    map_id: ComponentId,
     layers: list,
-    legend_id: str,
+    legend_id: ComponentId,
     legend: list | None = None,
     bounds=None,
     center: tuple[float, float] | None = None,

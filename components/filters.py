@@ -11,6 +11,7 @@ from dash.development.base_component import Component
 
 from components import ids, reference
 from components.i18n import name, t
+from components.ids import ComponentId
 from components.state import LAYERS, METRICS, STACKS, pick
 from data.errors import READ_ERRORS
 
@@ -19,8 +20,6 @@ log = logging.getLogger(__name__)
 # one choice of a radio, check or dropdown control, as Dash takes it: {"label": …, "value": …}
 # (the dcc stubs type each control's options as its own TypedDict, hence the casts below)
 Option = dict[str, str]
-# a plain id, or a pattern-matching one ({"type": …, "key": …})
-ComponentId = str | dict[str, str]
 
 
 def lookup(loader) -> dict:
@@ -68,14 +67,18 @@ def labelled_options(values: Iterable[str], lang: str, prefix: str) -> list[Opti
 
 
 def segmented(
-    component_id: ComponentId, options: Sequence[Option], value: str | None
+    component_id: ComponentId,
+    options: Sequence[Option],
+    value: str | None,
+    *,
+    class_name: str = "",
 ) -> dcc.RadioItems:
     """Radio buttons drawn as one segmented bar."""
     return dcc.RadioItems(
         id=component_id,
         options=cast("Sequence[dcc.RadioItems.Options]", options),
         value=value,
-        className="os-segmented",
+        className=f"os-segmented {class_name}".strip(),
         inline=True,
     )
 

@@ -1,5 +1,10 @@
 """Component ids, in one place so pages, callbacks and tests agree."""
 
+from typing import Any
+
+# a plain id, or a pattern-matching one ({"type": …, "key": …})
+ComponentId = str | dict[str, Any]
+
 URL = "os-url"
 REFRESH = "os-refresh"
 PAGE_META = "os-page-meta"

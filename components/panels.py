@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from dash import dcc, html
+from dash.development.base_component import Component
 
 from components import ids
 from components.i18n import t
@@ -47,7 +48,7 @@ def skeleton(class_name: str = "os-skel-block") -> html.Div:
 
 
 def panel(
-    title: str,
+    title: str | Component,
     body: Any,
     *,
     class_name: str = "",

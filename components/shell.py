@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from dash import ALL, Input, Output, State, dcc, html
+from dash.development.base_component import Component
 from flask import g
 
 from components import ids, reference
@@ -24,7 +27,7 @@ def create_page(
     title: str,
     active: str,
     body: list,
-    crumbs: list | None = None,
+    crumbs: list | Component | None = None,
     class_name: str = "",
 ) -> html.Div:
     """A page: header (brand, crumbs, nav, clock, language) over `body`; sets title and lang."""
@@ -120,7 +123,7 @@ def _account(principal: Principal | None, lang: str) -> html.Div | None:
     )
 
 
-def crumb_links(lang: str, trail: list[tuple[str, str | None]]) -> list:
+def crumb_links(lang: str, trail: Sequence[tuple[str, str | None]]) -> list:
     """Breadcrumbs: (label, href) pairs, the last one (href None) is the current place."""
     items: list = []
     for index, (label, target) in enumerate(trail):

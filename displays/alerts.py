@@ -42,16 +42,16 @@ ATTENTION_READINGS_MINUTES = 180
 def _records(frame: pd.DataFrame, *, masked: bool) -> list[dict]:
     """The new critical incidents as the schedule takes them (none on kiosks)."""
     rows = []
-    for item in frame.itertuples():
+    for item in frame.to_dict("records"):
         rows.append(
             {
-                "id": int(item.id),
-                "district": item.district_adcode,
-                "street": item.street_code if isinstance(item.street_code, str) else None,
-                "lon": float(item.lon),
-                "lat": float(item.lat),
-                "severity": item.severity,
-                "category": item.category_code,
+                "id": int(item["id"]),
+                "district": item["district_adcode"],
+                "street": item["street_code"] if isinstance(item["street_code"], str) else None,
+                "lon": float(item["lon"]),
+                "lat": float(item["lat"]),
+                "severity": item["severity"],
+                "category": item["category_code"],
             }
         )
     return [] if masked else rows

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import SupportsFloat
+
 import pandas as pd
 from dash import html
 
@@ -9,7 +11,7 @@ from components.i18n import name, t
 from components.tiles import CITY_TZ
 
 
-def _number(value: object, decimals: int, unit: str) -> str:
+def _number(value: SupportsFloat | None, decimals: int, unit: str) -> str:
     if value is None or (isinstance(value, float) and pd.isna(value)):
         return "–"
     return f"{float(value):.{decimals}f} {unit}".strip()

@@ -42,7 +42,7 @@ FEED_LENGTH = 12
 SLOT_PANELS = (AREAS, TILES, RANKING, FEED)
 
 
-def slot_id(kind: str, slot: str | Any) -> dict:
+def slot_id(kind: str, slot: str | Any) -> dict[str, Any]:
     """Pattern id of one part of a slot."""
     return {"type": f"wall-{kind}", "slot": slot}
 
@@ -248,7 +248,8 @@ def _slot_answer(slot: str, raw_view: object, sent: object, config: object) -> t
     changed = (
         ctx.triggered_id != ids.REFRESH or not isinstance(sent, dict) or sent.get("view") != key
     )
-    metric = pick(config.get("metric"), METRICS, METRICS[0]).value or METRICS[0]
+    chosen = config.get("metric") if isinstance(config, dict) else None
+    metric = pick(chosen, METRICS, METRICS[0]).value or METRICS[0]
     look = slot_look(slot, lang=lang, metric=metric, masked=masked)
     try:
         content = slot_content(

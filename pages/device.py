@@ -11,6 +11,7 @@ from dash import Input, Output, State, callback, dcc, html
 from components import ids, reference
 from components.device_view import series_figure, summary_children
 from components.feed import feed_children
+from components.filters import labelled_options, segmented
 from components.i18n import t
 from components.notfound import not_found_page
 from components.panels import panel, unavailable
@@ -93,14 +94,11 @@ def layout(
                         figure=message_figure(t("panel.loading", lang)),
                         config={"displayModeBar": False, "responsive": True},
                     ),
-                    extra=dcc.RadioItems(
-                        id=ids.DEVICE_WINDOW,
-                        className="os-segmented os-window",
-                        inline=True,
-                        options=[
-                            {"label": t(f"window.{w}", lang), "value": w} for w in SERIES_WINDOWS
-                        ],
-                        value=chosen_window,
+                    extra=segmented(
+                        ids.DEVICE_WINDOW,
+                        labelled_options(SERIES_WINDOWS, lang, "window"),
+                        chosen_window,
+                        class_name="os-window",
                     ),
                     fresh=ids.DEVICE_SERIES,
                 ),

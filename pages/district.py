@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, cast
 
 import dash
 import dash_leaflet as dl
@@ -234,7 +234,9 @@ def layout(
             children=[map_panel, _side(look, ranking, lang)],
         ),
     ]
-    crumbs = [(t("crumb.city", lang), _city_href(lang, look.metric, values["category"]))]
+    crumbs: list[tuple[str, str | None]] = [
+        (t("crumb.city", lang), _city_href(lang, look.metric, values["category"]))
+    ]
     crumbs.append((district_name, None))
     return create_page(
         lang=lang,
@@ -283,8 +285,10 @@ def update_devices(zoom, bounds, category, _tick, current, state):
 
 
 def _valid_bounds(bounds: object) -> bool:
+    """Whether `bounds` is Leaflet's [[south, west], [north, east]] in numbers."""
     try:
-        (south, west), (north, east) = bounds  # type: ignore[misc]
+        # anything may arrive from the browser: a shape that does not unpack is invalid
+        (south, west), (north, east) = cast(Any, bounds)
         return all(isinstance(v, int | float) for v in (south, west, north, east))
     except (TypeError, ValueError):
         return False

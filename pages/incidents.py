@@ -149,7 +149,8 @@ def layout(
             html.Span(id=ids.INCIDENT_COUNT, className="os-count"),
         ],
     )
-    table = dash_table.DataTable(
+    # dash.dash_table's __init__ is `# type: ignore`d as a whole, so mypy sees none of its names
+    table = dash_table.DataTable(  # type: ignore[attr-defined]
         id=ids.INCIDENT_TABLE,
         columns=[{"name": t(f"col.{c}", lang), "id": c} for c in COLUMNS],
         data=[],
@@ -265,22 +266,22 @@ def layout(
 def _rows(frame: pd.DataFrame, lang: str, categories: dict) -> list[dict]:
     en = lang == "en"
     rows = []
-    for item in frame.itertuples():
-        street = item.street_en if en else item.street_zh
+    for item in frame.to_dict("records"):
+        street = item["street_en"] if en else item["street_zh"]
         rows.append(
             {
-                "id": int(item.id),
-                "opened_at": pd.Timestamp(item.opened_at)
+                "id": int(item["id"]),
+                "opened_at": pd.Timestamp(item["opened_at"])
                 .tz_convert(CITY_TZ)
                 .strftime("%m-%d %H:%M"),
-                "severity": t(f"severity.{item.severity}", lang),
-                "severity_code": item.severity,
-                "status": t(f"status.{item.status}", lang),
+                "severity": t(f"severity.{item['severity']}", lang),
+                "severity_code": item["severity"],
+                "status": t(f"status.{item['status']}", lang),
                 "category": name(
-                    categories.get(item.category_code, (item.category_code,) * 2), lang
+                    categories.get(item["category_code"], (item["category_code"],) * 2), lang
                 ),
-                "title": item.title_en if en else item.title_zh,
-                "district": item.district_en if en else item.district_zh,
+                "title": item["title_en"] if en else item["title_zh"],
+                "district": item["district_en"] if en else item["district_zh"],
                 "street": street if isinstance(street, str) else "",
             }
         )
@@ -294,15 +295,18 @@ def _points(frame: pd.DataFrame, lang: str) -> dict:
         "features": [
             {
                 "type": "Feature",
-                "geometry": {"type": "Point", "coordinates": [float(item.lon), float(item.lat)]},
+                "geometry": {
+                    "type": "Point",
+                    "coordinates": [float(item["lon"]), float(item["lat"])],
+                },
                 "properties": {
-                    "id": int(item.id),
-                    "severity": item.severity,
-                    "tip": item.title_en if en else item.title_zh,
+                    "id": int(item["id"]),
+                    "severity": item["severity"],
+                    "tip": item["title_en"] if en else item["title_zh"],
                 },
             }
-            for item in frame.itertuples()
-            if item.lon is not None
+            for item in frame.to_dict("records")
+            if item["lon"] is not None
         ],
     }
 

@@ -70,6 +70,11 @@ class Rendered:
     reads: tuple[Cached, ...]
 
 
+def _drawn_by_placement(*_args: Any, **_kwargs: Any) -> Any:
+    """The frame of a panel that has none of its own: its placements draw it."""
+    raise TypeError("this panel's frame is drawn by each placement")
+
+
 @dataclass(frozen=True)
 class LivePanel:
     """One panel kind, written once and placed by pages, walls and kiosks.
@@ -89,9 +94,9 @@ class LivePanel:
     keeps: tuple[Part, ...] = ()
     # the freshness badges its as-of feeds
     badges: tuple[str, ...] = ()
-    # the panel's frame in a layout, with the first answer when the layout read it (None: the
-    # placement draws it, as maps differ by placement)
-    create: Callable[..., Any] | None = None
+    # the panel's frame in a layout, with the first answer when the layout read it (maps have
+    # none: each placement draws its own, as they differ by placement)
+    create: Callable[..., Any] = _drawn_by_placement
     shared: bool = True
     # whether the layout already holds the first answer (the callback then waits for a change)
     in_layout: bool = False

@@ -79,7 +79,7 @@ def _key(name: str) -> str:
 
 def shared_callback(*args: Any, **kwargs: Any) -> Callable:
     """`dash.callback` whose answer is shared by every viewer of the same scope and inputs."""
-    outputs = kwargs.get("output", args[0] if args else None)
+    outputs = kwargs["output"] if "output" in kwargs else args[0]
     first = next(iter(outputs.values())) if isinstance(outputs, dict) else outputs
     SHARED_OUTPUTS.add(f"{first.component_id}.{first.component_property}")
     return dash.callback(*args, **kwargs)

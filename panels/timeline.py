@@ -12,6 +12,7 @@ from components.i18n import t
 from components.panels import chart, deferred_chart_box, panel, skeleton
 from components.theme import message_figure, wall_figure
 from components.timeline import timeline_figure
+from data.cache import Cached
 from data.incident_reads import incident_handling_timeline, incident_timeline
 from panels.base import LivePanel, Look, Part, Rendered, View
 from panels.reads import now, read
@@ -38,7 +39,7 @@ def render(view: View, look: Look, _kept: dict[str, Any]) -> Rendered:
     start = end - timedelta(hours=TIMELINE_HOURS)
     where = {"district": view.district, "street": view.street, "category": view.category}
     frame = read(incident_timeline, start=start, end=end, **where)
-    reads = [clock, frame]
+    reads: list[Cached[Any]] = [clock, frame]
     handled = None
     # a wall shows what arrives; the handling lines are for those who handle it
     if not look.wall:
