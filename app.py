@@ -39,7 +39,8 @@ def create_app(settings: Settings | None = None) -> Dash:
         use_pages=True,
         pages_folder="pages",
         title="一屏观全城 OneScreen",
-        update_title=None,
+        # None: no "Updating…" title while callbacks run (documented; the stub says str only)
+        update_title=None,  # type: ignore[arg-type]
         # page layouts are functions of the URL: their ids exist only while that page is shown
         suppress_callback_exceptions=True,
         serve_locally=True,

@@ -15,6 +15,7 @@ import json
 import os
 import statistics
 import time
+from typing import Any
 
 from bench.harness import (
     bench_database,
@@ -90,7 +91,7 @@ def time_callbacks(app, ticket, *, repeat: int) -> dict[str, tuple[float, float]
         "district-state.data": {"district": PUDONG},
         "district-devices.url": None,
     }
-    cases = {
+    cases: dict[str, tuple[str, dict[str, Any]]] = {
         "overview: page layout": (
             "_pages_content.children",
             {
@@ -137,7 +138,7 @@ def time_callbacks(app, ticket, *, repeat: int) -> dict[str, tuple[float, float]
 
 def time_device_layer(app, ticket) -> dict[str, float]:
     """Pudong's device layer: cold snapshot build, then per-view clusters (ms, features, KiB)."""
-    from components import device_layer
+    from web import device_layer
 
     client = signed_in_client(app, ticket)
     figures: dict[str, float] = {}

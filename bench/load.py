@@ -173,6 +173,8 @@ def make_viewers(engine, count: int) -> list[Viewer]:
 
     bench_session(engine)  # the operator, created on first use
     operator = access.find_user(engine, username="bench-operator")
+    if operator is None:
+        raise RuntimeError("bench_session did not create bench-operator")
     views = [(operator, page) for page in PAGES]
     for code in DISTRICTS:
         username = f"bench-manager-{code}"
@@ -222,7 +224,7 @@ def record_refresh_posts(base: str, ticket: SessionTicket, *, refresh_s: float) 
             if not posts:
                 raise RuntimeError(f"no callback posted during a refresh of {page_path}")
             # one refresh posts each callback once; a window that caught two ticks has doubles
-            unique = {}
+            unique: dict[object, dict] = {}
             for post in posts:
                 unique.setdefault(post.get("output"), post)
             recorded[page_path] = list(unique.values())

@@ -75,15 +75,14 @@ def cmd_db_status(args: argparse.Namespace, settings: Settings) -> int:
     from data import migrate, writes
     from data.engine import check_database, create_db_engine, describe_url, embedded_cluster
 
-    if settings.embedded:
+    url = settings.database_url
+    if url is None:  # the embedded cluster
         cluster = embedded_cluster(settings)
         state = "running" if cluster.is_running() else "stopped"
         print(f"embedded cluster: {cluster.data_dir} ({state}, port {settings.pg_port})")
         if state == "stopped":
             return 0
         url = cluster.url()
-    else:
-        url = settings.database_url
     engine = create_db_engine(url)
     print(f"database: {describe_url(url)}")
     print(f"server: PostgreSQL {check_database(engine, require_postgis=False)}")

@@ -80,7 +80,7 @@ def seed_city(
     random_seed: int,
     end: datetime | None = None,
     reset: bool = False,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[int], object] | None = None,
     on_total: Callable[[int], None] | None = None,
 ) -> SeedReport:
     """Generate and store a city; refuses to overwrite an existing one unless reset=True."""
@@ -169,7 +169,7 @@ def _write_readings(
     device_types: list[DeviceType],
     street_names: dict[str, tuple[str, str]],
     random_seed: int,
-    progress: Callable[[int], None] | None,
+    progress: Callable[[int], object] | None,
 ) -> tuple[IncidentBook, int, float]:
     """Write readings batch by batch, noting incidents; returns the book, count and COPY seconds."""
     book = IncidentBook()
