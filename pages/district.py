@@ -350,11 +350,13 @@ def choose_street(feature, rank_pick, _clear, current, state):
     State(ids.LANG, "data"),
     prevent_initial_call=True,
 )
-def update_crumbs(street, metric, category, state, lang):
+def update_crumbs(
+    raw_street: object, metric: object, category: object, state: object, raw_lang: object
+) -> tuple[list, str]:
     """City › district › street breadcrumbs for the current scope."""
     district = _district(state)
-    lang = language(lang)
-    street = _street(district, street)
+    lang = language(raw_lang)
+    street = _street(district, raw_street)
     district_name = name(reference.districts()[district], lang)
     trail: list[tuple[str, str | None]] = [
         (t("crumb.city", lang), _city_href(lang, metric, category))
