@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 import plotly.graph_objects as go
 from dash import dcc, html
@@ -74,24 +76,14 @@ def readings_figure(
     return figure
 
 
-def detail_children(
-    incident: dict,
-    *,
-    events: pd.DataFrame,
-    figure: go.Figure,
-    lang: str,
-    categories: dict[str, tuple[str, str]],
-) -> list:
-    """Title, facts, readings chart and event history of one incident."""
+def _place_and_device(incident: dict, lang: str) -> tuple[str, Any]:
+    """Where the incident is (district · street) and its device, linked to the device page."""
     en = lang == "en"
-    decimals = int(incident.get("decimals") or 1)
-    unit = incident.get("unit") or ""
-    category = categories.get(incident["category_code"], (incident["category_code"],) * 2)
     place = incident["district_en" if en else "district_zh"]
     street = incident.get("street_en" if en else "street_zh")
     if street:
         place = f"{place} · {street}"
-    device = (
+    device: Any = (
         dcc.Link(
             f"{incident['device_code']} ({incident['type_en' if en else 'type_zh']})",
             href=href(f"/device/{incident['device_id']}", lang=lang),
@@ -99,11 +91,20 @@ def detail_children(
         if incident.get("device_id")
         else "–"
     )
+    return place, device
 
-    def number(value) -> str:
+
+def _facts(incident: dict, *, lang: str, categories: dict[str, tuple[str, str]]) -> list:
+    """The incident's facts, label and value: severity, status, times, place, device, values."""
+    decimals = int(incident.get("decimals") or 1)
+    unit = incident.get("unit") or ""
+    category = categories.get(incident["category_code"], (incident["category_code"],) * 2)
+    place, device = _place_and_device(incident, lang)
+
+    def number(value: Any) -> str:
         return "–" if value is None else f"{float(value):.{decimals}f} {unit}".strip()
 
-    facts = [
+    return [
         (
             t("col.severity", lang),
             html.Span(
@@ -117,7 +118,7 @@ def detail_children(
                 t(f"status.{incident['status']}", lang), className=f"os-status-{incident['status']}"
             ),
         ),
-        (t("col.category", lang), category[1] if en else category[0]),
+        (t("col.category", lang), category[1] if lang == "en" else category[0]),
         (t("col.opened_at", lang), _when(incident["opened_at"])),
         (t("col.acknowledged_at", lang), _when(incident.get("acknowledged_at"))),
         (t("col.resolved_at", lang), _when(incident.get("resolved_at"))),
@@ -127,7 +128,11 @@ def detail_children(
         (t("col.value", lang), number(incident.get("trigger_value"))),
         (t("col.threshold", lang), number(incident.get("threshold"))),
     ]
-    history_rows = [
+
+
+def _history(events: pd.DataFrame, lang: str) -> html.Table:
+    """The incident's event history, oldest first."""
+    rows = [
         html.Tr(
             className=f"os-history-{row['kind']}",
             children=[
@@ -139,8 +144,24 @@ def detail_children(
         )
         for row in events.to_dict("records")
     ]
+    head = [html.Th(t(k, lang)) for k in ("col.at", "col.kind", "col.actor", "col.note")]
+    return html.Table(
+        className="os-history", children=[html.Thead(html.Tr(head)), html.Tbody(rows)]
+    )
+
+
+def detail_children(
+    incident: dict,
+    *,
+    events: pd.DataFrame,
+    figure: go.Figure,
+    lang: str,
+    categories: dict[str, tuple[str, str]],
+) -> list:
+    """Title, facts, readings chart and event history of one incident."""
+    facts = _facts(incident, lang=lang, categories=categories)
     return [
-        html.H3(incident["title_en" if en else "title_zh"]),
+        html.H3(incident["title_en" if lang == "en" else "title_zh"]),
         html.Dl(
             className="os-facts",
             children=[item for label, value in facts for item in (html.Dt(label), html.Dd(value))],
@@ -152,18 +173,5 @@ def detail_children(
             className="os-detail-graph",
         ),
         html.Div(t("incidents.history", lang), className="os-legend-title"),
-        html.Table(
-            className="os-history",
-            children=[
-                html.Thead(
-                    html.Tr(
-                        [
-                            html.Th(t(k, lang))
-                            for k in ("col.at", "col.kind", "col.actor", "col.note")
-                        ]
-                    )
-                ),
-                html.Tbody(history_rows),
-            ],
-        ),
+        _history(events, lang),
     ]

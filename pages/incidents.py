@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from typing import Any
 
 import dash
 import dash_leaflet as dl
@@ -99,7 +100,55 @@ def layout(
         if chosen_sort in SORT_COLUMNS
         else []
     )
-    filters = html.Div(
+    body = [
+        dcc.Store(id=ids.INCIDENT_SELECTED, data=_incident_id(incident)),
+        _filters(
+            lang,
+            districts=districts,
+            categories=categories,
+            chosen={
+                "district": district,
+                "category": category,
+                "severity": severity,
+                "status": status,
+                "window": window,
+            },
+        ),
+        html.Div(
+            className="os-grid os-grid-incidents",
+            children=[
+                panel(
+                    t("incidents.title", lang),
+                    html.Div(_table(lang, sort_by), className="os-table-wrap"),
+                    fresh=ids.INCIDENT_TABLE,
+                ),
+                html.Div(
+                    className="os-incidents-side",
+                    children=[_map_panel(lang), _detail_panel(lang)],
+                ),
+            ],
+        ),
+    ]
+    return create_page(
+        lang=lang,
+        title=f"{t('incidents.title', lang)} · {t('app.title', lang)}",
+        active="incidents",
+        body=body,
+        class_name="os-page-incidents",
+    )
+
+
+def _filters(
+    lang: str,
+    *,
+    districts: dict[str, tuple[str, str]],
+    categories: dict[str, tuple[str, str]],
+    chosen: dict[str, str | None],
+) -> html.Div:
+    """The filter bar: district, category, severities, statuses, window, and the count."""
+    district, category = chosen["district"], chosen["category"]
+    severity, status, window = chosen["severity"], chosen["status"], chosen["window"]
+    return html.Div(
         className="os-filters",
         children=[
             control(
@@ -149,8 +198,12 @@ def layout(
             html.Span(id=ids.INCIDENT_COUNT, className="os-count"),
         ],
     )
+
+
+def _table(lang: str, sort_by: list[dict]) -> Any:
+    """The incidents table (filled by its callback), sorted as the URL says."""
     # dash.dash_table's __init__ is `# type: ignore`d as a whole, so mypy sees none of its names
-    table = dash_table.DataTable(  # type: ignore[attr-defined]
+    return dash_table.DataTable(  # type: ignore[attr-defined]
         id=ids.INCIDENT_TABLE,
         columns=[{"name": t(f"col.{c}", lang), "id": c} for c in COLUMNS],
         data=[],
@@ -191,75 +244,52 @@ def layout(
         ],
         css=[{"selector": ".dash-spreadsheet-menu", "rule": "display: none"}],
     )
-    body = [
-        dcc.Store(id=ids.INCIDENT_SELECTED, data=_incident_id(incident)),
-        filters,
-        html.Div(
-            className="os-grid os-grid-incidents",
-            children=[
-                panel(
-                    t("incidents.title", lang),
-                    html.Div(table, className="os-table-wrap"),
-                    fresh=ids.INCIDENT_TABLE,
+
+
+def _map_panel(lang: str) -> html.Section:
+    """The incidents map: district outlines and one point per incident, by severity."""
+    return panel(
+        t("incidents.map", lang),
+        create_map(
+            map_id=ids.INCIDENT_MAP,
+            legend_id="incidents-legend",
+            legend=legend_children(t("col.severity", lang), []) + severity_legend(lang),
+            layers=[
+                dl.GeoJSON(
+                    url=boundary_url(level="districts"),
+                    **geojson_options(style=MAP_JS("outlineStyle"), interactive=False),
                 ),
-                html.Div(
-                    className="os-incidents-side",
-                    children=[
-                        panel(
-                            t("incidents.map", lang),
-                            create_map(
-                                map_id=ids.INCIDENT_MAP,
-                                legend_id="incidents-legend",
-                                legend=legend_children(t("col.severity", lang), [])
-                                + severity_legend(lang),
-                                layers=[
-                                    dl.GeoJSON(
-                                        url=boundary_url(level="districts"),
-                                        **geojson_options(
-                                            style=MAP_JS("outlineStyle"), interactive=False
-                                        ),
-                                    ),
-                                    dl.GeoJSON(
-                                        id=ids.INCIDENT_POINTS,
-                                        data={"type": "FeatureCollection", "features": []},
-                                        **geojson_options(
-                                            pointToLayer=MAP_JS("incidentPoint"),
-                                            hideout={"severityColors": SEVERITY_COLORS},
-                                        ),
-                                    ),
-                                ],
-                            ),
-                            class_name="os-panel-map",
-                            fresh=ids.INCIDENT_MAP,
-                        ),
-                        panel(
-                            t("incidents.detail", lang),
-                            html.Div(
-                                className="os-detail",
-                                children=[
-                                    html.Div(
-                                        id=ids.INCIDENT_DETAIL,
-                                        children=html.Div(
-                                            t("incidents.select", lang), className="os-empty"
-                                        ),
-                                    ),
-                                    create_incident_actions(lang),
-                                    html.Div(id=ids.INCIDENT_DETAIL_MORE),
-                                ],
-                            ),
-                            fresh=ids.INCIDENT_DETAIL,
-                        ),
-                    ],
+                dl.GeoJSON(
+                    id=ids.INCIDENT_POINTS,
+                    data={"type": "FeatureCollection", "features": []},
+                    **geojson_options(
+                        pointToLayer=MAP_JS("incidentPoint"),
+                        hideout={"severityColors": SEVERITY_COLORS},
+                    ),
                 ),
             ],
         ),
-    ]
-    return create_page(
-        lang=lang,
-        title=f"{t('incidents.title', lang)} · {t('app.title', lang)}",
-        active="incidents",
-        body=body,
-        class_name="os-page-incidents",
+        class_name="os-panel-map",
+        fresh=ids.INCIDENT_MAP,
+    )
+
+
+def _detail_panel(lang: str) -> html.Section:
+    """The selected incident's detail, its actions and what more there is to show."""
+    return panel(
+        t("incidents.detail", lang),
+        html.Div(
+            className="os-detail",
+            children=[
+                html.Div(
+                    id=ids.INCIDENT_DETAIL,
+                    children=html.Div(t("incidents.select", lang), className="os-empty"),
+                ),
+                create_incident_actions(lang),
+                html.Div(id=ids.INCIDENT_DETAIL_MORE),
+            ],
+        ),
+        fresh=ids.INCIDENT_DETAIL,
     )
 
 
