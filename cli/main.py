@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from cli import city, db, displays, ingest_admin, processes, rules, serve, users
 from cli.common import Handler
-from config import ConfigError, get_settings
+from config import ConfigError, load_settings
 from data.errors import OneScreenError
 
 # in the order `--help` lists them
@@ -37,7 +37,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     handler: Handler = args.handler
     try:
-        return handler(args, get_settings())
+        return handler(args, load_settings())
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2

@@ -6,7 +6,7 @@ import argparse
 import logging
 import sys
 
-from cli.common import Subparsers, background_engine, terminate_on_sigterm
+from cli.common import Subparsers, background_engine, open_engine, terminate_on_sigterm
 from config import PROJECT_ROOT, Settings
 
 
@@ -79,12 +79,11 @@ def cmd_jobs(args: argparse.Namespace, settings: Settings) -> int:
     """Run the incident rules, status refresh and retention until stopped."""
     import time
 
-    from data.engine import get_engine
     from ingest.maintenance import start_maintenance
     from ingest.rules_engine import start_rules
 
     terminate_on_sigterm()
-    engine = background_engine(get_engine())
+    engine = background_engine(open_engine(settings))
     maintenance = start_maintenance(
         engine,
         status_interval_s=settings.status_refresh_seconds,
@@ -122,7 +121,6 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
     import signal
     import threading
 
-    from data.engine import get_engine
     from simulator.live import start_simulation
 
     stop = threading.Event()
@@ -131,7 +129,7 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
     logging.getLogger("simulator").setLevel(logging.DEBUG if args.verbose else settings.log_level)
     logging.getLogger("ingest").setLevel(logging.DEBUG if args.verbose else settings.log_level)
     report = start_simulation(
-        get_engine(),
+        open_engine(settings),
         settings=settings,
         stop=stop,
         rate=args.rate or settings.simulate_rate,

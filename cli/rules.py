@@ -44,11 +44,12 @@ def cmd_rules_run(args: argparse.Namespace, settings: Settings) -> int:
     """Run the rules engine alone until stopped."""
     import time
 
-    from data.engine import get_engine
     from ingest.rules_engine import start_rules
 
     terminate_on_sigterm()
-    loop = start_rules(background_engine(get_engine()), interval_s=settings.rules_interval_seconds)
+    loop = start_rules(
+        background_engine(open_engine(settings)), interval_s=settings.rules_interval_seconds
+    )
     print(f"incident rules running every {settings.rules_interval_seconds:g} s (Ctrl-C stops)")
     try:
         while loop.thread.is_alive():

@@ -12,6 +12,7 @@ from cli.common import (
     adopt_redis,
     background_engine,
     display_url,
+    open_engine,
     terminate_on_sigterm,
 )
 from config import Settings
@@ -53,13 +54,13 @@ def register(commands: Subparsers) -> None:
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     """Migrate (and seed an empty database), start the jobs and children, serve until stopped."""
     from data import migrate
-    from data.engine import embedded_cluster, get_engine
+    from data.engine import embedded_cluster
     from ingest.maintenance import start_maintenance
 
     terminate_on_sigterm()
     # werkzeug logs every request at INFO unless told otherwise, whatever the root level
     logging.getLogger("werkzeug").setLevel(logging.DEBUG if args.verbose else settings.log_level)
-    engine = get_engine()
+    engine = open_engine(settings)
     migrate.upgrade(engine)
     if not args.no_seed:
         _seed_if_empty(engine, settings)
@@ -142,7 +143,6 @@ def _serve_web(settings: Settings, *, host: str, port: int, web: Child | None) -
 def _start_managed_redis(settings: Settings) -> tuple[ManagedRedis | None, Settings]:
     """A local redis-server for the web workers (to stop at exit, if this call started it),
     and the settings that name it; when none can be had, one web process serves without."""
-    from config import get_settings
     from localservers.redis import ManagedRedis, RedisServerError, managed_redis
 
     if not ManagedRedis.installed():
@@ -161,7 +161,7 @@ def _start_managed_redis(settings: Settings) -> tuple[ManagedRedis | None, Setti
     # this process (rules, status refresh) announces new data on it, the children use it too
     adopt_redis(server.url())
     # one another `serve` started is left to it
-    return (server if started else None), get_settings()
+    return (server if started else None), settings.model_copy(update={"redis_url": server.url()})
 
 
 def _web_child(settings: Settings, *, host: str, port: int, workers: int) -> Child:

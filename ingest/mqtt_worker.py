@@ -207,11 +207,11 @@ class MqttIngestWorker:
 
 def run_worker(settings: Settings, *, stop: threading.Event | None = None) -> WorkerStats:
     """The `ingest-mqtt` command: consume until SIGTERM/SIGINT (or `stop`)."""
-    from data.engine import get_engine
+    from data.engine import create_db_engine, resolve_database_url
     from data.ingest_store import ensure_source
     from ingest.broker import broker_url
 
-    engine = get_engine()
+    engine = create_db_engine(resolve_database_url(settings))
     ensure_source(engine, source="simulator", name="OneScreen live simulator")
     ingestor = Ingestor(
         engine,

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -136,3 +137,21 @@ def seeded_database(cluster: EmbeddedPostgres, *, prefix: str, random_seed: int)
         with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@contextmanager
+def app_on(url: str, **settings: Any) -> Iterator[Any]:
+    """A Dash app of its own over the database at `url` — its own settings, engines and
+    caches, nothing shared with other apps of the test process — closed when the block ends."""
+    from app import create_app
+
+    app = create_app(load_settings(DATABASE_URL=url, **settings))
+    try:
+        yield app
+    finally:
+        app.server.extensions["onescreen"].close()
+
+
+def owner_of(app: Any) -> sa.Engine:
+    """The owner's engine of an app made by `app_on` (what a test does as the owner)."""
+    return app.server.extensions["onescreen"].engine  # type: ignore[no-any-return]

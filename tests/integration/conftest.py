@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
 
 import pytest
 import sqlalchemy as sa
@@ -48,25 +47,3 @@ def run(monkeypatch, capsys, live_city_url):
     yield invoke
     get_settings.cache_clear()
     get_engine.cache_clear()
-
-
-@contextmanager
-def app_on(url: str) -> Iterator:
-    """A fresh Dash app over the database at `url` (its own settings, engines and caches);
-    DATABASE_URL points there too for what the test itself does as the owner."""
-    from app import create_app
-    from config import get_settings, load_settings
-    from data.engine import get_engine
-
-    patch = pytest.MonkeyPatch()
-    patch.setenv("DATABASE_URL", url)
-    get_settings.cache_clear()
-    get_engine.cache_clear()
-    app = create_app(load_settings())
-    try:
-        yield app
-    finally:
-        app.server.extensions["onescreen"].close()
-        get_settings.cache_clear()
-        get_engine.cache_clear()
-        patch.undo()

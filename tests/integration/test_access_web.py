@@ -11,10 +11,9 @@ import pytest
 import sqlalchemy as sa
 
 from data import access
-from data.engine import get_engine
 from data.incidents import ensure_default_teams
+from tests.conftest import app_on, owner_of
 from tests.dash_client import client_for, post_callback, sign_in
-from tests.integration.conftest import app_on
 from web.session import CSRF_COOKIE, SESSION_COOKIE
 
 pytestmark = pytest.mark.integration
@@ -25,7 +24,7 @@ PASSWORD = "front door passphrase"
 @pytest.fixture(scope="module")
 def app(live_city_url):
     with app_on(live_city_url) as dash_app:
-        ensure_default_teams(get_engine())
+        ensure_default_teams(owner_of(dash_app))
         dash_app.server.test_client().get("/login")  # Dash registers callbacks on a first request
         yield dash_app
 
@@ -33,7 +32,7 @@ def app(live_city_url):
 @pytest.fixture(scope="module")
 def owner(app):
     """The owner's engine on the app's database."""
-    return get_engine()
+    return owner_of(app)
 
 
 def _other_district(engine) -> str:

@@ -4,23 +4,16 @@ import dash
 import pytest
 
 from components import reference
-from config import get_settings
-from data.engine import get_engine
+from tests.conftest import app_on
 from tests.dash_client import client_for, request_as, sign_in
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def app(monkeypatch, db_url, seeded):
-    monkeypatch.setenv("DATABASE_URL", db_url)
-    get_settings.cache_clear()
-    get_engine.cache_clear()
-    from app import create_app
-
-    yield create_app()
-    get_settings.cache_clear()
-    get_engine.cache_clear()
+def app(db_url, seeded):
+    with app_on(db_url) as dash_app:
+        yield dash_app
 
 
 def _texts(component) -> list[str]:
@@ -80,13 +73,9 @@ def _find(component, component_id):
 
 
 def test_overview_survives_a_database_outage(app):
-    from app import create_app
-    from config import load_settings
-
     page = next(p for p in dash.page_registry.values() if p["path"] == "/")
     # an app of its own whose database is gone (the other app's caches stay out of it)
-    gone = create_app(load_settings(DATABASE_URL="postgresql://nobody:x@127.0.0.1:1/none"))
-    with request_as(gone):
+    with app_on("postgresql://nobody:x@127.0.0.1:1/none") as gone, request_as(gone):
         texts = _texts(page["layout"](lang="en"))
     assert "OneScreen" in texts  # the frame still renders
     assert any("Data temporarily unavailable" in t for t in texts)

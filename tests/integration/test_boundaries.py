@@ -7,23 +7,16 @@ import shapely
 import sqlalchemy as sa
 from shapely.geometry import shape
 
-from config import get_settings
-from data.engine import get_engine
+from tests.conftest import app_on
 from web.boundaries import boundary_url
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def client(monkeypatch, db_url, seeded):
-    monkeypatch.setenv("DATABASE_URL", db_url)
-    get_settings.cache_clear()
-    get_engine.cache_clear()
-    from app import create_app
-
-    yield create_app().server.test_client()
-    get_settings.cache_clear()
-    get_engine.cache_clear()
+def client(db_url, seeded):
+    with app_on(db_url) as app:
+        yield app.server.test_client()
 
 
 def test_districts(client, engine):

@@ -8,12 +8,10 @@ import json
 import geobuf
 import pytest
 
-from components import reference
-from config import get_settings
 from data.areas import cell_metrics
 from data.devices import area_devices
-from data.engine import get_engine
 from data.kpis import area_kpis
+from tests.conftest import app_on
 from tests.dash_client import client_for, post_callback, sign_in
 from web.boundaries import boundary_url
 from web.device_layer import devices_url
@@ -23,19 +21,10 @@ PUDONG = "310115"
 
 
 @pytest.fixture
-def app(monkeypatch, db_url, seeded):
-    monkeypatch.setenv("DATABASE_URL", db_url)
-    get_settings.cache_clear()
-    get_engine.cache_clear()
-    reference.clear()
-    from app import create_app
-
-    dash_app = create_app()
-    dash_app.server.test_client().get("/")  # callbacks register on the first request
-    yield dash_app
-    reference.clear()
-    get_settings.cache_clear()
-    get_engine.cache_clear()
+def app(db_url, seeded):
+    with app_on(db_url) as dash_app:
+        dash_app.server.test_client().get("/")  # callbacks register on the first request
+        yield dash_app
 
 
 @pytest.fixture

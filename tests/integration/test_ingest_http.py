@@ -11,9 +11,8 @@ from flask import Flask
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from config import get_settings, load_settings
+from config import load_settings
 from data import ingest_store
-from data.engine import get_engine
 from web.ingest_api import register_ingest_routes
 from web.services import attach
 
@@ -23,18 +22,12 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def client(live_city_url):
     """A Flask server with only the ingest routes, on a live city of its own."""
-    patch = pytest.MonkeyPatch()
-    patch.setenv("DATABASE_URL", live_city_url)
-    patch.setenv("ONESCREEN_INGEST_MAX_ROWS", "500")
-    get_settings.cache_clear()
-    get_engine.cache_clear()
     app = Flask("ingest-test")
-    attach(app, load_settings())  # the services the routes reach (settings, owner engine)
+    # the services the routes reach: settings and the owner's engine
+    services = attach(app, load_settings(DATABASE_URL=live_city_url, ingest_max_rows=500))
     register_ingest_routes(app)
     yield app.test_client()
-    patch.undo()
-    get_settings.cache_clear()
-    get_engine.cache_clear()
+    services.close()
 
 
 @pytest.fixture(scope="module")

@@ -205,17 +205,12 @@ def ingest_server(live_city_url):
     from flask import Flask
     from werkzeug.serving import make_server
 
-    from config import get_settings, load_settings
-    from data.engine import get_engine
+    from config import load_settings
     from web.ingest_api import register_ingest_routes
     from web.services import attach
 
-    patch = pytest.MonkeyPatch()
-    patch.setenv("DATABASE_URL", live_city_url)
-    get_settings.cache_clear()
-    get_engine.cache_clear()
     app = Flask("simulator-http-test")
-    attach(app, load_settings())
+    services = attach(app, load_settings(DATABASE_URL=live_city_url))
     register_ingest_routes(app)
     server = make_server("127.0.0.1", free_port(), app, threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -223,9 +218,7 @@ def ingest_server(live_city_url):
         yield f"http://127.0.0.1:{server.server_port}/api/v1/readings"
     finally:
         server.shutdown()
-        patch.undo()
-        get_settings.cache_clear()
-        get_engine.cache_clear()
+        services.close()
 
 
 def test_simulate_over_http_stores_its_readings(live_engine_, live_city_url, ingest_server):

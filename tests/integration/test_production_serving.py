@@ -18,13 +18,13 @@ import sqlalchemy as sa
 from bench.harness import serving
 from config import get_settings
 from data import ingest_store
-from data.engine import create_db_engine, get_engine
+from data.engine import create_db_engine
 from localservers.base import free_port
 from panels import reads as live
 from serving import events
 from serving.events import VERSION_KEY
+from tests.conftest import app_on, owner_of
 from tests.dash_client import client_for, post_callback, sign_in
-from tests.integration.conftest import app_on
 from web import session as web_session
 from web.session import CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE
 
@@ -84,7 +84,7 @@ def test_the_caches_are_the_shared_ones(app):
 
 
 def test_viewers_of_one_scope_share_one_render_whatever_their_tick(app):
-    owner = get_engine()
+    owner = owner_of(app)
     first, second = sign_in(owner), sign_in(owner)
     before = _renders()
     one = _tiles(app, first, tick=3, category="flood")
@@ -96,7 +96,7 @@ def test_viewers_of_one_scope_share_one_render_whatever_their_tick(app):
 
 
 def test_other_inputs_and_other_scopes_render_their_own(app):
-    owner = get_engine()
+    owner = owner_of(app)
     operator = sign_in(owner)
     manager = sign_in(owner, role="district_manager", districts=(PUDONG,))
     viewer = sign_in(owner, role="viewer")
@@ -109,7 +109,7 @@ def test_other_inputs_and_other_scopes_render_their_own(app):
 
 
 def test_a_forged_district_is_not_answered_from_anyone_elses_render(app):
-    owner = get_engine()
+    owner = owner_of(app)
     operator = sign_in(owner)
     manager = sign_in(owner, role="district_manager", districts=(PUDONG,))
     assert _tiles(app, operator, district="310101", category="water").status_code == 200
@@ -118,7 +118,7 @@ def test_a_forged_district_is_not_answered_from_anyone_elses_render(app):
 
 
 def test_callbacks_that_are_not_panels_are_never_shared(app):
-    owner = get_engine()
+    owner = owner_of(app)
     session = sign_in(owner)
     before = _renders()
     response = client_for(app, session).post(
@@ -137,7 +137,7 @@ def test_callbacks_that_are_not_panels_are_never_shared(app):
 
 
 def test_a_session_is_checked_once_for_many_requests_and_sign_out_is_at_once(app):
-    owner = get_engine()
+    owner = owner_of(app)
     session = sign_in(owner)
     cache = web_session._sessions()
     before = cache.stats.by_key.get(SESSION_LOOKUP, 0)

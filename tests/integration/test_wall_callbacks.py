@@ -10,9 +10,8 @@ import pytest
 import sqlalchemy as sa
 
 from data.displays import create_display_token, revoke_display_tokens
-from data.engine import get_engine
+from tests.conftest import app_on, owner_of
 from tests.dash_client import post_callback
-from tests.integration.conftest import app_on
 
 pytestmark = pytest.mark.integration
 PUDONG, HUANGPU = "310115", "310101"
@@ -67,7 +66,7 @@ def view(district=None, street=None, category=None, **extra) -> dict:
 
 
 def test_a_valid_view_returns_the_slot_and_its_readiness(app):
-    token = create_display_token(get_engine(), kind="wall", label="cb wall")
+    token = create_display_token(owner_of(app), kind="wall", label="cb wall")
     response = _slot(app, token, view(PUDONG))
     assert response.status_code == 200, response.data[:300]
     body = response.get_json()["response"]
@@ -92,7 +91,7 @@ def test_a_valid_view_returns_the_slot_and_its_readiness(app):
     ],
 )
 def test_a_district_token_gets_nothing_outside_its_district(app, forged):
-    token = create_display_token(get_engine(), kind="wall", district=PUDONG, label="cb pudong")
+    token = create_display_token(owner_of(app), kind="wall", district=PUDONG, label="cb pudong")
     response = _slot(app, token, forged)
     assert response.status_code == 204, response.data[:300]
 
@@ -112,7 +111,7 @@ def test_no_valid_token_no_data(app, config):
 
 
 def test_hostile_focus_and_metric_values_do_not_break_the_slot(app):
-    token = create_display_token(get_engine(), kind="wall", label="cb hostile")
+    token = create_display_token(owner_of(app), kind="wall", label="cb hostile")
     focus = {"id": "1; drop", "lon": math.inf, "lat": "x", "severity": "<b>"}
     response = _slot(app, token, view(PUDONG, focus=focus), metric="DROP TABLE", lang="klingon")
     assert response.status_code == 200, response.data[:300]
@@ -122,7 +121,7 @@ def test_hostile_focus_and_metric_values_do_not_break_the_slot(app):
 
 
 def test_a_kiosk_token_always_gets_masked_data_even_claiming_to_be_a_wall(app):
-    engine = get_engine()
+    engine = owner_of(app)
     with engine.begin() as conn:
         elderly = conn.execute(
             sa.text(
@@ -147,7 +146,7 @@ def test_a_kiosk_token_always_gets_masked_data_even_claiming_to_be_a_wall(app):
 
 
 def test_alerts_say_revoked_once_the_token_is_revoked(app):
-    token = create_display_token(get_engine(), kind="wall", label="cb doomed")
+    token = create_display_token(owner_of(app), kind="wall", label="cb doomed")
     values = {
         "os-refresh.n_intervals": 3,
         "wall-marks.data": {"incident": "NaN", "event": [1]},
@@ -157,14 +156,14 @@ def test_alerts_say_revoked_once_the_token_is_revoked(app):
     response = _post(app, "wall-alerts.data", values)
     assert response.status_code == 200, response.data[:300]
     assert response.get_json()["response"]["wall-alerts"]["data"]["new"] == []
-    revoke_display_tokens(get_engine(), token=token)
+    revoke_display_tokens(owner_of(app), token=token)
     time.sleep(1.1)  # the grant is cached for a second
     response = _post(app, "wall-alerts.data", values)
     assert response.get_json()["response"]["wall-alerts"]["data"]["revoked"] is True
 
 
 def test_a_kiosk_learns_no_incident_statuses(app):
-    engine = get_engine()
+    engine = owner_of(app)
     with engine.connect() as conn:
         watched = list(
             conn.execute(sa.text("SELECT id FROM incident ORDER BY id LIMIT 5")).scalars()
