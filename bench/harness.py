@@ -126,6 +126,7 @@ def serving(
     `ready_path` answers 200. Whatever Redis or Mosquitto it leaves running is stopped."""
     port = port or free_port()
     full_env, scratch = _isolated_env(env)
+    log_path.parent.mkdir(parents=True, exist_ok=True)  # a fresh clone has no data dir yet
     with open(log_path, "w") as log:
         # a session of its own: stopping it reaches its ingest worker and simulator too, and a
         # Ctrl-C in the terminal reaches only the caller, which then stops it
