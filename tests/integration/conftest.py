@@ -30,12 +30,9 @@ def live_engine_(live_city_url) -> Iterator[sa.Engine]:
 def run(monkeypatch, capsys, live_city_url):
     """Run `cli.main.main` against this module's city; returns (exit code, stdout, stderr)."""
     from cli.main import main
-    from config import get_settings
-    from data.engine import get_engine
 
+    # each invocation reads its settings afresh, as a new process would
     monkeypatch.setenv("DATABASE_URL", live_city_url)
-    get_settings.cache_clear()
-    get_engine.cache_clear()
 
     def invoke(*args: str) -> tuple[int, str, str]:
         capsys.readouterr()
@@ -45,5 +42,3 @@ def run(monkeypatch, capsys, live_city_url):
         return code, out, err
 
     yield invoke
-    get_settings.cache_clear()
-    get_engine.cache_clear()
