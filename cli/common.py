@@ -55,15 +55,11 @@ def terminate_on_sigterm() -> None:
 
 
 def adopt_redis(url: str) -> None:
-    """Use the Redis at `url` from now on in this process (and its children's environment)."""
+    """Name the Redis at `url` in the environment the children of this process start with
+    (this process passes it on in its settings)."""
     import os
 
-    from config import get_settings
-    from serving.events import redis_client
-
     os.environ["ONESCREEN_REDIS_URL"] = url
-    get_settings.cache_clear()
-    redis_client.cache_clear()
 
 
 def display_url(base_url: str, *, kind: str, token: str) -> str:

@@ -8,6 +8,7 @@ import sys
 
 from cli.common import Subparsers, background_engine, open_engine, terminate_on_sigterm
 from config import PROJECT_ROOT, Settings
+from serving.events import connect
 
 
 def register(commands: Subparsers) -> None:
@@ -89,8 +90,11 @@ def cmd_jobs(args: argparse.Namespace, settings: Settings) -> int:
         status_interval_s=settings.status_refresh_seconds,
         reading_retention_days=settings.reading_retention_days,
         rollup_retention_days=settings.rollup_retention_days,
+        redis=connect(settings.redis_url),
     )
-    rules = start_rules(engine, interval_s=settings.rules_interval_seconds)
+    rules = start_rules(
+        engine, interval_s=settings.rules_interval_seconds, redis=connect(settings.redis_url)
+    )
     print(
         f"background jobs: incident rules every {settings.rules_interval_seconds:g} s, device "
         f"status every {settings.status_refresh_seconds:g} s, retention hourly (Ctrl-C stops)"

@@ -6,6 +6,7 @@ import argparse
 
 from cli.common import Subparsers, background_engine, open_engine, terminate_on_sigterm
 from config import Settings
+from serving.events import connect
 
 
 def register(commands: Subparsers) -> None:
@@ -48,7 +49,9 @@ def cmd_rules_run(args: argparse.Namespace, settings: Settings) -> int:
 
     terminate_on_sigterm()
     loop = start_rules(
-        background_engine(open_engine(settings)), interval_s=settings.rules_interval_seconds
+        background_engine(open_engine(settings)),
+        interval_s=settings.rules_interval_seconds,
+        redis=connect(settings.redis_url),
     )
     print(f"incident rules running every {settings.rules_interval_seconds:g} s (Ctrl-C stops)")
     try:

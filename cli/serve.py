@@ -17,6 +17,7 @@ from cli.common import (
 )
 from config import Settings
 from data.errors import OneScreenError
+from serving.events import connect
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -78,6 +79,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         status_interval_s=settings.status_refresh_seconds,
         reading_retention_days=settings.reading_retention_days,
         rollup_retention_days=settings.rollup_retention_days,
+        redis=connect(settings.redis_url),
     )
     web = _web_child(settings, host=host, port=port, workers=workers) if workers > 1 else None
     supervisor, rules = _start_live_city(
@@ -237,7 +239,11 @@ def _start_live_city(
     from ingest.rules_engine import start_rules
     from ingest.supervisor import Child, Supervisor
 
-    rules = start_rules(jobs_engine, interval_s=settings.rules_interval_seconds)
+    rules = start_rules(
+        jobs_engine,
+        interval_s=settings.rules_interval_seconds,
+        redis=connect(settings.redis_url),
+    )
     children = [web] if web is not None else []
     if not args.no_ingest:
         from ingest.broker import broker_url

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from cli.common import Subparsers, adopt_redis, current_engine
+from cli.common import Subparsers, current_engine
 from config import Settings
 
 ROLES = ["admin", "operator", "district_manager", "viewer"]
@@ -137,15 +137,16 @@ def cmd_users_update(args: argparse.Namespace, settings: Settings) -> int:
 def _tell_web_workers(settings: Settings) -> None:
     """Make every web worker drop the sessions it knows (roles, districts or access changed)."""
     from localservers.redis import managed_redis
-    from serving.events import announce_cache_cleared
+    from serving.events import announce_cache_cleared, connect
 
-    if not settings.redis_url:
+    url = settings.redis_url
+    if not url:
         # the Redis a running `serve` started, if any
         server = managed_redis(settings)
         if not server.password_file.exists() or not server.answers():
             return
-        adopt_redis(server.url())
-    announce_cache_cleared(source="users")
+        url = server.url()
+    announce_cache_cleared(source="users", client=connect(url))
 
 
 def cmd_users_list(args: argparse.Namespace, settings: Settings) -> int:

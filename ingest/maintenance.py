@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from redis import Redis
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -40,6 +41,7 @@ def start_maintenance(
     retention_interval_s: float = 3600.0,
     reading_retention_days: int = 35,
     rollup_retention_days: int = 400,
+    redis: Redis | None = None,
 ) -> Maintenance:
     """Run upkeep now and periodically in a daemon thread."""
     stop = threading.Event()
@@ -49,7 +51,7 @@ def start_maintenance(
         while not stop.is_set():
             try:
                 devices = writes.refresh_status(engine)
-                announce_new_data(source="status")
+                announce_new_data(source="status", client=redis)
                 log.info("status snapshot refreshed over %d devices", devices)
                 if time.monotonic() >= next_retention:
                     today = (datetime.now(UTC) + CITY_UTC_OFFSET).date()

@@ -210,6 +210,7 @@ def run_worker(settings: Settings, *, stop: threading.Event | None = None) -> Wo
     from data.engine import create_db_engine, resolve_database_url
     from data.ingest_store import ensure_source
     from ingest.broker import broker_url
+    from serving.events import connect
 
     engine = create_db_engine(resolve_database_url(settings))
     ensure_source(engine, source="simulator", name="OneScreen live simulator")
@@ -219,6 +220,7 @@ def run_worker(settings: Settings, *, stop: threading.Event | None = None) -> Wo
         max_future_s=settings.ingest_max_future_seconds,
         retention_days=settings.reading_retention_days,
         topic_prefix=settings.mqtt_topic_prefix,
+        redis=connect(settings.redis_url),
     )
     worker = MqttIngestWorker(
         ingestor,

@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
+from redis import Redis
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -206,8 +207,11 @@ class RulesLoop:
         self.thread.join(timeout_s)
 
 
-def start_rules(engine: Engine, *, interval_s: float = 2.0) -> RulesLoop:
-    """Run the rules every `interval_s` in a daemon thread until stopped."""
+def start_rules(
+    engine: Engine, *, interval_s: float = 2.0, redis: Redis | None = None
+) -> RulesLoop:
+    """Run the rules every `interval_s` in a daemon thread until stopped, announcing changed
+    incidents on `redis`."""
     rules = RulesEngine(engine)
     stop = threading.Event()
 
@@ -217,7 +221,7 @@ def start_rules(engine: Engine, *, interval_s: float = 2.0) -> RulesLoop:
                 report = rules.run_once()
                 if report.changed:
                     log.info("rules: %s", report)
-                    announce_new_data(source="rules")
+                    announce_new_data(source="rules", client=redis)
             except SQLAlchemyError as exc:
                 # the database may be restarting; the queued readings wait in the inbox
                 log.warning("rules pass failed, retrying: %s", str(exc).splitlines()[0])

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import numpy as np
+from redis import Redis
 from sqlalchemy.engine import Engine
 
 from data import ingest_store
@@ -100,8 +101,11 @@ class Ingestor:
         max_future_s: float = 300,
         retention_days: int = 35,
         topic_prefix: str = "onescreen",
+        redis: Redis | None = None,
     ) -> None:
         self.engine = engine
+        # where stored batches are announced to the web workers (None: no Redis)
+        self.redis = redis
         self.max_rows = max_rows
         self.max_future_us = int(max_future_s * US)
         self.max_age_us = int(max(retention_days - 1, 1) * 86400 * US)
@@ -177,7 +181,7 @@ class Ingestor:
                     rejected=[error.as_dict() for error in checked.errors],
                 )
         if len(checked.batch):
-            announce_new_data(source="ingest-http")
+            announce_new_data(source="ingest-http", client=self.redis)
         return _result(checked.total, checked.index, stored, checked.errors)
 
     def ingest_messages(self, messages: Sequence[Message]) -> list[MessageOutcome]:
@@ -240,7 +244,7 @@ class Ingestor:
                     rejected=rejected,
                 )
         if len(batch):
-            announce_new_data(source="ingest-mqtt")
+            announce_new_data(source="ingest-mqtt", client=self.redis)
         return outcomes
 
 

@@ -1,14 +1,14 @@
 """The Redis link every process shares: writers announce new data, web workers listen.
 
-Writers (ingest, incident rules, status refresh, incident handling) call `announce_new_data`,
-which bumps a data version and publishes it. Each web worker keeps one listener thread that
+Writers (ingest, incident rules, status refresh, incident handling) call `announce_new_data` on
+the Redis client their process made from its settings (`connect`), which bumps a data version
+and publishes it. Each web worker keeps one listener thread that
 follows the channel, so it knows the current version without asking anyone; the shared cache
 uses it to keep results that no new data has outdated. Without Redis all of this is a no-op.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import threading
@@ -17,8 +17,6 @@ from dataclasses import dataclass
 from typing import cast
 
 import redis
-
-from config import get_settings
 
 log = logging.getLogger(__name__)
 
@@ -42,13 +40,6 @@ def connect(url: str | None) -> redis.Redis | None:
     )
 
 
-@functools.cache
-def redis_client() -> redis.Redis | None:
-    """The Redis link of a writer process (ingest worker, jobs), from its settings; a web app
-    owns its own (web.services)."""
-    return connect(get_settings().redis_url)
-
-
 _last_warning = 0.0
 
 
@@ -59,23 +50,21 @@ def _warn(message: str, error: Exception) -> None:
         log.warning("%s: %s", message, error)
 
 
-def announce_new_data(*, source: str) -> None:
-    """Tell every web worker that `source` committed new data (after the commit)."""
-    _publish(VERSION_KEY, kind="data", source=source)
+def announce_new_data(*, source: str, client: redis.Redis | None) -> None:
+    """Tell every web worker, on `client` (None: no Redis, nothing to tell), that `source`
+    committed new data (after the commit)."""
+    _publish(VERSION_KEY, kind="data", source=source, client=client)
 
 
-def announce_cache_cleared(
-    *, source: str, client: redis.Redis | None = None
-) -> tuple[int, int] | None:
-    """Tell every web worker to drop shared results now (e.g. after an incident action), on
-    `client` (else the process's link); the new (version, generation), None if not taken."""
+def announce_cache_cleared(*, source: str, client: redis.Redis | None) -> tuple[int, int] | None:
+    """Tell every web worker, on `client`, to drop shared results now (e.g. after an incident
+    action); the new (version, generation), None without Redis or if it did not take it."""
     return _publish(GENERATION_KEY, kind="clear", source=source, client=client)
 
 
 def _publish(
-    counter_key: str, *, kind: str, source: str, client: redis.Redis | None = None
+    counter_key: str, *, kind: str, source: str, client: redis.Redis | None
 ) -> tuple[int, int] | None:
-    client = client or redis_client()
     if client is None:
         return None
     try:
@@ -177,10 +166,3 @@ class EventListener:
             state.generation = max(generation, state.generation)
             state.messages += 1
             self._changed.notify_all()
-
-
-@functools.cache
-def event_listener() -> EventListener | None:
-    """This process's listener (started on first use), or None without Redis."""
-    client = redis_client()
-    return EventListener(client) if client is not None else None

@@ -42,6 +42,7 @@ def _ingestor(app: Flask) -> Ingestor:
                 max_future_s=settings.ingest_max_future_seconds,
                 retention_days=settings.reading_retention_days,
                 topic_prefix=settings.mqtt_topic_prefix,
+                redis=services().redis,
             )
             app.extensions["onescreen_ingestor"] = ingestor
         return ingestor

@@ -21,7 +21,6 @@ from data import ingest_store
 from data.engine import create_db_engine
 from localservers.base import free_port
 from panels import reads as live
-from serving import events
 from serving.events import VERSION_KEY
 from tests.conftest import app_on, owner_of
 from tests.dash_client import client_for, post_callback, sign_in
@@ -34,29 +33,16 @@ RENDER = "web.shared_answers.render_answer"
 SESSION_LOOKUP = "data.access.find_session"
 
 
-def _forget_process_caches() -> None:
-    for cached in (
-        get_settings,
-        events.redis_client,
-        events.event_listener,
-    ):
-        cached.cache_clear()
-
-
 @pytest.fixture(scope="module")
 def app(live_city_url, redis_url):
-    patch = pytest.MonkeyPatch()
-    patch.setenv("ONESCREEN_REDIS_URL", redis_url)
-    _forget_process_caches()
     redis.Redis.from_url(redis_url).flushdb()
-    try:
-        with app_on(live_city_url) as dash_app, dash_app.server.app_context():
-            # the caches these tests count are the app's own (web.services)
-            dash_app.server.test_client().get("/login")  # Dash registers callbacks now
-            yield dash_app
-    finally:
-        patch.undo()
-        _forget_process_caches()
+    with (
+        app_on(live_city_url, redis_url=redis_url) as dash_app,
+        dash_app.server.app_context(),
+    ):
+        # the caches these tests count are the app's own (web.services), shared through Redis
+        dash_app.server.test_client().get("/login")  # Dash registers callbacks now
+        yield dash_app
 
 
 def _tiles(app, session, *, district=PUDONG, tick=1, category=None):

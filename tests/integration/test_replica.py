@@ -27,6 +27,7 @@ from data.kpis import city_kpis
 from data.writes import ReadingBatch
 from localservers.base import free_port
 from localservers.postgres import DATABASE_NAME, EmbeddedPostgres
+from tests.conftest import app_on
 from tests.standby import conninfo, create_hot_standby, wait_for_replay
 
 pytestmark = pytest.mark.integration
@@ -191,41 +192,23 @@ def test_a_reading_ingested_on_the_primary_replays_to_the_standby(replication):
 
 
 @pytest.fixture
-def reads_on_standby(replication, monkeypatch) -> Iterator[Replication]:
+def reads_on_standby(replication) -> Iterator[Replication]:
     """The app configured with the primary as DATABASE_URL and the standby as its read database,
     the web role provisioned (on the primary) and replayed to the standby."""
-    from config import get_settings
-    from data.engine import get_engine
-    from serving.events import redis_client
-
-    def reset() -> None:
-        get_settings.cache_clear()
-        get_engine.cache_clear()
-        redis_client.cache_clear()  # no Redis here: the process's own cache
-
-    monkeypatch.setenv("DATABASE_URL", replication.primary.url())
-    monkeypatch.setenv(
-        "ONESCREEN_READ_DATABASE_URL",
-        f"postgresql://127.0.0.1:{replication.standby.port}/{DATABASE_NAME}",
-    )
-    monkeypatch.delenv("ONESCREEN_WEB_DATABASE_URL", raising=False)
-    monkeypatch.delenv("ONESCREEN_REDIS_URL", raising=False)
-    reset()
     replication.replay()  # the web role's login (given by db upgrade) reaches the standby
-    from app import create_app
-
+    read_url = f"postgresql://127.0.0.1:{replication.standby.port}/{DATABASE_NAME}"
     # dashboard reads go through an app's engines and caches (its own: none shared with other
-    # tests), reached as a request does
-    app = create_app()
-    context = app.server.app_context()
-    context.push()
-    try:
+    # tests, no Redis), reached as a request does
+    with (
+        app_on(
+            replication.primary.url(),
+            read_database_url=read_url,
+            web_database_url=None,
+            redis_url=None,
+        ) as app,
+        app.server.app_context(),
+    ):
         yield replication
-    finally:
-        context.pop()
-        app.server.extensions["onescreen"].close()
-        monkeypatch.undo()
-        reset()
 
 
 def _server(engine: sa.Engine) -> tuple:

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 import redis
 
-from config import get_settings
 from localservers.base import free_port
 from serving import events
 from serving.events import EventListener
@@ -33,17 +32,6 @@ def client(redis_url: str) -> redis.Redis:
     connection.flushdb()
     yield connection
     connection.close()
-
-
-@pytest.fixture
-def announcing(redis_url: str, monkeypatch: pytest.MonkeyPatch):
-    """This process's settings name the test Redis, so announcements go there."""
-    monkeypatch.setenv("ONESCREEN_REDIS_URL", redis_url)
-    get_settings.cache_clear()
-    events.redis_client.cache_clear()
-    yield
-    get_settings.cache_clear()
-    events.redis_client.cache_clear()
 
 
 def make_cache(client, *, clock=None, listener=None, period=5.0, quiet=0.0, key=b"k"):
@@ -120,7 +108,7 @@ def test_scopes_never_share_results(client):
     assert len({city.value["call"], pudong.value["call"], viewer.value["call"]}) == 3
 
 
-def test_quiet_results_serve_longer_until_new_data_is_announced(client, announcing):
+def test_quiet_results_serve_longer_until_new_data_is_announced(client):
     listener = EventListener(client)
     assert wait_until(lambda: listener.state.connected)
     clock = Clock()
@@ -131,7 +119,7 @@ def test_quiet_results_serve_longer_until_new_data_is_announced(client, announci
     cache.get(query, "*")
     assert query.calls == 1
     version = listener.state.version
-    events.announce_new_data(source="test")
+    events.announce_new_data(source="test", client=client)
     assert wait_until(lambda: listener.state.version == version + 1)
     cache.get(query, "*")
     assert query.calls == 2
@@ -259,7 +247,7 @@ def test_entries_not_signed_with_our_key_are_never_unpickled(client, tmp_path: P
     assert query.calls == 3
 
 
-def test_clear_reaches_every_worker(client, announcing):
+def test_clear_reaches_every_worker(client):
     listeners = [EventListener(client), EventListener(client)]
     assert wait_until(lambda: all(listener.state.connected for listener in listeners))
     query = Counted()
@@ -287,27 +275,21 @@ def test_a_missing_redis_costs_the_cache_not_the_answer():
     assert cache.stats.redis_errors >= 1
 
 
-def test_announcements_without_redis_are_a_no_op(monkeypatch):
-    monkeypatch.delenv("ONESCREEN_REDIS_URL", raising=False)
-    get_settings.cache_clear()
-    events.redis_client.cache_clear()
-    try:
-        assert events.redis_client() is None
-        events.announce_new_data(source="test")  # nothing to tell, nothing raised
-        assert events.announce_cache_cleared(source="test") is None
-    finally:
-        get_settings.cache_clear()
-        events.redis_client.cache_clear()
+def test_announcements_without_redis_are_a_no_op():
+    assert events.connect(None) is None and events.connect("") is None
+    events.announce_new_data(source="test", client=None)  # nothing to tell, nothing raised
+    assert events.announce_cache_cleared(source="test", client=None) is None
 
 
-def test_the_listener_reconnects_after_redis_drops_it(client, announcing):
+def test_the_listener_reconnects_after_redis_drops_it(client):
     listener = EventListener(client)
     assert wait_until(lambda: listener.state.connected)
     client.client_kill_filter(_type="pubsub")
     version = listener.state.version or 0
     # announcements made after the reconnect are heard again
     assert wait_until(
-        lambda: events.announce_new_data(source="test") or (listener.state.version or 0) > version,
+        lambda: events.announce_new_data(source="test", client=client)
+        or (listener.state.version or 0) > version,
         timeout_s=15,
     )
 
