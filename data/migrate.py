@@ -8,12 +8,15 @@ revision's copy of that function.
 from __future__ import annotations
 
 import logging
+import sys
+from collections.abc import Collection, Mapping
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
+from alembic.runtime.migration import MigrationContext, MigrationInfo
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
 
@@ -26,20 +29,56 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 SQL_DIR = Path(__file__).resolve().parent / "sql"
 
 
+# Revisions 0001–0005 landed asking for data/sql files by the names those had then, and
+# `reading_trigger.sql` meant one text to 0001 and another to 0002. Landed revisions never
+# change, so the name they ask for is resolved here, by who asks, to the copy frozen for it.
+# (0004 and 0005 also read `002_functions.sql` directly on downgrade: in data/sql that name is
+# a link to 0001_functions.sql.)
+LANDED_NAMES = {
+    ("0001", "001_schema.sql"): "0001_schema.sql",
+    ("0001", "reading_trigger.sql"): "0001_reading_trigger.sql",
+    ("0001", "002_functions.sql"): "0001_functions.sql",
+    ("0002", "003_live.sql"): "0002_live.sql",
+    ("0002", "reading_trigger.sql"): "0002_reading_trigger.sql",
+    ("0003", "004_displays.sql"): "0003_displays.sql",
+    ("0004", "005_access.sql"): "0004_access.sql",
+    ("0005", "006_status.sql"): "0005_status.sql",
+}
+# functions a later revision replaced and whose landed downgrade does not put back: after a
+# downgrade arrives at the revision, its own copy runs again (0002 left its reading trigger,
+# which feeds rule_inbox, behind at 0001, so a database at 0001 rejected every reading)
+RESTORED_AFTER_DOWNGRADE = {"0001": ("0001_reading_trigger.sql",)}
+
+
+def sql_path(name: str, *, revision: str | None) -> Path:
+    """The data/sql file that revision `revision` means by `name`."""
+    return SQL_DIR / LANDED_NAMES.get((revision or "", name), name)
+
+
 def run_sql_file(bind: sa.Connection, name: str) -> None:
-    """Execute one file of data/sql verbatim (no bind-parameter parsing, several statements)."""
-    sql = (SQL_DIR / name).read_text(encoding="utf-8")
+    """Execute one file of data/sql verbatim (no bind-parameter parsing, several statements),
+    as the revision calling it means it."""
+    # landed revisions do not say who they are; each module holds its id in `revision`
+    revision = sys._getframe(1).f_globals.get("revision")
+    sql = sql_path(name, revision=revision).read_text(encoding="utf-8")
     psycopg_connection(bind).execute(sql)
 
 
-def run_sql_function(bind: sa.Connection, name: str, *, function: str) -> None:
-    """Execute one `CREATE OR REPLACE FUNCTION function(…) … END $$;` of a data/sql file."""
-    # a downgrade restores one function from the earlier revision's file: the whole file would
-    # also create its tables and triggers again
-    text = (SQL_DIR / name).read_text(encoding="utf-8")
-    start = text.index(f"CREATE OR REPLACE FUNCTION {function}(")
-    end = text.index("END $$;", start) + len("END $$;")
-    psycopg_connection(bind).execute(text[start:end])
+def after_step(
+    ctx: MigrationContext,
+    step: MigrationInfo,
+    heads: Collection[Any],
+    run_args: Mapping[str, Any],
+) -> None:
+    """Alembic's `on_version_apply`: after a downgrade, restore what RESTORED_AFTER_DOWNGRADE
+    says the revision it arrived at needs."""
+    del heads, run_args  # what alembic also passes
+    if step.is_upgrade or ctx.connection is None:
+        return
+    for revision in step.down_revision_ids:
+        for name in RESTORED_AFTER_DOWNGRADE.get(revision, ()):
+            text = (SQL_DIR / name).read_text(encoding="utf-8")
+            psycopg_connection(ctx.connection).execute(text)
 
 
 def _alembic_config(connection: sa.Connection) -> Config:

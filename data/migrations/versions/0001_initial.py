@@ -15,9 +15,10 @@ depends_on = None
 
 
 def upgrade() -> None:
-    run_sql_file(op.get_bind(), "0001_schema.sql")
-    run_sql_file(op.get_bind(), "0001_reading_trigger.sql")
-    run_sql_file(op.get_bind(), "0001_functions.sql")
+    run_sql_file(op.get_bind(), "001_schema.sql")
+    # the trigger function's text is shared with later revisions (they replace it)
+    run_sql_file(op.get_bind(), "reading_trigger.sql")
+    run_sql_file(op.get_bind(), "002_functions.sql")
 
 
 def downgrade() -> None:

@@ -15,13 +15,11 @@ depends_on = None
 
 
 def upgrade() -> None:
-    run_sql_file(op.get_bind(), "0002_live.sql")
-    run_sql_file(op.get_bind(), "0002_reading_trigger.sql")
+    run_sql_file(op.get_bind(), "003_live.sql")
+    run_sql_file(op.get_bind(), "reading_trigger.sql")
 
 
 def downgrade() -> None:
-    # the trigger function back as 0001 wrote it: this one feeds rule_inbox, dropped below
-    run_sql_file(op.get_bind(), "0001_reading_trigger.sql")
     op.execute(
         "DROP TABLE IF EXISTS rule_inbox, rule_state, incident_rule, dead_letter, ingest_token,"
         " ingest_source CASCADE"

@@ -15,7 +15,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    run_sql_file(op.get_bind(), "0003_displays.sql")
+    run_sql_file(op.get_bind(), "004_displays.sql")
 
 
 def downgrade() -> None:

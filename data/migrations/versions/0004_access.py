@@ -7,7 +7,7 @@ Revises: 0003
 
 from alembic import op
 
-from data.migrate import run_sql_file, run_sql_function
+from data.migrate import SQL_DIR, run_sql_file
 
 revision = "0004"
 down_revision = "0003"
@@ -32,7 +32,7 @@ SCOPED_TABLES = (
 
 
 def upgrade() -> None:
-    run_sql_file(op.get_bind(), "0004_access.sql")
+    run_sql_file(op.get_bind(), "005_access.sql")
 
 
 def downgrade() -> None:
@@ -46,7 +46,7 @@ def downgrade() -> None:
     op.execute("REVOKE ALL ON ALL TABLES IN SCHEMA public FROM onescreen_web")
     op.execute("REVOKE ALL ON SCHEMA public FROM onescreen_web")
     op.execute("DROP FUNCTION IF EXISTS onescreen_scope_allows(text), onescreen_can_act()")
-    run_sql_function(op.get_bind(), "0001_functions.sql", function="incident_count")
+    op.execute(_original_incident_count())
     op.execute("ALTER FUNCTION incident_counters() SECURITY INVOKER RESET search_path")
     op.execute("GRANT EXECUTE ON FUNCTION incident_count(incident, integer) TO PUBLIC")
     op.execute(
@@ -58,3 +58,10 @@ def downgrade() -> None:
         "DROP TABLE IF EXISTS audit_log, login_failure, user_session, team, app_user_district,"
         " app_user"
     )
+
+
+def _original_incident_count() -> str:
+    """The counters function as revision 0001 defined it."""
+    text = (SQL_DIR / "002_functions.sql").read_text(encoding="utf-8")
+    start = text.index("CREATE OR REPLACE FUNCTION incident_count(")
+    return text[start : text.index("END $$;", start) + len("END $$;")]
