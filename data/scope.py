@@ -40,6 +40,12 @@ class Scope:
     districts: str = NOBODY
     actor: str = ""
 
+    @property
+    def partition(self) -> tuple[str, bool]:
+        """What a shared result depends on: the districts, and whether the caller may act (not
+        who it is)."""
+        return (self.districts, bool(self.actor))
+
 
 NO_SCOPE = Scope()
 _current: ContextVar[Scope | None] = ContextVar("onescreen_scope", default=None)

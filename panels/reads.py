@@ -35,10 +35,7 @@ def shared_cache() -> TtlCache | SharedCache:
 def read(query: Callable[..., _T], /, **kwargs: Any) -> Cached[_T]:
     """`query(read engine, **kwargs)` through the shared cache, with the instant it was read;
     runs in, and is shared only within, the caller's access scope."""
-    scope = current_scope()
-    # reads depend on the districts and on whether the caller may act, not on who it is
-    partition = (scope.districts, bool(scope.actor))
-    return shared_cache().get(query, partition, engine=read_engine(), **kwargs)
+    return shared_cache().get(query, current_scope().partition, engine=read_engine(), **kwargs)
 
 
 def now() -> Cached[datetime]:

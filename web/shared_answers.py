@@ -22,7 +22,7 @@ from flask import Response, request
 
 from data.scope import current_scope
 from panels.place import SHARED_OUTPUTS
-from panels.reads import shared_cache
+from web.services import services
 
 DASH_UPDATE = "/_dash-update-component"
 # each browser counts its own ticks: only whether an interval has fired matters to a panel
@@ -86,12 +86,11 @@ def register_response_cache(app: Dash) -> None:
         body = request.get_json(silent=True)
         if not isinstance(body, dict) or first_output(body.get("output")) not in SHARED_OUTPUTS:
             return None
-        scope = current_scope()
-        # the same partition the reads use: districts, and whether the viewer may act
-        partition = (scope.districts, bool(scope.actor))
+        # the same partition the reads use (data.scope.Scope.partition)
+        partition = current_scope().partition
         try:
             status, data, mimetype = (
-                shared_cache().get(render_answer, partition, body_key=answer_key(body)).value
+                services().results.get(render_answer, partition, body_key=answer_key(body)).value
             )
         except _Unshared as unshared:
             return unshared.response
