@@ -231,6 +231,8 @@ _TEXTS: dict[str, tuple[str, str]] = {
         "参数 {name} 的取值无效，已使用默认值",
         "Invalid {name}; using the default",
     ),
+    # --- early warning (预警), issue 17: panels (tiles, feed, map, timeline) ---
+    # --- early warning (预警), issue 17: device page, incidents, walls, kiosk ---
 }
 
 

@@ -16,13 +16,18 @@ FONT_FAMILY = '"Noto Sans CJK SC", "Noto Sans SC", "Microsoft YaHei", sans-serif
 SEVERITY_COLORS = {"critical": "#ff4d5e", "major": "#ffa23a", "minor": "#f5d547"}
 STATE_COLORS = {
     "alarm": "#ff4d5e",
+    # 预警: a breach of the alarm limit is forecast (issue 17); distinct from every other state
+    "forecast": "#ff6ad5",
     "warning": "#ffa23a",
     "offline": "#7b8aa3",
     "maintenance": "#a77bff",
     "normal": "#2fd38a",
 }
 # worst first: a cluster shows the worst state among its devices
-STATE_RANK = ("alarm", "warning", "offline", "maintenance", "normal")
+STATE_RANK = ("alarm", "forecast", "warning", "offline", "maintenance", "normal")
+
+# incident kinds (data: incident.kind): alarms by severity; the early-warning kinds by these
+KIND_COLORS = {"forecast": "#ff6ad5", "anomaly": "#c58bff", "health": "#7fd7ff"}
 
 # sequential ramp for "more is worse" metrics, and its reverse for rates where less is worse
 HEAT_RAMP = ("#12324f", "#1d5a7a", "#2b8a9e", "#e3b341", "#f07a3a", "#ff4d5e")
