@@ -11,24 +11,6 @@ from dataclasses import replace
 from data.rule_types import US, Action, Escalate, Open, Reading, Resolve, Rule, State
 
 
-def rules_for_type(
-    rules: Iterable[Rule], *, type_id: int, category: str, value_kind: str
-) -> dict[str, Rule]:
-    """The enabled rules that apply to a device type, the most specific row of each code."""
-    chosen: dict[str, Rule] = {}
-    for rule in rules:
-        if rule.type_id is not None and rule.type_id != type_id:
-            continue
-        if rule.category_code is not None and rule.category_code != category:
-            continue
-        if rule.value_kind is not None and rule.value_kind != value_kind:
-            continue
-        current = chosen.get(rule.code)
-        if current is None or rule.specificity() > current.specificity():
-            chosen[rule.code] = rule
-    return {code: rule for code, rule in chosen.items() if rule.enabled}
-
-
 def advance_device(
     device_id: int,
     *,

@@ -16,8 +16,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from data import rules_store
-from data.rule_types import Escalate, Open, Reading, Resolve, Rule, State
-from ingest.rules import advance_device, offline_limit_s, rules_for_type
+from data.rule_types import Escalate, Open, Reading, Resolve, Rule, State, rules_for_type
+from ingest.rules import advance_device, offline_limit_s
 from serving.events import announce_new_data
 
 log = logging.getLogger(__name__)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from data.rule_types import US, Escalate, Open, Reading, Resolve, Rule, State
-from ingest.rules import advance_device, offline_limit_s, rules_for_type
+from data.rule_types import US, Escalate, Open, Reading, Resolve, Rule, State, rules_for_type
+from ingest.rules import advance_device, offline_limit_s
 
 ALARM = Rule(
     code="alarm_high",
