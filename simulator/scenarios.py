@@ -359,14 +359,17 @@ def _routine_events(
             peak = int(d0 + peak_h * HOUR_US)
             if start_us <= peak - 2 * HOUR_US and peak + 2 * HOUR_US <= start_us + days * DAY_US:
                 out.append(
-                    ["near_limit", int(ids[i]), peak - 2 * HOUR_US, peak + 2 * HOUR_US, side]
-                    + [t.measurand, t.category, np.nan, np.nan]
+                    [
+                        *("near_limit", int(ids[i]), peak - 2 * HOUR_US, peak + 2 * HOUR_US),
+                        *(side, t.measurand, t.category, np.nan, np.nan),
+                    ]
                 )
     households = np.flatnonzero(profiles.household != 0)
     for i in households:
         t = types[int(type_ids[i])]
         idx = np.full(len(day_list), i)
         hours = break_hours(profiles, idx, day_list, seed=seed)
+        rising = 1 if t.measurand == "door_inactivity" else -1
         usual = day0 + (usual_first_activity_h(profiles, idx) * HOUR_US).astype(np.int64)
         for u, h in zip(usual[hours > 0], hours[hours > 0], strict=True):
             end = int(u + h * HOUR_US)
@@ -377,8 +380,11 @@ def _routine_events(
                         int(ids[i]),
                         int(u),
                         end,
-                        1 if t.measurand == "door_inactivity" else -1,
+                        rising,
+                        t.measurand,
+                        t.category,
+                        np.nan,
+                        float(u),
                     ]
-                    + [t.measurand, t.category, np.nan, float(u)]
                 )
     return out

@@ -280,7 +280,7 @@ def ramp_fraction(
     fall_us: np.ndarray,
     power: np.ndarray,
 ) -> np.ndarray:
-    """0 → 1 over the rise (linear to gently accelerating), 1 while held, back to 0 over the fall."""
+    """0 → 1 over the rise (linear to gently accelerating), 1 while held, 0 again after the fall."""
     t = (ts_us - start_us).astype(np.float64)
     rising = np.clip(t / np.maximum(rise_us, 1), 0.0, 1.0) ** power
     falling = 1.0 - np.clip((t - rise_us - hold_us) / np.maximum(fall_us, 1), 0.0, 1.0)
