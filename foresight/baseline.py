@@ -1,0 +1,113 @@
+"""Each device's normal: the median and robust spread of its readings per hour of the day (24
+slots) or of the week (168, Monday 00:00 Shanghai first), fitted for all devices in one sort."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+LOCAL_OFFSET_S = 8 * 3600  # Asia/Shanghai, no daylight saving
+DAY = 86400
+IQR_TO_SD = 1.349  # the interquartile range of a normal distribution, in standard deviations
+
+
+def slot_of(ts_s: np.ndarray, *, slots: int) -> np.ndarray:
+    """The hour-of-day (24) or hour-of-week (168) slot of each instant, Shanghai time."""
+    local = np.floor_divide(np.asarray(ts_s, dtype=np.float64) + LOCAL_OFFSET_S, 1.0)
+    day = np.floor_divide(local, DAY)
+    hour = np.floor_divide(local - day * DAY, 3600).astype(np.int64)
+    if slots == 24:
+        return hour
+    weekday = ((day + 3) % 7).astype(np.int64)  # 1970-01-01 was a Thursday
+    return weekday * 24 + hour
+
+
+def interpolate(profile: np.ndarray, ts_s: np.ndarray) -> np.ndarray:
+    """Each row's profile (n × slots) at its instants (n × m), linear between slot centres."""
+    slots = profile.shape[1]
+    cycle_h = float(slots)
+    local_h = (np.asarray(ts_s, dtype=np.float64) + LOCAL_OFFSET_S) / 3600.0
+    if slots == 168:
+        local_h = local_h + 3 * 24  # hour 0 of the cycle is a Monday
+    pos = np.nan_to_num(np.mod(local_h - 0.5, cycle_h))  # no reading (NaN): any slot
+    low = np.floor(pos).astype(np.int64) % slots
+    high = (low + 1) % slots
+    frac = pos - np.floor(pos)
+    rows = np.arange(profile.shape[0])[:, None]
+    return profile[rows, low] * (1.0 - frac) + profile[rows, high] * frac
+
+
+def band_at(
+    *, median: np.ndarray, spread: np.ndarray, ts_s: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """One device's normal (median, spread) at instants `ts_s`, for a chart's band."""
+    ts = np.asarray(ts_s, dtype=np.float64)[None, :]
+    mid = interpolate(np.asarray(median, dtype=np.float64)[None, :], ts)[0]
+    sd = interpolate(np.asarray(spread, dtype=np.float64)[None, :], ts)[0]
+    return mid, sd
+
+
+@dataclass(frozen=True)
+class Profiles:
+    """Per series and slot: median, spread (IQR / 1.349) and how many readings were behind it."""
+
+    median: np.ndarray
+    spread: np.ndarray
+    count: np.ndarray
+
+
+def fit_profiles(
+    *, series: np.ndarray, ts_s: np.ndarray, values: np.ndarray, n_series: int, slots: int
+) -> Profiles:
+    """Median and spread per (series, slot), from readings of series indices 0 … n_series − 1."""
+    key = np.asarray(series, dtype=np.int64) * slots + slot_of(ts_s, slots=slots)
+    order = np.lexsort((values, key))
+    key, vals = key[order], np.asarray(values, dtype=np.float64)[order]
+    size = n_series * slots
+    count = np.bincount(key, minlength=size)
+    start = np.cumsum(count) - count
+    median = np.full(size, np.nan)
+    q1 = np.full(size, np.nan)
+    q3 = np.full(size, np.nan)
+    has = count > 0
+    for q, out in ((0.5, median), (0.25, q1), (0.75, q3)):
+        pos = start[has] + q * (count[has] - 1)
+        low = np.floor(pos).astype(np.int64)
+        high = np.minimum(low + 1, start[has] + count[has] - 1)
+        frac = pos - low
+        out[has] = vals[low] * (1.0 - frac) + vals[high] * frac
+    shape = (n_series, slots)
+    return Profiles(
+        median=median.reshape(shape),
+        spread=((q3 - q1) / IQR_TO_SD).reshape(shape),
+        count=count.reshape(shape),
+    )
+
+
+def fill(profiles: Profiles, *, fallback: Profiles, min_count: int) -> Profiles:
+    """Slots with fewer than `min_count` readings take the fallback's (same shape) values."""
+    thin = profiles.count < min_count
+    return Profiles(
+        median=np.where(thin, fallback.median, profiles.median),
+        spread=np.where(thin, fallback.spread, profiles.spread),
+        count=np.where(thin, fallback.count, profiles.count),
+    )
+
+
+def week_from_day(day: Profiles) -> Profiles:
+    """A 168-slot profile repeating a 24-slot one every day of the week."""
+    return Profiles(
+        median=np.tile(day.median, (1, 7)),
+        spread=np.tile(day.spread, (1, 7)),
+        count=np.tile(day.count, (1, 7)),
+    )
+
+
+def smooth_gaps(profile: np.ndarray) -> np.ndarray:
+    """NaN slots (no readings at all) take the row's nearest filled slots' mean; rows all NaN, 0."""
+    out = profile.copy()
+    row_mean = np.nanmean(np.where(np.isnan(out).all(axis=1, keepdims=True), 0.0, out), axis=1)
+    holes = np.isnan(out)
+    out[holes] = np.broadcast_to(row_mean[:, None], out.shape)[holes]
+    return out
