@@ -8,15 +8,19 @@ window.onescreen = Object.assign({}, window.onescreen, {
       const code = feature.properties.code;
       const colors = h.colors || {};
       const selected = h.selected === code;
+      // a live 预警 and no alarm: a thick dashed outline in the 预警 colour (the fill keeps the
+      // metric); style props, not a class, since Leaflet re-applies only those on refresh
+      const forecast = !selected && (h.forecast || {})[code] && h.forecastColor;
+      const base = h.lineWeight || 1.2;
       return {
         // the district code lets a wall tell which layer a map is showing
         className: "os-area os-area-" + code + " os-area-d" + feature.properties.district,
         fillColor: colors[code] || h.noData || "#1a2740",
         fillOpacity: h.fillOpacity || 0.78,
-        color: selected ? "#ffffff" : (h.lineColor || "#4fb8ff"),
-        weight: selected ? 3.5 : (h.lineWeight || 1.2),
-        dashArray: feature.properties.approximate ? "5 4" : null,
-        opacity: 0.9,
+        color: selected ? "#ffffff" : (forecast || h.lineColor || "#4fb8ff"),
+        weight: selected ? 3.5 : (forecast ? Math.max(3, base * 2.5) : base),
+        dashArray: forecast ? "10 6" : (feature.properties.approximate ? "5 4" : null),
+        opacity: forecast ? 1 : 0.9,
       };
     },
     areaHover: function (feature, context) {
@@ -50,7 +54,8 @@ window.onescreen = Object.assign({}, window.onescreen, {
         icon: L.divIcon({
           className: "os-map-label" + (p.small ? " os-map-label-small" : ""),
           html: "<span class='os-map-label-name'>" + p.name + "</span>" +
-                (p.value && !p.small ? "<span class='os-map-label-value'>" + p.value + "</span>" : ""),
+                (p.value && !p.small ? "<span class='os-map-label-value'>" + p.value + "</span>" : "") +
+                (p.forecast ? "<span class='os-map-label-forecast'>" + p.forecast + "</span>" : ""),
           iconSize: null,
         }),
       });
@@ -88,7 +93,8 @@ window.onescreen = Object.assign({}, window.onescreen, {
         interactive: false,
         keyboard: false,
         icon: L.divIcon({
-          className: "os-focus-marker os-focus-" + (feature.properties.severity || "critical"),
+          className: "os-focus-marker os-focus-" + (feature.properties.severity || "critical") +
+            (feature.properties.kind === "forecast" ? " os-focus-forecast" : ""),
           html: "<span class='os-focus-ring'></span><span class='os-focus-ring os-focus-ring-2'></span><span class='os-focus-dot'></span>",
           iconSize: L.point(28, 28),
         }),

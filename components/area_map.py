@@ -112,6 +112,20 @@ def state_legend(lang: str) -> list:
     ]
 
 
+def forecast_legend(lang: str) -> html.Div:
+    """The legend row of the areas outlined for a live 预警 (and no alarm yet)."""
+    return html.Div(
+        className="os-legend-row os-legend-forecast",
+        children=[
+            html.Span(
+                className="os-swatch os-swatch-outline",
+                style={"borderColor": STATE_COLORS["forecast"]},
+            ),
+            html.Span(t("fx.legend.forecast_area", lang)),
+        ],
+    )
+
+
 def state_colors() -> list[str]:
     """Colours by state rank, as the clientside device functions expect."""
     return [STATE_COLORS[state] for state in STATE_RANK]

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from html import escape
 
 from components.i18n import t
-from components.theme import HEAT_RAMP
+from components.theme import HEAT_RAMP, STATE_COLORS
 from data.areas import AreaMetric
 
 NO_DATA = "#1a2740"
@@ -133,6 +133,11 @@ def tooltip_html(area: AreaMetric, metric: str, lang: str, *, drill: bool) -> st
         escape(t("hover.open", lang, n=area.open_incidents, c=area.open_critical)),
         escape(t("hover.readings", lang, n=f"{area.readings_last_hour:,}")),
     ]
+    if area.open_forecasts:
+        text = escape(t("fx.hover.forecast", lang, n=area.open_forecasts))
+        lines.append(f"<span class='os-tip-forecast'>{text}</span>")
+    if area.open_health:
+        lines.append(escape(t("fx.hover.health", lang, n=area.open_health)))
     if area.approximate:
         lines.append(f"<i>{escape(t('hover.approximate', lang))}</i>")
     if drill:
@@ -169,6 +174,9 @@ def choropleth(
         "tips": {area.code: tooltip_html(area, metric, lang, drill=drill) for area in areas},
         "selected": selected,
         "noData": NO_DATA,
+        # areas with a live 预警 and no alarm: outlined in the 预警 colour by the browser
+        "forecast": {area.code: 1 for area in areas if area.forecast_only},
+        "forecastColor": STATE_COLORS["forecast"],
     }
     labels = {
         "type": "FeatureCollection",
@@ -182,6 +190,10 @@ def choropleth(
                     "value": format_value(values[area.code], metric),
                     # the seven central districts are small: their labels would overlap
                     "small": area.area_km2 < SMALL_AREA_KM2,
+                    # live 预警 of the area, shown as a pill under its name
+                    "forecast": t("fx.label.forecast", lang, n=area.open_forecasts)
+                    if area.open_forecasts
+                    else "",
                 },
             }
             for area in areas

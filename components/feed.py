@@ -2,13 +2,54 @@
 
 from __future__ import annotations
 
+import math
+from datetime import datetime
+
 import pandas as pd
 from dash import dcc, html
 
+from components.countdown import countdown, minutes_until
 from components.i18n import name, t
 from components.panels import panel, skeleton
 from components.state import href
+from components.theme import KIND_COLORS
 from components.tiles import CITY_TZ
+
+Limits = dict[int, tuple[float | None, str, int]]
+
+
+def _number(value: object) -> float | None:
+    """A frame cell as a number (None for a missing or NaN one)."""
+    if value is None or isinstance(value, str):
+        return None
+    number = float(value)  # type: ignore[arg-type]
+    return None if math.isnan(number) else number
+
+
+def _badge(item: dict, lang: str) -> html.Span:
+    """Severity for alarms; the kind (预警, anomaly, device health) for the early-warning kinds."""
+    kind = item.get("kind") or "alarm"
+    if kind in KIND_COLORS:
+        return html.Span(t(f"fx.kind.{kind}", lang), className=f"os-badge os-kind-{kind}")
+    severity = item["severity"]
+    return html.Span(t(f"severity.{severity}", lang), className=f"os-badge os-sev-{severity}")
+
+
+def _title(item: dict, lang: str, *, now: datetime | None, limits: Limits) -> list:
+    """The row's title: a live 预警 counts down to its breach (drawn now, never stored); an
+    alarm that was foreseen says how many minutes ahead."""
+    title = item["title_en"] if lang == "en" else item["title_zh"]
+    kind = item.get("kind") or "alarm"
+    if kind == "forecast" and item["status"] != "resolved" and now is not None:
+        limit, unit, side = limits.get(int(item["id"]), (None, "", 1))
+        minutes = minutes_until(item.get("expected_at"), now)
+        title = countdown(minutes, lang, limit=limit, unit=unit, side=side)
+        return [html.Span(title, className="os-feed-countdown")]
+    lead = _number(item.get("lead_s"))
+    if kind == "alarm" and lead is not None and _number(item.get("foreseen_by")) is not None:
+        chip = t("fx.feed.lead", lang, m=round(lead / 60))
+        return [html.Span(chip, className="os-feed-lead"), title]
+    return [title]
 
 
 def feed_children(
@@ -17,9 +58,12 @@ def feed_children(
     lang: str,
     categories: dict[str, tuple[str, str]],
     link: bool = True,
+    now: datetime | None = None,
+    limits: Limits | None = None,
 ):
-    """One row per incident, newest first: time, severity, title, place; links to its detail
-    (plain rows on walls and kiosks, which open nothing)."""
+    """One row per incident, newest first: time, severity or kind, title, place; links to its
+    detail (plain rows on walls and kiosks, which open nothing). Live 预警 count down from `now`
+    to their expected breach (`limits`: each 预警's alarm limit, unit and side)."""
     if frame.empty:
         return html.Div(t("panel.empty_feed", lang), className="os-empty")
     rows = []
@@ -29,16 +73,12 @@ def feed_children(
         street = item["street_en"] if lang == "en" else item["street_zh"]
         if isinstance(street, str) and street:
             place = f"{place} · {street}"
-        title = item["title_en"] if lang == "en" else item["title_zh"]
         code = item["category_code"]
         category = categories.get(code, (code, code))
         cells = [
             html.Span(opened, className="os-feed-time"),
-            html.Span(
-                t(f"severity.{item['severity']}", lang),
-                className=f"os-badge os-sev-{item['severity']}",
-            ),
-            html.Span(title, className="os-feed-title"),
+            _badge(item, lang),
+            html.Span(_title(item, lang, now=now, limits=limits or {}), className="os-feed-title"),
             html.Span(
                 f"{category[1] if lang == 'en' else category[0]} · {place}",
                 className="os-feed-place",
@@ -48,7 +88,8 @@ def feed_children(
                 className=f"os-feed-status os-status-{item['status']}",
             ),
         ]
-        row_class = f"os-feed-row os-feed-{item['status']}"
+        kind = item.get("kind") or "alarm"
+        row_class = f"os-feed-row os-feed-{item['status']} os-feed-kind-{kind}"
         rows.append(
             dcc.Link(
                 href=href("/incidents", lang=lang, incident=str(item["id"])),

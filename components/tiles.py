@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from dash import html
+from dash import dcc, html
 
 from components.attributes import wildcards
+from components.countdown import earliest, minutes_until
 from components.i18n import t
 from components.panels import skeleton
+from components.state import href
 from data.kpis import Kpis
 
 CITY_TZ = ZoneInfo("Asia/Shanghai")
@@ -20,12 +23,12 @@ def create_tiles(tiles_id: str) -> html.Div:
 
 
 def skeleton_tiles() -> list[html.Div]:
-    """Six tile frames with shimmering placeholders (never an empty panel)."""
+    """Eight tile frames with shimmering placeholders (never an empty panel)."""
     return [
         html.Div(
             className="os-tile", children=[skeleton("os-skel-value"), skeleton("os-skel-line")]
         )
-        for _ in range(6)
+        for _ in range(8)
     ]
 
 
@@ -71,8 +74,52 @@ def _severity_detail(kpis: Kpis, lang: str) -> list:
     ]
 
 
-def tiles_children(kpis: Kpis, lang: str) -> list[html.Div]:
-    """The six tiles of `kpis` in `lang`."""
+def _kind_link(kind: str, lang: str, scope: dict[str, str | None] | None):
+    """A link to the incident centre filtered to `kind` in the view's scope (none on walls)."""
+    if scope is None:
+        return html.Span()
+    return dcc.Link(
+        t("fx.tile.view", lang),
+        href=href("/incidents", lang=lang, kind=kind, **scope),
+        className="os-tile-link",
+    )
+
+
+def foresight_tiles(
+    kpis: Kpis, lang: str, *, now: datetime | None = None, scope: dict | None = None
+) -> list[html.Div]:
+    """The 预警 tile (live count, earliest expected breach counted down from `now`) and the
+    device-health tile; `scope` (district, category) links each to its incidents, None on walls."""
+    minutes = minutes_until(kpis.forecast_next, now or kpis.at)
+    return [
+        _tile(
+            "forecasts",
+            t("fx.tile.forecast", lang),
+            f"{kpis.forecasts_open:,}",
+            earliest(minutes if kpis.forecasts_open else None, lang),
+            _kind_link("forecast", lang, scope),
+            accent="os-tile-forecast" if kpis.forecasts_open else "",
+        ),
+        _tile(
+            "health",
+            t("fx.tile.health", lang),
+            f"{kpis.health_open:,}",
+            t("fx.tile.health_detail", lang),
+            _kind_link("health", lang, scope),
+            accent="os-tile-health" if kpis.health_open else "",
+        ),
+    ]
+
+
+def tiles_children(
+    kpis: Kpis, lang: str, *, now: datetime | None = None, scope: dict | None = None
+) -> list[html.Div]:
+    """The eight tiles of `kpis` in `lang`: the six KPIs and the two early-warning tiles."""
+    return [*_kpi_tiles(kpis, lang), *foresight_tiles(kpis, lang, now=now, scope=scope)]
+
+
+def _kpi_tiles(kpis: Kpis, lang: str) -> list[html.Div]:
+    """The six KPI tiles of `kpis` in `lang`."""
     rate = kpis.online_rate
     mttr = kpis.mean_minutes_to_resolve
     mtta = kpis.mean_minutes_to_acknowledge

@@ -10,7 +10,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from data.checks import check_scope
+from data.checks import ALARM_KINDS, check_scope
 from data.clock import at_or_now
 
 _AREA_METRICS_SQL = """
@@ -25,11 +25,13 @@ _AREA_METRICS_SQL = """
     ),
     live AS (
         SELECT {incident_key} AS code,
-               sum(n) AS open_total,
-               sum(n) FILTER (WHERE severity = 'critical') AS critical,
-               sum(n) FILTER (WHERE severity = 'major') AS major,
-               sum(n) FILTER (WHERE severity = 'minor') AS minor
-        FROM incident_live
+               sum(n) FILTER (WHERE alarm) AS open_total,
+               sum(n) FILTER (WHERE alarm AND severity = 'critical') AS critical,
+               sum(n) FILTER (WHERE alarm AND severity = 'major') AS major,
+               sum(n) FILTER (WHERE alarm AND severity = 'minor') AS minor,
+               sum(n) FILTER (WHERE kind = 'forecast') AS forecasts,
+               sum(n) FILTER (WHERE kind = 'health') AS health
+        FROM (SELECT *, kind = ANY(CAST(:alarm_kinds AS text[])) AS alarm FROM incident_live) c
         WHERE (CAST(:district AS text) IS NULL OR district_adcode = :district)
           AND (CAST(:category AS text) IS NULL OR category_code = :category)
         GROUP BY 1
@@ -48,7 +50,8 @@ _AREA_METRICS_SQL = """
            coalesce(s.alarm, 0),
            coalesce(l.open_total, 0), coalesce(l.critical, 0), coalesce(l.major, 0),
            coalesce(l.minor, 0), coalesce(r.readings, 0),
-           ST_X(a.label_point), ST_Y(a.label_point)
+           ST_X(a.label_point), ST_Y(a.label_point),
+           coalesce(l.forecasts, 0), coalesce(l.health, 0)
     FROM {table} a
     LEFT JOIN status s ON s.code = a.code
     LEFT JOIN live l ON l.code = a.code
@@ -97,6 +100,9 @@ class AreaMetric:
     readings_last_hour: int
     label_lon: float
     label_lat: float
+    # live 预警 (forecast incidents) and device-health incidents; not in the alarm figures above
+    open_forecasts: int = 0
+    open_health: int = 0
 
     @property
     def online_rate(self) -> float | None:
@@ -107,6 +113,11 @@ class AreaMetric:
     def incidents_per_100km2(self) -> float:
         """Open incidents per 100 km² of the area."""
         return self.open_incidents / self.area_km2 * 100 if self.area_km2 else 0.0
+
+    @property
+    def forecast_only(self) -> bool:
+        """A live 预警 and no open alarm: the map shows the area in the 预警 style."""
+        return self.open_forecasts > 0 and self.open_incidents == 0
 
 
 def _area_metrics(
@@ -120,7 +131,13 @@ def _area_metrics(
     with engine.connect() as conn:
         moment = at_or_now(conn, at)
         rows = conn.execute(
-            statement, {"at": moment, "district": district, "category": category}
+            statement,
+            {
+                "at": moment,
+                "district": district,
+                "category": category,
+                "alarm_kinds": list(ALARM_KINDS),
+            },
         ).all()
     return [
         AreaMetric(
@@ -140,6 +157,8 @@ def _area_metrics(
             readings_last_hour=int(r[13]),
             label_lon=float(r[14]),
             label_lat=float(r[15]),
+            open_forecasts=int(r[16]),
+            open_health=int(r[17]),
         )
         for r in rows
     ]

@@ -7,7 +7,9 @@ from datetime import datetime, timedelta
 
 SEVERITIES = ("critical", "major", "minor")
 INCIDENT_STATUSES = ("open", "acknowledged", "resolved")
-DEVICE_STATES = ("normal", "warning", "alarm", "offline", "maintenance")
+DEVICE_STATES = ("normal", "warning", "alarm", "forecast", "offline", "maintenance")
+# incident kinds that count as alarm figures (a 预警 or a lying sensor is not an alarm)
+ALARM_KINDS = ("alarm", "anomaly")
 _DISTRICT_RE = re.compile(r"^3101[0-9]{2}$")
 _STREET_RE = re.compile(r"^3101[0-9]{5}$")
 _CATEGORY_RE = re.compile(r"^[a-z_]{2,32}$")

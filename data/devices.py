@@ -12,6 +12,8 @@ from sqlalchemy.engine import Engine
 
 from data.checks import InvalidQuery, check_scope, check_window
 from data.clock import at_or_now
+from data.rule_types import Rule, rules_for_type
+from data.rules_store import load_rules
 
 _DEVICE_STATE_SQL = """
     CASE
@@ -29,11 +31,16 @@ _AREA_DEVICES_SQL = sa.text(
     f"""
     SELECT d.id, d.code, d.type_id, t.category_code, d.street_code,
            ST_X(d.geom) AS lon, ST_Y(d.geom) AS lat,
-           {_DEVICE_STATE_SQL} AS state,
+           CASE WHEN s.state IN ('normal', 'warning') AND f.device_id IS NOT NULL
+                THEN 'forecast' ELSE s.state END AS state,
            l.ts AS last_ts, l.value AS last_value
     FROM device d
     JOIN device_type t ON t.id = d.type_id
     LEFT JOIN device_latest l ON l.device_id = d.id
+    CROSS JOIN LATERAL (SELECT {_DEVICE_STATE_SQL} AS state) s
+    -- a live 预警 on the device (few rows: the partial index on live incidents by kind)
+    LEFT JOIN (SELECT DISTINCT device_id FROM incident
+               WHERE kind = 'forecast' AND status <> 'resolved') f ON f.device_id = d.id
     WHERE d.status <> 'retired'
       AND (CAST(:district AS text) IS NULL OR d.district_adcode = :district)
       AND (CAST(:street AS text) IS NULL OR d.street_code = :street)
@@ -53,7 +60,8 @@ def area_devices(
     at: datetime | None = None,
     limit: int = 250_000,
 ) -> pd.DataFrame:
-    """Devices of an area for the map: id, code, type, category, position, state, latest value."""
+    """Devices of an area for the map: id, code, type, category, position, state, latest value
+    (state 'forecast' for an online device, not in alarm, with a live 预警)."""
     check_scope(district=district, street=street, category=category)
     if district is None and street is None:
         raise InvalidQuery("area_devices needs a district or a street (the city is too many)")
@@ -171,6 +179,58 @@ def device_series(
     with engine.connect() as conn:
         rows = conn.execute(statement, params).all()
     return pd.DataFrame(rows, columns=["ts", "value", "value_min", "value_max", "quality"])
+
+
+# A device's learned normal and the 预警 rules that watch it (the device page's forecast) -------
+
+
+@dataclass(frozen=True)
+class DeviceBaseline:
+    """A device's learned normal: median and robust spread per hour of day (24 slots) or of the
+    week (168, Monday 00:00 Asia/Shanghai first), and where it was learned."""
+
+    slots: int
+    median: tuple[float, ...]
+    spread: tuple[float, ...]
+    source: str  # 'device' | 'street' | 'type'
+    days: float
+    fitted_at: datetime
+
+
+def device_baseline(engine: Engine, *, device_id: int) -> DeviceBaseline | None:
+    """The device's learned normal (device_baseline), or None before the first fit."""
+    if not isinstance(device_id, int) or isinstance(device_id, bool) or device_id <= 0:
+        raise InvalidQuery(f"device_id must be a positive integer, not {device_id!r}")
+    with engine.connect() as conn:
+        row = conn.execute(
+            sa.text(
+                "SELECT slots, median, spread, source, days, fitted_at FROM device_baseline"
+                " WHERE device_id = :device_id"
+            ),
+            {"device_id": device_id},
+        ).one_or_none()
+    if row is None:
+        return None
+    return DeviceBaseline(
+        slots=int(row[0]),
+        median=tuple(float(v) for v in row[1]),
+        spread=tuple(float(v) for v in row[2]),
+        source=row[3],
+        days=float(row[4]),
+        fitted_at=row[5],
+    )
+
+
+def forecast_rules(
+    engine: Engine, *, type_id: int, category: str, value_kind: str
+) -> tuple[Rule, ...]:
+    """The enabled 预警 rules (kind 'forecast') that apply to a device type, high side first."""
+    check_scope(category=category)
+    rules = rules_for_type(
+        load_rules(engine), type_id=int(type_id), category=category, value_kind=value_kind
+    )
+    chosen = [rule for rule in rules.values() if rule.kind == "forecast"]
+    return tuple(sorted(chosen, key=lambda rule: -(rule.side or 0)))
 
 
 # Time series of areas --------------------------------------------------------------------------

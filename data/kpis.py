@@ -9,7 +9,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from data.checks import check_scope
+from data.checks import ALARM_KINDS, check_scope
 from data.clock import at_or_now
 
 
@@ -34,6 +34,11 @@ class Kpis:
     at: datetime
     mean_minutes_to_acknowledge: float | None = None
     mean_minutes_to_acknowledge_yesterday: float | None = None
+    # 预警 (forecast incidents) live in scope, and the earliest breach they expect
+    forecasts_open: int = 0
+    forecast_next: datetime | None = None
+    # device-health incidents (sensors that lie) live in scope
+    health_open: int = 0
 
     @property
     def online_rate(self) -> float | None:
@@ -42,7 +47,7 @@ class Kpis:
 
     @property
     def open_total(self) -> int:
-        """Open incidents of every severity."""
+        """Open alarm incidents (alarms and anomalies) of every severity."""
         return sum(self.open_by_severity.values())
 
 
@@ -81,10 +86,11 @@ _KPI_SQL = sa.text(
           AND (CAST(:category AS text) IS NULL OR category_code = :category)
     ),
     live AS (
-        SELECT coalesce(sum(n) FILTER (WHERE severity = 'critical'), 0) AS critical,
-               coalesce(sum(n) FILTER (WHERE severity = 'major'), 0) AS major,
-               coalesce(sum(n) FILTER (WHERE severity = 'minor'), 0) AS minor
-        FROM incident_live
+        SELECT coalesce(sum(n) FILTER (WHERE severity = 'critical' AND alarm), 0) AS critical,
+               coalesce(sum(n) FILTER (WHERE severity = 'major' AND alarm), 0) AS major,
+               coalesce(sum(n) FILTER (WHERE severity = 'minor' AND alarm), 0) AS minor,
+               coalesce(sum(n) FILTER (WHERE kind = 'health'), 0) AS health
+        FROM (SELECT *, kind = ANY(CAST(:alarm_kinds AS text[])) AS alarm FROM incident_live) c
         WHERE (CAST(:district AS text) IS NULL OR district_adcode = :district)
           AND (CAST(:street AS text) IS NULL OR street_code = :street)
           AND (CAST(:category AS text) IS NULL OR category_code = :category)
@@ -108,6 +114,7 @@ _KPI_SQL = sa.text(
                    AS mtta_yesterday
         FROM incident_daily, scope
         WHERE CAST(:street AS text) IS NULL
+          AND kind = ANY(CAST(:alarm_kinds AS text[]))
           AND day IN (scope.today, scope.today - 1)
           AND (CAST(:district AS text) IS NULL OR district_adcode = :district)
           AND (CAST(:category AS text) IS NULL OR category_code = :category)
@@ -119,6 +126,7 @@ _KPI_SQL = sa.text(
         FROM incident, scope
         WHERE CAST(:street AS text) IS NOT NULL
           AND opened_at >= scope.midnight - interval '1 day' AND opened_at <= :at
+          AND kind = ANY(CAST(:alarm_kinds AS text[]))
           AND (CAST(:district AS text) IS NULL OR district_adcode = :district)
           AND (CAST(:street AS text) IS NULL OR street_code = :street)
           AND (CAST(:category AS text) IS NULL OR category_code = :category)
@@ -133,6 +141,7 @@ _KPI_SQL = sa.text(
         FROM incident, scope
         WHERE CAST(:street AS text) IS NOT NULL
           AND resolved_at >= scope.midnight - interval '1 day' AND resolved_at <= :at
+          AND kind = ANY(CAST(:alarm_kinds AS text[]))
           AND (CAST(:district AS text) IS NULL OR district_adcode = :district)
           AND (CAST(:street AS text) IS NULL OR street_code = :street)
           AND (CAST(:category AS text) IS NULL OR category_code = :category)
@@ -145,7 +154,17 @@ _KPI_SQL = sa.text(
         FROM incident, scope
         WHERE CAST(:street AS text) IS NOT NULL
           AND acknowledged_at >= scope.midnight - interval '1 day' AND acknowledged_at <= :at
+          AND kind = ANY(CAST(:alarm_kinds AS text[]))
           AND street_code = :street
+          AND (CAST(:category AS text) IS NULL OR category_code = :category)
+    ),
+    -- live 预警 are few (the partial index on kind, expected_at): read them directly
+    forecasts AS (
+        SELECT count(*) AS n, min(expected_at) AS next
+        FROM incident
+        WHERE kind = 'forecast' AND status <> 'resolved'
+          AND (CAST(:district AS text) IS NULL OR district_adcode = :district)
+          AND (CAST(:street AS text) IS NULL OR street_code = :street)
           AND (CAST(:category AS text) IS NULL OR category_code = :category)
     )
     SELECT devices.total, devices.online, devices.warning, devices.alarm,
@@ -170,8 +189,10 @@ _KPI_SQL = sa.text(
            CASE WHEN CAST(:street AS text) IS NULL THEN daily.mtta_today
                 ELSE acknowledged.mtta_today END,
            CASE WHEN CAST(:street AS text) IS NULL THEN daily.mtta_yesterday
-                ELSE acknowledged.mtta_yesterday END
-    FROM devices, readings, street_readings, live, daily, opened, resolved, acknowledged
+                ELSE acknowledged.mtta_yesterday END,
+           forecasts.n, forecasts.next, live.health
+    FROM devices, readings, street_readings, live, daily, opened, resolved, acknowledged,
+         forecasts
     """
 )
 
@@ -190,7 +211,13 @@ def area_kpis(
         moment = at_or_now(conn, at)
         row = conn.execute(
             _KPI_SQL,
-            {"at": moment, "district": district, "street": street, "category": category},
+            {
+                "at": moment,
+                "district": district,
+                "street": street,
+                "category": category,
+                "alarm_kinds": list(ALARM_KINDS),
+            },
         ).one()
     return Kpis(
         devices_total=int(row[0]),
@@ -210,6 +237,9 @@ def area_kpis(
         at=moment,
         mean_minutes_to_acknowledge=None if row[16] is None else float(row[16]),
         mean_minutes_to_acknowledge_yesterday=None if row[17] is None else float(row[17]),
+        forecasts_open=int(row[18]),
+        forecast_next=row[19],
+        health_open=int(row[20]),
     )
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from dash import html
 
-from components.area_map import legend_children, state_legend
+from components.area_map import forecast_legend, legend_children, state_legend
 from components.choropleth import cell_heat, choropleth
 from components.i18n import t
 from components.panels import unavailable
@@ -57,6 +57,7 @@ def render(view: View, look: Look, kept: dict[str, Any]) -> Rendered:
         approximate = not city and any(area.approximate for area in areas.value)
         note = t("legend.approximate", look.lang) if approximate and not look.wall else None
         legend = legend_children(t(f"metric.{look.metric}", look.lang), result.legend, note)
+    legend.append(forecast_legend(look.lang))
     if not city and not look.wall:
         # device markers are drawn on district pages only
         section = html.Div(

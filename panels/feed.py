@@ -5,12 +5,14 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import pandas as pd
 from dash import html
 
 from components import reference
 from components.feed import feed_children, mask_personal
 from components.i18n import t
 from components.panels import panel, skeleton, unavailable
+from data.forecast_reads import forecast_limits
 from data.incident_reads import incident_list
 from panels.base import LivePanel, Look, Part, Rendered, View
 from panels.reads import asof_payload, now, read
@@ -33,8 +35,24 @@ def render(view: View, look: Look, _kept: dict[str, Any]) -> Rendered:
     )
     categories = reference.categories()
     frame = mask_personal(latest.value, categories=categories) if look.masked else latest.value
-    feed = feed_children(frame, lang=look.lang, categories=categories, link=not look.wall)
-    return Rendered(values={"feed": feed}, reads=(clock, latest))
+    limits = read(forecast_limits, incident_ids=_live_forecasts(frame))
+    feed = feed_children(
+        frame,
+        lang=look.lang,
+        categories=categories,
+        link=not look.wall,
+        now=clock.value,
+        limits=limits.value,
+    )
+    return Rendered(values={"feed": feed}, reads=(clock, latest, limits))
+
+
+def _live_forecasts(frame: pd.DataFrame) -> tuple[int, ...]:
+    """The ids of the live 预警 in a feed (their countdowns need the limit they expect)."""
+    if frame.empty or "kind" not in frame:
+        return ()
+    live = frame[(frame["kind"] == "forecast") & (frame["status"] != "resolved")]
+    return tuple(int(i) for i in live["id"])
 
 
 def create(look: Look, initial: Rendered | None = None, *, class_name: str = "") -> html.Section:

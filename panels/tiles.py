@@ -11,19 +11,23 @@ from components.panels import panel, unavailable
 from components.tiles import CITY_TZ, skeleton_tiles, tiles_children
 from data.kpis import area_kpis
 from panels.base import LivePanel, Look, Part, Rendered, View
-from panels.reads import asof_payload, read
+from panels.reads import asof_payload, now, read
 
 
 def render(view: View, look: Look, _kept: dict[str, Any]) -> Rendered:
-    """The tiles of `view`, and when its status snapshot was taken."""
+    """The tiles of `view`, and when its status snapshot was taken (the 预警 countdown from
+    the database clock at render time)."""
     kpis = read(area_kpis, district=view.district, street=view.street, category=view.category)
+    clock = now()
     moment = (kpis.value.status_as_of or kpis.value.at).astimezone(CITY_TZ).strftime("%H:%M")
+    # walls open nothing; pages link the 预警 and device-health tiles to their incidents
+    scope = None if look.wall else {"district": view.district, "category": view.category}
     return Rendered(
         values={
-            "tiles": tiles_children(kpis.value, look.lang),
+            "tiles": tiles_children(kpis.value, look.lang, now=clock.value, scope=scope),
             "status": t("status.as_of", look.lang, t=moment),
         },
-        reads=(kpis,),
+        reads=(kpis, clock),
     )
 
 

@@ -13,11 +13,14 @@ from components.panels import chart, deferred_chart_box, panel, skeleton
 from components.theme import message_figure, wall_figure
 from components.timeline import timeline_figure
 from data.cache import Cached
+from data.forecast_reads import expected_breaches
 from data.incident_reads import incident_handling_timeline, incident_timeline
 from panels.base import LivePanel, Look, Part, Rendered, View
 from panels.reads import now, read
 
 TIMELINE_HOURS = 24
+# the hours after now the timeline runs on into, with the breaches live 预警 expect
+AHEAD_HOURS = 3
 
 
 def graph(look: Look, figure: Any) -> dcc.Graph:
@@ -33,13 +36,16 @@ def graph(look: Look, figure: Any) -> dcc.Graph:
 
 
 def render(view: View, look: Look, _kept: dict[str, Any]) -> Rendered:
-    """Incidents per hour of `view` over the last 24 h, stacked as the viewer chose."""
+    """Incidents per hour of `view` over the last 24 h, stacked as the viewer chose, and the
+    breaches its live 预警 expect in the next hours."""
     clock = now()
     end = clock.value
     start = end - timedelta(hours=TIMELINE_HOURS)
+    ahead_end = end + timedelta(hours=AHEAD_HOURS)
     where = {"district": view.district, "street": view.street, "category": view.category}
     frame = read(incident_timeline, start=start, end=end, **where)
-    reads: list[Cached[Any]] = [clock, frame]
+    ahead = read(expected_breaches, start=end, end=ahead_end, **where)
+    reads: list[Cached[Any]] = [clock, frame, ahead]
     handled = None
     # a wall shows what arrives; the handling lines are for those who handle it
     if not look.wall:
@@ -54,6 +60,8 @@ def render(view: View, look: Look, _kept: dict[str, Any]) -> Rendered:
         end=end,
         categories=reference.categories(),
         handled=handled,
+        ahead=ahead.value,
+        ahead_end=ahead_end,
     )
     return Rendered(values={"timeline-box": graph(look, figure)}, reads=tuple(reads))
 

@@ -109,7 +109,8 @@ def parse_bbox(text: str | None) -> tuple[float, float, float, float] | None:
 
 
 def snapshot_frame(engine: Engine, *, district: str, category: str | None) -> pd.DataFrame:
-    """id, lon, lat and state rank (0 = alarm … 4 = normal) of the district's devices."""
+    """id, lon, lat and state rank (components.theme.STATE_RANK: 0 = alarm, 1 = 预警 … normal)
+    of the district's devices."""
     # one snapshot serves everyone allowed to see this district: the route checks who asks
     with scoped(Scope(districts=district)):
         frame = area_devices(engine, district=district, category=category)
