@@ -27,9 +27,16 @@ from simulator.city import (
     Episode,
     episode_values,
     fault_direction,
-    healthy_values,
     round_to_type,
     type_arrays,
+)
+from simulator.shapes import (
+    RAMP_MINUTES,
+    device_profiles,
+    normal_values,
+    ramp_fraction,
+    ramp_side,
+    ramp_target,
 )
 
 if TYPE_CHECKING:
@@ -40,7 +47,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 NEVER = np.iinfo(np.int64).max
-NO_EPISODE, FAULT, STORM = 0, 1, 2
+NO_EPISODE, FAULT, STORM, RAMP, STUCK, SPIKE = 0, 1, 2, 3, 4, 5
+# episodes in which a device reports on change, at the fast alarm period
+FAST_KINDS = (FAULT, STORM, RAMP)
+STORM_RAMPS = ("ponding", "river_level", "tide_level")
 # Share of a storm district's flood sensors of each kind that the storm reaches.
 STORM_REACH = {
     "rain_gauge": 0.9,
@@ -61,9 +71,20 @@ class LiveConfig:
     rate: float = 97.0
     seed: int = 0
     # quiet minutes between the end of one storm and the start of the next; None = no storms
-    storm_every_s: float | None = 20 * 60
+    storm_every_s: float | None = 40 * 60
     storm_now: bool = False
-    storm_minutes: tuple[float, float] = (10.0, 20.0)
+    storm_minutes: tuple[float, float] = (30.0, 60.0)
+    # a first ponding ramp this long after the start, so a 预警 shows within minutes; None = off
+    first_ramp_s: float | None = 60.0
+    first_ramp_minutes: tuple[float, float] = (20.0, 25.0)
+    # standalone ramps to an alarm limit, per hour of each device that can ramp (gas, water, …)
+    ramps_per_device_hour: float = 0.0015
+    stuck_per_device_hour: float = 0.0003
+    stuck_minutes: tuple[float, float] = (60.0, 360.0)
+    spikes_per_device_hour: float = 0.0003
+    skews_per_device_hour: float = 0.0001
+    skew_minutes: tuple[float, float] = (30.0, 120.0)
+    skew_lag_minutes: tuple[float, float] = (20.0, 60.0)
     storm_districts: tuple[int, int] = (3, 5)
     faults_per_device_hour: float = 0.005
     fault_minutes: tuple[float, float] = (3.0, 12.0)
@@ -138,6 +159,14 @@ class LiveCity:
         measurand = {t.type_id: t.measurand for t in device_types}
         category = {t.type_id: t.category for t in device_types}
         self.measurand = np.array([measurand[int(t)] for t in self.type_id], dtype=object)
+        self.profiles = device_profiles(
+            self.device_id, self.type_id, device_types, seed=config.seed
+        )
+        self.can_ramp = (
+            np.isin(self.measurand, list(RAMP_MINUTES))
+            & (self.params["binary"][self.type_id] == 0)
+            & (self.profiles.near_side == 0)
+        )
         self.is_flood = np.array([category[int(t)] == "flood" for t in self.type_id])
         self.rng = np.random.default_rng([config.seed, 20260701])
         self.offline = np.zeros(n, dtype=bool)
@@ -147,6 +176,17 @@ class LiveCity:
         self.ep_end = np.zeros(n, dtype=np.int64)
         self.ep_direction = np.ones(n, dtype=np.int8)
         self.ep_to_alarm = np.zeros(n, dtype=bool)
+        # a ramp's rise, hold and shape, and the value it heads for (or a stuck sensor's value)
+        self.ep_rise = np.ones(n, dtype=np.int64)
+        self.ep_hold = np.zeros(n, dtype=np.int64)
+        self.ep_power = np.ones(n)
+        self.ep_value = np.zeros(n)
+        # a clock-skewed device stamps its readings this far behind, until then
+        self.lag_us = np.zeros(n, dtype=np.int64)
+        self.lag_until = np.zeros(n, dtype=np.int64)
+        self.first_ramp_us = (
+            NEVER if config.first_ramp_s is None else start_us + int(config.first_ramp_s * US)
+        )
         self.last_ts = np.full(n, start_us - 1, dtype=np.int64)
         self.now_us = start_us
         self.storm: Storm | None = None
@@ -194,7 +234,7 @@ class LiveCity:
             due = due[~quiet]
         floor = now_us - int(self.config.max_catch_up_s * US)
         self.next_due[due] = np.maximum(self.next_due[due], floor)
-        in_episode = (self.ep_kind[due] != NO_EPISODE) & (self.ep_start[due] <= now_us)
+        in_episode = np.isin(self.ep_kind[due], FAST_KINDS) & (self.ep_start[due] <= now_us)
         period = np.where(
             in_episode,
             np.minimum(self.period_us[due], int(self.config.alarm_period_s * US)),
@@ -213,6 +253,9 @@ class LiveCity:
         flagged = self.rng.random(total)
         quality[flagged < 0.002] = 1
         quality[flagged < 0.0004] = 2
+        # a skewed clock stamps the reading late; the schedule keeps the true time
+        lagging = self.lag_until[device] > ts
+        ts = np.where(lagging, ts - self.lag_us[device], ts)
         order = np.argsort(ts, kind="stable")
         return ReadingBatch(
             device_id=self.device_id[device][order],
@@ -223,11 +266,19 @@ class LiveCity:
 
     def _values(self, device: np.ndarray, ts: np.ndarray) -> np.ndarray:
         t_type = self.type_id[device]
-        value = healthy_values(self.params, t_type, ts, self.rng.standard_normal(len(ts)))
-        kind = self.ep_kind[device]
-        hit = np.flatnonzero(
-            (kind != NO_EPISODE) & (ts >= self.ep_start[device]) & (ts < self.ep_end[device])
+        value = normal_values(
+            self.params,
+            self.profiles,
+            device,
+            t_type,
+            ts,
+            self.rng.standard_normal(len(ts)),
+            seed=self.config.seed,
         )
+        kind = self.ep_kind[device]
+        within = (ts >= self.ep_start[device]) & (ts < self.ep_end[device])
+        value = self._shaped(device, ts, value, kind, within)
+        hit = np.flatnonzero(np.isin(kind, (FAULT, STORM)) & within)
         if len(hit):
             d = device[hit]
             target = self._episode_targets(d)
@@ -245,6 +296,40 @@ class LiveCity:
             value[hit] = target
         value = np.clip(value, self.low[t_type], self.high[t_type])
         return round_to_type(value, self.params, t_type)
+
+    def _shaped(
+        self, device: np.ndarray, ts: np.ndarray, value: np.ndarray, kind: np.ndarray, within
+    ) -> np.ndarray:
+        """Ramps blended in, stuck sensors' repeated value, and a spike's one wild reading."""
+        ramp = np.flatnonzero((kind == RAMP) & within)
+        if len(ramp):
+            d = device[ramp]
+            f = ramp_fraction(
+                ts[ramp],
+                start_us=self.ep_start[d],
+                rise_us=self.ep_rise[d],
+                hold_us=self.ep_hold[d],
+                fall_us=self.ep_rise[d] // 2,
+                power=self.ep_power[d],
+            )
+            target = self.ep_value[d] + self.params["noise"][self.type_id[d]] * (
+                self.rng.standard_normal(len(ramp))
+            )
+            value[ramp] = (1.0 - f) * value[ramp] + f * target
+        stuck = np.flatnonzero((kind == STUCK) & within)
+        value[stuck] = self.ep_value[device[stuck]]
+        spike = np.flatnonzero((kind == SPIKE) & within)
+        if len(spike):
+            # only a device's first reading is wild; the episode is then over
+            devices, first = np.unique(device[spike], return_index=True)
+            rows = spike[first]
+            t = self.type_id[devices]
+            width = self.params["normal_max"][t] - self.params["normal_min"][t]
+            value[rows] += (
+                self.ep_direction[devices] * (0.9 + 0.6 * self.rng.random(len(rows))) * width
+            )
+            self.ep_kind[devices] = NO_EPISODE
+        return value
 
     def _episode_targets(self, d: np.ndarray) -> np.ndarray:
         """Values beyond the warning or alarm limit for devices `d` (city.episode_values)."""
@@ -280,11 +365,93 @@ class LiveCity:
         cfg = self.config
         for _ in range(self.rng.poisson(cfg.faults_per_device_hour * n * hours)):
             self._start_fault(now_us)
+        if now_us >= self.first_ramp_us:
+            self.first_ramp_us = NEVER
+            self._first_ramp(now_us)
+        ramping = int(self.can_ramp.sum())
+        for _ in range(self.rng.poisson(cfg.ramps_per_device_hour * ramping * hours)):
+            self._start_ramp(int(self.rng.choice(np.flatnonzero(self.can_ramp))), now_us)
+        self._sensor_troubles(now_us, n * hours)
         for _ in range(self.rng.poisson(cfg.silences_per_device_hour * n * hours)):
             i = int(self.rng.integers(n))
             if self.ep_kind[i] == NO_EPISODE:
                 minutes = self.rng.uniform(*cfg.silence_minutes)
                 self.silent_until[i] = now_us + int(minutes * 60 * US)
+
+    def _free(self, i: int, now_us: int) -> bool:
+        return (
+            self.ep_kind[i] == NO_EPISODE and not self.offline[i] and self.silent_until[i] <= now_us
+        )
+
+    def _first_ramp(self, now_us: int) -> None:
+        """An underpass starts flooding soon after the start: the demo's first 预警."""
+        ponding = np.flatnonzero(self.can_ramp & (self.measurand == "ponding"))
+        pool = ponding if len(ponding) else np.flatnonzero(self.can_ramp)
+        free = [int(i) for i in pool if self._free(int(i), now_us)]
+        if free:
+            i = int(self.rng.choice(free))
+            self._start_ramp(i, now_us, minutes=self.rng.uniform(*self.config.first_ramp_minutes))
+
+    def _start_ramp(
+        self, i: int, now_us: int, *, minutes: float | None = None, to_alarm: bool = True
+    ) -> None:
+        """Device i moves gradually from its value to beyond its alarm limit (or only into the
+        warning band), holds a few minutes, and recovers."""
+        if not self._free(i, now_us):
+            return
+        t = self.types[int(self.type_id[i])]
+        low, high = RAMP_MINUTES[t.measurand]
+        rise = int((minutes if minutes is not None else self.rng.uniform(low, high)) * 60 * US)
+        hold = int(self.rng.uniform(3, 8) * 60 * US)
+        side = ramp_side(t, self.rng.random())
+        target = ramp_target(t, side, self.rng.random())
+        if not to_alarm:
+            edge = t.normal_max if side > 0 else t.normal_min
+            target = edge + self.rng.uniform(0.3, 0.7) * (target - edge)
+        self.ep_kind[i], self.ep_start[i] = RAMP, now_us
+        self.ep_end[i] = now_us + rise + hold + rise // 2
+        self.ep_rise[i], self.ep_hold[i] = rise, hold
+        self.ep_power[i], self.ep_value[i] = self.rng.uniform(1.0, 1.4), target
+        self.ep_direction[i], self.ep_to_alarm[i] = side, to_alarm
+        self._report_at(np.array([i]), np.array([now_us]))
+        self.events.append(
+            f"{t.measurand} ramp on device {int(self.device_id[i])} over {rise / US / 60:.0f} min"
+        )
+
+    def _sensor_troubles(self, now_us: int, device_hours: float) -> None:
+        """Sensors that lie: stuck values, a single wild reading, a clock running late."""
+        cfg, n = self.config, len(self.device_id)
+        analog = self.params["binary"][self.type_id] == 0
+        for kind, rate in ((STUCK, cfg.stuck_per_device_hour), (SPIKE, cfg.spikes_per_device_hour)):
+            for _ in range(self.rng.poisson(rate * device_hours)):
+                i = int(self.rng.integers(n))
+                if not (analog[i] and self._free(i, now_us)):
+                    continue
+                minutes = self.rng.uniform(*cfg.stuck_minutes) if kind == STUCK else 24 * 60.0
+                self.ep_kind[i], self.ep_start[i] = kind, now_us
+                self.ep_end[i] = now_us + int(minutes * 60 * US)
+                self.ep_direction[i] = 1 if self.rng.random() < 0.5 else -1
+                t = self.type_id[i : i + 1]
+                self.ep_value[i] = round_to_type(
+                    normal_values(
+                        self.params,
+                        self.profiles,
+                        np.array([i]),
+                        t,
+                        np.array([now_us]),
+                        self.rng.standard_normal(1),
+                        seed=cfg.seed,
+                    ),
+                    self.params,
+                    t,
+                )[0]
+        for _ in range(self.rng.poisson(cfg.skews_per_device_hour * device_hours)):
+            i = int(self.rng.integers(n))
+            if self.lag_until[i] <= now_us:
+                lag = self.rng.uniform(*cfg.skew_lag_minutes) * 60 * US
+                # an odd microsecond keeps skewed stamps off the device's earlier ones
+                self.lag_us[i] = int(lag) + 137
+                self.lag_until[i] = now_us + int(self.rng.uniform(*cfg.skew_minutes) * 60 * US)
 
     def _end_episodes(self, now_us: int) -> None:
         over = np.flatnonzero((self.ep_kind != NO_EPISODE) & (self.ep_end <= now_us))
@@ -342,6 +509,11 @@ class LiveCity:
             to_alarm = np.concatenate([to_alarm, np.ones(len(sure), dtype=bool)])
             hit, first = np.unique(hit, return_index=True)
             to_alarm = to_alarm[first] | np.isin(hit, sure)
+            # water levels rise gradually over tens of minutes, not in a jump
+            levels = np.isin(self.measurand[hit], STORM_RAMPS) & self.can_ramp[hit]
+            for i, alarm in zip(hit[levels], to_alarm[levels], strict=True):
+                self._start_ramp(int(i), now_us, to_alarm=bool(alarm))
+            hit, to_alarm = hit[~levels], to_alarm[~levels]
             self.ep_kind[hit] = STORM
             self.ep_start[hit] = now_us
             self.ep_end[hit] = end_us

@@ -29,7 +29,16 @@ TYPES = catalog.load_device_types()
 TYPE_BY_ID = {t.type_id: t for t in TYPES}
 START = 1_795_000_000 * US  # 2026-11-18, a fixed instant
 DISTRICTS = np.array(sorted(DISTRICT_POPULATION))
-QUIET = LiveConfig(storm_every_s=None, faults_per_device_hour=0, silences_per_device_hour=0)
+QUIET = LiveConfig(
+    storm_every_s=None,
+    faults_per_device_hour=0,
+    silences_per_device_hour=0,
+    first_ramp_s=None,
+    ramps_per_device_hour=0,
+    stuck_per_device_hour=0,
+    spikes_per_device_hour=0,
+    skews_per_device_hour=0,
+)
 
 
 def fake_devices(n=3000, *, seed=1, maintenance=0):
@@ -120,6 +129,7 @@ def test_timestamps_strictly_increase_per_device_and_never_lie_ahead():
         faults_per_device_hour=2,
         fault_minutes=(0.2, 1),
         silences_per_device_hour=2,
+        skews_per_device_hour=0,  # a skewed clock steps back on purpose (tested on its own)
         silence_minutes=(0.2, 1),
     )
     city = LiveCity(_DEVICES, TYPES, busy, start_us=START)
@@ -191,13 +201,19 @@ def test_values_stay_physically_plausible_through_faults_and_storms():
 def test_healthy_devices_stay_inside_their_normal_range():
     city = LiveCity(_DEVICES, TYPES, replace(QUIET, rate=2_000), start_us=START)
     cat, _ = simulate(city, seconds=600)
-    assert (levels(cat) == 0).all()
+    lv = levels(cat)
+    assert not (lv == 2).any()
+    # only near-limit daily cycles and broken household routines may leave the normal band
+    index = cat["device_id"] - 1
+    allowed = (city.profiles.near_side[index] != 0) | (city.profiles.household[index] != 0)
+    assert not ((lv == 1) & ~allowed).any()
 
 
 def test_a_storm_floods_three_districts_past_alarm_for_minutes_then_recedes():
-    config = replace(QUIET, rate=97, storm_every_s=3600, storm_now=True, seed=11)
+    config = replace(QUIET, rate=97, storm_every_s=10 * 3600, storm_now=True, seed=11)
     city = LiveCity(_DEVICES, TYPES, config, start_us=START)
-    cat, _ = simulate(city, seconds=25 * 60)
+    # river and tide levels rise over hours and take half as long again to recede
+    cat, _ = simulate(city, seconds=5 * 3600, tick=5.0)
     storm = city.storm or None
     events = city.drain_events()
     assert any("over" in e and "ended" in e for e in events), events
@@ -208,7 +224,8 @@ def test_a_storm_floods_three_districts_past_alarm_for_minutes_then_recedes():
     district_of = _DEVICES.district_adcode[cat["device_id"] - 1]
     alarmed = flood & (lv == 2)
     assert len(np.unique(district_of[alarmed])) >= 3, started
-    assert not (~flood & (lv > 0)).any()  # storms only touch flood-control sensors
+    # storms only touch flood-control sensors (others' near-limit cycles stay short of alarm)
+    assert not (~flood & (lv == 2)).any()
     # some sensors stay beyond alarm for several minutes
     spans = [
         np.ptp(cat["ts_us"][alarmed & (cat["device_id"] == d)])
@@ -218,7 +235,10 @@ def test_a_storm_floods_three_districts_past_alarm_for_minutes_then_recedes():
     # …then recede: the last reading of every flood sensor is normal again
     assert storm is None
     last = {}
-    for device, level in zip(cat["device_id"][flood], lv[flood], strict=True):
+    own_cycle = city.profiles.near_side[cat["device_id"] - 1] == 0
+    for device, level in zip(
+        cat["device_id"][flood & own_cycle], lv[flood & own_cycle], strict=True
+    ):
         last[int(device)] = int(level)
     assert sum(last.values()) == 0
 
@@ -310,3 +330,58 @@ def test_broker_config_keeps_a_backlog():
         "log_dest file /x/mosquitto.log",
         "user mosquitto",
     } <= lines
+
+
+def _ramp_readings(city, cat, device):
+    mine = cat["device_id"] == device
+    return cat["ts_us"][mine], cat["value"][mine]
+
+
+def test_a_ponding_ramp_starts_within_two_minutes_rises_gradually_and_reaches_the_alarm():
+    config = replace(QUIET, rate=97, seed=4, first_ramp_s=60.0)
+    city = LiveCity(_DEVICES, TYPES, config, start_us=START)
+    simulate(city, seconds=120)
+    ramping = np.flatnonzero(city.ep_kind == 3)
+    assert len(ramping) == 1 and city.measurand[ramping[0]] == "ponding"
+    i = int(ramping[0])
+    assert city.ep_start[i] - START <= 2 * 60 * US
+    rise = int(city.ep_rise[i])
+    cat, _ = simulate(city, seconds=rise / US + 300, start=START + 120 * US)
+    ts, value = _ramp_readings(city, cat, int(city.device_id[i]))
+    t = TYPE_BY_ID[int(city.type_id[i])]
+    during = (ts >= city.ep_start[i]) & (ts < city.ep_start[i] + rise)
+    # on change: every alarm period, not the type's (compressed) interval
+    assert np.median(np.diff(ts[during])) <= config.alarm_period_s * US * 1.01
+    way = t.alarm_max - t.baseline
+    assert np.abs(np.diff(value[during])).max() < 0.1 * way
+    beyond = ts[value > t.alarm_max]
+    assert len(beyond) and beyond[0] >= city.ep_start[i] + 0.75 * rise
+    assert value[during][:3].max() < t.normal_max  # it starts from the healthy value
+
+
+def test_standalone_ramps_keep_coming_city_wide():
+    config = replace(QUIET, rate=97, seed=6, ramps_per_device_hour=0.0015)
+    devices = fake_devices(20_000, seed=2)
+    city = LiveCity(devices, TYPES, config, start_us=START)
+    simulate(city, seconds=3600, tick=10.0)
+    ramps = [e for e in city.drain_events() if " ramp " in e]
+    assert len(ramps) >= 3, ramps
+
+
+def test_a_stuck_sensor_repeats_its_value_and_a_skewed_clock_stamps_late():
+    config = replace(
+        QUIET, rate=2_000, seed=8, stuck_per_device_hour=1.0, skews_per_device_hour=1.0
+    )
+    city = LiveCity(_DEVICES, TYPES, config, start_us=START)
+    cat, steps = simulate(city, seconds=600)
+    stuck = np.flatnonzero(city.ep_kind == 4)
+    assert len(stuck) >= 5
+    repeated = 0
+    for i in stuck:
+        mine = (cat["device_id"] == city.device_id[i]) & (cat["ts_us"] >= city.ep_start[i])
+        if mine.sum() >= 2:
+            assert len(np.unique(cat["value"][mine])) == 1
+            repeated += 1
+    assert repeated >= 3
+    late = steps[-1][0] - cat["ts_us"]
+    assert (late > 19 * 60 * US).any() and (late < 61 * 60 * US + 600 * US).all()
