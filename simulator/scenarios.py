@@ -10,6 +10,7 @@ replayed over the readings can be scored. `scheduled_readings` is the shared rea
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -129,14 +130,15 @@ def labelled_history(
     value = round_to_type(np.clip(value, low[t_type], high[t_type]), params, t_type)
     arrived = ts.copy()
     events = []
+    row: Any
     for row in plan.itertuples():
-        rows = _rows_of(owner, ts, row.device, row.start_us, row.end_us)
+        rows = _rows_of(owner, ts, int(row.device), int(row.start_us), int(row.end_us))
         if row.kind == "stuck" and len(rows) and rows[0] > 0 and owner[rows[0] - 1] == row.device:
             value[rows] = value[rows[0] - 1]
         elif row.kind == "spike" and len(rows):
             rows = rows[:1]
             width = params["normal_max"][t_type[rows]] - params["normal_min"][t_type[rows]]
-            jump = value[rows] + row.side * (0.9 + 0.6 * rng.random()) * width
+            jump = value[rows] + float(row.side) * (0.9 + 0.6 * rng.random()) * width
             value[rows] = np.clip(jump, low[t_type[rows]], high[t_type[rows]])
         elif row.kind == "clock":
             ts[rows] -= int(row.lag_us)
