@@ -6,13 +6,17 @@
 (function () {
   const SLOTS = ["a", "b"];
   const QUEUE_MAX = 3;
+  // a 预警 is reported on every poll while its breach is near: each is queued once (the last
+  // SEEN_MAX remembered, so the memory stays small)
+  const SEEN_MAX = 200;
   const other = function (slot) { return slot === "a" ? "b" : "a"; };
 
   function focusView(incident) {
     return {
       district: incident.district, street: incident.street || null, category: null,
       key: "focus:" + incident.id,
-      focus: {id: incident.id, lon: incident.lon, lat: incident.lat, severity: incident.severity},
+      focus: {id: incident.id, lon: incident.lon, lat: incident.lat, severity: incident.severity,
+              kind: incident.kind === "forecast" ? "forecast" : "alarm"},
     };
   }
 
@@ -25,6 +29,7 @@
       phase: "rotate",
       attention: null,
       queue: [],
+      seen: [],
       overflow: 0,
       lastAttentionEnd: -Infinity,
       request: null,
@@ -50,7 +55,10 @@
       (inp.alerts || []).forEach(function (incident) {
         const showing = s.phase === "attention" && s.attention.incident.id === incident.id;
         const waiting = s.queue.some(function (i) { return i.id === incident.id; });
-        if (!showing && !waiting) { s.queue = s.queue.concat([incident]); }
+        const forecast = incident.kind === "forecast";
+        const seen = forecast && (s.seen || []).indexOf(incident.id) >= 0;
+        if (!showing && !waiting && !seen) { s.queue = s.queue.concat([incident]); }
+        if (forecast && !seen) { s.seen = (s.seen || []).concat([incident.id]).slice(-SEEN_MAX); }
       });
       if (s.queue.length > QUEUE_MAX) {
         s.overflow += s.queue.length - QUEUE_MAX;
@@ -315,8 +323,10 @@
     const watchKey = watchIds.join(",");
     const watchOut = watchKey === W.watchKey ? nu : watchIds;
     W.watchKey = watchKey;
+    const forecastShown = next.phase === "attention" && next.attention.incident.kind === "forecast";
     const rootClass = "os-wall os-wall-" + config.mode + " os-lang-" + config.lang +
-      " os-wall-phase-" + next.phase + (next.revoked ? " os-wall-revoked" : "");
+      " os-wall-phase-" + next.phase + (forecastShown ? " os-wall-attention-forecast" : "") +
+      (next.revoked ? " os-wall-revoked" : "");
     return [slotViews, slotClasses, title, progress, attentionOut, watchOut,
             rootClass === W.rootClass ? nu : (W.rootClass = rootClass), W.countdown(next, now, config)];
   };

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
 import plotly.graph_objects as go
 from dash import dcc, html
 
+from components.countdown import minutes_until
 from components.i18n import t
 from components.state import href
-from components.theme import ACCENT, SEVERITY_COLORS, base_layout, message_figure
+from components.theme import ACCENT, KIND_COLORS, SEVERITY_COLORS, base_layout, message_figure
 from components.tiles import CITY_TZ
 
 
@@ -63,6 +65,7 @@ def readings_figure(
             annotation_text=t("col.threshold", lang),
             annotation_font_color="#ff8a95",
         )
+    _mark_expected(figure, incident)
     opened = pd.Timestamp(incident["opened_at"]).tz_convert(CITY_TZ)
     # the same local-time representation as the series (epoch milliseconds would be read as
     # UTC wall time and land eight hours early)
@@ -74,6 +77,24 @@ def readings_figure(
         margin={"l": 56, "r": 12, "t": 10, "b": 40},
     )
     return figure
+
+
+def _mark_expected(figure: go.Figure, incident: dict) -> None:
+    """A 预警's expected breach: where the limit is expected to be crossed, in the 预警 colour."""
+    detail = detail_of(incident)
+    limit = detail.get("limit", incident.get("threshold"))
+    if incident.get("kind") != "forecast" or incident.get("expected_at") is None or limit is None:
+        return
+    at = pd.Timestamp(incident["expected_at"]).tz_convert(CITY_TZ).to_pydatetime()
+    color = KIND_COLORS["forecast"]
+    figure.add_vline(x=at, line={"color": color, "dash": "dot", "width": 1.5})
+    figure.add_scatter(
+        x=[at],
+        y=[float(limit)],
+        mode="markers",
+        marker={"color": color, "size": 12, "symbol": "diamond"},
+        hoverinfo="skip",
+    )
 
 
 def _place_and_device(incident: dict, lang: str) -> tuple[str, Any]:
@@ -104,7 +125,16 @@ def _facts(incident: dict, *, lang: str, categories: dict[str, tuple[str, str]])
     def number(value: Any) -> str:
         return "–" if value is None else f"{float(value):.{decimals}f} {unit}".strip()
 
+    kind = incident.get("kind") or "alarm"
     return [
+        (
+            t("fx.col.kind", lang),
+            html.Span(
+                t(f"fx.kind.{kind}", lang),
+                className=f"os-kind os-kind-{kind}",
+                style={"color": KIND_COLORS.get(kind, SEVERITY_COLORS["critical"])},
+            ),
+        ),
         (
             t("col.severity", lang),
             html.Span(
@@ -150,6 +180,125 @@ def _history(events: pd.DataFrame, lang: str) -> html.Table:
     )
 
 
+def detail_of(record: dict) -> dict:
+    """An incident's why (incident.detail), {} when it has none."""
+    value = record.get("detail")
+    return value if isinstance(value, dict) else {}
+
+
+def time_to_breach(expected_at: object, *, at: datetime, lang: str) -> str:
+    """A 预警's time to its expected breach, counted from `at` (render time, never the title's):
+    "12 分钟后" / "in 12 min", "已到预计时间" once due, "" when unknown."""
+    minutes = minutes_until(expected_at, at)
+    if minutes is None:
+        return ""
+    return t("fx.due", lang) if minutes <= 0 else t("fx.in_minutes", lang, n=minutes)
+
+
+def _minutes(seconds: object) -> int:
+    return max(0, round(float(seconds) / 60)) if isinstance(seconds, int | float) else 0
+
+
+def _links(incident: dict, lang: str) -> list:
+    """An alarm foreseen by a 预警 ("提前 N 分钟预警 #id"), a 预警 superseded by its alarm."""
+    items = []
+    if incident.get("foreseen_by"):
+        forecast = int(incident["foreseen_by"])
+        items.append(
+            html.Div(
+                className="os-foreseen",
+                children=[
+                    t("fx.foreseen", lang, n=_minutes(incident.get("lead_s"))),
+                    " ",
+                    dcc.Link(
+                        t("fx.foreseen_by", lang, id=forecast),
+                        href=href("/incidents", lang=lang, incident=str(forecast)),
+                        id="incident-foreseen-link",
+                    ),
+                ],
+            )
+        )
+    if incident.get("superseded_by"):
+        alarm = int(incident["superseded_by"])
+        items.append(
+            html.Div(
+                dcc.Link(
+                    t("fx.superseded_by", lang, id=alarm),
+                    href=href("/incidents", lang=lang, incident=str(alarm)),
+                    id="incident-superseded-link",
+                ),
+                className="os-foreseen",
+            )
+        )
+    return items
+
+
+def _forecast_facts(incident: dict, detail: dict, *, lang: str, at: datetime) -> list:
+    """A 预警's figures: expected breach (with its live countdown), band, limit, probability."""
+    decimals = int(incident.get("decimals") or 1)
+    unit = detail.get("unit") or incident.get("unit") or ""
+
+    def number(value: object) -> str:
+        return "–" if value is None else f"{float(str(value)):.{decimals}f} {unit}".strip()
+
+    expected = _when(incident.get("expected_at"))
+    if incident.get("status") != "resolved" and incident.get("expected_at") is not None:
+        expected += " · " + time_to_breach(incident["expected_at"], at=at, lang=lang)
+    band = [
+        _when(pd.Timestamp(v)) if v else "–"
+        for v in (detail.get("expected_lo"), detail.get("expected_hi"))
+    ]
+    facts = [
+        (t("fx.expected_at", lang), expected),
+        (t("fx.expected_band", lang), f"{band[0]} – {band[1]}"),
+        (t("fx.limit", lang), number(detail.get("limit"))),
+        (t("fx.latest", lang), number(detail.get("value"))),
+    ]
+    if detail.get("probability") is not None:
+        facts.append((t("fx.probability", lang), f"{100 * float(detail['probability']):.0f}%"))
+    if detail.get("slope_per_h") is not None:
+        slope = f"{float(detail['slope_per_h']):+.{decimals}f} {unit}".strip()
+        facts.append((t("fx.slope", lang), t("fx.per_hour", lang, v=slope)))
+    return facts
+
+
+def why_section(incident: dict, *, lang: str, at: datetime) -> list:
+    """Why a 预警, anomaly or device-health incident was raised: its sentence and figures; the
+    foresight links of an alarm."""
+    detail = detail_of(incident)
+    kind = incident.get("kind") or "alarm"
+    links = _links(incident, lang)
+    if kind == "alarm" or not detail:
+        return links
+    because = detail.get("because_en" if lang == "en" else "because_zh")
+    facts: list = []
+    if kind == "forecast":
+        facts = _forecast_facts(incident, detail, lang=lang, at=at)
+    elif kind == "anomaly" and detail.get("usual") is not None:
+        slot = detail.get("slot_en" if lang == "en" else "slot_zh") or ""
+        unit = detail.get("unit") or ""
+        facts = [(t("fx.usual", lang), f"{detail['usual']} {unit} {slot}".strip())]
+    elif kind == "health" and detail.get("check"):
+        facts = [(t("fx.check", lang), str(detail["check"]))]
+    return [
+        html.Div(
+            className=f"os-why-detail os-why-{kind}",
+            id="incident-why",
+            children=[
+                html.Div(t("fx.why", lang), className="os-legend-title"),
+                html.P(because, className="os-why-because") if because else None,
+                html.Dl(
+                    className="os-facts",
+                    children=[
+                        x for label, value in facts for x in (html.Dt(label), html.Dd(value))
+                    ],
+                ),
+            ],
+        ),
+        *links,
+    ]
+
+
 def detail_children(
     incident: dict,
     *,
@@ -157,14 +306,23 @@ def detail_children(
     figure: go.Figure,
     lang: str,
     categories: dict[str, tuple[str, str]],
+    at: datetime | None = None,
 ) -> list:
-    """Title, facts, readings chart and event history of one incident."""
+    """Title with facts and why, readings chart and event history of one incident."""
     facts = _facts(incident, lang=lang, categories=categories)
+    moment = at if at is not None else datetime.now(UTC)
     return [
         html.H3(incident["title_en" if lang == "en" else "title_zh"]),
-        html.Dl(
-            className="os-facts",
-            children=[item for label, value in facts for item in (html.Dt(label), html.Dd(value))],
+        html.Div(
+            [
+                html.Dl(
+                    className="os-facts",
+                    children=[
+                        x for label, value in facts for x in (html.Dt(label), html.Dd(value))
+                    ],
+                ),
+                *why_section(incident, lang=lang, at=moment),
+            ]
         ),
         html.Div(t("incidents.readings", lang), className="os-legend-title"),
         dcc.Graph(

@@ -12,6 +12,12 @@ from sqlalchemy.engine import Engine
 
 from data.checks import INCIDENT_STATUSES, SEVERITIES, InvalidQuery, check_scope, check_window
 
+# incident.kind (revision 0006): alarm = threshold/offline rules; forecast = 预警 (a breach of the
+# alarm limit is expected); anomaly = a device away from its own normal; health = a sensor that lies
+INCIDENT_KINDS = ("alarm", "forecast", "anomaly", "health")
+# the kinds that stand beside a device's readings as "why" (an alarm says so by its title)
+FINDING_KINDS = ("forecast", "anomaly", "health")
+
 
 def _check_timeline(
     start: datetime,
@@ -125,6 +131,7 @@ def incident_list(
     severities: tuple[str, ...] = SEVERITIES,
     statuses: tuple[str, ...] = INCIDENT_STATUSES,
     device_id: int | None = None,
+    kinds: tuple[str, ...] = INCIDENT_KINDS,
     order_by: str = "opened_at",
     descending: bool = True,
     limit: int = 100,
@@ -132,6 +139,8 @@ def incident_list(
     """Incidents opened in the window (newest first by default) with place names, for tables."""
     check_scope(district=district, street=street, category=category)
     check_window(start, end)
+    if not set(kinds) <= set(INCIDENT_KINDS) or not kinds:
+        raise InvalidQuery(f"kinds must be among {INCIDENT_KINDS}")
     if order_by not in INCIDENT_ORDER:
         raise InvalidQuery(f"order_by must be one of {', '.join(INCIDENT_ORDER)}")
     if device_id is not None and (not isinstance(device_id, int) or device_id <= 0):
@@ -150,12 +159,14 @@ def incident_list(
                 " i.title_zh, i.title_en, i.district_adcode, di.name_zh AS district_zh,"
                 " di.name_en AS district_en, i.street_code, s.name_zh AS street_zh,"
                 " s.name_en AS street_en, i.device_id, i.trigger_value, i.threshold,"
-                " i.acknowledged_at, i.resolved_at, ST_X(i.geom) AS lon, ST_Y(i.geom) AS lat"
+                " i.acknowledged_at, i.resolved_at, ST_X(i.geom) AS lon, ST_Y(i.geom) AS lat,"
+                " i.kind, i.expected_at, i.foreseen_by, i.lead_s"
                 " FROM incident i"
                 " JOIN district di ON di.adcode = i.district_adcode"
                 " LEFT JOIN street s ON s.code = i.street_code"
                 " WHERE i.opened_at >= :start AND i.opened_at < :end"
                 "   AND i.severity = ANY(:severities) AND i.status = ANY(:statuses)"
+                "   AND i.kind = ANY(:kinds)"
                 "   AND (CAST(:district AS text) IS NULL OR i.district_adcode = :district)"
                 "   AND (CAST(:street AS text) IS NULL OR i.street_code = :street)"
                 "   AND (CAST(:category AS text) IS NULL OR i.category_code = :category)"
@@ -171,6 +182,7 @@ def incident_list(
                 "category": category,
                 "severities": list(severities),
                 "statuses": list(statuses),
+                "kinds": list(kinds),
                 "device_id": device_id,
                 "limit": limit,
             },
@@ -202,7 +214,11 @@ def incident_detail(engine: Engine, *, incident_id: int) -> dict[str, object] | 
                 " s.name_en AS street_en, i.device_id, d.code AS device_code,"
                 " t.name_zh AS type_zh, t.name_en AS type_en, t.unit, t.decimals,"
                 " i.trigger_value, i.threshold, i.acknowledged_at, i.resolved_at, i.assignee,"
-                f" {_ASSIGNEE_NAMES}, ST_X(i.geom) AS lon, ST_Y(i.geom) AS lat"
+                f" {_ASSIGNEE_NAMES}, ST_X(i.geom) AS lon, ST_Y(i.geom) AS lat,"
+                " i.kind, i.expected_at, i.detail, i.foreseen_by, i.lead_s,"
+                # the alarm a 预警 foresaw (it supersedes the 预警); RLS keeps it in scope
+                " (SELECT a.id FROM incident a WHERE a.foreseen_by = i.id"
+                "  ORDER BY a.id LIMIT 1) AS superseded_by"
                 f" FROM incident i {_ASSIGNEE_JOINS.format(col='i')}"
                 " JOIN district di ON di.adcode = i.district_adcode"
                 " LEFT JOIN street s ON s.code = i.street_code"
@@ -286,11 +302,14 @@ def new_critical_incidents(
                 " i.title_zh, i.title_en, i.district_adcode, di.name_zh AS district_zh,"
                 " di.name_en AS district_en, i.street_code, s.name_zh AS street_zh,"
                 " s.name_en AS street_en, i.device_id, i.trigger_value, i.threshold,"
-                " ST_X(i.geom) AS lon, ST_Y(i.geom) AS lat"
+                " ST_X(i.geom) AS lon, ST_Y(i.geom) AS lat, i.kind, i.expected_at"
                 " FROM incident i JOIN fresh f ON f.id = i.id"
                 " JOIN district di ON di.adcode = i.district_adcode"
                 " LEFT JOIN street s ON s.code = i.street_code"
                 " WHERE i.severity = 'critical' AND i.status = 'open'"
+                # 预警 take the wall when their breach comes near (imminent_forecasts), not when
+                # opened; sensors that lie are for the maintenance crews, not the room
+                "   AND i.kind IN ('alarm', 'anomaly')"
                 "   AND (CAST(:district AS text) IS NULL OR i.district_adcode = :district)"
                 " ORDER BY i.opened_at DESC, i.id DESC LIMIT :limit"
             ),
@@ -317,3 +336,84 @@ def incident_statuses(engine: Engine, *, incident_ids: list[int]) -> dict[int, s
             sa.text("SELECT id, status FROM incident WHERE id = ANY(:ids)"), {"ids": wanted}
         ).all()
     return {int(row[0]): row[1] for row in rows}
+
+
+# Early warning: what a device's page, a wall and a kiosk show of 预警 and findings ------------
+
+_LIVE_COLUMNS = (
+    "i.id, i.opened_at, i.severity, i.status, i.category_code, i.title_zh, i.title_en,"
+    " i.district_adcode, di.name_zh AS district_zh, di.name_en AS district_en, i.street_code,"
+    " s.name_zh AS street_zh, s.name_en AS street_en, i.device_id, i.trigger_value,"
+    " i.threshold, ST_X(i.geom) AS lon, ST_Y(i.geom) AS lat, i.kind, i.expected_at"
+)
+
+
+def device_findings(engine: Engine, *, device_id: int) -> pd.DataFrame:
+    """A device's live 预警, anomaly and device-health incidents with their why, newest first."""
+    if not isinstance(device_id, int) or isinstance(device_id, bool) or device_id <= 0:
+        raise InvalidQuery(f"device_id must be a positive integer, not {device_id!r}")
+    with engine.connect() as conn:
+        result = conn.execute(
+            sa.text(
+                "SELECT id, kind, severity, status, rule_code, title_zh, title_en, opened_at,"
+                " expected_at, detail FROM incident"
+                " WHERE device_id = :device_id AND status <> 'resolved'"
+                "   AND kind = ANY(:kinds)"
+                " ORDER BY opened_at DESC, id DESC LIMIT 20"
+            ),
+            {"device_id": device_id, "kinds": list(FINDING_KINDS)},
+        )
+        return pd.DataFrame(result.all(), columns=list(result.keys()))
+
+
+def imminent_forecasts(
+    engine: Engine,
+    *,
+    within_s: int = 1800,
+    district: str | None = None,
+    limit: int = 20,
+) -> pd.DataFrame:
+    """Open critical 预警 whose breach is expected within `within_s` (or overdue), soonest first:
+    what takes a wall's attention (the wall itself remembers which it has shown)."""
+    check_scope(district=district)
+    if not 60 <= within_s <= 86_400:
+        raise InvalidQuery("within_s must be between 60 and 86400")
+    if not 1 <= limit <= 200:
+        raise InvalidQuery("limit must be between 1 and 200")
+    with engine.connect() as conn:
+        result = conn.execute(
+            sa.text(
+                f"SELECT {_LIVE_COLUMNS} FROM incident i"
+                " JOIN district di ON di.adcode = i.district_adcode"
+                " LEFT JOIN street s ON s.code = i.street_code"
+                " WHERE i.kind = 'forecast' AND i.status = 'open' AND i.severity = 'critical'"
+                "   AND i.expected_at <= now() + :within * interval '1 second'"
+                "   AND (CAST(:district AS text) IS NULL OR i.district_adcode = :district)"
+                " ORDER BY i.expected_at, i.id LIMIT :limit"
+            ),
+            {"within": int(within_s), "district": district, "limit": int(limit)},
+        )
+        return pd.DataFrame(result.all(), columns=list(result.keys()))
+
+
+def forecast_summary(engine: Engine, *, district: str | None = None) -> pd.DataFrame:
+    """Live 预警 per street and category: how many and the earliest expected breach (no device,
+    no title: what a public kiosk may show)."""
+    check_scope(district=district)
+    with engine.connect() as conn:
+        result = conn.execute(
+            sa.text(
+                "SELECT i.district_adcode, di.name_zh AS district_zh, di.name_en AS district_en,"
+                " i.street_code, s.name_zh AS street_zh, s.name_en AS street_en,"
+                " i.category_code, count(*) AS forecasts, min(i.expected_at) AS earliest"
+                " FROM incident i"
+                " JOIN district di ON di.adcode = i.district_adcode"
+                " LEFT JOIN street s ON s.code = i.street_code"
+                " WHERE i.kind = 'forecast' AND i.status <> 'resolved'"
+                "   AND (CAST(:district AS text) IS NULL OR i.district_adcode = :district)"
+                " GROUP BY 1, 2, 3, 4, 5, 6, 7 ORDER BY earliest, 1, 4, 7 LIMIT 50"
+            ),
+            {"district": district},
+        )
+        frame = pd.DataFrame(result.all(), columns=list(result.keys()))
+    return frame.astype({"forecasts": "int64"}) if not frame.empty else frame

@@ -89,4 +89,6 @@ def focus_of(raw: object) -> dict | None:
         "lon": lon,
         "lat": lat,
         "severity": severity if severity in ("critical", "major", "minor") else "critical",
+        # a 预警 is drawn apart from an alarm (an alarm unless it says so)
+        "kind": "forecast" if focus.get("kind") == "forecast" else "alarm",
     }

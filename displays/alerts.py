@@ -10,9 +10,11 @@ import dash
 import pandas as pd
 from dash import ALL, Input, Output, State, ctx, dcc
 from dash.exceptions import PreventUpdate
+from sqlalchemy.engine import Engine
 
 from components import ids, reference
 from components.callbacks import CallbackSet
+from components.feed import mask_personal
 from components.i18n import t
 from components.incident_detail import readings_figure
 from components.theme import message_figure, wall_figure
@@ -20,13 +22,15 @@ from data.devices import device_series
 from data.errors import READ_ERRORS, report_failure
 from data.incident_reads import (
     IncidentMarks,
+    forecast_summary,
+    imminent_forecasts,
     incident_detail,
     incident_marks,
     incident_statuses,
     new_critical_incidents,
 )
 from displays.access import app_version, checked, grant_for
-from displays.cards import attention_children
+from displays.cards import attention_children, kiosk_forecast_children
 from displays.slots import slot_id
 from panels.reads import now
 from web.services import web_engine
@@ -37,14 +41,24 @@ CALLBACKS = CallbackSet()
 log = logging.getLogger(__name__)
 
 ATTENTION_READINGS_MINUTES = 180
+KIOSK_FORECASTS = "kiosk-forecasts"
+# a critical 预警 takes the wall once its breach is expected within this (e.g. an underpass
+# forecast to flood within half an hour)
+FORECAST_ATTENTION_S = 1800
 
 
 def _records(frame: pd.DataFrame, *, masked: bool) -> list[dict]:
-    """The new critical incidents as the schedule takes them (none on kiosks)."""
+    """The new critical incidents and imminent critical 预警 as the schedule takes them (none on
+    kiosks); the wall queues a 预警 once, however often it is reported."""
     rows = []
     for item in frame.to_dict("records"):
+        expected = item.get("expected_at")
         rows.append(
             {
+                "kind": "forecast" if item.get("kind") == "forecast" else "alarm",
+                "expected": None
+                if expected is None or pd.isna(expected)
+                else int(pd.Timestamp(expected).timestamp() * 1000),
                 "id": int(item["id"]),
                 "district": item["district_adcode"],
                 "street": item["street_code"] if isinstance(item["street_code"], str) else None,
@@ -55,6 +69,22 @@ def _records(frame: pd.DataFrame, *, masked: bool) -> list[dict]:
             }
         )
     return [] if masked else rows
+
+
+def _news(
+    engine: Engine, *, after: IncidentMarks | None, district: str | None, masked: bool
+) -> tuple[pd.DataFrame, IncidentMarks]:
+    """What may take the wall now: critical incidents new since `after`, then the critical 预警
+    whose breach is near (none on kiosks); and the marks to ask from next time."""
+    if after is None:
+        return pd.DataFrame(), incident_marks(engine)
+    fresh, marks = new_critical_incidents(engine, after=after, district=district)
+    if masked:
+        return fresh, marks
+    coming = imminent_forecasts(engine, within_s=FORECAST_ATTENTION_S, district=district)
+    if coming.empty:
+        return fresh, marks
+    return (coming if fresh.empty else pd.concat([fresh, coming], ignore_index=True)), marks
 
 
 @CALLBACKS.callback(
@@ -90,10 +120,7 @@ def poll_alerts(tick, marks, watch, config):
     )
     try:
         engine = web_engine()
-        if after is None:
-            fresh, new_marks = pd.DataFrame(), incident_marks(engine)
-        else:
-            fresh, new_marks = new_critical_incidents(engine, after=after, district=grant.district)
+        fresh, new_marks = _news(engine, after=after, district=grant.district, masked=masked)
         # kiosks never show alerts, so they learn nothing of incidents' statuses either
         statuses = {} if masked else incident_statuses(engine, incident_ids=watched)
     except READ_ERRORS as exc:
@@ -172,6 +199,27 @@ def update_attention(attention, _tick, config):
         className="os-graph os-wall-alert-graph",
     )
     return body, chart_, " · ".join(notes)
+
+
+@CALLBACKS.callback(
+    Output(KIOSK_FORECASTS, "children"),
+    Input(ids.REFRESH, "n_intervals"),
+    State(ids.WALL_CONFIG, "data"),
+)
+def update_kiosk_forecasts(_tick, config):
+    """A kiosk's public 预警 strip: counts per area and when, personal categories masked."""
+    grant, lang, masked = checked(config)
+    if not masked:
+        raise PreventUpdate  # walls: the attention card and the tiles show 预警
+    try:
+        summary = forecast_summary(web_engine(), district=grant.district)
+        clock = now().value
+    except READ_ERRORS as exc:
+        report_failure(log, "kiosk early warnings failed", exc)
+        raise PreventUpdate from None
+    categories = reference.categories()
+    public = mask_personal(summary, categories=categories)
+    return kiosk_forecast_children(public, lang=lang, categories=categories, at=pd.Timestamp(clock))
 
 
 CALLBACKS.clientside(

@@ -20,6 +20,7 @@ from data.displays import DisplayGrant, get_playlist, touch_display_token
 from data.errors import READ_ERRORS, report_failure
 from data.incident_reads import incident_marks
 from displays.access import app_version, grant_for
+from displays.alerts import KIOSK_FORECASTS
 from displays.playlist import DisplayOptions, display_options
 from displays.slots import SLOTS, slot_content, slot_layout, slot_look, view_title
 from web.services import web_engine
@@ -127,6 +128,9 @@ def create_display(*, mode: str, token: object, lang: str, params: dict[str, Any
                     html.Div(t("kiosk.touch", lang), className="os-kiosk-attract", role="status")
                     if mode == "kiosk"
                     else None,
+                    # a kiosk's public 预警 strip (displays/alerts.py fills it; a wall has the
+                    # attention card and the tiles instead)
+                    html.Div(id=KIOSK_FORECASTS, className="os-kiosk-fx", role="status"),
                     html.Div(
                         t("wall.revoked", lang), className="os-wall-revoked-note", role="alert"
                     ),

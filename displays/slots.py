@@ -65,10 +65,10 @@ def slot_look(slot: str, *, lang: str, metric: str, masked: bool) -> Look:
     )
 
 
-def view_title(view: View, lang: str, *, focus: bool = False) -> str:
-    """The header line of a view."""
+def view_title(view: View, lang: str, *, focus: bool = False, kind: str = "alarm") -> str:
+    """The header line of a view (while drawing attention: to an alarm, or to a 预警)."""
     if focus:
-        return t("wall.attention", lang)
+        return t("fx.wall.attention" if kind == "forecast" else "wall.attention", lang)
     if view.district is None:
         place = t("wall.city_view", lang)
         short = t("crumb.city", lang)
@@ -112,7 +112,11 @@ def _focus_layer(focus: dict | None) -> dict:
     if not focus:
         return EMPTY
     point = {"type": "Point", "coordinates": [focus["lon"], focus["lat"]]}
-    properties = {"id": focus["id"], "severity": focus["severity"]}
+    properties = {
+        "id": focus["id"],
+        "severity": focus["severity"],
+        "kind": focus.get("kind", "alarm"),
+    }
     return {
         "type": "FeatureCollection",
         "features": [{"type": "Feature", "geometry": point, "properties": properties}],
@@ -137,7 +141,9 @@ def slot_content(view: View, *, focus: dict | None, look: Look, sent: object = N
             if bounds
             else {}
         ),
-        title=view_title(view, look.lang, focus=focus is not None),
+        title=view_title(
+            view, look.lang, focus=focus is not None, kind=(focus or {}).get("kind", "alarm")
+        ),
     )
 
 

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import dash
+import pandas as pd
 from dash import Input, Output, State, callback, dcc, html
 
 from components import ids, reference
-from components.device_view import series_figure, summary_children
+from components.device_view import (
+    DeviceForecast,
+    device_forecast,
+    rule_of_forecast,
+    series_figure,
+    summary_children,
+    why_children,
+)
 from components.feed import feed_children
 from components.filters import labelled_options, segmented
 from components.i18n import t
@@ -18,9 +26,17 @@ from components.panels import panel, unavailable
 from components.shell import create_page, crumb_links
 from components.state import href, language, pick
 from components.theme import message_figure
-from data.devices import device_detail, device_series
+from data.devices import (
+    DeviceBaseline,
+    DeviceDetail,
+    device_baseline,
+    device_detail,
+    device_series,
+    forecast_rules,
+)
 from data.errors import READ_ERRORS, report_failure
-from data.incident_reads import incident_list
+from data.incident_reads import device_findings, incident_list
+from data.rule_types import Rule
 from panels.freshness import asof_output
 from panels.guard import guard
 from panels.reads import asof_payload, now, read
@@ -32,6 +48,7 @@ dash.register_page(
 )
 
 SERIES_WINDOWS = {"6h": (6, 300), "24h": (24, 900), "7d": (24 * 7, 3600)}
+DEVICE_WHY = "device-why"
 
 
 def _device_id(value: object) -> int | None:
@@ -88,11 +105,17 @@ def layout(
                 ),
                 panel(
                     t("device.series", lang),
-                    dcc.Graph(
-                        id=ids.DEVICE_SERIES,
-                        className="os-graph",
-                        figure=message_figure(t("panel.loading", lang)),
-                        config={"displayModeBar": False, "responsive": True},
+                    html.Div(
+                        className="os-device-chart",
+                        children=[
+                            html.Div(id=DEVICE_WHY, className="os-why-box", role="status"),
+                            dcc.Graph(
+                                id=ids.DEVICE_SERIES,
+                                className="os-graph",
+                                figure=message_figure(t("panel.loading", lang)),
+                                config={"displayModeBar": False, "responsive": True},
+                            ),
+                        ],
                     ),
                     extra=segmented(
                         ids.DEVICE_WINDOW,
@@ -121,9 +144,46 @@ def layout(
     )
 
 
+def _forecast_rules(device: DeviceDetail, findings: pd.DataFrame) -> tuple[Rule, ...]:
+    """The 预警 rules of the device's type; without them (unreadable), the live 预警's own
+    figures, so the chart still shows the forecast the engine made."""
+    try:
+        return read(
+            forecast_rules,
+            type_id=device.type_id,
+            category=device.category_code,
+            value_kind=device.value_kind,
+        ).value
+    except READ_ERRORS as exc:
+        report_failure(log, "device forecast rules unavailable", exc)
+    live = findings[findings["kind"] == "forecast"] if not findings.empty else findings
+    return tuple(rule_of_forecast(detail) for detail in live.get("detail", []))
+
+
+def _forecast_parts(
+    device: DeviceDetail, *, end: datetime
+) -> tuple[DeviceForecast | None, DeviceBaseline | None, pd.DataFrame, list]:
+    """The 预警 forecast, the learned normal and the live findings of a device, with their reads."""
+    findings = read(device_findings, device_id=device.id)
+    baseline = read(device_baseline, device_id=device.id)
+    rules = _forecast_rules(device, findings.value)
+    window = max((rule.window_s or 0 for rule in rules), default=0)
+    forecast = None
+    if window:
+        raw = read(
+            device_series,
+            device_id=device.id,
+            start=end - timedelta(seconds=window),
+            end=end + timedelta(minutes=1),
+        )
+        forecast = device_forecast(raw.value, device=device, rules=rules, baseline=baseline.value)
+    return forecast, baseline.value, findings.value, [findings, baseline]
+
+
 @callback(
     Output(ids.DEVICE_SERIES, "figure"),
     Output(ids.DEVICE_SUMMARY, "children"),
+    Output(DEVICE_WHY, "children"),
     asof_output(ids.DEVICE_SERIES),
     asof_output(ids.DEVICE_SUMMARY),
     Input(ids.DEVICE_WINDOW, "value"),
@@ -137,31 +197,44 @@ def layout(
         dash.no_update,
         dash.no_update,
         dash.no_update,
+        dash.no_update,
     )
 )
 def update_series(window, _tick, device_id, lang):
-    """The readings chart for the chosen window, and the refreshed summary."""
+    """The readings chart for the chosen window with the forecast and the learned normal, the
+    refreshed summary, and why the device is watched."""
     lang = language(lang)
     number = _device_id(device_id)
     detail = read(device_detail, device_id=number) if number else None
     if detail is None or detail.value is None:
         missing = message_figure(t("notfound.device", lang, code=str(device_id)))
-        return missing, dash.no_update, dash.no_update, dash.no_update
+        return missing, dash.no_update, [], dash.no_update, dash.no_update
     device = detail.value
     hours, bucket = SERIES_WINDOWS[pick(window, list(SERIES_WINDOWS), "24h").value]
     clock = now()
     end = clock.value
+    start = end - timedelta(hours=hours)
     series = read(
         device_series,
         device_id=number,
-        start=end - timedelta(hours=hours),
+        start=start,
         end=end + timedelta(minutes=1),
         bucket_seconds=bucket,
     )
+    forecast, baseline, findings, reads = _forecast_parts(device, end=end)
+    figure = series_figure(
+        series.value,
+        device,
+        lang,
+        forecast=forecast,
+        baseline=baseline,
+        start_s=start.timestamp(),
+    )
     return (
-        series_figure(series.value, device, lang),
+        figure,
         summary_children(device, lang),
-        asof_payload(clock, series),
+        why_children(findings, lang),
+        asof_payload(clock, series, *reads),
         asof_payload(detail),
     )
 

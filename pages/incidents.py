@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import dash
@@ -30,7 +30,7 @@ from components.filters import (
     segmented,
 )
 from components.i18n import name, t
-from components.incident_detail import detail_children, readings_figure
+from components.incident_detail import detail_children, readings_figure, time_to_breach
 from components.panels import panel, unavailable
 from components.shell import create_page
 from components.state import (
@@ -42,10 +42,10 @@ from components.state import (
     pick,
     pick_many,
 )
-from components.theme import SEVERITY_COLORS, TEXT, message_figure
+from components.theme import KIND_COLORS, SEVERITY_COLORS, TEXT, message_figure
 from components.tiles import CITY_TZ
 from data.devices import device_series
-from data.incident_reads import incident_detail, incident_events, incident_list
+from data.incident_reads import INCIDENT_KINDS, incident_detail, incident_events, incident_list
 from panels.freshness import asof_output
 from panels.guard import guard
 from panels.incident_actions import create_incident_actions
@@ -59,7 +59,20 @@ dash.register_page(__name__, path="/incidents", title="事件中心 · 一屏观
 
 TABLE_LIMIT = 500
 DETAIL_CHART_HEIGHT = 220
-COLUMNS = ("opened_at", "severity", "status", "category", "title", "district", "street")
+COLUMNS = (
+    "opened_at",
+    "kind",
+    "severity",
+    "status",
+    "category",
+    "title",
+    "expected",
+    "district",
+    "street",
+)
+# the kind filter: all, or one incident kind (?kind=forecast shows the 预警)
+KIND_CHOICES = ("all", *INCIDENT_KINDS)
+INCIDENT_KIND = "incidents-kind"
 
 
 def _incident_id(value: object) -> int | None:
@@ -79,6 +92,7 @@ def layout(
     window: str | None = None,
     incident: str | None = None,
     sort: str | None = None,
+    kind: str | None = None,
     **_other: str,
 ):
     """The incident centre with the URL's filters and selected incident."""
@@ -112,6 +126,7 @@ def layout(
                 "severity": severity,
                 "status": status,
                 "window": window,
+                "kind": kind,
             },
         ),
         html.Div(
@@ -148,9 +163,18 @@ def _filters(
     """The filter bar: district, category, severities, statuses, window, and the count."""
     district, category = chosen["district"], chosen["category"]
     severity, status, window = chosen["severity"], chosen["status"], chosen["window"]
+    kind = pick(chosen["kind"], KIND_CHOICES, "all")
     return html.Div(
         className="os-filters",
         children=[
+            control(
+                t("fx.filter.kind", lang),
+                segmented(
+                    INCIDENT_KIND,
+                    labelled_options(KIND_CHOICES, lang, "fx.kinds"),
+                    kind.value,
+                ),
+            ),
             control(
                 t("filter.district", lang),
                 dropdown(
@@ -196,6 +220,10 @@ def _filters(
                 ),
             ),
             html.Span(id=ids.INCIDENT_COUNT, className="os-count"),
+            # a bad ?kind= is said, not silently replaced
+            html.Span(t("fx.bad_kind", lang), className="os-filter-note", role="alert")
+            if kind.rejected
+            else None,
         ],
     )
 
@@ -228,6 +256,8 @@ def _table(lang: str, sort_by: list[dict]) -> Any:
             {"if": {"column_id": "opened_at"}, "width": "130px"},
             {"if": {"column_id": "severity"}, "width": "70px"},
             {"if": {"column_id": "status"}, "width": "80px"},
+            {"if": {"column_id": "kind"}, "width": "76px"},
+            {"if": {"column_id": "expected"}, "width": "96px"},
         ],
         # the default text colour lives here, not in CSS, so the severity colours can win
         style_data={"color": TEXT},
@@ -241,6 +271,17 @@ def _table(lang: str, sort_by: list[dict]) -> Any:
                 "fontWeight": 600,
             }
             for s, color in SEVERITY_COLORS.items()
+        ]
+        + [
+            {
+                "if": {
+                    "filter_query": f'{{kind}} = "{t(f"fx.kind.{k}", lang)}"',
+                    "column_id": ["kind", "expected"],
+                },
+                "color": color,
+                "fontWeight": 600,
+            }
+            for k, color in KIND_COLORS.items()
         ],
         css=[{"selector": ".dash-spreadsheet-menu", "rule": "display: none"}],
     )
@@ -293,10 +334,11 @@ def _detail_panel(lang: str) -> html.Section:
     )
 
 
-def _rows(frame: pd.DataFrame, lang: str, categories: dict) -> list[dict]:
+def _rows(frame: pd.DataFrame, lang: str, categories: dict, *, at: datetime) -> list[dict]:
     en = lang == "en"
     rows = []
     for item in frame.to_dict("records"):
+        live_forecast = item["kind"] == "forecast" and item["status"] != "resolved"
         street = item["street_en"] if en else item["street_zh"]
         rows.append(
             {
@@ -304,6 +346,11 @@ def _rows(frame: pd.DataFrame, lang: str, categories: dict) -> list[dict]:
                 "opened_at": pd.Timestamp(item["opened_at"])
                 .tz_convert(CITY_TZ)
                 .strftime("%m-%d %H:%M"),
+                "kind": t(f"fx.kind.{item['kind']}", lang),
+                "kind_code": item["kind"],
+                "expected": time_to_breach(item["expected_at"], at=at, lang=lang)
+                if live_forecast
+                else "",
                 "severity": t(f"severity.{item['severity']}", lang),
                 "severity_code": item["severity"],
                 "status": t(f"status.{item['status']}", lang),
@@ -352,6 +399,7 @@ def _points(frame: pd.DataFrame, lang: str) -> dict:
     Input(ids.INCIDENT_SEVERITY, "value"),
     Input(ids.INCIDENT_STATUS, "value"),
     Input(ids.INCIDENT_WINDOW, "value"),
+    Input(INCIDENT_KIND, "value"),
     Input(ids.INCIDENT_TABLE, "sort_by"),
     Input(ids.REFRESH, "n_intervals"),
     State(ids.LANG, "data"),
@@ -365,9 +413,10 @@ def _points(frame: pd.DataFrame, lang: str) -> dict:
         dash.no_update,
     )
 )
-def update_table(district, category, severities, statuses, window, sort_by, _tick, lang):
+def update_table(district, category, severities, statuses, window, kind, sort_by, _tick, lang):
     """The filtered, sorted incidents and their map points."""
     lang = language(lang)
+    chosen_kind = pick(kind, KIND_CHOICES, "all").value
     categories = reference.categories()
     hours = WINDOWS[pick(window, list(WINDOWS), "24h").value]
     order, descending = "opened_at", True
@@ -387,6 +436,7 @@ def update_table(district, category, severities, statuses, window, sort_by, _tic
         statuses=pick_many(",".join(statuses or []), INCIDENT_STATUSES)
         if statuses
         else INCIDENT_STATUSES,
+        kinds=INCIDENT_KINDS if chosen_kind in (None, "all") else (chosen_kind,),
         order_by=order,
         descending=descending,
         limit=TABLE_LIMIT,
@@ -394,7 +444,8 @@ def update_table(district, category, severities, statuses, window, sort_by, _tic
     frame, asof = result.value, asof_payload(clock, result)
     count_key = "incidents.count_capped" if len(frame) >= TABLE_LIMIT else "incidents.count"
     count = t(count_key, lang, n=len(frame))
-    return _rows(frame, lang, categories), _points(frame, lang), count, asof, asof
+    rows = _rows(frame, lang, categories, at=clock.value)
+    return rows, _points(frame, lang), count, asof, asof
 
 
 @callback(
@@ -468,6 +519,7 @@ def show_incident(incident_id, _done, _tick, lang):
         figure=figure,
         lang=lang,
         categories=reference.categories(),
+        at=clock.value,
     )
     # the handling form sits between the facts and the readings, where it is seen first
     return children[:2], children[2:], asof_payload(*reads)
@@ -475,7 +527,7 @@ def show_incident(incident_id, _done, _tick, lang):
 
 clientside_callback(
     """
-    function (district, category, severity, status, timeWindow, incident, sortBy) {
+    function (district, category, severity, status, timeWindow, incident, sortBy, kind) {
         let sort = null;
         if (sortBy && sortBy.length) {
             sort = (sortBy[0].direction === "asc" ? "" : "-") + sortBy[0].column_id;
@@ -486,8 +538,9 @@ clientside_callback(
         }
         return window.onescreen.syncQuery(
             {district: district, category: category, severity: all(severity, 3),
-             status: all(status, 3), window: timeWindow, incident: incident, sort: sort},
-            {window: "24h", sort: "-opened_at"});
+             status: all(status, 3), window: timeWindow, incident: incident, sort: sort,
+             kind: kind},
+            {window: "24h", sort: "-opened_at", kind: "all"});
     }
     """,
     Input(ids.INCIDENT_DISTRICT, "value"),
@@ -497,4 +550,5 @@ clientside_callback(
     Input(ids.INCIDENT_WINDOW, "value"),
     Input(ids.INCIDENT_SELECTED, "data"),
     Input(ids.INCIDENT_TABLE, "sort_by"),
+    Input(INCIDENT_KIND, "value"),
 )
