@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 
+import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
@@ -34,6 +35,19 @@ def load_rules(engine_or_conn: Engine | sa.Connection) -> list[Rule]:
             rows = conn.execute(sql).mappings().all()
     names = {f.name for f in fields(Rule)}
     return [Rule(**{k: v for k, v in row.items() if k in names}) for row in rows]
+
+
+def has_early_rules(conn: sa.Connection) -> bool:
+    """Whether the schema has the early-warning rules (revision 0006 or later)."""
+    return bool(
+        conn.execute(
+            sa.text(
+                "SELECT EXISTS (SELECT 1 FROM information_schema.columns"
+                " WHERE table_name = 'incident' AND column_name = 'kind'"
+                "   AND table_schema = current_schema())"
+            )
+        ).scalar_one()
+    )
 
 
 @dataclass(frozen=True)
@@ -77,25 +91,66 @@ def sync_live_incidents(conn: sa.Connection) -> int:
     return int(result.rowcount)
 
 
-def drain_inbox(conn: sa.Connection, *, limit: int) -> dict[int, list[Reading]]:
-    """Take up to `limit` readings from the inbox, per device in time order."""
+@dataclass(frozen=True)
+class Inbox:
+    """Readings taken from the inbox, as arrays (any order)."""
+
+    device_id: np.ndarray
+    ts_us: np.ndarray
+    value: np.ndarray
+    level: np.ndarray
+    side: np.ndarray
+    arrived_us: np.ndarray
+
+    def __len__(self) -> int:
+        """Number of readings."""
+        return len(self.device_id)
+
+    def by_device(self, *, device_ids: list[int]) -> dict[int, list[Reading]]:
+        """The readings of `device_ids` for the threshold rules, per device in time order."""
+        wanted = np.isin(self.device_id, np.asarray(device_ids, dtype=np.int64))
+        rows = np.flatnonzero(wanted)
+        rows = rows[np.lexsort((self.ts_us[rows], self.device_id[rows]))]
+        out: dict[int, list[Reading]] = {}
+        for i in rows.tolist():
+            out.setdefault(int(self.device_id[i]), []).append(
+                Reading(
+                    int(self.ts_us[i]), float(self.value[i]), int(self.level[i]), int(self.side[i])
+                )
+            )
+        return out
+
+
+def drain_inbox(conn: sa.Connection, *, limit: int) -> Inbox:
+    """Take up to `limit` readings from the inbox."""
     rows = conn.execute(
         sa.text(
             "DELETE FROM rule_inbox WHERE ctid = ANY(ARRAY("
             "  SELECT ctid FROM rule_inbox LIMIT :limit))"
             " RETURNING device_id, (extract(epoch FROM ts) * 1000000)::bigint AS ts_us,"
-            " value, level, side"
+            " value, level, side,"
+            " (extract(epoch FROM arrived_at) * 1000000)::bigint AS arrived_us"
         ),
         {"limit": int(limit)},
     ).all()
-    by_device: dict[int, list[Reading]] = {}
-    for row in rows:
-        by_device.setdefault(int(row.device_id), []).append(
-            Reading(int(row.ts_us), float(row.value), int(row.level), int(row.side))
-        )
-    for readings in by_device.values():
-        readings.sort(key=lambda reading: reading.ts_us)
-    return by_device
+    columns = list(zip(*rows, strict=True)) if rows else [()] * 6
+    return Inbox(
+        device_id=np.asarray(columns[0], dtype=np.int64),
+        ts_us=np.asarray(columns[1], dtype=np.int64),
+        value=np.asarray(columns[2], dtype=np.float64),
+        level=np.asarray(columns[3], dtype=np.int16),
+        side=np.asarray(columns[4], dtype=np.int16),
+        arrived_us=np.asarray(columns[5], dtype=np.int64),
+    )
+
+
+def stated_devices(conn: sa.Connection, *, device_ids: np.ndarray) -> set[int]:
+    """Which of `device_ids` have a threshold rule state (pending, raised or suppressed)."""
+    rows = conn.execute(
+        sa.text("SELECT DISTINCT device_id FROM rule_state WHERE device_id = ANY(:ids)"),
+        {"ids": np.unique(device_ids).tolist()},
+    )
+    return {int(row.device_id) for row in rows}
 
 
 def device_types(conn: sa.Connection, *, device_ids: list[int]) -> dict[int, int]:
@@ -179,7 +234,8 @@ _SHOWN = "round(CAST(:value AS numeric), t.decimals)::text || t.unit"
 
 
 def _kind_words(rule: Rule) -> tuple[str, str]:
-    return ("报警", "alarm") if (rule.level or 0) >= 2 else ("预警", "warning")
+    # level 1 is "out of the normal range": 越限, not 预警, which names a forecast (kind forecast)
+    return ("报警", "alarm") if (rule.level or 0) >= 2 else ("越限", "warning")
 
 
 def open_incident(conn: sa.Connection, action: Open) -> int:

@@ -39,7 +39,10 @@ class SeriesSpec:
     alarm_max: np.ndarray
     resolution: np.ndarray  # smallest step of the type's values
     season: np.ndarray  # rows × 24: the daily cycle's median (NaN: not known)
-    normal_median: np.ndarray  # rows × 168: hour-of-week normal (NaN: not known)
+    # hour-of-week normal, kept only for the rows a baseline rule watches: row → its line in
+    # normal_median / normal_spread (k × 168), −1 for none
+    normal_row: np.ndarray
+    normal_median: np.ndarray
     normal_spread: np.ndarray
 
     def __len__(self) -> int:
@@ -171,6 +174,10 @@ class Foresight:
         rows = np.arange(len(self.spec))
         return self.ts[rows, (self.head - 1) % WINDOW].astype(np.float64) + self.epoch
 
+    def row_of(self, device_id: int) -> int:
+        """The row of a watched device."""
+        return int(np.searchsorted(self.spec.device_id, device_id))
+
     def newest_value(self, rows: np.ndarray) -> np.ndarray:
         """The newest value of `rows`."""
         return self.value[rows, (self.head[rows] - 1) % WINDOW].astype(np.float64)
@@ -259,7 +266,11 @@ def _forecast(fx: Foresight, check: _Check, rows: np.ndarray) -> tuple[np.ndarra
     ts, val = fx.recent(rows, fx.ts), fx.recent(rows, fx.value)
     now = ts[:, -1]
     window = float(rule.window_s or 1800)
-    val = np.where(ts >= now[:, None] - window, val, np.nan)
+    # a trend towards a limit starts inside the normal band: readings beyond the opposite edge
+    # (the tail of an excursion the other way, e.g. a recovery from a high alarm) are not it
+    side_sign = float(rule.side or 1)
+    opposite = np.where(side_sign > 0, spec.normal_min[rows], spec.normal_max[rows])[:, None]
+    val = np.where((ts >= now[:, None] - window) & (side_sign * (val - opposite) >= 0), val, np.nan)
     season = spec.season[rows]
     known = ~np.isnan(season).any(axis=1)
     season = np.where(known[:, None], season, 0.0)

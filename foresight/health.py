@@ -42,7 +42,7 @@ def skewed(lags: np.ndarray, *, run: np.ndarray, limit: np.ndarray) -> np.ndarra
     k = lags.shape[1]
     tail = np.arange(k)[None, :] >= k - run[:, None]
     far = np.abs(lags) > limit[:, None]
-    return np.where(tail, far & ~np.isnan(lags), True).all(axis=1)
+    return np.asarray(np.where(tail, far & ~np.isnan(lags), True).all(axis=1))
 
 
 def peer_outliers(

@@ -7,9 +7,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
+import numpy as np
 import sqlalchemy as sa
 from redis import Redis
 from sqlalchemy.engine import Engine
@@ -17,6 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from data import rules_store
 from data.rule_types import Escalate, Open, Reading, Resolve, Rule, State, rules_for_type
+from ingest.early import EarlyReport, EarlyWarning
 from ingest.rules import advance_device, offline_limit_s
 from serving.events import announce_new_data
 
@@ -35,6 +37,7 @@ class PassReport:
     offline_resolved: int = 0
     offline_held_back: int = 0
     skipped: bool = False
+    early: EarlyReport = field(default_factory=EarlyReport)
 
     @property
     def changed(self) -> bool:
@@ -45,6 +48,7 @@ class PassReport:
             or self.resolved
             or self.offline_opened
             or self.offline_resolved
+            or self.early.changed
         )
 
 
@@ -59,8 +63,11 @@ class RulesEngine:
         max_offline_share: float = 0.2,
         inbox_batch: int = 50_000,
         watch_start: datetime | None = None,
+        early: bool = True,
     ) -> None:
         self.engine = engine
+        # 预警, baselines and device health ride on the same pass (None: threshold rules only)
+        self.early = EarlyWarning() if early else None
         self.offline_every_s = offline_every_s
         self.max_offline_share = max_offline_share
         self.inbox_batch = inbox_batch
@@ -82,13 +89,19 @@ class RulesEngine:
             rules = rules_store.load_rules(conn)
             types = rules_store.load_types(conn)
             inbox = rules_store.drain_inbox(conn, limit=self.inbox_batch)
-            device_ids = sorted(inbox)
+            report.readings = len(inbox)
+            # the threshold rules judge what can change an alarm: readings outside the normal
+            # range, and every reading of a device already in a rule state (so it can clear)
+            device_ids = sorted(
+                set(np.unique(inbox.device_id[inbox.level > 0]).tolist())
+                | rules_store.stated_devices(conn, device_ids=inbox.device_id)
+            )
+            by_device = inbox.by_device(device_ids=device_ids)
             type_of = rules_store.device_types(conn, device_ids=device_ids)
             states = rules_store.load_states(conn, device_ids=device_ids)
             applicable: dict[int, dict[str, Rule]] = {}
             for device_id in device_ids:
-                readings = inbox[device_id]
-                report.readings += len(readings)
+                readings = by_device[device_id]
                 type_id = type_of.get(device_id)
                 if type_id is None:
                     continue  # removed since: nothing to judge
@@ -104,6 +117,10 @@ class RulesEngine:
                     states.get(device_id, {}),
                     readings,
                     report,
+                )
+            if self.early is not None and rules_store.has_early_rules(conn):
+                report.early = self.early.run(
+                    conn, inbox=inbox, rules=rules, now_s=None if now is None else now.timestamp()
                 )
             due = time.monotonic() >= self._next_offline if offline is None else offline
             if due:

@@ -1,5 +1,6 @@
 """Incident rules end to end on real PostGIS: readings through the store's trigger into the rule
-inbox, the rules engine raising, de-duplicating, escalating and resolving incidents."""
+inbox, the rules engine raising, de-duplicating, escalating and resolving incidents. These are
+the threshold and offline rules' alarms; the early-warning kinds are tested in test_foresight."""
 
 from __future__ import annotations
 
@@ -49,7 +50,8 @@ def _incidents(engine, device_id: int) -> list[sa.Row]:
         return conn.execute(
             sa.text(
                 "SELECT id, rule_code, severity, status, trigger_value, threshold, title_zh,"
-                " opened_at, resolved_at FROM incident WHERE device_id = :d ORDER BY id"
+                " opened_at, resolved_at FROM incident WHERE device_id = :d AND kind = 'alarm'"
+                " ORDER BY id"
             ),
             {"d": device_id},
         ).all()

@@ -1,0 +1,354 @@
+"""Storage side of early warning: the series to watch (devices, their types' limits, learned
+normals), the live early-warning incidents and their writes, linking an alarm to the 预警 that
+foresaw it. The detectors are in foresight/, the loop in ingest/rules_engine.py."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+
+from data.rule_types import Rule, rules_for_type
+from foresight.engine import EARLY_KINDS, INCIDENT_KIND, Finding, SeriesSpec
+from foresight.texts import describe
+
+ACTOR = "system:foresight"
+
+
+@dataclass(frozen=True)
+class TypeText:
+    """What a title needs of a device type."""
+
+    unit: str
+    decimals: int
+
+
+@dataclass(frozen=True)
+class Watch:
+    """The series the engine watches, the rules by type, and the types' units."""
+
+    spec: SeriesSpec
+    rules_by_type: dict[int, dict[str, Rule]]
+    types: dict[int, TypeText]
+
+
+def _types(conn: sa.Connection) -> pd.DataFrame:
+    return pd.DataFrame(
+        conn.execute(
+            sa.text(
+                "SELECT id, category_code, value_kind, interval_s, normal_min, normal_max,"
+                " alarm_min, alarm_max, decimals, unit FROM device_type ORDER BY id"
+            )
+        )
+        .mappings()
+        .all()
+    )
+
+
+def load_watch(conn: sa.Connection, *, rules: list[Rule]) -> Watch:
+    """Every active device whose type an early-warning rule covers, with what the rules need."""
+    types = _types(conn)
+    rules_by_type: dict[int, dict[str, Rule]] = {}
+    for type_id, category, value_kind in zip(
+        types["id"].tolist(),
+        types["category_code"].tolist(),
+        types["value_kind"].tolist(),
+        strict=True,
+    ):
+        applicable = rules_for_type(
+            rules, type_id=int(type_id), category=str(category), value_kind=str(value_kind)
+        )
+        early = {code: rule for code, rule in applicable.items() if rule.kind in EARLY_KINDS}
+        if early:
+            rules_by_type[int(type_id)] = early
+    devices = pd.DataFrame(
+        conn.execute(
+            sa.text(
+                "SELECT id, type_id, street_code FROM device"
+                " WHERE status = 'active' AND type_id = ANY(:types) ORDER BY id"
+            ),
+            {"types": sorted(rules_by_type)},
+        )
+        .mappings()
+        .all(),
+        columns=["id", "type_id", "street_code"],
+    )
+    routine_types = [
+        t for t, r in rules_by_type.items() if any(x.kind == "baseline" for x in r.values())
+    ]
+    spec = _spec(conn, devices=devices, types=types.set_index("id"), routine_types=routine_types)
+    texts = {
+        int(type_id): TypeText(str(unit), int(decimals))
+        for type_id, unit, decimals in zip(
+            types["id"].tolist(), types["unit"].tolist(), types["decimals"].tolist(), strict=True
+        )
+    }
+    return Watch(spec=spec, rules_by_type=rules_by_type, types=texts)
+
+
+def _spec(
+    conn: sa.Connection, *, devices: pd.DataFrame, types: pd.DataFrame, routine_types: list[int]
+) -> SeriesSpec:
+    t = types.loc[devices["type_id"].to_numpy()] if len(devices) else types.iloc[:0]
+    ids = devices["id"].to_numpy(dtype=np.int64)
+    n = len(ids)
+    groups = pd.factorize(
+        devices["street_code"].astype(str) + ":" + devices["type_id"].astype(str)
+    )[0]
+    season, weekly = load_baselines(conn, device_ids=ids)
+    routine = np.isin(devices["type_id"].to_numpy(), routine_types)
+    normal_row = np.where(routine, np.cumsum(routine) - 1, -1)
+    median, spread = weekly
+    return SeriesSpec(
+        device_id=ids,
+        type_id=devices["type_id"].to_numpy(dtype=np.int64),
+        peer_group=np.asarray(groups, dtype=np.int64),
+        interval_s=t["interval_s"].to_numpy(dtype=np.float64),
+        normal_min=t["normal_min"].to_numpy(dtype=np.float64),
+        normal_max=t["normal_max"].to_numpy(dtype=np.float64),
+        alarm_min=t["alarm_min"].to_numpy(dtype=np.float64, na_value=np.nan),
+        alarm_max=t["alarm_max"].to_numpy(dtype=np.float64, na_value=np.nan),
+        resolution=10.0 ** -t["decimals"].to_numpy(dtype=np.float64),
+        season=season,
+        normal_row=normal_row.astype(np.int64),
+        normal_median=median[routine] if n else np.empty((0, 168)),
+        normal_spread=spread[routine] if n else np.empty((0, 168)),
+    )
+
+
+def load_baselines(
+    conn: sa.Connection, *, device_ids: np.ndarray
+) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    """Per device (in `device_ids` order): the daily cycle (n × 24, float32) and the hour-of-week
+    normal (median, spread: n × 168); NaN where no baseline was fitted."""
+    n = len(device_ids)
+    season = np.full((n, 24), np.nan, dtype=np.float32)
+    median = np.full((n, 168), np.nan, dtype=np.float32)
+    spread = np.full((n, 168), np.nan, dtype=np.float32)
+    rows = conn.execute(
+        sa.text(
+            "SELECT device_id, slots, median, spread FROM device_baseline"
+            " WHERE device_id = ANY(:ids) ORDER BY device_id"
+        ),
+        {"ids": device_ids.tolist()},
+    ).all()
+    if not rows:
+        return season, (median, spread)
+    found = np.fromiter((r.device_id for r in rows), dtype=np.int64, count=len(rows))
+    at = np.searchsorted(device_ids, found)
+    for slots in (24, 168):
+        pick = [i for i, r in enumerate(rows) if r.slots == slots]
+        if not pick:
+            continue
+        m = np.array([rows[i].median for i in pick], dtype=np.float32)
+        s = np.array([rows[i].spread for i in pick], dtype=np.float32)
+        where = at[pick]
+        if slots == 24:
+            season[where] = m
+            median[where], spread[where] = np.tile(m, 7), np.tile(s, 7)
+        else:
+            season[where] = m.reshape(-1, 7, 24).mean(axis=1)
+            median[where], spread[where] = m, s
+    return season, (median, spread)
+
+
+def baselines_version(conn: sa.Connection) -> str:
+    """When the baselines were last refitted ('' never), so a watcher knows to reload them."""
+    value = conn.execute(
+        sa.text("SELECT value::text FROM app_meta WHERE key = 'baseline_fitted_at'")
+    ).scalar_one_or_none()
+    return str(value or "")
+
+
+def live_early(conn: sa.Connection) -> dict[str, np.ndarray]:
+    """Device ids with a live early-warning incident, per rule code."""
+    rows = conn.execute(
+        sa.text(
+            "SELECT rule_code, array_agg(device_id ORDER BY device_id) AS devices FROM incident"
+            " WHERE status <> 'resolved' AND kind <> 'alarm' AND device_id IS NOT NULL"
+            " GROUP BY rule_code"
+        )
+    ).all()
+    return {row.rule_code: np.asarray(row.devices, dtype=np.int64) for row in rows}
+
+
+def _dt(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, tz=UTC)
+
+
+def _detail(finding: Finding, text: TypeText) -> tuple[dict[str, object], str, str]:
+    """The why (detail jsonb) and the title suffixes of a finding."""
+    words = describe(finding, unit=text.unit, decimals=text.decimals)
+    figures = {k: v for k, v in finding.figures.items() if v is not None}
+    at = finding.at_s
+    for key in ("earliest_s", "latest_s"):
+        if key in figures:
+            figures[
+                key.replace("_s", "")
+                .replace("earliest", "expected_lo")
+                .replace("latest", "expected_hi")
+            ] = _dt(at + figures[key]).isoformat()
+    figures.update(unit=text.unit, value=finding.value, check=finding.rule.kind)
+    figures.update(because_zh=words.because_zh, because_en=words.because_en)
+    if "slot" in figures:
+        figures.update(slot_zh=words.slot_zh, slot_en=words.slot_en)
+    return figures, words.title_zh, words.title_en
+
+
+def open_early(conn: sa.Connection, finding: Finding, *, text: TypeText) -> int | None:
+    """Insert the incident of a finding and its 'opened' event; None if one is live already."""
+    detail, title_zh, title_en = _detail(finding, text)
+    expected = (
+        finding.at_s + finding.figures["expected_s"] if "expected_s" in finding.figures else None
+    )
+    new_id = conn.execute(
+        sa.text(
+            "INSERT INTO incident (device_id, type_id, category_code, district_adcode,"
+            " street_code, rule_code, severity, status, title_zh, title_en, trigger_value,"
+            " threshold, opened_at, geom, kind, expected_at, detail)"
+            " SELECT d.id, d.type_id, t.category_code, d.district_adcode, d.street_code, :rule,"
+            " :severity, 'open', s.name_zh || t.name_zh || :title_zh,"
+            " t.name_en || ' in ' || s.name_en || ': ' || :title_en, :value, :limit, :at, d.geom,"
+            " :kind, :expected, CAST(:detail AS jsonb)"
+            " FROM device d JOIN device_type t ON t.id = d.type_id"
+            " JOIN street s ON s.code = d.street_code WHERE d.id = :device"
+            " ON CONFLICT (device_id, rule_code) WHERE status <> 'resolved' DO NOTHING"
+            " RETURNING id"
+        ),
+        {
+            "device": finding.device_id,
+            "rule": finding.rule.code,
+            "severity": finding.rule.severity,
+            "title_zh": title_zh,
+            "title_en": title_en,
+            "value": finding.value,
+            "limit": finding.figures.get("limit"),
+            "at": _dt(finding.at_s),
+            "kind": INCIDENT_KIND[finding.rule.kind],
+            "expected": None if expected is None else _dt(expected),
+            "detail": json.dumps(detail, ensure_ascii=False),
+        },
+    ).scalar_one_or_none()
+    if new_id is not None:
+        _event(conn, incident_id=int(new_id), at=_dt(finding.at_s), kind="opened",
+               from_status=None, to="open", note=str(detail["because_zh"]))  # fmt: skip
+    return None if new_id is None else int(new_id)
+
+
+def update_forecast(conn: sa.Connection, finding: Finding, *, text: TypeText) -> bool:
+    """Move a live 预警's expected time, why and title; False if it is no longer live."""
+    detail, title_zh, title_en = _detail(finding, text)
+    row = conn.execute(
+        sa.text(
+            "UPDATE incident i SET expected_at = :expected, detail = CAST(:detail AS jsonb),"
+            " trigger_value = :value,"
+            " title_zh = s.name_zh || t.name_zh || :title_zh,"
+            " title_en = t.name_en || ' in ' || s.name_en || ': ' || :title_en"
+            " FROM device_type t, street s"
+            " WHERE i.device_id = :device AND i.rule_code = :rule AND i.status <> 'resolved'"
+            "   AND t.id = i.type_id AND s.code = i.street_code"
+            " RETURNING i.id, i.status"
+        ),
+        {
+            "device": finding.device_id,
+            "rule": finding.rule.code,
+            "expected": _dt(finding.at_s + finding.figures["expected_s"]),
+            "detail": json.dumps(detail, ensure_ascii=False),
+            "value": finding.value,
+            "title_zh": title_zh,
+            "title_en": title_en,
+        },
+    ).one_or_none()
+    if row is None:
+        return False
+    _event(conn, incident_id=int(row.id), at=_dt(finding.at_s), kind="updated",
+           from_status=row.status, to=row.status, note=str(detail["because_zh"]))  # fmt: skip
+    return True
+
+
+def resolve_early(conn: sa.Connection, finding: Finding) -> bool:
+    """Resolve the live incident of a finding whose condition cleared."""
+    row = conn.execute(
+        sa.text(
+            "WITH old AS (SELECT id, status FROM incident WHERE device_id = :device"
+            "   AND rule_code = :rule AND status <> 'resolved' FOR UPDATE)"
+            " UPDATE incident i SET status = 'resolved', resolved_at = greatest(:at, i.opened_at)"
+            " FROM old WHERE i.id = old.id RETURNING i.id, old.status"
+        ),
+        {"device": finding.device_id, "rule": finding.rule.code, "at": _dt(finding.at_s)},
+    ).one_or_none()
+    if row is None:
+        return False
+    note = "预测不再超限" if finding.rule.kind == "forecast" else "已恢复正常"
+    _event(conn, incident_id=int(row.id), at=_dt(finding.at_s), kind="resolved",
+           from_status=row.status, to="resolved", note=note)  # fmt: skip
+    return True
+
+
+def supersede_forecasts(conn: sa.Connection, *, alarm_codes: dict[int, list[str]]) -> int:
+    """Link each live alarm that a live 预警 of the same device and side foresaw (lead in
+    seconds), and resolve the 预警 as superseded; returns how many were linked."""
+    pairs = [(side, code) for side, codes in alarm_codes.items() for code in codes]
+    if not pairs:
+        return 0
+    rows = conn.execute(
+        sa.text(
+            "WITH sides AS (SELECT * FROM unnest(CAST(:sides AS integer[]),"
+            "                                    CAST(:codes AS text[])) AS x(side, code)),"
+            " pairs AS ("
+            "  SELECT DISTINCT ON (a.id) a.id AS alarm_id, f.id AS forecast_id, f.status,"
+            "   greatest(coalesce((SELECT max(e.at) FROM incident_event e"
+            "     WHERE e.incident_id = a.id AND e.kind = 'escalated'), a.opened_at),"
+            "     f.opened_at) AS alarm_at, f.opened_at AS foreseen_at"
+            "  FROM incident f"
+            "  JOIN incident a ON a.device_id = f.device_id AND a.kind = 'alarm'"
+            "   AND a.status <> 'resolved' AND a.foreseen_by IS NULL"
+            "  JOIN sides x ON x.code = a.rule_code AND x.side = (f.detail->>'side')::float::int"
+            "  WHERE f.kind = 'forecast' AND f.status <> 'resolved'"
+            "  ORDER BY a.id, f.opened_at),"
+            " linked AS (UPDATE incident a SET foreseen_by = p.forecast_id,"
+            "   lead_s = round(extract(epoch FROM p.alarm_at - p.foreseen_at))::integer"
+            "   FROM pairs p WHERE a.id = p.alarm_id RETURNING a.id)"
+            " UPDATE incident f SET status = 'resolved', resolved_at = p.alarm_at"
+            " FROM pairs p WHERE f.id = p.forecast_id"
+            " RETURNING f.id, p.status AS was, p.alarm_at, p.alarm_id,"
+            "  round(extract(epoch FROM p.alarm_at - p.foreseen_at) / 60) AS lead_min"
+        ),
+        {"sides": [p[0] for p in pairs], "codes": [p[1] for p in pairs]},
+    ).all()
+    for row in rows:
+        _event(conn, incident_id=int(row.id), at=row.alarm_at, kind="superseded",
+               from_status=row.was, to="resolved",
+               note=f"报警 #{row.alarm_id} 已发生，提前 {int(row.lead_min)} 分钟预警")  # fmt: skip
+    return len(rows)
+
+
+def _event(
+    conn: sa.Connection,
+    *,
+    incident_id: int,
+    at: datetime,
+    kind: str,
+    from_status: str | None,
+    to: str,
+    note: str | None = None,
+) -> None:
+    conn.execute(
+        sa.text(
+            "INSERT INTO incident_event (incident_id, at, kind, actor, from_status, to_status,"
+            " note) VALUES (:id, :at, :kind, :actor, :from_status, :to, :note)"
+        ),
+        {
+            "id": incident_id,
+            "at": at,
+            "kind": kind,
+            "actor": ACTOR,
+            "from_status": from_status,
+            "to": to,
+            "note": note,
+        },
+    )
