@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import argparse
 
-from cli.common import Subparsers, background_engine, open_engine, terminate_on_sigterm
+from cli.common import (
+    Subparsers,
+    background_engine,
+    current_engine,
+    open_engine,
+    terminate_on_sigterm,
+)
 from config import Settings
+from data.rule_types import Rule
 from serving.events import connect
 
 
@@ -21,22 +28,45 @@ def register(commands: Subparsers) -> None:
     ).set_defaults(handler=cmd_rules_run)
 
 
+def describe_rule(rule: Rule) -> str:
+    """One line of `rules list`: the condition a rule of any kind watches for."""
+    side = {1: "above", -1: "below", 0: "either side"}.get(rule.side or 0, "")
+    conditions = {
+        "threshold": lambda: (
+            f"level ≥ {rule.level} side {rule.side or 0:+d} for {rule.duration_s} s"
+        ),
+        "offline": lambda: f"silent {rule.offline_factor:g} × interval (≥ {rule.offline_min_s} s)",
+        "forecast": lambda: (
+            f"预警: {'alarm' if (rule.level or 2) >= 2 else 'normal'} limit {side} within "
+            f"horizon {(rule.horizon_s or 0) // 60} min, p ≥ {rule.confidence:g}, trend over "
+            f"{(rule.window_s or 0) // 60} min, ≥ {rule.min_points} readings"
+        ),
+        "baseline": lambda: (
+            f"own hour-of-week normal, {side}, robust z > {rule.deviation:g} "
+            f"for {rule.duration_s} s"
+        ),
+        "stuck": lambda: f"the same value {rule.min_points} readings in a row",
+        "jump": lambda: f"a spike of > {rule.deviation:g} × the normal band, straight back",
+        "clock": lambda: f"timestamps > {rule.window_s} s from arrival, {rule.min_points} in a row",
+        "peer": lambda: (
+            f"robust z > {rule.deviation:g} against ≥ {rule.min_points} street peers "
+            f"for {rule.duration_s} s"
+        ),
+    }
+    return conditions.get(rule.kind, lambda: rule.kind)()
+
+
 def cmd_rules_list(args: argparse.Namespace, settings: Settings) -> int:
-    """Print every incident rule: scope, severity, condition, auto-resolve."""
+    """Print every incident rule: kind, scope, severity, condition, auto-resolve."""
     from data.rules_store import load_rules
 
-    for rule in load_rules(open_engine(settings)):
+    for rule in load_rules(current_engine(settings)):
         scope = rule.type_id or rule.category_code or "all"
-        condition = (
-            f"level ≥ {rule.level} side {rule.side:+d} for {rule.duration_s} s"
-            if rule.kind == "threshold"
-            else f"silent {rule.offline_factor:g} × interval (≥ {rule.offline_min_s} s)"
-        )
         state = "" if rule.enabled else " (disabled)"
         resolve = f"after {rule.clear_s} s clear" if rule.auto_resolve else "off"
         print(
-            f"{rule.code:<13} {scope!s:<9} {rule.severity:<8} {condition};"
-            f" auto-resolve {resolve}{state}"
+            f"{rule.code:<13} {rule.kind:<9} {scope!s:<9} {rule.severity:<8} "
+            f"{describe_rule(rule)}; auto-resolve {resolve}{state}"
         )
     return 0
 

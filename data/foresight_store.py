@@ -192,7 +192,9 @@ def _detail(finding: Finding, text: TypeText) -> tuple[dict[str, object], str, s
                 .replace("earliest", "expected_lo")
                 .replace("latest", "expected_hi")
             ] = _dt(at + figures[key]).isoformat()
-    figures.update(unit=text.unit, value=finding.value, check=finding.rule.kind)
+    figures.update(
+        unit=text.unit, value=round(finding.value, text.decimals), check=finding.rule.kind
+    )
     figures.update(because_zh=words.because_zh, because_en=words.because_en)
     if "slot" in figures:
         figures.update(slot_zh=words.slot_zh, slot_en=words.slot_en)

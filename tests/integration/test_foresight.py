@@ -1,0 +1,182 @@
+"""Early warning end to end on real PostGIS and Mosquitto: a ramp published over MQTT raises a
+预警 that says when, updates as readings arrive, and is superseded by the real alarm with its lead
+recorded; a stuck sensor and a skewed clock raise device-health incidents; rules list shows
+the early-warning rules."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+import sqlalchemy as sa
+
+from data.ingest_store import PartitionCache, ensure_source, store_readings
+from data.writes import ReadingBatch
+from ingest.mqtt_worker import MqttIngestWorker
+from ingest.rules_engine import RulesEngine
+from ingest.service import Ingestor
+from tests.mqtt_publisher import Publisher
+
+pytestmark = pytest.mark.integration
+SOURCE = "test-foresight"
+PARTITIONS = PartitionCache()
+
+
+def _device(engine, *, measurand: str, skip: tuple[int, ...] = ()) -> sa.Row:
+    with engine.connect() as conn:
+        return conn.execute(
+            sa.text(
+                "SELECT d.id, t.normal_min, t.normal_max, t.alarm_max, t.unit FROM device d"
+                " JOIN device_type t ON t.id = d.type_id"
+                " WHERE t.measurand = :m AND d.status = 'active' AND NOT (d.id = ANY(:skip))"
+                "   AND NOT EXISTS (SELECT 1 FROM incident i WHERE i.device_id = d.id)"
+                " ORDER BY d.id LIMIT 1"
+            ),
+            {"m": measurand, "skip": list(skip)},
+        ).one()
+
+
+def _incidents(engine, device_id: int) -> list[sa.Row]:
+    with engine.connect() as conn:
+        return conn.execute(
+            sa.text(
+                "SELECT id, kind, rule_code, status, opened_at, resolved_at, expected_at, detail,"
+                " title_zh, title_en, foreseen_by, lead_s FROM incident WHERE device_id = :d"
+                " ORDER BY id"
+            ),
+            {"d": device_id},
+        ).all()
+
+
+def _events(engine, incident_id: int) -> list[str]:
+    with engine.connect() as conn:
+        return list(
+            conn.execute(
+                sa.text("SELECT kind FROM incident_event WHERE incident_id = :i ORDER BY at, id"),
+                {"i": incident_id},
+            ).scalars()
+        )
+
+
+@pytest.fixture(scope="module")
+def rules(live_engine_) -> RulesEngine:
+    engine = RulesEngine(live_engine_, watch_start=datetime.now(UTC) - timedelta(days=2))
+    engine.run_once(offline=False)  # settle what the seed left in the inbox
+    return engine
+
+
+@pytest.fixture(scope="module")
+def worker(live_engine_, mqtt_broker):
+    ensure_source(live_engine_, source=SOURCE)
+    consumer = MqttIngestWorker(
+        Ingestor(live_engine_),
+        broker_url=mqtt_broker,
+        client_id=f"test-foresight-{uuid.uuid4().hex[:6]}",
+        topic_prefix="onescreen",
+    )
+    thread = threading.Thread(target=consumer.run, daemon=True)
+    thread.start()
+    assert consumer.connected.wait(10)
+    yield consumer
+    consumer.stop()
+    thread.join(10)
+
+
+def _stored(engine, device_id: int, since: datetime) -> int:
+    with engine.connect() as conn:
+        return conn.execute(
+            sa.text("SELECT count(*) FROM reading WHERE device_id = :d AND ts >= :s"),
+            {"d": device_id, "s": since},
+        ).scalar_one()
+
+
+def test_a_ramp_over_mqtt_is_foreseen_then_superseded_by_its_alarm(
+    live_engine_, mqtt_broker, worker, rules
+):
+    device = _device(live_engine_, measurand="ponding")
+    limit = device.alarm_max
+    # 40 minutes of rising water, one reading every 15 s, ending a little after now
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=38)
+    ts = [start + timedelta(seconds=15 * k) for k in range(160)]
+    rng = np.random.default_rng(1)
+    values = 0.5 + (limit + 2 - 0.5) * np.arange(160) / 160 + rng.normal(0, 0.3, 160)
+    alarm_at = ts[int(np.argmax(values >= limit))]
+    publisher = Publisher(mqtt_broker)
+    sent = 0
+    for minute in range(0, 160, 4):  # a minute of readings a message, a rules pass after each
+        rows = [
+            {"device_id": device.id, "ts": ts[k].isoformat(), "value": round(float(values[k]), 1)}
+            for k in range(minute, min(minute + 4, 160))
+        ]
+        publisher.publish(f"onescreen/{SOURCE}/telemetry", json.dumps({"readings": rows}))
+        sent += len(rows)
+        deadline = time.monotonic() + 10
+        while _stored(live_engine_, device.id, start) < sent and time.monotonic() < deadline:
+            time.sleep(0.05)
+        rules.run_once(offline=False)
+    publisher.close()
+
+    incidents = _incidents(live_engine_, device.id)
+    [forecast] = [i for i in incidents if i.kind == "forecast"]
+    [alarm] = [i for i in incidents if i.kind == "alarm"]
+    assert forecast.rule_code == "forecast_high"
+    assert "分钟后超过报警值" in forecast.title_zh and "in" in forecast.title_en
+    assert forecast.detail["probability"] >= 0.9
+    assert forecast.detail["because_zh"] and forecast.detail["because_en"]
+    assert forecast.detail["limit"] == pytest.approx(limit)
+    # superseded by the real alarm, which records how early it was foreseen
+    assert forecast.status == "resolved"
+    assert alarm.foreseen_by == forecast.id
+    assert alarm.lead_s == pytest.approx((alarm_at - forecast.opened_at).total_seconds(), abs=60)
+    assert alarm.lead_s >= 15 * 60
+    events = _events(live_engine_, forecast.id)
+    assert events[0] == "opened" and "updated" in events and events[-1] == "superseded"
+    # the last estimate before the alarm was close to when it came
+    assert abs((forecast.expected_at - alarm_at).total_seconds()) <= 5 * 60
+
+
+def _send(engine, device_id: int, points: list[tuple[datetime, float]]) -> None:
+    batch = ReadingBatch(
+        device_id=np.full(len(points), device_id, dtype=np.int64),
+        ts_us=np.array([round(t.timestamp() * 1e6) for t, _ in points], dtype=np.int64),
+        value=np.array([v for _, v in points], dtype=float),
+        quality=np.zeros(len(points), dtype=np.int16),
+    )
+    with engine.begin() as conn:
+        store_readings(conn, batch, partitions=PARTITIONS)
+
+
+def test_a_stuck_sensor_and_a_skewed_clock_open_device_health_incidents(live_engine_, rules):
+    stuck = _device(live_engine_, measurand="transformer_load")
+    skewed = _device(live_engine_, measurand="transformer_load", skip=(stuck.id,))
+    now = datetime.now(UTC).replace(microsecond=0)
+    varied = [48.0, 51.5, 47.2, 53.1, 49.9]
+    points = [(now - timedelta(minutes=10 * (8 - k)), v) for k, v in enumerate(varied)]
+    points += [(now - timedelta(minutes=10 * (3 - k)), 50.4) for k in range(4)]
+    _send(live_engine_, stuck.id, points)
+    # readings stamped 40 minutes before they arrive
+    _send(live_engine_, skewed.id, [(now - timedelta(minutes=40 + k), 50.0 + k) for k in range(3)])
+    rules.run_once(offline=False)
+    [health] = [i for i in _incidents(live_engine_, stuck.id) if i.kind == "health"]
+    assert health.rule_code == "stuck" and "卡滞" in health.title_zh
+    clocks = [i for i in _incidents(live_engine_, skewed.id) if i.kind == "health"]
+    assert [i.rule_code for i in clocks] == ["clock"]
+    assert "40" in clocks[0].detail["because_zh"] or "41" in clocks[0].detail["because_zh"]
+    # alarm figures are not touched by device health
+    with live_engine_.connect() as conn:
+        kinds = conn.execute(
+            sa.text("SELECT DISTINCT kind FROM incident_live WHERE n > 0")
+        ).scalars().all()
+    assert "health" in kinds
+
+
+def test_rules_list_shows_the_early_warning_rules(run):
+    code, out, _ = run("rules", "list")
+    assert code == 0
+    assert "forecast_high" in out and "horizon 60 min" in out and "p ≥ 0.9" in out
+    assert "routine" in out and "stuck" in out and "clock" in out
