@@ -1,6 +1,34 @@
 /* Map styling functions referenced from Python via dash_extensions.javascript.Namespace.
    Colours, tooltips and labels are computed on the server and passed in `hideout`;
    these functions only look them up, so the geometry (served by URL) is never re-sent. */
+/* Areas outlined in `color` (a live 预警) drawn above the other areas, whose strokes would
+   otherwise cover half of theirs: move those paths after the last area path of their SVG group
+   (not last of all: device dots share the group and must stay on top). The style function has
+   the feature, not its layer, so this works on the paths themselves, once per frame. */
+function raiseOutlines(color) {
+  if (raiseOutlines.pending) {
+    return;
+  }
+  raiseOutlines.pending = true;
+  const raise = function () {
+    raiseOutlines.pending = false;
+    document.querySelectorAll("path.os-area").forEach(function (path) {
+      const group = path.parentNode;
+      if (path.getAttribute("stroke") !== color || !group) {
+        return;
+      }
+      const areas = group.querySelectorAll(":scope > path.os-area");
+      const last = areas[areas.length - 1];
+      if (last !== path) {
+        group.insertBefore(path, last.nextSibling);
+      }
+    });
+  };
+  // the paths exist once the layer is on the map: the next frame, and again a little later
+  window.requestAnimationFrame(raise);
+  window.setTimeout(raise, 400);
+}
+
 window.onescreen = Object.assign({}, window.onescreen, {
   map: {
     areaStyle: function (feature, context) {
@@ -12,6 +40,9 @@ window.onescreen = Object.assign({}, window.onescreen, {
       // metric); style props, not a class, since Leaflet re-applies only those on refresh
       const forecast = !selected && (h.forecast || {})[code] && h.forecastColor;
       const base = h.lineWeight || 1.2;
+      if (forecast) {
+        raiseOutlines(forecast);
+      }
       return {
         // the district code lets a wall tell which layer a map is showing
         className: "os-area os-area-" + code + " os-area-d" + feature.properties.district,

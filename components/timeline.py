@@ -142,11 +142,13 @@ def _ahead(
         yref="paper",
         line={"color": MUTED, "width": 1.5, "dash": "dot"},
     )
+    # inside the plot, right of the line: above it the legend runs to the right edge
     figure.add_annotation(
         x=local_now,
         y=1,
         yref="paper",
-        yanchor="bottom",
+        xanchor="left",
+        yanchor="top",
         showarrow=False,
         text=t("fx.timeline.now", lang),
         font={"color": MUTED, "size": 12},

@@ -11,8 +11,11 @@ import sqlalchemy as sa
 FLOOD_LIMIT_CM = 15.0
 
 
-def calm_device(engine: sa.Engine, *, district: str, category: str = "flood") -> dict:
-    """An online device of `category` in `district` reading normally, without a live incident."""
+def calm_device(
+    engine: sa.Engine, *, district: str, category: str = "flood", quiet_street: bool = False
+) -> dict:
+    """An online device of `category` in `district` reading normally, without a live incident
+    (`quiet_street`: on a street without any live incident either)."""
     with engine.connect() as conn:
         row = conn.execute(
             sa.text(
@@ -24,9 +27,11 @@ def calm_device(engine: sa.Engine, *, district: str, category: str = "flood") ->
                 "   AND l.ts > now() - greatest(3 * t.interval_s, 600) * interval '1 second'"
                 "   AND NOT EXISTS (SELECT 1 FROM incident i"
                 "                   WHERE i.device_id = d.id AND i.status <> 'resolved')"
+                "   AND (NOT :quiet OR NOT EXISTS (SELECT 1 FROM incident i"
+                "        WHERE i.street_code = d.street_code AND i.status <> 'resolved'))"
                 " ORDER BY d.id LIMIT 1"
             ),
-            {"district": district, "category": category},
+            {"district": district, "category": category, "quiet": quiet_street},
         ).one()
     return dict(row._mapping)
 

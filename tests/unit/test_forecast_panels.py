@@ -29,10 +29,10 @@ def test_minutes_until_counts_down_and_is_due_at_zero():
 def test_countdown_sentences_in_both_languages_and_sides():
     assert countdown(23, "zh", limit=15.0, unit="cm", side=1) == "预计 23 分钟后超过报警值 15 cm"
     assert countdown(23, "en", limit=15.0, unit="cm", side=1) == (
-        "above alarm limit 15 cm in 23 min"
+        "in 23 min: above alarm limit 15 cm"
     )
     assert "低于报警值 0.25 MPa" in countdown(5, "zh", limit=0.25, unit="MPa", side=-1)
-    assert "expected now" in countdown(0, "en", limit=15.0, unit="cm", side=1)
+    assert "now: above" in countdown(0, "en", limit=15.0, unit="cm", side=1)
     assert format_limit(None, "cm") == "cm"
 
 
@@ -94,7 +94,7 @@ def test_a_live_forecast_in_the_feed_counts_down_from_expected_at():
     later = feed_children(
         frame, lang="en", categories={}, now=NOW + timedelta(minutes=10), limits=limits
     )
-    assert "above alarm limit 15 cm in 13 min" in _text(later[0])
+    assert "in 13 min: above alarm limit 15 cm" in _text(later[0])
 
 
 def test_a_resolved_forecast_keeps_its_title_and_a_foreseen_alarm_shows_its_lead():
