@@ -26,6 +26,36 @@ def register(commands: Subparsers) -> None:
     rule_commands.add_parser(
         "run", help="run the rules engine alone (serve runs it too)"
     ).set_defaults(handler=cmd_rules_run)
+    refit = rule_commands.add_parser(
+        "refit", help="learn every device's normal (baseline) from recent history now"
+    )
+    refit.add_argument(
+        "--days",
+        type=_days,
+        default=28,
+        help="history to learn from, in days (1-60; default 28)",
+    )
+    refit.set_defaults(handler=cmd_rules_refit)
+
+
+def _days(text: str) -> int:
+    """A whole number of days between 1 and 60."""
+    try:
+        days = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of days") from None
+    if not 1 <= days <= 60:
+        raise argparse.ArgumentTypeError(f"{days} days is outside 1-60")
+    return days
+
+
+def cmd_rules_refit(args: argparse.Namespace, settings: Settings) -> int:
+    """Refit every device's baseline and print what it cost."""
+    from ingest.refit import refit_baselines
+
+    report = refit_baselines(current_engine(settings), days=args.days)
+    print(f"baselines refitted: {report.summary()}")
+    return 0
 
 
 def describe_rule(rule: Rule) -> str:

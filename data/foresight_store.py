@@ -13,6 +13,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from data.rule_types import Rule, rules_for_type
+from foresight.baseline import CityBaselines
 from foresight.engine import EARLY_KINDS, INCIDENT_KIND, Finding, SeriesSpec
 from foresight.texts import describe
 
@@ -354,3 +355,113 @@ def _event(
             "note": note,
         },
     )
+
+
+# --- baseline refit -----------------------------------------------------------------------------
+
+# One row of a binary COPY of (bigint, float8, float8): field count, then length + value each.
+_HISTORY_ROW = np.dtype(
+    [("n", ">i2"), ("l1", ">i4"), ("device", ">i8"), ("l2", ">i4"), ("ts", ">f8"),
+     ("l3", ">i4"), ("value", ">f8")]
+)  # fmt: skip
+_COPY_HEADER_BYTES = 19
+
+
+@dataclass(frozen=True)
+class History:
+    """Readings of the devices to fit: device row (index into the device list), time, value."""
+
+    row: np.ndarray
+    ts_s: np.ndarray
+    value: np.ndarray
+
+
+def fit_targets(conn: sa.Connection) -> pd.DataFrame:
+    """The devices that get a baseline: every active analog device, with street and type."""
+    return pd.DataFrame(
+        conn.execute(
+            sa.text(
+                "SELECT d.id, d.type_id, d.street_code FROM device d"
+                " JOIN device_type t ON t.id = d.type_id"
+                " WHERE d.status = 'active' AND t.value_kind = 'analog' ORDER BY d.id"
+            )
+        ).all(),
+        columns=["id", "type_id", "street_code"],
+    )
+
+
+def read_history(
+    conn: sa.Connection, *, device_ids: np.ndarray, since: datetime, chunk: int = 50_000
+) -> History:
+    """Good-quality readings since `since` of `device_ids` (sorted), by binary COPY in chunks."""
+    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    for start in range(0, len(device_ids), chunk):
+        ids = device_ids[start : start + chunk]
+        sql = (
+            "COPY (SELECT device_id, extract(epoch FROM ts)::float8, value FROM reading"
+            " WHERE device_id BETWEEN %s AND %s AND ts >= %s AND quality = 0)"
+            " TO STDOUT (FORMAT BINARY)"
+        )
+        buffer = bytearray()
+        with cursor.copy(sql, (int(ids[0]), int(ids[-1]), since)) as copy:
+            for block in copy:
+                buffer += block
+        rows = np.frombuffer(bytes(buffer[_COPY_HEADER_BYTES:-2]), dtype=_HISTORY_ROW)
+        device = rows["device"].astype(np.int64)
+        at = np.searchsorted(device_ids, device)
+        keep = (at < len(device_ids)) & (device_ids[np.minimum(at, len(device_ids) - 1)] == device)
+        parts.append(
+            (
+                at[keep].astype(np.int32),
+                rows["ts"][keep].astype(np.float64),
+                rows["value"][keep].astype(np.float32),
+            )
+        )
+    if not parts:
+        return History(np.empty(0, np.int32), np.empty(0), np.empty(0, np.float32))
+    return History(*(np.concatenate([p[i] for p in parts]) for i in range(3)))
+
+
+def _array_text(matrix: np.ndarray) -> list[str]:
+    """PostgreSQL array literals, one per row, 4 significant digits."""
+    return ["{" + ",".join(f"{x:.4g}" for x in line) + "}" for line in matrix.tolist()]
+
+
+def write_baselines(
+    conn: sa.Connection, *, device_ids: np.ndarray, fitted: CityBaselines, at: datetime
+) -> int:
+    """Replace every stored baseline with `fitted` (one transaction); returns rows written."""
+    weekly = fitted.slots == 168
+    rows = np.flatnonzero(weekly)
+    med = _array_text(fitted.median24)
+    spr = _array_text(fitted.spread24)
+    if len(rows):
+        lines = fitted.week_row[rows]
+        for i, m, s in zip(
+            rows.tolist(),
+            _array_text(fitted.median168[lines]),
+            _array_text(fitted.spread168[lines]),
+            strict=True,
+        ):
+            med[i], spr[i] = m, s
+    conn.execute(sa.text("TRUNCATE device_baseline"))
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    with cursor.copy(
+        "COPY device_baseline (device_id, slots, median, spread, source, days, fitted_at)"
+        " FROM STDIN"
+    ) as copy:
+        for i, device in enumerate(device_ids.tolist()):
+            copy.write_row(
+                (device, int(fitted.slots[i]), med[i], spr[i], str(fitted.source[i]),
+                 round(float(fitted.days[i]), 2), at)
+            )  # fmt: skip
+    conn.execute(
+        sa.text(
+            "INSERT INTO app_meta (key, value, updated_at)"
+            " VALUES ('baseline_fitted_at', to_jsonb(CAST(:at AS timestamptz)), now())"
+            " ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = now()"
+        ),
+        {"at": at},
+    )
+    return len(device_ids)

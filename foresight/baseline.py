@@ -111,3 +111,85 @@ def smooth_gaps(profile: np.ndarray) -> np.ndarray:
     holes = np.isnan(out)
     out[holes] = np.broadcast_to(row_mean[:, None], out.shape)[holes]
     return out
+
+
+@dataclass(frozen=True)
+class CityBaselines:
+    """Per device (in the order given): its slots (24 or 168), median, spread, source, days."""
+
+    slots: np.ndarray
+    median24: np.ndarray  # n × 24
+    spread24: np.ndarray
+    week_row: np.ndarray  # the device's line in median168 / spread168, −1 for none
+    median168: np.ndarray  # k × 168, only the devices with an hour-of-week normal
+    spread168: np.ndarray
+    source: np.ndarray  # 'device' | 'street' | 'type'
+    days: np.ndarray
+
+
+def fit_city(
+    *,
+    row: np.ndarray,
+    ts_s: np.ndarray,
+    values: np.ndarray,
+    street_type: np.ndarray,
+    type_index: np.ndarray,
+    weekly: np.ndarray,
+    min_count: int = 3,
+    min_week_days: float = 14.0,
+) -> CityBaselines:
+    """Every device's normal from its readings (`row` = its device's index): its own hour of day
+    where it has `min_count` readings a slot, else its street's devices of the same type, else its
+    type's; hour of week for `weekly` devices with `min_week_days` of history."""
+    n = len(street_type)
+    own = fit_profiles(series=row, ts_s=ts_s, values=values, n_series=n, slots=24)
+    n_groups = int(street_type.max()) + 1 if n else 0
+    street = fit_profiles(
+        series=street_type[row], ts_s=ts_s, values=values, n_series=n_groups, slots=24
+    )
+    n_types = int(type_index.max()) + 1 if n else 0
+    kind = fit_profiles(
+        series=type_index[row], ts_s=ts_s, values=values, n_series=n_types, slots=24
+    )
+    by_street = Profiles(
+        street.median[street_type], street.spread[street_type], street.count[street_type]
+    )
+    by_type = Profiles(kind.median[type_index], kind.spread[type_index], kind.count[type_index])
+    day = fill(fill(own, fallback=fill(by_street, fallback=by_type, min_count=min_count),
+                    min_count=min_count), fallback=by_type, min_count=1)  # fmt: skip
+    first = np.full(n, np.inf)
+    last = np.full(n, -np.inf)
+    np.minimum.at(first, row, ts_s)
+    np.maximum.at(last, row, ts_s)
+    days = np.where(np.isfinite(first), (last - first) / DAY, 0.0)
+    use_week = weekly & (days >= min_week_days)
+    # hour-of-week profiles only for the devices that get one: n × 168 for a whole seed-scale
+    # city would take gigabytes
+    week_row = np.where(use_week, np.cumsum(use_week) - 1, -1)
+    take = use_week[row]
+    week = fill(
+        fit_profiles(
+            series=week_row[row[take]],
+            ts_s=ts_s[take],
+            values=values[take],
+            n_series=int(use_week.sum()),
+            slots=168,
+        ),
+        fallback=week_from_day(
+            Profiles(day.median[use_week], day.spread[use_week], day.count[use_week])
+        ),
+        min_count=2,
+    )
+    owned = (own.count >= min_count).sum(axis=1) >= 18
+    streeted = (by_street.count >= min_count).sum(axis=1) >= 18
+    source = np.where(owned, "device", np.where(streeted, "street", "type"))
+    return CityBaselines(
+        slots=np.where(use_week, 168, 24),
+        median24=smooth_gaps(day.median),
+        spread24=smooth_gaps(day.spread),
+        week_row=week_row,
+        median168=smooth_gaps(week.median),
+        spread168=smooth_gaps(week.spread),
+        source=source,
+        days=days,
+    )

@@ -42,9 +42,17 @@ def start_maintenance(
     reading_retention_days: int = 35,
     rollup_retention_days: int = 400,
     redis: Redis | None = None,
+    refit_every_s: float | None = 86400.0,
 ) -> Maintenance:
-    """Run upkeep now and periodically in a daemon thread."""
+    """Run upkeep now and periodically in a daemon thread (baselines in one of their own)."""
     stop = threading.Event()
+    if refit_every_s is not None:
+        threading.Thread(
+            target=_refit_loop,
+            args=(engine, stop, refit_every_s),
+            name="onescreen-refit",
+            daemon=True,
+        ).start()
 
     def loop() -> None:
         next_retention = 0.0
@@ -75,3 +83,18 @@ def start_maintenance(
     thread = threading.Thread(target=loop, name="onescreen-maintenance", daemon=True)
     thread.start()
     return Maintenance(stop_event=stop, thread=thread)
+
+
+def _refit_loop(engine: Engine, stop: threading.Event, every_s: float) -> None:
+    """Refit the baselines when missing or older than `every_s`; a seed-scale refit takes
+    minutes, so it runs apart from the minute-by-minute status snapshot."""
+    from ingest.refit import baselines_age, refit_baselines
+
+    while not stop.is_set():
+        try:
+            age = baselines_age(engine)
+            if age is None or age.total_seconds() >= every_s:
+                log.info("baselines refitted: %s", refit_baselines(engine).summary())
+        except SQLAlchemyError as exc:
+            log.warning("baseline refit failed, retrying later: %s", str(exc).splitlines()[0])
+        stop.wait(min(every_s, 600.0))

@@ -36,7 +36,10 @@ def run(monkeypatch, capsys, live_city_url):
 
     def invoke(*args: str) -> tuple[int, str, str]:
         capsys.readouterr()
-        code = main(list(args))
+        try:
+            code = main(list(args))
+        except SystemExit as refused:  # argparse refusing an argument, as the shell would see it
+            code = int(refused.code or 0)
         out, err = capsys.readouterr()
         assert "Traceback" not in out + err
         return code, out, err

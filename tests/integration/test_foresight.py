@@ -180,3 +180,52 @@ def test_rules_list_shows_the_early_warning_rules(run):
     assert code == 0
     assert "forecast_high" in out and "horizon 60 min" in out and "p ≥ 0.9" in out
     assert "routine" in out and "stuck" in out and "clock" in out
+
+
+def test_rules_refit_learns_every_device_normal_and_refuses_bad_input(live_engine_, run):
+    code, out, _ = run("rules", "refit", "--days", "3")
+    assert code == 0 and "baselines refitted" in out
+    with live_engine_.connect() as conn:
+        analog = conn.execute(
+            sa.text(
+                "SELECT count(*) FROM device d JOIN device_type t ON t.id = d.type_id"
+                " WHERE d.status = 'active' AND t.value_kind = 'analog'"
+            )
+        ).scalar_one()
+        rows = conn.execute(
+            sa.text("SELECT slots, source, median, spread FROM device_baseline")
+        ).all()
+    assert len(rows) == analog
+    assert {r.slots for r in rows} <= {24, 168}
+    assert all(len(r.median) == r.slots and len(r.spread) == r.slots for r in rows)
+    assert all(all(x == x for x in r.median) for r in rows)  # no NaN left
+    assert {r.source for r in rows} <= {"device", "street", "type"}
+    code, _, err = run("rules", "refit", "--days", "0")
+    assert code != 0 and "outside 1-60" in err
+    code, _, err = run("rules", "refit", "--days", "lots")
+    assert code != 0 and "not a whole number" in err
+
+
+def test_a_district_scope_reads_only_its_own_baselines(live_engine_, live_city_url, run):
+    from data.scope import Scope, create_web_engine, provision_web_role, scoped, web_database_url
+
+    run("rules", "refit", "--days", "3")
+    provision_web_role(live_engine_)
+    web = create_web_engine(web_database_url(live_city_url))
+    try:
+        with live_engine_.connect() as conn:
+            pudong_devices = conn.execute(
+                sa.text(
+                    "SELECT count(*) FROM device_baseline b JOIN device d ON d.id = b.device_id"
+                    " WHERE d.district_adcode = '310115'"
+                )
+            ).scalar_one()
+        # a forged request that forgets the district filter still sees only its scope
+        with scoped(Scope("310115")), web.connect() as conn:
+            seen = conn.execute(sa.text("SELECT count(*) FROM device_baseline")).scalar_one()
+        with scoped(Scope()), web.connect() as conn:
+            nobody = conn.execute(sa.text("SELECT count(*) FROM device_baseline")).scalar_one()
+    finally:
+        web.dispose()
+    assert seen == pudong_devices > 0
+    assert nobody == 0
