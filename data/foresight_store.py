@@ -12,9 +12,10 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from data.rule_types import Rule, rules_for_type
+from data.rule_types import Rule
+from foresight import watch
 from foresight.baseline import CityBaselines
-from foresight.engine import EARLY_KINDS, INCIDENT_KIND, Finding, SeriesSpec
+from foresight.engine import INCIDENT_KIND, Finding, SeriesSpec
 from foresight.texts import describe
 
 ACTOR = "system:foresight"
@@ -53,19 +54,7 @@ def _types(conn: sa.Connection) -> pd.DataFrame:
 def load_watch(conn: sa.Connection, *, rules: list[Rule]) -> Watch:
     """Every active device whose type an early-warning rule covers, with what the rules need."""
     types = _types(conn)
-    rules_by_type: dict[int, dict[str, Rule]] = {}
-    for type_id, category, value_kind in zip(
-        types["id"].tolist(),
-        types["category_code"].tolist(),
-        types["value_kind"].tolist(),
-        strict=True,
-    ):
-        applicable = rules_for_type(
-            rules, type_id=int(type_id), category=str(category), value_kind=str(value_kind)
-        )
-        early = {code: rule for code, rule in applicable.items() if rule.kind in EARLY_KINDS}
-        if early:
-            rules_by_type[int(type_id)] = early
+    rules_by_type = watch.early_rules_by_type(rules, types)
     devices = pd.DataFrame(
         conn.execute(
             sa.text(
@@ -73,15 +62,13 @@ def load_watch(conn: sa.Connection, *, rules: list[Rule]) -> Watch:
                 " WHERE status = 'active' AND type_id = ANY(:types) ORDER BY id"
             ),
             {"types": sorted(rules_by_type)},
-        )
-        .mappings()
-        .all(),
+        ).all(),
         columns=["id", "type_id", "street_code"],
     )
-    routine_types = [
-        t for t, r in rules_by_type.items() if any(x.kind == "baseline" for x in r.values())
-    ]
-    spec = _spec(conn, devices=devices, types=types.set_index("id"), routine_types=routine_types)
+    ids = devices["id"].to_numpy(dtype=np.int64)
+    week = np.isin(devices["type_id"].to_numpy(), watch.routine_types(rules_by_type))
+    normals = load_normals(conn, device_ids=ids, week=week)
+    spec = watch.build_spec(devices=devices, types=types, normals=normals)
     texts = {
         int(type_id): TypeText(str(unit), int(decimals))
         for type_id, unit, decimals in zip(
@@ -91,45 +78,8 @@ def load_watch(conn: sa.Connection, *, rules: list[Rule]) -> Watch:
     return Watch(spec=spec, rules_by_type=rules_by_type, types=texts)
 
 
-def _spec(
-    conn: sa.Connection, *, devices: pd.DataFrame, types: pd.DataFrame, routine_types: list[int]
-) -> SeriesSpec:
-    t = types.loc[devices["type_id"].to_numpy()] if len(devices) else types.iloc[:0]
-    ids = devices["id"].to_numpy(dtype=np.int64)
-    n = len(ids)
-    groups = pd.factorize(
-        devices["street_code"].astype(str) + ":" + devices["type_id"].astype(str)
-    )[0]
-    season, weekly = load_baselines(conn, device_ids=ids)
-    routine = np.isin(devices["type_id"].to_numpy(), routine_types)
-    normal_row = np.where(routine, np.cumsum(routine) - 1, -1)
-    median, spread = weekly
-    return SeriesSpec(
-        device_id=ids,
-        type_id=devices["type_id"].to_numpy(dtype=np.int64),
-        peer_group=np.asarray(groups, dtype=np.int64),
-        interval_s=t["interval_s"].to_numpy(dtype=np.float64),
-        normal_min=t["normal_min"].to_numpy(dtype=np.float64),
-        normal_max=t["normal_max"].to_numpy(dtype=np.float64),
-        alarm_min=t["alarm_min"].to_numpy(dtype=np.float64, na_value=np.nan),
-        alarm_max=t["alarm_max"].to_numpy(dtype=np.float64, na_value=np.nan),
-        resolution=10.0 ** -t["decimals"].to_numpy(dtype=np.float64),
-        season=season,
-        normal_row=normal_row.astype(np.int64),
-        normal_median=median[routine] if n else np.empty((0, 168)),
-        normal_spread=spread[routine] if n else np.empty((0, 168)),
-    )
-
-
-def load_baselines(
-    conn: sa.Connection, *, device_ids: np.ndarray
-) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
-    """Per device (in `device_ids` order): the daily cycle (n × 24, float32) and the hour-of-week
-    normal (median, spread: n × 168); NaN where no baseline was fitted."""
-    n = len(device_ids)
-    season = np.full((n, 24), np.nan, dtype=np.float32)
-    median = np.full((n, 168), np.nan, dtype=np.float32)
-    spread = np.full((n, 168), np.nan, dtype=np.float32)
+def load_normals(conn: sa.Connection, *, device_ids: np.ndarray, week: np.ndarray) -> watch.Normals:
+    """The stored baselines of `device_ids` (sorted): daily cycles, hour-of-week for `week` rows."""
     rows = conn.execute(
         sa.text(
             "SELECT device_id, slots, median, spread FROM device_baseline"
@@ -137,24 +87,14 @@ def load_baselines(
         ),
         {"ids": device_ids.tolist()},
     ).all()
-    if not rows:
-        return season, (median, spread)
-    found = np.fromiter((r.device_id for r in rows), dtype=np.int64, count=len(rows))
-    at = np.searchsorted(device_ids, found)
-    for slots in (24, 168):
-        pick = [i for i, r in enumerate(rows) if r.slots == slots]
-        if not pick:
-            continue
-        m = np.array([rows[i].median for i in pick], dtype=np.float32)
-        s = np.array([rows[i].spread for i in pick], dtype=np.float32)
-        where = at[pick]
-        if slots == 24:
-            season[where] = m
-            median[where], spread[where] = np.tile(m, 7), np.tile(s, 7)
-        else:
-            season[where] = m.reshape(-1, 7, 24).mean(axis=1)
-            median[where], spread[where] = m, s
-    return season, (median, spread)
+    return watch.normals_from_rows(
+        device_ids=device_ids,
+        week=week,
+        found=np.fromiter((r.device_id for r in rows), dtype=np.int64, count=len(rows)),
+        slots=np.fromiter((r.slots for r in rows), dtype=np.int64, count=len(rows)),
+        median=[r.median for r in rows],
+        spread=[r.spread for r in rows],
+    )
 
 
 def baselines_version(conn: sa.Connection) -> str:

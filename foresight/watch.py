@@ -1,0 +1,131 @@
+"""What the engine watches, built from plain tables: which early-warning rules apply to each
+type, and the per-series limits and learned normals (SeriesSpec). Shared by the live loop (tables
+from the store) and the benchmark's replay (tables from the labelled history)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from data.rule_types import Rule, rules_for_type
+from foresight.baseline import CityBaselines
+from foresight.engine import EARLY_KINDS, SeriesSpec
+
+
+def early_rules_by_type(rules: Sequence[Rule], types: pd.DataFrame) -> dict[int, dict[str, Rule]]:
+    """Per type id, the enabled early-warning rules that apply to it (most specific row)."""
+    out: dict[int, dict[str, Rule]] = {}
+    for type_id, category, value_kind in zip(
+        types["id"].tolist(),
+        types["category_code"].tolist(),
+        types["value_kind"].tolist(),
+        strict=True,
+    ):
+        applicable = rules_for_type(
+            rules, type_id=int(type_id), category=str(category), value_kind=str(value_kind)
+        )
+        early = {code: rule for code, rule in applicable.items() if rule.kind in EARLY_KINDS}
+        if early:
+            out[int(type_id)] = early
+    return out
+
+
+def routine_types(rules_by_type: dict[int, dict[str, Rule]]) -> list[int]:
+    """The types a baseline (routine) rule watches: they need the hour-of-week normal."""
+    return [t for t, r in rules_by_type.items() if any(x.kind == "baseline" for x in r.values())]
+
+
+@dataclass(frozen=True)
+class Normals:
+    """Per device: the daily cycle (n × 24) and, for the rows that need it, the hour-of-week
+    normal (week_row → line of week_median / week_spread, −1 for none)."""
+
+    season: np.ndarray
+    week_row: np.ndarray
+    week_median: np.ndarray
+    week_spread: np.ndarray
+
+
+def _empty_normals(n: int, week: np.ndarray) -> Normals:
+    k = int(week.sum())
+    return Normals(
+        season=np.full((n, 24), np.nan, dtype=np.float32),
+        week_row=np.where(week, np.cumsum(week) - 1, -1).astype(np.int64),
+        week_median=np.full((k, 168), np.nan, dtype=np.float32),
+        week_spread=np.full((k, 168), np.nan, dtype=np.float32),
+    )
+
+
+def _place(out: Normals, rows: np.ndarray, median: np.ndarray, spread: np.ndarray) -> None:
+    """Put profiles of 24 or 168 slots for `rows` into `out`."""
+    if median.shape[1] == 24:
+        out.season[rows] = median
+        week_m, week_s = np.tile(median, 7), np.tile(spread, 7)
+    else:
+        out.season[rows] = median.reshape(-1, 7, 24).mean(axis=1)
+        week_m, week_s = median, spread
+    line = out.week_row[rows]
+    has = line >= 0
+    out.week_median[line[has]] = week_m[has]
+    out.week_spread[line[has]] = week_s[has]
+
+
+def normals_from_rows(
+    *,
+    device_ids: np.ndarray,
+    week: np.ndarray,
+    found: np.ndarray,
+    slots: np.ndarray,
+    median: Sequence[Sequence[float]],
+    spread: Sequence[Sequence[float]],
+) -> Normals:
+    """Normals from stored baseline rows (device `found[i]` with `slots[i]` slots)."""
+    out = _empty_normals(len(device_ids), week)
+    at = np.searchsorted(device_ids, found)
+    for size in (24, 168):
+        pick = np.flatnonzero(slots == size)
+        if len(pick):
+            _place(
+                out,
+                at[pick],
+                np.array([median[i] for i in pick], dtype=np.float32),
+                np.array([spread[i] for i in pick], dtype=np.float32),
+            )
+    return out
+
+
+def normals_from_city(fitted: CityBaselines, *, week: np.ndarray) -> Normals:
+    """Normals from a fit held in memory (the benchmark's nightly refit)."""
+    out = _empty_normals(len(fitted.slots), week)
+    daily = np.flatnonzero(fitted.slots == 24)
+    _place(out, daily, fitted.median24[daily], fitted.spread24[daily])
+    weekly = np.flatnonzero(fitted.slots == 168)
+    lines = fitted.week_row[weekly]
+    _place(out, weekly, fitted.median168[lines], fitted.spread168[lines])
+    return out
+
+
+def build_spec(*, devices: pd.DataFrame, types: pd.DataFrame, normals: Normals) -> SeriesSpec:
+    """The engine's view of `devices` (id, type_id, street_code; sorted by id)."""
+    t = types.set_index("id").loc[devices["type_id"].to_numpy()]
+    groups = pd.factorize(
+        devices["street_code"].astype(str) + ":" + devices["type_id"].astype(str)
+    )[0]
+    return SeriesSpec(
+        device_id=devices["id"].to_numpy(dtype=np.int64),
+        type_id=devices["type_id"].to_numpy(dtype=np.int64),
+        peer_group=np.asarray(groups, dtype=np.int64),
+        interval_s=t["interval_s"].to_numpy(dtype=np.float64),
+        normal_min=t["normal_min"].to_numpy(dtype=np.float64),
+        normal_max=t["normal_max"].to_numpy(dtype=np.float64),
+        alarm_min=t["alarm_min"].to_numpy(dtype=np.float64, na_value=np.nan),
+        alarm_max=t["alarm_max"].to_numpy(dtype=np.float64, na_value=np.nan),
+        resolution=10.0 ** -t["decimals"].to_numpy(dtype=np.float64),
+        season=normals.season,
+        normal_row=normals.week_row,
+        normal_median=normals.week_median,
+        normal_spread=normals.week_spread,
+    )
