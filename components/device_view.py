@@ -339,6 +339,7 @@ def add_forecast(
         x=times,
         y=forecast.mean,
         name=t("fx.forecast_line", lang),
+        mode="lines",
         line={"color": color, "width": 2.5, "dash": "dash"},
         hovertemplate=f"%{{y:.{device.decimals}f}} {device.unit}<extra>%{{x|%H:%M}}</extra>",
     )

@@ -250,7 +250,7 @@ def _forecast_facts(incident: dict, detail: dict, *, lang: str, at: datetime) ->
     ]
     facts = [
         (t("fx.expected_at", lang), expected),
-        (t("fx.expected_band", lang), f"{band[0]} – {band[1]}"),
+        (t("fx.expected_band", lang), " – ".join(band) if any(b != "–" for b in band) else "–"),
         (t("fx.limit", lang), number(detail.get("limit"))),
         (t("fx.latest", lang), number(detail.get("value"))),
     ]

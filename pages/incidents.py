@@ -72,6 +72,8 @@ COLUMNS = (
 )
 # the kind filter: all, or one incident kind (?kind=forecast shows the 预警)
 KIND_CHOICES = ("all", *INCIDENT_KINDS)
+# the early-warning columns' headers (col.kind names an event's action in the history)
+COLUMN_LABELS = {"kind": "fx.col.kind", "expected": "fx.col.expected"}
 INCIDENT_KIND = "incidents-kind"
 
 
@@ -233,7 +235,7 @@ def _table(lang: str, sort_by: list[dict]) -> Any:
     # dash.dash_table's __init__ is `# type: ignore`d as a whole, so mypy sees none of its names
     return dash_table.DataTable(  # type: ignore[attr-defined]
         id=ids.INCIDENT_TABLE,
-        columns=[{"name": t(f"col.{c}", lang), "id": c} for c in COLUMNS],
+        columns=[{"name": t(COLUMN_LABELS.get(c, f"col.{c}"), lang), "id": c} for c in COLUMNS],
         data=[],
         sort_action="custom",
         sort_mode="single",
