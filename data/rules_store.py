@@ -121,15 +121,17 @@ class Inbox:
         return out
 
 
-def drain_inbox(conn: sa.Connection, *, limit: int) -> Inbox:
-    """Take up to `limit` readings from the inbox."""
+def drain_inbox(conn: sa.Connection, *, limit: int, arrivals: bool = True) -> Inbox:
+    """Take up to `limit` readings from the inbox (with when they arrived, from revision 0006;
+    before it, their timestamps stand in)."""
+    arrived = "arrived_at" if arrivals else "ts"
     rows = conn.execute(
         sa.text(
             "DELETE FROM rule_inbox WHERE ctid = ANY(ARRAY("
             "  SELECT ctid FROM rule_inbox LIMIT :limit))"
             " RETURNING device_id, (extract(epoch FROM ts) * 1000000)::bigint AS ts_us,"
             " value, level, side,"
-            " (extract(epoch FROM arrived_at) * 1000000)::bigint AS arrived_us"
+            f" (extract(epoch FROM {arrived}) * 1000000)::bigint AS arrived_us"
         ),
         {"limit": int(limit)},
     ).all()

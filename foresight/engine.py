@@ -324,11 +324,13 @@ def _routine(fx: Foresight, check: _Check, rows: np.ndarray) -> tuple[np.ndarray
     ts = fx.recent(rows, fx.ts, 1)[:, 0]
     val = fx.newest_value(rows)
     slot = baseline.slot_of(ts, slots=168)
-    usual = spec.normal_median[rows, slot]
+    line = spec.normal_row[rows]
+    has = (line >= 0) & (len(spec.normal_median) > 0)
+    at = np.where(has, line, 0)
+    usual = np.where(has, spec.normal_median[at, slot] if has.any() else np.nan, np.nan)
+    known = np.where(has, spec.normal_spread[at, slot] if has.any() else np.nan, np.nan)
     width = np.maximum(spec.normal_max[rows] - spec.normal_min[rows], spec.resolution[rows])
-    spread = np.maximum(
-        spec.normal_spread[rows, slot], np.maximum(0.05 * width, spec.resolution[rows])
-    )
+    spread = np.maximum(known, np.maximum(0.05 * width, spec.resolution[rows]))
     z = (val - usual) / spread
     side = rule.side or 0
     away = np.abs(z) if side == 0 else side * z

@@ -60,7 +60,7 @@ def fit(*, t_h: np.ndarray, r: np.ndarray, floor: np.ndarray, tau_h: np.ndarray)
         slope_h=slope,
         sigma=sigma,
         t_mean_h=t_mean,
-        level_var=sw2 / (sw * sw),
+        level_var=sw2 / np.maximum(sw * sw, 1e-300),
         slope_var=slope_var,
     )
 

@@ -75,6 +75,7 @@ class RulesEngine:
         self.watch_start = watch_start or datetime.now(UTC)
         self._next_offline = 0.0
         self._synced = False
+        self._early_schema: bool | None = None  # revision 0006 or later: early warning runs
 
     def run_once(self, *, now: datetime | None = None, offline: bool | None = None) -> PassReport:
         """One pass: threshold rules over queued readings, then (when due) offline detection."""
@@ -88,7 +89,11 @@ class RulesEngine:
                 self._synced = True
             rules = rules_store.load_rules(conn)
             types = rules_store.load_types(conn)
-            inbox = rules_store.drain_inbox(conn, limit=self.inbox_batch)
+            if self._early_schema is None:
+                self._early_schema = rules_store.has_early_rules(conn)
+            inbox = rules_store.drain_inbox(
+                conn, limit=self.inbox_batch, arrivals=self._early_schema
+            )
             report.readings = len(inbox)
             # the threshold rules judge what can change an alarm: readings outside the normal
             # range, and every reading of a device already in a rule state (so it can clear)
@@ -118,7 +123,7 @@ class RulesEngine:
                     readings,
                     report,
                 )
-            if self.early is not None and rules_store.has_early_rules(conn):
+            if self.early is not None and self._early_schema:
                 report.early = self.early.run(
                     conn, inbox=inbox, rules=rules, now_s=None if now is None else now.timestamp()
                 )

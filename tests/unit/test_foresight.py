@@ -3,6 +3,8 @@ stuck, spiking and skewed sensors caught, a household's routine break found."""
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -37,6 +39,7 @@ def spec(n: int, *, interval: float = 900.0, normal=(0.0, 5.0), alarm_max=15.0, 
         "alarm_max": np.full(n, alarm_max),
         "resolution": np.full(n, 0.1),
         "season": np.full((n, 24), np.nan),
+        "normal_row": np.arange(n),
         "normal_median": np.full((n, 168), np.nan),
         "normal_spread": np.full((n, 168), np.nan),
     }
@@ -51,7 +54,7 @@ def replay(fx: Foresight, device, ts, value, *, arrived=None, step_s: float = 60
     device, ts, value, arrived = device[order], ts[order], value[order], arrived[order]
     findings = []
     edges = np.arange(arrived[0], arrived[-1] + step_s, step_s)
-    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+    for lo, hi in itertools.pairwise(edges):
         take = (arrived >= lo) & (arrived < hi)
         fx.observe(
             device_id=device[take], ts_s=ts[take], value=value[take], arrived_s=arrived[take]
@@ -153,25 +156,28 @@ def test_a_spike_and_a_skewed_clock_are_caught_and_a_storm_rise_is_not_a_spike()
 
 
 def test_a_household_silent_against_its_own_routine_is_found():
-    n = 1
     ts = np.arange(T0, T0 + 28 * DAY, 3600.0)
     hour = ((ts + 8 * 3600) % DAY) // 3600
     usage = np.where((hour >= 7) & (hour <= 21), 18.0, 0.0)
     profiles = baseline.fit_profiles(
         series=np.zeros(len(ts), np.int64), ts_s=ts, values=usage, n_series=1, slots=168
     )
+    # two households: only the second has a learned normal (the first is judged by nothing)
     fx = Foresight(
-        spec(n, interval=3600.0, normal=(0.5, 60), alarm_max=np.nan,
-             normal_median=profiles.median, normal_spread=profiles.spread),
+        spec(2, interval=3600.0, normal=(0.5, 60), alarm_max=np.nan,
+             normal_row=np.array([-1, 0]), normal_median=profiles.median,
+             normal_spread=profiles.spread),
         {1: {"routine": ROUTINE}},
     )  # fmt: skip
     day = T0 + 28 * DAY
     today = np.arange(day, day + DAY, 3600.0)
     t_hour = ((today + 8 * 3600) % DAY) // 3600
-    silent = np.zeros(len(today))  # no water all day
-    found = opened(replay(fx, np.ones(len(today), np.int64), today, silent, step_s=3600), "routine")
+    device = np.r_[np.ones(len(today)), np.full(len(today), 2)].astype(np.int64)
+    silent = np.zeros(2 * len(today))  # no water all day
+    found = opened(replay(fx, device, np.r_[today, today], silent, step_s=3600), "routine")
     first_usual = today[np.argmax(t_hour == 7)]
-    assert found and found[0].at_s - first_usual <= 2 * 3600
+    assert [f.device_id for f in found] == [2]
+    assert found[0].at_s - first_usual <= 2 * 3600
     assert found[0].figures["usual"] == pytest.approx(18.0)
 
 
