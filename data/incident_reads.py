@@ -10,7 +10,14 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from data.checks import INCIDENT_STATUSES, SEVERITIES, InvalidQuery, check_scope, check_window
+from data.checks import (
+    ALARM_KINDS,
+    INCIDENT_STATUSES,
+    SEVERITIES,
+    InvalidQuery,
+    check_scope,
+    check_window,
+)
 
 # incident.kind (revision 0006): alarm = threshold/offline rules; forecast = 预警 (a breach of the
 # alarm limit is expected); anomaly = a device away from its own normal; health = a sensor that lies
@@ -53,7 +60,7 @@ def incident_timeline(
                 "        timestamptz '2000-01-01 00:00:00+08') AS bucket,"
                 " severity, category_code, count(*)"
                 " FROM incident"
-                " WHERE opened_at >= :start AND opened_at < :end"
+                " WHERE opened_at >= :start AND opened_at < :end AND kind = ANY(:kinds)"
                 "   AND (CAST(:district AS text) IS NULL OR district_adcode = :district)"
                 "   AND (CAST(:street AS text) IS NULL OR street_code = :street)"
                 "   AND (CAST(:category AS text) IS NULL OR category_code = :category)"
@@ -66,6 +73,8 @@ def incident_timeline(
                 "district": district,
                 "street": street,
                 "category": category,
+                # alarm figures: 预警 and device health are drawn apart (data/forecast_reads.py)
+                "kinds": list(ALARM_KINDS),
             },
         ).all()
     frame = pd.DataFrame(rows, columns=["bucket", "severity", "category", "incidents"])
@@ -91,7 +100,7 @@ def incident_handling_timeline(
                 "        timestamptz '2000-01-01 00:00:00+08') AS bucket, e.kind, count(*)"
                 " FROM incident_event e JOIN incident i ON i.id = e.incident_id"
                 " WHERE e.at >= :start AND e.at < :end"
-                "   AND e.kind IN ('acknowledged', 'resolved', 'reopened')"
+                "   AND e.kind IN ('acknowledged', 'resolved', 'reopened') AND i.kind = ANY(:kinds)"
                 "   AND (CAST(:district AS text) IS NULL OR i.district_adcode = :district)"
                 "   AND (CAST(:street AS text) IS NULL OR i.street_code = :street)"
                 "   AND (CAST(:category AS text) IS NULL OR i.category_code = :category)"
@@ -104,6 +113,8 @@ def incident_handling_timeline(
                 "district": district,
                 "street": street,
                 "category": category,
+                # alarm figures: 预警 and device health are drawn apart (data/forecast_reads.py)
+                "kinds": list(ALARM_KINDS),
             },
         ).all()
     frame = pd.DataFrame(rows, columns=["bucket", "kind", "events"])
