@@ -76,7 +76,7 @@ def describe_rule(rule: Rule) -> str:
             f"for {rule.duration_s} s"
         ),
         "stuck": lambda: f"the same value {rule.min_points} readings in a row",
-        "jump": lambda: f"a spike of > {rule.deviation:g} × the normal band, straight back",
+        "jump": lambda: f"a spike of > {rule.deviation:g} typical steps, straight back",
         "clock": lambda: f"timestamps > {rule.window_s} s from arrival, {rule.min_points} in a row",
         "peer": lambda: (
             f"robust z > {rule.deviation:g} against ≥ {rule.min_points} street peers "

@@ -32,7 +32,7 @@ class Rule:
     confidence: float | None = None  # forecast: P(breach within the horizon) needed
     window_s: int | None = None  # forecast: history fitted; clock: lag counted as skew
     min_points: int | None = None  # forecast/stuck/clock/peer: readings or peers needed
-    deviation: float | None = None  # baseline/peer: robust z; jump: normal-band widths
+    deviation: float | None = None  # baseline/peer: robust z; jump: typical steps
 
     def matches(self, *, level: int, side: int) -> bool:
         """Does a reading of this level and side meet the rule's condition?"""

@@ -142,21 +142,10 @@ def fit_city(
     where it has `min_count` readings a slot, else its street's devices of the same type, else its
     type's; hour of week for `weekly` devices with `min_week_days` of history."""
     n = len(street_type)
-    own = fit_profiles(series=row, ts_s=ts_s, values=values, n_series=n, slots=24)
-    n_groups = int(street_type.max()) + 1 if n else 0
-    street = fit_profiles(
-        series=street_type[row], ts_s=ts_s, values=values, n_series=n_groups, slots=24
-    )
-    n_types = int(type_index.max()) + 1 if n else 0
-    kind = fit_profiles(
-        series=type_index[row], ts_s=ts_s, values=values, n_series=n_types, slots=24
-    )
-    by_street = Profiles(
-        street.median[street_type], street.spread[street_type], street.count[street_type]
-    )
-    by_type = Profiles(kind.median[type_index], kind.spread[type_index], kind.count[type_index])
-    day = fill(fill(own, fallback=fill(by_street, fallback=by_type, min_count=min_count),
-                    min_count=min_count), fallback=by_type, min_count=1)  # fmt: skip
+    day, source = _day_profiles(
+        row=row, ts_s=ts_s, values=values, street_type=street_type, type_index=type_index,
+        min_count=min_count,
+    )  # fmt: skip
     first = np.full(n, np.inf)
     last = np.full(n, -np.inf)
     np.minimum.at(first, row, ts_s)
@@ -180,16 +169,61 @@ def fit_city(
         ),
         min_count=2,
     )
-    owned = (own.count >= min_count).sum(axis=1) >= 18
-    streeted = (by_street.count >= min_count).sum(axis=1) >= 18
-    source = np.where(owned, "device", np.where(streeted, "street", "type"))
     return CityBaselines(
         slots=np.where(use_week, 168, 24),
         median24=smooth_gaps(day.median),
-        spread24=smooth_gaps(day.spread),
+        spread24=_floored(smooth_gaps(day.spread)),
         week_row=week_row,
         median168=smooth_gaps(week.median),
-        spread168=smooth_gaps(week.spread),
+        spread168=_floored(smooth_gaps(week.spread)),
         source=source,
         days=days,
     )
+
+
+def _day_profiles(
+    *,
+    row: np.ndarray,
+    ts_s: np.ndarray,
+    values: np.ndarray,
+    street_type: np.ndarray,
+    type_index: np.ndarray,
+    min_count: int,
+) -> tuple[Profiles, np.ndarray]:
+    """Hour-of-day profiles: the device's own; for a sparse reporter its own pooled over the
+    neighbouring hours; else its street's devices of the type; else the type's. And the source."""
+    n = len(street_type)
+    own = fit_profiles(series=row, ts_s=ts_s, values=values, n_series=n, slots=24)
+    wide = fit_profiles(
+        series=np.tile(row, 3),
+        ts_s=np.concatenate([ts_s - 3600.0, ts_s, ts_s + 3600.0]),
+        values=np.tile(values, 3),
+        n_series=n,
+        slots=24,
+    )
+    n_groups = int(street_type.max()) + 1 if n else 0
+    street = fit_profiles(
+        series=street_type[row], ts_s=ts_s, values=values, n_series=n_groups, slots=24
+    )
+    n_types = int(type_index.max()) + 1 if n else 0
+    kind = fit_profiles(
+        series=type_index[row], ts_s=ts_s, values=values, n_series=n_types, slots=24
+    )
+    by_street = Profiles(
+        street.median[street_type], street.spread[street_type], street.count[street_type]
+    )
+    by_type = Profiles(kind.median[type_index], kind.spread[type_index], kind.count[type_index])
+    others = fill(by_street, fallback=by_type, min_count=min_count)
+    mine = fill(own, fallback=wide, min_count=min_count)
+    day = fill(fill(mine, fallback=others, min_count=min_count), fallback=by_type, min_count=1)
+    owned = (mine.count >= min_count).sum(axis=1) >= 18
+    streeted = (by_street.count >= min_count).sum(axis=1) >= 18
+    return day, np.where(owned, "device", np.where(streeted, "street", "type"))
+
+
+def _floored(spread: np.ndarray) -> np.ndarray:
+    """Each slot's spread, at least half the device's typical one: a slot's few readings can
+    agree by chance, and a spread of zero would make any change an anomaly."""
+    with np.errstate(all="ignore"):
+        typical = np.nan_to_num(np.nanmedian(spread, axis=1), nan=0.0)
+    return np.maximum(spread, 0.5 * typical[:, None])

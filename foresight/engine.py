@@ -23,6 +23,7 @@ INCIDENT_KIND = {
 }
 PEER_EVERY_S = 60.0
 UPDATE_MOVE_S = 60.0  # a forecast is rewritten when its expected time moves this much
+MASS_LATE = 20  # more late devices than this (and a fifth) in one pass: a backlog, not clocks
 
 
 @dataclass(frozen=True)
@@ -340,30 +341,40 @@ def _routine(fx: Foresight, check: _Check, rows: np.ndarray) -> tuple[np.ndarray
 
 def _stuck(fx: Foresight, check: _Check, rows: np.ndarray) -> tuple[np.ndarray, dict]:
     recent = fx.recent(rows, fx.value)
-    run = np.full(len(rows), int(check.rule.min_points or 3))
-    before = np.where(np.arange(WINDOW)[None, :] < WINDOW - run[:, None], recent, np.nan)
-    varied = (health.changes(before) >= 2) | fx.states[check.rule.code].raised[rows]
-    cond = health.stuck(recent, run=run, varied=varied)
+    min_run = np.full(len(rows), int(check.rule.min_points or 3))
+    cond, run = health.stuck(
+        recent, min_run=min_run, raised=fx.states[check.rule.code].raised[rows]
+    )
     return cond, {"run": run.astype(float)}
 
 
 def _spike(fx: Foresight, check: _Check, rows: np.ndarray) -> tuple[np.ndarray, dict]:
     spec = fx.spec
     width = np.maximum(spec.normal_max[rows] - spec.normal_min[rows], spec.resolution[rows])
-    jump = float(check.rule.deviation or 0.6) * width
-    last3 = fx.recent(rows, fx.value, 3)
-    cond = health.spike(last3, jump=jump)
-    return cond, {"jump": jump, "spike_value": last3[:, 1]}
+    recent = fx.recent(rows, fx.value)
+    with np.errstate(all="ignore"):
+        step = np.nan_to_num(health.typical_step(recent), nan=np.inf)
+    last3 = recent[:, -3:]
+    cond = health.spike(
+        last3,
+        step=np.maximum(step, spec.resolution[rows]),
+        steps=float(check.rule.deviation or 4),
+        floor=0.25 * width,
+    )
+    return cond, {"spike_value": last3[:, 1]}
 
 
 def _clock(fx: Foresight, check: _Check, rows: np.ndarray) -> tuple[np.ndarray, dict]:
     rule = check.rule
-    run = np.full(len(rows), int(rule.min_points or 2))
+    run = np.full(len(rows), int(rule.min_points or 1))
     # readings arrive within seconds of their timestamps whatever the interval; a backlog after an
     # outage ends with fresh readings, so only a clock that is off keeps the newest ones late
     limit = np.full(len(rows), float(rule.window_s or 600))
     lags = fx.recent(rows, fx.lag, int(run.max()) if len(run) else 1)
     cond = health.skewed(lags, run=run, limit=limit)
+    # many devices late at once is an ingest backlog (an outage), not their clocks
+    if cond.sum() > max(MASS_LATE, 0.2 * len(rows)):
+        cond[:] = False
     return cond, {"lag_s": lags[:, -1], "limit_s": limit}
 
 

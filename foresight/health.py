@@ -7,34 +7,53 @@ from __future__ import annotations
 import numpy as np
 
 
-def stuck(recent: np.ndarray, *, run: np.ndarray, varied: np.ndarray) -> np.ndarray:
-    """The last `run` readings are identical, in a series that `varied` before (rows × k, newest
-    last; NaN = no reading)."""
+def trailing_run(recent: np.ndarray) -> np.ndarray:
+    """How many of each row's newest readings (rows × k, newest last) equal the newest."""
+    same = (recent == recent[:, -1:]) & ~np.isnan(recent)
+    # count the leading Trues of the reversed row
+    return np.cumprod(same[:, ::-1], axis=1).sum(axis=1)
+
+
+def repeat_odds(recent: np.ndarray, *, run: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Before each row's trailing run: how often consecutive readings were equal (smoothed), and
+    how many pairs that is based on."""
     k = recent.shape[1]
-    cols = np.arange(k)[None, :]
-    tail = cols >= k - run[:, None]
-    last = recent[:, -1:]
-    same = np.where(tail, recent == last, True).all(axis=1)
-    enough = (~np.isnan(np.where(tail, recent, 0.0))).all(axis=1)
-    return same & enough & varied
-
-
-def changes(recent: np.ndarray) -> np.ndarray:
-    """How many times each row's value changed between consecutive readings."""
+    cols = np.arange(k - 1)[None, :]
+    before = cols < (k - run[:, None] - 1)
     a, b = recent[:, :-1], recent[:, 1:]
-    return ((a != b) & ~np.isnan(a) & ~np.isnan(b)).sum(axis=1)
+    valid = before & ~np.isnan(a) & ~np.isnan(b)
+    pairs = valid.sum(axis=1)
+    equal = (valid & (a == b)).sum(axis=1)
+    return (equal + 0.5) / (pairs + 1.0), pairs
 
 
-def spike(last3: np.ndarray, *, jump: np.ndarray) -> np.ndarray:
-    """The middle of the last three readings jumped away by more than `jump` and straight back."""
+def stuck(
+    recent: np.ndarray, *, min_run: np.ndarray, raised: np.ndarray, chance: float = 1e-3
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rows whose newest readings repeat one value for longer than the series' own habit of
+    repeating makes plausible (a run a healthy series shows with odds below `chance`); returns
+    (stuck, run length). A raised row stays stuck while the run goes on."""
+    run = trailing_run(recent)
+    odds, pairs = repeat_odds(recent, run=run)
+    with np.errstate(divide="ignore"):
+        needed = 1 + np.ceil(np.log(chance) / np.log(np.clip(odds, 1e-9, 0.999)))
+    needed = np.maximum(needed, min_run)
+    judged = (pairs >= 8) & (needed <= recent.shape[1] // 2)
+    return (judged & (run >= needed)) | (raised & (run >= min_run)), run
+
+
+def spike(last3: np.ndarray, *, step: np.ndarray, steps: float, floor: np.ndarray) -> np.ndarray:
+    """The middle of the last three readings stood away from its neighbours by more than `steps`
+    of the series' typical step (and `floor`), and the next came straight back."""
     a, b, c = last3[:, 0], last3[:, 1], last3[:, 2]
-    up, down = b - a, c - b
-    return (
-        (np.abs(up) > jump)
-        & (np.abs(down) > jump)
-        & (np.sign(up) != np.sign(down))
-        & (np.abs(c - a) < jump / 2.0)
-    )
+    away = np.abs(b - (a + c) / 2.0)
+    return (away > np.maximum(steps * step, floor)) & (np.abs(c - a) < away / 2.0)
+
+
+def typical_step(recent: np.ndarray) -> np.ndarray:
+    """The median absolute change between consecutive readings, over all but the newest two."""
+    a, b = recent[:, :-3], recent[:, 1:-2]
+    return np.nanmedian(np.where(np.isnan(a) | np.isnan(b), np.nan, np.abs(b - a)), axis=1)
 
 
 def skewed(lags: np.ndarray, *, run: np.ndarray, limit: np.ndarray) -> np.ndarray:

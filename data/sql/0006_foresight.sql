@@ -15,11 +15,12 @@ ALTER TABLE incident_rule
     ADD COLUMN confidence real CHECK (confidence > 0 AND confidence < 1),
     -- forecast: the recent history the trend is fitted on; clock: the lag that counts as skew
     ADD COLUMN window_s   integer CHECK (window_s > 0),
-    -- forecast: readings needed in the window; stuck: identical readings in a row;
-    -- clock: skewed readings in a row; peer: street peers needed to judge
-    ADD COLUMN min_points smallint CHECK (min_points >= 2),
+    -- forecast: readings needed in the window; stuck: identical readings in a row, at least
+    -- (more for a series that often repeats itself); clock: skewed readings in a row;
+    -- peer: street peers needed to judge
+    ADD COLUMN min_points smallint CHECK (min_points >= 1),
     -- baseline, peer: robust z (|value - median| / spread) that counts as a departure;
-    -- jump: a spike's size in widths of the type's normal band
+    -- jump: a spike's size in the series' typical steps (and at least a quarter of its band)
     ADD COLUMN deviation  real CHECK (deviation > 0),
     ADD CONSTRAINT incident_rule_forecast_check CHECK (kind <> 'forecast' OR (
         level IS NOT NULL AND side IN (-1, 1) AND horizon_s IS NOT NULL
@@ -265,14 +266,15 @@ FROM (VALUES ('forecast_high', 'flood', 1, 3600, 1800, 'critical'),
 -- Each household's routine: an elderly resident's meter or door away from its own normal.
 INSERT INTO incident_rule (code, kind, category_code, value_kind, side, deviation, duration_s,
                            severity, clear_s)
-VALUES ('routine', 'baseline', 'elderly', 'analog', 0, 4, 0, 'major', 3600);
+-- (held 50 min: two hourly readings, so a door opened at an odd hour is not a broken routine)
+VALUES ('routine', 'baseline', 'elderly', 'analog', 0, 4, 3000, 'major', 3600);
 -- Sensors that lie: device-health incidents, for the maintenance crews, not alarms.
 INSERT INTO incident_rule (code, kind, value_kind, min_points, severity, clear_s)
 VALUES ('stuck', 'stuck', 'analog', 3, 'minor', 0);
 INSERT INTO incident_rule (code, kind, value_kind, deviation, severity, clear_s)
-VALUES ('spike', 'jump', 'analog', 0.6, 'minor', 3600);
+VALUES ('spike', 'jump', 'analog', 4, 'minor', 3600);
 INSERT INTO incident_rule (code, kind, window_s, min_points, severity, clear_s)
-VALUES ('clock', 'clock', 600, 2, 'minor', 0);
+VALUES ('clock', 'clock', 900, 1, 'minor', 0);
 INSERT INTO incident_rule (code, kind, value_kind, deviation, min_points, duration_s, severity,
                            clear_s)
 VALUES ('peer', 'peer', 'analog', 8, 4, 1800, 'minor', 1800);

@@ -20,7 +20,7 @@ FORECAST = Rule(
     horizon_s=3600, confidence=0.9, window_s=1800, min_points=5, clear_s=600,
 )  # fmt: skip
 STUCK = Rule(code="stuck", kind="stuck", severity="minor", min_points=3)
-SPIKE = Rule(code="spike", kind="jump", severity="minor", deviation=0.6, clear_s=3600)
+SPIKE = Rule(code="spike", kind="jump", severity="minor", deviation=4, clear_s=3600)
 CLOCK = Rule(code="clock", kind="clock", severity="minor", window_s=600, min_points=2)
 ROUTINE = Rule(code="routine", kind="baseline", severity="major", side=0, deviation=4)
 PEER = Rule(code="peer", kind="peer", severity="minor", deviation=8, min_points=4, duration_s=0)
