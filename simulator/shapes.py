@@ -17,6 +17,9 @@ US = 1_000_000
 HOUR_US = 3600 * US
 DAY_US = 24 * HOUR_US
 CITY_OFFSET_US = 8 * HOUR_US  # Asia/Shanghai, UTC+8 all year
+# The seed the seeded history's behaviour is drawn with: the live city's default (`simulate
+# --seed 0`), so a default live run continues each device's seeded routine and cycle.
+BEHAVIOUR_SEED = 0
 
 # Ramps: (shortest, longest) rise in minutes and the side they move to (0 = either limit).
 RAMP_MINUTES = {
@@ -146,8 +149,8 @@ def _near_limit(
     flip = hash_uniform(seed, device_id[chosen], _NEAR_SIDE) < 0.5
     for k, i in enumerate(chosen):
         t = by_id[int(type_id[i])]
-        s = NEAR_LIMIT_SIDE[str(measurand[i])] or (-1 if flip[k] else 1)
-        limit = t.alarm_max if s > 0 else t.alarm_min
+        s = _near_side(t, NEAR_LIMIT_SIDE[str(measurand[i])] or (-1 if flip[k] else 1))
+        limit = t.alarm_max if s > 0 else t.alarm_min if s < 0 else None
         if limit is None:
             continue
         gap = abs(limit - t.baseline)
@@ -156,6 +159,18 @@ def _near_limit(
         # the noise shrinks where needed so that peak + 3 sd stays inside the limit
         noise[i] = min(t.noise_sd, (1.0 - fraction[k]) * gap / 3.5)
     return side, amp, noise
+
+
+def _near_side(t: DeviceType, side: int) -> int:
+    """The side a near-limit cycle peaks on: `side`, unless the other limit is nearer to the
+    baseline (a sine that came near the far limit would cross the near one)."""
+    gap = {
+        +1: abs(t.alarm_max - t.baseline) if t.alarm_max is not None else np.inf,
+        -1: abs(t.alarm_min - t.baseline) if t.alarm_min is not None else np.inf,
+    }
+    if gap[-side] >= gap[side]:
+        return side
+    return -side if NEAR_LIMIT_SIDE.get(t.measurand, 0) == 0 else 0
 
 
 def normal_values(
@@ -174,6 +189,8 @@ def normal_values(
     near = side != 0
     amplitude = np.where(near, profiles.near_amp[idx], params["amplitude"][t_type])
     sd = np.where(near, profiles.near_noise[idx], params["noise"][t_type])
+    # a near-limit cycle never crosses: its noise is cut at 3 sd (the limit is 3.5 sd past its peak)
+    noise = np.where(near, np.clip(noise, -3.0, 3.0), noise)
     # a low-side device's trough (12 h after the type's peak) is what comes near its limit
     value = (
         params["baseline"][t_type]
