@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from functools import cached_property
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -17,8 +19,20 @@ from shapely.geometry.base import BaseGeometry
 
 from data.catalog import Category, DeviceType
 from data.writes import ReadingBatch, reading_levels
+from simulator.shapes import (
+    BEHAVIOUR_SEED,
+    CITY_OFFSET_US,
+    HOUR_US,
+    Profiles,
+    device_profiles,
+    hash_uniform,
+    normal_values,
+)
 
 US = 1_000_000
+QUARTER_US = 900 * US
+# salts of the long-history devices' reporting phase (shapes.py uses 0–23)
+_HOUR_SALT, _QUARTER_SALT, _SPREAD_SALT = 40, 41, 42
 
 # Resident population in 10k (7th national census, 2020): device density follows people.
 DISTRICT_POPULATION = {
@@ -46,11 +60,13 @@ LIFE_SAFETY = frozenset({"fire", "gas", "flood", "building", "elderly"})
 
 @dataclass(frozen=True)
 class Scale:
-    """How big a synthetic city is."""
+    """How big a synthetic city is, and how far back its readings go."""
 
     name: str
     devices: int
     history_hours: int
+    # weeks of history for the devices whose normal is learned (households, near-limit cycles)
+    history_days: int = 21
 
 
 SCALES = {
@@ -92,10 +108,35 @@ class City:
     devices: pd.DataFrame
     silent_from_us: np.ndarray  # per device: when it stops reporting (int64 max = never)
     episodes: list[Episode]
-    start: datetime
+    start: datetime  # the window every device reports in
     end: datetime
     scale: Scale
     random_seed: int
+    # each device's near-limit cycle and household routine (simulator/shapes.py), as live has them
+    profiles: Profiles
+    behaviour_seed: int
+    # from here the devices with a learned normal report (weeks before `start`)
+    history_start: datetime
+
+    @property
+    def long_history(self) -> np.ndarray:
+        """Per device: does it report from history_start (households, near-limit cycles)?"""
+        return (self.profiles.household != 0) | (self.profiles.near_side != 0)
+
+    @cached_property
+    def _columns(self) -> dict[str, np.ndarray]:
+        return {
+            name: self.devices[name].to_numpy()
+            for name in ("id", "district_adcode", "street_code", "lon", "lat")
+        }
+
+    def device_row(self, device_index: int) -> dict[str, Any]:
+        """One device's id, district, street and location (far cheaper than a frame row)."""
+        return {name: column[device_index] for name, column in self._columns.items()}
+
+    def first_us(self) -> np.ndarray:
+        """Per device: the start of its readings (µs)."""
+        return np.where(self.long_history, _to_us(self.history_start), _to_us(self.start))
 
 
 def type_arrays(device_types: list[DeviceType]) -> dict[str, np.ndarray]:
@@ -261,11 +302,13 @@ def plan_city(
     scale: Scale,
     random_seed: int,
     end: datetime,
+    behaviour_seed: int = BEHAVIOUR_SEED,
 ) -> City:
     """Devices plus the day's story: which go silent, which fault, where the rainstorm hits."""
     rng = np.random.default_rng(random_seed)
     end = end.astimezone(UTC).replace(microsecond=0)
     start = end - timedelta(hours=scale.history_hours)
+    history_start = min(start, end - timedelta(days=scale.history_days))
     devices = generate_devices(
         geography=geography,
         categories=categories,
@@ -283,7 +326,7 @@ def plan_city(
     silent = rng.random(n) < 0.012
     silent_from[silent] = start_us + (rng.random(silent.sum()) * span).astype(np.int64)
     maintenance = devices["status"].to_numpy() == "maintenance"
-    silent_from[maintenance] = start_us  # under maintenance: nothing arrives
+    silent_from[maintenance] = _to_us(history_start)  # under maintenance: nothing arrives
 
     types = {t.type_id: t for t in device_types}
     type_ids = devices["type_id"].to_numpy()  # row order is device order (ids 1..N)
@@ -313,6 +356,11 @@ def plan_city(
         end=end,
         scale=scale,
         random_seed=random_seed,
+        profiles=device_profiles(
+            devices["id"].to_numpy(), type_ids, device_types, seed=behaviour_seed
+        ),
+        behaviour_seed=behaviour_seed,
+        history_start=history_start,
     )
 
 
@@ -370,10 +418,13 @@ def _to_us(moment: datetime) -> int:
 def iter_reading_batches(
     city: City, device_types: list[DeviceType], *, devices_per_batch: int = 40_000
 ) -> Iterator[ReadingBatch]:
-    """The window's readings, device-major in blocks of consecutive ids (a block = one batch)."""
+    """The readings, device-major in blocks of consecutive ids (a block = one batch): every
+    device's over the window, the long-history devices' from history_start."""
     params = type_arrays(device_types)
     devices = city.devices
-    start_us, end_us = _to_us(city.start), _to_us(city.end)
+    end_us = _to_us(city.end)
+    first_us = city.first_us()
+    aligned = _aligned_offsets(city, params)
     episodes_by_device: dict[int, list[Episode]] = {}
     for ep in city.episodes:
         episodes_by_device.setdefault(ep.device_index, []).append(ep)
@@ -382,80 +433,114 @@ def iter_reading_batches(
         block = slice(block_start, min(block_start + devices_per_batch, len(devices)))
         # one generator per block, so a block's readings do not depend on the batch size before it
         rng = np.random.default_rng([city.random_seed, block_start])
+        owner, ts = _schedule(
+            devices["type_id"].to_numpy()[block].astype(np.int64),
+            params,
+            first_us=first_us[block],
+            aligned_us=aligned[block],
+            stop_us=np.minimum(city.silent_from_us[block], end_us + 1),
+            end_us=end_us,
+            rng=rng,
+        )
         yield _block_readings(
-            ids=devices["id"].to_numpy()[block],
-            type_ids=devices["type_id"].to_numpy()[block].astype(np.int64),
-            silent_from=city.silent_from_us[block],
-            first_index=block_start,
+            city,
+            owner=owner + block_start,
+            ts=ts,
             episodes_by_device=episodes_by_device,
             params=params,
-            start_us=start_us,
-            end_us=end_us,
             rng=rng,
         )
 
 
-def _block_readings(
-    *,
-    ids: np.ndarray,
+def _schedule(
     type_ids: np.ndarray,
-    silent_from: np.ndarray,
-    first_index: int,
-    episodes_by_device: dict[int, list[Episode]],
     params: dict[str, np.ndarray],
-    start_us: int,
+    *,
+    first_us: np.ndarray,
+    aligned_us: np.ndarray,
+    stop_us: np.ndarray,
     end_us: int,
     rng: np.random.Generator,
-) -> ReadingBatch:
+) -> tuple[np.ndarray, np.ndarray]:
+    """(device, timestamp) of each reading: every interval from a device's start (plus its phase)
+    until it stops, device-major and in time order."""
     interval_us = (params["interval"][type_ids] * US).astype(np.int64)
     # a short window still sees every device once: its phase is within the window
-    phase = (rng.random(len(ids)) * np.minimum(interval_us, end_us - start_us)).astype(np.int64)
-    stop = np.minimum(silent_from, end_us + 1)
-    first = start_us + phase
-    counts = np.where(stop > first, (stop - 1 - first) // interval_us + 1, 0)
+    phase = (rng.random(len(type_ids)) * np.minimum(interval_us, end_us - first_us)).astype(
+        np.int64
+    )
+    phase = np.where(aligned_us >= 0, (aligned_us - first_us) % interval_us, phase)
+    first = first_us + phase
+    counts = np.where(stop_us > first, (stop_us - 1 - first) // interval_us + 1, 0)
     total = int(counts.sum())
-    owner = np.repeat(np.arange(len(ids)), counts)
+    owner = np.repeat(np.arange(len(type_ids)), counts)
     k = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
     # a few seconds of jitter, always far below the interval, so timestamps stay unique
     jitter = (rng.random(total) * np.minimum(interval_us[owner] // 10, 5 * US)).astype(np.int64)
-    ts = first[owner] + k * interval_us[owner] + jitter
-    ts = np.minimum(ts, end_us)
+    return owner, np.minimum(first[owner] + k * interval_us[owner] + jitter, end_us)
+
+
+def _aligned_offsets(city: City, params: dict[str, np.ndarray]) -> np.ndarray:
+    """Per long-history device, when in its interval it reports (µs past a multiple of it since
+    the epoch; -1 for the others): the same hours for a district's devices of one type, the same
+    quarter of the hour for a street's (like devices polled by one gateway; it also keeps weeks
+    of history to few rollup rows), and a near-limit device's at its cycle's extreme."""
+    devices = city.devices
+    type_ids = devices["type_id"].to_numpy().astype(np.int64)
+    interval_us = (params["interval"][type_ids] * US).astype(np.int64)
+    district = pd.util.hash_array(devices["district_adcode"].to_numpy(dtype=object))
+    street = pd.util.hash_array(devices["street_code"].to_numpy(dtype=object))
+    ids = devices["id"].to_numpy()
+    seed = city.behaviour_seed
+    kind = district + type_ids.astype(np.uint64)  # a district's devices of one type
+    hour = np.floor(hash_uniform(seed, kind, _HOUR_SALT) * 4) * HOUR_US
+    quarter = np.floor(hash_uniform(seed, street, _QUARTER_SALT) * 4) * QUARTER_US
+    spread = hash_uniform(seed, ids, _SPREAD_SALT) * 10 * 60 * US
+    # a near-limit device reports at the extreme of its cycle: its history shows how near it comes
+    near = city.profiles.near_side
+    extreme_h = params["peak"][type_ids] + np.where(near < 0, 12.0, 0.0) - CITY_OFFSET_US / HOUR_US
+    at_extreme = (extreme_h % 24.0) * HOUR_US + spread / 10.0
+    offset = np.where(near != 0, at_extreme, hour + quarter + spread).astype(np.int64)
+    return np.where(city.long_history, offset % interval_us, -1)
+
+
+def _block_readings(
+    city: City,
+    *,
+    owner: np.ndarray,
+    ts: np.ndarray,
+    episodes_by_device: dict[int, list[Episode]],
+    params: dict[str, np.ndarray],
+    rng: np.random.Generator,
+) -> ReadingBatch:
+    """Values of the scheduled readings: each device's normal (as live sends it), its episodes."""
+    type_ids = city.devices["type_id"].to_numpy().astype(np.int64)
     t_type = type_ids[owner]
-
-    value = healthy_values(params, t_type, ts, rng.normal(0.0, 1.0, total))
-
-    local_owner_start = np.cumsum(counts) - counts
-    for local, dev_index in enumerate(range(first_index, first_index + len(ids))):
-        for ep in episodes_by_device.get(dev_index, ()):
-            rows = slice(local_owner_start[local], local_owner_start[local] + counts[local])
-            in_ep = (ts[rows] >= ep.start_us) & (ts[rows] < ep.end_us)
-            if in_ep.any():
-                value[rows.start + np.flatnonzero(in_ep)] = episode_values(
-                    ep, int(type_ids[local]), params, int(in_ep.sum()), rng
+    value = normal_values(
+        params,
+        city.profiles,
+        owner,
+        t_type,
+        ts,
+        rng.normal(0.0, 1.0, len(ts)),
+        seed=city.behaviour_seed,
+    )
+    first, last = (int(owner[0]), int(owner[-1])) if len(owner) else (0, -1)
+    for dev_index in sorted(d for d in episodes_by_device if first <= d <= last):
+        lo, hi = np.searchsorted(owner, [dev_index, dev_index + 1])
+        for ep in episodes_by_device[dev_index]:
+            a, b = np.searchsorted(ts[lo:hi], [ep.start_us, ep.end_us])
+            if b > a:
+                value[lo + a : lo + b] = episode_values(
+                    ep, int(type_ids[dev_index]), params, int(b - a), rng
                 )
-
     value = round_to_type(value, params, t_type)
-    quality = np.zeros(total, dtype=np.int16)
-    flagged = rng.random(total)
+    quality = np.zeros(len(ts), dtype=np.int16)
+    flagged = rng.random(len(ts))
     quality[flagged < 0.002] = 1
     quality[flagged < 0.0004] = 2
+    ids = city.devices["id"].to_numpy()
     return ReadingBatch(device_id=ids[owner], ts_us=ts, value=value, quality=quality)
-
-
-def healthy_values(
-    params: dict[str, np.ndarray], t_type: np.ndarray, ts_us: np.ndarray, noise: np.ndarray
-) -> np.ndarray:
-    """A healthy device's values: baseline + daily cycle (local time) + noise; binary types 0."""
-    hour = ((ts_us // US + 8 * 3600) % 86400) / 3600.0  # local (UTC+8) hour of day
-    value = (
-        params["baseline"][t_type]
-        + params["amplitude"][t_type]
-        * np.sin(2 * np.pi * (hour - params["peak"][t_type] + 6) / 24.0)
-        + noise * params["noise"][t_type]
-    )
-    binary = params["binary"][t_type] > 0
-    value[binary] = 0.0
-    return np.clip(value, _lower_clip(params, t_type), None)
 
 
 def round_to_type(
@@ -464,11 +549,6 @@ def round_to_type(
     """Values rounded to their type's decimals."""
     scale = 10.0 ** params["decimals"][t_type]
     return np.round(value * scale) / scale
-
-
-def _lower_clip(params: dict[str, np.ndarray], t_type: np.ndarray) -> np.ndarray:
-    # physical quantities here are never negative unless the type's normal range says so
-    return np.where(params["normal_min"][t_type] >= 0, 0.0, -np.inf)
 
 
 def episode_values(
@@ -532,7 +612,8 @@ def record_incidents(
     street_names: dict[str, tuple[str, str]],
     rng: np.random.Generator,
 ) -> None:
-    """Turn this batch's threshold crossings (fault episodes) and silences into incidents."""
+    """Turn this batch's threshold crossings (fault episodes, near-limit peaks, broken routines)
+    and silences into incidents."""
     params = type_arrays(device_types)
     types = {t.type_id: t for t in device_types}
     end_us = _to_us(city.end)
@@ -541,14 +622,26 @@ def record_incidents(
     type_ids = city.devices["type_id"].to_numpy()
     # ids are 1..N in frame order, and batches are device-major and sorted by id
     first_id, last_id = int(batch.device_id[0]), int(batch.device_id[-1])
+    episodes = [ep for ep in city.episodes if first_id <= ep.device_index + 1 <= last_id]
     _record_crossings(
         book,
         city=city,
         batch=batch,
-        episodes=[ep for ep in city.episodes if first_id <= ep.device_index + 1 <= last_id],
+        episodes=episodes,
         params=params,
         types=types,
         type_ids=type_ids,
+        street_names=street_names,
+        rng=rng,
+        end_us=end_us,
+    )
+    _record_routine_crossings(
+        book,
+        city=city,
+        batch=batch,
+        episodes=episodes,
+        params=params,
+        types=types,
         street_names=street_names,
         rng=rng,
         end_us=end_us,
@@ -619,6 +712,74 @@ def _record_crossings(
             trigger_value=float(value[peak_index]),
             threshold=_threshold(t, worst, ep.direction),
         )
+
+
+def _record_routine_crossings(
+    book: IncidentBook,
+    *,
+    city: City,
+    batch: ReadingBatch,
+    episodes: list[Episode],
+    params: dict[str, np.ndarray],
+    types: dict[int, DeviceType],
+    street_names: dict[str, tuple[str, str]],
+    rng: np.random.Generator,
+    end_us: int,
+) -> None:
+    """Open an incident for each run of a long-history device's readings beyond its normal band
+    outside its episodes: a near-limit cycle's peaks and troughs, a broken routine."""
+    device_index = batch.device_id - 1  # ids are 1..N in frame order
+    rows = np.flatnonzero(city.long_history[device_index])
+    if len(rows) == 0:
+        return
+    type_ids = city.devices["type_id"].to_numpy().astype(np.int64)
+    ts, value, device = batch.ts_us[rows], batch.value[rows], device_index[rows]
+    t_type = type_ids[device]
+    level = reading_levels(
+        value,
+        normal_min=params["normal_min"][t_type],
+        normal_max=params["normal_max"][t_type],
+        alarm_min=params["alarm_min"][t_type],
+        alarm_max=params["alarm_max"][t_type],
+    )
+    offset = value - params["baseline"][t_type]
+    side = np.where(level > 0, np.sign(offset), 0.0)
+    for ep in episodes:  # an episode's readings are that episode's incident
+        side[(device == ep.device_index) & (ts >= ep.start_us) & (ts < ep.end_us)] = 0.0
+    for first, stop in _runs(device, side):
+        t = types[int(t_type[first])]
+        worst = int(level[first:stop].max())
+        peak = first + int(np.argmax(np.abs(offset[first:stop])))
+        direction = int(side[first])
+        # cleared by the device's next reading (back in the band, or beyond the other side)
+        cleared = int(ts[stop]) if stop < len(rows) and device[stop] == device[first] else None
+        _add_incident(
+            book,
+            city=city,
+            device_index=int(device[first]),
+            t=t,
+            rng=rng,
+            street_names=street_names,
+            opened_us=int(ts[first]),
+            cleared_us=cleared,
+            end_us=end_us,
+            rule=f"{'alarm' if worst == 2 else 'warning'}_{_side(direction)}",
+            severity=_severity(t.category, worst),
+            trigger_value=float(value[peak]),
+            threshold=_threshold(t, worst, direction),
+        )
+
+
+def _runs(device: np.ndarray, side: np.ndarray) -> list[tuple[int, int]]:
+    """[first, stop) of each run of consecutive rows of one device on the same non-zero side."""
+    if len(side) == 0:
+        return []
+    change = np.ones(len(side), dtype=bool)
+    change[1:] = (device[1:] != device[:-1]) | (side[1:] != side[:-1])
+    starts = np.flatnonzero(change)
+    stops = np.append(starts[1:], len(side))
+    keep = side[starts] != 0
+    return list(zip(starts[keep].tolist(), stops[keep].tolist(), strict=True))
 
 
 def _record_silences(
@@ -695,7 +856,7 @@ def _add_incident(
     threshold: float | None,
 ) -> None:
     """Add an incident and its events unless the device already has a live one for this rule."""
-    device = city.devices.iloc[device_index]
+    device = city.device_row(device_index)
     if (int(device["id"]), rule) in book.live:
         return
     incident_id = len(book.incidents) + 1
@@ -766,7 +927,8 @@ def _incident_titles(
     if rule == "offline":
         return f"{street_zh}{t.name_zh}离线", f"{t.name_en} offline in {street_en}"
     shown = f"{trigger_value:.{t.decimals}f}{t.unit}" if trigger_value is not None else ""
-    kind_zh = "报警" if rule.startswith(("alarm", "binary")) else "预警"
+    # a level-1 crossing is 越限 (beyond the normal band); 预警 means a forecast breach
+    kind_zh = "报警" if rule.startswith(("alarm", "binary")) else "越限"
     kind_en = "alarm" if kind_zh == "报警" else "warning"
     return (
         f"{street_zh}{t.name_zh}{kind_zh} {shown}".strip(),

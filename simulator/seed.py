@@ -46,6 +46,7 @@ class SeedReport:
     start: datetime
     end: datetime
     seconds: float
+    history_start: datetime  # the households' and near-limit devices' weeks of readings
     readings_seconds: float
 
     @property
@@ -119,6 +120,7 @@ def seed_city(
         end=city.end,
         seconds=time.perf_counter() - started,
         readings_seconds=readings_seconds,
+        history_start=city.history_start,
     )
     _record_seed_meta(engine, report=report)
     return report
@@ -210,6 +212,7 @@ def _record_seed_meta(engine: Engine, *, report: SeedReport) -> None:
                 "incidents": report.incidents,
                 "window_start": report.start.isoformat(),
                 "window_end": report.end.isoformat(),
+                "history_start": report.history_start.isoformat(),
                 "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
             },
         )
