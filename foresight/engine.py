@@ -340,10 +340,14 @@ def _routine(fx: Foresight, check: _Check, rows: np.ndarray) -> tuple[np.ndarray
 
 
 def _stuck(fx: Foresight, check: _Check, rows: np.ndarray) -> tuple[np.ndarray, dict]:
+    spec = fx.spec
     recent = fx.recent(rows, fx.value)
-    min_run = np.full(len(rows), int(check.rule.min_points or 3))
     cond, run = health.stuck(
-        recent, min_run=min_run, raised=fx.states[check.rule.code].raised[rows]
+        recent,
+        min_run=np.full(len(rows), int(check.rule.min_points or 3)),
+        raised=fx.states[check.rule.code].raised[rows],
+        # the lowest value the type can take: 0 for a quantity that is never negative
+        floor=np.where(spec.normal_min[rows] >= 0, 0.0, -np.inf),
     )
     return cond, {"run": run.astype(float)}
 
@@ -352,16 +356,8 @@ def _spike(fx: Foresight, check: _Check, rows: np.ndarray) -> tuple[np.ndarray, 
     spec = fx.spec
     width = np.maximum(spec.normal_max[rows] - spec.normal_min[rows], spec.resolution[rows])
     recent = fx.recent(rows, fx.value)
-    with np.errstate(all="ignore"):
-        step = np.nan_to_num(health.typical_step(recent), nan=np.inf)
-    last3 = recent[:, -3:]
-    cond = health.spike(
-        last3,
-        step=np.maximum(step, spec.resolution[rows]),
-        steps=float(check.rule.deviation or 4),
-        floor=0.25 * width,
-    )
-    return cond, {"spike_value": last3[:, 1]}
+    cond = health.spike(recent, steps=float(check.rule.deviation or 4), floor=0.25 * width)
+    return cond, {"spike_value": recent[:, -2]}
 
 
 def _clock(fx: Foresight, check: _Check, rows: np.ndarray) -> tuple[np.ndarray, dict]:

@@ -24,36 +24,43 @@ def repeat_odds(recent: np.ndarray, *, run: np.ndarray) -> tuple[np.ndarray, np.
     valid = before & ~np.isnan(a) & ~np.isnan(b)
     pairs = valid.sum(axis=1)
     equal = (valid & (a == b)).sum(axis=1)
-    return (equal + 0.5) / (pairs + 1.0), pairs
+    return (equal + 0.25) / (pairs + 1.0), pairs
 
 
 def stuck(
-    recent: np.ndarray, *, min_run: np.ndarray, raised: np.ndarray, chance: float = 1e-3
+    recent: np.ndarray,
+    *,
+    min_run: np.ndarray,
+    raised: np.ndarray,
+    floor: np.ndarray,
+    chance: float = 1e-5,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Rows whose newest readings repeat one value for longer than the series' own habit of
-    repeating makes plausible (a run a healthy series shows with odds below `chance`); returns
-    (stuck, run length). A raised row stays stuck while the run goes on."""
+    repeating makes plausible (a run a healthy series shows with odds below `chance`), except
+    at the physical `floor` (a dry ponding sensor reads 0 for days); returns (stuck, run length).
+    A raised row stays stuck while the run goes on."""
     run = trailing_run(recent)
+    resting = recent[:, -1] <= floor
     odds, pairs = repeat_odds(recent, run=run)
     with np.errstate(divide="ignore"):
         needed = 1 + np.ceil(np.log(chance) / np.log(np.clip(odds, 1e-9, 0.999)))
     needed = np.maximum(needed, min_run)
     judged = (pairs >= 8) & (needed <= recent.shape[1] // 2)
-    return (judged & (run >= needed)) | (raised & (run >= min_run)), run
+    return (judged & ~resting & (run >= needed)) | (raised & (run >= min_run)), run
 
 
-def spike(last3: np.ndarray, *, step: np.ndarray, steps: float, floor: np.ndarray) -> np.ndarray:
-    """The middle of the last three readings stood away from its neighbours by more than `steps`
-    of the series' typical step (and `floor`), and the next came straight back."""
-    a, b, c = last3[:, 0], last3[:, 1], last3[:, 2]
+def spike(recent: np.ndarray, *, steps: float, floor: np.ndarray) -> np.ndarray:
+    """The middle of the newest three readings stood away from its neighbours by more than
+    `steps` of the series' typical step (and `floor`), by more than any step the series made
+    before (bursty series, such as water use, jump for real), and the next came straight back."""
+    a, b, c = recent[:, -3], recent[:, -2], recent[:, -1]
     away = np.abs(b - (a + c) / 2.0)
-    return (away > np.maximum(steps * step, floor)) & (np.abs(c - a) < away / 2.0)
-
-
-def typical_step(recent: np.ndarray) -> np.ndarray:
-    """The median absolute change between consecutive readings, over all but the newest two."""
-    a, b = recent[:, :-3], recent[:, 1:-2]
-    return np.nanmedian(np.where(np.isnan(a) | np.isnan(b), np.nan, np.abs(b - a)), axis=1)
+    before = np.abs(np.diff(recent[:, :-2], axis=1))
+    with np.errstate(all="ignore"):
+        typical = np.nan_to_num(np.nanmedian(before, axis=1), nan=np.inf)
+        largest = np.nan_to_num(np.nanmax(before, axis=1), nan=np.inf)
+    unheard = away > np.maximum(np.maximum(steps * typical, floor), largest)
+    return unheard & (np.abs(c - a) < away / 2.0)
 
 
 def skewed(lags: np.ndarray, *, run: np.ndarray, limit: np.ndarray) -> np.ndarray:

@@ -156,8 +156,8 @@ def test_a_stuck_sensor_and_a_skewed_clock_open_device_health_incidents(live_eng
     skewed = _device(live_engine_, measurand="transformer_load", skip=(stuck.id,))
     now = datetime.now(UTC).replace(microsecond=0)
     # a load that varies from reading to reading, then the same value four times
-    varied = [48.0, 51.5, 47.2, 53.1, 49.9, 46.3, 52.8, 50.1, 47.7, 51.9]
-    points = [(now - timedelta(minutes=10 * (13 - k)), v) for k, v in enumerate(varied)]
+    varied = np.round(50 + np.random.default_rng(3).normal(0, 2.5, 20), 1).tolist()
+    points = [(now - timedelta(minutes=10 * (23 - k)), v) for k, v in enumerate(varied)]
     points += [(now - timedelta(minutes=10 * (3 - k)), 50.4) for k in range(4)]
     _send(live_engine_, stuck.id, points)
     # readings stamped 40 minutes before they arrive

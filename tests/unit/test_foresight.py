@@ -126,7 +126,7 @@ def test_without_the_cycle_the_same_peaks_would_be_forecast():
 def test_a_stuck_sensor_is_caught_within_three_intervals():
     rng = np.random.default_rng(3)
     ts = np.arange(T0, T0 + 40 * 900, 900.0)
-    values = np.round(2.0 + rng.normal(0, 0.5, len(ts)), 1)
+    values = np.round(2.0 + rng.normal(0, 0.5, len(ts)), 2)
     stuck_from = 20
     values[stuck_from:] = values[stuck_from]
     fx = Foresight(spec(1), {1: {"stuck": STUCK}})
