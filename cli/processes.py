@@ -51,9 +51,9 @@ def _register_simulate(commands: Subparsers) -> None:
     simulate.add_argument(
         "--storm-every",
         type=float,
-        default=20,
+        default=40,
         metavar="MINUTES",
-        help="calm minutes between rainstorms/typhoons (0: none; default 20)",
+        help="calm minutes between rainstorms/typhoons (0: none; default 40)",
     )
     simulate.add_argument("--storm-now", action="store_true", help="start with a storm")
     simulate.set_defaults(handler=cmd_simulate)
