@@ -32,6 +32,7 @@ import sqlalchemy as sa
 from bench.harness import bench_database, settle
 from data import catalog, migrate, writes
 from data.engine import create_db_engine
+from data.foresight_store import load_types
 from data.rule_types import US, Escalate, Open, Reading, Rule, rules_for_type
 from data.rules_store import load_rules
 from foresight import watch
@@ -86,16 +87,7 @@ def load_city(url: str, *, districts: list[str], seed: int, reuse: bool) -> City
             ).all(),
             columns=["id", "type_id", "street_code", "district_adcode"],
         )
-        types = pd.DataFrame(
-            conn.execute(
-                sa.text(
-                    "SELECT id, category_code, value_kind, interval_s, normal_min, normal_max,"
-                    " alarm_min, alarm_max, decimals, unit FROM device_type ORDER BY id"
-                )
-            )
-            .mappings()
-            .all()
-        )
+        types = load_types(conn)
         rules = load_rules(conn)
     engine.dispose()
     return City(devices, types, rules, catalog.load_device_types())

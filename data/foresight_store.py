@@ -13,6 +13,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from data.rule_types import Rule
+from data.rules_store import record_event
 from foresight import watch
 from foresight.baseline import CityBaselines
 from foresight.engine import INCIDENT_KIND, Finding, SeriesSpec
@@ -38,7 +39,8 @@ class Watch:
     types: dict[int, TypeText]
 
 
-def _types(conn: sa.Connection) -> pd.DataFrame:
+def load_types(conn: sa.Connection) -> pd.DataFrame:
+    """Every device type with what early warning needs of it."""
     return pd.DataFrame(
         conn.execute(
             sa.text(
@@ -53,7 +55,7 @@ def _types(conn: sa.Connection) -> pd.DataFrame:
 
 def load_watch(conn: sa.Connection, *, rules: list[Rule]) -> Watch:
     """Every active device whose type an early-warning rule covers, with what the rules need."""
-    types = _types(conn)
+    types = load_types(conn)
     rules_by_type = watch.early_rules_by_type(rules, types)
     devices = pd.DataFrame(
         conn.execute(
@@ -177,8 +179,16 @@ def open_early(conn: sa.Connection, finding: Finding, *, text: TypeText) -> int 
         },
     ).scalar_one_or_none()
     if new_id is not None:
-        _event(conn, incident_id=int(new_id), at=_dt(finding.at_s), kind="opened",
-               from_status=None, to="open", note=str(detail["because_zh"]))  # fmt: skip
+        record_event(
+            conn,
+            actor=ACTOR,
+            incident_id=int(new_id),
+            at=_dt(finding.at_s),
+            kind="opened",
+            from_status=None,
+            to="open",
+            note=str(detail["because_zh"]),
+        )
     return None if new_id is None else int(new_id)
 
 
@@ -208,8 +218,16 @@ def update_forecast(conn: sa.Connection, finding: Finding, *, text: TypeText) ->
     ).one_or_none()
     if row is None:
         return False
-    _event(conn, incident_id=int(row.id), at=_dt(finding.at_s), kind="updated",
-           from_status=row.status, to=row.status, note=str(detail["because_zh"]))  # fmt: skip
+    record_event(
+        conn,
+        actor=ACTOR,
+        incident_id=int(row.id),
+        at=_dt(finding.at_s),
+        kind="updated",
+        from_status=row.status,
+        to=row.status,
+        note=str(detail["because_zh"]),
+    )
     return True
 
 
@@ -227,8 +245,16 @@ def resolve_early(conn: sa.Connection, finding: Finding) -> bool:
     if row is None:
         return False
     note = "预测不再超限" if finding.rule.kind == "forecast" else "已恢复正常"
-    _event(conn, incident_id=int(row.id), at=_dt(finding.at_s), kind="resolved",
-           from_status=row.status, to="resolved", note=note)  # fmt: skip
+    record_event(
+        conn,
+        actor=ACTOR,
+        incident_id=int(row.id),
+        at=_dt(finding.at_s),
+        kind="resolved",
+        from_status=row.status,
+        to="resolved",
+        note=note,
+    )
     return True
 
 
@@ -264,46 +290,33 @@ def supersede_forecasts(conn: sa.Connection, *, alarm_codes: dict[int, list[str]
         {"sides": [p[0] for p in pairs], "codes": [p[1] for p in pairs]},
     ).all()
     for row in rows:
-        _event(conn, incident_id=int(row.id), at=row.alarm_at, kind="superseded",
-               from_status=row.was, to="resolved",
-               note=f"报警 #{row.alarm_id} 已发生，提前 {int(row.lead_min)} 分钟预警")  # fmt: skip
+        record_event(
+            conn,
+            actor=ACTOR,
+            incident_id=int(row.id),
+            at=row.alarm_at,
+            kind="superseded",
+            from_status=row.was,
+            to="resolved",
+            note=f"报警 #{row.alarm_id} 已发生，提前 {int(row.lead_min)} 分钟预警",
+        )
     return len(rows)
-
-
-def _event(
-    conn: sa.Connection,
-    *,
-    incident_id: int,
-    at: datetime,
-    kind: str,
-    from_status: str | None,
-    to: str,
-    note: str | None = None,
-) -> None:
-    conn.execute(
-        sa.text(
-            "INSERT INTO incident_event (incident_id, at, kind, actor, from_status, to_status,"
-            " note) VALUES (:id, :at, :kind, :actor, :from_status, :to, :note)"
-        ),
-        {
-            "id": incident_id,
-            "at": at,
-            "kind": kind,
-            "actor": ACTOR,
-            "from_status": from_status,
-            "to": to,
-            "note": note,
-        },
-    )
 
 
 # --- baseline refit -----------------------------------------------------------------------------
 
 # One row of a binary COPY of (bigint, float8, float8): field count, then length + value each.
 _HISTORY_ROW = np.dtype(
-    [("n", ">i2"), ("l1", ">i4"), ("device", ">i8"), ("l2", ">i4"), ("ts", ">f8"),
-     ("l3", ">i4"), ("value", ">f8")]
-)  # fmt: skip
+    [
+        ("n", ">i2"),
+        ("l1", ">i4"),
+        ("device", ">i8"),
+        ("l2", ">i4"),
+        ("ts", ">f8"),
+        ("l3", ">i4"),
+        ("value", ">f8"),
+    ]
+)
 _COPY_HEADER_BYTES = 19
 
 
@@ -393,9 +406,16 @@ def write_baselines(
     ) as copy:
         for i, device in enumerate(device_ids.tolist()):
             copy.write_row(
-                (device, int(fitted.slots[i]), med[i], spr[i], str(fitted.source[i]),
-                 round(float(fitted.days[i]), 2), at)
-            )  # fmt: skip
+                (
+                    device,
+                    int(fitted.slots[i]),
+                    med[i],
+                    spr[i],
+                    str(fitted.source[i]),
+                    round(float(fitted.days[i]), 2),
+                    at,
+                )
+            )
     conn.execute(
         sa.text(
             "INSERT INTO app_meta (key, value, updated_at)"

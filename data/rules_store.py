@@ -282,7 +282,7 @@ def open_incident(conn: sa.Connection, action: Open) -> int:
                 params,
             ).scalar_one()
         )
-    _event(conn, incident_id=new_id, at=at, kind="opened", from_status=None, to="open")
+    record_event(conn, incident_id=new_id, at=at, kind="opened", from_status=None, to="open")
     return int(new_id)
 
 
@@ -315,7 +315,7 @@ def escalate_incident(conn: sa.Connection, action: Escalate, *, incident_id: int
     ).scalar_one_or_none()
     if status is None:
         return False
-    _event(
+    record_event(
         conn,
         incident_id=incident_id,
         at=_dt(action.at_us),
@@ -341,7 +341,7 @@ def resolve_incident(conn: sa.Connection, action: Resolve, *, incident_id: int) 
     ).scalar_one_or_none()
     if previous is None:
         return False
-    _event(
+    record_event(
         conn,
         incident_id=incident_id,
         at=at,
@@ -353,7 +353,7 @@ def resolve_incident(conn: sa.Connection, action: Resolve, *, incident_id: int) 
     return True
 
 
-def _event(
+def record_event(
     conn: sa.Connection,
     *,
     incident_id: int,
@@ -362,7 +362,9 @@ def _event(
     from_status: str | None,
     to: str,
     note: str | None = None,
+    actor: str = ACTOR,
 ) -> None:
+    """A system event in an incident's history (never before the incident opened)."""
     conn.execute(
         sa.text(
             "INSERT INTO incident_event (incident_id, at, kind, actor, from_status, to_status,"
@@ -373,7 +375,7 @@ def _event(
             "id": incident_id,
             "at": at,
             "kind": kind,
-            "actor": ACTOR,
+            "actor": actor,
             "from_status": from_status,
             "to": to,
             "note": note,

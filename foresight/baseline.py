@@ -105,7 +105,7 @@ def week_from_day(day: Profiles) -> Profiles:
 
 
 def smooth_gaps(profile: np.ndarray) -> np.ndarray:
-    """NaN slots (no readings at all) take the row's nearest filled slots' mean; rows all NaN, 0."""
+    """NaN slots (no readings at all) take the mean of the row's other slots; rows all NaN, 0."""
     out = profile.copy()
     row_mean = np.nanmean(np.where(np.isnan(out).all(axis=1, keepdims=True), 0.0, out), axis=1)
     holes = np.isnan(out)

@@ -4,6 +4,8 @@ the engine (rows × window, newest last) and answers one boolean per row."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 
@@ -56,7 +58,8 @@ def spike(recent: np.ndarray, *, steps: float, floor: np.ndarray) -> np.ndarray:
     a, b, c = recent[:, -3], recent[:, -2], recent[:, -1]
     away = np.abs(b - (a + c) / 2.0)
     before = np.abs(np.diff(recent[:, :-2], axis=1))
-    with np.errstate(all="ignore"):
+    with warnings.catch_warnings():  # rows without history: all NaN, judged below as no spike
+        warnings.simplefilter("ignore", RuntimeWarning)
         typical = np.nan_to_num(np.nanmedian(before, axis=1), nan=np.inf)
         largest = np.nan_to_num(np.nanmax(before, axis=1), nan=np.inf)
     unheard = away > np.maximum(np.maximum(steps * typical, floor), largest)
