@@ -40,6 +40,7 @@ class SeriesSpec:
     alarm_max: np.ndarray
     resolution: np.ndarray  # smallest step of the type's values
     season: np.ndarray  # rows × 24: the daily cycle's median (NaN: not known)
+    season_spread: np.ndarray  # rows × 24: its spread
     # hour-of-week normal, kept only for the rows a baseline rule watches: row → its line in
     # normal_median / normal_spread (k × 168), −1 for none
     normal_row: np.ndarray
@@ -339,9 +340,18 @@ def _routine(fx: Foresight, check: _Check, rows: np.ndarray) -> tuple[np.ndarray
     return cond, {"usual": usual, "spread": spread, "z": z, "slot": slot.astype(float)}
 
 
+def _usual(fx: Foresight, rows: np.ndarray, ts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The rows' learned normal (median, spread) in the hour of `ts` (NaN where not learned)."""
+    slot = baseline.slot_of(np.nan_to_num(ts), slots=24)
+    return fx.spec.season[rows, slot], fx.spec.season_spread[rows, slot]
+
+
 def _stuck(fx: Foresight, check: _Check, rows: np.ndarray) -> tuple[np.ndarray, dict]:
     spec = fx.spec
     recent = fx.recent(rows, fx.value)
+    # an hour in which the device normally holds still (a night trickle) proves nothing
+    _, spread = _usual(fx, rows, fx.recent(rows, fx.ts, 1)[:, 0])
+    quiet = spread < 2 * spec.resolution[rows]
     cond, run = health.stuck(
         recent,
         min_run=np.full(len(rows), int(check.rule.min_points or 3)),
@@ -349,15 +359,19 @@ def _stuck(fx: Foresight, check: _Check, rows: np.ndarray) -> tuple[np.ndarray, 
         # the lowest value the type can take: 0 for a quantity that is never negative
         floor=np.where(spec.normal_min[rows] >= 0, 0.0, -np.inf),
     )
-    return cond, {"run": run.astype(float)}
+    return cond & ~quiet, {"run": run.astype(float)}
 
 
 def _spike(fx: Foresight, check: _Check, rows: np.ndarray) -> tuple[np.ndarray, dict]:
     spec = fx.spec
     width = np.maximum(spec.normal_max[rows] - spec.normal_min[rows], spec.resolution[rows])
     recent = fx.recent(rows, fx.value)
-    cond = health.spike(recent, steps=float(check.rule.deviation or 4), floor=0.25 * width)
-    return cond, {"spike_value": recent[:, -2]}
+    steps = float(check.rule.deviation or 4)
+    cond = health.spike(recent, steps=steps, floor=0.25 * width)
+    # a value the device usually has at that hour (the morning's first water) is no spike
+    median, spread = _usual(fx, rows, fx.recent(rows, fx.ts, 2)[:, 0])
+    usual = np.abs(recent[:, -2] - median) <= steps * np.maximum(spread, spec.resolution[rows])
+    return cond & ~usual, {"spike_value": recent[:, -2]}
 
 
 def _clock(fx: Foresight, check: _Check, rows: np.ndarray) -> tuple[np.ndarray, dict]:

@@ -44,6 +44,7 @@ class Normals:
     normal (week_row → line of week_median / week_spread, −1 for none)."""
 
     season: np.ndarray
+    season_spread: np.ndarray
     week_row: np.ndarray
     week_median: np.ndarray
     week_spread: np.ndarray
@@ -53,6 +54,7 @@ def _empty_normals(n: int, week: np.ndarray) -> Normals:
     k = int(week.sum())
     return Normals(
         season=np.full((n, 24), np.nan, dtype=np.float32),
+        season_spread=np.full((n, 24), np.nan, dtype=np.float32),
         week_row=np.where(week, np.cumsum(week) - 1, -1).astype(np.int64),
         week_median=np.full((k, 168), np.nan, dtype=np.float32),
         week_spread=np.full((k, 168), np.nan, dtype=np.float32),
@@ -63,9 +65,11 @@ def _place(out: Normals, rows: np.ndarray, median: np.ndarray, spread: np.ndarra
     """Put profiles of 24 or 168 slots for `rows` into `out`."""
     if median.shape[1] == 24:
         out.season[rows] = median
+        out.season_spread[rows] = spread
         week_m, week_s = np.tile(median, 7), np.tile(spread, 7)
     else:
         out.season[rows] = median.reshape(-1, 7, 24).mean(axis=1)
+        out.season_spread[rows] = spread.reshape(-1, 7, 24).mean(axis=1)
         week_m, week_s = median, spread
     line = out.week_row[rows]
     has = line >= 0
@@ -125,6 +129,7 @@ def build_spec(*, devices: pd.DataFrame, types: pd.DataFrame, normals: Normals) 
         alarm_max=t["alarm_max"].to_numpy(dtype=np.float64, na_value=np.nan),
         resolution=10.0 ** -t["decimals"].to_numpy(dtype=np.float64),
         season=normals.season,
+        season_spread=normals.season_spread,
         normal_row=normals.week_row,
         normal_median=normals.week_median,
         normal_spread=normals.week_spread,

@@ -39,6 +39,7 @@ def spec(n: int, *, interval: float = 900.0, normal=(0.0, 5.0), alarm_max=15.0, 
         "alarm_max": np.full(n, alarm_max),
         "resolution": np.full(n, 0.1),
         "season": np.full((n, 24), np.nan),
+        "season_spread": np.full((n, 24), np.nan),
         "normal_row": np.arange(n),
         "normal_median": np.full((n, 168), np.nan),
         "normal_spread": np.full((n, 168), np.nan),
@@ -206,3 +207,26 @@ def test_forecast_series_draws_the_band_and_the_crossing():
         ts_s=ts[:3], values=values[:3], limit=15, side=1, horizon_s=3600, window_s=1800,
         min_points=5, confidence=0.9,
     ) is None  # fmt: skip
+
+
+def test_what_a_device_usually_does_at_that_hour_is_neither_stuck_nor_a_spike():
+    # a household meter: a constant night trickle, then the morning's first water, every day
+    ts = np.arange(T0, T0 + 3 * DAY, 3600.0)
+    hour = (((ts + 8 * 3600) % DAY) // 3600).astype(int)
+    rng = np.random.default_rng(11)
+    values = np.where(hour < 6, 0.8, np.where(hour == 7, 38.0, 12.0 + rng.normal(0, 3, len(ts))))
+    values = np.round(values, 1)
+    median = np.where(np.arange(24) < 6, 0.8, np.where(np.arange(24) == 7, 36.0, 12.0))
+    spread = np.where(np.arange(24) < 6, 0.0, 3.0)
+    fx = Foresight(
+        spec(1, interval=3600.0, normal=(0.5, 60), alarm_max=np.nan,
+             season=median[None, :], season_spread=spread[None, :]),
+        {1: {"stuck": STUCK, "spike": SPIKE}},
+    )  # fmt: skip
+    found = replay(fx, np.ones(len(ts), np.int64), ts, values, step_s=3600)
+    assert not opened(found, "stuck") and not opened(found, "spike")
+    # without the learned normal the same series looks broken
+    fx = Foresight(spec(1, interval=3600.0, normal=(0.5, 60), alarm_max=np.nan),
+                   {1: {"stuck": STUCK, "spike": SPIKE}})  # fmt: skip
+    found = replay(fx, np.ones(len(ts), np.int64), ts, values, step_s=3600)
+    assert opened(found, "stuck") or opened(found, "spike")
