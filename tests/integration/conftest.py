@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 import sqlalchemy as sa
@@ -45,3 +48,27 @@ def run(monkeypatch, capsys, live_city_url):
         return code, out, err
 
     yield invoke
+
+
+@contextmanager
+def running_mqtt_worker(engine: sa.Engine, broker_url: str, *, source: str):
+    """An in-process MQTT ingest worker on its own persistent session, for `source`'s topic."""
+    from data.ingest_store import ensure_source
+    from ingest.mqtt_worker import MqttIngestWorker
+    from ingest.service import Ingestor
+
+    ensure_source(engine, source=source)
+    consumer = MqttIngestWorker(
+        Ingestor(engine),
+        broker_url=broker_url,
+        client_id=f"{source}-{uuid.uuid4().hex[:6]}",
+        topic_prefix="onescreen",
+    )
+    thread = threading.Thread(target=consumer.run, daemon=True)
+    thread.start()
+    assert consumer.connected.wait(10)
+    try:
+        yield consumer
+    finally:
+        consumer.stop()
+        thread.join(10)

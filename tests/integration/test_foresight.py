@@ -6,20 +6,17 @@ the early-warning rules."""
 from __future__ import annotations
 
 import json
-import threading
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
 import sqlalchemy as sa
 
-from data.ingest_store import PartitionCache, ensure_source, store_readings
+from data.ingest_store import PartitionCache, store_readings
 from data.writes import ReadingBatch
-from ingest.mqtt_worker import MqttIngestWorker
 from ingest.rules_engine import RulesEngine
-from ingest.service import Ingestor
+from tests.integration.conftest import running_mqtt_worker
 from tests.mqtt_publisher import Publisher
 
 pytestmark = pytest.mark.integration
@@ -72,19 +69,9 @@ def rules(live_engine_) -> RulesEngine:
 
 @pytest.fixture(scope="module")
 def worker(live_engine_, mqtt_broker):
-    ensure_source(live_engine_, source=SOURCE)
-    consumer = MqttIngestWorker(
-        Ingestor(live_engine_),
-        broker_url=mqtt_broker,
-        client_id=f"test-foresight-{uuid.uuid4().hex[:6]}",
-        topic_prefix="onescreen",
-    )
-    thread = threading.Thread(target=consumer.run, daemon=True)
-    thread.start()
-    assert consumer.connected.wait(10)
-    yield consumer
-    consumer.stop()
-    thread.join(10)
+    """An in-process worker on its own persistent session."""
+    with running_mqtt_worker(live_engine_, mqtt_broker, source=SOURCE) as consumer:
+        yield consumer
 
 
 def _stored(engine, device_id: int, since: datetime) -> int:
@@ -170,9 +157,11 @@ def test_a_stuck_sensor_and_a_skewed_clock_open_device_health_incidents(live_eng
     assert "40" in clocks[0].detail["because_zh"] or "41" in clocks[0].detail["because_zh"]
     # alarm figures are not touched by device health
     with live_engine_.connect() as conn:
-        kinds = conn.execute(
-            sa.text("SELECT DISTINCT kind FROM incident_live WHERE n > 0")
-        ).scalars().all()
+        kinds = (
+            conn.execute(sa.text("SELECT DISTINCT kind FROM incident_live WHERE n > 0"))
+            .scalars()
+            .all()
+        )
     assert "health" in kinds
 
 

@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -18,8 +17,7 @@ import pytest
 import sqlalchemy as sa
 
 from data.ingest_store import ensure_source
-from ingest.mqtt_worker import MqttIngestWorker
-from ingest.service import Ingestor
+from tests.integration.conftest import running_mqtt_worker
 from tests.mqtt_publisher import Publisher
 
 pytestmark = pytest.mark.integration
@@ -96,19 +94,8 @@ def _wait_for(predicate, *, timeout_s: float, what: str) -> None:
 @pytest.fixture(scope="module")
 def worker(live_engine_, mqtt_broker):
     """An in-process worker on its own persistent session."""
-    ensure_source(live_engine_, source=SOURCE)
-    consumer = MqttIngestWorker(
-        Ingestor(live_engine_),
-        broker_url=mqtt_broker,
-        client_id=f"test-ingest-{uuid.uuid4().hex[:6]}",
-        topic_prefix="onescreen",
-    )
-    thread = threading.Thread(target=consumer.run, daemon=True)
-    thread.start()
-    assert consumer.connected.wait(10)
-    yield consumer
-    consumer.stop()
-    thread.join(10)
+    with running_mqtt_worker(live_engine_, mqtt_broker, source=SOURCE) as consumer:
+        yield consumer
 
 
 def test_published_readings_are_committed(live_engine_, mqtt_broker, worker):
