@@ -364,6 +364,20 @@ def _print_routine(history: LabelledHistory, result: Replay, *, score_from: floa
     )
 
 
+def _stuck_long_enough(history: LabelledHistory, events: pd.DataFrame) -> np.ndarray:
+    """Which stuck episodes last long enough to be told from chance: a repeat is evidence only
+    from the third identical reading on (an episode shorter than that is not detectable)."""
+    order = np.argsort(history.readings.device_id, kind="stable")
+    ids = history.readings.device_id[order]
+    ts = history.readings.ts_us[order]
+    out = []
+    for e in _records(events):
+        lo, hi = np.searchsorted(ids, [e["device_id"], e["device_id"] + 1])
+        inside = (ts[lo:hi] >= e["start_us"]) & (ts[lo:hi] < e["end_us"])
+        out.append(int(inside.sum()) >= 3)
+    return np.array(out, dtype=bool)
+
+
 def _print_health(
     city: City, history: LabelledHistory, result: Replay, *, score_from: float
 ) -> None:
@@ -376,6 +390,11 @@ def _print_health(
         ("clock", "clock", 3600.0),
     ):
         mine = events[(events["kind"] == label) & (events["start_us"] / US >= score_from)]
+        note = ""
+        if label == "stuck":
+            long_enough = _stuck_long_enough(history, mine)
+            note = f"of {len(mine)} episodes ≥ 3 readings long; found within 3 reporting intervals"
+            mine = mine[long_enough]
         opens = _opens(result.findings, (rule_kind,), score_from)
         found = 0
         for e in _records(mine):
@@ -386,10 +405,9 @@ def _print_health(
             opens, events[events["kind"] == label], lo="start_us", hi="end_us", pad_s=pad
         )
         precision = float(true.mean()) if len(opens) else float("nan")
-        note = "found within 3 reporting intervals" if label == "stuck" else ""
         print(
             f"  {label:22} {len(mine):6d} {found / max(len(mine), 1):7.2f} {precision:9.2f}"
-            f"   {note}"
+            f"   {len(opens)} raised {note}"
         )
     peers = _opens(result.findings, ("peer",), score_from)
     print(f"  peer (no labels)       {len(peers):6d} raised")

@@ -4,6 +4,7 @@ and resolve. Pure: fed arrays by the rules loop live and by bench/forecast.py in
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -349,17 +350,23 @@ def _usual(fx: Foresight, rows: np.ndarray, ts: np.ndarray) -> tuple[np.ndarray,
 def _stuck(fx: Foresight, check: _Check, rows: np.ndarray) -> tuple[np.ndarray, dict]:
     spec = fx.spec
     recent = fx.recent(rows, fx.value)
-    # an hour in which the device normally holds still (a night trickle) proves nothing
     _, spread = _usual(fx, rows, fx.recent(rows, fx.ts, 1)[:, 0])
-    quiet = spread < 2 * spec.resolution[rows]
+    resolution = spec.resolution[rows]
+    # the device's quiet level (its lowest hourly normal: a night trickle, an empty car park at
+    # dawn) and the physical floor are where a healthy series rests
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        quiet = np.nan_to_num(np.nanmin(spec.season[rows], axis=1), nan=-np.inf)
+    floor = np.where(spec.normal_min[rows] >= 0, 0.0, -np.inf)
     cond, run = health.stuck(
         recent,
         min_run=np.full(len(rows), int(check.rule.min_points or 3)),
         raised=fx.states[check.rule.code].raised[rows],
-        # the lowest value the type can take: 0 for a quantity that is never negative
-        floor=np.where(spec.normal_min[rows] >= 0, 0.0, -np.inf),
+        floor=np.maximum(floor, quiet + 2 * resolution),
+        # two readings of noise σ rounded to δ repeat with odds ≈ 0.28 δ / σ
+        prior_odds=np.clip(0.28 * resolution / np.maximum(spread, 1e-12), 0.0, 0.999),
     )
-    return cond & ~quiet, {"run": run.astype(float)}
+    return cond, {"run": run.astype(float)}
 
 
 def _spike(fx: Foresight, check: _Check, rows: np.ndarray) -> tuple[np.ndarray, dict]:

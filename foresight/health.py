@@ -35,15 +35,18 @@ def stuck(
     min_run: np.ndarray,
     raised: np.ndarray,
     floor: np.ndarray,
+    prior_odds: np.ndarray,
     chance: float = 1e-5,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Rows whose newest readings repeat one value for longer than the series' own habit of
     repeating makes plausible (a run a healthy series shows with odds below `chance`), except
     at the physical `floor` (a dry ponding sensor reads 0 for days); returns (stuck, run length).
-    A raised row stays stuck while the run goes on."""
+    A raised row stays stuck while the run goes on. `prior_odds`: the chance that two readings
+    repeat that the series' learned noise and resolution imply (0 where unknown)."""
     run = trailing_run(recent)
     resting = recent[:, -1] <= floor
     odds, pairs = repeat_odds(recent, run=run)
+    odds = np.maximum(odds, np.nan_to_num(prior_odds))
     with np.errstate(divide="ignore"):
         needed = 1 + np.ceil(np.log(chance) / np.log(np.clip(odds, 1e-9, 0.999)))
     needed = np.maximum(needed, min_run)
