@@ -4,10 +4,11 @@ toward its alarm limit, its learned normal, 预警 / anomaly / health incidents 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 import sqlalchemy as sa
+
+from tests.forecast_incidents import insert_incident
 
 
 @dataclass(frozen=True)
@@ -112,33 +113,18 @@ def open_incident(
     opened_minutes_ago: float = 5,
 ) -> int:
     """An open incident of `kind` on the device, opened as the engine would (the owner)."""
-    with engine.begin() as conn:
-        return int(
-            conn.execute(
-                sa.text(
-                    "INSERT INTO incident (device_id, type_id, category_code, district_adcode,"
-                    " street_code, rule_code, severity, status, title_zh, title_en,"
-                    " trigger_value, threshold, opened_at, geom, kind, expected_at, detail)"
-                    " SELECT d.id, d.type_id, t.category_code, d.district_adcode, d.street_code,"
-                    "   :rule, :severity, 'open', :title_zh, :title_en, 9, t.alarm_max,"
-                    "   now() - :ago * interval '1 minute', d.geom, :kind,"
-                    "   now() + CAST(:ahead AS float) * interval '1 minute', CAST(:detail AS jsonb)"
-                    " FROM device d JOIN device_type t ON t.id = d.type_id WHERE d.id = :id"
-                    " RETURNING id"
-                ),
-                {
-                    "id": device_id,
-                    "rule": rule_code or f"{kind}-test-{device_id}",
-                    "severity": severity,
-                    "title_zh": title[0],
-                    "title_en": title[1],
-                    "ago": opened_minutes_ago,
-                    "kind": kind,
-                    "ahead": minutes_ahead,
-                    "detail": json.dumps(detail or {}),
-                },
-            ).scalar_one()
-        )
+    return insert_incident(
+        engine,
+        device_id=device_id,
+        kind=kind,
+        rule_code=rule_code or f"{kind}-test-{device_id}",
+        severity=severity,
+        title=title,
+        detail=detail or {},
+        expected_minutes=minutes_ahead,
+        opened_minutes_ago=opened_minutes_ago,
+        trigger_value=9,
+    )
 
 
 def supersede(engine: sa.Engine, forecast_id: int, *, lead_s: int) -> int:

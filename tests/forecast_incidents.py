@@ -36,6 +36,57 @@ def calm_device(
     return dict(row._mapping)
 
 
+def insert_incident(
+    engine: sa.Engine,
+    *,
+    device_id: int,
+    kind: str,
+    rule_code: str,
+    severity: str,
+    title: tuple[str, str],
+    detail: dict,
+    expected_minutes: float | None,
+    opened_minutes_ago: float = 3,
+    trigger_value: float | None = None,
+    foreseen_by: int | None = None,
+    lead_s: int | None = None,
+) -> int:
+    """An open incident on a device, written as the engine writes it (the owner); the threshold
+    is the type's alarm limit; returns its id."""
+    with engine.begin() as conn:
+        return int(
+            conn.execute(
+                sa.text(
+                    "INSERT INTO incident (device_id, type_id, category_code, district_adcode,"
+                    " street_code, rule_code, severity, status, title_zh, title_en,"
+                    " trigger_value, threshold, opened_at, geom, kind, expected_at, detail,"
+                    " foreseen_by, lead_s)"
+                    " SELECT d.id, d.type_id, t.category_code, d.district_adcode, d.street_code,"
+                    "   :rule, :severity, 'open', :title_zh, :title_en, :value, t.alarm_max,"
+                    "   now() - :ago * interval '1 minute', d.geom, :kind,"
+                    "   now() + CAST(:ahead AS float) * interval '1 minute',"
+                    "   CAST(:detail AS jsonb), :foreseen_by, :lead_s"
+                    " FROM device d JOIN device_type t ON t.id = d.type_id WHERE d.id = :device"
+                    " RETURNING id"
+                ),
+                {
+                    "device": device_id,
+                    "rule": rule_code,
+                    "severity": severity,
+                    "title_zh": title[0],
+                    "title_en": title[1],
+                    "value": trigger_value,
+                    "ago": opened_minutes_ago,
+                    "kind": kind,
+                    "ahead": expected_minutes,
+                    "detail": json.dumps(detail),
+                    "foreseen_by": foreseen_by,
+                    "lead_s": lead_s,
+                },
+            ).scalar_one()
+        )
+
+
 def open_incident(
     engine: sa.Engine,
     device: dict,
@@ -72,40 +123,20 @@ def open_incident(
         "health": ("传感器读数停滞", "Sensor stuck"),
         "alarm": (f"积水超过报警值 {limit:g} {unit}", f"Ponding above {limit:g} {unit}"),
     }[kind]
-    with engine.begin() as conn:
-        return int(
-            conn.execute(
-                sa.text(
-                    "INSERT INTO incident (device_id, type_id, category_code, district_adcode,"
-                    " street_code, rule_code, severity, status, title_zh, title_en,"
-                    " trigger_value, threshold, opened_at, geom, kind, expected_at, detail,"
-                    " foreseen_by, lead_s)"
-                    " SELECT d.id, d.type_id, :category, d.district_adcode, d.street_code,"
-                    "   :rule, :severity, 'open', :title_zh, :title_en, :value, :limit,"
-                    "   now() - interval '3 minutes', d.geom, :kind,"
-                    "   CASE WHEN :kind = 'forecast'"
-                    "        THEN now() + :minutes * interval '1 minute' END,"
-                    "   CAST(:detail AS jsonb), :foreseen_by, :lead_s"
-                    " FROM device d WHERE d.id = :device RETURNING id"
-                ),
-                {
-                    "device": device["id"],
-                    "category": device["category_code"],
-                    "rule": rule_code
-                    or {"forecast": "forecast_high", "health": "stuck"}.get(kind, "alarm_high"),
-                    "severity": severity,
-                    "title_zh": titles[0],
-                    "title_en": titles[1],
-                    "value": limit * 0.8,
-                    "limit": limit,
-                    "kind": kind,
-                    "minutes": minutes,
-                    "detail": json.dumps(detail),
-                    "foreseen_by": foreseen_by,
-                    "lead_s": lead_s,
-                },
-            ).scalar_one()
-        )
+    return insert_incident(
+        engine,
+        device_id=device["id"],
+        kind=kind,
+        rule_code=rule_code
+        or {"forecast": "forecast_high", "health": "stuck"}.get(kind, "alarm_high"),
+        severity=severity,
+        title=titles,
+        detail=detail,
+        expected_minutes=minutes if kind == "forecast" else None,
+        trigger_value=limit * 0.8,
+        foreseen_by=foreseen_by,
+        lead_s=lead_s,
+    )
 
 
 def resolve(engine: sa.Engine, incident_id: int) -> None:
