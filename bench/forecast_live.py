@@ -31,7 +31,10 @@ from data import migrate, writes
 from data.engine import create_db_engine
 from simulator.seed import seed_city
 
-PASS_SECONDS = re.compile(r"early=EarlyReport\(watched=(\d+).*?seconds=([0-9.]+)\)")
+COSTS = re.compile(
+    r"rules cost: (\d+) passes, (\d+) readings, pass p50 (\d+) ms p95 (\d+) ms, early warning "
+    r"p50 (\d+) ms p95 (\d+) ms over (\d+) series"
+)
 
 
 @dataclass
@@ -102,13 +105,11 @@ def _report(quiet: dict, loaded: dict, samples: Samples, log_text: str, rate: fl
         f"{max(samples.inbox[:half] or [0]):,}, second half max {max(samples.inbox[half:]):,}"
         f"; early-warning incidents opened {samples.early[-1] - samples.early[0]}"
     )
-    passes = [(int(w), float(s)) for w, s in PASS_SECONDS.findall(log_text)]
-    if passes:
-        seconds = sorted(s for _, s in passes)
+    for minute in COSTS.findall(log_text):
+        passes, readings, p50, p95, e50, e95, watched = (int(x) for x in minute)
         print(
-            f"  early-warning part of a rules pass ({len(passes)} logged passes, "
-            f"{passes[-1][0]:,} series watched): median {statistics.median(seconds) * 1000:.0f} "
-            f"ms, p95 {seconds[int(0.95 * (len(seconds) - 1))] * 1000:.0f} ms"
+            f"  a minute of rules: {passes} passes over {readings:,} readings; pass p50 {p50} ms, "
+            f"p95 {p95} ms; early warning p50 {e50} ms, p95 {e95} ms over {watched:,} series"
         )
 
 

@@ -61,6 +61,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     terminate_on_sigterm()
     # werkzeug logs every request at INFO unless told otherwise, whatever the root level
     logging.getLogger("werkzeug").setLevel(logging.DEBUG if args.verbose else settings.log_level)
+    logging.getLogger("onescreen.rules_cost").setLevel(settings.log_level)
     engine = open_engine(settings)
     migrate.upgrade(engine)
     if not args.no_seed:

@@ -23,6 +23,8 @@ from ingest.rules import advance_device, offline_limit_s
 from serving.events import announce_new_data
 
 log = logging.getLogger(__name__)
+# the once-a-minute cost line: `serve` shows it at ONESCREEN_LOG_LEVEL (other rule logs are quieter)
+cost_log = logging.getLogger("onescreen.rules_cost")
 
 
 @dataclass
@@ -216,6 +218,45 @@ class RulesEngine:
 
 
 @dataclass
+class PassCosts:
+    """What the passes of the last minute cost, logged once a minute (operators and the load
+    bench read it: a pass longer than the interval means the rules fall behind)."""
+
+    passes: list[float] = field(default_factory=list)
+    early: list[float] = field(default_factory=list)
+    readings: int = 0
+    watched: int = 0
+    since: float = field(default_factory=time.monotonic)
+
+    def add(self, report: PassReport, *, seconds: float) -> None:
+        """Count one pass."""
+        if report.skipped:
+            return
+        self.passes.append(seconds)
+        self.early.append(report.early.seconds)
+        self.readings += report.readings
+        self.watched = report.early.watched or self.watched
+
+    def log_every(self, period_s: float) -> None:
+        """Log and restart the tally once `period_s` has passed."""
+        if time.monotonic() - self.since < period_s or not self.passes:
+            return
+        whole, early = sorted(self.passes), sorted(self.early)
+        cost_log.info(
+            "rules cost: %d passes, %d readings, pass p50 %.0f ms p95 %.0f ms, early warning "
+            "p50 %.0f ms p95 %.0f ms over %d series",
+            len(whole),
+            self.readings,
+            1000 * whole[len(whole) // 2],
+            1000 * whole[int(0.95 * (len(whole) - 1))],
+            1000 * early[len(early) // 2],
+            1000 * early[int(0.95 * (len(early) - 1))],
+            self.watched,
+        )
+        self.passes, self.early, self.readings, self.since = [], [], 0, time.monotonic()
+
+
+@dataclass
 class RulesLoop:
     """Handle on the background rules thread."""
 
@@ -236,17 +277,21 @@ def start_rules(
     incidents on `redis`."""
     rules = RulesEngine(engine)
     stop = threading.Event()
+    costs = PassCosts()
 
     def loop() -> None:
         while not stop.is_set():
             try:
+                started = time.perf_counter()
                 report = rules.run_once()
+                costs.add(report, seconds=time.perf_counter() - started)
                 if report.changed:
                     log.info("rules: %s", report)
                     announce_new_data(source="rules", client=redis)
             except SQLAlchemyError as exc:
                 # the database may be restarting; the queued readings wait in the inbox
                 log.warning("rules pass failed, retrying: %s", str(exc).splitlines()[0])
+            costs.log_every(60.0)
             stop.wait(interval_s)
 
     thread = threading.Thread(target=loop, name="onescreen-rules", daemon=True)
