@@ -24,6 +24,7 @@ INCIDENT_KIND = {
 }
 PEER_EVERY_S = 60.0
 UPDATE_MOVE_S = 60.0  # a forecast is rewritten when its expected time moves this much
+MIN_TREND_T = 4.0  # how clear (slope / its standard error) a trend must be to raise a 预警
 MASS_LATE = 20  # more late devices than this (and a fifth) in one pass: a backlog, not clocks
 
 
@@ -278,10 +279,13 @@ def _forecast(fx: Foresight, check: _Check, rows: np.ndarray) -> tuple[np.ndarra
     known = ~np.isnan(season).any(axis=1)
     season = np.where(known[:, None], season, 0.0)
     resid = val - baseline.interpolate(season, ts)
+    # the spread of a few readings can be small by chance: never below the device's own
+    # learned variability at this hour
+    _, learned = _usual(fx, rows, now)
     model = trend.fit(
         t_h=(ts - now[:, None]) / trend.HOUR,
         r=resid,
-        floor=spec.resolution[rows],
+        floor=np.maximum(spec.resolution[rows], np.nan_to_num(learned)),
         tau_h=np.full(len(rows), window / 4 / trend.HOUR),
     )
     n = len(rows)
@@ -300,8 +304,12 @@ def _forecast(fx: Foresight, check: _Check, rows: np.ndarray) -> tuple[np.ndarra
     latest = val[:, -1]
     # already beyond the limit: the alarm rule's business, not a forecast's
     beyond = side * (latest - limit) >= 0
+    # a pass judges every series again and again: only a trend far clearer than noise may
+    # raise (a ramp's t-statistic runs into the tens; chance wobbles of a dense series do not)
+    trend_t = side * model.slope_h / (model.sigma * np.sqrt(model.slope_var))
     cond = (
         (model.n >= (rule.min_points or 5))
+        & (trend_t >= MIN_TREND_T)
         & (verdict.probability >= conf)
         & ~np.isnan(verdict.expected_s)
         & ~beyond

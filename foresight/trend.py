@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import ndtr, ndtri
+from scipy.special import stdtr, stdtrit
 
 GRID_STEPS = 12  # forecast points up to the horizon (plus now)
 HOUR = 3600.0
@@ -28,6 +28,7 @@ class Fit:
     t_mean_h: np.ndarray  # weighted mean point time, hours before now (negative)
     level_var: np.ndarray  # variance factor of the level: Σw² / (Σw)²
     slope_var: np.ndarray  # variance factor of the slope: Σw²dt² / (Σw dt²)²
+    dof: np.ndarray  # degrees of freedom of the spread: effective points − 2 (at least 1)
 
 
 def fit(*, t_h: np.ndarray, r: np.ndarray, floor: np.ndarray, tau_h: np.ndarray) -> Fit:
@@ -61,6 +62,7 @@ def fit(*, t_h: np.ndarray, r: np.ndarray, floor: np.ndarray, tau_h: np.ndarray)
         sigma=sigma,
         t_mean_h=t_mean,
         level_var=sw2 / np.maximum(sw * sw, 1e-300),
+        dof=np.maximum(n_eff - 2.0, 1.0),
         slope_var=slope_var,
     )
 
@@ -90,7 +92,8 @@ def predict(
     sd = model.sigma[:, None] * np.sqrt(
         1.0 + model.level_var[:, None] + lead * lead * model.slope_var[:, None]
     )
-    z = ndtri(0.5 + confidence / 2.0)[:, None]
+    # Student's t: a spread estimated from a handful of readings is itself uncertain
+    z = stdtrit(model.dof, 0.5 + confidence / 2.0)[:, None]
     return mean, mean - z * sd, mean + z * sd
 
 
@@ -107,8 +110,9 @@ def breach(
     mean, lower, upper = predict(model, steps_s=steps_s, seasonal=seasonal, confidence=confidence)
     s = side[:, None].astype(np.float64)
     lim = limit[:, None]
-    sd = np.maximum((upper - lower) / 2.0 / ndtri(0.5 + confidence / 2.0)[:, None], 1e-12)
-    probability = ndtr(s * (mean - lim) / sd).max(axis=1)
+    half = stdtrit(model.dof, 0.5 + confidence / 2.0)[:, None]
+    sd = np.maximum((upper - lower) / 2.0 / half, 1e-12)
+    probability = stdtr(model.dof[:, None], s * (mean - lim) / sd).max(axis=1)
     near, far = np.where(s > 0, upper, lower), np.where(s > 0, lower, upper)
     return Breach(
         probability=probability,
