@@ -39,10 +39,7 @@ def run(monkeypatch, capsys, live_city_url):
 
     def invoke(*args: str) -> tuple[int, str, str]:
         capsys.readouterr()
-        try:
-            code = main(list(args))
-        except SystemExit as refused:  # argparse refusing an argument, as the shell would see it
-            code = int(refused.code or 0)
+        code = main(list(args))
         out, err = capsys.readouterr()
         assert "Traceback" not in out + err
         return code, out, err

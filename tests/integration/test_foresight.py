@@ -172,7 +172,7 @@ def test_rules_list_shows_the_early_warning_rules(run):
     assert "routine" in out and "stuck" in out and "clock" in out
 
 
-def test_rules_refit_learns_every_device_normal_and_refuses_bad_input(live_engine_, run):
+def test_rules_refit_learns_every_device_normal_and_refuses_bad_input(live_engine_, run, capsys):
     code, out, _ = run("rules", "refit", "--days", "3")
     assert code == 0 and "baselines refitted" in out
     with live_engine_.connect() as conn:
@@ -190,10 +190,10 @@ def test_rules_refit_learns_every_device_normal_and_refuses_bad_input(live_engin
     assert all(len(r.median) == r.slots and len(r.spread) == r.slots for r in rows)
     assert all(all(x == x for x in r.median) for r in rows)  # no NaN left
     assert {r.source for r in rows} <= {"device", "street", "type"}
-    code, _, err = run("rules", "refit", "--days", "0")
-    assert code != 0 and "outside 1-60" in err
-    code, _, err = run("rules", "refit", "--days", "lots")
-    assert code != 0 and "not a whole number" in err
+    for days, message in (("0", "outside 1-60"), ("lots", "not a whole number")):
+        with pytest.raises(SystemExit) as refused:  # argparse refuses it, as in a shell
+            run("rules", "refit", "--days", days)
+        assert refused.value.code == 2 and message in capsys.readouterr().err
 
 
 def test_a_district_scope_reads_only_its_own_baselines(live_engine_, live_city_url, run):
