@@ -176,6 +176,18 @@ class Settings(BaseSettings):
         description="gunicorn worker processes (`serve` with 1, or in debug mode, runs one).",
     )
     web_threads: int = Field(default=8, ge=1, le=64, description="Threads per web worker.")
+    callback_max_bytes: int = Field(
+        default=1_048_576,
+        ge=16_384,
+        le=64 * 1_048_576,
+        description="Largest body a Dash callback request may have (bytes); larger ones get 413.",
+    )
+    form_max_bytes: int = Field(
+        default=16_384,
+        ge=1_024,
+        le=1_048_576,
+        description="Largest body of any other request (sign-in forms, …); larger ones get 413.",
+    )
     cache_seconds: float | None = Field(
         default=None,
         gt=0,
@@ -253,6 +265,20 @@ class Settings(BaseSettings):
         if self.cookie_secure is None:
             return self.environment == "production"
         return self.cookie_secure
+
+    @property
+    def ingest_max_bytes(self) -> int:
+        """Largest ingest request body: a reading is ~100 bytes of JSON, room for formatting."""
+        return self.ingest_max_rows * 400
+
+    def body_limits(self) -> dict[str, int]:
+        """The largest request body per route prefix (longest prefix wins; "" = the rest):
+        the one table the reverse proxy and the app both enforce."""
+        return {
+            "/api/v1/readings": self.ingest_max_bytes,
+            "/_dash-update-component": self.callback_max_bytes,
+            "": self.form_max_bytes,
+        }
 
     @property
     def embedded(self) -> bool:

@@ -9,7 +9,14 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    ConsoleMessage,
+    Page,
+    expect,
+    sync_playwright,
+)
 
 from bench.harness import CHROMIUM, launch_chromium, serving
 from data import access
@@ -22,6 +29,8 @@ from web.session import CSRF_COOKIE, SESSION_COOKIE
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "artifacts" / "screenshots"
 VIEWPORTS = {"1920x1080": (1920, 1080), "3840x2160": (3840, 2160)}
+# A loaded 2-core CI machine can take longer than the default 5 s for a callback round trip.
+expect.set_options(timeout=20_000)
 
 
 @pytest.fixture(scope="session")
