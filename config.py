@@ -105,6 +105,16 @@ class Settings(BaseSettings):
     rules_interval_seconds: float = Field(
         default=2, ge=0.2, le=600, description="How often the incident rules run."
     )
+    # 30 min: twice the clock rule's 15-min skew, so a device a little off still raises live
+    # alarms (and its clock incident); long enough for a broker or worker restart's backlog and
+    # a client's retries; older than the shortest forecast horizon, so no longer news
+    live_window_seconds: float = Field(
+        default=1800,
+        ge=60,
+        le=86400,
+        description="Readings arriving later than this after their timestamp are history: stored"
+        " and counted, but they open no live incident (a past one is recorded, resolved).",
+    )
     simulate: bool = Field(
         default=True, description="`serve` streams the live synthetic city (simulator) too."
     )

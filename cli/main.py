@@ -11,6 +11,7 @@ from cli import city, db, displays, ingest_admin, processes, rules, serve, users
 from cli.common import Handler
 from config import ConfigError, load_settings
 from data.errors import OneScreenError
+from data.safe_text import install_log_escaping
 
 # in the order `--help` lists them
 COMMAND_GROUPS = (db, city, serve, processes, ingest_admin, displays, users, rules)
@@ -35,6 +36,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    # usernames, topics and reasons reach the logs: no control character gets through raw
+    install_log_escaping()
     handler: Handler = args.handler
     try:
         return handler(args, load_settings())

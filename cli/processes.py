@@ -93,7 +93,10 @@ def cmd_jobs(args: argparse.Namespace, settings: Settings) -> int:
         redis=connect(settings.redis_url),
     )
     rules = start_rules(
-        engine, interval_s=settings.rules_interval_seconds, redis=connect(settings.redis_url)
+        engine,
+        interval_s=settings.rules_interval_seconds,
+        redis=connect(settings.redis_url),
+        live_window_s=settings.live_window_seconds,
     )
     print(
         f"background jobs: incident rules every {settings.rules_interval_seconds:g} s, device "

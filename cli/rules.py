@@ -112,6 +112,7 @@ def cmd_rules_run(args: argparse.Namespace, settings: Settings) -> int:
         background_engine(open_engine(settings)),
         interval_s=settings.rules_interval_seconds,
         redis=connect(settings.redis_url),
+        live_window_s=settings.live_window_seconds,
     )
     print(f"incident rules running every {settings.rules_interval_seconds:g} s (Ctrl-C stops)")
     try:

@@ -7,6 +7,7 @@ import sys
 
 from cli.common import Subparsers, current_engine
 from config import Settings
+from data.safe_text import visible
 
 ROLES = ["admin", "operator", "district_manager", "viewer"]
 
@@ -158,7 +159,7 @@ def cmd_users_list(args: argparse.Namespace, settings: Settings) -> int:
         seen = f"{row['last_seen']:%Y-%m-%d %H:%M}" if row["last_seen"] else "never"
         print(
             f"{row['username']:<24} {row['role']:<17} {row['districts'] or 'city':<22}"
-            f" {state:<20} last seen {seen}  {row['display_name']}"
+            f" {state:<20} last seen {seen}  {visible(row['display_name'])}"
         )
     return 0
 
@@ -181,8 +182,10 @@ def cmd_users_audit(args: argparse.Namespace, settings: Settings) -> int:
     from data.access import audit_entries
 
     for row in reversed(audit_entries(current_engine(settings), limit=args.limit)):
+        # actors are what people typed into the sign-in form: printed escaped, never raw
         print(
-            f"{row['at']:%Y-%m-%d %H:%M:%S} {row['actor']:<20} {row['action']:<18}"
-            f" {row['target'] or '-':<24} {row['ip'] or '-':<16} {row['detail'] or ''}"
+            f"{row['at']:%Y-%m-%d %H:%M:%S} {visible(row['actor']):<20}"
+            f" {visible(row['action']):<18} {visible(row['target'] or '-'):<24}"
+            f" {visible(row['ip'] or '-'):<16} {visible(row['detail'] or '')}"
         )
     return 0

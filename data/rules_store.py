@@ -3,7 +3,7 @@ rule state, and the incident writes the rules decide on."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 
 import numpy as np
@@ -106,6 +106,15 @@ class Inbox:
         """Number of readings."""
         return len(self.device_id)
 
+    def take(self, rows: np.ndarray) -> Inbox:
+        """The readings at `rows` (a mask or positions)."""
+        return Inbox(*(getattr(self, f.name)[rows] for f in fields(self)))
+
+    def split_late(self, *, window_us: int) -> tuple[Inbox, Inbox]:
+        """(live, late): late readings arrived more than `window_us` after their timestamp."""
+        late = self.arrived_us - self.ts_us > window_us
+        return self.take(~late), self.take(late)
+
     def by_device(self, *, device_ids: list[int]) -> dict[int, list[Reading]]:
         """The readings of `device_ids` for the threshold rules, per device in time order."""
         wanted = np.isin(self.device_id, np.asarray(device_ids, dtype=np.int64))
@@ -122,13 +131,15 @@ class Inbox:
 
 
 def drain_inbox(conn: sa.Connection, *, limit: int, arrivals: bool = True) -> Inbox:
-    """Take up to `limit` readings from the inbox (with when they arrived, from revision 0006;
-    before it, their timestamps stand in)."""
+    """Take the readings of the devices among the first `limit` readings of the inbox (with when
+    they arrived, from revision 0006; before it, their timestamps stand in)."""
     arrived = "arrived_at" if arrivals else "ts"
+    # whole devices: a batch split between passes would leave its clearing readings judged before
+    # the alarm they clear (or dropped, for a device in no rule state yet)
     rows = conn.execute(
         sa.text(
-            "DELETE FROM rule_inbox WHERE ctid = ANY(ARRAY("
-            "  SELECT ctid FROM rule_inbox LIMIT :limit))"
+            "DELETE FROM rule_inbox WHERE device_id = ANY(ARRAY("
+            "  SELECT DISTINCT device_id FROM (SELECT device_id FROM rule_inbox LIMIT :limit) s))"
             " RETURNING device_id, (extract(epoch FROM ts) * 1000000)::bigint AS ts_us,"
             " value, level, side,"
             f" (extract(epoch FROM {arrived}) * 1000000)::bigint AS arrived_us"
@@ -240,12 +251,15 @@ def _kind_words(rule: Rule) -> tuple[str, str]:
     return ("报警", "alarm") if (rule.level or 0) >= 2 else ("越限", "warning")
 
 
-def open_incident(conn: sa.Connection, action: Open) -> int:
+def open_incident(conn: sa.Connection, action: Open, *, resolved_us: int | None = None) -> int:
     """Insert the incident and its 'opened' event; returns its id (an existing live one's id if
-    the device already has one for this rule)."""
+    the device already has one for this rule). With `resolved_us` it is inserted resolved then:
+    history, never live."""
     kind_zh, kind_en = _kind_words(action.rule)
     at = _dt(action.at_us)
     params = {
+        "status": "open" if resolved_us is None else "resolved",
+        "resolved": _dt(resolved_us),
         "device": action.device_id,
         "rule": action.rule.code,
         "severity": action.rule.severity,
@@ -260,11 +274,11 @@ def open_incident(conn: sa.Connection, action: Open) -> int:
         sa.text(
             "INSERT INTO incident (device_id, type_id, category_code, district_adcode,"
             " street_code, rule_code, severity, status, title_zh, title_en, trigger_value,"
-            " threshold, opened_at, geom)"
+            " threshold, opened_at, resolved_at, geom)"
             f" SELECT d.id, d.type_id, t.category_code, d.district_adcode, d.street_code, :rule,"
-            f" :severity, 'open', s.name_zh || t.name_zh || :kind_zh || ' ' || {_SHOWN},"
+            f" :severity, :status, s.name_zh || t.name_zh || :kind_zh || ' ' || {_SHOWN},"
             f" t.name_en || ' ' || :kind_en || ' in ' || s.name_en || ' ' || {_SHOWN},"
-            f" :value, {_THRESHOLD}, :at, d.geom"
+            f" :value, {_THRESHOLD}, :at, :resolved, d.geom"
             " FROM device d JOIN device_type t ON t.id = d.type_id"
             " JOIN street s ON s.code = d.street_code WHERE d.id = :device"
             " ON CONFLICT (device_id, rule_code) WHERE status <> 'resolved' DO NOTHING"
@@ -351,6 +365,62 @@ def resolve_incident(conn: sa.Connection, action: Resolve, *, incident_id: int) 
         note="数值恢复正常 / values back to normal",
     )
     return True
+
+
+@dataclass(frozen=True)
+class LateEpisode:
+    """A condition that late readings show began (and ended) in the past."""
+
+    opened: Open
+    escalations: tuple[Escalate, ...]
+    end_us: int
+    cleared: bool  # a reading cleared it (else it ends at the last late reading)
+    arrived_us: int
+
+
+def _delay(seconds: float) -> tuple[str, str]:
+    for unit_s, zh, en in ((86400, "天", "days"), (3600, "小时", "h"), (60, "分钟", "min")):
+        if seconds >= unit_s:
+            return f"{seconds / unit_s:.0f} {zh}", f"{seconds / unit_s:.0f} {en}"
+    return f"{seconds:.0f} 秒", f"{seconds:.0f} s"
+
+
+def record_late_incident(conn: sa.Connection, episode: LateEpisode) -> int:
+    """Record a past condition that late readings revealed as an incident opened and resolved
+    in the past (never live), with events saying it came from late data; returns its id."""
+    last = episode.escalations[-1] if episode.escalations else None
+    opened = episode.opened
+    if last is not None:  # the record names the most severe rule the condition reached
+        opened = replace(opened, rule=last.rule, value=last.value, side=last.side)
+    end_us = max(episode.end_us, opened.at_us)
+    incident_id = open_incident(conn, opened, resolved_us=end_us)
+    for step in episode.escalations:
+        record_event(
+            conn,
+            incident_id=incident_id,
+            at=_dt(step.at_us),
+            kind="escalated",
+            from_status="open",
+            to="open",
+            note=f"{step.from_code} → {step.rule.code}",
+        )
+    zh, en = _delay((episode.arrived_us - episode.opened.at_us) / US)
+    how_zh, how_en = (
+        ("数值恢复正常", "values back to normal")
+        if episode.cleared
+        else ("止于最后一条迟到读数", "ends at the last late reading")
+    )
+    record_event(
+        conn,
+        incident_id=incident_id,
+        at=_dt(end_us),
+        kind="resolved",
+        from_status="open",
+        to="resolved",
+        note=f"迟到数据（晚到 {zh}），仅记入历史，{how_zh} / late data (arrived {en} late),"
+        f" recorded as history, never live; {how_en}",
+    )
+    return incident_id
 
 
 def record_event(

@@ -112,6 +112,9 @@ class Foresight:
         self.head = np.zeros(n, dtype=np.int64)
         self.dirty = np.zeros(n, dtype=bool)
         self.late = 0
+        # per row, set by evaluate: the newest reading arrived within the live window; when
+        self._on_time = np.ones(n, dtype=bool)
+        self._arrived = np.full(n, np.nan)
         self.checks = _checks(spec, rules_by_type)
         self.states = {c.rule.code: _RuleState.empty(n) for c in self.checks}
         self._next_peer = -np.inf
@@ -197,10 +200,19 @@ class Foresight:
             state.suppressed |= state.raised & ~is_live
             state.raised = is_live
 
-    def evaluate(self, *, now_s: float | None = None) -> list[Finding]:
-        """Run every rule over the series that got readings (and those with a live incident)."""
+    def evaluate(
+        self, *, now_s: float | None = None, live_window_s: float = np.inf
+    ) -> list[Finding]:
+        """Run every rule over the series that got readings (and those with a live incident);
+        a series whose newest reading arrived more than `live_window_s` late opens nothing but
+        its clock check (late data is history, and a wrong clock makes every reading late)."""
         findings: list[Finding] = []
         newest = self.newest_ts()
+        rows_all = np.arange(len(self.spec))
+        lag = self.lag[rows_all, (self.head - 1) % WINDOW].astype(np.float64)
+        self._on_time = ~(lag > live_window_s)
+        # a clock is judged when the reading came in, not at the wrong time it carries
+        self._arrived = newest + np.nan_to_num(lag)
         peer_due = now_s is not None and now_s >= self._next_peer
         for check in self.checks:
             state = self.states[check.rule.code]
@@ -211,7 +223,8 @@ class Foresight:
             else:
                 rows = np.flatnonzero(check.rows & (self.dirty | state.raised))
             if len(rows):
-                findings += self._judge(check, state, rows, newest[rows])
+                at = self._arrived[rows] if check.rule.kind == "clock" else newest[rows]
+                findings += self._judge(check, state, rows, at)
         if peer_due and now_s is not None:
             self._next_peer = now_s + PEER_EVERY_S
         self.dirty[:] = False
@@ -227,6 +240,8 @@ class Foresight:
             cond, np.where(np.isnan(state.pending[rows]), at, state.pending[rows]), np.nan
         )
         due = cond & ~raised & ~suppressed & (at - pending >= rule.duration_s)
+        if rule.kind != "clock":
+            due &= self._on_time[rows]
         clear = np.where(
             cond | ~raised, np.nan, np.where(np.isnan(state.clear[rows]), at, state.clear[rows])
         )

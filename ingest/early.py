@@ -49,8 +49,10 @@ def alarm_codes(rules: list[Rule]) -> dict[int, list[str]]:
 class EarlyWarning:
     """Holds the engine between passes; reloads what it watches when rules or baselines change."""
 
-    def __init__(self, *, reload_every_s: float = 600.0) -> None:
+    def __init__(self, *, reload_every_s: float = 600.0, live_window_s: float = 1800.0) -> None:
         self.reload_every_s = reload_every_s
+        # a series whose newest reading came later than this raises nothing live but its clock
+        self.live_window_s = live_window_s
         self.engine: Foresight | None = None
         self.watch: foresight_store.Watch | None = None
         self._key: tuple[object, ...] = ()
@@ -87,7 +89,8 @@ class EarlyWarning:
             value=inbox.value,
             arrived_s=inbox.arrived_us / 1e6,
         )
-        for finding in engine.evaluate(now_s=time.time() if now_s is None else now_s):
+        now_s = time.time() if now_s is None else now_s
+        for finding in engine.evaluate(now_s=now_s, live_window_s=self.live_window_s):
             type_id = int(engine.spec.type_id[engine.row_of(finding.device_id)])
             text = types[type_id]
             if finding.action == "open":

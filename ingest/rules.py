@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 
 from data.rule_types import US, Action, Escalate, Open, Reading, Resolve, Rule, State
+from data.rules_store import LateEpisode
 
 
 def advance_device(
@@ -63,6 +64,30 @@ def advance_device(
                         state = replace(state, incident_id=None, clear_since_us=None)
             states[rule.code] = state
     return states, actions
+
+
+def late_episodes(
+    device_id: int, *, rules: dict[str, Rule], readings: list[Reading], arrived_us: int
+) -> list[LateEpisode]:
+    """The conditions late readings (one device's, in time order) show, judged among themselves
+    from a quiet state: each began and ended in the past, so none is live."""
+    _, actions = advance_device(device_id, rules=rules, states={}, readings=readings)
+    opened: dict[int, Open] = {}
+    steps: dict[int, list[Escalate]] = {}
+    episodes: list[LateEpisode] = []
+    for action in actions:
+        if isinstance(action, Open):
+            opened[action.temp_id], steps[action.temp_id] = action, []
+        elif isinstance(action, Escalate):
+            steps.setdefault(action.incident_id, []).append(action)
+        elif (first := opened.pop(action.incident_id, None)) is not None:
+            episodes.append(
+                LateEpisode(first, tuple(steps[first.temp_id]), action.at_us, True, arrived_us)
+            )
+    end_us = readings[-1].ts_us if readings else 0
+    for first in opened.values():
+        episodes.append(LateEpisode(first, tuple(steps[first.temp_id]), end_us, False, arrived_us))
+    return episodes
 
 
 def _raise(

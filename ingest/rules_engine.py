@@ -17,12 +17,15 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from data import rules_store
-from data.rule_types import Escalate, Open, Reading, Resolve, Rule, State, rules_for_type
+from data.rule_types import US, Escalate, Open, Reading, Resolve, Rule, State, rules_for_type
+from data.rules_store import Inbox
 from ingest.early import EarlyReport, EarlyWarning
-from ingest.rules import advance_device, offline_limit_s
+from ingest.rules import advance_device, late_episodes, offline_limit_s
 from serving.events import announce_new_data
 
 log = logging.getLogger(__name__)
+# the default backfill window (settings: ONESCREEN_LIVE_WINDOW_SECONDS); see config.py for why
+LIVE_WINDOW_S = 1800.0
 # the once-a-minute cost line: `serve` shows it at ONESCREEN_LOG_LEVEL (other rule logs are quieter)
 cost_log = logging.getLogger("onescreen.rules_cost")
 
@@ -38,6 +41,8 @@ class PassReport:
     offline_opened: int = 0
     offline_resolved: int = 0
     offline_held_back: int = 0
+    late: int = 0  # readings past the live window: history only
+    late_recorded: int = 0  # past incidents they revealed, recorded resolved
     skipped: bool = False
     early: EarlyReport = field(default_factory=EarlyReport)
 
@@ -50,6 +55,7 @@ class PassReport:
             or self.resolved
             or self.offline_opened
             or self.offline_resolved
+            or self.late_recorded
             or self.early.changed
         )
 
@@ -66,10 +72,13 @@ class RulesEngine:
         inbox_batch: int = 50_000,
         watch_start: datetime | None = None,
         early: bool = True,
+        live_window_s: float = LIVE_WINDOW_S,
     ) -> None:
         self.engine = engine
+        # a reading that arrives later than this after its timestamp is history, not news
+        self.live_window_s = live_window_s
         # 预警, baselines and device health ride on the same pass (None: threshold rules only)
-        self.early = EarlyWarning() if early else None
+        self.early = EarlyWarning(live_window_s=live_window_s) if early else None
         self.offline_every_s = offline_every_s
         self.max_offline_share = max_offline_share
         self.inbox_batch = inbox_batch
@@ -97,34 +106,9 @@ class RulesEngine:
                 conn, limit=self.inbox_batch, arrivals=self._early_schema
             )
             report.readings = len(inbox)
-            # the threshold rules judge what can change an alarm: readings outside the normal
-            # range, and every reading of a device already in a rule state (so it can clear)
-            device_ids = sorted(
-                set(np.unique(inbox.device_id[inbox.level > 0]).tolist())
-                | rules_store.stated_devices(conn, device_ids=inbox.device_id)
-            )
-            by_device = inbox.by_device(device_ids=device_ids)
-            type_of = rules_store.device_types(conn, device_ids=device_ids)
-            states = rules_store.load_states(conn, device_ids=device_ids)
-            applicable: dict[int, dict[str, Rule]] = {}
-            for device_id in device_ids:
-                readings = by_device[device_id]
-                type_id = type_of.get(device_id)
-                if type_id is None:
-                    continue  # removed since: nothing to judge
-                if type_id not in applicable:
-                    info = types[type_id]
-                    applicable[type_id] = rules_for_type(
-                        rules, type_id=type_id, category=info.category, value_kind=info.value_kind
-                    )
-                self._advance(
-                    conn,
-                    device_id,
-                    applicable[type_id],
-                    states.get(device_id, {}),
-                    readings,
-                    report,
-                )
+            live, late = inbox.split_late(window_us=round(self.live_window_s * US))
+            self._threshold(conn, live, rules, types, report)
+            self._late(conn, late, rules, types, report)
             if self.early is not None and self._early_schema:
                 report.early = self.early.run(
                     conn, inbox=inbox, rules=rules, now_s=None if now is None else now.timestamp()
@@ -134,6 +118,75 @@ class RulesEngine:
                 self._offline(conn, rules, types, now or datetime.now(UTC), report)
                 self._next_offline = time.monotonic() + self.offline_every_s
         return report
+
+    def _applicable(
+        self, rules: list[Rule], types: dict[int, rules_store.TypeInfo], type_id: int
+    ) -> dict[str, Rule]:
+        info = types[type_id]
+        return rules_for_type(
+            rules, type_id=type_id, category=info.category, value_kind=info.value_kind
+        )
+
+    def _threshold(
+        self,
+        conn: sa.Connection,
+        inbox: Inbox,
+        rules: list[Rule],
+        types: dict[int, rules_store.TypeInfo],
+        report: PassReport,
+    ) -> None:
+        """Advance the live rule states over readings that arrived on time."""
+        # the threshold rules judge what can change an alarm: readings outside the normal
+        # range, and every reading of a device already in a rule state (so it can clear)
+        device_ids = sorted(
+            set(np.unique(inbox.device_id[inbox.level > 0]).tolist())
+            | rules_store.stated_devices(conn, device_ids=inbox.device_id)
+        )
+        by_device = inbox.by_device(device_ids=device_ids)
+        type_of = rules_store.device_types(conn, device_ids=device_ids)
+        states = rules_store.load_states(conn, device_ids=device_ids)
+        applicable: dict[int, dict[str, Rule]] = {}
+        for device_id in device_ids:
+            type_id = type_of.get(device_id)
+            if type_id is None:
+                continue  # removed since: nothing to judge
+            if type_id not in applicable:
+                applicable[type_id] = self._applicable(rules, types, type_id)
+            self._advance(
+                conn,
+                device_id,
+                applicable[type_id],
+                states.get(device_id, {}),
+                by_device[device_id],
+                report,
+            )
+
+    def _late(
+        self,
+        conn: sa.Connection,
+        late: Inbox,
+        rules: list[Rule],
+        types: dict[int, rules_store.TypeInfo],
+        report: PassReport,
+    ) -> None:
+        """Readings that arrived after the live window are history: the conditions they show
+        are recorded as incidents that opened and closed in the past, never live ones."""
+        report.late = len(late)
+        device_ids = np.unique(late.device_id[late.level > 0]).tolist()
+        if not device_ids:
+            return
+        by_device = late.by_device(device_ids=device_ids)
+        type_of = rules_store.device_types(conn, device_ids=device_ids)
+        for device_id, type_id in type_of.items():
+            episodes = late_episodes(
+                device_id,
+                rules=self._applicable(rules, types, type_id),
+                readings=by_device[device_id],
+                arrived_us=int(late.arrived_us[late.device_id == device_id].max()),
+            )
+            for episode in episodes:
+                rules_store.record_late_incident(conn, episode)
+            report.late_recorded += len(episodes)
 
     def _advance(
         self,
@@ -271,11 +324,15 @@ class RulesLoop:
 
 
 def start_rules(
-    engine: Engine, *, interval_s: float = 2.0, redis: Redis | None = None
+    engine: Engine,
+    *,
+    interval_s: float = 2.0,
+    redis: Redis | None = None,
+    live_window_s: float = LIVE_WINDOW_S,
 ) -> RulesLoop:
     """Run the rules every `interval_s` in a daemon thread until stopped, announcing changed
-    incidents on `redis`."""
-    rules = RulesEngine(engine)
+    incidents on `redis`; readings later than `live_window_s` are history."""
+    rules = RulesEngine(engine, live_window_s=live_window_s)
     stop = threading.Event()
     costs = PassCosts()
 

@@ -76,7 +76,7 @@ def rules(live_engine_) -> RulesEngine:
 
 def test_a_life_safety_alarm_opens_once_and_resolves_when_clear(live_engine_, rules):
     device = _device(live_engine_, category_in=("flood", "fire", "gas"))
-    start = datetime.now(UTC) - timedelta(minutes=30)
+    start = datetime.now(UTC) - timedelta(minutes=20)
     high = device.alarm_max + 0.1 * (device.alarm_max - device.normal_max + 1)
     _send(live_engine_, device.id, [(start, high)])
     report = rules.run_once(offline=False)
@@ -108,7 +108,7 @@ def test_a_life_safety_alarm_opens_once_and_resolves_when_clear(live_engine_, ru
 
 def test_other_categories_need_the_condition_to_last(live_engine_, rules):
     device = _device(live_engine_, category_in=("weather", "environment", "power", "water"))
-    start = datetime.now(UTC) - timedelta(minutes=40)
+    start = datetime.now(UTC) - timedelta(minutes=20)
     high = device.alarm_max + 0.1 * (device.alarm_max - device.normal_max + 1)
     _send(live_engine_, device.id, [(start, high), (start + timedelta(seconds=30), high)])
     rules.run_once(offline=False)
@@ -122,7 +122,7 @@ def test_other_categories_need_the_condition_to_last(live_engine_, rules):
 
 def test_a_warning_escalates_to_an_alarm_in_the_same_incident(live_engine_, rules):
     device = _device(live_engine_, category_in=("flood", "fire", "gas"))
-    start = datetime.now(UTC) - timedelta(minutes=50)
+    start = datetime.now(UTC) - timedelta(minutes=20)
     warn = (device.normal_max + device.alarm_max) / 2
     assert device.normal_max < warn < device.alarm_max
     _send(live_engine_, device.id, [(start + timedelta(minutes=k), warn) for k in range(0, 7)])
@@ -141,7 +141,7 @@ def test_a_warning_escalates_to_an_alarm_in_the_same_incident(live_engine_, rule
 
 def test_a_person_closing_a_live_breach_is_respected_until_it_clears(live_engine_, rules):
     device = _device(live_engine_, category_in=("flood", "fire", "gas"))
-    start = datetime.now(UTC) - timedelta(minutes=60)
+    start = datetime.now(UTC) - timedelta(minutes=20)
     high = device.alarm_max + 1
     _send(live_engine_, device.id, [(start, high)])
     rules.run_once(offline=False)
