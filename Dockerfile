@@ -11,9 +11,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
 # Every Python dependency ships as a self-contained manylinux wheel (shapely bundles GEOS,
-# pyproj PROJ, pyogrio GDAL, psycopg[binary] libpq): the only system package is the CJK font.
+# pyproj PROJ, pyogrio GDAL, psycopg[binary] libpq): the system packages are the CJK font and
+# nginx, the buffering reverse proxy in front of gunicorn (compose's `proxy` service, `serve`)
 RUN apt-get update \
- && apt-get install -y --no-install-recommends fonts-noto-cjk \
+ && apt-get install -y --no-install-recommends fonts-noto-cjk nginx-light \
  && rm -rf /var/lib/apt/lists/*
 
 RUN useradd --create-home --uid 10001 --user-group onescreen

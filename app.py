@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dash
 from dash import Dash, dcc, html
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from components import ids, shell
 from config import Settings, get_settings
@@ -55,6 +56,12 @@ def create_app(settings: Settings | None = None) -> Dash:
         ],
     )
     app.server.config["DEBUG"] = settings.debug
+    if settings.trusted_proxies:
+        # the client's address and scheme as the proxies in front say (serve's nginx overwrites
+        # what a client sends); request.remote_addr is then the client's, for audit and limits
+        app.server.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.server.wsgi_app, x_for=settings.trusted_proxies, x_proto=1
+        )
     # the pages' callbacks come with their modules, which Dash runs for every app; the rest
     # are declared on callback sets and registered here
     for callbacks in CALLBACK_SETS:

@@ -186,6 +186,31 @@ class Settings(BaseSettings):
         description="gunicorn worker processes (`serve` with 1, or in debug mode, runs one).",
     )
     web_threads: int = Field(default=8, ge=1, le=64, description="Threads per web worker.")
+    web_timeout_seconds: float = Field(
+        default=60,
+        ge=5,
+        le=600,
+        description="A request running longer is stopped (gunicorn's timeout; the proxy waits"
+        " a little longer).",
+    )
+    proxy: Literal["nginx", "none"] = Field(
+        default="nginx",
+        description="`serve` puts a managed nginx in front of the web server (none: the web"
+        " server listens on the public address itself).",
+    )
+    proxy_client_timeout_seconds: float = Field(
+        default=10,
+        ge=1,
+        le=300,
+        description="The proxy drops a client that takes longer to send its headers, the next"
+        " piece of its body, or to read the next piece of the answer (408).",
+    )
+    proxy_connections_per_ip: int = Field(
+        default=128,
+        ge=4,
+        le=100_000,
+        description="Requests the proxy serves at once for one client address (more: 429).",
+    )
     callback_max_bytes: int = Field(
         default=1_048_576,
         ge=16_384,

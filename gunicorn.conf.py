@@ -17,7 +17,8 @@ worker_class = "gthread"
 threads = _settings.web_threads
 # longer than a dashboard's refresh period: a connection must not close just as a viewer reuses it
 keepalive = 75
-timeout = 60
+# `serve`'s nginx waits a little longer (localservers/nginx.py), so this one ends a slow request
+timeout = int(_settings.web_timeout_seconds)
 graceful_timeout = 15
 # the heartbeat file in memory, not on a possibly slow disk
 worker_tmp_dir = "/dev/shm"

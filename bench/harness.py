@@ -12,7 +12,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
@@ -26,6 +26,7 @@ from data.access import SessionTicket
 from data.engine import create_db_engine
 from localservers.base import free_port
 from localservers.mosquitto import managed_broker
+from localservers.nginx import managed_nginx
 from localservers.postgres import EmbeddedPostgres
 from localservers.redis import managed_redis
 
@@ -120,10 +121,12 @@ def serving(
     port: int | None = None,
     ready_path: str = "/",
     timeout_s: float = 120,
+    serve_args: Sequence[str] = (),
 ) -> Iterator[str]:
-    """`cli.py serve --no-seed` on `port` (a free one by default) with `env` over this process's
-    environment and its output in `log_path`, until the block ends; yields its base URL once
-    `ready_path` answers 200. Whatever Redis or Mosquitto it leaves running is stopped."""
+    """`cli.py serve --no-seed [serve_args]` on `port` (a free one by default) with `env` over
+    this process's environment and its output in `log_path`, until the block ends; yields its
+    base URL (its nginx, unless ONESCREEN_PROXY=none) once `ready_path` answers 200. Whatever
+    Redis, Mosquitto or nginx it leaves running is stopped."""
     port = port or free_port()
     full_env, scratch = _isolated_env(env)
     log_path.parent.mkdir(parents=True, exist_ok=True)  # a fresh clone has no data dir yet
@@ -131,7 +134,7 @@ def serving(
         # a session of its own: stopping it reaches its ingest worker and simulator too, and a
         # Ctrl-C in the terminal reaches only the caller, which then stops it
         process = subprocess.Popen(
-            [sys.executable, "cli.py", "serve", "--no-seed", "--port", str(port)],
+            [sys.executable, "cli.py", "serve", "--no-seed", "--port", str(port), *serve_args],
             cwd=ROOT,
             env=full_env,
             stdout=log,
@@ -144,7 +147,7 @@ def serving(
         yield base
     finally:
         stop_process_group(process)
-        _stop_local_servers(full_env, log_path=log_path)
+        _stop_local_servers(full_env, log_path=log_path, port=port)
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
 
@@ -171,15 +174,17 @@ def _isolated_env(env: Mapping[str, str]) -> tuple[dict[str, str], Path | None]:
     return full, scratch
 
 
-def _stop_local_servers(env: Mapping[str, str], *, log_path: Path) -> None:
-    """Stop the Mosquitto (which outlives `serve` by design) and the Redis (which outlives it
-    only when it was killed) that the `serve` of `env` started, saying so in its log."""
+def _stop_local_servers(env: Mapping[str, str], *, log_path: Path, port: int) -> None:
+    """Stop the Mosquitto (which outlives `serve` by design), and the Redis and nginx (which
+    outlive it only when it was killed) that the `serve` of `env` on `port` started, saying so
+    in its log."""
     settings = load_settings(
         data_dir=Path(env["ONESCREEN_DATA_DIR"]),
         mqtt_broker_port=int(env["ONESCREEN_MQTT_BROKER_PORT"]),
         redis_port=int(env["ONESCREEN_REDIS_PORT"]),
     )
-    for server in (managed_broker(settings), managed_redis(settings)):
+    proxy = managed_nginx(settings, host="127.0.0.1", port=port, upstream_port=0)
+    for server in (managed_broker(settings), managed_redis(settings), proxy):
         if server.stop():
             with open(log_path, "a") as log:
                 log.write(f"harness: stopped the {server.kind} serve left on port {server.port}\n")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cli.common import (
@@ -19,11 +20,15 @@ from config import Settings
 from data.errors import OneScreenError
 from serving.events import connect
 
+# beside the tokens' state file in the data directory, mode 0600
+DISPLAY_URLS_FILE = "display-urls.txt"
+
 if TYPE_CHECKING:
     import sqlalchemy as sa
 
     from ingest.rules_engine import RulesLoop
     from ingest.supervisor import Child, Supervisor
+    from localservers.nginx import ManagedNginx
     from localservers.redis import ManagedRedis
 
 
@@ -82,14 +87,20 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         rollup_retention_days=settings.rollup_retention_days,
         redis=connect(settings.redis_url),
     )
-    web = _web_child(settings, host=host, port=port, workers=workers) if workers > 1 else None
+    # debug mode keeps Dash's own server in this process (reloader, error pages), unproxied
+    front = None if settings.debug else _front_door(settings, host=host, port=port)
+    web = None if settings.debug else _web_child(settings, host, port, workers=workers, front=front)
     supervisor, rules = _start_live_city(
         args, settings, engine=engine, jobs_engine=jobs_engine, port=port, web=web
     )
-    _announce(engine, settings, host=host, port=port, workers=workers, web=web)
     try:
+        if front is not None:
+            front.restart()
+        _announce(engine, settings, host=host, port=port, workers=workers, web=web, front=front)
         _serve_web(settings, host=host, port=port, web=web)
     finally:
+        if front is not None:
+            front.stop()
         rules.stop(timeout_s=10)
         if supervisor is not None:
             supervisor.stop(timeout_s=20)
@@ -110,28 +121,47 @@ def _seed_if_empty(engine: sa.Engine, settings: Settings) -> None:
 
 
 def _announce(
-    engine: sa.Engine, settings: Settings, *, host: str, port: int, workers: int, web: Child | None
+    engine: sa.Engine,
+    settings: Settings,
+    *,
+    host: str,
+    port: int,
+    workers: int,
+    web: Child | None,
+    front: ManagedNginx | None,
 ) -> None:
-    """Print where the dashboard is served, the first-start link, and the display URLs."""
+    """Print where the dashboard is served and the first-start link; write the display URLs
+    (city-wide tokens: never on the output, which ends up in logs) to a private file."""
     from data.access import issue_setup_code
 
-    displays = _local_display_tokens(engine, settings)
-    where = f"{workers} gunicorn workers" if web else "one process"
+    where = f"{workers} gunicorn worker{'s' if workers > 1 else ''}" if web else "one process"
     redis = "shared cache on Redis" if settings.redis_url else "no Redis: per-process cache"
-    print(f"OneScreen on http://{host}:{port}/ ({where}, {redis})")
+    behind = ", behind nginx" if front is not None else ""
+    print(f"OneScreen on http://{host}:{port}/ ({where}, {redis}{behind})")
     setup_code = issue_setup_code(engine)
     if setup_code:
         print(
             "First start: create the administrator (one-time link, valid 24 h):"
             f" http://{host}:{port}/setup?code={setup_code}"
         )
-    for kind, token in displays.items():
-        url = display_url(f"http://{host}:{port}", kind=kind, token=token)
-        print(f"{kind.capitalize() + ':':<6} {url}")
+    displays = _local_display_tokens(engine, settings)
+    if displays:
+        path = _write_display_urls(settings, f"http://{host}:{port}", displays)
+        print(f"Wall and kiosk URLs (city-wide tokens): in {path} (readable by its owner only)")
+
+
+def _write_display_urls(settings: Settings, base_url: str, tokens: dict[str, str]) -> Path:
+    """The local wall and kiosk URLs, one `kind: URL` line each, in a file only its owner reads."""
+    from data.displays import write_private
+
+    path = settings.data_dir / DISPLAY_URLS_FILE
+    lines = [f"{kind}: {display_url(base_url, kind=kind, token=t)}" for kind, t in tokens.items()]
+    write_private(path, "\n".join(lines) + "\n")
+    return path
 
 
 def _serve_web(settings: Settings, *, host: str, port: int, web: Child | None) -> None:
-    """Serve in this process (one worker), or wait while the gunicorn child serves."""
+    """Wait while the gunicorn child serves, or serve in this process (debug mode)."""
     if web is not None:
         _wait_while_serving(web)
         return
@@ -167,12 +197,46 @@ def _start_managed_redis(settings: Settings) -> tuple[ManagedRedis | None, Setti
     return (server if started else None), settings.model_copy(update={"redis_url": server.url()})
 
 
-def _web_child(settings: Settings, *, host: str, port: int, workers: int) -> Child:
-    """gunicorn with `workers` workers on host:port, as a supervised child of `serve`."""
+def _front_door(settings: Settings, *, host: str, port: int) -> ManagedNginx | None:
+    """The managed nginx to put on host:port (not started yet), None when the settings say
+    none, or when nginx is missing and only this machine can reach the server (a warning)."""
+    from localservers.base import free_port, port_is_free
+    from localservers.nginx import ManagedNginx, managed_nginx
+
+    if settings.proxy == "none":
+        return None
+    if not ManagedNginx.installed():
+        advice = "install nginx-light (scripts/install-system-deps.sh) or set ONESCREEN_PROXY=none"
+        # other machines' slow or oversized requests would reach the web server unhindered
+        if not _loopback(host):
+            raise OneScreenError(f"nginx is not installed: not serving {host} without it; {advice}")
+        print(f"warning: nginx is not installed: serving without it ({advice})", file=sys.stderr)
+        return None
+    if not port_is_free(host, port):
+        raise OneScreenError(f"port {port} on {host} is in use; choose another with --port")
+    return managed_nginx(settings, host=host, port=port, upstream_port=free_port())
+
+
+def _loopback(host: str) -> bool:
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def _web_child(
+    settings: Settings, host: str, port: int, *, workers: int, front: ManagedNginx | None
+) -> Child:
+    """gunicorn with `workers` workers as a supervised child of `serve`: on host:port, or on a
+    loopback port behind `front`, whose X-Forwarded-For it then believes."""
     from ingest.supervisor import Child
     from localservers.base import port_is_free
 
-    if not port_is_free(host, port):
+    if front is not None:
+        host, port = "127.0.0.1", front.upstream_port
+    elif not port_is_free(host, port):
         raise OneScreenError(f"port {port} on {host} is in use; choose another with --port")
     env = {
         **_child_env(settings),
@@ -180,6 +244,8 @@ def _web_child(settings: Settings, *, host: str, port: int, workers: int) -> Chi
         "ONESCREEN_PORT": str(port),
         "ONESCREEN_WEB_WORKERS": str(workers),
     }
+    if front is not None:
+        env["ONESCREEN_TRUSTED_PROXIES"] = str(settings.trusted_proxies + 1)
     return Child("web server", ["web"], env=env)
 
 

@@ -247,7 +247,7 @@ def ensure_local_display_tokens(engine: Engine, *, state_file: Path) -> dict[str
         else:
             tokens[kind] = create_display_token(engine, kind=kind, label=f"local serve ({kind})")
     if tokens != stored or not _private(state_file):
-        _write_private(state_file, json.dumps(tokens, indent=2) + "\n")
+        write_private(state_file, json.dumps(tokens, indent=2) + "\n")
     return tokens
 
 
@@ -258,7 +258,7 @@ def _private(path: Path) -> bool:
         return False
 
 
-def _write_private(path: Path, text: str) -> None:
+def write_private(path: Path, text: str) -> None:
     """Replace `path` atomically with a file only its owner can read."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")

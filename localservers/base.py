@@ -9,6 +9,7 @@ import os
 import pwd
 import signal
 import socket
+import struct
 import subprocess
 import time
 from abc import ABC, abstractmethod
@@ -86,9 +87,10 @@ class LocalServer(ABC):
         if pid is None or not self._alive(pid):
             return False
         try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
         except OSError:
             return False
+        # a substring: nginx rewrites its command line into one "master process …" title
         return str(self.conf_file).encode() in cmdline
 
     def stop(self, *, timeout_s: float = 10.0) -> bool:
@@ -205,17 +207,7 @@ class LocalServer(ABC):
     def owner(self) -> pwd.struct_passwd | None:
         """The account the server runs as: `os_user` when root starts it (None otherwise, and
         when that account does not exist and is not ours to create: it then runs as root)."""
-        if os.geteuid() != 0:
-            return None
-        try:
-            return pwd.getpwnam(self.os_user)
-        except KeyError:
-            if not self.create_os_user:
-                log.warning("no '%s' OS user: the managed %s runs as root", self.os_user, self.kind)
-                return None
-        useradd = ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin"]
-        subprocess.run([*useradd, self.os_user], check=True, capture_output=True)
-        return pwd.getpwnam(self.os_user)
+        return unprivileged_account(self.os_user, create=self.create_os_user, what=self.kind)
 
     def as_owner(self, argv: list[str]) -> list[str]:
         """`argv` run as the server's account (unchanged when it runs as whoever started it)."""
@@ -243,6 +235,68 @@ class LocalServer(ABC):
                 "traversable). Set ONESCREEN_DATA_DIR to a directory it can reach, e.g. "
                 "/var/lib/onescreen."
             )
+
+
+def unprivileged_account(name: str, *, create: bool, what: str) -> pwd.struct_passwd | None:
+    """The account `what` runs as when root starts it: `name` (a system account made now when
+    missing and `create`); None when not root, or when it is missing and not ours to create."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        return pwd.getpwnam(name)
+    except KeyError:
+        if not create:
+            log.warning("no '%s' OS user: the managed %s runs as root", name, what)
+            return None
+    useradd = ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin"]
+    subprocess.run([*useradd, name], check=True, capture_output=True)
+    return pwd.getpwnam(name)
+
+
+_ACL_XATTR = "system.posix_acl_access"
+_ACL_USER_OBJ, _ACL_USER, _ACL_GROUP_OBJ, _ACL_GROUP, _ACL_MASK, _ACL_OTHER = 1, 2, 4, 8, 16, 32
+_ACL_NO_ID = 0xFFFFFFFF
+_ACL_EXECUTE = 1
+
+
+def grant_passage(path: Path, account: pwd.struct_passwd) -> list[Path]:
+    """Let `account` pass through (search, not list or read) every directory above `path` it
+    cannot, with a POSIX ACL entry for it alone; the directories changed."""
+    changed = []
+    for directory in reversed(path.resolve().parents):
+        probe = ["runuser", "-u", account.pw_name, "--", "test", "-x", str(directory)]
+        if subprocess.run(probe, capture_output=True).returncode == 0:
+            continue
+        entries = _acl_entries(directory)
+        entries[(_ACL_USER, account.pw_uid)] = entries.get((_ACL_USER, account.pw_uid), 0)
+        entries[(_ACL_USER, account.pw_uid)] |= _ACL_EXECUTE
+        # the mask bounds every named entry and the group: their union, so nobody gains more
+        group_class = (_ACL_USER, _ACL_GROUP_OBJ, _ACL_GROUP)
+        entries[(_ACL_MASK, _ACL_NO_ID)] = 0
+        mask = 0
+        for (tag, _), perm in entries.items():
+            mask |= perm if tag in group_class else 0
+        entries[(_ACL_MASK, _ACL_NO_ID)] = mask
+        blob = struct.pack("<I", 2) + b"".join(
+            struct.pack("<HHI", tag, perm, ident) for (tag, ident), perm in sorted(entries.items())
+        )
+        os.setxattr(directory, _ACL_XATTR, blob)
+        changed.append(directory)
+    return changed
+
+
+def _acl_entries(directory: Path) -> dict[tuple[int, int], int]:
+    """(tag, id) → permissions of `directory`'s access ACL (from its mode when it has none)."""
+    try:
+        blob = os.getxattr(directory, _ACL_XATTR)
+    except OSError:
+        mode = directory.stat().st_mode
+        return {
+            (_ACL_USER_OBJ, _ACL_NO_ID): (mode >> 6) & 7,
+            (_ACL_GROUP_OBJ, _ACL_NO_ID): (mode >> 3) & 7,
+            (_ACL_OTHER, _ACL_NO_ID): mode & 7,
+        }
+    return {(tag, ident): perm for tag, perm, ident in struct.iter_unpack("<HHI", blob[4:])}
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:

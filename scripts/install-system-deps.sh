@@ -8,6 +8,7 @@ packages=(
   chromium fonts-noto-cjk                 # browser tests and screenshots (Chinese glyphs)
   mosquitto                               # MQTT broker for device ingest
   redis-server                            # shared cache of the web workers
+  nginx-light                             # the reverse proxy `serve` puts in front of them
 )
 
 missing=()

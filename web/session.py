@@ -66,12 +66,8 @@ def current_principal() -> Principal | None:
 
 
 def client_address() -> str:
-    """The client's address (the n-th from the right of X-Forwarded-For behind n proxies)."""
-    proxies = services().settings.trusted_proxies
-    if proxies:
-        forwarded = [part.strip() for part in request.headers.get("X-Forwarded-For", "").split(",")]
-        if len(forwarded) >= proxies and forwarded[-proxies]:
-            return forwarded[-proxies][:64]
+    """The client's address (behind n trusted proxies, the n-th from the right of
+    X-Forwarded-For: create_app's ProxyFix has put it in remote_addr)."""
     return (request.remote_addr or "")[:64]
 
 

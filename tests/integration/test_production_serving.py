@@ -249,7 +249,7 @@ def _refresh_body(web: requests.Session, base: str, output_fragment: str) -> dic
     }
 
 
-def test_one_process_serves_without_redis(live_city_url, mqtt_broker):
+def test_one_worker_serves_without_redis(live_city_url, mqtt_broker):
     data_dir = Path(tempfile.mkdtemp(prefix="onescreen-single-"))
     env = {
         "DATABASE_URL": live_city_url,
@@ -265,7 +265,9 @@ def test_one_process_serves_without_redis(live_city_url, mqtt_broker):
     log_path = data_dir / "serve.log"
     try:
         with serving(env, log_path=log_path, ready_path="/login") as base:
-            assert "(one process, no Redis: per-process cache)" in log_path.read_text()
+            assert "(1 gunicorn worker, no Redis: per-process cache, behind nginx)" in (
+                log_path.read_text()
+            )
             web = requests.Session()
             web.cookies.set(SESSION_COOKIE, session.token)
             web.cookies.set(CSRF_COOKIE, session.csrf_token)
@@ -277,7 +279,7 @@ def test_one_process_serves_without_redis(live_city_url, mqtt_broker):
                 timeout=30,
             )
             assert answer.status_code == 200 and "overview-tiles" in answer.text
-        assert "gunicorn" not in log_path.read_text()
+        assert log_path.read_text().count("Booting worker") == 1
         assert not (data_dir / "redis-56379").exists()
     finally:
         owner.dispose()
