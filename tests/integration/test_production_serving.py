@@ -251,6 +251,7 @@ def _refresh_body(web: requests.Session, base: str, output_fragment: str) -> dic
 
 def test_one_worker_serves_without_redis(live_city_url, mqtt_broker):
     data_dir = Path(tempfile.mkdtemp(prefix="onescreen-single-"))
+    data_dir.chmod(0o755)  # nginx's workers must reach their temp files
     env = {
         "DATABASE_URL": live_city_url,
         "ONESCREEN_DATA_DIR": str(data_dir),
