@@ -15,6 +15,7 @@ from web.boundaries import register_boundary_routes
 from web.device_layer import register_device_routes
 from web.headers import register_headers
 from web.ingest_api import register_ingest_routes
+from web.limits import install_body_limits
 from web.login import register_login_routes
 from web.services import attach as attach_services
 from web.session import register_session
@@ -77,6 +78,9 @@ def create_app(settings: Settings | None = None) -> Dash:
     register_boundary_routes(app.server)
     register_device_routes(app.server)
     register_ingest_routes(app.server)
+    # around the whole Flask app: a body over its route's limit is refused before anything
+    # (the session gate's form parsing included) reads it
+    install_body_limits(app.server, settings.body_limits())
     return app
 
 

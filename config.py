@@ -223,6 +223,33 @@ class Settings(BaseSettings):
         le=1_048_576,
         description="Largest body of any other request (sign-in forms, …); larger ones get 413.",
     )
+    web_db_connect_timeout_seconds: int = Field(
+        default=3, ge=2, le=60, description="A web request's database connection opens within."
+    )
+    web_db_statement_timeout_seconds: float = Field(
+        default=15,
+        gt=0,
+        le=3600,
+        description="A web request's SQL statement is cancelled after (jobs have no such limit).",
+    )
+    web_db_lock_timeout_seconds: float = Field(
+        default=5, gt=0, le=3600, description="A web request's statement waits for a lock at most."
+    )
+    web_db_idle_transaction_seconds: float = Field(
+        default=60,
+        gt=0,
+        le=86400,
+        description="A web request's transaction left idle this long ends (its locks with it).",
+    )
+    web_db_pool_timeout_seconds: float = Field(
+        default=5, gt=0, le=300, description="A web request waits for a pooled connection at most."
+    )
+    health_timeout_seconds: float = Field(
+        default=2,
+        gt=0,
+        le=30,
+        description="/api/v1/health and /ready answer 503 when the database is slower than this.",
+    )
     cache_seconds: float | None = Field(
         default=None,
         gt=0,

@@ -6,6 +6,7 @@ import hashlib
 import logging
 import os
 import stat
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -64,9 +65,53 @@ def resolve_database_url(settings: Settings) -> str:
     return embedded_cluster(settings).ensure_running()
 
 
-def create_db_engine(url: str, *, pool_size: int = 5, server_options: str = "") -> Engine:
+@dataclass(frozen=True)
+class Timeouts:
+    """How long each step of a database call may take, in seconds (0 = no limit): opening a
+    connection, one statement, one lock wait, a transaction left idle, and the wait for a free
+    pooled connection."""
+
+    connect: int = 5
+    statement: float = 0
+    lock: float = 0
+    idle_in_transaction: float = 0
+    pool: float = 30
+
+    def server_options(self) -> str:
+        """The session settings that make PostgreSQL enforce them (libpq's `options`)."""
+        limits = {
+            "statement_timeout": self.statement,
+            "lock_timeout": self.lock,
+            "idle_in_transaction_session_timeout": self.idle_in_transaction,
+        }
+        return " ".join(f"-c {name}={round(s * 1000)}" for name, s in limits.items() if s > 0)
+
+
+# the background jobs': no limit on a statement or a lock wait (refits and rollups run long)
+BACKGROUND_TIMEOUTS = Timeouts()
+
+
+def request_timeouts(settings: Settings) -> Timeouts:
+    """The timeouts of every database call a web request makes (ONESCREEN_WEB_DB_*)."""
+    return Timeouts(
+        connect=settings.web_db_connect_timeout_seconds,
+        statement=settings.web_db_statement_timeout_seconds,
+        lock=settings.web_db_lock_timeout_seconds,
+        idle_in_transaction=settings.web_db_idle_transaction_seconds,
+        pool=settings.web_db_pool_timeout_seconds,
+    )
+
+
+def create_db_engine(
+    url: str,
+    *,
+    pool_size: int = 5,
+    server_options: str = "",
+    timeouts: Timeouts = BACKGROUND_TIMEOUTS,
+) -> Engine:
     """A psycopg 3 engine for `url`, with a readable error for a malformed URL
-    (`server_options`: settings for every session, as in libpq's `options`)."""
+    (`server_options`: settings for every session, as in libpq's `options`; `timeouts`: those
+    of web requests, or none beyond connecting for the CLI and background jobs)."""
     try:
         parsed = make_url(url)
     except ArgumentError as exc:
@@ -77,17 +122,25 @@ def create_db_engine(url: str, *, pool_size: int = 5, server_options: str = "") 
         raise DatabaseUnavailable(
             f"DATABASE_URL uses driver '{parsed.drivername}'; OneScreen needs postgresql://"
         )
+    options = " ".join(part for part in (timeouts.server_options(), server_options) if part)
     return sa.create_engine(
         parsed,
         pool_size=pool_size,
         max_overflow=10,
         pool_pre_ping=True,
+        pool_timeout=timeouts.pool,
         connect_args={
-            "connect_timeout": 5,
+            "connect_timeout": timeouts.connect,
             "application_name": "onescreen",
-            **({"options": server_options} if server_options else {}),
+            **({"options": options} if options else {}),
         },
     )
+
+
+def ping(engine: Engine) -> None:
+    """One trivial query: raises when the database does not answer it."""
+    with engine.connect() as conn:
+        conn.execute(sa.text("SELECT 1")).scalar_one()
 
 
 # background jobs (status snapshot, incident rules, retention) yield the CPU to the dashboards

@@ -23,7 +23,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
 
 from config import Settings
-from data.engine import create_db_engine
+from data.engine import BACKGROUND_TIMEOUTS, Timeouts, create_db_engine
 
 log = logging.getLogger(__name__)
 
@@ -113,9 +113,12 @@ def _state_scope(conn: sa.Connection) -> None:
     )
 
 
-def create_web_engine(url: str, *, pool_size: int = 5) -> Engine:
-    """An engine for the web role at `url` whose every transaction states the current scope."""
-    engine = create_db_engine(url, pool_size=pool_size)
+def create_web_engine(
+    url: str, *, pool_size: int = 5, timeouts: Timeouts = BACKGROUND_TIMEOUTS
+) -> Engine:
+    """An engine for the web role at `url` whose every transaction states the current scope
+    (`timeouts`: see create_db_engine)."""
+    engine = create_db_engine(url, pool_size=pool_size, timeouts=timeouts)
     event.listen(engine, "begin", _state_scope)
     return engine
 

@@ -1,10 +1,9 @@
-"""The ingest HTTP API: `POST /api/v1/readings`, its OpenAPI description and a health probe."""
+"""The ingest HTTP API: `POST /api/v1/readings`, its OpenAPI description, health and readiness."""
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
 
 import psycopg
 from flask import Flask, Response, current_app, jsonify, request
@@ -13,13 +12,13 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from data.errors import OneScreenError
 from ingest.service import Ingestor
 from ingest.validate import BadRequest
+from web.health import register_health_routes
+from web.limits import BodyTooLarge, limit_for, read_body
 from web.openapi import openapi_document
 from web.services import services
 
 log = logging.getLogger(__name__)
 
-# a reading is ~100 bytes of JSON; leave room for generous formatting
-BYTES_PER_ROW = 400
 _lock = threading.Lock()
 
 
@@ -52,7 +51,7 @@ def register_ingest_routes(app: Flask) -> None:
     """Add the ingest API to the Flask server under /api/v1."""
     app.add_url_rule("/api/v1/readings", view_func=post_readings, methods=["POST"])
     app.add_url_rule("/api/v1/openapi.json", view_func=openapi, methods=["GET"])
-    app.add_url_rule("/api/v1/health", view_func=health, methods=["GET"])
+    register_health_routes(app)
     app.register_error_handler(405, method_not_allowed)
 
 
@@ -72,12 +71,12 @@ def post_readings() -> Response:
         return _error(
             415, "unsupported_media_type", "send the batch as Content-Type: application/json"
         )
-    ingestor = _ingestor(current_app)
-    limit = ingestor.max_rows * BYTES_PER_ROW
+    # the same limit the body-limit middleware and the reverse proxy enforce: this route's
+    limit = limit_for(services().settings.body_limits(), request.path)
     if request.content_length is not None and request.content_length > limit:
-        return _error(413, "too_large", f"the body is over {limit} bytes; send smaller batches")
+        return _too_large(limit)
     try:
-        return _store_batch(ingestor, token=token.strip(), limit=limit)
+        return _store_batch(_ingestor(current_app), token=token.strip(), limit=limit)
     except Exception as exc:
         return _ingest_failure(exc)
 
@@ -92,9 +91,8 @@ def _store_batch(ingestor: Ingestor, *, token: str, limit: int) -> Response:
             "the token is unknown or revoked",
             **{"WWW-Authenticate": 'Bearer error="invalid_token"'},
         )
-    body = request.get_data(cache=False)
-    if len(body) > limit:
-        return _error(413, "too_large", f"the body is over {limit} bytes")
+    # read while counting: a chunked body is refused as soon as it passes the limit
+    body = read_body(limit)
     result = ingestor.ingest_body(body, principal=principal)
     if result.rejected == 0:
         status = 200
@@ -111,6 +109,8 @@ def _ingest_failure(exc: Exception) -> Response:
     """The answer to a batch that raised: 400/413 for the request, 503 when the store is away."""
     if isinstance(exc, BadRequest):
         return _error(413 if exc.code == "too_many_rows" else 400, exc.code, exc.message)
+    if isinstance(exc, BodyTooLarge):
+        return _too_large(exc.limit)
     if isinstance(exc, DBAPIError):
         if not exc.connection_invalidated and not isinstance(exc.orig, psycopg.OperationalError):
             log.exception("ingest failed")
@@ -123,6 +123,11 @@ def _ingest_failure(exc: Exception) -> Response:
         return _unavailable()
     log.exception("ingest failed")
     return _error(500, "internal", "internal error; nothing was stored")
+
+
+def _too_large(limit: int) -> Response:
+    """413: the body is over this route's limit."""
+    return _error(413, "too_large", f"the body is over {limit} bytes; send smaller batches")
 
 
 def _unavailable() -> Response:
@@ -138,19 +143,6 @@ def _unavailable() -> Response:
 def openapi() -> Response:
     """GET /api/v1/openapi.json: the API's OpenAPI description."""
     return jsonify(openapi_document())
-
-
-def health() -> Response:
-    """GET /api/v1/health: the ingest figures of the store, 503 when it does not answer."""
-    from data.ingest_store import ingest_health
-
-    started = time.perf_counter()
-    try:
-        figures = ingest_health(services().engine)
-    except (SQLAlchemyError, OneScreenError):
-        return _error(503, "unavailable", "the database is not answering")
-    figures["checked_ms"] = round((time.perf_counter() - started) * 1000, 1)
-    return jsonify(figures)
 
 
 def method_not_allowed(_error_: Exception) -> Response:

@@ -17,7 +17,7 @@ from sqlalchemy.engine import Engine
 
 from config import Settings
 from data.cache import TtlCache
-from data.engine import create_db_engine, resolve_database_url
+from data.engine import Timeouts, create_db_engine, request_timeouts, resolve_database_url
 from data.scope import create_web_engine, read_url_for, web_url_for
 from serving.events import EventListener, connect
 from serving.shared_cache import SharedCache, create_shared_cache
@@ -70,7 +70,15 @@ class AppServices:
     @property
     def engine(self) -> Engine:
         """The owner's engine (sessions, sign-in, ingest): DATABASE_URL or the embedded one."""
-        return self._once("owner", lambda: create_db_engine(resolve_database_url(self.settings)))
+        return self._once(
+            "owner",
+            lambda: create_db_engine(resolve_database_url(self.settings), timeouts=self.timeouts),
+        )
+
+    @property
+    def timeouts(self) -> Timeouts:
+        """The connect, statement, lock and pool timeouts of every database call a request makes."""
+        return request_timeouts(self.settings)
 
     @property
     def owner_url(self) -> str:
@@ -81,7 +89,10 @@ class AppServices:
     def web_engine(self) -> Engine:
         """The web role's engine, bound by row-level security to the request's scope."""
         return self._once(
-            "web", lambda: create_web_engine(web_url_for(self.settings, owner_url=self.owner_url))
+            "web",
+            lambda: create_web_engine(
+                web_url_for(self.settings, owner_url=self.owner_url), timeouts=self.timeouts
+            ),
         )
 
     @property
@@ -91,7 +102,7 @@ class AppServices:
         read_url = read_url_for(self.settings, web_url=web_url)
         if read_url == web_url:
             return self.web_engine
-        return self._once("read", lambda: create_web_engine(read_url))
+        return self._once("read", lambda: create_web_engine(read_url, timeouts=self.timeouts))
 
     def _shared(
         self, *, period_seconds: float, quiet_seconds: float, namespace: str, max_local_entries: int

@@ -41,6 +41,7 @@ PUBLIC_PATHS = frozenset(
         "/favicon.ico",
         "/api/v1/readings",
         "/api/v1/health",
+        "/api/v1/ready",
         "/api/v1/openapi.json",
     }
 )
