@@ -148,7 +148,18 @@ def openapi_document() -> dict:
                     "security": [],
                     "responses": {
                         "200": {"description": "healthy"},
-                        "503": _json(error, "database unavailable"),
+                        "503": _json(error, "the database did not answer in time, or failed"),
+                    },
+                }
+            },
+            "/api/v1/ready": {
+                "get": {
+                    "summary": "Readiness: the database answers a trivial query in time",
+                    "operationId": "getReady",
+                    "security": [],
+                    "responses": {
+                        "200": {"description": "ready"},
+                        "503": _json(error, "not ready, with the reason"),
                     },
                 }
             },

@@ -283,6 +283,7 @@ def test_openapi_document_describes_the_endpoint(client):
     post = document["paths"]["/api/v1/readings"]["post"]
     assert {"200", "207", "400", "401", "413", "415", "422", "503"} <= set(post["responses"])
     assert "unknown_device" in json.dumps(document["components"]["schemas"]["IngestResult"])
+    assert {"/api/v1/health", "/api/v1/ready"} <= set(document["paths"])
 
 
 def test_health_reports_the_newest_reading(client):
