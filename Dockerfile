@@ -18,6 +18,9 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 
 RUN useradd --create-home --uid 10001 --user-group onescreen
+# state of the ingest worker and simulator (their MQTT logins) and the broker's password and ACL
+# files the ingest worker writes (docker-compose.yml mounts volumes here, owned by onescreen)
+RUN mkdir -p /var/lib/onescreen/mqtt-auth && chown -R onescreen:onescreen /var/lib/onescreen
 
 WORKDIR /app
 COPY requirements.txt .

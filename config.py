@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent
@@ -92,6 +92,31 @@ class Settings(BaseSettings):
         default="onescreen-ingest",
         pattern=r"^[A-Za-z0-9_-]{1,64}$",
         description="Client id of the ingest worker's persistent MQTT session.",
+    )
+    mqtt_username: str | None = Field(
+        default=None,
+        description="MQTT login of this process (serve gives its ingest worker and simulator "
+        "theirs); unset = the ingest service's own, generated once in the data directory.",
+    )
+    mqtt_password: SecretStr | None = Field(
+        default=None, description="Password of ONESCREEN_MQTT_USERNAME (never on a command line)."
+    )
+    mqtt_auth_dir: Path | None = Field(
+        default=None,
+        description="Where the ingest worker writes the broker's password and ACL files for a "
+        "broker it does not manage (ONESCREEN_MQTT_URL; compose: a volume the broker watches).",
+    )
+    mqtt_max_message_bytes: int = Field(
+        default=256 * 1024,
+        ge=16 * 1024,
+        le=256 * 1024 * 1024,
+        description="Largest MQTT message the managed broker accepts (a 2,000-reading batch is "
+        "~170 KB; larger batches go over HTTP or in several messages).",
+    )
+    ingest_token: SecretStr | None = Field(
+        default=None,
+        description="The ingest token `simulate` sends with when --token is not given "
+        "(serve passes the simulator's this way, never on its command line).",
     )
     ingest_max_rows: int = Field(
         default=10_000, ge=1, le=1_000_000, description="Most readings one request may carry."

@@ -301,32 +301,47 @@ def _start_live_city(
     web: Child | None,
 ) -> tuple[Supervisor | None, RulesLoop]:
     """The incident rules (a thread), and supervised child processes: the web server when
-    `web`, and unless switched off the MQTT broker's ingest worker and the simulator."""
-    from data.ingest_store import create_token, ensure_source
+    `web`, and unless switched off the MQTT broker's ingest worker and the simulator. Their
+    credentials travel in their environment, never on a command line (`ps` shows those)."""
+    from data.ingest_store import find_principal
+    from ingest.broker import broker_url, ingest_credentials
     from ingest.rules_engine import start_rules
     from ingest.supervisor import Child, Supervisor
+    from simulator.live import local_token
 
     rules = start_rules(
         jobs_engine,
         interval_s=settings.rules_interval_seconds,
         redis=connect(settings.redis_url),
+        live_window_s=settings.live_window_seconds,
     )
     children = [web] if web is not None else []
     if not args.no_ingest:
-        from ingest.broker import broker_url
-
-        url = broker_url(settings)
-        ensure_source(engine, source="simulator", name="OneScreen live simulator")
+        simulating = settings.simulate and not args.no_simulate
+        # the simulator's token (city-wide, asked for explicitly), before the broker is told
+        token = local_token(engine, settings, "simulator") if simulating else None
+        url = broker_url(settings, engine=engine)
+        ingest = ingest_credentials(settings)
         env = {**_child_env(settings), "ONESCREEN_MQTT_URL": url}
-        children.append(Child("mqtt ingest worker", ["ingest-mqtt"], env=env))
-        if settings.simulate and not args.no_simulate:
+        worker_env = {
+            **env,
+            "ONESCREEN_MQTT_USERNAME": ingest.username,
+            "ONESCREEN_MQTT_PASSWORD": ingest.password,
+        }
+        children.append(Child("mqtt ingest worker", ["ingest-mqtt"], env=worker_env))
+        if token is not None:
+            principal = find_principal(engine, token=token)
             simulate = ["simulate", "--rate", str(settings.simulate_rate)]
             simulate += ["--transport", settings.simulate_transport]
             if settings.simulate_transport == "http":
-                token = create_token(engine, source="simulator", label="serve")
                 simulate += ["--http-url", f"http://127.0.0.1:{port}/api/v1/readings"]
-                simulate += ["--token", token]
-            children.append(Child("simulator", simulate, env=env))
+            simulator_env = {
+                **env,
+                "ONESCREEN_INGEST_TOKEN": token,
+                "ONESCREEN_MQTT_USERNAME": (principal.mqtt_username or "") if principal else "",
+                "ONESCREEN_MQTT_PASSWORD": token,
+            }
+            children.append(Child("simulator", simulate, env=simulator_env))
         names = ", ".join(child.name for child in children if child is not web)
         print(f"live city: MQTT {url}, {names}")
     if not children:

@@ -3,13 +3,15 @@ reading writes that say which rows were new, and dead letters."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import re
 import secrets
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,7 +28,7 @@ RETIRED = STATUS_CODES["retired"]
 
 
 class TokenError(ValueError):
-    """A source or token request that cannot be honoured (unknown source, bad device)."""
+    """A source or token request that cannot be honoured (unknown source, bad device, no scope)."""
 
 
 def token_digest(token: str) -> bytes:
@@ -34,12 +36,73 @@ def token_digest(token: str) -> bytes:
     return hashlib.sha256(token.encode("utf-8")).digest()
 
 
+# Mosquitto 2's own password form: PBKDF2-SHA512, 12 random salt bytes, 101 rounds ($7$ in
+# mosquitto_passwd). A token is 256 random bits, so the few rounds cost an attacker nothing useful.
+MQTT_HASH_ROUNDS = 101
+
+
+def mosquitto_password_hash(password: str, *, salt: bytes | None = None) -> str:
+    """`password` as a line of Mosquitto's password file stores it (`$7$rounds$salt$hash`)."""
+    salt = secrets.token_bytes(12) if salt is None else salt
+    digest = hashlib.pbkdf2_hmac("sha512", password.encode("utf-8"), salt, MQTT_HASH_ROUNDS)
+    encoded = [base64.b64encode(part).decode("ascii") for part in (salt, digest)]
+    return f"$7${MQTT_HASH_ROUNDS}${encoded[0]}${encoded[1]}"
+
+
+def token_fingerprint(token: str) -> str:
+    """The public name of a token in listings: 10 hex digits of its SHA-256."""
+    return token_digest(token).hex()[:10]
+
+
+def mqtt_username(*, source: str, token: str) -> str:
+    """A token's MQTT login name; its topic is `<prefix>/<login>/telemetry`."""
+    return f"{source}.{token_fingerprint(token)}"
+
+
+@dataclass(frozen=True)
+class TokenScope:
+    """What a token may send readings for: one device, or categories × districts (None: all)."""
+
+    device_id: int | None = None
+    categories: tuple[str, ...] | None = None
+    districts: tuple[str, ...] | None = None
+
+    @property
+    def city_wide(self) -> bool:
+        """Every device of every category in every district."""
+        return self.device_id is None and self.categories is None and self.districts is None
+
+    def describe(self) -> str:
+        """In words: "water devices in 310115", "device 1234", "any device in the city"."""
+        if self.city_wide:
+            return "any device in the city"
+        what = "any device" if self.categories is None else "/".join(self.categories) + " devices"
+        if self.device_id is not None:
+            what = f"device {self.device_id}"
+        where = "" if self.districts is None else " in " + ", ".join(self.districts)
+        return what + where
+
+
 @dataclass(frozen=True)
 class Principal:
-    """Who is pushing readings: a source, optionally limited to one device."""
+    """Who is pushing readings: a source and what its token may send for."""
 
     source: str
-    device_id: int | None = None
+    scope: TokenScope = TokenScope()
+    mqtt_username: str | None = None
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    """A token as `tokens list` shows it (never its secret)."""
+
+    fingerprint: str
+    source: str
+    label: str
+    scope: TokenScope
+    created_at: datetime
+    revoked_at: datetime | None
+    mqtt_username: str | None
 
 
 def create_token(
@@ -47,42 +110,122 @@ def create_token(
     *,
     source: str,
     device_id: int | None = None,
+    categories: Sequence[str] | None = None,
+    districts: Sequence[str] | None = None,
+    city_wide: bool = False,
     label: str = "",
     source_name: str | None = None,
 ) -> str:
-    """A new token for `source` (created if new); only its digest is stored."""
+    """A new token for `source` (created if new), bound to a device and/or categories ×
+    districts, or to the whole city only when `city_wide` says so; only its SHA-256 and its MQTT
+    password hash are stored."""
     if not re.match(SOURCE_PATTERN, source):
         raise TokenError(f"source must match {SOURCE_PATTERN}, not {source!r}")
+    scope = TokenScope(
+        device_id=device_id,
+        categories=tuple(sorted(set(categories))) if categories else None,
+        districts=tuple(sorted(set(districts))) if districts else None,
+    )
+    if scope.city_wide != city_wide:
+        raise TokenError(
+            "a token with --all may send for any device in the city: it takes no --device, "
+            "--category or --district"
+            if city_wide
+            else "say what the token may send readings for: --device ID, --category and/or "
+            "--district, or --all for any device in the city"
+        )
     token = "os_" + secrets.token_urlsafe(32)
     with engine.begin() as conn:
+        _check_scope(conn, scope)
         _register_source(conn, source=source, name=source_name)
-        if device_id is not None:
-            known = conn.execute(
-                sa.text("SELECT 1 FROM device WHERE id = :id"), {"id": int(device_id)}
-            ).scalar_one_or_none()
-            if not known:
-                raise TokenError(f"no device with id {device_id}")
         conn.execute(
             sa.text(
-                "INSERT INTO ingest_token (token_sha256, source_code, device_id, label)"
-                " VALUES (:digest, :source, :device, :label)"
+                "INSERT INTO ingest_token (token_sha256, source_code, device_id, categories,"
+                " districts, label, mqtt_username, mqtt_password_hash)"
+                " VALUES (:digest, :source, :device, :categories, :districts, :label, :user,"
+                " :hash)"
             ),
-            {"digest": token_digest(token), "source": source, "device": device_id, "label": label},
+            {
+                "digest": token_digest(token),
+                "source": source,
+                "device": device_id,
+                "categories": list(scope.categories) if scope.categories else None,
+                "districts": list(scope.districts) if scope.districts else None,
+                "label": label,
+                "user": mqtt_username(source=source, token=token),
+                "hash": mosquitto_password_hash(token),
+            },
         )
     return token
 
 
-def revoke_tokens(engine: Engine, *, source: str) -> int:
-    """Revoke every live token of a source; returns how many."""
+def _check_scope(conn: sa.Connection, scope: TokenScope) -> None:
+    """Refuse categories, districts or a device the city does not have, or a device outside
+    the token's categories and districts."""
+    for table, column, wanted in (
+        ("device_category", "code", scope.categories),
+        ("district", "adcode", scope.districts),
+    ):
+        if not wanted:
+            continue
+        known = set(conn.execute(sa.text(f"SELECT {column} FROM {table}")).scalars())
+        unknown = sorted(set(wanted) - known)
+        if unknown:
+            raise TokenError(
+                f"no such {table.replace('device_', '')}: {', '.join(unknown)}"
+                f" (known: {', '.join(sorted(known))})"
+            )
+    if scope.device_id is None:
+        return
+    device = conn.execute(
+        sa.text(
+            "SELECT t.category_code, d.district_adcode FROM device d"
+            " JOIN device_type t ON t.id = d.type_id WHERE d.id = :id"
+        ),
+        {"id": int(scope.device_id)},
+    ).one_or_none()
+    if device is None:
+        raise TokenError(f"no device with id {scope.device_id}")
+    if (scope.categories and device.category_code not in scope.categories) or (
+        scope.districts and device.district_adcode not in scope.districts
+    ):
+        raise TokenError(
+            f"device {scope.device_id} is a {device.category_code} device in"
+            f" {device.district_adcode}, outside the token's categories and districts"
+        )
+
+
+def revoke_tokens(engine: Engine, *, source: str, fingerprint: str | None = None) -> int:
+    """Revoke every live token of a source (or the one with `fingerprint`); returns how many."""
     with engine.begin() as conn:
         result = conn.execute(
             sa.text(
                 "UPDATE ingest_token SET revoked_at = now()"
                 " WHERE source_code = :source AND revoked_at IS NULL"
+                " AND (CAST(:fingerprint AS text) IS NULL"
+                "      OR left(encode(token_sha256, 'hex'), 10) = :fingerprint)"
             ),
-            {"source": source},
+            {"source": source, "fingerprint": fingerprint},
         )
     return int(result.rowcount)
+
+
+_TOKEN_COLUMNS = (
+    "source_code, device_id, categories, districts, mqtt_username, label, created_at,"
+    " revoked_at, left(encode(token_sha256, 'hex'), 10) AS fingerprint"
+)
+
+
+def _scope(row: Any) -> TokenScope:
+    return TokenScope(
+        device_id=row.device_id,
+        categories=tuple(row.categories) if row.categories else None,
+        districts=tuple(row.districts) if row.districts else None,
+    )
+
+
+def _principal(row: Any) -> Principal:
+    return Principal(source=row.source_code, scope=_scope(row), mqtt_username=row.mqtt_username)
 
 
 def find_principal(engine: Engine, *, token: str) -> Principal | None:
@@ -90,12 +233,84 @@ def find_principal(engine: Engine, *, token: str) -> Principal | None:
     with engine.connect() as conn:
         row = conn.execute(
             sa.text(
-                "SELECT source_code, device_id FROM ingest_token"
+                f"SELECT {_TOKEN_COLUMNS} FROM ingest_token"
                 " WHERE token_sha256 = :digest AND revoked_at IS NULL"
             ),
             {"digest": token_digest(token)},
         ).one_or_none()
-    return None if row is None else Principal(source=row.source_code, device_id=row.device_id)
+    return None if row is None else _principal(row)
+
+
+def principal_for_mqtt_login(engine: Engine, *, username: str) -> Principal | None:
+    """The principal of the live token whose MQTT login is `username`, or None."""
+    with engine.connect() as conn:
+        row = conn.execute(
+            sa.text(
+                f"SELECT {_TOKEN_COLUMNS} FROM ingest_token"
+                " WHERE mqtt_username = :username AND revoked_at IS NULL"
+            ),
+            {"username": username},
+        ).one_or_none()
+    return None if row is None else _principal(row)
+
+
+def list_tokens(engine: Engine, *, include_revoked: bool = True) -> list[TokenInfo]:
+    """Every token, newest first, without secrets."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                f"SELECT {_TOKEN_COLUMNS} FROM ingest_token"
+                " WHERE CAST(:all AS boolean) OR revoked_at IS NULL"
+                " ORDER BY created_at DESC, source_code"
+            ),
+            {"all": include_revoked},
+        ).all()
+    return [
+        TokenInfo(
+            fingerprint=row.fingerprint,
+            source=row.source_code,
+            label=row.label,
+            scope=_scope(row),
+            created_at=row.created_at,
+            revoked_at=row.revoked_at,
+            mqtt_username=row.mqtt_username,
+        )
+        for row in rows
+    ]
+
+
+def mqtt_logins(engine: Engine) -> list[tuple[str, str]]:
+    """(login, Mosquitto password hash) of every live token that has an MQTT login: what the
+    broker's password file is written from."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT mqtt_username, mqtt_password_hash FROM ingest_token"
+                " WHERE revoked_at IS NULL AND mqtt_username IS NOT NULL ORDER BY mqtt_username"
+            )
+        ).all()
+    return [(row.mqtt_username, row.mqtt_password_hash) for row in rows]
+
+
+def ensure_local_token(engine: Engine, *, state_file: Path, source: str, label: str) -> str:
+    """A city-wide token for a process OneScreen runs itself (the simulator of `serve`), kept in
+    `state_file` (mode 0600) and reused while it is live; never passed on a command line."""
+    from data.displays import write_private
+
+    try:
+        token = state_file.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        token = ""
+    principal = find_principal(engine, token=token) if token else None
+    if (
+        principal is None
+        or principal.source != source
+        or not principal.scope.city_wide
+        or principal.mqtt_username is None
+    ):
+        token = create_token(engine, source=source, city_wide=True, label=label)
+        write_private(state_file, token + "\n")
+    return token
 
 
 def source_exists(engine: Engine, *, source: str) -> bool:
@@ -149,7 +364,8 @@ def plausible_range(
 
 @dataclass(frozen=True)
 class DeviceCatalog:
-    """Every device's type and status, and every type's plausible range, as sorted arrays."""
+    """Every device's type, status and district, and every type's plausible range and category,
+    as sorted arrays."""
 
     ids: np.ndarray  # int64, sorted
     type_id: np.ndarray  # int64
@@ -157,6 +373,9 @@ class DeviceCatalog:
     valid_min: np.ndarray  # by type id
     valid_max: np.ndarray
     binary: np.ndarray  # bool by type id
+    # the device's district adcode as a number (310115), and each type's category code
+    district: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
+    category: tuple[str, ...] = ()  # by type id ("" for no type)
 
     def lookup(self, device_ids: np.ndarray) -> np.ndarray:
         """Positions of `device_ids` in the catalogue, -1 where unknown."""
@@ -166,22 +385,45 @@ class DeviceCatalog:
         pos = np.minimum(pos, len(self.ids) - 1)
         return np.where(self.ids[pos] == device_ids, pos, -1)
 
+    def in_scope(self, position: np.ndarray, scope: TokenScope) -> np.ndarray:
+        """Per catalogue position (-1: unknown, never in scope), whether `scope` covers it."""
+        inside = position >= 0
+        if scope.city_wide or len(self.ids) == 0:
+            return inside
+        safe = np.where(inside, position, 0)
+        if scope.device_id is not None:
+            inside &= self.ids[safe] == scope.device_id
+        if scope.categories is not None:
+            allowed = np.array([code in scope.categories for code in self.category], np.bool_)
+            inside &= allowed[self.type_id[safe]]
+        if scope.districts is not None:
+            adcodes = np.array([int(code) for code in scope.districts], np.int32)
+            inside &= np.isin(self.district[safe], adcodes)
+        return inside
+
 
 def load_device_catalog(engine: Engine) -> DeviceCatalog:
     """The catalogue ingest validates readings against."""
     with engine.connect() as conn:
         types = conn.execute(
             sa.text(
-                "SELECT id, value_kind, normal_min, normal_max, alarm_min, alarm_max,"
-                " valid_min, valid_max FROM device_type"
+                "SELECT id, category_code, value_kind, normal_min, normal_max, alarm_min,"
+                " alarm_max, valid_min, valid_max FROM device_type"
             )
         ).all()
-        devices = conn.execute(sa.text("SELECT id, type_id, status FROM device ORDER BY id")).all()
+        devices = conn.execute(
+            sa.text(
+                "SELECT id, type_id, status, district_adcode::int AS district FROM device"
+                " ORDER BY id"
+            )
+        ).all()
     size = max((t.id for t in types), default=0) + 1
     valid_min = np.full(size, np.nan)
     valid_max = np.full(size, np.nan)
     binary = np.zeros(size, dtype=bool)
+    category = [""] * size
     for t in types:
+        category[t.id] = t.category_code
         low, high = plausible_range(
             value_kind=t.value_kind,
             normal_min=t.normal_min,
@@ -204,6 +446,8 @@ def load_device_catalog(engine: Engine) -> DeviceCatalog:
         valid_min=valid_min,
         valid_max=valid_max,
         binary=binary,
+        district=np.fromiter((d.district for d in devices), dtype=np.int32, count=len(devices)),
+        category=tuple(category),
     )
 
 

@@ -1,18 +1,49 @@
-"""Which MQTT broker the ingest side talks to: ONESCREEN_MQTT_URL, or the managed Mosquitto."""
+"""Which MQTT broker the ingest side talks to (ONESCREEN_MQTT_URL, or the managed Mosquitto), the
+logins it knows, and the files it is given: derived from the database's tokens, rewritten
+whenever they change."""
 
 from __future__ import annotations
 
+import json
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlsplit
 
+from sqlalchemy.engine import Engine
+
 from config import Settings
-from localservers.mosquitto import BrokerError, managed_broker
+from data.displays import write_private
+from data.ingest_store import mosquitto_password_hash, mqtt_logins
+from localservers.mosquitto import (
+    BrokerAuth,
+    BrokerError,
+    BrokerLogin,
+    managed_broker,
+    write_auth_files,
+)
+
+# what a token's login may publish to: its own telemetry topic, under any prefix
+TOKEN_TOPIC = "+/{login}/telemetry"
+# what the ingest service reads: every token's telemetry (and nothing else)
+INGEST_READ = "+/+/telemetry"
+SERVICE_FILE = "mqtt-service-logins.json"
 
 
-def broker_url(settings: Settings) -> str:
-    """ONESCREEN_MQTT_URL when set, otherwise the managed broker's URL (started on demand)."""
-    if settings.mqtt_url:
-        return settings.mqtt_url
-    return managed_broker(settings).ensure_running()
+@dataclass(frozen=True)
+class MqttCredentials:
+    """A login and password to connect with."""
+
+    username: str
+    password: str
+
+
+def broker_url(settings: Settings, *, engine: Engine | None = None) -> str:
+    """ONESCREEN_MQTT_URL when set, otherwise the managed broker's URL (started on demand). With
+    `engine`, the broker's logins are first brought in step with that database's tokens."""
+    if engine is not None:
+        sync_broker_auth(engine, settings)
+    return settings.mqtt_url or managed_broker(settings).ensure_running()
 
 
 def parse_broker_url(url: str) -> tuple[str, int]:
@@ -21,3 +52,81 @@ def parse_broker_url(url: str) -> tuple[str, int]:
     if parts.scheme not in ("mqtt", "tcp") or not parts.hostname:
         raise BrokerError(f"broker URL must look like mqtt://host:1883, not {url!r}")
     return parts.hostname, parts.port or 1883
+
+
+def broker_auth(engine: Engine, settings: Settings) -> BrokerAuth:
+    """Every live token's login (publish to its own topic only) and the ingest service's
+    logins (read telemetry only); nobody else, and nothing else."""
+    ingest_credentials(settings)  # the service's own login exists before the broker is told
+    logins = [
+        BrokerLogin(username, digest, publish=(TOKEN_TOPIC.format(login=username),))
+        for username, digest in mqtt_logins(engine)
+    ]
+    logins += [
+        BrokerLogin(username, digest, read=(INGEST_READ,))
+        for username, digest in _service_logins(settings).items()
+    ]
+    return BrokerAuth(tuple(logins))
+
+
+def sync_broker_auth(engine: Engine, settings: Settings) -> bool:
+    """Rewrite the broker's password and ACL files from the database: the managed broker's (it
+    reloads them if it runs; if not, they are written when it starts), or, for a broker
+    OneScreen does not run, those in ONESCREEN_MQTT_AUTH_DIR (it watches them). Whether they
+    changed; False when OneScreen writes none (an external broker without an auth directory)."""
+    if settings.mqtt_url:
+        if settings.mqtt_auth_dir is None:
+            return False
+        settings.mqtt_auth_dir.mkdir(parents=True, exist_ok=True)
+        return write_auth_files(broker_auth(engine, settings), settings.mqtt_auth_dir)
+    return managed_broker(settings).apply_auth(broker_auth(engine, settings))
+
+
+def ingest_credentials(settings: Settings) -> MqttCredentials:
+    """The ingest service's MQTT login (and, the broker taking logins as client ids, its
+    persistent session's id): ONESCREEN_MQTT_USERNAME/PASSWORD when given, otherwise the one
+    made for ONESCREEN_MQTT_CLIENT_ID, generated once into the data directory."""
+    if settings.mqtt_username and settings.mqtt_password:
+        return MqttCredentials(settings.mqtt_username, settings.mqtt_password.get_secret_value())
+    return service_login(settings, name=settings.mqtt_client_id)
+
+
+def service_login(settings: Settings, *, name: str) -> MqttCredentials:
+    """A service login with read access to telemetry, made once for `name` and kept (login,
+    password and its hash) in `<data dir>/mqtt-service-logins.json`, readable by this account
+    only. The login is `name` and a random suffix: Mosquitto 2.0.11 discards an offline
+    persistent session's queue when an anonymous connection names its client id (even though
+    it refuses the connection), so that id must be one nobody can guess."""
+    path = _service_file(settings)
+    logins = _read_service_file(path)
+    if name not in logins:
+        password = secrets.token_urlsafe(32)
+        logins[name] = {
+            "login": f"{name}-{secrets.token_hex(8)}",
+            "password": password,
+            "hash": mosquitto_password_hash(password),
+        }
+        write_private(path, json.dumps(logins, indent=1) + "\n")
+    return MqttCredentials(logins[name]["login"], logins[name]["password"])
+
+
+def _service_logins(settings: Settings) -> dict[str, str]:
+    """Login → password hash of the service logins kept in the data directory."""
+    logins = _read_service_file(_service_file(settings))
+    return {entry["login"]: entry["hash"] for entry in logins.values()}
+
+
+def _service_file(settings: Settings) -> Path:
+    from data.engine import embedded_data_dir
+
+    return embedded_data_dir(settings) / SERVICE_FILE
+
+
+def _read_service_file(path: Path) -> dict[str, dict[str, str]]:
+    try:
+        logins = json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise BrokerError(f"cannot read the MQTT service logins in {path}: {exc}") from None
+    return logins if isinstance(logins, dict) else {}

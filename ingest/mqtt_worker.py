@@ -1,6 +1,7 @@
-"""MQTT ingest worker: a persistent QoS 1 session on `<prefix>/+/telemetry`; a message is
-acknowledged only after its rows are committed, so a crash loses nothing and (the store being
-idempotent) a redelivery duplicates nothing."""
+"""MQTT ingest worker: a persistent QoS 1 session on `<prefix>/+/telemetry` under the ingest
+service's own login; a message is acknowledged only after its rows are committed, so a crash
+loses nothing and (the store being idempotent) a redelivery duplicates nothing. It also keeps the
+broker's logins in step with the database's tokens."""
 
 from __future__ import annotations
 
@@ -13,11 +14,12 @@ from dataclasses import dataclass
 import paho.mqtt.client as mqtt
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from config import Settings
 from data.errors import OneScreenError
-from ingest.broker import parse_broker_url
+from ingest.broker import MqttCredentials, parse_broker_url
 from ingest.service import Ingestor, Message
 
 log = logging.getLogger(__name__)
@@ -28,6 +30,8 @@ MAX_ROWS_PER_COMMIT = 50_000
 # how long a round waits for more messages before committing what it has
 LINGER_S = 0.05
 ROW_ESTIMATE_BYTES = 90
+# how often the broker's password and ACL files are compared with the database's tokens
+SYNC_EVERY_S = 5.0
 
 
 @dataclass
@@ -49,6 +53,7 @@ class WorkerStats:
     dead_letters: int = 0
     commits: int = 0
     retries: int = 0
+    disconnects: int = 0
 
 
 class MqttIngestWorker:
@@ -61,6 +66,7 @@ class MqttIngestWorker:
         broker_url: str,
         client_id: str,
         topic_prefix: str,
+        credentials: MqttCredentials | None = None,
     ) -> None:
         self.ingestor = ingestor
         self.host, self.port = parse_broker_url(broker_url)
@@ -80,6 +86,8 @@ class MqttIngestWorker:
             protocol=mqtt.MQTTv311,
             manual_ack=True,
         )
+        if credentials is not None:
+            self.client.username_pw_set(credentials.username, credentials.password)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
@@ -111,6 +119,7 @@ class MqttIngestWorker:
         _properties: Properties | None,
     ) -> None:
         self.connected.clear()
+        self.stats.disconnects += 1
         with self._arrived:
             self._generation += 1
             # not acknowledged, so the broker sends these again on the next connection
@@ -208,12 +217,10 @@ class MqttIngestWorker:
 def run_worker(settings: Settings, *, stop: threading.Event | None = None) -> WorkerStats:
     """The `ingest-mqtt` command: consume until SIGTERM/SIGINT (or `stop`)."""
     from data.engine import create_db_engine, resolve_database_url
-    from data.ingest_store import ensure_source
-    from ingest.broker import broker_url
+    from ingest.broker import broker_url, ingest_credentials
     from serving.events import connect
 
     engine = create_db_engine(resolve_database_url(settings))
-    ensure_source(engine, source="simulator", name="OneScreen live simulator")
     ingestor = Ingestor(
         engine,
         max_rows=max(settings.ingest_max_rows, 1),
@@ -222,29 +229,57 @@ def run_worker(settings: Settings, *, stop: threading.Event | None = None) -> Wo
         topic_prefix=settings.mqtt_topic_prefix,
         redis=connect(settings.redis_url),
     )
+    credentials = ingest_credentials(settings)
     worker = MqttIngestWorker(
         ingestor,
-        broker_url=broker_url(settings),
-        client_id=settings.mqtt_client_id,
+        broker_url=broker_url(settings, engine=engine),
+        # the broker takes the login as the client id; say so rather than be renamed
+        client_id=credentials.username,
         topic_prefix=settings.mqtt_topic_prefix,
+        credentials=credentials,
     )
     thread = threading.Thread(target=worker.run, name="mqtt-ingest", daemon=True)
     thread.start()
-    last = time.monotonic()
-    last_stored = 0
     try:
-        while thread.is_alive():
-            if stop is not None and stop.wait(1.0):
-                break
-            if stop is None:
-                time.sleep(1.0)
-            if time.monotonic() - last >= 10:
-                rate = (worker.stats.stored - last_stored) / (time.monotonic() - last)
-                log.info("mqtt ingest: %.0f readings/s stored; totals %s", rate, worker.stats)
-                last, last_stored = time.monotonic(), worker.stats.stored
+        _watch(worker, thread, settings=settings, engine=engine, stop=stop)
     except KeyboardInterrupt:
         pass
     finally:
         worker.stop()
         thread.join(15)
     return worker.stats
+
+
+def _watch(
+    worker: MqttIngestWorker,
+    thread: threading.Thread,
+    *,
+    settings: Settings,
+    engine: Engine,
+    stop: threading.Event | None,
+) -> None:
+    """Log the rate every 10 s and keep the broker's logins in step with the tokens."""
+    from ingest.broker import sync_broker_auth
+
+    last = last_sync = time.monotonic()
+    last_stored = 0
+    failing = ""  # said once until it changes: a process that may not write them says so once
+    while thread.is_alive():
+        if stop is not None and stop.wait(1.0):
+            break
+        if stop is None:
+            time.sleep(1.0)
+        if time.monotonic() - last_sync >= SYNC_EVERY_S:
+            last_sync = time.monotonic()
+            try:
+                if sync_broker_auth(engine, settings):
+                    log.info("broker logins rewritten from the tokens")
+                failing = ""
+            except (SQLAlchemyError, OneScreenError, OSError) as exc:
+                if str(exc) != failing:
+                    log.warning("cannot update the broker's logins: %s", str(exc).splitlines()[0])
+                failing = str(exc)
+        if time.monotonic() - last >= 10:
+            rate = (worker.stats.stored - last_stored) / (time.monotonic() - last)
+            log.info("mqtt ingest: %.0f readings/s stored; totals %s", rate, worker.stats)
+            last, last_stored = time.monotonic(), worker.stats.stored

@@ -31,7 +31,6 @@ log = logging.getLogger(__name__)
 
 US = 1_000_000
 TOKEN_TTL_S = 30
-SOURCE_TTL_S = 5
 CATALOG_TTL_S = 300
 # readings naming devices the catalogue lacks re-read it, at most this often
 CATALOG_EARLY_S = 5
@@ -111,9 +110,9 @@ class Ingestor:
         self.max_age_us = int(max(retention_days - 1, 1) * 86400 * US)
         self.topic_prefix = topic_prefix
         self.partitions = PartitionCache()
-        # a revoked token stops within TOKEN_TTL_S; a new source is seen within SOURCE_TTL_S
+        # a revoked token stops within TOKEN_TTL_S (on MQTT the broker stops it at once)
         self._tokens = TtlCache(ttl_seconds=TOKEN_TTL_S, max_entries=10_000)
-        self._sources = TtlCache(ttl_seconds=SOURCE_TTL_S, max_entries=1_000)
+        self._logins = TtlCache(ttl_seconds=TOKEN_TTL_S, max_entries=10_000)
         self._catalog = TtlCache(ttl_seconds=CATALOG_TTL_S, max_entries=1)
 
     # who -------------------------------------------------------------------------------------
@@ -122,14 +121,15 @@ class Ingestor:
         """The token's principal, or None for an unknown or revoked one."""
         return self._tokens.get(ingest_store.find_principal, engine=self.engine, token=token).value
 
-    def source_for_topic(self, topic: str) -> str | None:
-        """The registered source a topic `<prefix>/<source>/telemetry` belongs to, if any."""
+    def principal_for_topic(self, topic: str) -> Principal | None:
+        """The live token a topic `<prefix>/<mqtt login>/telemetry` belongs to, if any. The
+        broker lets only that login publish there (its ACL), so the topic names the sender."""
         parts = topic.split("/")
         if len(parts) != 3 or parts[0] != self.topic_prefix or parts[2] != "telemetry":
             return None
-        source = parts[1]
-        known = self._sources.get(ingest_store.source_exists, engine=self.engine, source=source)
-        return source if known.value else None
+        return self._logins.get(
+            ingest_store.principal_for_mqtt_login, engine=self.engine, username=parts[1]
+        ).value
 
     # what ------------------------------------------------------------------------------------
 
@@ -161,7 +161,7 @@ class Ingestor:
             now_us=now_us,
             max_future_us=self.max_future_us,
             oldest_us=now_us - self.max_age_us,
-            only_device=principal.device_id,
+            scope=principal.scope,
         )
 
     def ingest_body(self, body: bytes, *, principal: Principal) -> IngestResult:
@@ -194,10 +194,11 @@ class Ingestor:
         for message in messages:
             outcome = MessageOutcome(message=message)
             outcomes.append(outcome)
-            source = self.source_for_topic(message.topic)
-            if source is None:
+            principal = self.principal_for_topic(message.topic)
+            if principal is None:
                 outcome.reason = (
-                    f"unknown source or topic not <prefix>/<source>/telemetry: {message.topic}"
+                    "unknown or revoked token: the topic is not <prefix>/<MQTT login of a live"
+                    f" token>/telemetry: {message.topic}"
                 )
                 continue
             try:
@@ -205,7 +206,7 @@ class Ingestor:
             except BadRequest as exc:
                 outcome.reason = exc.message
                 continue
-            parts.append((outcome, source, self.validate(rows, principal=Principal(source=source))))
+            parts.append((outcome, principal.source, self.validate(rows, principal=principal)))
         batch = ReadingBatch(
             device_id=np.concatenate(
                 [p[2].batch.device_id for p in parts] or [np.zeros(0, np.int64)]

@@ -11,11 +11,12 @@ from typing import Any
 import numpy as np
 import orjson
 
-from data.ingest_store import RETIRED, DeviceCatalog
+from data.ingest_store import RETIRED, DeviceCatalog, TokenScope
 from data.writes import ReadingBatch
 
 US = 1_000_000
 QUALITY_NAMES = {"good": 0, "suspect": 1, "bad": 2}
+CITY_WIDE = TokenScope()
 # PostgreSQL's bigint; larger ids cannot name a device
 MAX_DEVICE_ID = 2**63 - 1
 
@@ -116,7 +117,8 @@ _MESSAGES = {
     "device_invalid": "device_id must be a positive integer",
     "unknown_device": "no such device",
     "device_retired": "the device is retired and takes no readings",
-    "token_scope": "this token may only send readings for its own device",
+    # the scope's own words are added per token: "…for water devices in 310115"
+    "token_scope": "this token may only send readings for its own devices",
     "ts_missing": "ts is required (ISO-8601 with time zone, e.g. 2026-11-25T08:00:00+08:00)",
     "ts_invalid": "ts is not an ISO-8601 time (e.g. 2026-11-25T08:00:00+08:00)",
     "ts_naive": "ts has no time zone; add Z or an offset such as +08:00",
@@ -193,7 +195,7 @@ def _batch_checks(
     now_us: int,
     max_future_us: int,
     oldest_us: int,
-    only_device: int | None,
+    scope: TokenScope,
 ) -> list[tuple[str, np.ndarray]]:
     """(error code, failing rows) of each check against the catalog and the clock, in the
     order a person would fix them."""
@@ -203,15 +205,11 @@ def _batch_checks(
     type_id = np.where(known, catalog.type_id[safe] if len(catalog.ids) else 0, 0)
     return [
         ("unknown_device", ~known),
+        # before anything else about the device: a token learns nothing of others' devices
+        ("token_scope", known & ~catalog.in_scope(position, scope)),
         (
             "device_retired",
             known & (catalog.status[safe] == RETIRED if len(catalog.ids) else known),
-        ),
-        (
-            "token_scope",
-            (device_id != only_device)
-            if only_device is not None
-            else np.zeros(len(device_id), np.bool_),
         ),
         ("ts_future", ts_us > now_us + max_future_us),
         ("ts_too_old", ts_us < oldest_us),
@@ -225,6 +223,13 @@ def _batch_checks(
     ]
 
 
+def _reason(code: str, scope: TokenScope) -> str:
+    """The sentence of a row error code; a scope error names what the token may send for."""
+    if code == "token_scope":
+        return f"this token may only send readings for {scope.describe()}"
+    return _MESSAGES[code]
+
+
 def validate_rows(
     rows: list[object],
     *,
@@ -233,9 +238,10 @@ def validate_rows(
     now_us: int,
     max_future_us: int,
     oldest_us: int,
-    only_device: int | None = None,
+    scope: TokenScope = CITY_WIDE,
 ) -> Validated:
-    """Check every row; the valid ones come back as a batch, the others with a reason each."""
+    """Check every row; the valid ones come back as a batch, the others with a reason each
+    (a row outside the token's scope says what the token may send for)."""
     errors: list[RowError] = []
     keep_index: list[int] = []
     device_ids: list[int] = []
@@ -265,14 +271,15 @@ def validate_rows(
         now_us=now_us,
         max_future_us=max_future_us,
         oldest_us=oldest_us,
-        only_device=only_device,
+        scope=scope,
     )
     # the first failing check names the reason
     bad = np.zeros(len(index), dtype=np.bool_)
     for code, failing in checks:
         newly = failing & ~bad
+        reason = _reason(code, scope)
         for position in np.flatnonzero(newly):
-            errors.append(RowError(int(index[position]), code, _MESSAGES[code]))
+            errors.append(RowError(int(index[position]), code, reason))
         bad |= newly
     good = ~bad
     errors.sort(key=lambda error: error.index)

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
     from config import Settings
+    from ingest.broker import MqttCredentials
 
 log = logging.getLogger(__name__)
 
@@ -617,6 +618,7 @@ class MqttPublisher:
         stop: threading.Event,
         window: int = 64,
         client_id: str | None = None,
+        credentials: MqttCredentials | None = None,
     ) -> None:
         import os
 
@@ -638,6 +640,9 @@ class MqttPublisher:
             client_id=client_id or f"onescreen-simulator-{os.getpid()}",
             protocol=mqtt.MQTTv311,
         )
+        if credentials is not None:
+            # the broker takes the login as the client id
+            self.client.username_pw_set(credentials.username, credentials.password)
         self.client.max_inflight_messages_set(window)
         self.client.max_queued_messages_set(0)
         self.client.reconnect_delay_set(min_delay=1, max_delay=10)
@@ -873,6 +878,42 @@ def run(
     )
 
 
+def local_token(engine: Engine, settings: Settings, source: str) -> str:
+    """The simulator's own token, city-wide (it sends for any device, as asked here), kept in
+    `<data dir>/simulator-token` (0600) and reused while it is live."""
+    from data.engine import embedded_data_dir
+    from data.ingest_store import ensure_local_token
+
+    return ensure_local_token(
+        engine,
+        state_file=embedded_data_dir(settings) / "simulator-token",
+        source=source,
+        label="live simulator",
+    )
+
+
+def _mqtt_login(
+    engine: Engine, settings: Settings, *, token: str | None, source: str
+) -> MqttCredentials:
+    """The MQTT login to publish with: the one in the settings (serve's simulator), or the
+    given token's (its password is the token), or a new token's."""
+    from data.ingest_store import find_principal
+    from ingest.broker import MqttCredentials
+
+    if settings.mqtt_username and settings.mqtt_password:
+        return MqttCredentials(settings.mqtt_username, settings.mqtt_password.get_secret_value())
+    token = token or local_token(engine, settings, source)
+    principal = find_principal(engine, token=token)
+    if principal is None:
+        raise OneScreenError("the ingest token is unknown or revoked")
+    if principal.mqtt_username is None:
+        raise OneScreenError(
+            "this token was made before MQTT logins existed (revision 0007): create a new one"
+            " with `tokens create`"
+        )
+    return MqttCredentials(principal.mqtt_username, token)
+
+
 def start_simulation(
     engine: Engine,
     *,
@@ -914,20 +955,21 @@ def start_simulation(
         offline_ids=offline_device_ids(engine),
     )
     publisher: Publisher
+    token = token or (settings.ingest_token.get_secret_value() if settings.ingest_token else None)
     if transport == "http":
         url = http_url or f"http://{settings.host}:{settings.port}/api/v1/readings"
-        if token is None:
-            from data.ingest_store import create_token
-
-            token = create_token(engine, source=source, label="cli.py simulate")
-        publisher = HttpPublisher(url, token=token, stop=stop)
+        publisher = HttpPublisher(
+            url, token=token or local_token(engine, settings, source), stop=stop
+        )
         target = url
     else:
         from ingest.broker import broker_url
 
-        url = broker or broker_url(settings)
-        topic = telemetry_topic(settings.mqtt_topic_prefix, source)
-        publisher = MqttPublisher(url, topic=topic, stop=stop)
+        credentials = _mqtt_login(engine, settings, token=token, source=source)
+        # the logins are ours to keep in step only on the broker the settings name
+        url = broker or broker_url(settings, engine=None if settings.mqtt_username else engine)
+        topic = telemetry_topic(settings.mqtt_topic_prefix, credentials.username)
+        publisher = MqttPublisher(url, topic=topic, stop=stop, credentials=credentials)
         target = f"{url} {topic}"
     log.info(
         "simulating %d devices (%d silent: offline incident) at %.0f readings/s "

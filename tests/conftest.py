@@ -5,8 +5,11 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -83,20 +86,109 @@ def scratch_db(pg_cluster: EmbeddedPostgres) -> Iterator[sa.Engine]:
         admin.dispose()
 
 
+@dataclass(frozen=True)
+class Sender:
+    """A token that publishes over MQTT: its secret, its login (password: the token) and topic."""
+
+    token: str
+    credentials: Any  # ingest.broker.MqttCredentials
+    topic: str
+
+
+@dataclass(frozen=True)
+class TestBroker:
+    """The session's Mosquitto (as OneScreen manages it: no anonymous access, logins and ACLs
+    from a database) and settings that name it, so `managed_broker(settings)` is this one. Its
+    token logins come from the database last synced: test modules run one after another."""
+
+    url: str
+    settings: Any  # config.Settings
+
+    def sync(self, engine: sa.Engine) -> None:
+        """Give the broker the logins of `engine`'s live tokens and the service logins."""
+        from ingest.broker import sync_broker_auth
+
+        sync_broker_auth(engine, self.settings)
+
+    def ingest_login(self, name: str) -> Any:
+        """A service login that may read telemetry (an ingest worker's); sync to apply."""
+        from ingest.broker import service_login
+
+        return service_login(self.settings, name=name)
+
+    def sender(self, engine: sa.Engine, *, source: str, **scope: Any) -> Sender:
+        """A new token of `source` (scope as `create_token` takes it; city-wide by default)
+        that the broker accepts once this returns."""
+        from data.ingest_store import create_token, find_principal
+        from ingest.broker import MqttCredentials
+
+        token = create_token(engine, source=source, **(scope or {"city_wide": True}))
+        principal = find_principal(engine, token=token)
+        assert principal is not None and principal.mqtt_username
+        self.sync(engine)
+        credentials = MqttCredentials(principal.mqtt_username, token)
+        self.wait_for_login(credentials, accepted=True)
+        return Sender(token, credentials, f"onescreen/{principal.mqtt_username}/telemetry")
+
+    def wait_for_login(self, credentials: Any, *, accepted: bool, timeout_s: float = 10) -> None:
+        """Wait until the broker has reloaded its logins: `credentials` accepted (or refused)."""
+        deadline = time.monotonic() + timeout_s
+        while connect_result(self.url, credentials) != (0 if accepted else 5):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"broker did not {'accept' if accepted else 'refuse'} it")
+            time.sleep(0.1)
+
+
+def connect_result(url: str, credentials: Any, *, client_id: str | None = None) -> int:
+    """The broker's CONNACK code for a connection with `credentials` (None: anonymous): 0
+    accepted, 5 not authorised, 4 bad user name or password; -1 no answer."""
+    import paho.mqtt.client as mqtt
+
+    from ingest.broker import parse_broker_url
+
+    host, port = parse_broker_url(url)
+    client = mqtt.Client(
+        mqtt.CallbackAPIVersion.VERSION2,
+        client_id=client_id or f"probe-{uuid.uuid4().hex[:8]}",
+        protocol=mqtt.MQTTv311,
+    )
+    if credentials is not None:
+        client.username_pw_set(credentials.username, credentials.password)
+    answer: list[int] = []
+    client.on_connect = lambda _c, _u, _f, code, _p: answer.append(code.value)
+    try:
+        client.connect(host, port, keepalive=10)
+    except OSError:  # refused, or no answer in time
+        return -1
+    deadline = time.monotonic() + 5
+    while not answer and time.monotonic() < deadline:
+        client.loop(timeout=0.1)
+    client.disconnect()
+    # MQTT 3.1.1 codes: paho reports them as v5 reason codes (0x86 bad login, 0x87 not allowed)
+    return {0: 0, 0x86: 4, 0x87: 5, 4: 4, 5: 5}.get(answer[0], answer[0]) if answer else -1
+
+
 @pytest.fixture(scope="session")
-def mqtt_broker() -> Iterator[str]:
-    """A throwaway managed Mosquitto on a free port; yields its mqtt:// URL."""
-    from localservers.mosquitto import ManagedBroker
+def mqtt() -> Iterator[TestBroker]:
+    """A throwaway managed Mosquitto on a free port, in a data directory of its own."""
+    from localservers.mosquitto import managed_broker
 
     root = Path(tempfile.mkdtemp(prefix="onescreen-mqtt-"))
     root.chmod(0o755)  # mosquitto drops root privileges and must reach its directory
-    broker = ManagedBroker(root=root / "mqtt", port=free_port())
+    settings = load_settings(data_dir=root, mqtt_broker_port=free_port(), mqtt_url=None)
+    broker = managed_broker(settings)
     url = broker.ensure_running()
     try:
-        yield url
+        yield TestBroker(url=url, settings=settings)
     finally:
         broker.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def mqtt_broker(mqtt: TestBroker) -> str:
+    """The session broker's mqtt:// URL (see `mqtt` for its logins)."""
+    return mqtt.url
 
 
 @pytest.fixture(scope="session")

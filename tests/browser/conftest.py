@@ -48,8 +48,22 @@ def live_engine(live_db_url: str) -> Iterator[sa.Engine]:
     engine.dispose()
 
 
+def _mqtt_env(mqtt, db_url: str, name: str) -> dict[str, str]:
+    """The session broker, and an ingest login of its own for the server's worker (in its
+    environment, as serve gives it), known to the broker with the live city's tokens."""
+    login = mqtt.ingest_login(name)
+    engine = create_db_engine(db_url)
+    mqtt.sync(engine)
+    engine.dispose()
+    return {
+        "ONESCREEN_MQTT_URL": mqtt.url,
+        "ONESCREEN_MQTT_USERNAME": login.username,
+        "ONESCREEN_MQTT_PASSWORD": login.password,
+    }
+
+
 @pytest.fixture(scope="session")
-def live_server(live_db_url: str, mqtt_broker: str, tmp_path_factory) -> Iterator[str]:
+def live_server(live_db_url: str, mqtt, tmp_path_factory) -> Iterator[str]:
     """`cli.py serve` on a free port, pages never refreshing by themselves; yields its base URL."""
     yield from _serve(
         live_db_url,
@@ -57,7 +71,7 @@ def live_server(live_db_url: str, mqtt_broker: str, tmp_path_factory) -> Iterato
         {
             "ONESCREEN_UI_REFRESH_SECONDS": "3600",
             "ONESCREEN_UI_STALE_SECONDS": "7200",
-            "ONESCREEN_MQTT_URL": mqtt_broker,
+            **_mqtt_env(mqtt, live_db_url, "browser-live"),
         },
     )
 
@@ -68,7 +82,7 @@ LIVE_STALE_SECONDS = 5
 
 
 @pytest.fixture(scope="session")
-def live_server_fast(live_db_url: str, mqtt_broker: str, tmp_path_factory) -> Iterator[str]:
+def live_server_fast(live_db_url: str, mqtt, tmp_path_factory) -> Iterator[str]:
     """A second server over the same database whose pages refresh every 2 s, stale after 5 s."""
     yield from _serve(
         live_db_url,
@@ -76,7 +90,7 @@ def live_server_fast(live_db_url: str, mqtt_broker: str, tmp_path_factory) -> It
         {
             "ONESCREEN_UI_REFRESH_SECONDS": str(LIVE_REFRESH_SECONDS),
             "ONESCREEN_UI_STALE_SECONDS": str(LIVE_STALE_SECONDS),
-            "ONESCREEN_MQTT_URL": mqtt_broker,
+            **_mqtt_env(mqtt, live_db_url, "browser-live-fast"),
         },
     )
 

@@ -14,7 +14,6 @@ import pytest
 import sqlalchemy as sa
 from playwright.sync_api import Page, expect
 
-from data.ingest_store import create_token, ensure_source
 from tests.browser.conftest import LIVE_STALE_SECONDS, open_page, screenshot
 from tests.browser.test_dashboard import tile_value, wait_ready
 from tests.mqtt_publisher import Publisher
@@ -22,7 +21,6 @@ from tests.mqtt_publisher import Publisher
 pytestmark = pytest.mark.browser
 SOURCE = "test-browser"
 TILE = ".os-tile-value[data-key='readings_today']"
-TOPIC = f"onescreen/{SOURCE}/telemetry"
 
 
 def _rows(engine: sa.Engine, count: int, *, offset_ms: int) -> list[dict]:
@@ -84,17 +82,17 @@ def _post(base: str, token: str, rows: list[dict]) -> tuple[int, dict]:
 
 
 def test_readings_published_over_mqtt_reach_the_overview_tiles(
-    live_server_fast, live_engine, mqtt_broker, browser
+    live_server_fast, live_engine, mqtt_broker, mqtt, browser
 ):
-    ensure_source(live_engine, source=SOURCE)
+    sender = mqtt.sender(live_engine, source=SOURCE)
     page, log = open_page(browser)
     page.goto(live_server_fast + "/")
     wait_ready(page)
     before = _tile(page)
     rows = _rows(live_engine, 50, offset_ms=0)
-    publisher = Publisher(mqtt_broker)
+    publisher = Publisher(mqtt_broker, sender.credentials)
     started = time.monotonic()
-    publisher.publish(TOPIC, json.dumps({"readings": rows}))
+    publisher.publish(sender.topic, json.dumps({"readings": rows}))
     publisher.close()
     _wait_tile_at_least(page, before + len(rows), timeout_ms=15_000)
     seen_after = time.monotonic() - started
@@ -106,10 +104,10 @@ def test_readings_published_over_mqtt_reach_the_overview_tiles(
 
 
 def test_postgres_stopped_while_the_app_runs(
-    live_server_fast, live_engine, mqtt_broker, pg_cluster, browser
+    live_server_fast, live_engine, mqtt_broker, mqtt, pg_cluster, browser
 ):
-    ensure_source(live_engine, source=SOURCE)
-    token = create_token(live_engine, source=SOURCE, label="outage test")
+    sender = mqtt.sender(live_engine, source=SOURCE)
+    token = sender.token
     pages = {}
     for viewport in ("1920x1080", "3840x2160"):
         page, _log = open_page(browser, viewport)
@@ -121,12 +119,12 @@ def test_postgres_stopped_while_the_app_runs(
     expect(page.locator(".os-fresh-stale")).to_have_count(0)
     before = _tile(page)
 
-    publisher = Publisher(mqtt_broker)
+    publisher = Publisher(mqtt_broker, sender.credentials)
     during_outage = _rows(live_engine, 60, offset_ms=5)
     pg_cluster.stop()
     try:
         # acknowledged by the broker while the store is down: must be stored later
-        publisher.publish(TOPIC, json.dumps({"readings": during_outage}))
+        publisher.publish(sender.topic, json.dumps({"readings": during_outage}))
         status, body = _post(live_server_fast, token, during_outage)
         assert status == 503, body
         assert body["error"]["code"] == "unavailable" and body["retry_after"]

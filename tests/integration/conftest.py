@@ -48,19 +48,22 @@ def run(monkeypatch, capsys, live_city_url):
 
 
 @contextmanager
-def running_mqtt_worker(engine: sa.Engine, broker_url: str, *, source: str):
-    """An in-process MQTT ingest worker on its own persistent session, for `source`'s topic."""
-    from data.ingest_store import ensure_source
+def running_mqtt_worker(engine: sa.Engine, mqtt, *, source: str):
+    """An in-process MQTT ingest worker on a persistent session (and service login) of its own,
+    and a city-wide token of `source` to publish with: the worker's `sender`."""
     from ingest.mqtt_worker import MqttIngestWorker
     from ingest.service import Ingestor
 
-    ensure_source(engine, source=source)
+    login = mqtt.ingest_login(f"{source}-{uuid.uuid4().hex[:6]}")
+    sender = mqtt.sender(engine, source=source)  # syncs the worker's login too
     consumer = MqttIngestWorker(
         Ingestor(engine),
-        broker_url=broker_url,
-        client_id=f"{source}-{uuid.uuid4().hex[:6]}",
+        broker_url=mqtt.url,
+        client_id=login.username,
         topic_prefix="onescreen",
+        credentials=login,
     )
+    consumer.sender = sender
     thread = threading.Thread(target=consumer.run, daemon=True)
     thread.start()
     assert consumer.connected.wait(10)

@@ -68,9 +68,9 @@ def rules(live_engine_) -> RulesEngine:
 
 
 @pytest.fixture(scope="module")
-def worker(live_engine_, mqtt_broker):
-    """An in-process worker on its own persistent session."""
-    with running_mqtt_worker(live_engine_, mqtt_broker, source=SOURCE) as consumer:
+def worker(live_engine_, mqtt):
+    """An in-process worker on its own persistent session, and a token to publish with."""
+    with running_mqtt_worker(live_engine_, mqtt, source=SOURCE) as consumer:
         yield consumer
 
 
@@ -93,14 +93,14 @@ def test_a_ramp_over_mqtt_is_foreseen_then_superseded_by_its_alarm(
     rng = np.random.default_rng(1)
     values = 0.5 + (limit + 2 - 0.5) * np.arange(160) / 160 + rng.normal(0, 0.3, 160)
     alarm_at = ts[int(np.argmax(values >= limit))]
-    publisher = Publisher(mqtt_broker)
+    publisher = Publisher(mqtt_broker, worker.sender.credentials)
     sent = 0
     for minute in range(0, 160, 4):  # a minute of readings a message, a rules pass after each
         rows = [
             {"device_id": device.id, "ts": ts[k].isoformat(), "value": round(float(values[k]), 1)}
             for k in range(minute, min(minute + 4, 160))
         ]
-        publisher.publish(f"onescreen/{SOURCE}/telemetry", json.dumps({"readings": rows}))
+        publisher.publish(worker.sender.topic, json.dumps({"readings": rows}))
         sent += len(rows)
         deadline = time.monotonic() + 10
         while _stored(live_engine_, device.id, start) < sent and time.monotonic() < deadline:

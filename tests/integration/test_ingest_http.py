@@ -39,7 +39,7 @@ def engine(live_engine_):
 
 @pytest.fixture(scope="module")
 def token(engine) -> str:
-    return ingest_store.create_token(engine, source="test-http", label="tests")
+    return ingest_store.create_token(engine, source="test-http", city_wide=True, label="tests")
 
 
 @pytest.fixture(scope="module")
@@ -216,7 +216,7 @@ def test_tokens_are_required_and_scoped(client, engine, devices):
         "value": devices["analog"].normal_min,
     }
     assert _post(client, device_token, {"readings": [own]}).status_code == 200
-    revoked = ingest_store.create_token(engine, source="test-revoked")
+    revoked = ingest_store.create_token(engine, source="test-revoked", city_wide=True)
     ingest_store.revoke_tokens(engine, source="test-revoked")
     assert _post(client, revoked, {"readings": [own]}).status_code == 401
 
@@ -368,3 +368,62 @@ def test_fuzzed_payloads_never_cause_a_server_error(client, token, body):
     if response.status_code in (200, 207, 422):
         assert len(payload["status"]) == payload["total"]
         assert payload["stored"] + payload["duplicate"] + payload["rejected"] == payload["total"]
+
+
+def _category_device(engine, *, category: str, district: str | None = None) -> sa.Row:
+    """An active analog device of `category` (in `district`), with its type's normal range."""
+    with engine.connect() as conn:
+        return conn.execute(
+            sa.text(
+                "SELECT d.id, d.district_adcode, t.normal_min FROM device d"
+                " JOIN device_type t ON t.id = d.type_id"
+                " WHERE t.category_code = :category AND t.value_kind = 'analog'"
+                "   AND d.status = 'active' AND d.district_adcode = coalesce(:district,"
+                "   d.district_adcode) ORDER BY d.id LIMIT 1"
+            ),
+            {"category": category, "district": district},
+        ).one()
+
+
+def test_a_token_writes_only_its_categories_in_its_districts(client, engine):
+    water = _category_device(engine, category="water")
+    gas = _category_device(engine, category="gas", district=water.district_adcode)
+    with engine.connect() as conn:
+        elsewhere = conn.execute(
+            sa.text(
+                "SELECT d.id, t.normal_min FROM device d JOIN device_type t ON t.id = d.type_id"
+                " WHERE t.category_code = 'water' AND t.value_kind = 'analog' AND d.status ="
+                " 'active' AND d.district_adcode <> :district ORDER BY d.id LIMIT 1"
+            ),
+            {"district": water.district_adcode},
+        ).one()
+    token = ingest_store.create_token(
+        engine, source="water-bureau", categories=["water"], districts=[water.district_adcode]
+    )
+    rows = [
+        {"device_id": device.id, "ts": _now(-80 - k), "value": device.normal_min}
+        for k, device in enumerate((water, gas, elsewhere))
+    ]
+    response = _post(client, token, {"readings": rows})
+    assert response.status_code == 207
+    body = response.get_json()
+    assert body["status"] == ["stored", "rejected", "rejected"]
+    scope = f"this token may only send readings for water devices in {water.district_adcode}"
+    assert body["errors"] == [
+        {"index": 1, "code": "token_scope", "message": scope},
+        {"index": 2, "code": "token_scope", "message": scope},
+    ]
+
+
+def test_a_token_must_say_what_it_may_send_for(engine):
+    with pytest.raises(ingest_store.TokenError, match="--all"):
+        ingest_store.create_token(engine, source="nothing-said")
+    with pytest.raises(ingest_store.TokenError, match="no such category"):
+        ingest_store.create_token(engine, source="typo", categories=["watr"])
+    with pytest.raises(ingest_store.TokenError, match="no such district"):
+        ingest_store.create_token(engine, source="typo", districts=["310199"])
+    with pytest.raises(ingest_store.TokenError, match="takes no --device"):
+        ingest_store.create_token(engine, source="both", city_wide=True, categories=["water"])
+    gas = _category_device(engine, category="gas")
+    with pytest.raises(ingest_store.TokenError, match="outside the token's categories"):
+        ingest_store.create_token(engine, source="odd", device_id=gas.id, categories=["water"])

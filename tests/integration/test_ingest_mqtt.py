@@ -1,5 +1,6 @@
-"""MQTT ingest on a real Mosquitto and PostGIS: publish → committed rows, dead letters, a worker
-killed mid-stream and restarted (every reading stored exactly once), and a PostgreSQL outage."""
+"""MQTT ingest on a real Mosquitto (logins and ACLs as OneScreen writes them) and PostGIS:
+publish → committed rows, dead letters, a worker killed mid-stream and restarted (every reading
+stored exactly once), and a PostgreSQL outage."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from data.ingest_store import ensure_source
+from data.ingest_store import revoke_tokens
 from tests.integration.conftest import running_mqtt_worker
 from tests.mqtt_publisher import Publisher
 
@@ -92,9 +93,9 @@ def _wait_for(predicate, *, timeout_s: float, what: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def worker(live_engine_, mqtt_broker):
-    """An in-process worker on its own persistent session."""
-    with running_mqtt_worker(live_engine_, mqtt_broker, source=SOURCE) as consumer:
+def worker(live_engine_, mqtt):
+    """An in-process worker on its own persistent session, and a token to publish with."""
+    with running_mqtt_worker(live_engine_, mqtt, source=SOURCE) as consumer:
         yield consumer
 
 
@@ -102,27 +103,30 @@ def test_published_readings_are_committed(live_engine_, mqtt_broker, worker):
     devices = _devices(live_engine_, 20)
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=20)
     before = _daily_total(live_engine_)
-    publisher = Publisher(mqtt_broker)
+    publisher = Publisher(mqtt_broker, worker.sender.credentials)
     for payload in _messages(devices, count=10, per_message=30, start=start):
-        publisher.publish(f"onescreen/{SOURCE}/telemetry", payload)
+        publisher.publish(worker.sender.topic, payload)
     _wait_for(lambda: _count(live_engine_, devices, start) == 300, timeout_s=20, what="300 rows")
     # the same messages again (a device resending): stored once
     for payload in _messages(devices, count=10, per_message=30, start=start):
-        publisher.publish(f"onescreen/{SOURCE}/telemetry", payload)
+        publisher.publish(worker.sender.topic, payload)
     _wait_for(lambda: worker.stats.duplicate >= 300, timeout_s=20, what="duplicates seen")
     publisher.close()
     assert _count(live_engine_, devices, start) == 300
     assert _daily_total(live_engine_) - before == 300
 
 
-def test_malformed_messages_become_dead_letters(live_engine_, mqtt_broker, worker):
+def test_malformed_messages_become_dead_letters(live_engine_, mqtt_broker, mqtt, worker):
     devices = _devices(live_engine_, 2)
-    publisher = Publisher(mqtt_broker)
+    publisher = Publisher(mqtt_broker, worker.sender.credentials)
     marker = uuid.uuid4().hex
-    publisher.publish(f"onescreen/{SOURCE}/telemetry", b"{not json " + marker.encode())
-    publisher.publish(
-        "onescreen/no-such-source/telemetry", json.dumps({"readings": [], "m": marker})
-    )
+    publisher.publish(worker.sender.topic, b"{not json " + marker.encode())
+    # a token revoked after the broker last heard of it: the worker itself refuses its message
+    late = mqtt.sender(live_engine_, source=SOURCE)
+    revoke_tokens(live_engine_, source=SOURCE, fingerprint=late.credentials.username[-10:])
+    revoked = Publisher(mqtt_broker, late.credentials)
+    revoked.publish(late.topic, json.dumps({"readings": [], "m": marker}))
+    revoked.close()
     good_ts = datetime.now(UTC) - timedelta(minutes=1)
     mixed = {
         "readings": [
@@ -130,7 +134,7 @@ def test_malformed_messages_become_dead_letters(live_engine_, mqtt_broker, worke
             {"device_id": devices[1], "ts": good_ts.isoformat(), "value": 7, "m": marker},
         ]
     }
-    publisher.publish(f"onescreen/{SOURCE}/telemetry", json.dumps(mixed))
+    publisher.publish(worker.sender.topic, json.dumps(mixed))
     publisher.close()
 
     def letters() -> list[sa.Row]:
@@ -146,7 +150,7 @@ def test_malformed_messages_become_dead_letters(live_engine_, mqtt_broker, worke
     _wait_for(lambda: len(letters()) == 3, timeout_s=20, what="three dead letters")
     reasons = [letter.reason for letter in letters()]
     assert "not valid JSON" in reasons[0]
-    assert "unknown source" in reasons[1]
+    assert "unknown or revoked token" in reasons[1]
     assert letters()[2].rejected == [
         {"index": 1, "code": "value_not_binary", "message": "this device reports 0 or 1"}
     ]
@@ -160,12 +164,15 @@ def test_malformed_messages_become_dead_letters(live_engine_, mqtt_broker, worke
         )
 
 
-def _start_worker(url: str, broker: str, client_id: str, log: Path) -> subprocess.Popen:
+def _start_worker(url: str, broker: str, login, log: Path) -> subprocess.Popen:
     env = {
         **os.environ,
         "DATABASE_URL": url,
         "ONESCREEN_MQTT_URL": broker,
-        "ONESCREEN_MQTT_CLIENT_ID": client_id,
+        "ONESCREEN_MQTT_CLIENT_ID": login.username,
+        # as serve gives them: in the environment, never on the command line
+        "ONESCREEN_MQTT_USERNAME": login.username,
+        "ONESCREEN_MQTT_PASSWORD": login.password,
         # a topic space of its own, so the module's in-process worker does not help it
         "ONESCREEN_MQTT_TOPIC_PREFIX": "crash",
     }
@@ -180,30 +187,31 @@ def _start_worker(url: str, broker: str, client_id: str, log: Path) -> subproces
 
 
 def test_a_worker_killed_mid_stream_loses_and_duplicates_nothing(
-    live_engine_, live_city_url, mqtt_broker, tmp_path
+    live_engine_, live_city_url, mqtt_broker, mqtt, tmp_path
 ):
-    ensure_source(live_engine_, source=SOURCE)
+    login = mqtt.ingest_login(f"crash-{uuid.uuid4().hex[:6]}")
+    sender = mqtt.sender(live_engine_, source=SOURCE)
+    topic = sender.topic.replace("onescreen/", "crash/", 1)
     devices = _devices(live_engine_, 50)
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=40)
     payloads = _messages(devices, count=300, per_message=40, start=start)
     expected = 300 * 40
     before = _daily_total(live_engine_)
-    client_id = f"crash-{uuid.uuid4().hex[:6]}"
     log = tmp_path / "worker.log"
-    process = _start_worker(live_city_url, mqtt_broker, client_id, log)
-    publisher = Publisher(mqtt_broker)
+    process = _start_worker(live_city_url, mqtt_broker, login, log)
+    publisher = Publisher(mqtt_broker, sender.credentials)
     try:
         _wait_for(lambda: "subscribed" in log.read_text(), timeout_s=30, what="worker subscribed")
         killed_at = None
         for index, payload in enumerate(payloads):
-            publisher.publish(f"crash/{SOURCE}/telemetry", payload)
+            publisher.publish(topic, payload)
             if killed_at is None and _count(live_engine_, devices, start) > 0 and index > 50:
                 process.send_signal(signal.SIGKILL)  # no chance to finish anything
                 process.wait(10)
                 killed_at = _count(live_engine_, devices, start)
         assert killed_at is not None and 0 < killed_at < expected, killed_at
         # everything published while it was dead waits in its persistent session
-        process = _start_worker(live_city_url, mqtt_broker, client_id, log)
+        process = _start_worker(live_city_url, mqtt_broker, login, log)
         _wait_for(
             lambda: _count(live_engine_, devices, start) >= expected, timeout_s=90, what="all rows"
         )
@@ -224,16 +232,16 @@ def test_readings_published_while_postgres_is_down_are_stored_after_it_returns(
         pytest.skip("the database is not ours to stop")
     devices = _devices(live_engine_, 10)
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=55)
-    publisher = Publisher(mqtt_broker)
+    publisher = Publisher(mqtt_broker, worker.sender.credentials)
     payloads = _messages(devices, count=20, per_message=10, start=start)
     for payload in payloads[:5]:
-        publisher.publish(f"onescreen/{SOURCE}/telemetry", payload)
+        publisher.publish(worker.sender.topic, payload)
     _wait_for(lambda: _count(live_engine_, devices, start) == 50, timeout_s=20, what="first rows")
     retries = worker.stats.retries
     pg_cluster.stop()
     try:
         for payload in payloads[5:]:
-            publisher.publish(f"onescreen/{SOURCE}/telemetry", payload)
+            publisher.publish(worker.sender.topic, payload)
         _wait_for(lambda: worker.stats.retries > retries, timeout_s=20, what="worker retrying")
     finally:
         pg_cluster.ensure_running()

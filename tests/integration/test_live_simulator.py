@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 import orjson
-import paho.mqtt.client as mqtt
+import paho.mqtt.client as paho
 import pytest
 import sqlalchemy as sa
 
@@ -29,17 +29,17 @@ pytestmark = pytest.mark.timeout(180)
 
 
 class Subscriber:
-    """A plain paho subscriber that keeps every message it receives."""
+    """A plain paho subscriber that keeps every message it receives, logged in as an ingest
+    service (only those may read telemetry); its login is its client id."""
 
-    def __init__(self, url, topic="simtest/+/telemetry", *, client_id=None, clean=True):
+    def __init__(self, url, login, topic="simtest/+/telemetry", *, clean=True):
         host, port = parse_broker_url(url)
         self.messages = []
         self.received = threading.Event()
-        self.client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2,
-            client_id=client_id or f"test-{free_port()}",
-            clean_session=clean,
+        self.client = paho.Client(
+            paho.CallbackAPIVersion.VERSION2, client_id=login.username, clean_session=clean
         )
+        self.client.username_pw_set(login.username, login.password)
         self.client.on_message = self._on_message
         subscribed = threading.Event()
         self.client.on_subscribe = lambda *args: subscribed.set()
@@ -57,20 +57,31 @@ class Subscriber:
         self.client.loop_stop()
 
 
-def test_a_persistent_sessions_backlog_survives_the_consumer_being_away(mqtt_broker):
+@pytest.fixture(scope="module")
+def logins(mqtt, engine, seeded):
+    """The simulator's token (city-wide) and a subscriber's ingest login, known to the broker."""
+    reader = mqtt.ingest_login("simtest-reader")
+    return mqtt.sender(engine, source="simulator"), reader
+
+
+def test_a_persistent_sessions_backlog_survives_the_consumer_being_away(mqtt, engine):
     """Nothing lost: 5,000 messages (Mosquitto's default queue holds 1,000) wait for the worker."""
-    worker = Subscriber(mqtt_broker, "backlog/#", client_id="backlog-worker", clean=False)
+    login = mqtt.ingest_login("backlog-worker")
+    sender = mqtt.sender(engine, source="backlog")
+    topic = sender.topic.replace("onescreen/", "backlog/", 1)
+    worker = Subscriber(mqtt.url, login, "backlog/+/telemetry", clean=False)
     worker.close()
-    host, port = parse_broker_url(mqtt_broker)
-    publisher = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="backlog-pub")
+    host, port = parse_broker_url(mqtt.url)
+    publisher = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="backlog-pub")
+    publisher.username_pw_set(sender.credentials.username, sender.credentials.password)
     publisher.connect(host, port)
     publisher.loop_start()
-    infos = [publisher.publish("backlog/x", f"{i}".encode(), qos=1) for i in range(5000)]
+    infos = [publisher.publish(topic, f"{i}".encode(), qos=1) for i in range(5000)]
     for info in infos:
         info.wait_for_publish(10)
     publisher.disconnect()
     publisher.loop_stop()
-    worker = Subscriber(mqtt_broker, "backlog/#", client_id="backlog-worker", clean=False)
+    worker = Subscriber(mqtt.url, login, "backlog/+/telemetry", clean=False)
     deadline = time.monotonic() + 20
     while len(worker.messages) < 5000 and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -94,10 +105,12 @@ def test_live_city_reads_the_seeded_devices_and_offline_incidents(engine, seeded
     assert len(offline) == expected > 0
 
 
-def _simulate(db_url, broker, *args):
+def _simulate(db_url, broker, *args, token=None):
     env = {
         **os.environ,
         "DATABASE_URL": db_url,
+        # as serve passes it: in the environment, never on the command line
+        **({"ONESCREEN_INGEST_TOKEN": token} if token else {}),
         "ONESCREEN_DATA_DIR": tempfile.mkdtemp(prefix="onescreen-sim-"),
         # a topic space of its own: no ingest worker of another test consumes these
         "ONESCREEN_MQTT_TOPIC_PREFIX": "simtest",
@@ -112,11 +125,17 @@ def _simulate(db_url, broker, *args):
     )
 
 
-def test_simulate_streams_the_seeded_city_to_the_broker(engine, seeded, db_url, mqtt_broker):
-    subscriber = Subscriber(mqtt_broker)
+def test_simulate_streams_the_seeded_city_to_the_broker(
+    engine, seeded, db_url, mqtt_broker, logins
+):
+    sender, reader = logins
+    subscriber = Subscriber(mqtt_broker, reader)
     rate, duration = 600, 8
     process = _simulate(
-        db_url, mqtt_broker, "--rate", str(rate), "--duration", str(duration), "--storm-now"
+        db_url,
+        mqtt_broker,
+        *("--rate", str(rate), "--duration", str(duration), "--storm-now"),
+        token=sender.token,
     )
     out, err = process.communicate(timeout=120)
     time.sleep(0.5)
@@ -130,7 +149,8 @@ def test_simulate_streams_the_seeded_city_to_the_broker(engine, seeded, db_url, 
     rows, last_ts = 0, defaultdict(str)
     assert len(subscriber.messages) >= duration  # batched: about one message per tick
     for topic, _, payload in subscriber.messages:
-        assert topic == "simtest/simulator/telemetry"
+        # its token's own topic (the broker lets it publish nowhere else)
+        assert topic == sender.topic.replace("onescreen/", "simtest/", 1)
         body = orjson.loads(payload)
         assert list(body) == ["readings"]
         assert 1 <= len(body["readings"]) <= 2000
@@ -148,9 +168,10 @@ def test_simulate_streams_the_seeded_city_to_the_broker(engine, seeded, db_url, 
     assert f"{rows:,} confirmed" in out
 
 
-def test_simulate_stops_cleanly_on_sigterm(seeded, db_url, mqtt_broker):
-    subscriber = Subscriber(mqtt_broker)
-    process = _simulate(db_url, mqtt_broker, "--rate", "200")
+def test_simulate_stops_cleanly_on_sigterm(seeded, db_url, mqtt_broker, logins):
+    sender, reader = logins
+    subscriber = Subscriber(mqtt_broker, reader)
+    process = _simulate(db_url, mqtt_broker, "--rate", "200", token=sender.token)
     try:
         assert subscriber.received.wait(60), "no message within 60 s"
         process.send_signal(signal.SIGTERM)

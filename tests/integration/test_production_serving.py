@@ -166,7 +166,7 @@ def test_serve_runs_gunicorn_workers_sharing_a_redis_it_starts(live_city_url, mq
     log_path = data_dir / "serve.log"
     owner = create_db_engine(live_city_url)
     session = sign_in(owner)
-    token = ingest_store.create_token(owner, source="serving-test", label="tests")
+    token = ingest_store.create_token(owner, source="serving-test", city_wide=True, label="tests")
     with owner.connect() as conn:
         device = conn.execute(
             sa.text(

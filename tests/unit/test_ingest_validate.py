@@ -5,14 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from data.ingest_store import DeviceCatalog, PartitionCache, plausible_range
+from data.ingest_store import DeviceCatalog, PartitionCache, TokenScope, plausible_range
 from ingest.validate import BadRequest, decode_body, parse_timestamp, validate_rows
 
 NOW_US = 1_800_000_000_000_000
 
 
 def _catalog() -> DeviceCatalog:
-    # type 1 analog 0..50 (alarm 80), type 2 binary; devices 10 (t1), 20 (t2), 30 (t1, retired)
+    # type 1 analog 0..50 (alarm 80, water), type 2 binary (gas); devices 10 (t1, 310115),
+    # 20 (t2, 310115), 30 (t1, retired, 310101)
     low, high = plausible_range(
         value_kind="analog", normal_min=0, normal_max=50, alarm_min=None, alarm_max=80
     )
@@ -23,6 +24,8 @@ def _catalog() -> DeviceCatalog:
         valid_min=np.array([np.nan, low, 0.0]),
         valid_max=np.array([np.nan, high, 1.0]),
         binary=np.array([False, False, True]),
+        district=np.array([310115, 310115, 310101], dtype=np.int32),
+        category=("", "water", "gas"),
     )
 
 
@@ -109,13 +112,43 @@ def test_token_scope_and_time_window():
         {"device_id": 20, "ts": "2027-01-15T08:00:00Z", "value": 1},
     ]
     now = NOW_US
-    checked = _check(rows, now_us=now, only_device=10, oldest_us=0)
+    checked = _check(rows, now_us=now, scope=TokenScope(device_id=10), oldest_us=0)
     assert [e.code for e in checked.errors] == ["token_scope"]
+    assert checked.errors[0].message == "this token may only send readings for device 10"
     assert checked.index.tolist() == [0]
     future = _check(rows, now_us=0, oldest_us=-(10**18))
     assert {e.code for e in future.errors} == {"ts_future"}
     old = _check(rows, now_us=now * 2, max_future_us=0, oldest_us=now * 2 - 1)
     assert {e.code for e in old.errors} == {"ts_too_old"}
+
+
+def test_a_token_sends_only_for_its_categories_in_its_districts():
+    rows = [
+        {"device_id": 10, "ts": "2027-01-15T08:00:00Z", "value": 1},  # water, 310115
+        {"device_id": 20, "ts": "2027-01-15T08:00:00Z", "value": 1},  # gas, 310115
+        {"device_id": 30, "ts": "2027-01-15T08:00:00Z", "value": 1},  # water, 310101, retired
+        {"device_id": 99, "ts": "2027-01-15T08:00:00Z", "value": 1},  # unknown
+    ]
+    window = {"now_us": NOW_US, "oldest_us": 0}
+    water_pudong = TokenScope(categories=("water",), districts=("310115",))
+    checked = _check(rows, scope=water_pudong, **window)
+    assert checked.index.tolist() == [0]
+    assert [(e.index, e.code) for e in checked.errors] == [
+        (1, "token_scope"),
+        # out of scope comes before retired: a token learns nothing about others' devices
+        (2, "token_scope"),
+        (3, "unknown_device"),
+    ]
+    assert checked.errors[0].message == (
+        "this token may only send readings for water devices in 310115"
+    )
+    pudong = _check(rows, scope=TokenScope(districts=("310115",)), **window)
+    assert pudong.index.tolist() == [0, 1]
+    assert "any device in 310115" in pudong.errors[0].message
+    gas = _check(rows, scope=TokenScope(categories=("gas",)), **window)
+    assert gas.index.tolist() == [1]
+    city = _check(rows, **window)
+    assert [e.code for e in city.errors] == ["device_retired", "unknown_device"]
 
 
 def test_partition_cache_asks_once_per_day():
