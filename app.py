@@ -8,6 +8,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from components import ids, shell
 from config import Settings, get_settings
+from data.safe_text import install_log_escaping
 from displays import alerts, slots
 from displays import page as display_page
 from panels import freshness, incident_actions
@@ -17,6 +18,7 @@ from web.headers import register_headers
 from web.ingest_api import register_ingest_routes
 from web.limits import install_body_limits
 from web.login import register_login_routes
+from web.ratelimit import install_limits
 from web.services import attach as attach_services
 from web.session import register_session
 from web.shared_answers import register_response_cache
@@ -36,6 +38,7 @@ def create_app(settings: Settings | None = None) -> Dash:
     """A multipage Dash app with every module of pages/ registered, owning its services
     (settings, caches: web.services); no database work here."""
     settings = settings or get_settings()
+    install_log_escaping()  # usernames and topics reach the web workers' logs too
     app = Dash(
         __name__,
         use_pages=True,
@@ -73,6 +76,8 @@ def create_app(settings: Settings | None = None) -> Dash:
     register_headers(app)
     register_session(app.server)
     register_login_routes(app.server)
+    # after the gate (it finds the session a limit counts against), before the shared answers
+    install_limits(app, settings)
     # after the gate: the scope it sets keys the shared answers
     register_response_cache(app)
     register_boundary_routes(app.server)

@@ -6,7 +6,14 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent
@@ -284,6 +291,33 @@ class Settings(BaseSettings):
             " (unset = the refresh period, ONESCREEN_UI_REFRESH_SECONDS)."
         ),
     )
+    callback_rate_limit: str | None = Field(
+        default=None,
+        description=(
+            "Dash callbacks one session (display, address) may send, Flask-Limiter notation"
+            " ('40 per 2 seconds;480 per minute'); more get 429 and the page retries at its next"
+            " refresh. Unset = sized from the refresh period (web.ratelimit.callback_rate)."
+        ),
+    )
+    callback_concurrency: int = Field(
+        default=6,
+        ge=1,
+        le=64,
+        description=(
+            "Dash callbacks one session (display, address) may have in flight at once (a browser"
+            " opens at most 6 connections to a server: no page is ever refused by this)."
+        ),
+    )
+    callback_queue_seconds: float = Field(
+        default=0.25,
+        ge=0,
+        le=10,
+        description="How long a callback over the concurrency limit waits for a slot before 429.",
+    )
+    sign_in_rate_limit: str = Field(
+        default="20 per minute;200 per hour",
+        description="Posts of the sign-in, sign-out and setup forms per client address and form.",
+    )
 
     @field_validator("map_tile_url")
     @classmethod
@@ -313,6 +347,21 @@ class Settings(BaseSettings):
                 "must start with postgresql:// (e.g. postgresql://user:pw@host:5432/db)"
             )
         return value.strip()
+
+    @field_validator("callback_rate_limit", "sign_in_rate_limit")
+    @classmethod
+    def _rate_limit(cls, value: str | None, info: ValidationInfo) -> str | None:
+        from limits import parse_many
+
+        if value is None or not value.strip():
+            if info.field_name == "callback_rate_limit":
+                return None  # sized from the refresh period
+            value = ""
+        try:
+            parse_many(value)
+        except ValueError:
+            raise ValueError("must look like '40 per 2 seconds;480 per minute'") from None
+        return value
 
     @field_validator("redis_url")
     @classmethod

@@ -25,6 +25,11 @@ _TEXTS: dict[str, tuple[str, str]] = {
         "登录失败次数过多，请 {minutes} 分钟后再试",
         "Too many failed sign-ins; try again in {minutes} min",
     ),
+    "limit.refused": ("请求过于频繁，稍后自动重试", "Too many requests — retrying shortly"),
+    "limit.forms": (
+        "操作过于频繁，请稍后再试",
+        "Too many sign-in requests, try again shortly",
+    ),
     "auth.setup": ("首次启动 · 创建管理员", "First start · create the administrator"),
     "auth.setup_note": (
         "使用启动日志中打印的一次性设置码创建管理员账号；密码至少 {chars} 个字符。",

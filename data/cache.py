@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
+from data.scope import partition_tags
+
 _T = TypeVar("_T")
 
 
@@ -65,8 +67,9 @@ class TtlCache:
         self._clock = clock
         self._wall_clock = wall_clock
         self._lock = threading.Lock()
-        self._entries: OrderedDict[Hashable, tuple[float, Cached[Any]]] = OrderedDict()
-        self._flights: dict[Hashable, _Flight] = {}
+        # keyed by (fn, partition, frozen arguments)
+        self._entries: OrderedDict[tuple[Any, ...], tuple[float, Cached[Any]]] = OrderedDict()
+        self._flights: dict[tuple[Any, ...], _Flight] = {}
 
     def get(
         self, fn: Callable[..., _T], partition: Hashable = None, /, **kwargs: Any
@@ -113,6 +116,19 @@ class TtlCache:
         """Forget every stored result (flights in progress finish normally)."""
         with self._lock:
             self._entries.clear()
+
+    def forget(self, fn: Callable[..., Any], partition: Hashable = None, /, **kwargs: Any) -> None:
+        """Forget the one result `get(fn, partition, **kwargs)` would return."""
+        with self._lock:
+            self._entries.pop((fn, partition, freeze(kwargs)), None)
+
+    def invalidate(self, *tags: str) -> None:
+        """Forget the results of every partition tagged (data.scope.partition_tags) with any of
+        `tags`; the others stay."""
+        wanted = set(tags)
+        with self._lock:
+            for key in [key for key in self._entries if wanted & set(partition_tags(key[1]))]:
+                del self._entries[key]
 
     def __len__(self) -> int:
         with self._lock:

@@ -48,6 +48,25 @@ class Scope:
 
 
 NO_SCOPE = Scope()
+
+
+def partition_tags(partition: object) -> tuple[str, ...]:
+    """What a result shared within `partition` (a Scope.partition) goes out of date with: CITY
+    for the city's, else each of its districts; nothing for other partitions (session checks,
+    the signed-out scope, which sees nothing)."""
+    if not (isinstance(partition, tuple) and partition and isinstance(partition[0], str)):
+        return ()
+    districts = partition[0]
+    if districts == CITY:
+        return (CITY,)
+    return tuple(sorted({district for district in districts.split(",") if district}))
+
+
+def district_tags(district: str) -> tuple[str, ...]:
+    """The tags to outdate when something in `district` changed: its own, and the city's."""
+    return (district, CITY)
+
+
 _current: ContextVar[Scope | None] = ContextVar("onescreen_scope", default=None)
 
 

@@ -28,7 +28,7 @@ from data.incidents import (
     assignees,
     handle_incident,
 )
-from data.scope import current_scope
+from data.scope import current_scope, district_tags
 from panels.reads import read, shared_cache
 from web.services import web_engine
 from web.session import client_address, current_principal
@@ -175,11 +175,25 @@ def act(clicks, selected, note, assignee, done, lang):
     except READ_ERRORS as exc:
         report_failure(log, "incident action failed", exc)
         return _message(t("panel.unavailable", lang), ok=False), dash.no_update, dash.no_update
-    # everyone's next read sees the change, not a cached answer from before it
-    shared_cache().clear()
+    _outdate_district(chosen)
     counter = done + 1 if isinstance(done, int) else 1
     done_text = t("action.done", lang, action=t(f"action.{action}", lang))
     return _message(done_text, ok=True), counter, ""
+
+
+def _outdate_district(incident_id: int) -> None:
+    """Make every next read of the incident's district and of the city see the change; the
+    other districts' shared results stay (an unknown district outdates everything)."""
+    try:
+        incident = read(incident_detail, incident_id=incident_id).value
+    except READ_ERRORS as exc:
+        report_failure(log, "incident district unknown, every result outdated", exc)
+        incident = None
+    district = incident.get("district_adcode") if incident is not None else None
+    if not isinstance(district, str):
+        shared_cache().clear()
+        return
+    shared_cache().invalidate(*district_tags(district))
 
 
 def _message(text: str, *, ok: bool) -> html.Span:

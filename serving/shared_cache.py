@@ -9,6 +9,12 @@ rather than ages: a key asked for by one viewer or by two hundred is computed on
 When it is due, the first worker to take the key's lock recomputes it while the others go on
 serving the previous copy, so a viewer waits for the database only when nobody has the result.
 
+A change outdates only what it touches: each partition (access scope) carries tags — its
+districts, or the city — whose generations are part of its keys, so an incident action in one
+district makes that district's and the city's results recompute and leaves the others' in place
+(`invalidate`), at most once per tag per `invalidate_interval_s` however many actions come; and a
+sign-out drops the one remembered answer of that session (`forget`), in every worker.
+
 Values travel pickled and HMAC-signed with a key derived from the database credentials, so
 anything in Redis that was not written by a OneScreen process is refused, never unpickled.
 """
@@ -34,13 +40,20 @@ from sqlalchemy.engine import Engine
 
 from config import PROJECT_ROOT
 from data.cache import Cached, freeze
-from serving.events import EventListener
+from data.scope import partition_tags
+from serving.events import TAGS_KEY, EventListener
 
 log = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
 KEY_PREFIX = "onescreen:result:"
 LOCK_PREFIX = "onescreen:lock:"
+# set while a tag may not be outdated again (the interval after its last outdating)
+DUE_PREFIX = "onescreen:tag-due:"
+# a flood of incident actions makes a district's results recompute at most once this often
+INVALIDATE_INTERVAL_S = 1.0
+# a forgotten key is forgotten once more this much later (a query's length: see forget)
+FORGET_AGAIN_S = 1.0
 # longer than any dashboard query should take; a crashed leader's lock frees itself then
 LOCK_SECONDS = 30.0
 # a worker with nothing to serve waits this long for the leader before computing itself
@@ -87,6 +100,7 @@ def create_shared_cache(
     events: EventListener | None,
     owner_url: str,
     max_local_entries: int = 512,
+    invalidate_interval_s: float = INVALIDATE_INTERVAL_S,
 ) -> SharedCache | None:
     """A shared cache on Redis `client` (None without one), its entries signed with a key
     derived from the owner's credentials."""
@@ -102,6 +116,7 @@ def create_shared_cache(
         events=events,
         namespace=f"{namespace}:{code_version()}:",
         max_local_entries=max_local_entries,
+        invalidate_interval_s=invalidate_interval_s,
     )
 
 
@@ -130,6 +145,8 @@ class SharedCache:
         namespace: str = "",
         max_local_entries: int = 512,
         clock: Callable[[], float] = time.time,
+        tags_of: Callable[[Hashable], tuple[str, ...]] = partition_tags,
+        invalidate_interval_s: float = INVALIDATE_INTERVAL_S,
     ) -> None:
         if period_seconds <= 0 or quiet_seconds < 0:
             raise ValueError("period_seconds must be positive, quiet_seconds not negative")
@@ -147,6 +164,12 @@ class SharedCache:
         self._local_generation = 0
         self._flights: dict[str, threading.Event] = {}
         self._token = secrets.token_hex(8)
+        self._tags_of = tags_of
+        self._invalidate_interval_s = invalidate_interval_s
+        # tag -> the generation it had when the latest outdating of it was put off
+        self._pending: dict[str, int] = {}
+        if events is not None:
+            events.on_forget(self._drop_local)
 
     # what callers use --------------------------------------------------------------------------
 
@@ -155,10 +178,7 @@ class SharedCache:
     ) -> Cached[_T]:
         """`fn(**kwargs)` as computed for `partition` within the last period (or the quiet
         allowance), by this worker or any other."""
-        name, frozen = _describe(fn, kwargs)
-        generation = self._generation()
-        digest = hashlib.sha256(repr((name, partition, frozen)).encode()).hexdigest()[:40]
-        key = f"{self._namespace}{generation}:{digest}"
+        key, name, generation = self._key(fn, partition, kwargs)
         while True:
             entry = self._local_entry(key, generation)
             if entry is not None and self._current(entry, key):
@@ -197,11 +217,102 @@ class SharedCache:
             # this worker's next read must not wait for the channel to echo the new generation
             self._events.heard(*counters)
 
+    def forget(self, fn: Callable[..., Any], partition: Hashable = None, /, **kwargs: Any) -> None:
+        """Drop the one result `get(fn, partition, **kwargs)` would return, in every worker (e.g.
+        a signed-out session's); every other result stays."""
+        key, _, _ = self._key(fn, partition, kwargs)
+        self._forget_key(key)
+        # a computation that began before the change may store its answer just after: once more
+        again = threading.Timer(FORGET_AGAIN_S, self._forget_key, (key,))
+        again.daemon = True
+        again.start()
+
+    def _forget_key(self, key: str) -> None:
+        from serving.events import announce_forgotten
+
+        self._drop_local(key)
+        try:
+            self._client.delete(KEY_PREFIX + key)
+        except redis.RedisError as error:
+            self.stats.redis_errors += 1
+            log.debug("shared cache forget failed: %s", error)
+        announce_forgotten(key=key, source="cache", client=self._client)
+
+    def invalidate(self, *tags: str) -> None:
+        """Outdate, in every worker, the results of every partition tagged with any of `tags`
+        (data.scope.partition_tags): at once, or — when the tag was outdated less than the
+        interval ago — at the end of that interval, once for all the changes meanwhile."""
+        for tag in tags:
+            try:
+                seen = int(cast(bytes | None, self._client.hget(TAGS_KEY, tag)) or 0)
+            except redis.RedisError as error:
+                self._lost_redis(error)
+                return
+            self._outdate(tag, seen)
+
     def __len__(self) -> int:
         with self._lock:
             return len(self._local)
 
     # how -----------------------------------------------------------------------------------------
+
+    def _key(
+        self, fn: Callable, partition: Hashable, kwargs: dict[str, Any]
+    ) -> tuple[str, str, int]:
+        """The key of `fn(**kwargs)` in `partition` now (with the generation and its tags'),
+        the query's name and the generation."""
+        name, frozen = _describe(fn, kwargs)
+        generation = self._generation()
+        tags = self._events.state.tags if self._events is not None else {}
+        stamp = "".join(f".{tags.get(tag, 0)}" for tag in self._tags_of(partition))
+        digest = hashlib.sha256(repr((name, partition, frozen)).encode()).hexdigest()[:40]
+        return f"{self._namespace}{generation}{stamp}:{digest}", name, generation
+
+    def _drop_local(self, key: str) -> None:
+        with self._lock:
+            self._local.pop(key, None)
+
+    def _lost_redis(self, error: Exception) -> None:
+        # without Redis no other worker can be told: this one at least reads afresh
+        self.stats.redis_errors += 1
+        log.debug("shared cache invalidation failed: %s", error)
+        with self._lock:
+            self._local.clear()
+
+    def _outdate(self, tag: str, seen: int) -> None:
+        """Bump `tag` unless it was bumped in the last interval; then bump it when that ends,
+        unless someone bumped it after `seen` (its generation when the change was made)."""
+        from serving.events import announce_tag_bumped
+
+        try:
+            current = int(cast(bytes | None, self._client.hget(TAGS_KEY, tag)) or 0)
+            if current > seen:
+                return  # outdated since the change: nothing left to do
+            interval_ms = max(1, int(self._invalidate_interval_s * 1000))
+            if self._client.set(DUE_PREFIX + tag, self._token, nx=True, px=interval_ms):
+                generation = announce_tag_bumped(tag=tag, source="cache", client=self._client)
+                if generation is not None and self._events is not None:
+                    # this worker's next read must not wait for the channel's echo
+                    self._events.heard_tag(tag, generation)
+                return
+            wait_ms = int(cast(int, self._client.pttl(DUE_PREFIX + tag)))
+        except redis.RedisError as error:
+            self._lost_redis(error)
+            return
+        with self._lock:
+            # one timer per tag and worker, for the latest change it must cover
+            scheduled = tag in self._pending
+            self._pending[tag] = max(seen, self._pending.get(tag, seen))
+        if not scheduled:
+            timer = threading.Timer(max(wait_ms, 1) / 1000 + 0.005, self._outdate_pending, (tag,))
+            timer.daemon = True
+            timer.start()
+
+    def _outdate_pending(self, tag: str) -> None:
+        with self._lock:
+            seen = self._pending.pop(tag, None)
+        if seen is not None:
+            self._outdate(tag, seen)
 
     def _generation(self) -> int:
         generation = self._events.state.generation if self._events is not None else 0

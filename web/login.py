@@ -18,7 +18,7 @@ from web.session import (
     clear_session_cookies,
     client_address,
     current_principal,
-    forget_sessions,
+    forget_session,
     next_target,
     plain,
     same_token,
@@ -154,7 +154,7 @@ def logout() -> BaseResponse:
     if principal is not None and token:
         engine = services().engine
         access.close_session(engine, token=token)
-        forget_sessions()
+        forget_session(token)
         access.record_audit(
             engine, actor=principal.username, action="logout", address=client_address()
         )

@@ -99,18 +99,8 @@ def _find_session() -> Response | None:
     token = request.cookies.get(SESSION_COOKIE)
     if not token:
         return None
-    settings = services().settings
     try:
-        found = (
-            _sessions()
-            .get(
-                access.find_session,
-                engine=services().engine,
-                token=token,
-                idle_timeout=timedelta(minutes=settings.session_idle_minutes),
-            )
-            .value
-        )
+        found = _sessions().get(access.find_session, **_session_query(token)).value
     except (SQLAlchemyError, OneScreenError) as exc:
         log.warning("session check failed: %s", exc)
         return plain(503, "sign-in temporarily unavailable / 登录服务暂不可用")
@@ -189,10 +179,19 @@ def same_token(sent: object, expected: object) -> bool:
     return secrets.compare_digest(sent.encode(), expected.encode())
 
 
-def forget_sessions() -> None:
-    """Drop the remembered session answers (after a sign-out): this worker at once, the others
-    at once with Redis, else within SESSION_CHECK_SECONDS."""
-    _sessions().clear()
+def _session_query(token: str) -> dict:
+    """The arguments of the session check of `token` (the key of its remembered answer)."""
+    return {
+        "engine": services().engine,
+        "token": token,
+        "idle_timeout": timedelta(minutes=services().settings.session_idle_minutes),
+    }
+
+
+def forget_session(token: str) -> None:
+    """Drop the remembered answer for the session `token` (after its sign-out), and only it:
+    this worker at once, the others at once with Redis, else within SESSION_CHECK_SECONDS."""
+    _sessions().forget(access.find_session, **_session_query(token))
 
 
 # Cookies --------------------------------------------------------------------------------------

@@ -34,7 +34,7 @@ def client(redis_url: str) -> redis.Redis:
     connection.close()
 
 
-def make_cache(client, *, clock=None, listener=None, period=5.0, quiet=0.0, key=b"k"):
+def make_cache(client, *, clock=None, listener=None, period=5.0, quiet=0.0, key=b"k", interval=1.0):
     return SharedCache(
         client,
         period_seconds=period,
@@ -42,6 +42,7 @@ def make_cache(client, *, clock=None, listener=None, period=5.0, quiet=0.0, key=
         signing_key=key,
         events=listener,
         clock=clock or Clock(),
+        invalidate_interval_s=interval,
     )
 
 
@@ -265,6 +266,58 @@ def test_clear_reaches_every_worker(client):
     two.get(query, "*")
     assert query.calls == 2  # the other worker takes the fresh result from Redis
     assert two.stats.shared_hits >= 1
+
+
+def _workers(client, n=2, **options):
+    listeners = [EventListener(client) for _ in range(n)]
+    assert wait_until(lambda: all(listener.state.connected for listener in listeners))
+    return [make_cache(client, listener=listener, **options) for listener in listeners]
+
+
+def test_forget_drops_one_result_in_every_worker_and_nothing_else(client):
+    one, two = _workers(client)
+    generation = one._events.state.generation
+    session, other = Counted(), Counted()
+    for cache in (one, two):
+        cache.get(session, None, district="token-a")
+        cache.get(other, None, district="token-b")
+    assert session.calls == other.calls == 1
+    one.forget(session, None, district="token-a")
+    # the other worker hears of it and drops its own copy: its next read is a fresh one
+    assert wait_until(lambda: len(two) == 1)
+    two.get(session, None, district="token-a")
+    one.get(session, None, district="token-a")
+    assert session.calls == 2
+    two.get(other, None, district="token-b")
+    assert other.calls == 1 and one._events.state.generation == generation
+
+
+def test_invalidate_outdates_the_tagged_partitions_only(client):
+    one, two = _workers(client)
+    queries = {partition: Counted() for partition in (("310115", True), ("310101", True))}
+    queries[("*", False)] = Counted()
+    queries[("310101,310115", False)] = Counted()
+    for cache in (one, two):
+        for partition, query in queries.items():
+            cache.get(query, partition)
+    one.invalidate("310115", "*")
+    assert wait_until(lambda: two._events.state.tags.get("310115") == 1)
+    for cache in (one, two):
+        for partition, query in queries.items():
+            cache.get(query, partition)
+    calls = {partition[0]: query.calls for partition, query in queries.items()}
+    assert calls == {"310115": 2, "310101": 1, "*": 2, "310101,310115": 2}
+
+
+def test_invalidations_come_at_most_once_per_interval_and_cover_the_last(client):
+    (cache,) = _workers(client, n=1, interval=0.4)
+    for _ in range(20):
+        cache.invalidate("310104")
+    assert int(client.hget(events.TAGS_KEY, "310104")) == 1
+    # the changes after the first are covered by one more, when the interval ends
+    assert wait_until(lambda: int(client.hget(events.TAGS_KEY, "310104")) == 2, timeout_s=2)
+    time.sleep(0.6)
+    assert int(client.hget(events.TAGS_KEY, "310104")) == 2
 
 
 def test_a_missing_redis_costs_the_cache_not_the_answer():

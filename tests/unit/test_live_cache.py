@@ -196,6 +196,21 @@ def test_size_is_bounded_least_recently_used_first():
     assert calls == [1, 2, 3, 4, 2]
 
 
+def test_forget_drops_one_result_and_invalidate_the_tagged_partitions_only():
+    calls: list = []
+    cache = TtlCache(ttl_seconds=60)
+    query = counting(calls)
+    partitions = [("*", True), ("310115", False), ("310101", True), ("310101,310115", True), None]
+    for partition in partitions:
+        cache.get(query, partition, category="fire")
+    cache.forget(query, None, category="fire")
+    cache.invalidate("310115", "*")
+    assert len(cache) == 1  # Huangpu's alone stays
+    for partition in partitions:
+        cache.get(query, partition, category="fire")
+    assert len(calls) == 2 * len(partitions) - 1
+
+
 def test_bad_settings_are_refused():
     with pytest.raises(ValueError):
         TtlCache(ttl_seconds=0)

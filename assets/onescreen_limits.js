@@ -1,0 +1,66 @@
+/* Callbacks the server refused for coming too fast: a discreet notice and "no update" for Dash,
+   so no panel breaks and nothing reaches the console; the next refresh asks again.
+   The page says it handles refusals (X-OneScreen-Refusal: quiet) and is then answered 204 with
+   X-OneScreen-Refused (a 429 would be logged by the browser as an error); a plain 429 (from a
+   proxy, or without the header) is turned into the same "no update". */
+(function () {
+  if (window.onescreenLimits || typeof window.fetch !== "function") { return; }
+  const CALLBACK = "/_dash-update-component";
+  const FALLBACK = {zh: "请求过于频繁，稍后自动重试", en: "Too many requests — retrying shortly"};
+  const original = window.fetch.bind(window);
+  let hideTimer = null;
+
+  function lang() {
+    if (document.querySelector(".os-lang-en")) { return "en"; }
+    return (document.documentElement.lang || "").indexOf("en") === 0 ? "en" : "zh";
+  }
+
+  function notice(refusal) {
+    let box = document.getElementById("os-limit-notice");
+    if (!box) {
+      box = document.createElement("div");
+      box.id = "os-limit-notice";
+      box.className = "os-limit-notice";
+      box.setAttribute("role", "status");
+      box.setAttribute("aria-live", "polite");
+      document.body.appendChild(box);
+    }
+    const texts = (refusal && refusal.message) || FALLBACK;
+    box.textContent = texts[lang()] || FALLBACK[lang()];
+    box.hidden = false;
+    window.onescreenLimits.refused += 1;
+    const retry = Math.min(30, Math.max(1, Number(refusal && refusal.retry_after) || 1));
+    clearTimeout(hideTimer);
+    hideTimer = setTimeout(function () { box.hidden = true; }, (retry + 3) * 1000);
+  }
+
+  function isCallback(input) {
+    const url = typeof input === "string" ? input : (input && input.url) || String(input || "");
+    return url.indexOf(CALLBACK) !== -1;
+  }
+
+  function parsed(text) {
+    try { return JSON.parse(text); } catch (error) { return null; }
+  }
+
+  window.onescreenLimits = {refused: 0};
+  window.fetch = function (input, init) {
+    if (!isCallback(input)) { return original(input, init); }
+    const options = Object.assign({}, init || {});
+    const headers = new Headers(options.headers || {});
+    headers.set("X-OneScreen-Refusal", "quiet");
+    options.headers = headers;
+    return original(input, options).then(function (response) {
+      const quiet = response.headers.get("X-OneScreen-Refused");
+      if (quiet) {
+        notice(parsed(quiet));
+        return response;  // already a 204: Dash leaves every output as it is
+      }
+      if (response.status !== 429) { return response; }
+      return response.clone().text().then(function (text) {
+        notice(parsed(text));
+        return new Response(null, {status: 204, statusText: "No Content"});
+      });
+    });
+  };
+})();
