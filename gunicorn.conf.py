@@ -28,20 +28,24 @@ accesslog = None
 # the app is built in each worker after the fork: no connection or thread crosses a fork
 preload_app = False
 proc_name = "onescreen-web"
+# what a worker may spend preparing before it serves anyway (seed scale: a few seconds)
+WARM_UP_BUDGET_S = 30.0
 
 
 def post_worker_init(worker) -> None:
-    """Finish Dash's set-up before serving; keep the garbage collector's full passes short;
-    prepare the device snapshots walls ask for first, in the background."""
+    """Finish Dash's set-up before serving; prepare what first views fetch (web/warmup.py);
+    keep the garbage collector's full passes short."""
     import gc
 
-    from web.device_layer import warm_in_background
+    from web.warmup import warm_before_serving
 
     # Dash sets itself up on a worker's first request and flags that before it is done, so
     # other threads' first requests (the page's scripts, in parallel) found no registered
     # component libraries and failed; one request now, before any thread serves
     worker.wsgi.test_client().get("/_dash-layout")
+    # before accepting: a first view then finds its device snapshot and boundaries ready, and
+    # no warm-up competes with it (gunicorn's heartbeat kept meanwhile)
+    warm_before_serving(worker.wsgi, budget_s=WARM_UP_BUDGET_S, heartbeat=worker.notify)
     # modules, layouts and reference data live as long as the worker: scanning them on every
     # full collection stalls every request of the worker at once
     gc.freeze()
-    warm_in_background(worker.wsgi)

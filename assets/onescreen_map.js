@@ -1,6 +1,28 @@
 /* Map styling functions referenced from Python via dash_extensions.javascript.Namespace.
    Colours, tooltips and labels are computed on the server and passed in `hideout`;
    these functions only look them up, so the geometry (served by URL) is never re-sent. */
+/* dash-leaflet fetches the code of its GeoJSON layer (and of the grid's geobuf format) only once
+   the page's layout has arrived and rendered a layer: on the map pages, ask for both now, while
+   the layout is on its way, so the boundaries' requests start as soon as the layers mount. */
+(function preloadMapChunks() {
+  const path = window.location.pathname;
+  const chunks = path.indexOf("/district/") === 0 ? ["async-GeoJSON.js", "async-geobuf.js"]
+    : (path === "/" || path === "/incidents") ? ["async-GeoJSON.js"] : [];
+  const script = document.querySelector("script[src*='/dash_leaflet/dash_leaflet']");
+  if (!chunks.length || !script) {
+    return;
+  }
+  // beside the library's own script: where its webpack loads the chunks from
+  const base = script.src.slice(0, script.src.lastIndexOf("/") + 1);
+  chunks.forEach(function (chunk) {
+    const link = document.createElement("link");
+    link.rel = "preload";
+    link.as = "script";
+    link.href = base + chunk;
+    document.head.appendChild(link);
+  });
+})();
+
 /* Areas outlined in `color` (a live 预警) drawn above the other areas, whose strokes would
    otherwise cover half of theirs: move those paths after the last area path of their SVG group
    (not last of all: device dots share the group and must stay on top). The style function has

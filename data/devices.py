@@ -3,9 +3,11 @@ and the per-area and per-type series from rollups."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -27,26 +29,45 @@ _DEVICE_STATE_SQL = """
     END
 """
 
-_AREA_DEVICES_SQL = sa.text(
-    f"""
-    SELECT d.id, d.code, d.type_id, t.category_code, d.street_code,
-           ST_X(d.geom) AS lon, ST_Y(d.geom) AS lat,
-           CASE WHEN s.state IN ('normal', 'warning') AND f.device_id IS NOT NULL
-                THEN 'forecast' ELSE s.state END AS state,
-           l.ts AS last_ts, l.value AS last_value
+# an area's devices with their map state: 'forecast' for an online device, not in alarm, with a
+# live 预警 (few rows: the partial index on live incidents by kind)
+_MAP_DEVICES_FROM_SQL = f"""
     FROM device d
     JOIN device_type t ON t.id = d.type_id
     LEFT JOIN device_latest l ON l.device_id = d.id
     CROSS JOIN LATERAL (SELECT {_DEVICE_STATE_SQL} AS state) s
-    -- a live 预警 on the device (few rows: the partial index on live incidents by kind)
     LEFT JOIN (SELECT DISTINCT device_id FROM incident
                WHERE kind = 'forecast' AND status <> 'resolved') f ON f.device_id = d.id
+    CROSS JOIN LATERAL (
+        SELECT CASE WHEN s.state IN ('normal', 'warning') AND f.device_id IS NOT NULL
+                    THEN 'forecast' ELSE s.state END AS state
+    ) m
     WHERE d.status <> 'retired'
       AND (CAST(:district AS text) IS NULL OR d.district_adcode = :district)
-      AND (CAST(:street AS text) IS NULL OR d.street_code = :street)
       AND (CAST(:category AS text) IS NULL OR t.category_code = :category)
+"""
+
+_AREA_DEVICES_SQL = sa.text(
+    f"""
+    SELECT d.id, d.code, d.type_id, t.category_code, d.street_code,
+           ST_X(d.geom) AS lon, ST_Y(d.geom) AS lat, m.state,
+           l.ts AS last_ts, l.value AS last_value
+    {_MAP_DEVICES_FROM_SQL}
+      AND (CAST(:street AS text) IS NULL OR d.street_code = :street)
     ORDER BY d.id
     LIMIT :limit
+    """
+)
+
+# one row of arrays per district: 116k devices arrive in ~0.1 s instead of ~1 s of row objects
+_DEVICE_POINTS_SQL = sa.text(
+    f"""
+    SELECT d.district_adcode AS district, array_agg(d.id) AS ids,
+           array_agg(ST_X(d.geom)) AS lons, array_agg(ST_Y(d.geom)) AS lats,
+           array_agg(coalesce(array_position(CAST(:states AS text[]), m.state),
+                              cardinality(CAST(:states AS text[]))) - 1) AS states
+    {_MAP_DEVICES_FROM_SQL}
+    GROUP BY d.district_adcode
     """
 )
 
@@ -81,6 +102,39 @@ def area_devices(
     if frame.empty:
         return frame
     return frame.astype({"id": "int64", "type_id": "int16", "lon": "float64", "lat": "float64"})
+
+
+def device_points(
+    engine: Engine,
+    *,
+    states: Sequence[str],
+    district: str | None = None,
+    category: str | None = None,
+    at: datetime | None = None,
+) -> dict[str, pd.DataFrame]:
+    """Map points of each district's devices (one district, or every one the scope shows):
+    id, lon, lat and s, the index of the device's map state in `states` (the last one when it is
+    not listed), sorted by id."""
+    check_scope(district=district, category=category)
+    with engine.connect() as conn:
+        moment = at_or_now(conn, at)
+        rows = conn.execute(
+            _DEVICE_POINTS_SQL,
+            {"at": moment, "district": district, "category": category, "states": list(states)},
+        ).all()
+    frames = {}
+    for code, ids, lons, lats, ranks in rows:
+        numbers = np.asarray(ids, dtype=np.int64)
+        order = np.argsort(numbers, kind="stable")
+        frames[code] = pd.DataFrame(
+            {
+                "id": numbers[order],
+                "lon": np.asarray(lons, dtype=np.float64)[order],
+                "lat": np.asarray(lats, dtype=np.float64)[order],
+                "s": np.asarray(ranks, dtype=np.int8)[order],
+            }
+        )
+    return frames
 
 
 @dataclass(frozen=True)

@@ -223,7 +223,10 @@ def layout(
     )
     body = [
         dcc.Store(id=ids.DISTRICT_STATE, data={"district": adcode}),
-        dcc.Store(id=ids.STREET, data=values["street"]),
+        # "" for no street, not None: a Store mounted without data reports its data changed
+        # (dcc.Store tells its empty memory from null), which re-ran every panel callback of
+        # the page while its map loaded
+        dcc.Store(id=ids.STREET, data=values["street"] or ""),
         # the ranking row last clicked (set in the browser: re-rendered rows post nothing)
         dcc.Store(id=ids.DISTRICT_RANK_PICK),
         # digests of the map layers' hideouts, so a refresh sends only changes

@@ -109,6 +109,17 @@ def register_boundary_routes(server: Flask) -> None:
         server.add_url_rule(rule, view_func=view, methods=["GET"])
 
 
+def warm_boundaries(server: Flask) -> int:
+    """Build now the bodies first views fetch: the city's districts, and each district's streets
+    (GeoJSON) and grid (geobuf); how many."""
+    with server.app_context():
+        cache: _BoundaryCache = server.extensions[BOUNDARIES]
+        built = 1 if cache.get("districts", None) else 0
+        for district in district_codes(web_engine()):
+            built += bool(cache.get("streets", district)) + bool(cache.get_geobuf("grid", district))
+    return built
+
+
 def city_boundaries(level: str) -> Response:
     """GET /geo/<level>.geojson: one city-wide boundary level as GeoJSON."""
     return _serve(level, None)

@@ -27,10 +27,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from components import reference
 from components.theme import STATE_RANK
 from data.checks import InvalidQuery
-from data.devices import area_devices
+from data.devices import device_points
 from data.errors import OneScreenError, report_failure
-from data.reference_reads import district_codes
-from data.scope import Scope, scoped
+from data.scope import CITY, Scope, scoped
 from web.services import EXTENSION, AppServices
 from web.session import current_principal
 
@@ -44,8 +43,19 @@ _VIEW_STEP = 0.02
 MIN_ZOOM, MAX_ZOOM = 8, 19
 CLUSTER_PIXELS = 56  # grid cell edge on screen
 MAX_POINTS = 5000
-_KEEP = 32
+_KEEP = 48
 _SHANGHAI = (120.5, 30.4, 122.5, 32.0)
+# a district unseen for a while is shown from a snapshot up to this many periods old (refreshed
+# at once in the background) rather than making its first viewer wait for a new one
+STALE_VERSIONS = 5
+_EMPTY = pd.DataFrame(
+    {
+        "id": np.array([], np.int64),
+        "lon": np.array([], np.float64),
+        "lat": np.array([], np.float64),
+        "s": np.array([], np.int8),
+    }
+)
 
 
 def snapshot_version(now: float | None = None) -> int:
@@ -113,18 +123,15 @@ def snapshot_frame(engine: Engine, *, district: str, category: str | None) -> pd
     of the district's devices."""
     # one snapshot serves everyone allowed to see this district: the route checks who asks
     with scoped(Scope(districts=district)):
-        frame = area_devices(engine, district=district, category=category)
-    rank = {state: index for index, state in enumerate(STATE_RANK)}
-    if frame.empty:
-        return pd.DataFrame({"id": [], "lon": [], "lat": [], "s": []})
-    return pd.DataFrame(
-        {
-            "id": frame["id"].to_numpy(np.int64),
-            "lon": frame["lon"].to_numpy(np.float64),
-            "lat": frame["lat"].to_numpy(np.float64),
-            "s": frame["state"].map(rank).fillna(len(STATE_RANK) - 1).to_numpy(np.int8),
-        }
-    )
+        frames = device_points(engine, states=STATE_RANK, district=district, category=category)
+    return frames.get(district, _EMPTY)
+
+
+def city_snapshot_frames(engine: Engine) -> dict[str, pd.DataFrame]:
+    """Every district's snapshot (no category) from one read: the server's own warm-up, whose
+    frames each serve only those the route lets see their district."""
+    with scoped(Scope(districts=CITY)):
+        return device_points(engine, states=STATE_RANK)
 
 
 def _point(lon: float, lat: float, properties: dict) -> dict:
@@ -188,8 +195,9 @@ def cluster_features(
 class _SnapshotCache:
     """Device frames per (district, category, snapshot); one build per key even under load.
 
-    When a new snapshot is due but the previous one exists, the previous one is served while
-    the new one builds in the background, so only the very first view of a district waits.
+    When a new snapshot is due but an earlier one (at most STALE_VERSIONS old) exists, the
+    earlier one is served while the new one builds in the background, so only a district's
+    first view after start (which the warm-up prepares) or after a long quiet spell waits.
     """
 
     def __init__(self, app: AppServices) -> None:
@@ -205,13 +213,36 @@ class _SnapshotCache:
             hit = self._frames.get(key)
             if hit is not None:
                 return hit
-            previous = self._frames.get((district, category, version - 1))
+            previous = self._latest(district, category, version)
             if previous is not None:
                 if key not in self._building:
                     self._building[key] = threading.Lock()
                     threading.Thread(target=self._refresh, args=(key,), daemon=True).start()
                 return previous
         return self._build(key)
+
+    def _latest(self, district: str, category: str | None, version: int) -> pd.DataFrame | None:
+        """The newest kept frame of the view older than `version`, if recent enough."""
+        for older in range(version - 1, version - 1 - STALE_VERSIONS, -1):
+            frame = self._frames.get((district, category, older))
+            if frame is not None:
+                return frame
+        return None
+
+    def holds(self, district: str, category: str | None, version: int) -> bool:
+        """Whether the frame of this view and snapshot is built."""
+        with self._lock:
+            return (district, category, version) in self._frames
+
+    def put(self, district: str, category: str | None, version: int, frame: pd.DataFrame) -> None:
+        """Keep a frame built elsewhere (the warm-up's city-wide read)."""
+        with self._lock:
+            self._frames.setdefault((district, category, version), frame)
+            self._evict()
+
+    def _evict(self) -> None:
+        while len(self._frames) > _KEEP:
+            self._frames.pop(next(iter(self._frames)))
 
     def _refresh(self, key: tuple[str, str | None, int]) -> None:
         try:
@@ -237,8 +268,7 @@ class _SnapshotCache:
             with self._lock:
                 self._frames[key] = frame
                 self._building.pop(key, None)
-                while len(self._frames) > _KEEP:
-                    self._frames.pop(next(iter(self._frames)))
+                self._evict()
             return frame
 
 
@@ -251,15 +281,22 @@ def _error(status: int, message: str) -> Response:
 SNAPSHOTS = "onescreen-device-snapshots"
 
 
+def warm_snapshots(server: Flask) -> int:
+    """Build every district's current snapshot now, from one city-wide read; how many."""
+    cache: _SnapshotCache = server.extensions[SNAPSHOTS]
+    version = snapshot_version()
+    frames = city_snapshot_frames(cache.app.read_engine)
+    for district, frame in frames.items():
+        cache.put(district, None, version, frame)
+    return len(frames)
+
+
 def warm_in_background(server: Flask) -> threading.Thread:
     """Build every district's current snapshot in a daemon thread (first views of a wall)."""
-    cache: _SnapshotCache = server.extensions[SNAPSHOTS]
 
     def warm() -> None:
         try:
-            version = snapshot_version()
-            for district in district_codes(cache.app.web_engine):
-                cache.get(district, None, version)
+            warm_snapshots(server)
         except (SQLAlchemyError, OneScreenError, InvalidQuery) as exc:
             log.warning("device snapshots not prepared: %s", exc)
 

@@ -1,0 +1,88 @@
+"""What a web worker prepares before serving (web/warmup.py), and the device snapshots it fills."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from components.theme import STATE_RANK
+from data.clock import database_now
+from data.devices import area_devices, device_points
+from data.reference_reads import district_codes
+from tests.conftest import app_on
+from tests.dash_client import client_for, sign_in
+from web.boundaries import BOUNDARIES
+from web.device_layer import SNAPSHOTS, STALE_VERSIONS, devices_url, snapshot_version
+from web.warmup import warm_before_serving
+
+pytestmark = pytest.mark.integration
+PUDONG = "310115"
+
+
+@pytest.fixture
+def app(db_url, seeded):
+    with app_on(db_url) as dash_app:
+        yield dash_app
+
+
+def test_device_points_give_every_device_its_map_state(engine, seeded):
+    at = database_now(engine)
+    points = device_points(engine, states=STATE_RANK, at=at)
+    assert set(points) == set(district_codes(engine))
+    for district, frame in points.items():
+        expected = area_devices(engine, district=district, at=at)
+        assert frame["id"].tolist() == expected["id"].tolist()  # both sorted by id
+        assert np.allclose(frame["lon"], expected["lon"]) and np.allclose(
+            frame["lat"], expected["lat"]
+        )
+        states = [STATE_RANK[rank] for rank in frame["s"]]
+        assert states == expected["state"].tolist()
+    flood = device_points(engine, states=STATE_RANK, district=PUDONG, category="flood", at=at)
+    assert len(flood[PUDONG]) == len(area_devices(engine, district=PUDONG, category="flood", at=at))
+
+
+def test_the_warm_up_builds_every_district_before_the_first_request(app, engine):
+    beats = []
+    assert warm_before_serving(app.server, budget_s=120, heartbeat=lambda: beats.append(1))
+    assert beats, "the worker's heartbeat was not kept while it waited"
+    snapshots = app.server.extensions[SNAPSHOTS]
+    version = snapshot_version()
+    districts = list(district_codes(engine))
+    # the warm-up may straddle a snapshot boundary: its frames are then the previous version's
+    built = [
+        d
+        for d in districts
+        if snapshots.holds(d, None, version) or snapshots.holds(d, None, version - 1)
+    ]
+    assert built == districts
+    boundaries = app.server.extensions[BOUNDARIES]
+    assert {("districts", None)} | {("streets", d) for d in districts} <= set(boundaries._bodies)
+    assert {("grid", d) for d in districts} <= set(boundaries._geobufs)
+    # and what a viewer then gets is every device of the district, clustered
+    client = client_for(app, sign_in(engine, role="operator"))
+    features = client.get(devices_url(district=PUDONG, category=None, zoom=11)).get_json()
+    assert sum(f["properties"].get("n", 1) for f in features["features"]) == len(
+        area_devices(engine, district=PUDONG)
+    )
+
+
+def test_a_district_unseen_for_a_while_is_shown_at_once_and_refreshed(app, engine):
+    snapshots = app.server.extensions[SNAPSHOTS]
+    version = snapshot_version()
+    devices = len(area_devices(engine, district=PUDONG))
+    stale = pd.DataFrame({"id": [], "lon": [], "lat": [], "s": []})
+    # a snapshot a few periods old is served as it is while the current one builds
+    snapshots.put(PUDONG, None, version - STALE_VERSIONS, stale)
+    assert snapshots.get(PUDONG, None, version) is stale
+    deadline = time.monotonic() + 30
+    while not snapshots.holds(PUDONG, None, version) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(snapshots.get(PUDONG, None, version)) == devices
+    # an older one is not: the view waits for its current snapshot
+    snapshots.put("310101", None, version - STALE_VERSIONS - 1, stale)
+    assert len(snapshots.get("310101", None, version)) == len(
+        area_devices(engine, district="310101")
+    )
