@@ -5,14 +5,15 @@ ingest-to-screen latency of the overview's "readings today" tile in headless Chr
     python -m bench.ingest [--scale demo|seed] [--seconds 20] [--samples 20] [--reuse]
 
 Uses its own cluster (ONESCREEN_DATA_DIR/bench-pg, port 54339), database onescreen_ingest_bench,
-and its own Mosquitto. Targets (issue 4): ≥ 20,000 readings/s each path, latency p95 ≤ 5 s.
+and its own Mosquitto, closed as OneScreen runs it: the bench's tokens are bound to the categories
+and districts of the devices it sends for, and every MQTT client logs in with its token's login.
+Targets (issue 4): ≥ 20,000 readings/s each path, latency p95 ≤ 5 s.
 """
 
 from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
-import os
 import shutil
 import statistics
 import sys
@@ -33,11 +34,14 @@ from bench.harness import (
     launch_chromium,
     serving,
 )
-from config import get_settings
+from config import Settings, get_settings, load_settings
 from data import migrate, writes
 from data.engine import create_db_engine
-from data.ingest_store import create_token, ensure_source
+from data.ingest_store import create_token, find_principal, revoke_tokens
+from ingest.broker import MqttCredentials, service_login, sync_broker_auth
 from localservers.base import free_port
+from localservers.mosquitto import ManagedBroker, managed_broker
+from simulator.live import telemetry_topic
 
 DATABASE = "onescreen_ingest_bench"
 SOURCE = "bench"
@@ -90,19 +94,36 @@ def _http_client(url, token, payloads, start_at, seconds, queue) -> None:
     queue.put((stored, requests, time.time()))
 
 
-def _mqtt_client(broker, topic, payloads, start_at, queue) -> None:
+def _connected_client(broker: str, credentials: MqttCredentials):
+    """A paho client logged in as `credentials` (the broker takes the login as client id), its
+    network loop running, once the broker has accepted it."""
+    import threading
+
     import paho.mqtt.client as mqtt
 
     from ingest.broker import parse_broker_url
 
     host, port = parse_broker_url(broker)
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-{os.getpid()}")
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=credentials.username)
+    client.username_pw_set(credentials.username, credentials.password)
+    accepted = threading.Event()
+    # a refusal (the broker not yet reloaded its logins) is retried by the network loop
+    client.on_connect = lambda _c, _u, _f, code, _p: accepted.set() if code.value == 0 else None
     client.max_inflight_messages_set(200)
     client.max_queued_messages_set(0)
+    client.reconnect_delay_set(min_delay=1, max_delay=2)
     client.connect(host, port)
     client.loop_start()
-    while time.time() < start_at:
-        time.sleep(0.001)
+    if not accepted.wait(30):
+        client.loop_stop()
+        raise SystemExit(f"the broker refused MQTT login {credentials.username}")
+    return client
+
+
+def _mqtt_client(broker, credentials, topic, payloads, ready, go, queue) -> None:
+    client = _connected_client(broker, credentials)
+    ready.release()
+    go.wait()
     infos = [client.publish(topic, body, qos=1) for body in payloads]
     for info in infos:
         info.wait_for_publish(timeout=120)
@@ -119,22 +140,46 @@ def _count(engine, start: datetime, end: datetime) -> int:
         ).scalar_one()
 
 
-def _devices(engine) -> tuple[np.ndarray, np.ndarray]:
-    """Active devices and a normal value each (the bench load raises no incidents)."""
+def _devices(engine) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Active devices, a normal value each (the bench load raises no incidents), and the
+    categories × districts they span: the scope of the bench's tokens."""
     with engine.connect() as conn:
         rows = conn.execute(
             sa.text(
-                "SELECT d.id, (t.normal_min + t.normal_max) / 2 FROM device d"
+                "SELECT d.id, (t.normal_min + t.normal_max) / 2, t.category_code,"
+                " d.district_adcode FROM device d"
                 " JOIN device_type t ON t.id = d.type_id WHERE d.status = 'active'"
                 " AND t.value_kind = 'analog' ORDER BY d.id"
             )
         ).all()
-    return np.array([r[0] for r in rows], dtype=np.int64), np.array([r[1] for r in rows])
+    scope = {
+        "categories": sorted({r[2] for r in rows}),
+        "districts": sorted({r[3] for r in rows}),
+    }
+    return np.array([r[0] for r in rows], dtype=np.int64), np.array([r[1] for r in rows]), scope
 
 
-def run_http(engine, base_url, *, devices, values, seconds, clients, per_body, start) -> dict:
+def mqtt_senders(engine, bench: Settings, *, count: int, scope: dict, label: str) -> list:
+    """`count` new tokens of the bench source bound to `scope`, as (login, topic) pairs that the
+    bench broker accepts: a login per connection, as the broker takes it for the client id."""
+    senders = []
+    for k in range(count):
+        token = create_token(engine, source=SOURCE, label=f"{label} {k}", **scope)
+        principal = find_principal(engine, token=token)
+        assert principal is not None and principal.mqtt_username
+        credentials = MqttCredentials(principal.mqtt_username, token)
+        senders.append(
+            (credentials, telemetry_topic(bench.mqtt_topic_prefix, principal.mqtt_username))
+        )
+    sync_broker_auth(engine, bench)
+    return senders
+
+
+def run_http(
+    engine, base_url, *, devices, values, scope, seconds, clients, per_body, start
+) -> dict:
     """Readings/s committed through POST /api/v1/readings by `clients` processes."""
-    token = create_token(engine, source=SOURCE, label="bench")
+    token = create_token(engine, source=SOURCE, label="bench http", **scope)
     before = _count(engine, start, start + timedelta(hours=6))
     need = int(seconds * 60_000 / per_body / clients) + 2  # more than a run can send
     parts = [
@@ -167,9 +212,9 @@ def run_http(engine, base_url, *, devices, values, seconds, clients, per_body, s
     }
 
 
-def run_mqtt(engine, broker, *, devices, values, total, publishers, per_body, start) -> dict:
+def run_mqtt(engine, bench, *, devices, values, scope, total, publishers, per_body, start) -> dict:
     """Readings/s from the first publish to the last row committed by the ingest worker."""
-    ensure_source(engine, source=SOURCE)
+    senders = mqtt_senders(engine, bench, count=publishers, scope=scope, label="bench mqtt")
     per = total // publishers // per_body
     parts = [
         bodies(devices, values, start=start, count=per, per_body=per_body, part=p)
@@ -177,16 +222,22 @@ def run_mqtt(engine, broker, *, devices, values, total, publishers, per_body, st
     ]
     expected = per * per_body * publishers
     queue: mp.Queue = mp.Queue()
-    start_at = time.time() + 1.0
-    topic = f"onescreen/{SOURCE}/telemetry"
+    ready, go = mp.Semaphore(0), mp.Event()
     procs = [
-        mp.Process(target=_mqtt_client, args=(broker, topic, parts[p], start_at, queue))
+        mp.Process(
+            target=_mqtt_client,
+            args=(managed_broker(bench).url, *senders[p], parts[p], ready, go, queue),
+        )
         for p in range(publishers)
     ]
     for proc in procs:
         proc.start()
     window_end = start + timedelta(hours=6)
     before = _count(engine, start, window_end)  # an earlier run's readings, if any
+    for _ in procs:  # every publisher logged in: the clock starts with the first publish
+        ready.acquire()
+    start_at = time.time()
+    go.set()
     stored = 0
     while time.time() < start_at + 600:
         stored = _count(engine, start, window_end) - before
@@ -207,17 +258,12 @@ def run_mqtt(engine, broker, *, devices, values, total, publishers, per_body, st
     }
 
 
-def run_latency(engine, base_url, broker, *, devices, values, samples, batch) -> list[float]:
+def run_latency(engine, base_url, bench, *, devices, values, scope, samples, batch) -> list[float]:
     """Seconds from publishing `batch` readings stamped now until the overview tile shows them."""
-    import paho.mqtt.client as mqtt
     from playwright.sync_api import sync_playwright
 
-    from ingest.broker import parse_broker_url
-
-    host, port = parse_broker_url(broker)
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-latency")
-    client.connect(host, port)
-    client.loop_start()
+    [(credentials, topic)] = mqtt_senders(engine, bench, count=1, scope=scope, label="latency")
+    client = _connected_client(managed_broker(bench).url, credentials)
     latencies = []
     with sync_playwright() as playwright:
         browser = launch_chromium(playwright)
@@ -247,7 +293,7 @@ def run_latency(engine, base_url, broker, *, devices, values, samples, batch) ->
                 for i in pick
             ]
             started = time.time()
-            client.publish("onescreen/bench/telemetry", orjson.dumps({"readings": rows}), qos=1)
+            client.publish(topic, orjson.dumps({"readings": rows}), qos=1)
             # the simulator adds ~100/s meanwhile: a batch of thousands is only matched by ours
             page.wait_for_function(
                 "([sel, target]) => { const el = document.querySelector(sel);"
@@ -264,14 +310,13 @@ def run_latency(engine, base_url, broker, *, devices, values, samples, batch) ->
     return latencies
 
 
-def measure(engine: sa.Engine, base_url: str, broker_url: str, *, args: argparse.Namespace) -> None:
+def measure(engine: sa.Engine, base_url: str, bench: Settings, *, args: argparse.Namespace) -> None:
     """Run the HTTP, MQTT and ingest-to-screen phases against the running city; print figures."""
-    devices, values = _devices(engine)
+    devices, values, scope = _devices(engine)
     # days before the seeded history (so counting them is exact), whole seconds (the bodies
-    # carry millisecond timestamps), shifted by the time of day so that a rerun (--reuse)
-    # sends new readings rather than duplicates
-    shift = timedelta(seconds=int(time.time()) % 86400)
-    http_start = (datetime.now(UTC) - timedelta(days=10) - shift).replace(microsecond=0)
+    # carry millisecond timestamps), at this run's time of day so that a rerun (--reuse) sends
+    # new readings rather than duplicates (a run's readings span well under a second)
+    http_start = (datetime.now(UTC) - timedelta(days=10)).replace(microsecond=0)
     mqtt_start = http_start - timedelta(days=1)
     time.sleep(5)  # let the simulator reach its rate
     http = run_http(
@@ -279,6 +324,7 @@ def measure(engine: sa.Engine, base_url: str, broker_url: str, *, args: argparse
         base_url,
         devices=devices,
         values=values,
+        scope=scope,
         seconds=args.seconds,
         clients=args.clients,
         per_body=args.http_batch,
@@ -291,9 +337,10 @@ def measure(engine: sa.Engine, base_url: str, broker_url: str, *, args: argparse
     )
     mqtt = run_mqtt(
         engine,
-        broker_url,
+        bench,
         devices=devices,
         values=values,
+        scope=scope,
         total=args.mqtt_total,
         publishers=args.publishers,
         per_body=args.mqtt_batch,
@@ -307,9 +354,10 @@ def measure(engine: sa.Engine, base_url: str, broker_url: str, *, args: argparse
     latencies = run_latency(
         engine,
         base_url,
-        broker_url,
+        bench,
         devices=devices,
         values=values,
+        scope=scope,
         samples=args.samples,
         batch=3000,
     )
@@ -319,6 +367,25 @@ def measure(engine: sa.Engine, base_url: str, broker_url: str, *, args: argparse
         f"ingest → screen: p50 {statistics.median(ordered):.2f} s, p95 {p95:.2f} s,"
         f" max {ordered[-1]:.2f} s over {len(ordered)} samples (MQTT publish → overview"
         f" tile, refresh {get_settings().ui_refresh_seconds:g} s)"
+    )
+
+
+def bench_broker(settings: Settings) -> Settings:
+    """Settings naming a fresh Mosquitto of the bench's own (ONESCREEN_DATA_DIR/bench-mqtt, a
+    free port), managed as OneScreen manages its broker, logins synced from the database."""
+    root = settings.data_dir / "bench-mqtt"
+    # a fresh broker: no backlog of an interrupted run competes with this one
+    ManagedBroker(root=root / "mqtt", port=0).stop()
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    root.chmod(0o755)  # as root, mosquitto drops privileges and must reach its directory
+    return load_settings(
+        data_dir=root,
+        mqtt_broker_port=free_port(),
+        mqtt_url=None,
+        mqtt_username=None,
+        mqtt_password=None,
+        mqtt_auth_dir=None,
     )
 
 
@@ -336,7 +403,6 @@ def main() -> int:
     parser.add_argument("--reuse", action="store_true", help="keep an already seeded city")
     args = parser.parse_args()
 
-    from localservers.mosquitto import ManagedBroker
     from simulator.seed import seed_city
 
     settings = get_settings()
@@ -347,24 +413,27 @@ def main() -> int:
         t = time.time()
         seed_city(engine, scale=args.scale, random_seed=settings.random_seed)
         print(f"seeded {args.scale} city in {time.time() - t:.1f} s")
-    broker_root = settings.data_dir / "bench-mqtt"
-    # a fresh broker: no backlog of an interrupted run competes with this one
-    ManagedBroker(root=broker_root, port=0).stop()
-    shutil.rmtree(broker_root, ignore_errors=True)
-    broker = ManagedBroker(root=broker_root, port=free_port())
+    bench = bench_broker(settings)
+    broker = managed_broker(bench)
     with ExitStack() as running:
         running.callback(engine.dispose)
         running.callback(broker.stop)
-        broker_url = broker.ensure_running()
+        # the worker's login (it alone reads telemetry) and the tokens' known before it starts
+        ingest = service_login(bench, name="bench-ingest")
+        revoke_tokens(engine, source=SOURCE)  # an earlier run's (--reuse): not the broker's
+        sync_broker_auth(engine, bench)
         env = {
             "DATABASE_URL": url,
-            "ONESCREEN_MQTT_URL": broker_url,
+            "ONESCREEN_MQTT_URL": broker.ensure_running(),
             "ONESCREEN_LOG_LEVEL": "WARNING",
-            "ONESCREEN_MQTT_CLIENT_ID": "bench-ingest",
+            "ONESCREEN_MQTT_USERNAME": ingest.username,
+            "ONESCREEN_MQTT_PASSWORD": ingest.password,
         }
         log = settings.data_dir / "bench-ingest-serve.log"
         base_url = running.enter_context(serving(env, log_path=log, ready_path="/api/v1/health"))
-        measure(engine, base_url, broker_url, args=args)
+        # serve made the simulator's token as it started: let its login in (it retries)
+        sync_broker_auth(engine, bench)
+        measure(engine, base_url, bench, args=args)
     return 0
 
 
