@@ -6,7 +6,10 @@
    the layout is on its way, so the boundaries' requests start as soon as the layers mount. */
 (function preloadMapChunks() {
   const path = window.location.pathname;
-  const chunks = path.indexOf("/district/") === 0 ? ["async-GeoJSON.js", "async-geobuf.js"]
+  // the grid (geobuf) is fetched only when a district page opens on it
+  const grid = new URLSearchParams(window.location.search).get("layer") === "grid";
+  const chunks = path.indexOf("/district/") === 0
+    ? ["async-GeoJSON.js", ...(grid ? ["async-geobuf.js"] : [])]
     : (path === "/" || path === "/incidents") ? ["async-GeoJSON.js"] : [];
   const script = document.querySelector("script[src*='/dash_leaflet/dash_leaflet']");
   if (!chunks.length || !script) {
@@ -69,7 +72,8 @@ window.onescreen = Object.assign({}, window.onescreen, {
         // the district code lets a wall tell which layer a map is showing
         className: "os-area os-area-" + code + " os-area-d" + feature.properties.district,
         fillColor: colors[code] || h.noData || "#1a2740",
-        fillOpacity: h.fillOpacity || 0.78,
+        // 0 is a value (the streets over the grid), not a missing one
+        fillOpacity: typeof h.fillOpacity === "number" ? h.fillOpacity : 0.78,
         color: selected ? "#ffffff" : (forecast || h.lineColor || "#4fb8ff"),
         weight: selected ? 3.5 : (forecast ? Math.max(3, base * 2.5) : base),
         dashArray: forecast ? "10 6" : (feature.properties.approximate ? "5 4" : null),
@@ -98,6 +102,12 @@ window.onescreen = Object.assign({}, window.onescreen, {
         fillOpacity: color ? 0.72 : 0.0,
         stroke: false,
       };
+    },
+    cellBelow: function (feature, layer) {
+      // the grid loads when chosen, after the streets: keep their outlines above its cells
+      layer.on("add", function () {
+        layer.bringToBack();
+      });
     },
     label: function (feature, latlng) {
       const p = feature.properties;
@@ -167,6 +177,18 @@ window.onescreen = Object.assign({}, window.onescreen, {
     },
   },
 });
+
+/* Clientside callbacks. A layer whose geometry is loaded only while it is shown (the district
+   grid) gets its url in its hideout, with the colours: the url follows the hideout, so the
+   features are fetched after the colours they are drawn with have arrived, and a hideout
+   without one empties the layer. */
+window.dash_clientside = window.dash_clientside || {};
+window.dash_clientside.onescreen_map = {
+  layerUrl: function (hideout, current) {
+    const url = (hideout && hideout.url) || null;
+    return url === (current || null) ? window.dash_clientside.no_update : url;
+  },
+};
 
 /* WGS-84 → GCJ-02 for maps drawn on GCJ-02 tiles (AMap/Gaode); only used when configured. */
 (function () {

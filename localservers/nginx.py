@@ -199,14 +199,16 @@ def render_config(site: ProxySite) -> str:
         f"  proxy_read_timeout {site.read_timeout_s:g}s;",
         *outer,
         *_forwarding(site),
-        # the app's answers are JSON, scripts and styles; geobuf comes gzip'd and passes as is
+        # the app's answers are JSON, scripts and styles; geobuf comes gzip'd and passes as is;
+        # Dash and Flask type scripts from the system's mime.types: text/javascript on Debian
+        # (plotly.min.js went out whole, 4.8 MB, under application/javascript alone)
         "  gzip on;",
         "  gzip_proxied any;",
         "  gzip_comp_level 5;",
         "  gzip_min_length 1024;",
         "  gzip_vary on;",
-        "  gzip_types application/json application/javascript text/css text/plain"
-        " application/geo+json image/svg+xml;",
+        "  gzip_types application/json application/javascript text/javascript text/css"
+        " text/plain application/geo+json image/svg+xml;",
         f"  upstream {UPSTREAM} {{",
         f"    server {site.upstream};",
         "    keepalive 32;",

@@ -7,7 +7,18 @@ from typing import Any, cast
 
 import dash
 import dash_leaflet as dl
-from dash import ALL, Input, Output, State, callback, clientside_callback, ctx, dcc, html
+from dash import (
+    ALL,
+    ClientsideFunction,
+    Input,
+    Output,
+    State,
+    callback,
+    clientside_callback,
+    ctx,
+    dcc,
+    html,
+)
 from dash.exceptions import PreventUpdate
 
 from components import ids, reference
@@ -105,14 +116,17 @@ def _first(values: dict[str, Any]) -> tuple[Rendered | None, Rendered | None]:
 def _map_layers(adcode: str, category: str | None, lang: str, first: dict) -> list:
     """Cells (H3 heat), streets and device clusters of the district."""
     device_hideout = {"stateColors": state_colors(), "deviceLabel": t("hover.device", lang)}
+    cells = first.get("cells", {"colors": {}})
     return [
         dl.GeoJSON(
             id=ids.DISTRICT_CELLS,
-            url=boundary_url(level="grid", district=adcode, fmt="pbf"),
+            # the grid's url comes with its colours, only in grid mode (panels/areas.py)
+            url=cells.get("url"),
             format="geobuf",
             **geojson_options(
                 style=MAP_JS("cellStyle"),
-                hideout=first.get("cells", {"colors": {}}),
+                onEachFeature=MAP_JS("cellBelow"),
+                hideout=cells,
                 interactive=False,
             ),
         ),
@@ -312,6 +326,16 @@ clientside_callback(
     """,
     Output(ids.DISTRICT_RANK_PICK, "data"),
     Input({"type": "os-rank", "code": ALL}, "n_clicks"),
+    prevent_initial_call=True,
+)
+
+
+# the grid's url follows its hideout (its colours), in the browser: fetched once they are there
+clientside_callback(
+    ClientsideFunction(namespace="onescreen_map", function_name="layerUrl"),
+    Output(ids.DISTRICT_CELLS, "url"),
+    Input(ids.DISTRICT_CELLS, "hideout"),
+    State(ids.DISTRICT_CELLS, "url"),
     prevent_initial_call=True,
 )
 

@@ -13,6 +13,7 @@ from components.panels import unavailable
 from data.areas import cell_metrics, district_metrics, street_metrics
 from panels.base import LivePanel, Look, Part, Rendered, View
 from panels.reads import only_changed, read
+from web.boundaries import boundary_url
 
 EMPTY = {"type": "FeatureCollection", "features": []}
 
@@ -29,6 +30,10 @@ def _cells(view: View, look: Look, colours: dict) -> tuple[dict, list, tuple]:
     assert view.district is not None
     cells = read(cell_metrics, district=view.district, category=view.category)
     hideout, entries, title = cell_heat(cells.value, metric=look.metric, lang=look.lang)
+    # the grid's geometry travels with its colours: the layer loads it only when shown (its
+    # ~3,000 cells drawn transparent under the streets cost a streets map ~0.4 s), and its
+    # cells never appear before the colours they are drawn with (assets/onescreen_map.js)
+    hideout["url"] = boundary_url(level="grid", district=view.district, fmt="pbf")
     colours.update(fillOpacity=0.0, colors={})
     return hideout, legend_children(title, entries), (cells,)
 

@@ -170,6 +170,54 @@ def test_clicking_a_street_scopes_tiles_and_crumbs(live_server, live_engine, pag
     assert f"street={code}" in page.url
 
 
+CELL_PATHS = "path.os-cell"
+# the street paths' fill opacity, and whether the first path of the map's vector group is a cell
+MAP_STATE = """() => [
+    [...document.querySelectorAll('path.os-area')].map(p => p.getAttribute('fill-opacity')),
+    [...document.querySelectorAll('path.os-cell')].filter(
+        p => p.getAttribute('fill-opacity') !== '0').length,
+    !!document.querySelector('path.os-area').parentNode.firstElementChild.matches('.os-cell'),
+]"""
+
+
+def test_the_grid_is_fetched_and_drawn_only_while_it_is_chosen(live_server, page):
+    page, log = page
+    grids: list[str] = []
+    page.on("request", lambda request: "/grid.pbf" in request.url and grids.append(request.url))
+    page.goto(live_server + f"/district/{PUDONG}")
+    wait_ready(page)
+    # streets: the grid's thousands of cells are neither fetched nor drawn (invisible, they cost
+    # the map ~0.4 s at seed scale)
+    assert grids == [] and page.locator(CELL_PATHS).count() == 0
+    fills, _, _ = page.evaluate(MAP_STATE)
+    assert set(fills) == {"0.78"}
+    page.get_by_text("网格热力", exact=True).click()
+    expect(page.locator(CELL_PATHS).first).to_be_attached()
+    # fetched once, drawn in the data's colours, under the streets, which let them show through
+    page.wait_for_function(f"() => ({MAP_STATE})()[1] > 0")
+    fills, coloured, cells_below = page.evaluate(MAP_STATE)
+    assert len(grids) == 1 and coloured > 0 and cells_below and set(fills) == {"0"}
+    page.get_by_text("街镇", exact=True).click()
+    expect(page.locator(CELL_PATHS)).to_have_count(0)
+    page.wait_for_function("() => document.querySelector('path.os-area[fill-opacity=\"0.78\"]')")
+    assert log.errors == []
+
+
+def test_scripts_reach_the_browser_compressed(live_server, page):
+    page, _log = page
+    encodings: dict[str, str | None] = {}
+    page.on(
+        "response",
+        lambda response: ".js" in response.url
+        and encodings.__setitem__(response.url, response.headers.get("content-encoding")),
+    )
+    page.goto(live_server + f"/district/{PUDONG}")
+    expect(page.locator(".os-chart-slot .js-plotly-plot").first).to_be_visible()
+    # Dash types its scripts text/javascript: plotly.js alone is 4.8 MB uncompressed
+    big = [url for url in encodings if "plotly.min.js" in url or "dash_core_components" in url]
+    assert len(big) >= 2 and all(encodings[url] == "gzip" for url in big), encodings
+
+
 def test_language_switch_changes_every_label(live_server, page):
     page, _log = page
     page.goto(live_server + "/?metric=readings_last_hour")
