@@ -349,7 +349,9 @@ def _routine(fx: Foresight, check: _Check, rows: np.ndarray) -> tuple[np.ndarray
     rule, spec = check.rule, fx.spec
     ts = fx.recent(rows, fx.ts, 1)[:, 0]
     val = fx.newest_value(rows)
-    slot = baseline.slot_of(ts, slots=168)
+    # a series whose rings hold no reading yet (only late ones arrived) has no instant to judge
+    dated = np.isfinite(ts)
+    slot = baseline.slot_of(np.where(dated, ts, 0.0), slots=168)
     line = spec.normal_row[rows]
     has = (line >= 0) & (len(spec.normal_median) > 0)
     at = np.where(has, line, 0)
@@ -360,7 +362,7 @@ def _routine(fx: Foresight, check: _Check, rows: np.ndarray) -> tuple[np.ndarray
     z = (val - usual) / spread
     side = rule.side or 0
     away = np.abs(z) if side == 0 else side * z
-    cond = ~np.isnan(z) & (away > float(rule.deviation or 4))
+    cond = dated & ~np.isnan(z) & (away > float(rule.deviation or 4))
     return cond, {"usual": usual, "spread": spread, "z": z, "slot": slot.astype(float)}
 
 

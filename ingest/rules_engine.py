@@ -348,6 +348,9 @@ def start_rules(
             except SQLAlchemyError as exc:
                 # the database may be restarting; the queued readings wait in the inbox
                 log.warning("rules pass failed, retrying: %s", str(exc).splitlines()[0])
+            except Exception:
+                # a bug must cost one pass, not every rule for the rest of the server's life
+                log.exception("rules pass failed; retrying at the next interval")
             costs.log_every(60.0)
             stop.wait(interval_s)
 

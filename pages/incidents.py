@@ -49,7 +49,7 @@ from data.incident_reads import INCIDENT_KINDS, incident_detail, incident_events
 from panels.freshness import asof_output
 from panels.guard import guard
 from panels.incident_actions import create_incident_actions
-from panels.reads import asof_payload, now, read
+from panels.reads import asof_payload, now, read, read_fresh
 from web.boundaries import boundary_url
 from web.session import current_principal
 
@@ -490,11 +490,12 @@ def show_incident(incident_id, _done, _tick, lang):
     if chosen is None:
         empty = html.Div(t("incidents.select", lang), className="os-empty")
         return empty, [], asof_payload(clock)
-    incident = read(incident_detail, incident_id=chosen)
+    # the acting user must see their own change at once, not the cache's copy from before it
+    incident = read_fresh(incident_detail, incident_id=chosen)
     if incident.value is None:
         missing = html.Div(t("incidents.not_found", lang), className="os-unavailable")
         return missing, [], asof_payload(clock, incident)
-    events = read(incident_events, incident_id=chosen)
+    events = read_fresh(incident_events, incident_id=chosen)
     reads = [clock, incident, events]
     figure = message_figure(t("device.no_reading", lang))
     if incident.value.get("device_id"):

@@ -29,7 +29,7 @@ from data.incidents import (
     handle_incident,
 )
 from data.scope import current_scope, district_tags
-from panels.reads import read, shared_cache
+from panels.reads import read, read_fresh, shared_cache
 from web.services import web_engine
 from web.session import client_address, current_principal
 
@@ -114,7 +114,7 @@ def update_actions(selected, _done, _tick, shown, lang):
     if not principal.can_act:
         return html.Div(t("action.read_only", lang), className="os-empty"), "read-only"
     try:
-        incident = read(incident_detail, incident_id=chosen).value
+        incident = read_fresh(incident_detail, incident_id=chosen).value
         if incident is None:
             return [], None
         key = f"{chosen}:{incident['status']}:{incident.get('assignee')}"

@@ -38,6 +38,12 @@ def read(query: Callable[..., _T], /, **kwargs: Any) -> Cached[_T]:
     return shared_cache().get(query, current_scope().partition, engine=read_engine(), **kwargs)
 
 
+def read_fresh(query: Callable[..., _T], /, **kwargs: Any) -> Cached[_T]:
+    """`query(read engine, **kwargs)` straight from the store, in the caller's scope: for what
+    its reader may just have changed (one incident's detail after their own action)."""
+    return Cached(query(engine=read_engine(), **kwargs), datetime.now(UTC))
+
+
 def now() -> Cached[datetime]:
     """The database clock, shared like any other read (so windows built on it share keys too)."""
     return read(database_now)

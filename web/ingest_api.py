@@ -117,8 +117,9 @@ def _ingest_failure(exc: Exception) -> Response:
             return _error(500, "internal", "internal error; nothing was stored")
         log.warning("ingest unavailable: %s", str(exc).splitlines()[0])
         return _unavailable()
-    if isinstance(exc, SQLAlchemyError | OneScreenError):
-        # nothing was committed: the client must send the batch again
+    if isinstance(exc, SQLAlchemyError | OneScreenError | psycopg.OperationalError):
+        # nothing was committed (a statement or lock timeout on the raw COPY path too): the
+        # client must send the batch again
         log.warning("ingest unavailable: %s", str(exc).splitlines()[0])
         return _unavailable()
     log.exception("ingest failed")

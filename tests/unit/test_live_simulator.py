@@ -321,7 +321,7 @@ def test_broker_config_keeps_a_backlog():
     lines = set(text.splitlines())
     assert {
         "listener 1884 127.0.0.1",
-        "allow_anonymous true",
+        "allow_anonymous false",
         "persistence true",
         "persistence_location /x/data/",
         "max_queued_messages 1000000",
