@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 from datetime import UTC, datetime, timedelta
 
@@ -15,6 +14,7 @@ from werkzeug.test import EnvironBuilder, run_wsgi_app
 
 from config import load_settings
 from data import ingest_store
+from tests.bodies import CountingBody
 from web.ingest_api import register_ingest_routes
 from web.services import attach
 
@@ -294,22 +294,6 @@ def test_health_reports_the_newest_reading(client):
     assert ready.status_code == 200 and ready.get_json()["status"] == "ready"
 
 
-class _Endless(io.RawIOBase):
-    """A chunked request body of `total` bytes that counts how much of it was read."""
-
-    def __init__(self, total: int) -> None:
-        self.total, self.taken = total, 0
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:
-        n = min(len(buffer), self.total - self.taken)
-        buffer[:n] = b" " * n
-        self.taken += n
-        return n
-
-
 def test_a_chunked_body_over_the_limit_is_refused_before_it_is_read_whole(client, token):
     # the view's own defence (this server has no body-limit middleware in front)
     limit = load_settings(ingest_max_rows=500).body_limits()["/api/v1/readings"]
@@ -319,7 +303,7 @@ def test_a_chunked_body_over_the_limit_is_refused_before_it_is_read_whole(client
         content_type="application/json",
         headers={"Authorization": f"Bearer {token}"},
     ).get_environ()
-    body = _Endless(50 * 1024 * 1024)
+    body = CountingBody(50 * 1024 * 1024)
     environ.pop("CONTENT_LENGTH", None)
     environ.update(
         {"wsgi.input": body, "wsgi.input_terminated": True, "HTTP_TRANSFER_ENCODING": "chunked"}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import threading
 import time
@@ -10,26 +9,11 @@ import time
 from flask import Flask, request
 from werkzeug.test import EnvironBuilder, run_wsgi_app
 
+from tests.bodies import CountingBody
 from web.health import DeadlineProbe
 from web.limits import BodyLimits, limit_for
 
 LIMITS = {"/api/v1/readings": 4000, "/_dash-update-component": 1000, "": 100}
-
-
-class _Source(io.RawIOBase):
-    """A request body of `total` bytes that counts what was read of it."""
-
-    def __init__(self, total: int) -> None:
-        self.total, self.taken = total, 0
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:
-        n = min(len(buffer), self.total - self.taken)
-        buffer[:n] = b"x" * n
-        self.taken += n
-        return n
 
 
 def _app() -> tuple[Flask, list[int]]:
@@ -50,7 +34,7 @@ def _app() -> tuple[Flask, list[int]]:
 
 def _post(app: Flask, path: str, *, size: int, chunked: bool):
     environ = EnvironBuilder(path=path, method="POST", data=b"x" * size).get_environ()
-    source = _Source(size)
+    source = CountingBody(size, b"x")
     if chunked:
         environ.pop("CONTENT_LENGTH")
         environ.update(
