@@ -228,30 +228,27 @@ def _principal(row: Any) -> Principal:
     return Principal(source=row.source_code, scope=_scope(row), mqtt_username=row.mqtt_username)
 
 
-def find_principal(engine: Engine, *, token: str) -> Principal | None:
-    """The live token's principal, or None for an unknown or revoked token."""
+def _live_principal(engine: Engine, *, column: str, value: object) -> Principal | None:
+    """The principal of the live token whose `column` (a fixed column name) equals `value`."""
     with engine.connect() as conn:
         row = conn.execute(
             sa.text(
                 f"SELECT {_TOKEN_COLUMNS} FROM ingest_token"
-                " WHERE token_sha256 = :digest AND revoked_at IS NULL"
+                f" WHERE {column} = :value AND revoked_at IS NULL"
             ),
-            {"digest": token_digest(token)},
+            {"value": value},
         ).one_or_none()
     return None if row is None else _principal(row)
+
+
+def find_principal(engine: Engine, *, token: str) -> Principal | None:
+    """The live token's principal, or None for an unknown or revoked token."""
+    return _live_principal(engine, column="token_sha256", value=token_digest(token))
 
 
 def principal_for_mqtt_login(engine: Engine, *, username: str) -> Principal | None:
     """The principal of the live token whose MQTT login is `username`, or None."""
-    with engine.connect() as conn:
-        row = conn.execute(
-            sa.text(
-                f"SELECT {_TOKEN_COLUMNS} FROM ingest_token"
-                " WHERE mqtt_username = :username AND revoked_at IS NULL"
-            ),
-            {"username": username},
-        ).one_or_none()
-    return None if row is None else _principal(row)
+    return _live_principal(engine, column="mqtt_username", value=username)
 
 
 def list_tokens(engine: Engine, *, include_revoked: bool = True) -> list[TokenInfo]:
