@@ -80,10 +80,57 @@ def _json(schema: dict, description: str) -> dict:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
+_ERROR_REF = {"$ref": "#/components/schemas/Error"}
+_RESULT_REF = {"$ref": "#/components/schemas/IngestResult"}
+
+
+def _readings_path() -> dict:
+    """POST /api/v1/readings."""
+    batch = {
+        "type": "object",
+        "required": ["readings"],
+        "properties": {
+            "readings": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": 10000,
+                "items": {"$ref": "#/components/schemas/Reading"},
+            }
+        },
+    }
+    return {
+        "post": {
+            "summary": "Store a batch of readings",
+            "operationId": "postReadings",
+            "requestBody": {"required": True, "content": {"application/json": {"schema": batch}}},
+            "responses": {
+                "200": _json(_RESULT_REF, "every row stored (or already stored)"),
+                "207": _json(_RESULT_REF, "some rows rejected: see status and errors"),
+                "400": _json(_ERROR_REF, "not JSON, not a batch, empty"),
+                "401": _json(_ERROR_REF, "missing, unknown or revoked token"),
+                "413": _json(_ERROR_REF, "too many rows or bytes"),
+                "415": _json(_ERROR_REF, "not application/json"),
+                "422": _json(_RESULT_REF, "every row rejected: see errors"),
+                "503": _json(_ERROR_REF, "store unavailable: nothing stored, send again"),
+            },
+        }
+    }
+
+
+def _probe_path(summary: str, operation: str, ok: str, failed: str) -> dict:
+    """A public GET probe: 200 `ok`, 503 `failed`."""
+    return {
+        "get": {
+            "summary": summary,
+            "operationId": operation,
+            "security": [],
+            "responses": {"200": {"description": ok}, "503": _json(_ERROR_REF, failed)},
+        }
+    }
+
+
 def openapi_document() -> dict:
     """The whole description."""
-    error = {"$ref": "#/components/schemas/Error"}
-    result = {"$ref": "#/components/schemas/IngestResult"}
     return {
         "openapi": "3.1.0",
         "info": {
@@ -91,77 +138,35 @@ def openapi_document() -> dict:
             "version": "1.0.0",
             "description": "Devices and department systems push readings here. Idempotent: a "
             "reading sent again (same device and ts) is stored once. The same JSON body may be "
-            "published over MQTT (QoS 1) to <prefix>/<source>/telemetry.",
+            "published over MQTT (QoS 1) to <prefix>/<login>/telemetry, logged in with the "
+            "token's MQTT login (`tokens list`) and the token as password.",
         },
         "components": {
             "securitySchemes": {
                 "token": {
                     "type": "http",
                     "scheme": "bearer",
-                    "description": "a source token (any device) or a device token "
-                    "(`python cli.py tokens create --source NAME [--device ID]`)",
+                    "description": "a token bound to one device, to categories × districts, or "
+                    "city-wide (`python cli.py tokens create --source NAME --device ID | "
+                    "--category C --district D | --all`); rows outside it are refused",
                 }
             },
             "schemas": {"Reading": _READING, "IngestResult": _RESULT, "Error": _ERROR},
         },
         "security": [{"token": []}],
         "paths": {
-            "/api/v1/readings": {
-                "post": {
-                    "summary": "Store a batch of readings",
-                    "operationId": "postReadings",
-                    "requestBody": {
-                        "required": True,
-                        "content": {
-                            "application/json": {
-                                "schema": {
-                                    "type": "object",
-                                    "required": ["readings"],
-                                    "properties": {
-                                        "readings": {
-                                            "type": "array",
-                                            "minItems": 1,
-                                            "maxItems": 10000,
-                                            "items": {"$ref": "#/components/schemas/Reading"},
-                                        }
-                                    },
-                                }
-                            }
-                        },
-                    },
-                    "responses": {
-                        "200": _json(result, "every row stored (or already stored)"),
-                        "207": _json(result, "some rows rejected: see status and errors"),
-                        "400": _json(error, "not JSON, not a batch, empty"),
-                        "401": _json(error, "missing, unknown or revoked token"),
-                        "413": _json(error, "too many rows or bytes"),
-                        "415": _json(error, "not application/json"),
-                        "422": _json(result, "every row rejected: see errors"),
-                        "503": _json(error, "store unavailable: nothing stored, send again"),
-                    },
-                }
-            },
-            "/api/v1/health": {
-                "get": {
-                    "summary": "Ingest health: newest reading, dead letters of the last hour",
-                    "operationId": "getHealth",
-                    "security": [],
-                    "responses": {
-                        "200": {"description": "healthy"},
-                        "503": _json(error, "the database did not answer in time, or failed"),
-                    },
-                }
-            },
-            "/api/v1/ready": {
-                "get": {
-                    "summary": "Readiness: the database answers a trivial query in time",
-                    "operationId": "getReady",
-                    "security": [],
-                    "responses": {
-                        "200": {"description": "ready"},
-                        "503": _json(error, "not ready, with the reason"),
-                    },
-                }
-            },
+            "/api/v1/readings": _readings_path(),
+            "/api/v1/health": _probe_path(
+                "Ingest health: newest reading, dead letters of the last hour",
+                "getHealth",
+                "healthy",
+                "the database did not answer in time, or failed",
+            ),
+            "/api/v1/ready": _probe_path(
+                "Readiness: the database answers a trivial query in time",
+                "getReady",
+                "ready",
+                "not ready, with the reason",
+            ),
         },
     }
