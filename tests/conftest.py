@@ -7,7 +7,7 @@ import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -247,3 +247,18 @@ def app_on(url: str, **settings: Any) -> Iterator[Any]:
 def owner_of(app: Any) -> sa.Engine:
     """The owner's engine of an app made by `app_on` (what a test does as the owner)."""
     return app.server.extensions["onescreen"].engine  # type: ignore[no-any-return]
+
+
+def cli_runner(capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str, str]]:
+    """Run `cli.main.main` as a command would (settings read afresh each time); returns
+    (exit code, stdout, stderr), and fails on any traceback."""
+    from cli.main import main
+
+    def invoke(*args: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        code = main(list(args))
+        out, err = capsys.readouterr()
+        assert "Traceback" not in out + err
+        return code, out, err
+
+    return invoke

@@ -21,7 +21,7 @@ from data.engine import create_db_engine
 from ingest.broker import MqttCredentials, parse_broker_url
 from ingest.mqtt_worker import MqttIngestWorker
 from ingest.service import Ingestor
-from tests.conftest import app_on, connect_result, seeded_database
+from tests.conftest import app_on, cli_runner, connect_result, seeded_database
 from tests.integration.conftest import running_mqtt_worker
 from tests.mqtt_publisher import Publisher
 
@@ -53,21 +53,12 @@ def worker(engine, mqtt):
 @pytest.fixture
 def cli(monkeypatch, capsys, city_url, mqtt):
     """Run the command line on this module's city, managing the session's broker."""
-    from cli.main import main
-
     monkeypatch.setenv("DATABASE_URL", city_url)
     monkeypatch.setenv("ONESCREEN_DATA_DIR", str(mqtt.settings.data_dir))
     monkeypatch.setenv("ONESCREEN_MQTT_BROKER_PORT", str(mqtt.settings.mqtt_broker_port))
     monkeypatch.delenv("ONESCREEN_MQTT_URL", raising=False)
 
-    def invoke(*args: str) -> tuple[int, str, str]:
-        capsys.readouterr()
-        code = main(list(args))
-        out, err = capsys.readouterr()
-        assert "Traceback" not in out + err
-        return code, out, err
-
-    return invoke
+    return cli_runner(capsys)
 
 
 def _device(engine, category: str, *, district: str | None = None) -> sa.Row:

@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from data.engine import create_db_engine
-from tests.conftest import seeded_database
+from tests.conftest import cli_runner, seeded_database
 
 
 @pytest.fixture(scope="module")
@@ -32,19 +32,10 @@ def live_engine_(live_city_url) -> Iterator[sa.Engine]:
 @pytest.fixture
 def run(monkeypatch, capsys, live_city_url):
     """Run `cli.main.main` against this module's city; returns (exit code, stdout, stderr)."""
-    from cli.main import main
-
     # each invocation reads its settings afresh, as a new process would
     monkeypatch.setenv("DATABASE_URL", live_city_url)
 
-    def invoke(*args: str) -> tuple[int, str, str]:
-        capsys.readouterr()
-        code = main(list(args))
-        out, err = capsys.readouterr()
-        assert "Traceback" not in out + err
-        return code, out, err
-
-    yield invoke
+    yield cli_runner(capsys)
 
 
 @contextmanager
