@@ -33,6 +33,8 @@ def badge_texts(page: Page) -> list[str]:
 
 def expect_every_panel_fresh(page: Page, pattern: re.Pattern = FRESH) -> None:
     """Every panel on the page has one badge, each showing a time and none of them stale."""
+    # a loaded machine can reach network idle before Dash has rendered the page's layout
+    expect(page.locator(".os-panel").nth(2)).to_be_attached()
     panels = page.locator(".os-panel").count()
     assert panels >= 3
     expect(page.locator(".os-fresh")).to_have_count(panels)
