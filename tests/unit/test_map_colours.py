@@ -20,9 +20,20 @@ from components.choropleth import (
     legend_entries,
     scale_for,
 )
+from components.device_view import kind_badge
+from components.feed import feed_children
+from components.incident_detail import _facts
 from components.state import METRICS
-from components.theme import CATEGORY_PALETTE, HEAT_RAMP, NO_DATA, SEVERITY_COLORS, STATE_COLORS
-from tests.unit.test_dashboard_builders import area
+from components.theme import (
+    CATEGORY_PALETTE,
+    HEAT_RAMP,
+    KIND_COLORS,
+    NO_DATA,
+    SEVERITY_COLORS,
+    STATE_COLORS,
+)
+from components.tiles import tiles_children
+from tests.unit.test_dashboard_builders import _tile_key, area, kpis
 
 # every figure a map could meet: counts, densities, rates in 0.05 steps, huge and fractional
 VALUES = sorted(
@@ -171,3 +182,67 @@ def test_classes_do_not_change_with_the_data():
         assert first.hideout["colors"]["310115"] == again.hideout["colors"]["310115"]
     colours = choropleth(loud, metric="open_incidents", lang="zh", drill=True).hideout["colors"]
     assert colours == {"310101": HEAT_RAMP[-1], "310115": HEAT_RAMP[1]}
+
+
+def test_feed_bars_follow_severity_and_status_words_carry_none():
+    """A major alarm's bar is the major colour, never the critical one; its status word is plain."""
+    severities = ["critical", "major", "minor", "major"]
+    frame = _feed_frame(severity=severities, status=["open", "open", "acknowledged", "resolved"])
+    rows = feed_children(frame, lang="zh", categories={})
+    for row, severity in zip(rows, severities, strict=True):
+        classes = row.className.split()
+        assert f"os-feed-sev-{severity}" in classes
+        assert [c for c in classes if c.startswith("os-feed-sev-")] == [f"os-feed-sev-{severity}"]
+        status = row.children[-1]
+        assert "os-feed-status" in status.className and "os-sev" not in status.className
+
+
+def _feed_frame(**columns) -> pd.DataFrame:
+    """Alarm rows for the feed; list values make one row per item."""
+    size = max((len(v) for v in columns.values() if isinstance(v, list)), default=1)
+    base = dict(
+        id=list(range(1, size + 1)),
+        opened_at=pd.Timestamp("2026-11-24T04:00:00Z"),
+        category_code="gas",
+        title_zh="燃气泄漏",
+        title_en="Gas leak",
+        district_zh="黄浦区",
+        district_en="Huangpu",
+        street_zh="南京东路街道",
+        street_en="Nanjing Road East",
+        kind="alarm",
+    )
+    return pd.DataFrame({**base, **columns}, index=range(size))
+
+
+def test_a_zero_count_is_grey_and_the_alert_frame_needs_a_critical():
+    calm = tiles_children(kpis(open_by_severity={"critical": 0, "major": 2, "minor": 0}), "zh")
+    tile = next(tile for tile in calm if _tile_key(tile) == "open_incidents")
+    spans = {span.className.split()[1]: span.className for span in tile.children[2].children}
+    assert "os-sev-zero" in spans["os-sev-critical"] and "os-sev-zero" in spans["os-sev-minor"]
+    assert "os-sev-zero" not in spans["os-sev-major"]
+    assert "os-tile-alert" not in tile.className
+    loud = tiles_children(kpis(open_by_severity={"critical": 1, "major": 0, "minor": 0}), "zh")
+    tile = next(tile for tile in loud if _tile_key(tile) == "open_incidents")
+    assert "os-tile-alert" in tile.className
+    assert "os-sev-zero" not in tile.children[2].children[0].className
+
+
+@pytest.mark.parametrize("severity", ["critical", "major", "minor"])
+def test_an_alarms_kind_tag_takes_its_severity_colour(severity):
+    incident = {
+        "severity": severity,
+        "status": "open",
+        "kind": "alarm",
+        "category_code": "gas",
+        "district_zh": "黄浦区",
+        "district_en": "Huangpu",
+        "opened_at": pd.Timestamp("2026-11-24T04:00:00Z"),
+        "lon": 121.48,
+        "lat": 31.23,
+    }
+    tag = _facts(incident, lang="zh", categories={})[0][1]
+    assert tag.style["color"] == SEVERITY_COLORS[severity]
+    assert kind_badge("alarm", "en", severity).style["color"] == SEVERITY_COLORS[severity]
+    # the early-warning kinds keep their own colours whatever the severity
+    assert kind_badge("forecast", "en", severity).style["color"] == KIND_COLORS["forecast"]
