@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import colorsys
 import re
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -246,3 +247,14 @@ def test_an_alarms_kind_tag_takes_its_severity_colour(severity):
     assert kind_badge("alarm", "en", severity).style["color"] == SEVERITY_COLORS[severity]
     # the early-warning kinds keep their own colours whatever the severity
     assert kind_badge("forecast", "en", severity).style["color"] == KIND_COLORS["forecast"]
+
+
+def test_the_readme_table_lists_the_classes_the_maps_use():
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("### Map colours mean the same thing everywhere", 1)[1].split("\n#", 1)[
+        0
+    ]
+    rows = dict(re.findall(r"^\| `(\w+)` [^|]*\| ([^|]+) \|$", section, flags=re.MULTILINE))
+    assert {key: value.split(" · ") for key, value in rows.items()} == {
+        key: class_labels(scale) for key, scale in SCALES.items()
+    }
