@@ -71,7 +71,7 @@ window.onescreen = Object.assign({}, window.onescreen, {
       return {
         // the district code lets a wall tell which layer a map is showing
         className: "os-area os-area-" + code + " os-area-d" + feature.properties.district,
-        fillColor: colors[code] || h.noData || "#1a2740",
+        fillColor: colors[code] || h.noData || "#2b2f37",
         // 0 is a value (the streets over the grid), not a missing one
         fillOpacity: typeof h.fillOpacity === "number" ? h.fillOpacity : 0.78,
         color: selected ? "#ffffff" : (forecast || h.lineColor || "#4fb8ff"),

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
 
 from components.i18n import t
-from components.theme import HEAT_RAMP, STATE_COLORS
+from components.theme import HEAT_RAMP, NO_DATA, STATE_COLORS
 from data.areas import AreaMetric
 
-NO_DATA = "#1a2740"
-INTEGRAL_METRICS = ("open_incidents", "readings_last_hour")
 SMALL_AREA_KM2 = 60.0
 
 
@@ -48,73 +45,94 @@ def format_value(value: float | None, metric: str) -> str:
     return f"{value:,.0f}"
 
 
-def _nice_breaks(values: Sequence[float], classes: int, *, integral: bool = False) -> list[float]:
-    """Up to `classes`-1 rounded, strictly increasing inner break points across the values."""
-    low, high = min(values), max(values)
-    if high <= low:
-        return []
-    step = (high - low) / classes
-    magnitude = 10 ** math.floor(math.log10(step))
-    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= step)
-    if integral:
-        # counts: whole-number classes, so a legend never reads "2 – 2"
-        step = max(1, math.ceil(step))
-    first = math.floor(low / step) * step + step
-    breaks: list[float] = []
-    value = first
-    # `<=`: with counts 0 and 1 the break at 1 separates them
-    while value <= high and len(breaks) < classes - 1:
-        breaks.append(round(value, 6))
-        value += step
-    return breaks
+@dataclass(frozen=True)
+class Scale:
+    """Fixed classes of one metric: each break is the lowest value of the next class."""
+
+    key: str
+    breaks: tuple[float, ...]
+    # where less is worse (online rate) the ramp runs the other way
+    higher_is_worse: bool = True
+    # values are classed as shown: rounded to the decimals their labels use
+    decimals: int = 0
+    unit: str = ""
 
 
-def classify(
-    values: Sequence[float], *, higher_is_worse: bool = True, integral: bool = False
-) -> tuple[list[float], list[str]]:
-    """Class breaks and one colour per class (len(colors) == len(breaks) + 1)."""
-    breaks = _nice_breaks(values, len(HEAT_RAMP), integral=integral) if values else []
-    ramp = HEAT_RAMP if higher_is_worse else tuple(reversed(HEAT_RAMP))
-    if not breaks:
-        # every area has the same value: mildest colour for zero, a middle one otherwise
-        return [], [ramp[0] if not values or max(values) == 0 else ramp[len(ramp) // 2]]
-    # spread the classes we have over the whole ramp so few classes still contrast
-    picks = [round(i * (len(ramp) - 1) / len(breaks)) for i in range(len(breaks) + 1)]
-    return breaks, [ramp[i] for i in picks]
+# The classes of every map metric, the same on every screen, level and refresh (README "Map
+# colours mean the same thing everywhere"). Six classes for the six steps of HEAT_RAMP.
+SCALES = {
+    "open_incidents": Scale("open_incidents", (1, 5, 10, 20, 50)),
+    "incidents_per_100km2": Scale("incidents_per_100km2", (1, 5, 10, 25, 50), decimals=1),
+    "online_rate": Scale(
+        "online_rate", (80, 90, 95, 98, 99), higher_is_worse=False, decimals=1, unit="%"
+    ),
+    "readings_last_hour": Scale("readings_last_hour", (100, 250, 500, 1000, 2500)),
+    # devices in warning or alarm in one H3 cell of a district page
+    "cell_alerts": Scale("cell_alerts", (1, 2, 3, 5, 10)),
+}
 
 
-def color_for(value: float | None, breaks: Sequence[float], colors: Sequence[str]) -> str:
+def scale_for(metric: str) -> Scale:
+    """The fixed classes of `metric` (ValueError for an unknown one)."""
+    try:
+        return SCALES[metric]
+    except KeyError:
+        raise ValueError(f"unknown metric {metric!r}") from None
+
+
+def class_colors(scale: Scale) -> tuple[str, ...]:
+    """One colour per class of `scale`, lowest value first, spread over the whole ramp."""
+    ramp = HEAT_RAMP if scale.higher_is_worse else tuple(reversed(HEAT_RAMP))
+    count = len(scale.breaks) + 1
+    return tuple(ramp[round(i * (len(ramp) - 1) / max(count - 1, 1))] for i in range(count))
+
+
+def class_index(value: float, scale: Scale) -> int:
+    """Which class of `scale` holds `value` (as its label rounds it), 0 the lowest."""
+    shown = round(value, scale.decimals)
+    return sum(1 for limit in scale.breaks if shown >= limit)
+
+
+def color_for(value: float | None, scale: Scale) -> str:
     """The class colour of `value` (NO_DATA for None)."""
     if value is None:
         return NO_DATA
-    for limit, color in zip(breaks, colors, strict=False):
-        if value < limit:
-            return color
-    return colors[len(breaks)]
+    return class_colors(scale)[class_index(value, scale)]
 
 
-def legend_entries(
-    breaks: Sequence[float],
-    colors: Sequence[str],
-    metric: str,
-    lang: str,
-    *,
-    single: float | None = None,
-) -> list[LegendEntry]:
-    """Legend rows from low to high, plus a no-data row (`single`: the value when all agree)."""
-    edges = [None, *breaks, None]
-    rows = []
-    for index, color in enumerate(colors):
-        low, high = edges[index], edges[index + 1]
-        if low is None and high is None:
-            label = "–" if single is None else format_value(single, metric)
+def _bound(value: float, scale: Scale) -> str:
+    """A class bound as a legend writes it: thousands separated, no trailing ".0"."""
+    decimals = 0 if value == int(value) else scale.decimals
+    return f"{value:,.{decimals}f}"
+
+
+def class_labels(scale: Scale) -> list[str]:
+    """The value range of each class, lowest first, never overlapping ("0", "1 – 4", "≥ 50")."""
+    step = 10**-scale.decimals
+    # counts start at 0; a fractional figure's first class is everything below its break
+    lows: list[float | None] = [None if scale.decimals else 0, *scale.breaks]
+    highs: list[float | None] = [*scale.breaks, None]
+    labels = []
+    for low, high in zip(lows, highs, strict=True):
+        if high is None:
+            text = f"≥ {_bound(low or 0, scale)}"
         elif low is None:
-            label = f"< {format_value(high, metric)}"
-        elif high is None:
-            label = f"≥ {format_value(low, metric)}"
+            text = f"< {_bound(high, scale)}"
         else:
-            label = f"{format_value(low, metric)} – {format_value(high, metric)}"
-        rows.append(LegendEntry(color=color, label=label))
+            top = round(high - step, scale.decimals)
+            text = (
+                _bound(low, scale) if top == low else f"{_bound(low, scale)} – {_bound(top, scale)}"
+            )
+        labels.append(text + scale.unit)
+    return labels
+
+
+def legend_entries(scale: Scale, lang: str) -> list[LegendEntry]:
+    """Legend rows of `scale` from low to high values, plus the no-data row."""
+    rows = [
+        LegendEntry(color=color, label=label)
+        for color, label in zip(class_colors(scale), class_labels(scale), strict=True)
+    ]
     rows.append(LegendEntry(color=NO_DATA, label=t("legend.no_data", lang)))
     return rows
 
@@ -164,13 +182,10 @@ def choropleth(
     with_labels: bool = True,
 ) -> Choropleth:
     """Colours, tooltips, legend and label points of `areas` for `metric` in `lang`."""
+    scale = scale_for(metric)
     values = {area.code: metric_value(area, metric) for area in areas}
-    present = [v for v in values.values() if v is not None]
-    breaks, colors = classify(
-        present, higher_is_worse=metric != "online_rate", integral=metric in INTEGRAL_METRICS
-    )
     hideout = {
-        "colors": {code: color_for(v, breaks, colors) for code, v in values.items()},
+        "colors": {code: color_for(v, scale) for code, v in values.items()},
         "tips": {area.code: tooltip_html(area, metric, lang, drill=drill) for area in areas},
         "selected": selected,
         "noData": NO_DATA,
@@ -201,12 +216,7 @@ def choropleth(
         if with_labels
         else [],
     }
-    single = present[0] if present and not breaks else None
-    return Choropleth(
-        hideout=hideout,
-        legend=legend_entries(breaks, colors, metric, lang, single=single),
-        labels=labels,
-    )
+    return Choropleth(hideout=hideout, legend=legend_entries(scale, lang), labels=labels)
 
 
 def cell_heat(cells, *, metric: str, lang: str) -> tuple[dict, list[LegendEntry], str]:
@@ -218,19 +228,12 @@ def cell_heat(cells, *, metric: str, lang: str) -> tuple[dict, list[LegendEntry]
             if row.devices_total
         }
         title = t("metric.online_rate", lang)
-        heat_metric = "online_rate"
     else:
         values = {
             str(row.cell): float(row.devices_warning + row.devices_alarm)
             for row in cells.itertuples()
         }
         title = t("legend.cell_alerts", lang)
-        heat_metric = "open_incidents"
-    breaks, colors = classify(
-        list(values.values()),
-        higher_is_worse=metric != "online_rate",
-        integral=heat_metric != "online_rate",
-    )
-    hideout = {"colors": {code: color_for(v, breaks, colors) for code, v in values.items()}}
-    single = next(iter(values.values())) if values and not breaks else None
-    return hideout, legend_entries(breaks, colors, heat_metric, lang, single=single), title
+    scale = scale_for("online_rate" if metric == "online_rate" else "cell_alerts")
+    hideout = {"colors": {code: color_for(v, scale) for code, v in values.items()}}
+    return hideout, legend_entries(scale, lang), title

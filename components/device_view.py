@@ -373,9 +373,9 @@ def add_forecast(
     )
 
 
-def kind_badge(kind: str, lang: str) -> html.Span:
+def kind_badge(kind: str, lang: str, severity: str = "critical") -> html.Span:
     """A small coloured label of an incident's kind (预警, 异常, 设备健康; 告警 by severity)."""
-    color = KIND_COLORS.get(kind, SEVERITY_COLORS["critical"])
+    color = KIND_COLORS.get(kind, SEVERITY_COLORS.get(severity, SEVERITY_COLORS["critical"]))
     return html.Span(
         t(f"fx.kind.{kind}", lang),
         className=f"os-kind os-kind-{kind}",
@@ -396,7 +396,7 @@ def why_children(findings: pd.DataFrame, lang: str) -> list:
             html.Li(
                 className=f"os-why-item os-why-{row['kind']}",
                 children=[
-                    kind_badge(row["kind"], lang),
+                    kind_badge(row["kind"], lang, str(row.get("severity") or "critical")),
                     dcc.Link(
                         row["title_en" if en else "title_zh"],
                         href=href("/incidents", lang=lang, incident=str(row["id"])),

@@ -89,7 +89,11 @@ def feed_children(
             ),
         ]
         kind = item.get("kind") or "alarm"
-        row_class = f"os-feed-row os-feed-{item['status']} os-feed-kind-{kind}"
+        # the bar beside the row takes the severity's colour, as its tag does
+        row_class = (
+            f"os-feed-row os-feed-{item['status']} os-feed-kind-{kind}"
+            f" os-feed-sev-{item['severity']}"
+        )
         rows.append(
             dcc.Link(
                 href=href("/incidents", lang=lang, incident=str(item["id"])),

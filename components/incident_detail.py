@@ -132,7 +132,8 @@ def _facts(incident: dict, *, lang: str, categories: dict[str, tuple[str, str]])
             html.Span(
                 t(f"fx.kind.{kind}", lang),
                 className=f"os-kind os-kind-{kind}",
-                style={"color": KIND_COLORS.get(kind, SEVERITY_COLORS["critical"])},
+                # an alarm's tag takes its severity's colour: red only for 紧急
+                style={"color": KIND_COLORS.get(kind, SEVERITY_COLORS[incident["severity"]])},
             ),
         ),
         (

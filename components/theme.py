@@ -13,9 +13,11 @@ ACCENT = "#39c5ff"
 GOOD = "#2fd38a"
 FONT_FAMILY = '"Noto Sans CJK SC", "Noto Sans SC", "Microsoft YaHei", sans-serif'
 
-SEVERITY_COLORS = {"critical": "#ff4d5e", "major": "#ffa23a", "minor": "#f5d547"}
+# red is 紧急 (critical) and alarm, nothing else: no metric, category or trend is drawn in it
+CRITICAL = "#ff4d5e"
+SEVERITY_COLORS = {"critical": CRITICAL, "major": "#ffa23a", "minor": "#f5d547"}
 STATE_COLORS = {
-    "alarm": "#ff4d5e",
+    "alarm": CRITICAL,
     # 预警: a breach of the alarm limit is forecast (issue 17); distinct from every other state
     "forecast": "#ff6ad5",
     "warning": "#ffa23a",
@@ -29,13 +31,17 @@ STATE_RANK = ("alarm", "forecast", "warning", "offline", "maintenance", "normal"
 # incident kinds (data: incident.kind): alarms by severity; the early-warning kinds by these
 KIND_COLORS = {"forecast": "#ff6ad5", "anomaly": "#c58bff", "health": "#7fd7ff"}
 
-# sequential ramp for "more is worse" metrics, and its reverse for rates where less is worse
-HEAT_RAMP = ("#12324f", "#1d5a7a", "#2b8a9e", "#e3b341", "#f07a3a", "#ff4d5e")
+# the one ramp of every map metric, quiet to loud: a single blue hue growing lighter, so no
+# count or rate ever borrows the severity colours (red, orange, yellow) or the "fine" green;
+# where less is worse (online rate) the classes take it in reverse (components/choropleth.py)
+HEAT_RAMP = ("#173a5e", "#1d5588", "#2371b3", "#2f8fd6", "#4fb0f0", "#8fd8ff")
+# areas without data: a neutral grey, unlike any class of the ramp
+NO_DATA = "#2b2f37"
 CATEGORY_PALETTE = (
     "#39c5ff",
     "#2fd38a",
     "#ffa23a",
-    "#ff4d5e",
+    "#d8e2f0",
     "#a77bff",
     "#f5d547",
     "#5ee6d0",

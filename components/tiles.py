@@ -68,7 +68,9 @@ def _severity_detail(kpis: Kpis, lang: str) -> list:
     return [
         html.Span(
             f"{t(f'severity.{severity}', lang)} {kpis.open_by_severity[severity]}",
-            className=f"os-sev os-sev-{severity}",
+            # zero is calm: no severity colour for a count of none
+            className=f"os-sev os-sev-{severity}"
+            + (" os-sev-zero" if not kpis.open_by_severity[severity] else ""),
         )
         for severity in ("critical", "major", "minor")
     ]

@@ -9,6 +9,9 @@ import pytest
 import sqlalchemy as sa
 from playwright.sync_api import Page, expect
 
+from components.choropleth import class_colors, class_labels, color_for, metric_value, scale_for
+from components.theme import SEVERITY_COLORS
+from data.areas import district_metrics
 from data.kpis import area_kpis, city_kpis
 from data.reference_reads import street_names
 from tests.browser.conftest import VIEWPORTS, open_page, screenshot
@@ -24,6 +27,25 @@ def wait_ready(page: Page) -> None:
 
 def tile_value(page: Page, key: str) -> str:
     return page.locator(f".os-tile-value[data-key='{key}']").inner_text()
+
+
+def assert_fills_follow_the_scale(page: Page, engine: sa.Engine, metric: str) -> None:
+    """Each district is painted its own value's class of the metric's fixed scale (read from the
+    store now), never in critical red; the legend lists exactly those classes."""
+    scale = scale_for(metric)
+    expected = {
+        area.code: color_for(metric_value(area, metric), scale) for area in district_metrics(engine)
+    }
+    fills = page.eval_on_selector_all(
+        "path.os-area",
+        "ps => Object.fromEntries(ps.map(p => [[...p.classList].find("
+        "c => /^os-area-\\d+$/.test(c)).slice(8), p.getAttribute('fill')]))",
+    )
+    assert fills == expected
+    assert set(fills.values()) <= set(class_colors(scale))
+    assert SEVERITY_COLORS["critical"] not in fills.values()
+    rows = page.locator(".os-legend-row").all_inner_texts()
+    assert [row.strip() for row in rows[: len(scale.breaks) + 1]] == class_labels(scale)
 
 
 def some_device_id(engine: sa.Engine) -> int:
@@ -101,9 +123,8 @@ def test_overview_shows_16_districts_and_the_store_figures(live_server, live_eng
     assert tile_value(page, "open_incidents") == f"{kpis.open_total:,}"
     assert tile_value(page, "resolved_today") == f"{kpis.resolved_today:,}"
     assert page.evaluate("document.documentElement.lang") == "zh-CN"
-    # every district is coloured from the data, none left at the no-data colour
-    fills = page.eval_on_selector_all("path.os-area", "ps => ps.map(p => p.getAttribute('fill'))")
-    assert len(set(fills)) > 1
+    # every district is painted its class of the fixed scale (issue 19): no red without a 紧急
+    assert_fills_follow_the_scale(page, live_engine, "open_incidents")
 
 
 def test_hovering_a_district_shows_its_name_and_figures(live_server, page):
@@ -120,6 +141,8 @@ def test_clicking_pudong_drills_down_to_its_streets(live_server, live_engine, pa
     page, _log = page
     page.goto(live_server + "/?metric=online_rate")
     wait_ready(page)
+    # where less is worse the ramp runs the other way, and stays blue
+    assert_fills_follow_the_scale(page, live_engine, "online_rate")
     box = page.locator(f"path.os-area-{PUDONG}").bounding_box()
     label = page.locator(".os-map-label", has_text="浦东新区").bounding_box()
     assert box and label

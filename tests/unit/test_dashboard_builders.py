@@ -10,15 +10,7 @@ import pandas as pd
 import pytest
 
 from components import i18n
-from components.choropleth import (
-    NO_DATA,
-    choropleth,
-    classify,
-    color_for,
-    format_value,
-    legend_entries,
-    metric_value,
-)
+from components.choropleth import choropleth, format_value, metric_value
 from components.state import METRICS, href, language, pick, pick_many, query_string
 from components.tiles import tiles_children
 from components.timeline import timeline_figure
@@ -80,25 +72,6 @@ def test_every_label_exists_in_both_languages_with_the_same_placeholders():
         names_zh = {f[1] for f in fields.parse(zh) if f[1]}
         names_en = {f[1] for f in fields.parse(en) if f[1]}
         assert names_zh == names_en, key
-
-
-def test_classes_are_whole_numbers_for_counts_and_cover_every_value():
-    values = [0, 1, 2, 3, 7, 12, 40]
-    breaks, colors = classify(values, integral=True)
-    assert breaks == sorted(breaks) and all(b == int(b) for b in breaks)
-    assert len(colors) == len(breaks) + 1
-    assert {color_for(v, breaks, colors) for v in values} <= set(colors)
-    assert color_for(None, breaks, colors) == NO_DATA
-    # the highest value gets the worst colour, the lowest the mildest
-    assert color_for(40, breaks, colors) == colors[-1]
-    assert color_for(0, breaks, colors) == colors[0]
-
-
-def test_online_rate_colours_low_rates_as_worst():
-    breaks, colors = classify([70.0, 85.0, 99.0], higher_is_worse=False)
-    assert color_for(70.0, breaks, colors) != color_for(99.0, breaks, colors)
-    rows = legend_entries(breaks, colors, "online_rate", "en")
-    assert rows[0].label.startswith("<") and rows[-1].label == "No devices"
 
 
 def test_metric_values_and_formats():
@@ -229,15 +202,6 @@ def test_timeline_draws_acknowledged_and_resolved_lines_from_the_history():
     assert set(lines) == {"Acknowledged", "Resolved"}
     assert sum(lines["Acknowledged"].y) == 4 and sum(lines["Resolved"].y) == 3
     assert max(lines["Resolved"].y) == 2
-
-
-def test_zero_and_one_get_different_colours():
-    breaks, colors = classify([0, 0, 1, 1, 0], integral=True)
-    assert color_for(0, breaks, colors) != color_for(1, breaks, colors)
-    labels = [row.label for row in legend_entries(breaks, colors, "open_incidents", "en")]
-    assert labels[:2] == ["< 1", "≥ 1"]
-    same, colours = classify([0, 0, 0], integral=True)
-    assert same == [] and colours[0] == color_for(0, same, colours)
 
 
 def test_the_opening_line_sits_among_the_readings_in_city_time():
