@@ -373,9 +373,10 @@ def tile_trends(
         kinds = {"alarm_kinds": list(ALARM_KINDS)}
         incidents = conn.execute(_INCIDENTS_BY_HOUR, {**timing, **scope, **kinds}).all()
         ends = [*(h + timedelta(hours=1) for h in hours[:-1]), moment, moment - timedelta(days=1)]
-        open_at = dict(
-            conn.execute(_OPEN_AT, {**scope, **kinds, "ends": ends, "earliest": min(ends)}).all()
-        )
+        open_rows = conn.execute(
+            _OPEN_AT, {**scope, **kinds, "ends": ends, "earliest": min(ends)}
+        ).all()
+    open_at: dict[datetime, int] = {end: int(n) for end, n in open_rows}
     opened = {h: float(n) for h, n, _r, _s in incidents}
     resolved = {h: float(r) for h, _n, r, _s in incidents}
     seconds = {h: float(s) for h, _n, _r, s in incidents if s is not None}

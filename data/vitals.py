@@ -25,7 +25,7 @@ VITAL_MEASURANDS = (
 
 _VITALS_SQL = sa.text(
     """
-    SELECT t.measurand, min(t.unit), r.bucket,
+    SELECT t.measurand, min(t.unit), min(t.decimals), r.bucket,
            sum(r.value_sum) / nullif(sum(r.n_readings), 0)
     FROM rollup_district_type_1h r JOIN device_type t ON t.id = r.type_id
     WHERE t.measurand = ANY(CAST(:measurands AS text[]))
@@ -51,6 +51,7 @@ class Vital:
 
     measurand: str
     unit: str
+    decimals: int
     hours: tuple[datetime, ...]
     values: tuple[float | None, ...]
 
@@ -88,12 +89,13 @@ def city_vitals(
             },
         ).all()
         warnings = conn.execute(_WARNINGS_SQL, {"at": moment, "district": district}).scalar_one()
-    units = {measurand: unit for measurand, unit, _h, _v in rows}
-    means = {(m, h): v for m, _u, h, v in rows}
+    units = {measurand: (unit, decimals) for measurand, unit, decimals, _h, _v in rows}
+    means = {(m, h): v for m, _u, _d, h, v in rows}
     signs = tuple(
         Vital(
             measurand=m,
-            unit=units[m],
+            unit=units[m][0],
+            decimals=int(units[m][1]),
             hours=hours,
             values=tuple(
                 None if means.get((m, h)) is None else float(means[(m, h)]) for h in hours
