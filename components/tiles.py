@@ -90,6 +90,12 @@ def sparkline_svg(
         for run in runs
         if len(run) > 1
     )
+    # an hour alone between gaps is still a figure: a small dot rather than nothing
+    lines += "".join(
+        '<circle cx="{}" cy="{}" r="1.4" fill="{}"/>'.format(*run[0].split(","), colour)
+        for run in runs
+        if len(run) == 1
+    )
     last = max(i for i, v in enumerate(values) if v is not None)
     x_last, y_last = f"{2 + last * step:.1f}", y(values[last] or 0.0)
     dot = f'<circle cx="{x_last}" cy="{y_last}" r="2.2" fill="{colour}"/>'

@@ -169,3 +169,9 @@ def test_vitals_strip_items():
     assert "上海市" in items[1].title
     english = [_text(item) for item in vitals_children(vitals, "en", place="Shanghai")]
     assert english[0].startswith("Warnings in force") and "Tide level" in english[2]
+
+
+def test_sparkline_dots_an_hour_alone_between_gaps():
+    svg = sparkline_svg([None, 4.0, None, None, 2.0, 3.0], width=100, height=20)
+    assert len(points(svg)) == 1
+    assert svg.count("<circle") == 2  # the lone hour, and the last point
