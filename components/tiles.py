@@ -56,7 +56,8 @@ def format_change(now: float | None, base: float | None, lang: str) -> tuple[str
 def _change(pair: tuple[float | None, float | None] | None, lang: str) -> html.Span:
     """A tile's change against the same time yesterday."""
     text, direction = format_change(*(pair or (None, None)), lang)
-    return html.Span(text, className=f"os-change os-change-{direction}")
+    # os-trend: the tile's change line, sized by the surface (pages, walls)
+    return html.Span(text, className=f"os-trend os-change os-change-{direction}")
 
 
 def sparkline_svg(
