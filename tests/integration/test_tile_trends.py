@@ -10,7 +10,10 @@ import sqlalchemy as sa
 
 from data.checks import InvalidQuery
 from data.kpis import TREND_HOURS, area_kpis, tile_trends
+from data.scope import CITY, Scope, create_web_engine, provision_web_role, scoped, web_database_url
 from data.vitals import city_vitals
+from panels.base import View
+from panels.vitals import _title_and_place
 from tests.conftest import SEED_END
 
 pytestmark = pytest.mark.integration
@@ -121,3 +124,25 @@ def test_trends_refuse_bad_scope(engine, seeded):
         tile_trends(engine, district="Pudong; DROP TABLE incident")
     with pytest.raises(InvalidQuery):
         city_vitals(engine, district="x' OR 1=1")
+
+
+def test_a_managers_city_view_covers_his_districts_and_says_so(engine, seeded, db_url):
+    provision_web_role(engine)
+    web = create_web_engine(web_database_url(db_url))
+    try:
+        with scoped(Scope(districts=PUDONG)):
+            city = tile_trends(web, at=AT)
+            vitals = city_vitals(web, at=AT)
+            title, _place = _title_and_place(View(), "zh")
+        with scoped(Scope(districts=CITY)):
+            assert _title_and_place(View(), "zh")[0] == "城市体征"
+    finally:
+        web.dispose()
+    # row-level security: the manager's "city" is Pudong, and the strip's title says so
+    assert city.series == tile_trends(engine, district=PUDONG, at=AT).series
+    pudong = city_vitals(engine, district=PUDONG, at=AT).signs
+    assert [sign.measurand for sign in vitals.signs] == [sign.measurand for sign in pudong]
+    for mine, theirs in zip(vitals.signs, pudong, strict=True):
+        assert [v is None for v in mine.values] == [v is None for v in theirs.values]
+        assert [v or 0 for v in mine.values] == pytest.approx([v or 0 for v in theirs.values])
+    assert title == "辖区体征（仅含本人辖区）"
