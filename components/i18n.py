@@ -110,7 +110,7 @@ _TEXTS: dict[str, tuple[str, str]] = {
     "tile.resolved_today": ("今日办结", "Resolved today"),
     "tile.mttr": ("平均处置时长", "Mean time to resolve"),
     "tile.mtta": ("平均确认 {m} 分钟", "acknowledged in {m} min on average"),
-    "tile.vs_yesterday": ("较昨日", "vs yesterday"),
+    "tile.vs_same_time": ("较昨日同时", "vs same time yesterday"),
     "tile.online_detail": (
         "{online} 台在线 · 注意 {warning} · 告警 {alarm}",
         "{online} online · {warning} warning · {alarm} alarm",
@@ -118,7 +118,7 @@ _TEXTS: dict[str, tuple[str, str]] = {
     "tile.opened_today": ("今日新增 {n}", "{n} opened today"),
     "tile.minutes": ("分钟", "min"),
     "tile.no_change": ("持平", "unchanged"),
-    "tile.yesterday_none": ("昨日无数据", "no data yesterday"),
+    "tile.spark_alt": ("近24小时逐时趋势", "hourly trend, last 24 h"),
     "panel.map": ("全市运行态势", "City status map"),
     "panel.district_map": ("街镇态势", "Streets and devices"),
     "panel.tiles": ("运行指标", "Key figures"),
@@ -308,6 +308,22 @@ _TEXTS: dict[str, tuple[str, str]] = {
     "fx.kiosk.item": ("{place} · {category} {n} 处", "{place} · {category} ×{n}"),
     "fx.kiosk.when": ("约 {n} 分钟后", "in about {n} min"),
     "fx.kiosk.none": ("当前无预警", "No early warnings in force"),
+    # 城市体征 strip (issue 19 item 12)
+    "vitals.title": ("城市体征", "City vital signs"),
+    "vitals.title_district": ("{name}体征", "{name} vital signs"),
+    "vitals.title_scoped": ("辖区体征（仅含本人辖区）", "Vital signs of your districts only"),
+    "vitals.temperature": ("气温", "Temperature"),
+    "vitals.rainfall": ("小时雨量", "Rainfall"),
+    "vitals.tide_level": ("潮位", "Tide level"),
+    "vitals.transformer_load": ("电网负载", "Grid load"),
+    "vitals.pipe_pressure": ("供水压力", "Mains pressure"),
+    "vitals.pm25": ("PM2.5", "PM2.5"),
+    "vitals.warnings": ("生效预警", "Warnings in force"),
+    "vitals.note": (
+        "{name}：范围内设备的逐时均值，曲线为近24小时",
+        "{name}: hourly mean of the devices in scope; the line shows the last 24 h",
+    ),
+    "vitals.none": ("暂无读数", "no readings"),
 }
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from dash import dcc, html
@@ -12,7 +14,7 @@ from components.countdown import earliest, minutes_until
 from components.i18n import t
 from components.panels import skeleton
 from components.state import href
-from data.kpis import Kpis
+from data.kpis import Kpis, TileTrends
 
 CITY_TZ = ZoneInfo("Asia/Shanghai")
 
@@ -32,34 +34,106 @@ def skeleton_tiles() -> list[html.Div]:
     ]
 
 
-def _trend(today: float | None, yesterday: float | None, lang: str, *, lower_is_better: bool):
-    """An arrow, the change and its colour against yesterday."""
-    if today is None or not yesterday:
-        return html.Span(t("tile.yesterday_none", lang), className="os-trend os-trend-none")
-    change = (today - yesterday) / yesterday
-    if abs(change) < 0.005:
-        return html.Span(
-            f"{t('tile.vs_yesterday', lang)} {t('tile.no_change', lang)}",
-            className="os-trend os-trend-flat",
-        )
-    better = (change < 0) == lower_is_better
-    arrow = "▲" if change > 0 else "▼"
-    # a tenfold change reads better as a factor than as "2570.0%"
-    amount = f"×{today / yesterday:.0f}" if change >= 9 else f"{abs(change):.1%}"
-    return html.Span(
-        f"{t('tile.vs_yesterday', lang)} {arrow} {amount}",
-        className=f"os-trend {'os-trend-good' if better else 'os-trend-bad'}",
+# ratios beyond this are written as ">10×": "▲ 2570%" reads as noise from the back row
+CHANGE_CAP = 10.0
+SPARK_WIDTH, SPARK_HEIGHT = 120, 26
+
+
+def format_change(now: float | None, base: float | None, lang: str) -> tuple[str, str]:
+    """The one way a change is written ("较昨日同时 ▲ 12%", "▲ >10×", "—" without a base), and
+    its direction ("up", "down", "flat", "none"); colour is the stylesheet's, and neutral."""
+    label = t("tile.vs_same_time", lang)
+    if now is None or base is None or base <= 0:
+        return f"{label} —", "none"
+    ratio = now / base
+    if abs(ratio - 1) < 0.005:
+        return f"{label} {t('tile.no_change', lang)}", "flat"
+    arrow = "▲" if ratio > 1 else "▼"
+    amount = f">{CHANGE_CAP:.0f}×" if ratio > CHANGE_CAP else f"{abs(ratio - 1):.0%}"
+    return f"{label} {arrow} {amount}", "up" if ratio > 1 else "down"
+
+
+def _change(pair: tuple[float | None, float | None] | None, lang: str) -> html.Span:
+    """A tile's change against the same time yesterday."""
+    text, direction = format_change(*(pair or (None, None)), lang)
+    # os-trend: the tile's change line, sized by the surface (pages, walls)
+    return html.Span(text, className=f"os-trend os-change os-change-{direction}")
+
+
+def sparkline_svg(
+    values: Sequence[float | None], *, width: int = SPARK_WIDTH, height: int = SPARK_HEIGHT
+) -> str:
+    """An SVG polyline of `values` (gaps where None), scaled to its own range, last point dotted;
+    a series of zeros lies flat on the baseline, greyed."""
+    known = [v for v in values if v is not None]
+    if not known or len(values) < 2:
+        return ""
+    low, high = min(known), max(known)
+    zero = high == 0 and low == 0
+    span = high - low
+    step = (width - 4) / (len(values) - 1)
+
+    def y(v: float) -> float:
+        # a flat non-zero series sits mid-height; zeros on the baseline
+        level = 0.0 if zero else 0.5 if span == 0 else (v - low) / span
+        return round(height - 3 - level * (height - 6), 1)
+
+    runs: list[list[str]] = [[]]
+    for i, v in enumerate(values):
+        if v is None:
+            runs.append([])
+        else:
+            runs[-1].append(f"{2 + i * step:.1f},{y(v)}")
+    colour = "#5d6b80" if zero else "#8fb3d9"
+    lines = "".join(
+        f'<polyline points="{" ".join(run)}" fill="none" stroke="{colour}" stroke-width="1.6"'
+        ' stroke-linejoin="round"/>'
+        for run in runs
+        if len(run) > 1
+    )
+    # an hour alone between gaps is still a figure: a small dot rather than nothing
+    lines += "".join(
+        '<circle cx="{}" cy="{}" r="1.4" fill="{}"/>'.format(*run[0].split(","), colour)
+        for run in runs
+        if len(run) == 1
+    )
+    last = max(i for i, v in enumerate(values) if v is not None)
+    x_last, y_last = f"{2 + last * step:.1f}", y(values[last] or 0.0)
+    dot = f'<circle cx="{x_last}" cy="{y_last}" r="2.2" fill="{colour}"/>'
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}"'
+        f' viewBox="0 0 {width} {height}">{lines}{dot}</svg>'
     )
 
 
-def _tile(key: str, label: str, value: str, detail, trend=None, accent: str = "") -> html.Div:
+def sparkline(values: Sequence[float | None] | None, lang: str) -> html.Img | html.Span:
+    """A tile's sparkline of the last day as an image (no chart library on the page)."""
+    svg = sparkline_svg(values or ())
+    if not svg:
+        return html.Span(className="os-spark os-spark-none")
+    zero = all(not v for v in values or ())
+    return html.Img(
+        src="data:image/svg+xml;utf8," + quote(svg),
+        alt=t("tile.spark_alt", lang),
+        title=t("tile.spark_alt", lang),
+        className=f"os-spark{' os-spark-zero' if zero else ''}",
+        **wildcards({"data-points": str(len(values or ()))}),
+    )
+
+
+def _tile(
+    key: str, label: str, value: str, detail, trend=None, accent: str = "", spark=None
+) -> html.Div:
+    # a zero is a quiet fact, not a signal: greyed
+    zero = " os-tile-zero" if value.strip() in {"0", "–"} else ""
     return html.Div(
-        className=f"os-tile os-tile-{key} {accent}".strip(),
+        className=f"os-tile os-tile-{key} {accent}{zero}".strip(),
         children=[
             html.Div(label, className="os-tile-label"),
             html.Div(value, className="os-tile-value", **wildcards({"data-key": key})),
             html.Div(detail, className="os-tile-detail"),
             trend if trend is not None else html.Span(),
+            spark if spark is not None else html.Span(),
         ],
     )
 
@@ -68,9 +142,10 @@ def _severity_detail(kpis: Kpis, lang: str) -> list:
     return [
         html.Span(
             f"{t(f'severity.{severity}', lang)} {kpis.open_by_severity[severity]}",
-            # zero is calm: no severity colour for a count of none
+            # "紧急 0" is no emergency: zeros grey, never the severity's colour
             className=f"os-sev os-sev-{severity}"
-            + (" os-sev-zero" if not kpis.open_by_severity[severity] else ""),
+            if kpis.open_by_severity[severity]
+            else "os-sev os-sev-zero",
         )
         for severity in ("critical", "major", "minor")
     ]
@@ -114,20 +189,37 @@ def foresight_tiles(
 
 
 def tiles_children(
-    kpis: Kpis, lang: str, *, now: datetime | None = None, scope: dict | None = None
+    kpis: Kpis,
+    lang: str,
+    *,
+    now: datetime | None = None,
+    scope: dict | None = None,
+    trends: TileTrends | None = None,
 ) -> list[html.Div]:
-    """The eight tiles of `kpis` in `lang`: the six KPIs and the two early-warning tiles."""
-    return [*_kpi_tiles(kpis, lang), *foresight_tiles(kpis, lang, now=now, scope=scope)]
+    """The eight tiles of `kpis` in `lang`: the six KPIs (with the last day's sparklines and the
+    change against the same time yesterday when `trends` are given) and the early warnings."""
+    return [
+        *_kpi_tiles(kpis, lang, trends),
+        *foresight_tiles(kpis, lang, now=now, scope=scope),
+    ]
 
 
-def _kpi_tiles(kpis: Kpis, lang: str) -> list[html.Div]:
+def _kpi_tiles(kpis: Kpis, lang: str, trends: TileTrends | None) -> list[html.Div]:
     """The six KPI tiles of `kpis` in `lang`."""
     rate = kpis.online_rate
     mttr = kpis.mean_minutes_to_resolve
     mtta = kpis.mean_minutes_to_acknowledge
     minutes = t("tile.minutes", lang)
-    # yesterday's figures are whole-day totals: compare today against the same share of yesterday
-    day_share = _day_share(kpis)
+
+    def trend(key: str) -> dict:
+        # the status snapshot keeps no history: device tiles have no trend to show
+        if trends is None or key not in trends.changes:
+            return {}
+        return {
+            "trend": _change(trends.changes[key], lang),
+            "spark": sparkline(trends.series.get(key), lang),
+        }
+
     return [
         _tile(
             "devices",
@@ -153,57 +245,31 @@ def _kpi_tiles(kpis: Kpis, lang: str) -> list[html.Div]:
             t("tile.readings_today", lang),
             f"{kpis.readings_today:,}",
             "",
-            _trend(
-                kpis.readings_today,
-                kpis.readings_yesterday * day_share if kpis.readings_yesterday else None,
-                lang,
-                lower_is_better=False,
-            ),
+            **trend("readings_today"),
         ),
         _tile(
             "open_incidents",
             t("tile.open_incidents", lang),
             f"{kpis.open_total:,}",
             _severity_detail(kpis, lang),
-            _trend(
-                kpis.opened_today,
-                kpis.opened_yesterday * day_share if kpis.opened_yesterday else None,
-                lang,
-                lower_is_better=True,
-            ),
             accent="os-tile-alert" if kpis.open_by_severity["critical"] else "",
+            **trend("open_incidents"),
         ),
         _tile(
             "resolved_today",
             t("tile.resolved_today", lang),
             f"{kpis.resolved_today:,}",
             t("tile.opened_today", lang, n=f"{kpis.opened_today:,}"),
-            _trend(
-                kpis.resolved_today,
-                kpis.resolved_yesterday * day_share if kpis.resolved_yesterday else None,
-                lang,
-                lower_is_better=False,
-            ),
+            **trend("resolved_today"),
         ),
         _tile(
             "mttr",
             t("tile.mttr", lang),
             "–" if mttr is None else f"{mttr:.0f} {minutes}",
-            t(
-                "tile.mtta",
-                lang,
-                m="–" if mtta is None else f"{mtta:.0f}",
-            ),
-            _trend(mttr, kpis.mean_minutes_to_resolve_yesterday, lang, lower_is_better=True),
+            t("tile.mtta", lang, m="–" if mtta is None else f"{mtta:.0f}"),
+            **trend("mttr"),
         ),
     ]
-
-
-def _day_share(kpis: Kpis) -> float:
-    """How much of the Shanghai day has passed at `kpis.at` (at least one minute)."""
-    local = kpis.at.astimezone(CITY_TZ)
-    seconds = local.hour * 3600 + local.minute * 60 + local.second
-    return max(seconds, 60) / 86400
 
 
 def _clock(kpis: Kpis) -> str:

@@ -4,13 +4,16 @@ incident counters: the cost does not grow with the device count."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from data.checks import ALARM_KINDS, check_scope
 from data.clock import at_or_now
+
+CITY_TZ = ZoneInfo("Asia/Shanghai")
 
 
 @dataclass(frozen=True)
@@ -246,3 +249,159 @@ def area_kpis(
 def city_kpis(engine: Engine, *, category: str | None = None, at: datetime | None = None) -> Kpis:
     """KPIs for the whole city."""
     return area_kpis(engine, category=category, at=at)
+
+
+# Trends behind the tiles ------------------------------------------------------------------------
+# Hourly figures of the last day and of yesterday up to the same hour, from the hourly rollups
+# (a street's from its 15-minute rollups) and the incident indexes: a few hundred rows at most.
+
+TREND_HOURS = 24
+
+_READINGS_BY_HOUR = sa.text(
+    """
+    SELECT r.bucket AS hour, sum(r.n_readings) AS n
+    FROM rollup_district_type_1h r JOIN device_type t ON t.id = r.type_id
+    WHERE r.bucket >= :since AND r.bucket <= :at
+      AND (CAST(:district AS text) IS NULL OR r.district_adcode = :district)
+      AND (CAST(:category AS text) IS NULL OR t.category_code = :category)
+    GROUP BY r.bucket
+    """
+)
+
+_STREET_READINGS_BY_HOUR = sa.text(
+    """
+    SELECT date_trunc('hour', bucket) AS hour, sum(n_readings) AS n
+    FROM rollup_street_15m
+    WHERE street_code = :street AND bucket >= :since AND bucket <= :at
+      AND (CAST(:category AS text) IS NULL OR category_code = :category)
+    GROUP BY 1
+    """
+)
+
+_INCIDENTS_BY_HOUR = sa.text(
+    """
+    WITH scoped AS (
+        SELECT opened_at, resolved_at FROM incident
+        WHERE kind = ANY(CAST(:alarm_kinds AS text[]))
+          AND (CAST(:district AS text) IS NULL OR district_adcode = :district)
+          AND (CAST(:street AS text) IS NULL OR street_code = :street)
+          AND (CAST(:category AS text) IS NULL OR category_code = :category)
+    ),
+    opened AS (
+        SELECT date_trunc('hour', opened_at) AS hour, count(*) AS n FROM scoped
+        WHERE opened_at >= :since AND opened_at <= :at GROUP BY 1
+    ),
+    resolved AS (
+        SELECT date_trunc('hour', resolved_at) AS hour, count(*) AS n,
+               sum(extract(epoch FROM resolved_at - opened_at)) AS seconds
+        FROM scoped WHERE resolved_at >= :since AND resolved_at <= :at GROUP BY 1
+    )
+    SELECT coalesce(o.hour, r.hour), coalesce(o.n, 0), coalesce(r.n, 0), r.seconds
+    FROM opened o FULL JOIN resolved r ON r.hour = o.hour
+    """
+)
+
+# open incidents at each instant of :ends (live ones, or resolved since the earliest instant)
+_OPEN_AT = sa.text(
+    """
+    WITH candidates AS (
+        SELECT opened_at, resolved_at FROM incident
+        WHERE (status <> 'resolved' OR resolved_at > :earliest)
+          AND kind = ANY(CAST(:alarm_kinds AS text[]))
+          AND (CAST(:district AS text) IS NULL OR district_adcode = :district)
+          AND (CAST(:street AS text) IS NULL OR street_code = :street)
+          AND (CAST(:category AS text) IS NULL OR category_code = :category)
+    )
+    SELECT e.at, count(c.opened_at)
+    FROM unnest(CAST(:ends AS timestamptz[])) AS e(at)
+    LEFT JOIN candidates c
+      ON c.opened_at <= e.at AND (c.resolved_at IS NULL OR c.resolved_at > e.at)
+    GROUP BY e.at
+    """
+)
+
+
+@dataclass(frozen=True)
+class TileTrends:
+    """Per tile: the hourly series of the last day (oldest first, the last hour under way) and
+    the (now, same time yesterday) pair its change is written from."""
+
+    hours: tuple[datetime, ...]
+    series: dict[str, tuple[float | None, ...]]
+    changes: dict[str, tuple[float | None, float | None]]
+    at: datetime
+
+
+def _hours(at: datetime) -> tuple[datetime, ...]:
+    """The starts of the last TREND_HOURS hours, the one under way last."""
+    current = at.replace(minute=0, second=0, microsecond=0)
+    return tuple(current - timedelta(hours=back) for back in range(TREND_HOURS - 1, -1, -1))
+
+
+def _midnight(at: datetime) -> datetime:
+    """The Shanghai midnight that began `at`'s day."""
+    return at.astimezone(CITY_TZ).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def _so_far(by_hour: dict[datetime, float], at: datetime) -> tuple[float, float]:
+    """Totals over today's completed hours, and over the same hours of yesterday."""
+    midnight, current = _midnight(at), at.replace(minute=0, second=0, microsecond=0)
+    day = timedelta(days=1)
+    today = sum(v for h, v in by_hour.items() if midnight <= h < current)
+    yesterday = sum(v for h, v in by_hour.items() if midnight - day <= h < current - day)
+    return today, yesterday
+
+
+def tile_trends(
+    engine: Engine,
+    *,
+    district: str | None = None,
+    street: str | None = None,
+    category: str | None = None,
+    at: datetime | None = None,
+) -> TileTrends:
+    """The tiles' last-day series and their changes against the same time yesterday."""
+    check_scope(district=district, street=street, category=category)
+    with engine.connect() as conn:
+        moment = at_or_now(conn, at)
+        hours = _hours(moment)
+        since = min(hours[0], _midnight(moment) - timedelta(days=1))
+        scope = {"district": district, "street": street, "category": category}
+        timing = {"since": since, "at": moment}
+        readings_sql = _READINGS_BY_HOUR if street is None else _STREET_READINGS_BY_HOUR
+        readings = {h: float(n) for h, n in conn.execute(readings_sql, {**timing, **scope})}
+        kinds = {"alarm_kinds": list(ALARM_KINDS)}
+        incidents = conn.execute(_INCIDENTS_BY_HOUR, {**timing, **scope, **kinds}).all()
+        ends = [*(h + timedelta(hours=1) for h in hours[:-1]), moment, moment - timedelta(days=1)]
+        open_rows = conn.execute(
+            _OPEN_AT, {**scope, **kinds, "ends": ends, "earliest": min(ends)}
+        ).all()
+    open_at: dict[datetime, int] = {end: int(n) for end, n in open_rows}
+    opened = {h: float(n) for h, n, _r, _s in incidents}
+    resolved = {h: float(r) for h, _n, r, _s in incidents}
+    seconds = {h: float(s) for h, _n, _r, s in incidents if s is not None}
+    resolved_now, resolved_then = _so_far(resolved, moment)
+    seconds_now, seconds_then = _so_far(seconds, moment)
+    return TileTrends(
+        hours=hours,
+        series={
+            "readings_today": tuple(readings.get(h, 0.0) for h in hours),
+            "open_incidents": tuple(float(open_at.get(end, 0)) for end in ends[:-1]),
+            "resolved_today": tuple(resolved.get(h, 0.0) for h in hours),
+            "mttr": tuple(
+                seconds[h] / resolved[h] / 60 if resolved.get(h) and h in seconds else None
+                for h in hours
+            ),
+            "opened": tuple(opened.get(h, 0.0) for h in hours),
+        },
+        changes={
+            "readings_today": _so_far(readings, moment),
+            "open_incidents": (float(open_at.get(moment, 0)), float(open_at.get(ends[-1], 0))),
+            "resolved_today": (resolved_now, resolved_then),
+            "mttr": (
+                seconds_now / resolved_now / 60 if resolved_now else None,
+                seconds_then / resolved_then / 60 if resolved_then else None,
+            ),
+        },
+        at=moment,
+    )

@@ -1,4 +1,5 @@
-"""City overview `/` (一屏观全域): district map, status tiles, incident timeline and feed."""
+"""City overview `/` (一屏观全域): 城市体征 strip, district map, status tiles, incident timeline
+and feed."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from components.panels import panel, unavailable
 from components.shell import create_page
 from components.state import METRICS, STACKS, href, language, pick
 from data.errors import READ_ERRORS, report_failure
-from panels import AREAS, FEED, TILES, TIMELINE
+from panels import AREAS, FEED, TILES, TIMELINE, VITALS
 from panels.areas import EMPTY
 from panels.base import Rendered, View
 from panels.place import PagePlace, place
@@ -40,6 +41,7 @@ place(OVERVIEW, AREAS)
 place(OVERVIEW, TILES)
 place(OVERVIEW, TIMELINE)
 place(OVERVIEW, FEED)
+place(OVERVIEW, VITALS)
 
 
 def _districts_home(districts: tuple[str, ...], lang: str) -> html.Div:
@@ -136,6 +138,8 @@ def layout(
         # digests of the map layers' first hideout and labels, so a refresh sends only changes
         dcc.Store(id=OVERVIEW.id_of("map-sent"), data=first.values["map-sent"] if first else None),
         filter_bar(lang, metric=look.metric, category=values["category"], stack=values["stack"]),
+        # 城市体征: a slim row of the city's vital signs above the map and tiles
+        VITALS.create(look),
         html.Div(
             className="os-grid os-grid-overview",
             children=[

@@ -6,5 +6,6 @@ from panels.feed import FEED
 from panels.ranking import RANKING
 from panels.tiles import TILES
 from panels.timeline import TIMELINE
+from panels.vitals import VITALS
 
-__all__ = ["AREAS", "FEED", "RANKING", "TILES", "TIMELINE"]
+__all__ = ["AREAS", "FEED", "RANKING", "TILES", "TIMELINE", "VITALS"]

@@ -1,4 +1,5 @@
-"""The status tiles panel: KPIs of the view against yesterday, and the status snapshot's time."""
+"""The status tiles panel: KPIs of the view, their last day and their change against the same
+time yesterday, and the status snapshot's time."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from dash import html
 from components.i18n import t
 from components.panels import panel, unavailable
 from components.tiles import CITY_TZ, skeleton_tiles, tiles_children
-from data.kpis import area_kpis
+from data.kpis import area_kpis, tile_trends
 from panels.base import LivePanel, Look, Part, Rendered, View
 from panels.reads import asof_payload, now, read
 
@@ -17,17 +18,21 @@ from panels.reads import asof_payload, now, read
 def render(view: View, look: Look, _kept: dict[str, Any]) -> Rendered:
     """The tiles of `view`, and when its status snapshot was taken (the 预警 countdown from
     the database clock at render time)."""
-    kpis = read(area_kpis, district=view.district, street=view.street, category=view.category)
+    scope_of_view = {"district": view.district, "street": view.street, "category": view.category}
+    kpis = read(area_kpis, **scope_of_view)
+    trends = read(tile_trends, **scope_of_view)
     clock = now()
     moment = (kpis.value.status_as_of or kpis.value.at).astimezone(CITY_TZ).strftime("%H:%M")
     # walls open nothing; pages link the 预警 and device-health tiles to their incidents
     scope = None if look.wall else {"district": view.district, "category": view.category}
     return Rendered(
         values={
-            "tiles": tiles_children(kpis.value, look.lang, now=clock.value, scope=scope),
+            "tiles": tiles_children(
+                kpis.value, look.lang, now=clock.value, scope=scope, trends=trends.value
+            ),
             "status": t("status.as_of", look.lang, t=moment),
         },
-        reads=(kpis, clock),
+        reads=(kpis, trends, clock),
     )
 
 

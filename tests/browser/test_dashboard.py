@@ -14,6 +14,7 @@ from components.theme import SEVERITY_COLORS
 from data.areas import district_metrics
 from data.kpis import area_kpis, city_kpis
 from data.reference_reads import street_names
+from data.vitals import city_vitals
 from tests.browser.conftest import VIEWPORTS, open_page, screenshot
 
 PUDONG = "310115"
@@ -125,6 +126,18 @@ def test_overview_shows_16_districts_and_the_store_figures(live_server, live_eng
     assert page.evaluate("document.documentElement.lang") == "zh-CN"
     # every district is painted its class of the fixed scale (issue 19): no red without a 紧急
     assert_fills_follow_the_scale(page, live_engine, "open_incidents")
+    # the tiles with a trend carry the last day's line and the one change format
+    expect(page.locator(".os-tile img.os-spark[data-points='24']")).to_have_count(4)
+    changes = page.locator(".os-tile .os-change").all_inner_texts()
+    assert len(changes) == 4
+    for change in changes:
+        assert re.fullmatch(r"较昨日同时 (—|持平|[▲▼] (\d+%|>10×))", change), change
+    # the 城市体征 strip: the 预警 in force and every vital sign the city has readings of
+    expect(page.locator(".os-vitals-title")).to_have_text("城市体征")
+    expect(page.locator(".os-vitals .os-vital")).to_have_count(
+        1 + len(city_vitals(live_engine).signs)
+    )
+    assert page.locator(".os-vitals .os-vital img.os-spark").count() >= 1
 
 
 def test_hovering_a_district_shows_its_name_and_figures(live_server, page):
