@@ -308,6 +308,23 @@ _TEXTS: dict[str, tuple[str, str]] = {
     "fx.kiosk.item": ("{place} · {category} {n} 处", "{place} · {category} ×{n}"),
     "fx.kiosk.when": ("约 {n} 分钟后", "in about {n} min"),
     "fx.kiosk.none": ("当前无预警", "No early warnings in force"),
+    # issue 19 (clusters, charts): ranking column heads (short; the full name in the title)
+    "rank.col.district": ("行政区", "District"),
+    "rank.col.street": ("街镇", "Street"),
+    "rank.col.devices": ("设备数", "Devices"),
+    "rank.col.open_incidents": ("未结事件", "Open"),
+    "rank.col.incidents_per_100km2": ("事件/百km²", "Per 100 km²"),
+    "rank.col.online_rate": ("在线率 %", "Online %"),
+    "rank.col.readings_last_hour": ("读数/时", "Readings/h"),
+    "chart.normal": ("正常", "Normal"),
+    "chart.alarm": ("报警", "Alarm"),
+    "chart.trigger": ("触发 {v}", "Trigger {v}"),
+    "chart.window_short": (
+        "近{h}小时（数据起于 {t}）",
+        "Last {h} h (data from {t})",
+    ),
+    "chart.no_lower": ("无下限", "no lower limit"),
+    "chart.no_upper": ("无上限", "no upper limit"),
 }
 
 

@@ -11,6 +11,25 @@ from components.i18n import t
 from data.areas import AreaMetric
 
 
+def ranking_head(*, metric: str, lang: str, level: str, wall: bool = False) -> html.Div:
+    """The column heads of a ranking: area, devices (not on walls) and the metric; short, with
+    the metric's full name as the title so a narrow column never cuts it."""
+    full = t(f"metric.{metric}", lang)
+    value = "os-wall-rank-value" if wall else "os-rank-value"
+    heads = [
+        html.Span(t(f"rank.col.{level}", lang)),
+        *([] if wall else [html.Span(t("rank.col.devices", lang), className=value)]),
+        html.Span(t(f"rank.col.{metric}", lang), title=full, className=value),
+    ]
+    if wall:
+        heads.insert(0, html.Span("#", className="os-wall-rank-pos"))
+    return html.Div(
+        heads,
+        className="os-wall-rank-row os-rank-head" if wall else "os-rank-row os-rank-head",
+        **{"data-metric": metric},
+    )
+
+
 def ranking_rows(areas, *, metric: str, lang: str, selected: str | None) -> list:
     """Streets sorted by the metric (worst first), each a button that scopes the page to it."""
     values = [(area, metric_value(area, metric)) for area in areas]
