@@ -323,8 +323,8 @@ _TEXTS: dict[str, tuple[str, str]] = {
         "近{h}小时（数据起于 {t}）",
         "Last {h} h (data from {t})",
     ),
-    "chart.no_lower": ("无下限", "no lower limit"),
-    "chart.no_upper": ("无上限", "no upper limit"),
+    "chart.no_lower": ("无报警下限", "No lower alarm limit"),
+    "chart.no_upper": ("无报警上限", "No upper alarm limit"),
 }
 
 

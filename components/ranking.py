@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from dash import html
 
+from components.attributes import wildcards
 from components.choropleth import format_value, metric_value
 from components.i18n import t
 from data.areas import AreaMetric
@@ -26,7 +27,7 @@ def ranking_head(*, metric: str, lang: str, level: str, wall: bool = False) -> h
     return html.Div(
         heads,
         className="os-wall-rank-row os-rank-head" if wall else "os-rank-row os-rank-head",
-        **{"data-metric": metric},
+        **wildcards({"data-metric": metric}),
     )
 
 
