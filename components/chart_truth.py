@@ -56,15 +56,17 @@ def draw_on_off(figure: go.Figure, times: Iterable, values: Iterable, *, lang: s
     )
 
 
-def value_range(*groups: Iterable[float | None], pad: float = 0.08) -> list[float] | None:
-    """An axis range holding every given value with `pad` of the span either side (None when
-    there is no value)."""
+def value_range(
+    *groups: Iterable[float | None], pad: float = 0.08, headroom: float = 0.0
+) -> list[float] | None:
+    """An axis range holding every given value with `pad` of the span either side, and
+    `headroom` more above (room for a label over the highest point); None without a value."""
     values = [float(v) for group in groups for v in group if v is not None and not pd.isna(v)]
     if not values:
         return None
     low, high = min(values), max(values)
-    margin = (high - low) * pad or max(abs(high) * pad, 1.0)
-    return [low - margin, high + margin]
+    span = (high - low) or max(abs(high), 1.0)
+    return [low - span * pad, high + span * (pad + headroom)]
 
 
 def mark_trigger(figure: go.Figure, *, at: datetime, value: float, text: str) -> None:

@@ -85,7 +85,12 @@ def gauge(device: DeviceDetail, lang: str) -> html.Div:
                 style={"background": scale.background()},
                 **wildcards({"data-zones": ",".join(zone for zone, _, _ in scale.zones)}),
             ),
-            html.Div(className="os-gauge-scale", children=[html.Span(text) for text in labels]),
+            html.Div(
+                className="os-gauge-scale",
+                children=[html.Span(text) for text in labels],
+                # on/off: each word under the middle of its half
+                style={"justifyContent": "space-around"} if len(labels) == 2 else None,
+            ),
         ]
     )
 

@@ -136,7 +136,10 @@ _TEXTS: dict[str, tuple[str, str]] = {
     "legend.title": ("图例", "Legend"),
     "legend.no_data": ("无设备", "No devices"),
     "legend.cell_alerts": ("注意/告警设备数（网格）", "Devices in warning/alarm per cell"),
-    "legend.devices": ("设备状态（聚合圈按状态占比分段）", "Device state (cluster rings show the mix)"),
+    "legend.devices": (
+        "设备状态（聚合圈按状态占比分段）",
+        "Device state (cluster rings show the mix)",
+    ),
     "hover.device": ("设备 #", "Device #"),
     "legend.approximate": ("虚线边界为近似范围", "Dashed outlines are approximate"),
     "hover.devices": ("设备 {n}", "{n} devices"),

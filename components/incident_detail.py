@@ -106,7 +106,8 @@ def _draw_analog(
             annotation_font_color="#ff8a95",
         )
     extra = [threshold, incident.get("trigger_value"), detail_of(incident).get("limit")]
-    span = value_range(series["value_min"], series["value_max"], extra)
+    # headroom: the trigger's label sits above its marker, which is often the highest point
+    span = value_range(series["value_min"], series["value_max"], extra, headroom=0.25)
     if span is not None:
         figure.update_yaxes(range=span)
 

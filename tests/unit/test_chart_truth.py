@@ -88,6 +88,8 @@ def test_value_range_holds_every_value_and_ignores_missing_ones():
     assert value_range([None]) is None
     low, high = value_range([1.0, 2.0], [None, 10.0, float("nan")])
     assert low < 1.0 and high > 10.0
+    roomy = value_range([0.0, 10.0], headroom=0.25)
+    assert roomy is not None and roomy[1] >= 13.0 and roomy[0] < 0.0
     flat = value_range([5.0])
     assert flat is not None and flat[0] < 5.0 < flat[1]
 
