@@ -181,7 +181,7 @@ def cluster_features(
         s=("s", "min"),
         first=("id", "min"),
     )
-    mix = state_counts(keys).reindex(grouped.index).to_numpy().tolist()
+    mix = state_counts(keys).tolist() if len(keys) else []
     zoom_to = min(zoom + 2, DEVICE_ZOOM)
     features = []
     columns = (grouped[name].tolist() for name in ("lon", "lat", "n", "s", "first"))
@@ -194,11 +194,17 @@ def cluster_features(
     return {"type": "FeatureCollection", "features": features}
 
 
-def state_counts(keys: pd.DataFrame) -> pd.DataFrame:
-    """Devices per grid cell (gx, gy) and state rank: one column per STATE_RANK entry, in order
-    (a cluster's `c`, which the browser draws as ring segments)."""
-    counts = keys.groupby(["gx", "gy", "s"], sort=True).size().unstack("s", fill_value=0)
-    return counts.reindex(columns=range(len(STATE_RANK)), fill_value=0).astype(int)
+def state_counts(keys: pd.DataFrame) -> np.ndarray:
+    """Devices per grid cell and state rank, cells in (gx, gy) order, one column per STATE_RANK
+    entry (a cluster's `c`, which the browser draws as ring segments)."""
+    # one sortable number per cell (cells are positive: Shanghai is east and north of 0, 0)
+    cell = keys["gx"].to_numpy() * (1 << 31) + keys["gy"].to_numpy()
+    inverse, _ = pd.factorize(cell, sort=True)
+    ranks = len(STATE_RANK)
+    flat = np.bincount(
+        inverse * ranks + keys["s"].to_numpy(), minlength=(inverse.max() + 1) * ranks
+    )
+    return flat.reshape(-1, ranks)
 
 
 class _SnapshotCache:
