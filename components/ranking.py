@@ -26,7 +26,8 @@ def ranking_head(*, metric: str, lang: str, level: str, wall: bool = False) -> h
         heads.insert(0, html.Span("#", className="os-wall-rank-pos"))
     return html.Div(
         heads,
-        className="os-wall-rank-row os-rank-head" if wall else "os-rank-row os-rank-head",
+        # not a row (walls count their rows): the rows' grid by its own class
+        className="os-wall-rank-head" if wall else "os-rank-row os-rank-head",
         **wildcards({"data-metric": metric}),
     )
 
