@@ -313,7 +313,7 @@ _TEXTS: dict[str, tuple[str, str]] = {
     "fx.kiosk.none": ("当前无预警", "No early warnings in force"),
     # issue 19 (clusters, charts): ranking column heads (short; the full name in the title)
     "rank.col.district": ("行政区", "District"),
-    "rank.col.street": ("街镇", "Street"),
+    "rank.col.street": ("街道/镇", "Street"),
     "rank.col.devices": ("设备数", "Devices"),
     "rank.col.open_incidents": ("未结事件", "Open"),
     "rank.col.incidents_per_100km2": ("事件/百km²", "Per 100 km²"),

@@ -138,7 +138,7 @@ def test_the_ranking_heads_name_their_columns_in_both_languages():
 
     head = ranking_head(metric="online_rate", lang="zh", level="street")
     texts = [span.children for span in head.children]
-    assert texts == ["街镇", "设备数", "在线率 %"]
+    assert texts == ["街道/镇", "设备数", "在线率 %"]
     assert head.children[-1].title == "设备在线率"
     wall = ranking_head(metric="open_incidents", lang="en", level="district", wall=True)
     assert [span.children for span in wall.children] == ["#", "District", "Open"]
