@@ -54,6 +54,58 @@ function raiseOutlines(color) {
   window.setTimeout(raise, 400);
 }
 
+/* Device clusters (issue 19): a ring whose segments are the cluster's devices by state (p.c,
+   counts in STATE_RANK order), so a cluster of 98 % online devices reads mostly green, not as its
+   worst device; alarm, 预警 and warning keep at least CLUSTER_MIN_DEG so a single one shows. */
+const CLUSTER_MIN_DEG = 14;
+const CLUSTER_URGENT = 3; // ranks 0–2: alarm, forecast (预警), warning
+
+function clusterSegments(counts) {
+  const total = counts.reduce(function (a, b) { return a + b; }, 0) || 1;
+  const angles = counts.map(function (n) { return 360 * n / total; });
+  let lifted = 0;
+  counts.forEach(function (n, rank) {
+    if (n > 0 && rank < CLUSTER_URGENT && angles[rank] < CLUSTER_MIN_DEG) {
+      lifted += CLUSTER_MIN_DEG - angles[rank];
+      angles[rank] = CLUSTER_MIN_DEG;
+    }
+  });
+  // the room the urgent segments took comes off the others in proportion to their share
+  const rest = angles.reduce(function (a, d, rank) { return rank < CLUSTER_URGENT ? a : a + d; }, 0);
+  return angles.map(function (d, rank) {
+    return rank < CLUSTER_URGENT || rest <= 0 ? d : d - lifted * d / rest;
+  });
+}
+
+function clusterMarker(p, latlng, h) {
+  const colors = h.stateColors || [];
+  const names = h.stateNames || [];
+  const counts = p.c || colors.map(function (_c, rank) { return rank === p.s ? p.n : 0; });
+  const angles = clusterSegments(counts);
+  let at = 0;
+  const stops = [];
+  const tip = [];
+  angles.forEach(function (d, rank) {
+    if (counts[rank] > 0) {
+      stops.push(colors[rank] + " " + at.toFixed(2) + "deg " + (at + d).toFixed(2) + "deg");
+      tip.push((names[rank] || rank) + " " + counts[rank].toLocaleString());
+      at += d;
+    }
+  });
+  const n = p.n;
+  const size = Math.round(30 + 10 * Math.log10(n));
+  const label = n >= 10000 ? Math.round(n / 1000) + "k" : (n >= 1000 ? (n / 1000).toFixed(1) + "k" : n);
+  return L.marker(latlng, {
+    title: tip.join(" · "),
+    icon: L.divIcon({
+      className: "os-cluster os-cluster-s" + p.s,
+      html: "<div class='os-cluster-ring' data-c='" + counts.join(",") + "' style='background:conic-gradient(" +
+        stops.join(",") + ")'><span>" + label + "</span></div>",
+      iconSize: L.point(size, size),
+    }),
+  });
+}
+
 window.onescreen = Object.assign({}, window.onescreen, {
   map: {
     areaStyle: function (feature, context) {
@@ -130,16 +182,7 @@ window.onescreen = Object.assign({}, window.onescreen, {
       const p = feature.properties;
       const color = colors[p.s] || "#2fd38a";
       if (p.cluster) {
-        const n = p.n;
-        const size = Math.round(28 + 10 * Math.log10(n));
-        const label = n >= 10000 ? Math.round(n / 1000) + "k" : (n >= 1000 ? (n / 1000).toFixed(1) + "k" : n);
-        return L.marker(latlng, {
-          icon: L.divIcon({
-            className: "os-cluster os-cluster-s" + p.s,
-            html: "<div style='background:" + color + "'><span>" + label + "</span></div>",
-            iconSize: L.point(size, size),
-          }),
-        });
+        return clusterMarker(p, latlng, h);
       }
       return L.circleMarker(latlng, {
         radius: 6,

@@ -4,6 +4,7 @@ the 预警 forecast and the device's learned normal."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
@@ -11,6 +12,14 @@ import plotly.graph_objects as go
 from dash import dcc, html
 
 from components.attributes import wildcards
+from components.chart_truth import (
+    add_window_note,
+    draw_on_off,
+    gauge_scale,
+    is_on_off,
+    on_off_text,
+    window_note,
+)
 from components.i18n import t
 from components.incident_detail import detail_of
 from components.state import href
@@ -39,33 +48,48 @@ def _fmt(value: float | None, device: DeviceDetail) -> str:
 
 
 def gauge(device: DeviceDetail, lang: str) -> html.Div:
-    """Where the latest value sits between the alarm limits (normal band in the middle)."""
-    low = device.alarm_min if device.alarm_min is not None else device.normal_min
-    high = device.alarm_max if device.alarm_max is not None else device.normal_max
-    span = (high - low) or 1.0
-    low_edge, high_edge = low - span * 0.25, high + span * 0.25
+    """Where the latest value sits among the type's zones (red only beyond a limit it has)."""
+    scale = gauge_scale(
+        value_kind=device.value_kind,
+        normal_min=device.normal_min,
+        normal_max=device.normal_max,
+        alarm_min=device.alarm_min,
+        alarm_max=device.alarm_max,
+    )
     children = []
     if device.last_value is not None:
-        position = (device.last_value - low_edge) / (high_edge - low_edge)
         children.append(
             html.Div(
                 className="os-gauge-marker",
-                style={"left": f"{min(max(position, 0), 1) * 100:.1f}%"},
+                style={"left": f"{scale.position(device.last_value) * 100:.1f}%"},
             )
         )
+    if is_on_off(device.value_kind):
+        labels = [t("chart.normal", lang), t("chart.alarm", lang)]
+    else:
+        labels = [
+            f"{t('device.alarm_min', lang)} {_fmt(device.alarm_min, device)}"
+            if device.alarm_min is not None
+            else t("chart.no_lower", lang),
+            f"{t('device.normal_band', lang)} {_fmt(device.normal_min, device)} – "
+            f"{_fmt(device.normal_max, device)}",
+            f"{t('device.alarm_max', lang)} {_fmt(device.alarm_max, device)}"
+            if device.alarm_max is not None
+            else t("chart.no_upper", lang),
+        ]
     return html.Div(
         [
-            html.Div(className="os-gauge", children=children),
+            html.Div(
+                className="os-gauge",
+                children=children,
+                style={"background": scale.background()},
+                **wildcards({"data-zones": ",".join(zone for zone, _, _ in scale.zones)}),
+            ),
             html.Div(
                 className="os-gauge-scale",
-                children=[
-                    html.Span(f"{t('device.alarm_min', lang)} {_fmt(device.alarm_min, device)}"),
-                    html.Span(
-                        f"{t('device.normal_band', lang)} {_fmt(device.normal_min, device)} – "
-                        f"{_fmt(device.normal_max, device)}"
-                    ),
-                    html.Span(f"{t('device.alarm_max', lang)} {_fmt(device.alarm_max, device)}"),
-                ],
+                children=[html.Span(text) for text in labels],
+                # on/off: each word under the middle of its half
+                style={"justifyContent": "space-around"} if len(labels) == 2 else None,
             ),
         ]
     )
@@ -101,7 +125,12 @@ def summary_children(device: DeviceDetail, lang: str) -> list:
         ),
         html.Div(
             [
-                html.Span(_fmt(device.last_value, device), className="os-device-value"),
+                html.Span(
+                    on_off_text(device.last_value, lang)
+                    if is_on_off(device.value_kind)
+                    else _fmt(device.last_value, device),
+                    className="os-device-value",
+                ),
                 html.Span(f" {device.unit}", className="os-panel-note"),
             ]
         ),
@@ -152,13 +181,31 @@ def series_figure(
     forecast: DeviceForecast | None = None,
     baseline: DeviceBaseline | None = None,
     start_s: float | None = None,
+    end_s: float | None = None,
 ) -> go.Figure:
-    """Mean and min–max band per bucket with the normal band and alarm limits drawn; the
-    device's learned normal from `start_s`, and the 预警 forecast to its horizon, when given."""
+    """Mean and min–max band per bucket with the normal band and alarm limits drawn (an on/off
+    sensor: its state as steps); the device's learned normal from `start_s`, and the 预警
+    forecast to its horizon, when given; a note when the data begins after `start_s`."""
     if series.empty:
         return message_figure(t("device.no_reading", lang))
     times = pd.to_datetime(series["ts"], utc=True).dt.tz_convert(CITY_TZ)
     figure = go.Figure(layout=base_layout())
+    if start_s is not None and end_s is not None:
+        note = window_note(
+            times.iloc[0],
+            start=datetime.fromtimestamp(start_s, UTC),
+            end=datetime.fromtimestamp(end_s, UTC),
+            lang=lang,
+        )
+        add_window_note(figure, note)
+    figure.update_layout(
+        xaxis={"title": {"text": t("axis.time", lang)}},
+        margin={"l": 64, "r": 16, "t": 30, "b": 44},
+    )
+    if is_on_off(device.value_kind):
+        # a bucket holding any alarm reading is an alarm: its max, held to the next bucket
+        draw_on_off(figure, times, series["value_max"], lang=lang)
+        return figure
     figure.add_hrect(
         y0=device.normal_min,
         y1=device.normal_max,
@@ -190,6 +237,14 @@ def series_figure(
     )
     if forecast is not None:
         add_forecast(figure, forecast, device=device, lang=lang)
+    _limit_lines(figure, device, lang)
+    unit = f" ({device.unit})" if device.unit else ""
+    figure.update_layout(yaxis={"title": {"text": f"{t('axis.value', lang)}{unit}"}})
+    return figure
+
+
+def _limit_lines(figure: go.Figure, device: DeviceDetail, lang: str) -> None:
+    """The type's alarm limits as dashed lines (only those it has)."""
     for limit, key in (
         (device.alarm_min, "device.alarm_min"),
         (device.alarm_max, "device.alarm_max"),
@@ -202,18 +257,6 @@ def series_figure(
                 annotation_font_color="#ff8a95",
                 annotation_position="top left",
             )
-    figure.update_layout(
-        xaxis={"title": {"text": t("axis.time", lang)}},
-        yaxis={
-            "title": {
-                "text": f"{t('axis.value', lang)} ({device.unit})"
-                if device.unit
-                else t("axis.value", lang)
-            }
-        },
-        margin={"l": 64, "r": 16, "t": 30, "b": 44},
-    )
-    return figure
 
 
 # The 预警 forecast and the learned normal over the readings ---------------------------------

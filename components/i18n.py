@@ -136,7 +136,10 @@ _TEXTS: dict[str, tuple[str, str]] = {
     "legend.title": ("图例", "Legend"),
     "legend.no_data": ("无设备", "No devices"),
     "legend.cell_alerts": ("注意/告警设备数（网格）", "Devices in warning/alarm per cell"),
-    "legend.devices": ("设备状态（聚合显示最差状态）", "Device state (clusters show the worst)"),
+    "legend.devices": (
+        "设备状态（聚合圈按状态占比分段）",
+        "Device state (cluster rings show the mix)",
+    ),
     "hover.device": ("设备 #", "Device #"),
     "legend.approximate": ("虚线边界为近似范围", "Dashed outlines are approximate"),
     "hover.devices": ("设备 {n}", "{n} devices"),
@@ -324,6 +327,23 @@ _TEXTS: dict[str, tuple[str, str]] = {
         "{name}: hourly mean of the devices in scope; the line shows the last 24 h",
     ),
     "vitals.none": ("暂无读数", "no readings"),
+    # issue 19 (clusters, charts): ranking column heads (short; the full name in the title)
+    "rank.col.district": ("行政区", "District"),
+    "rank.col.street": ("街道/镇", "Street"),
+    "rank.col.devices": ("设备数", "Devices"),
+    "rank.col.open_incidents": ("未结事件", "Open"),
+    "rank.col.incidents_per_100km2": ("事件/百km²", "Per 100 km²"),
+    "rank.col.online_rate": ("在线率 %", "Online %"),
+    "rank.col.readings_last_hour": ("读数/时", "Readings/h"),
+    "chart.normal": ("正常", "Normal"),
+    "chart.alarm": ("报警", "Alarm"),
+    "chart.trigger": ("触发 {v}", "Trigger {v}"),
+    "chart.window_short": (
+        "近{h}小时（数据起于 {t}）",
+        "Last {h} h (data from {t})",
+    ),
+    "chart.no_lower": ("无报警下限", "No lower alarm limit"),
+    "chart.no_upper": ("无报警上限", "No upper alarm limit"),
 }
 
 

@@ -9,6 +9,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from dash import dcc, html
 
+from components.chart_truth import draw_on_off, is_on_off, mark_trigger, on_off_text, value_range
 from components.countdown import minutes_until
 from components.i18n import t
 from components.state import href
@@ -41,11 +42,49 @@ def _event_note(row: dict, lang: str) -> str:
 def readings_figure(
     series: pd.DataFrame, *, incident: dict, lang: str, unit: str | None
 ) -> go.Figure:
-    """Readings (5-minute mean and range) around an incident, its threshold and its opening."""
+    """Readings (5-minute mean and range; an on/off sensor's state as steps) around an incident,
+    its threshold, its opening and the reading that opened it, all inside the axis."""
     if series.empty:
         return message_figure(t("device.no_reading", lang))
     times = pd.to_datetime(series["ts"], utc=True).dt.tz_convert(CITY_TZ)
     figure = go.Figure(layout=base_layout())
+    on_off = is_on_off(incident.get("value_kind"))
+    if on_off:
+        draw_on_off(figure, times, series["value_max"], lang=lang)
+    else:
+        _draw_analog(figure, times, series, incident=incident, lang=lang)
+    _mark_expected(figure, incident)
+    opened = pd.Timestamp(incident["opened_at"]).tz_convert(CITY_TZ)
+    # the same local-time representation as the series (epoch milliseconds would be read as
+    # UTC wall time and land eight hours early)
+    figure.add_vline(x=opened.to_pydatetime(), line={"color": "#ffffff", "dash": "dot", "width": 1})
+    trigger = incident.get("trigger_value")
+    if trigger is not None and not pd.isna(trigger):
+        text = on_off_text(float(trigger), lang) if on_off else _number(trigger, incident)
+        mark_trigger(figure, at=opened, value=float(trigger), text=t("chart.trigger", lang, v=text))
+    figure.update_layout(
+        xaxis={"title": {"text": t("axis.time", lang)}, "tickformat": "%H:%M"},
+        showlegend=False,
+        margin={"l": 56, "r": 12, "t": 10, "b": 40},
+    )
+    if not on_off:
+        figure.update_layout(
+            yaxis={"title": {"text": f"{t('axis.value', lang)}{f' ({unit})' if unit else ''}"}}
+        )
+    return figure
+
+
+def _number(value: Any, incident: dict) -> str:
+    """A reading with the type's decimals and unit."""
+    decimals = int(incident.get("decimals") or 1)
+    return f"{float(value):.{decimals}f} {incident.get('unit') or ''}".strip()
+
+
+def _draw_analog(
+    figure: go.Figure, times: pd.Series, series: pd.DataFrame, *, incident: dict, lang: str
+) -> None:
+    """Mean and range of an analog sensor, its threshold; the axis holds the readings, the
+    threshold, the trigger reading and a 预警's limit (lines alone would not widen it)."""
     figure.add_scatter(
         x=list(times) + list(times[::-1]),
         y=list(series["value_max"]) + list(series["value_min"][::-1]),
@@ -58,25 +97,19 @@ def readings_figure(
     figure.add_scatter(
         x=times, y=series["value"], name=t("series.mean", lang), line={"color": ACCENT, "width": 2}
     )
-    if incident.get("threshold") is not None:
+    threshold = incident.get("threshold")
+    if threshold is not None:
         figure.add_hline(
-            y=float(incident["threshold"]),
+            y=float(threshold),
             line={"color": SEVERITY_COLORS["critical"], "dash": "dash", "width": 1.5},
             annotation_text=t("col.threshold", lang),
             annotation_font_color="#ff8a95",
         )
-    _mark_expected(figure, incident)
-    opened = pd.Timestamp(incident["opened_at"]).tz_convert(CITY_TZ)
-    # the same local-time representation as the series (epoch milliseconds would be read as
-    # UTC wall time and land eight hours early)
-    figure.add_vline(x=opened.to_pydatetime(), line={"color": "#ffffff", "dash": "dot", "width": 1})
-    figure.update_layout(
-        xaxis={"title": {"text": t("axis.time", lang)}, "tickformat": "%H:%M"},
-        yaxis={"title": {"text": f"{t('axis.value', lang)}{f' ({unit})' if unit else ''}"}},
-        showlegend=False,
-        margin={"l": 56, "r": 12, "t": 10, "b": 40},
-    )
-    return figure
+    extra = [threshold, incident.get("trigger_value"), detail_of(incident).get("limit")]
+    # headroom: the trigger's label sits above its marker, which is often the highest point
+    span = value_range(series["value_min"], series["value_max"], extra, headroom=0.25)
+    if span is not None:
+        figure.update_yaxes(range=span)
 
 
 def _mark_expected(figure: go.Figure, incident: dict) -> None:

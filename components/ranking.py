@@ -6,9 +6,30 @@ from collections.abc import Sequence
 
 from dash import html
 
+from components.attributes import wildcards
 from components.choropleth import format_value, metric_value
 from components.i18n import t
 from data.areas import AreaMetric
+
+
+def ranking_head(*, metric: str, lang: str, level: str, wall: bool = False) -> html.Div:
+    """The column heads of a ranking: area, devices (not on walls) and the metric; short, with
+    the metric's full name as the title so a narrow column never cuts it."""
+    full = t(f"metric.{metric}", lang)
+    value = "os-wall-rank-value" if wall else "os-rank-value"
+    heads = [
+        html.Span(t(f"rank.col.{level}", lang)),
+        *([] if wall else [html.Span(t("rank.col.devices", lang), className=value)]),
+        html.Span(t(f"rank.col.{metric}", lang), title=full, className=value),
+    ]
+    if wall:
+        heads.insert(0, html.Span("#", className="os-wall-rank-pos"))
+    return html.Div(
+        heads,
+        # not a row (walls count their rows): the rows' grid by its own class
+        className="os-wall-rank-head" if wall else "os-rank-row os-rank-head",
+        **wildcards({"data-metric": metric}),
+    )
 
 
 def ranking_rows(areas, *, metric: str, lang: str, selected: str | None) -> list:

@@ -223,7 +223,7 @@ def incident_detail(engine: Engine, *, incident_id: int) -> dict[str, object] | 
                 " i.title_zh, i.title_en, i.district_adcode, di.name_zh AS district_zh,"
                 " di.name_en AS district_en, i.street_code, s.name_zh AS street_zh,"
                 " s.name_en AS street_en, i.device_id, d.code AS device_code,"
-                " t.name_zh AS type_zh, t.name_en AS type_en, t.unit, t.decimals,"
+                " t.name_zh AS type_zh, t.name_en AS type_en, t.unit, t.decimals, t.value_kind,"
                 " i.trigger_value, i.threshold, i.acknowledged_at, i.resolved_at, i.assignee,"
                 f" {_ASSIGNEE_NAMES}, ST_X(i.geom) AS lon, ST_Y(i.geom) AS lat,"
                 " i.kind, i.expected_at, i.detail, i.foreseen_by, i.lead_s,"

@@ -229,6 +229,7 @@ def update_series(window, _tick, device_id, lang):
         forecast=forecast,
         baseline=baseline,
         start_s=start.timestamp(),
+        end_s=end.timestamp(),
     )
     return (
         figure,

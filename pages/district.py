@@ -29,6 +29,7 @@ from components.notfound import not_found_page
 from components.panels import panel, unavailable
 from components.shell import create_page, crumb_links
 from components.state import LAYERS, METRICS, href, language, pick
+from components.theme import STATE_RANK
 from data.errors import READ_ERRORS, report_failure
 from panels import AREAS, FEED, RANKING, TILES, TIMELINE
 from panels.base import Rendered, View
@@ -115,7 +116,11 @@ def _first(values: dict[str, Any]) -> tuple[Rendered | None, Rendered | None]:
 
 def _map_layers(adcode: str, category: str | None, lang: str, first: dict) -> list:
     """Cells (H3 heat), streets and device clusters of the district."""
-    device_hideout = {"stateColors": state_colors(), "deviceLabel": t("hover.device", lang)}
+    device_hideout = {
+        "stateColors": state_colors(),
+        "stateNames": [t(f"state.{state}", lang) for state in STATE_RANK],
+        "deviceLabel": t("hover.device", lang),
+    }
     cells = first.get("cells", {"colors": {}})
     return [
         dl.GeoJSON(

@@ -8,7 +8,7 @@ from dash import html
 
 from components.i18n import t
 from components.panels import panel, skeleton
-from components.ranking import ranking_rows, wall_ranking
+from components.ranking import ranking_head, ranking_rows, wall_ranking
 from panels.areas import area_reads
 from panels.base import LivePanel, Look, Part, Rendered, View
 from panels.reads import asof_payload
@@ -21,6 +21,9 @@ def render(view: View, look: Look, _kept: dict[str, Any]) -> Rendered:
         rows = wall_ranking(areas.value, metric=look.metric, lang=look.lang)
     else:
         rows = ranking_rows(areas.value, metric=look.metric, lang=look.lang, selected=view.street)
+    level = "district" if view.district is None else "street"
+    head = ranking_head(metric=look.metric, lang=look.lang, level=level, wall=look.wall)
+    rows = [head, *rows]
     title = "wall.ranking_city" if view.district is None else "wall.ranking_district"
     return Rendered(values={"ranking": rows, "ranking-title": t(title, look.lang)}, reads=(areas,))
 

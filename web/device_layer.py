@@ -4,7 +4,8 @@ At seed scale Pudong has ~100k devices. Shipping them all to the browser (even a
 gzip'd geobuf) and clustering there costs seconds of main-thread work per page load, and would
 not survive the 10-million-device goal. Instead one snapshot of the district's devices
 (id, position, state) is read per SNAPSHOT_SECONDS and cached; each map view asks for
-`devices.json?zoom=…` and gets at most a few hundred grid clusters (count and worst state), or,
+`devices.json?zoom=…` and gets at most a few hundred grid clusters (count, worst state and the
+count of each state, so the browser can draw the mix and not just the worst), or,
 zoomed in past DEVICE_ZOOM, the individual devices inside its bounding box.
 """
 
@@ -145,7 +146,8 @@ def _point(lon: float, lat: float, properties: dict) -> dict:
 def cluster_features(
     frame: pd.DataFrame, *, zoom: int, bbox: tuple[float, float, float, float] | None
 ) -> dict:
-    """GeoJSON of the view: grid clusters (n, worst state s, zoom_to) or single devices."""
+    """GeoJSON of the view: grid clusters (n, worst state s, per-state counts c, zoom_to) or
+    single devices."""
     if bbox is not None:
         west, south, east, north = bbox
         frame = frame[frame["lon"].between(west, east) & frame["lat"].between(south, north)]
@@ -179,17 +181,30 @@ def cluster_features(
         s=("s", "min"),
         first=("id", "min"),
     )
+    mix = state_counts(keys).tolist() if len(keys) else []
     zoom_to = min(zoom + 2, DEVICE_ZOOM)
     features = []
     columns = (grouped[name].tolist() for name in ("lon", "lat", "n", "s", "first"))
-    for lon, lat, n, s, first in zip(*columns, strict=True):
+    for (lon, lat, n, s, first), counts in zip(zip(*columns, strict=True), mix, strict=True):
         if n == 1:
             features.append(_point(lon, lat, {"id": int(first), "s": int(s), "cluster": False}))
         else:
-            features.append(
-                _point(lon, lat, {"cluster": True, "n": int(n), "s": int(s), "zoom_to": zoom_to})
-            )
+            properties = {"cluster": True, "n": int(n), "s": int(s), "zoom_to": zoom_to}
+            features.append(_point(lon, lat, properties | {"c": counts}))
     return {"type": "FeatureCollection", "features": features}
+
+
+def state_counts(keys: pd.DataFrame) -> np.ndarray:
+    """Devices per grid cell and state rank, cells in (gx, gy) order, one column per STATE_RANK
+    entry (a cluster's `c`, which the browser draws as ring segments)."""
+    # one sortable number per cell (cells are positive: Shanghai is east and north of 0, 0)
+    cell = keys["gx"].to_numpy() * (1 << 31) + keys["gy"].to_numpy()
+    inverse, _ = pd.factorize(cell, sort=True)
+    ranks = len(STATE_RANK)
+    flat = np.bincount(
+        inverse * ranks + keys["s"].to_numpy(), minlength=(inverse.max() + 1) * ranks
+    )
+    return flat.reshape(-1, ranks)
 
 
 class _SnapshotCache:

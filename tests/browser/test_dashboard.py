@@ -16,6 +16,7 @@ from data.kpis import area_kpis, city_kpis
 from data.reference_reads import street_names
 from data.vitals import city_vitals
 from tests.browser.conftest import VIEWPORTS, open_page, screenshot
+from web.device_layer import snapshot_frame
 
 PUDONG = "310115"
 
@@ -171,12 +172,54 @@ def test_clicking_pudong_drills_down_to_its_streets(live_server, live_engine, pa
     assert tile_value(page, "devices") == f"{kpis.devices_total:,}"
 
 
-def test_clicking_a_cluster_zooms_in(live_server, page):
+# each cluster ring's per-state counts (STATE_RANK order) and its segments' [from, to] angles
+CLUSTER_RINGS = """() => [...document.querySelectorAll('.os-cluster-ring')].map(ring => ({
+    c: ring.dataset.c.split(',').map(Number),
+    label: ring.innerText,
+    arcs: [...ring.getAttribute('style').matchAll(/([\\d.]+)deg ([\\d.]+)deg/g)]
+        .map(m => [Number(m[1]), Number(m[2])]),
+}))"""
+URGENT_RANKS = 3  # alarm, 预警, warning: never thinner than 14°
+
+
+def assert_rings_show_the_mix(rings: list[dict]) -> float:
+    """Every ring's segments are its states in order, urgent ones at least 14°, the others in
+    proportion to their counts; returns the grey (offline) share of all clustered devices."""
+    grey = total = 0.0
+    for ring in rings:
+        counts, arcs = ring["c"], ring["arcs"]
+        present = [rank for rank, n in enumerate(counts) if n]
+        assert len(arcs) == len(present)
+        assert arcs[0][0] == 0 and abs(arcs[-1][1] - 360) < 0.05
+        angle = dict(zip(present, (b - a for a, b in arcs), strict=True))
+        n = sum(counts)
+        for rank in present:
+            if rank < URGENT_RANKS:
+                assert angle[rank] >= 14 - 0.01
+        calm = [rank for rank in present if rank >= URGENT_RANKS]
+        calm_angle = sum(angle[rank] for rank in calm)
+        calm_count = sum(counts[rank] for rank in calm)
+        for rank in calm:
+            assert abs(angle[rank] / calm_angle - counts[rank] / calm_count) < 0.002
+        grey += angle.get(3, 0) / 360 * n
+        total += n
+    return grey / total
+
+
+def test_clusters_show_their_state_mix_and_zoom_in_when_clicked(live_server, live_engine, page):
     page, _log = page
     page.goto(live_server + f"/district/{PUDONG}")
     wait_ready(page)
     cluster = page.locator(".os-cluster").first
     expect(cluster).to_be_visible()
+    rings = page.evaluate(CLUSTER_RINGS)
+    grey_share = assert_rings_show_the_mix(rings)
+    # the map's grey is the district's offline share (a fresh read; states move a little)
+    states = snapshot_frame(live_engine, district=PUDONG, category=None)["s"]
+    clustered = sum(sum(ring["c"]) for ring in rings)
+    singles = page.locator("path.os-device").count()
+    assert clustered + singles == len(states)
+    assert abs(grey_share - float((states == 3).mean())) < 0.03
     clusters_before = page.locator(".os-cluster").count()
     street = page.locator("path.os-area").first
     width_before = street.bounding_box()["width"]

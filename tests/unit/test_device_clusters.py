@@ -78,3 +78,24 @@ def test_bad_view_parameters_are_rejected_or_clamped():
         district="310115", category=None, zoom=11, bounds=[[31.1, 121.5], [31.2, 121.6]]
     )
     assert "bbox" not in whole
+
+
+def test_clusters_carry_the_count_of_each_state(devices):
+    """Each cluster's per-state counts add up to its size and, over the view, to the frame's."""
+    from components.theme import STATE_RANK
+
+    for zoom in (9, 12):
+        features = cluster_features(devices, zoom=zoom, bbox=None)["features"]
+        clusters = [f["properties"] for f in features if f["properties"]["cluster"]]
+        assert clusters
+        totals = [0] * len(STATE_RANK)
+        for p in clusters:
+            assert len(p["c"]) == len(STATE_RANK) and sum(p["c"]) == p["n"]
+            # the worst state is the first with a device in it
+            assert p["s"] == next(rank for rank, n in enumerate(p["c"]) if n)
+            totals = [a + b for a, b in zip(totals, p["c"], strict=True)]
+        singles = [f["properties"]["s"] for f in features if not f["properties"]["cluster"]]
+        for s in singles:
+            totals[s] += 1
+        expected = devices["s"].value_counts()
+        assert totals == [int(expected.get(rank, 0)) for rank in range(len(STATE_RANK))]
