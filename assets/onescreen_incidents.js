@@ -34,20 +34,28 @@
     // as the theme's cell background is !important), and scrolled into view
     frameRow: function (selected, rows) {
       const index = (rows || []).findIndex(function (r) { return r.id === selected; });
-      if (index < 0) {
-        return BASE_CSS;
-      }
-      const row = "td[data-dash-row='" + index + "']";
-      window.setTimeout(function () {
-        const cell = document.querySelector("#incidents-table " + row);
-        if (cell) { cell.scrollIntoView({block: "nearest"}); }
-      }, 50);
-      return BASE_CSS.concat([
+      const table = document.getElementById("incidents-table") || {};
+      // the table keeps every rule it was ever given: the rows framed before are emptied
+      const before = table.osFramed || [];
+      // double quotes: the table finds its rules again by the browser's own spelling of them
+      const row = 'td[data-dash-row="' + index + '"]';
+      const rules = index < 0 ? [] : [
         {selector: row, rule: "background: #1d3f6e !important; border-top: 2px solid " + FRAME +
           " !important; border-bottom: 2px solid " + FRAME + " !important"},
         {selector: row + ":first-child", rule: "border-left: 4px solid " + FRAME + " !important"},
         {selector: row + ":last-child", rule: "border-right: 2px solid " + FRAME + " !important"},
-      ]);
+      ];
+      const now = rules.map(function (r) { return r.selector; });
+      const emptied = before.filter(function (s) { return now.indexOf(s) < 0; })
+        .map(function (s) { return {selector: s, rule: "--os-framed: 0"}; });
+      table.osFramed = now;
+      if (index >= 0) {
+        window.setTimeout(function () {
+          const cell = document.querySelector("#incidents-table " + row);
+          if (cell) { cell.scrollIntoView({block: "nearest"}); }
+        }, 50);
+      }
+      return BASE_CSS.concat(emptied, rules);
     },
     // the ring layer's data, and where the map goes: to the chosen district (the city when none)
     // when it is chosen or the first points arrive; to an incident when it becomes selected
