@@ -99,15 +99,19 @@ def dropdown(
     options: Sequence[Option],
     value: str | None,
     *,
+    lang: str,
+    placeholder: str = "filter.choose",
     searchable: bool = False,
 ) -> dcc.Dropdown:
-    """A dark, non-clearable dropdown."""
+    """A dark, non-clearable dropdown whose placeholder (an i18n key) speaks the page's language."""
+    # without one, Dash shows its own English "Select..." on a Chinese page
     return dcc.Dropdown(
         id=component_id,
         options=cast("Sequence[dcc.Dropdown.Options]", options),
         value=value,
         clearable=False,
         searchable=searchable,
+        placeholder=t(placeholder, lang),
         className="os-dropdown",
     )
 
@@ -129,7 +133,7 @@ def filter_bar(
         ),
         control(
             t("filter.category", lang),
-            dropdown(ids.CATEGORY, category_options(lang), category or ""),
+            dropdown(ids.CATEGORY, category_options(lang), category or "", lang=lang),
             control_id="control-category",
             wide=True,
         ),

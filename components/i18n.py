@@ -344,6 +344,16 @@ _TEXTS: dict[str, tuple[str, str]] = {
     ),
     "chart.no_lower": ("无报警下限", "No lower alarm limit"),
     "chart.no_upper": ("无报警上限", "No upper alarm limit"),
+    # issue 19 item 11: the incidents page as a work queue
+    "filter.choose": ("请选择…", "Choose…"),
+    "action.choose_assignee": ("选择处置人…", "Choose who handles it…"),
+    "queue.open": ("待处置 {n}", "{n} open"),
+    "queue.acknowledged": ("处置中 {n}", "{n} in hand"),
+    "queue.critical_open": ("紧急待确认 {n}", "{n} critical unacknowledged"),
+    "queue.col.age": ("已历时", "Age"),
+    "queue.minutes": ("{n} 分钟", "{n} min"),
+    "queue.hours": ("{h} 小时 {m} 分", "{h} h {m} min"),
+    "queue.days": ("{d} 天 {h} 小时", "{d} d {h} h"),
 }
 
 

@@ -121,8 +121,16 @@ def incident_handling_timeline(
     return frame.astype({"events": "int64"})
 
 
+# the work queue's rank: live incidents by severity, the unacknowledged above the acknowledged
+# of the same severity (open critical = 7 … acknowledged minor = 2), resolved ones last (0)
+PRIORITY_RANK = (
+    "CASE WHEN i.status = 'resolved' THEN 0"
+    " ELSE 2 * array_position(ARRAY['minor','major','critical'], i.severity)"
+    " + CASE WHEN i.status = 'open' THEN 1 ELSE 0 END END"
+)
 # sort keys of incident_list → SQL expressions (severity and status in their natural order)
 INCIDENT_ORDER = {
+    "priority": PRIORITY_RANK,
     "opened_at": "i.opened_at",
     "severity": "array_position(ARRAY['minor','major','critical'], i.severity)",
     "status": "array_position(ARRAY['resolved','acknowledged','open'], i.status)",
@@ -147,7 +155,7 @@ def incident_list(
     descending: bool = True,
     limit: int = 100,
 ) -> pd.DataFrame:
-    """Incidents opened in the window (newest first by default) with place names, for tables."""
+    """Incidents opened in the window with place names, for tables (newest first by default)."""
     check_scope(district=district, street=street, category=category)
     check_window(start, end)
     if not set(kinds) <= set(INCIDENT_KINDS) or not kinds:
@@ -163,6 +171,12 @@ def incident_list(
     if not 1 <= limit <= 10_000:
         raise InvalidQuery("limit must be between 1 and 10000")
     direction = "DESC" if descending else "ASC"
+    # within a rank of the queue the one waiting longest comes first (resolved ones: no wait)
+    waiting = (
+        f"CASE WHEN i.status <> 'resolved' THEN i.opened_at END {'ASC' if descending else 'DESC'},"
+        if order_by == "priority"
+        else ""
+    )
     with engine.connect() as conn:
         result = conn.execute(
             sa.text(
@@ -182,7 +196,8 @@ def incident_list(
                 "   AND (CAST(:street AS text) IS NULL OR i.street_code = :street)"
                 "   AND (CAST(:category AS text) IS NULL OR i.category_code = :category)"
                 "   AND (CAST(:device_id AS bigint) IS NULL OR i.device_id = :device_id)"
-                f" ORDER BY {INCIDENT_ORDER[order_by]} {direction}, i.opened_at DESC, i.id DESC"
+                f" ORDER BY {INCIDENT_ORDER[order_by]} {direction}, {waiting}"
+                " i.opened_at DESC, i.id DESC"
                 " LIMIT :limit"
             ),
             {

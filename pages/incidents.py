@@ -9,11 +9,23 @@ from typing import Any
 import dash
 import dash_leaflet as dl
 import pandas as pd
-from dash import Input, Output, State, callback, clientside_callback, dash_table, dcc, html
+from dash import (
+    ClientsideFunction,
+    Input,
+    Output,
+    State,
+    callback,
+    clientside_callback,
+    dash_table,
+    dcc,
+    html,
+)
 from dash.exceptions import PreventUpdate
+from dash_extensions.javascript import Namespace
 
 from components import ids, reference
 from components.area_map import (
+    CITY_BOUNDS,
     MAP_JS,
     create_map,
     geojson_options,
@@ -61,6 +73,7 @@ TABLE_LIMIT = 500
 DETAIL_CHART_HEIGHT = 220
 COLUMNS = (
     "opened_at",
+    "age",
     "kind",
     "severity",
     "status",
@@ -70,11 +83,42 @@ COLUMNS = (
     "district",
     "street",
 )
+# the table's column widths in px, by language (the title column takes the rest)
+COLUMN_WIDTHS = {
+    "zh": {
+        "opened_at": 100,
+        "age": 96,
+        "kind": 76,
+        "severity": 56,
+        "status": 66,
+        "category": 80,
+        "expected": 90,
+        "district": 80,
+        "street": 130,
+    },
+    "en": {
+        "opened_at": 100,
+        "age": 96,
+        "kind": 112,
+        "severity": 70,
+        "status": 110,
+        "category": 100,
+        "expected": 90,
+        "district": 90,
+        "street": 120,
+    },
+}
 # the kind filter: all, or one incident kind (?kind=forecast shows the 预警)
 KIND_CHOICES = ("all", *INCIDENT_KINDS)
 # the early-warning columns' headers (col.kind names an event's action in the history)
-COLUMN_LABELS = {"kind": "fx.col.kind", "expected": "fx.col.expected"}
+COLUMN_LABELS = {"kind": "fx.col.kind", "expected": "fx.col.expected", "age": "queue.col.age"}
 INCIDENT_KIND = "incidents-kind"
+# the selected incident's ring on the map, and the map bounds of the districts one may choose
+INCIDENT_RING = "incidents-ring"
+INCIDENT_BOUNDS = "incidents-bounds"
+QUEUE_JS = Namespace("onescreen", "incidents")
+# the table's default order: the work queue, most urgent first (data/incident_reads.py)
+QUEUE_ORDER = "priority"
 
 
 def _incident_id(value: object) -> int | None:
@@ -102,9 +146,13 @@ def layout(
     districts = lookup(reference.districts)
     principal = current_principal()
     if principal is not None and not principal.sees_city:
-        # only the districts this person works in (the database shows no others anyway)
+        # only the districts this person works in (the database shows no others anyway), and
+        # one's own district chosen unless the URL says otherwise
         districts = {code: names for code, names in districts.items() if principal.allows(code)}
+        if district is None and len(districts) == 1:
+            district = next(iter(districts))
     categories = lookup(reference.categories)
+    bounds = _bounds(districts, whole_city=principal is None or principal.sees_city)
     chosen_sort = (sort or "").removeprefix("-")
     sort_by = (
         [
@@ -116,8 +164,10 @@ def layout(
         if chosen_sort in SORT_COLUMNS
         else []
     )
+    chosen_district = pick(district, list(districts), None).value or ""
     body = [
         dcc.Store(id=ids.INCIDENT_SELECTED, data=_incident_id(incident)),
+        dcc.Store(id=INCIDENT_BOUNDS, data=bounds),
         _filters(
             lang,
             districts=districts,
@@ -141,7 +191,10 @@ def layout(
                 ),
                 html.Div(
                     className="os-incidents-side",
-                    children=[_map_panel(lang), _detail_panel(lang)],
+                    children=[
+                        _map_panel(lang, bounds=bounds.get(chosen_district)),
+                        _detail_panel(lang),
+                    ],
                 ),
             ],
         ),
@@ -153,6 +206,22 @@ def layout(
         body=body,
         class_name="os-page-incidents",
     )
+
+
+def _bounds(
+    districts: dict[str, tuple[str, str]], *, whole_city: bool
+) -> dict[str, list[list[float]]]:
+    """Map bounds of each district one may choose, and of all of them ("")."""
+    known = lookup(lambda: reference.bounds(None))
+    chosen = {code: known[code] for code in districts if code in known}
+    if whole_city or not chosen:
+        return {"": CITY_BOUNDS, **chosen}
+    # "all" of one's own districts: the box around them
+    south = min(b[0][0] for b in chosen.values())
+    west = min(b[0][1] for b in chosen.values())
+    north = max(b[1][0] for b in chosen.values())
+    east = max(b[1][1] for b in chosen.values())
+    return {"": [[south, west], [north, east]], **chosen}
 
 
 def _filters(
@@ -183,6 +252,7 @@ def _filters(
                     ids.INCIDENT_DISTRICT,
                     dropdown_options(districts, lang, "filter.all_districts"),
                     pick(district, list(districts), None).value or "",
+                    lang=lang,
                     searchable=True,
                 ),
                 wide=True,
@@ -193,6 +263,7 @@ def _filters(
                     ids.INCIDENT_CATEGORY,
                     dropdown_options(categories, lang, "filter.all_categories"),
                     pick(category, list(categories), None).value or "",
+                    lang=lang,
                     searchable=True,
                 ),
                 wide=True,
@@ -221,7 +292,7 @@ def _filters(
                     pick(window, list(WINDOWS), "24h").value,
                 ),
             ),
-            html.Span(id=ids.INCIDENT_COUNT, className="os-count"),
+            html.Span(id=ids.INCIDENT_COUNT, className="os-count os-queue-counts"),
             # a bad ?kind= is said, not silently replaced
             html.Span(t("fx.bad_kind", lang), className="os-filter-note", role="alert")
             if kind.rejected
@@ -254,12 +325,11 @@ def _table(lang: str, sort_by: list[dict]) -> Any:
             "textOverflow": "ellipsis",
             "maxWidth": 320,
         },
+        # fixed widths (onescreen_incidents.css lays the table out by them): the title takes
+        # what is left, so no column is pushed out of the panel
         style_cell_conditional=[
-            {"if": {"column_id": "opened_at"}, "width": "130px"},
-            {"if": {"column_id": "severity"}, "width": "70px"},
-            {"if": {"column_id": "status"}, "width": "80px"},
-            {"if": {"column_id": "kind"}, "width": "76px"},
-            {"if": {"column_id": "expected"}, "width": "96px"},
+            {"if": {"column_id": column}, "width": f"{width}px"}
+            for column, width in COLUMN_WIDTHS[lang].items()
         ],
         # the default text colour lives here, not in CSS, so the severity colours can win
         style_data={"color": TEXT},
@@ -285,12 +355,14 @@ def _table(lang: str, sort_by: list[dict]) -> Any:
             }
             for k, color in KIND_COLORS.items()
         ],
+        # the selected row's frame is added by onescreen_incidents.frameRow, beside this rule
         css=[{"selector": ".dash-spreadsheet-menu", "rule": "display: none"}],
     )
 
 
-def _map_panel(lang: str) -> html.Section:
-    """The incidents map: district outlines and one point per incident, by severity."""
+def _map_panel(lang: str, *, bounds: list[list[float]] | None) -> html.Section:
+    """The incidents map (of the chosen district): outlines, one point per incident by severity,
+    and a ring round the selected one."""
     return panel(
         t("incidents.map", lang),
         create_map(
@@ -310,7 +382,13 @@ def _map_panel(lang: str) -> html.Section:
                         hideout={"severityColors": SEVERITY_COLORS},
                     ),
                 ),
+                dl.GeoJSON(
+                    id=INCIDENT_RING,
+                    data={"type": "FeatureCollection", "features": []},
+                    **geojson_options(pointToLayer=QUEUE_JS("selectionRing"), interactive=False),
+                ),
             ],
+            bounds=bounds,
         ),
         class_name="os-panel-map",
         fresh=ids.INCIDENT_MAP,
@@ -336,11 +414,40 @@ def _detail_panel(lang: str) -> html.Section:
     )
 
 
+def _age(opened_at: datetime, *, at: datetime, lang: str) -> str:
+    """How long an incident has been live, in minutes, hours or days."""
+    minutes = max(0, int((at - pd.Timestamp(opened_at).to_pydatetime()).total_seconds() // 60))
+    if minutes < 60:
+        return t("queue.minutes", lang, n=minutes)
+    if minutes < 24 * 60:
+        return t("queue.hours", lang, h=minutes // 60, m=minutes % 60)
+    return t("queue.days", lang, d=minutes // (24 * 60), h=minutes // 60 % 24)
+
+
+def _queue_counts(frame: pd.DataFrame, lang: str) -> list:
+    """What waits, what is in hand and what critical is unacknowledged among the listed."""
+    live = frame[frame["status"] != "resolved"] if not frame.empty else frame
+    waiting = live[live["status"] == "open"] if not live.empty else live
+    critical = int((waiting["severity"] == "critical").sum()) if not waiting.empty else 0
+    counts = (
+        ("critical", t("queue.critical_open", lang, n=critical), critical),
+        ("open", t("queue.open", lang, n=len(waiting)), len(waiting)),
+        ("acknowledged", t("queue.acknowledged", lang, n=len(live) - len(waiting)), 1),
+    )
+    # zeros are grey: nothing red when nothing critical waits
+    zero = " os-queue-count-zero"
+    return [
+        html.Span(text, className=f"os-queue-count os-queue-count-{key}" + ("" if n else zero))
+        for key, text, n in counts
+    ]
+
+
 def _rows(frame: pd.DataFrame, lang: str, categories: dict, *, at: datetime) -> list[dict]:
     en = lang == "en"
     rows = []
     for item in frame.to_dict("records"):
-        live_forecast = item["kind"] == "forecast" and item["status"] != "resolved"
+        live = item["status"] != "resolved"
+        live_forecast = item["kind"] == "forecast" and live
         street = item["street_en"] if en else item["street_zh"]
         rows.append(
             {
@@ -348,6 +455,7 @@ def _rows(frame: pd.DataFrame, lang: str, categories: dict, *, at: datetime) -> 
                 "opened_at": pd.Timestamp(item["opened_at"])
                 .tz_convert(CITY_TZ)
                 .strftime("%m-%d %H:%M"),
+                "age": _age(item["opened_at"], at=at, lang=lang) if live else "",
                 "kind": t(f"fx.kind.{item['kind']}", lang),
                 "kind_code": item["kind"],
                 "expected": time_to_breach(item["expected_at"], at=at, lang=lang)
@@ -369,6 +477,8 @@ def _rows(frame: pd.DataFrame, lang: str, categories: dict, *, at: datetime) -> 
 
 def _points(frame: pd.DataFrame, lang: str) -> dict:
     en = lang == "en"
+    # drawn in order: minor first, critical last, so no lesser dot covers a critical one
+    rank = {severity: n for n, severity in enumerate(reversed(SEVERITIES))}
     return {
         "type": "FeatureCollection",
         "features": [
@@ -384,7 +494,7 @@ def _points(frame: pd.DataFrame, lang: str) -> dict:
                     "tip": item["title_en"] if en else item["title_zh"],
                 },
             }
-            for item in frame.to_dict("records")
+            for item in sorted(frame.to_dict("records"), key=lambda i: rank[i["severity"]])
             if item["lon"] is not None
         ],
     }
@@ -421,7 +531,7 @@ def update_table(district, category, severities, statuses, window, kind, sort_by
     chosen_kind = pick(kind, KIND_CHOICES, "all").value
     categories = reference.categories()
     hours = WINDOWS[pick(window, list(WINDOWS), "24h").value]
-    order, descending = "opened_at", True
+    order, descending = QUEUE_ORDER, True
     if sort_by and isinstance(sort_by, list) and isinstance(sort_by[0], dict):
         column = sort_by[0].get("column_id")
         if column in SORT_COLUMNS:
@@ -445,7 +555,7 @@ def update_table(district, category, severities, statuses, window, kind, sort_by
     )
     frame, asof = result.value, asof_payload(clock, result)
     count_key = "incidents.count_capped" if len(frame) >= TABLE_LIMIT else "incidents.count"
-    count = t(count_key, lang, n=len(frame))
+    count = [html.Span(t(count_key, lang, n=len(frame))), *_queue_counts(frame, lang)]
     rows = _rows(frame, lang, categories, at=clock.value)
     return rows, _points(frame, lang), count, asof, asof
 
@@ -513,9 +623,9 @@ def show_incident(incident_id, _done, _tick, lang):
         figure = readings_figure(
             series.value, incident=incident.value, lang=lang, unit=incident.value.get("unit")
         )
-    # a fixed height: autosizing inside the scrolling detail can outgrow its box and cover the
-    # handling buttons below it
-    figure.update_layout(height=DETAIL_CHART_HEIGHT, autosize=False)
+    # a fixed height (autosizing it inside the scrolling detail could outgrow its box and cover
+    # the handling buttons), the panel's width (plotly's fixed 700 px overflowed narrow panels)
+    figure.update_layout(height=DETAIL_CHART_HEIGHT, width=None, autosize=True)
     children = detail_children(
         incident.value,
         events=events.value,
@@ -543,7 +653,7 @@ clientside_callback(
             {district: district, category: category, severity: all(severity, 3),
              status: all(status, 3), window: timeWindow, incident: incident, sort: sort,
              kind: kind},
-            {window: "24h", sort: "-opened_at", kind: "all"});
+            {window: "24h", kind: "all"});
     }
     """,
     Input(ids.INCIDENT_DISTRICT, "value"),
@@ -554,4 +664,23 @@ clientside_callback(
     Input(ids.INCIDENT_SELECTED, "data"),
     Input(ids.INCIDENT_TABLE, "sort_by"),
     Input(INCIDENT_KIND, "value"),
+)
+
+
+# the selected incident framed in the table and ringed on the map; the map goes to it, or to
+# the chosen district (assets/onescreen_incidents.js)
+clientside_callback(
+    ClientsideFunction(namespace="onescreen_incidents", function_name="frameRow"),
+    Output(ids.INCIDENT_TABLE, "css"),
+    Input(ids.INCIDENT_SELECTED, "data"),
+    Input(ids.INCIDENT_TABLE, "data"),
+)
+clientside_callback(
+    ClientsideFunction(namespace="onescreen_incidents", function_name="focus"),
+    Output(INCIDENT_RING, "data"),
+    Output(ids.INCIDENT_MAP, "viewport"),
+    Input(ids.INCIDENT_SELECTED, "data"),
+    Input(ids.INCIDENT_POINTS, "data"),
+    Input(ids.INCIDENT_DISTRICT, "value"),
+    State(INCIDENT_BOUNDS, "data"),
 )

@@ -82,7 +82,12 @@ def actions_form(incident: dict, *, lang: str, options: list[dict]) -> list:
             children=[
                 html.Div(
                     dropdown(
-                        ids.INCIDENT_ASSIGNEE, options, incident.get("assignee"), searchable=True
+                        ids.INCIDENT_ASSIGNEE,
+                        options,
+                        incident.get("assignee"),
+                        lang=lang,
+                        placeholder="action.choose_assignee",
+                        searchable=True,
                     ),
                     className="os-action-assignee",
                     title=t("action.assignee", lang),

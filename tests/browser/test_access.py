@@ -11,6 +11,23 @@ from playwright.sync_api import expect
 from tests.browser.conftest import USER_PASSWORD, open_page, screenshot
 
 PUDONG = "310115"
+# the incidents map's view: how many dots lie outside it, and whether the city's outlines
+# overflow it (they fit inside when it shows the whole city)
+MAP_VIEW = """() => {
+    const map = document.querySelector("#incidents-map").getBoundingClientRect();
+    const dots = [...document.querySelectorAll("#incidents-map path.os-incident-point")]
+        .map(d => d.getBoundingClientRect())
+        .map(r => [r.x + r.width / 2, r.y + r.height / 2]);
+    const outside = dots.filter(([x, y]) =>
+        x < map.left || x > map.right || y < map.top || y > map.bottom).length;
+    const lines = [...document.querySelectorAll("#incidents-map path[stroke='#9fdcff']")]
+        .map(p => p.getBoundingClientRect());
+    const left = Math.min(...lines.map(r => r.left)), right = Math.max(...lines.map(r => r.right));
+    const top = Math.min(...lines.map(r => r.top)), bottom = Math.max(...lines.map(r => r.bottom));
+    return {outside: outside, dots: dots.length,
+            cityOverflows: left < map.left - 5 || right > map.right + 5
+                || top < map.top - 5 || bottom > map.bottom + 5};
+}"""
 
 
 def _open_incident(engine: sa.Engine, *, district: str) -> int:
@@ -83,6 +100,14 @@ def test_a_district_manager_sees_only_their_district(live_server, live_engine, b
     page.wait_for_function("document.querySelectorAll('#incidents-table tbody tr td').length > 0")
     districts = page.locator("#incidents-table td[data-dash-column=district]").all_inner_texts()
     assert districts and set(districts) == {"浦东新区"}, set(districts)
+    # their own district is chosen, and the map shows it: zoomed in past the whole city, every
+    # one of its incidents in view
+    expect(page.locator("#incidents-district")).to_contain_text("浦东新区")
+    expect(page.locator("#incidents-district")).not_to_contain_text("全部行政区")
+    expect(page.locator("#incidents-map path.os-incident-point").first).to_be_visible()
+    page.wait_for_timeout(1000)  # the map's fit to the district is animated
+    view = page.evaluate(MAP_VIEW)
+    assert view["dots"] > 0 and view["outside"] == 0 and view["cityOverflows"], view
     screenshot(page, "incidents-pudong-manager")
     page.context.close()
     assert log.errors == [], log.errors
@@ -108,6 +133,8 @@ def test_an_incident_is_handled_end_to_end_and_its_history_shows_who(
         expect(history).to_have_count(rows)
 
     act("acknowledge", "到场核实", "处置中", 2)
+    # nobody assigned yet: the picker says so in Chinese, not Dash's "Select..."
+    expect(page.locator("#incidents-assignee")).to_contain_text("选择处置人…")
     page.locator("#incidents-assignee").click()
     page.get_by_text("浦东新区城运中心", exact=True).click()
     act("assign", "", "处置中", 3)

@@ -109,6 +109,20 @@ def test_every_page_loads_without_console_errors(live_server, live_engine, brows
                 "document.documentElement.scrollHeight - document.documentElement.clientHeight"
             )
             assert overflow <= 2, f"{path} scrolls by {overflow}px at {viewport}"
+        if name == "incidents":
+            # the readings chart and the queue's columns stay inside their panels
+            expect(page.locator(".os-detail .js-plotly-plot svg.main-svg").first).to_be_visible()
+            chart, box = page.evaluate(
+                "[document.querySelector('.os-detail .js-plotly-plot svg.main-svg')"
+                " .getBoundingClientRect().right,"
+                " document.querySelector('.os-detail').getBoundingClientRect().right]"
+            )
+            assert chart <= box + 1, f"the readings chart overflows its panel at {viewport}"
+            table, wrap = page.evaluate(
+                "[document.querySelector('#incidents-table table').scrollWidth,"
+                " document.querySelector('.os-table-wrap').clientWidth]"
+            )
+            assert table <= wrap + 1, f"the queue is wider than its panel at {viewport}"
         screenshot(page, name)
         page.context.close()
         assert log.errors == [], (path, log.errors)
@@ -346,6 +360,93 @@ def test_unknown_district_device_and_bad_parameters_are_friendly(live_server, pa
     wait_ready(page)
     expect(page.locator("#control-metric label:has(input:checked)")).to_have_text("未结事件")
     expect(page.locator("path.os-area")).to_have_count(16)
+
+
+# the work queue's rule, written out again: live before resolved, then severity, the
+# unacknowledged above the acknowledged, the longest waiting first; resolved ones newest first
+QUEUE_SQL = (
+    "SELECT title_zh FROM incident WHERE opened_at >= now() - interval '7 days'"
+    " ORDER BY status = 'resolved',"
+    " CASE severity WHEN 'critical' THEN 0 WHEN 'major' THEN 1 ELSE 2 END,"
+    " status = 'acknowledged', CASE WHEN status <> 'resolved' THEN opened_at END,"
+    " opened_at DESC, id DESC LIMIT 500"
+)
+# the selected row's frame (assets/onescreen_incidents.js): rows whose first cell wears it
+FRAMED_TITLES = """() => [
+    ...document.querySelectorAll("#incidents-table td[data-dash-column='opened_at']")]
+    .filter(c => getComputedStyle(c).borderLeftColor === "rgb(57, 197, 255)")
+    .map(c => c.parentElement.querySelector("td[data-dash-column='title']").innerText)"""
+# a dot on the incidents map that nothing covers, away from the selected one: its index
+FREE_DOT = """() => {
+    const ring = document.querySelector("#incidents-map path.os-incident-selected");
+    const at = ring ? ring.getBoundingClientRect() : null;
+    const dots = [...document.querySelectorAll("#incidents-map path.os-incident-point")];
+    return dots.findIndex(d => {
+        const r = d.getBoundingClientRect(), x = r.x + r.width / 2, y = r.y + r.height / 2;
+        const apart = !at || Math.hypot(at.x + at.width / 2 - x, at.y + at.height / 2 - y) > 20;
+        return apart && document.elementFromPoint(x, y) === d;
+    });
+}"""
+RING_ON_A_DOT = """() => {
+    const ring = document.querySelector("#incidents-map path.os-incident-selected");
+    if (!ring) { return false; }
+    const r = ring.getBoundingClientRect(), x = r.x + r.width / 2, y = r.y + r.height / 2;
+    return [...document.querySelectorAll("#incidents-map path.os-incident-point")].some(d => {
+        const b = d.getBoundingClientRect();
+        return Math.abs(b.x + b.width / 2 - x) < 1.5 && Math.abs(b.y + b.height / 2 - y) < 1.5;
+    });
+}"""
+
+
+def _eventually(check, timeout_s: float = 10) -> bool:
+    """Whether `check()` holds within `timeout_s` (the browser draws a frame or two later)."""
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
+
+
+def _queue_titles(page: Page) -> list[str]:
+    return page.eval_on_selector_all(
+        "#incidents-table td[data-dash-column='title']", "cs => cs.map(c => c.innerText)"
+    )
+
+
+def test_the_incidents_page_is_a_work_queue(live_server, live_engine, page):
+    page, _log = page
+    # other tests open and resolve incidents: the page and a fresh read are compared together
+    for _attempt in range(3):
+        page.goto(live_server + "/incidents?window=7d")
+        wait_ready(page)
+        expect(page.locator("#incidents-table td[data-dash-column='title']").first).to_be_visible()
+        shown = _queue_titles(page)
+        with live_engine.connect() as conn:
+            stored = conn.execute(sa.text(QUEUE_SQL)).scalars().all()
+        if len(shown) == len(stored) and all(map(str.startswith, shown, stored)):
+            break
+    assert len(shown) == len(stored) > 3
+    assert all(map(str.startswith, shown, stored)), list(zip(shown, stored, strict=True))
+    # the URL keeps no sort: the queue is the default
+    assert "sort=" not in page.url
+    # a row selects its incident: framed in the table, ringed on the map
+    row = page.locator("#incidents-table td[data-dash-column='title']").nth(2)
+    row.click()
+    expect(page.locator("#incidents-detail h3")).to_have_text(shown[2])
+    expect(page.locator("#incidents-map path.os-incident-selected")).to_have_count(1)
+    assert _eventually(lambda: page.evaluate(FRAMED_TITLES) == [shown[2]])
+    assert _eventually(lambda: page.evaluate(RING_ON_A_DOT)), "the ring is on no dot"
+    # a dot selects its incident, and its row is the one framed
+    free = page.evaluate(FREE_DOT)
+    assert free >= 0, "every incident dot is covered"
+    page.locator("#incidents-map path.os-incident-point").nth(free).click()
+    chosen = page.locator("#incidents-detail h3")
+    expect(chosen).not_to_have_text(shown[2])
+    expect(page.locator("#incidents-map path.os-incident-selected")).to_have_count(1)
+    assert _eventually(lambda: page.evaluate(FRAMED_TITLES) == [chosen.inner_text()])
+    # no English placeholder on the Chinese page; the assignee picker speaks Chinese
+    expect(page.get_by_text("Select...")).to_have_count(0)
 
 
 def test_incidents_table_filters_sorts_and_shows_detail(live_server, live_engine, page):

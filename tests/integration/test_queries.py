@@ -226,6 +226,29 @@ def test_incident_timeline_and_list(engine, seeded):
     assert events["at"].is_monotonic_increasing
 
 
+def test_the_incident_queue_puts_the_most_urgent_first(engine, seeded):
+    start, end = SEED_END - timedelta(days=30), SEED_END + timedelta(seconds=1)
+    queue = incident_list(engine, start=start, end=end, order_by="priority", limit=10_000)
+    # the rule, written out again: live before resolved; then severity; unacknowledged above
+    # acknowledged; the longest waiting first; resolved ones newest first
+    severity = {"critical": 3, "major": 2, "minor": 1}
+
+    def key(row) -> tuple:
+        if row.status == "resolved":
+            return (1, 0, 0, -row.opened_at.timestamp(), -row.id)
+        unacknowledged = row.status == "open"
+        waited = row.opened_at.timestamp()
+        return (0, -severity[row.severity], not unacknowledged, waited, -row.id)
+
+    rows = list(queue.itertuples())
+    assert len({(r.severity, r.status) for r in rows}) >= 3, "too little variety to test"
+    assert [r.id for r in rows] == [r.id for r in sorted(rows, key=key)]
+    reverse = incident_list(
+        engine, start=start, end=end, order_by="priority", descending=False, limit=10_000
+    )
+    assert reverse["status"].iloc[0] == "resolved" and queue["status"].iloc[-1] == "resolved"
+
+
 @pytest.mark.parametrize(
     "call",
     [

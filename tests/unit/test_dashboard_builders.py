@@ -221,3 +221,21 @@ def test_the_opening_line_sits_among_the_readings_in_city_time():
     xs = data["data"][1]["x"]
     # plotly.js reads both as wall-clock times: compare them as such
     assert xs[0][:16] == "2026-11-25T11:30" and str(line["x0"])[:19] == "2026-11-25T12:04:36"
+
+
+@pytest.mark.parametrize(
+    ("lang", "placeholder", "expected"),
+    [
+        ("zh", "filter.choose", "请选择…"),
+        ("en", "filter.choose", "Choose…"),
+        ("zh", "action.choose_assignee", "选择处置人…"),
+        ("en", "action.choose_assignee", "Choose who handles it…"),
+    ],
+)
+def test_every_dropdown_speaks_the_page_language(lang, placeholder, expected):
+    from components.filters import dropdown
+
+    made = dropdown("some-dropdown", [], None, lang=lang, placeholder=placeholder)
+    assert made.placeholder == expected
+    # the factory's default, in the page's language, never Dash's English "Select..."
+    assert dropdown("other", [], None, lang=lang).placeholder == i18n.t("filter.choose", lang)
