@@ -367,6 +367,9 @@ def _rows(frame: pd.DataFrame, lang: str, categories: dict, *, at: datetime) -> 
     return rows
 
 
+_DRAW_ORDER = {"minor": 0, "major": 1, "critical": 2}
+
+
 def _points(frame: pd.DataFrame, lang: str) -> dict:
     en = lang == "en"
     return {
@@ -384,7 +387,10 @@ def _points(frame: pd.DataFrame, lang: str) -> dict:
                     "tip": item["title_en"] if en else item["title_zh"],
                 },
             }
-            for item in frame.to_dict("records")
+            # drawn in order: minor first, critical last (on top) whatever the table's sort
+            for item in sorted(
+                frame.to_dict("records"), key=lambda row: _DRAW_ORDER.get(row["severity"], 0)
+            )
             if item["lon"] is not None
         ],
     }
