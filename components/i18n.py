@@ -308,6 +308,9 @@ _TEXTS: dict[str, tuple[str, str]] = {
     "fx.kiosk.item": ("{place} · {category} {n} 处", "{place} · {category} ×{n}"),
     "fx.kiosk.when": ("约 {n} 分钟后", "in about {n} min"),
     "fx.kiosk.none": ("当前无预警", "No early warnings in force"),
+    # issue 19: live critical and major incidents as markers on the maps
+    "markers.legend": ("实时事件", "Live incidents"),
+    "markers.pulse": ("闪烁：尚未确认", "Pulsing: not yet acknowledged"),
 }
 
 

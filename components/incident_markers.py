@@ -11,10 +11,12 @@ from typing import Any
 
 import dash_leaflet as dl
 import pandas as pd
+from dash import html
 from dash_extensions.javascript import Namespace
 
 from components.area_map import geojson_options
 from components.feed import PERSONAL_CATEGORIES
+from components.i18n import t
 from components.ids import ComponentId
 from components.state import href
 from components.theme import SEVERITY_COLORS
@@ -76,3 +78,25 @@ def marker_layer(layer_id: ComponentId, data: dict | None = None) -> dl.Pane:
             ),
         ),
     )
+
+
+def marker_legend(lang: str) -> list:
+    """Legend rows of the markers: a section title, one dot per severity, what pulsing means."""
+    rows = [
+        html.Div(
+            className="os-legend-row",
+            children=[
+                html.Span(
+                    className="os-swatch os-swatch-dot os-swatch-incident",
+                    style={"background": SEVERITY_COLORS[severity]},
+                ),
+                html.Span(t(f"severity.{severity}", lang)),
+            ],
+        )
+        for severity in ("critical", "major")
+    ]
+    return [
+        html.Div(t("markers.legend", lang), className="os-legend-title os-legend-section"),
+        *rows,
+        html.Div(t("markers.pulse", lang), className="os-legend-note"),
+    ]

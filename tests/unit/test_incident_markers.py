@@ -7,7 +7,14 @@ from datetime import UTC, datetime
 import pandas as pd
 from flask import Flask
 
-from components.incident_markers import MARKER_PANE, MARKER_PANE_Z, marker_features, marker_layer
+from components.incident_markers import (
+    MARKER_PANE,
+    MARKER_PANE_Z,
+    marker_features,
+    marker_layer,
+    marker_legend,
+)
+from components.theme import SEVERITY_COLORS
 from config import load_settings
 from web.services import attach
 
@@ -90,3 +97,15 @@ def test_the_layer_sits_in_a_pane_above_markers_and_under_tooltips():
     layer = pane.children
     assert layer.id == "m" and len(layer.data["features"]) == 4
     assert layer.hideout["pane"] == MARKER_PANE
+
+
+def test_the_legend_names_both_severities_and_what_pulsing_means():
+    zh = marker_legend("zh")
+    en = marker_legend("en")
+    texts_zh = [child.children for row in zh[1:3] for child in row.children]
+    assert [row.children[0].style["background"] for row in zh[1:3]] == [
+        SEVERITY_COLORS["critical"],
+        SEVERITY_COLORS["major"],
+    ]
+    assert "紧急" in texts_zh and "重要" in texts_zh
+    assert zh[-1].children != en[-1].children and "acknowledged" in en[-1].children
