@@ -215,7 +215,7 @@ window.onescreen = Object.assign({}, window.onescreen, {
         color: "#0b1220",
         fillColor: colors[feature.properties.severity] || "#ffa23a",
         fillOpacity: 0.95,
-        className: "os-incident-point",
+        className: "os-incident-point os-incident-" + feature.properties.severity,
       }).bindTooltip(feature.properties.tip || "", {className: "os-map-tip"});
     },
   },

@@ -354,6 +354,9 @@ _TEXTS: dict[str, tuple[str, str]] = {
     "queue.minutes": ("{n} 分钟", "{n} min"),
     "queue.hours": ("{h} 小时 {m} 分", "{h} h {m} min"),
     "queue.days": ("{d} 天 {h} 小时", "{d} d {h} h"),
+    # issue 19: live critical and major incidents as markers on the maps
+    "markers.legend": ("实时事件", "Live incidents"),
+    "markers.pulse": ("闪烁：尚未确认", "Pulsing: not yet acknowledged"),
 }
 
 

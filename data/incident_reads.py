@@ -272,6 +272,46 @@ def incident_events(engine: Engine, *, incident_id: int) -> pd.DataFrame:
         return pd.DataFrame(result.all(), columns=list(result.keys()))
 
 
+# Maps: every live critical and major incident as a point ---------------------------------------
+
+# severities drawn as markers on the maps (minor ones stay in the lists and the colours)
+MARKER_SEVERITIES = ("critical", "major")
+
+
+def live_incident_points(
+    engine: Engine, *, district: str | None = None, limit: int = 1000
+) -> pd.DataFrame:
+    """Live (open or acknowledged) critical and major alarms with their point, critical and
+    newest first: the markers drawn on top of the maps."""
+    check_scope(district=district)
+    if not 1 <= limit <= 5000:
+        raise InvalidQuery("limit must be between 1 and 5000")
+    with engine.connect() as conn:
+        # the partial index of live incidents (district, severity) bounds the scan to what is
+        # live, whatever the table's history; RLS keeps it to the reader's districts
+        result = conn.execute(
+            sa.text(
+                "SELECT i.id, i.severity, i.status, i.category_code, i.title_zh, i.title_en,"
+                " i.district_adcode, i.street_code, i.opened_at,"
+                " ST_X(i.geom) AS lon, ST_Y(i.geom) AS lat"
+                " FROM incident i"
+                " WHERE i.status <> 'resolved' AND i.severity = ANY(:severities)"
+                "   AND i.kind = ANY(:kinds)"
+                "   AND (CAST(:district AS text) IS NULL OR i.district_adcode = :district)"
+                " ORDER BY array_position(ARRAY['critical','major'], i.severity),"
+                "   i.opened_at DESC, i.id DESC LIMIT :limit"
+            ),
+            {
+                "severities": list(MARKER_SEVERITIES),
+                # alarms only: 预警 have their own outline, sensor health is for the crews
+                "kinds": list(ALARM_KINDS),
+                "district": district,
+                "limit": int(limit),
+            },
+        )
+        return pd.DataFrame(result.all(), columns=list(result.keys()))
+
+
 # Walls: which critical incidents are new -------------------------------------------------------
 
 

@@ -20,11 +20,12 @@ from components import ids, reference
 from components.area_map import MAP_JS, create_map
 from components.callbacks import CallbackSet
 from components.i18n import name, t
+from components.incident_markers import marker_layer
 from components.panels import panel
 from components.state import METRICS, pick
 from data.errors import READ_ERRORS, report_failure
 from displays.access import checked, focus_of, view_of
-from panels import AREAS, FEED, RANKING, TILES, TIMELINE
+from panels import AREAS, FEED, MARKERS, RANKING, TILES, TIMELINE
 from panels.areas import EMPTY
 from panels.base import Look, Rendered, View
 from panels.freshness import asof_output
@@ -39,7 +40,7 @@ log = logging.getLogger(__name__)
 SLOTS = ("a", "b")
 FEED_LENGTH = 12
 # the parts of a slot that answer together: the rotation shows a view once all of them are in
-SLOT_PANELS = (AREAS, TILES, RANKING, FEED)
+SLOT_PANELS = (AREAS, TILES, RANKING, FEED, MARKERS)
 
 
 def slot_id(kind: str, slot: str | Any) -> dict[str, Any]:
@@ -106,6 +107,10 @@ class SlotContent:
         """The as-of of one panel's answer."""
         return asof_payload(*self.panels[kind].reads)
 
+    def sent(self, key: object) -> dict:
+        """Digests of the map layers as sent for view `key` (areas, labels, incident markers)."""
+        return {**self.value("map-sent"), **self.value("markers-sent"), "view": key}
+
 
 def _focus_layer(focus: dict | None) -> dict:
     """The marker of the incident a slot is drawing attention to."""
@@ -126,7 +131,8 @@ def _focus_layer(focus: dict | None) -> dict:
 def slot_content(view: View, *, focus: dict | None, look: Look, sent: object = None) -> SlotContent:
     """The slot's panels for `view` (reads through the shared cache); map layers unchanged since
     `sent` come back as no_update."""
-    answers = {panel.kind: panel.render(view, look, {"map-sent": sent}) for panel in SLOT_PANELS}
+    kept = {"map-sent": sent, "markers-sent": sent}
+    answers = {panel.kind: panel.render(view, look, kept) for panel in SLOT_PANELS}
     bounds = _bounds(view, context=3.0 if focus else 1.0)
     return SlotContent(
         panels=answers,
@@ -200,6 +206,8 @@ def _slot_map(slot: str, content: SlotContent | None, *, interactive: bool) -> A
                 pointToLayer=MAP_JS("focusMarker"),
                 interactive=False,
             ),
+            # live critical and major incidents above everything (issue 19)
+            marker_layer(slot_id("markers", slot), content.value("markers") if content else None),
         ],
     )
 
@@ -217,7 +225,7 @@ def slot_layout(
     lang = look.lang
     sent = ready = None
     if content is not None:
-        sent = {**content.value("map-sent"), "view": view.key}
+        sent = content.sent(view.key)
         ready = {"key": view.key, "title": content.title}
     answers = content.panels if content else {}
     return html.Section(
@@ -271,6 +279,7 @@ def _slot_answer(slot: str, raw_view: object, sent: object, config: object) -> t
         content.value("areas"),
         content.value("labels"),
         content.focus if changed else keep,
+        content.value("markers"),
         content.value("legend"),
         content.viewport if changed else keep,
         content.value("tiles"),
@@ -282,7 +291,7 @@ def _slot_answer(slot: str, raw_view: object, sent: object, config: object) -> t
         content.asof("ranking"),
         content.asof("feed"),
         {"key": key, "title": content.title},
-        {**content.value("map-sent"), "view": key},
+        content.sent(key),
     )
 
 
@@ -293,6 +302,7 @@ def _register_slot(slot: str) -> None:
         Output(slot_id("areas", slot), "hideout"),
         Output(slot_id("labels", slot), "data"),
         Output(slot_id("focus", slot), "data"),
+        Output(slot_id("markers", slot), "data"),
         Output(slot_id("legend", slot), "children"),
         Output(slot_id("map", slot), "viewport"),
         Output(slot_id("tiles", slot), "children"),

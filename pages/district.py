@@ -31,8 +31,9 @@ from components.shell import create_page, crumb_links
 from components.state import LAYERS, METRICS, href, language, pick
 from components.theme import STATE_RANK
 from data.errors import READ_ERRORS, report_failure
-from panels import AREAS, FEED, RANKING, TILES, TIMELINE
+from panels import AREAS, FEED, MARKERS, RANKING, TILES, TIMELINE
 from panels.base import Rendered, View
+from panels.markers import sent_store
 from panels.place import PagePlace, place, shared_callback
 from panels.reads import asof_payload
 from web.boundaries import boundary_url
@@ -91,6 +92,7 @@ place(DISTRICT, AREAS, RANKING)
 place(DISTRICT, TILES)
 place(DISTRICT, TIMELINE)
 place(DISTRICT, FEED)
+place(DISTRICT, MARKERS)
 
 
 def _centre(areas: list) -> tuple[float, float]:
@@ -233,7 +235,8 @@ def layout(
             zoom=INITIAL_ZOOM,
             legend_id=ids.DISTRICT_LEGEND,
             legend=shown.get("legend", [unavailable(t("panel.unavailable", lang))]),
-            layers=_map_layers(adcode, values["category"], lang, shown),
+            # live critical and major incidents above the streets and devices (issue 19)
+            layers=[*_map_layers(adcode, values["category"], lang, shown), MARKERS.create(look)],
         ),
         class_name="os-panel-map",
         extra=html.Span(id="district-scope", className="os-scope"),
@@ -250,6 +253,7 @@ def layout(
         dcc.Store(id=ids.DISTRICT_RANK_PICK),
         # digests of the map layers' hideouts, so a refresh sends only changes
         dcc.Store(id=ids.DISTRICT_MAP_SENT, data=shown.get("map-sent")),
+        sent_store(look),
         filter_bar(lang, metric=look.metric, category=values["category"], layer=look.layer),
         html.Div(
             className="os-grid os-grid-district",

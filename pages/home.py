@@ -19,9 +19,10 @@ from components.panels import panel, unavailable
 from components.shell import create_page
 from components.state import METRICS, STACKS, href, language, pick
 from data.errors import READ_ERRORS, report_failure
-from panels import AREAS, FEED, TILES, TIMELINE, VITALS
+from panels import AREAS, FEED, MARKERS, TILES, TIMELINE, VITALS
 from panels.areas import EMPTY
 from panels.base import Rendered, View
+from panels.markers import sent_store
 from panels.place import PagePlace, place
 from panels.reads import asof_payload
 from web.boundaries import boundary_url
@@ -42,6 +43,7 @@ place(OVERVIEW, TILES)
 place(OVERVIEW, TIMELINE)
 place(OVERVIEW, FEED)
 place(OVERVIEW, VITALS)
+place(OVERVIEW, MARKERS)
 
 
 def _districts_home(districts: tuple[str, ...], lang: str) -> html.Div:
@@ -101,6 +103,8 @@ def map_panel(lang: str, first: Rendered | None) -> html.Section:
                     data=values.get("labels", EMPTY),
                     **geojson_options(pointToLayer=MAP_JS("label"), interactive=False),
                 ),
+                # live critical and major incidents, above everything (issue 19)
+                MARKERS.create(OVERVIEW.look({"lang": lang})),
             ],
         ),
         class_name="os-panel-map",
@@ -137,6 +141,7 @@ def layout(
     body = [
         # digests of the map layers' first hideout and labels, so a refresh sends only changes
         dcc.Store(id=OVERVIEW.id_of("map-sent"), data=first.values["map-sent"] if first else None),
+        sent_store(look),
         filter_bar(lang, metric=look.metric, category=values["category"], stack=values["stack"]),
         # 城市体征: a slim row of the city's vital signs above the map and tiles
         VITALS.create(look),

@@ -3,9 +3,10 @@ answer is shared — and placed by pages (overview, district) and displays (wall
 
 from panels.areas import AREAS
 from panels.feed import FEED
+from panels.markers import MARKERS
 from panels.ranking import RANKING
 from panels.tiles import TILES
 from panels.timeline import TIMELINE
 from panels.vitals import VITALS
 
-__all__ = ["AREAS", "FEED", "RANKING", "TILES", "TIMELINE", "VITALS"]
+__all__ = ["AREAS", "FEED", "MARKERS", "RANKING", "TILES", "TIMELINE", "VITALS"]

@@ -9,6 +9,7 @@ from dash import html
 from components.area_map import forecast_legend, legend_children, state_legend
 from components.choropleth import cell_heat, choropleth
 from components.i18n import t
+from components.incident_markers import marker_legend
 from components.panels import unavailable
 from data.areas import cell_metrics, district_metrics, street_metrics
 from panels.base import LivePanel, Look, Part, Rendered, View
@@ -63,6 +64,7 @@ def render(view: View, look: Look, kept: dict[str, Any]) -> Rendered:
         note = t("legend.approximate", look.lang) if approximate and not look.wall else None
         legend = legend_children(t(f"metric.{look.metric}", look.lang), result.legend, note)
     legend.append(forecast_legend(look.lang))
+    legend += marker_legend(look.lang)
     if not city and not look.wall:
         # device markers are drawn on district pages only
         section = html.Div(

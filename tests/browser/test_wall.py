@@ -197,6 +197,8 @@ def test_a_new_critical_incident_takes_over_the_wall_then_rotation_resumes(
     wait_shown(page, "310104")
     expect(active(page, ".os-focus-marker")).to_have_count(1)
     expect(active(page, f"path.os-area-{incident['street']}")).to_have_count(1)
+    # and a live marker of its own, pulsing, above the map (issue 19)
+    expect(active(page, f".os-inc-id-{incident['id']}.os-inc-pulse")).to_have_count(1)
     expect(page.locator("#wall-countdown")).to_have_text(re.compile(r"^\d+ 秒后恢复轮播$"))
     expect(card.locator(".js-plotly-plot")).to_have_count(1)
     page.wait_for_timeout(800)
@@ -207,6 +209,8 @@ def test_a_new_critical_incident_takes_over_the_wall_then_rotation_resumes(
     expect(root).to_have_class(re.compile("os-wall-phase-rotate"), timeout=16_000)
     expect(page.locator("#wall-title")).to_have_text("上海市 · 全市态势")
     expect(card).to_be_hidden()
+    # the city map keeps the marker while the incident is live
+    expect(active(page, f".os-inc-id-{incident['id']}")).to_have_count(1)
 
     # a second one, acknowledged by someone while shown, gives the screen back early
     # (the rotation first gets the screen back for the length of one alert)

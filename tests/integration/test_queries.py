@@ -9,7 +9,12 @@ import sqlalchemy as sa
 from data.areas import cell_metrics, district_metrics, street_metrics
 from data.checks import DEVICE_STATES, SEVERITIES, InvalidQuery
 from data.devices import area_devices, area_series, device_detail, device_series, type_series
-from data.incident_reads import incident_events, incident_list, incident_timeline
+from data.incident_reads import (
+    incident_events,
+    incident_list,
+    incident_timeline,
+    live_incident_points,
+)
 from data.kpis import city_kpis
 from data.reference_reads import category_codes
 from tests.conftest import SEED_END
@@ -249,9 +254,30 @@ def test_the_incident_queue_puts_the_most_urgent_first(engine, seeded):
     assert reverse["status"].iloc[0] == "resolved" and queue["status"].iloc[-1] == "resolved"
 
 
+def test_live_incident_points_are_every_live_critical_and_major_alarm(engine, seeded):
+    # issue 19: the map markers, recomputed from the incident table
+    live = frame(
+        engine,
+        "SELECT id, severity, district_adcode FROM incident WHERE status <> 'resolved'"
+        " AND severity IN ('critical', 'major') AND kind IN ('alarm', 'anomaly')",
+    )
+    points = live_incident_points(engine)
+    assert set(points["id"]) == set(live["id"]) and len(points) == len(live) > 0
+    assert points["lon"].notna().all() and points["lat"].notna().all()
+    # criticals first, so a truncated list keeps them
+    ranks = points["severity"].map({"critical": 0, "major": 1})
+    assert ranks.is_monotonic_increasing
+    district = str(live["district_adcode"].iloc[0])
+    scoped = live_incident_points(engine, district=district)
+    assert set(scoped["id"]) == set(live.loc[live["district_adcode"] == district, "id"])
+    assert len(live_incident_points(engine, limit=1)) == 1
+
+
 @pytest.mark.parametrize(
     "call",
     [
+        lambda e: live_incident_points(e, limit=0),
+        lambda e: live_incident_points(e, district="310101' --"),
         lambda e: street_metrics(e, district="31011"),
         lambda e: street_metrics(e, district="310115' OR 1=1 --"),
         lambda e: city_kpis(e, category="Flood; DROP TABLE device"),

@@ -1,0 +1,41 @@
+/* Live critical and major incidents as markers (components/incident_markers.py): a dot in the
+   severity's colour in its own pane above every other layer, with rings pulsing (CSS) while the
+   incident is unacknowledged; a click opens the incident on the incidents page. */
+window.onescreen = Object.assign({}, window.onescreen, {
+  markers: {
+    incidentMarker: function (feature, latlng, context) {
+      const h = (context && context.hideout) || {};
+      const p = feature.properties;
+      const critical = p.severity === "critical";
+      const color = (h.colors || {})[p.severity] || "#ff4d5e";
+      const rings = p.pulse
+        ? "<span class='os-inc-ring'></span><span class='os-inc-ring os-inc-ring-2'></span>"
+        : "";
+      const size = critical ? 22 : 18;
+      const marker = L.marker(latlng, {
+        pane: h.pane || "markerPane",
+        interactive: !!p.href,
+        keyboard: false,
+        // criticals above majors whatever their latitude
+        zIndexOffset: critical ? 1000 : 0,
+        icon: L.divIcon({
+          className: "os-inc-marker os-inc-" + p.severity + (p.pulse ? " os-inc-pulse" : " os-inc-acked") +
+            " os-inc-id-" + p.id,
+          html: rings + "<span class='os-inc-dot' style='background:" + color + "'></span>",
+          iconSize: L.point(size, size),
+        }),
+      });
+      if (p.tip) {
+        marker.bindTooltip(p.tip, {className: "os-map-tip", direction: "top"});
+      }
+      if (p.href) {
+        marker.on("click", function () {
+          // through the router (dcc.Location listens to popstate): no full page load
+          window.history.pushState({}, "", p.href);
+          window.dispatchEvent(new PopStateEvent("popstate"));
+        });
+      }
+      return marker;
+    },
+  },
+});
