@@ -308,6 +308,11 @@ _TEXTS: dict[str, tuple[str, str]] = {
     "fx.kiosk.item": ("{place} · {category} {n} 处", "{place} · {category} ×{n}"),
     "fx.kiosk.when": ("约 {n} 分钟后", "in about {n} min"),
     "fx.kiosk.none": ("当前无预警", "No early warnings in force"),
+    # map context layer (issue 19 item 5) ------------------------------------------------------
+    "context.attribution": (
+        "底图：© OpenStreetMap 贡献者（ODbL）· Natural Earth",
+        "Map context: © OpenStreetMap contributors (ODbL) · Natural Earth",
+    ),
 }
 
 

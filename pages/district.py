@@ -35,6 +35,7 @@ from panels.base import Rendered, View
 from panels.place import PagePlace, place, shared_callback
 from panels.reads import asof_payload
 from web.boundaries import boundary_url
+from web.context import context_url
 from web.device_layer import devices_url
 from web.session import current_principal
 
@@ -229,6 +230,8 @@ def layout(
             legend_id=ids.DISTRICT_LEGEND,
             legend=shown.get("legend", [unavailable(t("panel.unavailable", lang))]),
             layers=_map_layers(adcode, values["category"], lang, shown),
+            lang=lang,
+            context=context_url(district=adcode),
         ),
         class_name="os-panel-map",
         extra=html.Span(id="district-scope", className="os-scope"),
