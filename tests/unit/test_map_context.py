@@ -1,6 +1,5 @@
 """The map context layer without a database: the bundled file, OSM tag parsing, datum, params."""
 
-
 import numpy as np
 import pytest
 import shapely
