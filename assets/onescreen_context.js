@@ -50,7 +50,7 @@
     coast: {color: "#5b8fc0", weight: 1, opacity: 0.5, fill: false},
     river: {color: "#3d8fe0", weight: 8, opacity: 0.32, lineCap: "round", fill: false},
     road: {color: "#c8d3e3", weight: 1.5, opacity: 0.28, fill: false},
-    metro_line: {weight: 2, opacity: 0.5, fill: false},
+    metro_line: {weight: 2, opacity: 0.4, fill: false},
   };
 
   window.onescreen = Object.assign({}, window.onescreen, {

@@ -65,7 +65,6 @@ def context_layers(url: str, lang: str) -> list:
                 dl.GeoJSON(
                     url=url,
                     pane="os-context",
-                    attribution=t("context.attribution", lang),
                     **geojson_options(
                         filter=CONTEXT_JS("notWater"),
                         style=CONTEXT_JS("style"),
@@ -106,6 +105,10 @@ def create_map(
                     *context_layers(context or context_url(), lang),
                     *layers,
                     dl.ScaleControl(position="bottomright"),
+                    # the context's sources always credited (and the tiles', when configured)
+                    dl.AttributionControl(
+                        prefix=t("context.attribution", lang), position="bottomright"
+                    ),
                 ],
                 # with a centre and zoom the map reports its viewport (zoom, bounds) back
                 **(
@@ -118,8 +121,7 @@ def create_map(
                 maxZoom=18,
                 zoomSnap=0.25,
                 zoomDelta=0.5,
-                # the context layer's sources are always credited
-                attributionControl=True,
+                attributionControl=False,
                 className="os-map",
                 style={"width": "100%", "height": "100%"},
                 **(map_options or {}),

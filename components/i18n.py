@@ -310,8 +310,8 @@ _TEXTS: dict[str, tuple[str, str]] = {
     "fx.kiosk.none": ("当前无预警", "No early warnings in force"),
     # map context layer (issue 19 item 5) ------------------------------------------------------
     "context.attribution": (
-        "底图：© OpenStreetMap 贡献者（ODbL）· Natural Earth",
-        "Map context: © OpenStreetMap contributors (ODbL) · Natural Earth",
+        "© OpenStreetMap 贡献者 · Natural Earth",
+        "© OpenStreetMap contributors · Natural Earth",
     ),
 }
 
