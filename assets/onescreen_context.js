@@ -101,13 +101,17 @@
           pane: "os-context",
           className: "os-ctx-river-name",
         });
-        layer.on("add", function () {
-          const map = layer._map;
-          zoomClasses(map);
-          map.on("moveend", function () {
-            placeRiverName(layer);
-          });
+        const place = function () {
           placeRiverName(layer);
+        };
+        layer.on("add", function () {
+          zoomClasses(layer._map);
+          layer._map.on("moveend", place);
+          place();
+        });
+        // a refetched layer is removed and added again: one listener per map at a time
+        layer.on("remove", function () {
+          layer._map.off("moveend", place);
         });
       },
     },
