@@ -13,6 +13,7 @@ from displays import alerts, slots
 from displays import page as display_page
 from panels import freshness, incident_actions
 from web.boundaries import register_boundary_routes
+from web.context import register_context_routes
 from web.device_layer import register_device_routes
 from web.headers import register_headers
 from web.ingest_api import register_ingest_routes
@@ -81,6 +82,7 @@ def create_app(settings: Settings | None = None) -> Dash:
     # after the gate: the scope it sets keys the shared answers
     register_response_cache(app)
     register_boundary_routes(app.server)
+    register_context_routes(app.server)
     register_device_routes(app.server)
     register_ingest_routes(app.server)
     # around the whole Flask app: a body over its route's limit is refused before anything

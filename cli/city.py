@@ -1,4 +1,4 @@
-"""`seed` (the synthetic city) and `import-streets` (real street boundaries)."""
+"""`seed` (the synthetic city), `import-streets` (real street boundaries), `import-context`."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from data.errors import OneScreenError
 
 
 def register(commands: Subparsers) -> None:
-    """Add `seed` and `import-streets`."""
+    """Add `seed`, `import-streets` and `import-context`."""
     seed = commands.add_parser("seed", help="generate the synthetic city")
     seed.add_argument(
         "--scale",
@@ -51,6 +51,21 @@ def register(commands: Subparsers) -> None:
         help="feature property holding the 9-digit street code",
     )
     streets.set_defaults(handler=cmd_import_streets)
+
+    context = commands.add_parser(
+        "import-context",
+        help="replace the map context (rivers, coast, metro, roads) with an OpenStreetMap extract",
+    )
+    context.add_argument(
+        "file", help="GeoJSON FeatureCollection with OpenStreetMap tags (or a `kind` property)"
+    )
+    context.add_argument(
+        "--datum",
+        choices=["wgs84", "gcj02"],
+        default="wgs84",
+        help="datum of the file's coordinates (OpenStreetMap is wgs84)",
+    )
+    context.set_defaults(handler=cmd_import_context)
 
 
 def _setting_default(name: str) -> object:
@@ -122,4 +137,22 @@ def cmd_import_streets(args: argparse.Namespace, settings: Settings) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"imported real boundaries for {count} street(s)/town(s)")
+    return 0
+
+
+def cmd_import_context(args: argparse.Namespace, settings: Settings) -> int:
+    """Replace the map context layer with the features of a GeoJSON extract."""
+    from data.context_data import ContextImportError, import_context
+
+    try:
+        stored, skipped = import_context(
+            open_engine(settings), path=Path(args.file), datum=args.datum
+        )
+    except ContextImportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(
+        f"map context replaced: {stored} feature(s) stored, {skipped} of no context kind skipped"
+        " (open maps show it within 5 minutes)"
+    )
     return 0

@@ -60,6 +60,7 @@ def register(commands: Subparsers) -> None:
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     """Migrate (and seed an empty database), start the jobs and children, serve until stopped."""
     from data import migrate
+    from data.context_data import load_context_if_empty
     from data.engine import embedded_cluster
     from ingest.maintenance import start_maintenance
 
@@ -71,6 +72,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     migrate.upgrade(engine)
     if not args.no_seed:
         _seed_if_empty(engine, settings)
+    # a database seeded before the context layer existed gets the bundled one now
+    load_context_if_empty(engine)
     host = args.host or settings.host
     port = args.port or settings.port
     workers = 1 if settings.debug else (args.workers or settings.web_workers)

@@ -10,9 +10,11 @@ from components.choropleth import LegendEntry
 from components.i18n import t
 from components.ids import ComponentId
 from components.theme import SEVERITY_COLORS, STATE_COLORS, STATE_RANK
+from web.context import context_url
 from web.services import services
 
 MAP_JS = Namespace("onescreen", "map")
+CONTEXT_JS = Namespace("onescreen", "context")
 CITY_CENTER = (31.2, 121.45)
 # Shanghai with its islands, with room to pan a little
 CITY_BOUNDS = [[30.65, 120.85], [31.9, 122.15]]
@@ -38,6 +40,45 @@ def geojson_options(**options) -> dict:
     return {**options, **({"coordsToLatLng": shift} if shift else {})}
 
 
+def context_layers(url: str, lang: str) -> list:
+    """The faint offline context fetched from `url`: the sea under the areas; coast, rivers,
+    metro and stations over their fills but under every marker and label (panes by z-index)."""
+    return [
+        dl.Pane(
+            name="os-context-water",
+            style={"zIndex": 350},
+            children=[
+                dl.GeoJSON(
+                    url=url,
+                    pane="os-context-water",
+                    **geojson_options(
+                        filter=CONTEXT_JS("isWater"), style=CONTEXT_JS("style"), interactive=False
+                    ),
+                )
+            ],
+        ),
+        dl.Pane(
+            name="os-context",
+            # above the area fills (400), below markers (600); never takes a click
+            style={"zIndex": 410, "pointerEvents": "none"},
+            children=[
+                dl.GeoJSON(
+                    url=url,
+                    pane="os-context",
+                    **geojson_options(
+                        filter=CONTEXT_JS("notWater"),
+                        style=CONTEXT_JS("style"),
+                        pointToLayer=CONTEXT_JS("station"),
+                        onEachFeature=CONTEXT_JS("label"),
+                        hideout={"lang": lang},
+                        interactive=False,
+                    ),
+                )
+            ],
+        ),
+    ]
+
+
 def create_map(
     *,
     map_id: ComponentId,
@@ -49,14 +90,26 @@ def create_map(
     zoom: float | None = None,
     class_name: str = "",
     map_options: dict | None = None,
+    lang: str = "zh",
+    context: str | None = None,
 ) -> html.Div:
-    """A dark, vector-only map (plus the optional configured tiles) with a legend overlay."""
+    """A dark, vector-only map (plus the optional configured tiles) with a legend overlay, over
+    the offline context layer (`context`: its URL; the city's by default)."""
     return html.Div(
         className=f"os-map-wrap {class_name}".strip(),
         children=[
             dl.Map(
                 id=map_id,
-                children=[*_tile_layers(), *layers, dl.ScaleControl(position="bottomright")],
+                children=[
+                    *_tile_layers(),
+                    *context_layers(context or context_url(), lang),
+                    *layers,
+                    dl.ScaleControl(position="bottomright"),
+                    # the context's sources always credited (and the tiles', when configured)
+                    dl.AttributionControl(
+                        prefix=t("context.attribution", lang), position="bottomright"
+                    ),
+                ],
                 # with a centre and zoom the map reports its viewport (zoom, bounds) back
                 **(
                     {"center": center, "zoom": zoom, "trackViewport": True}
@@ -68,7 +121,7 @@ def create_map(
                 maxZoom=18,
                 zoomSnap=0.25,
                 zoomDelta=0.5,
-                attributionControl=bool(services().settings.map_tile_url),
+                attributionControl=False,
                 className="os-map",
                 style={"width": "100%", "height": "100%"},
                 **(map_options or {}),

@@ -357,6 +357,11 @@ _TEXTS: dict[str, tuple[str, str]] = {
     # issue 19: live critical and major incidents as markers on the maps
     "markers.legend": ("实时事件", "Live incidents"),
     "markers.pulse": ("闪烁：尚未确认", "Pulsing: not yet acknowledged"),
+    # map context layer (issue 19 item 5) ------------------------------------------------------
+    "context.attribution": (
+        "© OpenStreetMap 贡献者 · Natural Earth",
+        "© OpenStreetMap contributors · Natural Earth",
+    ),
 }
 
 

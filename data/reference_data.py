@@ -17,6 +17,7 @@ from shapely.geometry.base import BaseGeometry
 from sqlalchemy.engine import Engine
 
 from data import catalog, geo
+from data.context_data import load_context_if_empty
 from data.writes import copy_rows, set_meta
 
 log = logging.getLogger(__name__)
@@ -75,6 +76,7 @@ def reference_summary(engine: Engine) -> ReferenceSummary:
 
 def load_reference_data(engine: Engine, *, street_seed: int = STREET_SEED) -> ReferenceSummary:
     """Fill empty reference tables; tables that already hold data are left as they are."""
+    load_context_if_empty(engine)
     summary = reference_summary(engine)
     if summary.districts and summary.streets and summary.grid_cells and summary.device_types:
         return summary

@@ -31,6 +31,7 @@ from panels.base import Look, Rendered, View
 from panels.freshness import asof_output
 from panels.reads import asof_payload
 from web.boundaries import boundary_url
+from web.context import context_url
 
 # registered on each app by create_app()
 CALLBACKS = CallbackSet()
@@ -167,7 +168,7 @@ def _bounds(view: View, *, context: float = 1.0) -> list[list[float]] | None:
     return [[south - grow_lat, west - grow_lon], [north + grow_lat, east + grow_lon]]
 
 
-def _slot_map(slot: str, content: SlotContent | None, *, interactive: bool) -> Any:
+def _slot_map(slot: str, content: SlotContent | None, *, interactive: bool, lang: str) -> Any:
     """The slot's map: areas by URL-loaded boundaries, labels and the focus marker."""
     map_options = {
         "dragging": interactive,
@@ -181,6 +182,9 @@ def _slot_map(slot: str, content: SlotContent | None, *, interactive: bool) -> A
     }
     return create_map(
         map_id=slot_id("map", slot),
+        lang=lang,
+        # the whole city's context, detailed enough for a street-level attention view
+        context=context_url(detail=True),
         legend_id=slot_id("legend", slot),
         legend=content.value("legend") if content else [],
         bounds=(content.viewport.get("bounds") if content else None),
@@ -240,7 +244,7 @@ def slot_layout(
                 dcc.Store(id=slot_id("sent", slot), data=sent),
                 panel(
                     f"{t('filter.metric', lang)} · {t(f'metric.{look.metric}', lang)}",
-                    _slot_map(slot, content, interactive=mode == "kiosk"),
+                    _slot_map(slot, content, interactive=mode == "kiosk", lang=lang),
                     class_name="os-panel-map os-wall-area-map",
                     fresh=panel_key(slot, "map"),
                     asof=content.asof("areas") if content else None,

@@ -37,6 +37,7 @@ from panels.markers import sent_store
 from panels.place import PagePlace, place, shared_callback
 from panels.reads import asof_payload
 from web.boundaries import boundary_url
+from web.context import context_url
 from web.device_layer import devices_url
 from web.session import current_principal
 
@@ -237,6 +238,8 @@ def layout(
             legend=shown.get("legend", [unavailable(t("panel.unavailable", lang))]),
             # live critical and major incidents above the streets and devices (issue 19)
             layers=[*_map_layers(adcode, values["category"], lang, shown), MARKERS.create(look)],
+            lang=lang,
+            context=context_url(district=adcode),
         ),
         class_name="os-panel-map",
         extra=html.Span(id="district-scope", className="os-scope"),

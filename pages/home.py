@@ -85,6 +85,7 @@ def map_panel(lang: str, first: Rendered | None) -> html.Section:
         t("panel.map", lang),
         create_map(
             map_id=ids.OVERVIEW_MAP,
+            lang=lang,
             legend_id=ids.OVERVIEW_LEGEND,
             legend=values.get("legend", [unavailable(t("panel.unavailable", lang))]),
             layers=[

@@ -367,6 +367,7 @@ def _map_panel(lang: str, *, bounds: list[list[float]] | None) -> html.Section:
         t("incidents.map", lang),
         create_map(
             map_id=ids.INCIDENT_MAP,
+            lang=lang,
             legend_id="incidents-legend",
             legend=legend_children(t("col.severity", lang), []) + severity_legend(lang),
             layers=[

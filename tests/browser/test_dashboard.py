@@ -248,6 +248,38 @@ def test_clusters_show_their_state_mix_and_zoom_in_when_clicked(live_server, liv
     assert street.bounding_box()["width"] > width_before * 1.1
 
 
+def test_district_map_shows_the_context_under_the_data(live_server, live_engine, page):
+    page, _log = page
+    page.goto(live_server + "/district/310101")
+    wait_ready(page)
+    # the river named where the view shows it; the metro lines of the stored context around the
+    # district, each in its own colour; the sources credited
+    expect(page.locator(".os-ctx-river-name")).to_have_text("黄浦江")
+    with live_engine.connect() as conn:
+        colours = set(
+            conn.execute(
+                sa.text(
+                    "SELECT m.color FROM map_context m, district d WHERE d.adcode = '310101'"
+                    " AND m.kind = 'metro_line' AND m.geom && ST_Expand(ST_Envelope(d.geom), 0.05)"
+                )
+            ).scalars()
+        )
+    page.wait_for_function(
+        "n => document.querySelectorAll('path.os-ctx-metro_line').length >= n", arg=len(colours)
+    )
+    drawn = page.eval_on_selector_all(
+        ".leaflet-os-context-pane path.os-ctx-metro_line",
+        "ps => ps.map(p => p.getAttribute('stroke'))",
+    )
+    assert len(colours) > 5 and set(drawn) == colours
+    expect(page.locator(".leaflet-control-attribution")).to_contain_text("OpenStreetMap")
+    # above the area fills (overlay pane, 400), below every marker and label (600)
+    z = page.evaluate(
+        "() => getComputedStyle(document.querySelector('.leaflet-os-context-pane')).zIndex"
+    )
+    assert 400 < int(z) < 600
+
+
 def test_clicking_a_street_scopes_tiles_and_crumbs(live_server, live_engine, page):
     page, _log = page
     page.goto(live_server + f"/district/{PUDONG}")
