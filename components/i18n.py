@@ -308,6 +308,9 @@ _TEXTS: dict[str, tuple[str, str]] = {
     "fx.kiosk.item": ("{place} · {category} {n} 处", "{place} · {category} ×{n}"),
     "fx.kiosk.when": ("约 {n} 分钟后", "in about {n} min"),
     "fx.kiosk.none": ("当前无预警", "No early warnings in force"),
+    # a wall whose data stopped (issue 19): its banner counts up ({m} minutes, {s} seconds)
+    "wall.stale": ("数据中断 {m} 分 {s} 秒", "Data stopped {m} min {s} s ago"),
+    "wall.stale_s": ("数据中断 {s} 秒", "Data stopped {s} s ago"),
 }
 
 
