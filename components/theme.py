@@ -97,7 +97,7 @@ def wall_figure(figure: go.Figure) -> go.Figure:
     figure.update_layout(
         font={"size": small + 2},
         legend={"font": {"size": small}, "itemwidth": 30},
-        margin={"l": 78, "r": 16, "t": 44, "b": 40},
+        margin={"l": 78, "r": 16, "t": 38, "b": 40},
     )
     figure.update_xaxes(tickfont={"size": small}, title_text=None, automargin=True)
     figure.update_yaxes(tickfont={"size": small}, title_font={"size": small}, automargin=True)
