@@ -227,7 +227,7 @@
   /* The Dash side: one clientside callback on the clock, the alerts and the kiosk's controls. */
   W.tick = function (_tick, alerts, _areaClicks, _gotoClicks, readyKeys, config) {
     const nu = window.dash_clientside.no_update;
-    if (!config || !config.views || !config.views.length) { return Array(8).fill(nu); }
+    if (!config || !config.views || !config.views.length) { return Array(9).fill(nu); }
     if (!document.documentElement.style.getPropertyValue("--wall-scale")) { fitCanvas(); }
     const now = Date.now();
     const views = config.views;
@@ -324,11 +324,37 @@
     const watchOut = watchKey === W.watchKey ? nu : watchIds;
     W.watchKey = watchKey;
     const forecastShown = next.phase === "attention" && next.attention.incident.kind === "forecast";
+    const stoppedMs = W.stoppedFor(next.active, now);
     const rootClass = "os-wall os-wall-" + config.mode + " os-lang-" + config.lang +
       " os-wall-phase-" + next.phase + (forecastShown ? " os-wall-attention-forecast" : "") +
-      (next.revoked ? " os-wall-revoked" : "");
+      (next.revoked ? " os-wall-revoked" : "") + (stoppedMs ? " os-wall-stale" : "");
+    const banner = W.staleText(stoppedMs, config);
     return [slotViews, slotClasses, title, progress, attentionOut, watchOut,
-            rootClass === W.rootClass ? nu : (W.rootClass = rootClass), W.countdown(next, now, config)];
+            rootClass === W.rootClass ? nu : (W.rootClass = rootClass), W.countdown(next, now, config),
+            banner === W.banner ? nu : (W.banner = banner)];
+  };
+
+  /* How long the data on screen has stopped (ms), 0 while it is fresh: stale is what the panels'
+     badges say (panels/freshness.py turns them amber); the age is that of the oldest data the
+     active slot shows, as the badges' callback dated it. */
+  W.stoppedFor = function (slot, now) {
+    if (!document.querySelector("#wall-slot-" + slot + " .os-fresh-stale")) { return 0; }
+    const seen = window.onescreenFresh || {};
+    const prefix = "wall-" + slot + "-";
+    let oldest = now;
+    Object.keys(seen).forEach(function (key) {
+      if (key.indexOf(prefix) === 0) { oldest = Math.min(oldest, seen[key].since); }
+    });
+    return Math.max(1, now - oldest);
+  };
+
+  /* The banner's words: "数据中断 3 分 12 秒", counting up; none while the data is fresh. */
+  W.staleText = function (ms, config) {
+    if (!ms) { return ""; }
+    const total = Math.floor(ms / 1000), m = Math.floor(total / 60), s = total % 60;
+    const labels = config.labels || {};
+    const text = m ? (labels.stale || "{m}:{s}").replace("{m}", m) : (labels.stale_s || "{s}");
+    return text.replace("{s}", s);
   };
 
   W.countdown = function (state, now, config) {

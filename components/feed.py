@@ -52,6 +52,17 @@ def _title(item: dict, lang: str, *, now: datetime | None, limits: Limits) -> li
     return [title]
 
 
+def pin_critical(frame: pd.DataFrame, *, limit: int) -> pd.DataFrame:
+    """Open or acknowledged 紧急 alarms first, then the rest, each newest first as given; one
+    row per incident, at most `limit` (a wall's feed never lets a critical scroll away)."""
+    if frame.empty:
+        return frame
+    kind = frame["kind"].fillna("alarm") if "kind" in frame else pd.Series("alarm", frame.index)
+    pinned = (frame["severity"] == "critical") & (frame["status"] != "resolved") & (kind == "alarm")
+    ordered = pd.concat([frame[pinned], frame[~pinned]])
+    return ordered.drop_duplicates(subset="id").head(limit).reset_index(drop=True)
+
+
 def feed_children(
     frame: pd.DataFrame,
     *,

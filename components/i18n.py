@@ -362,6 +362,9 @@ _TEXTS: dict[str, tuple[str, str]] = {
         "© OpenStreetMap 贡献者 · Natural Earth",
         "© OpenStreetMap contributors · Natural Earth",
     ),
+    # a wall whose data stopped (issue 19): its banner counts up ({m} minutes, {s} seconds)
+    "wall.stale": ("数据中断 {m} 分 {s} 秒", "Data stopped {m} min {s} s ago"),
+    "wall.stale_s": ("数据中断 {s} 秒", "Data stopped {s} s ago"),
 }
 
 

@@ -94,3 +94,5 @@ WALL_COUNTDOWN = "wall-countdown"
 WALL_QUEUE = "wall-queue"
 WALL_TITLE = "wall-title"
 WALL_PROGRESS = "wall-progress"
+# the banner a wall shows while its data has stopped
+WALL_STALE = "wall-stale"

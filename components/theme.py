@@ -92,13 +92,20 @@ def message_figure(text: str) -> go.Figure:
     return figure
 
 
+# the smallest text on a wall: 2.2 % of a 1080-line screen, read from the back of the room
+WALL_TEXT_PX = 24
+
+
 def wall_figure(figure: go.Figure) -> go.Figure:
-    """A dashboard figure with type large enough to read from across a room."""
+    """A dashboard figure with type large enough to read from across a room: no text under
+    WALL_TEXT_PX (ticks, legend, annotations); the x title goes, the ticks say it is time."""
+    small = WALL_TEXT_PX
     figure.update_layout(
-        font={"size": 17},
-        legend={"font": {"size": 16}},
-        margin={"l": 60, "r": 14, "t": 34, "b": 48},
+        font={"size": small + 2},
+        legend={"font": {"size": small}, "itemwidth": 30},
+        margin={"l": 78, "r": 16, "t": 38, "b": 40},
     )
-    figure.update_xaxes(tickfont={"size": 16}, title_font={"size": 16})
-    figure.update_yaxes(tickfont={"size": 16}, title_font={"size": 16})
+    figure.update_xaxes(tickfont={"size": small}, title_text=None, automargin=True)
+    figure.update_yaxes(tickfont={"size": small}, title_font={"size": small}, automargin=True)
+    figure.for_each_annotation(lambda note: note.update(font_size=max(note.font.size or 0, small)))
     return figure

@@ -236,6 +236,7 @@ CALLBACKS.clientside(
     Output(ids.WALL_WATCH, "data"),
     Output(ids.WALL_ROOT, "className"),
     Output(ids.WALL_COUNTDOWN, "children"),
+    Output(ids.WALL_STALE, "children"),
     Input(ids.CLOCK_TICK, "n_intervals"),
     Input(ids.WALL_ALERTS, "data"),
     Input(slot_id("areas", ALL), "clickData"),

@@ -134,6 +134,8 @@ def create_display(*, mode: str, token: object, lang: str, params: dict[str, Any
                     html.Div(
                         t("wall.revoked", lang), className="os-wall-revoked-note", role="alert"
                     ),
+                    # shown by the schedule while the data has stopped (assets/onescreen_wall.js)
+                    html.Div(id=ids.WALL_STALE, className="os-wall-stale-banner", role="alert"),
                 ],
             ),
         ],
@@ -175,7 +177,12 @@ def _config(mode: str, options: DisplayOptions, *, token: str, lang: str) -> dic
         "sound": options.sound,
         "reload_hours": options.reload_hours,
         "version": app_version(),
-        "labels": {"attention": t("wall.attention", lang), "resume": t("wall.resume", lang)},
+        "labels": {
+            "attention": t("wall.attention", lang),
+            "resume": t("wall.resume", lang),
+            "stale": t("wall.stale", lang, m="{m}", s="{s}"),
+            "stale_s": t("wall.stale_s", lang, s="{s}"),
+        },
     }
 
 

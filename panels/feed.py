@@ -9,9 +9,10 @@ import pandas as pd
 from dash import html
 
 from components import reference
-from components.feed import feed_children, mask_personal
+from components.feed import feed_children, mask_personal, pin_critical
 from components.i18n import t
 from components.panels import panel, skeleton, unavailable
+from data.cache import Cached
 from data.forecast_reads import forecast_limits
 from data.incident_reads import incident_list
 from panels.base import LivePanel, Look, Part, Rendered, View
@@ -21,20 +22,34 @@ FEED_HOURS = 24
 
 
 def render(view: View, look: Look, _kept: dict[str, Any]) -> Rendered:
-    """The newest incidents of `view` (personal ones masked on kiosks)."""
+    """The newest incidents of `view` (personal ones masked on kiosks); on walls its open 紧急
+    alarms pinned first, however many came after them."""
     clock = now()
     end = clock.value + timedelta(minutes=1)
-    latest = read(
-        incident_list,
-        start=end - timedelta(hours=FEED_HOURS),
-        end=end,
-        district=view.district,
-        street=view.street,
-        category=view.category,
-        limit=look.feed_length,
-    )
+    where = {
+        "start": end - timedelta(hours=FEED_HOURS),
+        "end": end,
+        "district": view.district,
+        "street": view.street,
+        "category": view.category,
+        "limit": look.feed_length,
+    }
+    latest = read(incident_list, **where)
+    reads: tuple[Cached[Any], ...] = (clock, latest)
+    frame = latest.value
+    if look.wall:
+        pinned = read(
+            incident_list,
+            **where,
+            severities=("critical",),
+            statuses=("open", "acknowledged"),
+            kinds=("alarm",),
+        )
+        reads += (pinned,)
+        parts = [part for part in (pinned.value, frame) if not part.empty]
+        frame = pin_critical(pd.concat(parts) if parts else frame, limit=look.feed_length)
     categories = reference.categories()
-    frame = mask_personal(latest.value, categories=categories) if look.masked else latest.value
+    frame = mask_personal(frame, categories=categories) if look.masked else frame
     limits = read(forecast_limits, incident_ids=_live_forecasts(frame))
     feed = feed_children(
         frame,
@@ -44,7 +59,7 @@ def render(view: View, look: Look, _kept: dict[str, Any]) -> Rendered:
         now=clock.value,
         limits=limits.value,
     )
-    return Rendered(values={"feed": feed}, reads=(clock, latest, limits))
+    return Rendered(values={"feed": feed}, reads=(*reads, limits))
 
 
 def _live_forecasts(frame: pd.DataFrame) -> tuple[int, ...]:

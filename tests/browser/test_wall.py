@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import re
 import time
 from pathlib import Path
@@ -25,6 +26,8 @@ DASH_UPDATES = "**/_dash-update-component"
 CHECKS = Path(__file__).parent / "js"
 OUTSIDE_VIEWPORT_JS = (CHECKS / "outside_viewport.js").read_text()
 CONTRAST_JS = (CHECKS / "contrast.js").read_text()
+FONT_AUDIT_JS = (CHECKS / "font_audit.js").read_text()
+GREEN_JS = (CHECKS / "green.js").read_text()
 
 
 @pytest.fixture(scope="module")
@@ -90,6 +93,13 @@ def test_the_wall_fits_every_screen_exactly(live_server, tokens, browser, size):
     # type sized for distance: tile figures at least 40 px tall on a 1080-line wall
     numeral = active(page, ".os-tile-value").first.bounding_box()
     assert numeral is not None and numeral["height"] >= 40 * height / 1080 * 0.95
+    # no visible text under 2.2 % of the screen's height (map labels and chart ticks too), and
+    # at least five whole rows of the feed
+    expect(active(page, ".os-panel-timeline .js-plotly-plot svg text").first).to_be_attached()
+    audit = page.evaluate(FONT_AUDIT_JS)
+    assert audit["checked"] > 60 and audit["offenders"] == [], audit
+    assert audit["feed"]["visible"] >= min(5, audit["feed"]["rows"]), audit["feed"]
+    assert audit["feed"]["rows"] >= 5  # the seeded day has more than five incidents
     screenshot(page, "wall")
     context.close()
     assert log.errors == [], log.errors
@@ -121,8 +131,9 @@ def test_the_playlist_advances_and_each_view_is_ready_before_it_shows(live_serve
     assert log.errors == [], log.errors
 
 
-def _open_critical_incident(engine: sa.Engine, *, district: str) -> dict:
-    """Open a critical incident on a device of `district` the way the rules engine does."""
+def _open_critical_incident(engine: sa.Engine, *, district: str, ago_s: int = 0) -> dict:
+    """Open a critical incident on a device of `district` the way the rules engine does
+    (`ago_s` seconds ago)."""
     with engine.begin() as conn:
         row = conn.execute(
             sa.text(
@@ -144,16 +155,17 @@ def _open_critical_incident(engine: sa.Engine, *, district: str) -> dict:
                 " threshold, opened_at, geom)"
                 " SELECT d.id, d.type_id, :category, d.district_adcode, d.street_code,"
                 " 'wall_test', 'critical', 'open', :title, 'Gas leak alarm (test)', 42, 25,"
-                " now(), d.geom FROM device d WHERE d.id = :device RETURNING id"
+                " now() - make_interval(secs => :ago), d.geom FROM device d WHERE d.id = :device"
+                " RETURNING id"
             ),
-            {"device": row.id, "category": row.category_code, "title": title},
+            {"device": row.id, "category": row.category_code, "title": title, "ago": ago_s},
         ).scalar_one()
         conn.execute(
             sa.text(
                 "INSERT INTO incident_event (incident_id, at, kind, actor, to_status)"
-                " VALUES (:id, now(), 'opened', 'test', 'open')"
+                " VALUES (:id, now() - make_interval(secs => :ago), 'opened', 'test', 'open')"
             ),
-            {"id": incident_id},
+            {"id": incident_id, "ago": ago_s},
         )
     return {"id": incident_id, "title": title, "street": row.street_code}
 
@@ -324,19 +336,59 @@ def test_tokens_open_displays_and_revoking_one_blanks_its_screen(
 
 
 def test_the_wall_shows_staleness_without_network_and_recovers_by_itself(
-    live_server_fast, tokens, browser
+    live_server_fast, live_engine, tokens, browser
 ):
+    # an open 紧急 of six hours ago, older than the feed's newest rows: pinned first
+    critical = _open_critical_incident(live_engine, district="310112", ago_s=6 * 3600)
     page, _log = open_page(browser)  # refused requests log console errors on purpose
-    page.goto(display_url(live_server_fast, "/wall", tokens["wall"], views="city", interval=3600))
-    wait_shown(page)
-    page.route(DASH_UPDATES, lambda route: route.abort())
-    stale = active(page, ".os-fresh.os-fresh-stale")
-    expect(stale).to_have_count(5, timeout=12_000)
-    expect(page.locator("#os-clock.os-clock-stale")).to_have_count(1)
-    screenshot(page, "wall-stale")
-    page.unroute(DASH_UPDATES)
-    expect(active(page, ".os-fresh-stale")).to_have_count(0, timeout=12_000)
-    page.context.close()
+    try:
+        page.goto(
+            display_url(live_server_fast, "/wall", tokens["wall"], views="city", interval=3600)
+        )
+        wait_shown(page)
+        first = active(page, ".os-wall-feed .os-feed-row").first
+        expect(first).to_contain_text(critical["title"])
+        audit = page.evaluate(FONT_AUDIT_JS)
+        assert audit["feed"]["critical"] >= 1 and audit["feed"]["criticalAfterOthers"] == []
+        assert audit["feed"]["visible"] >= 5 and audit["offenders"] == [], audit
+        banner = page.locator("#wall-stale")
+        expect(banner).to_be_hidden()
+        # the check sees green where it is painted
+        probe = "document.querySelector('.os-wall-head').appendChild(Object.assign("
+        probe += "document.createElement('b'), {id: 'probe', textContent: '98.8 %'})).style.color"
+        page.evaluate(f"() => {{ {probe} = '#2fd38a'; }}")
+        assert page.evaluate(GREEN_JS, None)["count"] >= 1
+        page.evaluate("() => document.getElementById('probe').remove()")
+
+        page.route(DASH_UPDATES, lambda route: route.abort())
+        stale = active(page, ".os-fresh.os-fresh-stale")
+        expect(stale).to_have_count(5, timeout=12_000)
+        expect(page.locator("#os-clock.os-clock-stale")).to_have_count(1)
+        # a full-width amber banner counting up, and no green anywhere (as painted)
+        expect(banner).to_be_visible()
+        expect(banner).to_have_text(re.compile(r"^数据中断 (\d+ 分 )?\d+ 秒$"))
+        box = banner.bounding_box()
+        root = page.evaluate("() => document.getElementById('wall-root').className")
+        assert box is not None and box["width"] >= 1919, (root, banner.text_content())
+        seconds = _stopped_seconds(banner.inner_text())
+        page.wait_for_timeout(2_100)
+        assert _stopped_seconds(banner.inner_text()) > seconds
+        png = "data:image/png;base64," + base64.b64encode(page.screenshot()).decode()
+        green = page.evaluate(GREEN_JS, png)
+        assert green["count"] == 0 and green["pixels"] < 50, green
+        screenshot(page, "wall-stale")
+        page.unroute(DASH_UPDATES)
+        expect(active(page, ".os-fresh-stale")).to_have_count(0, timeout=12_000)
+        expect(banner).to_be_hidden()
+    finally:
+        _set_status(live_engine, critical["id"], "resolved")
+        page.context.close()
+
+
+def _stopped_seconds(text: str) -> int:
+    """The seconds a stale banner counts ("数据中断 3 分 12 秒")."""
+    numbers = [int(n) for n in re.findall(r"\d+", text)]
+    return numbers[-1] + (60 * numbers[0] if len(numbers) == 2 else 0)
 
 
 def test_a_saved_playlist_and_a_category_focus(live_server, live_engine, tokens, browser):
