@@ -49,8 +49,10 @@ def create_map(
     zoom: float | None = None,
     class_name: str = "",
     map_options: dict | None = None,
+    inset: html.Div | None = None,
 ) -> html.Div:
-    """A dark, vector-only map (plus the optional configured tiles) with a legend overlay."""
+    """A dark, vector-only map (plus the optional configured tiles) with a legend overlay and
+    an optional inset (components/core_inset.py)."""
     return html.Div(
         className=f"os-map-wrap {class_name}".strip(),
         children=[
@@ -63,7 +65,8 @@ def create_map(
                     if center is not None and zoom is not None
                     else {"bounds": bounds or CITY_BOUNDS, "trackViewport": False}
                 ),
-                maxBounds=[[30.2, 120.3], [32.3, 122.7]],
+                # wide: a wall's map shows the city beside the 中心城区 inset, over the sea
+                maxBounds=[[30.0, 119.4], [32.5, 123.6]],
                 minZoom=8,
                 maxZoom=18,
                 zoomSnap=0.25,
@@ -74,6 +77,7 @@ def create_map(
                 **(map_options or {}),
             ),
             html.Div(id=legend_id, className="os-legend", children=legend or []),
+            inset,
         ],
     )
 

@@ -308,6 +308,8 @@ _TEXTS: dict[str, tuple[str, str]] = {
     "fx.kiosk.item": ("{place} · {category} {n} 处", "{place} · {category} ×{n}"),
     "fx.kiosk.when": ("约 {n} 分钟后", "in about {n} min"),
     "fx.kiosk.none": ("当前无预警", "No early warnings in force"),
+    # issue 19 (shapes): the 中心城区 inset of city maps
+    "map.core": ("中心城区", "Central districts"),
 }
 
 

@@ -13,12 +13,13 @@ from typing import Any
 
 import dash
 import dash_leaflet as dl
-from dash import Input, Output, State, ctx, dcc, html
+from dash import MATCH, Input, Output, State, ctx, dcc, html
 from dash.exceptions import PreventUpdate
 
 from components import ids, reference
 from components.area_map import MAP_JS, create_map
 from components.callbacks import CallbackSet
+from components.core_inset import INSET_JS, core_inset, sync_inset
 from components.i18n import name, t
 from components.panels import panel
 from components.state import METRICS, pick
@@ -161,7 +162,7 @@ def _bounds(view: View, *, context: float = 1.0) -> list[list[float]] | None:
     return [[south - grow_lat, west - grow_lon], [north + grow_lat, east + grow_lon]]
 
 
-def _slot_map(slot: str, content: SlotContent | None, *, interactive: bool) -> Any:
+def _slot_map(slot: str, content: SlotContent | None, *, interactive: bool, lang: str) -> Any:
     """The slot's map: areas by URL-loaded boundaries, labels and the focus marker."""
     map_options = {
         "dragging": interactive,
@@ -192,6 +193,7 @@ def _slot_map(slot: str, content: SlotContent | None, *, interactive: bool) -> A
                 id=slot_id("labels", slot),
                 data=content.value("labels") if content else EMPTY,
                 pointToLayer=MAP_JS("label"),
+                filter=INSET_JS("outerOnly"),
                 interactive=False,
             ),
             dl.GeoJSON(
@@ -201,6 +203,12 @@ def _slot_map(slot: str, content: SlotContent | None, *, interactive: bool) -> A
                 interactive=False,
             ),
         ],
+        inset=core_inset(
+            id_of=lambda part: slot_id(part, slot),
+            hideout=content.value("areas") if content else {},
+            labels=content.value("labels") if content else EMPTY,
+            lang=lang,
+        ),
     )
 
 
@@ -232,7 +240,7 @@ def slot_layout(
                 dcc.Store(id=slot_id("sent", slot), data=sent),
                 panel(
                     f"{t('filter.metric', lang)} · {t(f'metric.{look.metric}', lang)}",
-                    _slot_map(slot, content, interactive=mode == "kiosk"),
+                    _slot_map(slot, content, interactive=mode == "kiosk", lang=lang),
                     class_name="os-panel-map os-wall-area-map",
                     fresh=panel_key(slot, "map"),
                     asof=content.asof("areas") if content else None,
@@ -336,3 +344,10 @@ def _register_slot(slot: str) -> None:
 
 for _slot_name in SLOTS:
     _register_slot(_slot_name)
+# each slot's 中心城区 inset takes its city map's colours and labels
+sync_inset(
+    CALLBACKS.clientside,
+    areas=slot_id("areas", MATCH),
+    labels=slot_id("labels", MATCH),
+    id_of=lambda part: slot_id(part, MATCH),
+)
