@@ -41,11 +41,23 @@
         ? L.point(pad.x, pad.y + share * (inset.offsetHeight + GAP))
         : L.point(pad.x + share * (inset.offsetWidth + GAP), pad.y);
     };
+    inset.style.width = "";
     const free = map.getBoundsZoom(box, false, pad.multiplyBy(2));
     const share = [1, 0.75, 0.5].find(function (s) {
       return map.getBoundsZoom(box, false, pad.add(space(s))) >= free - 0.3;
     }) || 0.5;
-    return Object.assign({}, options, {paddingTopLeft: pad, paddingBottomRight: space(share)});
+    let corner = space(share);
+    if (!below) {
+      // the inset takes whatever width the city leaves (the city then keeps to the left)
+      const zoom = map.getBoundsZoom(box, false, pad.add(corner));
+      const city = map.project(box.getNorthEast(), zoom).x - map.project(box.getSouthWest(), zoom).x;
+      const spare = size.x - 2 * pad.x - city - GAP;
+      if (spare > inset.offsetWidth) {
+        inset.style.width = Math.min(spare, size.x * 0.62) + "px";
+        corner = L.point(pad.x + spare + GAP - 1, pad.y);
+      }
+    }
+    return Object.assign({}, options, {paddingTopLeft: pad, paddingBottomRight: corner});
   }
 
   /* Labels of one map pushed apart where they would overlap (nearest first, by margins:

@@ -66,7 +66,7 @@ def create_map(
                     else {"bounds": bounds or CITY_BOUNDS, "trackViewport": False}
                 ),
                 # wide: a wall's map shows the city beside the 中心城区 inset, over the sea
-                maxBounds=[[30.0, 119.4], [32.5, 123.6]],
+                maxBounds=[[29.6, 118.6], [32.9, 125.0]],
                 minZoom=8,
                 maxZoom=18,
                 zoomSnap=0.25,
