@@ -37,24 +37,29 @@
   // a city-map label under the inset is hidden by it
   const covered = insetBox ? labels.filter((l) => !l.inset && meets(l.box, insetBox)).map((l) => l.name) : [];
 
-  // seams: no panel, and no text anywhere, spans one
+  // seams: no panel, and no text anywhere (the text itself, not its box), spans one
   const crossing = [];
-  const texts = [...document.querySelectorAll(".os-wall-canvas *")].filter((el) =>
-    [...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim()) && visible(el));
-  const panels = [...slot.querySelectorAll(".os-panel")].filter(visible);
+  const texts = [];
+  const walker = document.createTreeWalker(document.querySelector(".os-wall-canvas"), NodeFilter.SHOW_TEXT);
+  for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+    if (!n.textContent.trim() || !visible(n.parentElement)) continue;
+    const range = document.createRange();
+    range.selectNodeContents(n);
+    texts.push({r: range.getBoundingClientRect(), what: n.parentElement.tagName + " " + n.textContent.slice(0, 30)});
+  }
+  const frames = [...slot.querySelectorAll(".os-panel")].filter(visible);
+  const panels = frames.map((el) => ({
+    r: el.getBoundingClientRect(), what: "panel " + el.className.slice(0, 50)}));
   seams.forEach((x) => {
-    panels.concat(texts).forEach((el) => {
-      const r = el.getBoundingClientRect();
-      if (r.left < x - 0.5 && r.right > x + 0.5) {
-        crossing.push(x + ": " + el.tagName + "." + String(el.className).slice(0, 40) + " " + el.textContent.slice(0, 30));
-      }
+    panels.concat(texts).forEach((item) => {
+      if (item.r.width && item.r.left < x - 0.5 && item.r.right > x + 0.5) crossing.push(x + ": " + item.what);
     });
   });
 
   // each panel's body against the box around what it shows (not its legend or controls)
   const CONTENT = ".os-tile, .os-feed-row, .os-wall-rank-row, .js-plotly-plot, path.os-area, .os-core-inset, .os-empty";
   const empty = {};
-  panels.forEach((panel) => {
+  frames.forEach((panel) => {
     const body = panel.querySelector(".os-panel-body").getBoundingClientRect();
     let left = Infinity, top = Infinity, right = -Infinity, bottom = -Infinity;
     panel.querySelectorAll(".os-panel-body " + CONTENT.split(", ").join(", .os-panel-body ")).forEach((el) => {
