@@ -60,6 +60,17 @@
     return Object.assign({}, options, {paddingTopLeft: pad, paddingBottomRight: corner});
   }
 
+  /* The inset narrowed to end left of the city's east edge, should the city reach under it. */
+  function clear(map, bounds) {
+    const inset = insetOf(map);
+    if (!inset || inset.parentNode.classList.contains("os-core-below")) { return; }
+    const east = map.latLngToContainerPoint(L.latLngBounds(bounds).getNorthEast()).x;
+    const room = map.getSize().x - east - GAP;
+    if (room < inset.offsetWidth) {
+      inset.style.width = Math.max(room, 0) + "px";
+    }
+  }
+
   /* Labels of one map pushed apart where they would overlap (nearest first, by margins:
      Leaflet positions the marker itself by a transform). */
   function declutter(map) {
@@ -110,7 +121,11 @@
     const fit = map.fitBounds;
     map.fitBounds = function (bounds, options) {
       map._osFit = [bounds, options];
-      return fit.call(map, bounds, room(map, bounds, options));
+      const result = fit.call(map, bounds, room(map, bounds, options));
+      // wherever the city came to lie, the inset keeps clear of it
+      clear(map, bounds);
+      map.once("moveend", function () { clear(map, bounds); });
+      return result;
     };
     maps.push(map);
     map.on("zoomend moveend resize", function () { later(map); });
