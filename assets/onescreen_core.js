@@ -64,7 +64,16 @@
   function clear(map, bounds) {
     const inset = insetOf(map);
     if (!inset || inset.parentNode.classList.contains("os-core-below")) { return; }
-    const east = map.latLngToContainerPoint(L.latLngBounds(bounds).getNorthEast()).x;
+    // the drawn areas' east edge (the box of the bounds reaches over the sea)
+    const box = map.getContainer().getBoundingClientRect();
+    const scale = box.width / (map.getContainer().offsetWidth || box.width);
+    let east = -Infinity;
+    map.getContainer().querySelectorAll("path.os-area").forEach(function (path) {
+      east = Math.max(east, (path.getBoundingClientRect().right - box.left) / scale);
+    });
+    if (east === -Infinity) {
+      east = map.latLngToContainerPoint(L.latLngBounds(bounds).getNorthEast()).x;
+    }
     const room = map.getSize().x - east - GAP;
     if (room < inset.offsetWidth) {
       inset.style.width = Math.max(room, 0) + "px";
