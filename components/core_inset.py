@@ -77,6 +77,8 @@ def core_inset(
             dl.Map(
                 id=id_of("core-map"),
                 bounds=bounds or core_bounds(),
+                # room at the edges for the labels of districts that reach them
+                boundsOptions={"padding": [28, 28]},
                 zoomSnap=0.125,
                 className="os-core-map",
                 style={"width": "100%", "height": "100%"},
