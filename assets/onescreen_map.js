@@ -167,9 +167,9 @@ window.onescreen = Object.assign({}, window.onescreen, {
         interactive: false,
         keyboard: false,
         icon: L.divIcon({
-          className: "os-map-label" + (p.small ? " os-map-label-small" : ""),
+          className: "os-map-label",
           html: "<span class='os-map-label-name'>" + p.name + "</span>" +
-                (p.value && !p.small ? "<span class='os-map-label-value'>" + p.value + "</span>" : "") +
+                (p.value ? "<span class='os-map-label-value'>" + p.value + "</span>" : "") +
                 (p.forecast ? "<span class='os-map-label-forecast'>" + p.forecast + "</span>" : ""),
           iconSize: null,
         }),

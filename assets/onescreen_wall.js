@@ -192,17 +192,49 @@
     W.lastReloadReason = reason;
   }
 
+  /* The screen's shape, from its aspect ratio: each has a layout (onescreen_shapes.css). */
+  function wallShape(aspect) {
+    if (aspect < 1) { return "portrait"; }
+    if (aspect < 2.1) { return "standard"; }  // 16:9, 16:10, 4:3
+    if (aspect < 2.9) { return "wide"; }  // 21:9
+    return aspect < 4.4 ? "twin" : "ultrawide";  // two (32:9) or three (48:9) 16:9 screens
+  }
+
   function fitCanvas() {
-    // design size 1920×1080 at least; the canvas grows along whichever side the screen has
-    // more of, then scales to fill the viewport exactly (never scrolls, never letterboxes)
+    // design size 1920×1080 at least (1080×1920 on a portrait screen); the canvas grows along
+    // whichever side the screen has more of, then scales to fill the viewport exactly (never
+    // scrolls, never letterboxes)
     const w = window.innerWidth, h = window.innerHeight;
-    const scale = Math.min(w / 1920, h / 1080);
+    const scale = h > w ? Math.min(w / 1080, h / 1920) : Math.min(w / 1920, h / 1080);
     const root = document.documentElement;
     root.style.setProperty("--wall-scale", String(scale));
     root.style.setProperty("--wall-w", (w / scale) + "px");
     root.style.setProperty("--wall-h", (h / scale) + "px");
-    const aspect = w / h;
-    root.dataset.wallShape = aspect >= 2.6 ? "ultrawide" : (aspect >= 2.1 ? "wide" : "standard");
+    root.dataset.wallShape = wallShape(w / h);
+  }
+
+  /* Kiosk: the scope and category on screen lit, 返回上级 dimmed at city level, the touch
+     prompt over the foot of the map on screen (clear of its legend and scale). */
+  function markKiosk(view) {
+    const level = view.street ? "street" : (view.district ? "district" : "city");
+    const category = view.category || "all";
+    document.querySelectorAll(".os-kiosk-btn").forEach(function (button) {
+      const target = (JSON.parse(button.id || "{}") || {}).target;
+      const on = target === category || (target === "city" && level === "city");
+      const off = target === "up" && level === "city";
+      button.classList.toggle("os-kiosk-btn-on", on);
+      button.classList.toggle("os-kiosk-btn-off", off);
+      button.setAttribute("aria-pressed", on ? "true" : "false");
+      button.setAttribute("aria-disabled", off ? "true" : "false");
+    });
+    const prompt = document.querySelector(".os-kiosk-attract");
+    const map = document.querySelector(".os-wall-slot-active .os-wall-area-map .os-map-wrap");
+    const canvas = document.querySelector(".os-wall-canvas");
+    if (!prompt || !map || !canvas) { return; }
+    const scale = parseFloat(document.documentElement.style.getPropertyValue("--wall-scale")) || 1;
+    const box = map.getBoundingClientRect(), origin = canvas.getBoundingClientRect();
+    prompt.style.left = ((box.left + box.width / 2 - origin.left) / scale) + "px";
+    prompt.style.bottom = ((origin.bottom - box.bottom) / scale + 16) + "px";
   }
 
   const W = {
@@ -212,6 +244,8 @@
     focusView: focusView,
     mapShows: mapShows,
     fitCanvas: fitCanvas,
+    wallShape: wallShape,
+    markKiosk: markKiosk,
     safeReload: safeReload,
     state: null,
     stats: {ticks: 0, polls: 0, flips: 0, attentions: 0},
@@ -220,6 +254,8 @@
   };
   window.onescreen = Object.assign({}, window.onescreen, {wall: W});
   window.addEventListener("resize", function () { if (document.querySelector(".os-wall")) { fitCanvas(); } });
+  // before the first layout: the maps are fitted to the canvas they will keep
+  if (/^\/(wall|kiosk)\b/.test(window.location.pathname)) { fitCanvas(); }
   ["pointerdown", "touchstart", "keydown", "wheel"].forEach(function (type) {
     document.addEventListener(type, function () { W.lastTouch = Date.now(); }, {passive: true, capture: true});
   });
@@ -294,6 +330,7 @@
       return "os-wall-slot" + (slot === next.active ? " os-wall-slot-active" : "");
     });
     const shown = next.slots[next.active];
+    if (config.mode === "kiosk") { markKiosk(shown); }
     const said = (readyKeys || [])[SLOTS.indexOf(next.active)];
     const title = said && said.key === shown.key && said.title ? said.title : ((config.titles || {})[shown.key] || "");
     const position = next.phase === "rotate" ? (next.idx + 1) + " / " + views.length : "";

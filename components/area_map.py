@@ -92,9 +92,11 @@ def create_map(
     map_options: dict | None = None,
     lang: str = "zh",
     context: str | None = None,
+    inset: html.Div | None = None,
 ) -> html.Div:
     """A dark, vector-only map (plus the optional configured tiles) with a legend overlay, over
-    the offline context layer (`context`: its URL; the city's by default)."""
+    the offline context layer (`context`: its URL; the city's by default), with an optional
+    inset (components/core_inset.py)."""
     return html.Div(
         className=f"os-map-wrap {class_name}".strip(),
         children=[
@@ -116,7 +118,8 @@ def create_map(
                     if center is not None and zoom is not None
                     else {"bounds": bounds or CITY_BOUNDS, "trackViewport": False}
                 ),
-                maxBounds=[[30.2, 120.3], [32.3, 122.7]],
+                # wide: a wall's map shows the city beside the 中心城区 inset, over the sea
+                maxBounds=[[29.6, 118.6], [32.9, 125.0]],
                 minZoom=8,
                 maxZoom=18,
                 zoomSnap=0.25,
@@ -127,6 +130,7 @@ def create_map(
                 **(map_options or {}),
             ),
             html.Div(id=legend_id, className="os-legend", children=legend or []),
+            inset,
         ],
     )
 

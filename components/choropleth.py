@@ -10,7 +10,9 @@ from components.i18n import t
 from components.theme import HEAT_RAMP, NO_DATA, STATE_COLORS
 from data.areas import AreaMetric
 
-SMALL_AREA_KM2 = 60.0
+# the seven districts of the 中心城区: too small at city zoom, labelled in the map's inset
+# (components/core_inset.py) rather than on the city map
+CORE_DISTRICTS = ("310101", "310104", "310105", "310106", "310107", "310109", "310110")
 
 
 @dataclass(frozen=True)
@@ -203,8 +205,8 @@ def choropleth(
                     "code": area.code,
                     "name": area.name_en if lang == "en" else area.name_zh,
                     "value": format_value(values[area.code], metric),
-                    # the seven central districts are small: their labels would overlap
-                    "small": area.area_km2 < SMALL_AREA_KM2,
+                    # labelled in the inset of the 中心城区, not on the city map
+                    "core": area.code in CORE_DISTRICTS,
                     # live 预警 of the area, shown as a pill under its name
                     "forecast": t("fx.label.forecast", lang, n=area.open_forecasts)
                     if area.open_forecasts

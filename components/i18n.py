@@ -365,6 +365,8 @@ _TEXTS: dict[str, tuple[str, str]] = {
     # a wall whose data stopped (issue 19): its banner counts up ({m} minutes, {s} seconds)
     "wall.stale": ("数据中断 {m} 分 {s} 秒", "Data stopped {m} min {s} s ago"),
     "wall.stale_s": ("数据中断 {s} 秒", "Data stopped {s} s ago"),
+    # issue 19 (shapes): the 中心城区 inset of city maps
+    "map.core": ("中心城区", "Central districts"),
 }
 
 

@@ -13,12 +13,13 @@ from typing import Any
 
 import dash
 import dash_leaflet as dl
-from dash import Input, Output, State, ctx, dcc, html
+from dash import MATCH, Input, Output, State, ctx, dcc, html
 from dash.exceptions import PreventUpdate
 
 from components import ids, reference
 from components.area_map import MAP_JS, create_map
 from components.callbacks import CallbackSet
+from components.core_inset import INSET_JS, core_inset, sync_inset
 from components.i18n import name, t
 from components.incident_markers import marker_layer
 from components.panels import panel
@@ -202,6 +203,7 @@ def _slot_map(slot: str, content: SlotContent | None, *, interactive: bool, lang
                 id=slot_id("labels", slot),
                 data=content.value("labels") if content else EMPTY,
                 pointToLayer=MAP_JS("label"),
+                filter=INSET_JS("outerOnly"),
                 interactive=False,
             ),
             dl.GeoJSON(
@@ -213,6 +215,12 @@ def _slot_map(slot: str, content: SlotContent | None, *, interactive: bool, lang
             # live critical and major incidents above everything (issue 19)
             marker_layer(slot_id("markers", slot), content.value("markers") if content else None),
         ],
+        inset=core_inset(
+            id_of=lambda part: slot_id(part, slot),
+            hideout=content.value("areas") if content else {},
+            labels=content.value("labels") if content else EMPTY,
+            lang=lang,
+        ),
     )
 
 
@@ -350,3 +358,10 @@ def _register_slot(slot: str) -> None:
 
 for _slot_name in SLOTS:
     _register_slot(_slot_name)
+# each slot's 中心城区 inset takes its city map's colours and labels
+sync_inset(
+    CALLBACKS.clientside,
+    areas=slot_id("areas", MATCH),
+    labels=slot_id("labels", MATCH),
+    id_of=lambda part: slot_id(part, MATCH),
+)

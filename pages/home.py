@@ -13,6 +13,7 @@ from dash.exceptions import PreventUpdate
 
 from components import ids, reference
 from components.area_map import MAP_JS, create_map, geojson_options
+from components.core_inset import INSET_JS, core_inset, sync_inset
 from components.filters import chosen_category, filter_bar
 from components.i18n import name, t
 from components.panels import panel, unavailable
@@ -44,6 +45,13 @@ place(OVERVIEW, TIMELINE)
 place(OVERVIEW, FEED)
 place(OVERVIEW, VITALS)
 place(OVERVIEW, MARKERS)
+# the 中心城区 inset takes the city map's colours and labels
+sync_inset(
+    dash.clientside_callback,
+    areas=ids.OVERVIEW_AREAS,
+    labels=ids.OVERVIEW_LABELS,
+    id_of=OVERVIEW.id_of,
+)
 
 
 def _districts_home(districts: tuple[str, ...], lang: str) -> html.Div:
@@ -102,11 +110,21 @@ def map_panel(lang: str, first: Rendered | None) -> html.Section:
                 dl.GeoJSON(
                     id=ids.OVERVIEW_LABELS,
                     data=values.get("labels", EMPTY),
-                    **geojson_options(pointToLayer=MAP_JS("label"), interactive=False),
+                    **geojson_options(
+                        pointToLayer=MAP_JS("label"),
+                        filter=INSET_JS("outerOnly"),
+                        interactive=False,
+                    ),
                 ),
                 # live critical and major incidents, above everything (issue 19)
                 MARKERS.create(OVERVIEW.look({"lang": lang})),
             ],
+            inset=core_inset(
+                id_of=OVERVIEW.id_of,
+                hideout=values.get("areas", {}),
+                labels=values.get("labels", EMPTY),
+                lang=lang,
+            ),
         ),
         class_name="os-panel-map",
         extra=html.Span(id=ids.OVERVIEW_STATUS, className="os-panel-note"),

@@ -81,7 +81,8 @@ def test_the_wall_fits_every_screen_exactly(live_server, tokens, browser, size):
     assert box is not None
     assert abs(box["width"] - width) <= 1 and abs(box["height"] - height) <= 1
     shape = page.evaluate("() => document.documentElement.dataset.wallShape")
-    assert shape == ("standard" if width / height < 2.1 else "ultrawide")
+    aspect = width / height
+    assert shape == ("standard" if aspect < 2.1 else "twin" if aspect < 4.4 else "ultrawide")
     ranking = active(page, ".os-wall-area-ranking")
     if shape == "standard":
         expect(ranking).to_be_hidden()

@@ -1,0 +1,216 @@
+/* The inset of the 中心城区 (components/core_inset.py), and maps that keep their framing when
+   their box changes size (a wall's canvas grows to its screen after the maps were fitted; a
+   window is resized; the inset appears or goes).
+
+   Every Leaflet map made on the page is seen here (an init hook): the bounds it was last fitted
+   to are kept, and fitted again when its container changes size. A city map with an inset
+   leaves room for it on the side where the city loses least. */
+(function () {
+  if (!window.L || !window.L.Map) {
+    return;
+  }
+  const GAP = 16;
+  const maps = [];
+
+  function insetOf(map) {
+    const container = map.getContainer();
+    if (container.classList.contains("os-core-map")) {
+      return null;  // the inset itself
+    }
+    const wrap = container.closest(".os-map-wrap");
+    const inset = wrap && wrap.querySelector(":scope > .os-core-inset");
+    return inset && !inset.classList.contains("os-core-inset-off") ? inset : null;
+  }
+
+  /* Padding that keeps the city clear of the inset: beside it on a wide map, above it on a
+     tall one (the inset's place follows, by a class of the map's box). Where the whole inset's
+     room would cost the city zoom, the inset may cover part of the sea east of the city. */
+  function room(map, bounds, options) {
+    const inset = insetOf(map);
+    map._osInset = !!inset;
+    if (!inset) {
+      return options;
+    }
+    const size = map.getSize();
+    const below = size.x < size.y * 1.15;
+    inset.parentNode.classList.toggle("os-core-below", below);
+    const pad = L.point((options && options.padding) || [0, 0]);
+    const box = L.latLngBounds(bounds);
+    const space = function (share) {
+      return below
+        ? L.point(pad.x, pad.y + share * (inset.offsetHeight + GAP))
+        : L.point(pad.x + share * (inset.offsetWidth + GAP), pad.y);
+    };
+    inset.style.width = "";
+    const free = map.getBoundsZoom(box, false, pad.multiplyBy(2));
+    const share = [1, 0.75, 0.5].find(function (s) {
+      return map.getBoundsZoom(box, false, pad.add(space(s))) >= free - 0.3;
+    }) || 0.5;
+    let corner = space(share);
+    if (!below) {
+      // the inset takes whatever width the city leaves (the city then keeps to the left)
+      const zoom = map.getBoundsZoom(box, false, pad.add(corner));
+      const city = map.project(box.getNorthEast(), zoom).x - map.project(box.getSouthWest(), zoom).x;
+      const spare = size.x - 2 * pad.x - city - GAP;
+      if (spare > inset.offsetWidth) {
+        inset.style.width = Math.min(spare, size.x * 0.62) + "px";
+        corner = L.point(pad.x + spare + GAP - 1, pad.y);
+      }
+    }
+    return Object.assign({}, options, {paddingTopLeft: pad, paddingBottomRight: corner});
+  }
+
+  /* The inset narrowed to end left of the city's east edge, should the city reach under it. */
+  function clear(map, bounds) {
+    const inset = insetOf(map);
+    if (!inset || inset.parentNode.classList.contains("os-core-below")) { return; }
+    // the drawn areas' east edge (the box of the bounds reaches over the sea)
+    const box = map.getContainer().getBoundingClientRect();
+    const scale = box.width / (map.getContainer().offsetWidth || box.width);
+    let east = -Infinity;
+    map.getContainer().querySelectorAll("path.os-area").forEach(function (path) {
+      east = Math.max(east, (path.getBoundingClientRect().right - box.left) / scale);
+    });
+    if (east === -Infinity) {
+      east = map.latLngToContainerPoint(L.latLngBounds(bounds).getNorthEast()).x;
+    }
+    const room = map.getSize().x - east - GAP;
+    if (room < inset.offsetWidth) {
+      inset.style.width = Math.max(room, 0) + "px";
+    }
+  }
+
+  /* Labels of one map pushed apart where they would overlap (nearest first, by margins:
+     Leaflet positions the marker itself by a transform). */
+  function declutter(map) {
+    const container = map.getContainer();
+    const labels = Array.prototype.slice.call(container.querySelectorAll(".os-map-label"));
+    labels.forEach(function (el) { el.style.marginTop = "0px"; });
+    const placed = [];
+    labels.map(function (el) { return [el, el.getBoundingClientRect()]; })
+      .sort(function (a, b) { return a[1].top - b[1].top; })
+      .forEach(function (pair) {
+        const el = pair[0];
+        let r = pair[1];
+        if (!r.width) { return; }
+        const scale = r.width / (el.offsetWidth || r.width);
+        let shift = 0;
+        for (let pass = 0; pass < 4; pass += 1) {
+          const hit = placed.find(function (q) {
+            return r.left < q.right + 2 && q.left < r.right + 2 && r.top < q.bottom + 1 && q.top < r.bottom + 1;
+          });
+          if (!hit) { break; }
+          const down = hit.bottom + 1 - r.top;
+          shift += down;
+          r = {left: r.left, right: r.right, top: r.top + down, bottom: r.bottom + down};
+        }
+        el.style.marginTop = (shift / scale) + "px";
+        placed.push(r);
+      });
+  }
+
+  function later(map) {
+    if (map._osDeclutter) { return; }
+    map._osDeclutter = window.requestAnimationFrame(function () {
+      map._osDeclutter = null;
+      declutter(map);
+    });
+  }
+
+  function refit(map) {
+    if (!map._osFit || !map.getContainer().isConnected) {
+      return;
+    }
+    map.invalidateSize({pan: false});
+    map.fitBounds(map._osFit[0], map._osFit[1]);
+  }
+
+  L.Map.addInitHook(function () {
+    const map = this;
+    const fit = map.fitBounds;
+    map.fitBounds = function (bounds, options) {
+      map._osFit = [bounds, options];
+      const result = fit.call(map, bounds, room(map, bounds, options));
+      // wherever the city came to lie, the inset keeps clear of it
+      clear(map, bounds);
+      map.once("moveend", function () { clear(map, bounds); });
+      return result;
+    };
+    maps.push(map);
+    map.on("zoomend moveend resize", function () { later(map); });
+    map.on("unload", function () {
+      maps.splice(maps.indexOf(map), 1);
+    });
+    // walls, kiosks and insets keep their framing; a page's map once its user moved it does not
+    let moved = false;
+    map.on("dragstart", function () { moved = true; });
+    map.getContainer().addEventListener("wheel", function () { moved = true; }, {passive: true});
+    if (window.ResizeObserver) {
+      let last = "";
+      new ResizeObserver(function () {
+        const box = map.getContainer();
+        const size = box.offsetWidth + "x" + box.offsetHeight;
+        if (size === last || !box.offsetWidth) {
+          return;
+        }
+        last = size;
+        const keeps = box.closest(".os-wall") || box.classList.contains("os-core-map") || !moved;
+        if (keeps) { refit(map); } else { map.invalidateSize(); }
+      }).observe(map.getContainer());
+    }
+  });
+
+  // a label (re)drawn: its map's labels are set apart again
+  L.Marker.addInitHook(function () {
+    const icon = this.options.icon;
+    if (icon && /os-map-label/.test(icon.options.className || "")) {
+      this.on("add", function (event) { later(event.target._map); });
+    }
+  });
+
+  /* City maps whose inset appeared or went since they were fitted: fitted again. */
+  function refitChanged() {
+    maps.forEach(function (map) {
+      if (map._osFit && !!insetOf(map) !== !!map._osInset) {
+        refit(map);
+      }
+    });
+  }
+
+  window.onescreen = Object.assign({}, window.onescreen, {
+    core: {
+      maps: maps,
+      refit: refit,
+      declutter: declutter,
+      coreStyle: function (feature, context) {
+        // the city map's style (colours from the same hideout), with a class of the inset's
+        // own; the districts around the core stay as faint context
+        const style = window.onescreen.map.areaStyle(feature, context);
+        const h = (context && context.hideout) || {};
+        const code = feature.properties.code;
+        style.className = "os-core-area os-core-area-" + code;
+        if ((h.core || []).indexOf(code) < 0) {
+          style.fillOpacity = 0.25;
+          style.opacity = 0.35;
+        }
+        return style;
+      },
+      coreOnly: function (feature) { return !!feature.properties.core; },
+      outerOnly: function (feature) { return !feature.properties.core; },
+    },
+  });
+
+  window.dash_clientside = window.dash_clientside || {};
+  window.dash_clientside.onescreen_core = {
+    hideout: function (hideout, current) {
+      return Object.assign({}, hideout, {core: (current || {}).core || []});
+    },
+    labels: function (labels) {
+      const features = (labels && labels.features) || [];
+      const shown = features.some(function (f) { return f.properties && f.properties.core; });
+      // once the class is applied, the city map makes room for the inset (or takes it back)
+      window.setTimeout(refitChanged, 60);
+      return [labels, "os-core-inset" + (shown ? "" : " os-core-inset-off")];
+    },
+  };
+})();
