@@ -144,8 +144,7 @@ def _severity_detail(kpis: Kpis, lang: str) -> list:
             f"{t(f'severity.{severity}', lang)} {kpis.open_by_severity[severity]}",
             # "紧急 0" is no emergency: zeros grey, never the severity's colour
             className=f"os-sev os-sev-{severity}"
-            if kpis.open_by_severity[severity]
-            else "os-sev os-sev-zero",
+            + (" os-sev-zero" if not kpis.open_by_severity[severity] else ""),
         )
         for severity in ("critical", "major", "minor")
     ]

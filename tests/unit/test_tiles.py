@@ -144,7 +144,7 @@ def test_tiles_carry_sparklines_and_the_one_change_format():
     assert "yesterday" not in texts["devices"] and "yesterday" not in texts["online"]
     # zeros are grey, never the severity's colour
     severities = tiles["open_incidents"].children[2].children
-    assert severities[0].className == "os-sev os-sev-zero"
+    assert severities[0].className == "os-sev os-sev-critical os-sev-zero"
     assert severities[1].className == "os-sev os-sev-major"
     assert "os-tile-zero" in tiles["resolved_today"].className
     assert "os-tile-zero" not in tiles["readings_today"].className
