@@ -25,6 +25,8 @@ from tests.browser.test_dashboard import PUDONG, page_paths, tile_value, wait_re
 FRESH = re.compile(r"^更新于 \d{2}:\d{2}:\d{2}$")
 FRESH_EN = re.compile(r"^Updated \d{2}:\d{2}:\d{2}$")
 DASH_UPDATES = "**/_dash-update-component"
+# what carries a data-age badge: every panel, and the 城市体征 strip (issue 19)
+LIVE_PANELS = ".os-panel, .os-vitals"
 
 
 def badge_texts(page: Page) -> list[str]:
@@ -35,7 +37,8 @@ def expect_every_panel_fresh(page: Page, pattern: re.Pattern = FRESH) -> None:
     """Every panel on the page has one badge, each showing a time and none of them stale."""
     # a loaded machine can reach network idle before Dash has rendered the page's layout
     expect(page.locator(".os-panel").nth(2)).to_be_attached()
-    panels = page.locator(".os-panel").count()
+    # the 城市体征 strip is a live panel too, with its own badge (issue 19)
+    panels = page.locator(LIVE_PANELS).count()
     assert panels >= 3
     expect(page.locator(".os-fresh")).to_have_count(panels)
     expect(page.locator(".os-fresh")).to_have_text([pattern] * panels)
@@ -150,7 +153,7 @@ def test_badges_turn_amber_when_the_server_stops_answering_and_recover(live_serv
     page.goto(live_server_fast + "/")
     wait_ready(page)
     expect_every_panel_fresh(page)
-    panels = page.locator(".os-panel").count()
+    panels = page.locator(LIVE_PANELS).count()
     content = tile_value(page, "devices")
 
     page.route(DASH_UPDATES, lambda route: route.abort())
@@ -191,7 +194,8 @@ def test_a_panel_that_never_got_data_turns_amber_too(live_server_fast, browser):
     expect(page.locator(".os-panel")).to_have_count(4)
     # the map's colours come with the page; the other panels never receive anything
     stale = page.locator(".os-fresh-stale")
-    expect(stale).to_have_count(4, timeout=(LIVE_STALE_SECONDS + 4) * 1000)
+    # the four panels and the 城市体征 strip
+    expect(stale).to_have_count(5, timeout=(LIVE_STALE_SECONDS + 4) * 1000)
     expect(page.locator(".os-panel-tiles .os-fresh")).to_have_text("数据延迟")
     expect(page.locator(".os-panel-map .os-fresh")).to_have_text(
         re.compile(r"^更新于 \d{2}:\d{2}:\d{2} · 数据延迟$")
@@ -241,7 +245,7 @@ def test_stale_badges_fit_every_panel_header(live_server_fast, live_engine, brow
         page.goto(live_server_fast + path)
         wait_ready(page)
         expect_every_panel_fresh(page, FRESH_EN if name.endswith("-en") else FRESH)
-        panels = page.locator(".os-panel").count()
+        panels = page.locator(LIVE_PANELS).count()
         page.route(DASH_UPDATES, lambda route: route.abort())
         expect(page.locator(".os-fresh-stale")).to_have_count(
             panels, timeout=(LIVE_STALE_SECONDS + 4) * 1000

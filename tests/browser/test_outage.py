@@ -115,7 +115,7 @@ def test_postgres_stopped_while_the_app_runs(
         wait_ready(page)
         pages[viewport] = page
     page = pages["1920x1080"]
-    panels = page.locator(".os-panel").count()
+    panels = page.locator(".os-panel, .os-vitals").count()
     expect(page.locator(".os-fresh-stale")).to_have_count(0)
     before = _tile(page)
 
