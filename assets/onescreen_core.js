@@ -122,6 +122,9 @@
       return;
     }
     map.invalidateSize({pan: false});
+    if (!map.getSize().x || !map.getSize().y) {
+      return;
+    }
     map.fitBounds(map._osFit[0], map._osFit[1]);
   }
 
@@ -130,6 +133,11 @@
     const fit = map.fitBounds;
     map.fitBounds = function (bounds, options) {
       map._osFit = [bounds, options];
+      // a hidden slot's map has no size: fitting it gives NaN centres; it refits when shown
+      const size = map.getSize();
+      if (!size.x || !size.y) {
+        return map;
+      }
       const result = fit.call(map, bounds, room(map, bounds, options));
       // wherever the city came to lie, the inset keeps clear of it
       clear(map, bounds);
