@@ -12,6 +12,7 @@ from components.tiles import format_change, sparkline, sparkline_svg, tiles_chil
 from components.vitals import vitals_children
 from data.kpis import TREND_HOURS, Kpis, TileTrends
 from data.vitals import Vital, Vitals
+from tests.unit.test_dashboard_builders import kpis as sample_kpis
 
 AT = datetime(2026, 11, 24, 4, 20, tzinfo=UTC)
 
@@ -75,25 +76,9 @@ def test_sparkline_needs_two_points():
 
 
 def kpis(**changes) -> Kpis:
-    values = dict(
-        devices_total=1000,
-        devices_online=950,
-        devices_warning=5,
-        devices_alarm=2,
-        readings_today=5000,
-        readings_yesterday=20000,
-        open_by_severity={"critical": 0, "major": 2, "minor": 3},
-        opened_today=10,
-        opened_yesterday=40,
-        resolved_today=0,
-        resolved_yesterday=30,
-        mean_minutes_to_resolve=50.0,
-        mean_minutes_to_resolve_yesterday=100.0,
-        status_as_of=None,
-        at=AT,
-    )
-    values.update(changes)
-    return Kpis(**values)
+    """The builders' sample figures, with no critical open and none resolved today."""
+    calm = {"open_by_severity": {"critical": 0, "major": 2, "minor": 3}, "resolved_today": 0}
+    return sample_kpis(**{**calm, "at": AT, **changes})
 
 
 def trends() -> TileTrends:
