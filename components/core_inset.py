@@ -15,12 +15,14 @@ from typing import Any
 import dash_leaflet as dl
 from dash import ClientsideFunction, Input, Output, State, html
 from dash_extensions.javascript import Namespace
+from sqlalchemy.exc import SQLAlchemyError
 
 from components import reference
 from components.area_map import MAP_JS, geojson_options
 from components.choropleth import CORE_DISTRICTS
 from components.i18n import t
 from components.ids import ComponentId
+from data.errors import OneScreenError
 from web.boundaries import boundary_url
 
 CORE_JS = "onescreen_core"
@@ -32,7 +34,12 @@ CORE_FALLBACK = [[31.13, 121.33], [31.36, 121.56]]
 
 def core_bounds() -> list[list[float]]:
     """The box around the seven central districts."""
-    boxes = [box for code, box in reference.bounds(None).items() if code in CORE_DISTRICTS]
+    try:
+        known = reference.bounds(None)
+    except (SQLAlchemyError, OneScreenError):
+        # the page still renders while the store is away; the inset then frames the usual box
+        return CORE_FALLBACK
+    boxes = [box for code, box in known.items() if code in CORE_DISTRICTS]
     if not boxes:
         return CORE_FALLBACK
     return [
