@@ -45,9 +45,10 @@ _POLL_S = 0.02
 DISPLAY_CONFIG_ID = "wall-config"
 QUIET_HEADER = "X-OneScreen-Refusal"
 REFUSED_HEADER = "X-OneScreen-Refused"
-# callbacks of the busiest page per refresh (measured: a 4K wall rotating views, 5–7 a tick;
-# the overview 4), and the headroom over it no screen in normal use comes near
-CALLBACKS_PER_REFRESH = 8
+# callbacks of the busiest page per refresh (measured: a 4K wall rotating views, 5–7 a tick
+# before the incident markers added one; the overview 6 with its markers and vitals strip),
+# and the headroom over it no screen in normal use comes near
+CALLBACKS_PER_REFRESH = 10
 HEADROOM = 3
 
 
