@@ -43,7 +43,8 @@
     };
     inset.style.width = "";
     const free = map.getBoundsZoom(box, false, pad.multiplyBy(2));
-    const share = [1, 0.75, 0.5].find(function (s) {
+    // a wall's column (inset and legend) is never covered by the city: it keeps its whole room
+    const share = !below && stackable(map) ? 1 : [1, 0.75, 0.5].find(function (s) {
       return map.getBoundsZoom(box, false, pad.add(space(s))) >= free - 0.3;
     }) || 0.5;
     let corner = space(share);
@@ -78,34 +79,102 @@
     if (room < inset.offsetWidth) {
       inset.style.width = Math.max(room, 0) + "px";
     }
+    stack(map);
   }
 
-  /* Labels of one map pushed apart where they would overlap (nearest first, by margins:
-     Leaflet positions the marker itself by a transform). */
+  /* On a wall (not a kiosk, whose legend keeps the foot of the map by its buttons), the legend
+     stands under the inset in one column beside the city: the inset takes the column's height
+     the legend leaves, the legend the inset's width, clear of the scale and attribution. */
+  function stackable(map) {
+    const wall = map.getContainer().closest(".os-wall");
+    return !!wall && !wall.classList.contains("os-wall-kiosk");
+  }
+
+  function stack(map) {
+    const inset = insetOf(map);
+    if (!inset || !stackable(map)) { return; }
+    const wrap = inset.parentNode;
+    const legend = wrap.querySelector(":scope > .os-legend");
+    const column = !wrap.classList.contains("os-core-below") && !!legend;
+    wrap.classList.toggle("os-core-stacked", column);
+    if (!column) {
+      inset.style.height = "";
+      if (legend) { legend.style.width = ""; legend.style.bottom = ""; }
+      return;
+    }
+    const controls = map.getContainer().querySelector(".leaflet-bottom.leaflet-right");
+    const foot = (controls ? controls.offsetHeight : 0) + 8;
+    legend.style.width = inset.offsetWidth + "px";
+    legend.style.bottom = foot + "px";
+    const free = map.getSize().y - inset.offsetTop - foot - legend.offsetHeight - GAP;
+    inset.style.height = Math.max(free, 120) + "px";
+    later(map);
+  }
+
+  /* Labels of one map set apart (Leaflet positions a marker by a transform, so by margins):
+     each, top to bottom, takes the nearest free spot around its place that stays inside its
+     map and off what covers the map (the inset, a wall's legend), else the one that hides
+     the least. */
+  function obstacles(map) {
+    const container = map.getContainer();
+    if (container.classList.contains("os-core-map")) { return []; }
+    const wrap = container.closest(".os-map-wrap");
+    const inset = insetOf(map);
+    const legend = wrap && wrap.querySelector(":scope > .os-legend");
+    return [inset, legend].filter(function (el) {
+      return el && el.offsetWidth && el.offsetHeight;
+    }).map(function (el) { return el.getBoundingClientRect(); });
+  }
+
+  function overlap(a, b) {
+    const w = Math.min(a.right, b.right + 2) - Math.max(a.left, b.left - 2);
+    const h = Math.min(a.bottom, b.bottom + 1) - Math.max(a.top, b.top - 1);
+    return w > 0 && h > 0 ? w * h : 0;
+  }
+
+  function cost(r, bounds, taken) {
+    let hidden = taken.reduce(function (sum, q) { return sum + overlap(r, q); }, 0);
+    const outside = Math.max(0, bounds.left - r.left) + Math.max(0, r.right - bounds.right) +
+      Math.max(0, bounds.top - r.top) + Math.max(0, r.bottom - bounds.bottom);
+    hidden += outside * (r.bottom - r.top + r.right - r.left);
+    return hidden;
+  }
+
+  function moves(width, height) {
+    const steps = [];
+    // no further than a label and a half: a name far from its area would mislead
+    for (let dy = -6; dy <= 6; dy += 1) {
+      for (let dx = -3; dx <= 3; dx += 1) {
+        steps.push([dx * width / 4, dy * height / 4]);
+      }
+    }
+    return steps.sort(function (a, b) { return Math.hypot(a[0], a[1] * 1.3) - Math.hypot(b[0], b[1] * 1.3); });
+  }
+
   function declutter(map) {
     const container = map.getContainer();
     const labels = Array.prototype.slice.call(container.querySelectorAll(".os-map-label"));
-    labels.forEach(function (el) { el.style.marginTop = "0px"; });
-    const placed = [];
+    labels.forEach(function (el) { el.style.marginTop = "0px"; el.style.marginLeft = "0px"; });
+    const bounds = container.getBoundingClientRect();
+    const taken = obstacles(map);
     labels.map(function (el) { return [el, el.getBoundingClientRect()]; })
       .sort(function (a, b) { return a[1].top - b[1].top; })
       .forEach(function (pair) {
         const el = pair[0];
-        let r = pair[1];
+        const r = pair[1];
         if (!r.width) { return; }
         const scale = r.width / (el.offsetWidth || r.width);
-        let shift = 0;
-        for (let pass = 0; pass < 4; pass += 1) {
-          const hit = placed.find(function (q) {
-            return r.left < q.right + 2 && q.left < r.right + 2 && r.top < q.bottom + 1 && q.top < r.bottom + 1;
-          });
-          if (!hit) { break; }
-          const down = hit.bottom + 1 - r.top;
-          shift += down;
-          r = {left: r.left, right: r.right, top: r.top + down, bottom: r.bottom + down};
-        }
-        el.style.marginTop = (shift / scale) + "px";
-        placed.push(r);
+        let best = null;
+        moves(r.width, r.height).some(function (step) {
+          const box = {left: r.left + step[0], right: r.right + step[0],
+                       top: r.top + step[1], bottom: r.bottom + step[1]};
+          const c = cost(box, bounds, taken);
+          if (!best || c < best.c) { best = {c: c, box: box, step: step}; }
+          return c === 0;
+        });
+        el.style.marginLeft = (best.step[0] / scale) + "px";
+        el.style.marginTop = (best.step[1] / scale) + "px";
+        taken.push(best.box);
       });
   }
 
@@ -146,6 +215,12 @@
     };
     maps.push(map);
     map.on("zoomend moveend resize", function () { later(map); });
+    // a wall's legend that changes size (its classes arrive, its language changes) restacks
+    const wrap = map.getContainer().closest(".os-map-wrap");
+    const legend = wrap && wrap.querySelector(":scope > .os-legend");
+    if (legend && window.ResizeObserver && !map.getContainer().classList.contains("os-core-map")) {
+      new ResizeObserver(function () { stack(map); }).observe(legend);
+    }
     map.on("unload", function () {
       maps.splice(maps.indexOf(map), 1);
     });
