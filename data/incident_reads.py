@@ -278,8 +278,12 @@ def incident_events(engine: Engine, *, incident_id: int) -> pd.DataFrame:
 MARKER_SEVERITIES = ("critical", "major")
 
 
+# seed scale keeps ~1,200 live; past this the most urgent, then newest, are drawn (criticals first)
+MARKER_LIMIT = 2500
+
+
 def live_incident_points(
-    engine: Engine, *, district: str | None = None, limit: int = 1000
+    engine: Engine, *, district: str | None = None, limit: int = MARKER_LIMIT
 ) -> pd.DataFrame:
     """Live (open or acknowledged) critical and major alarms with their point, critical and
     newest first: the markers drawn on top of the maps."""
