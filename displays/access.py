@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import logging
 from pathlib import Path
 
 from dash.exceptions import PreventUpdate
@@ -12,9 +13,12 @@ from dash.exceptions import PreventUpdate
 from components import reference
 from config import PROJECT_ROOT
 from data.displays import DisplayGrant, find_display_grant
+from data.errors import READ_ERRORS, report_failure
 from data.scope import CITY, Scope, set_scope
 from panels.base import View
 from panels.reads import read
+
+log = logging.getLogger(__name__)
 
 
 @functools.cache
@@ -44,7 +48,12 @@ def checked(config: object) -> tuple[DisplayGrant, str, bool]:
     """Grant, language and masking of a display callback; PreventUpdate when not allowed."""
     if not isinstance(config, dict):
         raise PreventUpdate
-    grant = grant_for(config.get("token"))
+    try:
+        grant = grant_for(config.get("token"))
+    except READ_ERRORS as exc:
+        # the store is away: the panels keep what they show and turn stale, nothing is blanked
+        report_failure(log, "display: token check failed", exc)
+        raise PreventUpdate from None
     if grant is None:
         raise PreventUpdate
     lang = "en" if config.get("lang") == "en" else "zh"
