@@ -108,14 +108,18 @@ def _open_and_check(
         marker = page.locator(f".os-inc-id-{incident}")
         expect(marker).to_be_visible()
         expect(page.locator(f".os-inc-id-{incident}.os-inc-critical.os-inc-pulse")).to_be_visible()
-        expect(marker.locator(".os-inc-ring")).to_have_count(2)
+        # its ring, in the pane under the dots that pulses as a whole
+        expect(page.locator(f".os-inc-halo-id-{incident} .os-inc-ring")).to_have_count(1)
     expect(page.locator(f".os-inc-id-{alarms['minor']}")).to_have_count(0)
     shown = _marker_ids(page)
     after = _live_ids(engine, district)
     assert before & after <= shown <= before | after, (shown, before, after)
     # drawn over the areas (overlay pane) and over labels and device clusters (marker pane)
     top = _z(page, ".leaflet-os-incidents-pane")
-    assert top > _z(page, ".leaflet-marker-pane") > _z(page, ".leaflet-overlay-pane")
+    rings = _z(page, ".leaflet-os-incidents-pulse-pane")
+    assert top > rings > _z(page, ".leaflet-marker-pane") > _z(page, ".leaflet-overlay-pane")
+    pulse = page.locator(".leaflet-os-incidents-pulse-pane").first
+    assert pulse.evaluate("e => getComputedStyle(e).animationName") == "os-inc-pulse"
 
 
 def test_critical_incidents_are_pulsing_markers_on_top_until_acknowledged(
@@ -141,7 +145,8 @@ def test_critical_incidents_are_pulsing_markers_on_top_until_acknowledged(
     _acknowledge(live_engine, acked)
     marker = page.locator(f".os-inc-id-{acked}")
     expect(page.locator(f".os-inc-id-{acked}.os-inc-critical.os-inc-acked")).to_be_visible()
-    expect(marker.locator(".os-inc-ring")).to_have_count(0)
+    expect(page.locator(f".os-inc-halo-id-{acked}")).to_have_count(0)
+    expect(page.locator(f".os-inc-halo-id-{other} .os-inc-ring")).to_have_count(1)
     expect(page.locator(f".os-inc-id-{other}.os-inc-pulse")).to_be_visible()
 
     # a click opens the incident
