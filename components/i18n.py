@@ -356,7 +356,7 @@ _TEXTS: dict[str, tuple[str, str]] = {
     "queue.days": ("{d} 天 {h} 小时", "{d} d {h} h"),
     # issue 19: live critical and major incidents as markers on the maps
     "markers.legend": ("实时事件", "Live incidents"),
-    "markers.pulse": ("闪烁：尚未确认", "Pulsing: not yet acknowledged"),
+    "markers.pulse": ("闪烁：尚未确认", "Blinking: not yet acknowledged"),
     # map context layer (issue 19 item 5) ------------------------------------------------------
     "context.attribution": (
         "© OpenStreetMap 贡献者 · Natural Earth",
