@@ -28,19 +28,18 @@ window.onescreen = Object.assign({}, window.onescreen, {
       const p = feature.properties;
       const critical = p.severity === "critical";
       const color = (h.colors || {})[p.severity] || "#ff4d5e";
-      const size = critical ? 22 : 18;
-      const marker = L.marker(latlng, {
+      // vector dots, one path each in one SVG per pane (Leaflet makes a renderer per pane):
+      // hundreds of them stay light, where a div icon each weighed on the page
+      const marker = L.circleMarker(latlng, {
         pane: h.pane || "markerPane",
+        radius: critical ? 10 : 8,
+        color: critical ? "#ffffff" : "#0b1220",
+        weight: critical ? 3 : 2,
+        fillColor: color,
+        fillOpacity: p.pulse ? 1 : 0.85,
         interactive: !!p.href,
-        keyboard: false,
-        // criticals above majors whatever their latitude
-        zIndexOffset: critical ? 1000 : 0,
-        icon: L.divIcon({
-          className: "os-inc-marker os-inc-" + p.severity + (p.pulse ? " os-inc-pulse" : " os-inc-acked") +
-            " os-inc-id-" + p.id,
-          html: "<span class='os-inc-dot' style='background:" + color + "'></span>",
-          iconSize: L.point(size, size),
-        }),
+        className: "os-inc-marker os-inc-" + p.severity + (p.pulse ? " os-inc-pulse" : " os-inc-acked") +
+          " os-inc-id-" + p.id,
       });
       if (p.tip) {
         marker.bindTooltip(p.tip, {className: "os-map-tip", direction: "top"});
@@ -55,15 +54,14 @@ window.onescreen = Object.assign({}, window.onescreen, {
       if (!p.pulse) {
         return marker;
       }
-      const ring = L.marker(latlng, {
+      const ring = L.circleMarker(latlng, {
         pane: "os-incidents-pulse",
+        radius: critical ? 19 : 15,
+        color: color,
+        weight: 3,
+        fill: false,
         interactive: false,
-        keyboard: false,
-        icon: L.divIcon({
-          className: "os-inc-halo os-inc-" + p.severity + " os-inc-halo-id-" + p.id,
-          html: "<span class='os-inc-ring'></span>",
-          iconSize: L.point(size, size),
-        }),
+        className: "os-inc-halo os-inc-" + p.severity + " os-inc-halo-id-" + p.id,
       });
       return L.featureGroup([ring, marker]);
     },
