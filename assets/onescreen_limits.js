@@ -11,6 +11,8 @@
   let hideTimer = null;
 
   function lang() {
+    // the URL says it from the first moment (a refusal can come before the page has drawn)
+    if (new URLSearchParams(window.location.search).get("lang") === "en") { return "en"; }
     if (document.querySelector(".os-lang-en")) { return "en"; }
     return (document.documentElement.lang || "").indexOf("en") === 0 ? "en" : "zh";
   }
@@ -44,23 +46,38 @@
   }
 
   window.onescreenLimits = {refused: 0};
+
+  /* The router's callback (the page's content) runs once per address, never on a refresh: a
+     refused one is asked again after the wait the server gave, or the page would stay blank. */
+  function isPage(options) {
+    return typeof options.body === "string" && options.body.indexOf("_pages_content") !== -1;
+  }
+
+  function ask(input, options, tries) {
+    return original(input, options).then(function (response) {
+      const quiet = response.headers.get("X-OneScreen-Refused");
+      const refusal = quiet ? Promise.resolve(parsed(quiet))
+        : response.status === 429 ? response.clone().text().then(parsed) : null;
+      if (!refusal) { return response; }
+      return refusal.then(function (body) {
+        notice(body);
+        if (isPage(options) && tries < 10) {
+          const wait = Math.min(30, Math.max(1, Number(body && body.retry_after) || 1)) * 1000;
+          return new Promise(function (resolve) { window.setTimeout(resolve, wait); })
+            .then(function () { return ask(input, options, tries + 1); });
+        }
+        // Dash leaves every output as it is; the next refresh asks again
+        return quiet ? response : new Response(null, {status: 204, statusText: "No Content"});
+      });
+    });
+  }
+
   window.fetch = function (input, init) {
     if (!isCallback(input)) { return original(input, init); }
     const options = Object.assign({}, init || {});
     const headers = new Headers(options.headers || {});
     headers.set("X-OneScreen-Refusal", "quiet");
     options.headers = headers;
-    return original(input, options).then(function (response) {
-      const quiet = response.headers.get("X-OneScreen-Refused");
-      if (quiet) {
-        notice(parsed(quiet));
-        return response;  // already a 204: Dash leaves every output as it is
-      }
-      if (response.status !== 429) { return response; }
-      return response.clone().text().then(function (text) {
-        notice(parsed(text));
-        return new Response(null, {status: 204, statusText: "No Content"});
-      });
-    });
+    return ask(input, options, 0);
   };
 })();

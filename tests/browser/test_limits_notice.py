@@ -48,9 +48,12 @@ def test_refused_callbacks_show_a_calm_notice_and_no_error(tight_server, browser
     expect(notice).to_have_text(text)
     expect(notice).to_be_visible()
     assert refused, "no callback was refused"
-    # the refreshes bring every panel: none is left broken or empty
+    # the page itself (the router's callback, asked again if refused) and, at the refreshes,
+    # every panel: none is left broken or empty
+    expect(page.locator("#overview-tiles")).to_be_attached(timeout=30_000)
     expect(page.locator(".os-skel")).to_have_count(0, timeout=30_000)
-    expect(page.locator(".os-tile-value").first).to_be_visible()
+    # a refused panel fills at a later refresh (every 8 s here)
+    expect(page.locator(".os-tile-value").first).to_be_visible(timeout=30_000)
     expect(notice).to_be_hidden(timeout=30_000)
     page.context.close()
     assert log.errors == [], log.errors
