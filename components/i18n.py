@@ -357,6 +357,11 @@ _TEXTS: dict[str, tuple[str, str]] = {
     # issue 19: live critical and major incidents as markers on the maps
     "markers.legend": ("实时事件", "Live incidents"),
     "markers.pulse": ("闪烁：尚未确认", "Blinking: not yet acknowledged"),
+    "markers.group_tip": (
+        "{count} 条重要告警（{open} 条未确认），放大查看",
+        "{count} major alarms ({open} not acknowledged): zoom in",
+    ),
+    "markers.group": ("数字：一个街镇的重要告警", "Number: a street's major alarms"),
     # map context layer (issue 19 item 5) ------------------------------------------------------
     "context.attribution": (
         "© OpenStreetMap 贡献者 · Natural Earth",

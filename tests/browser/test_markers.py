@@ -13,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 from playwright.sync_api import Page, expect
 
+from components.incident_markers import GROUP_MIN
 from data.incident_reads import live_incident_points
 from tests.browser.conftest import LIVE_REFRESH_SECONDS, open_page
 from tests.forecast_incidents import insert_incident, resolve
@@ -84,10 +85,17 @@ def _live_ids(engine: sa.Engine, district: str | None = None) -> set[int]:
 
 
 def _marker_ids(page: Page) -> set[int]:
+    """The incidents on the map: its dots and the members of its street bubbles."""
     classes = page.locator(".leaflet-os-incidents-pane .os-inc-marker").evaluate_all(
         "els => els.map(e => e.getAttribute('class'))"
     )
-    return {int(c.split("os-inc-id-")[1].split()[0]) for c in classes}
+    grouped = page.locator(".leaflet-os-incidents-groups-pane .os-inc-group-count").evaluate_all(
+        "els => els.map(e => e.dataset.ids)"
+    )
+    dots = [int(c.split("os-inc-id-")[1].split()[0]) for c in classes]
+    members = [int(i) for ids in grouped for i in ids.split()]
+    assert len(dots) + len(members) == len(set(dots) | set(members)), "an incident drawn twice"
+    return set(dots) | set(members)
 
 
 def _z(page: Page, selector: str) -> int:
@@ -175,3 +183,42 @@ def test_the_incidents_map_draws_critical_over_minor(live_server_fast, browser, 
     assert last_minor < first_critical, order
     page.context.close()
     assert log.errors == [], log.errors
+
+
+def test_a_streets_many_majors_are_one_bubble_that_opens_into_them_at_street_zoom(
+    live_server_fast, live_engine, browser
+):
+    """GROUP_MIN or more majors in one street: one numbered bubble at district zoom, blinking
+    while any is unacknowledged; a click zooms to the street, where each is its own dot."""
+    made: list[int] = []
+    try:
+        for _ in range(GROUP_MIN):
+            device = _quiet_device(live_engine, street=NANJING_EAST)
+            made.append(_gas_alarm(live_engine, device, severity="major"))
+        street_majors = {
+            int(i)
+            for i, severity, street in live_incident_points(live_engine, district=HUANGPU)[
+                ["id", "severity", "street_code"]
+            ].itertuples(index=False)
+            if severity == "major" and street == NANJING_EAST
+        }
+        page, log = open_page(browser)
+        time.sleep(LIVE_REFRESH_SECONDS + 1)
+        page.goto(f"{live_server_fast}/district/{HUANGPU}?lang=en")
+        group = page.locator(f".os-inc-group-count[data-ids~='{made[0]}']")
+        expect(group).to_have_count(1)
+        ids = {int(i) for i in group.get_attribute("data-ids").split()}
+        assert set(made) <= ids and ids == street_majors, (ids, street_majors)
+        expect(group).to_have_text(str(len(ids)))
+        expect(page.locator(".os-inc-group.os-inc-pulse").filter(has=group)).to_have_count(1)
+        group.hover()
+        expect(page.locator(".os-map-tip", has_text="major alarms")).to_be_visible()
+        group.click()
+        for incident in made:
+            expect(page.locator(f".os-inc-id-{incident}.os-inc-major.os-inc-pulse")).to_be_visible()
+        expect(page.locator(f".os-inc-group-count[data-ids~='{made[0]}']")).to_have_count(0)
+        page.context.close()
+        assert log.errors == [], log.errors
+    finally:
+        for incident in made:
+            resolve(live_engine, incident)

@@ -8,6 +8,7 @@ import pandas as pd
 from flask import Flask
 
 from components.incident_markers import (
+    GROUP_MIN,
     MARKER_PANE,
     MARKER_PANE_Z,
     marker_features,
@@ -19,8 +20,9 @@ from config import load_settings
 from web.services import attach
 
 
-def _frame(*rows: tuple[int, str, str, str]) -> pd.DataFrame:
-    """live_incident_points-shaped rows: (id, severity, status, category)."""
+def _frame(*rows: tuple[int, str, str, str], street: str = "310101002") -> pd.DataFrame:
+    """live_incident_points-shaped rows: (id, severity, status, category), in `street`, each a
+    little east of the one before."""
     return pd.DataFrame(
         [
             {
@@ -31,12 +33,12 @@ def _frame(*rows: tuple[int, str, str, str]) -> pd.DataFrame:
                 "title_zh": f"事件{incident}",
                 "title_en": f"Incident {incident}",
                 "district_adcode": "310101",
-                "street_code": "310101002",
+                "street_code": street,
                 "opened_at": datetime(2026, 1, 1, tzinfo=UTC),
-                "lon": 121.4812345678,
+                "lon": 121.4812345678 + 0.001 * n,
                 "lat": 31.2398765432,
             }
-            for incident, severity, status, category in rows
+            for n, (incident, severity, status, category) in enumerate(rows)
         ]
     )
 
@@ -78,8 +80,40 @@ def test_kiosks_show_no_incident_about_someone_at_home():
     assert masked == {1, 2, 4}
 
 
+def test_a_streets_many_majors_are_one_group_with_every_member():
+    many = [(10 + n, "major", "open" if n % 3 == 0 else "acknowledged", "water") for n in range(7)]
+    frame = pd.concat(
+        [FRAME, _frame(*many, street="310101013"), _frame((30, "critical", "open", "gas"),
+                                                          street="310101013")],
+        ignore_index=True,
+    )  # fmt: skip
+    features = marker_features(frame, lang="en", wall=False, masked=False)["features"]
+    groups = [f["properties"] for f in features if "members" in f["properties"]]
+    assert len(groups) == 1
+    group = groups[0]
+    # criticals are never grouped; Huangpu's two majors (fewer than GROUP_MIN) stay single
+    assert sorted(p["id"] for f in features if "id" in (p := f["properties"])) == [1, 2, 3, 4, 30]
+    assert [m[2] for m in group["members"]] == [row[0] for row in many]
+    assert group["count"] == 7 == len(group["members"]) >= GROUP_MIN
+    assert group["open"] == sum(m[3] for m in group["members"]) == 3
+    assert group["tip"].startswith("7 major alarms (3 not acknowledged)")
+    assert group["link"] + "12" == "/incidents?lang=en&incident=12"
+    # at the members' mean point, drawn under every critical
+    lons = [m[0] for m in group["members"]]
+    group_feature = next(f for f in features if "members" in f["properties"])
+    assert group_feature["geometry"]["coordinates"][0] == round(sum(lons) / len(lons), 6)
+    assert features.index(group_feature) < min(
+        i for i, f in enumerate(features) if f["properties"]["severity"] == "critical"
+    )
+    wall = marker_features(frame, lang="zh", wall=True, masked=False)["features"]
+    wall_group = next(f["properties"] for f in wall if "members" in f["properties"])
+    assert "tip" not in wall_group and "link" not in wall_group
+    assert all(len(m) == 4 for m in wall_group["members"])
+
+
 def test_points_are_rounded_and_an_empty_frame_is_an_empty_layer():
-    feature = marker_features(FRAME, lang="zh", wall=False, masked=False)["features"][0]
+    features = marker_features(FRAME, lang="zh", wall=False, masked=False)["features"]
+    feature = next(f for f in features if f["properties"]["id"] == 1)
     assert feature["geometry"]["coordinates"] == [121.481235, 31.239877]
     empty = marker_features(FRAME.iloc[0:0], lang="zh", wall=False, masked=False)
     assert empty == {"type": "FeatureCollection", "features": []}
@@ -108,4 +142,6 @@ def test_the_legend_names_both_severities_and_what_pulsing_means():
         SEVERITY_COLORS["major"],
     ]
     assert "紧急" in texts_zh and "重要" in texts_zh
+    # the group bubble's row
+    assert "major" in en[3].children[1].children and zh[3].children[0].children.isdigit()
     assert zh[-1].children != en[-1].children and "acknowledged" in en[-1].children
