@@ -2,7 +2,8 @@
    data. Served by /geo/context.geojson; components/area_map.py puts the sea in a pane under the
    areas and the rest in one above their fills but below every marker and label. Station dots
    appear from zoom 12 and their names from 13 (a class on the map, set on zoom), so the city view
-   stays quiet; the river's name sits on the part of it nearest the middle of the view. */
+   stays quiet, and are made only then, in view; the river's name sits on the part of it nearest
+   the middle of the view. */
 (function () {
   const NEAR = 12, NAMES = 13;
 
@@ -19,6 +20,66 @@
     map.on("zoomend", apply);
     apply();
   }
+
+  // Stations are many (300 around Pudong) and shown only from zoom 12: each is a placeholder
+  // until the map is that near and it is in view; one listener per map places them all
+  function showStations(map) {
+    map._osStationsQueued = false;
+    const near = map.getZoom() >= NEAR, view = map.getBounds().pad(0.25);
+    map._osStations.forEach(function (station) {
+      station.show(near && view.contains(station._latlng));
+    });
+  }
+
+  function queueStations(map) {
+    if (!map._osStations) {
+      map._osStations = new Set();
+      map.on("zoomend moveend", function () { showStations(map); });
+    }
+    if (!map._osStationsQueued) {
+      map._osStationsQueued = true;
+      window.setTimeout(function () { showStations(map); }, 0);
+    }
+    return map._osStations;
+  }
+
+  // made on first use: Leaflet is there by then, whatever the order scripts loaded in
+  let Station = null;
+  const stationLayer = function () {
+    return Station || (Station = L.Layer.extend({
+    initialize: function (latlng, name) {
+      this._latlng = L.latLng(latlng);
+      this._name = name;
+      this._marker = null;
+    },
+    onAdd: function (map) {
+      zoomClasses(map);
+      queueStations(map).add(this);
+    },
+    onRemove: function (map) {
+      queueStations(map).delete(this);
+      this.show(false);
+    },
+    show: function (on) {
+      if (on && !this._marker && this._map) {
+        this._marker = L.marker(this._latlng, {
+          pane: "os-context",
+          interactive: false,
+          keyboard: false,
+          icon: L.divIcon({
+            className: "os-ctx-station",
+            html: "<span class='os-ctx-station-dot'></span>" +
+                  "<span class='os-ctx-station-name'>" + this._name + "</span>",
+            iconSize: null,
+          }),
+        }).addTo(this._map);
+      } else if (!on && this._marker) {
+        this._marker.remove();
+        this._marker = null;
+      }
+    },
+  }));
+  };
 
   function placeRiverName(layer) {
     const map = layer._map;
@@ -55,12 +116,6 @@
 
   window.onescreen = Object.assign({}, window.onescreen, {
     context: {
-      isWater: function (feature) {
-        return feature.properties.kind === "water";
-      },
-      notWater: function (feature) {
-        return feature.properties.kind !== "water";
-      },
       style: function (feature) {
         const p = feature.properties;
         const style = Object.assign({interactive: false}, STYLES[p.kind] || STYLES.road);
@@ -68,26 +123,14 @@
           style.color = p.color || "#8a9bb5";
         }
         style.className = "os-ctx os-ctx-" + p.kind;
+        // the sea goes under the areas' fills: one layer (one fetch), two panes; Leaflet takes a
+        // path's pane from its style, which it applies before adding the path
+        style.pane = p.kind === "water" ? "os-context-water" : "os-context";
         return style;
       },
       station: function (feature, latlng, context) {
         const p = feature.properties;
-        const name = (english(context) && p.name_en) || p.name_zh || "";
-        const marker = L.marker(latlng, {
-          pane: "os-context",
-          interactive: false,
-          keyboard: false,
-          icon: L.divIcon({
-            className: "os-ctx-station",
-            html: "<span class='os-ctx-station-dot'></span>" +
-                  "<span class='os-ctx-station-name'>" + name + "</span>",
-            iconSize: null,
-          }),
-        });
-        marker.on("add", function () {
-          zoomClasses(marker._map);
-        });
-        return marker;
+        return new (stationLayer())(latlng, (english(context) && p.name_en) || p.name_zh || "");
       },
       label: function (feature, layer, context) {
         const p = feature.properties;

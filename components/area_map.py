@@ -41,22 +41,12 @@ def geojson_options(**options) -> dict:
 
 
 def context_layers(url: str, lang: str) -> list:
-    """The faint offline context fetched from `url`: the sea under the areas; coast, rivers,
-    metro and stations over their fills but under every marker and label (panes by z-index)."""
+    """The faint offline context fetched from `url` once: the sea under the areas; coast, rivers,
+    metro and stations over their fills but under every marker and label (panes by z-index; the
+    style function puts each path in its pane)."""
     return [
-        dl.Pane(
-            name="os-context-water",
-            style={"zIndex": 350},
-            children=[
-                dl.GeoJSON(
-                    url=url,
-                    pane="os-context-water",
-                    **geojson_options(
-                        filter=CONTEXT_JS("isWater"), style=CONTEXT_JS("style"), interactive=False
-                    ),
-                )
-            ],
-        ),
+        # empty here: the context layer's sea paths are drawn into it
+        dl.Pane(name="os-context-water", style={"zIndex": 350}, children=[]),
         dl.Pane(
             name="os-context",
             # above the area fills (400), below markers (600); never takes a click
@@ -66,7 +56,6 @@ def context_layers(url: str, lang: str) -> list:
                     url=url,
                     pane="os-context",
                     **geojson_options(
-                        filter=CONTEXT_JS("notWater"),
                         style=CONTEXT_JS("style"),
                         pointToLayer=CONTEXT_JS("station"),
                         onEachFeature=CONTEXT_JS("label"),

@@ -250,6 +250,8 @@ def test_clusters_show_their_state_mix_and_zoom_in_when_clicked(live_server, liv
 
 def test_district_map_shows_the_context_under_the_data(live_server, live_engine, page):
     page, _log = page
+    fetched = []
+    page.on("request", lambda r: fetched.append(r.url) if "/geo/context" in r.url else None)
     page.goto(live_server + "/district/310101")
     wait_ready(page)
     # the river named where the view shows it; the metro lines of the stored context around the
@@ -278,6 +280,48 @@ def test_district_map_shows_the_context_under_the_data(live_server, live_engine,
         "() => getComputedStyle(document.querySelector('.leaflet-os-context-pane')).zIndex"
     )
     assert 400 < int(z) < 600
+    # the sea from the same single fetch, in its own pane under the area fills
+    assert len(fetched) == 1, fetched
+    water = page.locator(".leaflet-os-context-water-pane path.os-ctx-water")
+    expect(water).to_have_count(1)
+    assert int(water.evaluate("p => getComputedStyle(p.closest('.leaflet-pane')).zIndex")) < 400
+    _stations_only_near_and_in_view(page)
+
+
+STATIONS = """() => {
+  const map = document.querySelector('.leaflet-container').getBoundingClientRect();
+  const dots = [...document.querySelectorAll('.os-ctx-station')].map(
+    s => s.getBoundingClientRect());
+  return {near: document.querySelector('.leaflet-container').classList.contains('os-ctx-near'),
+          count: dots.length,
+          outside: dots.filter(d => d.right < map.left - map.width * 0.3
+            || d.left > map.right + map.width * 0.3 || d.bottom < map.top - map.height * 0.3
+            || d.top > map.bottom + map.height * 0.3).length};
+}"""
+
+
+def _stations_only_near_and_in_view(page) -> None:
+    """Metro stations exist in the page only from zoom 12 and around the view (there are
+    hundreds): none once zoomed out."""
+    zoom_in, zoom_out = (
+        page.locator(".leaflet-control-zoom-in"),
+        page.locator(".leaflet-control-zoom-out"),
+    )
+    for _ in range(4):
+        if page.evaluate(STATIONS)["near"]:
+            break
+        zoom_in.click()
+        page.wait_for_timeout(400)
+    near = page.evaluate(STATIONS)
+    assert near["near"] and near["count"] > 0 and near["outside"] == 0, near
+    for _ in range(8):
+        zoom_out.click()
+        page.wait_for_timeout(400)
+        if not page.evaluate(STATIONS)["near"]:
+            break
+    page.wait_for_timeout(300)
+    far = page.evaluate(STATIONS)
+    assert not far["near"] and far["count"] == 0, far
 
 
 def test_clicking_a_street_scopes_tiles_and_crumbs(live_server, live_engine, page):
