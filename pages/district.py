@@ -92,8 +92,8 @@ DISTRICT = PagePlace(
 place(DISTRICT, AREAS, RANKING)
 place(DISTRICT, TILES)
 place(DISTRICT, TIMELINE)
-place(DISTRICT, FEED)
-place(DISTRICT, MARKERS)
+# the feed and the markers both read the live incidents: one request for both
+place(DISTRICT, FEED, MARKERS)
 
 
 def _centre(areas: list) -> tuple[float, float]:

@@ -40,11 +40,11 @@ OVERVIEW = PagePlace(
     view=lambda values: View(category=chosen_category(values.get("category"))),
 )
 place(OVERVIEW, AREAS)
-place(OVERVIEW, TILES)
+# one request per refresh for the key figures and the vital signs above them
+place(OVERVIEW, TILES, VITALS)
 place(OVERVIEW, TIMELINE)
-place(OVERVIEW, FEED)
-place(OVERVIEW, VITALS)
-place(OVERVIEW, MARKERS)
+# the feed and the markers both read the live incidents: one request for both
+place(OVERVIEW, FEED, MARKERS)
 # the 中心城区 inset takes the city map's colours and labels
 sync_inset(
     dash.clientside_callback,
