@@ -69,32 +69,50 @@ def value_range(
     return [low - span * pad, high + span * (pad + headroom)]
 
 
-def mark_trigger(figure: go.Figure, *, at: datetime, value: float, text: str) -> None:
-    """The reading that opened an incident: a ring at its time and value, labelled."""
-    moment = pd.Timestamp(at).tz_convert(CITY_TZ).to_pydatetime()
-    figure.add_scatter(
-        x=[moment],
-        y=[value],
-        mode="markers",
-        marker={
-            "color": STATE_COLORS["alarm"],
-            "size": 12,
-            "symbol": "circle",
-            "line": {"color": TRIGGER_COLOR, "width": 2},
-        },
-        name=text,
-        hovertemplate=f"{text}<extra>%{{x|%H:%M:%S}}</extra>",
-    )
+def mark_point(
+    figure: go.Figure,
+    *,
+    x: datetime,
+    y: float,
+    marker: dict,
+    color: str,
+    text: str,
+    name: str,
+    hover: str,
+    rise: int = -30,
+) -> None:
+    """One moment on a chart: a marker at (x, y) and a callout `text` above it in `color`."""
+    figure.add_scatter(x=[x], y=[y], mode="markers", marker=marker, name=name, hovertemplate=hover)
     figure.add_annotation(
-        x=moment,
-        y=value,
+        x=x,
+        y=y,
         text=text,
         showarrow=True,
-        arrowcolor=TRIGGER_COLOR,
+        arrowcolor=color,
         ax=0,
-        ay=-30,
-        font={"color": TRIGGER_COLOR, "size": 13},
+        ay=rise,
+        font={"color": color, "size": 13},
         bgcolor="rgba(11,18,32,0.85)",
+    )
+
+
+def mark_trigger(figure: go.Figure, *, at: datetime, value: float, text: str) -> None:
+    """The reading that opened an incident: a ring at its time and value, labelled."""
+    marker = {
+        "color": STATE_COLORS["alarm"],
+        "size": 12,
+        "symbol": "circle",
+        "line": {"color": TRIGGER_COLOR, "width": 2},
+    }
+    mark_point(
+        figure,
+        x=pd.Timestamp(at).tz_convert(CITY_TZ).to_pydatetime(),
+        y=value,
+        marker=marker,
+        color=TRIGGER_COLOR,
+        text=text,
+        name=text,
+        hover=f"{text}<extra>%{{x|%H:%M:%S}}</extra>",
     )
 
 

@@ -17,6 +17,7 @@ from components.chart_truth import (
     draw_on_off,
     gauge_scale,
     is_on_off,
+    mark_point,
     on_off_text,
     window_note,
 )
@@ -389,30 +390,23 @@ def add_forecast(
     if forecast.breach_at_s is None:
         return
     at = _local(np.array([forecast.breach_at_s]))[0]
-    figure.add_scatter(
-        x=[at],
-        y=[chosen.limit],
-        mode="markers",
+    figure.add_vline(x=at.to_pydatetime(), line={"color": color, "dash": "dot", "width": 1.5})
+    crossing = t("fx.expected_crossing", lang)
+    mark_point(
+        figure,
+        x=at.to_pydatetime(),
+        y=chosen.limit,
         marker={
             "color": color,
             "size": 13,
             "symbol": "diamond",
             "line": {"color": "#fff", "width": 1},
         },
-        name=t("fx.expected_crossing", lang),
-        hovertemplate=f"{t('fx.expected_crossing', lang)} %{{x|%H:%M}}<extra></extra>",
-    )
-    figure.add_vline(x=at.to_pydatetime(), line={"color": color, "dash": "dot", "width": 1.5})
-    figure.add_annotation(
-        x=at.to_pydatetime(),
-        y=chosen.limit,
+        color=color,
         text=t("fx.crossing_at", lang, t=at.strftime("%H:%M"), p=round(100 * forecast.probability)),
-        showarrow=True,
-        arrowcolor=color,
-        ax=0,
-        ay=-36,
-        font={"color": color, "size": 13},
-        bgcolor="rgba(11,18,32,0.85)",
+        name=crossing,
+        hover=f"{crossing} %{{x|%H:%M}}<extra></extra>",
+        rise=-36,
     )
 
 
