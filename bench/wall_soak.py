@@ -386,7 +386,7 @@ class Incidents:
         self.resolve_all()
         district = INCIDENT_DISTRICTS[self.turn % len(INCIDENT_DISTRICTS)]
         self.turn += 1
-        self.opened.append(open_critical_incident(self.engine, district=district))
+        self.opened.append(open_critical_incident(self.engine, district=district)["id"])
 
     def resolve_all(self) -> None:
         """Resolve every incident this soak opened."""
@@ -402,40 +402,45 @@ class Incidents:
         self.opened.clear()
 
 
-def open_critical_incident(engine: sa.Engine, *, district: str) -> int:
-    """A new open critical gas-leak incident on a device of `district` without one; its id."""
+def open_critical_incident(
+    engine: sa.Engine, *, district: str, source: str = "wall-soak", ago_s: int = 0
+) -> dict:
+    """A new open critical gas-leak incident on a device of `district` without one, opened
+    `ago_s` seconds ago by `source` as the rules engine writes it: its id, title and street."""
     with engine.begin() as conn:
-        device = conn.execute(
+        row = conn.execute(
             sa.text(
-                "SELECT d.id FROM device d JOIN device_type t ON t.id = d.type_id"
+                "SELECT d.id, d.street_code, s.name_zh FROM device d"
+                " JOIN device_type t ON t.id = d.type_id JOIN street s ON s.code = d.street_code"
                 " WHERE d.district_adcode = :district AND t.category_code = 'gas'"
                 "   AND NOT EXISTS (SELECT 1 FROM incident i WHERE i.device_id = d.id"
                 "                   AND i.status <> 'resolved')"
-                " ORDER BY random() LIMIT 1"
+                " ORDER BY d.id LIMIT 1"
             ),
             {"district": district},
-        ).scalar_one()
+        ).one()
+        title = f"{row.name_zh}燃气泄漏报警 {source}"
         incident_id = conn.execute(
             sa.text(
                 "INSERT INTO incident (device_id, type_id, category_code, district_adcode,"
                 " street_code, rule_code, severity, status, title_zh, title_en, trigger_value,"
                 " threshold, opened_at, geom)"
                 " SELECT d.id, d.type_id, t.category_code, d.district_adcode, d.street_code,"
-                " 'wall_soak', 'critical', 'open', s.name_zh || '燃气泄漏报警 压测',"
-                " 'Gas leak alarm (soak)', 42, 25, now(), d.geom"
-                " FROM device d JOIN device_type t ON t.id = d.type_id"
-                " JOIN street s ON s.code = d.street_code WHERE d.id = :device RETURNING id"
+                " :source, 'critical', 'open', :title, 'Gas leak alarm (' || :source || ')',"
+                " 42, 25, now() - make_interval(secs => :ago), d.geom"
+                " FROM device d JOIN device_type t ON t.id = d.type_id WHERE d.id = :device"
+                " RETURNING id"
             ),
-            {"device": device},
+            {"device": row.id, "source": source, "title": title, "ago": ago_s},
         ).scalar_one()
         conn.execute(
             sa.text(
                 "INSERT INTO incident_event (incident_id, at, kind, actor, to_status)"
-                " VALUES (:id, now(), 'opened', 'wall-soak', 'open')"
+                " VALUES (:id, now() - make_interval(secs => :ago), 'opened', :source, 'open')"
             ),
-            {"id": incident_id},
+            {"id": incident_id, "ago": ago_s, "source": source},
         )
-    return incident_id
+    return {"id": incident_id, "title": title, "street": row.street_code}
 
 
 # Database, server and browser ---------------------------------------------------------------

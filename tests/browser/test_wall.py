@@ -12,6 +12,7 @@ import pytest
 import sqlalchemy as sa
 from playwright.sync_api import Page, expect
 
+from bench.wall_soak import open_critical_incident
 from data.displays import create_display_token, revoke_display_tokens, save_playlist
 from tests.browser.conftest import ConsoleLog, open_page, screenshot
 
@@ -133,42 +134,8 @@ def test_the_playlist_advances_and_each_view_is_ready_before_it_shows(live_serve
 
 
 def _open_critical_incident(engine: sa.Engine, *, district: str, ago_s: int = 0) -> dict:
-    """Open a critical incident on a device of `district` the way the rules engine does
-    (`ago_s` seconds ago)."""
-    with engine.begin() as conn:
-        row = conn.execute(
-            sa.text(
-                "SELECT d.id, d.type_id, t.category_code, d.street_code, s.name_zh"
-                " FROM device d JOIN device_type t ON t.id = d.type_id"
-                " JOIN street s ON s.code = d.street_code"
-                " WHERE d.district_adcode = :district AND t.category_code = 'gas'"
-                "   AND NOT EXISTS (SELECT 1 FROM incident i WHERE i.device_id = d.id"
-                "                   AND i.status <> 'resolved')"
-                " ORDER BY d.id LIMIT 1"
-            ),
-            {"district": district},
-        ).one()
-        title = f"{row.name_zh}燃气泄漏报警 测试"
-        incident_id = conn.execute(
-            sa.text(
-                "INSERT INTO incident (device_id, type_id, category_code, district_adcode,"
-                " street_code, rule_code, severity, status, title_zh, title_en, trigger_value,"
-                " threshold, opened_at, geom)"
-                " SELECT d.id, d.type_id, :category, d.district_adcode, d.street_code,"
-                " 'wall_test', 'critical', 'open', :title, 'Gas leak alarm (test)', 42, 25,"
-                " now() - make_interval(secs => :ago), d.geom FROM device d WHERE d.id = :device"
-                " RETURNING id"
-            ),
-            {"device": row.id, "category": row.category_code, "title": title, "ago": ago_s},
-        ).scalar_one()
-        conn.execute(
-            sa.text(
-                "INSERT INTO incident_event (incident_id, at, kind, actor, to_status)"
-                " VALUES (:id, now() - make_interval(secs => :ago), 'opened', 'test', 'open')"
-            ),
-            {"id": incident_id, "ago": ago_s},
-        )
-    return {"id": incident_id, "title": title, "street": row.street_code}
+    """Open a critical incident on a device of `district` the way the rules engine does."""
+    return open_critical_incident(engine, district=district, source="wall-test", ago_s=ago_s)
 
 
 def _set_status(engine: sa.Engine, incident_id: int, status: str) -> None:
