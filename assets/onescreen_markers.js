@@ -4,8 +4,9 @@
    (闪烁: every 0.8 s, by one timer for the page): hundreds of rings cost two style changes a
    second, where a CSS animation repaints every frame (measured: the Pudong page drew in twice
    the time). Still under prefers-reduced-motion. A click opens the incident.
-   A street's many majors come as one group: a numbered bubble (in a pane under the dots) until
-   the map is at street zoom, then their own dots, made only then. */
+   A street's many majors come as one group: a numbered bubble (in a pane under the dots, a
+   circle and its number in the pane's SVG) until the map is at street zoom, then their own dots,
+   made only then. */
 (function () {
   if (!window.L || !window.L.Map) { return; }
   const PULSE = "os-incidents-pulse", GROUPS = "os-incidents-groups";
@@ -73,26 +74,66 @@
     return L.featureGroup([ring, marker]);
   }
 
+  // the bubble's number, an SVG text over its circle in the same SVG: bubbles stay vector paths
+  // (a div icon each is a compositing layer of its own, which cost every frame on walls)
+  let Bubble = null;
+  const bubbleLayer = function () {
+    return Bubble || (Bubble = L.CircleMarker.extend({
+      onAdd: function (map) {
+        L.CircleMarker.prototype.onAdd.call(this, map);
+        const text = this._count = L.SVG.create("text");
+        text.setAttribute("class", "os-inc-group-count");
+        text.setAttribute("text-anchor", "middle");
+        text.setAttribute("dominant-baseline", "central");
+        text.setAttribute("data-ids", this.options.ids);
+        text.textContent = String(this.options.count);
+        this._path.parentNode.insertBefore(text, this._path.nextSibling);
+        this._placeCount();
+      },
+      onRemove: function (map) {
+        if (this._count) {
+          this._count.remove();
+          this._count = null;
+        }
+        L.CircleMarker.prototype.onRemove.call(this, map);
+      },
+      _updatePath: function () {
+        L.CircleMarker.prototype._updatePath.call(this);
+        this._placeCount();
+      },
+      _placeCount: function () {
+        if (this._count && this._point) {
+          this._count.setAttribute("x", this._point.x);
+          this._count.setAttribute("y", this._point.y);
+        }
+      },
+    }));
+  };
+
   // the bubble of a street's majors: its count, its ids (for tests and tools), a ring if any
-  // is unacknowledged; a click zooms to the street
-  function bubble(latlng, p, h) {
+  // is unacknowledged; a click zooms to the street. Walls draw it larger (read across the room).
+  function bubble(map, latlng, p, h) {
     const ids = p.members.map(function (m) { return m[2]; }).join(" ");
     const pulse = p.open > 0;
-    const marker = L.marker(latlng, {
+    const wall = !!map.getContainer().closest(".os-wall-area-map");
+    const radius = (wall ? 22 : 13) + (p.count > 99 ? (wall ? 6 : 4) : 0);
+    const marker = new (bubbleLayer())(latlng, {
       pane: "os-incidents-groups",
-      keyboard: false,
+      radius: radius,
+      color: "#0b1220",
+      weight: 2,
+      fillColor: (h.colors || {}).major || "#ffa23a",
+      fillOpacity: pulse ? 1 : 0.85,
       interactive: true,
-      icon: L.divIcon({
-        className: "os-inc-group os-inc-major" + (pulse ? " os-inc-pulse" : " os-inc-acked"),
-        html: "<span class='os-inc-group-count' data-ids='" + ids + "'>" + p.count + "</span>",
-        iconSize: [0, 0],
-      }),
+      className: "os-inc-group os-inc-major" + (pulse ? " os-inc-pulse" : " os-inc-acked") +
+        " os-inc-group-street-" + p.street,
+      ids: ids,
+      count: p.count,
     });
     if (p.tip) {
-      marker.bindTooltip(p.tip, {className: "os-map-tip", direction: "top", offset: [0, -16]});
+      marker.bindTooltip(p.tip, {className: "os-map-tip", direction: "top"});
     }
     marker.on("click", function () {
-      const map = marker._map;
       const box = L.latLngBounds(p.members.map(function (m) { return [m[1], m[0]]; }));
       const zoom = Math.max(STREET_ZOOM, Math.min(map.getBoundsZoom(box.pad(0.2)), 16));
       map.setView(box.getCenter(), zoom);
@@ -100,13 +141,16 @@
     if (!pulse) {
       return marker;
     }
-    const ring = L.marker(latlng, {
+    const ring = L.circleMarker(latlng, {
       pane: "os-incidents-pulse",
+      radius: radius + (wall ? 12 : 8),
+      color: (h.colors || {}).major || "#ffa23a",
+      weight: wall ? 5 : 3,
+      fill: false,
       interactive: false,
-      keyboard: false,
-      icon: L.divIcon({className: "os-inc-group-ring", html: "<span></span>", iconSize: [0, 0]}),
+      className: "os-inc-halo os-inc-group-ring",
     });
-    return L.layerGroup([ring, marker]);
+    return L.featureGroup([ring, marker]);
   }
 
   function members(p, h) {
@@ -151,7 +195,7 @@
       }
       this._mode = mode;
       this._shown = mode === "members" ? members(this._p, this._h) :
-        bubble(this._latlng, this._p, this._h);
+        bubble(this._map, this._latlng, this._p, this._h);
       this._shown.addTo(this._map);
     },
   }));

@@ -71,6 +71,7 @@ def _group(items: list[dict[str, Any]], *, lang: str, wall: bool) -> dict[str, A
     unacknowledged = sum(member[3] for member in members)
     properties: dict[str, Any] = {
         "severity": "major",
+        "street": str(items[0]["street_code"]),
         "count": len(members),
         "open": unacknowledged,
         "members": members,
@@ -98,7 +99,8 @@ def marker_features(frame: pd.DataFrame, *, lang: str, wall: bool, masked: bool)
         rows = rows[~rows["category_code"].isin(PERSONAL_CATEGORIES)]
     streets: dict[str, list[dict[str, Any]]] = {}
     criticals: list[dict[str, Any]] = []
-    for item in rows.to_dict("records"):
+    records: list[dict[str, Any]] = rows.to_dict("records")  # type: ignore[assignment]
+    for item in records:
         if item["severity"] == "critical":
             criticals.append(_single(item, lang=lang, wall=wall))
         else:

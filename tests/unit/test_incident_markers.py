@@ -95,6 +95,7 @@ def test_a_streets_many_majors_are_one_group_with_every_member():
     assert sorted(p["id"] for f in features if "id" in (p := f["properties"])) == [1, 2, 3, 4, 30]
     assert [m[2] for m in group["members"]] == [row[0] for row in many]
     assert group["count"] == 7 == len(group["members"]) >= GROUP_MIN
+    assert group["street"] == "310101013"
     assert group["open"] == sum(m[3] for m in group["members"]) == 3
     assert group["tip"].startswith("7 major alarms (3 not acknowledged)")
     assert group["link"] + "12" == "/incidents?lang=en&incident=12"
