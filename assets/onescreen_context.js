@@ -25,7 +25,9 @@
   // until the map is that near and it is in view; one listener per map places them all
   function showStations(map) {
     map._osStationsQueued = false;
-    const near = map.getZoom() >= NEAR, view = map.getBounds().pad(0.25);
+    // walls are read from across the room: no station there (their dots were noise at 3 m)
+    const wall = !!map.getContainer().closest(".os-wall-area-map");
+    const near = !wall && map.getZoom() >= NEAR, view = map.getBounds().pad(0.25);
     map._osStations.forEach(function (station) {
       station.show(near && view.contains(station._latlng));
     });
