@@ -30,7 +30,7 @@ from panels import AREAS, FEED, MARKERS, RANKING, TILES, TIMELINE
 from panels.areas import EMPTY
 from panels.base import Look, Rendered, View
 from panels.freshness import asof_output
-from panels.reads import asof_payload
+from panels.reads import asof_payload, only_changed
 from web.boundaries import boundary_url
 from web.context import context_url
 
@@ -112,6 +112,10 @@ class SlotContent:
     def sent(self, key: object) -> dict:
         """Digests of the map layers as sent for view `key` (areas, labels, incident markers)."""
         return {**self.value("map-sent"), **self.value("markers-sent"), "view": key}
+
+
+# a slot's panels sent only when they changed since the last answer for the same view
+PANEL_PARTS = ("legend", "tiles", "ranking", "ranking-title", "feed")
 
 
 def _focus_layer(focus: dict | None) -> dict:
@@ -286,24 +290,29 @@ def _slot_answer(slot: str, raw_view: object, sent: object, config: object) -> t
         report_failure(log, f"wall slot {slot} failed", exc)
         raise PreventUpdate from None
     keep = dash.no_update
+    # the panels too go only when they changed: the legend rarely, the feed when an incident
+    # moves; resending them all made a wall's browser rebuild them on every refresh
+    (legend, tiles, ranking, ranking_title, feed), digests = only_changed(
+        {part: content.value(part) for part in PANEL_PARTS}, None if changed else sent
+    )
     return (
         content.url if changed else keep,
         content.value("areas"),
         content.value("labels"),
         content.focus if changed else keep,
         content.value("markers"),
-        content.value("legend"),
+        legend,
         content.viewport if changed else keep,
-        content.value("tiles"),
-        content.value("ranking"),
-        content.value("ranking-title"),
-        content.value("feed"),
+        tiles,
+        ranking,
+        ranking_title,
+        feed,
         content.asof("areas"),
         content.asof("tiles"),
         content.asof("ranking"),
         content.asof("feed"),
         {"key": key, "title": content.title},
-        content.sent(key),
+        content.sent(key) | digests,
     )
 
 
