@@ -147,7 +147,9 @@ def marker_legend(lang: str) -> list:
         for severity in ("critical", "major")
     ]
     group = html.Div(
-        className="os-legend-row",
+        # not on walls, whose legend shares a column with the inset: an orange bubble's number
+        # reads as it is there, and the inset needs the height
+        className="os-legend-row os-legend-group",
         children=[
             html.Span("12", className="os-swatch os-swatch-group"),
             html.Span(t("markers.group", lang)),
