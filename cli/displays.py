@@ -48,7 +48,7 @@ def _register_tokens(display_commands: Subparsers) -> None:
     selector = revoke.add_mutually_exclusive_group(required=True)
     selector.add_argument("--fingerprint", help="the 10 hex digits `tokens list` shows")
     selector.add_argument("--label", help="every live token with this label")
-    selector.add_argument("--token", help="the token itself")
+    selector.add_argument("--token", help="the token itself, as --token=TOKEN (may begin with -)")
     revoke.set_defaults(handler=cmd_displays_tokens_revoke)
 
 

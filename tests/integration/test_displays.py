@@ -394,7 +394,7 @@ def test_cli_token_create_list_revoke(run, engine, district):
     assert run("displays", "tokens", "revoke", "--label", "cli revoke")[1].startswith("revoked 1")
     assert find_display_grant(engine, token=wall) is None
     other = create_display_token(engine, kind="wall")
-    assert run("displays", "tokens", "revoke", "--token", other)[1].startswith("revoked 1")
+    assert run("displays", "tokens", "revoke", f"--token={other}")[1].startswith("revoked 1")
 
 
 @pytest.mark.parametrize(
