@@ -36,6 +36,20 @@
     window.dispatchEvent(new PopStateEvent("popstate"));
   }
 
+  // a class made on first use: Leaflet is there by then, whatever the order scripts loaded in
+  function madeOnce(make) {
+    let made = null;
+    return function () { return made || (made = make()); };
+  }
+
+  // a marker and its unacknowledged ring, in the blinking pane below the dots
+  function withRing(marker, latlng, ring) {
+    return L.featureGroup([L.circleMarker(latlng, {
+      pane: "os-incidents-pulse", radius: ring.radius, color: ring.color, weight: ring.weight,
+      fill: false, interactive: false, className: "os-inc-halo " + ring.className,
+    }), marker]);
+  }
+
   // one incident: its dot, and its ring while unacknowledged
   function single(latlng, p, h) {
     const critical = p.severity === "critical";
@@ -62,23 +76,16 @@
     if (!p.pulse) {
       return marker;
     }
-    const ring = L.circleMarker(latlng, {
-      pane: "os-incidents-pulse",
-      radius: critical ? 19 : 15,
-      color: color,
-      weight: 3,
-      fill: false,
-      interactive: false,
-      className: "os-inc-halo os-inc-" + p.severity + " os-inc-halo-id-" + p.id,
+    return withRing(marker, latlng, {
+      radius: critical ? 19 : 15, color: color, weight: 3,
+      className: "os-inc-" + p.severity + " os-inc-halo-id-" + p.id,
     });
-    return L.featureGroup([ring, marker]);
   }
 
   // the bubble's number, an SVG text over its circle in the same SVG: bubbles stay vector paths
   // (a div icon each is a compositing layer of its own, which cost every frame on walls)
-  let Bubble = null;
-  const bubbleLayer = function () {
-    return Bubble || (Bubble = L.CircleMarker.extend({
+  const bubbleLayer = madeOnce(function () {
+    return L.CircleMarker.extend({
       onAdd: function (map) {
         L.CircleMarker.prototype.onAdd.call(this, map);
         const text = this._count = L.SVG.create("text");
@@ -107,8 +114,8 @@
           this._count.setAttribute("y", this._point.y);
         }
       },
-    }));
-  };
+    });
+  });
 
   // the bubble of a street's majors: its count, its ids (for tests and tools), a ring if any
   // is unacknowledged; a click zooms to the street. Walls draw it larger (read across the room).
@@ -141,16 +148,10 @@
     if (!pulse) {
       return marker;
     }
-    const ring = L.circleMarker(latlng, {
-      pane: "os-incidents-pulse",
-      radius: radius + (wall ? 12 : 8),
-      color: (h.colors || {}).major || "#ffa23a",
-      weight: wall ? 5 : 3,
-      fill: false,
-      interactive: false,
-      className: "os-inc-halo os-inc-group-ring",
+    return withRing(marker, latlng, {
+      radius: radius + (wall ? 12 : 8), color: (h.colors || {}).major || "#ffa23a",
+      weight: wall ? 5 : 3, className: "os-inc-group-ring",
     });
-    return L.featureGroup([ring, marker]);
   }
 
   function members(p, h) {
@@ -163,10 +164,8 @@
   }
 
   // a group: the bubble below street zoom, the members from it; each made when first needed
-  // made on first use: Leaflet is there by then, whatever the order scripts loaded in
-  let Group = null;
-  const groupLayer = function () {
-    return Group || (Group = L.Layer.extend({
+  const groupLayer = madeOnce(function () {
+    return L.Layer.extend({
     initialize: function (latlng, p, h) {
       this._latlng = latlng;
       this._p = p;
@@ -198,8 +197,8 @@
         bubble(this._map, this._latlng, this._p, this._h);
       this._shown.addTo(this._map);
     },
-  }));
-  };
+  });
+  });
 
   window.onescreen = Object.assign({}, window.onescreen, {
     markers: {
