@@ -52,17 +52,6 @@ def _title(item: dict, lang: str, *, now: datetime | None, limits: Limits) -> li
     return [title]
 
 
-def pin_critical(frame: pd.DataFrame, *, limit: int) -> pd.DataFrame:
-    """Open or acknowledged 紧急 alarms first, then the rest, each newest first as given; one
-    row per incident, at most `limit` (a wall's feed never lets a critical scroll away)."""
-    if frame.empty:
-        return frame
-    kind = frame["kind"].fillna("alarm") if "kind" in frame else pd.Series("alarm", frame.index)
-    pinned = (frame["severity"] == "critical") & (frame["status"] != "resolved") & (kind == "alarm")
-    ordered = pd.concat([frame[pinned], frame[~pinned]])
-    return ordered.drop_duplicates(subset="id").head(limit).reset_index(drop=True)
-
-
 def feed_children(
     frame: pd.DataFrame,
     *,
@@ -79,6 +68,9 @@ def feed_children(
         return html.Div(t("panel.empty_feed", lang), className="os-empty")
     rows = []
     for item in frame.to_dict("records"):
+        if item.get("line") == "event":
+            rows.append(event_row(item, lang=lang, categories=categories, link=link))
+            continue
         opened = pd.Timestamp(item["opened_at"]).tz_convert(CITY_TZ).strftime("%H:%M")
         place = item["district_en"] if lang == "en" else item["district_zh"]
         street = item["street_en"] if lang == "en" else item["street_zh"]
@@ -115,6 +107,51 @@ def feed_children(
             else html.Div(className=row_class, children=cells)
         )
     return rows
+
+
+def _clock(moment: object) -> str:
+    return pd.Timestamp(moment).tz_convert(CITY_TZ).strftime("%H:%M")  # type: ignore[arg-type]
+
+
+def event_row(
+    item: dict, *, lang: str, categories: dict[str, tuple[str, str]], link: bool
+) -> html.Div | dcc.Link:
+    """One event as one line: its span in time, 事件 in its worst severity's colour, what it is
+    and how many alarms in how many districts (and how many wait), where; opens its members."""
+    first, last = _clock(item["opened_at"]), _clock(item["last_at"])
+    title = [item["event_en"] if lang == "en" else item["event_zh"]]
+    districts = int(item.get("n_districts") or 0)
+    if districts > 1:
+        title.append(t("event.districts", lang, n=districts))
+    title.append(t("event.members", lang, n=int(item["members"])))
+    if int(item.get("unacknowledged") or 0):
+        title.append(t("event.waiting", lang, n=int(item["unacknowledged"])))
+    names = list(item.get("districts_en" if lang == "en" else "districts_zh") or [])
+    place = "、".join(names[:2]) if lang != "en" else ", ".join(names[:2])
+    if len(names) > 2:
+        place = t("event.more", lang, names=place)
+    code = item["category_code"]
+    category = name(categories.get(code, (code, code)), lang)
+    cells = [
+        html.Span(
+            first if first == last else [first, html.Br(), f"–{last}"], className="os-feed-time"
+        ),
+        html.Span(t("event.badge", lang), className=f"os-badge os-sev-{item['severity']}"),
+        html.Span(" · ".join(title), className="os-feed-title"),
+        html.Span(f"{category} · {place}", className="os-feed-place"),
+        html.Span(
+            t(f"status.{item['status']}", lang),
+            className=f"os-feed-status os-status-{item['status']}",
+        ),
+    ]
+    row_class = f"os-feed-row os-feed-event os-feed-{item['status']} os-feed-sev-{item['severity']}"
+    if not link:
+        return html.Div(className=row_class, children=cells)
+    return dcc.Link(
+        href=href("/incidents", lang=lang, event=str(item["id"])),
+        className=row_class,
+        children=cells,
+    )
 
 
 def create_feed(feed_id: str, lang: str) -> html.Section:

@@ -139,6 +139,14 @@ INCIDENT_ORDER = {
 }
 
 
+# incident_list's `grouped` → its condition (events: revision 0009)
+_GROUPED = {
+    None: "",
+    True: " AND i.group_id IS NOT NULL",
+    False: " AND i.group_id IS NULL",
+}
+
+
 def incident_list(
     engine: Engine,
     *,
@@ -154,8 +162,12 @@ def incident_list(
     order_by: str = "opened_at",
     descending: bool = True,
     limit: int = 100,
+    grouped: bool | None = None,
+    group_id: int | None = None,
 ) -> pd.DataFrame:
-    """Incidents opened in the window with place names, for tables (newest first by default)."""
+    """Incidents opened in the window with place names, for tables (newest first by default);
+    `grouped` False: only those in no event, True: only events' members; `group_id`: only that
+    event's members."""
     check_scope(district=district, street=street, category=category)
     check_window(start, end)
     if not set(kinds) <= set(INCIDENT_KINDS) or not kinds:
@@ -164,6 +176,8 @@ def incident_list(
         raise InvalidQuery(f"order_by must be one of {', '.join(INCIDENT_ORDER)}")
     if device_id is not None and (not isinstance(device_id, int) or device_id <= 0):
         raise InvalidQuery("device_id must be a positive integer")
+    if group_id is not None and (not isinstance(group_id, int) or group_id <= 0):
+        raise InvalidQuery("group_id must be a positive integer")
     if not set(severities) <= set(SEVERITIES) or not severities:
         raise InvalidQuery(f"severities must be among {SEVERITIES}")
     if not set(statuses) <= set(INCIDENT_STATUSES) or not statuses:
@@ -196,6 +210,8 @@ def incident_list(
                 "   AND (CAST(:street AS text) IS NULL OR i.street_code = :street)"
                 "   AND (CAST(:category AS text) IS NULL OR i.category_code = :category)"
                 "   AND (CAST(:device_id AS bigint) IS NULL OR i.device_id = :device_id)"
+                f"{_GROUPED[grouped]}"
+                "   AND (CAST(:group_id AS bigint) IS NULL OR i.group_id = :group_id)"
                 f" ORDER BY {INCIDENT_ORDER[order_by]} {direction}, {waiting}"
                 " i.opened_at DESC, i.id DESC"
                 " LIMIT :limit"
@@ -210,6 +226,7 @@ def incident_list(
                 "statuses": list(statuses),
                 "kinds": list(kinds),
                 "device_id": device_id,
+                "group_id": group_id,
                 "limit": limit,
             },
         )

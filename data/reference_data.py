@@ -88,6 +88,7 @@ def load_reference_data(engine: Engine, *, street_seed: int = STREET_SEED) -> Re
         if not summary.streets:
             streets = geo.approximate_streets(districts, streets_table, seed=street_seed)
             _insert_streets(conn, streets, source=f"voronoi:seed={street_seed}")
+            refresh_street_neighbours(conn)
         if not summary.grid_cells:
             _insert_grid(conn)
         if not summary.device_types:
@@ -125,6 +126,13 @@ def _insert_districts(conn: sa.Connection, districts: gpd.GeoDataFrame) -> None:
     )
     outline = geo.city_outline()
     copy_rows(conn, table="city_outline", columns=["geom"], rows=[(_ewkt(_multi(outline)),)])
+
+
+def refresh_street_neighbours(conn: sa.Connection) -> int:
+    """Recompute which streets neighbour which (revision 0009 on; 0 before it)."""
+    if not conn.execute(sa.text("SELECT to_regclass('street_neighbour') IS NOT NULL")).scalar():
+        return 0
+    return int(conn.execute(sa.text("SELECT refresh_street_neighbours()")).scalar_one())
 
 
 def _insert_streets(conn: sa.Connection, streets: gpd.GeoDataFrame, *, source: str) -> None:
@@ -287,6 +295,7 @@ def import_street_boundaries(
             )
         _fit_generated_streets(conn)
         _reassign_to_streets(conn)
+        refresh_street_neighbours(conn)
         set_meta(
             conn,
             key="streets_imported",

@@ -8,7 +8,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import sqlalchemy as sa
@@ -16,16 +16,21 @@ from redis import Redis
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from data import rules_store
+from data import event_store, rules_store
+from data.event_types import GroupingWrites
 from data.rule_types import US, Escalate, Open, Reading, Resolve, Rule, State, rules_for_type
 from data.rules_store import Inbox
 from ingest.early import EarlyReport, EarlyWarning
+from ingest.grouping import group_pass
 from ingest.rules import advance_device, late_episodes, offline_limit_s
 from serving.events import announce_new_data
 
 log = logging.getLogger(__name__)
 # the default backfill window (settings: ONESCREEN_LIVE_WINDOW_SECONDS); see config.py for why
 LIVE_WINDOW_S = 1800.0
+# how far back a grouping pass looks for incidents to group (events need members within a
+# scenario's gap of each other, at most a few hours)
+GROUP_LOOKBACK = timedelta(hours=3)
 # the once-a-minute cost line: `serve` shows it at ONESCREEN_LOG_LEVEL (other rule logs are quieter)
 cost_log = logging.getLogger("onescreen.rules_cost")
 
@@ -45,6 +50,7 @@ class PassReport:
     late_recorded: int = 0  # past incidents they revealed, recorded resolved
     skipped: bool = False
     early: EarlyReport = field(default_factory=EarlyReport)
+    events: GroupingWrites = field(default_factory=GroupingWrites)
 
     @property
     def changed(self) -> bool:
@@ -57,6 +63,7 @@ class PassReport:
             or self.offline_resolved
             or self.late_recorded
             or self.early.changed
+            or self.events.changed
         )
 
 
@@ -73,6 +80,7 @@ class RulesEngine:
         watch_start: datetime | None = None,
         early: bool = True,
         live_window_s: float = LIVE_WINDOW_S,
+        group_every_s: float = 10.0,
     ) -> None:
         self.engine = engine
         # a reading that arrives later than this after its timestamp is history, not news
@@ -87,9 +95,16 @@ class RulesEngine:
         self._next_offline = 0.0
         self._synced = False
         self._early_schema: bool | None = None  # revision 0006 or later: early warning runs
+        self.group_every_s = group_every_s
+        self._next_group = 0.0
+        self._events_schema: bool | None = None  # revision 0009 or later: incidents are grouped
+        self._neighbours: tuple[float, dict[str, frozenset[str]]] | None = None
 
-    def run_once(self, *, now: datetime | None = None, offline: bool | None = None) -> PassReport:
-        """One pass: threshold rules over queued readings, then (when due) offline detection."""
+    def run_once(
+        self, *, now: datetime | None = None, offline: bool | None = None, group: bool | None = None
+    ) -> PassReport:
+        """One pass: threshold rules over queued readings, then (when due) offline detection
+        and grouping incidents into events."""
         report = PassReport()
         with self.engine.begin() as conn:
             if not rules_store.try_lock(conn):
@@ -117,7 +132,28 @@ class RulesEngine:
             if due:
                 self._offline(conn, rules, types, now or datetime.now(UTC), report)
                 self._next_offline = time.monotonic() + self.offline_every_s
+            if self._events_schema is None:
+                self._events_schema = event_store.has_event_groups(conn)
+            due = time.monotonic() >= self._next_group if group is None else group
+            if self._events_schema and due:
+                started = time.perf_counter()
+                report.events = replace(
+                    group_pass(
+                        conn,
+                        now=now or datetime.now(UTC),
+                        lookback=GROUP_LOOKBACK,
+                        neighbours=self._street_neighbours(conn),
+                    ),
+                    seconds=time.perf_counter() - started,
+                )
+                self._next_group = time.monotonic() + self.group_every_s
         return report
+
+    def _street_neighbours(self, conn: sa.Connection) -> dict[str, frozenset[str]]:
+        """The streets' neighbours, read again every few minutes (streets seldom change)."""
+        if self._neighbours is None or time.monotonic() >= self._neighbours[0]:
+            self._neighbours = (time.monotonic() + 300.0, event_store.load_neighbours(conn))
+        return self._neighbours[1]
 
     def _applicable(
         self, rules: list[Rule], types: dict[int, rules_store.TypeInfo], type_id: int
@@ -277,6 +313,7 @@ class PassCosts:
 
     passes: list[float] = field(default_factory=list)
     early: list[float] = field(default_factory=list)
+    grouping: list[float] = field(default_factory=list)
     readings: int = 0
     watched: int = 0
     since: float = field(default_factory=time.monotonic)
@@ -287,6 +324,8 @@ class PassCosts:
             return
         self.passes.append(seconds)
         self.early.append(report.early.seconds)
+        if report.events.seconds:
+            self.grouping.append(report.events.seconds)
         self.readings += report.readings
         self.watched = report.early.watched or self.watched
 
@@ -295,9 +334,10 @@ class PassCosts:
         if time.monotonic() - self.since < period_s or not self.passes:
             return
         whole, early = sorted(self.passes), sorted(self.early)
+        grouping = sorted(self.grouping) or [0.0]
         cost_log.info(
             "rules cost: %d passes, %d readings, pass p50 %.0f ms p95 %.0f ms, early warning "
-            "p50 %.0f ms p95 %.0f ms over %d series",
+            "p50 %.0f ms p95 %.0f ms over %d series, grouping p95 %.0f ms",
             len(whole),
             self.readings,
             1000 * whole[len(whole) // 2],
@@ -305,8 +345,10 @@ class PassCosts:
             1000 * early[len(early) // 2],
             1000 * early[int(0.95 * (len(early) - 1))],
             self.watched,
+            1000 * grouping[int(0.95 * (len(grouping) - 1))],
         )
         self.passes, self.early, self.readings, self.since = [], [], 0, time.monotonic()
+        self.grouping = []
 
 
 @dataclass

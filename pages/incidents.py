@@ -50,6 +50,7 @@ from components.state import (
     SEVERITIES,
     SORT_COLUMNS,
     WINDOWS,
+    href,
     language,
     pick,
     pick_many,
@@ -116,6 +117,10 @@ INCIDENT_KIND = "incidents-kind"
 # the selected incident's ring on the map, and the map bounds of the districts one may choose
 INCIDENT_RING = "incidents-ring"
 INCIDENT_BOUNDS = "incidents-bounds"
+# ?event=G: the table lists that event's members (a feed's event line opens here)
+INCIDENT_EVENT = "incidents-event"
+# an event's members are listed whatever the window: an event lasts hours, not weeks
+EVENT_WINDOW = timedelta(days=30)
 QUEUE_JS = Namespace("onescreen", "incidents")
 # the table's default order: the work queue, most urgent first (data/incident_reads.py)
 QUEUE_ORDER = "priority"
@@ -129,6 +134,21 @@ def _incident_id(value: object) -> int | None:
     return number if 0 < number < 2**63 else None
 
 
+def _event_chip(event: int | None, lang: str) -> list:
+    """What says the table lists one event's members, and the way back to every line."""
+    if event is None:
+        return []
+    return [
+        html.Div(
+            className="os-event-chip",
+            children=[
+                html.Span(t("event.only", lang, id=event)),
+                dcc.Link(t("event.all", lang), href=href("/incidents", lang=lang)),
+            ],
+        )
+    ]
+
+
 def layout(
     lang: str | None = None,
     district: str | None = None,
@@ -139,9 +159,10 @@ def layout(
     incident: str | None = None,
     sort: str | None = None,
     kind: str | None = None,
+    event: str | None = None,
     **_other: str,
 ):
-    """The incident centre with the URL's filters and selected incident."""
+    """The incident centre with the URL's filters and selected incident (and event)."""
     lang = language(lang)
     districts = lookup(reference.districts)
     principal = current_principal()
@@ -168,6 +189,8 @@ def layout(
     body = [
         dcc.Store(id=ids.INCIDENT_SELECTED, data=_incident_id(incident)),
         dcc.Store(id=INCIDENT_BOUNDS, data=bounds),
+        dcc.Store(id=INCIDENT_EVENT, data=_incident_id(event)),
+        *_event_chip(_incident_id(event), lang),
         _filters(
             lang,
             districts=districts,
@@ -515,6 +538,7 @@ def _points(frame: pd.DataFrame, lang: str) -> dict:
     Input(INCIDENT_KIND, "value"),
     Input(ids.INCIDENT_TABLE, "sort_by"),
     Input(ids.REFRESH, "n_intervals"),
+    State(INCIDENT_EVENT, "data"),
     State(ids.LANG, "data"),
 )
 @guard(
@@ -526,8 +550,11 @@ def _points(frame: pd.DataFrame, lang: str) -> dict:
         dash.no_update,
     )
 )
-def update_table(district, category, severities, statuses, window, kind, sort_by, _tick, lang):
-    """The filtered, sorted incidents and their map points."""
+def update_table(
+    district, category, severities, statuses, window, kind, sort_by, _tick, event, lang
+):
+    """The filtered, sorted incidents (of one event, when the URL names it) and their map
+    points."""
     lang = language(lang)
     chosen_kind = pick(kind, KIND_CHOICES, "all").value
     categories = reference.categories()
@@ -539,10 +566,12 @@ def update_table(district, category, severities, statuses, window, kind, sort_by
             order, descending = column, sort_by[0].get("direction") != "asc"
     clock = now()
     end = clock.value + timedelta(minutes=1)
+    group_id = _incident_id(event)
     result = read(
         incident_list,
-        start=end - timedelta(hours=hours),
+        start=end - (timedelta(hours=hours) if group_id is None else EVENT_WINDOW),
         end=end,
+        group_id=group_id,
         district=pick(district, list(reference.districts()), None).value,
         category=pick(category, list(categories), None).value,
         severities=pick_many(",".join(severities or []), SEVERITIES) if severities else SEVERITIES,

@@ -1,4 +1,4 @@
-"""The latest-incidents panel: the view's newest incidents of the last 24 h."""
+"""The latest-incidents panel: the view's newest events and incidents of the last 24 h."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ import pandas as pd
 from dash import html
 
 from components import reference
-from components.feed import feed_children, mask_personal, pin_critical
+from components.feed import feed_children, mask_personal
 from components.i18n import t
 from components.panels import panel, skeleton, unavailable
 from data.cache import Cached
+from data.event_reads import feed_lines
 from data.forecast_reads import forecast_limits
-from data.incident_reads import incident_list
 from panels.base import LivePanel, Look, Part, Rendered, View
 from panels.reads import asof_payload, now, read
 
@@ -22,8 +22,9 @@ FEED_HOURS = 24
 
 
 def render(view: View, look: Look, _kept: dict[str, Any]) -> Rendered:
-    """The newest incidents of `view` (personal ones masked on kiosks); on walls its open 紧急
-    alarms pinned first, however many came after them."""
+    """The newest lines of `view`, an event's incidents as one line (personal ones masked on
+    kiosks); on walls the lines holding an open 紧急 alarm pinned first, however many came after
+    them."""
     clock = now()
     end = clock.value + timedelta(minutes=1)
     where = {
@@ -34,20 +35,9 @@ def render(view: View, look: Look, _kept: dict[str, Any]) -> Rendered:
         "category": view.category,
         "limit": look.feed_length,
     }
-    latest = read(incident_list, **where)
+    latest = read(feed_lines, **where, pin_critical=look.wall)
     reads: tuple[Cached[Any], ...] = (clock, latest)
     frame = latest.value
-    if look.wall:
-        pinned = read(
-            incident_list,
-            **where,
-            severities=("critical",),
-            statuses=("open", "acknowledged"),
-            kinds=("alarm",),
-        )
-        reads += (pinned,)
-        parts = [part for part in (pinned.value, frame) if not part.empty]
-        frame = pin_critical(pd.concat(parts) if parts else frame, limit=look.feed_length)
     categories = reference.categories()
     frame = mask_personal(frame, categories=categories) if look.masked else frame
     limits = read(forecast_limits, incident_ids=_live_forecasts(frame))
@@ -66,7 +56,8 @@ def _live_forecasts(frame: pd.DataFrame) -> tuple[int, ...]:
     """The ids of the live 预警 in a feed (their countdowns need the limit they expect)."""
     if frame.empty or "kind" not in frame:
         return ()
-    live = frame[(frame["kind"] == "forecast") & (frame["status"] != "resolved")]
+    single = frame["line"] == "incident" if "line" in frame else True
+    live = frame[single & (frame["kind"] == "forecast") & (frame["status"] != "resolved")]
     return tuple(int(i) for i in live["id"])
 
 

@@ -12,13 +12,14 @@ import numpy as np
 import pandas as pd
 from sqlalchemy.engine import Engine
 
-from data import catalog, geo, writes
+from data import catalog, event_store, geo, writes
 from data.catalog import DeviceType
 from data.errors import AlreadySeeded
 from data.incidents import ensure_default_teams
 from data.migrate import require_current_schema
 from data.reference_data import GRID_RESOLUTION, load_reference_data, streets_frame
 from data.reference_reads import grid_cell_ids
+from ingest.grouping import group_pass
 from simulator.city import (
     SCALES,
     City,
@@ -108,6 +109,9 @@ def seed_city(
     with engine.begin() as conn:
         if len(incidents):
             writes.insert_incidents(conn, incidents, events)
+            # the history's storms as the rules pass would have grouped them: one event each
+            if event_store.has_event_groups(conn):
+                group_pass(conn, now=city.end, lookback=city.end - city.history_start)
     writes.refresh_status(engine, at=city.end)
     writes.analyze(engine)
     report = SeedReport(

@@ -56,6 +56,10 @@ LANDED = {
     "0007_source_scope_down.sql": (
         "0b78a444ea960526e1011c3b9656c26cf08718fa43b1f9582b4cc1e82884789e"
     ),
+    "0008_map_context.sql": "97a8449ac4b8bac308c22fd124df2235df41c9d72bba6f0301ffd8947a82bf0d",
+    "0008_map_context_down.sql": (
+        "b7b9ed39439d98a9e44f756f64bc834bb863ef1c7f45f1b481de5b340ed9f46c"
+    ),
 }
 
 

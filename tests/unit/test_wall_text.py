@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
-from components.feed import pin_critical
 from components.theme import WALL_TEXT_PX, base_layout, message_figure, wall_figure
+from data.event_reads import order_lines
 
 
 def _incidents(*rows: tuple[int, str, str, str]) -> pd.DataFrame:
@@ -29,7 +29,7 @@ def test_open_critical_alarms_come_first_newest_first_then_the_rest_in_order():
         (4, "critical", "open", "forecast"),
         (3, "critical", "open", "alarm"),
     )
-    assert list(pin_critical(frame, limit=10)["id"]) == [7, 5, 3, 9, 8, 6, 4]
+    assert list(order_lines(frame, pin_critical=True, limit=10)["id"]) == [7, 5, 3, 9, 8, 6, 4]
 
 
 def test_a_critical_from_the_pinned_read_is_kept_once_and_within_the_limit():
@@ -39,14 +39,58 @@ def test_a_critical_from_the_pinned_read_is_kept_once_and_within_the_limit():
         (8, "major", "open", "alarm"),
         (3, "critical", "open", "alarm"),
     )
-    out = pin_critical(pd.concat([pinned, latest]), limit=2)
+    out = order_lines(pd.concat([pinned, latest]), pin_critical=True, limit=2)
     assert list(out["id"]) == [3, 9]
-    assert pin_critical(latest.iloc[:0], limit=5).empty
+    assert order_lines(latest.iloc[:0], pin_critical=True, limit=5).empty
 
 
 def test_frames_without_a_kind_column_are_alarms():
     frame = _incidents((2, "minor", "open", "alarm"), (1, "critical", "open", "alarm"))
-    assert list(pin_critical(frame.drop(columns="kind"), limit=5)["id"]) == [1, 2]
+    assert list(order_lines(frame.drop(columns="kind"), pin_critical=True, limit=5)["id"]) == [1, 2]
+
+
+def test_an_event_with_an_open_critical_is_pinned_as_one_line_and_lines_order_by_activity():
+    lines = pd.DataFrame(
+        [
+            # an event whose members include open criticals, last active at 10:05
+            {
+                "line": "event",
+                "id": 3,
+                "severity": "critical",
+                "status": "open",
+                "kind": "alarm",
+                "criticals_open": 40,
+                "last_at": "2026-12-03 10:05",
+            },
+            # an incident of the same id is another line
+            {
+                "line": "incident",
+                "id": 3,
+                "severity": "minor",
+                "status": "open",
+                "kind": "alarm",
+                "criticals_open": 0,
+                "last_at": "2026-12-03 10:20",
+            },
+            {
+                "line": "event",
+                "id": 4,
+                "severity": "major",
+                "status": "open",
+                "kind": "alarm",
+                "criticals_open": 0,
+                "last_at": "2026-12-03 10:30",
+            },
+        ]
+    )
+    pinned = order_lines(lines, pin_critical=True, limit=10)
+    assert list(zip(pinned["line"], pinned["id"], strict=True)) == [
+        ("event", 3),
+        ("event", 4),
+        ("incident", 3),
+    ]
+    plain = order_lines(lines, pin_critical=False, limit=2)
+    assert list(zip(plain["line"], plain["id"], strict=True)) == [("event", 4), ("incident", 3)]
 
 
 def _sizes(figure: go.Figure) -> list[float]:

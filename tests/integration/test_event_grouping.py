@@ -1,0 +1,253 @@
+"""One event, not a storm of alarms, on the real PostGIS: a storm's incidents grouped by the
+rules pass into a few events, the feed's lines, nothing missing, counters untouched, and a
+district's reader counting only its own members."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from data import migrate
+from data.engine import create_db_engine
+from data.event_reads import event_list, feed_lines
+from data.incident_reads import incident_list
+from data.reference_data import load_reference_data
+from data.scope import CITY, Scope, create_web_engine, provision_web_role, scoped, web_database_url
+from ingest.rules_engine import RulesEngine
+from localservers.base import free_port
+
+pytestmark = pytest.mark.integration
+NOW = datetime(2026, 7, 21, 15, 0, tzinfo=UTC)
+STORM_ALARMS = 2000
+
+
+@pytest.fixture(scope="module")
+def city_url(pg_cluster) -> Iterator[str]:
+    """A database of its own: the reference city (districts, streets, catalogue), no devices."""
+    base = pg_cluster.url().rsplit("/", 1)[0]
+    name = f"events_{free_port()}"
+    admin = create_db_engine(base + "/postgres")
+    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    engine = create_db_engine(f"{base}/{name}")
+    migrate.upgrade(engine)
+    load_reference_data(engine)
+    provision_web_role(engine)
+    engine.dispose()
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="module")
+def owner(city_url) -> Iterator[sa.Engine]:
+    engine = create_db_engine(city_url)
+    yield engine
+    engine.dispose()
+
+
+def _storm_streets(owner: sa.Engine, *, districts: int) -> list[tuple[str, str]]:
+    """(street, district) of a connected patch of streets spanning `districts` districts."""
+    with owner.connect() as conn:
+        pairs = conn.execute(
+            sa.text(
+                "SELECT n.street_code, n.neighbour_code, a.district_adcode, b.district_adcode"
+                " FROM street_neighbour n JOIN street a ON a.code = n.street_code"
+                " JOIN street b ON b.code = n.neighbour_code ORDER BY 1, 2"
+            )
+        ).all()
+    near: dict[str, list[str]] = {}
+    district: dict[str, str] = {}
+    for street, neighbour, a, b in pairs:
+        near.setdefault(street, []).append(neighbour)
+        district[street], district[neighbour] = a, b
+    # grow a patch from a street on a district border until it covers enough districts
+    start = next(s for s, n in near.items() if any(district[x] != district[s] for x in n))
+    patch, frontier = [start], [start]
+    while len({district[s] for s in patch}) < districts or len(patch) < 12:
+        street = frontier.pop(0)
+        for neighbour in near[street]:
+            if neighbour not in patch:
+                patch.append(neighbour)
+                frontier.append(neighbour)
+    return [(street, district[street]) for street in patch]
+
+
+def _insert(owner: sa.Engine, rows: list[dict]) -> None:
+    with owner.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO incident (category_code, district_adcode, street_code, rule_code,"
+                " severity, status, title_zh, title_en, opened_at, acknowledged_at, resolved_at,"
+                " geom)"
+                " SELECT :category, :district, :street, 'alarm_high', :severity, :status,"
+                "  '测试告警', 'test alarm', :opened, :acknowledged, :resolved, s.label_point"
+                " FROM street s WHERE s.code = :street"
+            ),
+            rows,
+        )
+
+
+def _storm(owner: sa.Engine, rng: random.Random) -> tuple[list[dict], list[dict]]:
+    """2,000 flood alarms over 40 minutes in a patch across three districts, and faults
+    scattered over the city in other scenarios and places."""
+    patch = _storm_streets(owner, districts=3)
+    storm = []
+    for _ in range(STORM_ALARMS):
+        street, district = rng.choice(patch)
+        opened = NOW - timedelta(minutes=rng.uniform(1, 40))
+        status = rng.choice(["open", "open", "acknowledged", "resolved"])
+        storm.append(
+            {
+                "category": "flood",
+                "district": district,
+                "street": street,
+                "severity": rng.choice(["critical", "major"]),
+                "status": status,
+                "opened": opened,
+                "acknowledged": opened + timedelta(seconds=30) if status != "open" else None,
+                "resolved": opened + timedelta(seconds=60) if status == "resolved" else None,
+            }
+        )
+    with owner.connect() as conn:
+        others = conn.execute(
+            sa.text("SELECT code, district_adcode FROM street WHERE NOT (code = ANY(:p))"),
+            {"p": [street for street, _ in patch]},
+        ).all()
+    faults = [
+        {
+            "category": rng.choice(["power", "gas", "fire"]),
+            "district": district,
+            "street": street,
+            "severity": "major",
+            "status": "open",
+            "opened": NOW - timedelta(minutes=rng.uniform(1, 40)),
+            "acknowledged": None,
+            "resolved": None,
+        }
+        for street, district in rng.sample(others, 25)
+    ]
+    return storm, faults
+
+
+def _counters(owner: sa.Engine) -> list[tuple]:
+    with owner.connect() as conn:
+        live = conn.execute(sa.text("SELECT * FROM incident_live ORDER BY 1, 2, 3, 4")).all()
+        daily = conn.execute(sa.text("SELECT * FROM incident_daily ORDER BY 1, 2, 3, 4, 5")).all()
+    return [tuple(row) for row in (*live, *daily)]
+
+
+@pytest.fixture(scope="module")
+def stormed(owner) -> dict:
+    """The storm written, and the rules pass (grouping) run over it twice."""
+    storm, faults = _storm(owner, random.Random(11))
+    _insert(owner, storm + faults)
+    before = _counters(owner)
+    rules = RulesEngine(owner, early=False, watch_start=NOW - timedelta(hours=1))
+    first = rules.run_once(now=NOW, offline=False, group=True)
+    again = rules.run_once(now=NOW, offline=False, group=True)
+    return {"first": first, "again": again, "before": before, "faults": len(faults)}
+
+
+def test_a_storm_of_two_thousand_alarms_is_at_most_twenty_lines(owner, stormed):
+    assert stormed["first"].events.grouped >= STORM_ALARMS
+    assert 1 <= stormed["first"].events.opened <= 20
+    assert not stormed["again"].events.changed  # a second pass finds nothing left to do
+    with owner.connect() as conn:
+        ungrouped = conn.execute(
+            sa.text(
+                "SELECT count(*) FROM incident WHERE category_code = 'flood' AND group_id IS NULL"
+            )
+        ).scalar_one()
+        grouped_faults = conn.execute(
+            sa.text(
+                "SELECT count(*) FROM incident"
+                " WHERE category_code <> 'flood' AND group_id IS NOT NULL"
+            )
+        ).scalar_one()
+        history = conn.execute(
+            sa.text("SELECT count(*) FROM incident_event WHERE kind = 'grouped'")
+        ).scalar_one()
+    assert ungrouped == 0 and grouped_faults == 0
+    assert history == STORM_ALARMS  # each member's history says it joined
+    window = {"start": NOW - timedelta(hours=24), "end": NOW + timedelta(minutes=1)}
+    with scoped(Scope(CITY)):
+        web = create_web_engine(web_database_url(owner.url.render_as_string(hide_password=False)))
+        try:
+            lines = feed_lines(web, **window, limit=100)
+            members = incident_list(web, **window, grouped=True, limit=10_000)
+            singles = incident_list(web, **window, grouped=False, limit=10_000)
+            everything = incident_list(web, **window, limit=10_000)
+        finally:
+            web.dispose()
+    events = lines[lines["line"] == "event"]
+    assert len(events) <= 20
+    assert int(events["members"].sum()) == STORM_ALARMS
+    assert len(lines[lines["line"] == "incident"]) == stormed["faults"]
+    # nothing missing: every incident is a member or a line of its own
+    assert set(members["id"]) | set(singles["id"]) == set(everything["id"])
+    assert len(members) == STORM_ALARMS
+
+
+def test_grouping_moves_no_counter(owner, stormed):
+    assert _counters(owner) == stormed["before"]
+
+
+def test_a_district_reader_counts_only_its_own_districts_members(owner, stormed):
+    window = {"start": NOW - timedelta(hours=24), "end": NOW + timedelta(minutes=1)}
+    with owner.connect() as conn:
+        by_district = dict(
+            conn.execute(
+                sa.text(
+                    "SELECT district_adcode, count(*) FROM incident"
+                    " WHERE group_id IS NOT NULL GROUP BY 1"
+                )
+            ).all()
+        )
+    web = create_web_engine(web_database_url(owner.url.render_as_string(hide_password=False)))
+    try:
+        for district, members in by_district.items():
+            with scoped(Scope(district)):
+                events = event_list(web, **window)
+            assert int(events["members"].sum()) == members
+            assert all(names == [names[0]] for names in events["districts_zh"])
+        with owner.connect() as conn:
+            quiet = conn.execute(
+                sa.text("SELECT adcode FROM district WHERE NOT (adcode = ANY(:busy)) LIMIT 1"),
+                {"busy": list(by_district)},
+            ).scalar_one()
+        with scoped(Scope(quiet)):
+            assert event_list(web, **window).empty  # a district without members sees no event
+    finally:
+        web.dispose()
+
+
+def test_an_event_with_no_live_member_closes_after_its_gap(owner, stormed):
+    with owner.begin() as conn:
+        conn.execute(
+            sa.text(
+                "UPDATE incident SET status = 'resolved', resolved_at = :at,"
+                " acknowledged_at = coalesce(acknowledged_at, :at)"
+                " WHERE group_id IS NOT NULL AND status <> 'resolved'"
+            ),
+            {"at": NOW + timedelta(minutes=5)},
+        )
+    rules = RulesEngine(owner, early=False, watch_start=NOW)
+    soon = rules.run_once(now=NOW + timedelta(minutes=10), offline=False, group=True)
+    assert soon.events.closed == 0  # quiet, but not yet for the gap
+    later = rules.run_once(now=NOW + timedelta(hours=2), offline=False, group=True)
+    assert later.events.closed == stormed["first"].events.opened
+    with owner.connect() as conn:
+        assert (
+            conn.execute(
+                sa.text("SELECT count(*) FROM incident_group WHERE status = 'active'")
+            ).scalar_one()
+            == 0
+        )

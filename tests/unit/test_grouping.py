@@ -1,0 +1,103 @@
+"""One event, not a storm of alarms: the grouping planner."""
+
+from __future__ import annotations
+
+import random
+
+from data.event_types import Candidate, Group, Topic
+from ingest.grouping import plan
+
+MIN = 60 * 1_000_000  # a minute in µs
+TOPICS = {
+    "flood": Topic(code="flood", min_members=3, street_min=2, gap_us=30 * MIN),
+    "power": Topic(code="power", min_members=3, street_min=2, gap_us=30 * MIN),
+    "elderly": Topic(code="elderly", min_members=None, street_min=2, gap_us=30 * MIN),
+}
+# a row of streets s0 - s1 - ... - s9, each neighbouring the next
+ROW = [f"s{i}" for i in range(10)]
+NEIGHBOURS = {
+    street: frozenset(ROW[j] for j in (i - 1, i + 1) if 0 <= j < len(ROW))
+    for i, street in enumerate(ROW)
+}
+
+
+def _c(id_: int, street: str, minute: float, category: str = "flood") -> Candidate:
+    return Candidate(id=id_, category=category, street=street, opened_us=round(minute * MIN))
+
+
+def test_busy_neighbouring_streets_form_one_event_and_lone_faults_stay_single():
+    candidates = [
+        _c(1, "s1", 0),
+        _c(2, "s1", 5),
+        _c(3, "s2", 6),
+        _c(4, "s2", 9),  # s1 and s2 busy, neighbours, overlapping: one event of four
+        _c(5, "s5", 3),  # alone in its street: a fault
+        _c(6, "s6", 4),  # alone too, though s5 neighbours it: faults do not chain
+    ]
+    result = plan(candidates, [], topics=TOPICS, neighbours=NEIGHBOURS)
+    assert result.new == [("flood", [1, 2, 3, 4])]
+    assert result.attach == {} and result.merge == {}
+
+
+def test_an_event_needs_its_minimum_and_its_members_within_the_gap():
+    pair = [_c(1, "s1", 0), _c(2, "s1", 10)]  # busy, but two members are not an event
+    assert plan(pair, [], topics=TOPICS, neighbours=NEIGHBOURS).new == []
+    apart = [_c(1, "s1", 0), _c(2, "s1", 40), _c(3, "s1", 80)]  # 40 min apart: no run of two
+    assert plan(apart, [], topics=TOPICS, neighbours=NEIGHBOURS).new == []
+    late = [_c(1, "s1", 0), _c(2, "s1", 5), _c(3, "s2", 100), _c(4, "s2", 101)]
+    formed = plan(late, [], topics=TOPICS, neighbours=NEIGHBOURS).new
+    assert formed == []  # two busy streets, but hours apart and two members each
+
+
+def test_scenarios_are_never_mixed_and_elderly_care_is_never_grouped():
+    candidates = [
+        _c(1, "s1", 0, "flood"),
+        _c(2, "s1", 1, "power"),
+        _c(3, "s1", 2, "flood"),
+        _c(4, "s1", 3, "power"),
+        _c(5, "s1", 4, "flood"),
+        *(_c(10 + i, "s3", i, "elderly") for i in range(6)),
+    ]
+    result = plan(candidates, [], topics=TOPICS, neighbours=NEIGHBOURS)
+    assert result.new == [("flood", [1, 3, 5])]
+
+
+def test_new_incidents_join_an_active_event_in_its_streets_or_a_busy_neighbour():
+    event = Group(id=70, category="flood", streets={"s1", "s2"}, opened_us=0, last_us=20 * MIN)
+    candidates = [
+        _c(1, "s2", 25),  # in its streets, within the gap: joins
+        _c(2, "s3", 26),
+        _c(3, "s3", 27),  # s3 neighbours it and is busy: both join
+        _c(4, "s8", 28),  # far away: stays
+        _c(5, "s1", 90),  # in its streets but an hour after its last member: stays
+    ]
+    result = plan(candidates, [event], topics=TOPICS, neighbours=NEIGHBOURS)
+    assert result.attach == {1: 70, 2: 70, 3: 70}
+    assert result.new == []
+    lone = plan([_c(6, "s3", 26)], [event], topics=TOPICS, neighbours=NEIGHBOURS)
+    assert lone.attach == {}  # a single fault next door does not join
+
+
+def test_an_incident_touching_two_events_merges_the_younger_into_the_older():
+    old = Group(id=1, category="flood", streets={"s1"}, opened_us=0, last_us=10 * MIN)
+    young = Group(id=2, category="flood", streets={"s3"}, opened_us=5 * MIN, last_us=12 * MIN)
+    candidates = [_c(10, "s3", 13), _c(11, "s2", 14), _c(12, "s2", 15)]
+    result = plan(candidates, [young, old], topics=TOPICS, neighbours=NEIGHBOURS)
+    assert result.merge == {2: 1}
+    assert result.attach == {10: 1, 11: 1, 12: 1}  # 10 joined the young one, now merged
+
+
+def test_a_storm_of_two_thousand_alarms_is_a_few_events_and_scattered_faults_stay_single():
+    rng = random.Random(7)
+    storm = [
+        _c(i, rng.choice(ROW[:6]), rng.uniform(0, 60)) for i in range(2000)
+    ]  # six neighbouring streets, an hour of flood alarms
+    faults = [
+        _c(10_000 + i, f"far{i}", rng.uniform(0, 60), rng.choice(["flood", "power"]))
+        for i in range(50)
+    ]
+    result = plan(storm + faults, [], topics=TOPICS, neighbours=NEIGHBOURS)
+    grouped = {member for _, ids in result.new for member in ids}
+    assert len(result.new) <= 5
+    assert grouped == {c.id for c in storm}
+    assert not grouped & {c.id for c in faults}
