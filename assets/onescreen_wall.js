@@ -30,6 +30,7 @@
       attention: null,
       queue: [],
       seen: [],
+      seenGroups: [],
       overflow: 0,
       lastAttentionEnd: -Infinity,
       request: null,
@@ -40,8 +41,30 @@
     };
   }
 
+  // an incident's event: as reported with it, or as learnt since (the rules group incidents a
+  // few seconds after they open)
+  function eventOf(incident, groups) {
+    return incident.group || groups[incident.id] || null;
+  }
+
+  // one event takes the wall once: of the waiting incidents, only the first of an event not
+  // on screen and not shown before stays (a storm's criticals are one attention, not dozens)
+  function foldEvents(s, groups) {
+    const onScreen = s.phase === "attention" ? eventOf(s.attention.incident, groups) : null;
+    const taken = (s.seenGroups || []).concat(onScreen ? [onScreen] : []);
+    const kept = [];
+    s.queue.forEach(function (incident) {
+      const group = eventOf(incident, groups);
+      if (group && taken.indexOf(group) >= 0) { return; }
+      if (group) { taken.push(group); }
+      kept.push(group ? Object.assign({}, incident, {group: group}) : incident);
+    });
+    return kept;
+  }
+
   /* The next state. `inp`: now, views, intervalMs, attentionMs, idleMs, mode, ready {a, b},
-     alerts [incidents], statuses {id: status}, lastTouch, goto (a view or null), revoked. */
+     alerts [incidents], statuses {id: status}, groups {id: event}, lastTouch, goto (a view or
+     null), revoked. */
   function step(prev, inp) {
     const s = Object.assign({}, prev, {slots: Object.assign({}, prev.slots)});
     const now = inp.now;
@@ -60,6 +83,7 @@
         if (!showing && !waiting && !seen) { s.queue = s.queue.concat([incident]); }
         if (forecast && !seen) { s.seen = (s.seen || []).concat([incident.id]).slice(-SEEN_MAX); }
       });
+      s.queue = foldEvents(s, inp.groups || {});
       if (s.queue.length > QUEUE_MAX) {
         s.overflow += s.queue.length - QUEUE_MAX;
         s.queue = s.queue.slice(s.queue.length - QUEUE_MAX);
@@ -144,6 +168,11 @@
       s.active = hidden;
       s.shownAt = now;
       s.flips += 1;
+    }
+    // an event once on screen is remembered (SEEN_MAX of them): its later incidents wait no more
+    const shownEvent = s.phase === "attention" ? eventOf(s.attention.incident, inp.groups || {}) : null;
+    if (shownEvent && (s.seenGroups || []).indexOf(shownEvent) < 0) {
+      s.seenGroups = (s.seenGroups || []).concat([shownEvent]).slice(-SEEN_MAX);
     }
     return s;
   }
@@ -271,12 +300,14 @@
     const triggered = (window.dash_clientside.callback_context.triggered || []).map(function (t) { return t.prop_id; });
     let fresh = [];
     let statuses = {};
+    let groups = {};
     let revoked = false;
     if (alerts && alerts !== W.lastAlerts) {
       W.lastAlerts = alerts;
       W.stats.polls += 1;
       fresh = alerts.new || [];
       statuses = alerts.statuses || {};
+      groups = alerts.groups || {};
       revoked = !!alerts.revoked;
       if (alerts.version && config.version && alerts.version !== config.version) {
         safeReload("version");
@@ -310,6 +341,7 @@
       now: now, views: views, mode: config.mode,
       intervalMs: config.interval_s * 1000, attentionMs: config.attention_s * 1000,
       idleMs: config.idle_s * 1000, ready: ready, alerts: fresh, statuses: statuses,
+      groups: groups,
       lastTouch: W.lastTouch, goto: goto, revoked: revoked,
     });
     W.state = next;

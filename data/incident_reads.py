@@ -389,7 +389,7 @@ def new_critical_incidents(
                 " i.title_zh, i.title_en, i.district_adcode, di.name_zh AS district_zh,"
                 " di.name_en AS district_en, i.street_code, s.name_zh AS street_zh,"
                 " s.name_en AS street_en, i.device_id, i.trigger_value, i.threshold,"
-                " ST_X(i.geom) AS lon, ST_Y(i.geom) AS lat, i.kind, i.expected_at"
+                " ST_X(i.geom) AS lon, ST_Y(i.geom) AS lat, i.kind, i.expected_at, i.group_id"
                 " FROM incident i JOIN fresh f ON f.id = i.id"
                 " JOIN district di ON di.adcode = i.district_adcode"
                 " LEFT JOIN street s ON s.code = i.street_code"
@@ -413,16 +413,25 @@ def new_critical_incidents(
     return frame.iloc[::-1].reset_index(drop=True), marks
 
 
-def incident_statuses(engine: Engine, *, incident_ids: list[int]) -> dict[int, str]:
-    """incident id → status of the given incidents (unknown ids are left out)."""
+def incident_watch(engine: Engine, *, incident_ids: list[int]) -> dict[int, tuple[str, int | None]]:
+    """incident id → (status, event id or None) of the given incidents (unknown ids are left
+    out): what a wall waiting to show them needs to know."""
     wanted = [int(i) for i in incident_ids][:200]
     if not wanted:
         return {}
     with engine.connect() as conn:
         rows = conn.execute(
-            sa.text("SELECT id, status FROM incident WHERE id = ANY(:ids)"), {"ids": wanted}
+            sa.text("SELECT id, status, group_id FROM incident WHERE id = ANY(:ids)"),
+            {"ids": wanted},
         ).all()
-    return {int(row[0]): row[1] for row in rows}
+    return {int(row[0]): (row[1], None if row[2] is None else int(row[2])) for row in rows}
+
+
+def incident_statuses(engine: Engine, *, incident_ids: list[int]) -> dict[int, str]:
+    """incident id → status of the given incidents (unknown ids are left out)."""
+    return {
+        key: state for key, (state, _) in incident_watch(engine, incident_ids=incident_ids).items()
+    }
 
 
 # Early warning: what a device's page, a wall and a kiosk show of 预警 and findings ------------

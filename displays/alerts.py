@@ -26,7 +26,7 @@ from data.incident_reads import (
     imminent_forecasts,
     incident_detail,
     incident_marks,
-    incident_statuses,
+    incident_watch,
     new_critical_incidents,
 )
 from displays.access import app_version, checked, grant_for
@@ -45,6 +45,11 @@ KIOSK_FORECASTS = "kiosk-forecasts"
 # a critical 预警 takes the wall once its breach is expected within this (e.g. an underpass
 # forecast to flood within half an hour)
 FORECAST_ATTENTION_S = 1800
+
+
+def _group(value: object) -> int | None:
+    """An event id from a frame cell (None when the incident is in no event)."""
+    return None if value is None or pd.isna(value) else int(value)  # type: ignore[call-overload]
 
 
 def _records(frame: pd.DataFrame, *, masked: bool) -> list[dict]:
@@ -66,6 +71,7 @@ def _records(frame: pd.DataFrame, *, masked: bool) -> list[dict]:
                 "lat": float(item["lat"]),
                 "severity": item["severity"],
                 "category": item["category_code"],
+                "group": _group(item.get("group_id")),
             }
         )
     return [] if masked else rows
@@ -122,14 +128,16 @@ def poll_alerts(tick, marks, watch, config):
         engine = web_engine()
         fresh, new_marks = _news(engine, after=after, district=grant.district, masked=masked)
         # kiosks never show alerts, so they learn nothing of incidents' statuses either
-        statuses = {} if masked else incident_statuses(engine, incident_ids=watched)
+        states = {} if masked else incident_watch(engine, incident_ids=watched)
     except READ_ERRORS as exc:
         report_failure(log, "wall alerts failed", exc)
         raise PreventUpdate from None
     return (
         {
             "new": _records(fresh, masked=masked),
-            "statuses": {str(k): v for k, v in statuses.items()},
+            "statuses": {str(k): state for k, (state, _) in states.items()},
+            # the events they joined since: one event takes the wall once
+            "groups": {str(k): group for k, (_, group) in states.items() if group is not None},
             "tick": tick,
             "version": version,
         },

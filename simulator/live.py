@@ -74,6 +74,9 @@ class LiveConfig:
     # quiet minutes between the end of one storm and the start of the next; None = no storms
     storm_every_s: float | None = 40 * 60
     storm_now: bool = False
+    # the first storm comes this soon (a demo shows its events within minutes), then one every
+    # storm_every_s; None: the first after storm_every_s too
+    first_storm_s: float | None = 5 * 60
     storm_minutes: tuple[float, float] = (30.0, 60.0)
     # a first ponding ramp this long after the start, so a 预警 shows within minutes; None = off
     first_ramp_s: float | None = 60.0
@@ -106,6 +109,8 @@ class Storm:
     end_us: int
     districts: tuple[str, ...]
     devices: int  # flood sensors it reaches
+    # the devices it reaches (ramped levels included): a bench's ground truth
+    device_ids: tuple[int, ...] = ()
 
 
 def storm_intensity(
@@ -191,10 +196,11 @@ class LiveCity:
         self.last_ts = np.full(n, start_us - 1, dtype=np.int64)
         self.now_us = start_us
         self.storm: Storm | None = None
+        first_storm_s = 0 if config.storm_now else config.first_storm_s or config.storm_every_s
         self.next_storm_us = (
             NEVER
             if config.storm_every_s is None
-            else start_us + (0 if config.storm_now else int(config.storm_every_s * US))
+            else start_us + int(min(first_storm_s or 0, config.storm_every_s) * US)
         )
         self.set_offline(offline_ids if offline_ids is not None else np.empty(0, np.int64))
         # a random phase per device spreads the first round evenly over one period
@@ -498,7 +504,7 @@ class LiveCity:
             len(candidates),
         )
         chosen = self.rng.choice(candidates, size=want, replace=False) if want else candidates[:0]
-        hit_total = 0
+        hit_total, reached = 0, []
         for district in sorted(chosen):
             members = np.flatnonzero(free & (self.district == district))
             reach = np.array([STORM_REACH.get(m, 0.5) for m in self.measurand[members]])
@@ -514,6 +520,7 @@ class LiveCity:
             levels = np.isin(self.measurand[hit], STORM_RAMPS) & self.can_ramp[hit]
             for i, alarm in zip(hit[levels], to_alarm[levels], strict=True):
                 self._start_ramp(int(i), now_us, to_alarm=bool(alarm))
+            reached.append(self.device_id[hit])
             hit, to_alarm = hit[~levels], to_alarm[~levels]
             self.ep_kind[hit] = STORM
             self.ep_start[hit] = now_us
@@ -529,6 +536,7 @@ class LiveCity:
             end_us=end_us,
             districts=tuple(str(d) for d in sorted(chosen)),
             devices=hit_total,
+            device_ids=tuple(int(i) for i in np.concatenate(reached or [np.empty(0, np.int64)])),
         )
         self.events.append(
             f"{kind} over {', '.join(self.storm.districts)} for {minutes:.0f} min "

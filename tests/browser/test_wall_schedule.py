@@ -160,6 +160,32 @@ def test_a_storm_of_incidents_is_bounded(schedule):
     assert run.state["phase"] == "attention"
 
 
+def test_an_event_takes_the_wall_once_however_many_of_its_criticals_come(schedule):
+    run = Run(schedule)
+    storm = [{**INCIDENT, "id": i, "group": 5} for i in range(300, 340)]
+    run.step(1, alerts=storm)
+    assert [i["id"] for i in run.state["queue"]] == [300]  # one event, one attention
+    # criticals that opened before the rules grouped them fold in once the wall learns it
+    run.step(2)
+    assert run.state["phase"] == "attention" and run.state["attention"]["incident"]["id"] == 300
+    ungrouped = [{**INCIDENT, "id": i} for i in (400, 401, 402)]
+    run.step(3, alerts=ungrouped)
+    assert len(run.state["queue"]) == 3
+    run.step(4, groups={"400": 5, "401": 5, "402": 6})
+    assert [i["id"] for i in run.state["queue"]] == [402]  # event 6 is news; event 5 is shown
+    second, shown = 5, [300]
+    while second < 120:
+        run.step(second)
+        incident = (run.state.get("attention") or {}).get("incident") or {}
+        if run.state["phase"] == "attention" and incident.get("id") != shown[-1]:
+            shown.append(incident["id"])
+        second += 1
+    assert shown == [300, 402]
+    # later criticals of an event already shown wait no more
+    run.step(130, alerts=[{**INCIDENT, "id": 500, "group": 5}])
+    assert run.state["queue"] == []
+
+
 def test_the_kiosk_follows_touch_then_returns_to_its_loop(schedule):
     run = Run(schedule, mode="kiosk")
     xuhui = {"district": "310104", "street": None, "category": None, "key": "310104"}

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from data import migrate
 from data.engine import create_db_engine
 from data.event_reads import event_list, feed_lines
-from data.incident_reads import incident_list
+from data.incident_reads import incident_list, incident_watch
 from data.reference_data import load_reference_data
 from data.scope import CITY, Scope, create_web_engine, provision_web_role, scoped, web_database_url
 from ingest.rules_engine import RulesEngine
@@ -194,6 +194,10 @@ def test_a_storm_of_two_thousand_alarms_is_at_most_twenty_lines(owner, stormed):
     # nothing missing: every incident is a member or a line of its own
     assert set(members["id"]) | set(singles["id"]) == set(everything["id"])
     assert len(members) == STORM_ALARMS
+    # what a wall learns of the incidents it waits to show: their status and their event
+    watched = [int(i) for i in members["id"][:3]] + [int(i) for i in singles["id"][:2]]
+    watch = incident_watch(owner, incident_ids=watched)
+    assert [watch[i][1] is not None for i in watched] == [True, True, True, False, False]
 
 
 def test_grouping_moves_no_counter(owner, stormed):

@@ -385,3 +385,17 @@ def test_a_stuck_sensor_repeats_its_value_and_a_skewed_clock_stamps_late():
     assert repeated >= 3
     late = steps[-1][0] - cat["ts_us"]
     assert (late > 19 * 60 * US).any() and (late < 61 * 60 * US + 600 * US).all()
+
+
+def test_a_demo_city_sees_its_first_storm_within_minutes_then_one_every_storm_every_s():
+    config = replace(QUIET, rate=97, seed=5, storm_every_s=40 * 60)  # first_storm_s: the default
+    city = LiveCity(_DEVICES, TYPES, config, start_us=START)
+    now, starts = START, []
+    while now < START + 90 * 60 * US:
+        now += 10 * US
+        had = city.storm
+        city.step(now)
+        if city.storm is not None and city.storm is not had:
+            starts.append((now - START) / US / 60)
+    assert starts and starts[0] <= config.first_storm_s / 60 + 0.2  # minutes, not forty
+    assert len(starts) >= 2 and starts[1] - starts[0] >= 40  # then after 40 calm minutes
