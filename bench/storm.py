@@ -28,8 +28,7 @@ from bench.harness import bench_database, settle
 from config import get_settings
 from data import catalog, migrate
 from data.engine import create_db_engine
-from data.event_reads import feed_lines
-from data.incident_reads import incident_list
+from data.event_reads import WALL_KINDS, feed_lines
 from data.ingest_store import PartitionCache, store_readings
 from data.live_city import load_live_devices, offline_device_ids
 from ingest.rules_engine import RulesEngine
@@ -46,6 +45,7 @@ class StormResult:
 
     storm: Storm
     alarms: int
+    health: int  # device-health findings of its devices: the wall's feed leaves them out
     lines: int
     events: int
     singles: int
@@ -108,19 +108,20 @@ def simulate(
 
 
 def measure(engine: sa.Engine, storm: Storm, *, end: datetime, reached: set[int]) -> StormResult:
-    """A storm's alarms and 预警, the lines they became, and what grouping got wrong (`reached`:
-    the devices of every storm: two storms in neighbouring districts an hour apart may be one
-    event)."""
+    """A storm's alarms, 预警 and anomalies, the wall's feed lines they became, and what grouping
+    got wrong (`reached`: the devices of every storm: two storms in neighbouring districts an
+    hour apart may be one event)."""
     opened = datetime.fromtimestamp(storm.start_us / US, tz=UTC)
     with engine.connect() as conn:
         rows = conn.execute(
             sa.text(
-                "SELECT id, group_id FROM incident"
+                "SELECT id, group_id, kind FROM incident"
                 " WHERE device_id = ANY(:ids) AND opened_at >= :opened AND opened_at <= :end"
             ),
             {"ids": list(storm.device_ids), "opened": opened, "end": end},
         ).all()
-        groups = sorted({g for _, g in rows if g is not None})
+        shown_kinds = [(i, g) for i, g, kind in rows if kind in WALL_KINDS]
+        groups = sorted({g for _, g in shown_kinds if g is not None})
         pulled = conn.execute(
             sa.text(
                 "SELECT count(*) FROM incident"
@@ -129,18 +130,19 @@ def measure(engine: sa.Engine, storm: Storm, *, end: datetime, reached: set[int]
             {"groups": groups, "ids": sorted(reached)},
         ).scalar_one()
     first, last = opened - timedelta(minutes=1), end + timedelta(minutes=1)
-    listed = incident_list(engine, start=first, end=last, limit=10_000)
-    lines = feed_lines(engine, start=first, end=last, limit=10_000)
-    ids = {incident for incident, _ in rows}
+    lines = feed_lines(engine, start=first, end=last, limit=10_000, kinds=WALL_KINDS)
     shown_events = set(lines.loc[lines["line"] == "event", "id"]) & set(groups)
-    shown_singles = set(lines.loc[lines["line"] == "incident", "id"]) & ids
+    shown_singles = set(lines.loc[lines["line"] == "incident", "id"]) & {i for i, _ in shown_kinds}
+    # nothing missing: each is a line of its own or a member of an event line
+    missing = [i for i, g in shown_kinds if i not in shown_singles and g not in shown_events]
     return StormResult(
         storm=storm,
-        alarms=len(rows),
+        alarms=len(shown_kinds),
+        health=len(rows) - len(shown_kinds),
         lines=len(shown_events) + len(shown_singles),
         events=len(shown_events),
         singles=len(shown_singles),
-        missing=len(ids - set(listed["id"])),
+        missing=len(missing),
         others_pulled_in=int(pulled),
     )
 
@@ -193,9 +195,10 @@ def main() -> int:
         ratio = result.alarms / max(result.lines, 1)
         print(
             f"  {result.storm.kind} over {', '.join(result.storm.districts)}:"
-            f" {result.alarms:,} alarms and 预警 from {len(result.storm.device_ids):,} devices →"
+            f" {result.alarms:,} alarms, 预警 and anomalies from"
+            f" {len(result.storm.device_ids):,} devices (+{result.health:,} device-health) →"
             f" {result.lines} feed lines ({result.events} events + {result.singles} single)"
-            f" = {ratio:.0f} alarms a line; missing from the incident list {result.missing};"
+            f" = {ratio:.0f} alarms a line; missing {result.missing};"
             f" other incidents in its events {result.others_pulled_in}"
         )
         ok &= result.missing == 0 and (result.lines <= 20 or result.alarms < 200)

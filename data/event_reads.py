@@ -53,10 +53,13 @@ LIMIT :limit
 """
 
 
-# which incidents a read takes (severities, statuses, kinds): all; those a wall's feed never
-# lets scroll away
-_ALL = (SEVERITIES, INCIDENT_STATUSES, INCIDENT_KINDS)
-_PINNED = (("critical",), ("open", "acknowledged"), ("alarm",))
+# the kinds of incident a wall's feed shows: what the room acts on (sensors that lie are for
+# the maintenance crews; wall attention leaves them out too)
+WALL_KINDS = ("alarm", "forecast", "anomaly")
+# which incidents a read takes (severities, statuses): all; those a wall's feed never lets
+# scroll away (open or acknowledged 紧急 alarms)
+_ALL = (SEVERITIES, INCIDENT_STATUSES)
+_PINNED = (("critical",), ("open", "acknowledged"))
 
 
 def event_list(
@@ -102,10 +105,11 @@ def feed_lines(
     category: str | None = None,
     pin_critical: bool = False,
     limit: int = 30,
+    kinds: tuple[str, ...] = INCIDENT_KINDS,
 ) -> pd.DataFrame:
     """The feed: one line per event and per incident in no event, newest activity first (with
     `pin_critical`, lines holding an open 紧急 alarm first, however many came after); column
-    `line` says which, `last_at` orders them."""
+    `line` says which, `last_at` orders them; single incidents of `kinds` only."""
     events = event_list(
         engine,
         start=start,
@@ -128,9 +132,11 @@ def feed_lines(
             grouped=False,
             severities=severities,
             statuses=statuses,
-            kinds=kinds,
+            kinds=wanted,
         )
-        for severities, statuses, kinds in ((_ALL, _PINNED) if pin_critical else (_ALL,))
+        for (severities, statuses), wanted in (
+            ((_ALL, kinds), (_PINNED, ("alarm",))) if pin_critical else ((_ALL, kinds),)
+        )
     ]
     incidents = pd.concat([frame for frame in singles if not frame.empty] or singles[:1])
     incidents = incidents.assign(line="incident", last_at=incidents["opened_at"])

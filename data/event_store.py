@@ -56,8 +56,8 @@ def grouping_candidates(conn: sa.Connection, *, since: datetime) -> list[Candida
     return [Candidate(id=i, category=c, street=s, opened_us=o) for i, c, s, o in rows]
 
 
-def active_groups(conn: sa.Connection) -> list[Group]:
-    """The events still taking members."""
+def active_groups(conn: sa.Connection, *, since: datetime) -> list[Group]:
+    """The events still taking members, with their members opened since `since` by street."""
     rows = conn.execute(
         sa.text(
             "SELECT id, category_code, streets, (extract(epoch FROM opened_at) * 1e6)::bigint,"
@@ -65,10 +65,22 @@ def active_groups(conn: sa.Connection) -> list[Group]:
             " FROM incident_group WHERE status = 'active'"
         )
     ).tuples()
-    return [
-        Group(id=i, category=c, streets=set(s), opened_us=o, last_us=last)
+    groups = {
+        i: Group(id=i, category=c, streets=set(s), opened_us=o, last_us=last)
         for i, c, s, o, last in rows
-    ]
+    }
+    if groups:
+        for group_id, street, opened in conn.execute(
+            sa.text(
+                "SELECT group_id, street_code,"
+                " array_agg((extract(epoch FROM opened_at) * 1e6)::bigint ORDER BY opened_at)"
+                " FROM incident WHERE group_id = ANY(:ids) AND opened_at >= :since"
+                "   AND street_code IS NOT NULL GROUP BY 1, 2"
+            ),
+            {"ids": list(groups), "since": since},
+        ).tuples():
+            groups[group_id].recent[street] = list(opened)
+    return list(groups.values())
 
 
 def apply_plan(conn: sa.Connection, plan: GroupingPlan, *, now: datetime) -> GroupingWrites:

@@ -35,6 +35,9 @@ class Group:
     streets: set[str]
     opened_us: int
     last_us: int
+    # its members opened within the lookback, by street: an event keeps taking members in a
+    # street while its pattern lasts there
+    recent: dict[str, list[int]] = field(default_factory=dict)
 
 
 @dataclass

@@ -1,15 +1,25 @@
 """One event, not a storm of alarms: which incidents of a scenario belong together (pure; the
 rules pass reads the candidates and writes the plan, data/event_store.py).
 
-An incident joins an active event of its scenario when it is in one of the event's streets, or
-in a neighbouring street that is itself busy, and no more than the scenario's gap after the
-event's last member. The rest form new events: a street is busy when it has `street_min` of the
-scenario's incidents within the gap of each other (one alarm is a fault, two a pattern); busy
-streets that neighbour each other and overlap in time are one event when they hold
-`min_members` together. Scattered faults, however many, stay single lines."""
+A street is *busy* for a scenario when it has more of the scenario's incidents within the gap
+of each other than its background explains: at least `street_min`, and more than a Poisson
+count at the scenario's usual per-street rate reaches once in a thousand (the usual rate: the
+mean of the quieter 70 % of streets over the lookback, so a storm does not raise its own bar).
+One alarm is a fault; a handful in one street within minutes is a pattern; how many make a
+pattern grows with the city's background (a street with a few hundred sensors sees a fault an
+hour anyway).
+
+An incident joins an active event of its scenario when its street is busy (counting the event's
+recent members there) and is one of the event's streets or neighbours one, no more than the gap
+after the event's last member: so an event grows while the pattern lasts and stops taking
+members when only scattered faults remain. The rest form new events: busy runs in the same or
+neighbouring streets overlapping in time, holding `min_members` together. Scattered faults,
+however many, stay single lines."""
 
 from __future__ import annotations
 
+import math
+from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
@@ -19,6 +29,17 @@ import sqlalchemy as sa
 
 from data import event_store
 from data.event_types import Candidate, Group, GroupingPlan, GroupingWrites, Topic
+
+US = 1_000_000
+# how far back a pass looks for incidents to group and to learn each scenario's background
+LOOKBACK_US = 3 * 3600 * US
+# a street is busy when its count would be this unlikely at the scenario's usual rate
+SURPRISE = 1e-3
+# the quieter share of streets whose mean is the usual rate
+QUIET_SHARE = 0.7
+MAX_THRESHOLD = 50
+
+Times = dict[tuple[str, str], list[int]]
 
 
 @dataclass
@@ -32,12 +53,30 @@ class _Run:
     members: list[int]
 
 
+def busy_threshold(counts: list[int], *, street_min: int, gap_us: int, lookback_us: int) -> int:
+    """How many incidents within the gap make a street busy, given each street's count over
+    the lookback (streets without any included as zeros)."""
+    quiet = sorted(counts)[: max(1, int(QUIET_SHARE * len(counts)))]
+    rate = (sum(quiet) / len(quiet)) * gap_us / lookback_us if quiet else 0.0
+    threshold = max(street_min, 1)
+    while threshold < MAX_THRESHOLD and _tail(threshold, rate) > SURPRISE:
+        threshold += 1
+    return threshold
+
+
+def _tail(k: int, rate: float) -> float:
+    """P(X ≥ k) for a Poisson count of mean `rate`."""
+    below = sum(math.exp(-rate) * rate**i / math.factorial(i) for i in range(k))
+    return max(0.0, 1.0 - below)
+
+
 def plan(
     candidates: Iterable[Candidate],
     groups: Iterable[Group],
     *,
     topics: Mapping[str, Topic],
     neighbours: Mapping[str, frozenset[str]],
+    lookback_us: int = LOOKBACK_US,
 ) -> GroupingPlan:
     """The plan for this pass: attach, then form new events from what is left."""
     result = GroupingPlan()
@@ -45,21 +84,33 @@ def plan(
         (c for c in candidates if _groupable(topics.get(c.category))),
         key=lambda c: (c.opened_us, c.id),
     )
-    busy = _busy_members(pending, topics)
+    thresholds = _thresholds(pending, topics, neighbours, lookback_us)
+    times: Times = defaultdict(list)
+    for candidate in pending:
+        times[(candidate.category, candidate.street)].append(candidate.opened_us)
     active: dict[str, list[Group]] = defaultdict(list)
     for group in sorted(groups, key=lambda g: (g.opened_us, g.id)):
         # the plan grows footprints as members join: its own copies, not the caller's
-        active[group.category].append(replace(group, streets=set(group.streets)))
+        active[group.category].append(
+            replace(
+                group,
+                streets=set(group.streets),
+                recent={street: sorted(at) for street, at in group.recent.items()},
+            )
+        )
     left: list[Candidate] = []
     for candidate in pending:
-        joined = _join(candidate, active[candidate.category], topics, neighbours, busy, result)
+        need = thresholds[candidate.category]
+        joined = _join(
+            candidate, active[candidate.category], topics, neighbours, need, times, result
+        )
         if joined is None:
             left.append(candidate)
             continue
         result.attach[candidate.id] = joined.id
         joined.streets.add(candidate.street)
         joined.last_us = max(joined.last_us, candidate.opened_us)
-    result.new = _form(left, topics=topics, neighbours=neighbours)
+    result.new = _form(left, topics=topics, neighbours=neighbours, thresholds=thresholds)
     return result
 
 
@@ -67,23 +118,54 @@ def _groupable(topic: Topic | None) -> bool:
     return topic is not None and topic.min_members is not None
 
 
+def _thresholds(
+    pending: list[Candidate],
+    topics: Mapping[str, Topic],
+    neighbours: Mapping[str, frozenset[str]],
+    lookback_us: int,
+) -> dict[str, int]:
+    """Each scenario's busy threshold from its per-street counts over the lookback."""
+    counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for candidate in pending:
+        counts[candidate.category][candidate.street] += 1
+    streets = set(neighbours) | {c.street for c in pending}
+    return {
+        category: busy_threshold(
+            [per_street.get(street, 0) for street in streets],
+            street_min=topics[category].street_min,
+            gap_us=topics[category].gap_us,
+            lookback_us=lookback_us,
+        )
+        for category, per_street in counts.items()
+    }
+
+
+def _within(times: list[int], at: int, gap: int) -> int:
+    """How many of sorted `times` lie within `gap` of `at`."""
+    return bisect_right(times, at + gap) - bisect_left(times, at - gap)
+
+
 def _join(
     candidate: Candidate,
     groups: list[Group],
     topics: Mapping[str, Topic],
     neighbours: Mapping[str, frozenset[str]],
-    busy: set[int],
+    need: int,
+    times: Times,
     result: GroupingPlan,
 ) -> Group | None:
     """The event `candidate` joins (the oldest it touches, the others merged into it)."""
     gap = topics[candidate.category].gap_us
-    reach = neighbours.get(candidate.street, frozenset()) if candidate.id in busy else frozenset()
+    at, street = candidate.opened_us, candidate.street
+    near = neighbours.get(street, frozenset())
+    own = _within(times.get((candidate.category, street), []), at, gap)
     touching = [
         group
         for group in groups
         if group.id not in result.merge
-        and group.opened_us - gap <= candidate.opened_us <= group.last_us + gap
-        and (candidate.street in group.streets or not reach.isdisjoint(group.streets))
+        and group.opened_us - gap <= at <= group.last_us + gap
+        and (street in group.streets or not near.isdisjoint(group.streets))
+        and own + _within(group.recent.get(street, []), at, gap) >= need
     ]
     if not touching:
         return None
@@ -96,12 +178,16 @@ def _join(
         for incident, target in result.attach.items():
             if target == group.id:
                 result.attach[incident] = keep.id
+    keep.recent.setdefault(street, []).append(at)
+    keep.recent[street].sort()
     return keep
 
 
-def _runs(pending: list[Candidate], topics: Mapping[str, Topic]) -> list[_Run]:
+def _busy_runs(
+    pending: list[Candidate], topics: Mapping[str, Topic], thresholds: Mapping[str, int]
+) -> list[_Run]:
     """Each street's incidents of a scenario cut into runs where no two neighbours in time are
-    more than the gap apart (candidates come oldest first)."""
+    more than the gap apart (candidates come oldest first); the runs long enough to be busy."""
     runs: dict[tuple[str, str], list[_Run]] = defaultdict(list)
     for candidate in pending:
         gap = topics[candidate.category].gap_us
@@ -119,19 +205,12 @@ def _runs(pending: list[Candidate], topics: Mapping[str, Topic]) -> list[_Run]:
                     [candidate.id],
                 )
             )
-    return [run for street_runs in runs.values() for run in street_runs]
-
-
-def _busy_runs(pending: list[Candidate], topics: Mapping[str, Topic]) -> list[_Run]:
-    """The runs long enough to count as a pattern in their street."""
     return [
-        run for run in _runs(pending, topics) if len(run.members) >= topics[run.category].street_min
+        run
+        for street_runs in runs.values()
+        for run in street_runs
+        if len(run.members) >= thresholds[run.category]
     ]
-
-
-def _busy_members(pending: list[Candidate], topics: Mapping[str, Topic]) -> set[int]:
-    """The candidates in a busy run: they may reach into a neighbouring street's event."""
-    return {member for run in _busy_runs(pending, topics) for member in run.members}
 
 
 def _form(
@@ -139,10 +218,11 @@ def _form(
     *,
     topics: Mapping[str, Topic],
     neighbours: Mapping[str, frozenset[str]],
+    thresholds: Mapping[str, int],
 ) -> list[tuple[str, list[int]]]:
     """New events: connected busy runs (same scenario, same or neighbouring street, within the
     gap of each other in time) holding the scenario's minimum of members together."""
-    runs = _busy_runs(left, topics)
+    runs = _busy_runs(left, topics, thresholds)
     components: dict[int, list[_Run]] = defaultdict(list)
     for index, root in enumerate(_components(runs, topics=topics, neighbours=neighbours)):
         components[root].append(runs[index])
@@ -184,7 +264,7 @@ def group_pass(
     conn: sa.Connection,
     *,
     now: datetime,
-    lookback: timedelta,
+    lookback: timedelta = timedelta(microseconds=LOOKBACK_US),
     neighbours: dict[str, frozenset[str]] | None = None,
 ) -> GroupingWrites:
     """One grouping pass: plan over the recent ungrouped incidents, write it, close quiet
@@ -195,9 +275,10 @@ def group_pass(
     if candidates:
         grouping = plan(
             candidates,
-            event_store.active_groups(conn),
+            event_store.active_groups(conn, since=now - lookback),
             topics=topics,
             neighbours=event_store.load_neighbours(conn) if neighbours is None else neighbours,
+            lookback_us=round(lookback.total_seconds() * US),
         )
         if not grouping.empty:
             writes = event_store.apply_plan(conn, grouping, now=now)

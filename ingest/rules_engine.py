@@ -8,7 +8,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import numpy as np
 import sqlalchemy as sa
@@ -28,9 +28,6 @@ from serving.events import announce_new_data
 log = logging.getLogger(__name__)
 # the default backfill window (settings: ONESCREEN_LIVE_WINDOW_SECONDS); see config.py for why
 LIVE_WINDOW_S = 1800.0
-# how far back a grouping pass looks for incidents to group (events need members within a
-# scenario's gap of each other, at most a few hours)
-GROUP_LOOKBACK = timedelta(hours=3)
 # the once-a-minute cost line: `serve` shows it at ONESCREEN_LOG_LEVEL (other rule logs are quieter)
 cost_log = logging.getLogger("onescreen.rules_cost")
 
@@ -141,7 +138,6 @@ class RulesEngine:
                     group_pass(
                         conn,
                         now=now or datetime.now(UTC),
-                        lookback=GROUP_LOOKBACK,
                         neighbours=self._street_neighbours(conn),
                     ),
                     seconds=time.perf_counter() - started,

@@ -13,8 +13,9 @@ from components.feed import feed_children, mask_personal
 from components.i18n import t
 from components.panels import panel, skeleton, unavailable
 from data.cache import Cached
-from data.event_reads import feed_lines
+from data.event_reads import WALL_KINDS, feed_lines
 from data.forecast_reads import forecast_limits
+from data.incident_reads import INCIDENT_KINDS
 from panels.base import LivePanel, Look, Part, Rendered, View
 from panels.reads import asof_payload, now, read
 
@@ -35,7 +36,9 @@ def render(view: View, look: Look, _kept: dict[str, Any]) -> Rendered:
         "category": view.category,
         "limit": look.feed_length,
     }
-    latest = read(feed_lines, **where, pin_critical=look.wall)
+    # a wall shows what the room acts on: sensors that lie are for the maintenance crews
+    kinds = WALL_KINDS if look.wall else INCIDENT_KINDS
+    latest = read(feed_lines, **where, pin_critical=look.wall, kinds=kinds)
     reads: tuple[Cached[Any], ...] = (clock, latest)
     frame = latest.value
     categories = reference.categories()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 
 from data.event_types import Candidate, Group, Topic
-from ingest.grouping import plan
+from ingest.grouping import busy_threshold, plan
 
 MIN = 60 * 1_000_000  # a minute in µs
 TOPICS = {
@@ -63,28 +63,48 @@ def test_scenarios_are_never_mixed_and_elderly_care_is_never_grouped():
 
 
 def test_new_incidents_join_an_active_event_in_its_streets_or_a_busy_neighbour():
-    event = Group(id=70, category="flood", streets={"s1", "s2"}, opened_us=0, last_us=20 * MIN)
+    def event() -> Group:
+        recent = {"s1": [0, 5 * MIN], "s2": [10 * MIN, 20 * MIN]}
+        return Group(70, "flood", {"s1", "s2"}, opened_us=0, last_us=20 * MIN, recent=recent)
+
     candidates = [
-        _c(1, "s2", 25),  # in its streets, within the gap: joins
+        _c(1, "s2", 25),  # in its streets, where it is still busy: joins
         _c(2, "s3", 26),
         _c(3, "s3", 27),  # s3 neighbours it and is busy: both join
         _c(4, "s8", 28),  # far away: stays
         _c(5, "s1", 90),  # in its streets but an hour after its last member: stays
     ]
-    result = plan(candidates, [event], topics=TOPICS, neighbours=NEIGHBOURS)
+    result = plan(candidates, [event()], topics=TOPICS, neighbours=NEIGHBOURS)
     assert result.attach == {1: 70, 2: 70, 3: 70}
     assert result.new == []
-    lone = plan([_c(6, "s3", 26)], [event], topics=TOPICS, neighbours=NEIGHBOURS)
+    lone = plan([_c(6, "s3", 26)], [event()], topics=TOPICS, neighbours=NEIGHBOURS)
     assert lone.attach == {}  # a single fault next door does not join
+    # nor one in its own street once the pattern there has faded: an event does not live on
+    # by the faults that come anyway
+    faded = plan([_c(7, "s1", 45)], [event()], topics=TOPICS, neighbours=NEIGHBOURS)
+    assert faded.attach == {}
 
 
 def test_an_incident_touching_two_events_merges_the_younger_into_the_older():
-    old = Group(id=1, category="flood", streets={"s1"}, opened_us=0, last_us=10 * MIN)
-    young = Group(id=2, category="flood", streets={"s3"}, opened_us=5 * MIN, last_us=12 * MIN)
+    old = Group(1, "flood", {"s1"}, opened_us=0, last_us=10 * MIN, recent={"s1": [8 * MIN]})
+    young = Group(
+        2, "flood", {"s3"}, opened_us=5 * MIN, last_us=12 * MIN, recent={"s3": [12 * MIN]}
+    )
     candidates = [_c(10, "s3", 13), _c(11, "s2", 14), _c(12, "s2", 15)]
     result = plan(candidates, [young, old], topics=TOPICS, neighbours=NEIGHBOURS)
     assert result.merge == {2: 1}
     assert result.attach == {10: 1, 11: 1, 12: 1}  # 10 joined the young one, now merged
+
+
+def test_how_many_make_a_busy_street_grows_with_the_scenarios_background():
+    gap, hours = 30 * MIN, 180 * MIN
+    quiet = [0] * 200 + [1] * 30  # a fault now and then
+    assert busy_threshold(quiet, street_min=2, gap_us=gap, lookback_us=hours) == 2
+    noisy = [3] * 120 + [6] * 100  # every street sees faults every hour
+    assert busy_threshold(noisy, street_min=2, gap_us=gap, lookback_us=hours) >= 5
+    # a storm in a third of the streets hardly raises the bar it has to clear
+    stormy = [0] * 150 + [1] * 10 + [300] * 70
+    assert busy_threshold(stormy, street_min=2, gap_us=gap, lookback_us=hours) <= 4
 
 
 def test_a_storm_of_two_thousand_alarms_is_a_few_events_and_scattered_faults_stay_single():
