@@ -6,7 +6,8 @@
 Seeds the demo city ending now into its own database on the bench cluster
 (ONESCREEN_DATA_DIR/bench-pg, database onescreen_screens) unless --reuse finds it seeded; opens
 a critical gas-leak incident in 南京东路 (Huangpu, a sliver at city zoom) so the pictures show
-one; serves it with the simulator streaming; then photographs, in zh and en:
+one, and a rainstorm's flood alarms in Xuhui that the rules fold into one event; serves it with
+the simulator streaming; then photographs, in zh and en:
 - the pages (overview, Pudong, Huangpu, incidents, a gas detector, the 404) at 1920×1080,
   2560×1440 and 3840×2160, signed in as an operator, and the incidents page as Pudong's manager;
 - the wall at 1920×1080, 2560×1440, 3840×2160, 3840×1080, 5760×1080 and 1080×1920;
@@ -28,7 +29,7 @@ import sqlalchemy as sa
 from playwright.sync_api import Browser, sync_playwright
 
 from bench.harness import ROOT, launch_chromium, serving
-from bench.wall_soak import open_critical_incident, prepare_database
+from bench.wall_soak import open_critical_incident, open_storm, prepare_database
 from config import get_settings
 from data import access
 from data.displays import create_display_token
@@ -152,6 +153,8 @@ def main() -> int:
     url = prepare_database(scale="demo", reuse=args.reuse, database_url=args.database_url)
     engine = create_db_engine(url)
     open_critical_incident(engine, district="310101")
+    # a rainstorm in Xuhui that the rules fold into one event (the feed's and wall's event line)
+    open_storm(engine, district="310104")
     tickets = sessions(engine)
     shots = [shot for shot in tour(engine) if shot.name.startswith(args.only)]
     env = {

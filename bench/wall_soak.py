@@ -443,6 +443,58 @@ def open_critical_incident(
     return {"id": incident_id, "title": title, "street": row.street_code}
 
 
+def open_storm(
+    engine: sa.Engine,
+    *,
+    district: str,
+    streets: int = 6,
+    per_street: int = 8,
+    source: str = "storm",
+) -> int:
+    """A rainstorm's flood alarms on `per_street` flood devices in each of `streets` neighbouring
+    streets of `district`, opened over the last 20 minutes as the rules write them (the rules
+    pass groups them into one event); how many were opened."""
+    with engine.begin() as conn:
+        rows = (
+            conn.execute(
+                sa.text(
+                    "WITH seed AS (SELECT code FROM street WHERE district_adcode = :district"
+                    "              ORDER BY code LIMIT 1),"
+                    " patch AS (SELECT code FROM seed UNION SELECT n.neighbour_code"
+                    "           FROM street_neighbour n JOIN seed ON n.street_code = seed.code"
+                    "           JOIN street s ON s.code = n.neighbour_code"
+                    "           WHERE s.district_adcode = :district)"
+                    " SELECT d.id FROM (SELECT code FROM patch ORDER BY code LIMIT :streets) p"
+                    " CROSS JOIN LATERAL (SELECT d.id FROM device d"
+                    "   JOIN device_type t ON t.id = d.type_id"
+                    "   WHERE d.street_code = p.code AND t.category_code = 'flood'"
+                    "     AND NOT EXISTS (SELECT 1 FROM incident i WHERE i.device_id = d.id"
+                    "                     AND i.status <> 'resolved')"
+                    "   ORDER BY d.id LIMIT :per_street) d"
+                ),
+                {"district": district, "streets": streets, "per_street": per_street},
+            )
+            .scalars()
+            .all()
+        )
+        opened = conn.execute(
+            sa.text(
+                "INSERT INTO incident (device_id, type_id, category_code, district_adcode,"
+                " street_code, rule_code, severity, status, title_zh, title_en, trigger_value,"
+                " threshold, opened_at, geom)"
+                " SELECT d.id, d.type_id, t.category_code, d.district_adcode, d.street_code,"
+                " :source, 'critical', 'open', s.name_zh || t.name_zh || '超警戒（暴雨）',"
+                " t.name_en || ' above its line (rainstorm)', t.alarm_max * 1.2, t.alarm_max,"
+                " now() - make_interval(secs => 60 + 1200 * (k.n % 20) / 20.0), d.geom"
+                " FROM unnest(CAST(:ids AS bigint[])) WITH ORDINALITY AS k(id, n)"
+                " JOIN device d ON d.id = k.id JOIN device_type t ON t.id = d.type_id"
+                " JOIN street s ON s.code = d.street_code"
+            ),
+            {"ids": list(rows), "source": source},
+        ).rowcount
+    return int(opened)
+
+
 # Database, server and browser ---------------------------------------------------------------
 
 

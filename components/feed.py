@@ -122,21 +122,21 @@ def event_row(
     title = [item["event_en"] if lang == "en" else item["event_zh"]]
     districts = int(item.get("n_districts") or 0)
     if districts > 1:
-        title.append(t("event.districts", lang, n=districts))
-    title.append(t("event.members", lang, n=int(item["members"])))
+        title.append(t("group.districts", lang, n=districts))
+    title.append(t("group.members", lang, n=int(item["members"])))
     if int(item.get("unacknowledged") or 0):
-        title.append(t("event.waiting", lang, n=int(item["unacknowledged"])))
+        title.append(t("group.waiting", lang, n=int(item["unacknowledged"])))
     names = list(item.get("districts_en" if lang == "en" else "districts_zh") or [])
     place = "、".join(names[:2]) if lang != "en" else ", ".join(names[:2])
     if len(names) > 2:
-        place = t("event.more", lang, names=place)
+        place = t("group.more", lang, names=place)
     code = item["category_code"]
     category = name(categories.get(code, (code, code)), lang)
     cells = [
         html.Span(
             first if first == last else [first, html.Br(), f"–{last}"], className="os-feed-time"
         ),
-        html.Span(t("event.badge", lang), className=f"os-badge os-sev-{item['severity']}"),
+        html.Span(t("group.badge", lang), className=f"os-badge os-sev-{item['severity']}"),
         html.Span(" · ".join(title), className="os-feed-title"),
         html.Span(f"{category} · {place}", className="os-feed-place"),
         html.Span(

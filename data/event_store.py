@@ -45,7 +45,7 @@ def grouping_candidates(conn: sa.Connection, *, since: datetime) -> list[Candida
     rows = conn.execute(
         sa.text(
             "SELECT i.id, i.category_code, i.street_code,"
-            " (extract(epoch FROM i.opened_at) * 1e6)::bigint"
+            " (extract(epoch FROM i.opened_at) * 1e6)::bigint, coalesce(i.device_id, -i.id)"
             " FROM incident i JOIN topic t ON t.code = i.category_code"
             " WHERE i.group_id IS NULL AND i.opened_at >= :since"
             "   AND t.group_min_members IS NOT NULL AND i.kind = ANY(t.group_kinds)"
@@ -53,7 +53,7 @@ def grouping_candidates(conn: sa.Connection, *, since: datetime) -> list[Candida
         ),
         {"since": since},
     ).tuples()
-    return [Candidate(id=i, category=c, street=s, opened_us=o) for i, c, s, o in rows]
+    return [Candidate(id=i, category=c, street=s, opened_us=o, device=d) for i, c, s, o, d in rows]
 
 
 def active_groups(conn: sa.Connection, *, since: datetime) -> list[Group]:
@@ -70,16 +70,17 @@ def active_groups(conn: sa.Connection, *, since: datetime) -> list[Group]:
         for i, c, s, o, last in rows
     }
     if groups:
-        for group_id, street, opened in conn.execute(
+        for group_id, street, opened, devices in conn.execute(
             sa.text(
                 "SELECT group_id, street_code,"
-                " array_agg((extract(epoch FROM opened_at) * 1e6)::bigint ORDER BY opened_at)"
+                " array_agg((extract(epoch FROM opened_at) * 1e6)::bigint ORDER BY opened_at),"
+                " array_agg(coalesce(device_id, -id) ORDER BY opened_at)"
                 " FROM incident WHERE group_id = ANY(:ids) AND opened_at >= :since"
                 "   AND street_code IS NOT NULL GROUP BY 1, 2"
             ),
             {"ids": list(groups), "since": since},
         ).tuples():
-            groups[group_id].recent[street] = list(opened)
+            groups[group_id].recent[street] = list(zip(opened, devices, strict=True))
     return list(groups.values())
 
 

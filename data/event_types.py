@@ -24,6 +24,7 @@ class Candidate:
     category: str
     street: str
     opened_us: int
+    device: int  # its device (an incident without one: minus its id, a device of its own)
 
 
 @dataclass
@@ -37,7 +38,7 @@ class Group:
     last_us: int
     # its members opened within the lookback, by street: an event keeps taking members in a
     # street while its pattern lasts there
-    recent: dict[str, list[int]] = field(default_factory=dict)
+    recent: dict[str, list[tuple[int, int]]] = field(default_factory=dict)  # (opened µs, device)
 
 
 @dataclass

@@ -1,20 +1,21 @@
 """One event, not a storm of alarms: which incidents of a scenario belong together (pure; the
 rules pass reads the candidates and writes the plan, data/event_store.py).
 
-A street is *busy* for a scenario when it has more of the scenario's incidents within the gap
-of each other than its background explains: at least `street_min`, and more than a Poisson
-count at the scenario's usual per-street rate reaches once in a thousand (the usual rate: the
-mean of the quieter 70 % of streets over the lookback, so a storm does not raise its own bar).
-One alarm is a fault; a handful in one street within minutes is a pattern; how many make a
-pattern grows with the city's background (a street with a few hundred sensors sees a fault an
-hour anyway).
+A street is *busy* for a scenario when more of its devices raised the scenario's incidents
+within the gap of each other than its background explains (devices, not incidents: one faulty
+sensor's warning, alarm, 预警 and silence are one fault): at least `street_min`, and more than a
+Poisson count at the scenario's usual per-street rate reaches once in a thousand (the usual
+rate: the mean of the quieter 70 % of streets over the lookback, so a storm does not raise its
+own bar). One alarm is a fault; a handful in one street within minutes is a pattern; how many
+make a pattern grows with the city's background (a street with a few hundred sensors sees a
+fault an hour anyway).
 
-An incident joins an active event of its scenario when its street is busy (counting the event's
-recent members there) and is one of the event's streets or neighbours one, no more than the gap
-after the event's last member: so an event grows while the pattern lasts and stops taking
-members when only scattered faults remain. The rest form new events: busy runs in the same or
-neighbouring streets overlapping in time, holding `min_members` together. Scattered faults,
-however many, stay single lines."""
+An incident joins an active event of its scenario when its street is busy (counting the
+event's recent members there) and is one of the event's streets or neighbours one, no more
+than the gap after the event's last member: so an event grows while the pattern lasts and
+stops taking members when only scattered faults remain. The rest form new events: busy runs in
+the same or neighbouring streets overlapping in time, holding `min_members` devices together.
+Scattered faults, however many, stay single lines."""
 
 from __future__ import annotations
 
@@ -39,7 +40,8 @@ SURPRISE = 1e-3
 QUIET_SHARE = 0.7
 MAX_THRESHOLD = 50
 
-Times = dict[tuple[str, str], list[int]]
+# each street's incidents of a scenario as (opened µs, device), oldest first
+Times = dict[tuple[str, str], list[tuple[int, int]]]
 
 
 @dataclass
@@ -51,6 +53,7 @@ class _Run:
     start_us: int
     end_us: int
     members: list[int]
+    devices: set[int]
 
 
 def busy_threshold(counts: list[int], *, street_min: int, gap_us: int, lookback_us: int) -> int:
@@ -87,7 +90,9 @@ def plan(
     thresholds = _thresholds(pending, topics, neighbours, lookback_us)
     times: Times = defaultdict(list)
     for candidate in pending:
-        times[(candidate.category, candidate.street)].append(candidate.opened_us)
+        times[(candidate.category, candidate.street)].append(
+            (candidate.opened_us, candidate.device)
+        )
     active: dict[str, list[Group]] = defaultdict(list)
     for group in sorted(groups, key=lambda g: (g.opened_us, g.id)):
         # the plan grows footprints as members join: its own copies, not the caller's
@@ -95,7 +100,7 @@ def plan(
             replace(
                 group,
                 streets=set(group.streets),
-                recent={street: sorted(at) for street, at in group.recent.items()},
+                recent={street: sorted(seen) for street, seen in group.recent.items()},
             )
         )
     left: list[Candidate] = []
@@ -125,24 +130,26 @@ def _thresholds(
     lookback_us: int,
 ) -> dict[str, int]:
     """Each scenario's busy threshold from its per-street counts over the lookback."""
-    counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    devices: dict[str, dict[str, set[int]]] = defaultdict(lambda: defaultdict(set))
     for candidate in pending:
-        counts[candidate.category][candidate.street] += 1
+        devices[candidate.category][candidate.street].add(candidate.device)
     streets = set(neighbours) | {c.street for c in pending}
     return {
         category: busy_threshold(
-            [per_street.get(street, 0) for street in streets],
+            [len(per_street.get(street, ())) for street in streets],
             street_min=topics[category].street_min,
             gap_us=topics[category].gap_us,
             lookback_us=lookback_us,
         )
-        for category, per_street in counts.items()
+        for category, per_street in devices.items()
     }
 
 
-def _within(times: list[int], at: int, gap: int) -> int:
-    """How many of sorted `times` lie within `gap` of `at`."""
-    return bisect_right(times, at + gap) - bisect_left(times, at - gap)
+def _devices_near(times: list[tuple[int, int]], at: int, gap: int) -> set[int]:
+    """The devices of sorted (opened µs, device) `times` within `gap` of `at`."""
+    low = bisect_left(times, (at - gap, -(2**63)))
+    high = bisect_right(times, (at + gap, 2**63))
+    return {device for _, device in times[low:high]}
 
 
 def _join(
@@ -158,14 +165,14 @@ def _join(
     gap = topics[candidate.category].gap_us
     at, street = candidate.opened_us, candidate.street
     near = neighbours.get(street, frozenset())
-    own = _within(times.get((candidate.category, street), []), at, gap)
+    own = _devices_near(times.get((candidate.category, street), []), at, gap)
     touching = [
         group
         for group in groups
         if group.id not in result.merge
         and group.opened_us - gap <= at <= group.last_us + gap
         and (street in group.streets or not near.isdisjoint(group.streets))
-        and own + _within(group.recent.get(street, []), at, gap) >= need
+        and len(own | _devices_near(group.recent.get(street, []), at, gap)) >= need
     ]
     if not touching:
         return None
@@ -178,7 +185,7 @@ def _join(
         for incident, target in result.attach.items():
             if target == group.id:
                 result.attach[incident] = keep.id
-    keep.recent.setdefault(street, []).append(at)
+    keep.recent.setdefault(street, []).append((at, candidate.device))
     keep.recent[street].sort()
     return keep
 
@@ -195,6 +202,7 @@ def _busy_runs(
         if street_runs and candidate.opened_us - street_runs[-1].end_us <= gap:
             street_runs[-1].end_us = candidate.opened_us
             street_runs[-1].members.append(candidate.id)
+            street_runs[-1].devices.add(candidate.device)
         else:
             street_runs.append(
                 _Run(
@@ -203,13 +211,14 @@ def _busy_runs(
                     candidate.opened_us,
                     candidate.opened_us,
                     [candidate.id],
+                    {candidate.device},
                 )
             )
     return [
         run
         for street_runs in runs.values()
         for run in street_runs
-        if len(run.members) >= thresholds[run.category]
+        if len(run.devices) >= thresholds[run.category]
     ]
 
 
@@ -229,7 +238,8 @@ def _form(
     formed = []
     for members in components.values():
         ids = sorted(member for run in members for member in run.members)
-        if len(ids) >= (topics[members[0].category].min_members or 0):
+        devices = {device for run in members for device in run.devices}
+        if len(devices) >= (topics[members[0].category].min_members or 0):
             formed.append((members[0].category, ids))
     return sorted(formed, key=lambda item: item[1][0])
 

@@ -142,8 +142,8 @@ def _event_chip(event: int | None, lang: str) -> list:
         html.Div(
             className="os-event-chip",
             children=[
-                html.Span(t("event.only", lang, id=event)),
-                dcc.Link(t("event.all", lang), href=href("/incidents", lang=lang)),
+                html.Span(t("group.only", lang, id=event)),
+                dcc.Link(t("group.all", lang), href=href("/incidents", lang=lang)),
             ],
         )
     ]

@@ -21,8 +21,12 @@ NEIGHBOURS = {
 }
 
 
-def _c(id_: int, street: str, minute: float, category: str = "flood") -> Candidate:
-    return Candidate(id=id_, category=category, street=street, opened_us=round(minute * MIN))
+def _c(
+    id_: int, street: str, minute: float, category: str = "flood", device: int | None = None
+) -> Candidate:
+    """An incident (of a device of its own unless `device` says)."""
+    at = round(minute * MIN)
+    return Candidate(id=id_, category=category, street=street, opened_us=at, device=device or id_)
 
 
 def test_busy_neighbouring_streets_form_one_event_and_lone_faults_stay_single():
@@ -37,6 +41,19 @@ def test_busy_neighbouring_streets_form_one_event_and_lone_faults_stay_single():
     result = plan(candidates, [], topics=TOPICS, neighbours=NEIGHBOURS)
     assert result.new == [("flood", [1, 2, 3, 4])]
     assert result.attach == {} and result.merge == {}
+
+
+def test_one_faulty_device_is_one_fault_however_many_incidents_it_raises():
+    # its warning, its alarm, its 预警 and its silence, minutes apart, next to another fault
+    one = [_c(1, "s1", 0, device=7), _c(2, "s1", 2, device=7), _c(3, "s1", 4, device=7)]
+    alone = plan([*one, _c(4, "s2", 3)], [], topics=TOPICS, neighbours=NEIGHBOURS)
+    assert alone.new == []
+    two = plan(
+        [*one, _c(5, "s1", 5, device=8), _c(6, "s2", 3)], [], topics=TOPICS, neighbours=NEIGHBOURS
+    )
+    assert two.new == []  # two devices in a street, but an event needs three
+    three = [*one, _c(5, "s1", 5, device=8), _c(6, "s1", 6, device=9)]
+    assert plan(three, [], topics=TOPICS, neighbours=NEIGHBOURS).new == [("flood", [1, 2, 3, 5, 6])]
 
 
 def test_an_event_needs_its_minimum_and_its_members_within_the_gap():
@@ -64,7 +81,7 @@ def test_scenarios_are_never_mixed_and_elderly_care_is_never_grouped():
 
 def test_new_incidents_join_an_active_event_in_its_streets_or_a_busy_neighbour():
     def event() -> Group:
-        recent = {"s1": [0, 5 * MIN], "s2": [10 * MIN, 20 * MIN]}
+        recent = {"s1": [(0, 91), (5 * MIN, 92)], "s2": [(10 * MIN, 93), (20 * MIN, 94)]}
         return Group(70, "flood", {"s1", "s2"}, opened_us=0, last_us=20 * MIN, recent=recent)
 
     candidates = [
@@ -86,9 +103,9 @@ def test_new_incidents_join_an_active_event_in_its_streets_or_a_busy_neighbour()
 
 
 def test_an_incident_touching_two_events_merges_the_younger_into_the_older():
-    old = Group(1, "flood", {"s1"}, opened_us=0, last_us=10 * MIN, recent={"s1": [8 * MIN]})
+    old = Group(1, "flood", {"s1"}, opened_us=0, last_us=10 * MIN, recent={"s1": [(8 * MIN, 81)]})
     young = Group(
-        2, "flood", {"s3"}, opened_us=5 * MIN, last_us=12 * MIN, recent={"s3": [12 * MIN]}
+        2, "flood", {"s3"}, opened_us=5 * MIN, last_us=12 * MIN, recent={"s3": [(12 * MIN, 82)]}
     )
     candidates = [_c(10, "s3", 13), _c(11, "s2", 14), _c(12, "s2", 15)]
     result = plan(candidates, [young, old], topics=TOPICS, neighbours=NEIGHBOURS)
