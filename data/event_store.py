@@ -39,6 +39,19 @@ def load_neighbours(conn: sa.Connection) -> dict[str, frozenset[str]]:
     return {street: frozenset(near) for street, near in pairs.items()}
 
 
+def load_fleet(conn: sa.Connection) -> dict[tuple[str, str], int]:
+    """Each grouped scenario's active devices by street."""
+    rows = conn.execute(
+        sa.text(
+            "SELECT t.category_code, d.street_code, count(*) FROM device d"
+            " JOIN device_type t ON t.id = d.type_id"
+            " JOIN topic p ON p.code = t.category_code AND p.group_min_members IS NOT NULL"
+            " WHERE d.status = 'active' AND d.street_code IS NOT NULL GROUP BY 1, 2"
+        )
+    ).tuples()
+    return {(category, street): int(n) for category, street, n in rows}
+
+
 def grouping_candidates(conn: sa.Connection, *, since: datetime) -> list[Candidate]:
     """Ungrouped incidents of grouped scenarios opened since `since` (any status: an alarm that
     came and went in a storm belongs to it too); incidents without a street stay single."""

@@ -25,6 +25,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -34,12 +35,15 @@ from data.event_types import Candidate, Group, GroupingPlan, GroupingWrites, Top
 US = 1_000_000
 # how far back a pass looks for incidents to group and to learn each scenario's background
 LOOKBACK_US = 3 * 3600 * US
-# a street is busy when its count would be this unlikely at the scenario's usual rate
-SURPRISE = 1e-3
+# a street is busy when its count would be this unlikely at the scenario's usual rate (234
+# streets, five scenarios, two half-hours an hour: about one chance pattern a day)
+SURPRISE = 1e-4
 # the quieter share of streets whose mean is the usual rate
 QUIET_SHARE = 0.7
 MAX_THRESHOLD = 50
 
+# each scenario's active devices by street
+Fleet = Mapping[tuple[str, str], int]
 # each street's incidents of a scenario as (opened µs, device), oldest first
 Times = dict[tuple[str, str], list[tuple[int, int]]]
 
@@ -57,20 +61,49 @@ class _Run:
 
 
 def busy_threshold(counts: list[int], *, street_min: int, gap_us: int, lookback_us: int) -> int:
-    """How many incidents within the gap make a street busy, given each street's count over
-    the lookback (streets without any included as zeros)."""
-    quiet = sorted(counts)[: max(1, int(QUIET_SHARE * len(counts)))]
-    rate = (sum(quiet) / len(quiet)) * gap_us / lookback_us if quiet else 0.0
-    threshold = max(street_min, 1)
-    while threshold < MAX_THRESHOLD and _tail(threshold, rate) > SURPRISE:
-        threshold += 1
-    return threshold
+    """How many devices within the gap make a street busy when every street has as many
+    devices, given each street's count over the lookback (streets without any as zeros)."""
+    faulty = dict(enumerate(counts))
+    fleet = dict.fromkeys(faulty, 1)
+    found = street_thresholds(
+        faulty, fleet, street_min=street_min, gap_us=gap_us, lookback_us=lookback_us
+    )
+    return max(found.values(), default=max(street_min, 1))
 
 
-def _tail(k: int, rate: float) -> float:
-    """P(X ≥ k) for a Poisson count of mean `rate`."""
-    below = sum(math.exp(-rate) * rate**i / math.factorial(i) for i in range(k))
-    return max(0.0, 1.0 - below)
+def street_thresholds(
+    faulty: Mapping[Any, int],
+    fleet: Mapping[Any, int],
+    *,
+    street_min: int,
+    gap_us: int,
+    lookback_us: int,
+) -> dict[Any, int]:
+    """Each street's busy threshold for a scenario: `faulty` devices over the lookback and the
+    `fleet` of devices, by street. The background is a rate per device (the quieter 70 % of
+    streets by that rate, so a storm does not raise its own bar); a street of many sensors
+    sees more faults by chance and needs more to be busy."""
+    streets = set(fleet) | set(faulty)
+    sizes = {street: max(fleet.get(street, 1), 1) for street in streets}
+    ranked = sorted(streets, key=lambda street: faulty.get(street, 0) / sizes[street])
+    quiet = ranked[: max(1, int(QUIET_SHARE * len(ranked)))]
+    devices = sum(sizes[street] for street in quiet)
+    per_device = sum(faulty.get(street, 0) for street in quiet) / max(devices, 1)
+    scale = per_device * gap_us / lookback_us
+    return {street: _threshold(scale * sizes[street], street_min) for street in streets}
+
+
+def _threshold(rate: float, street_min: int) -> int:
+    """The least count ≥ `street_min` that a Poisson count of mean `rate` reaches with at most
+    SURPRISE chance."""
+    term = math.exp(-rate)  # P(X = 0)
+    below = term  # P(X ≤ k - 1) for the k tried next
+    for k in range(1, MAX_THRESHOLD):
+        if k >= street_min and 1.0 - below <= SURPRISE:
+            return k
+        term *= rate / k
+        below += term
+    return MAX_THRESHOLD
 
 
 def plan(
@@ -79,15 +112,17 @@ def plan(
     *,
     topics: Mapping[str, Topic],
     neighbours: Mapping[str, frozenset[str]],
+    fleet: Fleet | None = None,
     lookback_us: int = LOOKBACK_US,
 ) -> GroupingPlan:
-    """The plan for this pass: attach, then form new events from what is left."""
+    """The plan for this pass: attach, then form new events from what is left (`fleet`: each
+    scenario's devices by street; unknown: every street alike)."""
     result = GroupingPlan()
     pending = sorted(
         (c for c in candidates if _groupable(topics.get(c.category))),
         key=lambda c: (c.opened_us, c.id),
     )
-    thresholds = _thresholds(pending, topics, neighbours, lookback_us)
+    thresholds = _thresholds(pending, topics, neighbours, fleet, lookback_us)
     times: Times = defaultdict(list)
     for candidate in pending:
         times[(candidate.category, candidate.street)].append(
@@ -105,7 +140,7 @@ def plan(
         )
     left: list[Candidate] = []
     for candidate in pending:
-        need = thresholds[candidate.category]
+        need = thresholds[(candidate.category, candidate.street)]
         joined = _join(
             candidate, active[candidate.category], topics, neighbours, need, times, result
         )
@@ -127,22 +162,28 @@ def _thresholds(
     pending: list[Candidate],
     topics: Mapping[str, Topic],
     neighbours: Mapping[str, frozenset[str]],
+    fleet: Fleet | None,
     lookback_us: int,
-) -> dict[str, int]:
-    """Each scenario's busy threshold from its per-street counts over the lookback."""
-    devices: dict[str, dict[str, set[int]]] = defaultdict(lambda: defaultdict(set))
+) -> dict[tuple[str, str], int]:
+    """Each scenario's busy threshold in each street, from the devices that raised its
+    incidents over the lookback and (when known) its devices there."""
+    faulty: dict[str, dict[str, set[int]]] = defaultdict(lambda: defaultdict(set))
     for candidate in pending:
-        devices[candidate.category][candidate.street].add(candidate.device)
-    streets = set(neighbours) | {c.street for c in pending}
-    return {
-        category: busy_threshold(
-            [len(per_street.get(street, ())) for street in streets],
+        faulty[candidate.category][candidate.street].add(candidate.device)
+    thresholds: dict[tuple[str, str], int] = {}
+    for category, by_street in faulty.items():
+        sizes = {street: n for (cat, street), n in (fleet or {}).items() if cat == category}
+        if not sizes:  # devices unknown: every street of the city alike
+            sizes = dict.fromkeys(set(neighbours) | set(by_street), 1)
+        found = street_thresholds(
+            {street: len(devices) for street, devices in by_street.items()},
+            sizes,
             street_min=topics[category].street_min,
             gap_us=topics[category].gap_us,
             lookback_us=lookback_us,
         )
-        for category, per_street in devices.items()
-    }
+        thresholds.update({(category, street): k for street, k in found.items()})
+    return thresholds
 
 
 def _devices_near(times: list[tuple[int, int]], at: int, gap: int) -> set[int]:
@@ -191,7 +232,9 @@ def _join(
 
 
 def _busy_runs(
-    pending: list[Candidate], topics: Mapping[str, Topic], thresholds: Mapping[str, int]
+    pending: list[Candidate],
+    topics: Mapping[str, Topic],
+    thresholds: Mapping[tuple[str, str], int],
 ) -> list[_Run]:
     """Each street's incidents of a scenario cut into runs where no two neighbours in time are
     more than the gap apart (candidates come oldest first); the runs long enough to be busy."""
@@ -218,7 +261,7 @@ def _busy_runs(
         run
         for street_runs in runs.values()
         for run in street_runs
-        if len(run.devices) >= thresholds[run.category]
+        if len(run.devices) >= thresholds[(run.category, run.street)]
     ]
 
 
@@ -227,7 +270,7 @@ def _form(
     *,
     topics: Mapping[str, Topic],
     neighbours: Mapping[str, frozenset[str]],
-    thresholds: Mapping[str, int],
+    thresholds: Mapping[tuple[str, str], int],
 ) -> list[tuple[str, list[int]]]:
     """New events: connected busy runs (same scenario, same or neighbouring street, within the
     gap of each other in time) holding the scenario's minimum of members together."""
@@ -276,6 +319,7 @@ def group_pass(
     now: datetime,
     lookback: timedelta = timedelta(microseconds=LOOKBACK_US),
     neighbours: dict[str, frozenset[str]] | None = None,
+    fleet: Fleet | None = None,
 ) -> GroupingWrites:
     """One grouping pass: plan over the recent ungrouped incidents, write it, close quiet
     events."""
@@ -288,6 +332,7 @@ def group_pass(
             event_store.active_groups(conn, since=now - lookback),
             topics=topics,
             neighbours=event_store.load_neighbours(conn) if neighbours is None else neighbours,
+            fleet=event_store.load_fleet(conn) if fleet is None else fleet,
             lookback_us=round(lookback.total_seconds() * US),
         )
         if not grouping.empty:

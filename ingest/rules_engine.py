@@ -96,6 +96,7 @@ class RulesEngine:
         self._next_group = 0.0
         self._events_schema: bool | None = None  # revision 0009 or later: incidents are grouped
         self._neighbours: tuple[float, dict[str, frozenset[str]]] | None = None
+        self._fleet_by_street: tuple[float, dict[tuple[str, str], int]] | None = None
 
     def run_once(
         self, *, now: datetime | None = None, offline: bool | None = None, group: bool | None = None
@@ -139,6 +140,7 @@ class RulesEngine:
                         conn,
                         now=now or datetime.now(UTC),
                         neighbours=self._street_neighbours(conn),
+                        fleet=self._fleet(conn),
                     ),
                     seconds=time.perf_counter() - started,
                 )
@@ -150,6 +152,12 @@ class RulesEngine:
         if self._neighbours is None or time.monotonic() >= self._neighbours[0]:
             self._neighbours = (time.monotonic() + 300.0, event_store.load_neighbours(conn))
         return self._neighbours[1]
+
+    def _fleet(self, conn: sa.Connection) -> dict[tuple[str, str], int]:
+        """Each scenario's devices by street, read again every few minutes."""
+        if self._fleet_by_street is None or time.monotonic() >= self._fleet_by_street[0]:
+            self._fleet_by_street = (time.monotonic() + 300.0, event_store.load_fleet(conn))
+        return self._fleet_by_street[1]
 
     def _applicable(
         self, rules: list[Rule], types: dict[int, rules_store.TypeInfo], type_id: int

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 
 from data.event_types import Candidate, Group, Topic
-from ingest.grouping import busy_threshold, plan
+from ingest.grouping import busy_threshold, plan, street_thresholds
 
 MIN = 60 * 1_000_000  # a minute in µs
 TOPICS = {
@@ -15,9 +15,13 @@ TOPICS = {
 }
 # a row of streets s0 - s1 - ... - s9, each neighbouring the next
 ROW = [f"s{i}" for i in range(10)]
+# and the rest of a city: two hundred quiet streets elsewhere
 NEIGHBOURS = {
-    street: frozenset(ROW[j] for j in (i - 1, i + 1) if 0 <= j < len(ROW))
-    for i, street in enumerate(ROW)
+    **{
+        street: frozenset(ROW[j] for j in (i - 1, i + 1) if 0 <= j < len(ROW))
+        for i, street in enumerate(ROW)
+    },
+    **{f"q{i}": frozenset() for i in range(200)},
 }
 
 
@@ -119,9 +123,17 @@ def test_how_many_make_a_busy_street_grows_with_the_scenarios_background():
     assert busy_threshold(quiet, street_min=2, gap_us=gap, lookback_us=hours) == 2
     noisy = [3] * 120 + [6] * 100  # every street sees faults every hour
     assert busy_threshold(noisy, street_min=2, gap_us=gap, lookback_us=hours) >= 5
-    # a storm in a third of the streets hardly raises the bar it has to clear
-    stormy = [0] * 150 + [1] * 10 + [300] * 70
-    assert busy_threshold(stormy, street_min=2, gap_us=gap, lookback_us=hours) <= 4
+    # a storm in a quarter of the streets does not raise the bar it has to clear
+    stormy = [0] * 160 + [1] * 10 + [300] * 60
+    assert busy_threshold(stormy, street_min=2, gap_us=gap, lookback_us=hours) == 2
+
+
+def test_a_street_of_many_sensors_needs_more_to_be_busy():
+    gap, hours = 30 * MIN, 180 * MIN
+    faulty = {"big": 30, "small": 3, **{f"q{i}": 1 for i in range(100)}}
+    fleet = {"big": 1000, "small": 100, **{f"q{i}": 100 for i in range(100)}}
+    found = street_thresholds(faulty, fleet, street_min=2, gap_us=gap, lookback_us=hours)
+    assert found["small"] == found["q0"] < found["big"]
 
 
 def test_a_storm_of_two_thousand_alarms_is_a_few_events_and_scattered_faults_stay_single():
