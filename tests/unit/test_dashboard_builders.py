@@ -16,6 +16,7 @@ from components.tiles import tiles_children
 from components.timeline import timeline_figure
 from data.areas import AreaMetric
 from data.kpis import Kpis
+from tests.unit.conftest import component_text
 
 
 def area(code: str, **figures) -> AreaMetric:
@@ -117,23 +118,12 @@ def kpis(**changes) -> Kpis:
     return Kpis(**values)
 
 
-def _text(component) -> str:
-    if isinstance(component, str):
-        return component
-    children = getattr(component, "children", None)
-    if children is None:
-        return ""
-    if isinstance(children, list | tuple):
-        return " ".join(_text(c) for c in children)
-    return _text(children)
-
-
 def _tile_key(tile) -> str:
     return tile.children[1].to_plotly_json()["props"]["data-key"]
 
 
 def test_tiles_without_trends_show_no_change_line():
-    tiles = {_tile_key(tile): _text(tile) for tile in tiles_children(kpis(), "en")}
+    tiles = {_tile_key(tile): component_text(tile) for tile in tiles_children(kpis(), "en")}
     assert "1,000" in tiles["devices"] and "95.0%" in tiles["online"]
     assert "6" in tiles["open_incidents"] and "Critical 1" in tiles["open_incidents"]
     assert not any("yesterday" in text for text in tiles.values())

@@ -7,6 +7,7 @@ import pandas as pd
 from dash import dcc, html
 
 from components.feed import feed_children
+from tests.unit.conftest import component_text
 
 
 def _event(**overrides) -> dict:
@@ -33,24 +34,13 @@ def _event(**overrides) -> dict:
     return {**row, **overrides}
 
 
-def _text(component) -> str:
-    if isinstance(component, str):
-        return component
-    children = getattr(component, "children", None)
-    if children is None:
-        return ""
-    if isinstance(children, list | tuple):
-        return "".join(_text(child) for child in children)
-    return _text(children)
-
-
 CATEGORIES = {"flood": ("防汛防台", "Flood control")}
 
 
 def test_an_event_is_one_line_with_its_count_districts_and_waiting_alarms():
     (row,) = feed_children(pd.DataFrame([_event()]), lang="zh", categories=CATEGORIES)
     assert isinstance(row, dcc.Link) and "event=42" in row.href
-    text = _text(row)
+    text = component_text(row)
     assert "暴雨积水 · 3 个区 · 47 条告警 · 待处置 12" in text
     assert "14:02" in text and "–14:40" in text  # its span, city time
     assert "黄浦区、徐汇区 等" in text  # two districts named, the rest said
@@ -62,7 +52,7 @@ def test_an_event_line_in_english_on_a_wall_is_plain_and_one_district_is_named()
     event = _event(n_districts=1, districts_en=["Pudong"], unacknowledged=0, status="acknowledged")
     (row,) = feed_children(pd.DataFrame([event]), lang="en", categories=CATEGORIES, link=False)
     assert isinstance(row, html.Div)
-    text = _text(row)
+    text = component_text(row)
     assert "Rainstorm flooding · 47 alarms" in text
     assert "districts" not in text and "unacknowledged" not in text
     assert "Flood control · Pudong" in text

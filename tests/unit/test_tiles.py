@@ -12,6 +12,7 @@ from components.tiles import format_change, sparkline, sparkline_svg, tiles_chil
 from components.vitals import vitals_children
 from data.kpis import TREND_HOURS, Kpis, TileTrends
 from data.vitals import Vital, Vitals
+from tests.unit.conftest import component_text
 from tests.unit.test_dashboard_builders import kpis as sample_kpis
 
 AT = datetime(2026, 11, 24, 4, 20, tzinfo=UTC)
@@ -106,18 +107,9 @@ def _by_key(tiles) -> dict:
     return {tile.children[1].to_plotly_json()["props"]["data-key"]: tile for tile in tiles}
 
 
-def _text(component) -> str:
-    if isinstance(component, str):
-        return component
-    children = getattr(component, "children", None)
-    if isinstance(children, list | tuple):
-        return " ".join(_text(c) for c in children)
-    return "" if children is None else _text(children)
-
-
 def test_tiles_carry_sparklines_and_the_one_change_format():
     tiles = _by_key(tiles_children(kpis(), "en", trends=trends()))
-    texts = {key: _text(tile) for key, tile in tiles.items()}
+    texts = {key: component_text(tile) for key, tile in tiles.items()}
     assert "vs same time yesterday ▼ 20%" in texts["readings_today"]
     assert "vs same time yesterday —" in texts["open_incidents"]
     assert "vs same time yesterday ▼ 100%" in texts["resolved_today"]
@@ -146,13 +138,13 @@ def test_vitals_strip_items():
         at=AT,
     )
     items = vitals_children(vitals, "zh", place="上海市")
-    texts = [_text(item) for item in items]
+    texts = [component_text(item) for item in items]
     assert texts[0].startswith("生效预警") and "3" in texts[0]
     # the latest hour with readings, at the type's precision, with its unit
     assert "气温 12.2 °C" in texts[1] or "气温 12.3 °C" in texts[1]
     assert "潮位 暂无读数" in texts[2]
     assert "上海市" in items[1].title
-    english = [_text(item) for item in vitals_children(vitals, "en", place="Shanghai")]
+    english = [component_text(item) for item in vitals_children(vitals, "en", place="Shanghai")]
     assert english[0].startswith("Warnings in force") and "Tide level" in english[2]
 
 
