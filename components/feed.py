@@ -120,10 +120,11 @@ def event_row(
     and how many alarms in how many districts (and how many wait), where; opens its members."""
     first, last = _clock(item["opened_at"]), _clock(item["last_at"])
     title = [item["event_en"] if lang == "en" else item["event_zh"]]
+    # the count first: on a wall's one-line row the tail is what an ellipsis takes
+    title.append(t("group.members", lang, n=int(item["members"])))
     districts = int(item.get("n_districts") or 0)
     if districts > 1:
         title.append(t("group.districts", lang, n=districts))
-    title.append(t("group.members", lang, n=int(item["members"])))
     if int(item.get("unacknowledged") or 0):
         title.append(t("group.waiting", lang, n=int(item["unacknowledged"])))
     names = list(item.get("districts_en" if lang == "en" else "districts_zh") or [])

@@ -41,7 +41,7 @@ def test_an_event_is_one_line_with_its_count_districts_and_waiting_alarms():
     (row,) = feed_children(pd.DataFrame([_event()]), lang="zh", categories=CATEGORIES)
     assert isinstance(row, dcc.Link) and "event=42" in row.href
     text = component_text(row)
-    assert "暴雨积水 · 3 个区 · 47 条告警 · 待处置 12" in text
+    assert "暴雨积水 · 47 条告警 · 3 个区 · 待处置 12" in text
     assert "14:02" in text and "–14:40" in text  # its span, city time
     assert "黄浦区、徐汇区 等" in text  # two districts named, the rest said
     classes = row.className.split()
