@@ -12,7 +12,8 @@ from components.feed import feed_children
 from components.theme import STATE_COLORS
 from components.tiles import tiles_children
 from components.timeline import timeline_figure
-from tests.unit.test_dashboard_builders import _text, _tile_key, area, kpis
+from tests.unit.conftest import component_text
+from tests.unit.test_dashboard_builders import _tile_key, area, kpis
 
 NOW = datetime(2026, 11, 24, 4, 0, tzinfo=UTC)  # noon in Shanghai
 
@@ -39,11 +40,12 @@ def test_countdown_sentences_in_both_languages_and_sides():
 def test_forecast_and_health_tiles_count_down_from_the_render_time():
     figures = kpis(forecasts_open=3, forecast_next=NOW + timedelta(minutes=12), health_open=7)
     tiles = {_tile_key(t): t for t in tiles_children(figures, "zh", now=NOW, scope={})}
-    assert "3" in _text(tiles["forecasts"]) and "最早 12 分钟后" in _text(tiles["forecasts"])
+    forecasts = component_text(tiles["forecasts"])
+    assert "3" in forecasts and "最早 12 分钟后" in forecasts
     assert "os-tile-forecast" in tiles["forecasts"].className
     # a minute later the same figures read one minute less: nothing stored as text
     later = tiles_children(figures, "en", now=NOW + timedelta(minutes=1), scope={})
-    english = {_tile_key(t): _text(t) for t in later}
+    english = {_tile_key(t): component_text(t) for t in later}
     assert "earliest in 11 min" in english["forecasts"]
     assert "7" in english["health"] and "Device health" in english["health"]
     links = [t.children[3] for t in tiles_children(figures, "en", now=NOW, scope={})]
@@ -54,7 +56,7 @@ def test_forecast_and_health_tiles_count_down_from_the_render_time():
 
 def test_tiles_without_forecasts_say_none_and_walls_get_no_links():
     tiles = tiles_children(kpis(), "en", now=NOW, scope=None)
-    text = {_tile_key(t): _text(t) for t in tiles}
+    text = {_tile_key(t): component_text(t) for t in tiles}
     assert "none in force" in text["forecasts"]
     assert not any(hasattr(t.children[3], "href") for t in tiles)
 
@@ -86,7 +88,7 @@ def test_a_live_forecast_in_the_feed_counts_down_from_expected_at():
     frame = _feed_frame()
     limits = {41: (15.0, "cm", 1)}
     rows = feed_children(frame, lang="zh", categories={}, now=NOW, limits=limits)
-    text = _text(rows[0])
+    text = component_text(rows[0])
     assert "预计 23 分钟后超过报警值 15 cm" in text and "预警" in text
     # the stored title said 30 min: the row is recomputed, not read back
     assert "30 分钟" not in text
@@ -94,24 +96,24 @@ def test_a_live_forecast_in_the_feed_counts_down_from_expected_at():
     later = feed_children(
         frame, lang="en", categories={}, now=NOW + timedelta(minutes=10), limits=limits
     )
-    assert "in 13 min: above alarm limit 15 cm" in _text(later[0])
+    assert "in 13 min: above alarm limit 15 cm" in component_text(later[0])
 
 
 def test_a_resolved_forecast_keeps_its_title_and_a_foreseen_alarm_shows_its_lead():
     resolved = _feed_frame(status="resolved")
-    assert "30 min" in _text(feed_children(resolved, lang="en", categories={}, now=NOW)[0])
+    assert "30 min" in component_text(feed_children(resolved, lang="en", categories={}, now=NOW)[0])
     alarm = _feed_frame(
         kind="alarm", title_en="Ponding above 15 cm", foreseen_by=40.0, lead_s=1260.0
     )
-    text = _text(feed_children(alarm, lang="en", categories={}, now=NOW)[0])
+    text = component_text(feed_children(alarm, lang="en", categories={}, now=NOW)[0])
     assert "foreseen 21 min ahead" in text and "Ponding above 15 cm" in text
-    zh = _text(feed_children(alarm, lang="zh", categories={}, now=NOW)[0])
+    zh = component_text(feed_children(alarm, lang="zh", categories={}, now=NOW)[0])
     assert "提前 21 分钟预警" in zh
 
 
 def test_old_feed_frames_without_kind_still_render():
     frame = _feed_frame().drop(columns=["kind", "expected_at", "foreseen_by", "lead_s"])
-    assert "Forecast: above" in _text(feed_children(frame, lang="en", categories={})[0])
+    assert "Forecast: above" in component_text(feed_children(frame, lang="en", categories={})[0])
 
 
 def test_map_outlines_areas_with_forecast_and_no_alarm():
