@@ -96,3 +96,14 @@ WALL_TITLE = "wall-title"
 WALL_PROGRESS = "wall-progress"
 # the banner a wall shows while its data has stopped
 WALL_STALE = "wall-stale"
+# an event handled as one: the incident centre's ?event=G (its members listed) and its bar
+INCIDENT_EVENT = "incidents-event"
+EVENT_BAR = "incidents-event-bar"
+EVENT_SUMMARY = "incidents-event-summary"
+EVENT_FORM = "incidents-event-form"
+EVENT_FORM_SHOWN = "incidents-event-form-shown"
+EVENT_ACTION = "os-event-action"  # pattern id type: {"type": ..., "action": ...}
+EVENT_NOTE = "incidents-event-note"
+EVENT_ASSIGNEE = "incidents-event-assignee"
+EVENT_ACTION_DONE = "incidents-event-action-done"
+EVENT_ACTION_MESSAGE = "incidents-event-action-message"

@@ -21,7 +21,7 @@ SELECT g.id, g.category_code, t.event_zh, t.event_en, g.status AS event_status,
        CASE WHEN m.unacknowledged > 0 THEN 'open' WHEN m.live > 0 THEN 'acknowledged'
             ELSE 'resolved' END AS status,
        m.first_at AS opened_at, m.last_at, m.n_streets,
-       array_length(m.districts, 1) AS n_districts,
+       array_length(m.districts, 1) AS n_districts, m.districts AS district_codes,
        ARRAY(SELECT d.name_zh FROM district d WHERE d.adcode = ANY(m.districts)
              ORDER BY d.adcode) AS districts_zh,
        ARRAY(SELECT d.name_en FROM district d WHERE d.adcode = ANY(m.districts)
@@ -47,6 +47,7 @@ WHERE g.status <> 'merged' AND g.last_member_at >= :start AND g.opened_at < :end
   AND (CAST(:district AS text) IS NULL OR :district = ANY(g.districts))
   AND (CAST(:street AS text) IS NULL OR :street = ANY(g.streets))
   AND (CAST(:category AS text) IS NULL OR g.category_code = :category)
+  AND (CAST(:group_id AS bigint) IS NULL OR g.id = :group_id)
   AND m.members > 0
 ORDER BY (m.criticals_open > 0 AND :pin) DESC, m.last_at DESC, g.id DESC
 LIMIT :limit
@@ -72,13 +73,17 @@ def event_list(
     category: str | None = None,
     pin_critical: bool = False,
     limit: int = 100,
+    group_id: int | None = None,
 ) -> pd.DataFrame:
-    """Events with a member in the window and the view, newest activity first (those with an
-    open 紧急 alarm first when `pin_critical`), their members counted within the view."""
+    """Events with a member in the window and the view (or the one event `group_id`), newest
+    activity first (those with an open 紧急 alarm first when `pin_critical`), their members
+    counted within the view."""
     check_scope(district=district, street=street, category=category)
     check_window(start, end)
     if not 1 <= limit <= 10_000:
         raise InvalidQuery("limit must be between 1 and 10000")
+    if group_id is not None and (type(group_id) is not int or not 0 < group_id < 2**63):
+        raise InvalidQuery("no such event")
     with engine.connect() as conn:
         result = conn.execute(
             sa.text(_EVENTS_SQL),
@@ -90,6 +95,7 @@ def event_list(
                 "category": category,
                 "pin": pin_critical,
                 "limit": limit,
+                "group_id": group_id,
             },
         )
         return pd.DataFrame(result.all(), columns=list(result.keys()))
@@ -138,11 +144,20 @@ def feed_lines(
             ((_ALL, kinds), (_PINNED, ("alarm",))) if pin_critical else ((_ALL, kinds),)
         )
     ]
-    incidents = pd.concat([frame for frame in singles if not frame.empty] or singles[:1])
+    incidents = _stack(singles)
     incidents = incidents.assign(line="incident", last_at=incidents["opened_at"])
-    frames = [frame for frame in (events, incidents) if not frame.empty]
-    lines = pd.concat(frames, ignore_index=True) if frames else incidents
+    lines = _stack([events, incidents]) if not events.empty else incidents
     return order_lines(lines, pin_critical=pin_critical, limit=limit)
+
+
+def _stack(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """The frames one under the other with every column of any: a column all empty in one
+    frame takes its type from the others (what pandas will stop doing by itself)."""
+    columns = list(dict.fromkeys(column for frame in frames for column in frame.columns))
+    kept = [frame.dropna(axis=1, how="all") for frame in frames if not frame.empty]
+    if not kept:
+        return frames[0].reindex(columns=columns)
+    return pd.concat(kept, ignore_index=True).reindex(columns=columns)
 
 
 def order_lines(lines: pd.DataFrame, *, pin_critical: bool, limit: int) -> pd.DataFrame:

@@ -28,6 +28,18 @@ _RULES: dict[str, tuple[tuple[str, ...], str | None, str]] = {
 }
 MAX_NOTE_CHARS = 2000
 _ASSIGNEE_PATTERN = re.compile(r"(user|team):[a-z0-9][a-z0-9._-]{1,63}")
+# which of the districts a team (its own district's or a city team) or a person (the city's
+# operators and administrators; a district manager of that district) may take incidents of
+_TEAM_TAKES = (
+    "SELECT d FROM unnest(CAST(:districts AS text[])) AS d WHERE EXISTS (SELECT 1 FROM team"
+    " WHERE code = :name AND (district_adcode IS NULL OR district_adcode = d))"
+)
+_USER_TAKES = (
+    "SELECT d FROM unnest(CAST(:districts AS text[])) AS d WHERE EXISTS (SELECT 1 FROM app_user u"
+    " WHERE u.username = :name AND u.disabled_at IS NULL AND (u.role IN ('admin', 'operator')"
+    "   OR (u.role = 'district_manager' AND EXISTS (SELECT 1 FROM app_user_district ud"
+    "       WHERE ud.user_id = u.id AND ud.district_adcode = d))))"
+)
 
 
 class IncidentActionError(ValueError):
@@ -48,6 +60,11 @@ def allowed_actions(status: str) -> tuple[str, ...]:
     return tuple(action for action, (froms, _, _) in _RULES.items() if status in froms)
 
 
+def applies_to(action: str) -> tuple[str, ...]:
+    """The statuses an incident may be in for `action`."""
+    return _RULES[action][0]
+
+
 def handle_incident(
     engine: Engine,
     *,
@@ -65,12 +82,8 @@ def handle_incident(
         raise IncidentActionError(f"unknown action {action!r}")
     if type(incident_id) is not int or not 0 < incident_id < 2**63:
         raise IncidentActionError("no such incident")
-    text = note.strip() if isinstance(note, str) else ""
-    if len(text) > MAX_NOTE_CHARS:
-        raise IncidentActionError(f"the note is longer than {MAX_NOTE_CHARS} characters")
-    if action != "assign" and not text:
-        raise IncidentActionError("a comment is required")
-    froms, to_status, kind = _RULES[action]
+    text = checked_note(note, action=action)
+    froms, to_status, _ = _RULES[action]
     with engine.begin() as conn:
         row = conn.execute(
             sa.text(
@@ -84,37 +97,17 @@ def handle_incident(
             raise IncidentActionError(f"cannot {action} an incident that is {row.status}")
         new_assignee = row.assignee
         if action == "assign":
-            new_assignee = _checked_assignee(conn, assignee, district=row.district_adcode)
-        if action != "note":  # a note changes only the history (its insert is guarded too)
-            changed = conn.execute(
-                sa.text(
-                    "UPDATE incident SET status = :status, assignee = :assignee,"
-                    " acknowledged_at = CASE WHEN :status IN ('acknowledged', 'resolved')"
-                    "   THEN coalesce(acknowledged_at, now()) ELSE acknowledged_at END,"
-                    " resolved_at = CASE WHEN :status <> 'resolved' THEN NULL"
-                    "   ELSE coalesce(resolved_at, now()) END"
-                    " WHERE id = :id"
-                ),
-                {"id": incident_id, "status": to_status or row.status, "assignee": new_assignee},
-            )
-            if changed.rowcount != 1:  # readable but not changeable: a read-only scope
-                raise IncidentActionError("you may not change this incident")
-        conn.execute(
-            sa.text(
-                "INSERT INTO incident_event"
-                " (incident_id, at, kind, actor, from_status, to_status, note, assignee)"
-                " VALUES (:id, now(), :kind, :actor, :from_status, :to_status, :note, :assignee)"
-            ),
-            {
-                "id": incident_id,
-                "kind": kind,
-                "actor": actor,
-                "from_status": row.status,
-                "to_status": to_status,
-                "note": text or None,
-                "assignee": new_assignee if action == "assign" else None,
-            },
+            new_assignee = checked_assignee(conn, assignee, district=row.district_adcode)
+        changed = apply_action(
+            conn,
+            members=[(incident_id, row.status)],
+            action=action,
+            actor=actor,
+            note=text,
+            assignee=new_assignee,
         )
+        if changed != 1:  # readable but not changeable: a read-only scope
+            raise IncidentActionError("you may not change this incident")
         write_audit(
             conn,
             actor=actor,
@@ -127,30 +120,83 @@ def handle_incident(
     return {"status": to_status or row.status, "assignee": new_assignee}
 
 
-def _checked_assignee(conn: sa.Connection, assignee: object, *, district: str) -> str:
+def checked_note(note: object, *, action: str) -> str:
+    """The comment, trimmed; IncidentActionError when too long, or missing where required."""
+    text = note.strip() if isinstance(note, str) else ""
+    if len(text) > MAX_NOTE_CHARS:
+        raise IncidentActionError(f"the note is longer than {MAX_NOTE_CHARS} characters")
+    if action != "assign" and not text:
+        raise IncidentActionError("a comment is required")
+    return text
+
+
+def apply_action(
+    conn: sa.Connection,
+    *,
+    members: list[tuple[int, str]],
+    action: str,
+    actor: str,
+    note: str,
+    assignee: str | None,
+) -> int:
+    """Move the incidents (id, their status now) as `action` does and record each in its
+    history; how many changed (a note changes only the history). The caller has locked them."""
+    _, to_status, kind = _RULES[action]
+    ids = [incident_id for incident_id, _ in members]
+    changed = len(ids)
+    if action == "assign":  # the status stays: only who has it changes
+        changed = conn.execute(
+            sa.text("UPDATE incident SET assignee = :assignee WHERE id = ANY(:ids)"),
+            {"ids": ids, "assignee": assignee},
+        ).rowcount
+    elif action != "note":
+        changed = conn.execute(
+            sa.text(
+                "UPDATE incident SET status = :status,"
+                " acknowledged_at = CASE WHEN :status IN ('acknowledged', 'resolved')"
+                "   THEN coalesce(acknowledged_at, now()) ELSE acknowledged_at END,"
+                " resolved_at = CASE WHEN :status <> 'resolved' THEN NULL"
+                "   ELSE coalesce(resolved_at, now()) END"
+                " WHERE id = ANY(:ids)"
+            ),
+            {"ids": ids, "status": to_status},
+        ).rowcount
+    # the history rows' insert is guarded by the database too (own actor, reachable incident)
+    conn.execute(
+        sa.text(
+            "INSERT INTO incident_event"
+            " (incident_id, at, kind, actor, from_status, to_status, note, assignee)"
+            " SELECT m.id, now(), :kind, :actor, m.status, :to_status, :note, :assignee"
+            " FROM unnest(CAST(:ids AS bigint[]), CAST(:froms AS text[])) AS m(id, status)"
+        ),
+        {
+            "ids": ids,
+            "froms": [status for _, status in members],
+            "kind": kind,
+            "actor": actor,
+            "to_status": to_status,
+            "note": note or None,
+            "assignee": assignee if action == "assign" else None,
+        },
+    )
+    return changed
+
+
+def assignee_districts(conn: sa.Connection, assignee: object, *, districts: list[str]) -> set[str]:
+    """Which of `districts` the person or team `assignee` may take incidents of."""
     if not isinstance(assignee, str) or not _ASSIGNEE_PATTERN.fullmatch(assignee):
         raise IncidentActionError("choose a person or team to assign to")
     kind, name = assignee.split(":", 1)
-    if kind == "team":
-        found = conn.execute(
-            sa.text(
-                "SELECT 1 FROM team WHERE code = :code"
-                " AND (district_adcode IS NULL OR district_adcode = :district)"
-            ),
-            {"code": name, "district": district},
-        ).scalar_one_or_none()
-    else:
-        found = conn.execute(
-            sa.text(
-                "SELECT 1 FROM app_user u WHERE u.username = :name AND u.disabled_at IS NULL"
-                " AND (u.role IN ('admin', 'operator') OR (u.role = 'district_manager'"
-                "      AND EXISTS (SELECT 1 FROM app_user_district d"
-                "                  WHERE d.user_id = u.id AND d.district_adcode = :district)))"
-            ),
-            {"name": name, "district": district},
-        ).scalar_one_or_none()
-    if not found:
+    sql = _TEAM_TAKES if kind == "team" else _USER_TAKES
+    rows = conn.execute(sa.text(sql), {"districts": districts, "name": name}).scalars()
+    return set(rows)
+
+
+def checked_assignee(conn: sa.Connection, assignee: object, *, district: str) -> str:
+    """`assignee`, when that person or team may take incidents of `district`."""
+    if district not in assignee_districts(conn, assignee, districts=[district]):
         raise IncidentActionError("that person or team cannot take incidents of this district")
+    assert isinstance(assignee, str)  # assignee_districts refused anything else
     return assignee
 
 

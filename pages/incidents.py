@@ -50,7 +50,6 @@ from components.state import (
     SEVERITIES,
     SORT_COLUMNS,
     WINDOWS,
-    href,
     language,
     pick,
     pick_many,
@@ -58,7 +57,9 @@ from components.state import (
 from components.theme import KIND_COLORS, SEVERITY_COLORS, TEXT, message_figure
 from components.tiles import CITY_TZ
 from data.devices import device_series
+from data.event_reads import event_list
 from data.incident_reads import INCIDENT_KINDS, incident_detail, incident_events, incident_list
+from panels.event_actions import EVENT_WINDOW, create_event_bar
 from panels.freshness import asof_output
 from panels.guard import guard
 from panels.incident_actions import create_incident_actions
@@ -111,16 +112,15 @@ COLUMN_WIDTHS = {
 }
 # the kind filter: all, or one incident kind (?kind=forecast shows the 预警)
 KIND_CHOICES = ("all", *INCIDENT_KINDS)
+# one line per event and per incident in none (?lines=events, the default), or every incident
+LINE_CHOICES = ("events", "incidents")
+INCIDENT_LINES = "incidents-lines"
 # the early-warning columns' headers (col.kind names an event's action in the history)
 COLUMN_LABELS = {"kind": "fx.col.kind", "expected": "fx.col.expected", "age": "queue.col.age"}
 INCIDENT_KIND = "incidents-kind"
 # the selected incident's ring on the map, and the map bounds of the districts one may choose
 INCIDENT_RING = "incidents-ring"
 INCIDENT_BOUNDS = "incidents-bounds"
-# ?event=G: the table lists that event's members (a feed's event line opens here)
-INCIDENT_EVENT = "incidents-event"
-# an event's members are listed whatever the window: an event lasts hours, not weeks
-EVENT_WINDOW = timedelta(days=30)
 QUEUE_JS = Namespace("onescreen", "incidents")
 # the table's default order: the work queue, most urgent first (data/incident_reads.py)
 QUEUE_ORDER = "priority"
@@ -134,21 +134,6 @@ def _incident_id(value: object) -> int | None:
     return number if 0 < number < 2**63 else None
 
 
-def _event_chip(event: int | None, lang: str) -> list:
-    """What says the table lists one event's members, and the way back to every line."""
-    if event is None:
-        return []
-    return [
-        html.Div(
-            className="os-event-chip",
-            children=[
-                html.Span(t("group.only", lang, id=event)),
-                dcc.Link(t("group.all", lang), href=href("/incidents", lang=lang)),
-            ],
-        )
-    ]
-
-
 def layout(
     lang: str | None = None,
     district: str | None = None,
@@ -160,6 +145,7 @@ def layout(
     sort: str | None = None,
     kind: str | None = None,
     event: str | None = None,
+    lines: str | None = None,
     **_other: str,
 ):
     """The incident centre with the URL's filters and selected incident (and event)."""
@@ -189,8 +175,8 @@ def layout(
     body = [
         dcc.Store(id=ids.INCIDENT_SELECTED, data=_incident_id(incident)),
         dcc.Store(id=INCIDENT_BOUNDS, data=bounds),
-        dcc.Store(id=INCIDENT_EVENT, data=_incident_id(event)),
-        *_event_chip(_incident_id(event), lang),
+        dcc.Store(id=ids.INCIDENT_EVENT, data=_incident_id(event)),
+        create_event_bar(_incident_id(event), lang),
         _filters(
             lang,
             districts=districts,
@@ -202,6 +188,7 @@ def layout(
                 "status": status,
                 "window": window,
                 "kind": kind,
+                "lines": lines,
             },
         ),
         html.Div(
@@ -261,6 +248,14 @@ def _filters(
     return html.Div(
         className="os-filters",
         children=[
+            control(
+                t("group.lines", lang),
+                segmented(
+                    INCIDENT_LINES,
+                    labelled_options(LINE_CHOICES, lang, "group.lines"),
+                    pick(chosen["lines"], LINE_CHOICES, "events").value,
+                ),
+            ),
             control(
                 t("fx.filter.kind", lang),
                 segmented(
@@ -377,6 +372,14 @@ def _table(lang: str, sort_by: list[dict]) -> Any:
                 "fontWeight": 600,
             }
             for k, color in KIND_COLORS.items()
+        ]
+        # an event's row (many alarms as one line) stands out as the feed's does
+        + [
+            {
+                "if": {"filter_query": f'{{kind}} = "{t("group.badge", lang)}"'},
+                "backgroundColor": "rgba(120, 160, 255, 0.10)",
+                "fontWeight": 600,
+            }
         ],
         # the selected row's frame is added by onescreen_incidents.frameRow, beside this rule
         css=[{"selector": ".dash-spreadsheet-menu", "rule": "display: none"}],
@@ -536,9 +539,11 @@ def _points(frame: pd.DataFrame, lang: str) -> dict:
     Input(ids.INCIDENT_STATUS, "value"),
     Input(ids.INCIDENT_WINDOW, "value"),
     Input(INCIDENT_KIND, "value"),
+    Input(INCIDENT_LINES, "value"),
     Input(ids.INCIDENT_TABLE, "sort_by"),
     Input(ids.REFRESH, "n_intervals"),
-    State(INCIDENT_EVENT, "data"),
+    Input(ids.EVENT_ACTION_DONE, "data"),
+    Input(ids.INCIDENT_EVENT, "data"),
     State(ids.LANG, "data"),
 )
 @guard(
@@ -551,65 +556,148 @@ def _points(frame: pd.DataFrame, lang: str) -> dict:
     )
 )
 def update_table(
-    district, category, severities, statuses, window, kind, sort_by, _tick, event, lang
+    district,
+    category,
+    severities,
+    statuses,
+    window,
+    kind,
+    lines,
+    sort_by,
+    _tick,
+    _done,
+    event,
+    lang,
 ):
-    """The filtered, sorted incidents (of one event, when the URL names it) and their map
-    points."""
+    """The filtered, sorted lines (one per event and per incident in none, or every incident,
+    or one event's members when the URL names it) and the incidents' map points."""
     lang = language(lang)
-    chosen_kind = pick(kind, KIND_CHOICES, "all").value
     categories = reference.categories()
-    hours = WINDOWS[pick(window, list(WINDOWS), "24h").value]
-    order, descending = QUEUE_ORDER, True
-    if sort_by and isinstance(sort_by, list) and isinstance(sort_by[0], dict):
-        column = sort_by[0].get("column_id")
-        if column in SORT_COLUMNS:
-            order, descending = column, sort_by[0].get("direction") != "asc"
     clock = now()
     end = clock.value + timedelta(minutes=1)
     group_id = _incident_id(event)
-    result = read(
-        incident_list,
-        start=end - (timedelta(hours=hours) if group_id is None else EVENT_WINDOW),
-        end=end,
-        group_id=group_id,
-        district=pick(district, list(reference.districts()), None).value,
-        category=pick(category, list(categories), None).value,
-        severities=pick_many(",".join(severities or []), SEVERITIES) if severities else SEVERITIES,
-        statuses=pick_many(",".join(statuses or []), INCIDENT_STATUSES)
-        if statuses
-        else INCIDENT_STATUSES,
-        kinds=INCIDENT_KINDS if chosen_kind in (None, "all") else (chosen_kind,),
-        order_by=order,
-        descending=descending,
-        limit=TABLE_LIMIT,
+    hours = WINDOWS[pick(window, list(WINDOWS), "24h").value]
+    query = {
+        "start": end - (timedelta(hours=hours) if group_id is None else EVENT_WINDOW),
+        "end": end,
+        "district": pick(district, list(reference.districts()), None).value,
+        "category": pick(category, list(categories), None).value,
+    }
+    chosen = _chosen(severities, statuses, kind)
+    everything = read(
+        incident_list, **query, **chosen, **_order(sort_by), group_id=group_id, limit=TABLE_LIMIT
     )
-    frame, asof = result.value, asof_payload(clock, result)
+    frame, reads = everything.value, [clock, everything]
+    rows = _rows(frame, lang, categories, at=clock.value)
+    events = pd.DataFrame()
+    if group_id is None and pick(lines, LINE_CHOICES, "events").value == "events":
+        found = read(event_list, **query, limit=TABLE_LIMIT)
+        singles = read(
+            incident_list, **query, **chosen, **_order(sort_by), grouped=False, limit=TABLE_LIMIT
+        )
+        events = _chosen_events(found.value, **chosen)
+        reads += [found, singles]
+        rows = _event_rows(events, lang, categories, at=clock.value) + _rows(
+            singles.value, lang, categories, at=clock.value
+        )
+    asof = asof_payload(*reads)
     count_key = "incidents.count_capped" if len(frame) >= TABLE_LIMIT else "incidents.count"
     count = [html.Span(t(count_key, lang, n=len(frame))), *_queue_counts(frame, lang)]
-    rows = _rows(frame, lang, categories, at=clock.value)
+    if not events.empty:
+        count.insert(0, html.Span(t("group.count", lang, n=len(events))))
     return rows, _points(frame, lang), count, asof, asof
+
+
+def _chosen(severities: object, statuses: object, kind: object) -> dict[str, tuple[str, ...]]:
+    """The severity, status and kind filters as a read takes them (all when none chosen)."""
+    chosen_kind = pick(kind, KIND_CHOICES, "all").value
+    return {
+        "severities": pick_many(",".join(severities), SEVERITIES)
+        if isinstance(severities, list) and severities
+        else SEVERITIES,
+        "statuses": pick_many(",".join(statuses), INCIDENT_STATUSES)
+        if isinstance(statuses, list) and statuses
+        else INCIDENT_STATUSES,
+        "kinds": INCIDENT_KINDS if chosen_kind in (None, "all") else (chosen_kind,),
+    }
+
+
+def _order(sort_by: object) -> dict[str, Any]:
+    """The table's order: the column clicked, else the work queue's."""
+    if isinstance(sort_by, list) and sort_by and isinstance(sort_by[0], dict):
+        column = sort_by[0].get("column_id")
+        if column in SORT_COLUMNS:
+            return {"order_by": column, "descending": sort_by[0].get("direction") != "asc"}
+    return {"order_by": QUEUE_ORDER, "descending": True}
+
+
+def _chosen_events(
+    events: pd.DataFrame, *, severities: tuple, statuses: tuple, kinds: tuple
+) -> pd.DataFrame:
+    """The events the filters keep, by their worst severity and their status (an event is a
+    line of alarms)."""
+    if events.empty or "alarm" not in kinds:
+        return events.iloc[0:0]
+    return events[events["severity"].isin(severities) & events["status"].isin(statuses)]
+
+
+def _event_rows(events: pd.DataFrame, lang: str, categories: dict, *, at: datetime) -> list[dict]:
+    """One table row per event, first (as the feed pins them); its id is the event's, negated,
+    so a click opens its members rather than selecting an incident."""
+    en = lang == "en"
+    rows = []
+    for item in events.to_dict("records"):
+        title = [item["event_en"] if en else item["event_zh"]]
+        title.append(t("group.members", lang, n=int(item["members"])))
+        if int(item["unacknowledged"]):
+            title.append(t("group.waiting", lang, n=int(item["unacknowledged"])))
+        names = list(item["districts_en" if en else "districts_zh"] or [])
+        place = (", " if en else "、").join(names[:2]) + ("…" if len(names) > 2 else "")
+        rows.append(
+            {
+                "id": -int(item["id"]),
+                "opened_at": pd.Timestamp(item["opened_at"])
+                .tz_convert(CITY_TZ)
+                .strftime("%m-%d %H:%M"),
+                "age": _age(item["opened_at"], at=at, lang=lang) if int(item["live"]) else "",
+                "kind": t("group.badge", lang),
+                "kind_code": "event",
+                "expected": "",
+                "severity": t(f"severity.{item['severity']}", lang),
+                "severity_code": item["severity"],
+                "status": t(f"status.{item['status']}", lang),
+                "category": name(
+                    categories.get(item["category_code"], (item["category_code"],) * 2), lang
+                ),
+                "title": " · ".join(title),
+                "district": place,
+                "street": t("group.streets", lang, n=int(item["n_streets"])),
+            }
+        )
+    return rows
 
 
 @callback(
     Output(ids.INCIDENT_SELECTED, "data"),
+    Output(ids.INCIDENT_EVENT, "data"),
     Input(ids.INCIDENT_TABLE, "active_cell"),
     Input(ids.INCIDENT_POINTS, "clickData"),
     prevent_initial_call=True,
 )
 def select_incident(active_cell, point):
-    """A clicked row or map point selects that incident."""
+    """A clicked row or map point selects that incident; an event's row opens its members."""
     if dash.ctx.triggered_id == ids.INCIDENT_POINTS:
         properties = (point or {}).get("properties", {}) if isinstance(point, dict) else {}
         chosen = _incident_id(properties.get("id"))
     else:
-        chosen = (
-            _incident_id((active_cell or {}).get("row_id"))
-            if isinstance(active_cell, dict)
-            else None
-        )
+        row = (active_cell or {}).get("row_id") if isinstance(active_cell, dict) else None
+        event = _incident_id(-row) if type(row) is int and row < 0 else None
+        if event is not None:
+            return dash.no_update, event
+        chosen = _incident_id(row)
     if chosen is None:
         raise PreventUpdate
-    return chosen
+    return chosen, dash.no_update
 
 
 @callback(
@@ -670,7 +758,8 @@ def show_incident(incident_id, _done, _tick, lang):
 
 clientside_callback(
     """
-    function (district, category, severity, status, timeWindow, incident, sortBy, kind) {
+    function (district, category, severity, status, timeWindow, incident, sortBy, kind, lines,
+              event) {
         let sort = null;
         if (sortBy && sortBy.length) {
             sort = (sortBy[0].direction === "asc" ? "" : "-") + sortBy[0].column_id;
@@ -682,8 +771,8 @@ clientside_callback(
         return window.onescreen.syncQuery(
             {district: district, category: category, severity: all(severity, 3),
              status: all(status, 3), window: timeWindow, incident: incident, sort: sort,
-             kind: kind},
-            {window: "24h", kind: "all"});
+             kind: kind, lines: lines, event: event},
+            {window: "24h", kind: "all", lines: "events"});
     }
     """,
     Input(ids.INCIDENT_DISTRICT, "value"),
@@ -694,6 +783,8 @@ clientside_callback(
     Input(ids.INCIDENT_SELECTED, "data"),
     Input(ids.INCIDENT_TABLE, "sort_by"),
     Input(INCIDENT_KIND, "value"),
+    Input(INCIDENT_LINES, "value"),
+    Input(ids.INCIDENT_EVENT, "data"),
 )
 
 

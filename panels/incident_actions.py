@@ -9,6 +9,8 @@ wipes a comment being typed.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import dash
 from dash import ALL, Input, Output, State, ctx, dcc, html
@@ -37,6 +39,7 @@ from web.session import client_address, current_principal
 CALLBACKS = CallbackSet()
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 
 def create_incident_actions(lang: str) -> html.Div:
@@ -155,35 +158,19 @@ def update_actions(selected, _done, _tick, shown, lang):
 def act(clicks, selected, note, assignee, done, lang):
     """Apply the clicked action as the signed-in person; say what happened."""
     lang = language(lang)
-    trigger = ctx.triggered_id
-    if not isinstance(trigger, dict) or not any(isinstance(c, int) and c > 0 for c in clicks):
-        raise PreventUpdate
-    action = trigger.get("action")
-    principal = current_principal()
+    action = clicked_action(clicks)
     chosen = _incident_id(selected)
-    if principal is None or chosen is None or not isinstance(action, str):
+    if chosen is None:
         raise PreventUpdate
-    if not principal.can_act or current_scope().actor != principal.username:
-        return _message(t("action.read_only", lang), ok=False), dash.no_update, dash.no_update
-    try:
-        handle_incident(
-            web_engine(),
-            incident_id=chosen,
-            action=action,
-            actor=principal.username,
-            note=note if isinstance(note, str) else "",
-            assignee=assignee if isinstance(assignee, str) else None,
-            address=client_address(),
-        )
-    except IncidentActionError as exc:
-        return _message(str(exc), ok=False), dash.no_update, dash.no_update
-    except READ_ERRORS as exc:
-        report_failure(log, "incident action failed", exc)
-        return _message(t("panel.unavailable", lang), ok=False), dash.no_update, dash.no_update
+    _, refusal = attempt(
+        lang, handle_incident, action=action, note=note, assignee=assignee, incident_id=chosen
+    )
+    if refusal is not None:
+        return refusal, dash.no_update, dash.no_update
     _outdate_district(chosen)
     counter = done + 1 if isinstance(done, int) else 1
     done_text = t("action.done", lang, action=t(f"action.{action}", lang))
-    return _message(done_text, ok=True), counter, ""
+    return action_message(done_text, ok=True), counter, ""
 
 
 def _outdate_district(incident_id: int) -> None:
@@ -201,5 +188,50 @@ def _outdate_district(incident_id: int) -> None:
     shared_cache().invalidate(*district_tags(district))
 
 
-def _message(text: str, *, ok: bool) -> html.Span:
+def clicked_action(clicks: list) -> str:
+    """The action of the form's button that was clicked (PreventUpdate when none was)."""
+    trigger = ctx.triggered_id
+    if not isinstance(trigger, dict) or not any(isinstance(c, int) and c > 0 for c in clicks):
+        raise PreventUpdate
+    action = trigger.get("action")
+    if not isinstance(action, str):
+        raise PreventUpdate
+    return action
+
+
+def attempt(
+    lang: str,
+    handler: Callable[..., _T],
+    *,
+    action: str,
+    note: object,
+    assignee: object,
+    **target: Any,
+) -> tuple[_T | None, html.Span | None]:
+    """Apply `action` with `handler` (to `target`) as the signed-in person, if they may act:
+    its result, or the message saying why not (nothing of a failure's insides is shown)."""
+    principal = current_principal()
+    if principal is None:
+        raise PreventUpdate
+    if not principal.can_act or current_scope().actor != principal.username:
+        return None, action_message(t("action.read_only", lang), ok=False)
+    try:
+        return handler(
+            web_engine(),
+            action=action,
+            actor=principal.username,
+            note=note if isinstance(note, str) else "",
+            assignee=assignee if isinstance(assignee, str) else None,
+            address=client_address(),
+            **target,
+        ), None
+    except IncidentActionError as exc:
+        return None, action_message(str(exc), ok=False)
+    except READ_ERRORS as exc:
+        report_failure(log, "incident action failed", exc)
+        return None, action_message(t("panel.unavailable", lang), ok=False)
+
+
+def action_message(text: str, *, ok: bool) -> html.Span:
+    """What an action's form says after a click."""
     return html.Span(text, className="os-action-ok" if ok else "os-action-error")

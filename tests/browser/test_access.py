@@ -170,3 +170,87 @@ def test_a_viewer_sees_incidents_but_no_handling(live_server, live_engine, brows
     expect(page.locator(".os-action")).to_have_count(0)
     page.context.close()
     assert log.errors == [], log.errors
+
+
+def _make_event(engine: sa.Engine, *, district: str, members: int) -> int:
+    """An active flood event of `members` open alarms over two of `district`'s streets, as the
+    rules pass groups them."""
+    with engine.begin() as conn:
+        streets = (
+            conn.execute(
+                sa.text("SELECT code FROM street WHERE district_adcode = :d ORDER BY code LIMIT 2"),
+                {"d": district},
+            )
+            .scalars()
+            .all()
+        )
+        group = conn.execute(
+            sa.text(
+                "INSERT INTO incident_group (category_code, opened_at, last_member_at, districts,"
+                " streets) VALUES ('flood', now() - interval '20 minutes', now(), :ds, :ss)"
+                " RETURNING id"
+            ),
+            {"ds": [district], "ss": streets},
+        ).scalar_one()
+        conn.execute(
+            sa.text(
+                "INSERT INTO incident (category_code, district_adcode, street_code, rule_code,"
+                " severity, status, title_zh, title_en, opened_at, geom, group_id, grouped_at)"
+                " SELECT 'flood', s.district_adcode, s.code, 'browser-event-' || n, 'major',"
+                "   'open', '下立交积水', 'Underpass ponding',"
+                "   now() - n * interval '4 minutes', s.label_point, :g, now()"
+                " FROM generate_series(1, :members) AS n"
+                " JOIN street s ON s.code = (CAST(:ss AS text[]))[1 + n % 2]"
+            ),
+            {"g": group, "members": members, "ss": streets},
+        )
+    return group
+
+
+def test_an_event_is_one_line_that_opens_into_its_members_handled_as_one(
+    live_server, live_engine, browser
+):
+    group = _make_event(live_engine, district=PUDONG, members=4)
+    page, log = open_page(browser, user="operator")
+    page.goto(f"{live_server}/incidents")
+    line = page.locator("#incidents-table tbody tr", has_text=re.compile(r"积水 · 4 条告警"))
+    expect(line).to_have_count(1)
+    expect(line.locator("td[data-dash-column=kind]")).to_have_text("事件")
+    line.locator("td[data-dash-column=title]").click()
+    # the line opens into its members: the bar says which event, the table lists the four
+    expect(page).to_have_url(re.compile(rf"event={group}"))
+    bar = page.locator("#incidents-event-bar")
+    expect(bar).to_be_visible()
+    expect(bar).to_contain_text(f"仅显示事件 #{group}")
+    expect(bar).to_contain_text("作用于您辖区内的 4 条在办告警")
+    rows = page.locator("#incidents-table td[data-dash-column=title]")
+    expect(rows).to_have_count(4)
+    page.fill("#incidents-event-note", "泵车已出发")
+    bar.locator(".os-action-acknowledge").click()
+    expect(bar.locator(".os-action-ok")).to_have_text("全部确认：4 条告警")
+    expect(page.locator("#incidents-table td[data-dash-column=status]")).to_have_text(
+        ["处置中"] * 4
+    )
+    page.locator("#incidents-event-assignee").click()
+    page.get_by_text("浦东新区城运中心", exact=True).click()
+    bar.locator(".os-action-assign").click()
+    expect(bar.locator(".os-action-ok")).to_have_text("全部指派：4 条告警")
+    screenshot(page, "incident-event-handled")
+    with live_engine.connect() as conn:
+        handled = conn.execute(
+            sa.text("SELECT status, assignee FROM incident WHERE group_id = :g"), {"g": group}
+        ).all()
+    assert set(handled) == {("acknowledged", f"team:ops-{PUDONG}")}
+    # acknowledging again: the server says there is nothing left to acknowledge
+    page.fill("#incidents-event-note", "再次确认")
+    bar.locator(".os-action-acknowledge").click()
+    expect(bar.locator(".os-action-error")).to_contain_text("already acknowledged")
+    page.context.close()
+    assert log.errors == [], log.errors
+    # a reader sees the event and its members, and no handling
+    page, log = open_page(browser, user="viewer")
+    page.goto(f"{live_server}/incidents?event={group}")
+    expect(page.locator("#incidents-event-bar")).to_contain_text("只读账号")
+    expect(page.locator("#incidents-event-bar .os-action")).to_have_count(0)
+    page.context.close()
+    assert log.errors == [], log.errors

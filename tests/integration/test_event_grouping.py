@@ -1,6 +1,7 @@
 """One event, not a storm of alarms, on the real PostGIS: a storm's incidents grouped by the
 rules pass into a few events, the feed's lines, nothing missing, counters untouched, and a
-district's reader counting only its own members."""
+district's reader counting only its own members; an event handled as one, within the
+handler's districts, each member's history and one audit line written."""
 
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
-from data import migrate
+from data import access, migrate
 from data.engine import create_db_engine
 from data.event_reads import event_list, feed_lines
+from data.events import handle_event
 from data.incident_reads import incident_list, incident_watch
+from data.incidents import IncidentActionError, ensure_default_teams
 from data.reference_data import load_reference_data
 from data.scope import CITY, Scope, create_web_engine, provision_web_role, scoped, web_database_url
 from ingest.rules_engine import RulesEngine
@@ -231,6 +234,145 @@ def test_a_district_reader_counts_only_its_own_districts_members(owner, stormed)
             assert event_list(web, **window).empty  # a district without members sees no event
     finally:
         web.dispose()
+
+
+@pytest.fixture(scope="module")
+def web(owner) -> Iterator[sa.Engine]:
+    """The web role's engine (row-level security applies), with the default teams to assign."""
+    ensure_default_teams(owner)
+    engine = create_web_engine(web_database_url(owner.url.render_as_string(hide_password=False)))
+    yield engine
+    engine.dispose()
+
+
+def _members(owner: sa.Engine, group_id: int) -> list[sa.Row]:
+    with owner.connect() as conn:
+        return list(
+            conn.execute(
+                sa.text(
+                    "SELECT id, status, district_adcode, assignee FROM incident"
+                    " WHERE group_id = :g ORDER BY id"
+                ),
+                {"g": group_id},
+            ).all()
+        )
+
+
+def _widest_event(owner: sa.Engine) -> int:
+    """The active event with members in the most districts."""
+    with owner.connect() as conn:
+        return conn.execute(
+            sa.text(
+                "SELECT id FROM incident_group WHERE status = 'active'"
+                " ORDER BY cardinality(districts) DESC, id LIMIT 1"
+            )
+        ).scalar_one()
+
+
+def _user(owner: sa.Engine, role: str, districts: list[str] | None = None) -> str:
+    name = f"{role[:2]}-{random.randrange(10**8)}"
+    access.create_user(
+        owner, username=name, role=role, password="event handling pass", districts=districts or []
+    )
+    return name
+
+
+def test_an_operator_acknowledges_an_event_in_one_action(owner, stormed, web):
+    group = _widest_event(owner)
+    waiting = [m.id for m in _members(owner, group) if m.status == "open"]
+    with owner.connect() as conn:
+        counted = conn.execute(sa.text("SELECT sum(acknowledged) FROM incident_daily")).scalar()
+    operator = _user(owner, "operator")
+    with scoped(Scope(CITY, actor=operator)):
+        done = handle_event(
+            web, group_id=group, action="acknowledge", actor=operator, note="暴雨，已派员巡查"
+        )
+        with pytest.raises(IncidentActionError, match="already acknowledged"):
+            handle_event(web, group_id=group, action="acknowledge", actor=operator, note="again")
+    assert done.changed == len(waiting) > 0 and done.skipped == 0
+    assert not [m for m in _members(owner, group) if m.status == "open"]
+    with owner.connect() as conn:
+        history = conn.execute(
+            sa.text(
+                "SELECT incident_id, actor, note FROM incident_event"
+                " WHERE kind = 'acknowledged' AND incident_id = ANY(:ids)"
+            ),
+            {"ids": waiting},
+        ).all()
+        counted_after = conn.execute(
+            sa.text("SELECT sum(acknowledged) FROM incident_daily")
+        ).scalar()
+    assert sorted(row.incident_id for row in history) == waiting  # one line each
+    assert {(row.actor, row.note) for row in history} == {
+        (operator, f"#{group} · 暴雨，已派员巡查")
+    }
+    assert (counted_after or 0) - (counted or 0) == len(waiting)  # counted by the trigger
+    audit = access.audit_entries(owner, limit=5, action="event-acknowledge")
+    assert audit[0]["target"] == f"event:{group}" and audit[0]["actor"] == operator
+    assert audit[0]["detail"]["members"] == len(waiting)
+
+
+def test_a_district_manager_assigns_only_their_districts_members(owner, stormed, web):
+    group = _widest_event(owner)
+    members = _members(owner, group)
+    districts = sorted({m.district_adcode for m in members})
+    assert len(districts) >= 2
+    mine, other = districts[0], districts[1]
+    live = [m.id for m in members if m.status != "resolved"]
+    live_mine = [m.id for m in members if m.status != "resolved" and m.district_adcode == mine]
+    manager = _user(owner, "district_manager", [mine])
+    with scoped(Scope(mine, actor=manager)):
+        with pytest.raises(IncidentActionError, match="cannot take"):
+            handle_event(
+                web, group_id=group, action="assign", actor=manager, assignee=f"team:ops-{other}"
+            )
+        done = handle_event(
+            web, group_id=group, action="assign", actor=manager, assignee=f"team:ops-{mine}"
+        )
+    # the others' districts are out of reach: not changed, and not even counted as skipped
+    assert (done.changed, done.skipped, done.districts) == (len(live_mine), 0, (mine,))
+    after = {m.id: m.assignee for m in _members(owner, group)}
+    assert {i for i in live if after[i] == f"team:ops-{mine}"} == set(live_mine)
+    operator = _user(owner, "operator")
+    with scoped(Scope(CITY, actor=operator)):
+        city = handle_event(
+            web, group_id=group, action="assign", actor=operator, assignee=f"team:ops-{other}"
+        )
+        noted = handle_event(web, group_id=group, action="note", actor=operator, note="水泵已到")
+    live_other = [i for i in live if i not in live_mine and _district(members, i) == other]
+    assert (city.changed, city.skipped) == (len(live_other), len(live) - len(live_other))
+    assert noted.changed == len(live)
+
+
+def _district(members: list[sa.Row], incident_id: int) -> str:
+    return next(m.district_adcode for m in members if m.id == incident_id)
+
+
+def test_forged_event_requests_are_refused(owner, stormed, web):
+    group = _widest_event(owner)
+    busy = {m.district_adcode for m in _members(owner, group)}
+    with owner.connect() as conn:
+        quiet = conn.execute(
+            sa.text("SELECT adcode FROM district WHERE NOT (adcode = ANY(:busy)) LIMIT 1"),
+            {"busy": sorted(busy)},
+        ).scalar_one()
+    before = _members(owner, group)
+    stranger = _user(owner, "district_manager", [quiet])
+    refusals = [
+        (Scope(quiet, actor=stranger), {"group_id": group}, "no such event"),
+        (Scope(CITY, actor=stranger), {"group_id": 0}, "no such event"),
+        (Scope(CITY, actor=stranger), {"group_id": str(group)}, "no such event"),
+        (Scope(CITY, actor=stranger), {"group_id": 2**63}, "no such event"),
+        (Scope(CITY, actor=stranger), {"group_id": group, "action": "resolve"}, "unknown action"),
+        (Scope(CITY, actor=stranger), {"group_id": group, "note": " "}, "comment is required"),
+        (Scope(CITY, actor=stranger), {"group_id": group, "note": "x" * 2001}, "longer than"),
+        (Scope(CITY), {"group_id": group, "action": "note"}, "may not change"),
+    ]
+    for scope, forged, message in refusals:
+        request = {"action": "acknowledge", "note": "forged", **forged}
+        with scoped(scope), pytest.raises(IncidentActionError, match=message):
+            handle_event(web, actor=stranger, **request)
+    assert _members(owner, group) == before  # nothing changed by any of them
 
 
 def test_an_event_with_no_live_member_closes_after_its_gap(owner, stormed):
