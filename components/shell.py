@@ -37,7 +37,11 @@ def create_page(
             href=href(path, lang=lang),
             className=f"os-nav-link {'os-nav-active' if key == active else ''}".strip(),
         )
-        for key, path in (("overview", "/"), ("incidents", "/incidents"))
+        for key, path in (
+            ("overview", "/"),
+            ("topics", "/topic/flood"),
+            ("incidents", "/incidents"),
+        )
     ]
     principal = current_principal()
     if principal is None:

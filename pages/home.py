@@ -4,29 +4,23 @@ and feed."""
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import dash
-import dash_leaflet as dl
 from dash import Input, Output, State, callback, dcc, html
 from dash.exceptions import PreventUpdate
 
 from components import ids, reference
-from components.area_map import MAP_JS, create_map, geojson_options
-from components.core_inset import INSET_JS, core_inset, sync_inset
+from components.core_inset import sync_inset
 from components.filters import chosen_category, filter_bar
 from components.i18n import name, t
-from components.panels import panel, unavailable
 from components.shell import create_page
 from components.state import METRICS, STACKS, href, language, pick
-from data.errors import READ_ERRORS, report_failure
+from data.errors import READ_ERRORS
 from panels import AREAS, FEED, MARKERS, TILES, TIMELINE, VITALS
-from panels.areas import EMPTY
-from panels.base import Rendered, View
+from panels.base import View
+from panels.city_map import city_map_panel, first_map
 from panels.markers import sent_store
 from panels.place import PagePlace, place
-from panels.reads import asof_payload
-from web.boundaries import boundary_url
 from web.session import current_principal
 
 log = logging.getLogger(__name__)
@@ -73,66 +67,6 @@ def _districts_home(districts: tuple[str, ...], lang: str) -> html.Div:
     )
 
 
-def initial_map(values: dict[str, Any]) -> Rendered | None:
-    """The map's first colours, in the layout itself.
-
-    dash-leaflet styles a URL-loaded layer with the props it had when the fetch began, so
-    colours must be there from the start rather than arrive while the boundaries download.
-    """
-    try:
-        return AREAS.render(OVERVIEW.view(values), OVERVIEW.look(values), {})
-    except READ_ERRORS as exc:
-        report_failure(log, "overview map unavailable", exc)
-        return None
-
-
-def map_panel(lang: str, first: Rendered | None) -> html.Section:
-    """The district map: colours by URL-loaded boundaries, labels, legend and status note."""
-    values = first.values if first else {}
-    return panel(
-        t("panel.map", lang),
-        create_map(
-            map_id=ids.OVERVIEW_MAP,
-            lang=lang,
-            legend_id=ids.OVERVIEW_LEGEND,
-            legend=values.get("legend", [unavailable(t("panel.unavailable", lang))]),
-            layers=[
-                dl.GeoJSON(
-                    id=ids.OVERVIEW_AREAS,
-                    url=boundary_url(level="districts"),
-                    **geojson_options(
-                        style=MAP_JS("areaStyle"),
-                        hoverStyle=MAP_JS("areaHover"),
-                        onEachFeature=MAP_JS("areaTooltip"),
-                        hideout=values.get("areas", {}),
-                    ),
-                ),
-                dl.GeoJSON(
-                    id=ids.OVERVIEW_LABELS,
-                    data=values.get("labels", EMPTY),
-                    **geojson_options(
-                        pointToLayer=MAP_JS("label"),
-                        filter=INSET_JS("outerOnly"),
-                        interactive=False,
-                    ),
-                ),
-                # live critical and major incidents, above everything (issue 19)
-                MARKERS.create(OVERVIEW.look({"lang": lang})),
-            ],
-            inset=core_inset(
-                id_of=OVERVIEW.id_of,
-                hideout=values.get("areas", {}),
-                labels=values.get("labels", EMPTY),
-                lang=lang,
-            ),
-        ),
-        class_name="os-panel-map",
-        extra=html.Span(id=ids.OVERVIEW_STATUS, className="os-panel-note"),
-        fresh=OVERVIEW.fresh_of("map"),
-        asof=asof_payload(*first.reads) if first else None,
-    )
-
-
 def layout(
     lang: str | None = None,
     metric: str | None = None,
@@ -155,7 +89,7 @@ def layout(
         "stack": pick(stack, STACKS, STACKS[0]).value,
         "category": pick(category, list(known), None).value,
     }
-    first = initial_map(values)
+    first = first_map(OVERVIEW, values)
     look = OVERVIEW.look(values)
     body = [
         # digests of the map layers' first hideout and labels, so a refresh sends only changes
@@ -167,7 +101,7 @@ def layout(
         html.Div(
             className="os-grid os-grid-overview",
             children=[
-                map_panel(lang, first),
+                city_map_panel(OVERVIEW, lang, first),
                 html.Div(
                     className="os-side",
                     children=[TILES.create(look), TIMELINE.create(look), FEED.create(look)],

@@ -51,6 +51,8 @@ class PagePlace:
     view: Callable[[dict[str, Any]], View]
     # what else the view is read from (the district page's own store)
     scope_state: tuple[tuple[str, State], ...] = ()
+    # whether the view shows incidents about people at home as counts only (as kiosks do)
+    masked: Callable[[dict[str, Any]], bool] = lambda _values: False
 
     def id_of(self, part: str) -> str:
         """The id of one of the page's panel parts."""
@@ -69,6 +71,7 @@ class PagePlace:
             metric=pick(values.get("metric"), METRICS, METRICS[0]).value or METRICS[0],
             stack=pick(values.get("stack"), STACKS, STACKS[0]).value or STACKS[0],
             layer=pick(values.get("layer"), LAYERS, LAYERS[0]).value or LAYERS[0],
+            masked=self.masked(values),
         )
 
 

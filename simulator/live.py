@@ -62,6 +62,17 @@ STORM_REACH = {
     "pump_status": 0.15,
 }
 STORM_KINDS = ("rainstorm", "typhoon")
+# a scenario's trouble in one street, in turn: which measurands go beyond alarm at once (a fault)
+# and which move there over minutes (a ramp): a feeder's outage, a main bursting (pressure falls,
+# leak noise and flow rise), a gas leak under the manholes, an old person's SOS
+HAPPENINGS = {
+    "outage": (("outage",), ()),
+    "burst": (("leak_noise", "flow"), ("pipe_pressure",)),
+    "gas_leak": (("kitchen_gas",), ("methane_manhole",)),
+    "sos": (("sos_button",), ()),
+}
+# at most this many devices of a street take part (a feeder's or a main's reach), one for an SOS
+HAPPENING_REACH = {"outage": 12, "burst": 8, "gas_leak": 6, "sos": 1}
 SOURCE_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 
 
@@ -78,6 +89,11 @@ class LiveConfig:
     # storm_every_s; None: the first after storm_every_s too
     first_storm_s: float | None = 5 * 60
     storm_minutes: tuple[float, float] = (30.0, 60.0)
+    # one HAPPENINGS trouble this often, the kinds in turn (the first after first_happening_s);
+    # None = none
+    happening_every_s: float | None = None
+    first_happening_s: float = 2 * 60
+    happening_minutes: tuple[float, float] = (20.0, 40.0)
     # a first ponding ramp this long after the start, so a 预警 shows within minutes; None = off
     first_ramp_s: float | None = 60.0
     first_ramp_minutes: tuple[float, float] = (20.0, 25.0)
@@ -155,6 +171,7 @@ class LiveCity:
         self.device_id = devices.device_id[active]
         self.type_id = devices.type_id[active].astype(np.int64)
         self.district = devices.district_adcode[active]
+        self.street = devices.street_code[active]
         self.config = config
         self.types = {t.type_id: t for t in device_types}
         self.params = type_arrays(device_types)
@@ -202,6 +219,12 @@ class LiveCity:
             if config.storm_every_s is None
             else start_us + int(min(first_storm_s or 0, config.storm_every_s) * US)
         )
+        self.next_happening_us = (
+            NEVER
+            if config.happening_every_s is None
+            else start_us + int(config.first_happening_s * US)
+        )
+        self.happenings = 0
         self.set_offline(offline_ids if offline_ids is not None else np.empty(0, np.int64))
         # a random phase per device spreads the first round evenly over one period
         self.next_due = start_us + (self.rng.random(n) * self.period_us).astype(np.int64) + 1
@@ -368,6 +391,11 @@ class LiveCity:
                 self.next_storm_us = now_us + int(self.config.storm_every_s * US)
         if self.storm is None and now_us >= self.next_storm_us:
             self.start_storm(now_us)
+        if now_us >= self.next_happening_us:
+            kinds = list(HAPPENINGS)
+            self.start_happening(kinds[self.happenings % len(kinds)], now_us)
+            self.happenings += 1
+            self.next_happening_us = now_us + int((self.config.happening_every_s or 0) * US)
         n = len(self.device_id)
         cfg = self.config
         for _ in range(self.rng.poisson(cfg.faults_per_device_hour * n * hours)):
@@ -543,6 +571,39 @@ class LiveCity:
             f"({hit_total} flood sensors)"
         )
         return self.storm
+
+    def start_happening(self, kind: str, now_us: int) -> np.ndarray:
+        """A HAPPENINGS trouble starts now in one street (the busiest of a few drawn); the
+        indices of the devices it moves."""
+        faults, ramps = HAPPENINGS[kind]
+        free = (
+            np.isin(self.measurand, faults + ramps)
+            & (self.ep_kind == NO_EPISODE)
+            & ~self.offline
+            & (self.silent_until <= now_us)
+        )
+        if not free.any():
+            return np.empty(0, np.int64)
+        streets, counts = np.unique(self.street[free], return_counts=True)
+        drawn = self.rng.choice(len(streets), size=min(5, len(streets)), replace=False)
+        street = streets[drawn[np.argmax(counts[drawn])]]
+        members = self.rng.permutation(np.flatnonzero(free & (self.street == street)))
+        members = members[: HAPPENING_REACH[kind]]
+        minutes = self.rng.uniform(*self.config.happening_minutes)
+        for i in members:
+            if self.measurand[i] in ramps and self.can_ramp[i]:
+                self._start_ramp(int(i), now_us, minutes=self.rng.uniform(4.0, 8.0))
+                continue
+            t = self.types[int(self.type_id[i])]
+            self.ep_kind[i], self.ep_start[i] = FAULT, now_us
+            self.ep_end[i] = now_us + int(minutes * 60 * US)
+            self.ep_direction[i] = ramp_side(t, self.rng.random())
+            self.ep_to_alarm[i] = True
+            self._report_at(np.array([i]), np.array([now_us]))
+        self.events.append(
+            f"{kind} in street {street}: {len(members)} devices for up to {minutes:.0f} min"
+        )
+        return members
 
     def drain_events(self) -> list[str]:
         """Storm starts and ends since the last call, for the log."""
@@ -937,6 +998,7 @@ def start_simulation(
     seed: int = 0,
     storm_every_minutes: float | None = 20,
     storm_now: bool = False,
+    happening_every_minutes: float | None = 10,
 ) -> RunReport:
     """Load the seeded devices, connect the transport, and stream until stopped."""
     from data import catalog
@@ -954,6 +1016,7 @@ def start_simulation(
         seed=seed,
         storm_every_s=storm_every_minutes * 60 if storm_every_minutes else None,
         storm_now=storm_now,
+        happening_every_s=happening_every_minutes * 60 if happening_every_minutes else None,
     )
     city = LiveCity(
         devices,

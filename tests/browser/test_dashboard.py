@@ -77,6 +77,9 @@ def page_paths(engine: sa.Engine) -> dict[str, str]:
         "district": f"/district/{PUDONG}",
         "district-grid": f"/district/{PUDONG}?layer=grid&lang=en",
         "incidents": f"/incidents?incident={some_incident_id(engine)}",
+        "topic-flood": "/topic/flood",
+        "topic-power-en": "/topic/power?lang=en",
+        "topic-elderly": "/topic/elderly",
         "device": f"/device/{some_device_id(engine)}",
         "not-found": "/no/such/page",
     }
@@ -95,7 +98,7 @@ def test_every_page_loads_without_console_errors(live_server, live_engine, brows
         page, log = open_page(browser, viewport)
         started = time.monotonic()
         page.goto(live_server + path)
-        if name.startswith(("overview", "district")):
+        if name.startswith(("overview", "district", "topic")):
             # the timeline is drawn a moment after the map: the screenshot must show it
             expect(page.locator(".os-chart-slot .js-plotly-plot").first).to_be_visible()
             drawn = time.monotonic() - started
@@ -104,7 +107,7 @@ def test_every_page_loads_without_console_errors(live_server, live_engine, brows
         wait_ready(page)
         assert page.title(), f"{path} has no title"
         # the page must fit the wall without scrolling
-        if name.startswith(("overview", "district", "incidents")):
+        if name.startswith(("overview", "district", "incidents", "topic")):
             overflow = page.evaluate(
                 "document.documentElement.scrollHeight - document.documentElement.clientHeight"
             )
@@ -558,3 +561,23 @@ def test_device_page_shows_state_thresholds_and_incidents(live_server, live_engi
     expect(page.locator("#device-series .main-svg").first).to_be_visible()
     expect(page.locator("#device-incidents .os-feed-row").first).to_be_visible()
     assert "Alarm" in page.locator("#device-series").inner_text()
+
+
+def test_a_scenario_view_shows_its_figures_and_its_own_incidents(live_server, page):
+    page, _log = page
+    page.goto(live_server + "/topic/flood")
+    wait_ready(page)
+    expect(page.locator(".os-topic-link")).to_have_count(6)
+    expect(page.locator(".os-topic-active")).to_have_text("防汛防台")
+    tiles = page.locator(".os-topic-tile")
+    expect(tiles).to_have_count(6)
+    expect(tiles.nth(1).locator(".os-tile-label")).to_have_text("积水超 15 cm 的下立交")
+    for value in tiles.locator(".os-tile-value").all_inner_texts():
+        assert re.fullmatch(r"–|[\d,]+|[\d,.]+ \S+", value), value
+    # the feed follows the scenario: every line is a flood incident or event
+    places = page.locator("#topic-feed .os-feed-place").all_inner_texts()
+    assert all(place.startswith("防汛") for place in places), places
+    # the header's 专题 link leads here; another scenario is one click away
+    page.locator(".os-topic-link", has_text="燃气安全").click()
+    expect(page).to_have_url(re.compile(r"/topic/gas$"))
+    expect(page.locator(".os-topic-tile .os-tile-label").first).to_have_text("甲烷超 10%LEL 的窨井")

@@ -15,6 +15,8 @@ from data.writes import reading_levels
 from localservers.mosquitto import ManagedBroker
 from simulator.city import DISTRICT_POPULATION
 from simulator.live import (
+    HAPPENING_REACH,
+    HAPPENINGS,
     US,
     LiveCity,
     LiveConfig,
@@ -399,3 +401,40 @@ def test_a_demo_city_sees_its_first_storm_within_minutes_then_one_every_storm_ev
             starts.append((now - START) / US / 60)
     assert starts and starts[0] <= config.first_storm_s / 60 + 0.2  # minutes, not forty
     assert len(starts) >= 2 and starts[1] - starts[0] >= 40  # then after 40 calm minutes
+
+
+def _street_devices(n=3000, *, seed=1):
+    """The fake devices (their types as `levels` knows them) spread over eight streets."""
+    devices = fake_devices(n, seed=seed)
+    streets = np.array([f"31010100{k}" for k in range(8)])
+    return replace(devices, street_code=streets[np.arange(n) % len(streets)])
+
+
+@pytest.mark.parametrize("kind", ["outage", "burst", "gas_leak", "sos"])
+def test_a_happening_takes_one_streets_devices_of_its_scenario_past_alarm(kind):
+    devices = _street_devices()
+    config = replace(QUIET, rate=97, seed=7, happening_every_s=3600, first_happening_s=30)
+    city = LiveCity(devices, TYPES, config, start_us=START)
+    city.happenings = list(HAPPENINGS).index(kind)  # this kind comes first
+    cat, _ = simulate(city, seconds=20 * 60, tick=5.0)
+    events = [e for e in city.drain_events() if " in street " in e]
+    assert len(events) == 1 and events[0].startswith(f"{kind} in street"), events
+    lv = levels(cat)
+    alarmed = np.unique(cat["device_id"][lv == 2])
+    faults, ramps = HAPPENINGS[kind]
+    measurand = np.array([TYPE_BY_ID[int(t)].measurand for t in devices.type_id])
+    # only the scenario's own measurands, all in the one street, up to its reach
+    assert len(alarmed) >= 1
+    assert set(measurand[alarmed - 1]) <= set(faults + ramps)
+    assert len(set(devices.street_code[alarmed - 1])) == 1
+    assert len(alarmed) <= HAPPENING_REACH[kind]
+    if kind == "burst":  # the main's pressure falls below its alarm limit
+        pressure = alarmed[measurand[alarmed - 1] == "pipe_pressure"]
+        lows = cat["value"][np.isin(cat["device_id"], pressure) & (lv == 2)]
+        assert len(lows) and (lows < by_type("alarm_min")[devices.type_id[pressure[0] - 1]]).all()
+
+
+def test_no_happening_unless_configured():
+    city = LiveCity(_street_devices(), TYPES, replace(QUIET, rate=97), start_us=START)
+    simulate(city, seconds=10 * 60, tick=5.0)
+    assert not [e for e in city.drain_events() if " in street " in e]

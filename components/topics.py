@@ -1,0 +1,194 @@
+"""Scenario (专题) views: what each scenario's figures are (as data), and the pure builder of its
+figure tiles from the measurands' state now (data/topic_reads.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dash import dcc, html
+
+from components.i18n import t
+from components.state import href
+from data.topic_reads import MeasurandNow, Place
+
+# the scenarios, in the order of the topic row (each is a device category)
+TOPICS = ("flood", "power", "water", "gas", "elderly", "weather")
+# scenarios about people at home: figures are counts, never places
+PERSONAL_TOPICS = frozenset({"elderly"})
+# what a figure may show: a reading at an extreme, or a count of devices (data/topic_reads.py)
+SHOWS = (
+    "highest",
+    "lowest",
+    "above_normal",
+    "above_alarm",
+    "below_normal",
+    "below_alarm",
+    "beyond_normal",
+    "streets_alarm",
+    "total",
+)
+# counts that mean an alarm (the tile turns orange when not zero; red stays for 紧急)
+_ALARM_COUNTS = frozenset({"above_alarm", "below_alarm", "streets_alarm"})
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One tile: its text key (topic.fig.<key>), the measurands it reads, what it shows (the
+    highest or lowest reading, or a count) and whether it names where the extreme is."""
+
+    key: str
+    measurands: tuple[str, ...]
+    show: str
+    where: bool = True
+
+
+FIGURES: dict[str, tuple[Figure, ...]] = {
+    "flood": (
+        Figure("rain", ("rain_gauge", "rainfall"), "highest"),
+        Figure("underpasses", ("ponding",), "above_alarm"),
+        Figure("deepest", ("ponding",), "highest"),
+        Figure("rivers", ("river_level",), "above_normal"),
+        Figure("tide", ("tide_level",), "highest"),
+        Figure("pumps", ("pump_status",), "above_alarm"),
+    ),
+    "power": (
+        Figure("outages", ("outage",), "above_alarm"),
+        Figure("outage_streets", ("outage",), "streets_alarm"),
+        Figure("load_high", ("transformer_load",), "above_normal"),
+        Figure("load_max", ("transformer_load",), "highest"),
+        Figure("voltage", ("voltage",), "beyond_normal"),
+        Figure("cable_max", ("cable_temp",), "highest"),
+    ),
+    "water": (
+        Figure("pressure_low", ("pipe_pressure",), "below_normal"),
+        Figure("pressure_min", ("pipe_pressure",), "lowest"),
+        Figure("bursts", ("pipe_pressure",), "streets_alarm"),
+        Figure("leak_noise", ("leak_noise",), "above_normal"),
+        Figure("turbidity", ("turbidity",), "above_normal"),
+        Figure("chlorine", ("chlorine",), "beyond_normal"),
+    ),
+    "gas": (
+        Figure("manholes", ("methane_manhole",), "above_normal"),
+        Figure("manholes_alarm", ("methane_manhole",), "above_alarm"),
+        Figure("methane_max", ("methane_manhole",), "highest"),
+        Figure("kitchen", ("kitchen_gas",), "above_alarm"),
+        Figure("valves", ("cutoff_valve",), "above_alarm"),
+        Figure("gas_pressure", ("gas_pressure",), "beyond_normal"),
+    ),
+    "elderly": (
+        Figure("households", ("door_inactivity",), "total", where=False),
+        Figure("sos", ("sos_button",), "above_alarm", where=False),
+        Figure("falls", ("fall_radar",), "above_alarm", where=False),
+        Figure("inactive", ("door_inactivity",), "above_normal", where=False),
+        Figure("heart", ("heart_rate",), "beyond_normal", where=False),
+        Figure("water_use", ("water_meter",), "beyond_normal", where=False),
+    ),
+    "weather": (
+        Figure("temp_max", ("temperature",), "highest"),
+        Figure("temp_min", ("temperature",), "lowest"),
+        Figure("wind", ("wind_speed",), "highest"),
+        Figure("visibility", ("visibility",), "lowest"),
+        Figure("rain", ("rainfall",), "highest"),
+        Figure("humidity", ("humidity",), "highest"),
+    ),
+}
+
+
+def topic_measurands(topic: str) -> tuple[str, ...]:
+    """Every measurand a scenario's figures read, each once."""
+    return tuple(dict.fromkeys(m for figure in FIGURES[topic] for m in figure.measurands))
+
+
+def count_of(state: MeasurandNow, show: str) -> int:
+    """One of a measurand's counts (beyond_normal: either side of its normal range)."""
+    if show == "beyond_normal":
+        return state.above_normal + state.below_normal
+    return int(getattr(state, show))
+
+
+def _place(place: Place | None, lang: str) -> str:
+    if place is None:
+        return ""
+    street = place.street_en if lang == "en" else place.street_zh
+    district = place.district_en if lang == "en" else place.district_zh
+    return f"{street} · {district}" if street else district
+
+
+def _number(value: float, decimals: int) -> str:
+    return f"{value:,.{decimals}f}"
+
+
+def _extreme_tile(figure: Figure, states: list[MeasurandNow], lang: str) -> tuple[str, list, str]:
+    """The highest (or lowest) reading among the figure's measurands, where, and its lines."""
+    side = figure.show
+    known = [s for s in states if getattr(s, side) is not None]
+    if not known:
+        return "–", [t("topic.no_reading", lang)], "zero"
+    pick = max if side == "highest" else min
+    state = pick(known, key=lambda s: getattr(s, side))
+    value = float(getattr(state, side))
+    high = side == "highest"
+    line = state.normal_max if high else state.normal_min
+    alarm = state.alarm_max if high else state.alarm_min
+    beyond_alarm = alarm is not None and (value > alarm if high else value < alarm)
+    beyond_line = line is not None and (value > line if high else value < line)
+    detail = []
+    if figure.where:
+        detail.append(_place(getattr(state, f"{side}_at"), lang))
+    if line is not None:
+        detail.append(t("topic.line", lang, value=_number(line, state.decimals), unit=state.unit))
+    tone = "alarm" if beyond_alarm else "warn" if beyond_line else "ok"
+    return f"{_number(value, state.decimals)} {state.unit}", detail, tone
+
+
+def _count_tile(figure: Figure, states: list[MeasurandNow], lang: str) -> tuple[str, list, str]:
+    """How many devices are beyond a line, of how many online (or how many are watched)."""
+    if not states:
+        return "–", [t("topic.no_devices", lang)], "zero"
+    n = sum(count_of(s, figure.show) for s in states)
+    online = sum(s.online for s in states)
+    total = sum(s.total for s in states)
+    if figure.show == "total":
+        return f"{n:,}", [t("topic.online_of", lang, online=f"{online:,}")], "ok"
+    detail = [t("topic.of_online", lang, online=f"{online:,}")]
+    if online < total:
+        detail.append(t("topic.offline", lang, n=f"{total - online:,}"))
+    tone = "zero" if n == 0 else "alarm" if figure.show in _ALARM_COUNTS else "warn"
+    return f"{n:,}", detail, tone
+
+
+def figure_tiles(topic: str, states: dict[str, MeasurandNow], *, lang: str) -> list[html.Div]:
+    """The scenario's figure tiles; a figure whose devices are unknown says so, never blanks."""
+    tiles = []
+    for figure in FIGURES[topic]:
+        found = [states[m] for m in figure.measurands if m in states]
+        build = _extreme_tile if figure.show in ("highest", "lowest") else _count_tile
+        value, detail, tone = build(figure, found, lang)
+        tiles.append(
+            html.Div(
+                className=f"os-tile os-topic-tile os-topic-{tone}",
+                children=[
+                    html.Div(t(f"topic.fig.{figure.key}", lang), className="os-tile-label"),
+                    html.Div(value, className="os-tile-value"),
+                    html.Div(
+                        [html.Span(text) for text in detail if text], className="os-tile-detail"
+                    ),
+                ],
+            )
+        )
+    return tiles
+
+
+def topic_links(active: str | None, lang: str, *, district: str | None = None) -> html.Nav:
+    """The row of scenario views, the shown one marked."""
+    return html.Nav(
+        className="os-topic-row",
+        children=[
+            dcc.Link(
+                t(f"topic.{code}", lang),
+                href=href(f"/topic/{code}", lang=lang, district=district),
+                className="os-topic-link" + (" os-topic-active" if code == active else ""),
+            )
+            for code in TOPICS
+        ],
+    )

@@ -1,0 +1,161 @@
+"""Scenario (专题) figures: each measurand's devices against their own lines now, and where the
+highest and lowest readings are; within the reader's access scope like every read."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from data.checks import InvalidQuery, check_scope
+from data.clock import at_or_now
+
+# an active device's latest reading, online as on the maps (data/devices._DEVICE_STATE_SQL):
+# heard from within three intervals (at least ten minutes)
+_LATEST_CTE = """
+WITH latest AS (
+    SELECT t.measurand, t.value_kind, t.unit, t.decimals, t.normal_min, t.normal_max,
+           t.alarm_min, t.alarm_max, d.id, d.street_code, d.district_adcode, l.value,
+           coalesce(l.ts > CAST(:at AS timestamptz)
+                    - greatest(3 * t.interval_s, 600) * interval '1 second', false) AS online
+    FROM device_type t
+    JOIN device d ON d.type_id = t.id AND d.status = 'active'
+    LEFT JOIN device_latest l ON l.device_id = d.id
+    WHERE t.measurand = ANY(CAST(:measurands AS text[]))
+      AND (CAST(:district AS text) IS NULL OR d.district_adcode = :district)
+)
+"""
+
+# each device against its own type's lines (models of one measurand may differ)
+_STATS_SQL = sa.text(
+    _LATEST_CTE
+    + """
+SELECT measurand, min(unit) AS unit, min(decimals) AS decimals,
+       bool_or(value_kind = 'binary') AS binary,
+       min(normal_min) AS normal_min, max(normal_max) AS normal_max,
+       min(alarm_min) AS alarm_min, max(alarm_max) AS alarm_max,
+       count(*) AS total, count(*) FILTER (WHERE online) AS online,
+       count(*) FILTER (WHERE online AND value > normal_max) AS above_normal,
+       count(*) FILTER (WHERE online AND value > alarm_max) AS above_alarm,
+       count(*) FILTER (WHERE online AND value < normal_min) AS below_normal,
+       count(*) FILTER (WHERE online AND value < alarm_min) AS below_alarm,
+       count(DISTINCT street_code) FILTER (
+           WHERE online AND (value > alarm_max OR value < alarm_min)) AS streets_alarm,
+       max(value) FILTER (WHERE online) AS highest, min(value) FILTER (WHERE online) AS lowest
+FROM latest GROUP BY measurand
+"""
+)
+
+# where each measurand's highest and lowest online readings are (ties: the lowest device id)
+_WHERE_SQL = sa.text(
+    _LATEST_CTE
+    + """
+, top AS (
+    SELECT DISTINCT ON (measurand) measurand, 'highest' AS side, street_code, district_adcode
+    FROM latest WHERE online AND value IS NOT NULL ORDER BY measurand, value DESC, id
+), bottom AS (
+    SELECT DISTINCT ON (measurand) measurand, 'lowest' AS side, street_code, district_adcode
+    FROM latest WHERE online AND value IS NOT NULL ORDER BY measurand, value, id
+)
+SELECT e.measurand, e.side, s.name_zh, s.name_en, d.name_zh, d.name_en
+FROM (SELECT * FROM top UNION ALL SELECT * FROM bottom) e
+JOIN district d ON d.adcode = e.district_adcode
+LEFT JOIN street s ON s.code = e.street_code
+"""
+)
+
+_MEASURAND_RE = re.compile(r"[a-z][a-z0-9_]{1,40}")
+MAX_MEASURANDS = 16
+
+
+@dataclass(frozen=True)
+class Place:
+    """A street (when known) and its district, in both languages."""
+
+    street_zh: str | None
+    street_en: str | None
+    district_zh: str
+    district_en: str
+
+
+@dataclass(frozen=True)
+class MeasurandNow:
+    """One measurand's active devices now: how many are online, beyond their lines, and the
+    extremes with where they are."""
+
+    measurand: str
+    unit: str
+    decimals: int
+    binary: bool
+    normal_min: float | None
+    normal_max: float | None
+    alarm_min: float | None
+    alarm_max: float | None
+    total: int
+    online: int
+    above_normal: int
+    above_alarm: int
+    below_normal: int
+    below_alarm: int
+    streets_alarm: int
+    highest: float | None
+    lowest: float | None
+    highest_at: Place | None
+    lowest_at: Place | None
+
+
+def measurands_now(
+    engine: Engine,
+    *,
+    measurands: tuple[str, ...],
+    district: str | None = None,
+    at: datetime | None = None,
+) -> dict[str, MeasurandNow]:
+    """Each measurand's devices now (of one district, or the reader's whole scope); a
+    measurand without active devices is left out."""
+    check_scope(district=district)
+    if not measurands or len(measurands) > MAX_MEASURANDS:
+        raise InvalidQuery(f"give 1 to {MAX_MEASURANDS} measurands")
+    if not all(isinstance(m, str) and _MEASURAND_RE.fullmatch(m) for m in measurands):
+        raise InvalidQuery("a measurand is a short lower-case code")
+    with engine.connect() as conn:
+        params = {"measurands": list(measurands), "district": district, "at": at_or_now(conn, at)}
+        stats = conn.execute(_STATS_SQL, params).mappings().all()
+        places = {
+            (row[0], row[1]): Place(row[2], row[3], row[4], row[5])
+            for row in conn.execute(_WHERE_SQL, params).all()
+        }
+    return {row["measurand"]: _measurand(row, places) for row in stats}
+
+
+def _number(value: object) -> float | None:
+    return None if value is None else float(value)  # type: ignore[arg-type]
+
+
+def _measurand(row: sa.RowMapping, places: dict[tuple[str, str], Place]) -> MeasurandNow:
+    """One statistics row as a MeasurandNow, with the places of its extremes."""
+    name = str(row["measurand"])
+    return MeasurandNow(
+        measurand=name,
+        unit=str(row["unit"]),
+        decimals=int(row["decimals"]),
+        binary=bool(row["binary"]),
+        normal_min=_number(row["normal_min"]),
+        normal_max=_number(row["normal_max"]),
+        alarm_min=_number(row["alarm_min"]),
+        alarm_max=_number(row["alarm_max"]),
+        total=int(row["total"]),
+        online=int(row["online"]),
+        above_normal=int(row["above_normal"]),
+        above_alarm=int(row["above_alarm"]),
+        below_normal=int(row["below_normal"]),
+        below_alarm=int(row["below_alarm"]),
+        streets_alarm=int(row["streets_alarm"]),
+        highest=_number(row["highest"]),
+        lowest=_number(row["lowest"]),
+        highest_at=places.get((name, "highest")),
+        lowest_at=places.get((name, "lowest")),
+    )
