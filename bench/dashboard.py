@@ -271,6 +271,7 @@ def main() -> None:
     get_settings.cache_clear()
     ticket = bench_session(engine)
     if not args.browser_only:
+        print_topic_reads(engine, repeat=args.repeat)
         print_server_figures(ticket, repeat=args.repeat)
     env = {"DATABASE_URL": url, "ONESCREEN_LOG_LEVEL": "WARNING"}
     print_browser(*time_starts(env, ticket, starts=args.starts, runs=args.browser_runs))
@@ -291,6 +292,23 @@ def prepare(engine) -> None:
         )
         settle(engine)
     writes.refresh_status(engine)
+
+
+def print_topic_reads(engine, *, repeat: int) -> None:
+    """Each scenario's figures read straight from the store, no shared answer (what the first
+    viewer of a period waits for)."""
+    from components.topics import TOPICS, topic_measurands
+    from data.topic_reads import measurands_now
+
+    print(f"\nscenario figures read, uncached, over {repeat} reads (city-wide):")
+    for topic in TOPICS:
+        samples = []
+        for _ in range(repeat):
+            started = time.perf_counter()
+            measurands_now(engine, measurands=topic_measurands(topic))
+            samples.append(time.perf_counter() - started)
+        p50, p95 = percentiles(samples)
+        print(f"  {topic:10} p50 {p50:6.1f} ms  p95 {p95:6.1f} ms")
 
 
 def print_server_figures(ticket, *, repeat: int) -> None:

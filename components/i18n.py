@@ -209,6 +209,7 @@ _TEXTS: dict[str, tuple[str, str]] = {
     "wall.attention": ("紧急事件", "Critical incident"),
     "wall.resume": ("{s} 秒后恢复轮播", "Back to rotation in {s} s"),
     "wall.more": ("另有 {n} 起紧急事件待显示", "{n} more critical incidents waiting"),
+    "wall.more_one": ("另有 1 起紧急事件待显示", "1 more critical incident waiting"),
     "wall.overflow": (
         "另有 {n} 起新紧急事件，见事件中心",
         "{n} more new critical incidents: see Incidents",

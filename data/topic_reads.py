@@ -16,7 +16,7 @@ from data.clock import at_or_now
 # an active device's latest reading, online as on the maps (data/devices._DEVICE_STATE_SQL):
 # heard from within three intervals (at least ten minutes)
 _LATEST_CTE = """
-WITH latest AS (
+WITH latest AS MATERIALIZED (
     SELECT t.measurand, t.value_kind, t.unit, t.decimals, t.normal_min, t.normal_max,
            t.alarm_min, t.alarm_max, d.id, d.street_code, d.district_adcode, l.value,
            coalesce(l.ts > CAST(:at AS timestamptz)
@@ -29,41 +29,45 @@ WITH latest AS (
 )
 """
 
-# each device against its own type's lines (models of one measurand may differ)
-_STATS_SQL = sa.text(
+# each device against its own type's lines (models of one measurand may differ), and where the
+# highest and lowest online readings are (ties: the lowest device id); one scan of the devices
+_NOW_SQL = sa.text(
     _LATEST_CTE
     + """
-SELECT measurand, min(unit) AS unit, min(decimals) AS decimals,
-       bool_or(value_kind = 'binary') AS binary,
-       min(normal_min) AS normal_min, max(normal_max) AS normal_max,
-       min(alarm_min) AS alarm_min, max(alarm_max) AS alarm_max,
-       count(*) AS total, count(*) FILTER (WHERE online) AS online,
-       count(*) FILTER (WHERE online AND value > normal_max) AS above_normal,
-       count(*) FILTER (WHERE online AND value > alarm_max) AS above_alarm,
-       count(*) FILTER (WHERE online AND value < normal_min) AS below_normal,
-       count(*) FILTER (WHERE online AND value < alarm_min) AS below_alarm,
-       count(DISTINCT street_code) FILTER (
-           WHERE online AND (value > alarm_max OR value < alarm_min)) AS streets_alarm,
-       max(value) FILTER (WHERE online) AS highest, min(value) FILTER (WHERE online) AS lowest
-FROM latest GROUP BY measurand
-"""
-)
-
-# where each measurand's highest and lowest online readings are (ties: the lowest device id)
-_WHERE_SQL = sa.text(
-    _LATEST_CTE
-    + """
-, top AS (
-    SELECT DISTINCT ON (measurand) measurand, 'highest' AS side, street_code, district_adcode
+, stats AS (
+    SELECT measurand, min(unit) AS unit, min(decimals) AS decimals,
+           bool_or(value_kind = 'binary') AS binary,
+           min(normal_min) AS normal_min, max(normal_max) AS normal_max,
+           min(alarm_min) AS alarm_min, max(alarm_max) AS alarm_max,
+           count(*) AS total, count(*) FILTER (WHERE online) AS online,
+           count(*) FILTER (WHERE online AND value > normal_max) AS above_normal,
+           count(*) FILTER (WHERE online AND value > alarm_max) AS above_alarm,
+           count(*) FILTER (WHERE online AND value < normal_min) AS below_normal,
+           count(*) FILTER (WHERE online AND value < alarm_min) AS below_alarm,
+           count(DISTINCT street_code) FILTER (
+               WHERE online AND (value > alarm_max OR value < alarm_min)) AS streets_alarm,
+           max(value) FILTER (WHERE online) AS highest,
+           min(value) FILTER (WHERE online) AS lowest
+    FROM latest GROUP BY measurand
+), top AS (
+    SELECT DISTINCT ON (measurand) measurand, street_code, district_adcode
     FROM latest WHERE online AND value IS NOT NULL ORDER BY measurand, value DESC, id
 ), bottom AS (
-    SELECT DISTINCT ON (measurand) measurand, 'lowest' AS side, street_code, district_adcode
+    SELECT DISTINCT ON (measurand) measurand, street_code, district_adcode
     FROM latest WHERE online AND value IS NOT NULL ORDER BY measurand, value, id
 )
-SELECT e.measurand, e.side, s.name_zh, s.name_en, d.name_zh, d.name_en
-FROM (SELECT * FROM top UNION ALL SELECT * FROM bottom) e
-JOIN district d ON d.adcode = e.district_adcode
-LEFT JOIN street s ON s.code = e.street_code
+SELECT st.*,
+       ts.name_zh AS top_street_zh, ts.name_en AS top_street_en,
+       td.name_zh AS top_district_zh, td.name_en AS top_district_en,
+       bs.name_zh AS bottom_street_zh, bs.name_en AS bottom_street_en,
+       bd.name_zh AS bottom_district_zh, bd.name_en AS bottom_district_en
+FROM stats st
+LEFT JOIN top t ON t.measurand = st.measurand
+LEFT JOIN street ts ON ts.code = t.street_code
+LEFT JOIN district td ON td.adcode = t.district_adcode
+LEFT JOIN bottom b ON b.measurand = st.measurand
+LEFT JOIN street bs ON bs.code = b.street_code
+LEFT JOIN district bd ON bd.adcode = b.district_adcode
 """
 )
 
@@ -123,19 +127,27 @@ def measurands_now(
         raise InvalidQuery("a measurand is a short lower-case code")
     with engine.connect() as conn:
         params = {"measurands": list(measurands), "district": district, "at": at_or_now(conn, at)}
-        stats = conn.execute(_STATS_SQL, params).mappings().all()
-        places = {
-            (row[0], row[1]): Place(row[2], row[3], row[4], row[5])
-            for row in conn.execute(_WHERE_SQL, params).all()
-        }
-    return {row["measurand"]: _measurand(row, places) for row in stats}
+        rows = conn.execute(_NOW_SQL, params).mappings().all()
+    return {row["measurand"]: _measurand(row) for row in rows}
 
 
 def _number(value: object) -> float | None:
     return None if value is None else float(value)  # type: ignore[arg-type]
 
 
-def _measurand(row: sa.RowMapping, places: dict[tuple[str, str], Place]) -> MeasurandNow:
+def _place(row: sa.RowMapping, side: str) -> Place | None:
+    """Where a measurand's extreme is (None when it has no online reading)."""
+    if row[f"{side}_district_zh"] is None:
+        return None
+    return Place(
+        row[f"{side}_street_zh"],
+        row[f"{side}_street_en"],
+        row[f"{side}_district_zh"],
+        row[f"{side}_district_en"],
+    )
+
+
+def _measurand(row: sa.RowMapping) -> MeasurandNow:
     """One statistics row as a MeasurandNow, with the places of its extremes."""
     name = str(row["measurand"])
     return MeasurandNow(
@@ -156,6 +168,6 @@ def _measurand(row: sa.RowMapping, places: dict[tuple[str, str], Place]) -> Meas
         streets_alarm=int(row["streets_alarm"]),
         highest=_number(row["highest"]),
         lowest=_number(row["lowest"]),
-        highest_at=places.get((name, "highest")),
-        lowest_at=places.get((name, "lowest")),
+        highest_at=_place(row, "top"),
+        lowest_at=_place(row, "bottom"),
     )

@@ -197,7 +197,7 @@ def update_attention(attention, _tick, config):
     overflow = int(attention.get("overflow") or 0)
     notes = []
     if queued:
-        notes.append(t("wall.more", lang, n=queued))
+        notes.append(t("wall.more_one" if queued == 1 else "wall.more", lang, n=queued))
     if overflow:
         notes.append(t("wall.overflow", lang, n=overflow))
     chart_ = dcc.Graph(
