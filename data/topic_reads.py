@@ -44,24 +44,30 @@ _NOW_SQL = sa.text(
            count(*) FILTER (WHERE online AND value > alarm_max) AS above_alarm,
            count(*) FILTER (WHERE online AND value < normal_min) AS below_normal,
            count(*) FILTER (WHERE online AND value < alarm_min) AS below_alarm,
-           count(DISTINCT street_code) FILTER (
-               WHERE online AND (value > alarm_max OR value < alarm_min)) AS streets_alarm,
            max(value) FILTER (WHERE online) AS highest,
            min(value) FILTER (WHERE online) AS lowest
     FROM latest GROUP BY measurand
+), alarm_streets AS (
+    SELECT measurand, count(DISTINCT street_code) AS streets_alarm FROM latest
+    WHERE online AND (value > alarm_max OR value < alarm_min) GROUP BY measurand
 ), top AS (
-    SELECT DISTINCT ON (measurand) measurand, street_code, district_adcode
-    FROM latest WHERE online AND value IS NOT NULL ORDER BY measurand, value DESC, id
+    SELECT l.measurand, (array_agg(l.street_code ORDER BY l.id))[1] AS street_code,
+           (array_agg(l.district_adcode ORDER BY l.id))[1] AS district_adcode
+    FROM latest l JOIN stats s ON s.measurand = l.measurand AND l.value = s.highest
+    WHERE l.online GROUP BY l.measurand
 ), bottom AS (
-    SELECT DISTINCT ON (measurand) measurand, street_code, district_adcode
-    FROM latest WHERE online AND value IS NOT NULL ORDER BY measurand, value, id
+    SELECT l.measurand, (array_agg(l.street_code ORDER BY l.id))[1] AS street_code,
+           (array_agg(l.district_adcode ORDER BY l.id))[1] AS district_adcode
+    FROM latest l JOIN stats s ON s.measurand = l.measurand AND l.value = s.lowest
+    WHERE l.online GROUP BY l.measurand
 )
-SELECT st.*,
+SELECT st.*, coalesce(a.streets_alarm, 0) AS streets_alarm,
        ts.name_zh AS top_street_zh, ts.name_en AS top_street_en,
        td.name_zh AS top_district_zh, td.name_en AS top_district_en,
        bs.name_zh AS bottom_street_zh, bs.name_en AS bottom_street_en,
        bd.name_zh AS bottom_district_zh, bd.name_en AS bottom_district_en
 FROM stats st
+LEFT JOIN alarm_streets a ON a.measurand = st.measurand
 LEFT JOIN top t ON t.measurand = st.measurand
 LEFT JOIN street ts ON ts.code = t.street_code
 LEFT JOIN district td ON td.adcode = t.district_adcode
