@@ -590,12 +590,12 @@ def update_table(
     frame, reads = everything.value, [clock, everything]
     rows = _rows(frame, lang, categories, at=clock.value)
     events = pd.DataFrame()
-    if group_id is None and pick(lines, LINE_CHOICES, "events").value == "events":
+    if group_id is None and _by_event(lines, chosen):
         found = read(event_list, **query, limit=TABLE_LIMIT)
         singles = read(
             incident_list, **query, **chosen, **_order(sort_by), grouped=False, limit=TABLE_LIMIT
         )
-        events = _chosen_events(found.value, **chosen)
+        events = found.value
         reads += [found, singles]
         rows = _event_rows(events, lang, categories, at=clock.value) + _rows(
             singles.value, lang, categories, at=clock.value
@@ -606,6 +606,17 @@ def update_table(
     if not events.empty:
         count.insert(0, html.Span(t("group.count", lang, n=len(events))))
     return rows, _points(frame, lang), count, asof, asof
+
+
+def _by_event(lines: object, chosen: dict[str, tuple[str, ...]]) -> bool:
+    """Whether the table lists one line per event: by default, and only while no kind, severity
+    or status is filtered out (a filter then lists each incident it keeps, grouped or not)."""
+    unfiltered = chosen == {
+        "severities": SEVERITIES,
+        "statuses": INCIDENT_STATUSES,
+        "kinds": INCIDENT_KINDS,
+    }
+    return unfiltered and pick(lines, LINE_CHOICES, "events").value == "events"
 
 
 def _chosen(severities: object, statuses: object, kind: object) -> dict[str, tuple[str, ...]]:
@@ -629,16 +640,6 @@ def _order(sort_by: object) -> dict[str, Any]:
         if column in SORT_COLUMNS:
             return {"order_by": column, "descending": sort_by[0].get("direction") != "asc"}
     return {"order_by": QUEUE_ORDER, "descending": True}
-
-
-def _chosen_events(
-    events: pd.DataFrame, *, severities: tuple, statuses: tuple, kinds: tuple
-) -> pd.DataFrame:
-    """The events the filters keep, by their worst severity and their status (an event is a
-    line of alarms)."""
-    if events.empty or "alarm" not in kinds:
-        return events.iloc[0:0]
-    return events[events["severity"].isin(severities) & events["status"].isin(statuses)]
 
 
 def _event_rows(events: pd.DataFrame, lang: str, categories: dict, *, at: datetime) -> list[dict]:

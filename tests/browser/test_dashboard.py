@@ -497,7 +497,7 @@ def test_the_incidents_page_is_a_work_queue(live_server, live_engine, page):
     page, _log = page
     # other tests open and resolve incidents: the page and a fresh read are compared together
     for _attempt in range(3):
-        page.goto(live_server + "/incidents?window=7d")
+        page.goto(live_server + "/incidents?window=7d&lines=incidents")
         wait_ready(page)
         expect(page.locator("#incidents-table td[data-dash-column='title']").first).to_be_visible()
         shown = _queue_titles(page)

@@ -11,6 +11,7 @@ import pytest
 from data.areas import cell_metrics
 from data.devices import area_devices
 from data.kpis import area_kpis
+from data.topic_reads import measurands_now
 from tests.conftest import app_on
 from tests.dash_client import client_for, post_callback, sign_in
 from web.boundaries import boundary_url
@@ -128,3 +129,22 @@ def test_callbacks_turn_bad_browser_values_into_defaults_not_errors(app, engine,
     }
     response = _post_callback(app, "district-tiles.children", hostile, operator)
     assert response.status_code == 204  # PreventUpdate: nothing sent, nothing broken
+
+
+def test_a_scenario_views_figures_are_the_stores_and_forged_scenarios_send_nothing(
+    app, engine, operator
+):
+    values = {
+        "topic-state.data": {"topic": "flood"},
+        "os-refresh.n_intervals": 1,
+        "os-lang.data": "en",
+    }
+    body = json.dumps(_callback(app, "topic-figures.children", values, operator))
+    ponding = measurands_now(engine, measurands=("ponding",))["ponding"]
+    assert "Underpasses above 15 cm" in body
+    assert f"of {ponding.online:,} online" in body
+    for forged in ({"topic": "x' OR 1=1"}, {"topic": ["flood"]}, "flood", None):
+        response = _post_callback(
+            app, "topic-figures.children", {**values, "topic-state.data": forged}, operator
+        )
+        assert response.status_code == 204  # PreventUpdate: nothing sent, nothing broken

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 
 from components.topics import TOPICS, topic_measurands
 from data.checks import InvalidQuery
+from data.scope import Scope, create_web_engine, provision_web_role, scoped, web_database_url
 from data.topic_reads import measurands_now
 from tests.conftest import SEED_END
 
@@ -80,3 +81,18 @@ def test_the_figures_refuse_bad_input(engine, seeded):
     ):
         with pytest.raises(InvalidQuery):
             measurands_now(engine, **bad)
+
+
+def test_a_district_reader_counts_only_their_districts_devices(engine, seeded, db_url):
+    provision_web_role(engine)
+    web = create_web_engine(web_database_url(db_url))
+    try:
+        with scoped(Scope(PUDONG)):
+            mine = measurands_now(web, measurands=("ponding", "outage"), at=SEED_END)
+            # asking for another district through the web engine finds nothing of it
+            other = measurands_now(web, measurands=("ponding",), district="310101", at=SEED_END)
+    finally:
+        web.dispose()
+    pudong = measurands_now(engine, measurands=("ponding", "outage"), district=PUDONG, at=SEED_END)
+    assert mine == pudong and mine["ponding"].total > 0
+    assert other == {}
