@@ -234,6 +234,18 @@ def _bounds(
     return {"": [[south, west], [north, east]], **chosen}
 
 
+def _lines_control(lang: str, lines: str | None) -> html.Div:
+    """One line per event (the default) or every incident."""
+    return control(
+        t("group.lines", lang),
+        segmented(
+            INCIDENT_LINES,
+            labelled_options(LINE_CHOICES, lang, "group.lines"),
+            pick(lines, LINE_CHOICES, "events").value,
+        ),
+    )
+
+
 def _filters(
     lang: str,
     *,
@@ -248,14 +260,7 @@ def _filters(
     return html.Div(
         className="os-filters",
         children=[
-            control(
-                t("group.lines", lang),
-                segmented(
-                    INCIDENT_LINES,
-                    labelled_options(LINE_CHOICES, lang, "group.lines"),
-                    pick(chosen["lines"], LINE_CHOICES, "events").value,
-                ),
-            ),
+            _lines_control(lang, chosen["lines"]),
             control(
                 t("fx.filter.kind", lang),
                 segmented(
