@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from data.checks import INCIDENT_STATUSES, SEVERITIES, InvalidQuery, check_scope, check_window
+from data.frames import stack
 from data.incident_reads import INCIDENT_KINDS, incident_list
 
 # an event's members are counted within the view (and, by incident's policy, the reader's
@@ -144,20 +145,10 @@ def feed_lines(
             ((_ALL, kinds), (_PINNED, ("alarm",))) if pin_critical else ((_ALL, kinds),)
         )
     ]
-    incidents = _stack(singles)
+    incidents = stack(singles)
     incidents = incidents.assign(line="incident", last_at=incidents["opened_at"])
-    lines = _stack([events, incidents]) if not events.empty else incidents
+    lines = stack([events, incidents]) if not events.empty else incidents
     return order_lines(lines, pin_critical=pin_critical, limit=limit)
-
-
-def _stack(frames: list[pd.DataFrame]) -> pd.DataFrame:
-    """The frames one under the other with every column of any: a column all empty in one
-    frame takes its type from the others (what pandas will stop doing by itself)."""
-    columns = list(dict.fromkeys(column for frame in frames for column in frame.columns))
-    kept = [frame.dropna(axis=1, how="all") for frame in frames if not frame.empty]
-    if not kept:
-        return frames[0].reindex(columns=columns)
-    return pd.concat(kept, ignore_index=True).reindex(columns=columns)
 
 
 def order_lines(lines: pd.DataFrame, *, pin_critical: bool, limit: int) -> pd.DataFrame:

@@ -338,26 +338,24 @@ def live_incident_points(
 
 @dataclass(frozen=True)
 class IncidentMarks:
-    """The newest incident and incident event ids: what a wall has already seen."""
+    """Where a wall's news stands: every transaction below `settled` (a PostgreSQL xid8) had
+    ended when it last asked, and what they wrote has been told (revision 0010)."""
 
-    incident: int
-    event: int
+    settled: int
 
 
-_MARKS = sa.text(
-    "SELECT (SELECT coalesce(max(id), 0) FROM incident),"
-    " (SELECT coalesce(max(id), 0) FROM incident_event)"
-)
+# the oldest transaction still running: every one below it has committed or rolled back
+_SETTLED = "pg_snapshot_xmin(pg_current_snapshot())"
 
 
 def _read_marks(conn: sa.Connection) -> IncidentMarks:
-    """The high-water marks as seen by `conn`."""
-    row = conn.execute(_MARKS).one()
-    return IncidentMarks(incident=int(row[0]), event=int(row[1]))
+    """The marks as seen by `conn` now."""
+    value = conn.execute(sa.text(f"SELECT CAST({_SETTLED} AS text)")).scalar_one()
+    return IncidentMarks(settled=int(value))
 
 
 def incident_marks(engine: Engine) -> IncidentMarks:
-    """The current high-water marks of incidents and their events."""
+    """The marks of now: news from here on."""
     with engine.connect() as conn:
         return _read_marks(conn)
 
@@ -374,16 +372,20 @@ def new_critical_incidents(
     check_scope(district=district)
     if not 1 <= limit <= 200:
         raise InvalidQuery("limit must be between 1 and 200")
+    if not 0 <= after.settled < 2**63:
+        raise InvalidQuery("marks out of range")
     with engine.connect() as conn:
         marks = _read_marks(conn)
-        # an incident becomes news by being inserted (whoever inserts it) or by an event that
-        # makes it critical and live again; both marks bound the scan to what is new
+        # news is what transactions that ended since the last question wrote: an incident
+        # inserted (whoever inserts it) or an event that makes it critical and live again. By
+        # transaction, not by id, so a row whose id is older than its commit is not skipped.
         result = conn.execute(
             sa.text(
                 "WITH fresh AS ("
-                "  SELECT id FROM incident WHERE id > :after_incident AND id <= :incident_mark"
+                "  SELECT id FROM incident"
+                "  WHERE written_xid >= CAST(:after AS xid8) AND written_xid < CAST(:mark AS xid8)"
                 "  UNION SELECT incident_id FROM incident_event"
-                "  WHERE id > :after_event AND id <= :event_mark"
+                "  WHERE written_xid >= CAST(:after AS xid8) AND written_xid < CAST(:mark AS xid8)"
                 "    AND kind IN ('reopened', 'escalated'))"
                 " SELECT i.id, i.opened_at, i.severity, i.status, i.category_code,"
                 " i.title_zh, i.title_en, i.district_adcode, di.name_zh AS district_zh,"
@@ -401,10 +403,8 @@ def new_critical_incidents(
                 " ORDER BY i.opened_at DESC, i.id DESC LIMIT :limit"
             ),
             {
-                "after_incident": int(after.incident),
-                "after_event": int(after.event),
-                "incident_mark": marks.incident,
-                "event_mark": marks.event,
+                "after": str(int(after.settled)),
+                "mark": str(marks.settled),
                 "district": district,
                 "limit": limit,
             },

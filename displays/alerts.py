@@ -20,6 +20,7 @@ from components.incident_detail import readings_figure
 from components.theme import message_figure, wall_figure
 from data.devices import device_series
 from data.errors import READ_ERRORS, report_failure
+from data.frames import stack
 from data.incident_reads import (
     IncidentMarks,
     forecast_summary,
@@ -90,7 +91,17 @@ def _news(
     coming = imminent_forecasts(engine, within_s=FORECAST_ATTENTION_S, district=district)
     if coming.empty:
         return fresh, marks
-    return (coming if fresh.empty else pd.concat([fresh, coming], ignore_index=True)), marks
+    return stack([fresh, coming]), marks
+
+
+def _marks(data: object) -> IncidentMarks | None:
+    """The marks a wall sent back, or None when they are missing, forged or from before
+    revision 0010 (the wall then starts from now)."""
+    try:
+        settled = int(data["settled"])  # type: ignore[index]
+    except (KeyError, TypeError, ValueError, OverflowError):
+        return None
+    return IncidentMarks(settled) if 0 <= settled < 2**63 else None
 
 
 @CALLBACKS.callback(
@@ -115,10 +126,7 @@ def poll_alerts(tick, marks, watch, config):
     if grant is None:
         return {"revoked": True, "tick": tick, "version": version}, dash.no_update
     masked = grant.kind == "kiosk" or config.get("mode") == "kiosk"
-    try:
-        after = IncidentMarks(int(marks["incident"]), int(marks["event"]))
-    except (KeyError, TypeError, ValueError):
-        after = None
+    after = _marks(marks)
     watched = (
         [i for i in watch if type(i) is int and 0 < i < 2**63][:20]
         if isinstance(watch, list)
@@ -141,7 +149,7 @@ def poll_alerts(tick, marks, watch, config):
             "tick": tick,
             "version": version,
         },
-        {"incident": new_marks.incident, "event": new_marks.event},
+        {"settled": str(new_marks.settled)},
     )
 
 

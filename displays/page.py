@@ -111,7 +111,7 @@ def create_display(*, mode: str, token: object, lang: str, params: dict[str, Any
             ),
             fresh_config(lang),
             dcc.Store(id=ids.WALL_CONFIG, data=config),
-            dcc.Store(id=ids.WALL_MARKS, data={"incident": marks.incident, "event": marks.event}),
+            dcc.Store(id=ids.WALL_MARKS, data={"settled": str(marks.settled)}),
             dcc.Store(id=ids.WALL_ALERTS),
             dcc.Store(id=ids.WALL_WATCH, data=[]),
             dcc.Store(id=ids.WALL_ATTENTION),

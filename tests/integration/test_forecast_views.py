@@ -176,7 +176,7 @@ def test_bad_reads_are_refused(app):
     with pytest.raises(InvalidQuery):
         device_findings(owner, device_id=-1)
     with pytest.raises(InvalidQuery):
-        new_critical_incidents(owner, after=IncidentMarks(0, 0), limit=0)
+        new_critical_incidents(owner, after=IncidentMarks(0), limit=0)
 
 
 # The device page ------------------------------------------------------------------------------
@@ -290,7 +290,7 @@ def test_a_district_manager_sees_no_other_districts_forecast(app, scene):
 def _alerts(app, token: str, mode: str, marks: IncidentMarks) -> dict:
     values = {
         "os-refresh.n_intervals": 3,
-        "wall-marks.data": {"incident": marks.incident, "event": marks.event},
+        "wall-marks.data": {"settled": str(marks.settled)},
         "wall-watch.data": [],
         "wall-config.data": {"token": token, "lang": "zh", "mode": mode},
     }

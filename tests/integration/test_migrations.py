@@ -60,6 +60,12 @@ LANDED = {
     "0008_map_context_down.sql": (
         "b7b9ed39439d98a9e44f756f64bc834bb863ef1c7f45f1b481de5b340ed9f46c"
     ),
+    "0009_events.sql": "89819b2c8388fbbefdc5bd6adc70e1b287260a10cf7a203a8a56c5a0430665e5",
+    "0009_events_down.sql": "7fe2b631b7b68a49724d23390006c713a370e85acf870c91e076c79bb0377c46",
+    "0010_news_order.sql": "6a0dcc2bbfd11b0cbea2c5878bb07c49270042add0e51d383b1a368fa59c1c02",
+    "0010_news_order_down.sql": (
+        "66526970bfb8d45707aedc20bdfde6a19b56ffb9cf948f32f59ff819f085f2ff"
+    ),
 }
 
 

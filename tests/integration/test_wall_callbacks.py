@@ -149,7 +149,7 @@ def test_alerts_say_revoked_once_the_token_is_revoked(app):
     token = create_display_token(owner_of(app), kind="wall", label="cb doomed")
     values = {
         "os-refresh.n_intervals": 3,
-        "wall-marks.data": {"incident": "NaN", "event": [1]},
+        "wall-marks.data": {"settled": "NaN", "incident": [1]},
         "wall-watch.data": ["1", -5, 10**20, None],
         "wall-config.data": {"token": token, "lang": "zh"},
     }
@@ -170,7 +170,7 @@ def test_a_kiosk_learns_no_incident_statuses(app):
         )
     values = {
         "os-refresh.n_intervals": 3,
-        "wall-marks.data": {"incident": 0, "event": 0},
+        "wall-marks.data": {"settled": "-1"},
         "wall-watch.data": watched,
     }
     answers = {}

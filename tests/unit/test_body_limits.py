@@ -106,9 +106,16 @@ def test_a_probe_answers_by_its_deadline_with_one_check_in_flight():
     assert "did not answer within 0.3 s" in verdicts[0].reason
     assert len(started) == 1
     later = time.monotonic()
-    assert probe().figures is None and time.monotonic() - later < 0.1  # at once, no new check
+    # at once (well inside the 0.3 s deadline), no new check
+    assert probe().figures is None and time.monotonic() - later < 0.25
     assert len(started) == 1
     release.set()
-    time.sleep(0.05)
-    assert probe().figures == {"status": "ready"}
-    assert len(started) == 2
+    # once the stuck check has ended, the next probe checks anew and answers (a loaded machine
+    # may take a moment to run the released thread)
+    deadline = time.monotonic() + 5
+    verdict = probe()
+    while verdict.figures is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+        verdict = probe()
+    assert verdict.figures == {"status": "ready"}
+    assert len(started) >= 2
