@@ -16,13 +16,14 @@ from redis import Redis
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from data import event_store, rules_store
+from data import event_store, rules_store, warning_store
 from data.event_types import GroupingWrites
 from data.rule_types import US, Escalate, Open, Reading, Resolve, Rule, State, rules_for_type
 from data.rules_store import Inbox
 from ingest.early import EarlyReport, EarlyWarning
 from ingest.grouping import group_pass
 from ingest.rules import advance_device, late_episodes, offline_limit_s
+from ingest.warning_levels import evaluate
 from serving.events import announce_new_data
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,7 @@ class PassReport:
     skipped: bool = False
     early: EarlyReport = field(default_factory=EarlyReport)
     events: GroupingWrites = field(default_factory=GroupingWrites)
+    warnings_changed: int = 0  # scenario levels in force that changed
 
     @property
     def changed(self) -> bool:
@@ -61,6 +63,7 @@ class PassReport:
             or self.late_recorded
             or self.early.changed
             or self.events.changed
+            or self.warnings_changed
         )
 
 
@@ -78,6 +81,7 @@ class RulesEngine:
         early: bool = True,
         live_window_s: float = LIVE_WINDOW_S,
         group_every_s: float = 10.0,
+        warning_every_s: float = 30.0,
     ) -> None:
         self.engine = engine
         # a reading that arrives later than this after its timestamp is history, not news
@@ -97,12 +101,20 @@ class RulesEngine:
         self._events_schema: bool | None = None  # revision 0009 or later: incidents are grouped
         self._neighbours: tuple[float, dict[str, frozenset[str]]] | None = None
         self._fleet_by_street: tuple[float, dict[tuple[str, str], int]] | None = None
+        self.warning_every_s = warning_every_s
+        self._next_warning = 0.0
+        self._warnings_schema: bool | None = None  # revision 0011 or later: warning levels
 
     def run_once(
-        self, *, now: datetime | None = None, offline: bool | None = None, group: bool | None = None
+        self,
+        *,
+        now: datetime | None = None,
+        offline: bool | None = None,
+        group: bool | None = None,
+        warnings: bool | None = None,
     ) -> PassReport:
-        """One pass: threshold rules over queued readings, then (when due) offline detection
-        and grouping incidents into events."""
+        """One pass: threshold rules over queued readings, then (when due) offline detection,
+        grouping incidents into events and the scenarios' warning levels."""
         report = PassReport()
         with self.engine.begin() as conn:
             if not rules_store.try_lock(conn):
@@ -145,7 +157,31 @@ class RulesEngine:
                     seconds=time.perf_counter() - started,
                 )
                 self._next_group = time.monotonic() + self.group_every_s
+        due = time.monotonic() >= self._next_warning if warnings is None else warnings
+        if due:
+            report.warnings_changed = self._warnings(now or datetime.now(UTC))
+            self._next_warning = time.monotonic() + self.warning_every_s
         return report
+
+    def _warnings(self, now: datetime) -> int:
+        """Evaluate the scenarios' warning levels in a short transaction of their own (an
+        operator setting a level waits for it, not for the whole pass); the changes."""
+        with self.engine.begin() as conn:
+            if self._warnings_schema is None:
+                self._warnings_schema = warning_store.has_warnings(conn)
+            if not self._warnings_schema:
+                return 0
+            states = warning_store.lock_levels(conn)
+            topics, districts = warning_store.warning_places(conn)
+            updates = evaluate(
+                rules=warning_store.load_warning_rules(conn),
+                counts=warning_store.warning_counts(conn, now=now),
+                states=states,
+                topics=topics,
+                districts=districts,
+                now=now,
+            )
+            return warning_store.save_levels(conn, updates=updates, now=now)
 
     def _street_neighbours(self, conn: sa.Connection) -> dict[str, frozenset[str]]:
         """The streets' neighbours, read again every few minutes (streets seldom change)."""

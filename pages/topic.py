@@ -21,6 +21,7 @@ from panels.city_map import city_map_panel, first_map
 from panels.markers import sent_store
 from panels.place import PagePlace, place
 from panels.topic import TOPIC_FIGURES
+from panels.warning_actions import warning_form
 
 TOPIC_STATE = "topic-state"
 
@@ -75,7 +76,9 @@ def layout(code: str | None = None, lang: str | None = None, **_other: str) -> h
         dcc.Store(id=TOPIC_STATE, data={"topic": code}),
         dcc.Store(id=TOPIC.id_of("map-sent"), data=first.values["map-sent"] if first else None),
         sent_store(look),
-        topic_links(code, lang),
+        html.Div(
+            className="os-topic-bar", children=[topic_links(code, lang), warning_form(code, lang)]
+        ),
         html.Div(
             className="os-grid os-grid-topic",
             children=[

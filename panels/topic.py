@@ -7,34 +7,60 @@ from typing import Any
 
 from dash import html
 
+from components import reference
 from components.i18n import t
 from components.panels import panel, unavailable
 from components.tiles import skeleton_tiles
 from components.topics import FIGURES, figure_tiles, topic_measurands
+from components.warnings import warning_strip
 from data.topic_reads import measurands_now
+from data.warning_reads import WarningNow, warning_levels
 from panels.base import LivePanel, Look, Part, Rendered, View
 from panels.reads import asof_payload, read
 
 
 def render(view: View, look: Look, _kept: dict[str, Any]) -> Rendered:
-    """The figures of the view's scenario (its category)."""
+    """The figures of the view's scenario (its category) and its warning level here."""
     topic = view.category if view.category in FIGURES else "flood"
     states = read(measurands_now, measurands=topic_measurands(topic), district=view.district)
+    levels = read(warning_levels, topic=topic)
     return Rendered(
-        values={"figures": figure_tiles(topic, states.value, lang=look.lang)},
-        reads=(states,),
+        values={
+            "figures": figure_tiles(topic, states.value, lang=look.lang),
+            "warning": _warning(levels.value, district=view.district, lang=look.lang),
+        },
+        reads=(states, levels),
     )
+
+
+def _warning(levels: list[WarningNow], *, district: str | None, lang: str) -> list:
+    """The strip of the place's level; for the city, with its districts at a level."""
+    here = next((w for w in levels if w.district == (district or "")), None)
+    names = reference.districts()
+    at_level = sorted(
+        (w.level, w.district) for w in levels if w.district and w.level and not district
+    )
+    named = [(names.get(code, (code, code))[lang == "en"], level) for level, code in at_level]
+    return warning_strip(here, named, lang=lang)
 
 
 def create(look: Look, initial: Rendered | None = None, *, class_name: str = "") -> html.Section:
     """The figures' frame, with placeholders until the first figures arrive."""
     return panel(
         t("panel.topic_figures", look.lang),
-        html.Div(
-            id=look.id_of("figures"),
-            className="os-tiles os-topic-tiles",
-            children=initial.values["figures"] if initial else skeleton_tiles()[:6],
-        ),
+        [
+            html.Div(
+                id=look.id_of("warning"),
+                className="os-warn-strip",
+                role="status",
+                children=initial.values["warning"] if initial else None,
+            ),
+            html.Div(
+                id=look.id_of("figures"),
+                className="os-tiles os-topic-tiles",
+                children=initial.values["figures"] if initial else skeleton_tiles()[:6],
+            ),
+        ],
         class_name=f"os-panel-topic {class_name}".strip(),
         fresh=look.fresh_of("figures"),
         asof=asof_payload(*initial.reads) if initial else None,
@@ -43,9 +69,12 @@ def create(look: Look, initial: Rendered | None = None, *, class_name: str = "")
 
 TOPIC_FIGURES = LivePanel(
     kind="topic-figures",
-    parts=(Part("figures", "children"),),
+    parts=(Part("figures", "children"), Part("warning", "children")),
     render=render,
-    fallback=lambda look: {"figures": [unavailable(t("panel.unavailable", look.lang))]},
+    fallback=lambda look: {
+        "figures": [unavailable(t("panel.unavailable", look.lang))],
+        "warning": None,
+    },
     create=create,
     badges=("figures",),
 )

@@ -1,0 +1,74 @@
+"""Warning levels drawn: the level badge (IV 蓝 · III 黄 · II 橙 · I 红), why it holds, who set
+it, and the districts at a level; pure builders."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from dash import html
+
+from components.i18n import t
+from data.warning_reads import WarningNow
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+ROMAN = {1: "I", 2: "II", 3: "III", 4: "IV"}
+
+
+def level_badge(level: int | None, lang: str, *, short: bool = False) -> html.Span:
+    """A level as its badge; colour and words together (never colour alone)."""
+    if level not in ROMAN:
+        return html.Span(t("warn.none", lang), className="os-level os-level-none")
+    key = "warn.short" if short else "warn.level"
+    words = t(key, lang, roman=ROMAN[level], colour=t(f"warn.colour{level}", lang))
+    return html.Span(words, className=f"os-level os-level-{level}")
+
+
+def _why(here: WarningNow, lang: str) -> str:
+    """The holding rules, or that the level is held through a lull."""
+    notes = [str(item.get(lang) or item.get("zh") or "") for item in here.why]
+    if notes:
+        return t("warn.because", lang, why="；".join(notes) if lang == "zh" else "; ".join(notes))
+    if here.computed and here.calm_since:
+        return t("warn.holding", lang)
+    return ""
+
+
+def _hhmm(when: datetime | None) -> str:
+    return when.astimezone(SHANGHAI).strftime("%H:%M") if when else ""
+
+
+def warning_strip(
+    here: WarningNow | None,
+    districts: list[tuple[str, int]],
+    *,
+    lang: str,
+) -> list:
+    """The scenario's level in the view's place, why, an operator's setting, and (for the city)
+    the districts at a level as (name, level), most severe first."""
+    if here is None:
+        return [level_badge(None, lang), html.Span(t("warn.not_yet", lang), className="os-muted")]
+    parts: list = [level_badge(here.level, lang)]
+    why = _why(here, lang)
+    if here.override is not None:
+        set_by = t(
+            "warn.set_by",
+            lang,
+            who=here.override_by or "",
+            until=_hhmm(here.override_until),
+            reason=here.override_reason or "",
+        )
+        parts.append(html.Span(set_by, className="os-warn-override"))
+    elif why:
+        parts.append(html.Span(why, className="os-warn-why"))
+    if districts:
+        parts.append(
+            html.Span(
+                [
+                    html.Span([name, " ", level_badge(level, lang, short=True)])
+                    for name, level in districts[:6]
+                ],
+                className="os-warn-districts",
+            )
+        )
+    return parts

@@ -1,0 +1,75 @@
+"""Reading warning levels (revision 0011): each scenario's level in force for the city and the
+districts in the reader's scope, with why it holds and who set it; and the rules behind them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from data.checks import InvalidQuery
+
+_TOPIC_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_")
+
+
+@dataclass(frozen=True)
+class WarningNow:
+    """A scenario's level in one district ('' = the city) as it stands."""
+
+    topic: str
+    district: str
+    level: int | None  # in force: 1 = I 红 … 4 = IV 蓝, None = no warning
+    computed: int | None
+    override: int | None  # an operator's level in force (0 = "no warning"), else None
+    override_by: str | None
+    override_reason: str | None
+    override_until: datetime | None
+    why: list[dict[str, Any]]
+    calm_since: datetime | None
+    since: datetime | None  # when the level in force last changed
+
+
+def check_topic(topic: object) -> str:
+    """The scenario code, or InvalidQuery."""
+    if not isinstance(topic, str) or not 2 <= len(topic) <= 32 or set(topic) - _TOPIC_CHARS:
+        raise InvalidQuery("a scenario is a short lower-case code")
+    return topic
+
+
+def warning_levels(engine: Engine, *, topic: str | None = None) -> list[WarningNow]:
+    """Levels of one scenario (or all) for the city and the districts the reader may see."""
+    if topic is not None:
+        check_topic(topic)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT w.topic_code, w.district_adcode, warning_in_force(w) AS level,"
+                " w.computed,"
+                " CASE WHEN w.override_until > now() THEN w.override END AS override,"
+                " w.override_by, w.override_reason, w.override_until, w.why, w.calm_since,"
+                " (SELECT max(c.at) FROM warning_level_change c WHERE c.topic_code = w.topic_code"
+                "   AND c.district_adcode = w.district_adcode) AS since"
+                " FROM warning_level w"
+                " WHERE CAST(:topic AS text) IS NULL OR w.topic_code = :topic"
+                " ORDER BY w.topic_code, w.district_adcode"
+            ),
+            {"topic": topic},
+        ).all()
+    return [WarningNow(*row) for row in rows]
+
+
+def warning_rules(engine: Engine, *, topic: str) -> list[dict[str, Any]]:
+    """The enabled rules of a scenario, most severe level first: what makes each level."""
+    check_topic(topic)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT level, note_zh, note_en FROM warning_rule"
+                " WHERE enabled AND topic_code = :topic ORDER BY level, id"
+            ),
+            {"topic": topic},
+        ).mappings()
+        return [dict(row) for row in rows]
