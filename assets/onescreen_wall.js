@@ -12,6 +12,11 @@
   const other = function (slot) { return slot === "a" ? "b" : "a"; };
 
   function focusView(incident) {
+    if (incident.kind === "warning") {
+      // a level's rise: its place on the scenario (no marker: a level is not a point)
+      return {district: incident.district || null, street: null, category: incident.category,
+              key: "warning:" + incident.id, focus: {id: incident.id, kind: "warning"}};
+    }
     return {
       district: incident.district, street: incident.street || null, category: null,
       key: "focus:" + incident.id,
@@ -392,10 +397,12 @@
     const watchKey = watchIds.join(",");
     const watchOut = watchKey === W.watchKey ? nu : watchIds;
     W.watchKey = watchKey;
-    const forecastShown = next.phase === "attention" && next.attention.incident.kind === "forecast";
+    const shownKind = next.phase === "attention" ? next.attention.incident.kind : null;
+    const forecastShown = shownKind === "forecast";
     const stoppedMs = W.stoppedFor(next.active, now);
     const rootClass = "os-wall os-wall-" + config.mode + " os-lang-" + config.lang +
       " os-wall-phase-" + next.phase + (forecastShown ? " os-wall-attention-forecast" : "") +
+      (shownKind === "warning" ? " os-wall-attention-warning" : "") +
       (next.revoked ? " os-wall-revoked" : "") + (stoppedMs ? " os-wall-stale" : "");
     const banner = W.staleText(stoppedMs, config);
     return [slotViews, slotClasses, title, progress, attentionOut, watchOut,

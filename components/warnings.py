@@ -6,10 +6,13 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from dash import html
+from dash import dcc, html
 
 from components.i18n import t
+from components.state import href
+from components.topics import TOPICS
 from data.warning_reads import WarningNow
+from data.warning_types import severity
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 ROMAN = {1: "I", 2: "II", 3: "III", 4: "IV"}
@@ -38,6 +41,17 @@ def _hhmm(when: datetime | None) -> str:
     return when.astimezone(SHANGHAI).strftime("%H:%M") if when else ""
 
 
+def set_by_text(here: WarningNow, lang: str) -> str:
+    """Who set an operator's level, until when, and why."""
+    return t(
+        "warn.set_by",
+        lang,
+        who=here.override_by or "",
+        until=_hhmm(here.override_until),
+        reason=here.override_reason or "",
+    )
+
+
 def warning_strip(
     here: WarningNow | None,
     districts: list[tuple[str, int]],
@@ -51,14 +65,7 @@ def warning_strip(
     parts: list = [level_badge(here.level, lang)]
     why = _why(here, lang)
     if here.override is not None:
-        set_by = t(
-            "warn.set_by",
-            lang,
-            who=here.override_by or "",
-            until=_hhmm(here.override_until),
-            reason=here.override_reason or "",
-        )
-        parts.append(html.Span(set_by, className="os-warn-override"))
+        parts.append(html.Span(set_by_text(here, lang), className="os-warn-override"))
     elif why:
         parts.append(html.Span(why, className="os-warn-why"))
     if districts:
@@ -72,3 +79,43 @@ def warning_strip(
             )
         )
     return parts
+
+
+def _link_title(code: str, level: int | None, lang: str) -> str:
+    return f"{t(f'topic.{code}', lang)} · {level_badge(level, lang).children}"
+
+
+def warning_links(levels: dict[str, int | None], *, lang: str, district: str | None = None) -> list:
+    """One link per scenario to its view, with its level in force (those at a level first)."""
+    order = sorted(TOPICS, key=lambda code: -severity(levels.get(code)))
+    return [
+        dcc.Link(
+            [
+                html.Span(t(f"topic.{code}", lang), className="os-warn-topic"),
+                # a calm scenario is its name alone; its tooltip says so
+                level_badge(levels.get(code), lang, short=True) if levels.get(code) else None,
+            ],
+            title=_link_title(code, levels.get(code), lang),
+            href=href(f"/topic/{code}", lang=lang, district=district),
+            className="os-warn-link" + ("" if levels.get(code) else " os-warn-calm"),
+        )
+        for code in order
+    ]
+
+
+def warning_badges(levels: dict[str, int | None], *, lang: str) -> list:
+    """The scenarios at a level, most severe first, as badges (a display's header: nothing to
+    click); a calm city says so."""
+    raised = sorted(
+        (code for code in TOPICS if levels.get(code)), key=lambda code: -severity(levels[code])
+    )
+    if not raised:
+        return [html.Span(t("warn.all_calm", lang), className="os-warn-calm")]
+    return [
+        html.Span(
+            [t(f"topic.{code}", lang), " ", level_badge(levels[code], lang, short=True)],
+            className="os-warn-link",
+            title=_link_title(code, levels[code], lang),
+        )
+        for code in raised
+    ]

@@ -10,7 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from data.checks import InvalidQuery
+from data.checks import InvalidQuery, check_scope
 
 _TOPIC_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_")
 
@@ -71,5 +71,32 @@ def warning_rules(engine: Engine, *, topic: str) -> list[dict[str, Any]]:
                 " WHERE enabled AND topic_code = :topic ORDER BY level, id"
             ),
             {"topic": topic},
+        ).mappings()
+        return [dict(row) for row in rows]
+
+
+def warning_rises(
+    engine: Engine, *, after: int, before: int, district: str | None = None
+) -> list[dict[str, Any]]:
+    """Rises of the level in force (from none or a milder level) of the city, or of `district`,
+    logged by transactions between the marks `after` and `before` (xid8, as the walls' incident
+    news): what takes a wall's attention, oldest first, at most ten."""
+    if district is not None:
+        check_scope(district=district)
+    if not (0 <= after < 2**63 and 0 <= before < 2**63):
+        raise InvalidQuery("marks out of range")
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT c.id, c.at, c.topic_code, c.district_adcode, c.from_level, c.to_level,"
+                " c.source, c.reason"
+                " FROM warning_level_change c"
+                " WHERE c.written_xid >= CAST(:after AS xid8)"
+                "   AND c.written_xid < CAST(:before AS xid8)"
+                "   AND c.district_adcode = :place AND c.to_level IS NOT NULL"
+                "   AND (c.from_level IS NULL OR c.to_level < c.from_level)"
+                " ORDER BY c.id LIMIT 10"
+            ),
+            {"after": str(after), "before": str(before), "place": district or ""},
         ).mappings()
         return [dict(row) for row in rows]

@@ -49,3 +49,8 @@ class LevelUpdate:
     changed_from: int | None = None
     changed: bool = False
     source: str = "rules"  # or 'expiry': an operator's level ran out
+
+
+def severity(level: int | None) -> int:
+    """How severe a level is, for comparing: no warning 0, IV 1 … I 4."""
+    return 0 if not level else 5 - level

@@ -8,16 +8,17 @@ from datetime import timedelta
 
 import dash
 import pandas as pd
-from dash import ALL, Input, Output, State, ctx, dcc
+from dash import ALL, Input, Output, State, ctx, dcc, html
 from dash.exceptions import PreventUpdate
 from sqlalchemy.engine import Engine
 
 from components import ids, reference
 from components.callbacks import CallbackSet
 from components.feed import mask_personal
-from components.i18n import t
+from components.i18n import name, t
 from components.incident_detail import readings_figure
 from components.theme import message_figure, wall_figure
+from components.warnings import set_by_text, warning_badges
 from data.devices import device_series
 from data.errors import READ_ERRORS, report_failure
 from data.frames import stack
@@ -30,10 +31,11 @@ from data.incident_reads import (
     incident_watch,
     new_critical_incidents,
 )
+from data.warning_reads import warning_levels, warning_rises
 from displays.access import app_version, checked, grant_for
-from displays.cards import attention_children, kiosk_forecast_children
+from displays.cards import attention_children, kiosk_forecast_children, warning_children
 from displays.slots import slot_id
-from panels.reads import now
+from panels.reads import now, read
 from web.services import web_engine
 
 # registered on each app by create_app()
@@ -89,9 +91,32 @@ def _news(
     if masked:
         return fresh, marks
     coming = imminent_forecasts(engine, within_s=FORECAST_ATTENTION_S, district=district)
-    if coming.empty:
-        return fresh, marks
     return stack([fresh, coming]), marks
+
+
+def _rises(
+    engine: Engine, *, after: IncidentMarks | None, marks: IncidentMarks, district: str | None
+) -> list[dict]:
+    """The rises of the display's warning levels (the city's, or its district's) since the
+    last poll, as records the schedule takes like an incident's (ids below zero)."""
+    if after is None:
+        return []
+    rises = warning_rises(engine, after=after.settled, before=marks.settled, district=district)
+    return [
+        {
+            "kind": "warning",
+            "id": -int(rise["id"]),
+            "district": district,
+            "street": None,
+            "category": rise["topic_code"],
+            "severity": "critical",
+            "level": int(rise["to_level"]),
+            "from": None if rise["from_level"] is None else int(rise["from_level"]),
+            "group": None,
+            "expected": None,
+        }
+        for rise in rises
+    ]
 
 
 def _marks(data: object) -> IncidentMarks | None:
@@ -135,6 +160,10 @@ def poll_alerts(tick, marks, watch, config):
     try:
         engine = web_engine()
         fresh, new_marks = _news(engine, after=after, district=grant.district, masked=masked)
+        # a kiosk shows levels in its public strip, never as an alert
+        rises = (
+            [] if masked else _rises(engine, after=after, marks=new_marks, district=grant.district)
+        )
         # kiosks never show alerts, so they learn nothing of incidents' statuses either
         states = {} if masked else incident_watch(engine, incident_ids=watched)
     except READ_ERRORS as exc:
@@ -142,7 +171,7 @@ def poll_alerts(tick, marks, watch, config):
         raise PreventUpdate from None
     return (
         {
-            "new": _records(fresh, masked=masked),
+            "new": _records(fresh, masked=masked) + rises,
             "statuses": {str(k): state for k, (state, _) in states.items()},
             # the events they joined since: one event takes the wall once
             "groups": {str(k): group for k, (_, group) in states.items() if group is not None},
@@ -171,6 +200,8 @@ def update_attention(attention, _tick, config):
         # the chart stays mounted (hidden with the card): mounting plotly anew for every alert
         # would leave its detached nodes behind over weeks
         return [], dash.no_update, ""
+    if attention["incident"].get("kind") == "warning":
+        return _warning_card(attention, grant_district=grant.district, lang=lang)
     try:
         incident_id = int(attention["incident"]["id"])
     except (KeyError, TypeError, ValueError):
@@ -201,20 +232,72 @@ def update_attention(attention, _tick, config):
     except READ_ERRORS as exc:
         report_failure(log, "wall attention card failed", exc)
         raise PreventUpdate from None
-    queued = int(attention.get("queued") or 0)
-    overflow = int(attention.get("overflow") or 0)
-    notes = []
-    if queued:
-        notes.append(t("wall.more_one" if queued == 1 else "wall.more", lang, n=queued))
-    if overflow:
-        notes.append(t("wall.overflow", lang, n=overflow))
     chart_ = dcc.Graph(
         id=ids.WALL_ATTENTION_CHART,
         figure=wall_figure(figure),
         config={"displayModeBar": False, "responsive": True, "staticPlot": True},
         className="os-graph os-wall-alert-graph",
     )
-    return body, chart_, " · ".join(notes)
+    return body, chart_, _queue_note(attention, lang)
+
+
+def _queue_note(attention: dict, lang: str) -> str:
+    """How many more are waiting, and how many were left out."""
+    try:
+        queued = int(attention.get("queued") or 0)
+        overflow = int(attention.get("overflow") or 0)
+    except (TypeError, ValueError):
+        queued = overflow = 0
+    notes = []
+    if queued:
+        notes.append(t("wall.more_one" if queued == 1 else "wall.more", lang, n=queued))
+    if overflow:
+        notes.append(t("wall.overflow", lang, n=overflow))
+    return " · ".join(notes)
+
+
+def _warning_card(attention: dict, *, grant_district: str | None, lang: str) -> tuple:
+    """The attention card of a level's rise: the level in force now, where, and why."""
+    rise = attention["incident"]
+    topic = rise.get("category")
+    place = grant_district or ""
+    try:
+        levels = read(warning_levels, topic=topic).value if topic in reference.categories() else []
+    except READ_ERRORS as exc:
+        report_failure(log, "wall warning card failed", exc)
+        raise PreventUpdate from None
+    here = next((w for w in levels if w.district == place), None)
+    why = [str(item.get(lang) or item.get("zh") or "") for item in (here.why if here else [])]
+    if here is not None and here.override is not None:
+        # an operator's level: who set it, until when and why, rather than the rules'
+        why = [set_by_text(here, lang)]
+    where = name(reference.districts()[place], lang) if place else t("crumb.city", lang)
+    body = warning_children(
+        {**rise, "level": here.level if here else rise.get("level")},
+        lang=lang,
+        place=where,
+        why=why,
+        since=pd.Timestamp(here.since) if here and here.since else None,
+    )
+    return body, html.Div(className="os-wall-warn-chart"), _queue_note(attention, lang)
+
+
+@CALLBACKS.callback(
+    Output(ids.WALL_WARNINGS, "children"),
+    Input(ids.REFRESH, "n_intervals"),
+    State(ids.WALL_CONFIG, "data"),
+)
+def update_wall_warnings(_tick, config):
+    """The header's warning levels: the city's, or the display's district's (public: kiosks
+    show them too)."""
+    grant, lang, _masked = checked(config)
+    try:
+        levels = read(warning_levels).value
+    except READ_ERRORS as exc:
+        report_failure(log, "display warning levels failed", exc)
+        raise PreventUpdate from None
+    place = grant.district or ""
+    return warning_badges({w.topic: w.level for w in levels if w.district == place}, lang=lang)
 
 
 @CALLBACKS.callback(

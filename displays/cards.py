@@ -11,6 +11,7 @@ from components.countdown import minutes_until
 from components.i18n import name, t
 from components.incident_detail import detail_of, time_to_breach
 from components.tiles import CITY_TZ
+from components.warnings import level_badge
 
 
 def _number(value: SupportsFloat | None, decimals: int, unit: str) -> str:
@@ -199,3 +200,30 @@ def kiosk_forecast_children(
     if rest:
         items.append(html.Span(f"+{rest}", className="os-kiosk-fx-item"))
     return items
+
+
+def warning_children(
+    rise: dict, *, lang: str, place: str, why: list[str], since: pd.Timestamp | None
+) -> list:
+    """The attention card of a warning level's rise: the scenario, the new level and the one
+    before, where, since when and why."""
+    level = rise.get("level")
+    before = rise.get("from")
+    topic = t(f"topic.{rise.get('category')}", lang)
+    return [
+        html.Div(
+            className="os-wall-alert-head",
+            children=[
+                html.Span(t("warn.raised", lang), className="os-wall-alert-sev"),
+                html.Span(topic, className="os-wall-alert-cat"),
+            ],
+        ),
+        html.H2(level_badge(level, lang), className="os-wall-alert-title os-wall-warn-title"),
+        html.Div(place, className="os-wall-alert-place"),
+        html.Div(
+            t("warn.was", lang, level=level_badge(before, lang).children)
+            + (f" · {since.tz_convert(CITY_TZ):%H:%M}" if since is not None else ""),
+            className="os-wall-warn-was",
+        ),
+        html.Ul([html.Li(line) for line in why[:4]], className="os-wall-warn-why"),
+    ]

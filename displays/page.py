@@ -212,6 +212,8 @@ def _header(lang: str, title: str) -> html.Header:
             html.Div(
                 className="os-wall-head-side",
                 children=[
+                    # each scenario's warning level in force (displays/alerts.py fills it)
+                    html.Div(id=ids.WALL_WARNINGS, className="os-wall-warnings", role="status"),
                     html.Span(t("wall.read_only", lang), className="os-wall-readonly"),
                     html.Div(id=ids.CLOCK, className="os-clock os-wall-clock"),
                 ],

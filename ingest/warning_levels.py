@@ -8,12 +8,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from data.warning_types import CITY, LevelState, LevelUpdate, WarningRule
-
-
-def severity(level: int | None) -> int:
-    """How severe a level is, for comparing: no warning 0, IV 1 … I 4."""
-    return 0 if not level else 5 - level
+from data.warning_types import CITY, LevelState, LevelUpdate, WarningRule, severity
 
 
 def reached(

@@ -31,7 +31,7 @@ from components.shell import create_page, crumb_links
 from components.state import LAYERS, METRICS, href, language, pick
 from components.theme import STATE_RANK
 from data.errors import READ_ERRORS, report_failure
-from panels import AREAS, FEED, MARKERS, RANKING, TILES, TIMELINE
+from panels import AREAS, FEED, MARKERS, RANKING, TILES, TIMELINE, WARNINGS
 from panels.base import Rendered, View
 from panels.markers import sent_store
 from panels.place import PagePlace, place, shared_callback
@@ -90,7 +90,7 @@ DISTRICT = PagePlace(
 )
 # the ranking sorts the very areas the map colours: one answer for both
 place(DISTRICT, AREAS, RANKING)
-place(DISTRICT, TILES)
+place(DISTRICT, TILES, WARNINGS)
 place(DISTRICT, TIMELINE)
 # the feed and the markers both read the live incidents: one request for both
 place(DISTRICT, FEED, MARKERS)
@@ -257,7 +257,14 @@ def layout(
         # digests of the map layers' hideouts, so a refresh sends only changes
         dcc.Store(id=ids.DISTRICT_MAP_SENT, data=shown.get("map-sent")),
         sent_store(look),
-        filter_bar(lang, metric=look.metric, category=values["category"], layer=look.layer),
+        html.Div(
+            className="os-bar-row",
+            children=[
+                filter_bar(lang, metric=look.metric, category=values["category"], layer=look.layer),
+                # the district's level of each scenario
+                WARNINGS.create(look),
+            ],
+        ),
         html.Div(
             className="os-grid os-grid-district",
             children=[map_panel, _side(look, ranking, lang)],

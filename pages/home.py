@@ -16,7 +16,7 @@ from components.i18n import name, t
 from components.shell import create_page
 from components.state import METRICS, STACKS, href, language, pick
 from data.errors import READ_ERRORS
-from panels import AREAS, FEED, MARKERS, TILES, TIMELINE, VITALS
+from panels import AREAS, FEED, MARKERS, TILES, TIMELINE, VITALS, WARNINGS
 from panels.base import View
 from panels.city_map import city_map_panel, first_map
 from panels.markers import sent_store
@@ -35,7 +35,7 @@ OVERVIEW = PagePlace(
 )
 place(OVERVIEW, AREAS)
 # one request per refresh for the key figures and the vital signs above them
-place(OVERVIEW, TILES, VITALS)
+place(OVERVIEW, TILES, VITALS, WARNINGS)
 place(OVERVIEW, TIMELINE)
 # the feed and the markers both read the live incidents: one request for both
 place(OVERVIEW, FEED, MARKERS)
@@ -95,7 +95,16 @@ def layout(
         # digests of the map layers' first hideout and labels, so a refresh sends only changes
         dcc.Store(id=OVERVIEW.id_of("map-sent"), data=first.values["map-sent"] if first else None),
         sent_store(look),
-        filter_bar(lang, metric=look.metric, category=values["category"], stack=values["stack"]),
+        html.Div(
+            className="os-bar-row",
+            children=[
+                filter_bar(
+                    lang, metric=look.metric, category=values["category"], stack=values["stack"]
+                ),
+                # each scenario's warning level, a link to its view
+                WARNINGS.create(look),
+            ],
+        ),
         # 城市体征: a slim row of the city's vital signs above the map and tiles
         VITALS.create(look),
         html.Div(

@@ -8,5 +8,6 @@ from panels.ranking import RANKING
 from panels.tiles import TILES
 from panels.timeline import TIMELINE
 from panels.vitals import VITALS
+from panels.warnings import WARNINGS
 
-__all__ = ["AREAS", "FEED", "MARKERS", "RANKING", "TILES", "TIMELINE", "VITALS"]
+__all__ = ["AREAS", "FEED", "MARKERS", "RANKING", "TILES", "TIMELINE", "VITALS", "WARNINGS"]

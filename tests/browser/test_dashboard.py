@@ -577,6 +577,24 @@ def test_a_scenario_view_shows_its_figures_and_its_own_incidents(live_server, pa
     # the feed follows the scenario: every line is a flood incident or event
     places = page.locator("#topic-feed .os-feed-place").all_inner_texts()
     assert all(place.startswith("防汛") for place in places), places
+    # its warning level (or none) is shown, and an operator sets the city's by hand with a reason
+    expect(page.locator("#topic-warning .os-level").first).to_be_visible()
+    page.locator(".os-warn-pick .Select-control").click()
+    page.locator(".os-warn-pick .VirtualizedSelectOption", has_text="II 级 橙色").click()
+    page.locator("#warn-reason").fill("台风登陆前预置")
+    page.locator("#warn-set").click()
+    expect(page.locator("#warn-message")).to_contain_text("II 级 橙色预警")
+    page.reload()
+    wait_ready(page)
+    expect(page.locator("#topic-warning .os-level").first).to_have_text("II 级 橙色预警")
+    expect(page.locator("#topic-warning .os-warn-override")).to_contain_text("台风登陆前预置")
+    screenshot(page, "topic-flood-warning")
+    # handed back to the rules, so the other tests see the rules' level
+    page.locator(".os-warn-pick .Select-control").click()
+    page.locator(".os-warn-pick .VirtualizedSelectOption", has_text="恢复自动判定").click()
+    page.locator("#warn-reason").fill("解除")
+    page.locator("#warn-set").click()
+    expect(page.locator("#warn-message")).to_contain_text("预警等级已设定")
     # the header's 专题 link leads here; another scenario is one click away
     page.locator(".os-topic-link", has_text="燃气安全").click()
     expect(page).to_have_url(re.compile(r"/topic/gas$"))

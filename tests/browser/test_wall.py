@@ -419,3 +419,81 @@ def test_the_periodic_reload_waits_for_the_server(live_server, tokens, browser):
     assert len(reloads) >= 2  # the server answers: the wall reloads itself
     wait_shown(page)
     page.context.close()
+
+
+def _raise_city_level(engine: sa.Engine, topic: str, level: int) -> None:
+    """An operator's level for the city's `topic`, logged as the web logs it."""
+    with engine.begin() as conn:
+        before = conn.execute(
+            sa.text(
+                "SELECT warning_in_force(w) FROM warning_level w"
+                " WHERE topic_code = :t AND district_adcode = ''"
+            ),
+            {"t": topic},
+        ).scalar_one_or_none()
+        conn.execute(
+            sa.text(
+                "INSERT INTO warning_level (topic_code, district_adcode, override, override_by,"
+                " override_reason, override_at, override_until)"
+                " VALUES (:t, '', :l, 'wall-test', '演练', now(), now() + interval '1 hour')"
+                " ON CONFLICT (topic_code, district_adcode) DO UPDATE SET override = :l,"
+                " override_by = 'wall-test', override_reason = '演练', override_at = now(),"
+                " override_until = now() + interval '1 hour'"
+            ),
+            {"t": topic, "l": level},
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO warning_level_change (topic_code, district_adcode, from_level,"
+                " to_level, source, actor, reason)"
+                " VALUES (:t, '', :f, :l, 'operator', 'wall-test', '演练')"
+            ),
+            {"t": topic, "f": before, "l": level},
+        )
+
+
+def _clear_city_level(engine: sa.Engine, topic: str) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "UPDATE warning_level SET override = NULL, override_by = NULL,"
+                " override_reason = NULL, override_at = NULL, override_until = NULL"
+                " WHERE topic_code = :t AND district_adcode = ''"
+            ),
+            {"t": topic},
+        )
+
+
+def test_a_warning_level_rise_takes_the_wall_once_and_shows_in_its_header(
+    live_server_fast, live_engine, tokens, browser
+):
+    page, log = open_page(browser)
+    page.goto(
+        display_url(
+            live_server_fast, "/wall", tokens["wall"], views="city,310101", interval=3600,
+            attention=8,
+        )
+    )  # fmt: skip
+    wait_shown(page)
+    root = page.locator("#wall-root")
+    _raise_city_level(live_engine, "gas", 2)
+    try:
+        expect(root).to_have_class(re.compile("os-wall-attention-warning"), timeout=30_000)
+        card = page.locator("#wall-attention-card")
+        expect(card.locator(".os-wall-alert-sev")).to_have_text("预警升级")
+        expect(card.locator(".os-wall-alert-cat")).to_have_text("燃气安全")
+        expect(card.locator(".os-wall-warn-title")).to_have_text("II 级 橙色预警")
+        expect(card.locator(".os-wall-alert-place")).to_have_text("上海市")
+        # the header says it for as long as it holds
+        expect(page.locator("#wall-warnings")).to_contain_text("燃气安全")
+        expect(page.locator("#wall-warnings .os-level-2")).to_have_text("II")
+        page.wait_for_timeout(800)
+        screenshot(page, "wall-warning-rise")
+        expect(root).to_have_class(re.compile("os-wall-phase-rotate"), timeout=20_000)
+        # once: the rotation keeps the screen while the level holds
+        page.wait_for_timeout(5_000)
+        expect(root).to_have_class(re.compile("os-wall-phase-rotate"))
+    finally:
+        _clear_city_level(live_engine, "gas")
+    page.context.close()
+    assert log.errors == [], log.errors

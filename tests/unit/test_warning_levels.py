@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from data.warning_types import LevelState, WarningRule
-from ingest.warning_levels import CITY, evaluate, reached, settle, severity
+from data.warning_types import LevelState, WarningRule, severity
+from ingest.warning_levels import CITY, evaluate, reached, settle
 
 NOW = datetime(2026, 12, 3, 8, 0, tzinfo=UTC)
 RULES = [
