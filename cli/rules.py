@@ -89,6 +89,7 @@ def describe_rule(rule: Rule) -> str:
 def cmd_rules_list(args: argparse.Namespace, settings: Settings) -> int:
     """Print every incident rule: kind, scope, severity, condition, auto-resolve."""
     from data.rules_store import load_rules
+    from data.warning_store import describe_warning_rules
 
     for rule in load_rules(current_engine(settings)):
         scope = rule.type_id or rule.category_code or "all"
@@ -98,6 +99,12 @@ def cmd_rules_list(args: argparse.Namespace, settings: Settings) -> int:
             f"{rule.code:<13} {rule.kind:<9} {scope!s:<9} {rule.severity:<8} "
             f"{describe_rule(rule)}; auto-resolve {resolve}{state}"
         )
+    with current_engine(settings).connect() as conn:
+        lines = describe_warning_rules(conn)
+    if lines:
+        # a level holds when any of its rules holds in a district; the city takes its worst
+        print("\nwarning levels (IV blue ... I red; a level holds when any of its rules holds):")
+        print("\n".join(lines))
     return 0
 
 

@@ -140,3 +140,26 @@ def save_levels(conn: sa.Connection, *, updates: list[LevelUpdate], now: datetim
 
 def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat()
+
+
+def describe_warning_rules(conn: sa.Connection) -> list[str]:
+    """One line per warning rule, as `rules list` prints them (none before revision 0011)."""
+    if not has_warnings(conn):
+        return []
+    rows = conn.execute(
+        sa.text(
+            "SELECT topic_code, level, test, measurands, threshold, min_count, severities,"
+            " enabled, note_en FROM warning_rule ORDER BY topic_code, level DESC, id"
+        )
+    ).all()
+    roman = {1: "I", 2: "II", 3: "III", 4: "IV"}
+    lines = []
+    for r in rows:
+        what = ",".join(r.measurands) or "live " + "/".join(r.severities) + " alarms"
+        bound = "" if r.threshold is None else f" {r.threshold:g}"
+        state = "" if r.enabled else " (disabled)"
+        lines.append(
+            f"{r.topic_code:<8} {roman[r.level]:<4} {r.test}{bound} {what} x{r.min_count}"
+            f" - {r.note_en}{state}"
+        )
+    return lines

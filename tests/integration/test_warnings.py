@@ -11,9 +11,11 @@ import pytest
 import sqlalchemy as sa
 
 from data import access
+from data.checks import InvalidQuery
+from data.incident_reads import incident_marks
 from data.incidents import IncidentActionError
 from data.scope import CITY, Scope, create_web_engine, provision_web_role, scoped, web_database_url
-from data.warning_reads import warning_levels, warning_rules
+from data.warning_reads import warning_levels, warning_rises, warning_rules
 from data.warnings import set_warning
 from ingest.rules_engine import RulesEngine
 
@@ -291,3 +293,68 @@ def test_rules_rising_past_an_operators_lowering_end_it(live_engine_, web, flood
                     sa.text("UPDATE device_latest SET ts = :ts, value = :v WHERE device_id = :id"),
                     {"ts": r.ts, "v": r.value, "id": r.device_id},
                 )
+
+
+def test_rules_list_shows_the_warning_rules_as_stored(live_engine_, run):
+    code, out, _ = run("rules", "list")
+    assert code == 0 and "warning levels" in out
+    with live_engine_.connect() as conn:
+        stored = conn.execute(sa.text("SELECT count(*) FROM warning_rule")).scalar_one()
+    lines = [line for line in out.splitlines() if line.startswith(("flood ", "power ", "gas "))]
+    assert stored > 0
+    assert any("beyond_alarm ponding x3" in line and " IV " in line for line in lines), lines
+    assert any("live critical alarms x2" in line for line in lines), lines
+
+
+def test_a_rise_is_told_to_walls_once_and_only_of_their_place(live_engine_, web, flooded):
+    district = flooded["district"]
+    operator = _user(live_engine_, "operator")
+    start = incident_marks(live_engine_)
+    with scoped(Scope(CITY, actor=operator)):
+        set_warning(
+            web, action="level-1", actor=operator, note="演练", topic="gas", district="", hours=2
+        )
+        set_warning(
+            web,
+            action="level-2",
+            actor=operator,
+            note="演练",
+            topic="gas",
+            district=district,
+            hours=2,
+        )
+    marks = incident_marks(live_engine_)
+    with scoped(Scope(CITY)):
+        city = warning_rises(web, after=start.settled, before=marks.settled)
+        again = warning_rises(web, after=marks.settled, before=incident_marks(web).settled)
+    assert [(r["topic_code"], r["to_level"]) for r in city] == [("gas", 1)]
+    assert again == []  # told once
+    with scoped(Scope(district)):
+        own = warning_rises(web, after=start.settled, before=marks.settled, district=district)
+    assert [(r["topic_code"], r["district_adcode"], r["to_level"]) for r in own] == [
+        ("gas", district, 2)
+    ]
+    other = "310101" if district != "310101" else "310104"
+    with scoped(Scope(other)):  # RLS: another district's wall learns nothing of it
+        assert (
+            warning_rises(web, after=start.settled, before=marks.settled, district=district) == []
+        )
+    with pytest.raises(InvalidQuery):
+        warning_rises(web, after=-1, before=marks.settled)
+    with pytest.raises(InvalidQuery):
+        warning_rises(web, after=0, before=marks.settled, district="'; drop")
+    # a lowering is no news
+    lowered = incident_marks(live_engine_)
+    with scoped(Scope(CITY, actor=operator)):
+        for place in ("", district):
+            set_warning(
+                web,
+                action="auto",
+                actor=operator,
+                note="解除",
+                topic="gas",
+                district=place,
+                hours=2,
+            )
+    with scoped(Scope(CITY)):
+        assert warning_rises(web, after=lowered.settled, before=incident_marks(web).settled) == []
