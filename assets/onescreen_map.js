@@ -206,6 +206,19 @@ window.onescreen = Object.assign({}, window.onescreen, {
         }),
       });
     },
+    topicPoint: function (feature, latlng) {
+      // a scenario's device beyond its line: amber beyond its normal line, orange beyond its
+      // alarm line (red stays the critical incidents')
+      const alarm = !!feature.properties.a;
+      return L.circleMarker(latlng, {
+        radius: alarm ? 7 : 5,
+        weight: 1.5,
+        color: "#0b1220",
+        fillColor: alarm ? "#ffa23a" : "#f5d547",
+        fillOpacity: 0.9,
+        className: "os-topic-point" + (alarm ? " os-topic-point-alarm" : ""),
+      }).bindTooltip(feature.properties.tip || "", {className: "os-map-tip"});
+    },
     incidentPoint: function (feature, latlng, context) {
       const h = (context && context.hideout) || {};
       const colors = h.severityColors || {};

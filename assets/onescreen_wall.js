@@ -440,28 +440,34 @@
   };
 
   W.gotoView = function (target, current, config) {
-    if (target === "city") { return W.makeView(null, null, current.category, config); }
+    const topic = !!current.topic;
+    if (target === "city") { return W.makeView(null, null, current.category, config, topic); }
     if (target === "up") {
-      if (current.street) { return W.makeView(current.district, null, current.category, config); }
-      return W.makeView(null, null, current.category, config);
+      if (current.street) {
+        return W.makeView(current.district, null, current.category, config, topic);
+      }
+      return W.makeView(null, null, current.category, config, topic);
     }
     const category = target === "all" ? null : target;
-    return W.makeView(current.district, current.street, category, config);
+    // a scenario's button opens its scenario view (its figures and level), where it is one
+    return W.makeView(current.district, current.street, category, config, true);
   };
 
   W.areaView = function (feature, current, config) {
     const p = (feature && feature.properties) || {};
     if (!p.code) { return null; }
-    if (!current.district) { return W.makeView(p.code, null, current.category, config); }
+    const topic = !!current.topic;
+    if (!current.district) { return W.makeView(p.code, null, current.category, config, topic); }
     if (p.district === current.district && p.code !== p.district) {
-      return W.makeView(current.district, p.code, current.category, config);
+      return W.makeView(current.district, p.code, current.category, config, topic);
     }
     return null;
   };
 
-  W.makeView = function (district, street, category, config) {
+  W.makeView = function (district, street, category, config, topic) {
     const place = street || district || "city";
-    return {district: district, street: street, category: category,
-            key: category ? place + ":" + category : place};
+    const scenario = !!topic && !!category && (config.topics || []).indexOf(category) >= 0;
+    return {district: district, street: street, category: category, topic: scenario,
+            key: scenario ? place + ":topic:" + category : (category ? place + ":" + category : place)};
   };
 })();

@@ -19,7 +19,10 @@ import json
 import os
 import statistics
 import time
+from datetime import UTC, datetime
 from typing import Any
+
+import sqlalchemy as sa
 
 from bench.harness import (
     bench_database,
@@ -272,6 +275,7 @@ def main() -> None:
     ticket = bench_session(engine)
     if not args.browser_only:
         print_topic_reads(engine, repeat=args.repeat)
+        print_warning_pass(engine, repeat=args.repeat)
         print_server_figures(ticket, repeat=args.repeat)
     env = {"DATABASE_URL": url, "ONESCREEN_LOG_LEVEL": "WARNING"}
     print_browser(*time_starts(env, ticket, starts=args.starts, runs=args.browser_runs))
@@ -309,6 +313,36 @@ def print_topic_reads(engine, *, repeat: int) -> None:
             samples.append(time.perf_counter() - started)
         p50, p95 = percentiles(samples)
         print(f"  {topic:10} p50 {p50:6.1f} ms  p95 {p95:6.1f} ms")
+
+
+def print_warning_pass(engine, *, repeat: int) -> None:
+    """The warning levels' evaluation as the rules engine runs it every 30 s: the rules' counts
+    over every district's devices and live alarms, then the levels locked, decided and saved."""
+    from data.warning_store import warning_counts
+    from ingest.rules_engine import RulesEngine
+
+    rules = RulesEngine(engine, early=False)
+    counting, passes = [], []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        with engine.connect() as conn:
+            counts = warning_counts(conn, now=datetime.now(UTC))
+        counting.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        rules.evaluate_warnings(datetime.now(UTC))
+        passes.append(time.perf_counter() - started)
+    print(f"\nwarning levels, over {repeat} evaluations ({len(counts)} rule × district counts):")
+    for label, samples in (("counts read", counting), ("whole evaluation", passes)):
+        p50, p95 = percentiles(samples)
+        print(f"  {label:18} p50 {p50:6.1f} ms  p95 {p95:6.1f} ms")
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT topic_code, computed FROM warning_level WHERE district_adcode = ''"
+                " ORDER BY topic_code"
+            )
+        ).all()
+    print("  city levels now: " + ", ".join(f"{t} {c or '-'}" for t, c in rows))
 
 
 def print_server_figures(ticket, *, repeat: int) -> None:

@@ -192,3 +192,26 @@ def topic_links(active: str | None, lang: str, *, district: str | None = None) -
             for code in TOPICS
         ],
     )
+
+
+def topic_points(rows: list[dict], *, lang: str) -> dict:
+    """The scenario map's points as GeoJSON: each device beyond its line, `a` when beyond its
+    alarm line, with a tooltip saying what, how much and where."""
+    en = lang == "en"
+    features = []
+    for row in rows:
+        value = _number(float(row["value"]), int(row["decimals"] or 1))
+        where = row["street_en" if en else "street_zh"] or ""
+        tip = f"{row['name_en' if en else 'name_zh']} {value} {row['unit'] or ''}".strip()
+        features.append(
+            {
+                "type": "Feature",
+                "geometry": {"type": "Point", "coordinates": [row["lon"], row["lat"]]},
+                "properties": {
+                    "id": int(row["id"]),
+                    "a": bool(row["alarm"]),
+                    "tip": f"{tip} · {where}" if where else tip,
+                },
+            }
+        )
+    return {"type": "FeatureCollection", "features": features}

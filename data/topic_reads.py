@@ -177,3 +177,51 @@ def _measurand(row: sa.RowMapping) -> MeasurandNow:
         highest_at=_place(row, "top"),
         lowest_at=_place(row, "bottom"),
     )
+
+
+# the scenario's devices beyond their own normal line now (online only), the worse first: what
+# the scenario's map draws (an underpass filling, a gauge over its warning line, a pump failed)
+_BEYOND_SQL = sa.text(
+    """
+SELECT d.id, t.measurand, t.name_zh, t.name_en, t.unit, t.decimals, l.value,
+       ST_X(d.geom) AS lon, ST_Y(d.geom) AS lat, s.name_zh AS street_zh, s.name_en AS street_en,
+       coalesce(l.value > t.alarm_max OR l.value < t.alarm_min, false) AS alarm
+FROM device_type t
+JOIN device d ON d.type_id = t.id AND d.status = 'active'
+JOIN device_latest l ON l.device_id = d.id
+LEFT JOIN street s ON s.code = d.street_code
+WHERE t.measurand = ANY(CAST(:measurands AS text[]))
+  AND (CAST(:district AS text) IS NULL OR d.district_adcode = :district)
+  AND l.ts > CAST(:at AS timestamptz) - greatest(3 * t.interval_s, 600) * interval '1 second'
+  AND (l.value > t.normal_max OR l.value < t.normal_min)
+ORDER BY coalesce(l.value > t.alarm_max OR l.value < t.alarm_min, false) DESC, d.id
+LIMIT :limit
+"""
+)
+
+
+def beyond_lines(
+    engine: Engine,
+    *,
+    measurands: tuple[str, ...],
+    district: str | None = None,
+    at: datetime | None = None,
+    limit: int = 1500,
+) -> list[dict[str, object]]:
+    """The measurands' online devices beyond their normal line now, those beyond their alarm
+    line first (at most `limit`), with where they are: the scenario map's points."""
+    check_scope(district=district)
+    if not measurands or len(measurands) > MAX_MEASURANDS:
+        raise InvalidQuery(f"give 1 to {MAX_MEASURANDS} measurands")
+    if not all(isinstance(m, str) and _MEASURAND_RE.fullmatch(m) for m in measurands):
+        raise InvalidQuery("a measurand is a short lower-case code")
+    if not 1 <= limit <= 5000:
+        raise InvalidQuery("limit must be between 1 and 5000")
+    with engine.connect() as conn:
+        params = {
+            "measurands": list(measurands),
+            "district": district,
+            "at": at_or_now(conn, at),
+            "limit": int(limit),
+        }
+        return [dict(row) for row in conn.execute(_BEYOND_SQL, params).mappings()]

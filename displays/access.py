@@ -11,6 +11,7 @@ from pathlib import Path
 from dash.exceptions import PreventUpdate
 
 from components import reference
+from components.topics import TOPICS
 from config import PROJECT_ROOT
 from data.displays import DisplayGrant, find_display_grant
 from data.errors import READ_ERRORS, report_failure
@@ -77,7 +78,10 @@ def view_of(raw: object, grant: DisplayGrant) -> View:
         raise PreventUpdate
     if grant.district is not None and district != grant.district:
         raise PreventUpdate
-    return View(district=district, street=street, category=category)
+    topic = raw.get("topic") is True
+    if topic and category not in TOPICS:
+        raise PreventUpdate
+    return View(district=district, street=street, category=category, topic=topic)
 
 
 def focus_of(raw: object) -> dict | None:

@@ -16,6 +16,7 @@ from components import ids, reference
 from components.callbacks import CallbackSet
 from components.i18n import name, t
 from components.panels import CHART_DEFER_MS, fresh_config
+from components.topics import TOPICS
 from data.displays import DisplayGrant, get_playlist, touch_display_token
 from data.errors import READ_ERRORS, report_failure
 from data.incident_reads import incident_marks
@@ -174,6 +175,8 @@ def _config(mode: str, options: DisplayOptions, *, token: str, lang: str) -> dic
         "attention_s": options.attention_s,
         "idle_s": options.idle_s,
         "metric": options.metric,
+        # categories that are scenarios (专题): a kiosk's button for one opens its scenario view
+        "topics": list(TOPICS),
         "sound": options.sound,
         "reload_hours": options.reload_hours,
         "version": app_version(),

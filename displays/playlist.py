@@ -2,16 +2,19 @@
 
 A playlist is written the same way in a URL (`/wall?views=city,districts,310115:flood`) and in a
 saved configuration: comma-separated items, each `place[:category]` or a bare category, where
-place is `city`, `districts` (every district in code order), a district adcode or a street code.
+place is `city`, `districts` (every district in code order), a district adcode or a street code;
+`topic:<scenario>` or `place:topic:<scenario>` is a scenario view (专题: its own figures and
+warning level).
 Parsing is pure: the allow-lists come in as arguments.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from components.state import METRICS, pick
+from components.topics import TOPICS
 from panels.base import View
 
 MAX_VIEW_ITEMS = 200
@@ -75,20 +78,34 @@ def _parse_item(
     place, separator, category = item.partition(":")
     if separator and not category:
         return None
+    topic = place == "topic" or category.startswith("topic:")
+    if topic:
+        # topic:flood is the city's scenario view; 310115:topic:flood a district's
+        place, category = ("city", category) if place == "topic" else (place, category[6:])
+        if category not in TOPICS or category not in categories:
+            return None
+        views = [replace(view, topic=True) for view in _places(place, category, districts, streets)]
+        return views or None
     if not category and place in categories:
         return [View(category=place)]
     if category and category not in categories:
         return None
-    chosen = category or None
+    return _places(place, category or None, districts, streets) or None
+
+
+def _places(
+    place: str, category: str | None, districts: Mapping[str, object], streets: Mapping[str, str]
+) -> list[View]:
+    """The views of a place item (none when it is not one)."""
     if place == "city":
-        return [View(category=chosen)]
+        return [View(category=category)]
     if place == "districts":
-        return [View(district=code, category=chosen) for code in sorted(districts)]
+        return [View(district=code, category=category) for code in sorted(districts)]
     if place in districts:
-        return [View(district=place, category=chosen)]
+        return [View(district=place, category=category)]
     if place in streets:
-        return [View(district=streets[place], street=place, category=chosen)]
-    return None
+        return [View(district=streets[place], street=place, category=category)]
+    return []
 
 
 def within_scope(views: list[View], *, district: str | None) -> list[View]:
@@ -98,7 +115,7 @@ def within_scope(views: list[View], *, district: str | None) -> list[View]:
     kept: list[View] = []
     for view in views:
         if view.district is None:
-            kept.append(View(district=district, category=view.category))
+            kept.append(replace(view, district=district))
         elif view.district == district:
             kept.append(view)
     # two city items in a row would otherwise show the district twice running

@@ -31,6 +31,7 @@ from panels.areas import EMPTY
 from panels.base import Look, Rendered, View
 from panels.freshness import asof_output
 from panels.reads import asof_payload, only_changed
+from panels.topic import TOPIC_FIGURES
 from web.boundaries import boundary_url
 from web.context import context_url
 
@@ -68,10 +69,24 @@ def slot_look(slot: str, *, lang: str, metric: str, masked: bool) -> Look:
     )
 
 
+def topic_tiles(view: View, look: Look) -> Rendered:
+    """A scenario view's tiles: its warning level, then its own figures, in the tiles' place."""
+    figures = TOPIC_FIGURES.render(view, look, {})
+    strip = html.Div(figures.values["warning"], className="os-warn-strip os-wall-warn-strip")
+    return Rendered(values={"tiles": [strip, *figures.values["figures"]]}, reads=figures.reads)
+
+
 def view_title(view: View, lang: str, *, focus: bool = False, kind: str = "alarm") -> str:
     """The header line of a view (while drawing attention: to an alarm, or to a 预警)."""
     if focus:
         return t("fx.wall.attention" if kind == "forecast" else "wall.attention", lang)
+    if view.topic and view.category:
+        where = (
+            t("crumb.city", lang)
+            if view.district is None
+            else name(reference.districts()[view.district], lang)
+        )
+        return f"{t(f'topic.{view.category}', lang)} · {where}"
     if view.district is None:
         place = t("wall.city_view", lang)
         short = t("crumb.city", lang)
@@ -139,6 +154,8 @@ def slot_content(view: View, *, focus: dict | None, look: Look, sent: object = N
     `sent` come back as no_update."""
     kept = {"map-sent": sent, "markers-sent": sent}
     answers = {panel.kind: panel.render(view, look, kept) for panel in SLOT_PANELS}
+    if view.topic:
+        answers[TILES.kind] = topic_tiles(view, look)
     bounds = _bounds(view, context=3.0 if focus else 1.0)
     return SlotContent(
         panels=answers,

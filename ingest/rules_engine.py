@@ -159,11 +159,11 @@ class RulesEngine:
                 self._next_group = time.monotonic() + self.group_every_s
         due = time.monotonic() >= self._next_warning if warnings is None else warnings
         if due:
-            report.warnings_changed = self._warnings(now or datetime.now(UTC))
+            report.warnings_changed = self.evaluate_warnings(now or datetime.now(UTC))
             self._next_warning = time.monotonic() + self.warning_every_s
         return report
 
-    def _warnings(self, now: datetime) -> int:
+    def evaluate_warnings(self, now: datetime) -> int:
         """Evaluate the scenarios' warning levels in a short transaction of their own (an
         operator setting a level waits for it, not for the whole pass); the changes."""
         with self.engine.begin() as conn:

@@ -20,7 +20,7 @@ from panels.base import View
 from panels.city_map import city_map_panel, first_map
 from panels.markers import sent_store
 from panels.place import PagePlace, place
-from panels.topic import TOPIC_FIGURES
+from panels.topic import TOPIC_FIGURES, points_layer
 from panels.warning_actions import warning_form
 
 TOPIC_STATE = "topic-state"
@@ -83,7 +83,11 @@ def layout(code: str | None = None, lang: str | None = None, **_other: str) -> h
             className="os-grid os-grid-topic",
             children=[
                 city_map_panel(
-                    TOPIC, lang, first, title=t("topic.map", lang, topic=t(f"topic.{code}", lang))
+                    TOPIC,
+                    lang,
+                    first,
+                    title=t("topic.map", lang, topic=t(f"topic.{code}", lang)),
+                    layers=(points_layer(look, None),),
                 ),
                 html.Div(
                     className="os-side",

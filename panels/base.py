@@ -12,16 +12,21 @@ from data.cache import Cached
 
 @dataclass(frozen=True)
 class View:
-    """One screenful of the city: all of it, a district or a street, optionally one category."""
+    """One screenful of the city: all of it, a district or a street, optionally one category
+    (or one scenario)."""
 
     district: str | None = None
     street: str | None = None
     category: str | None = None
+    # a scenario view (专题): the scenario's own figures and warning level, not the general tiles
+    topic: bool = False
 
     @property
     def key(self) -> str:
         """The view written in playlist grammar (also its identity on a display)."""
         place = self.street or self.district or "city"
+        if self.topic and self.category:
+            return f"{place}:topic:{self.category}"
         return f"{place}:{self.category}" if self.category else place
 
     def as_dict(self) -> dict[str, str | None]:

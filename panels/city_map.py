@@ -38,7 +38,12 @@ def first_map(place: PagePlace, values: dict[str, Any]) -> Rendered | None:
 
 
 def city_map_panel(
-    place: PagePlace, lang: str, first: Rendered | None, *, title: str | None = None
+    place: PagePlace,
+    lang: str,
+    first: Rendered | None,
+    *,
+    title: str | None = None,
+    layers: tuple[Any, ...] = (),
 ) -> html.Section:
     """The district map: colours by URL-loaded boundaries, labels, legend and status note."""
     values = first.values if first else {}
@@ -69,6 +74,8 @@ def city_map_panel(
                         interactive=False,
                     ),
                 ),
+                # the placement's own layers (a scenario's devices beyond their lines)
+                *layers,
                 # live critical and major incidents, above everything (issue 19)
                 MARKERS.create(place.look({"lang": lang})),
             ],

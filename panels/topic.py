@@ -5,15 +5,23 @@ from __future__ import annotations
 
 from typing import Any
 
+import dash_leaflet as dl
 from dash import html
 
 from components import reference
+from components.area_map import MAP_JS, geojson_options
 from components.i18n import t
 from components.panels import panel, unavailable
 from components.tiles import skeleton_tiles
-from components.topics import FIGURES, figure_tiles, topic_measurands
+from components.topics import (
+    FIGURES,
+    PERSONAL_TOPICS,
+    figure_tiles,
+    topic_measurands,
+    topic_points,
+)
 from components.warnings import warning_strip
-from data.topic_reads import measurands_now
+from data.topic_reads import beyond_lines, measurands_now
 from data.warning_reads import WarningNow, warning_levels
 from panels.base import LivePanel, Look, Part, Rendered, View
 from panels.reads import asof_payload, read
@@ -24,12 +32,28 @@ def render(view: View, look: Look, _kept: dict[str, Any]) -> Rendered:
     topic = view.category if view.category in FIGURES else "flood"
     states = read(measurands_now, measurands=topic_measurands(topic), district=view.district)
     levels = read(warning_levels, topic=topic)
+    # people at home are never a place on a map
+    points = (
+        None
+        if topic in PERSONAL_TOPICS
+        else read(beyond_lines, measurands=topic_measurands(topic), district=view.district)
+    )
     return Rendered(
         values={
             "figures": figure_tiles(topic, states.value, lang=look.lang),
             "warning": _warning(levels.value, district=view.district, lang=look.lang),
+            "points": topic_points(points.value if points else [], lang=look.lang),
         },
-        reads=(states, levels),
+        reads=(states, levels) if points is None else (states, levels, points),
+    )
+
+
+def points_layer(look: Look, initial: Rendered | None) -> dl.GeoJSON:
+    """The map layer of the scenario's devices beyond their lines (a child of the map)."""
+    return dl.GeoJSON(
+        id=look.id_of("points"),
+        data=initial.values["points"] if initial else None,
+        **geojson_options(pointToLayer=MAP_JS("topicPoint")),
     )
 
 
@@ -69,11 +93,12 @@ def create(look: Look, initial: Rendered | None = None, *, class_name: str = "")
 
 TOPIC_FIGURES = LivePanel(
     kind="topic-figures",
-    parts=(Part("figures", "children"), Part("warning", "children")),
+    parts=(Part("figures", "children"), Part("warning", "children"), Part("points", "data")),
     render=render,
     fallback=lambda look: {
         "figures": [unavailable(t("panel.unavailable", look.lang))],
         "warning": None,
+        "points": None,
     },
     create=create,
     badges=("figures",),

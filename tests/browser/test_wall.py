@@ -263,9 +263,13 @@ def test_the_kiosk_explores_by_touch_masks_people_and_returns_to_its_loop(
     expect(attract).to_be_hidden()
     expect(page.locator("#wall-title")).to_have_text("徐汇区 · 区级态势", timeout=10_000)
     wait_shown(page, "310104")
+    # a scenario's button opens its scenario view: its own figures (counts only for elderly
+    # care) and its warning level
     page.get_by_role("button", name="养老").tap()
-    expect(page.locator("#wall-title")).to_have_text("徐汇区 · 养老专题", timeout=10_000)
+    expect(page.locator("#wall-title")).to_have_text("智慧养老 · 徐汇区", timeout=10_000)
     page.wait_for_timeout(1200)  # the cross-fade
+    expect(active(page, ".os-wall-area-tiles .os-topic-tile")).to_have_count(6)
+    expect(active(page, ".os-wall-area-tiles .os-wall-warn-strip .os-level")).to_be_visible()
     screenshot(page, "kiosk-explore")
     # elderly-care incidents appear as counts and categories, never a person's street or device
     with live_engine.connect() as conn:
@@ -496,4 +500,44 @@ def test_a_warning_level_rise_takes_the_wall_once_and_shows_in_its_header(
     finally:
         _clear_city_level(live_engine, "gas")
     page.context.close()
+    assert log.errors == [], log.errors
+
+
+@pytest.mark.parametrize("size", ["1920x1080", "5760x1080"])
+def test_a_scenario_view_on_a_wall_shows_its_figures_and_level(
+    live_server, live_engine, tokens, browser, size
+):
+    width, height = WALL_SIZES[size]
+    context = browser.new_context(viewport={"width": width, "height": height}, locale="zh-CN")
+    page = context.new_page()
+    log = ConsoleLog()
+    page.on("console", log.on_console)
+    page.on("pageerror", log.on_page_error)
+    _raise_city_level(live_engine, "flood", 3)
+    try:
+        page.goto(
+            display_url(
+                live_server, "/wall", tokens["wall"], views="topic:flood,310115:topic:power",
+                interval=3600,
+            )
+        )  # fmt: skip
+        wait_shown(page)
+        expect(page.locator("#wall-title")).to_have_text("防汛防台 · 上海市")
+        tiles = active(page, ".os-wall-area-tiles")
+        expect(tiles.locator(".os-topic-tile")).to_have_count(6)
+        expect(tiles.locator(".os-tile-label").nth(1)).to_have_text("积水超 15 cm 的下立交")
+        expect(tiles.locator(".os-wall-warn-strip .os-level-3")).to_have_text("III 级 黄色预警")
+        page.wait_for_timeout(1500)  # timeline drawn, fonts settled
+        result = page.evaluate(OUTSIDE_VIEWPORT_JS)
+        assert result["count"] == 0, result["bad"]
+        contrast = page.evaluate(CONTRAST_JS)
+        assert contrast["failures"] == [], contrast
+        numeral = active(page, ".os-tile-value").first.bounding_box()
+        assert numeral is not None and numeral["height"] >= 40 * height / 1080 * 0.95
+        audit = page.evaluate(FONT_AUDIT_JS)
+        assert audit["offenders"] == [], audit
+        screenshot(page, "wall-topic-flood")
+    finally:
+        _clear_city_level(live_engine, "flood")
+    context.close()
     assert log.errors == [], log.errors

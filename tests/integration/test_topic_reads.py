@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from components.topics import TOPICS, topic_measurands
 from data.checks import InvalidQuery
 from data.scope import Scope, create_web_engine, provision_web_role, scoped, web_database_url
-from data.topic_reads import measurands_now
+from data.topic_reads import beyond_lines, measurands_now
 from tests.conftest import SEED_END
 
 pytestmark = pytest.mark.integration
@@ -70,6 +70,34 @@ def test_every_scenarios_figures_equal_a_recomputation(engine, seeded, district)
                     {"d": top["district_adcode"]},
                 ).scalar_one()
             assert state.highest_at.district_zh == district_zh
+
+
+@pytest.mark.parametrize("district", [None, PUDONG])
+def test_the_scenario_maps_points_equal_a_recomputation(engine, seeded, district):
+    devices = _devices(engine)
+    if district is not None:
+        devices = devices[devices["district_adcode"] == district]
+    on = devices[devices["online"]].copy()
+    value = on["value"].astype(float)
+    on["beyond"] = (value > on["normal_max"].astype(float)) | (
+        value < on["normal_min"].astype(float)
+    )
+    on["alarm"] = (value > on["alarm_max"].astype(float)) | (value < on["alarm_min"].astype(float))
+    drawn = 0
+    for topic in TOPICS:
+        measurands = topic_measurands(topic)
+        points = beyond_lines(engine, measurands=measurands, district=district, at=SEED_END)
+        mine = on[on["measurand"].isin(measurands) & on["beyond"]]
+        assert sorted(p["id"] for p in points) == sorted(mine["id"]), topic
+        alarms = set(mine.loc[mine["alarm"], "id"])
+        assert {p["id"] for p in points if p["alarm"]} == alarms, topic
+        # those beyond their alarm line first
+        flags = [p["alarm"] for p in points]
+        assert flags == sorted(flags, reverse=True)
+        drawn += len(points)
+    assert drawn > 0  # the seeded city has devices beyond their lines
+    with pytest.raises(InvalidQuery):
+        beyond_lines(engine, measurands=("ponding",), limit=0)
 
 
 def test_the_figures_refuse_bad_input(engine, seeded):

@@ -48,6 +48,33 @@ def test_items_of_every_kind_parse_in_order():
     assert (street.district, street.street, street.category) == ("310115", "310115001", None)
 
 
+def test_scenario_views_are_their_own_items():
+    parsed = parse("topic:flood,310115:topic:flood,districts:topic:elderly,310101002:topic:flood")
+    assert parsed.rejected == []
+    keys = [v.key for v in parsed.views]
+    assert keys == [
+        "city:topic:flood",
+        "310115:topic:flood",
+        "310101:topic:elderly",
+        "310104:topic:elderly",
+        "310115:topic:elderly",
+        "310101002:topic:flood",
+    ]
+    assert all(v.topic for v in parsed.views) and parse("flood").views[0].topic is False
+    # a scenario keeps being one when a district display narrows the city to its district
+    assert [v.key for v in within_scope(parsed.views[:1], district="310104")] == [
+        "310104:topic:flood"
+    ]
+
+
+@pytest.mark.parametrize(
+    "bad", ["topic:", "topic:nope", "310115:topic:", "310199:topic:flood", "topic:topic:flood"]
+)
+def test_a_scenario_item_must_name_a_known_place_and_scenario(bad: str):
+    parsed = parse(f"city,{bad}")
+    assert [v.key for v in parsed.views] == ["city"] and parsed.rejected == [bad]
+
+
 @pytest.mark.parametrize(
     "bad",
     ["310199", "mars", "310115:nope", "city:", "<script>", "310115001:flood:x", "DISTRICTS"],
