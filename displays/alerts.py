@@ -262,18 +262,20 @@ def _warning_card(attention: dict, *, grant_district: str | None, lang: str) -> 
     topic = rise.get("category")
     place = grant_district or ""
     try:
-        levels = read(warning_levels, topic=topic).value if topic in reference.categories() else []
+        levels = read(warning_levels).value
     except READ_ERRORS as exc:
         report_failure(log, "wall warning card failed", exc)
         raise PreventUpdate from None
-    here = next((w for w in levels if w.district == place), None)
+    here = next((w for w in levels if w.district == place and w.topic == topic), None)
+    if here is not None and here.level != rise.get("level"):
+        here = None  # the shared levels are older than the rise: tell the rise as it was logged
     why = [str(item.get(lang) or item.get("zh") or "") for item in (here.why if here else [])]
     if here is not None and here.override is not None:
         # an operator's level: who set it, until when and why, rather than the rules'
         why = [set_by_text(here, lang)]
     where = name(reference.districts()[place], lang) if place else t("crumb.city", lang)
     body = warning_children(
-        {**rise, "level": here.level if here else rise.get("level")},
+        rise,
         lang=lang,
         place=where,
         why=why,

@@ -31,7 +31,8 @@ def render(view: View, look: Look, _kept: dict[str, Any]) -> Rendered:
     """The figures of the view's scenario (its category) and its warning level here."""
     topic = view.category if view.category in FIGURES else "flood"
     states = read(measurands_now, measurands=topic_measurands(topic), district=view.district)
-    levels = read(warning_levels, topic=topic)
+    # every scenario's levels in one shared read (the displays' headers read the same)
+    levels = read(warning_levels)
     # people at home are never a place on a map
     points = (
         None
@@ -41,7 +42,7 @@ def render(view: View, look: Look, _kept: dict[str, Any]) -> Rendered:
     return Rendered(
         values={
             "figures": figure_tiles(topic, states.value, lang=look.lang),
-            "warning": _warning(levels.value, district=view.district, lang=look.lang),
+            "warning": _warning(levels.value, topic=topic, district=view.district, lang=look.lang),
             "points": topic_points(points.value if points else [], lang=look.lang),
         },
         reads=(states, levels) if points is None else (states, levels, points),
@@ -57,12 +58,14 @@ def points_layer(look: Look, initial: Rendered | None) -> dl.GeoJSON:
     )
 
 
-def _warning(levels: list[WarningNow], *, district: str | None, lang: str) -> list:
+def _warning(levels: list[WarningNow], *, topic: str, district: str | None, lang: str) -> list:
     """The strip of the place's level; for the city, with its districts at a level."""
-    here = next((w for w in levels if w.district == (district or "")), None)
+    here = next((w for w in levels if w.district == (district or "") and w.topic == topic), None)
     names = reference.districts()
     at_level = sorted(
-        (w.level, w.district) for w in levels if w.district and w.level and not district
+        (w.level, w.district)
+        for w in levels
+        if w.topic == topic and w.district and w.level and not district
     )
     named = [(names.get(code, (code, code))[lang == "en"], level) for level, code in at_level]
     return warning_strip(here, named, lang=lang)
