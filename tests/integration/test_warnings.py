@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 import sqlalchemy as sa
@@ -51,8 +52,14 @@ def _ponding(owner: sa.Engine) -> tuple[str, list[int], float]:
     return district, [row.id for row in rows], float(rows[0].alarm_max)
 
 
-def _reading(owner: sa.Engine, devices: list[int], value: float) -> None:
+@contextmanager
+def _readings(owner: sa.Engine, devices: list[int], value: float) -> Iterator[None]:
+    """The devices' latest reading `value` now, put back as it was afterwards."""
     with owner.begin() as conn:
+        saved = conn.execute(
+            sa.text("SELECT device_id, ts, value FROM device_latest WHERE device_id = ANY(:ids)"),
+            {"ids": devices},
+        ).all()
         conn.execute(
             sa.text(
                 "INSERT INTO device_latest (device_id, ts, value, quality, level)"
@@ -61,6 +68,15 @@ def _reading(owner: sa.Engine, devices: list[int], value: float) -> None:
             ),
             {"ids": devices, "value": value},
         )
+    try:
+        yield
+    finally:
+        with owner.begin() as conn:
+            for row in saved:
+                conn.execute(
+                    sa.text("UPDATE device_latest SET ts = :ts, value = :v WHERE device_id = :id"),
+                    {"ts": row.ts, "v": row.value, "id": row.device_id},
+                )
 
 
 def _direct_count(owner: sa.Engine, district: str) -> int:
@@ -102,23 +118,12 @@ def _row(owner: sa.Engine, topic: str, district: str) -> sa.Row:
 
 
 @pytest.fixture(scope="module")
-def flooded(live_engine_) -> dict:
+def flooded(live_engine_) -> Iterator[dict]:
     """Three of a district's underpasses above their alarm line, and the levels evaluated."""
     district, devices, alarm = _ponding(live_engine_)
-    with live_engine_.begin() as conn:
-        saved = conn.execute(
-            sa.text("SELECT device_id, ts, value FROM device_latest WHERE device_id = ANY(:ids)"),
-            {"ids": devices},
-        ).all()
-    _reading(live_engine_, devices, alarm + 5)
-    _evaluate(live_engine_)
-    yield {"district": district, "devices": devices, "alarm": alarm}
-    with live_engine_.begin() as conn:
-        for row in saved:
-            conn.execute(
-                sa.text("UPDATE device_latest SET ts = :ts, value = :v WHERE device_id = :id"),
-                {"ts": row.ts, "v": row.value, "id": row.device_id},
-            )
+    with _readings(live_engine_, devices, alarm + 5):
+        _evaluate(live_engine_)
+        yield {"district": district, "devices": devices, "alarm": alarm}
 
 
 def test_a_districts_level_follows_its_devices_and_the_city_its_worst_district(
@@ -276,23 +281,10 @@ def test_rules_rising_past_an_operators_lowering_end_it(live_engine_, web, flood
             ).scalars()
         )
     assert len(more) == 3, f"the tiny city needs three rain gauges in {district}"
-    with live_engine_.begin() as conn:
-        saved = conn.execute(
-            sa.text("SELECT device_id, ts, value FROM device_latest WHERE device_id = ANY(:ids)"),
-            {"ids": more},
-        ).all()
-    try:
-        _reading(live_engine_, more, 60.0)
+    with _readings(live_engine_, more, 60.0):
         _evaluate(live_engine_)
         row = _row(live_engine_, "flood", district)
-        assert row.override is None and row.level is not None and row.level <= 3
-    finally:
-        with live_engine_.begin() as conn:
-            for r in saved:
-                conn.execute(
-                    sa.text("UPDATE device_latest SET ts = :ts, value = :v WHERE device_id = :id"),
-                    {"ts": r.ts, "v": r.value, "id": r.device_id},
-                )
+    assert row.override is None and row.level is not None and row.level <= 3
 
 
 def test_rules_list_shows_the_warning_rules_as_stored(live_engine_, run):
