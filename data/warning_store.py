@@ -11,29 +11,36 @@ import sqlalchemy as sa
 from data.warning_types import LevelState, LevelUpdate, WarningRule
 
 # each rule's devices passing its test (online as on the maps: heard within three intervals,
-# at least ten minutes), and live alarms of its scenario, by district; one statement
+# at least ten minutes), and live alarms of its scenario, by district (or by street, for the
+# rules of a place); one statement
 _COUNTS_SQL = sa.text(
     """
-WITH r AS (SELECT * FROM warning_rule WHERE enabled)
-SELECT r.id, d.district_adcode, count(*) AS n
-FROM r
-JOIN device_type t ON t.measurand = ANY(r.measurands)
-JOIN device d ON d.type_id = t.id AND d.status = 'active'
-JOIN device_latest l ON l.device_id = d.id
-WHERE l.ts > CAST(:now AS timestamptz) - greatest(3 * t.interval_s, 600) * interval '1 second'
-  AND CASE r.test
-        WHEN 'beyond_normal' THEN l.value > t.normal_max OR l.value < t.normal_min
-        WHEN 'beyond_alarm' THEN l.value > t.alarm_max OR l.value < t.alarm_min
-        WHEN 'at_least' THEN l.value >= r.threshold
-        WHEN 'at_most' THEN l.value <= r.threshold
-      END
-GROUP BY r.id, d.district_adcode
-UNION ALL
-SELECT r.id, i.district_adcode, count(*) AS n
-FROM r JOIN incident i ON i.category_code = r.topic_code AND i.status <> 'resolved'
-  AND i.severity = ANY(r.severities) AND i.kind IN ('alarm', 'anomaly')
-WHERE r.test = 'live_incidents'
-GROUP BY r.id, i.district_adcode
+WITH r AS (SELECT * FROM warning_rule WHERE enabled), hits AS (
+    SELECT r.id, d.district_adcode, CASE WHEN r.per_street THEN d.street_code END AS street,
+           count(*) AS n
+    FROM r
+    JOIN device_type t ON t.measurand = ANY(r.measurands)
+    JOIN device d ON d.type_id = t.id AND d.status = 'active'
+    JOIN device_latest l ON l.device_id = d.id
+    WHERE l.ts > CAST(:now AS timestamptz) - greatest(3 * t.interval_s, 600) * interval '1 second'
+      AND CASE r.test
+            WHEN 'beyond_normal' THEN l.value > t.normal_max OR l.value < t.normal_min
+            WHEN 'beyond_alarm' THEN l.value > t.alarm_max OR l.value < t.alarm_min
+            WHEN 'at_least' THEN l.value >= r.threshold
+            WHEN 'at_most' THEN l.value <= r.threshold
+          END
+    GROUP BY 1, 2, 3
+    UNION ALL
+    SELECT r.id, i.district_adcode, CASE WHEN r.per_street THEN i.street_code END, count(*)
+    FROM r JOIN incident i ON i.category_code = r.topic_code AND i.status <> 'resolved'
+      AND i.severity = ANY(r.severities) AND i.kind IN ('alarm', 'anomaly')
+      AND (r.within_s IS NULL
+           OR i.opened_at > CAST(:now AS timestamptz) - r.within_s * interval '1 second')
+    WHERE r.test = 'live_incidents'
+    GROUP BY 1, 2, 3
+)
+-- per-street rules count their district's busiest street
+SELECT id, district_adcode, max(n) AS n FROM hits GROUP BY id, district_adcode
 """
 )
 
@@ -149,7 +156,8 @@ def describe_warning_rules(conn: sa.Connection) -> list[str]:
     rows = conn.execute(
         sa.text(
             "SELECT topic_code, level, test, measurands, threshold, min_count, severities,"
-            " enabled, note_en FROM warning_rule ORDER BY topic_code, level DESC, id"
+            " within_s, per_street, enabled, note_en FROM warning_rule"
+            " ORDER BY topic_code, level DESC, id"
         )
     ).all()
     roman = {1: "I", 2: "II", 3: "III", 4: "IV"}
@@ -157,9 +165,11 @@ def describe_warning_rules(conn: sa.Connection) -> list[str]:
     for r in rows:
         what = ",".join(r.measurands) or "live " + "/".join(r.severities) + " alarms"
         bound = "" if r.threshold is None else f" {r.threshold:g}"
+        where = " per street" if r.per_street else ""
+        within = f" within {r.within_s} s" if r.within_s else ""
         state = "" if r.enabled else " (disabled)"
         lines.append(
             f"{r.topic_code:<8} {roman[r.level]:<4} {r.test}{bound} {what} x{r.min_count}"
-            f" - {r.note_en}{state}"
+            f"{where}{within} - {r.note_en}{state}"
         )
     return lines

@@ -73,6 +73,8 @@ HAPPENINGS = {
 }
 # at most this many devices of a street take part (a feeder's or a main's reach), one for an SOS
 HAPPENING_REACH = {"outage": 12, "burst": 8, "gas_leak": 6, "sos": 1}
+# a happening's street is drawn among this many of the streets with the most devices it moves
+HAPPENING_STREETS = 8
 SOURCE_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 
 
@@ -573,7 +575,7 @@ class LiveCity:
         return self.storm
 
     def start_happening(self, kind: str, now_us: int) -> np.ndarray:
-        """A HAPPENINGS trouble starts now in one street (the busiest of a few drawn); the
+        """A HAPPENINGS trouble starts now in one street (one of the best equipped for it); the
         indices of the devices it moves."""
         faults, ramps = HAPPENINGS[kind]
         free = (
@@ -585,8 +587,10 @@ class LiveCity:
         if not free.any():
             return np.empty(0, np.int64)
         streets, counts = np.unique(self.street[free], return_counts=True)
-        drawn = self.rng.choice(len(streets), size=min(5, len(streets)), replace=False)
-        street = streets[drawn[np.argmax(counts[drawn])]]
+        # one of the streets best equipped for it: a feeder's or a main's trouble shows on
+        # several of its devices (and can reach a warning level), in a different street each time
+        best = np.argsort(counts, kind="stable")[-HAPPENING_STREETS:]
+        street = streets[self.rng.choice(best)]
         members = self.rng.permutation(np.flatnonzero(free & (self.street == street)))
         members = members[: HAPPENING_REACH[kind]]
         minutes = self.rng.uniform(*self.config.happening_minutes)

@@ -11,9 +11,11 @@ from playwright.sync_api import Page, expect
 
 from components.choropleth import class_colors, class_labels, color_for, metric_value, scale_for
 from components.theme import SEVERITY_COLORS
+from components.topics import topic_measurands
 from data.areas import district_metrics
 from data.kpis import area_kpis, city_kpis
 from data.reference_reads import street_names
+from data.topic_reads import beyond_lines
 from data.vitals import city_vitals
 from tests.browser.conftest import VIEWPORTS, open_page, screenshot
 from web.device_layer import snapshot_frame
@@ -563,10 +565,16 @@ def test_device_page_shows_state_thresholds_and_incidents(live_server, live_engi
     assert "Alarm" in page.locator("#device-series").inner_text()
 
 
-def test_a_scenario_view_shows_its_figures_and_its_own_incidents(live_server, page):
+def test_a_scenario_view_shows_its_figures_and_its_own_incidents(live_server, live_engine, page):
     page, _log = page
     page.goto(live_server + "/topic/flood")
     wait_ready(page)
+    # the map draws each flood device beyond its line, as the store has them
+    beyond = beyond_lines(live_engine, measurands=topic_measurands("flood"))
+    assert beyond, "the seeded city has flood devices beyond their lines"
+    expect(page.locator("path.os-topic-point")).to_have_count(len(beyond))
+    alarms = sum(1 for point in beyond if point["alarm"])
+    expect(page.locator("path.os-topic-point-alarm")).to_have_count(alarms)
     expect(page.locator(".os-topic-link")).to_have_count(6)
     expect(page.locator(".os-topic-active")).to_have_text("防汛防台")
     tiles = page.locator(".os-topic-tile")

@@ -295,7 +295,7 @@ def test_rules_list_shows_the_warning_rules_as_stored(live_engine_, run):
     lines = [line for line in out.splitlines() if line.startswith(("flood ", "power ", "gas "))]
     assert stored > 0
     assert any("beyond_alarm ponding x3" in line and " IV " in line for line in lines), lines
-    assert any("live critical alarms x2" in line for line in lines), lines
+    assert any("live critical alarms x2 per street within 3600 s" in line for line in lines), lines
 
 
 def test_a_rise_is_told_to_walls_once_and_only_of_their_place(live_engine_, web, flooded):
@@ -350,3 +350,35 @@ def test_a_rise_is_told_to_walls_once_and_only_of_their_place(live_engine_, web,
             )
     with scoped(Scope(CITY)):
         assert warning_rises(web, after=lowered.settled, before=incident_marks(web).settled) == []
+
+
+def test_a_place_rule_counts_one_street_not_faults_scattered_over_a_district(live_engine_):
+    with live_engine_.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT d.id, d.district_adcode, d.street_code FROM device d"
+                " JOIN device_type t ON t.id = d.type_id"
+                " WHERE t.measurand = 'outage' AND d.status = 'active'"
+                " ORDER BY d.district_adcode, d.street_code, d.id"
+            )
+        ).all()
+    by_street: dict[tuple[str, str], list[int]] = {}
+    for device, district, street in rows:
+        by_street.setdefault((district, street), []).append(device)
+    one = next(((place, ids) for place, ids in by_street.items() if len(ids) >= 3), None)
+    assert one is not None, "the tiny city needs a street with three outage monitors"
+    (district, _street), ids = one
+    others = [
+        devices[0]
+        for (other_district, _), devices in by_street.items()
+        if other_district == district and devices[0] != ids[0]
+    ]
+    assert len(others) >= 2, f"the tiny city needs outage monitors in three streets of {district}"
+    # three monitors off in three streets: a fault each, no warning
+    with _readings(live_engine_, [ids[0], *others[:2]], 1.0):
+        _evaluate(live_engine_)
+        assert _row(live_engine_, "power", district).computed is None
+    with _readings(live_engine_, ids[:3], 1.0):  # three off in one street: a feeder is down
+        _evaluate(live_engine_)
+        row = _row(live_engine_, "power", district)
+    assert row.computed == 4 and "in one street" in row.why[0]["en"]
