@@ -147,6 +147,31 @@ _GROUPED = {
 }
 
 
+def _check_list_filters(
+    *,
+    severities: tuple[str, ...],
+    statuses: tuple[str, ...],
+    kinds: tuple[str, ...],
+    order_by: str,
+    ids: dict[str, int | None],
+    limit: int,
+) -> None:
+    """Raise InvalidQuery unless incident_list's filters are known values and in range."""
+    if not set(kinds) <= set(INCIDENT_KINDS) or not kinds:
+        raise InvalidQuery(f"kinds must be among {INCIDENT_KINDS}")
+    if order_by not in INCIDENT_ORDER:
+        raise InvalidQuery(f"order_by must be one of {', '.join(INCIDENT_ORDER)}")
+    for name, value in ids.items():
+        if value is not None and (not isinstance(value, int) or value <= 0):
+            raise InvalidQuery(f"{name} must be a positive integer")
+    if not set(severities) <= set(SEVERITIES) or not severities:
+        raise InvalidQuery(f"severities must be among {SEVERITIES}")
+    if not set(statuses) <= set(INCIDENT_STATUSES) or not statuses:
+        raise InvalidQuery(f"statuses must be among {INCIDENT_STATUSES}")
+    if not 1 <= limit <= 10_000:
+        raise InvalidQuery("limit must be between 1 and 10000")
+
+
 def incident_list(
     engine: Engine,
     *,
@@ -170,20 +195,14 @@ def incident_list(
     event's members."""
     check_scope(district=district, street=street, category=category)
     check_window(start, end)
-    if not set(kinds) <= set(INCIDENT_KINDS) or not kinds:
-        raise InvalidQuery(f"kinds must be among {INCIDENT_KINDS}")
-    if order_by not in INCIDENT_ORDER:
-        raise InvalidQuery(f"order_by must be one of {', '.join(INCIDENT_ORDER)}")
-    if device_id is not None and (not isinstance(device_id, int) or device_id <= 0):
-        raise InvalidQuery("device_id must be a positive integer")
-    if group_id is not None and (not isinstance(group_id, int) or group_id <= 0):
-        raise InvalidQuery("group_id must be a positive integer")
-    if not set(severities) <= set(SEVERITIES) or not severities:
-        raise InvalidQuery(f"severities must be among {SEVERITIES}")
-    if not set(statuses) <= set(INCIDENT_STATUSES) or not statuses:
-        raise InvalidQuery(f"statuses must be among {INCIDENT_STATUSES}")
-    if not 1 <= limit <= 10_000:
-        raise InvalidQuery("limit must be between 1 and 10000")
+    _check_list_filters(
+        severities=severities,
+        statuses=statuses,
+        kinds=kinds,
+        order_by=order_by,
+        ids={"device_id": device_id, "group_id": group_id},
+        limit=limit,
+    )
     direction = "DESC" if descending else "ASC"
     # within a rank of the queue the one waiting longest comes first (resolved ones: no wait)
     waiting = (

@@ -117,6 +117,14 @@ class MeasurandNow:
     lowest_at: Place | None
 
 
+def _check_measurands(measurands: tuple[str, ...]) -> None:
+    """Raise InvalidQuery unless `measurands` are 1 to MAX_MEASURANDS well-formed codes."""
+    if not measurands or len(measurands) > MAX_MEASURANDS:
+        raise InvalidQuery(f"give 1 to {MAX_MEASURANDS} measurands")
+    if not all(isinstance(m, str) and _MEASURAND_RE.fullmatch(m) for m in measurands):
+        raise InvalidQuery("a measurand is a short lower-case code")
+
+
 def measurands_now(
     engine: Engine,
     *,
@@ -127,10 +135,7 @@ def measurands_now(
     """Each measurand's devices now (of one district, or the reader's whole scope); a
     measurand without active devices is left out."""
     check_scope(district=district)
-    if not measurands or len(measurands) > MAX_MEASURANDS:
-        raise InvalidQuery(f"give 1 to {MAX_MEASURANDS} measurands")
-    if not all(isinstance(m, str) and _MEASURAND_RE.fullmatch(m) for m in measurands):
-        raise InvalidQuery("a measurand is a short lower-case code")
+    _check_measurands(measurands)
     with engine.connect() as conn:
         params = {"measurands": list(measurands), "district": district, "at": at_or_now(conn, at)}
         rows = conn.execute(_NOW_SQL, params).mappings().all()
@@ -211,10 +216,7 @@ def beyond_lines(
     """The measurands' online devices beyond their normal line now, those beyond their alarm
     line first (at most `limit`), with where they are: the scenario map's points."""
     check_scope(district=district)
-    if not measurands or len(measurands) > MAX_MEASURANDS:
-        raise InvalidQuery(f"give 1 to {MAX_MEASURANDS} measurands")
-    if not all(isinstance(m, str) and _MEASURAND_RE.fullmatch(m) for m in measurands):
-        raise InvalidQuery("a measurand is a short lower-case code")
+    _check_measurands(measurands)
     if not 1 <= limit <= 5000:
         raise InvalidQuery("limit must be between 1 and 5000")
     with engine.connect() as conn:
