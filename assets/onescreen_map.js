@@ -209,9 +209,12 @@ window.onescreen = Object.assign({}, window.onescreen, {
     topicPoint: function (feature, latlng) {
       // a scenario's device beyond its line: amber beyond its normal line, orange beyond its
       // alarm line (red stays the critical incidents')
+      // a graduated symbol: the further past its line (an underpass's depth, a river over its
+      // warning line), the larger; from 5 px at its normal line to 14 px at three alarm gaps
       const alarm = !!feature.properties.a;
+      const past = Math.min(Math.max(Number(feature.properties.k) || 0, 0), 3);
       return L.circleMarker(latlng, {
-        radius: alarm ? 7 : 5,
+        radius: 5 + 3 * past,
         weight: 1.5,
         color: "#0b1220",
         fillColor: alarm ? "#ffa23a" : "#f5d547",

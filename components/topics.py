@@ -9,7 +9,7 @@ from dash import dcc, html
 
 from components.i18n import t
 from components.state import href
-from data.topic_reads import MeasurandNow, Place
+from data.topic_reads import AlarmTimes, MeasurandNow, Place
 
 # the scenarios, in the order of the topic row (each is a device category)
 TOPICS = ("flood", "power", "water", "gas", "elderly", "weather")
@@ -26,7 +26,11 @@ SHOWS = (
     "beyond_normal",
     "streets_alarm",
     "total",
+    # from the scenario's alarms (data/topic_reads.alarm_times): restoration and repair
+    "open_longest",
+    "restore_mean",
 )
+_TIME_SHOWS = frozenset({"open_longest", "restore_mean"})
 # counts that mean an alarm (the tile turns orange when not zero; red stays for 紧急)
 _ALARM_COUNTS = frozenset({"above_alarm", "below_alarm", "streets_alarm"})
 
@@ -54,18 +58,18 @@ FIGURES: dict[str, tuple[Figure, ...]] = {
     "power": (
         Figure("outages", ("outage",), "above_alarm"),
         Figure("outage_streets", ("outage",), "streets_alarm"),
+        Figure("outage_longest", ("outage",), "open_longest", where=False),
+        Figure("outage_restore", ("outage",), "restore_mean", where=False),
         Figure("load_high", ("transformer_load",), "above_normal"),
         Figure("load_max", ("transformer_load",), "highest"),
-        Figure("voltage", ("voltage",), "beyond_normal"),
-        Figure("cable_max", ("cable_temp",), "highest"),
     ),
     "water": (
         Figure("pressure_low", ("pipe_pressure",), "below_normal"),
         Figure("pressure_min", ("pipe_pressure",), "lowest"),
         Figure("bursts", ("pipe_pressure",), "streets_alarm"),
-        Figure("leak_noise", ("leak_noise",), "above_normal"),
+        Figure("burst_longest", ("pipe_pressure",), "open_longest", where=False),
+        Figure("burst_repair", ("pipe_pressure",), "restore_mean", where=False),
         Figure("turbidity", ("turbidity",), "above_normal"),
-        Figure("chlorine", ("chlorine",), "beyond_normal"),
     ),
     "gas": (
         Figure("manholes", ("methane_manhole",), "above_normal"),
@@ -97,6 +101,15 @@ FIGURES: dict[str, tuple[Figure, ...]] = {
 def topic_measurands(topic: str) -> tuple[str, ...]:
     """Every measurand a scenario's figures read, each once."""
     return tuple(dict.fromkeys(m for figure in FIGURES[topic] for m in figure.measurands))
+
+
+def timed_measurands(topic: str) -> tuple[str, ...]:
+    """The measurands whose alarms' times a scenario's figures show (none for most)."""
+    return tuple(
+        dict.fromkeys(
+            m for figure in FIGURES[topic] if figure.show in _TIME_SHOWS for m in figure.measurands
+        )
+    )
 
 
 def count_of(state: MeasurandNow, show: str) -> int:
@@ -157,13 +170,52 @@ def _count_tile(figure: Figure, states: list[MeasurandNow], lang: str) -> tuple[
     return f"{n:,}", detail, tone
 
 
-def figure_tiles(topic: str, states: dict[str, MeasurandNow], *, lang: str) -> list[html.Div]:
-    """The scenario's figure tiles; a figure whose devices are unknown says so, never blanks."""
+def duration_text(seconds: float, lang: str) -> str:
+    """A span of time as a duty officer says it: "38 分钟", "2 小时 05 分" ("2 h 05 min")."""
+    minutes = max(int(seconds // 60), 0)
+    if minutes < 60:
+        return t("topic.minutes", lang, m=minutes)
+    return t("topic.hours_minutes", lang, h=minutes // 60, m=f"{minutes % 60:02d}")
+
+
+def _time_tile(figure: Figure, times: list[AlarmTimes], lang: str) -> tuple[str, list, str]:
+    """The oldest open alarm's age (how long the outage has lasted), or the last day's mean
+    time to restore, from the figure's alarms."""
+    if figure.show == "open_longest":
+        live = sum(x.live for x in times)
+        oldest = min((x.oldest_open for x in times if x.oldest_open), default=None)
+        if not live or oldest is None:
+            return t("topic.none_open", lang), [t("topic.open_n", lang, n=0)], "zero"
+        age = (max(x.at for x in times) - oldest).total_seconds()
+        return duration_text(age, lang), [t("topic.open_n", lang, n=f"{live:,}")], "warn"
+    restored = sum(x.restored for x in times)
+    if not restored:
+        return "–", [t("topic.restored_n", lang, n=0)], "zero"
+    total = sum((x.mean_restore_s or 0) * x.restored for x in times)
+    detail = [t("topic.restored_n", lang, n=f"{restored:,}")]
+    return duration_text(total / restored, lang), detail, "ok"
+
+
+def figure_tiles(
+    topic: str,
+    states: dict[str, MeasurandNow],
+    *,
+    lang: str,
+    times: dict[str, AlarmTimes] | None = None,
+) -> list[html.Div]:
+    """The scenario's figure tiles (`times`: its alarms' times, for restoration figures); a
+    figure whose devices are unknown says so, never blanks."""
     tiles = []
     for figure in FIGURES[topic]:
-        found = [states[m] for m in figure.measurands if m in states]
-        build = _extreme_tile if figure.show in ("highest", "lowest") else _count_tile
-        value, detail, tone = build(figure, found, lang)
+        if figure.show in _TIME_SHOWS and not any(m in states for m in figure.measurands):
+            value, detail, tone = "–", [t("topic.no_devices", lang)], "zero"
+        elif figure.show in _TIME_SHOWS:
+            kept = [(times or {})[m] for m in figure.measurands if m in (times or {})]
+            value, detail, tone = _time_tile(figure, kept, lang)
+        else:
+            found = [states[m] for m in figure.measurands if m in states]
+            build = _extreme_tile if figure.show in ("highest", "lowest") else _count_tile
+            value, detail, tone = build(figure, found, lang)
         tiles.append(
             html.Div(
                 className=f"os-tile os-topic-tile os-topic-{tone}",
@@ -194,15 +246,38 @@ def topic_links(active: str | None, lang: str, *, district: str | None = None) -
     )
 
 
+def _past_line(row: dict) -> tuple[float, float]:
+    """How far a device is past its line, 0 at its normal line and 1 at its alarm line (at
+    most 3: the map's graduated symbol), and the nearer line it is past."""
+    value = float(row["value"])
+    high = row["normal_max"] is not None and value > float(row["normal_max"])
+    line = float(row["normal_max"] if high else row["normal_min"])
+    alarm = row["alarm_max"] if high else row["alarm_min"]
+    if alarm is None or float(alarm) == line:
+        return 1.0, line
+    return min(max((value - line) / (float(alarm) - line), 0.0), 3.0), line
+
+
 def topic_points(rows: list[dict], *, lang: str) -> dict:
     """The scenario map's points as GeoJSON: each device beyond its line, `a` when beyond its
-    alarm line, with a tooltip saying what, how much and where."""
+    alarm line, `k` how far past its line (the symbol's size: an underpass's depth, a river's
+    height over its warning line), with a tooltip saying what, how much, against which line
+    and where."""
     en = lang == "en"
     features = []
     for row in rows:
-        value = _number(float(row["value"]), int(row["decimals"] or 1))
+        decimals = int(row["decimals"] or 1)
+        value = _number(float(row["value"]), decimals)
+        unit = row["unit"] or ""
         where = row["street_en" if en else "street_zh"] or ""
-        tip = f"{row['name_en' if en else 'name_zh']} {value} {row['unit'] or ''}".strip()
+        past, line = _past_line(row)
+        alarm = row["alarm_max"] if float(row["value"]) > line else row["alarm_min"]
+        against = (
+            t("topic.alarm_line", lang, value=_number(float(alarm), decimals), unit=unit)
+            if row["alarm"] and alarm is not None
+            else t("topic.line", lang, value=_number(line, decimals), unit=unit)
+        )
+        tip = f"{row['name_en' if en else 'name_zh']} {value} {unit}".strip() + f" · {against}"
         features.append(
             {
                 "type": "Feature",
@@ -210,6 +285,7 @@ def topic_points(rows: list[dict], *, lang: str) -> dict:
                 "properties": {
                     "id": int(row["id"]),
                     "a": bool(row["alarm"]),
+                    "k": round(past, 2),
                     "tip": f"{tip} · {where}" if where else tip,
                 },
             }

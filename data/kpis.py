@@ -332,7 +332,7 @@ class TileTrends:
     at: datetime
 
 
-def _hours(at: datetime) -> tuple[datetime, ...]:
+def trend_hours(at: datetime) -> tuple[datetime, ...]:
     """The starts of the last TREND_HOURS hours, the one under way last."""
     current = at.replace(minute=0, second=0, microsecond=0)
     return tuple(current - timedelta(hours=back) for back in range(TREND_HOURS - 1, -1, -1))
@@ -364,7 +364,7 @@ def tile_trends(
     check_scope(district=district, street=street, category=category)
     with engine.connect() as conn:
         moment = at_or_now(conn, at)
-        hours = _hours(moment)
+        hours = trend_hours(moment)
         since = min(hours[0], _midnight(moment) - timedelta(days=1))
         scope = {"district": district, "street": street, "category": category}
         timing = {"since": since, "at": moment}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -189,6 +189,7 @@ def _measurand(row: sa.RowMapping) -> MeasurandNow:
 _BEYOND_SQL = sa.text(
     """
 SELECT d.id, t.measurand, t.name_zh, t.name_en, t.unit, t.decimals, l.value,
+       t.normal_min, t.normal_max, t.alarm_min, t.alarm_max,
        ST_X(d.geom) AS lon, ST_Y(d.geom) AS lat, s.name_zh AS street_zh, s.name_en AS street_en,
        coalesce(l.value > t.alarm_max OR l.value < t.alarm_min, false) AS alarm
 FROM device_type t
@@ -227,3 +228,70 @@ def beyond_lines(
             "limit": int(limit),
         }
         return [dict(row) for row in conn.execute(_BEYOND_SQL, params).mappings()]
+
+
+# how long a measurand's alarms stay open: the live ones (and the oldest of them) and those
+# resolved in the last day (how long they took): restoration and repair times
+_TIMES_SQL = sa.text(
+    """
+SELECT t.measurand,
+       count(*) FILTER (WHERE i.status <> 'resolved') AS live,
+       min(i.opened_at) FILTER (WHERE i.status <> 'resolved') AS oldest,
+       count(*) FILTER (WHERE i.status = 'resolved') AS restored,
+       avg(extract(epoch FROM i.resolved_at - i.opened_at))
+           FILTER (WHERE i.status = 'resolved') AS mean_s
+FROM incident i JOIN device_type t ON t.id = i.type_id
+WHERE i.kind = 'alarm' AND t.measurand = ANY(CAST(:measurands AS text[]))
+  AND i.opened_at <= :at
+  AND (i.status <> 'resolved' OR (i.resolved_at > :since AND i.resolved_at <= :at))
+  AND (CAST(:district AS text) IS NULL OR i.district_adcode = :district)
+GROUP BY t.measurand
+"""
+)
+RESTORE_WINDOW = timedelta(hours=24)
+
+
+@dataclass(frozen=True)
+class AlarmTimes:
+    """A measurand's alarms: how many are open and since when the oldest, how many were
+    resolved in the last day and their mean time open (seconds; None without any)."""
+
+    measurand: str
+    live: int
+    oldest_open: datetime | None
+    restored: int
+    mean_restore_s: float | None
+    at: datetime
+
+
+def alarm_times(
+    engine: Engine,
+    *,
+    measurands: tuple[str, ...],
+    district: str | None = None,
+    at: datetime | None = None,
+) -> dict[str, AlarmTimes]:
+    """Each measurand's open alarms and restoration times (of one district, or the reader's
+    whole scope, as the incident table's row-level security allows)."""
+    check_scope(district=district)
+    _check_measurands(measurands)
+    with engine.connect() as conn:
+        moment = at_or_now(conn, at)
+        params = {
+            "measurands": list(measurands),
+            "district": district,
+            "at": moment,
+            "since": moment - RESTORE_WINDOW,
+        }
+        rows = conn.execute(_TIMES_SQL, params).mappings().all()
+    return {
+        row["measurand"]: AlarmTimes(
+            measurand=str(row["measurand"]),
+            live=int(row["live"]),
+            oldest_open=row["oldest"],
+            restored=int(row["restored"]),
+            mean_restore_s=_number(row["mean_s"]),
+            at=moment,
+        )
+        for row in rows
+    }

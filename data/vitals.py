@@ -3,15 +3,17 @@ hourly rollups, and the 预警 in force; within the reader's access scope like e
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from data.checks import check_scope
 from data.clock import at_or_now
-from data.kpis import TREND_HOURS
+from data.kpis import trend_hours
 
 # the measurands of the strip, in order: weather, water, tide, grid load, water mains, air
 VITAL_MEASURANDS = (
@@ -23,10 +25,16 @@ VITAL_MEASURANDS = (
     "pm25",
 )
 
-_VITALS_SQL = sa.text(
+# each measurand's hours: mean, extremes, and how many devices were in alarm on average (alarm
+# readings times their interval: an hour of one device in alarm counts 1 whatever its rate); its
+# alarm lines are the lowest high line and the highest low line of its types (the first reached)
+_HOURLY_SQL = sa.text(
     """
     SELECT t.measurand, min(t.unit), min(t.decimals), r.bucket,
-           sum(r.value_sum) / nullif(sum(r.n_readings), 0)
+           sum(r.value_sum) / nullif(sum(r.n_readings), 0), max(r.value_max), min(r.value_min),
+           sum(r.n_alarm * t.interval_s) / 3600.0,
+           min(min(t.alarm_max)) OVER (PARTITION BY t.measurand),
+           max(max(t.alarm_min)) OVER (PARTITION BY t.measurand)
     FROM rollup_district_type_1h r JOIN device_type t ON t.id = r.type_id
     WHERE t.measurand = ANY(CAST(:measurands AS text[]))
       AND r.bucket > :since AND r.bucket <= :at
@@ -70,6 +78,82 @@ class Vitals:
     at: datetime
 
 
+@dataclass(frozen=True)
+class MeasurandHours:
+    """One measurand's last day by the hour (oldest first; None where an hour had no reading):
+    mean, highest, lowest, devices in alarm on average; and its types' first alarm lines."""
+
+    measurand: str
+    unit: str
+    decimals: int
+    hours: tuple[datetime, ...]
+    means: tuple[float | None, ...]
+    highs: tuple[float | None, ...]
+    lows: tuple[float | None, ...]
+    alarmed: tuple[float | None, ...]
+    alarm_max: float | None
+    alarm_min: float | None
+
+
+def _by_hour(
+    rows: Sequence[Any], column: int, hours: tuple[datetime, ...]
+) -> tuple[float | None, ...]:
+    """One column of one measurand's rows, an entry per hour (None where none)."""
+    got = {row[3]: row[column] for row in rows}
+    return tuple(None if got.get(h) is None else float(got[h]) for h in hours)
+
+
+def _measurand_hours(
+    conn: sa.Connection, *, measurands: Sequence[str], district: str | None, moment: datetime
+) -> tuple[MeasurandHours, ...]:
+    """The last day of each of `measurands` with readings in scope, in their given order."""
+    hours = trend_hours(moment)
+    rows = conn.execute(
+        _HOURLY_SQL,
+        {
+            "measurands": list(measurands),
+            "since": hours[0] - timedelta(hours=1),
+            "at": moment,
+            "district": district,
+        },
+    ).all()
+    found = []
+    for measurand in dict.fromkeys(measurands):
+        own = [row for row in rows if row[0] == measurand]
+        if not own:
+            continue
+        first = own[0]
+        found.append(
+            MeasurandHours(
+                measurand=measurand,
+                unit=first[1],
+                decimals=int(first[2]),
+                hours=hours,
+                means=_by_hour(own, 4, hours),
+                highs=_by_hour(own, 5, hours),
+                lows=_by_hour(own, 6, hours),
+                alarmed=_by_hour(own, 7, hours),
+                alarm_max=None if first[8] is None else float(first[8]),
+                alarm_min=None if first[9] is None else float(first[9]),
+            )
+        )
+    return tuple(found)
+
+
+def measurand_hours(
+    engine: Engine,
+    *,
+    measurands: Sequence[str],
+    district: str | None = None,
+    at: datetime | None = None,
+) -> tuple[MeasurandHours, ...]:
+    """The last day by the hour of each of `measurands` in the city (or one district)."""
+    check_scope(district=district)
+    with engine.connect() as conn:
+        moment = at_or_now(conn, at)
+        return _measurand_hours(conn, measurands=measurands, district=district, moment=moment)
+
+
 def city_vitals(
     engine: Engine, *, district: str | None = None, at: datetime | None = None
 ) -> Vitals:
@@ -77,31 +161,18 @@ def city_vitals(
     check_scope(district=district)
     with engine.connect() as conn:
         moment = at_or_now(conn, at)
-        current = moment.replace(minute=0, second=0, microsecond=0)
-        hours = tuple(current - timedelta(hours=b) for b in range(TREND_HOURS - 1, -1, -1))
-        rows = conn.execute(
-            _VITALS_SQL,
-            {
-                "measurands": list(VITAL_MEASURANDS),
-                "since": hours[0] - timedelta(hours=1),
-                "at": moment,
-                "district": district,
-            },
-        ).all()
+        found = _measurand_hours(
+            conn, measurands=VITAL_MEASURANDS, district=district, moment=moment
+        )
         warnings = conn.execute(_WARNINGS_SQL, {"at": moment, "district": district}).scalar_one()
-    units = {measurand: (unit, decimals) for measurand, unit, decimals, _h, _v in rows}
-    means = {(m, h): v for m, _u, _d, h, v in rows}
     signs = tuple(
         Vital(
-            measurand=m,
-            unit=units[m][0],
-            decimals=int(units[m][1]),
-            hours=hours,
-            values=tuple(
-                None if means.get((m, h)) is None else float(means[(m, h)]) for h in hours
-            ),
+            measurand=m.measurand,
+            unit=m.unit,
+            decimals=m.decimals,
+            hours=m.hours,
+            values=m.means,
         )
-        for m in VITAL_MEASURANDS
-        if m in units
+        for m in found
     )
     return Vitals(signs=signs, warnings=int(warnings), at=moment)

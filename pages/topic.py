@@ -20,7 +20,7 @@ from panels.base import View
 from panels.city_map import city_map_panel, first_map
 from panels.markers import sent_store
 from panels.place import PagePlace, place
-from panels.topic import TOPIC_FIGURES, points_layer
+from panels.topic import TOPIC_FIGURES, TOPIC_TREND, points_layer
 from panels.warning_actions import warning_form
 
 TOPIC_STATE = "topic-state"
@@ -59,7 +59,8 @@ TOPIC = PagePlace(
 )
 place(TOPIC, AREAS)
 place(TOPIC, TOPIC_FIGURES)
-place(TOPIC, TIMELINE)
+# the scenario's chart arrives with the timeline: one deferred request for both charts
+place(TOPIC, TIMELINE, TOPIC_TREND)
 # the feed and the markers both read the live incidents: one request for both
 place(TOPIC, FEED, MARKERS)
 
@@ -90,8 +91,13 @@ def layout(code: str | None = None, lang: str | None = None, **_other: str) -> h
                     layers=(points_layer(look, None),),
                 ),
                 html.Div(
-                    className="os-side",
-                    children=[TOPIC_FIGURES.create(look), TIMELINE.create(look), FEED.create(look)],
+                    className="os-side os-side-topic",
+                    children=[
+                        TOPIC_FIGURES.create(look),
+                        TOPIC_TREND.create(look),
+                        TIMELINE.create(look),
+                        FEED.create(look),
+                    ],
                 ),
             ],
         ),

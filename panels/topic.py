@@ -11,17 +11,22 @@ from dash import html
 from components import reference
 from components.area_map import MAP_JS, geojson_options
 from components.i18n import t
-from components.panels import panel, unavailable
+from components.panels import chart, panel, skeleton, unavailable
+from components.theme import message_figure
 from components.tiles import skeleton_tiles
+from components.topic_trends import trend_figure, trend_measurands
 from components.topics import (
     FIGURES,
     PERSONAL_TOPICS,
     figure_tiles,
+    timed_measurands,
     topic_measurands,
     topic_points,
 )
 from components.warnings import warning_strip
-from data.topic_reads import beyond_lines, measurands_now
+from data.cache import Cached
+from data.topic_reads import alarm_times, beyond_lines, measurands_now
+from data.vitals import measurand_hours
 from data.warning_reads import WarningNow, warning_levels
 from panels.base import LivePanel, Look, Part, Rendered, View
 from panels.reads import asof_payload, read
@@ -33,19 +38,25 @@ def render(view: View, look: Look, _kept: dict[str, Any]) -> Rendered:
     states = read(measurands_now, measurands=topic_measurands(topic), district=view.district)
     # every scenario's levels in one shared read (the displays' headers read the same)
     levels = read(warning_levels)
+    reads: list[Cached[Any]] = [states, levels]
+    timed = timed_measurands(topic)
+    times = read(alarm_times, measurands=timed, district=view.district) if timed else None
     # people at home are never a place on a map
     points = (
         None
         if topic in PERSONAL_TOPICS
         else read(beyond_lines, measurands=topic_measurands(topic), district=view.district)
     )
+    reads += [r for r in (times, points) if r is not None]
     return Rendered(
         values={
-            "figures": figure_tiles(topic, states.value, lang=look.lang),
+            "figures": figure_tiles(
+                topic, states.value, lang=look.lang, times=times.value if times else None
+            ),
             "warning": _warning(levels.value, topic=topic, district=view.district, lang=look.lang),
             "points": topic_points(points.value if points else [], lang=look.lang),
         },
-        reads=(states, levels) if points is None else (states, levels, points),
+        reads=tuple(reads),
     )
 
 
@@ -105,4 +116,40 @@ TOPIC_FIGURES = LivePanel(
     },
     create=create,
     badges=("figures",),
+)
+
+
+def render_trend(view: View, look: Look, _kept: dict[str, Any]) -> Rendered:
+    """The scenario's last day hour by hour in the view's place, from the hourly rollups."""
+    topic = view.category if view.category in FIGURES else "flood"
+    hours = read(measurand_hours, measurands=trend_measurands(topic), district=view.district)
+    figure = trend_figure(topic, hours.value, lang=look.lang)
+    return Rendered(values={"trend-box": chart(look.id_of("trend"), figure)}, reads=(hours,))
+
+
+def create_trend(
+    look: Look, initial: Rendered | None = None, *, class_name: str = ""
+) -> html.Section:
+    """The chart's frame: it arrives with the timeline's answer (placed with it: one request,
+    one deferral), after the map has started drawing."""
+    del initial
+    return panel(
+        t("panel.topic_trend", look.lang),
+        html.Div(id=look.id_of("trend-box"), className="os-chart-slot", children=skeleton()),
+        class_name=f"os-panel-topic-trend {class_name}".strip(),
+        fresh=look.fresh_of("trend"),
+    )
+
+
+TOPIC_TREND = LivePanel(
+    kind="topic-trend",
+    parts=(Part("trend-box", "children"),),
+    render=render_trend,
+    fallback=lambda look: {
+        "trend-box": chart(look.id_of("trend"), message_figure(t("panel.unavailable", look.lang)))
+    },
+    create=create_trend,
+    badges=("trend",),
+    in_layout=True,
+    deferred=True,
 )

@@ -10,13 +10,15 @@ import sqlalchemy as sa
 from playwright.sync_api import Page, expect
 
 from components.choropleth import class_colors, class_labels, color_for, metric_value, scale_for
+from components.i18n import t
 from components.theme import SEVERITY_COLORS
+from components.topic_trends import trend_measurands, trend_rows
 from components.topics import topic_measurands
 from data.areas import district_metrics
 from data.kpis import area_kpis, city_kpis
 from data.reference_reads import street_names
 from data.topic_reads import beyond_lines
-from data.vitals import city_vitals
+from data.vitals import city_vitals, measurand_hours
 from tests.browser.conftest import VIEWPORTS, open_page, screenshot
 from web.device_layer import snapshot_frame
 
@@ -106,6 +108,9 @@ def test_every_page_loads_without_console_errors(live_server, live_engine, brows
             drawn = time.monotonic() - started
             assert drawn <= CHART_DRAWN_S, f"{path}: timeline drawn {drawn:.1f} s after navigation"
             expect(page.locator("path.os-area").first).to_be_visible()
+        if name.startswith("topic"):
+            # the scenario's own day arrives with the timeline
+            expect(page.locator(".os-chart-slot .js-plotly-plot")).to_have_count(2)
         wait_ready(page)
         assert page.title(), f"{path} has no title"
         # the page must fit the wall without scrolling
@@ -582,6 +587,13 @@ def test_a_scenario_view_shows_its_figures_and_its_own_incidents(live_server, li
     expect(tiles.nth(1).locator(".os-tile-label")).to_have_text("积水超 15 cm 的下立交")
     for value in tiles.locator(".os-tile-value").all_inner_texts():
         assert re.fullmatch(r"–|[\d,]+|[\d,.]+ \S+", value), value
+    # its own day, hour by hour: a small chart for each thing it follows that has readings
+    rows = trend_rows("flood", measurand_hours(live_engine, measurands=trend_measurands("flood")))
+    assert rows, "the seeded city has flood readings in the last day"
+    trend = page.locator("#topic-trend-box")
+    for row in rows:
+        expect(trend).to_contain_text(t(f"topic.trend.{row.trend.key}", "zh"), timeout=15_000)
+    expect(trend.locator(".xy")).to_have_count(len(rows))
     # the feed follows the scenario: every line is a flood incident or event
     places = page.locator("#topic-feed .os-feed-place").all_inner_texts()
     assert all(place.startswith("防汛") for place in places), places
@@ -596,6 +608,8 @@ def test_a_scenario_view_shows_its_figures_and_its_own_incidents(live_server, li
     wait_ready(page)
     expect(page.locator("#topic-warning .os-level").first).to_have_text("II 级 橙色预警")
     expect(page.locator("#topic-warning .os-warn-override")).to_contain_text("台风登陆前预置")
+    expect(page.locator("#topic-trend-box .xy").first).to_be_visible(timeout=15_000)
+    expect(page.locator("#topic-timeline-box .xy").first).to_be_visible(timeout=15_000)
     screenshot(page, "topic-flood-warning")
     # handed back to the rules, so the other tests see the rules' level
     page.locator(".os-warn-pick .Select-control").click()

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from data.checks import InvalidQuery
 from data.kpis import TREND_HOURS, area_kpis, tile_trends
 from data.scope import CITY, Scope, create_web_engine, provision_web_role, scoped, web_database_url
-from data.vitals import city_vitals
+from data.vitals import city_vitals, measurand_hours
 from panels.base import View
 from panels.vitals import _title_and_place
 from tests.conftest import SEED_END
@@ -119,11 +119,51 @@ def test_vitals_equal_hourly_means_of_the_readings(engine, seeded):
     assert vitals.warnings == int(forecasts["n"].iloc[0])
 
 
+@pytest.mark.parametrize("district", [None, PUDONG])
+def test_measurand_hours_equal_the_readings(engine, seeded, district):
+    measurands = ("ponding", "pipe_pressure", "temperature", "outage", "no_such_measurand")
+    found = measurand_hours(engine, measurands=measurands, district=district, at=AT)
+    readings = frame(
+        engine,
+        "SELECT t.measurand, t.interval_s, t.alarm_min, t.alarm_max, r.ts, r.value FROM reading r"
+        " JOIN device d ON d.id = r.device_id JOIN device_type t ON t.id = d.type_id"
+        " WHERE t.measurand = ANY(:m) AND r.ts < :end AND r.ts >= :since"
+        " AND (CAST(:d AS text) IS NULL OR d.district_adcode = :d)",
+        m=list(measurands),
+        end=pd.Timestamp(AT).floor("h") + pd.Timedelta(hours=1),
+        since=pd.Timestamp(AT).floor("h") - pd.Timedelta(hours=TREND_HOURS - 1),
+        d=district,
+    )
+    readings["hour"] = readings["ts"].dt.floor("h")
+    beyond = (readings["alarm_max"].notna() & (readings["value"] > readings["alarm_max"])) | (
+        readings["alarm_min"].notna() & (readings["value"] < readings["alarm_min"])
+    )
+    # an hour of one device in alarm is 1, whatever its reporting interval
+    readings["alarmed"] = beyond * readings["interval_s"] / 3600
+    by_hour = readings.groupby(["measurand", "hour"])
+    highs, lows, alarmed = by_hour["value"].max(), by_hour["value"].min(), by_hour["alarmed"].sum()
+    assert [m.measurand for m in found] == [m for m in measurands if m in set(readings.measurand)]
+    assert len(found) == 4, "the seeded city has ponding, pressure, weather and outage devices"
+    for m in found:
+        own = readings[readings["measurand"] == m.measurand]
+        assert m.alarm_max == (None if own["alarm_max"].isna().all() else own["alarm_max"].min())
+        assert m.alarm_min == (None if own["alarm_min"].isna().all() else own["alarm_min"].max())
+        for hour, high, low, count in zip(m.hours, m.highs, m.lows, m.alarmed, strict=True):
+            key = (m.measurand, pd.Timestamp(hour))
+            if key not in highs.index:
+                assert high is low is count is None
+                continue
+            assert (high, low) == (pytest.approx(highs[key]), pytest.approx(lows[key]))
+            assert count == pytest.approx(alarmed[key])
+
+
 def test_trends_refuse_bad_scope(engine, seeded):
     with pytest.raises(InvalidQuery):
         tile_trends(engine, district="Pudong; DROP TABLE incident")
     with pytest.raises(InvalidQuery):
         city_vitals(engine, district="x' OR 1=1")
+    with pytest.raises(InvalidQuery):
+        measurand_hours(engine, measurands=("temperature",), district="310115' --")
 
 
 def test_a_managers_city_view_covers_his_districts_and_says_so(engine, seeded, db_url):
@@ -133,6 +173,7 @@ def test_a_managers_city_view_covers_his_districts_and_says_so(engine, seeded, d
         with scoped(Scope(districts=PUDONG)):
             city = tile_trends(web, at=AT)
             vitals = city_vitals(web, at=AT)
+            hours = measurand_hours(web, measurands=("temperature", "outage"), at=AT)
             title, _place = _title_and_place(View(), "zh")
         with scoped(Scope(districts=CITY)):
             assert _title_and_place(View(), "zh")[0] == "城市体征"
@@ -146,3 +187,6 @@ def test_a_managers_city_view_covers_his_districts_and_says_so(engine, seeded, d
         assert [v is None for v in mine.values] == [v is None for v in theirs.values]
         assert [v or 0 for v in mine.values] == pytest.approx([v or 0 for v in theirs.values])
     assert title == "辖区体征（仅含本人辖区）"
+    assert hours == measurand_hours(
+        engine, measurands=("temperature", "outage"), district=PUDONG, at=AT
+    )

@@ -3,6 +3,8 @@ pandas from the device, type and latest-reading tables."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pandas as pd
 import pytest
 import sqlalchemy as sa
@@ -10,7 +12,7 @@ import sqlalchemy as sa
 from components.topics import TOPICS, topic_measurands
 from data.checks import InvalidQuery
 from data.scope import Scope, create_web_engine, provision_web_role, scoped, web_database_url
-from data.topic_reads import beyond_lines, measurands_now
+from data.topic_reads import alarm_times, beyond_lines, measurands_now
 from tests.conftest import SEED_END
 
 pytestmark = pytest.mark.integration
@@ -119,8 +121,52 @@ def test_a_district_reader_counts_only_their_districts_devices(engine, seeded, d
             mine = measurands_now(web, measurands=("ponding", "outage"), at=SEED_END)
             # asking for another district through the web engine finds nothing of it
             other = measurands_now(web, measurands=("ponding",), district="310101", at=SEED_END)
+            my_times = alarm_times(web, measurands=("ponding", "outage"), at=SEED_END)
     finally:
         web.dispose()
     pudong = measurands_now(engine, measurands=("ponding", "outage"), district=PUDONG, at=SEED_END)
     assert mine == pudong and mine["ponding"].total > 0
     assert other == {}
+    # row-level security on the incidents: a manager's restoration times are his districts'
+    assert my_times == alarm_times(
+        engine, measurands=("ponding", "outage"), district=PUDONG, at=SEED_END
+    )
+
+
+@pytest.mark.parametrize("where", ["city", "busiest district"])
+def test_alarm_times_equal_a_recomputation_from_the_incidents(engine, seeded, where):
+    measurands = ("outage", "pipe_pressure", "ponding", "river_level", "methane_manhole")
+    at = SEED_END - timedelta(minutes=30)
+    with engine.connect() as conn:
+        result = conn.execute(
+            sa.text(
+                "SELECT t.measurand, i.status, i.opened_at, i.resolved_at, i.district_adcode"
+                " FROM incident i JOIN device_type t ON t.id = i.type_id"
+                " WHERE i.kind = 'alarm' AND t.measurand = ANY(:m)"
+            ),
+            {"m": list(measurands)},
+        )
+        incidents = pd.DataFrame(result.all(), columns=list(result.keys()))
+    district = None if where == "city" else incidents["district_adcode"].mode().iloc[0]
+    times = alarm_times(engine, measurands=measurands, district=district, at=at)
+    if district is not None:
+        incidents = incidents[incidents["district_adcode"] == district]
+    incidents = incidents[incidents["opened_at"] <= at]
+    live = incidents[incidents["status"] != "resolved"]
+    done = incidents[
+        (incidents["status"] == "resolved")
+        & (incidents["resolved_at"] > at - timedelta(hours=24))
+        & (incidents["resolved_at"] <= at)
+    ]
+    expected = set(live["measurand"]) | set(done["measurand"])
+    assert set(times) == expected and expected, "the seeded city has alarms of these measurands"
+    for measurand, got in times.items():
+        mine, restored = live[live["measurand"] == measurand], done[done["measurand"] == measurand]
+        assert got.live == len(mine) and got.restored == len(restored)
+        assert got.oldest_open == (mine["opened_at"].min() if len(mine) else None)
+        took = (restored["resolved_at"] - restored["opened_at"]).dt.total_seconds()
+        assert got.mean_restore_s == (pytest.approx(took.mean()) if len(restored) else None)
+    with pytest.raises(InvalidQuery):
+        alarm_times(engine, measurands=("outage'--",))
+    with pytest.raises(InvalidQuery):
+        alarm_times(engine, measurands=("outage",), district="Pudong")

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
-import csv
 from dataclasses import replace
-from pathlib import Path
+from datetime import UTC, datetime, timedelta
 
-from components.topics import FIGURES, SHOWS, TOPICS, figure_tiles, topic_links, topic_measurands
-from data.topic_reads import MeasurandNow, Place
-from tests.unit.conftest import component_text
+from components.topics import (
+    FIGURES,
+    SHOWS,
+    TOPICS,
+    duration_text,
+    figure_tiles,
+    topic_links,
+    topic_measurands,
+    topic_points,
+)
+from data.topic_reads import AlarmTimes, MeasurandNow, Place
+from tests.unit.conftest import component_text, measurands_by_category
 
-CATALOGUE = Path(__file__).parents[2] / "data" / "reference" / "device_types.csv"
 PLACE = Place("南京东路街道", "Nanjing Road (E)", "黄浦区", "Huangpu")
 
 
@@ -25,10 +32,7 @@ def _state(measurand: str, **changes) -> MeasurandNow:
 
 
 def test_every_figure_reads_its_scenarios_own_measurands():
-    with CATALOGUE.open(encoding="utf-8") as handle:
-        by_category: dict[str, set[str]] = {}
-        for row in csv.DictReader(handle):
-            by_category.setdefault(row["category"], set()).add(row["measurand"])
+    by_category = measurands_by_category()
     assert set(FIGURES) == set(TOPICS)
     for topic, figures in FIGURES.items():
         assert 4 <= len(figures) <= 6, topic
@@ -83,3 +87,68 @@ def test_the_topic_row_links_every_scenario_and_marks_the_shown_one():
     assert hrefs == [f"/topic/{code}?lang=en" for code in TOPICS]
     active = [link for link in row.children if "os-topic-active" in link.className]
     assert [link.children for link in active] == ["Gas safety"]
+
+
+def _times(measurand: str, **changes) -> AlarmTimes:
+    at = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
+    base = AlarmTimes(
+        measurand=measurand, live=0, oldest_open=None, restored=0, mean_restore_s=None, at=at
+    )
+    return replace(base, **changes)
+
+
+def test_restoration_tiles_say_how_long_the_oldest_outage_lasts_and_the_days_mean():
+    at = _times("outage").at
+    times = {
+        "outage": _times("outage", live=5, oldest_open=at - timedelta(minutes=125), restored=3,
+                         mean_restore_s=40 * 60.0),
+    }  # fmt: skip
+    states = {"outage": _state("outage")}
+    texts = [component_text(tile) for tile in figure_tiles("power", states, lang="zh", times=times)]
+    longest = next(text for text in texts if text.startswith("停电最久"))
+    assert "2 小时 05 分" in longest and "在办告警 5 条" in longest
+    mean = next(text for text in texts if text.startswith("平均恢复用时"))
+    assert "40 分钟" in mean and "近24小时恢复 3 起" in mean
+    # nothing open and nothing restored: said so, in grey; never a blank
+    calm = figure_tiles("power", states, lang="en", times={})
+    longest_tile, mean_tile = calm[2], calm[3]
+    assert component_text(longest_tile).startswith("Longest outage now")
+    assert "none" in component_text(longest_tile) and "0 alarms open" in component_text(
+        longest_tile
+    )
+    assert "–" in component_text(mean_tile) and "0 restored in 24 h" in component_text(mean_tile)
+    assert "os-topic-zero" in longest_tile.className and "os-topic-zero" in mean_tile.className
+
+
+def test_a_duration_reads_in_minutes_then_hours():
+    assert duration_text(59, "zh") == "0 分钟"
+    assert duration_text(38 * 60 + 5, "en") == "38 min"
+    assert duration_text(3 * 3600 + 7 * 60, "en") == "3 h 07 min"
+
+
+def _point(value: float, **changes) -> dict:
+    row = {
+        "id": 7, "value": value, "decimals": 1, "unit": "cm", "name_zh": "下立交积水",
+        "name_en": "Underpass ponding", "street_zh": "南京东路街道", "street_en": "Nanjing Rd",
+        "lon": 121.48, "lat": 31.24, "normal_min": 0.0, "normal_max": 5.0, "alarm_min": None,
+        "alarm_max": 15.0, "alarm": value > 15.0,
+    }  # fmt: skip
+    return {**row, **changes}
+
+
+def test_a_map_point_grows_with_how_far_past_its_line_and_says_which_line():
+    points = topic_points([_point(10.0), _point(15.0), _point(45.0), _point(60.0)], lang="zh")
+    props = [f["properties"] for f in points["features"]]
+    # 0 at the normal line, 1 at the alarm line, at most 3
+    assert [p["k"] for p in props] == [0.5, 1.0, 3.0, 3.0]
+    assert props[0]["tip"] == "下立交积水 10.0 cm · 警戒线 5.0 cm · 南京东路街道"
+    assert props[2]["tip"] == "下立交积水 45.0 cm · 告警线 15.0 cm · 南京东路街道"
+    # below a low line (a main's pressure falling), and a type with no alarm line
+    low = _point(0.10, unit="MPa", normal_min=0.2, normal_max=0.5, alarm_min=0.15, alarm_max=None,
+                 alarm=True)  # fmt: skip
+    (feature,) = topic_points([low], lang="en")["features"]
+    assert (
+        feature["properties"]["k"] == 2.0 and "alarm line 0.1 MPa" in feature["properties"]["tip"]
+    )
+    (plain,) = topic_points([_point(9.0, alarm_max=None)], lang="en")["features"]
+    assert plain["properties"]["k"] == 1.0 and "warning line 5.0 cm" in plain["properties"]["tip"]
