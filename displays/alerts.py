@@ -8,7 +8,8 @@ from datetime import timedelta
 
 import dash
 import pandas as pd
-from dash import ALL, Input, Output, State, ctx, dcc, html
+import plotly.graph_objects as go
+from dash import ALL, Input, Output, State, ctx, dcc
 from dash.exceptions import PreventUpdate
 from sqlalchemy.engine import Engine
 
@@ -18,6 +19,7 @@ from components.feed import mask_personal
 from components.i18n import name, t
 from components.incident_detail import readings_figure
 from components.theme import message_figure, wall_figure
+from components.topic_trends import TRENDS, trend_figure, trend_measurands
 from components.warnings import set_by_text, warning_badges
 from data.devices import device_series
 from data.errors import READ_ERRORS, report_failure
@@ -31,6 +33,7 @@ from data.incident_reads import (
     incident_watch,
     new_critical_incidents,
 )
+from data.vitals import measurand_hours
 from data.warning_reads import warning_levels, warning_rises
 from displays.access import app_version, checked, grant_for
 from displays.cards import attention_children, kiosk_forecast_children, warning_children
@@ -232,13 +235,7 @@ def update_attention(attention, _tick, config):
     except READ_ERRORS as exc:
         report_failure(log, "wall attention card failed", exc)
         raise PreventUpdate from None
-    chart_ = dcc.Graph(
-        id=ids.WALL_ATTENTION_CHART,
-        figure=wall_figure(figure),
-        config={"displayModeBar": False, "responsive": True, "staticPlot": True},
-        className="os-graph os-wall-alert-graph",
-    )
-    return body, chart_, _queue_note(attention, lang)
+    return body, _attention_graph(figure), _queue_note(attention, lang)
 
 
 def _queue_note(attention: dict, lang: str) -> str:
@@ -261,8 +258,12 @@ def _warning_card(attention: dict, *, grant_district: str | None, lang: str) -> 
     rise = attention["incident"]
     topic = rise.get("category")
     place = grant_district or ""
+    if topic not in TRENDS:
+        raise PreventUpdate
     try:
         levels = read(warning_levels).value
+        # the scenario's last day, as its page draws it (one shared read): what led up to it
+        hours = read(measurand_hours, measurands=trend_measurands(topic), district=place or None)
     except READ_ERRORS as exc:
         report_failure(log, "wall warning card failed", exc)
         raise PreventUpdate from None
@@ -281,7 +282,18 @@ def _warning_card(attention: dict, *, grant_district: str | None, lang: str) -> 
         why=why,
         since=pd.Timestamp(here.since) if here and here.since else None,
     )
-    return body, html.Div(className="os-wall-warn-chart"), _queue_note(attention, lang)
+    figure = trend_figure(topic, hours.value, lang=lang, stacked=True)
+    return body, _attention_graph(figure), _queue_note(attention, lang)
+
+
+def _attention_graph(figure: go.Figure) -> dcc.Graph:
+    """The card's chart, static and at the wall's type size."""
+    return dcc.Graph(
+        id=ids.WALL_ATTENTION_CHART,
+        figure=wall_figure(figure),
+        config={"displayModeBar": False, "responsive": True, "staticPlot": True},
+        className="os-graph os-wall-alert-graph",
+    )
 
 
 @CALLBACKS.callback(

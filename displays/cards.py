@@ -226,4 +226,5 @@ def warning_children(
             className="os-wall-warn-was",
         ),
         html.Ul([html.Li(line) for line in why[:4]], className="os-wall-warn-why"),
+        html.Div(t("panel.topic_trend", lang), className="os-wall-alert-section"),
     ]
