@@ -157,13 +157,14 @@
     labels.forEach(function (el) { el.style.marginTop = "0px"; el.style.marginLeft = "0px"; });
     const bounds = container.getBoundingClientRect();
     const taken = obstacles(map);
-    labels.map(function (el) { return [el, el.getBoundingClientRect()]; })
+    // every size read before any margin is written: a read after a write forces a layout per label
+    labels.map(function (el) { return [el, el.getBoundingClientRect(), el.offsetWidth]; })
       .sort(function (a, b) { return a[1].top - b[1].top; })
-      .forEach(function (pair) {
-        const el = pair[0];
-        const r = pair[1];
+      .forEach(function (read) {
+        const el = read[0];
+        const r = read[1];
         if (!r.width) { return; }
-        const scale = r.width / (el.offsetWidth || r.width);
+        const scale = r.width / (read[2] || r.width);
         let best = null;
         moves(r.width, r.height).some(function (step) {
           const box = {left: r.left + step[0], right: r.right + step[0],
@@ -189,6 +190,11 @@
   function refit(map) {
     if (!map._osFit || !map.getContainer().isConnected) {
       return;
+    }
+    if (!map._loaded) {
+      // a map never shown (an inset in a hidden slot) keeps the size it had then, 0 × 0:
+      // Leaflet's invalidateSize skips a map without a view, so its size is read afresh here
+      map._sizeChanged = true;
     }
     map.invalidateSize({pan: false});
     if (!map.getSize().x || !map.getSize().y) {

@@ -483,11 +483,21 @@ def test_a_warning_level_rise_takes_the_wall_once_and_shows_in_its_header(
     _raise_city_level(live_engine, "gas", 2)
     try:
         expect(root).to_have_class(re.compile("os-wall-attention-warning"), timeout=30_000)
+        # the slot that showed a district now shows the city: its 中心城区 inset, never drawn
+        # while hidden, is drawn once shown (a map without a view once kept its hidden 0 × 0)
+        core = page.locator(
+            ".os-wall-attention-warning .os-wall-slot-active .os-core-map path.os-core-area-310101"
+        )
+        expect(core).to_be_visible()
+        assert core.bounding_box()["width"] > 20
         card = page.locator("#wall-attention-card")
         expect(card.locator(".os-wall-alert-sev")).to_have_text("预警升级")
         expect(card.locator(".os-wall-alert-cat")).to_have_text("燃气安全")
         expect(card.locator(".os-wall-warn-title")).to_have_text("II 级 橙色预警")
         expect(card.locator(".os-wall-alert-place")).to_have_text("上海市")
+        # what led up to it: the scenario's last day, hour by hour, under its own title
+        expect(card.locator(".os-wall-alert-section:visible")).to_have_text("近24小时走势（逐时）")
+        expect(card.locator(".os-wall-alert-chart")).to_contain_text("窨井甲烷 · 逐时最高")
         # the header says it for as long as it holds
         expect(page.locator("#wall-warnings")).to_contain_text("燃气安全")
         expect(page.locator("#wall-warnings .os-level-2")).to_have_text("II")
