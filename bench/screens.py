@@ -30,6 +30,7 @@ from playwright.sync_api import Browser, sync_playwright
 
 from bench.harness import ROOT, launch_chromium, serving
 from bench.wall_soak import open_critical_incident, open_storm, prepare_database
+from components.topics import TOPICS
 from config import get_settings
 from data import access
 from data.displays import create_display_token
@@ -102,11 +103,18 @@ def tour(engine: sa.Engine) -> list[Shot]:
             for name, path in pages.items():
                 wait = "body" if name == "notfound" else Shot.wait
                 shots.append(Shot(f"{name}-{lang}", f"{path}?lang={lang}", size, wait=wait))
+        # the six scenario views (专题), at a wall's two commonest page sizes
+        for size in (PAGE_SIZES[0], PAGE_SIZES[-1]):
+            for topic in TOPICS:
+                shots.append(Shot(f"topic-{topic}-{lang}", f"/topic/{topic}?lang={lang}", size))
         manager = Shot(f"incidents-manager-{lang}", f"/incidents?lang={lang}", (3840, 2160))
         shots.append(Shot(manager.name, manager.path, manager.size, "tour-pudong"))
         wall_query = urlencode({"token": wall, "views": "city", "lang": lang})
         for size in WALL_SIZES:
             shots.append(Shot(f"wall-{lang}", f"/wall?{wall_query}", size, None, WALL_READY))
+        topic_query = urlencode({"token": wall, "views": "topic:flood", "lang": lang})
+        for size in (WALL_SIZES[0], WALL_SIZES[-2]):
+            shots.append(Shot(f"wall-topic-{lang}", f"/wall?{topic_query}", size, None, WALL_READY))
         kiosk_query = urlencode({"token": kiosk, "views": "city", "lang": lang})
         for size in KIOSK_SIZES:
             shots.append(Shot(f"kiosk-{lang}", f"/kiosk?{kiosk_query}", size, None, WALL_READY))
