@@ -133,7 +133,8 @@ def time_callbacks(app, ticket, *, repeat: int) -> dict[str, tuple[float, float]
             for part, output in (
                 ("figures", "figures.children"),
                 ("map", "areas.hideout"),
-                ("timeline", "timeline-box.children"),
+                # the scenario's own day answers with its timeline
+                ("timeline + day", "timeline-box.children"),
                 ("feed", "feed.children"),
             )
         },
@@ -299,20 +300,32 @@ def prepare(engine) -> None:
 
 
 def print_topic_reads(engine, *, repeat: int) -> None:
-    """Each scenario's figures read straight from the store, no shared answer (what the first
-    viewer of a period waits for)."""
-    from components.topics import TOPICS, topic_measurands
-    from data.topic_reads import measurands_now
+    """Each scenario's reads straight from the store, no shared answer (what the first viewer
+    of a period waits for): its figures, its day by the hour, its alarms' times."""
+    from components.topic_trends import trend_measurands
+    from components.topics import TOPICS, timed_measurands, topic_measurands
+    from data.topic_reads import alarm_times, measurands_now
+    from data.vitals import measurand_hours
 
-    print(f"\nscenario figures read, uncached, over {repeat} reads (city-wide):")
+    reads = (
+        ("figures", measurands_now, topic_measurands),
+        ("day by hour", measurand_hours, trend_measurands),
+        ("alarm times", alarm_times, timed_measurands),
+    )
+    print(f"\nscenario reads, uncached, over {repeat} reads each (city-wide), p50 / p95 ms:")
     for topic in TOPICS:
-        samples = []
-        for _ in range(repeat):
-            started = time.perf_counter()
-            measurands_now(engine, measurands=topic_measurands(topic))
-            samples.append(time.perf_counter() - started)
-        p50, p95 = percentiles(samples)
-        print(f"  {topic:10} p50 {p50:6.1f} ms  p95 {p95:6.1f} ms")
+        figures = []
+        for label, function, measurands in reads:
+            if not measurands(topic):
+                continue
+            samples = []
+            for _ in range(repeat):
+                started = time.perf_counter()
+                function(engine, measurands=measurands(topic))
+                samples.append(time.perf_counter() - started)
+            p50, p95 = percentiles(samples)
+            figures.append(f"{label} {p50:6.1f} / {p95:6.1f}")
+        print(f"  {topic:10} " + "   ".join(figures))
 
 
 def print_warning_pass(engine, *, repeat: int) -> None:
