@@ -25,6 +25,9 @@
   // until the map is that near and it is in view; one listener per map places them all
   function showStations(map) {
     map._osStationsQueued = false;
+    if (!map._mapPane || !map._loaded) {
+      return;  // the map went (the page changed) before its queued placing ran
+    }
     // walls are read from across the room: no station there (their dots were noise at 3 m)
     const wall = !!map.getContainer().closest(".os-wall-area-map");
     const near = !wall && map.getZoom() >= NEAR, view = map.getBounds().pad(0.25);
@@ -59,7 +62,8 @@
       queueStations(map).add(this);
     },
     onRemove: function (map) {
-      queueStations(map).delete(this);
+      // nothing to place when a station goes (the whole map may be going)
+      if (map._osStations) { map._osStations.delete(this); }
       this.show(false);
     },
     show: function (on) {
