@@ -155,7 +155,7 @@ def _draw_row(figure: go.Figure, row: Row, cell: dict[str, int], *, lang: str) -
             line={"color": BEYOND, "dash": "dash", "width": 1.5},
             **cell,
             annotation_text=t("topic.alarm_line", lang, value=f"{row.line:g}", unit=row.unit),
-            annotation_position="top left",
+            annotation_position="bottom left",
             annotation_font={"color": BEYOND, "size": 13},
         )
     values = [v for v in row.values if v is not None] + ([row.line] if row.line else [])

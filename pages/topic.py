@@ -10,7 +10,7 @@ from dash import Input, Output, State, callback, dcc, html
 from dash.exceptions import PreventUpdate
 
 from components import ids, reference
-from components.i18n import t
+from components.i18n import name, t
 from components.notfound import not_found_page
 from components.shell import create_page
 from components.state import href, language
@@ -22,6 +22,7 @@ from panels.markers import sent_store
 from panels.place import PagePlace, place
 from panels.topic import TOPIC_FIGURES, TOPIC_TREND, points_layer
 from panels.warning_actions import warning_form
+from web.session import current_principal
 
 TOPIC_STATE = "topic-state"
 
@@ -41,54 +42,97 @@ def _topic(values: dict[str, Any]) -> str | None:
     return topic if topic in TOPICS else None
 
 
+def _district(state: object) -> str | None:
+    """The page's district (None: the city), only if it is one the viewer may see."""
+    district = state.get("district") if isinstance(state, dict) else None
+    if district is None:
+        return None
+    principal = current_principal()
+    if district not in reference.districts() or principal is None or not principal.allows(district):
+        # a forged district: the database would show nothing of it anyway
+        raise PreventUpdate
+    return str(district)
+
+
 def topic_view(values: dict[str, Any]) -> View:
-    """The page's view: its scenario, as the category every panel follows."""
+    """The page's view: its scenario, as the category every panel follows, in its place."""
     topic = _topic(values)
     if topic is None:
         raise PreventUpdate
-    return View(category=topic)
+    return View(category=topic, district=_district(values.get("page")))
 
 
-TOPIC = PagePlace(
-    name="topic",
-    level="city",
-    controls=(),
-    view=topic_view,
-    scope_state=(("page", State(TOPIC_STATE, "data")),),
-    masked=lambda values: _topic(values) in PERSONAL_TOPICS,
-)
-place(TOPIC, AREAS)
-place(TOPIC, TOPIC_FIGURES)
-# the scenario's chart arrives with the timeline: one deferred request for both charts
-place(TOPIC, TIMELINE, TOPIC_TREND)
-# the feed and the markers both read the live incidents: one request for both
-place(TOPIC, FEED, MARKERS)
+def _placement(name: str, level: str) -> PagePlace:
+    """The scenario view's panels, placed on the city's map or on a district's streets."""
+    placement = PagePlace(
+        name=name,
+        level=level,
+        controls=(),
+        view=topic_view,
+        scope_state=(("page", State(TOPIC_STATE, "data")),),
+        masked=lambda values: _topic(values) in PERSONAL_TOPICS,
+        # a scenario's district map draws its devices beyond their lines, not the clusters
+        devices=False,
+    )
+    place(placement, AREAS)
+    place(placement, TOPIC_FIGURES)
+    # the scenario's chart arrives with the timeline: one deferred request for both charts
+    place(placement, TIMELINE, TOPIC_TREND)
+    # the feed and the markers both read the live incidents: one request for both
+    place(placement, FEED, MARKERS)
+    return placement
 
 
-def layout(code: str | None = None, lang: str | None = None, **_other: str) -> html.Div:
-    """The scenario `code` in the URL's language."""
+TOPIC = _placement("topic", "city")
+TOPIC_DISTRICT = _placement("topic-district", "district")
+
+
+def layout(
+    code: str | None = None, lang: str | None = None, district: str | None = None, **_other: str
+) -> html.Div:
+    """The scenario `code` in the URL's language, of the city or of `district`."""
     lang = language(lang)
-    if code not in TOPICS:
+    if code not in TOPICS or (district is not None and district not in reference.districts()):
         return not_found_page(lang, t("topic.not_found", lang))
-    values: dict[str, Any] = {"lang": lang, "page": {"topic": code}}
-    first = first_map(TOPIC, values)
-    look = TOPIC.look(values)
+    principal = current_principal()
+    if district is not None and not (principal and principal.allows(district)):
+        return not_found_page(lang, t("auth.forbidden", lang))
+    placement = TOPIC if district is None else TOPIC_DISTRICT
+    values: dict[str, Any] = {"lang": lang, "page": {"topic": code, "district": district}}
+    first = first_map(placement, values)
+    look = placement.look(values)
+    where = (
+        t("topic.whole_city", lang)
+        if district is None
+        else name(reference.districts()[district], lang)
+    )
     body = [
-        dcc.Store(id=TOPIC_STATE, data={"topic": code}),
-        dcc.Store(id=TOPIC.id_of("map-sent"), data=first.values["map-sent"] if first else None),
+        dcc.Store(id=TOPIC_STATE, data={"topic": code, "district": district}),
+        dcc.Store(id=placement.id_of("map-sent"), data=first.values["map-sent"] if first else None),
         sent_store(look),
         html.Div(
-            className="os-topic-bar", children=[topic_links(code, lang), warning_form(code, lang)]
+            className="os-topic-bar",
+            children=[
+                html.Div(
+                    className="os-topic-left",
+                    children=[
+                        topic_links(code, lang, district=district),
+                        _up_link(code, lang, district),
+                    ],
+                ),
+                warning_form(code, lang, district=district),
+            ],
         ),
         html.Div(
             className="os-grid os-grid-topic",
             children=[
                 city_map_panel(
-                    TOPIC,
+                    placement,
                     lang,
                     first,
-                    title=t("topic.map", lang, topic=t(f"topic.{code}", lang)),
+                    title=t("topic.map", lang, topic=t(f"topic.{code}", lang), place=where),
                     layers=(points_layer(look, None),),
+                    district=district,
                 ),
                 html.Div(
                     className="os-side os-side-topic",
@@ -104,10 +148,23 @@ def layout(code: str | None = None, lang: str | None = None, **_other: str) -> h
     ]
     return create_page(
         lang=lang,
-        title=f"{t(f'topic.{code}', lang)} · {t('app.title', lang)}",
+        title=f"{t(f'topic.{code}', lang)} · {t('app.title', lang)}"
+        if district is None
+        else f"{t(f'topic.{code}', lang)} · {where} · {t('app.title', lang)}",
         active="topics",
         body=body,
         class_name=f"os-page-topic os-topic-{code}",
+    )
+
+
+def _up_link(code: str, lang: str, district: str | None) -> dcc.Link | None:
+    """On a district's scenario view, the way back to the city's."""
+    if district is None:
+        return None
+    return dcc.Link(
+        t("topic.to_city", lang),
+        href=href(f"/topic/{code}", lang=lang),
+        className="os-topic-link os-topic-up",
     )
 
 
@@ -119,9 +176,9 @@ def layout(code: str | None = None, lang: str | None = None, **_other: str) -> h
     prevent_initial_call=True,
 )
 def drill_down(feature: dict | None, state: dict | None, lang: str):
-    """Clicking a district opens its page, on the scenario's category."""
+    """Clicking a district opens the scenario in that district."""
     code = (feature or {}).get("properties", {}).get("code") if isinstance(feature, dict) else None
     topic = state.get("topic") if isinstance(state, dict) else None
     if not isinstance(code, str) or code not in reference.districts() or topic not in TOPICS:
         raise PreventUpdate
-    return href(f"/district/{code}", lang=language(lang), category=topic)
+    return href(f"/topic/{topic}", lang=language(lang), district=code)

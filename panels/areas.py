@@ -65,7 +65,7 @@ def render(view: View, look: Look, kept: dict[str, Any]) -> Rendered:
         legend = legend_children(t(f"metric.{look.metric}", look.lang), result.legend, note)
     legend.append(forecast_legend(look.lang))
     legend += marker_legend(look.lang)
-    if not city and not look.wall:
+    if not city and not look.wall and look.devices:
         # device markers are drawn on district pages only
         section = html.Div(
             t("legend.devices", look.lang), className="os-legend-title os-legend-section"

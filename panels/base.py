@@ -51,6 +51,8 @@ class Look:
     # kiosks: incidents about people at home shown as counts only
     masked: bool = False
     feed_length: int = 30
+    # a district map with the device clusters (the district page's): their legend too
+    devices: bool = True
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
-"""The city map of a page placement (the overview, a scenario view): district colours from the
-areas panel, their labels and the 中心城区 inset, and the live incident markers on top."""
+"""The area map of a page placement (the overview, a scenario view of the city or a district):
+area colours from the areas panel, the districts' labels and the 中心城区 inset (or a district's
+streets), and the live incident markers on top."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 import dash_leaflet as dl
 from dash import html
 
+from components import reference
 from components.area_map import MAP_JS, create_map, geojson_options
 from components.core_inset import INSET_JS, core_inset
 from components.i18n import t
@@ -44,9 +46,25 @@ def city_map_panel(
     *,
     title: str | None = None,
     layers: tuple[Any, ...] = (),
+    district: str | None = None,
 ) -> html.Section:
-    """The district map: colours by URL-loaded boundaries, labels, legend and status note."""
+    """The map of the city's districts (with their labels and the 中心城区 inset) or of one
+    district's streets, fitted to it: colours by URL-loaded boundaries, legend, status note."""
     values = first.values if first else {}
+    if district is None:
+        url = boundary_url(level="districts")
+        # the district labels outside the core (the inset names the core's)
+        named = dl.GeoJSON(
+            id=place.id_of("labels"),
+            data=values.get("labels", EMPTY),
+            **geojson_options(
+                pointToLayer=MAP_JS("label"), filter=INSET_JS("outerOnly"), interactive=False
+            ),
+        )
+    else:
+        url = boundary_url(level="streets", district=district)
+        # a district placement answers its (empty) H3 layer too: streets name themselves on hover
+        named = dl.GeoJSON(id=place.id_of("cells"), interactive=False)
     return panel(
         title or t("panel.map", lang),
         create_map(
@@ -57,7 +75,7 @@ def city_map_panel(
             layers=[
                 dl.GeoJSON(
                     id=place.id_of("areas"),
-                    url=boundary_url(level="districts"),
+                    url=url,
                     **geojson_options(
                         style=MAP_JS("areaStyle"),
                         hoverStyle=MAP_JS("areaHover"),
@@ -65,21 +83,16 @@ def city_map_panel(
                         hideout=values.get("areas", {}),
                     ),
                 ),
-                dl.GeoJSON(
-                    id=place.id_of("labels"),
-                    data=values.get("labels", EMPTY),
-                    **geojson_options(
-                        pointToLayer=MAP_JS("label"),
-                        filter=INSET_JS("outerOnly"),
-                        interactive=False,
-                    ),
-                ),
+                named,
                 # the placement's own layers (a scenario's devices beyond their lines)
                 *layers,
                 # live critical and major incidents, above everything (issue 19)
                 MARKERS.create(place.look({"lang": lang})),
             ],
-            inset=core_inset(
+            bounds=None if district is None else reference.bounds(None).get(district),
+            inset=None
+            if district is not None
+            else core_inset(
                 id_of=place.id_of,
                 hideout=values.get("areas", {}),
                 labels=values.get("labels", EMPTY),

@@ -53,6 +53,8 @@ class PagePlace:
     scope_state: tuple[tuple[str, State], ...] = ()
     # whether the view shows incidents about people at home as counts only (as kiosks do)
     masked: Callable[[dict[str, Any]], bool] = lambda _values: False
+    # whether its district map draws the device clusters (the district page's) and so their legend
+    devices: bool = True
 
     def id_of(self, part: str) -> str:
         """The id of one of the page's panel parts."""
@@ -72,6 +74,7 @@ class PagePlace:
             stack=pick(values.get("stack"), STACKS, STACKS[0]).value or STACKS[0],
             layer=pick(values.get("layer"), LAYERS, LAYERS[0]).value or LAYERS[0],
             masked=self.masked(values),
+            devices=self.devices,
         )
 
 

@@ -47,15 +47,18 @@ def _choices(lang: str) -> list[Option]:
     ]
 
 
-def warning_form(topic: str, lang: str) -> html.Div | None:
-    """The form, for people who may act (None for the rest)."""
+def warning_form(topic: str, lang: str, *, district: str | None = None) -> html.Div | None:
+    """The form of the city's level of `topic`, or of `district`'s, for people who may act
+    there (None for the rest: the database decides again when they submit)."""
     principal = current_principal()
     if principal is None or not principal.can_act or topic not in TOPICS:
+        return None
+    if not principal.allows(district or CITY):
         return None
     return html.Div(
         className="os-warn-form",
         children=[
-            dcc.Store(id=TOPIC_ID, data=topic),
+            dcc.Store(id=TOPIC_ID, data={"topic": topic, "district": district or ""}),
             html.Span(t("warn.title", lang), className="os-legend-title"),
             html.Div(
                 dropdown(LEVEL, _choices(lang), "level-4", lang=lang), className="os-warn-pick"
@@ -82,6 +85,18 @@ def warning_form(topic: str, lang: str) -> html.Div | None:
     )
 
 
+def _where(value: object) -> tuple[str, str]:
+    """The scenario and district ('' for the city) the browser sent; set_warning refuses
+    anything else, so a forged one is only passed on as text."""
+    if not isinstance(value, dict):
+        return "", ""
+    topic, district = value.get("topic"), value.get("district")
+    return (
+        topic if isinstance(topic, str) else "",
+        district if isinstance(district, str) else "",
+    )
+
+
 def _hours(value: object) -> int | None:
     """The hours the browser sent, as a number if it is one."""
     return int(value) if isinstance(value, str) and value.isdigit() and len(value) < 4 else None
@@ -98,25 +113,28 @@ def _hours(value: object) -> int | None:
     State(ids.LANG, "data"),
     prevent_initial_call=True,
 )
-def set_level(clicks, level, hours, reason, topic, lang):
-    """Set the city's level of the page's scenario as the signed-in person; say what happened."""
+def set_level(clicks, level, hours, reason, where, lang):
+    """Set the level of the page's scenario in its place (the city, or its district) as the
+    signed-in person; say what happened."""
     lang = language(lang)
     if not clicks:
         raise PreventUpdate
     action = level if isinstance(level, str) and level in ACTIONS else ""
+    topic, district = _where(where)
     done, refusal = attempt(
         lang,
         set_warning,
         action=action,
         note=reason,
         assignee=None,
-        topic=topic if isinstance(topic, str) else "",
-        district="",
+        topic=topic,
+        district=district,
         hours=_hours(hours),
     )
     if refusal is not None:
         return refusal, reason
-    # the city's level shows on every district's page too
+    # a level shows on every page of its place and the city's (the city is at its worst
+    # district's): every scope's answers are read afresh
     shared_cache().invalidate(CITY, *reference.districts())
     badge = level_badge((done or {}).get("level"), lang)
     return action_message(t("warn.done", lang, level=badge.children), ok=True), ""

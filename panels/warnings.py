@@ -19,8 +19,8 @@ def render(view: View, look: Look, _kept: dict[str, Any]) -> Rendered:
     place = view.district or ""
     here = {w.topic: w.level for w in levels.value if w.district == place}
     return Rendered(
-        # the scenario views are of the city for now (their district level is to come)
-        values={"warnings": warning_links(here, lang=look.lang)},
+        # each opens the scenario view of the same place
+        values={"warnings": warning_links(here, lang=look.lang, district=view.district)},
         reads=(levels,),
     )
 

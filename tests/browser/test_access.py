@@ -269,3 +269,76 @@ def _handle_the_event(live_server: str, live_engine: sa.Engine, browser, group: 
     expect(page.locator("#incidents-event-bar .os-action")).to_have_count(0)
     page.context.close()
     assert log.errors == [], log.errors
+
+
+def test_a_district_manager_holds_their_districts_scenario_view_and_sets_its_level(
+    live_server, live_engine, browser
+):
+    page, log = open_page(browser, user="pudong")
+    # the district page's scenario links open the scenario in the district
+    page.goto(f"{live_server}/district/{PUDONG}")
+    page.locator(f"#district-warnings a[href='/topic/flood?district={PUDONG}']").click()
+    expect(page).to_have_url(re.compile(rf"/topic/flood\?district={PUDONG}$"))
+    expect(page.locator(".os-panel-map h2").first).to_have_text("防汛防台 · 浦东新区")
+    # Pudong's streets, not the city's districts, with the figures of Pudong's devices only
+    with live_engine.connect() as conn:
+        streets, ponding = conn.execute(
+            sa.text(
+                "SELECT (SELECT count(*) FROM street WHERE district_adcode = :d),"
+                " (SELECT count(*) FROM device d JOIN device_type t ON t.id = d.type_id"
+                "  WHERE d.district_adcode = :d AND d.status = 'active'"
+                "  AND t.measurand = 'ponding')"
+            ),
+            {"d": PUDONG},
+        ).one()
+    expect(page.locator("path.os-area")).to_have_count(streets)
+    underpasses = page.locator("#topic-district-figures .os-topic-tile").nth(1)
+    expect(underpasses).to_contain_text("在线")
+    online = int(
+        re.search(r"在线 ([\d,]+) 台中", underpasses.inner_text()).group(1).replace(",", "")
+    )
+    assert 0 < online <= ponding
+    expect(page.locator("#topic-district-trend-box .xy").first).to_be_visible(timeout=15_000)
+    # the manager sets Pudong's level (not the city's: that needs the whole city)
+    page.locator(".os-warn-pick .Select-control").click()
+    page.locator(".os-warn-pick .VirtualizedSelectOption", has_text="III 级 黄色").click()
+    page.locator("#warn-reason").fill("区内积水点位预置")
+    page.locator("#warn-set").click()
+    expect(page.locator("#warn-message")).to_contain_text("III 级 黄色预警")
+    try:
+        with live_engine.connect() as conn:
+            held = conn.execute(
+                sa.text(
+                    "SELECT override, override_by FROM warning_level"
+                    " WHERE topic_code = 'flood' AND district_adcode = :d"
+                ),
+                {"d": PUDONG},
+            ).one()
+        assert held == (3, "pudong")
+        page.reload()
+        expect(page.locator("#topic-district-warning .os-level").first).to_have_text(
+            "III 级 黄色预警"
+        )
+        expect(page.locator("#topic-district-trend-box .xy").first).to_be_visible(timeout=15_000)
+        expect(page.locator("#topic-district-timeline-box .xy").first).to_be_visible()
+        # the scenario's map draws no device clusters, so its legend has none either
+        expect(page.locator("#topic-district-legend")).not_to_contain_text("设备状态")
+        screenshot(page, "topic-flood-pudong")
+        # another district's scenario view is refused; so is one that does not exist
+        page.goto(f"{live_server}/topic/flood?district=310101")
+        expect(page.locator("body")).to_contain_text("无权查看该区域")
+        page.goto(f"{live_server}/topic/flood?district=999999")
+        expect(page.locator("body")).to_contain_text("没有这个专题")
+        # the city's scenario view offers a district manager no form: the city's is not theirs
+        page.goto(f"{live_server}/topic/flood")
+        expect(page.locator(".os-topic-tile").first).to_be_visible()
+        expect(page.locator("#warn-set")).to_have_count(0)
+    finally:
+        page.goto(f"{live_server}/topic/flood?district={PUDONG}")
+        page.locator(".os-warn-pick .Select-control").click()
+        page.locator(".os-warn-pick .VirtualizedSelectOption", has_text="恢复自动判定").click()
+        page.locator("#warn-reason").fill("解除")
+        page.locator("#warn-set").click()
+        expect(page.locator("#warn-message")).to_contain_text("预警等级已设定")
+        page.context.close()
+    assert log.errors == [], log.errors
