@@ -302,26 +302,26 @@ def prepare(engine) -> None:
 def print_topic_reads(engine, *, repeat: int) -> None:
     """Each scenario's reads straight from the store, no shared answer (what the first viewer
     of a period waits for): its figures, its day by the hour, its alarms' times."""
-    from components.topic_trends import trend_measurands
+    from components.topic_trends import trend_query
     from components.topics import TOPICS, timed_measurands, topic_measurands
     from data.topic_reads import alarm_times, measurands_now
     from data.vitals import measurand_hours
 
-    reads = (
-        ("figures", measurands_now, topic_measurands),
-        ("day by hour", measurand_hours, trend_measurands),
-        ("alarm times", alarm_times, timed_measurands),
+    reads: tuple[tuple[str, Any, Any], ...] = (
+        ("figures", measurands_now, lambda topic: {"measurands": topic_measurands(topic)}),
+        ("day by hour", measurand_hours, trend_query),
+        ("alarm times", alarm_times, lambda topic: {"measurands": timed_measurands(topic)}),
     )
     print(f"\nscenario reads, uncached, over {repeat} reads each (city-wide), p50 / p95 ms:")
     for topic in TOPICS:
         figures = []
-        for label, function, measurands in reads:
-            if not measurands(topic):
+        for label, function, query in reads:
+            if not query(topic)["measurands"]:
                 continue
             samples = []
             for _ in range(repeat):
                 started = time.perf_counter()
-                function(engine, measurands=measurands(topic))
+                function(engine, **query(topic))
                 samples.append(time.perf_counter() - started)
             p50, p95 = percentiles(samples)
             figures.append(f"{label} {p50:6.1f} / {p95:6.1f}")

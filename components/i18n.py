@@ -357,7 +357,7 @@ _TEXTS: dict[str, tuple[str, str]] = {
     "topic.trend.none": ("近24小时无此专题读数", "No readings of this scenario in 24 hours"),
     "topic.stat.high": ("逐时最高", "hourly highest"),
     "topic.stat.low": ("逐时最低", "hourly lowest"),
-    "topic.stat.alarmed": ("时均告警台数", "in alarm, hourly mean"),
+    "topic.stat.alarmed": ("逐时告警台数", "devices in alarm each hour"),
     "topic.trend.rain": ("雨强", "Rain intensity"),
     "topic.trend.ponding": ("积水深度", "Ponding depth"),
     "topic.trend.river": ("河道水位站", "River gauges"),

@@ -16,7 +16,7 @@ from components.tiles import CITY_TZ
 from data.vitals import MeasurandHours
 
 # what a row draws of its measurands' hours: the highest or lowest reading, or how many devices
-# were in alarm (an hour's average: a count where the readings' extremes would mislead)
+# read beyond their alarm line in the hour (a count where the readings' extremes would mislead)
 STATS = ("high", "low", "alarmed")
 BEYOND = STATE_COLORS["warning"]
 
@@ -67,6 +67,20 @@ TRENDS: dict[str, tuple[Trend, ...]] = {
 def trend_measurands(topic: str) -> tuple[str, ...]:
     """Every measurand the scenario's chart reads, each once."""
     return tuple(dict.fromkeys(m for trend in TRENDS[topic] for m in trend.measurands))
+
+
+def trend_query(topic: str) -> dict[str, tuple[str, ...]]:
+    """What the scenario's chart asks data/vitals.measurand_hours (one shared read for all)."""
+    return {"measurands": trend_measurands(topic), "counted": counted_measurands(topic)}
+
+
+def counted_measurands(topic: str) -> tuple[str, ...]:
+    """The measurands whose devices in alarm the scenario's chart counts."""
+    return tuple(
+        dict.fromkeys(
+            m for trend in TRENDS[topic] if trend.stat == "alarmed" for m in trend.measurands
+        )
+    )
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ hourly rollups, and the 预警 in force; within the reader's access scope like e
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -25,14 +25,12 @@ VITAL_MEASURANDS = (
     "pm25",
 )
 
-# each measurand's hours: mean, extremes, and how many devices were in alarm on average (alarm
-# readings times their interval: an hour of one device in alarm counts 1 whatever its rate); its
-# alarm lines are the lowest high line and the highest low line of its types (the first reached)
+# each measurand's hours: mean and extremes; its alarm lines are the lowest high line and the
+# highest low line of its types (the first reached)
 _HOURLY_SQL = sa.text(
     """
     SELECT t.measurand, min(t.unit), min(t.decimals), r.bucket,
            sum(r.value_sum) / nullif(sum(r.n_readings), 0), max(r.value_max), min(r.value_min),
-           sum(r.n_alarm * t.interval_s) / 3600.0,
            min(min(t.alarm_max)) OVER (PARTITION BY t.measurand),
            max(max(t.alarm_min)) OVER (PARTITION BY t.measurand)
     FROM rollup_district_type_1h r JOIN device_type t ON t.id = r.type_id
@@ -40,6 +38,21 @@ _HOURLY_SQL = sa.text(
       AND r.bucket > :since AND r.bucket <= :at
       AND (CAST(:district AS text) IS NULL OR r.district_adcode = :district)
     GROUP BY t.measurand, r.bucket
+    """
+)
+
+# how many devices read beyond their alarm line in each hour: counted from the readings (the
+# rollups count readings, and a device in trouble may report far more often than its interval)
+_ALARMED_SQL = sa.text(
+    """
+    SELECT t.measurand, bucket_1h(r.ts) AS bucket, count(DISTINCT r.device_id)
+    FROM device_type t
+    JOIN device d ON d.type_id = t.id
+    JOIN reading r ON r.device_id = d.id AND r.ts >= :since AND r.ts < :until
+    WHERE t.measurand = ANY(CAST(:measurands AS text[]))
+      AND (CAST(:district AS text) IS NULL OR d.district_adcode = :district)
+      AND (r.value > t.alarm_max OR r.value < t.alarm_min)
+    GROUP BY 1, 2
     """
 )
 
@@ -81,7 +94,8 @@ class Vitals:
 @dataclass(frozen=True)
 class MeasurandHours:
     """One measurand's last day by the hour (oldest first; None where an hour had no reading):
-    mean, highest, lowest, devices in alarm on average; and its types' first alarm lines."""
+    mean, highest, lowest, devices that read beyond their alarm line (measurand_hours only);
+    and its types' first alarm lines."""
 
     measurand: str
     unit: str
@@ -132,9 +146,9 @@ def _measurand_hours(
                 means=_by_hour(own, 4, hours),
                 highs=_by_hour(own, 5, hours),
                 lows=_by_hour(own, 6, hours),
-                alarmed=_by_hour(own, 7, hours),
-                alarm_max=None if first[8] is None else float(first[8]),
-                alarm_min=None if first[9] is None else float(first[9]),
+                alarmed=(None,) * len(hours),
+                alarm_max=None if first[7] is None else float(first[7]),
+                alarm_min=None if first[8] is None else float(first[8]),
             )
         )
     return tuple(found)
@@ -144,14 +158,44 @@ def measurand_hours(
     engine: Engine,
     *,
     measurands: Sequence[str],
+    counted: Sequence[str] | None = None,
     district: str | None = None,
     at: datetime | None = None,
 ) -> tuple[MeasurandHours, ...]:
-    """The last day by the hour of each of `measurands` in the city (or one district)."""
+    """The last day by the hour of each of `measurands` in the city (or one district), with
+    the devices in alarm each hour for those `counted` (all by default: the count reads the
+    readings themselves, so it is asked only where it is drawn)."""
     check_scope(district=district)
     with engine.connect() as conn:
         moment = at_or_now(conn, at)
-        return _measurand_hours(conn, measurands=measurands, district=district, moment=moment)
+        found = _measurand_hours(conn, measurands=measurands, district=district, moment=moment)
+        wanted = [m.measurand for m in found if counted is None or m.measurand in counted]
+        if not wanted:
+            return found
+        hours = found[0].hours
+        rows = conn.execute(
+            _ALARMED_SQL,
+            {
+                "measurands": wanted,
+                "since": hours[0],
+                "until": hours[-1] + timedelta(hours=1),
+                "district": district,
+            },
+        ).all()
+    counts = {(measurand, bucket): int(n) for measurand, bucket, n in rows}
+    # an hour with readings and none beyond the line counts 0; one without readings, nothing
+    return tuple(
+        m
+        if m.measurand not in wanted
+        else replace(
+            m,
+            alarmed=tuple(
+                None if high is None else float(counts.get((m.measurand, hour), 0))
+                for hour, high in zip(hours, m.highs, strict=True)
+            ),
+        )
+        for m in found
+    )
 
 
 def city_vitals(

@@ -19,7 +19,7 @@ from components.feed import mask_personal
 from components.i18n import name, t
 from components.incident_detail import readings_figure
 from components.theme import message_figure, wall_figure
-from components.topic_trends import TRENDS, trend_figure, trend_measurands
+from components.topic_trends import TRENDS, trend_figure, trend_query
 from components.warnings import set_by_text, warning_badges
 from data.devices import device_series
 from data.errors import READ_ERRORS, report_failure
@@ -263,7 +263,7 @@ def _warning_card(attention: dict, *, grant_district: str | None, lang: str) -> 
     try:
         levels = read(warning_levels).value
         # the scenario's last day, as its page draws it (one shared read): what led up to it
-        hours = read(measurand_hours, measurands=trend_measurands(topic), district=place or None)
+        hours = read(measurand_hours, **trend_query(topic), district=place or None)
     except READ_ERRORS as exc:
         report_failure(log, "wall warning card failed", exc)
         raise PreventUpdate from None

@@ -14,7 +14,7 @@ from components.i18n import t
 from components.panels import chart, panel, skeleton, unavailable
 from components.theme import message_figure
 from components.tiles import skeleton_tiles
-from components.topic_trends import trend_figure, trend_measurands
+from components.topic_trends import trend_figure, trend_query
 from components.topics import (
     FIGURES,
     PERSONAL_TOPICS,
@@ -122,7 +122,7 @@ TOPIC_FIGURES = LivePanel(
 def render_trend(view: View, look: Look, _kept: dict[str, Any]) -> Rendered:
     """The scenario's last day hour by hour in the view's place, from the hourly rollups."""
     topic = view.category if view.category in FIGURES else "flood"
-    hours = read(measurand_hours, measurands=trend_measurands(topic), district=view.district)
+    hours = read(measurand_hours, **trend_query(topic), district=view.district)
     figure = trend_figure(topic, hours.value, lang=look.lang)
     return Rendered(values={"trend-box": chart(look.id_of("trend"), figure)}, reads=(hours,))
 

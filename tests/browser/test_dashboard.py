@@ -12,7 +12,7 @@ from playwright.sync_api import Page, expect
 from components.choropleth import class_colors, class_labels, color_for, metric_value, scale_for
 from components.i18n import t
 from components.theme import SEVERITY_COLORS
-from components.topic_trends import trend_measurands, trend_rows
+from components.topic_trends import trend_query, trend_rows
 from components.topics import topic_measurands
 from data.areas import district_metrics
 from data.kpis import area_kpis, city_kpis
@@ -588,7 +588,7 @@ def test_a_scenario_view_shows_its_figures_and_its_own_incidents(live_server, li
     for value in tiles.locator(".os-tile-value").all_inner_texts():
         assert re.fullmatch(r"–|[\d,]+|[\d,.]+ \S+", value), value
     # its own day, hour by hour: a small chart for each thing it follows that has readings
-    rows = trend_rows("flood", measurand_hours(live_engine, measurands=trend_measurands("flood")))
+    rows = trend_rows("flood", measurand_hours(live_engine, **trend_query("flood")))
     assert rows, "the seeded city has flood readings in the last day"
     trend = page.locator("#topic-trend-box")
     for row in rows:
