@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 SEVERITIES = ("critical", "major", "minor")
@@ -39,3 +40,15 @@ def check_window(start: datetime, end: datetime) -> None:
         raise InvalidQuery("end must be after start")
     if end - start > timedelta(days=400):
         raise InvalidQuery("time windows are limited to 400 days")
+
+
+_MEASURAND_RE = re.compile(r"[a-z][a-z0-9_]{1,40}")
+MAX_MEASURANDS = 16
+
+
+def check_measurands(measurands: Sequence[str]) -> None:
+    """Raise InvalidQuery unless `measurands` are 1 to MAX_MEASURANDS well-formed codes."""
+    if not measurands or len(measurands) > MAX_MEASURANDS:
+        raise InvalidQuery(f"give 1 to {MAX_MEASURANDS} measurands")
+    if not all(isinstance(m, str) and _MEASURAND_RE.fullmatch(m) for m in measurands):
+        raise InvalidQuery("a measurand is a short lower-case code")

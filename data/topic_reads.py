@@ -3,14 +3,13 @@ highest and lowest readings are; within the reader's access scope like every rea
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from data.checks import InvalidQuery, check_scope
+from data.checks import InvalidQuery, check_measurands, check_scope
 from data.clock import at_or_now
 
 # an active device's latest reading, online as on the maps (data/devices._DEVICE_STATE_SQL):
@@ -77,9 +76,6 @@ LEFT JOIN district bd ON bd.adcode = b.district_adcode
 """
 )
 
-_MEASURAND_RE = re.compile(r"[a-z][a-z0-9_]{1,40}")
-MAX_MEASURANDS = 16
-
 
 @dataclass(frozen=True)
 class Place:
@@ -117,14 +113,6 @@ class MeasurandNow:
     lowest_at: Place | None
 
 
-def _check_measurands(measurands: tuple[str, ...]) -> None:
-    """Raise InvalidQuery unless `measurands` are 1 to MAX_MEASURANDS well-formed codes."""
-    if not measurands or len(measurands) > MAX_MEASURANDS:
-        raise InvalidQuery(f"give 1 to {MAX_MEASURANDS} measurands")
-    if not all(isinstance(m, str) and _MEASURAND_RE.fullmatch(m) for m in measurands):
-        raise InvalidQuery("a measurand is a short lower-case code")
-
-
 def measurands_now(
     engine: Engine,
     *,
@@ -135,7 +123,7 @@ def measurands_now(
     """Each measurand's devices now (of one district, or the reader's whole scope); a
     measurand without active devices is left out."""
     check_scope(district=district)
-    _check_measurands(measurands)
+    check_measurands(measurands)
     with engine.connect() as conn:
         params = {"measurands": list(measurands), "district": district, "at": at_or_now(conn, at)}
         rows = conn.execute(_NOW_SQL, params).mappings().all()
@@ -217,7 +205,7 @@ def beyond_lines(
     """The measurands' online devices beyond their normal line now, those beyond their alarm
     line first (at most `limit`), with where they are: the scenario map's points."""
     check_scope(district=district)
-    _check_measurands(measurands)
+    check_measurands(measurands)
     if not 1 <= limit <= 5000:
         raise InvalidQuery("limit must be between 1 and 5000")
     with engine.connect() as conn:
@@ -274,7 +262,7 @@ def alarm_times(
     """Each measurand's open alarms and restoration times (of one district, or the reader's
     whole scope, as the incident table's row-level security allows)."""
     check_scope(district=district)
-    _check_measurands(measurands)
+    check_measurands(measurands)
     with engine.connect() as conn:
         moment = at_or_now(conn, at)
         params = {

@@ -11,7 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from data.checks import check_scope
+from data.checks import check_measurands, check_scope
 from data.clock import at_or_now
 from data.kpis import trend_hours
 
@@ -166,6 +166,7 @@ def measurand_hours(
     the devices in alarm each hour for those `counted` (all by default: the count reads the
     readings themselves, so it is asked only where it is drawn)."""
     check_scope(district=district)
+    check_measurands(measurands)
     with engine.connect() as conn:
         moment = at_or_now(conn, at)
         found = _measurand_hours(conn, measurands=measurands, district=district, moment=moment)

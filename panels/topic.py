@@ -32,9 +32,14 @@ from panels.base import LivePanel, Look, Part, Rendered, View
 from panels.reads import asof_payload, read
 
 
+def _topic_of(view: View) -> str:
+    """The view's scenario (its category; flood for a view forged without one)."""
+    return view.category if view.category in FIGURES else "flood"
+
+
 def render(view: View, look: Look, _kept: dict[str, Any]) -> Rendered:
     """The figures of the view's scenario (its category) and its warning level here."""
-    topic = view.category if view.category in FIGURES else "flood"
+    topic = _topic_of(view)
     states = read(measurands_now, measurands=topic_measurands(topic), district=view.district)
     # every scenario's levels in one shared read (the displays' headers read the same)
     levels = read(warning_levels)
@@ -121,7 +126,7 @@ TOPIC_FIGURES = LivePanel(
 
 def render_trend(view: View, look: Look, _kept: dict[str, Any]) -> Rendered:
     """The scenario's last day hour by hour in the view's place, from the hourly rollups."""
-    topic = view.category if view.category in FIGURES else "flood"
+    topic = _topic_of(view)
     hours = read(measurand_hours, **trend_query(topic), district=view.district)
     figure = trend_figure(topic, hours.value, lang=look.lang)
     return Rendered(values={"trend-box": chart(look.id_of("trend"), figure)}, reads=(hours,))

@@ -231,3 +231,11 @@ def screenshot(page: Page, name: str) -> Path:
     path = SCREENSHOTS / f"{name}-{size['width']}x{size['height']}.png"
     page.screenshot(path=str(path))
     return path
+
+
+def set_warning_in_form(page, option: str, reason: str) -> None:
+    """Choose `option` in a scenario view's warning-level form, give `reason`, submit."""
+    page.locator(".os-warn-pick .Select-control").click()
+    page.locator(".os-warn-pick .VirtualizedSelectOption", has_text=option).click()
+    page.locator("#warn-reason").fill(reason)
+    page.locator("#warn-set").click()

@@ -8,7 +8,7 @@ import re
 import sqlalchemy as sa
 from playwright.sync_api import expect
 
-from tests.browser.conftest import USER_PASSWORD, open_page, screenshot
+from tests.browser.conftest import USER_PASSWORD, open_page, screenshot, set_warning_in_form
 
 PUDONG = "310115"
 CHONGMING = "310151"
@@ -303,10 +303,7 @@ def test_a_district_manager_holds_their_districts_scenario_view_and_sets_its_lev
     assert 0 < online <= ponding
     expect(page.locator("#topic-district-trend-box .xy").first).to_be_visible(timeout=15_000)
     # the manager sets Pudong's level (not the city's: that needs the whole city)
-    page.locator(".os-warn-pick .Select-control").click()
-    page.locator(".os-warn-pick .VirtualizedSelectOption", has_text="III 级 黄色").click()
-    page.locator("#warn-reason").fill("区内积水点位预置")
-    page.locator("#warn-set").click()
+    set_warning_in_form(page, "III 级 黄色", "区内积水点位预置")
     expect(page.locator("#warn-message")).to_contain_text("III 级 黄色预警")
     try:
         with live_engine.connect() as conn:
@@ -338,10 +335,7 @@ def test_a_district_manager_holds_their_districts_scenario_view_and_sets_its_lev
         expect(page.locator("#warn-set")).to_have_count(0)
     finally:
         page.goto(f"{live_server}/topic/flood?district={PUDONG}")
-        page.locator(".os-warn-pick .Select-control").click()
-        page.locator(".os-warn-pick .VirtualizedSelectOption", has_text="恢复自动判定").click()
-        page.locator("#warn-reason").fill("解除")
-        page.locator("#warn-set").click()
+        set_warning_in_form(page, "恢复自动判定", "解除")
         expect(page.locator("#warn-message")).to_contain_text("预警等级已设定")
         page.context.close()
     assert log.errors == [], log.errors

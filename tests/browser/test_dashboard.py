@@ -19,7 +19,7 @@ from data.kpis import area_kpis, city_kpis
 from data.reference_reads import street_names
 from data.topic_reads import beyond_lines
 from data.vitals import city_vitals, measurand_hours
-from tests.browser.conftest import VIEWPORTS, open_page, screenshot
+from tests.browser.conftest import VIEWPORTS, open_page, screenshot, set_warning_in_form
 from web.device_layer import snapshot_frame
 
 PUDONG = "310115"
@@ -599,10 +599,7 @@ def test_a_scenario_view_shows_its_figures_and_its_own_incidents(live_server, li
     assert all(place.startswith("防汛") for place in places), places
     # its warning level (or none) is shown, and an operator sets the city's by hand with a reason
     expect(page.locator("#topic-warning .os-level").first).to_be_visible()
-    page.locator(".os-warn-pick .Select-control").click()
-    page.locator(".os-warn-pick .VirtualizedSelectOption", has_text="II 级 橙色").click()
-    page.locator("#warn-reason").fill("台风登陆前预置")
-    page.locator("#warn-set").click()
+    set_warning_in_form(page, "II 级 橙色", "台风登陆前预置")
     expect(page.locator("#warn-message")).to_contain_text("II 级 橙色预警")
     page.reload()
     wait_ready(page)
@@ -612,10 +609,7 @@ def test_a_scenario_view_shows_its_figures_and_its_own_incidents(live_server, li
     expect(page.locator("#topic-timeline-box .xy").first).to_be_visible(timeout=15_000)
     screenshot(page, "topic-flood-warning")
     # handed back to the rules, so the other tests see the rules' level
-    page.locator(".os-warn-pick .Select-control").click()
-    page.locator(".os-warn-pick .VirtualizedSelectOption", has_text="恢复自动判定").click()
-    page.locator("#warn-reason").fill("解除")
-    page.locator("#warn-set").click()
+    set_warning_in_form(page, "恢复自动判定", "解除")
     expect(page.locator("#warn-message")).to_contain_text("预警等级已设定")
     # the header's 专题 link leads here; another scenario is one click away
     page.locator(".os-topic-link", has_text="燃气安全").click()

@@ -164,6 +164,8 @@ def test_trends_refuse_bad_scope(engine, seeded):
         city_vitals(engine, district="x' OR 1=1")
     with pytest.raises(InvalidQuery):
         measurand_hours(engine, measurands=("temperature",), district="310115' --")
+    with pytest.raises(InvalidQuery):
+        measurand_hours(engine, measurands=("temperature'; --",))
 
 
 def test_a_managers_city_view_covers_his_districts_and_says_so(engine, seeded, db_url):
