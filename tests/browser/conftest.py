@@ -239,3 +239,29 @@ def set_warning_in_form(page, option: str, reason: str) -> None:
     page.locator(".os-warn-pick .VirtualizedSelectOption", has_text=option).click()
     page.locator("#warn-reason").fill(reason)
     page.locator("#warn-set").click()
+
+
+# every Leaflet map fitted to its box, no zoom or pan running, no label pass queued, and the
+# labels where they were at the last poll: a loaded machine takes longer than any fixed wait
+_MAPS_SETTLED_JS = """() => {
+  const maps = ((window.onescreen || {}).core || {}).maps || [];
+  const busy = maps.some((m) => {
+    const box = m.getContainer();
+    const size = m.getSize();
+    return m._animatingZoom || m._osDeclutter || (m._panAnim && m._panAnim._inProgress)
+      || (box.offsetWidth && (size.x !== box.clientWidth || size.y !== box.clientHeight));
+  });
+  const now = [...document.querySelectorAll('.os-map-label')].map((el) => {
+    const r = el.getBoundingClientRect();
+    return [r.left, r.top, r.width].map(Math.round).join(',');
+  }).join(';');
+  const same = !busy && now === window.__osLabelsAt;
+  window.__osLabelsAt = busy ? null : now;
+  return same;
+}"""
+
+
+def wait_maps_settled(page: Page, *, timeout: float = 20_000) -> None:
+    """Until every map has been fitted and its labels set apart, and they stay put."""
+    page.evaluate("() => { window.__osLabelsAt = null; }")
+    page.wait_for_function(_MAPS_SETTLED_JS, polling=400, timeout=timeout)

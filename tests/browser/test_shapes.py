@@ -12,7 +12,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from data.displays import create_display_token
-from tests.browser.conftest import ConsoleLog, screenshot
+from tests.browser.conftest import ConsoleLog, screenshot, wait_maps_settled
 from tests.browser.test_wall import active, display_url, wait_shown
 
 SHAPES_JS = (Path(__file__).parent / "js" / "shapes.js").read_text()
@@ -58,7 +58,8 @@ def settle(page: Page, width: int, height: int, shape: str) -> None:
     page.wait_for_function(f"() => document.documentElement.dataset.wallShape === '{shape}'")
     expect(active(page, ".os-core-inset")).to_be_visible()
     expect(active(page, ".os-core-inset .os-map-label")).to_have_count(7)
-    page.wait_for_timeout(1500)  # refit on the container's new size, then the labels' pass
+    expect(active(page, ".os-wall-area-timeline .js-plotly-plot .main-svg").first).to_be_visible()
+    wait_maps_settled(page)  # refit on the container's new size, then the labels' pass
 
 
 @pytest.mark.parametrize("size", list(SHAPES))
@@ -102,7 +103,7 @@ def test_the_kiosk_lights_where_the_visitor_is_and_keeps_its_prompt_off_the_map_
     for size in ("1920x1080", "1080x1920"):
         width, height = map(int, size.split("x"))
         page.set_viewport_size({"width": width, "height": height})
-        page.wait_for_timeout(1500)
+        wait_maps_settled(page)
         prompt = page.locator(".os-kiosk-attract").bounding_box()
         assert prompt is not None
         for keys in (".leaflet-control-scale", ".os-legend", ".os-core-inset"):
