@@ -8,7 +8,13 @@ import re
 import sqlalchemy as sa
 from playwright.sync_api import expect
 
-from tests.browser.conftest import USER_PASSWORD, open_page, screenshot, set_warning_in_form
+from tests.browser.conftest import (
+    USER_PASSWORD,
+    open_page,
+    screenshot,
+    set_warning_in_form,
+    wait_maps_settled,
+)
 
 PUDONG = "310115"
 CHONGMING = "310151"
@@ -106,7 +112,7 @@ def test_a_district_manager_sees_only_their_district(live_server, live_engine, b
     expect(page.locator("#incidents-district")).to_contain_text("浦东新区")
     expect(page.locator("#incidents-district")).not_to_contain_text("全部行政区")
     expect(page.locator("#incidents-map path.os-incident-point").first).to_be_visible()
-    page.wait_for_timeout(1000)  # the map's fit to the district is animated
+    wait_maps_settled(page)  # the map's fit to the district is animated
     view = page.evaluate(MAP_VIEW)
     assert view["dots"] > 0 and view["outside"] == 0 and view["cityOverflows"], view
     screenshot(page, "incidents-pudong-manager")
@@ -279,7 +285,7 @@ def test_a_district_manager_holds_their_districts_scenario_view_and_sets_its_lev
     page.goto(f"{live_server}/district/{PUDONG}")
     expect(page.locator("path.os-area").first).to_be_visible()
     # dash-leaflet throws if its map goes in the middle of its first fit's animation
-    page.wait_for_timeout(1500)
+    wait_maps_settled(page)
     page.locator(f"#district-warnings a[href='/topic/flood?district={PUDONG}']").click()
     expect(page).to_have_url(re.compile(rf"/topic/flood\?district={PUDONG}$"))
     expect(page.locator(".os-panel-map h2").first).to_have_text("防汛防台 · 浦东新区")
