@@ -1,4 +1,5 @@
-"""`seed` (the synthetic city), `import-streets` (real street boundaries), `import-context`."""
+"""`seed` (the synthetic city), `import-streets` (real street boundaries), `import-context`,
+`import-served` (households per monitor)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from data.errors import OneScreenError
 
 
 def register(commands: Subparsers) -> None:
-    """Add `seed`, `import-streets` and `import-context`."""
+    """Add `seed`, `import-streets`, `import-context` and `import-served`."""
     seed = commands.add_parser("seed", help="generate the synthetic city")
     seed.add_argument(
         "--scale",
@@ -66,6 +67,15 @@ def register(commands: Subparsers) -> None:
         help="datum of the file's coordinates (OpenStreetMap is wgs84)",
     )
     context.set_defaults(handler=cmd_import_context)
+
+    served = commands.add_parser(
+        "import-served",
+        help="set the households each outage monitor's transformer area feeds (CSV)",
+    )
+    served.add_argument(
+        "file", help="CSV with the header device_code,served (an empty count: unknown)"
+    )
+    served.set_defaults(handler=cmd_import_served)
 
 
 def _setting_default(name: str) -> object:
@@ -154,5 +164,21 @@ def cmd_import_context(args: argparse.Namespace, settings: Settings) -> int:
     print(
         f"map context replaced: {stored} feature(s) stored, {skipped} of no context kind skipped"
         " (open maps show it within 5 minutes)"
+    )
+    return 0
+
+
+def cmd_import_served(args: argparse.Namespace, settings: Settings) -> int:
+    """Set each listed device's households from a CSV file, all or nothing."""
+    from data.served import ServedImportError, import_served
+
+    try:
+        listed, changed = import_served(open_engine(settings), path=Path(args.file))
+    except ServedImportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(
+        f"households set for {listed:,} device(s), {changed:,} changed"
+        " (the power scenario's estimate uses them at once)"
     )
     return 0

@@ -29,8 +29,12 @@ SHOWS = (
     # from the scenario's alarms (data/topic_reads.alarm_times): restoration and repair
     "open_longest",
     "restore_mean",
+    # estimates from the devices beyond their alarm line: households they stand for, area
+    "served_alarm",
+    "area_alarm",
 )
 _TIME_SHOWS = frozenset({"open_longest", "restore_mean"})
+_ESTIMATES = frozenset({"served_alarm", "area_alarm"})
 # counts that mean an alarm (the tile turns orange when not zero; red stays for 紧急)
 _ALARM_COUNTS = frozenset({"above_alarm", "below_alarm", "streets_alarm"})
 
@@ -60,8 +64,8 @@ FIGURES: dict[str, tuple[Figure, ...]] = {
         Figure("outage_streets", ("outage",), "streets_alarm"),
         Figure("outage_longest", ("outage",), "open_longest", where=False),
         Figure("outage_restore", ("outage",), "restore_mean", where=False),
+        Figure("households_off", ("outage",), "served_alarm", where=False),
         Figure("load_high", ("transformer_load",), "above_normal"),
-        Figure("load_max", ("transformer_load",), "highest"),
     ),
     "water": (
         Figure("pressure_low", ("pipe_pressure",), "below_normal"),
@@ -69,7 +73,7 @@ FIGURES: dict[str, tuple[Figure, ...]] = {
         Figure("bursts", ("pipe_pressure",), "streets_alarm"),
         Figure("burst_longest", ("pipe_pressure",), "open_longest", where=False),
         Figure("burst_repair", ("pipe_pressure",), "restore_mean", where=False),
-        Figure("turbidity", ("turbidity",), "above_normal"),
+        Figure("burst_area", ("pipe_pressure",), "area_alarm", where=False),
     ),
     "gas": (
         Figure("manholes", ("methane_manhole",), "above_normal"),
@@ -170,6 +174,28 @@ def _count_tile(figure: Figure, states: list[MeasurandNow], lang: str) -> tuple[
     return f"{n:,}", detail, tone
 
 
+def _estimate_tile(figure: Figure, states: list[MeasurandNow], lang: str) -> tuple[str, list, str]:
+    """An estimate from the devices beyond their alarm line: the households they stand for
+    (saying how many stand for unknown ones), or the area their patches cover."""
+    if not states:
+        return "–", [t("topic.no_devices", lang)], "zero"
+    alarmed = sum(s.above_alarm + s.below_alarm for s in states)
+    if figure.show == "area_alarm":
+        area = sum(s.area_alarm_km2 for s in states)
+        patches = sum(s.patches_alarm for s in states)
+        if not patches:
+            return "0", [t("topic.estimate", lang)], "zero"
+        detail = [t("topic.patches", lang, n=f"{patches:,}"), t("topic.estimate", lang)]
+        return t("topic.km2", lang, value=f"{area:,.1f}"), detail, "alarm"
+    served = sum(s.served_alarm for s in states)
+    unknown = sum(s.unserved_alarm for s in states)
+    detail = [t("topic.estimate_from", lang, n=f"{alarmed - unknown:,}")]
+    if unknown:
+        detail.append(t("topic.served_unknown", lang, n=f"{unknown:,}"))
+    tone = "zero" if not alarmed else "alarm"
+    return t("topic.households_n", lang, n=f"{served:,}"), detail, tone
+
+
 def duration_text(seconds: float, lang: str) -> str:
     """A span of time as a duty officer says it: "38 分钟", "2 小时 05 分" ("2 h 05 min")."""
     minutes = max(int(seconds // 60), 0)
@@ -214,7 +240,13 @@ def figure_tiles(
             value, detail, tone = _time_tile(figure, kept, lang)
         else:
             found = [states[m] for m in figure.measurands if m in states]
-            build = _extreme_tile if figure.show in ("highest", "lowest") else _count_tile
+            build = (
+                _extreme_tile
+                if figure.show in ("highest", "lowest")
+                else _estimate_tile
+                if figure.show in _ESTIMATES
+                else _count_tile
+            )
             value, detail, tone = build(figure, found, lang)
         tiles.append(
             html.Div(

@@ -17,7 +17,8 @@ from data.clock import at_or_now
 _LATEST_CTE = """
 WITH latest AS MATERIALIZED (
     SELECT t.measurand, t.value_kind, t.unit, t.decimals, t.normal_min, t.normal_max,
-           t.alarm_min, t.alarm_max, d.id, d.street_code, d.district_adcode, l.value,
+           t.alarm_min, t.alarm_max, d.id, d.street_code, d.district_adcode, d.served, d.geom,
+           l.value,
            coalesce(l.ts > CAST(:at AS timestamptz)
                     - greatest(3 * t.interval_s, 600) * interval '1 second', false) AS online
     FROM device_type t
@@ -46,9 +47,23 @@ _NOW_SQL = sa.text(
            max(value) FILTER (WHERE online) AS highest,
            min(value) FILTER (WHERE online) AS lowest
     FROM latest GROUP BY measurand
+), alarmed AS (
+    SELECT measurand, street_code, served, geom,
+           ST_ClusterDBSCAN(geom, eps := :reach_deg, minpoints := 1)
+               OVER (PARTITION BY measurand) AS patch
+    FROM latest WHERE online AND (value > alarm_max OR value < alarm_min)
+), patches AS (
+    -- each patch of neighbouring devices beyond their alarm line: the hull around them, and
+    -- the reach of a device beyond it (a main's pressure falls around its burst)
+    SELECT measurand, ST_Area(ST_Buffer(ST_ConvexHull(ST_Collect(geom))::geography,
+                                        :reach_m)) / 1e6 AS km2
+    FROM alarmed GROUP BY measurand, patch
 ), alarm_streets AS (
-    SELECT measurand, count(DISTINCT street_code) AS streets_alarm FROM latest
-    WHERE online AND (value > alarm_max OR value < alarm_min) GROUP BY measurand
+    SELECT a.measurand, count(DISTINCT a.street_code) AS streets_alarm,
+           sum(a.served) AS served_alarm, count(*) FILTER (WHERE a.served IS NULL) AS unserved,
+           (SELECT sum(km2) FROM patches p WHERE p.measurand = a.measurand) AS area_km2,
+           (SELECT count(*) FROM patches p WHERE p.measurand = a.measurand) AS patches
+    FROM alarmed a GROUP BY a.measurand
 ), top AS (
     SELECT l.measurand, (array_agg(l.street_code ORDER BY l.id))[1] AS street_code,
            (array_agg(l.district_adcode ORDER BY l.id))[1] AS district_adcode
@@ -61,6 +76,8 @@ _NOW_SQL = sa.text(
     WHERE l.online GROUP BY l.measurand
 )
 SELECT st.*, coalesce(a.streets_alarm, 0) AS streets_alarm,
+       coalesce(a.served_alarm, 0) AS served_alarm, coalesce(a.unserved, 0) AS unserved_alarm,
+       coalesce(a.area_km2, 0) AS area_alarm_km2, coalesce(a.patches, 0) AS patches_alarm,
        ts.name_zh AS top_street_zh, ts.name_en AS top_street_en,
        td.name_zh AS top_district_zh, td.name_en AS top_district_en,
        bs.name_zh AS bottom_street_zh, bs.name_en AS bottom_street_en,
@@ -77,6 +94,14 @@ LEFT JOIN district bd ON bd.adcode = b.district_adcode
 )
 
 
+# an affected area, approximate: devices beyond their alarm line less than PATCH_GAP_M apart
+# are one patch; a patch is the hull around its devices widened by REACH_M, how far a device's
+# reading speaks for the mains around it (one device alone: a disc of that radius)
+REACH_M = 300
+PATCH_GAP_M = 1500
+METRES_PER_DEGREE = 111_320  # of latitude; the clustering is in degrees, coarse on purpose
+
+
 @dataclass(frozen=True)
 class Place:
     """A street (when known) and its district, in both languages."""
@@ -90,7 +115,8 @@ class Place:
 @dataclass(frozen=True)
 class MeasurandNow:
     """One measurand's active devices now: how many are online, beyond their lines, and the
-    extremes with where they are."""
+    extremes with where they are; of those beyond their alarm line, the households they stand
+    for (and how many stand for unknown ones) and the approximate area and patches they make."""
 
     measurand: str
     unit: str
@@ -107,6 +133,10 @@ class MeasurandNow:
     below_normal: int
     below_alarm: int
     streets_alarm: int
+    served_alarm: int
+    unserved_alarm: int
+    area_alarm_km2: float
+    patches_alarm: int
     highest: float | None
     lowest: float | None
     highest_at: Place | None
@@ -125,7 +155,13 @@ def measurands_now(
     check_scope(district=district)
     check_measurands(measurands)
     with engine.connect() as conn:
-        params = {"measurands": list(measurands), "district": district, "at": at_or_now(conn, at)}
+        params = {
+            "measurands": list(measurands),
+            "district": district,
+            "at": at_or_now(conn, at),
+            "reach_m": REACH_M,
+            "reach_deg": PATCH_GAP_M / METRES_PER_DEGREE,
+        }
         rows = conn.execute(_NOW_SQL, params).mappings().all()
     return {row["measurand"]: _measurand(row) for row in rows}
 
@@ -165,6 +201,10 @@ def _measurand(row: sa.RowMapping) -> MeasurandNow:
         below_normal=int(row["below_normal"]),
         below_alarm=int(row["below_alarm"]),
         streets_alarm=int(row["streets_alarm"]),
+        served_alarm=int(row["served_alarm"]),
+        unserved_alarm=int(row["unserved_alarm"]),
+        area_alarm_km2=float(row["area_alarm_km2"]),
+        patches_alarm=int(row["patches_alarm"]),
         highest=_number(row["highest"]),
         lowest=_number(row["lowest"]),
         highest_at=_place(row, "top"),

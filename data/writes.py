@@ -475,7 +475,8 @@ def copy_rows(
 
 
 def insert_devices(conn: sa.Connection, devices: pd.DataFrame) -> int:
-    """Insert the devices frame (id, code, type_id, district_adcode, street_code, cell, …)."""
+    """Insert the devices frame (id, code, type_id, district_adcode, street_code, cell, …,
+    served when known)."""
     columns = [
         "id",
         "code",
@@ -486,12 +487,14 @@ def insert_devices(conn: sa.Connection, devices: pd.DataFrame) -> int:
         "installed_on",
         "status",
         "geom",
+        "served",
     ]
     geoms = [
         f"SRID=4326;POINT({lon:.7f} {lat:.7f})"
         for lon, lat in zip(devices["lon"].to_numpy(), devices["lat"].to_numpy(), strict=True)
     ]
     cells = devices["cell"].astype("Int64")
+    served = devices["served"] if "served" in devices else pd.Series(pd.NA, index=devices.index)
     rows = zip(
         devices["id"].tolist(),
         devices["code"].tolist(),
@@ -502,6 +505,7 @@ def insert_devices(conn: sa.Connection, devices: pd.DataFrame) -> int:
         devices["installed_on"].tolist(),
         devices["status"].tolist(),
         geoms,
+        [None if pd.isna(n) else int(n) for n in served.astype("Int64")],
         strict=True,
     )
     count = copy_rows(conn, table="device", columns=columns, rows=rows)

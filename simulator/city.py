@@ -294,6 +294,25 @@ def generate_devices(
     return frame
 
 
+# demo households per monitored transformer area (台区): an urban public 10/0.4 kV transformer
+# feeds some hundreds of households; a real deployment imports the grid's counts (import-served)
+DEMO_HOUSEHOLDS = (120, 480)
+
+
+def served_households(
+    devices: pd.DataFrame, device_types: list[DeviceType], *, random_seed: int
+) -> pd.Series:
+    """The demo households each outage monitor stands for (None for other devices); drawn
+    apart from the city's own random stream, which stays as it was."""
+    outage = {t.type_id for t in device_types if t.measurand == "outage"}
+    rng = np.random.default_rng([random_seed, 12])
+    low, high = DEMO_HOUSEHOLDS
+    drawn = rng.integers(low, high + 1, size=len(devices))
+    return (
+        pd.Series(drawn, index=devices.index).where(devices["type_id"].isin(outage)).astype("Int64")
+    )
+
+
 def plan_city(
     *,
     geography: Geography,
@@ -317,6 +336,7 @@ def plan_city(
         rng=rng,
         end=end,
     )
+    devices["served"] = served_households(devices, device_types, random_seed=random_seed)
     n = len(devices)
     start_us, end_us = _to_us(start), _to_us(end)
     span = end_us - start_us

@@ -66,6 +66,8 @@ LANDED = {
     "0010_news_order_down.sql": (
         "66526970bfb8d45707aedc20bdfde6a19b56ffb9cf948f32f59ff819f085f2ff"
     ),
+    "0011_warnings.sql": "2f1e83aa7cb06f09ca6f607d26179943daa2e38963c9574926d5278ea4fd97e6",
+    "0011_warnings_down.sql": ("6bc343752c1a45d26e332d8f6cc213adbbc2ad087e3927f6e0bac87bb78026fb"),
 }
 
 

@@ -25,7 +25,8 @@ def _state(measurand: str, **changes) -> MeasurandNow:
     base = MeasurandNow(
         measurand=measurand, unit="cm", decimals=1, binary=False, normal_min=0.0,
         normal_max=5.0, alarm_min=None, alarm_max=15.0, total=100, online=90, above_normal=7,
-        above_alarm=3, below_normal=0, below_alarm=0, streets_alarm=2, highest=31.5,
+        above_alarm=3, below_normal=0, below_alarm=0, streets_alarm=2, served_alarm=0,
+        unserved_alarm=0, area_alarm_km2=0.0, patches_alarm=0, highest=31.5,
         lowest=0.0, highest_at=PLACE, lowest_at=PLACE,
     )  # fmt: skip
     return replace(base, **changes)
@@ -67,6 +68,26 @@ def test_the_highest_rain_is_the_highest_of_either_gauge():
         "rainfall": _state("rainfall", unit="mm/h", highest=61.2, alarm_max=50.0),
     }
     assert "61.2 mm/h" in component_text(figure_tiles("flood", states, lang="zh")[0])
+
+
+def test_estimates_say_they_are_and_what_they_rest_on():
+    outage = _state("outage", above_alarm=5, served_alarm=1234, unserved_alarm=2)
+    households = component_text(_tile("power", "households_off", {"outage": outage}, "zh"))
+    assert "约 1,234 户" in households and "按 3 个停电台区的户数" in households
+    assert "2 个台区户数未登记" in households
+    pressure = _state(
+        "pipe_pressure", above_alarm=0, below_alarm=4, area_alarm_km2=2.345, patches_alarm=2
+    )
+    area = _tile("water", "burst_area", {"pipe_pressure": pressure}, "en")
+    assert "≈ 2.3 km²" in component_text(area) and "2 patches" in component_text(area)
+    assert "estimate" in component_text(area) and "os-topic-alarm" in area.className
+    calm = _tile("water", "burst_area", {"pipe_pressure": _state("pipe_pressure")}, "en")
+    assert "os-topic-zero" in calm.className
+
+
+def _tile(topic: str, key: str, states: dict, lang: str):
+    index = [f.key for f in FIGURES[topic]].index(key)
+    return figure_tiles(topic, states, lang=lang)[index]
 
 
 def test_unknown_devices_say_so_rather_than_blank():
