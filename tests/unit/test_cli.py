@@ -15,6 +15,7 @@ COMMANDS = {
     "seed",
     "import-streets",
     "import-context",
+    "import-served",
     "serve",
     "web",
     "jobs",
@@ -69,8 +70,9 @@ def test_every_command_has_a_handler_of_its_group():
     top = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     assert set(top.choices) == COMMANDS
     leaves = dict(_leaves(parser))
-    # rules refit joined in issue 17, tokens list in issue 18, import-context in issue 19
-    assert len(leaves) == 35
+    # rules refit joined in issue 17, tokens list in issue 18, import-context in issue 19,
+    # import-served in issue 20
+    assert len(leaves) == 36
     for path, leaf in leaves.items():
         handler = leaf.get_default("handler")
         assert callable(handler), path
