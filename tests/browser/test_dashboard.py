@@ -17,7 +17,7 @@ from components.topics import topic_measurands
 from data.areas import district_metrics
 from data.kpis import area_kpis, city_kpis
 from data.reference_reads import street_names
-from data.topic_reads import beyond_lines
+from data.topic_reads import beyond_lines, measurands_now
 from data.vitals import city_vitals, measurand_hours
 from tests.browser.conftest import VIEWPORTS, open_page, screenshot, set_warning_in_form
 from web.device_layer import snapshot_frame
@@ -615,3 +615,9 @@ def test_a_scenario_view_shows_its_figures_and_its_own_incidents(live_server, li
     page.locator(".os-topic-link", has_text="燃气安全").click()
     expect(page).to_have_url(re.compile(r"/topic/gas$"))
     expect(page.locator(".os-topic-tile .os-tile-label").first).to_have_text("甲烷超 10%LEL 的窨井")
+    # power's households off supply: the estimate the store makes, said to be one
+    outage = measurands_now(live_engine, measurands=("outage",))["outage"]
+    page.locator(".os-topic-link", has_text="电力保障").click()
+    households = page.locator(".os-topic-tile", has_text="停电影响户数")
+    expect(households.locator(".os-tile-value")).to_have_text(f"约 {outage.served_alarm:,} 户")
+    expect(households).to_contain_text("估算")
