@@ -62,6 +62,13 @@ STORM_REACH = {
     "pump_status": 0.15,
 }
 STORM_KINDS = ("rainstorm", "typhoon")
+# the weather stations a storm moves in its districts, and which way: rain and fog with any
+# storm; a typhoon's gale and falling pressure too
+STORM_WEATHER = {
+    "rainstorm": {"rainfall": 1, "visibility": -1},
+    "typhoon": {"rainfall": 1, "visibility": -1, "wind_speed": 1, "pressure": -1},
+}
+STORM_WEATHER_REACH = 0.8
 # a scenario's trouble in one street, in turn: which measurands go beyond alarm at once (a fault)
 # and which move there over minutes (a ramp): a feeder's outage, a main bursting (pressure falls,
 # leak noise and flow rise), a gas leak under the manholes, an old person's SOS
@@ -193,6 +200,7 @@ class LiveCity:
             & (self.profiles.near_side == 0)
         )
         self.is_flood = np.array([category[int(t)] == "flood" for t in self.type_id])
+        self.is_weather = np.array([category[int(t)] == "weather" for t in self.type_id])
         self.rng = np.random.default_rng([config.seed, 20260701])
         self.offline = np.zeros(n, dtype=bool)
         self.silent_until = np.zeros(n, dtype=np.int64)
@@ -560,6 +568,8 @@ class LiveCity:
             self._report_at(hit, np.full(len(hit), now_us))
             hit_total += len(hit)
         kind = str(self.rng.choice(STORM_KINDS))
+        stations = self._storm_weather(kind, chosen, now_us, end_us)
+        reached.append(self.device_id[stations])
         self.storm = Storm(
             kind=kind,
             start_us=now_us,
@@ -570,9 +580,33 @@ class LiveCity:
         )
         self.events.append(
             f"{kind} over {', '.join(self.storm.districts)} for {minutes:.0f} min "
-            f"({hit_total} flood sensors)"
+            f"({hit_total} flood sensors, {len(stations)} weather stations)"
         )
         return self.storm
+
+    def _storm_weather(
+        self, kind: str, districts: np.ndarray, now_us: int, end_us: int
+    ) -> np.ndarray:
+        """The storm's districts' weather stations join it (STORM_WEATHER): some to their
+        warning line, some past their alarm limit; their indices."""
+        moves = STORM_WEATHER[kind]
+        free = (
+            self.is_weather
+            & np.isin(self.district, districts)
+            & np.isin(self.measurand, list(moves))
+            & ~self.offline
+            & (self.silent_until <= now_us)
+            & (self.ep_kind == NO_EPISODE)
+        )
+        members = np.flatnonzero(free)
+        hit = members[self.rng.random(len(members)) < STORM_WEATHER_REACH]
+        self.ep_kind[hit] = STORM
+        self.ep_start[hit] = now_us
+        self.ep_end[hit] = end_us
+        self.ep_direction[hit] = [moves[str(m)] for m in self.measurand[hit]]
+        self.ep_to_alarm[hit] = self.rng.random(len(hit)) < 0.5
+        self._report_at(hit, np.full(len(hit), now_us))
+        return hit
 
     def start_happening(self, kind: str, now_us: int) -> np.ndarray:
         """A HAPPENINGS trouble starts now in one street (one of the best equipped for it); the

@@ -17,6 +17,7 @@ from simulator.city import DISTRICT_POPULATION
 from simulator.live import (
     HAPPENING_REACH,
     HAPPENINGS,
+    STORM_WEATHER,
     US,
     LiveCity,
     LiveConfig,
@@ -226,8 +227,17 @@ def test_a_storm_floods_three_districts_past_alarm_for_minutes_then_recedes():
     district_of = _DEVICES.district_adcode[cat["device_id"] - 1]
     alarmed = flood & (lv == 2)
     assert len(np.unique(district_of[alarmed])) >= 3, started
-    # storms only touch flood-control sensors (others' near-limit cycles stay short of alarm)
-    assert not (~flood & (lv == 2)).any()
+    # storms touch flood-control sensors and their districts' rain, visibility, wind and
+    # pressure stations only (others' near-limit cycles stay short of alarm)
+    kind = started.split()[0]
+    measurand = np.array([TYPE_BY_ID[int(t)].measurand for t in type_of], dtype=object)
+    weather = np.isin(measurand, list(STORM_WEATHER[kind])) & np.isin(
+        district_of, np.unique(district_of[alarmed])
+    )
+    assert not (~flood & ~weather & (lv == 2)).any()
+    assert (weather & (lv == 2)).any() and (weather & (lv == 1)).any(), started
+    if kind == "typhoon":
+        assert (weather & (measurand == "wind_speed") & (lv >= 1)).any()
     # some sensors stay beyond alarm for several minutes
     spans = [
         np.ptp(cat["ts_us"][alarmed & (cat["device_id"] == d)])
@@ -238,9 +248,8 @@ def test_a_storm_floods_three_districts_past_alarm_for_minutes_then_recedes():
     assert storm is None
     last = {}
     own_cycle = city.profiles.near_side[cat["device_id"] - 1] == 0
-    for device, level in zip(
-        cat["device_id"][flood & own_cycle], lv[flood & own_cycle], strict=True
-    ):
+    stormed = (flood | weather) & own_cycle
+    for device, level in zip(cat["device_id"][stormed], lv[stormed], strict=True):
         last[int(device)] = int(level)
     assert sum(last.values()) == 0
 
