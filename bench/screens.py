@@ -180,7 +180,8 @@ def main() -> int:
             try:
                 path = take(browser, base, shot, tickets, out=out, settle_s=args.settle)
                 took = time.perf_counter() - started
-                print(f"{path.relative_to(ROOT)}  {took:.1f} s", flush=True)
+                shown = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+                print(f"{shown}  {took:.1f} s", flush=True)
             except Exception as error:  # a timed-out picture: say so and go on with the tour
                 failed += 1
                 print(f"FAILED {shot.name} {shot.size}: {str(error).splitlines()[0]}", flush=True)
