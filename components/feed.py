@@ -8,7 +8,7 @@ from datetime import datetime
 import pandas as pd
 from dash import dcc, html
 
-from components.countdown import countdown, minutes_until
+from components.countdown import countdown, earliest, minutes_until
 from components.i18n import name, t
 from components.panels import panel, skeleton
 from components.state import href
@@ -69,7 +69,7 @@ def feed_children(
     rows = []
     for item in frame.to_dict("records"):
         if item.get("line") == "event":
-            rows.append(event_row(item, lang=lang, categories=categories, link=link))
+            rows.append(event_row(item, lang=lang, categories=categories, link=link, now=now))
             continue
         opened = pd.Timestamp(item["opened_at"]).tz_convert(CITY_TZ).strftime("%H:%M")
         place = item["district_en"] if lang == "en" else item["district_zh"]
@@ -113,11 +113,30 @@ def _clock(moment: object) -> str:
     return pd.Timestamp(moment).tz_convert(CITY_TZ).strftime("%H:%M")  # type: ignore[arg-type]
 
 
+def _forecast_chip(item: dict, lang: str, now: datetime | None) -> list:
+    """An event's live 预警, first on its line (they would otherwise hide among its members):
+    how many, and the soonest breach they foresee."""
+    n = int(_number(item.get("forecasts")) or 0)
+    if not n:
+        return []
+    soonest = minutes_until(item.get("next_breach"), now) if now is not None else None
+    text = t("group.forecasts", lang, n=n)
+    if soonest is not None:
+        text = f"{text} · {earliest(soonest, lang)}"
+    return [html.Span(text, className="os-feed-countdown")]
+
+
 def event_row(
-    item: dict, *, lang: str, categories: dict[str, tuple[str, str]], link: bool
+    item: dict,
+    *,
+    lang: str,
+    categories: dict[str, tuple[str, str]],
+    link: bool,
+    now: datetime | None = None,
 ) -> html.Div | dcc.Link:
-    """One event as one line: its span in time, 事件 in its worst severity's colour, what it is
-    and how many alarms in how many districts (and how many wait), where; opens its members."""
+    """One event as one line: its span in time, 事件 in its worst severity's colour, its live
+    预警 and their soonest breach, what it is and how many alarms in how many districts (and
+    how many wait), where; opens its members."""
     first, last = _clock(item["opened_at"]), _clock(item["last_at"])
     title = [item["event_en"] if lang == "en" else item["event_zh"]]
     # the count first: on a wall's one-line row the tail is what an ellipsis takes
@@ -138,7 +157,9 @@ def event_row(
             first if first == last else [first, html.Br(), f"–{last}"], className="os-feed-time"
         ),
         html.Span(t("group.badge", lang), className=f"os-badge os-sev-{item['severity']}"),
-        html.Span(" · ".join(title), className="os-feed-title"),
+        html.Span(
+            [*_forecast_chip(item, lang, now), " · ".join(title)], className="os-feed-title"
+        ),
         html.Span(f"{category} · {place}", className="os-feed-place"),
         html.Span(
             t(f"status.{item['status']}", lang),

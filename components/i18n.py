@@ -266,6 +266,7 @@ _TEXTS: dict[str, tuple[str, str]] = {
     "fx.feed.lead": ("提前 {m} 分钟预警", "foreseen {m} min ahead"),
     "group.badge": ("事件", "Event"),
     "group.members": ("{n} 条告警", "{n} alarms"),
+    "group.forecasts": ("预警 {n}", "early warnings {n}"),
     "group.districts": ("{n} 个区", "{n} districts"),
     "group.waiting": ("待处置 {n}", "{n} unacknowledged"),
     "group.more": ("{names} 等", "{names} and more"),

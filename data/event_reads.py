@@ -17,7 +17,7 @@ from data.incident_reads import INCIDENT_KINDS, incident_list
 # scope): a district manager learns nothing of other districts' members
 _EVENTS_SQL = """
 SELECT g.id, g.category_code, t.event_zh, t.event_en, g.status AS event_status,
-       m.members, m.live, m.unacknowledged, m.criticals_open,
+       m.members, m.live, m.unacknowledged, m.criticals_open, m.forecasts, m.next_breach,
        (ARRAY['critical', 'major', 'minor'])[m.worst] AS severity, 'alarm' AS kind,
        CASE WHEN m.unacknowledged > 0 THEN 'open' WHEN m.live > 0 THEN 'acknowledged'
             ELSE 'resolved' END AS status,
@@ -36,6 +36,10 @@ CROSS JOIN LATERAL (
            count(*) FILTER (WHERE i.status <> 'resolved' AND i.severity = 'critical'
                             AND i.kind = 'alarm') AS criticals_open,
            min(array_position(ARRAY['critical', 'major', 'minor'], i.severity)) AS worst,
+           -- its live 预警 and the soonest breach they foresee: said on the event's own line
+           count(*) FILTER (WHERE i.kind = 'forecast' AND i.status <> 'resolved') AS forecasts,
+           min(i.expected_at) FILTER (WHERE i.kind = 'forecast' AND i.status <> 'resolved')
+               AS next_breach,
            min(i.opened_at) AS first_at, max(i.opened_at) AS last_at,
            count(DISTINCT i.street_code) AS n_streets,
            array_agg(DISTINCT i.district_adcode) AS districts

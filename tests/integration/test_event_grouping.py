@@ -375,6 +375,44 @@ def test_forged_event_requests_are_refused(owner, stormed, web):
     assert _members(owner, group) == before  # nothing changed by any of them
 
 
+def test_an_events_live_early_warnings_are_counted_with_their_soonest_breach(owner, stormed):
+    window = {"start": NOW - timedelta(hours=24), "end": NOW + timedelta(minutes=1)}
+    group = int(event_list(owner, **window).sort_values("live").iloc[-1]["id"])
+    breaches = [NOW + timedelta(minutes=m) for m in (30, 12, 20)]
+    with owner.begin() as conn:
+        ids = (
+            conn.execute(
+                sa.text(
+                    "SELECT id FROM incident WHERE group_id = :g AND status <> 'resolved'"
+                    " ORDER BY id LIMIT 4"
+                ),
+                {"g": group},
+            )
+            .scalars()
+            .all()
+        )
+        # three of its live members become 预警, the fourth stays an alarm
+        for incident, at in zip(ids[:3], breaches, strict=True):
+            conn.execute(
+                sa.text("UPDATE incident SET kind = 'forecast', expected_at = :at WHERE id = :id"),
+                {"at": at, "id": incident},
+            )
+    try:
+        event = event_list(owner, group_id=group, **window).iloc[0]
+        assert int(event["forecasts"]) == 3
+        assert event["next_breach"] == NOW + timedelta(minutes=12)
+        others = event_list(owner, **window)
+        assert int(others.loc[others["id"] != group, "forecasts"].sum()) == 0
+    finally:
+        with owner.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "UPDATE incident SET kind = 'alarm', expected_at = NULL WHERE id = ANY(:i)"
+                ),
+                {"i": list(ids[:3])},
+            )
+
+
 def test_an_event_with_no_live_member_closes_after_its_gap(owner, stormed):
     with owner.begin() as conn:
         conn.execute(

@@ -58,6 +58,33 @@ def test_an_event_line_in_english_on_a_wall_is_plain_and_one_district_is_named()
     assert "Flood control · Pudong" in text
 
 
+def test_an_events_live_early_warnings_lead_its_line_with_the_soonest_breach():
+    now = pd.Timestamp("2026-07-21 06:45", tz="UTC").to_pydatetime()
+    soon = pd.Timestamp("2026-07-21 06:57", tz="UTC")
+    (row,) = feed_children(
+        pd.DataFrame([_event(forecasts=3, next_breach=soon)]),
+        lang="zh",
+        categories=CATEGORIES,
+        now=now,
+    )
+    title = row.children[2]
+    chip = title.children[0]
+    assert chip.className == "os-feed-countdown" and chip.children == "预警 3 · 最早 12 分钟后"
+    assert component_text(title).endswith("暴雨积水 · 47 条告警 · 3 个区 · 待处置 12")
+    # none live: nothing said; in English
+    (plain,) = feed_children(
+        pd.DataFrame([_event(forecasts=0, next_breach=None)]), lang="zh", categories=CATEGORIES
+    )
+    assert "预警" not in component_text(plain)
+    (english,) = feed_children(
+        pd.DataFrame([_event(forecasts=1, next_breach=soon)]),
+        lang="en",
+        categories=CATEGORIES,
+        now=now,
+    )
+    assert "early warnings 1 · earliest in 12 min" in component_text(english)
+
+
 def test_event_and_incident_lines_mix_in_one_feed():
     incident = {
         "line": "incident",
