@@ -157,9 +157,7 @@ def event_row(
             first if first == last else [first, html.Br(), f"–{last}"], className="os-feed-time"
         ),
         html.Span(t("group.badge", lang), className=f"os-badge os-sev-{item['severity']}"),
-        html.Span(
-            [*_forecast_chip(item, lang, now), " · ".join(title)], className="os-feed-title"
-        ),
+        html.Span([*_forecast_chip(item, lang, now), " · ".join(title)], className="os-feed-title"),
         html.Span(f"{category} · {place}", className="os-feed-place"),
         html.Span(
             t(f"status.{item['status']}", lang),
