@@ -82,12 +82,11 @@
     stack(map);
   }
 
-  /* On a wall (not a kiosk, whose legend keeps the foot of the map by its buttons), the legend
-     stands under the inset in one column beside the city: the inset takes the column's height
-     the legend leaves, the legend the inset's width, clear of the scale and attribution. */
+  /* On a wall or a kiosk, the legend stands under the inset in one column beside the city:
+     the inset takes the column's height the legend leaves, the legend the inset's width, clear
+     of the scale and attribution (a kiosk's legend at the map's foot covered the city's west). */
   function stackable(map) {
-    const wall = map.getContainer().closest(".os-wall");
-    return !!wall && !wall.classList.contains("os-wall-kiosk");
+    return !!map.getContainer().closest(".os-wall");
   }
 
   function stack(map) {

@@ -267,7 +267,10 @@
     if (!prompt || !map || !canvas) { return; }
     const scale = parseFloat(document.documentElement.style.getPropertyValue("--wall-scale")) || 1;
     const box = map.getBoundingClientRect(), origin = canvas.getBoundingClientRect();
-    prompt.style.left = ((box.left + box.width / 2 - origin.left) / scale) + "px";
+    // centred on the city's side of the map: the inset and legend's column keeps the right
+    const column = map.classList.contains("os-core-stacked") && map.querySelector(".os-core-inset");
+    const width = box.width - (column ? column.getBoundingClientRect().width : 0);
+    prompt.style.left = ((box.left + width / 2 - origin.left) / scale) + "px";
     prompt.style.bottom = ((origin.bottom - box.bottom) / scale + 16) + "px";
   }
 

@@ -179,7 +179,12 @@ CALLBACKS.clientside(
         const opts = {timeZone: "Asia/Shanghai", hour12: false};
         const date = now.toLocaleDateString("sv-SE", opts);
         const time = now.toLocaleTimeString("en-GB", opts);
-        return date + " " + time;
+        // two parts: a wall's header stacks them (the time large), a page's runs them on
+        const part = function (name, text) {
+            return {type: "Span", namespace: "dash_html_components",
+                    props: {className: name, children: text}};
+        };
+        return [part("os-clock-date", date), " ", part("os-clock-time", time)];
     }
     """,
     Output(ids.CLOCK, "children"),

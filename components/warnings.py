@@ -103,19 +103,37 @@ def warning_links(levels: dict[str, int | None], *, lang: str, district: str | N
     ]
 
 
-def warning_badges(levels: dict[str, int | None], *, lang: str) -> list:
+def warning_badges(
+    levels: dict[str, int | None], *, lang: str, most: int | None = None, short: bool = False
+) -> list:
     """The scenarios at a level, most severe first, as badges (a display's header: nothing to
-    click); a calm city says so."""
+    click); a calm city says so. `most`: that many, then one badge saying how many more (their
+    names and levels on hover); `short`: the scenarios' short names (a wall's narrow header)."""
     raised = sorted(
         (code for code in TOPICS if levels.get(code)), key=lambda code: -severity(levels[code])
     )
     if not raised:
         return [html.Span(t("warn.all_calm", lang), className="os-warn-calm")]
-    return [
+    shown = raised if most is None or len(raised) <= most else raised[: most - 1]
+    badges: list = [
         html.Span(
-            [t(f"topic.{code}", lang), " ", level_badge(levels[code], lang, short=True)],
+            [
+                t(f"topic.short.{code}" if short else f"topic.{code}", lang),
+                " ",
+                level_badge(levels[code], lang, short=True),
+            ],
             className="os-warn-link",
             title=_link_title(code, levels[code], lang),
         )
-        for code in raised
+        for code in shown
     ]
+    rest = raised[len(shown) :]
+    if rest:
+        badges.append(
+            html.Span(
+                t("warn.more", lang, n=len(rest)),
+                className="os-warn-link os-warn-more",
+                title="\n".join(_link_title(code, levels[code], lang) for code in rest),
+            )
+        )
+    return badges

@@ -296,6 +296,9 @@ def _attention_graph(figure: go.Figure) -> dcc.Graph:
     )
 
 
+WALL_BADGES = 4
+
+
 @CALLBACKS.callback(
     Output(ids.WALL_WARNINGS, "children"),
     Input(ids.REFRESH, "n_intervals"),
@@ -311,7 +314,9 @@ def update_wall_warnings(_tick, config):
         report_failure(log, "display warning levels failed", exc)
         raise PreventUpdate from None
     place = grant.district or ""
-    return warning_badges({w.topic: w.level for w in levels if w.district == place}, lang=lang)
+    # a wall's header holds four badges in two rows (short names): the worst, then how many more
+    raised = {w.topic: w.level for w in levels if w.district == place}
+    return warning_badges(raised, lang=lang, most=WALL_BADGES, short=True)
 
 
 @CALLBACKS.callback(

@@ -73,7 +73,13 @@ def topic_tiles(view: View, look: Look) -> Rendered:
     """A scenario view's tiles: its warning level, then its own figures, in the tiles' place."""
     figures = TOPIC_FIGURES.render(view, look, {})
     strip = html.Div(figures.values["warning"], className="os-warn-strip os-wall-warn-strip")
-    return Rendered(values={"tiles": [strip, *figures.values["figures"]]}, reads=figures.reads)
+    return Rendered(
+        values={
+            "tiles": [strip, *figures.values["figures"]],
+            "tiles-title": t("panel.topic_figures", look.lang),
+        },
+        reads=figures.reads,
+    )
 
 
 def view_title(view: View, lang: str, *, focus: bool = False, kind: str = "alarm") -> str:
@@ -130,7 +136,7 @@ class SlotContent:
 
 
 # a slot's panels sent only when they changed since the last answer for the same view
-PANEL_PARTS = ("legend", "tiles", "ranking", "ranking-title", "feed")
+PANEL_PARTS = ("legend", "tiles", "tiles-title", "ranking", "ranking-title", "feed")
 
 
 def _focus_layer(focus: dict | None) -> dict:
@@ -309,7 +315,7 @@ def _slot_answer(slot: str, raw_view: object, sent: object, config: object) -> t
     keep = dash.no_update
     # the panels too go only when they changed: the legend rarely, the feed when an incident
     # moves; resending them all made a wall's browser rebuild them on every refresh
-    (legend, tiles, ranking, ranking_title, feed), digests = only_changed(
+    (legend, tiles, tiles_title, ranking, ranking_title, feed), digests = only_changed(
         {part: content.value(part) for part in PANEL_PARTS}, None if changed else sent
     )
     return (
@@ -321,6 +327,7 @@ def _slot_answer(slot: str, raw_view: object, sent: object, config: object) -> t
         legend,
         content.viewport if changed else keep,
         tiles,
+        tiles_title,
         ranking,
         ranking_title,
         feed,
@@ -344,6 +351,7 @@ def _register_slot(slot: str) -> None:
         Output(slot_id("legend", slot), "children"),
         Output(slot_id("map", slot), "viewport"),
         Output(slot_id("tiles", slot), "children"),
+        Output(slot_id("tiles-title", slot), "children"),
         Output(slot_id("ranking", slot), "children"),
         Output(slot_id("ranking-title", slot), "children"),
         Output(slot_id("feed", slot), "children"),

@@ -31,15 +31,20 @@ def render(view: View, look: Look, _kept: dict[str, Any]) -> Rendered:
                 kpis.value, look.lang, now=clock.value, scope=scope, trends=trends.value
             ),
             "status": t("status.as_of", look.lang, t=moment),
+            "tiles-title": t("panel.tiles", look.lang),
         },
         reads=(kpis, trends, clock),
     )
 
 
 def create(look: Look, initial: Rendered | None = None, *, class_name: str = "") -> html.Section:
-    """The tiles' frame, with placeholders until the first figures arrive."""
+    """The tiles' frame, with placeholders until the first figures arrive (a wall's slot titles
+    them by its view: a scenario's figures are not the city's)."""
+    title = initial.values.get("tiles-title") if initial else None
     return panel(
-        t("panel.tiles", look.lang),
+        html.Span(title or t("panel.tiles", look.lang), id=look.id_of("tiles-title"))
+        if look.wall
+        else t("panel.tiles", look.lang),
         html.Div(
             id=look.id_of("tiles"),
             className="os-tiles",

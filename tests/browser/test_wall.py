@@ -538,6 +538,8 @@ def test_a_scenario_view_on_a_wall_shows_its_figures_and_level(
         expect(page.locator("#wall-title")).to_have_text("防汛防台 · 上海市")
         tiles = active(page, ".os-wall-area-tiles")
         expect(tiles.locator(".os-topic-tile")).to_have_count(6)
+        # titled as the scenario's figures, not the city's
+        expect(tiles.locator(".os-panel-title")).to_have_text("专题指标（实时）")
         expect(tiles.locator(".os-tile-label").nth(1)).to_have_text("积水超 15 cm 的下立交")
         expect(tiles.locator(".os-wall-warn-strip .os-level-3")).to_have_text("III 级 黄色预警")
         page.wait_for_timeout(1500)  # timeline drawn, fonts settled

@@ -63,3 +63,17 @@ def test_links_put_the_scenarios_at_a_level_first_and_badges_only_those():
     badges = warning_badges({"gas": 3, "flood": None}, lang="en")
     assert _text(badges) == "Gas safety III"
     assert _text(warning_badges({}, lang="zh")) == "各专题无预警"
+
+
+def test_a_walls_badges_are_the_worst_few_then_how_many_more():
+    levels = {"flood": 2, "power": 4, "water": 1, "gas": 3, "elderly": 4, "weather": 3}
+    badges = warning_badges(levels, lang="zh", most=4, short=True)
+    assert len(badges) == 4
+    assert [_text([b]) for b in badges[:3]] == ["供水 I", "防汛 II", "燃气 III"]
+    more = badges[-1]
+    assert _text([more]) == "另 3 项" and "os-warn-more" in more.className
+    # the ones not shown, on hover
+    assert more.title.count("\n") == 2 and "电力保障" in more.title
+    # as many as fit: all shown, no "more"
+    few = warning_badges({"flood": 2, "gas": 3}, lang="en", most=4, short=True)
+    assert [_text([b]) for b in few] == ["Flood II", "Gas III"]
