@@ -202,6 +202,19 @@
     map.fitBounds(map._osFit[0], map._osFit[1]);
   }
 
+  // a map removed while its zoom animates (a page left in the middle of its first fit) still
+  // gets the animation's end a moment later, and Leaflet then reads the pane it has deleted
+  // (and any other late step that asks where the deleted pane was)
+  const zoomEnd = L.Map.prototype._onZoomTransitionEnd;
+  L.Map.prototype._onZoomTransitionEnd = function () {
+    if (!this._mapPane) { return; }
+    return zoomEnd.apply(this, arguments);
+  };
+  const panePos = L.Map.prototype._getMapPanePos;
+  L.Map.prototype._getMapPanePos = function () {
+    return this._mapPane ? panePos.apply(this, arguments) : L.point(0, 0);
+  };
+
   L.Map.addInitHook(function () {
     const map = this;
     const fit = map.fitBounds;
