@@ -267,10 +267,15 @@
     if (!prompt || !map || !canvas) { return; }
     const scale = parseFloat(document.documentElement.style.getPropertyValue("--wall-scale")) || 1;
     const box = map.getBoundingClientRect(), origin = canvas.getBoundingClientRect();
-    // centred on the city's side of the map: the inset and legend's column keeps the right
+    // centred on the city's side of the map, clear of the inset and legend's column and of
+    // the attribution at the map's foot (longer in English than the column is wide)
     const column = map.classList.contains("os-core-stacked") && map.querySelector(".os-core-inset");
-    const width = box.width - (column ? column.getBoundingClientRect().width : 0);
-    prompt.style.left = ((box.left + width / 2 - origin.left) / scale) + "px";
+    const credit = map.querySelector(".leaflet-control-attribution");
+    let right = column ? column.getBoundingClientRect().left : box.right;
+    if (credit && credit.offsetWidth) { right = Math.min(right, credit.getBoundingClientRect().left - 12); }
+    // a prompt longer than the city's side is (English on a portrait map) takes two lines
+    prompt.style.maxWidth = ((right - box.left - 24) / scale) + "px";
+    prompt.style.left = ((box.left + (right - box.left) / 2 - origin.left) / scale) + "px";
     prompt.style.bottom = ((origin.bottom - box.bottom) / scale + 16) + "px";
   }
 
