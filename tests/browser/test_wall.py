@@ -170,14 +170,26 @@ def test_a_new_critical_incident_takes_over_the_wall_then_rotation_resumes(
     # (~4 s here; the bound leaves a loaded CI machine room, and a failure says what the wall
     # knew: its state and the last alerts it took)
     try:
-        expect(root).to_have_class(re.compile("os-wall-phase-attention"), timeout=30_000)
+        expect(root).to_have_class(re.compile("os-wall-phase-attention"), timeout=45_000)
     except AssertionError as failure:
         known = page.evaluate(
             "() => JSON.stringify({state: window.onescreen.wall.state,"
             " alerts: window.onescreen.wall.lastAlerts, stats: window.onescreen.wall.stats})"
         )
+        # the wall's news is bounded by the oldest writing transaction still open on the
+        # cluster (any database): say which held it, if one did
+        with live_engine.connect() as conn:
+            holders = conn.execute(
+                sa.text(
+                    "SELECT datname, application_name, state, now() - xact_start AS open_for,"
+                    " left(query, 120) FROM pg_stat_activity WHERE backend_xid IS NOT NULL"
+                    " ORDER BY xact_start LIMIT 5"
+                )
+            ).all()
         _set_status(live_engine, incident["id"], "resolved")
-        raise AssertionError(f"incident {incident['id']} never took the wall: {known}") from failure
+        raise AssertionError(
+            f"incident {incident['id']} never took the wall: {known}; writers open: {holders}"
+        ) from failure
     print(f"critical incident on the wall {time.monotonic() - opened:.1f} s after it opened")
     card = page.locator("#wall-attention-card")
     expect(card).to_be_visible()
