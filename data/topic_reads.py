@@ -257,9 +257,6 @@ def beyond_lines(
     if not 1 <= limit <= 5000:
         raise InvalidQuery("limit must be between 1 and 5000")
     with engine.connect() as conn:
-        # the read costs little but is estimated dear (the patches' window and geography):
-        # JIT compiling it took 1–2 s of a 0.2 s read
-        conn.execute(sa.text("SET LOCAL jit = off"))
         params = {
             "measurands": list(measurands),
             "district": district,
