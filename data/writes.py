@@ -604,11 +604,12 @@ def apply_retention(
 
 
 def clear_city(engine: Engine) -> None:
-    """Remove every device, reading, rollup and incident (reference geography stays)."""
+    """Remove every device, reading, rollup, incident and unit (reference geography stays)."""
     with engine.begin() as conn:
         conn.execute(
             sa.text(
-                "TRUNCATE rule_inbox, rule_state, incident_event, incident, incident_live,"
+                "TRUNCATE resource_event, resource, playbook_task, rule_inbox, rule_state,"
+                " incident_event, incident, incident_live,"
                 " incident_daily, cell_status,"
                 " street_status,"
                 " rollup_district_daily, rollup_district_type_1h, rollup_street_15m,"

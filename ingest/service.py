@@ -16,13 +16,16 @@ from sqlalchemy.engine import Engine
 from data import ingest_store
 from data.cache import TtlCache
 from data.ingest_store import DeviceCatalog, PartitionCache, Principal
+from data.unit_positions import FixBatch, UnitCatalog, load_unit_catalog, store_fixes
 from data.writes import ReadingBatch
 from ingest.validate import (
     BadRequest,
     RowError,
     Validated,
     decode_body,
+    is_fix,
     referenced_codes,
+    validate_fixes,
     validate_rows,
 )
 from serving.events import announce_new_data
@@ -114,6 +117,7 @@ class Ingestor:
         self._tokens = TtlCache(ttl_seconds=TOKEN_TTL_S, max_entries=10_000)
         self._logins = TtlCache(ttl_seconds=TOKEN_TTL_S, max_entries=10_000)
         self._catalog = TtlCache(ttl_seconds=CATALOG_TTL_S, max_entries=1)
+        self._units = TtlCache(ttl_seconds=CATALOG_TTL_S, max_entries=1)
 
     # who -------------------------------------------------------------------------------------
 
@@ -152,17 +156,37 @@ class Ingestor:
         codes = referenced_codes(rows)
         code_ids = ingest_store.device_ids_for_codes(self.engine, codes=codes) if codes else {}
         now_us = int(time.time() * US)
-        return validate_rows(
+        window = {"now_us": now_us, "max_future_us": self.max_future_us}
+        checked = validate_rows(
             rows,
             catalog=self.catalog(
                 np.concatenate([ids, np.array(list(code_ids.values()), np.int64)])
             ),
             code_ids=code_ids,
-            now_us=now_us,
-            max_future_us=self.max_future_us,
             oldest_us=now_us - self.max_age_us,
             scope=principal.scope,
+            **window,
         )
+        if any(is_fix(row) for row in rows):
+            checked.fix_index, checked.fixes, errors = validate_fixes(
+                rows,
+                units=self.unit_catalog(rows),
+                oldest_us=now_us - self.max_age_us,
+                scope=principal.scope,
+                **window,
+            )
+            checked.errors = sorted(checked.errors + errors, key=lambda error: error.index)
+        return checked
+
+    def unit_catalog(self, rows: list[object]) -> UnitCatalog:
+        """The units that report positions; re-read early when a row names one it lacks."""
+        cached = self._units.get(load_unit_catalog, engine=self.engine)
+        named = {row.get("unit_code") for row in rows if isinstance(row, dict)}
+        age_s = (datetime.now(UTC) - cached.as_of).total_seconds()
+        if not named <= set(cached.value.units) and age_s > CATALOG_EARLY_S:
+            self._units.clear()
+            cached = self._units.get(load_unit_catalog, engine=self.engine)
+        return cached.value
 
     def ingest_body(self, body: bytes, *, principal: Principal) -> IngestResult:
         """An HTTP request body: decode (BadRequest if unusable), validate, store; one commit."""
@@ -170,6 +194,7 @@ class Ingestor:
         checked = self.validate(rows, principal=principal)
         with self.engine.begin() as conn:
             stored = ingest_store.store_readings(conn, checked.batch, partitions=self.partitions)
+            moved = store_fixes(conn, checked.fixes)
             if checked.errors:
                 ingest_store.record_dead_letter(
                     conn,
@@ -180,9 +205,14 @@ class Ingestor:
                     payload=body,
                     rejected=[error.as_dict() for error in checked.errors],
                 )
-        if len(checked.batch):
+        if len(checked.batch) or moved.any():
             announce_new_data(source="ingest-http", client=self.redis)
-        return _result(checked.total, checked.index, stored, checked.errors)
+        return _result(
+            checked.total,
+            np.concatenate([checked.index, checked.fix_index]),
+            np.concatenate([stored, moved]),
+            checked.errors,
+        )
 
     def ingest_messages(self, messages: Sequence[Message]) -> list[MessageOutcome]:
         """MQTT messages stored together in one transaction; unusable ones become dead letters.
@@ -215,15 +245,36 @@ class Ingestor:
             value=np.concatenate([p[2].batch.value for p in parts] or [np.zeros(0)]),
             quality=np.concatenate([p[2].batch.quality for p in parts] or [np.zeros(0, np.int16)]),
         )
+        fixes = FixBatch(
+            *(
+                np.concatenate([getattr(p[2].fixes, name) for p in parts] or [np.zeros(0, kind)])
+                for name, kind in (
+                    ("unit_id", np.int64),
+                    ("ts_us", np.int64),
+                    ("lon", np.float64),
+                    ("lat", np.float64),
+                )
+            )
+        )
         with self.engine.begin() as conn:
             stored = ingest_store.store_readings(conn, batch, partitions=self.partitions)
-            offset = 0
+            moved = store_fixes(conn, fixes)
+            offset = fix_offset = 0
             for outcome, _source, checked in parts:
-                count = len(checked.batch)
+                count, fix_count = len(checked.batch), len(checked.fixes)
                 outcome.result = _result(
-                    checked.total, checked.index, stored[offset : offset + count], checked.errors
+                    checked.total,
+                    np.concatenate([checked.index, checked.fix_index]),
+                    np.concatenate(
+                        [
+                            stored[offset : offset + count],
+                            moved[fix_offset : fix_offset + fix_count],
+                        ]
+                    ),
+                    checked.errors,
                 )
                 offset += count
+                fix_offset += fix_count
             # dead letters in the order the messages came
             sources = {id(outcome): source for outcome, source, _ in parts}
             for outcome in outcomes:
@@ -244,7 +295,7 @@ class Ingestor:
                     payload=outcome.message.payload,
                     rejected=rejected,
                 )
-        if len(batch):
+        if len(batch) or moved.any():
             announce_new_data(source="ingest-mqtt", client=self.redis)
         return outcomes
 

@@ -12,6 +12,8 @@ import numpy as np
 import orjson
 
 from data.ingest_store import RETIRED, DeviceCatalog, TokenScope
+from data.resources import LAT_RANGE, LON_RANGE
+from data.unit_positions import EMPTY_FIXES, FixBatch, UnitCatalog
 from data.writes import ReadingBatch
 
 US = 1_000_000
@@ -45,12 +47,15 @@ class RowError:
 
 @dataclass
 class Validated:
-    """Rows that may be stored (with their position in the request) and the rejected ones."""
+    """Rows that may be stored (with their position in the request) and the rejected ones;
+    readings of devices, and position fixes of units (rows naming a unit_code)."""
 
     total: int
-    index: np.ndarray  # int64 positions of the valid rows
+    index: np.ndarray  # int64 positions of the valid reading rows
     batch: ReadingBatch
     errors: list[RowError] = field(default_factory=list)
+    fix_index: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    fixes: FixBatch = EMPTY_FIXES
 
 
 def decode_body(body: bytes, *, max_rows: int) -> list[object]:
@@ -129,6 +134,9 @@ _MESSAGES = {
     "value_out_of_range": "value is outside what this type of device can report",
     "value_not_binary": "this device reports 0 or 1",
     "quality_invalid": "quality must be 0 (good), 1 (suspect) or 2 (bad)",
+    "unknown_unit": "no such unit (crews and vehicles report positions; facilities do not)",
+    "unit_scope": "this token may not send positions for this unit",
+    "position_invalid": "lon and lat must be numbers: a point in Shanghai (GCJ-02 degrees)",
 }
 
 
@@ -249,6 +257,8 @@ def validate_rows(
     values: list[float] = []
     qualities: list[int] = []
     for row_index, row in enumerate(rows):
+        if is_fix(row):  # validated by validate_fixes
+            continue
         parsed = _parse_row(row, code_ids)
         if isinstance(parsed, str):
             errors.append(RowError(row_index, parsed, _MESSAGES[parsed]))
@@ -290,4 +300,91 @@ def validate_rows(
             device_id=device_id[good], ts_us=ts_us[good], value=value[good], quality=quality[good]
         ),
         errors=errors,
+    )
+
+
+def is_fix(row: object) -> bool:
+    """A row that reports a unit's position rather than a device's reading."""
+    return isinstance(row, dict) and "unit_code" in row
+
+
+def _fix_position(row: dict[str, Any]) -> tuple[float, float] | None:
+    """A fix's lon/lat when both are numbers inside Shanghai."""
+    lon, lat = _number(row.get("lon")), _number(row.get("lat"))
+    if isinstance(row.get("lon"), bool) or isinstance(row.get("lat"), bool):
+        return None
+    if lon is None or lat is None:
+        return None
+    if not (LON_RANGE[0] <= lon <= LON_RANGE[1] and LAT_RANGE[0] <= lat <= LAT_RANGE[1]):
+        return None
+    return lon, lat
+
+
+def _parse_fix(
+    row: dict[str, Any], *, units: UnitCatalog, scope: TokenScope, window: tuple[int, int]
+) -> tuple[int, int, float, float] | str:
+    """One fix's unit id, time and position, or the code of the first thing wrong with it."""
+    code = row.get("unit_code")
+    unit = units.units.get(code) if isinstance(code, str) else None
+    if unit is None:
+        return "unknown_unit"
+    # a device's or a category's token says nothing about units; a district's covers its own
+    if (
+        scope.device_id is not None
+        or scope.categories is not None
+        or (scope.districts is not None and unit[1] not in scope.districts)
+    ):
+        return "unit_scope"
+    if "ts" not in row:
+        return "ts_missing"
+    ts_us, ts_error = parse_timestamp(row["ts"])
+    if ts_us is None:
+        return ts_error or "ts_invalid"
+    if ts_us > window[1]:
+        return "ts_future"
+    if ts_us < window[0]:
+        return "ts_too_old"
+    position = _fix_position(row)
+    if position is None:
+        return "position_invalid"
+    return unit[0], ts_us, position[0], position[1]
+
+
+def validate_fixes(
+    rows: list[object],
+    *,
+    units: UnitCatalog,
+    now_us: int,
+    max_future_us: int,
+    oldest_us: int,
+    scope: TokenScope = CITY_WIDE,
+) -> tuple[np.ndarray, FixBatch, list[RowError]]:
+    """The position rows of a request: positions of the valid ones, the fixes, the errors."""
+    keep: list[int] = []
+    parsed_rows: list[tuple[int, int, float, float]] = []
+    errors: list[RowError] = []
+    for row_index, row in enumerate(rows):
+        if not is_fix(row):
+            continue
+        assert isinstance(row, dict)
+        parsed = _parse_fix(
+            row, units=units, scope=scope, window=(oldest_us, now_us + max_future_us)
+        )
+        if isinstance(parsed, str):
+            errors.append(RowError(row_index, parsed, _MESSAGES[parsed]))
+            continue
+        keep.append(row_index)
+        parsed_rows.append(parsed)
+    columns: list[tuple[Any, ...]] = (
+        list(zip(*parsed_rows, strict=True)) if parsed_rows else [(), (), (), ()]
+    )
+    return (
+        np.array(keep, dtype=np.int64),
+        FixBatch(
+            unit_id=np.array(columns[0], dtype=np.int64),
+            ts_us=np.array(columns[1], dtype=np.int64),
+            lon=np.array(columns[2], dtype=np.float64),
+            lat=np.array(columns[3], dtype=np.float64),
+        ),
+        errors,
     )

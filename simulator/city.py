@@ -174,7 +174,7 @@ def type_arrays(device_types: list[DeviceType]) -> dict[str, np.ndarray]:
     return out
 
 
-def _allocate(total: int, weights: np.ndarray) -> np.ndarray:
+def allocate(total: int, weights: np.ndarray) -> np.ndarray:
     """Split `total` into integer parts proportional to weights (largest remainders)."""
     shares = weights / weights.sum() * total
     parts = np.floor(shares).astype(np.int64)
@@ -185,7 +185,7 @@ def _allocate(total: int, weights: np.ndarray) -> np.ndarray:
     return parts
 
 
-def _sample_in(
+def sample_in(
     geom: BaseGeometry,
     count: int,
     rng: np.random.Generator,
@@ -234,7 +234,7 @@ def generate_devices(
     for district in np.unique(district_of_street):
         mask = district_of_street == district
         weights[mask] = weights[mask][0] * street_weight[mask] / street_weight[mask].sum()
-    per_street = _allocate(scale.devices, weights)
+    per_street = allocate(scale.devices, weights)
 
     lon_parts, lat_parts, street_idx_parts = [], [], []
     for i, (geom, n) in enumerate(zip(geography.street_geoms, per_street, strict=True)):
@@ -242,7 +242,7 @@ def generate_devices(
             continue
         centroid = geom.representative_point()
         spread_km = max(0.3, 0.45 * np.sqrt(geography.street_area_km2[i]))
-        pts = _sample_in(
+        pts = sample_in(
             geom, int(n), rng, center=(centroid.x, centroid.y), spread_deg=spread_km / 105.0
         )
         lon_parts.append(pts[:, 0])
@@ -256,7 +256,7 @@ def generate_devices(
     type_weight = type_weight / np.array(
         [sum(u.share for u in device_types if u.category == t.category) for t in device_types]
     )
-    counts = _allocate(scale.devices, type_weight)
+    counts = allocate(scale.devices, type_weight)
     device_type_ids = rng.permutation(np.repeat(type_ids, counts))
     category_by_type = {t.type_id: t.category for t in device_types}
 

@@ -18,7 +18,8 @@ from data.errors import AlreadySeeded
 from data.incidents import ensure_default_teams
 from data.migrate import require_current_schema
 from data.reference_data import GRID_RESOLUTION, load_reference_data, streets_frame
-from data.reference_reads import grid_cell_ids
+from data.reference_reads import district_codes, grid_cell_ids
+from data.resources import insert_units
 from ingest.grouping import group_pass
 from simulator.city import (
     SCALES,
@@ -29,6 +30,7 @@ from simulator.city import (
     plan_city,
     record_incidents,
 )
+from simulator.units import plan_units
 
 log = logging.getLogger(__name__)
 
@@ -163,8 +165,15 @@ def _plan_and_insert_devices(
         end=end,
     )
     city.devices["cell"] = _cells_in_grid(engine, city)
+    fleet = plan_units(
+        geography,
+        devices=len(city.devices),
+        district_names=district_codes(engine),
+        random_seed=random_seed,
+    )
     with engine.begin() as conn:
         writes.insert_devices(conn, city.devices)
+        insert_units(conn, fleet)
     return city, device_types, street_names
 
 

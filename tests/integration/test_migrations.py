@@ -68,6 +68,8 @@ LANDED = {
     ),
     "0011_warnings.sql": "2f1e83aa7cb06f09ca6f607d26179943daa2e38963c9574926d5278ea4fd97e6",
     "0011_warnings_down.sql": ("6bc343752c1a45d26e332d8f6cc213adbbc2ad087e3927f6e0bac87bb78026fb"),
+    "0012_served.sql": "b09a1d9ad163b94b30ec93ba081748101fa32470a7206a05f7a9ecdf5c696165",
+    "0012_served_down.sql": "71f9b4aa7fd63a54daa2db3950428c2db38152e7b39eb40d8c641dc88eb53e8a",
 }
 
 
