@@ -56,6 +56,15 @@ def _register_simulate(commands: Subparsers) -> None:
         help="calm minutes between rainstorms/typhoons (0: none; default 40)",
     )
     simulate.add_argument("--storm-now", action="store_true", help="start with a storm")
+    simulate.add_argument(
+        "--no-fleet", action="store_true", help="do not report the units' GPS positions"
+    )
+    simulate.add_argument(
+        "--duty-officer",
+        action="store_true",
+        help="also play the command centre: dispatch units to new alarms and playbook tasks"
+        " (actor simulator:duty; the demo's serve turns this on)",
+    )
     simulate.set_defaults(handler=cmd_simulate)
 
 
@@ -149,6 +158,8 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
         seed=args.seed,
         storm_every_minutes=args.storm_every,
         storm_now=args.storm_now,
+        fleet=not args.no_fleet,
+        duty_officer=args.duty_officer,
     )
     print(
         f"simulated {report.generated:,} readings in {report.seconds:.1f} s "

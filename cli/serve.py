@@ -335,7 +335,7 @@ def _start_live_city(
         if token is not None:
             principal = find_principal(engine, token=token)
             simulate = ["simulate", "--rate", str(settings.simulate_rate)]
-            simulate += ["--transport", settings.simulate_transport]
+            simulate += ["--transport", settings.simulate_transport, "--duty-officer"]
             if settings.simulate_transport == "http":
                 simulate += ["--http-url", f"http://127.0.0.1:{port}/api/v1/readings"]
             simulator_env = {

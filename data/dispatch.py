@@ -441,3 +441,52 @@ def coverage(
             {"skill": skill},
         ).mappings()
         return [{**row, "blind": row["eta_s"] is None or row["eta_s"] > target_s} for row in rows]
+
+
+def fleet_state(engine: Engine) -> list[dict[str, Any]]:
+    """Every moving unit's position, where it is heading (its job, else home) and how fast it
+    goes there (the destination district's road speed × the kind's ratio): what a fleet
+    simulator drives. A dispatched unit heads out once its turnout time has passed."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT r.id, r.code, r.status, ST_X(r.geom) AS lon, ST_Y(r.geom) AS lat,"
+                " ST_X(coalesce(r.target, r.home)) AS to_lon,"
+                " ST_Y(coalesce(r.target, r.home)) AS to_lat,"
+                " coalesce(tm.speed_kmh, 25) * k.speed_ratio AS kmh,"
+                " r.status IN ('dispatched', 'en_route') AND now() - r.dispatched_at"
+                "   >= make_interval(secs => k.turnout_s) AS going,"
+                " r.status = 'available' AND NOT ST_DWithin(geography(r.geom),"
+                "   geography(r.home), 100) AS returning,"
+                " r.status = 'on_site' AND now() - r.arrived_at > interval '45 minutes'"
+                "   AS done_on_site"
+                " FROM resource r JOIN resource_kind k ON k.code = r.kind_code"
+                " LEFT JOIN incident i ON i.id = r.incident_id"
+                " LEFT JOIN playbook_task t ON t.id = r.task_id"
+                " LEFT JOIN travel_model tm ON tm.district_adcode = coalesce(i.district_adcode,"
+                "   t.district_adcode, r.lent_to, r.district_adcode)"
+                " WHERE k.class <> 'facility' ORDER BY r.code"
+            )
+        ).mappings()
+        return [dict(row) for row in rows]
+
+
+def unstaffed_incidents(engine: Engine, *, within_minutes: int = 60, limit: int = 5) -> list[int]:
+    """Open alarms (critical or major) of the last `within_minutes` that a unit serves and none
+    was sent to, oldest first: what a duty officer would dispatch to next."""
+    with engine.connect() as conn:
+        return list(
+            conn.execute(
+                sa.text(
+                    "SELECT i.id FROM incident i WHERE i.status <> 'resolved'"
+                    " AND i.kind = 'alarm' AND i.severity IN ('critical', 'major')"
+                    " AND i.opened_at > now() - make_interval(mins => :within)"
+                    " AND i.category_code IN (SELECT unnest(skills) FROM resource_kind"
+                    "   WHERE class <> 'facility')"
+                    " AND NOT EXISTS (SELECT 1 FROM resource_event e"
+                    "   WHERE e.incident_id = i.id AND e.kind = 'dispatched')"
+                    " ORDER BY i.severity = 'critical' DESC, i.opened_at LIMIT :limit"
+                ),
+                {"within": within_minutes, "limit": limit},
+            ).scalars()
+        )

@@ -186,3 +186,48 @@ def _task_move(conn: sa.Connection, row: Any, *, action: str, owner: object) -> 
         raise ResourceError(f"cannot {action} a task that is {row.status}")
     to_status = {"done": "done", "cancel": "cancelled", "reopen": "open"}[action]
     return to_status, row.owner
+
+
+def unstaffed_tasks(engine: Engine, *, limit: int = 5) -> list[int]:
+    """Open tasks that name a kind of unit and have none sent, most urgent first."""
+    with engine.connect() as conn:
+        return list(
+            conn.execute(
+                sa.text(
+                    "SELECT t.id FROM playbook_task t JOIN playbook_action a ON a.id = t.action_id"
+                    " WHERE t.status = 'open' AND a.kind_code IS NOT NULL"
+                    " AND NOT EXISTS (SELECT 1 FROM resource_event e WHERE e.task_id = t.id"
+                    "   AND e.kind = 'dispatched')"
+                    " ORDER BY t.due_at, t.id LIMIT :limit"
+                ),
+                {"limit": limit},
+            ).scalars()
+        )
+
+
+def drill_complete_tasks(engine: Engine, *, actor: str, after_minutes: int = 6) -> int:
+    """A drill's (the demo's) duty officer closing tasks: those whose unit is on site, and
+    those no unit does `after_minutes` after they appeared; audited as `actor`."""
+    with engine.begin() as conn:
+        rows = conn.execute(
+            sa.text(
+                "UPDATE playbook_task t SET status = 'done', done_at = now(), done_by = :actor"
+                " FROM playbook_action a WHERE a.id = t.action_id AND t.status = 'open' AND ("
+                "  EXISTS (SELECT 1 FROM resource r WHERE r.task_id = t.id"
+                "          AND r.status = 'on_site')"
+                "  OR (a.kind_code IS NULL"
+                "      AND t.created_at < now() - make_interval(mins => :after)))"
+                " RETURNING t.id, t.district_adcode"
+            ),
+            {"actor": actor, "after": after_minutes},
+        ).all()
+        for row in rows:
+            write_audit(
+                conn,
+                actor=actor,
+                action="task-done",
+                target=f"task:{row.id}",
+                district=row.district_adcode,
+                detail={"from": "open", "to": "done"},
+            )
+    return len(rows)

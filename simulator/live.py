@@ -30,6 +30,7 @@ from simulator.city import (
     round_to_type,
     type_arrays,
 )
+from simulator.fleet import Fleet
 from simulator.shapes import (
     RAMP_MINUTES,
     device_profiles,
@@ -934,8 +935,10 @@ def run(
     refresh_every_s: float = 60.0,
     log_every_s: float = 10.0,
     clock: Callable[[], float] = time.time,
+    fleet: Fleet | None = None,
 ) -> RunReport:
-    """Stream the city until `stop` is set or `duration_s` has passed."""
+    """Stream the city (and its fleet's positions) until `stop` is set or `duration_s` has
+    passed."""
     tick = tick_seconds(city.config.rate)
     started = time.monotonic()
     last_log = last_refresh = started
@@ -950,6 +953,10 @@ def run(
             publisher.send(encode_readings(chunk), rows=len(chunk))
             messages += 1
         generated += len(batch)
+        if fleet is not None:
+            sent, sent_messages = send_fixes(fleet.step(clock()), publisher, max_rows=max_rows)
+            generated += sent
+            messages += sent_messages
         for event in city.drain_events():
             log.info("%s", event)
         now = time.monotonic()
@@ -983,6 +990,16 @@ def run(
         seconds=time.monotonic() - started,
         unconfirmed=unconfirmed,
     )
+
+
+def send_fixes(fixes: list[dict], publisher: Publisher, *, max_rows: int) -> tuple[int, int]:
+    """Publish the fleet's position rows; (rows, messages) sent."""
+    messages = 0
+    for start in range(0, len(fixes), max_rows):
+        chunk = fixes[start : start + max_rows]
+        publisher.send(orjson.dumps({"readings": chunk}), rows=len(chunk))
+        messages += 1
+    return len(fixes), messages
 
 
 def local_token(engine: Engine, settings: Settings, source: str) -> str:
@@ -1037,8 +1054,11 @@ def start_simulation(
     storm_every_minutes: float | None = 20,
     storm_now: bool = False,
     happening_every_minutes: float | None = 10,
+    fleet: bool = True,
+    duty_officer: bool = False,
 ) -> RunReport:
-    """Load the seeded devices, connect the transport, and stream until stopped."""
+    """Load the seeded devices, connect the transport, and stream until stopped; with `fleet`
+    the units' positions too, and with `duty_officer` the demo's scripted dispatcher."""
     from data import catalog
     from data.live_city import load_live_devices, offline_device_ids
 
@@ -1095,4 +1115,5 @@ def start_simulation(
         stop=stop,
         duration_s=duration_s,
         refresh_offline=lambda: offline_device_ids(engine),
+        fleet=Fleet(engine, duty_officer=duty_officer, seed=seed) if fleet else None,
     )
