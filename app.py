@@ -11,7 +11,13 @@ from config import Settings, get_settings
 from data.safe_text import install_log_escaping
 from displays import alerts, slots
 from displays import page as display_page
-from panels import event_actions, freshness, incident_actions, warning_actions
+from panels import (
+    event_actions,
+    freshness,
+    incident_actions,
+    incident_dispatch,
+    warning_actions,
+)
 from web.boundaries import register_boundary_routes
 from web.context import register_context_routes
 from web.device_layer import register_device_routes
@@ -29,6 +35,7 @@ CALLBACK_SETS = (
     shell.CALLBACKS,
     freshness.CALLBACKS,
     incident_actions.CALLBACKS,
+    incident_dispatch.CALLBACKS,
     event_actions.CALLBACKS,
     warning_actions.CALLBACKS,
     slots.CALLBACKS,

@@ -41,6 +41,7 @@ def create_page(
             ("overview", "/"),
             ("topics", "/topic/flood"),
             ("incidents", "/incidents"),
+            ("resources", "/resources"),
         )
     ]
     principal = current_principal()

@@ -23,6 +23,7 @@ MAX_NOTE_CHARS = 2000
 _TASK_SQL = (
     "SELECT t.id, t.topic_code, t.district_adcode, t.level, t.status, t.owner, t.created_at,"
     " t.due_at, t.done_at, t.done_by, t.note, a.text_zh, a.text_en, a.kind_code, a.seq,"
+    " t.status = 'open' AND t.due_at < now() AS overdue,"
     " d.code AS target_code, ST_X(t.target) AS target_lon, ST_Y(t.target) AS target_lat,"
     " (SELECT count(*) FROM resource r WHERE r.task_id = t.id"
     "  AND r.status IN ('dispatched', 'en_route', 'on_site')) AS units"

@@ -318,3 +318,32 @@ def lend_unit(engine: Engine, *, code: str, district: str | None, actor: str) ->
             district=district,
             detail={"lent_to": district},
         )
+
+
+def unit_positions(
+    engine: Engine, *, district: str | None = None, skill: str | None = None
+) -> list[dict[str, Any]]:
+    """Units in scope for a map (of a district: its own, those lent to it, and any sent to a
+    job in it; serving a scenario): where each is, whether it is parked at home, and where a
+    busy one is heading."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT r.id, r.code, r.name_zh, r.name_en, r.kind_code, k.class AS unit_class,"
+                " r.status, round(ST_X(r.geom)::numeric, 5)::float8 AS lon,"
+                " round(ST_Y(r.geom)::numeric, 5)::float8 AS lat,"
+                " r.status NOT IN ('dispatched', 'en_route', 'on_site')"
+                "   AND ST_DWithin(r.geom, r.home, 0.001) AS parked,"
+                " ST_X(r.target) AS target_lon, ST_Y(r.target) AS target_lat, r.eta_at,"
+                " r.incident_id"
+                " FROM resource r JOIN resource_kind k ON k.code = r.kind_code"
+                " LEFT JOIN incident i ON i.id = r.incident_id"
+                " LEFT JOIN playbook_task t ON t.id = r.task_id"
+                " WHERE (CAST(:district AS text) IS NULL OR :district IN (r.district_adcode,"
+                "   r.lent_to, i.district_adcode, t.district_adcode))"
+                " AND (CAST(:skill AS text) IS NULL OR :skill = ANY(k.skills))"
+                " ORDER BY r.id"
+            ),
+            {"district": district, "skill": skill},
+        ).mappings()
+        return [dict(row) for row in rows]

@@ -56,6 +56,7 @@ from components.state import (
 )
 from components.theme import KIND_COLORS, SEVERITY_COLORS, TEXT, message_figure
 from components.tiles import CITY_TZ
+from components.unit_layer import moving_layer
 from data.devices import device_series
 from data.event_reads import event_list
 from data.incident_reads import INCIDENT_KINDS, incident_detail, incident_events, incident_list
@@ -63,6 +64,7 @@ from panels.event_actions import EVENT_WINDOW, create_event_bar
 from panels.freshness import asof_output
 from panels.guard import guard
 from panels.incident_actions import create_incident_actions
+from panels.incident_dispatch import INCIDENT_UNITS, create_incident_dispatch
 from panels.reads import asof_payload, now, read, read_fresh
 from web.boundaries import boundary_url
 from web.session import current_principal
@@ -414,6 +416,7 @@ def _map_panel(lang: str, *, bounds: list[list[float]] | None) -> html.Section:
                         hideout={"severityColors": SEVERITY_COLORS},
                     ),
                 ),
+                moving_layer(INCIDENT_UNITS),
                 dl.GeoJSON(
                     id=INCIDENT_RING,
                     data={"type": "FeatureCollection", "features": []},
@@ -439,6 +442,7 @@ def _detail_panel(lang: str) -> html.Section:
                     children=html.Div(t("incidents.select", lang), className="os-empty"),
                 ),
                 create_incident_actions(lang),
+                create_incident_dispatch(lang),
                 html.Div(id=ids.INCIDENT_DETAIL_MORE),
             ],
         ),

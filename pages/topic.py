@@ -21,6 +21,8 @@ from panels.city_map import city_map_panel, first_map
 from panels.markers import sent_store
 from panels.place import PagePlace, place
 from panels.topic import TOPIC_FIGURES, TOPIC_TREND, points_layer
+from panels.units import RESOURCES, UNITS
+from panels.units import sent_store as units_sent_store
 from panels.warning_actions import warning_form
 from web.session import current_principal
 
@@ -76,6 +78,7 @@ def _placement(name: str, level: str) -> PagePlace:
     )
     place(placement, AREAS)
     place(placement, TOPIC_FIGURES)
+    place(placement, UNITS, RESOURCES)
     # the scenario's chart arrives with the timeline: one deferred request for both charts
     place(placement, TIMELINE, TOPIC_TREND)
     # the feed and the markers both read the live incidents: one request for both
@@ -110,6 +113,7 @@ def layout(
         dcc.Store(id=TOPIC_STATE, data={"topic": code, "district": district}),
         dcc.Store(id=placement.id_of("map-sent"), data=first.values["map-sent"] if first else None),
         sent_store(look),
+        units_sent_store(look),
         html.Div(
             className="os-topic-bar",
             children=[
@@ -131,13 +135,14 @@ def layout(
                     lang,
                     first,
                     title=t("topic.map", lang, topic=t(f"topic.{code}", lang), place=where),
-                    layers=(points_layer(look, None),),
+                    layers=(points_layer(look, None), *UNITS.create(look)),
                     district=district,
                 ),
                 html.Div(
                     className="os-side os-side-topic",
                     children=[
                         TOPIC_FIGURES.create(look),
+                        RESOURCES.create(look),
                         TOPIC_TREND.create(look),
                         TIMELINE.create(look),
                         FEED.create(look),

@@ -167,13 +167,13 @@ def act(clicks, selected, note, assignee, done, lang):
     )
     if refusal is not None:
         return refusal, dash.no_update, dash.no_update
-    _outdate_district(chosen)
+    outdate_district(chosen)
     counter = done + 1 if isinstance(done, int) else 1
     done_text = t("action.done", lang, action=t(f"action.{action}", lang))
     return action_message(done_text, ok=True), counter, ""
 
 
-def _outdate_district(incident_id: int) -> None:
+def outdate_district(incident_id: int) -> None:
     """Make every next read of the incident's district and of the city see the change; the
     other districts' shared results stay (an unknown district outdates everything)."""
     try:
