@@ -31,16 +31,20 @@ def minutes(seconds: float | None) -> str:
 
 
 def _count_line(kind: str, label: str, counts: dict[str, int], *, lang: str) -> html.Div:
-    """One kind's units: available of all, then those out on jobs."""
+    """One kind's units on one line: available of all, and how many are out on jobs."""
     busy = sum(counts.get(s, 0) for s in ("dispatched", "en_route", "on_site"))
     total = sum(counts.values())
     return html.Div(
         className="os-res-count",
+        title=label,
         children=[
-            html.Div([glyph(kind, "available"), " ", label], className="os-dispatch-meta"),
+            glyph(kind, "available"),
+            html.Span(label, className="os-res-kind"),
             html.B(f"{counts.get('available', 0)}"),
-            html.Span(f" / {total} " + t("unit.available_of", lang)),
-            html.Div(t("unit.busy_n", lang, n=busy), className="os-dispatch-meta"),
+            html.Span(f"/{total}", className="os-dispatch-meta"),
+            html.Span(
+                t("unit.busy_n", lang, n=busy), className="os-res-busy" + (" os-on" if busy else "")
+            ),
         ],
     )
 
@@ -61,8 +65,13 @@ def summary(
     ]
     return [
         html.Div(lines or t("unit.none", lang), className="os-res-counts"),
-        playbook_progress(progress, lang=lang),
-        _blind_spots(blind, lang=lang, target_min=target_min),
+        html.Div(
+            className="os-res-state",
+            children=[
+                playbook_progress(progress, lang=lang),
+                _blind_spots(blind, lang=lang, target_min=target_min),
+            ],
+        ),
     ]
 
 

@@ -11,6 +11,7 @@ import dash_leaflet as dl
 from dash_extensions.javascript import Namespace
 
 from components.area_map import geojson_options
+from components.feed import PERSONAL_CATEGORIES
 from components.i18n import t
 
 UNITS_JS = Namespace("onescreen", "units")
@@ -80,10 +81,11 @@ def unit_features(
     rows: list[dict[str, Any]], *, lang: str, wall: bool, masked: bool = False
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """(parked units, moving and busy units with their routes) as two FeatureCollections;
-    `masked` (people at home, kiosks) leaves out where busy units are going or are."""
+    `masked` (kiosks) leaves out the units on a job about a person at home (elderly care):
+    where such a unit goes or stands is where that person lives."""
     parked, moving = [], []
     for row in rows:
-        if masked and not row["parked"]:
+        if masked and not row["parked"] and row.get("job_category") in PERSONAL_CATEGORIES:
             continue
         feature = _point(row, lang=lang, wall=wall)
         if row["parked"]:

@@ -301,6 +301,8 @@ def _number(value: object) -> float | None:
 def lend_unit(engine: Engine, *, code: str, district: str | None, actor: str) -> None:
     """Lend a city unit to a district (None: take it back), audited."""
     with engine.begin() as conn:
+        if district is not None and district not in _known(conn)["district"]:
+            raise ResourceError(f"unknown district {district!r}")
         row = conn.execute(
             sa.text(
                 "UPDATE resource SET lent_to = :district, changed_at = now()"
@@ -335,7 +337,7 @@ def unit_positions(
                 " r.status NOT IN ('dispatched', 'en_route', 'on_site')"
                 "   AND ST_DWithin(r.geom, r.home, 0.001) AS parked,"
                 " ST_X(r.target) AS target_lon, ST_Y(r.target) AS target_lat, r.eta_at,"
-                " r.incident_id"
+                " r.incident_id, coalesce(i.category_code, t.topic_code) AS job_category"
                 " FROM resource r JOIN resource_kind k ON k.code = r.kind_code"
                 " LEFT JOIN incident i ON i.id = r.incident_id"
                 " LEFT JOIN playbook_task t ON t.id = r.task_id"

@@ -608,7 +608,9 @@ def clear_city(engine: Engine) -> None:
     with engine.begin() as conn:
         conn.execute(
             sa.text(
-                "TRUNCATE resource_event, resource, playbook_task, rule_inbox, rule_state,"
+                # a new city's warning levels start from none, so its playbooks start too
+                "TRUNCATE resource_event, resource, playbook_task, warning_level_change,"
+                " warning_level, rule_inbox, rule_state,"
                 " incident_event, incident, incident_live,"
                 " incident_daily, cell_status,"
                 " street_status,"

@@ -23,15 +23,19 @@ from components.core_inset import INSET_JS, core_inset, sync_inset
 from components.i18n import name, t
 from components.incident_markers import marker_layer
 from components.panels import panel
+from components.resources import playbook_progress
 from components.state import METRICS, pick
+from components.unit_layer import moving_layer
 from data.errors import READ_ERRORS, report_failure
+from data.playbooks import progress
 from displays.access import checked, focus_of, view_of
 from panels import AREAS, FEED, MARKERS, RANKING, TILES, TIMELINE
 from panels.areas import EMPTY
 from panels.base import Look, Rendered, View
 from panels.freshness import asof_output
-from panels.reads import asof_payload, only_changed
+from panels.reads import asof_payload, only_changed, read
 from panels.topic import TOPIC_FIGURES
+from panels.units import UNITS
 from web.boundaries import boundary_url
 from web.context import context_url
 
@@ -43,7 +47,7 @@ log = logging.getLogger(__name__)
 SLOTS = ("a", "b")
 FEED_LENGTH = 12
 # the parts of a slot that answer together: the rotation shows a view once all of them are in
-SLOT_PANELS = (AREAS, TILES, RANKING, FEED, MARKERS)
+SLOT_PANELS = (AREAS, TILES, RANKING, FEED, MARKERS, UNITS)
 
 
 def slot_id(kind: str, slot: str | Any) -> dict[str, Any]:
@@ -72,13 +76,20 @@ def slot_look(slot: str, *, lang: str, metric: str, masked: bool) -> Look:
 def topic_tiles(view: View, look: Look) -> Rendered:
     """A scenario view's tiles: its warning level, then its own figures, in the tiles' place."""
     figures = TOPIC_FIGURES.render(view, look, {})
-    strip = html.Div(figures.values["warning"], className="os-warn-strip os-wall-warn-strip")
+    done = read(progress, district=view.district)
+    strip = html.Div(
+        [
+            figures.values["warning"],
+            playbook_progress(done.value.get(view.category or ""), lang=look.lang),
+        ],
+        className="os-warn-strip os-wall-warn-strip",
+    )
     return Rendered(
         values={
             "tiles": [strip, *figures.values["figures"]],
             "tiles-title": t("panel.topic_figures", look.lang),
         },
-        reads=figures.reads,
+        reads=(*figures.reads, done),
     )
 
 
@@ -131,8 +142,14 @@ class SlotContent:
         return asof_payload(*self.panels[kind].reads)
 
     def sent(self, key: object) -> dict:
-        """Digests of the map layers as sent for view `key` (areas, labels, incident markers)."""
-        return {**self.value("map-sent"), **self.value("markers-sent"), "view": key}
+        """Digests of the map layers as sent for view `key` (areas, labels, incident markers,
+        units)."""
+        return {
+            **self.value("map-sent"),
+            **self.value("markers-sent"),
+            **self.value("units-sent"),
+            "view": key,
+        }
 
 
 # a slot's panels sent only when they changed since the last answer for the same view
@@ -158,7 +175,7 @@ def _focus_layer(focus: dict | None) -> dict:
 def slot_content(view: View, *, focus: dict | None, look: Look, sent: object = None) -> SlotContent:
     """The slot's panels for `view` (reads through the shared cache); map layers unchanged since
     `sent` come back as no_update."""
-    kept = {"map-sent": sent, "markers-sent": sent}
+    kept = {"map-sent": sent, "markers-sent": sent, "units-sent": sent}
     answers = {panel.kind: panel.render(view, look, kept) for panel in SLOT_PANELS}
     if view.topic:
         answers[TILES.kind] = topic_tiles(view, look)
@@ -239,6 +256,8 @@ def _slot_map(slot: str, content: SlotContent | None, *, interactive: bool, lang
                 pointToLayer=MAP_JS("focusMarker"),
                 interactive=False,
             ),
+            # units out on jobs, with the line to where they are going (issue 21)
+            moving_layer(slot_id("moving", slot), content.value("moving") if content else None),
             # live critical and major incidents above everything (issue 19)
             marker_layer(slot_id("markers", slot), content.value("markers") if content else None),
         ],
@@ -324,6 +343,7 @@ def _slot_answer(slot: str, raw_view: object, sent: object, config: object) -> t
         content.value("labels"),
         content.focus if changed else keep,
         content.value("markers"),
+        content.value("moving"),
         legend,
         content.viewport if changed else keep,
         tiles,
@@ -348,6 +368,7 @@ def _register_slot(slot: str) -> None:
         Output(slot_id("labels", slot), "data"),
         Output(slot_id("focus", slot), "data"),
         Output(slot_id("markers", slot), "data"),
+        Output(slot_id("moving", slot), "data"),
         Output(slot_id("legend", slot), "children"),
         Output(slot_id("map", slot), "viewport"),
         Output(slot_id("tiles", slot), "children"),

@@ -36,6 +36,8 @@ from panels.base import Rendered, View
 from panels.markers import sent_store
 from panels.place import PagePlace, place, shared_callback
 from panels.reads import asof_payload
+from panels.units import UNITS
+from panels.units import sent_store as units_sent_store
 from web.boundaries import boundary_url
 from web.context import context_url
 from web.device_layer import devices_url
@@ -94,6 +96,8 @@ place(DISTRICT, TILES, WARNINGS)
 place(DISTRICT, TIMELINE)
 # the feed and the markers both read the live incidents: one request for both
 place(DISTRICT, FEED, MARKERS)
+# the district's crews, vehicles and facilities (of the chosen category) on its map (issue 21)
+place(DISTRICT, UNITS)
 
 
 def _centre(areas: list) -> tuple[float, float]:
@@ -237,7 +241,11 @@ def layout(
             legend_id=ids.DISTRICT_LEGEND,
             legend=shown.get("legend", [unavailable(t("panel.unavailable", lang))]),
             # live critical and major incidents above the streets and devices (issue 19)
-            layers=[*_map_layers(adcode, values["category"], lang, shown), MARKERS.create(look)],
+            layers=[
+                *_map_layers(adcode, values["category"], lang, shown),
+                *UNITS.create(look),
+                MARKERS.create(look),
+            ],
             lang=lang,
             context=context_url(district=adcode),
         ),
@@ -257,6 +265,7 @@ def layout(
         # digests of the map layers' hideouts, so a refresh sends only changes
         dcc.Store(id=ids.DISTRICT_MAP_SENT, data=shown.get("map-sent")),
         sent_store(look),
+        units_sent_store(look),
         html.Div(
             className="os-bar-row",
             children=[

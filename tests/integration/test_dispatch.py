@@ -23,6 +23,7 @@ from data import access, ingest_store
 from data.dispatch import (
     PREFER_LOCAL_RATIO,
     PREFER_LOCAL_S,
+    coverage,
     dispatch_unit,
     move_unit,
     release_finished,
@@ -588,6 +589,77 @@ def test_suggestions_equal_a_brute_force_over_every_available_unit(owner):
     # no assertion on moved_ahead: whether a case has a close local unit is the city's doing
 
 
+def _place(owner: sa.Engine, resource_id: int, lon: float, lat: float) -> tuple[float, float]:
+    """Put a unit at a point; where it was."""
+    with owner.begin() as conn:
+        return tuple(
+            conn.execute(
+                sa.text(
+                    "UPDATE resource r SET geom = ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)"
+                    " FROM resource o WHERE o.id = r.id AND r.id = :id"
+                    " RETURNING ST_X(o.geom), ST_Y(o.geom)"
+                ),
+                {"id": resource_id, "lon": lon, "lat": lat},
+            ).one()
+        )
+
+
+def test_a_local_unit_nearly_as_fast_goes_ahead_of_a_faster_outsider(owner):
+    incident = _incident(owner, district=JINGAN, category="flood", salt="prefer")
+    with owner.connect() as conn:
+        lon, lat = conn.execute(
+            sa.text("SELECT ST_X(geom), ST_Y(geom) FROM incident WHERE id = :id"),
+            {"id": incident},
+        ).one()
+    outsider = _unit(owner, skill="flood", district=PUDONG)
+    local = _unit(owner, skill="flood", district=JINGAN)
+    # the outsider 10 m away, the local crew about 220 m away: under a minute slower
+    saved = [_place(owner, outsider, lon, lat + 0.0001), _place(owner, local, lon, lat + 0.002)]
+    try:
+        expected = _brute_force(owner, incident)
+        got = suggest_units(owner, incident_id=incident)
+    finally:
+        _place(owner, outsider, *saved[0])
+        _place(owner, local, *saved[1])
+    codes = {u: _resource(owner, u)["code"] for u in (outsider, local)}
+    assert expected[0]["code"] == codes[outsider]
+    assert [s.code for s in got] == _expected_order(expected, 5)
+    assert (got[0].local, got[0].fastest) == (True, False)
+    assert got[0].eta_s <= expected[0]["eta_s"] + PREFER_LOCAL_S
+    assert (got[1].code, got[1].fastest, got[1].local) == (codes[outsider], True, False)
+
+
+def test_coverage_is_the_fastest_unit_of_every_street(owner):
+    got = {row["code"]: row for row in coverage(owner, skill="gas", target_s=600)}
+    with owner.connect() as conn:
+        streets = conn.execute(
+            sa.text(
+                "SELECT s.code, ST_X(ST_PointOnSurface(s.geom)) AS lon,"
+                " ST_Y(ST_PointOnSurface(s.geom)) AS lat, tm.detour, tm.speed_kmh FROM street s"
+                " JOIN travel_model tm ON tm.district_adcode = s.district_adcode"
+            )
+        ).all()
+        fleet = conn.execute(
+            sa.text(
+                "SELECT ST_X(r.geom) AS lon, ST_Y(r.geom) AS lat, k.turnout_s, k.speed_ratio"
+                " FROM resource r JOIN resource_kind k ON k.code = r.kind_code"
+                " WHERE r.status = 'available' AND k.class <> 'facility'"
+                " AND 'gas' = ANY(k.skills)"
+            )
+        ).all()
+    assert set(got) == {s.code for s in streets}
+    for s in streets:
+        best = min(
+            u.turnout_s
+            + GEOD.inv(u.lon, u.lat, s.lon, s.lat)[2]
+            * s.detour
+            / (s.speed_kmh * u.speed_ratio / 3.6)
+            for u in fleet
+        )
+        assert got[s.code]["eta_s"] == pytest.approx(best, rel=1e-6), s.code
+        assert got[s.code]["blind"] == (best > 600), s.code
+
+
 def test_no_suggestions_for_a_resolved_or_unknown_incident(owner):
     incident = _incident(owner, district=PUDONG, category="gas", salt="resolved")
     assert suggest_units(owner, incident_id=incident)
@@ -652,6 +724,10 @@ def test_a_district_manager_cannot_dispatch_another_districts_unit(owner, web):
     assert _resource(owner, foreign)["status"] == "available"
     assert _resource_events(owner, foreign) == []
     assert _incident_events(owner, incident) == []
+    own = _unit(owner, skill="flood", district=JINGAN)
+    with scoped(Scope(JINGAN, actor=manager)):  # its own unit: sent
+        dispatch_unit(web, resource_id=own, actor=manager, incident_id=incident)
+    assert _resource(owner, own)["status"] == "dispatched"
 
 
 def test_a_district_manager_may_dispatch_a_city_unit_lent_to_it(owner, web):
@@ -682,6 +758,10 @@ def test_a_read_only_scope_cannot_dispatch_or_move_units(owner, web):
                 move_unit(web, resource_id=unit, action="off_duty", actor="")
     assert _resource(owner, unit)["status"] == "available"
     assert _resource_events(owner, unit) == []
+    manager = _manager(owner, PUDONG)
+    with scoped(Scope(PUDONG, actor=manager)):  # the same with someone acting: sent
+        dispatch_unit(web, resource_id=unit, actor=manager, incident_id=incident)
+    assert [e.actor for e in _resource_events(owner, unit)] == [manager]
 
 
 def test_a_district_manager_sees_and_handles_only_its_tasks(owner, web):
@@ -1008,11 +1088,25 @@ def test_bad_fixes_are_rejected_with_reasons_and_kept_as_a_dead_letter(owner, cl
     assert [r["code"] for r in rejected] == codes
 
 
+def test_a_fix_repeated_or_overtaken_in_one_body_is_a_duplicate(owner, client, token):
+    unit = _unit(owner, skill="environment", district=JINGAN)
+    row = _resource(owner, unit)
+    fix = {"unit_code": row["code"], "ts": _now(-50), "lon": row["lon"], "lat": row["lat"] + 0.001}
+    # as a resend inside one body (or one MQTT batch) is, like a repeated reading's key
+    assert _post(client, token, [fix, fix]).get_json()["status"] == ["stored", "duplicate"]
+    newer = {**fix, "ts": _now(-30), "lat": row["lat"] + 0.002}
+    older = {**fix, "ts": _now(-40), "lat": row["lat"] + 0.003}
+    # the older fix moves nothing, as it would (duplicate) if it came alone afterwards
+    assert _post(client, token, [newer, older]).get_json()["status"] == ["stored", "duplicate"]
+    assert _resource(owner, unit)["lat"] == pytest.approx(row["lat"] + 0.002)
+
+
 def test_a_district_token_moves_only_its_districts_units(owner, client):
     district_token = ingest_store.create_token(owner, source="test-fleet", districts=[PUDONG])
     own = _unit(owner, skill="traffic", district=PUDONG)
     other = _unit(owner, skill="traffic", district=JINGAN)
     city = _unit(owner, skill="flood", district=None)
+    before = {u: _resource(owner, u) for u in (other, city)}
     rows = [
         {"unit_code": _resource(owner, u)["code"], "ts": _now(-15), "lon": 121.51, "lat": 31.21}
         for u in (own, other, city)
@@ -1027,8 +1121,7 @@ def test_a_district_token_moves_only_its_districts_units(owner, client):
     ]
     assert body["errors"][0]["message"] == message("unit_scope")
     assert (_resource(owner, own)["lon"], _resource(owner, own)["lat"]) == (121.51, 31.21)
-    assert _resource(owner, other)["fix_at"] is None
-    assert _resource(owner, city)["fix_at"] is None
+    assert {u: _resource(owner, u) for u in (other, city)} == before
 
 
 def test_a_body_of_readings_and_fixes_gets_statuses_in_request_order(owner, client, token):
@@ -1290,6 +1383,27 @@ def test_progress_counts_done_open_and_overdue_tasks(owner):
     assert progress(owner, district=district) == {
         "water": {"done": 1, "open": total - 2, "overdue": 1, "total": total - 1}
     }
+
+
+def test_reopening_a_task_whose_action_is_open_again_is_refused_with_a_reason(owner, web):
+    district = "310120"
+    manager = _manager(owner, district)
+    _raise_level(owner, topic="flood", district=district, from_level=None, to_level=3)
+    _raise_level(owner, topic="flood", district=district, from_level=3, to_level=4)
+    _raise_level(owner, topic="flood", district=district, from_level=4, to_level=3)
+    with owner.connect() as conn:
+        cancelled = conn.execute(
+            sa.text(
+                "SELECT id FROM playbook_task WHERE district_adcode = :d AND topic_code = 'flood'"
+                " AND status = 'cancelled' ORDER BY id LIMIT 1"
+            ),
+            {"d": district},
+        ).scalar_one()
+    # the level-III tasks were made again: reopening an old one would make two of one action
+    with scoped(Scope(district, actor=manager)), pytest.raises(ResourceError):
+        handle_task(web, task_id=cancelled, action="reopen", actor=manager)
+    counts = _task_counts(owner, topic="flood", district=district)
+    assert counts[(3, "cancelled")] == counts[(3, "open")]
 
 
 def test_a_unit_is_sent_to_a_task_and_released_when_it_is_done(owner, web):

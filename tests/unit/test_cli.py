@@ -16,6 +16,8 @@ COMMANDS = {
     "import-streets",
     "import-context",
     "import-served",
+    "units",
+    "dispatch",
     "serve",
     "web",
     "jobs",
@@ -71,8 +73,8 @@ def test_every_command_has_a_handler_of_its_group():
     assert set(top.choices) == COMMANDS
     leaves = dict(_leaves(parser))
     # rules refit joined in issue 17, tokens list in issue 18, import-context in issue 19,
-    # import-served in issue 20
-    assert len(leaves) == 36
+    # import-served in issue 20, units import/list/lend and dispatch in issue 21
+    assert len(leaves) == 40
     for path, leaf in leaves.items():
         handler = leaf.get_default("handler")
         assert callable(handler), path
