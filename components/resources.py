@@ -137,7 +137,8 @@ def suggestion_row(s: Any, *, lang: str, button: Any) -> html.Div:
                             html.Span(t("dispatch.local", lang), className="os-dispatch-local")
                             if s.local
                             else None,
-                        ]
+                        ],
+                        className="os-dispatch-name",
                     ),
                     html.Div(f"{kind} · {s.metres / 1000:.1f} km", className="os-dispatch-meta"),
                 ]
@@ -267,7 +268,7 @@ def _task_button(action: str, task_id: int, lang: str) -> html.Button:
     return html.Button(
         t(f"task.do.{action}", lang),
         id={"type": TASK_ACTION, "action": action, "task": int(task_id)},
-        className=f"os-action os-task-{action}",
+        className=f"os-action os-task-do-{action}",
         n_clicks=0,
     )
 

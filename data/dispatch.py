@@ -32,10 +32,15 @@ PREFER_LOCAL_RATIO = 0.10
 ARRIVE_M = 150
 COVERAGE_TARGET_S = 15 * 60
 
-# seconds from a unit `u` (with kind `k`) to the point `p` ending in district model `tm`
+# a district without a travel_model row (a new one) travels at these
+DEFAULT_DETOUR = 1.4
+DEFAULT_SPEED_KMH = 25
+# seconds from a unit `u` (with kind `k`) to the point `p` ending in district model `tm` (which
+# may be missing: a LEFT JOIN)
 TRAVEL_S = (
     "(k.turnout_s + ST_Distance(geography(u.geom), geography(p))"
-    " * tm.detour / (tm.speed_kmh * k.speed_ratio / 3.6))"
+    f" * coalesce(tm.detour, {DEFAULT_DETOUR})"
+    f" / (coalesce(tm.speed_kmh, {DEFAULT_SPEED_KMH}) * k.speed_ratio / 3.6))"
 )
 _CANDIDATES = f"""
 SELECT u.id, u.code, u.name_zh, u.name_en, u.kind_code, k.name_zh AS kind_zh,
@@ -43,7 +48,7 @@ SELECT u.id, u.code, u.name_zh, u.name_en, u.kind_code, k.name_zh AS kind_zh,
        ST_Y(u.geom) AS lat, ST_Distance(geography(u.geom), geography(p)) AS metres,
        {TRAVEL_S} AS eta_s
 FROM (SELECT ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) AS p) AS target
-JOIN travel_model tm ON tm.district_adcode = :district
+LEFT JOIN travel_model tm ON tm.district_adcode = :district
 CROSS JOIN LATERAL (
     SELECT r.* FROM resource r
     WHERE r.status = 'available'
@@ -197,9 +202,10 @@ def dispatch_unit(
                 " task_id = :task, target = CAST(:p AS geometry), dispatched_at = now(),"
                 f" eta_at = now() + make_interval(secs => {TRAVEL_S}), arrived_at = NULL,"
                 " changed_at = now()"
-                " FROM resource_kind k, travel_model tm, (SELECT CAST(:p AS geometry) AS p) AS j"
+                " FROM resource_kind k CROSS JOIN (SELECT CAST(:p AS geometry) AS p) AS j"
+                " LEFT JOIN travel_model tm ON tm.district_adcode = :district"
                 " WHERE u.id = :id AND u.status = 'available' AND k.code = u.kind_code"
-                " AND k.class <> 'facility' AND tm.district_adcode = :district"
+                " AND k.class <> 'facility'"
                 f" RETURNING u.code, u.name_zh, u.district_adcode, {TRAVEL_S} AS eta_s, u.eta_at"
             ),
             {
@@ -423,7 +429,7 @@ def coverage(
             sa.text(
                 "SELECT s.code, s.name_zh, s.name_en, s.district_adcode, best.eta_s, best.code"
                 " AS unit_code FROM street s"
-                " JOIN travel_model tm ON tm.district_adcode = s.district_adcode"
+                " LEFT JOIN travel_model tm ON tm.district_adcode = s.district_adcode"
                 " CROSS JOIN LATERAL (SELECT ST_PointOnSurface(s.geom) AS p) AS c"
                 " LEFT JOIN LATERAL ("
                 f"   SELECT u.code, {TRAVEL_S.replace('(p)', '(c.p)')} AS eta_s"

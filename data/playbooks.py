@@ -151,6 +151,8 @@ def handle_task(
         if row is None:
             raise ResourceError("no such task")
         status, new_owner = _task_move(conn, row, action=action, owner=owner)
+        if status == "open" and row.status != "open" and _open_twin(conn, task_id=task_id):
+            raise ResourceError("the same action is open again as another task: use that one")
         changed = conn.execute(
             sa.text(
                 "UPDATE playbook_task SET status = :status, owner = :owner,"
@@ -175,6 +177,22 @@ def handle_task(
     return status
 
 
+def _open_twin(conn: sa.Connection, *, task_id: int) -> bool:
+    """Whether an open task exists for the same action, district and target as `task_id`."""
+    return bool(
+        conn.execute(
+            sa.text(
+                "SELECT EXISTS (SELECT 1 FROM playbook_task o JOIN playbook_task t"
+                " ON t.id = :id AND o.action_id = t.action_id"
+                " AND o.district_adcode = t.district_adcode"
+                " AND coalesce(o.target_device_id, 0) = coalesce(t.target_device_id, 0)"
+                " WHERE o.status = 'open' AND o.id <> t.id)"
+            ),
+            {"id": task_id},
+        ).scalar_one()
+    )
+
+
 def _task_move(conn: sa.Connection, row: Any, *, action: str, owner: object) -> tuple[str, str]:
     """The status and owner `action` leads to from the task `row`; ResourceError if it cannot."""
     allowed = {"done": ("open",), "cancel": ("open",), "reopen": ("done", "cancelled")}
@@ -184,7 +202,8 @@ def _task_move(conn: sa.Connection, row: Any, *, action: str, owner: object) -> 
         except IncidentActionError as exc:
             raise ResourceError(str(exc)) from None
     if row.status not in allowed[action]:
-        raise ResourceError(f"cannot {action} a task that is {row.status}")
+        verb = {"done": "complete", "cancel": "cancel", "reopen": "reopen"}[action]
+        raise ResourceError(f"cannot {verb} a task that is {row.status}")
     to_status = {"done": "done", "cancel": "cancelled", "reopen": "open"}[action]
     return to_status, row.owner
 

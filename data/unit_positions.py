@@ -1,7 +1,8 @@
 """Units' position fixes, as the ingest paths (HTTP, MQTT) deliver them.
 
-A fix moves the unit if it is newer than the unit's last one (older or equal ones are reported
-as duplicates, so a resent message changes nothing). A dispatched unit that moves is en route; one
+A fix moves the unit if it is newer than the unit's last one; only a unit's newest position is
+kept, so a resent fix, an older one, or one overtaken by a newer fix of the same body is reported
+as a duplicate (nothing of it was stored). A dispatched unit that moves is en route; one
 within ARRIVE_M of its target has arrived — written to its history and its incident's.
 """
 
@@ -58,9 +59,10 @@ def store_fixes(conn: sa.Connection, fixes: FixBatch, *, actor: str = "gps") -> 
     rows = conn.execute(
         sa.text(
             "WITH f AS (SELECT * FROM unnest(CAST(:ids AS bigint[]), CAST(:ts AS float8[]),"
-            "   CAST(:lon AS float8[]), CAST(:lat AS float8[])) AS f(id, ts, lon, lat)),"
-            " latest AS (SELECT DISTINCT ON (id) id, to_timestamp(ts / 1e6) AS at,"
-            "   ST_SetSRID(ST_MakePoint(lon, lat), 4326) AS p FROM f ORDER BY id, ts DESC),"
+            "   CAST(:lon AS float8[]), CAST(:lat AS float8[])) WITH ORDINALITY"
+            "   AS f(id, ts, lon, lat, n)),"
+            " latest AS (SELECT DISTINCT ON (id) id, n, to_timestamp(ts / 1e6) AS at,"
+            "   ST_SetSRID(ST_MakePoint(lon, lat), 4326) AS p FROM f ORDER BY id, ts DESC, n),"
             " moved AS (UPDATE resource r SET geom = l.p, fix_at = l.at,"
             "   status = CASE WHEN o.status IN ('dispatched', 'en_route')"
             "     AND ST_DWithin(geography(l.p), geography(o.target), :arrive_m) THEN 'on_site'"
@@ -71,13 +73,12 @@ def store_fixes(conn: sa.Connection, fixes: FixBatch, *, actor: str = "gps") -> 
             "     ELSE o.arrived_at END"
             "  FROM latest l, resource o WHERE r.id = l.id AND o.id = l.id"
             "  AND (o.fix_at IS NULL OR l.at > o.fix_at)"
-            "  RETURNING r.id, o.fix_at AS before, o.status AS from_status, r.status AS to_status,"
+            "  RETURNING r.id, l.n, o.status AS from_status, r.status AS to_status,"
             "   r.incident_id, r.task_id)"
-            " SELECT f.ordinality - 1 AS i, m.id IS NOT NULL"
-            "   AND (m.before IS NULL OR to_timestamp(f.ts / 1e6) > m.before) AS new,"
-            "   m.from_status, m.to_status, m.incident_id, m.task_id, m.id"
-            " FROM unnest(CAST(:ids AS bigint[]), CAST(:ts AS float8[])) WITH ORDINALITY"
-            "   AS f(uid, ts, ordinality) LEFT JOIN moved m ON m.id = f.uid ORDER BY 1"
+            # new: the fix that moved its unit; the others (resent, older, or overtaken by a
+            # newer one of the same body: only the newest position is kept) are duplicates
+            " SELECT f.n, m.id IS NOT NULL AS new, m.from_status, m.to_status, m.incident_id,"
+            "   m.task_id, m.id FROM f LEFT JOIN moved m ON m.n = f.n ORDER BY f.n"
         ),
         {
             "ids": fixes.unit_id.tolist(),

@@ -64,7 +64,7 @@ from panels.event_actions import EVENT_WINDOW, create_event_bar
 from panels.freshness import asof_output
 from panels.guard import guard
 from panels.incident_actions import create_incident_actions
-from panels.incident_dispatch import INCIDENT_UNITS, create_incident_dispatch
+from panels.incident_dispatch import DISPATCH_DONE, INCIDENT_UNITS, create_incident_dispatch
 from panels.reads import asof_payload, now, read, read_fresh
 from web.boundaries import boundary_url
 from web.session import current_principal
@@ -716,11 +716,13 @@ def select_incident(active_cell, point):
     asof_output(ids.INCIDENT_DETAIL),
     Input(ids.INCIDENT_SELECTED, "data"),
     Input(ids.INCIDENT_ACTION_DONE, "data"),
+    # a unit sent, arrived or released is a line of the incident's history too
+    Input(DISPATCH_DONE, "data"),
     Input(ids.REFRESH, "n_intervals"),
     State(ids.LANG, "data"),
 )
 @guard(lambda lang: (unavailable(t("panel.unavailable", lang)), [], dash.no_update))
-def show_incident(incident_id, _done, _tick, lang):
+def show_incident(incident_id, _done, _dispatched, _tick, lang):
     """Detail of the selected incident: facts; readings around it and its history (kept live)."""
     lang = language(lang)
     clock = now()

@@ -34,20 +34,23 @@ VALUES
     ('depot', 'facility', '物资仓库', 'Depot', '{flood,power,water,gas}', 1, 0, 11),
     ('shelter', 'facility', '避难场所', 'Shelter', '{weather,flood}', 1, 0, 12);
 
--- How fast a trip ends in a district: detour over the straight line, typical speed.
+-- How fast a trip ends in a district: detour over the straight line, typical speed. Keyed by
+-- adcode without a foreign key: revisions run before the reference data is loaded (a district
+-- without a row travels at the defaults in data/dispatch.py).
 CREATE TABLE travel_model (
-    district_adcode text PRIMARY KEY REFERENCES district,
+    district_adcode text PRIMARY KEY CHECK (district_adcode ~ '^3101[0-9]{2}$'),
     detour          double precision NOT NULL CHECK (detour BETWEEN 1 AND 3),
     speed_kmh       double precision NOT NULL CHECK (speed_kmh BETWEEN 5 AND 120)
 );
--- the core's dense, slow grid; the outer districts' sparser roads and rivers, faster
+-- the core's dense, slow grid; the outer districts' sparser roads and rivers, faster; Chongming
+-- the fastest and the straightest
 INSERT INTO travel_model (district_adcode, detour, speed_kmh)
-SELECT adcode,
-       CASE WHEN adcode IN ('310101', '310104', '310105', '310106', '310107', '310109', '310110')
-            THEN 1.35 ELSE 1.45 END,
-       CASE WHEN adcode IN ('310101', '310104', '310105', '310106', '310107', '310109', '310110')
-            THEN 18 WHEN adcode = '310151' THEN 40 ELSE 30 END
-FROM district;
+VALUES
+    ('310101', 1.35, 18), ('310104', 1.35, 18), ('310105', 1.35, 18), ('310106', 1.35, 18),
+    ('310107', 1.35, 18), ('310109', 1.35, 18), ('310110', 1.35, 18),
+    ('310112', 1.45, 30), ('310113', 1.45, 30), ('310114', 1.45, 30), ('310115', 1.45, 30),
+    ('310116', 1.45, 30), ('310117', 1.45, 30), ('310118', 1.45, 30), ('310120', 1.45, 30),
+    ('310151', 1.45, 40);
 
 -- A unit: a crew, a vehicle or a facility. district_adcode is its home district; NULL = a city
 -- unit, which a district sees while it is lent to it (lent_to). A unit is sent to an incident
@@ -197,7 +200,8 @@ BEGIN
     IF NEW.district_adcode = '' THEN
         RETURN NULL;  -- the city's level is its districts': their tasks are the city's
     END IF;
-    IF NEW.to_level IS NOT NULL THEN
+    -- levels are numbered as issued: a rise is to a smaller number (or from none)
+    IF NEW.to_level IS NOT NULL AND (NEW.from_level IS NULL OR NEW.to_level < NEW.from_level) THEN
         INSERT INTO playbook_task (action_id, topic_code, district_adcode, level, target_device_id,
                                    target, owner, due_at)
         SELECT a.id, a.topic_code, NEW.district_adcode, a.level, t.device_id, t.geom,
