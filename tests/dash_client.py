@@ -98,3 +98,43 @@ def post_callback(
             "changedPropIds": [],
         },
     )
+
+
+def post_click(
+    app,
+    output_fragment: str,
+    button: dict[str, Any],
+    value_of: Callable[[Any, str], Any],
+    *,
+    session: SessionTicket | None = None,
+):
+    """POST the callback whose output names `output_fragment` as the browser does when the
+    pattern-matched `button` (its whole id) is clicked once: the ALL input holds that one
+    button, the states come from `value_of(id, property)`. Returns the Flask response."""
+    key = next(k for k in app.callback_map if output_fragment in k)
+    spec = app.callback_map[key]
+    button_id = json.dumps(button, sort_keys=True, separators=(",", ":"))
+    outputs = [
+        {"id": _parse(p.rsplit(".", 1)[0]), "property": p.rsplit(".", 1)[1]}
+        for p in key.strip(".").split("...")
+    ]
+    states = [
+        {
+            "id": _parse(item["id"]),
+            "property": item["property"],
+            "value": value_of(_parse(item["id"]), item["property"]),
+        }
+        for item in spec["state"]
+    ]
+    headers = {CSRF_HEADER: session.csrf_token} if session is not None else {}
+    return client_for(app, session).post(
+        "/_dash-update-component",
+        headers=headers,
+        json={
+            "output": key,
+            "outputs": outputs if key.startswith("..") else outputs[0],
+            "inputs": [[{"id": button, "property": "n_clicks", "value": 1}]],
+            "state": states,
+            "changedPropIds": [f"{button_id}.n_clicks"],
+        },
+    )

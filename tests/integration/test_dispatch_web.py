@@ -1,0 +1,166 @@
+"""Dispatch through the web with forged requests (issue 21): whatever a browser posts, a district
+manager sends only their district's units to their district's incidents, a viewer sends nothing,
+another district's playbook task is out of reach, and bad ids get a message, never a trace."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+from data.incidents import ensure_default_teams
+from tests.conftest import app_on, owner_of
+from tests.dash_client import post_click, sign_in
+
+PUDONG = "310115"
+XUHUI = "310104"
+SEND = {"type": "os-dispatch-action", "action": "send"}
+
+
+@pytest.fixture(scope="module")
+def app(live_city_url):
+    with app_on(live_city_url) as dash_app:
+        ensure_default_teams(owner_of(dash_app))
+        dash_app.server.test_client().get("/login")  # Dash registers callbacks on a first request
+        yield dash_app
+
+
+@pytest.fixture(scope="module")
+def owner(app):
+    return owner_of(app)
+
+
+def _incident(owner, district: str) -> int:
+    """A new open flood alarm in `district`."""
+    with owner.begin() as conn:
+        return int(
+            conn.execute(
+                sa.text(
+                    "INSERT INTO incident (device_id, type_id, category_code, district_adcode,"
+                    " street_code, rule_code, severity, status, title_zh, title_en, opened_at,"
+                    " geom) SELECT d.id, d.type_id, 'flood', d.district_adcode, d.street_code,"
+                    " 'forged-' || md5(random()::text), 'critical', 'open', '伪造测试', 'Forged',"
+                    " now(), d.geom FROM device d JOIN device_type t ON t.id = d.type_id"
+                    " WHERE d.district_adcode = :d AND t.category_code = 'flood' LIMIT 1"
+                    " RETURNING id"
+                ),
+                {"d": district},
+            ).scalar_one()
+        )
+
+
+def _available_unit(owner, district: str) -> int:
+    """An available pump truck of `district` nobody has sent yet."""
+    with owner.connect() as conn:
+        return int(
+            conn.execute(
+                sa.text(
+                    "SELECT id FROM resource r WHERE district_adcode = :d"
+                    " AND kind_code = 'pump_truck' AND status = 'available'"
+                    " AND NOT EXISTS (SELECT 1 FROM resource_event e WHERE e.resource_id = r.id)"
+                    " ORDER BY id LIMIT 1"
+                ),
+                {"d": district},
+            ).scalar_one()
+        )
+
+
+def _status(owner, unit: int) -> str:
+    with owner.connect() as conn:
+        return str(
+            conn.execute(
+                sa.text("SELECT status FROM resource WHERE id = :id"), {"id": unit}
+            ).scalar_one()
+        )
+
+
+def _send(app, session, *, incident: object, unit: object, lang: str = "en"):
+    values = {"incidents-selected.data": incident, "incidents-dispatch-done.data": 0}
+    values["os-lang.data"] = lang
+    return post_click(
+        app,
+        "incidents-dispatch-message.children",
+        {**SEND, "unit": unit},
+        lambda ident, prop: values.get(f"{ident}.{prop}"),
+        session=session,
+    )
+
+
+def test_a_district_manager_sends_their_unit_to_their_incident(app, owner):
+    manager = sign_in(owner, role="district_manager", districts=(PUDONG,))
+    unit = _available_unit(owner, PUDONG)
+    response = _send(app, manager, incident=_incident(owner, PUDONG), unit=unit)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert "sent, arriving in" in response.get_data(as_text=True)
+    assert _status(owner, unit) == "dispatched"
+
+
+def test_a_forged_send_of_another_districts_unit_changes_nothing(app, owner):
+    manager = sign_in(owner, role="district_manager", districts=(PUDONG,))
+    unit = _available_unit(owner, XUHUI)
+    response = _send(app, manager, incident=_incident(owner, PUDONG), unit=unit)
+    body = response.get_data(as_text=True)
+    assert response.status_code == 200 and "not available" in body
+    assert "Traceback" not in body
+    assert _status(owner, unit) == "available"
+
+
+def test_a_forged_send_to_another_districts_incident_changes_nothing(app, owner):
+    manager = sign_in(owner, role="district_manager", districts=(PUDONG,))
+    unit = _available_unit(owner, PUDONG)
+    response = _send(app, manager, incident=_incident(owner, XUHUI), unit=unit)
+    assert "no such open incident" in response.get_data(as_text=True)
+    assert _status(owner, unit) == "available"
+
+
+def test_a_viewer_and_a_signed_out_browser_send_nothing(app, owner):
+    viewer = sign_in(owner, role="viewer")
+    unit = _available_unit(owner, PUDONG)
+    incident = _incident(owner, PUDONG)
+    response = _send(app, viewer, incident=incident, unit=unit)
+    assert response.status_code == 200 and "read-only" in response.get_data(as_text=True).lower()
+    anonymous = _send(app, None, incident=incident, unit=unit)
+    assert anonymous.status_code in (204, 302, 401, 403)
+    assert _status(owner, unit) == "available"
+
+
+@pytest.mark.parametrize("unit", ["12", -1, 2**70, None, 1.5])
+def test_a_forged_unit_id_is_refused_with_a_message(app, owner, unit):
+    operator = sign_in(owner, role="operator")
+    response = _send(app, operator, incident=_incident(owner, PUDONG), unit=unit)
+    body = response.get_data(as_text=True)
+    assert response.status_code == 200, body
+    assert "no such unit" in body or "not available" in body
+    assert "Traceback" not in body
+
+
+def test_another_districts_task_cannot_be_completed(app, owner):
+    with owner.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO warning_level_change (topic_code, district_adcode, from_level,"
+                " to_level, source, actor) VALUES ('flood', :d, NULL, 4, 'operator', 'test')"
+            ),
+            {"d": XUHUI},
+        )
+        task = conn.execute(
+            sa.text(
+                "SELECT id FROM playbook_task WHERE district_adcode = :d AND status = 'open'"
+                " ORDER BY id LIMIT 1"
+            ),
+            {"d": XUHUI},
+        ).scalar_one()
+    manager = sign_in(owner, role="district_manager", districts=(PUDONG,))
+    values = {"resources-done.data": 0, "os-lang.data": "en"}
+    response = post_click(
+        app,
+        "resources-message.children",
+        {"type": "os-task-action", "action": "done", "task": task},
+        lambda ident, prop: values.get(f"{ident}.{prop}"),
+        session=manager,
+    )
+    assert response.status_code == 200 and "no such task" in response.get_data(as_text=True)
+    with owner.connect() as conn:
+        status = conn.execute(
+            sa.text("SELECT status FROM playbook_task WHERE id = :id"), {"id": task}
+        ).scalar_one()
+    assert status == "open"
