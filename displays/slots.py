@@ -79,7 +79,8 @@ def topic_tiles(view: View, look: Look) -> Rendered:
     done = read(progress, district=view.district)
     strip = html.Div(
         [
-            figures.values["warning"],
+            # the strip's parts, flat: a list inside children reaches React as raw objects
+            *_as_list(figures.values["warning"]),
             playbook_progress(done.value.get(view.category or ""), lang=look.lang),
         ],
         className="os-warn-strip os-wall-warn-strip",
@@ -91,6 +92,13 @@ def topic_tiles(view: View, look: Look) -> Rendered:
         },
         reads=(*figures.reads, done),
     )
+
+
+def _as_list(children: Any) -> list[Any]:
+    """Children as a flat list."""
+    if children is None:
+        return []
+    return list(children) if isinstance(children, list | tuple) else [children]
 
 
 def view_title(view: View, lang: str, *, focus: bool = False, kind: str = "alarm") -> str:

@@ -1,0 +1,519 @@
+"""Dispatch bench (issue 21): how fast and how right the suggestions are, what coverage costs,
+what unit positions cost the ingest path and the dashboard, and a storm drill from alarm to
+arrival.
+
+    python -m bench.dispatch [--scale demo|seed] [--reuse] [--suggestions 1000] [--fix-rate 1000]
+                             [--fix-batch 200] [--fix-seconds 60] [--fix-senders 2] [--repeat 10]
+                             [--drill-minutes 40] [--step 5]
+
+Seeds the city (ending three hours ago: the drill's simulated clock runs in that past) into its
+own database on the bench cluster (ONESCREEN_DATA_DIR/bench-pg, port 54339, database
+bench_dispatch_<scale>) unless --reuse finds it seeded, puts the fleet back home (available,
+no fixes, no jobs), then prints:
+
+1. suggestions for --suggestions random incidents of the categories a unit serves (open ones
+   through suggest_units, resolved ones through suggest_for_point on their point, district and
+   category): time, and whether the first is the truly fastest available suitable unit by brute
+   force over every such unit with the travel formula written out here (strictly, or a local
+   unit within rank()'s preference slack);
+2. coverage of every street per scenario skill;
+3. --fix-rate position fixes/s of random available units (small moves at walking to driving
+   speed) in batches of --fix-batch through Ingestor.ingest_body from --fix-senders processes
+   for at least --fix-seconds, and the dashboard's callbacks (bench.dashboard.time_callbacks,
+   --repeat calls each) once before and once during that load, side by side;
+4. a storm drill on a simulated clock (LiveCity with storm_now through the real write path, a
+   rules pass every --step simulated seconds, as bench/storm.py): each new flood alarm gets the
+   first suggested unit (actor bench:drill); the units are driven by simulator/fleet.advance at
+   their speed after their kind's turnout time on the same clock, their fixes stored through
+   store_fixes, until on site (at most ARRIVAL_CAP_MIN simulated minutes after the storm's
+   --drill-minutes). The DB stamps dispatched_at/eta_at with its real now(), and fleet_state's
+   turnout test uses it too, so the drill applies the turnout itself on the simulated clock and
+   takes the ETA from dispatch_unit's answer; arrival (store_fixes) follows the fixes' times.
+
+Targets (issue 21, seed scale, ~5,400 units): suggestions p95 ≤ 50 ms and the first the fastest
+(or a local unit within the slack) in ≥ 95 %; coverage ≤ 1 s per skill; 1,000 fixes/s with the
+dashboard unharmed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import multiprocessing as mp
+import os
+import statistics
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, NamedTuple
+
+import numpy as np
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from bench.dashboard import percentiles, time_callbacks
+from bench.harness import bench_database, bench_session, settle
+from config import get_settings
+from data import catalog, dispatch, migrate, writes
+from data.dispatch import (
+    DEFAULT_DETOUR,
+    DEFAULT_SPEED_KMH,
+    POOL,
+    PREFER_LOCAL_RATIO,
+    PREFER_LOCAL_S,
+    Suggestion,
+)
+from data.engine import create_db_engine
+from data.ingest_store import PartitionCache, create_token, find_principal, store_readings
+from data.live_city import load_live_devices, offline_device_ids
+from data.resources import ResourceError
+from data.unit_positions import FixBatch, store_fixes
+from ingest.rules_engine import RulesEngine
+from ingest.service import Ingestor
+from simulator.fleet import MOVING_EVERY_S, _Unit, advance
+from simulator.live import US, LiveCity, LiveConfig, Storm
+from simulator.seed import seed_city
+
+RATES = {"demo": 20.0, "seed": 97.0}  # the live city's readings a second (as bench/storm.py)
+SKILLS = ("flood", "power", "water", "gas", "elderly", "weather")
+ACTOR = "bench:drill"
+SOURCE = "bench"
+# a fresh seed ends this long ago: room for the drill's simulated clock, and for a few reruns
+SEED_LEAD = timedelta(hours=3)
+ARRIVAL_CAP_MIN = 30.0
+TIE_S = 1e-6
+METRES_PER_DEGREE = 110_574.0
+
+
+class Job(NamedTuple):
+    """Where a suggestion is asked for: an incident's point, district and category."""
+
+    incident_id: int
+    open: bool
+    lon: float
+    lat: float
+    district: str
+    skill: str
+
+
+@dataclass(frozen=True)
+class Judged:
+    """A first suggestion against the brute force over every available suitable unit."""
+
+    strict: bool  # the fastest (ties count)
+    slack: bool  # or a local unit within rank()'s preference slack of the fastest
+    outside_pool: bool  # the fastest is not among the POOL nearest suitable units
+    eta_gap_s: float  # the suggestion's ETA minus the brute force's for the same unit
+    candidates: int
+
+
+def ms(samples: list[float]) -> str:
+    """p50 / p95 / max of seconds, in ms."""
+    p50, p95 = percentiles(samples)
+    return f"p50 {p50:.1f} ms, p95 {p95:.1f} ms, max {max(samples) * 1000:.1f} ms"
+
+
+def share(flags: list[bool]) -> str:
+    """How many of the flags are set, as a percentage."""
+    return f"{100 * sum(flags) / max(len(flags), 1):.1f} % ({sum(flags)}/{len(flags)})"
+
+
+# the city and its fleet -----------------------------------------------------------------------
+
+
+def prepare(scale: str, *, reuse: bool) -> tuple[str, Engine]:
+    """The bench database's URL and engine, seeded (ending SEED_LEAD ago) unless reused."""
+    url = bench_database(f"bench_dispatch_{scale}", reuse=reuse)
+    engine = create_db_engine(url)
+    migrate.upgrade(engine)
+    if writes.get_meta(engine, key="seed") is None:
+        print(f"seeding the {scale} city…", flush=True)
+        started = time.perf_counter()
+        report = seed_city(
+            engine,
+            scale=scale,
+            random_seed=get_settings().random_seed,
+            end=datetime.now(UTC) - SEED_LEAD,
+            reset=True,
+        )
+        settle(engine)
+        print(
+            f"  {report.devices:,} devices, {report.readings:,} readings, {report.incidents:,}"
+            f" incidents in {time.perf_counter() - started:.0f} s",
+            flush=True,
+        )
+    return url, engine
+
+
+def reset_fleet(engine: Engine) -> None:
+    """Every unit home, no job, no fix (an earlier run's drill or fixes undone); off duty stays."""
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "UPDATE resource SET status = CASE WHEN status = 'off_duty' THEN 'off_duty'"
+                " ELSE 'available' END, geom = home, fix_at = NULL, incident_id = NULL,"
+                " task_id = NULL, target = NULL, dispatched_at = NULL, eta_at = NULL,"
+                " arrived_at = NULL, changed_at = now()"
+                " WHERE status <> 'available' OR fix_at IS NOT NULL OR NOT ST_Equals(geom, home)"
+            )
+        )
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(sa.text("VACUUM ANALYZE resource"))
+
+
+def fleet_summary(engine: Engine) -> str:
+    """Units, the mobile ones, the available mobile ones."""
+    with engine.connect() as conn:
+        row = conn.execute(
+            sa.text(
+                "SELECT count(*) AS n, count(*) FILTER (WHERE k.class <> 'facility') AS mobile,"
+                " count(*) FILTER (WHERE k.class <> 'facility' AND r.status = 'available')"
+                " AS available FROM resource r JOIN resource_kind k ON k.code = r.kind_code"
+            )
+        ).one()
+    return f"{row.n:,} units ({row.mobile:,} crews and vehicles, {row.available:,} available)"
+
+
+# the truth: every available suitable unit ----------------------------------------------------
+
+
+def travel_models(engine: Engine) -> dict[str, tuple[float, float]]:
+    """Per district: detour factor and road speed (km/h)."""
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT district_adcode, detour, speed_kmh FROM travel_model"))
+        return {r.district_adcode: (float(r.detour), float(r.speed_kmh)) for r in rows}
+
+
+_TRUTH = """
+WITH c AS (
+    SELECT r.id, r.code, r.geom <-> t.p AS planar,
+           k.turnout_s + ST_Distance(geography(r.geom), geography(t.p)) * :detour
+             / (:kmh * k.speed_ratio / 3.6) AS eta_s
+    FROM resource r JOIN resource_kind k ON k.code = r.kind_code
+    CROSS JOIN (SELECT ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) AS p) AS t
+    WHERE r.status = 'available' AND k.class <> 'facility' AND :skill = ANY(k.skills)
+), best AS (SELECT id, planar, eta_s FROM c ORDER BY eta_s, code LIMIT 1)
+SELECT best.eta_s AS best, (SELECT count(*) FROM c WHERE c.planar < best.planar) AS nearer,
+       (SELECT c.eta_s FROM c WHERE c.id = :chosen) AS chosen_eta,
+       (SELECT count(*) FROM c) AS candidates
+FROM best
+"""
+
+
+def judge(
+    conn: sa.Connection,
+    job: Job,
+    first: Suggestion | None,
+    models: dict[str, tuple[float, float]],
+) -> Judged | None:
+    """The first suggestion against the brute force (None: no suitable unit is available)."""
+    detour, kmh = models.get(job.district, (DEFAULT_DETOUR, DEFAULT_SPEED_KMH))
+    row = conn.execute(
+        sa.text(_TRUTH),
+        {
+            "lon": job.lon,
+            "lat": job.lat,
+            "skill": job.skill,
+            "detour": detour,
+            "kmh": kmh,
+            "chosen": None if first is None else first.resource_id,
+        },
+    ).one_or_none()
+    if row is None:
+        return None
+    if first is None or row.chosen_eta is None:  # nothing suggested, or an unavailable unit
+        return Judged(False, False, row.nearer >= POOL, math.nan, row.candidates)
+    best, chosen = float(row.best), float(row.chosen_eta)
+    strict = chosen <= best + TIE_S
+    slack = max(PREFER_LOCAL_S, best * PREFER_LOCAL_RATIO)
+    return Judged(
+        strict=strict,
+        slack=strict or (first.local and chosen <= best + slack + TIE_S),
+        outside_pool=row.nearer >= POOL,
+        eta_gap_s=first.eta_s - chosen,
+        candidates=int(row.candidates),
+    )
+
+
+# 1. suggestions -------------------------------------------------------------------------------
+
+
+def sample_jobs(engine: Engine, count: int) -> list[Job]:
+    """`count` random incidents (repeatable) of the categories a crew or vehicle serves."""
+    with engine.connect() as conn:
+        conn.execute(sa.text("SELECT setseed(0.21)"))
+        rows = conn.execute(
+            sa.text(
+                "SELECT id, status <> 'resolved' AS open, ST_X(geom) AS lon, ST_Y(geom) AS lat,"
+                " district_adcode, category_code FROM incident"
+                " WHERE geom IS NOT NULL AND category_code IN (SELECT unnest(skills)"
+                "   FROM resource_kind WHERE class <> 'facility')"
+                " ORDER BY random() LIMIT :n"
+            ),
+            {"n": count},
+        ).all()
+    return [Job(int(r.id), bool(r.open), r.lon, r.lat, r.district_adcode, r.category_code) for r in rows]
+
+
+def suggest(engine: Engine, job: Job) -> list[Suggestion]:
+    """The suggestions for a job: an open incident's own, else its point's."""
+    if job.open:
+        return dispatch.suggest_units(engine, incident_id=job.incident_id, k=5)
+    with engine.connect() as conn:
+        return dispatch.suggest_for_point(
+            conn, lon=job.lon, lat=job.lat, district=job.district, skill=job.skill, k=5
+        )
+
+
+def bench_suggestions(engine: Engine, jobs: list[Job]) -> None:
+    """Time the suggestions for `jobs`, judge each first one, print the figures."""
+    models = travel_models(engine)
+    for job in jobs[:20]:  # warm the pool, the plans and the caches
+        suggest(engine, job)
+    timings, judged = [], []
+    for job in jobs:
+        started = time.perf_counter()
+        suggestions = suggest(engine, job)
+        timings.append(time.perf_counter() - started)
+        with engine.connect() as conn:
+            judged.append(judge(conn, job, suggestions[0] if suggestions else None, models))
+    graded = [j for j in judged if j is not None]
+    opened = sum(job.open for job in jobs)
+    print(
+        f"\n1. suggestions for {len(jobs):,} random incidents ({opened:,} open: suggest_units;"
+        f" {len(jobs) - opened:,} resolved: suggest_for_point on their point, district and"
+        " category)"
+    )
+    print(f"   time per suggestion: {ms(timings)}   (target p95 ≤ 50 ms)")
+    print_judged(graded, unsuitable=len(judged) - len(graded))
+
+
+def print_judged(graded: list[Judged], *, unsuitable: int) -> None:
+    """How often the first suggestion was the truly fastest, and why not when it was not."""
+    gaps = [abs(j.eta_gap_s) for j in graded if not math.isnan(j.eta_gap_s)]
+    candidates = [j.candidates for j in graded] or [0]
+    print(
+        f"   first suggestion the truly fastest (brute force over {min(candidates):,}–"
+        f"{max(candidates):,} available suitable units): strictly {share([j.strict for j in graded])};"
+        f" fastest or a local unit within the preference slack {share([j.slack for j in graded])}"
+        "   (target ≥ 95 %)"
+    )
+    missed = [j for j in graded if not j.slack]
+    print(
+        f"   not within the slack: {len(missed)}, of which the fastest lay outside the {POOL}"
+        f" nearest suitable units: {sum(j.outside_pool for j in missed)}; nothing suggested"
+        f" although a unit was available: {sum(math.isnan(j.eta_gap_s) for j in graded)};"
+        f" no suitable unit available at all: {unsuitable}"
+    )
+    if gaps:
+        print(
+            "   ETA of the suggested unit vs the brute force's for the same unit:"
+            f" max |Δ| {max(gaps):.3f} s"
+        )
+
+
+# 2. coverage ----------------------------------------------------------------------------------
+
+
+def bench_coverage(engine: Engine, *, repeat: int = 3) -> None:
+    """Time coverage() of every street for each skill, `repeat` times."""
+    print(f"\n2. coverage of every street per skill ({repeat} runs each; target ≤ 1 s):")
+    for skill in SKILLS:
+        timings = []
+        for _ in range(repeat):
+            started = time.perf_counter()
+            rows = dispatch.coverage(engine, skill=skill)
+            timings.append(time.perf_counter() - started)
+        blind = sum(r["blind"] for r in rows)
+        unserved = sum(r["eta_s"] is None for r in rows)
+        print(
+            f"   {skill:8} {len(rows)} streets: median {statistics.median(timings) * 1000:6.0f} ms,"
+            f" max {max(timings) * 1000:6.0f} ms; blind spots {blind} (no unit {unserved})"
+        )
+
+
+# 3. position fixes through the ingest path, and the dashboard meanwhile ------------------------
+
+
+@dataclass
+class Walkers:
+    """Units wandering about: where each is, its heading and speed, when it last reported."""
+
+    codes: list[str]
+    lon: np.ndarray
+    lat: np.ndarray
+    heading: np.ndarray
+    speed: np.ndarray
+    last: np.ndarray
+    rng: np.random.Generator
+
+    def fixes(self, count: int, now: float) -> list[dict[str, Any]]:
+        """`count` distinct units' next fixes at `now`: a small move since their last one."""
+        pick = self.rng.choice(len(self.codes), size=min(count, len(self.codes)), replace=False)
+        seconds = np.clip(now - self.last[pick], 1.0, 30.0)
+        self.heading[pick] += self.rng.normal(0, 0.4, len(pick))
+        metres = self.speed[pick] * seconds
+        self.lat[pick] += metres * np.cos(self.heading[pick]) / METRES_PER_DEGREE
+        self.lon[pick] += (
+            metres
+            * np.sin(self.heading[pick])
+            / (METRES_PER_DEGREE * np.cos(np.radians(self.lat[pick])))
+        )
+        self.last[pick] = now
+        stamp = datetime.fromtimestamp(now, UTC).isoformat()
+        return [
+            {
+                "unit_code": self.codes[i],
+                "ts": stamp,
+                "lon": round(float(self.lon[i]), 6),
+                "lat": round(float(self.lat[i]), 6),
+            }
+            for i in pick.tolist()
+        ]
+
+
+def walkers(units: list[tuple[str, float, float]], *, seed: int) -> Walkers:
+    """Walkers for (code, lon, lat) units, at 1–12 m/s in random directions."""
+    rng = np.random.default_rng([seed, 21])
+    n = len(units)
+    return Walkers(
+        codes=[u[0] for u in units],
+        lon=np.array([u[1] for u in units]),
+        lat=np.array([u[2] for u in units]),
+        heading=rng.uniform(0, 2 * math.pi, n),
+        speed=rng.uniform(1.0, 12.0, n),
+        last=np.full(n, time.time() - 5.0),
+        rng=rng,
+    )
+
+
+def fix_sender(
+    url: str,
+    token: str,
+    units: list[tuple[str, float, float]],
+    options: dict[str, float],
+    signals: tuple[Any, Any, Any],
+    queue: Any,
+) -> None:
+    """A tracker gateway: options' rate fixes/s of `units` in batches through ingest_body, from
+    the go signal until at least options' seconds have passed and the stop signal is set."""
+    ready, go, stop = signals
+    engine = create_db_engine(url)
+    ingestor = Ingestor(engine)
+    principal = find_principal(engine, token=token)
+    assert principal is not None
+    walk = walkers(units, seed=int(options["seed"]))
+    batch, rate = int(options["batch"]), options["rate"]
+    ingestor.ingest_body(orjson.dumps(walk.fixes(5, time.time())), principal=principal)  # warm
+    ready.release()
+    go.wait()
+    started, latencies, counts = time.time(), [], {"stored": 0, "duplicate": 0, "rejected": 0}
+    for k in range(10**9):
+        now = time.time()
+        if now - started >= options["seconds"] and stop.is_set():
+            break
+        due = started + k * batch / rate
+        if due > now:
+            time.sleep(due - now)
+        body = orjson.dumps({"readings": walk.fixes(batch, time.time())})
+        begun = time.perf_counter()
+        result = ingestor.ingest_body(body, principal=principal)
+        latencies.append(time.perf_counter() - begun)
+        for name in counts:
+            counts[name] += getattr(result, name)
+    queue.put({**counts, "latencies": latencies, "seconds": time.time() - started})
+    engine.dispose()
+
+
+def mobile_units(engine: Engine) -> list[tuple[str, float, float]]:
+    """The available crews and vehicles: (code, lon, lat)."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT r.code, ST_X(r.geom) AS lon, ST_Y(r.geom) AS lat FROM resource r"
+                " JOIN resource_kind k ON k.code = r.kind_code"
+                " WHERE k.class <> 'facility' AND r.status = 'available' ORDER BY r.code"
+            )
+        ).all()
+    return [(r.code, float(r.lon), float(r.lat)) for r in rows]
+
+
+def start_senders(url: str, engine: Engine, args: argparse.Namespace) -> tuple[list, tuple, Any]:
+    """The sender processes, started and ready (waiting for the go signal)."""
+    token = create_token(engine, source=SOURCE, city_wide=True, label="bench dispatch fixes")
+    units = mobile_units(engine)
+    context = mp.get_context("spawn")  # no copy of this process's connections in the children
+    signals = (context.Semaphore(0), context.Event(), context.Event())
+    queue = context.Queue()
+    senders = []
+    for part in range(args.fix_senders):
+        options = {
+            "rate": args.fix_rate / args.fix_senders,
+            "batch": args.fix_batch,
+            "seconds": args.fix_seconds,
+            "seed": part,
+        }
+        mine = units[part :: args.fix_senders]  # a unit reports through one gateway
+        process = context.Process(
+            target=fix_sender, args=(url, token, mine, options, signals, queue), daemon=True
+        )
+        process.start()
+        senders.append(process)
+    for _ in senders:
+        signals[0].acquire()
+    return senders, signals, queue
+
+
+def bench_positions(url: str, engine: Engine, args: argparse.Namespace) -> None:
+    """Fixes through ingest_body while the dashboard's callbacks are timed; before vs during."""
+    from app import create_app
+
+    os.environ["DATABASE_URL"] = url
+    get_settings.cache_clear()
+    ticket = bench_session(engine)
+    app = create_app(get_settings().model_copy(update={"callback_rate_limit": "100000 per minute"}))
+    senders, (_ready, go, stop), queue = start_senders(url, engine, args)
+    quiet = time_callbacks(app, ticket, repeat=args.repeat)
+    go.set()
+    started = time.time()
+    loaded = time_callbacks(app, ticket, repeat=args.repeat)
+    dashboard_s = time.time() - started
+    stop.set()
+    results = [queue.get(timeout=args.fix_seconds + 600) for _ in senders]
+    for process in senders:
+        process.join(30)
+    latencies = [s for r in results for s in r["latencies"]]
+    sent = sum(r["stored"] + r["duplicate"] + r["rejected"] for r in results)
+    seconds = max(r["seconds"] for r in results)
+    print(
+        f"\n3. position fixes through Ingestor.ingest_body: {args.fix_senders} senders,"
+        f" batches of {args.fix_batch}, asked {args.fix_rate:,.0f}/s for ≥ {args.fix_seconds:g} s"
+        f" (the dashboard's timing under load took {dashboard_s:.0f} s)"
+    )
+    print(
+        f"   achieved {sent / seconds:,.0f} fixes/s ({sent:,} in {seconds:.1f} s: stored"
+        f" {sum(r['stored'] for r in results):,}, duplicate {sum(r['duplicate'] for r in results)},"
+        f" rejected {sum(r['rejected'] for r in results)}); batch latency {ms(latencies)}"
+    )
+    print_side_by_side(quiet, loaded, repeat=args.repeat)
+
+
+def print_side_by_side(
+    quiet: dict[str, tuple[float, float]], loaded: dict[str, tuple[float, float]], *, repeat: int
+) -> None:
+    """The callbacks' p50/p95 without and with the position load, and their ratios."""
+    print(
+        f"   dashboard server time per callback over {repeat} calls (bench.dashboard), without"
+        " → with the position load:"
+    )
+    print(f"   {'callback':34} {'p50 ms':>17} {'ratio':>6} {'p95 ms':>17} {'ratio':>6}")
+    ratios = []
+    for label, (p50, p95) in quiet.items():
+        q50, q95 = loaded[label]
+        ratios.append(q50 / p50)
+        print(
+            f"   {label:34} {p50:7.1f} → {q50:7.1f} {q50 / p50:6.2f}"
+            f" {p95:7.1f} → {q95:7.1f} {q95 / p95:6.2f}"
+        )
+    print(f"   median p50 ratio {statistics.median(ratios):.2f}")
