@@ -367,6 +367,11 @@ _CLEAR_JOB = (
 )
 
 
+def has_resources(conn: sa.Connection) -> bool:
+    """Whether the schema has units (revision 0013 or later)."""
+    return bool(conn.execute(sa.text("SELECT to_regclass('resource') IS NOT NULL")).scalar_one())
+
+
 def release_finished(conn: sa.Connection, *, actor: str) -> int:
     """Return to service the units whose incident was resolved or task closed; how many."""
     rows = conn.execute(

@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from data import event_store, rules_store, warning_store
+from data.dispatch import has_resources, release_finished
 from data.event_types import GroupingWrites
 from data.rule_types import US, Escalate, Open, Reading, Resolve, Rule, State, rules_for_type
 from data.rules_store import Inbox
@@ -104,6 +105,7 @@ class RulesEngine:
         self.warning_every_s = warning_every_s
         self._next_warning = 0.0
         self._warnings_schema: bool | None = None  # revision 0011 or later: warning levels
+        self._resources_schema: bool | None = None  # revision 0013 or later: units
 
     def run_once(
         self,
@@ -142,26 +144,36 @@ class RulesEngine:
             if due:
                 self._offline(conn, rules, types, now or datetime.now(UTC), report)
                 self._next_offline = time.monotonic() + self.offline_every_s
-            if self._events_schema is None:
-                self._events_schema = event_store.has_event_groups(conn)
             due = time.monotonic() >= self._next_group if group is None else group
-            if self._events_schema and due:
-                started = time.perf_counter()
-                report.events = replace(
-                    group_pass(
-                        conn,
-                        now=now or datetime.now(UTC),
-                        neighbours=self._street_neighbours(conn),
-                        fleet=self._fleet(conn),
-                    ),
-                    seconds=time.perf_counter() - started,
-                )
-                self._next_group = time.monotonic() + self.group_every_s
+            if due:
+                self._group(conn, now or datetime.now(UTC), report)
         due = time.monotonic() >= self._next_warning if warnings is None else warnings
         if due:
             report.warnings_changed = self.evaluate_warnings(now or datetime.now(UTC))
             self._next_warning = time.monotonic() + self.warning_every_s
         return report
+
+    def _group(self, conn: sa.Connection, now: datetime, report: PassReport) -> None:
+        """Group incidents into events, and return to service the units whose incident was
+        resolved (by a rule or a person)."""
+        if self._events_schema is None:
+            self._events_schema = event_store.has_event_groups(conn)
+        if self._events_schema:
+            started = time.perf_counter()
+            report.events = replace(
+                group_pass(
+                    conn,
+                    now=now,
+                    neighbours=self._street_neighbours(conn),
+                    fleet=self._fleet(conn),
+                ),
+                seconds=time.perf_counter() - started,
+            )
+        self._next_group = time.monotonic() + self.group_every_s
+        if self._resources_schema is None:
+            self._resources_schema = has_resources(conn)
+        if self._resources_schema:
+            release_finished(conn, actor=rules_store.ACTOR)
 
     def evaluate_warnings(self, now: datetime) -> int:
         """Evaluate the scenarios' warning levels in a short transaction of their own (an

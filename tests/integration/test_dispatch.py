@@ -1414,3 +1414,18 @@ def test_a_unit_is_sent_to_a_task_and_released_when_it_is_done(owner, web):
         ("dispatched", task),
         ("released", task),
     ]
+
+
+def test_a_rules_pass_returns_the_units_of_a_resolved_incident_to_service(owner, web):
+    from ingest.rules_engine import RulesEngine
+
+    incident = _incident(owner, district=JINGAN, category="flood", salt="rules-pass")
+    unit = _unit(owner, skill="flood", district=JINGAN)
+    dispatch_unit(owner, resource_id=unit, actor="city-op", incident_id=incident)
+    RulesEngine(owner).run_once(offline=False, group=True, warnings=False)
+    assert _resource(owner, unit)["status"] == "dispatched"  # its incident is still open
+    with scoped(Scope(CITY, actor="city-op")):
+        handle_incident(web, incident_id=incident, action="resolve", actor="city-op", note="done")
+    RulesEngine(owner).run_once(offline=False, group=True, warnings=False)
+    assert _resource(owner, unit)["status"] == "available"
+    assert _resource_events(owner, unit)[-1].actor == "system:rules"
