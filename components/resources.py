@@ -220,7 +220,8 @@ def task_rows(tasks: list[dict[str, Any]], *, lang: str, acting: bool) -> list[A
     rows = []
     for task in tasks:
         text = task["text_en"] if lang == "en" else task["text_zh"]
-        where = f" · {task['target_code']}" if task["target_code"] else ""
+        street = task.get("target_street_en" if lang == "en" else "target_street_zh")
+        where = f" · {street or ''} {task['target_code']}" if task["target_code"] else ""
         status = task["status"]
         buttons = []
         if acting and status == "open":

@@ -24,11 +24,13 @@ _TASK_SQL = (
     "SELECT t.id, t.topic_code, t.district_adcode, t.level, t.status, t.owner, t.created_at,"
     " t.due_at, t.done_at, t.done_by, t.note, a.text_zh, a.text_en, a.kind_code, a.seq,"
     " t.status = 'open' AND t.due_at < now() AS overdue,"
-    " d.code AS target_code, ST_X(t.target) AS target_lon, ST_Y(t.target) AS target_lat,"
+    " d.code AS target_code, st.name_zh AS target_street_zh, st.name_en AS target_street_en,"
+    " ST_X(t.target) AS target_lon, ST_Y(t.target) AS target_lat,"
     " (SELECT count(*) FROM resource r WHERE r.task_id = t.id"
     "  AND r.status IN ('dispatched', 'en_route', 'on_site')) AS units"
     " FROM playbook_task t JOIN playbook_action a ON a.id = t.action_id"
     " LEFT JOIN device d ON d.id = t.target_device_id"
+    " LEFT JOIN street st ON st.code = d.street_code"
 )
 
 

@@ -109,6 +109,7 @@ def layout(
                         lang=lang,
                         legend_id=f"{BOARD}-legend",
                         legend=[html.Div(t("board.legend", lang, m=COVERAGE_TARGET_S // 60))],
+                        bounds=reference.bounds(None).get(district or "city"),
                         layers=[
                             dl_coverage(district),
                             *unit_layers(lambda part: f"{BOARD}-{part}"),
