@@ -56,6 +56,15 @@ def client_for(app, session: SessionTicket | None):
     return client
 
 
+def _outputs(key: str) -> list[dict[str, Any]] | dict[str, Any]:
+    """The outputs of callback `key` as the renderer posts them (a list for multi-output)."""
+    outputs = [
+        {"id": _parse(p.rsplit(".", 1)[0]), "property": p.rsplit(".", 1)[1]}
+        for p in key.strip(".").split("...")
+    ]
+    return outputs if key.startswith("..") else outputs[0]
+
+
 def post_callback(
     app,
     output_fragment: str,
@@ -80,10 +89,7 @@ def post_callback(
             for item in items
         ]
 
-    outputs = [
-        {"id": _parse(p.rsplit(".", 1)[0]), "property": p.rsplit(".", 1)[1]}
-        for p in key.strip(".").split("...")
-    ]
+    outputs = _outputs(key)
     headers = {}
     if session is not None or csrf is not None:
         headers[CSRF_HEADER] = csrf if csrf is not None else session.csrf_token
@@ -92,7 +98,7 @@ def post_callback(
         headers=headers,
         json={
             "output": key,
-            "outputs": outputs if key.startswith("..") else outputs[0],
+            "outputs": outputs,
             "inputs": fill(spec["inputs"]),
             "state": fill(spec["state"]),
             "changedPropIds": [],
@@ -114,10 +120,7 @@ def post_click(
     key = next(k for k in app.callback_map if output_fragment in k)
     spec = app.callback_map[key]
     button_id = json.dumps(button, sort_keys=True, separators=(",", ":"))
-    outputs = [
-        {"id": _parse(p.rsplit(".", 1)[0]), "property": p.rsplit(".", 1)[1]}
-        for p in key.strip(".").split("...")
-    ]
+    outputs = _outputs(key)
     states = [
         {
             "id": _parse(item["id"]),
@@ -132,7 +135,7 @@ def post_click(
         headers=headers,
         json={
             "output": key,
-            "outputs": outputs if key.startswith("..") else outputs[0],
+            "outputs": outputs,
             "inputs": [[{"id": button, "property": "n_clicks", "value": 1}]],
             "state": states,
             "changedPropIds": [f"{button_id}.n_clicks"],

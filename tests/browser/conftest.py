@@ -265,3 +265,45 @@ def wait_maps_settled(page: Page, *, timeout: float = 20_000) -> None:
     """Until every map has been fitted and its labels set apart, and they stay put."""
     page.evaluate("() => { window.__osLabelsAt = null; }")
     page.wait_for_function(_MAPS_SETTLED_JS, polling=400, timeout=timeout)
+
+
+def open_incident(
+    engine: sa.Engine,
+    *,
+    district: str,
+    category: str | None = None,
+    severity: str = "major",
+    title: tuple[str, str] = ("浏览器测试事件", "Browser test incident"),
+) -> int:
+    """A new open incident in `district` (on a device of `category`, if given) with its opening
+    event, as the rules engine makes them."""
+    with engine.begin() as conn:
+        incident = conn.execute(
+            sa.text(
+                "INSERT INTO incident (device_id, type_id, category_code, district_adcode,"
+                " street_code, rule_code, severity, status, title_zh, title_en, trigger_value,"
+                " threshold, opened_at, geom)"
+                " SELECT d.id, d.type_id, t.category_code, d.district_adcode, d.street_code,"
+                "   'browser-' || md5(random()::text), :severity, 'open', :zh, :en, 1, 0,"
+                "   now() - interval '5 minutes', d.geom"
+                " FROM device d JOIN device_type t ON t.id = d.type_id"
+                " WHERE d.district_adcode = :district"
+                "   AND (CAST(:category AS text) IS NULL OR t.category_code = :category)"
+                " ORDER BY random() LIMIT 1 RETURNING id"
+            ),
+            {
+                "district": district,
+                "category": category,
+                "severity": severity,
+                "zh": title[0],
+                "en": title[1],
+            },
+        ).scalar_one()
+        conn.execute(
+            sa.text(
+                "INSERT INTO incident_event (incident_id, at, kind, actor, to_status)"
+                " SELECT id, opened_at, 'opened', 'rules', 'open' FROM incident WHERE id = :id"
+            ),
+            {"id": incident},
+        )
+    return int(incident)

@@ -10,6 +10,7 @@ from playwright.sync_api import expect
 
 from tests.browser.conftest import (
     USER_PASSWORD,
+    open_incident,
     open_page,
     screenshot,
     set_warning_in_form,
@@ -35,32 +36,6 @@ MAP_VIEW = """() => {
             cityOverflows: left < map.left - 5 || right > map.right + 5
                 || top < map.top - 5 || bottom > map.bottom + 5};
 }"""
-
-
-def _open_incident(engine: sa.Engine, *, district: str) -> int:
-    """A new open incident in `district` with its opening event, as the rules engine makes."""
-    with engine.begin() as conn:
-        incident = conn.execute(
-            sa.text(
-                "INSERT INTO incident (device_id, type_id, category_code, district_adcode,"
-                " street_code, rule_code, severity, status, title_zh, title_en, trigger_value,"
-                " threshold, opened_at, geom)"
-                " SELECT d.id, d.type_id, t.category_code, d.district_adcode, d.street_code,"
-                "   'browser-' || md5(random()::text), 'major', 'open', '浏览器测试事件',"
-                "   'Browser test incident', 1, 0, now() - interval '5 minutes', d.geom"
-                " FROM device d JOIN device_type t ON t.id = d.type_id"
-                " WHERE d.district_adcode = :district ORDER BY random() LIMIT 1 RETURNING id"
-            ),
-            {"district": district},
-        ).scalar_one()
-        conn.execute(
-            sa.text(
-                "INSERT INTO incident_event (incident_id, at, kind, actor, to_status)"
-                " SELECT id, opened_at, 'opened', 'rules', 'open' FROM incident WHERE id = :id"
-            ),
-            {"id": incident},
-        )
-    return incident
 
 
 def test_sign_in_and_out_through_the_form(live_server, browser):
@@ -123,7 +98,7 @@ def test_a_district_manager_sees_only_their_district(live_server, live_engine, b
 def test_an_incident_is_handled_end_to_end_and_its_history_shows_who(
     live_server, live_engine, browser
 ):
-    incident = _open_incident(live_engine, district=PUDONG)
+    incident = open_incident(live_engine, district=PUDONG)
     page, log = open_page(browser, user="pudong")
     page.goto(f"{live_server}/incidents?incident={incident}&window=30d")
     expect(page.locator("#incidents-detail h3")).to_have_text("浏览器测试事件")
@@ -169,7 +144,7 @@ def test_an_incident_is_handled_end_to_end_and_its_history_shows_who(
 
 
 def test_a_viewer_sees_incidents_but_no_handling(live_server, live_engine, browser):
-    incident = _open_incident(live_engine, district=PUDONG)
+    incident = open_incident(live_engine, district=PUDONG)
     page, log = open_page(browser, user="viewer")
     page.goto(f"{live_server}/incidents?incident={incident}&window=30d")
     expect(page.locator("#incidents-detail h3")).to_have_text("浏览器测试事件")

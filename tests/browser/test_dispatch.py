@@ -9,36 +9,9 @@ import sqlalchemy as sa
 from playwright.sync_api import expect
 
 from data.dispatch import suggest_units
-from tests.browser.conftest import open_page, screenshot, wait_maps_settled
+from tests.browser.conftest import open_incident, open_page, screenshot, wait_maps_settled
 
 PUDONG = "310115"
-
-
-def _flood_incident(engine: sa.Engine, *, district: str) -> int:
-    """A new open flood alarm on an underpass of `district`, with its opening event."""
-    with engine.begin() as conn:
-        incident = conn.execute(
-            sa.text(
-                "INSERT INTO incident (device_id, type_id, category_code, district_adcode,"
-                " street_code, rule_code, severity, status, title_zh, title_en, trigger_value,"
-                " threshold, opened_at, geom)"
-                " SELECT d.id, d.type_id, t.category_code, d.district_adcode, d.street_code,"
-                "   'dispatch-' || md5(random()::text), 'critical', 'open', '调度测试积水',"
-                "   'Dispatch test ponding', 30, 15, now() - interval '2 minutes', d.geom"
-                " FROM device d JOIN device_type t ON t.id = d.type_id"
-                " WHERE d.district_adcode = :district AND t.category_code = 'flood'"
-                " ORDER BY d.id LIMIT 1 RETURNING id"
-            ),
-            {"district": district},
-        ).scalar_one()
-        conn.execute(
-            sa.text(
-                "INSERT INTO incident_event (incident_id, at, kind, actor, to_status)"
-                " SELECT id, opened_at, 'opened', 'rules', 'open' FROM incident WHERE id = :id"
-            ),
-            {"id": incident},
-        )
-    return int(incident)
 
 
 def _unit(engine: sa.Engine, code: str) -> sa.Row:
@@ -54,7 +27,7 @@ def _unit(engine: sa.Engine, code: str) -> sa.Row:
 def test_an_incident_gets_the_suggested_unit_sent_on_the_map_and_back(
     live_server, live_engine, browser
 ):
-    incident = _flood_incident(live_engine, district=PUDONG)
+    incident = open_incident(live_engine, district=PUDONG, category="flood", severity="critical")
     expected = suggest_units(live_engine, incident_id=incident, k=5)
     assert expected, "the seeded fleet serves flood alarms in Pudong"
     for viewport in ("3840x2160", "1920x1080"):
@@ -100,7 +73,7 @@ def test_an_incident_gets_the_suggested_unit_sent_on_the_map_and_back(
 def test_a_district_manager_is_offered_only_their_units_and_a_viewer_none_to_send(
     live_server, live_engine, browser
 ):
-    incident = _flood_incident(live_engine, district=PUDONG)
+    incident = open_incident(live_engine, district=PUDONG, category="flood", severity="critical")
     page, log = open_page(browser, user="pudong")
     page.goto(f"{live_server}/incidents?incident={incident}&window=24h")
     expect(page.locator("#incidents-dispatch .os-dispatch-send").first).to_be_visible()

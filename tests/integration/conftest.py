@@ -6,12 +6,14 @@ import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
 from data.engine import create_db_engine
-from tests.conftest import cli_runner, seeded_database
+from data.incidents import ensure_default_teams
+from tests.conftest import app_on, cli_runner, owner_of, seeded_database
 
 
 @pytest.fixture(scope="module")
@@ -27,6 +29,16 @@ def live_engine_(live_city_url) -> Iterator[sa.Engine]:
     engine = create_db_engine(live_city_url)
     yield engine
     engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def live_app(live_city_url) -> Iterator[Any]:
+    """A Dash app of its own over the live city, its callbacks registered, with the default
+    teams (what the forged-request tests post to)."""
+    with app_on(live_city_url) as dash_app:
+        ensure_default_teams(owner_of(dash_app))
+        dash_app.server.test_client().get("/login")  # Dash registers callbacks on a first request
+        yield dash_app
 
 
 @pytest.fixture

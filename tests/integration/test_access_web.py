@@ -11,8 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from data import access
-from data.incidents import ensure_default_teams
-from tests.conftest import app_on, owner_of
+from tests.conftest import owner_of
 from tests.dash_client import client_for, post_callback, sign_in
 from web.session import CSRF_COOKIE, SESSION_COOKIE
 
@@ -22,11 +21,8 @@ PASSWORD = "front door passphrase"
 
 
 @pytest.fixture(scope="module")
-def app(live_city_url):
-    with app_on(live_city_url) as dash_app:
-        ensure_default_teams(owner_of(dash_app))
-        dash_app.server.test_client().get("/login")  # Dash registers callbacks on a first request
-        yield dash_app
+def app(live_app):
+    return live_app
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,7 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from data.incidents import ensure_default_teams
-from tests.conftest import app_on, owner_of
+from tests.conftest import owner_of
 from tests.dash_client import post_click, sign_in
 
 PUDONG = "310115"
@@ -17,11 +16,8 @@ SEND = {"type": "os-dispatch-action", "action": "send"}
 
 
 @pytest.fixture(scope="module")
-def app(live_city_url):
-    with app_on(live_city_url) as dash_app:
-        ensure_default_teams(owner_of(dash_app))
-        dash_app.server.test_client().get("/login")  # Dash registers callbacks on a first request
-        yield dash_app
+def app(live_app):
+    return live_app
 
 
 @pytest.fixture(scope="module")
