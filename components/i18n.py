@@ -554,10 +554,7 @@ _TEXTS: dict[str, tuple[str, str]] = {
     ),
     "dispatch.done": ("已派遣 {unit}，预计 {eta} 到达", "{unit} sent, arriving in {eta}"),
     "dispatch.moved": ("{unit}：{status}", "{unit}: {status}"),
-    "units.legend": (
-        "资源：待命 · 出动 · 到场（字为类型）",
-        "Units: available · out · on site (letter = kind)",
-    ),
+    "units.legend_title": ("调度力量", "Units"),
     "nav.resources": ("资源调度", "Resources"),
     "board.map": ("{topic} · 力量分布与覆盖", "{topic} · units and coverage"),
     "board.legend": (

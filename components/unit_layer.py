@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import dash_leaflet as dl
+from dash import html
 from dash_extensions.javascript import Namespace
 
 from components.area_map import geojson_options
@@ -129,4 +130,27 @@ def unit_layers(
             ),
         ),
         moving_layer(id_of("moving"), moving),
+    ]
+
+
+def unit_legend(lang: str) -> list:
+    """Legend rows of the units: a section title and one chip per status shown on maps."""
+    chips = [
+        html.Span(
+            className="os-legend-unit",
+            children=[
+                html.Span(
+                    className=f"os-unit os-unit-{status}",
+                    children=html.Span(GLYPHS["pump_truck"], style={"background": color}),
+                ),
+                html.Span(t(f"unit.status.{status}", lang)),
+            ],
+        )
+        for status, color in STATUS_COLORS.items()
+        if status in ("available", "en_route", "on_site")
+    ]
+    return [
+        html.Div(t("units.legend_title", lang), className="os-legend-title os-legend-section"),
+        # each unit's tooltip names it and its kind: the chips need no longer note
+        html.Div(chips, className="os-legend-row os-legend-units"),
     ]

@@ -89,6 +89,7 @@ DISTRICT = PagePlace(
     controls=("category", "street", "metric", "layer"),
     view=district_view,
     scope_state=(("page", State(ids.DISTRICT_STATE, "data")),),
+    units=True,
 )
 # the ranking sorts the very areas the map colours: one answer for both
 place(DISTRICT, AREAS, RANKING)

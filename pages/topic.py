@@ -75,6 +75,7 @@ def _placement(name: str, level: str) -> PagePlace:
         masked=lambda values: _topic(values) in PERSONAL_TOPICS,
         # a scenario's district map draws its devices beyond their lines, not the clusters
         devices=False,
+        units=True,
     )
     place(placement, AREAS)
     place(placement, TOPIC_FIGURES)

@@ -11,6 +11,7 @@ from components.choropleth import cell_heat, choropleth
 from components.i18n import t
 from components.incident_markers import marker_legend
 from components.panels import unavailable
+from components.unit_layer import unit_legend
 from data.areas import cell_metrics, district_metrics, street_metrics
 from panels.base import LivePanel, Look, Part, Rendered, View
 from panels.reads import only_changed, read
@@ -65,6 +66,8 @@ def render(view: View, look: Look, kept: dict[str, Any]) -> Rendered:
         legend = legend_children(t(f"metric.{look.metric}", look.lang), result.legend, note)
     legend.append(forecast_legend(look.lang))
     legend += marker_legend(look.lang)
+    if look.units and not look.wall:
+        legend += unit_legend(look.lang)
     if not city and not look.wall and look.devices:
         # device markers are drawn on district pages only
         section = html.Div(

@@ -53,6 +53,8 @@ class Look:
     feed_length: int = 30
     # a district map with the device clusters (the district page's): their legend too
     devices: bool = True
+    # a map with the units layer (panels/units.py): their legend too
+    units: bool = False
 
 
 @dataclass(frozen=True)

@@ -55,6 +55,8 @@ class PagePlace:
     masked: Callable[[dict[str, Any]], bool] = lambda _values: False
     # whether its district map draws the device clusters (the district page's) and so their legend
     devices: bool = True
+    # whether its map draws the units (scenario and district pages) and so their legend
+    units: bool = False
 
     def id_of(self, part: str) -> str:
         """The id of one of the page's panel parts."""
@@ -75,6 +77,7 @@ class PagePlace:
             layer=pick(values.get("layer"), LAYERS, LAYERS[0]).value or LAYERS[0],
             masked=self.masked(values),
             devices=self.devices,
+            units=self.units,
         )
 
 
