@@ -1,0 +1,151 @@
+"""Pure builders of the resources screens: units on maps (who is parked, who is out and where
+to, what kiosks leave out), coverage colours, the playbook's progress, travel-time words."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+from plotly.utils import PlotlyJSONEncoder
+
+from components.resources import (
+    COVERAGE_COLORS,
+    coverage_style,
+    minutes,
+    playbook_progress,
+    sent_row,
+    task_rows,
+)
+from components.unit_layer import unit_features
+
+
+def _row(**values) -> dict:
+    row = {
+        "id": 1,
+        "code": "PT-310115-001",
+        "name_zh": "浦东新区排水泵车 1 号",
+        "name_en": "Pudong pump truck 1",
+        "kind_code": "pump_truck",
+        "unit_class": "vehicle",
+        "status": "available",
+        "lon": 121.5,
+        "lat": 31.2,
+        "parked": True,
+        "target_lon": None,
+        "target_lat": None,
+        "job_category": None,
+    }
+    return {**row, **values}
+
+
+def _text(component) -> str:
+    return json.dumps(component, cls=PlotlyJSONEncoder, ensure_ascii=False)
+
+
+def test_parked_units_cluster_and_busy_ones_come_with_their_route():
+    rows = [
+        _row(),
+        _row(id=2, status="en_route", parked=False, target_lon=121.6, target_lat=31.25),
+        _row(id=3, status="on_site", parked=False, target_lon=121.6, target_lat=31.25),
+    ]
+    parked, moving = unit_features(rows, lang="zh", wall=False)
+    assert len(parked["features"]) == 1
+    kinds = [f["geometry"]["type"] for f in moving["features"]]
+    # the en-route unit has its line to the job; the one on site is there already
+    assert kinds == ["LineString", "Point", "Point"]
+    line = moving["features"][0]["geometry"]["coordinates"]
+    assert line == [[121.5, 31.2], [121.6, 31.25]]
+    assert moving["features"][1]["properties"]["tip"] == "浦东新区排水泵车 1 号 · 在途"
+
+
+def test_walls_name_nobody_and_kiosks_hide_jobs_at_peoples_homes():
+    rows = [
+        _row(
+            id=2,
+            status="on_site",
+            parked=False,
+            target_lon=121.6,
+            target_lat=31.2,
+            job_category="elderly",
+        ),
+        _row(
+            id=3,
+            status="en_route",
+            parked=False,
+            target_lon=121.6,
+            target_lat=31.2,
+            job_category="flood",
+        ),
+    ]
+    _, wall = unit_features(rows, lang="zh", wall=True)
+    assert len(wall["features"]) == 3
+    assert all("tip" not in f["properties"] for f in wall["features"])
+    _, kiosk = unit_features(rows, lang="zh", wall=True, masked=True)
+    assert [f["properties"].get("s") for f in kiosk["features"]] == ["en_route", "en_route"]
+
+
+def test_coverage_colours_go_green_to_orange_to_red():
+    streets = [
+        {"code": "a", "name_zh": "甲", "name_en": "A", "eta_s": 200.0, "blind": False},
+        {"code": "b", "name_zh": "乙", "name_en": "B", "eta_s": 840.0, "blind": False},
+        {"code": "c", "name_zh": "丙", "name_en": "C", "eta_s": 1300.0, "blind": True},
+        {"code": "d", "name_zh": "丁", "name_en": "D", "eta_s": None, "blind": True},
+    ]
+    style = coverage_style(streets, lang="en")
+    assert [style["colors"][c] for c in "abcd"] == [
+        COVERAGE_COLORS[0],
+        COVERAGE_COLORS[2],
+        COVERAGE_COLORS[3],
+        COVERAGE_COLORS[4],
+    ]
+    assert style["tips"]["c"] == "C · fastest available unit ~22 min"
+
+
+def test_the_playbooks_progress_reads_done_of_total_and_overdue():
+    idle = _text(playbook_progress(None, lang="zh"))
+    assert "预案未启动" in idle
+    shown = _text(playbook_progress({"done": 12, "open": 6, "total": 18, "overdue": 2}, lang="zh"))
+    assert "预案 12 / 18 已完成" in shown and "2 项超时" in shown and "67%" in shown
+
+
+def test_travel_times_are_rounded_minutes_never_seconds():
+    assert [minutes(s) for s in (None, 10, 89, 91, 1500)] == [
+        "—",
+        "~1 min",
+        "~1 min",
+        "~2 min",
+        "~25 min",
+    ]
+
+
+def test_a_late_unit_says_so_and_an_arrived_one_says_on_site():
+    now = datetime(2026, 12, 4, 9, 0, tzinfo=UTC)
+    unit = _row(status="en_route", eta_at=now - timedelta(minutes=3), metres_left=2500.0)
+    assert "超时" in _text(sent_row(unit, lang="zh", now=now, buttons=[]))
+    unit = _row(status="on_site", eta_at=now, metres_left=20.0)
+    text = _text(sent_row(unit, lang="zh", now=now, buttons=[]))
+    assert "已到场" in text and "km" not in text
+
+
+def test_tasks_offer_send_only_when_a_unit_is_needed_and_none_is_sent():
+    base = {
+        "id": 7,
+        "level": 4,
+        "status": "open",
+        "text_zh": "泵车预置",
+        "text_en": "Pre-position",
+        "target_code": None,
+        "owner": "team:ops-310115",
+        "units": 0,
+        "overdue": False,
+        "due_at": datetime(2026, 12, 4, 9, 30, tzinfo=UTC),
+        "done_at": None,
+    }
+    needs = _text(task_rows([{**base, "kind_code": "pump_truck"}], lang="zh", acting=True))
+    assert "os-task-do-send" in needs and "os-task-do-done" in needs
+    staffed = _text(
+        task_rows([{**base, "kind_code": "pump_truck", "units": 1}], lang="zh", acting=True)
+    )
+    assert "os-task-do-send" not in staffed and "已派 1" in staffed
+    read_only = _text(task_rows([{**base, "kind_code": None}], lang="zh", acting=False))
+    assert "os-task-do" not in read_only and "17:30" in read_only
