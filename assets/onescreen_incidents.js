@@ -2,6 +2,20 @@
    map, and the map brought to it (or to the chosen district). All in the browser: the server
    sends the rows and points once, a selection costs no round trip. */
 (function () {
+  // [[south, west], [north, east]] around an incident and its units' points, or null
+  function unitsFrame(feature, units) {
+    const points = ((units && units.features) || []).filter(function (f) {
+      return f.geometry && f.geometry.type === "Point";
+    });
+    if (!feature || !points.length) { return null; }
+    const all = points.map(function (f) { return f.geometry.coordinates; })
+      .concat([feature.geometry.coordinates]);
+    const lons = all.map(function (c) { return c[0]; });
+    const lats = all.map(function (c) { return c[1]; });
+    return [[Math.min.apply(null, lats), Math.min.apply(null, lons)],
+            [Math.max.apply(null, lats), Math.max.apply(null, lons)]];
+  }
+
   const noUpdate = function () { return window.dash_clientside.no_update; };
   // the DataTable's own stylesheet rules: the menu it would add is hidden on every table here
   const BASE_CSS = [{selector: ".dash-spreadsheet-menu", rule: "display: none"}];
@@ -59,7 +73,7 @@
     },
     // the ring layer's data, and where the map goes: to the chosen district (the city when none)
     // when it is chosen or the first points arrive; to an incident when it becomes selected
-    focus: function (selected, points, district, bounds) {
+    focus: function (selected, points, district, units, bounds) {
       const ctx = window.dash_clientside.callback_context;
       const fired = (ctx.triggered || []).map(function (t) { return t.prop_id.split(".")[0]; });
       const feature = selectedFeature(points, selected);
@@ -70,7 +84,14 @@
       const area = (bounds || {})[district || ""];
       const arrived = ((points && points.features) || []).length > 0;
       let viewport = noUpdate();
-      if (feature && done.panned !== selected) {
+      const framed = unitsFrame(feature, units);
+      if (framed && done.framed !== selected) {
+        // the incident and the units sent to it or suggested, all in view once per selection
+        viewport = {bounds: framed, transition: "fitBounds", options: {padding: [40, 40], maxZoom: 15}};
+        done.framed = selected;
+        done.panned = selected;
+        done.fitted = true;
+      } else if (feature && done.panned !== selected) {
         const c = feature.geometry.coordinates;
         viewport = {center: [c[1], c[0]], transition: "panTo"};
         done.panned = selected;

@@ -14,6 +14,7 @@ from dash_extensions.javascript import Namespace
 from components.area_map import geojson_options
 from components.feed import PERSONAL_CATEGORIES
 from components.i18n import t
+from components.tiles import CITY_TZ
 
 UNITS_JS = Namespace("onescreen", "units")
 EMPTY: dict[str, Any] = {"type": "FeatureCollection", "features": []}
@@ -55,7 +56,9 @@ def _point(row: dict[str, Any], *, lang: str, wall: bool) -> dict[str, Any]:
     if not wall:
         name = row["name_en"] if lang == "en" else row["name_zh"]
         status = t("unit.status." + row["status"], lang)
-        properties["tip"] = f"{name} · {status}"
+        eta = row.get("eta_at") if row["status"] in ("dispatched", "en_route") else None
+        arrival = f" · ETA {eta.astimezone(CITY_TZ):%H:%M}" if eta is not None else ""
+        properties["tip"] = f"{name} · {status}{arrival}"
     return {
         "type": "Feature",
         "geometry": {"type": "Point", "coordinates": [row["lon"], row["lat"]]},

@@ -800,8 +800,9 @@ clientside_callback(
 )
 
 
-# the selected incident framed in the table and ringed on the map; the map goes to it, or to
-# the chosen district (assets/onescreen_incidents.js)
+# the selected incident framed in the table and ringed on the map; the map goes to it (with the
+# units sent or suggested, once they are in), or to the chosen district
+# (assets/onescreen_incidents.js)
 clientside_callback(
     ClientsideFunction(namespace="onescreen_incidents", function_name="frameRow"),
     Output(ids.INCIDENT_TABLE, "css"),
@@ -815,5 +816,6 @@ clientside_callback(
     Input(ids.INCIDENT_SELECTED, "data"),
     Input(ids.INCIDENT_POINTS, "data"),
     Input(ids.INCIDENT_DISTRICT, "value"),
+    Input(INCIDENT_UNITS, "data"),
     State(INCIDENT_BOUNDS, "data"),
 )
