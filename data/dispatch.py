@@ -483,20 +483,20 @@ def fleet_state(engine: Engine) -> list[dict[str, Any]]:
 
 
 def unstaffed_incidents(engine: Engine, *, within_minutes: int = 60, limit: int = 5) -> list[int]:
-    """Open alarms (critical or major) of the last `within_minutes` that a unit serves and none
-    was sent to, oldest first: what a duty officer would dispatch to next."""
+    """Open critical alarms of the last `within_minutes` that a unit serves and none was sent
+    to, oldest first: what a duty officer dispatches to at once (majors wait for a person)."""
     with engine.connect() as conn:
         return list(
             conn.execute(
                 sa.text(
                     "SELECT i.id FROM incident i WHERE i.status <> 'resolved'"
-                    " AND i.kind = 'alarm' AND i.severity IN ('critical', 'major')"
+                    " AND i.kind = 'alarm' AND i.severity = 'critical'"
                     " AND i.opened_at > now() - make_interval(mins => :within)"
                     " AND i.category_code IN (SELECT unnest(skills) FROM resource_kind"
                     "   WHERE class <> 'facility')"
                     " AND NOT EXISTS (SELECT 1 FROM resource_event e"
                     "   WHERE e.incident_id = i.id AND e.kind = 'dispatched')"
-                    " ORDER BY i.severity = 'critical' DESC, i.opened_at LIMIT :limit"
+                    " ORDER BY i.opened_at LIMIT :limit"
                 ),
                 {"within": within_minutes, "limit": limit},
             ).scalars()

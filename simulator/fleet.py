@@ -8,7 +8,7 @@ report every MOVING_EVERY_S, parked ones every PARKED_EVERY_S (a tracker's heart
 go out through the same transport as the readings (ingest rows naming a unit_code).
 
 With a duty officer (the demo's `serve`), the fleet also plays the command centre: it sends the
-first suggested unit to each new serious alarm, and units to the playbook tasks that need them,
+first suggested unit to each new critical alarm, and units to the playbook tasks that need them,
 marks a task done once its unit is on site (or, for a task no unit does, a few minutes after it
 appeared), and returns units to service when their job is over. Every such action is recorded
 as actor `simulator:duty`, so nobody mistakes it for a person's.
@@ -140,7 +140,7 @@ class Fleet:
             )
 
     def _staff_incidents(self) -> int:
-        """Send the first suggestion to each new serious alarm nobody was sent to."""
+        """Send the first suggestion to each new critical alarm nobody was sent to."""
         sent = 0
         for incident_id in dispatch.unstaffed_incidents(self.engine, limit=DISPATCHES_PER_PASS):
             suggestions = dispatch.suggest_units(self.engine, incident_id=incident_id, k=1)
