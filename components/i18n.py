@@ -542,6 +542,10 @@ _TEXTS: dict[str, tuple[str, str]] = {
     "dispatch.arrived": ("已到场", "on site"),
     "dispatch.late": ("超时", "late"),
     "dispatch.send": ("派遣", "Send"),
+    "dispatch.event_lead": (
+        "调度：派往本事件最紧急的未结告警 #{id}",
+        "Dispatch: to this event's most urgent open alarm #{id}",
+    ),
     "dispatch.arrive": ("到场", "Arrived"),
     "dispatch.release": ("收队", "Release"),
     "dispatch.suggested": ("建议派遣（最快的可用力量）", "Suggested (fastest available units)"),

@@ -501,3 +501,19 @@ def unstaffed_incidents(engine: Engine, *, within_minutes: int = 60, limit: int 
                 {"within": within_minutes, "limit": limit},
             ).scalars()
         )
+
+
+def event_lead(engine: Engine, *, event_id: int) -> int | None:
+    """The member of an event (in scope) a unit goes to first: its open critical alarms before
+    its majors, the oldest first; None when nothing of it is open."""
+    _check_id(event_id, "event")
+    with engine.connect() as conn:
+        return conn.execute(
+            sa.text(
+                "SELECT i.id FROM incident i JOIN incident_group g ON g.id = i.group_id"
+                " WHERE (g.id = :id OR g.merged_into = :id) AND i.status <> 'resolved'"
+                " ORDER BY i.kind <> 'alarm', i.severity <> 'critical', i.severity <> 'major',"
+                " i.opened_at, i.id LIMIT 1"
+            ),
+            {"id": event_id},
+        ).scalar_one_or_none()

@@ -29,6 +29,7 @@ from data.events import EVENT_ACTIONS, handle_event
 from data.incidents import MAX_NOTE_CHARS, assignees
 from data.scope import district_tags
 from panels.incident_actions import action_message, attempt, clicked_action
+from panels.incident_dispatch import create_event_dispatch
 from panels.reads import now, read, read_fresh, shared_cache
 from web.session import current_principal
 
@@ -57,6 +58,8 @@ def create_event_bar(event_id: int | None, lang: str) -> html.Div:
             ),
             html.Div(id=ids.EVENT_FORM, className="os-event-form"),
             html.Div(id=ids.EVENT_ACTION_MESSAGE, className="os-action-message", role="status"),
+            # the units to send to the event's most urgent member (panels/incident_dispatch.py)
+            create_event_dispatch(),
         ],
     )
 

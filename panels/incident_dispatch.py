@@ -22,7 +22,7 @@ from components.i18n import t
 from components.resources import minutes, sent_row, suggestion_row
 from components.state import language
 from components.unit_layer import EMPTY, unit_features
-from data.dispatch import dispatch_unit, move_unit, suggest_units, units_on_job
+from data.dispatch import dispatch_unit, event_lead, move_unit, suggest_units, units_on_job
 from data.errors import READ_ERRORS, report_failure
 from data.resources import ResourceError
 from panels.incident_actions import action_message, outdate_district
@@ -39,6 +39,10 @@ DISPATCH = "incidents-dispatch"
 DISPATCH_DONE = "incidents-dispatch-done"
 DISPATCH_MESSAGE = "incidents-dispatch-message"
 DISPATCH_ACTION = "os-dispatch-action"  # pattern id type: {"type", "action", "unit"}
+EVENT_DISPATCH = "incidents-event-dispatch"
+EVENT_DISPATCH_MESSAGE = "incidents-event-dispatch-message"
+# pattern id type: {"type", "unit", "incident"} — a unit for an event's lead member
+EVENT_SEND = "os-event-send"
 INCIDENT_UNITS = "incidents-units"
 SUGGESTIONS = 5
 
@@ -51,6 +55,17 @@ def create_incident_dispatch(lang: str) -> html.Div:
             dcc.Store(id=DISPATCH_DONE, data=0),
             html.Div(id=DISPATCH),
             html.Div(id=DISPATCH_MESSAGE, className="os-action-message", role="status"),
+        ],
+    )
+
+
+def create_event_dispatch() -> html.Div:
+    """The (initially empty) line of an event's bar with the units to send to it."""
+    return html.Div(
+        className="os-dispatch os-event-dispatch",
+        children=[
+            html.Div(id=EVENT_DISPATCH),
+            html.Div(id=EVENT_DISPATCH_MESSAGE, className="os-action-message", role="status"),
         ],
     )
 
@@ -203,3 +218,82 @@ def _apply(action: object, unit: object, *, incident_id: int, actor: str, lang: 
         web_engine(), resource_id=unit, action=str(action), actor=actor, address=client_address()
     )
     return t("dispatch.moved", lang, unit=f"#{unit}", status=t(f"unit.status.{status}", lang))
+
+
+@CALLBACKS.callback(
+    Output(EVENT_DISPATCH, "children"),
+    Input(ids.INCIDENT_EVENT, "data"),
+    Input(DISPATCH_DONE, "data"),
+    Input(ids.REFRESH, "n_intervals"),
+    State(ids.LANG, "data"),
+)
+def update_event_dispatch(event, _done, _tick, lang):
+    """For an event: its lead member (open critical first, oldest first) and the fastest
+    suitable units to send there."""
+    lang = language(lang)
+    principal = current_principal()
+    chosen = _incident_id(event)
+    if principal is None or chosen is None:
+        return []
+    try:
+        lead = read_fresh(event_lead, event_id=chosen).value
+        offers = read_fresh(suggest_units, incident_id=lead, k=3).value if lead else []
+    except READ_ERRORS as exc:
+        report_failure(log, "event dispatch unavailable", exc)
+        raise PreventUpdate from None
+    if lead is None:
+        return []
+    rows: list[Any] = [
+        html.Div(t("dispatch.event_lead", lang, id=lead), className="os-dispatch-meta")
+    ]
+    rows += [
+        suggestion_row(
+            s,
+            lang=lang,
+            button=html.Button(
+                t("dispatch.send", lang),
+                id={"type": EVENT_SEND, "unit": s.resource_id, "incident": lead},
+                className="os-action os-dispatch-send",
+                n_clicks=0,
+            )
+            if principal.can_act
+            else None,
+        )
+        for s in offers
+    ] or [html.Div(t("dispatch.none_available", lang), className="os-empty")]
+    return rows
+
+
+@CALLBACKS.callback(
+    Output(EVENT_DISPATCH_MESSAGE, "children"),
+    Output(DISPATCH_DONE, "data", allow_duplicate=True),
+    Input({"type": EVENT_SEND, "unit": ALL, "incident": ALL}, "n_clicks"),
+    State(DISPATCH_DONE, "data"),
+    State(ids.LANG, "data"),
+    prevent_initial_call=True,
+)
+def send_for_event(clicks, done, lang):
+    """Send the clicked unit to the event's lead member as the signed-in person."""
+    lang = language(lang)
+    trigger = ctx.triggered_id
+    if not isinstance(trigger, dict) or not any(isinstance(c, int) and c > 0 for c in clicks):
+        raise PreventUpdate
+    principal = current_principal()
+    if principal is None:
+        raise PreventUpdate
+    if not principal.can_act:
+        return action_message(t("action.read_only", lang), ok=False), dash.no_update
+    incident = _incident_id(trigger.get("incident"))
+    try:
+        if incident is None:
+            raise ResourceError("no such open incident or task")
+        text = _apply(
+            "send", trigger.get("unit"), incident_id=incident, actor=principal.username, lang=lang
+        )
+    except ResourceError as exc:
+        return action_message(str(exc), ok=False), dash.no_update
+    except READ_ERRORS as exc:
+        report_failure(log, "event dispatch failed", exc)
+        return action_message(t("panel.unavailable", lang), ok=False), dash.no_update
+    outdate_district(incident)
+    return action_message(text, ok=True), (done + 1 if isinstance(done, int) else 1)

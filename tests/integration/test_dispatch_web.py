@@ -160,3 +160,51 @@ def test_another_districts_task_cannot_be_completed(app, owner):
             sa.text("SELECT status FROM playbook_task WHERE id = :id"), {"id": task}
         ).scalar_one()
     assert status == "open"
+
+
+def _event(owner, *members: int) -> int:
+    """An active flood event of `members`."""
+    with owner.begin() as conn:
+        group = conn.execute(
+            sa.text(
+                "INSERT INTO incident_group (category_code, opened_at, last_member_at, districts,"
+                " streets) SELECT 'flood', min(opened_at), max(opened_at),"
+                " array_agg(DISTINCT district_adcode), array_agg(DISTINCT street_code)"
+                " FROM incident WHERE id = ANY(:ids) RETURNING id"
+            ),
+            {"ids": list(members)},
+        ).scalar_one()
+        conn.execute(
+            sa.text("UPDATE incident SET group_id = :g, grouped_at = now() WHERE id = ANY(:ids)"),
+            {"g": group, "ids": list(members)},
+        )
+    return int(group)
+
+
+def _send_for_event(app, session, *, unit: object, incident: object):
+    values = {"incidents-dispatch-done.data": 0, "os-lang.data": "en"}
+    return post_click(
+        app,
+        "incidents-event-dispatch-message.children",
+        {"type": "os-event-send", "unit": unit, "incident": incident},
+        lambda ident, prop: values.get(f"{ident}.{prop}"),
+        session=session,
+    )
+
+
+def test_an_events_units_go_to_its_most_urgent_member_in_scope(app, owner):
+    from data.dispatch import event_lead
+
+    first, second = _incident(owner, PUDONG), _incident(owner, PUDONG)
+    event = _event(owner, first, second)
+    assert event_lead(owner, event_id=event) == first  # the oldest critical
+    manager = sign_in(owner, role="district_manager", districts=(PUDONG,))
+    unit = _available_unit(owner, PUDONG)
+    response = _send_for_event(app, manager, unit=unit, incident=first)
+    assert "sent, arriving in" in response.get_data(as_text=True)
+    assert _status(owner, unit) == "dispatched"
+    # a forged lead in another district: refused, nothing sent
+    other = _available_unit(owner, PUDONG)
+    forged = _send_for_event(app, manager, unit=other, incident=_incident(owner, XUHUI))
+    assert "no such open incident" in forged.get_data(as_text=True)
+    assert _status(owner, other) == "available"
