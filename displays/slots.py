@@ -77,11 +77,13 @@ def topic_tiles(view: View, look: Look) -> Rendered:
     """A scenario view's tiles: its warning level, then its own figures, in the tiles' place."""
     figures = TOPIC_FIGURES.render(view, look, {})
     done = read(progress, district=view.district)
+    running = done.value.get(view.category or "")
     strip = html.Div(
         [
             # the strip's parts, flat: a list inside children reaches React as raw objects
             *_as_list(figures.values["warning"]),
-            playbook_progress(done.value.get(view.category or ""), lang=look.lang),
+            # a room is told of a playbook only while one runs (the page says when none does)
+            *([playbook_progress(running, lang=look.lang)] if running else []),
         ],
         className="os-warn-strip os-wall-warn-strip",
     )
