@@ -22,8 +22,10 @@ from sqlalchemy.engine import Engine
 from data.access import write_audit
 from data.resources import ResourceError
 
-# candidates the exact travel time is computed for, nearest first by the spatial index
-POOL = 48
+# candidates the exact travel time is computed for, nearest first by the spatial index: in a
+# storm the near units are out and a faster kind may be further away (at 48, 6 % of a seed-scale
+# drill's first suggestions missed the fastest; bench/dispatch.py)
+POOL = 160
 MAX_SUGGESTIONS = 20
 # a unit of the incident's district goes first when at most this much slower than the fastest
 PREFER_LOCAL_S = 120
