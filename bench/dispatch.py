@@ -153,7 +153,7 @@ def prepare(scale: str, *, reuse: bool) -> tuple[str, Engine]:
 
 
 def reset_fleet(engine: Engine) -> None:
-    """Every unit home, no job, no fix (an earlier run's drill or fixes undone); off duty stays."""
+    """Every unit home, no job, no fix, the table compact (as seeded); off duty stays."""
     with engine.begin() as conn:
         conn.execute(
             sa.text(
@@ -165,7 +165,8 @@ def reset_fleet(engine: Engine) -> None:
             )
         )
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(sa.text("VACUUM ANALYZE resource"))
+        # an earlier run's fixes left it many times its size (see bench_positions)
+        conn.execute(sa.text("VACUUM FULL ANALYZE resource"))
 
 
 def fleet_summary(engine: Engine) -> str:
@@ -487,19 +488,39 @@ def start_senders(url: str, engine: Engine, args: argparse.Namespace) -> tuple[l
     return senders, signals, queue
 
 
-def bench_positions(url: str, engine: Engine, args: argparse.Namespace) -> None:
-    """Fixes through ingest_body while the dashboard's callbacks are timed; before vs during."""
+def dashboard_app(url: str, engine: Engine) -> tuple[Any, Any]:
+    """An app of this process on the bench database, its results cache off, and a session."""
     from app import create_app
 
     os.environ["DATABASE_URL"] = url
     get_settings.cache_clear()
-    ticket = bench_session(engine)
     app = create_app(get_settings().model_copy(update={"callback_rate_limit": "100000 per minute"}))
     # as bench.dashboard's server figures, but every call computes: its results cache would
     # answer all calls but one a second from memory, with no database work to slow down
-    results = app.server.extensions[EXTENSION].results
-    if isinstance(results, TtlCache):
-        results.ttl_seconds = 1e-9
+    cache = app.server.extensions[EXTENSION].results
+    if isinstance(cache, TtlCache):
+        cache.ttl_seconds = 1e-9
+    return app, bench_session(engine)
+
+
+def table_state(engine: Engine) -> tuple[int, int, int]:
+    """The resource table's bytes (with its indexes), rows updated, of which HOT."""
+    time.sleep(1.0)  # the senders' backends report their counts as they end
+    with engine.connect() as conn:
+        conn.execute(sa.text("SELECT pg_stat_clear_snapshot()"))
+        row = conn.execute(
+            sa.text(
+                "SELECT pg_total_relation_size('resource') AS size, n_tup_upd, n_tup_hot_upd"
+                " FROM pg_stat_user_tables WHERE relname = 'resource'"
+            )
+        ).one()
+    return int(row.size), int(row.n_tup_upd), int(row.n_tup_hot_upd)
+
+
+def bench_positions(url: str, engine: Engine, args: argparse.Namespace) -> None:
+    """Fixes through ingest_body while the dashboard's callbacks are timed; before vs during."""
+    app, ticket = dashboard_app(url, engine)
+    before = table_state(engine)
     senders, (_ready, go, stop), queue = start_senders(url, engine, args)
     quiet = time_callbacks(app, ticket, repeat=args.repeat)
     go.set()
@@ -507,12 +528,13 @@ def bench_positions(url: str, engine: Engine, args: argparse.Namespace) -> None:
     loaded = time_callbacks(app, ticket, repeat=args.repeat)
     dashboard_s = time.time() - started
     stop.set()
-    results = [queue.get(timeout=args.fix_seconds + 600) for _ in senders]
+    outcomes = [queue.get(timeout=args.fix_seconds + 600) for _ in senders]
     for process in senders:
         process.join(30)
-    latencies = [s for r in results for s in r["latencies"]]
-    sent = sum(r["stored"] + r["duplicate"] + r["rejected"] for r in results)
-    seconds = max(r["seconds"] for r in results)
+    latencies = [s for r in outcomes for s in r["latencies"]]
+    sent = sum(r["stored"] + r["duplicate"] + r["rejected"] for r in outcomes)
+    seconds = max(r["seconds"] for r in outcomes)
+    total = {name: sum(r[name] for r in outcomes) for name in ("stored", "duplicate", "rejected")}
     print(
         f"\n3. position fixes through Ingestor.ingest_body: {args.fix_senders} senders,"
         f" batches of {args.fix_batch}, asked {args.fix_rate:,.0f}/s for ≥ {args.fix_seconds:g} s"
@@ -520,10 +542,28 @@ def bench_positions(url: str, engine: Engine, args: argparse.Namespace) -> None:
     )
     print(
         f"   achieved {sent / seconds:,.0f} fixes/s ({sent:,} in {seconds:.1f} s: stored"
-        f" {sum(r['stored'] for r in results):,}, duplicate {sum(r['duplicate'] for r in results)},"
-        f" rejected {sum(r['rejected'] for r in results)}); batch latency {ms(latencies)}"
+        f" {total['stored']:,}, duplicate {total['duplicate']}, rejected {total['rejected']});"
+        f" batch latency {ms(latencies)}"
     )
     print_side_by_side(quiet, loaded, repeat=args.repeat)
+    print_bloat(engine, before)
+
+
+def print_bloat(engine: Engine, before: tuple[int, int, int]) -> None:
+    """What the fixes left in the resource table, and the suggestions' time over it now."""
+    size, updated, hot = table_state(engine)
+    updates, hot_updates = updated - before[1], hot - before[2]
+    jobs = sample_jobs(engine, 200)
+    timings = []
+    for job in jobs:
+        started = time.perf_counter()
+        suggest(engine, job)
+        timings.append(time.perf_counter() - started)
+    print(
+        f"   the resource table with its indexes {before[0] / 2**20:.1f} MB → {size / 2**20:.1f} MB"
+        f" after {updates:,} row updates ({100 * hot_updates / max(updates, 1):.1f} % HOT);"
+        f" suggestions over it now ({len(jobs)} random incidents): {ms(timings)}"
+    )
 
 
 def print_side_by_side(
