@@ -36,6 +36,18 @@ class FixBatch:
     def __len__(self) -> int:
         return len(self.unit_id)
 
+    @classmethod
+    def joined(cls, batches: list[FixBatch]) -> FixBatch:
+        """The batches one after the other (an empty batch for none)."""
+        if not batches:
+            return EMPTY_FIXES
+        return cls(
+            np.concatenate([b.unit_id for b in batches]),
+            np.concatenate([b.ts_us for b in batches]),
+            np.concatenate([b.lon for b in batches]),
+            np.concatenate([b.lat for b in batches]),
+        )
+
 
 EMPTY_FIXES = FixBatch(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), np.zeros(0))
 

@@ -245,17 +245,7 @@ class Ingestor:
             value=np.concatenate([p[2].batch.value for p in parts] or [np.zeros(0)]),
             quality=np.concatenate([p[2].batch.quality for p in parts] or [np.zeros(0, np.int16)]),
         )
-        fixes = FixBatch(
-            *(
-                np.concatenate([getattr(p[2].fixes, name) for p in parts] or [np.zeros(0, kind)])
-                for name, kind in (
-                    ("unit_id", np.int64),
-                    ("ts_us", np.int64),
-                    ("lon", np.float64),
-                    ("lat", np.float64),
-                )
-            )
-        )
+        fixes = FixBatch.joined([checked.fixes for _, _, checked in parts])
         with self.engine.begin() as conn:
             stored = ingest_store.store_readings(conn, batch, partitions=self.partitions)
             moved = store_fixes(conn, fixes)
