@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
+import numpy as np
 import pytest
 import sqlalchemy as sa
 from playwright.sync_api import (
@@ -22,6 +23,7 @@ from bench.harness import CHROMIUM, launch_chromium, serving
 from data import access
 from data.access import SessionTicket
 from data.engine import create_db_engine
+from data.writes import ReadingBatch, insert_readings
 from localservers.base import free_port
 from tests.conftest import seeded_database
 from web.session import CSRF_COOKIE, SESSION_COOKIE
@@ -265,6 +267,22 @@ def wait_maps_settled(page: Page, *, timeout: float = 20_000) -> None:
     """Until every map has been fitted and its labels set apart, and they stay put."""
     page.evaluate("() => { window.__osLabelsAt = null; }")
     page.wait_for_function(_MAPS_SETTLED_JS, polling=400, timeout=timeout)
+
+
+def write_readings_now(engine: sa.Engine, *, values: dict[int, float]) -> int:
+    """Readings stamped now, a value for each device, on the online path (the seeded city ends
+    when the session starts: a test that needs a device reporting makes it report)."""
+    with engine.begin() as conn:
+        now_us = conn.execute(
+            sa.text("SELECT (extract(epoch FROM now()) * 1000000)::bigint")
+        ).scalar_one()
+        batch = ReadingBatch(
+            device_id=np.array(list(values), dtype=np.int64),
+            ts_us=np.full(len(values), now_us, dtype=np.int64),
+            value=np.array(list(values.values()), dtype=np.float64),
+            quality=np.zeros(len(values), dtype=np.int16),
+        )
+        return insert_readings(conn, batch)
 
 
 def open_incident(

@@ -19,7 +19,14 @@ from data.kpis import area_kpis, city_kpis
 from data.reference_reads import street_names
 from data.topic_reads import beyond_lines, measurands_now
 from data.vitals import city_vitals, measurand_hours
-from tests.browser.conftest import VIEWPORTS, open_page, screenshot, set_warning_in_form
+from tests.browser.conftest import (
+    VIEWPORTS,
+    open_page,
+    screenshot,
+    set_warning_in_form,
+    wait_maps_settled,
+    write_readings_now,
+)
 from web.device_layer import snapshot_frame
 
 PUDONG = "310115"
@@ -473,6 +480,11 @@ FREE_DOT = """() => {
         return apart && document.elementFromPoint(x, y) === d;
     });
 }"""
+# the incidents map has framed the selected incident with its units (assets/onescreen_incidents.js)
+FRAMED_WITH_UNITS = """() => {
+    const focus = (document.getElementById("incidents-map") || {}).osFocus || {};
+    return focus.framed != null && focus.framed === focus.panned;
+}"""
 RING_ON_A_DOT = """() => {
     const ring = document.querySelector("#incidents-map path.os-incident-selected");
     if (!ring) { return false; }
@@ -523,6 +535,10 @@ def test_the_incidents_page_is_a_work_queue(live_server, live_engine, page):
     expect(page.locator("#incidents-map path.os-incident-selected")).to_have_count(1)
     assert _eventually(lambda: page.evaluate(FRAMED_TITLES) == [shown[2]])
     assert _eventually(lambda: page.evaluate(RING_ON_A_DOT)), "the ring is on no dot"
+    # the map frames the incident with the units it could send once their suggestions arrive
+    # (after it panned to the incident): a dot is picked when the map has stopped moving
+    page.wait_for_function(FRAMED_WITH_UNITS, polling=200)
+    wait_maps_settled(page)
     # a dot selects its incident, and its row is the one framed
     free = page.evaluate(FREE_DOT)
     assert free >= 0, "every incident dot is covered"
@@ -570,8 +586,32 @@ def test_device_page_shows_state_thresholds_and_incidents(live_server, live_engi
     assert "Alarm" in page.locator("#device-series").inner_text()
 
 
+# four devices of the measurands with both upper lines, each in its own street: what reading
+# puts each beyond its normal line (half way to the alarm line), and the fifth beyond its alarm
+_LINES_SQL = sa.text(
+    "SELECT DISTINCT ON (d.street_code) d.id, t.normal_max, t.alarm_max"
+    " FROM device d JOIN device_type t ON t.id = d.type_id"
+    " WHERE t.measurand = ANY(CAST(:m AS text[])) AND d.status = 'active'"
+    "   AND t.alarm_max > t.normal_max AND d.street_code IS NOT NULL"
+    " ORDER BY d.street_code, d.id LIMIT 5"
+)
+
+
+def _push_beyond_lines(engine: sa.Engine, *, measurands: tuple[str, ...]) -> None:
+    """Five devices report now beyond their normal line, one of them beyond its alarm line:
+    whatever hour the session runs at, the scenario has something to draw."""
+    with engine.connect() as conn:
+        lines = conn.execute(_LINES_SQL, {"m": list(measurands)}).all()
+    assert len(lines) == 5, lines
+    span = {row.id: row.alarm_max - row.normal_max for row in lines}
+    values = {row.id: row.normal_max + span[row.id] / 2 for row in lines[1:]}
+    values[lines[0].id] = lines[0].alarm_max + span[lines[0].id] / 2
+    assert write_readings_now(engine, values=values) == 5
+
+
 def test_a_scenario_view_shows_its_figures_and_its_own_incidents(live_server, live_engine, page):
     page, _log = page
+    _push_beyond_lines(live_engine, measurands=topic_measurands("flood"))
     page.goto(live_server + "/topic/flood")
     wait_ready(page)
     # the map draws each flood device beyond its line, as the store has them

@@ -6,19 +6,18 @@ from __future__ import annotations
 import re
 import time
 
-import numpy as np
 import pytest
 import sqlalchemy as sa
 from playwright.sync_api import Page, Route, expect
 
 from data.kpis import city_kpis
-from data.writes import ReadingBatch, insert_readings
 from tests.browser.conftest import (
     LIVE_REFRESH_SECONDS,
     LIVE_STALE_SECONDS,
     VIEWPORTS,
     open_page,
     screenshot,
+    write_readings_now,
 )
 from tests.browser.test_dashboard import PUDONG, page_paths, tile_value, wait_ready
 
@@ -84,25 +83,6 @@ def test_every_panel_refreshes_by_itself(live_server_fast, live_engine, browser)
         assert log.errors == [], (name, log.errors)
 
 
-def write_readings(engine: sa.Engine, *, devices: int) -> int:
-    """Readings stamped now for `devices` devices, at their latest values, on the online path."""
-    with engine.begin() as conn:
-        rows = conn.execute(
-            sa.text("SELECT device_id, value FROM device_latest ORDER BY device_id LIMIT :n"),
-            {"n": devices},
-        ).all()
-        now_us = conn.execute(
-            sa.text("SELECT (extract(epoch FROM now()) * 1000000)::bigint")
-        ).scalar_one()
-        batch = ReadingBatch(
-            device_id=np.array([r[0] for r in rows], dtype=np.int64),
-            ts_us=np.full(len(rows), now_us, dtype=np.int64),
-            value=np.array([float(r[1]) for r in rows], dtype=np.float64),
-            quality=np.zeros(len(rows), dtype=np.int16),
-        )
-        return insert_readings(conn, batch)
-
-
 def test_a_reading_written_shows_on_the_overview_tiles_within_seconds(
     live_server_fast, live_engine, browser
 ):
@@ -111,7 +91,12 @@ def test_a_reading_written_shows_on_the_overview_tiles_within_seconds(
     wait_ready(page)
     before = int(tile_value(page, "readings_today").replace(",", ""))
     assert before == city_kpis(live_engine).readings_today
-    written = write_readings(live_engine, devices=40)
+    # 40 devices report again, each at its latest value
+    with live_engine.connect() as conn:
+        latest = conn.execute(
+            sa.text("SELECT device_id, value FROM device_latest ORDER BY device_id LIMIT 40")
+        ).all()
+    written = write_readings_now(live_engine, values={row[0]: float(row[1]) for row in latest})
     assert written == 40
     started = time.monotonic()
     page.wait_for_function(
