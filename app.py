@@ -26,6 +26,7 @@ from web.ingest_api import register_ingest_routes
 from web.limits import install_body_limits
 from web.login import register_login_routes
 from web.ratelimit import install_limits
+from web.review_export import register_review_routes
 from web.services import attach as attach_services
 from web.session import register_session
 from web.shared_answers import register_response_cache
@@ -93,6 +94,7 @@ def create_app(settings: Settings | None = None) -> Dash:
     register_boundary_routes(app.server)
     register_context_routes(app.server)
     register_device_routes(app.server)
+    register_review_routes(app.server)
     register_ingest_routes(app.server)
     # around the whole Flask app: a body over its route's limit is refused before anything
     # (the session gate's form parsing included) reads it

@@ -7,14 +7,27 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from cli import city, db, displays, ingest_admin, processes, resources, rules, serve, users
+from cli import (
+    city,
+    db,
+    displays,
+    ingest_admin,
+    processes,
+    resources,
+    review,
+    rules,
+    serve,
+    users,
+)
 from cli.common import Handler
 from config import ConfigError, load_settings
 from data.errors import OneScreenError
 from data.safe_text import install_log_escaping
 
 # in the order `--help` lists them
-COMMAND_GROUPS = (db, city, serve, processes, ingest_admin, displays, users, rules, resources)
+COMMAND_GROUPS = (
+    db, city, serve, processes, ingest_admin, displays, users, rules, resources, review,
+)  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:

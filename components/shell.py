@@ -42,6 +42,7 @@ def create_page(
             ("topics", "/topic/flood"),
             ("incidents", "/incidents"),
             ("resources", "/resources"),
+            ("review", "/review"),
         )
     ]
     principal = current_principal()

@@ -35,6 +35,7 @@ def timeline_figure(
     handled: pd.DataFrame | None = None,
     ahead: pd.DataFrame | None = None,
     ahead_end: datetime | None = None,
+    tickformat: str = "%H:%M",
 ) -> go.Figure:
     """Stacked bars of incidents opened per bucket in [start, end), every bucket present, and
     lines of those acknowledged and resolved (`handled`: bucket, kind, events); with `ahead_end`
@@ -89,7 +90,7 @@ def timeline_figure(
     figure.update_layout(
         barmode="stack",
         bargap=0.15,
-        xaxis={"title": {"text": t("axis.time", lang)}, "tickformat": "%H:%M", "type": "date"},
+        xaxis={"title": {"text": t("axis.time", lang)}, "tickformat": tickformat, "type": "date"},
         yaxis={"title": {"text": t("axis.incidents", lang)}, "rangemode": "tozero"},
         showlegend=True,
         margin={"l": 56, "r": 12, "t": 30, "b": 44},

@@ -30,6 +30,7 @@ from config import Settings
 from data.displays import find_display_grant
 from data.scope import NO_SCOPE
 from serving.events import connect
+from web.review_export import REVIEW_CSV_PATH, REVIEW_RATE
 from web.services import services
 from web.session import SESSION_COOKIE, client_address, current_principal, plain
 
@@ -246,6 +247,12 @@ def _limiter(settings: Settings) -> Limiter:
                 key_function=client_key,
                 exempt_when=lambda: not _is_callback(),
                 on_breach=_callback_breach,
+            ),
+            Limit(
+                REVIEW_RATE,
+                key_function=client_key,
+                exempt_when=lambda: request.path != REVIEW_CSV_PATH,
+                on_breach=_form_breach,
             ),
             Limit(
                 settings.sign_in_rate_limit,

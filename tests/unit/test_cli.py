@@ -29,6 +29,7 @@ COMMANDS = {
     "displays",
     "users",
     "rules",
+    "report",
 }
 
 
@@ -73,8 +74,8 @@ def test_every_command_has_a_handler_of_its_group():
     assert set(top.choices) == COMMANDS
     leaves = dict(_leaves(parser))
     # rules refit joined in issue 17, tokens list in issue 18, import-context in issue 19,
-    # import-served in issue 20, units import/list/lend and dispatch in issue 21
-    assert len(leaves) == 40
+    # import-served in issue 20, units import/list/lend and dispatch in issue 21, report in 22
+    assert len(leaves) == 41
     for path, leaf in leaves.items():
         handler = leaf.get_default("handler")
         assert callable(handler), path
