@@ -92,13 +92,22 @@ def review_timeline(rv: Review, lang: str, topics: dict[str, tuple[str, str]]) -
         bucket_minutes=int(rv.bucket.total_seconds() // 60),
         tickformat="%m-%d %H:%M" if multi_day else "%H:%M",
     )
+    # a line and a label per level change (plotly's add_vline cannot label a date axis)
     for change in _records(rv.levels):
-        level = ROMAN.get(change["to_level"], "–")
-        figure.add_vline(
-            x=pd.Timestamp(change["at"]).tz_convert(CITY_TZ),
+        at = pd.Timestamp(change["at"]).tz_convert(CITY_TZ)
+        label = name(topics.get(change["topic_code"], ("", "")), lang)
+        figure.add_shape(
+            type="line",
+            x0=at,
+            x1=at,
+            yref="paper",
+            y0=0,
+            y1=1,
             line={"color": "#8fa3bf", "dash": "dot", "width": 1},
-            annotation={"text": name(topics.get(change["topic_code"], ("", "")), lang)
-                                + " " + level, "font": {"size": 12}},
+        )
+        figure.add_annotation(
+            x=at, y=1, yref="paper", yanchor="bottom", showarrow=False, font={"size": 12},
+            text=f"{label} {ROMAN.get(change['to_level'], '–')}",
         )  # fmt: skip
     return figure
 

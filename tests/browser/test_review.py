@@ -10,7 +10,7 @@ from playwright.sync_api import expect
 
 from components.review import review_kpis
 from data.review import CITY_TZ, review
-from tests.browser.conftest import VIEWPORTS, open_page, screenshot
+from tests.browser.conftest import SCREENSHOTS, VIEWPORTS, open_page, screenshot
 
 PUDONG = "310115"
 
@@ -52,6 +52,8 @@ def test_the_review_shows_the_stores_figures_and_prints(
         page.emulate_media(media="print")
         pdf = page.pdf(format="A4", landscape=True, print_background=True)
         assert pdf.startswith(b"%PDF") and len(pdf) > 20_000
+        (SCREENSHOTS / "review.pdf").write_bytes(pdf)
+        page.screenshot(path=str(SCREENSHOTS / "review-print.png"), full_page=True)
         # on paper: no header, no form, the whole report (not the scrolled box)
         expect(page.locator(".os-review-form")).to_be_hidden()
         assert page.evaluate("document.documentElement.scrollHeight") > VIEWPORTS[viewport][1]

@@ -78,11 +78,14 @@ def _story_rest(conn: sa.Connection, ids: dict[str, int]) -> None:
         sa.text("UPDATE incident SET foreseen_by = :f, lead_s = 300 WHERE id = :a"),
         {"f": ids["f1"], "a": ids["p1"]},
     )
-    units = conn.execute(sa.text("SELECT id FROM resource ORDER BY id LIMIT 2")).scalars().all()
+    # each district's own unit (a district reads its own units' history, RLS)
+    pick = sa.text("SELECT id FROM resource WHERE district_adcode = :d ORDER BY id LIMIT 1")
+    pudong_unit = conn.execute(pick, {"d": PUDONG}).scalar_one()
+    jingan_unit = conn.execute(pick, {"d": JINGAN}).scalar_one()
     events = [
-        (units[0], "dispatched", 12, ids["p1"]),
-        (units[0], "arrived", 30, ids["p1"]),
-        (units[1], "dispatched", 55, ids["j1"]),
+        (pudong_unit, "dispatched", 12, ids["p1"]),
+        (pudong_unit, "arrived", 30, ids["p1"]),
+        (jingan_unit, "dispatched", 55, ids["j1"]),
     ]
     for unit, kind, minutes, incident in events:
         conn.execute(

@@ -56,8 +56,10 @@ def _review() -> Review:
         by_district=handling,
         by_team=handling.assign(key=["浦东防汛队", ""]),
         early={"forecasts": 1, "alarms": 5, "foreseen": 1, "p50_lead_s": 300, "max_lead_s": 300},
-        levels=pd.DataFrame(columns=["at", "topic_code", "district_adcode", "from_level",
-                                     "to_level", "source", "actor", "reason"]),
+        levels=pd.DataFrame({"at": [at + pd.Timedelta(minutes=8)], "topic_code": ["flood"],
+                             "district_adcode": ["310115"], "from_level": [None],
+                             "to_level": [4], "source": ["operator"], "actor": ["值班长"],
+                             "reason": ["演练"]}),
         units=units,
         tasks=pd.DataFrame({"created_at": [at], "district_adcode": ["310115"],
                             "text_zh": ["预置泵车"], "text_en": ["Pre-position pumps"],
@@ -129,6 +131,7 @@ def test_every_section_of_a_review_renders():
     text = to_html(sections)
     assert "浦东新区" in text and "浦东防汛队" in text and "（未指派）" in text
     assert "预置泵车" in text and "未到场" in text and "窗口内无记录" in text
+    assert "值班长" in text and "– → IV" in text  # the level change, in its table
 
 
 def test_moments_are_beijing_time_unless_they_say():
