@@ -43,7 +43,7 @@ def register(commands: Subparsers) -> None:
     report.set_defaults(handler=cmd_report)
 
 
-def _html(args: argparse.Namespace, engine: sa.Engine, start: datetime, end: datetime) -> str:
+def review_html(args: argparse.Namespace, engine: sa.Engine, start: datetime, end: datetime) -> str:
     """The review as a standalone HTML document."""
     districts = district_codes(engine)
     rv = review(
@@ -108,7 +108,7 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
             out.write_text(incidents_csv(rows), encoding="utf-8")
             print(f"{len(rows):,} incident(s) written to {out}")
             return 0
-        text = _html(args, engine, start, end)
+        text = review_html(args, engine, start, end)
         if suffix == ".html":
             out.write_text(text, encoding="utf-8")
         else:

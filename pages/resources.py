@@ -23,11 +23,10 @@ from components.state import href, language
 from components.topics import TOPICS
 from components.unit_layer import unit_features, unit_layers
 from data.dispatch import COVERAGE_TARGET_S, coverage, dispatch_unit
-from data.errors import READ_ERRORS, report_failure
 from data.playbooks import handle_task, progress, task_suggestions, tasks
 from data.resources import ResourceError, kinds, status_counts, unit_positions, units
 from panels.guard import guard
-from panels.incident_actions import action_message
+from panels.incident_actions import act_as_principal
 from panels.reads import read, read_fresh, shared_cache
 from web.boundaries import boundary_url
 from web.services import web_engine
@@ -231,25 +230,20 @@ def act_on_task(clicks, done, lang):
     """Complete, reopen or staff a task as the signed-in person."""
     lang = language(lang)
     trigger = ctx.triggered_id
-    if not isinstance(trigger, dict) or not any(isinstance(c, int) and c > 0 for c in clicks):
+    if not isinstance(trigger, dict):
         raise PreventUpdate
-    principal = current_principal()
-    if principal is None:
-        raise PreventUpdate
-    if not principal.can_act:
-        return action_message(t("action.read_only", lang), ok=False), dash.no_update
-    action, task = trigger.get("action"), trigger.get("task")
-    try:
+
+    def work(actor: str) -> str:
+        task = trigger.get("task")
         if type(task) is not int:
             raise ResourceError("no such task")
-        _apply(action, task, actor=principal.username)
-    except ResourceError as exc:
-        return action_message(str(exc), ok=False), dash.no_update
-    except READ_ERRORS as exc:
-        report_failure(log, "task action failed", exc)
-        return action_message(t("panel.unavailable", lang), ok=False), dash.no_update
-    shared_cache().clear()
-    return action_message(t("board.done", lang), ok=True), (done or 0) + 1
+        _apply(trigger.get("action"), task, actor=actor)
+        shared_cache().clear()
+        return t("board.done", lang)
+
+    return act_as_principal(
+        clicks, done, lang, work=work, refused=(ResourceError,), failure="task action failed"
+    )
 
 
 def _apply(action: object, task: int, *, actor: str) -> None:

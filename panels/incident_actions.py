@@ -235,3 +235,32 @@ def attempt(
 def action_message(text: str, *, ok: bool) -> html.Span:
     """What an action's form says after a click."""
     return html.Span(text, className="os-action-ok" if ok else "os-action-error")
+
+
+def act_as_principal(
+    clicks: object,
+    done: object,
+    lang: str,
+    *,
+    work: Callable[[str], str],
+    refused: tuple[type[Exception], ...],
+    failure: str,
+) -> tuple[html.Span, Any]:
+    """The frame every unit or task button shares: a real click by someone signed in who may
+    act, `work(their name)` done, and what to tell them (a refusal as it is said, an outage as
+    unavailable); the done counter moves only when it worked."""
+    if not isinstance(clicks, list) or not any(isinstance(c, int) and c > 0 for c in clicks):
+        raise PreventUpdate
+    principal = current_principal()
+    if principal is None:
+        raise PreventUpdate
+    if not principal.can_act:
+        return action_message(t("action.read_only", lang), ok=False), dash.no_update
+    try:
+        text = work(principal.username)
+    except refused as exc:
+        return action_message(str(exc), ok=False), dash.no_update
+    except READ_ERRORS as exc:
+        report_failure(log, failure, exc)
+        return action_message(t("panel.unavailable", lang), ok=False), dash.no_update
+    return action_message(text, ok=True), (done + 1 if isinstance(done, int) else 1)

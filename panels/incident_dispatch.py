@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import dash
 from dash import ALL, Input, Output, State, ctx, dcc, html
 from dash.exceptions import PreventUpdate
 
@@ -25,7 +24,7 @@ from components.unit_layer import EMPTY, unit_features
 from data.dispatch import dispatch_unit, event_lead, move_unit, suggest_units, units_on_job
 from data.errors import READ_ERRORS, report_failure
 from data.resources import ResourceError
-from panels.incident_actions import action_message, outdate_district
+from panels.incident_actions import act_as_principal, outdate_district
 from panels.reads import now, read_fresh
 from web.services import web_engine
 from web.session import client_address, current_principal
@@ -175,28 +174,20 @@ def act(clicks, selected, done, lang):
     lang = language(lang)
     trigger = ctx.triggered_id
     chosen = _incident_id(selected)
-    if (
-        not isinstance(trigger, dict)
-        or chosen is None
-        or not any(isinstance(c, int) and c > 0 for c in clicks)
-    ):
+    if not isinstance(trigger, dict) or chosen is None:
         raise PreventUpdate
-    action, unit = trigger.get("action"), trigger.get("unit")
-    principal = current_principal()
-    if principal is None:
-        raise PreventUpdate
-    if not principal.can_act:
-        return action_message(t("action.read_only", lang), ok=False), dash.no_update
-    try:
-        text = _apply(action, unit, incident_id=chosen, actor=principal.username, lang=lang)
-    except ResourceError as exc:
-        return action_message(str(exc), ok=False), dash.no_update
-    except READ_ERRORS as exc:
-        report_failure(log, "dispatch action failed", exc)
-        return action_message(t("panel.unavailable", lang), ok=False), dash.no_update
-    # the incident's district and the city show the unit's new state at their next refresh
-    outdate_district(chosen)
-    return action_message(text, ok=True), (done + 1 if isinstance(done, int) else 1)
+
+    def work(actor: str) -> str:
+        text = _apply(
+            trigger.get("action"), trigger.get("unit"), incident_id=chosen, actor=actor, lang=lang
+        )
+        # the incident's district and the city show the unit's new state at their next refresh
+        outdate_district(chosen)
+        return text
+
+    return act_as_principal(
+        clicks, done, lang, work=work, refused=(ResourceError,), failure="dispatch action failed"
+    )
 
 
 def _apply(action: object, unit: object, *, incident_id: int, actor: str, lang: str) -> str:
@@ -276,24 +267,17 @@ def send_for_event(clicks, done, lang):
     """Send the clicked unit to the event's lead member as the signed-in person."""
     lang = language(lang)
     trigger = ctx.triggered_id
-    if not isinstance(trigger, dict) or not any(isinstance(c, int) and c > 0 for c in clicks):
+    if not isinstance(trigger, dict):
         raise PreventUpdate
-    principal = current_principal()
-    if principal is None:
-        raise PreventUpdate
-    if not principal.can_act:
-        return action_message(t("action.read_only", lang), ok=False), dash.no_update
-    incident = _incident_id(trigger.get("incident"))
-    try:
+
+    def work(actor: str) -> str:
+        incident = _incident_id(trigger.get("incident"))
         if incident is None:
             raise ResourceError("no such open incident or task")
-        text = _apply(
-            "send", trigger.get("unit"), incident_id=incident, actor=principal.username, lang=lang
-        )
-    except ResourceError as exc:
-        return action_message(str(exc), ok=False), dash.no_update
-    except READ_ERRORS as exc:
-        report_failure(log, "event dispatch failed", exc)
-        return action_message(t("panel.unavailable", lang), ok=False), dash.no_update
-    outdate_district(incident)
-    return action_message(text, ok=True), (done + 1 if isinstance(done, int) else 1)
+        text = _apply("send", trigger.get("unit"), incident_id=incident, actor=actor, lang=lang)
+        outdate_district(incident)
+        return text
+
+    return act_as_principal(
+        clicks, done, lang, work=work, refused=(ResourceError,), failure="event dispatch failed"
+    )
