@@ -640,6 +640,8 @@ _TEXTS: dict[str, tuple[str, str]] = {
     "review.c.action": ("动作", "Action"),
     "review.c.note": ("说明", "Note"),
     "review.not_arrived": ("未到场", "not arrived"),
+    "review.source.rules": ("自动判定", "rules"),
+    "review.source.expiry": ("人工设定到期", "operator's level expired"),
 }
 
 

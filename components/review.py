@@ -194,7 +194,7 @@ def level_rows(
             places(c["district_adcode"]),
             name(topics.get(c["topic_code"], (c["topic_code"], c["topic_code"])), lang),
             f"{ROMAN.get(c['from_level'], '–')} → {ROMAN.get(c['to_level'], '–')}",
-            c["actor"] if c["source"] == "operator" else c["source"],
+            c["actor"] if c["source"] == "operator" else t(f"review.source.{c['source']}", lang),
         ]
         for c in _records(rv.levels)
     ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pandas as pd
@@ -12,7 +13,14 @@ import plotly.graph_objects as go
 import pytest
 from dash import dcc, html
 
-from components.review import CSV_COLUMNS, duration, incidents_csv, review_kpis, review_sections
+from components.review import (
+    CSV_COLUMNS,
+    duration,
+    incidents_csv,
+    level_rows,
+    review_kpis,
+    review_sections,
+)
 from components.static_html import document, to_html
 from data.checks import InvalidQuery
 from data.review import Review, parse_moment
@@ -139,3 +147,13 @@ def test_moments_are_beijing_time_unless_they_say():
     assert parse_moment("2026-12-03T12:00Z") == START
     with pytest.raises(InvalidQuery):
         parse_moment("yesterday")
+
+
+def test_a_level_change_says_who_made_it():
+    rv = _review()
+    levels = pd.concat([rv.levels, rv.levels.assign(source="rules", actor="system:rules")])
+    rows = level_rows(
+        replace(rv, levels=levels), "zh", {"flood": ("防汛防台", "Flood")}, lambda code: code
+    )
+    assert [row[4] for row in rows] == ["值班长", "自动判定"]
+    assert rows[0][2] == "防汛防台" and rows[0][3] == "– → IV"
