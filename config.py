@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -18,6 +19,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent
 CITY_TIMEZONE = "Asia/Shanghai"
+# Debian's Chromium: the tests, the benches and the review's PDF print with it
+CHROMIUM = os.environ.get("ONESCREEN_CHROMIUM", "/usr/bin/chromium")
 
 
 class ConfigError(ValueError):

@@ -20,7 +20,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from config import get_settings, load_settings
+from config import CHROMIUM, get_settings, load_settings
 from data import access, writes
 from data.access import SessionTicket
 from data.engine import create_db_engine
@@ -36,7 +36,6 @@ ROOT = Path(__file__).resolve().parents[1]
 BENCH_PG_PORT = int(os.environ.get("ONESCREEN_BENCH_PG_PORT", "54339"))
 
 
-CHROMIUM = os.environ.get("ONESCREEN_CHROMIUM", "/usr/bin/chromium")
 # headless on a machine without internet: no background traffic that would only be refused
 CHROMIUM_ARGS = (
     "--no-sandbox",

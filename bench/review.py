@@ -11,7 +11,6 @@ Target: the review page's read of a city-wide day well within a page load (≤ 1
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
 import time
 from collections.abc import Callable
@@ -22,7 +21,7 @@ from typing import TypeVar
 
 import sqlalchemy as sa
 
-from bench.dashboard import prepare
+from bench.dashboard import percentiles, prepare
 from bench.harness import bench_database
 from cli.review import print_pdf, review_html
 from components.review import incidents_csv
@@ -40,9 +39,8 @@ def _timed(call: Callable[[], _T], repeat: int) -> tuple[float, float, _T]:
     for _ in range(repeat):
         started = time.perf_counter()
         result = call()
-        times.append((time.perf_counter() - started) * 1000)
-    times.sort()
-    return statistics.median(times), times[max(0, round(0.95 * len(times)) - 1)], result
+        times.append(time.perf_counter() - started)
+    return (*percentiles(times), result)
 
 
 def _busiest_street(engine: sa.Engine) -> str:

@@ -4,7 +4,6 @@ Chromium from the same sections as the /review page), HTML, or CSV (one row per 
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import tempfile
@@ -15,15 +14,14 @@ import sqlalchemy as sa
 from dash import html
 
 from cli.common import Subparsers, open_engine
-from components.i18n import name, t
-from components.review import incidents_csv, review_sections, window_text
+from components.review import incidents_csv, review_head, review_sections, review_title
 from components.static_html import document
-from config import Settings
+from config import CHROMIUM, Settings
 from data.checks import InvalidQuery
+from data.kpis import CITY_TZ
 from data.reference_reads import category_codes, district_codes, street_names
-from data.review import CITY_TZ, check_review, parse_moment, review, review_incidents
+from data.review import check_review, parse_moment, review, review_incidents
 
-CHROMIUM = os.environ.get("ONESCREEN_CHROMIUM", "/usr/bin/chromium")
 PRINT_TIMEOUT_S = 180
 LOG_ROWS = 2000
 STYLESHEETS = ("onescreen.css", "onescreen_review.css")
@@ -50,28 +48,19 @@ def review_html(args: argparse.Namespace, engine: sa.Engine, start: datetime, en
         engine, start=start, end=end, district=args.district, street=args.street,
         log_limit=LOG_ROWS,
     )  # fmt: skip
-    place = t("crumb.city", args.lang)
-    if rv.street:
-        names = street_names(engine, district=rv.street[:6]).get(rv.street)
-        place = str(names[1 if args.lang == "en" else 0]) if names else rv.street
-    elif rv.district:
-        place = name(districts.get(rv.district, (rv.district,) * 2), args.lang)
-    title = t("review.title", args.lang, place=place)
+    title = review_title(
+        args.lang,
+        district=rv.district,
+        street=rv.street,
+        districts=districts,
+        streets=street_names(engine, district=rv.street[:6]) if rv.street else {},
+    )
     sections = review_sections(
         rv, args.lang, districts=districts, categories=category_codes(engine), log_limit=LOG_ROWS
     )
     body = html.Div(
         className="os-review os-review-print",
-        children=[
-            html.Div(
-                className="os-review-head",
-                children=[
-                    html.H2(title),
-                    html.Div(window_text(start, end, args.lang), className="os-review-window"),
-                ],
-            ),
-            *sections,
-        ],
+        children=[review_head(title, start, end, args.lang), *sections],
     )
     return document(body, title=title, lang=args.lang, stylesheets=STYLESHEETS)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -247,6 +247,38 @@ def log_rows(rv: Review, lang: str) -> list[list[Any]]:
         ]
         for e in _records(rv.log)
     ]
+
+
+def review_title(
+    lang: str,
+    *,
+    district: str | None,
+    street: str | None,
+    districts: dict[str, tuple[str, str]],
+    streets: Mapping[str, tuple[str, str, bool]],
+) -> str:
+    """The review's title naming its area: the city, a district (`districts`) or a street of it
+    (`streets`: that district's street names)."""
+    if street:
+        names = streets.get(street)
+        place = str(names[1 if lang == "en" else 0]) if names else street
+    elif district:
+        place = name(districts.get(district, (district, district)), lang)
+    else:
+        place = t("crumb.city", lang)
+    return t("review.title", lang, place=place)
+
+
+def review_head(title: str, start: datetime, end: datetime, lang: str, *tools: Any) -> html.Div:
+    """The review's heading: its title, its window in Beijing time, and `tools` beside them."""
+    return html.Div(
+        className="os-review-head",
+        children=[
+            html.H2(title),
+            html.Div(window_text(start, end, lang), className="os-review-window"),
+            *tools,
+        ],
+    )
 
 
 def window_text(start: datetime, end: datetime, lang: str) -> str:

@@ -10,15 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from data.checks import InvalidQuery, check_scope, check_window
+from data.kpis import CITY_TZ
 
-CITY_TZ = ZoneInfo("Asia/Shanghai")
 MAX_SPAN = timedelta(days=31)
 LOG_LIMIT = 50_000
 # the incidents under review: alarms, anomalies and sensor-health findings opened in the window

@@ -15,12 +15,13 @@ from components import reference
 from components.i18n import name, t
 from components.notfound import not_found_page
 from components.panels import unavailable
-from components.review import review_sections, window_text
+from components.review import review_head, review_sections, review_title
 from components.shell import create_page
 from components.state import href, language
 from data.checks import InvalidQuery
 from data.errors import READ_ERRORS, report_failure
-from data.review import CITY_TZ, review
+from data.kpis import CITY_TZ
+from data.review import review
 from panels.reads import read
 from web.review_export import REVIEW_CSV_PATH, OutOfScope, ReviewQuery, review_query
 from web.session import current_principal
@@ -31,16 +32,6 @@ dash.register_page(__name__, path="/review", title="复盘评估 · 一屏观全
 
 LOG_ROWS = 500
 PRINT = "review-print"
-
-
-def _place(query: ReviewQuery, lang: str) -> str:
-    """The area's name: the city, a district, or a street of it."""
-    if query.street:
-        names = reference.streets(query.street[:6]).get(query.street)
-        return str(names[1 if lang == "en" else 0]) if names else query.street
-    if query.district:
-        return name(reference.districts().get(query.district, (query.district,) * 2), lang)
-    return t("crumb.city", lang)
 
 
 def _form(query: ReviewQuery | None, lang: str) -> html.Form:
@@ -124,16 +115,15 @@ def layout(lang: str | None = None, **args: str) -> html.Div:
     except READ_ERRORS as exc:
         report_failure(log, "review unavailable", exc)
         report = [unavailable(t("panel.unavailable", lang))]
-    title = t("review.title", lang, place=_place(query, lang))
+    title = review_title(
+        lang,
+        district=query.district,
+        street=query.street,
+        districts=reference.districts(),
+        streets=reference.streets(query.street[:6]) if query.street else {},
+    )
     body = [
-        html.Div(
-            className="os-review-head",
-            children=[
-                html.H2(title),
-                html.Div(window_text(query.start, query.end, lang), className="os-review-window"),
-                _tools(query, lang),
-            ],
-        ),
+        review_head(title, query.start, query.end, lang, _tools(query, lang)),
         _form(query, lang),
         *report,
     ]

@@ -14,9 +14,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from components.review import incidents_csv
 from data.checks import InvalidQuery
 from data.errors import OneScreenError, report_failure
-from data.review import CITY_TZ, check_review, parse_moment, review_incidents
+from data.kpis import CITY_TZ
+from data.review import check_review, parse_moment, review_incidents
 from web.services import read_engine
-from web.session import current_principal
+from web.session import current_principal, plain
 
 log = logging.getLogger(__name__)
 
@@ -69,10 +70,6 @@ def review_csv(query: ReviewQuery) -> str:
     return incidents_csv(rows)
 
 
-def _plain(status: int, text: str) -> Response:
-    return Response(text + "\n", status=status, mimetype="text/plain")
-
-
 def register_review_routes(server: Flask) -> None:
     """Add GET /review.csv to the Flask server."""
 
@@ -81,14 +78,14 @@ def register_review_routes(server: Flask) -> None:
         try:
             query = review_query(request.args, now=datetime.now(CITY_TZ))
         except OutOfScope as exc:
-            return _plain(403, str(exc))
+            return plain(403, str(exc))
         except InvalidQuery as exc:
-            return _plain(400, str(exc))
+            return plain(400, str(exc))
         try:
             body = review_csv(query)
         except (SQLAlchemyError, OneScreenError) as exc:
             report_failure(log, "review export failed", exc)
-            return _plain(503, "the review is temporarily unavailable")
+            return plain(503, "the review is temporarily unavailable")
         stamp = query.start.astimezone(CITY_TZ).strftime("%Y%m%d-%H%M")
         place = query.street or query.district or "city"
         response = Response(body, mimetype="text/csv")

@@ -19,7 +19,8 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
-from bench.harness import CHROMIUM, launch_chromium, serving
+from bench.harness import launch_chromium, serving
+from config import CHROMIUM
 from data import access
 from data.access import SessionTicket
 from data.engine import create_db_engine

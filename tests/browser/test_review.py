@@ -9,7 +9,8 @@ import pytest
 from playwright.sync_api import expect
 
 from components.review import review_kpis
-from data.review import CITY_TZ, review
+from data.kpis import CITY_TZ
+from data.review import review
 from tests.browser.conftest import SCREENSHOTS, VIEWPORTS, open_page, screenshot
 
 PUDONG = "310115"
