@@ -6,7 +6,7 @@ import dash
 from dash import Dash, dcc, html
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from components import ids, shell
+from components import ids, replay, shell
 from config import Settings, get_settings
 from data.safe_text import install_log_escaping
 from displays import alerts, slots
@@ -34,6 +34,7 @@ from web.timing import register_timing
 
 CALLBACK_SETS = (
     shell.CALLBACKS,
+    replay.CALLBACKS,
     freshness.CALLBACKS,
     incident_actions.CALLBACKS,
     incident_dispatch.CALLBACKS,

@@ -18,9 +18,9 @@ from components.review import incidents_csv, review_head, review_sections, revie
 from components.static_html import document
 from config import CHROMIUM, Settings
 from data.checks import InvalidQuery
-from data.kpis import CITY_TZ
+from data.clock import CITY_TZ, parse_moment
 from data.reference_reads import category_codes, district_codes, street_names
-from data.review import check_review, parse_moment, review, review_incidents
+from data.review import check_review, review, review_incidents
 
 PRINT_TIMEOUT_S = 180
 LOG_ROWS = 2000

@@ -41,6 +41,16 @@ DISTRICT_STATE = "district-state"
 DISTRICT_MAP_SENT = "district-map-sent"
 DISTRICT_RANK_PICK = "district-rank-pick"
 STREET = {"type": QUERY_STORE, "key": "street"}
+# 回放: the replayed instant (in the URL as `at=`) and the player (components/replay.py)
+REPLAY_AT = {"type": QUERY_STORE, "key": "at"}
+REPLAY_BAR = "os-replay-bar"
+REPLAY_SPEED = "os-replay-speed"
+REPLAY_TIME = "os-replay-time"
+REPLAY_SLIDER = "os-replay-slider"
+REPLAY_INPUT = "os-replay-input"
+REPLAY_PLAY = "os-replay-play"
+REPLAY_LIVE = "os-replay-live"
+REPLAY_NOTE = "os-replay-note"
 LAYER = {"type": QUERY, "key": "layer"}
 
 INCIDENT_TABLE = "incidents-table"

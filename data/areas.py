@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import pandas as pd
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from data.asof import Timed, timed
 from data.checks import ALARM_KINDS, check_scope
 from data.clock import at_or_now
 
@@ -18,7 +18,7 @@ _AREA_METRICS_SQL = """
         SELECT {key} AS code,
                sum(devices_total) AS total, sum(devices_online) AS online,
                sum(devices_warning) AS warning, sum(devices_alarm) AS alarm
-        FROM street_status
+        FROM {street_status}
         WHERE (CAST(:district AS text) IS NULL OR district_adcode = :district)
           AND (CAST(:category AS text) IS NULL OR category_code = :category)
         GROUP BY 1
@@ -31,7 +31,7 @@ _AREA_METRICS_SQL = """
                sum(n) FILTER (WHERE alarm AND severity = 'minor') AS minor,
                sum(n) FILTER (WHERE kind = 'forecast') AS forecasts,
                sum(n) FILTER (WHERE kind = 'health') AS health
-        FROM (SELECT *, kind = ANY(CAST(:alarm_kinds AS text[])) AS alarm FROM incident_live) c
+        FROM (SELECT *, kind = ANY(CAST(:alarm_kinds AS text[])) AS alarm FROM {incident_live}) c
         WHERE (CAST(:district AS text) IS NULL OR district_adcode = :district)
           AND (CAST(:category AS text) IS NULL OR category_code = :category)
         GROUP BY 1
@@ -60,23 +60,21 @@ _AREA_METRICS_SQL = """
     ORDER BY a.code
 """
 
-_DISTRICT_METRICS_SQL = sa.text(
-    _AREA_METRICS_SQL.format(
-        key="district_adcode",
-        incident_key="district_adcode",
-        approximate="false",
-        table="(SELECT adcode AS code, * FROM district)",
-        district_filter="a.adcode",
-    )
+_DISTRICT_METRICS_SQL = timed(
+    _AREA_METRICS_SQL,
+    key="district_adcode",
+    incident_key="district_adcode",
+    approximate="false",
+    table="(SELECT adcode AS code, * FROM district)",
+    district_filter="a.adcode",
 )
-_STREET_METRICS_SQL = sa.text(
-    _AREA_METRICS_SQL.format(
-        key="street_code",
-        incident_key="street_code",
-        approximate="a.approximate",
-        table="street",
-        district_filter="a.district_adcode",
-    )
+_STREET_METRICS_SQL = timed(
+    _AREA_METRICS_SQL,
+    key="street_code",
+    incident_key="street_code",
+    approximate="a.approximate",
+    table="street",
+    district_filter="a.district_adcode",
 )
 
 
@@ -122,7 +120,7 @@ class AreaMetric:
 
 def _area_metrics(
     engine: Engine,
-    statement: sa.TextClause,
+    statement: Timed,
     *,
     district: str | None,
     category: str | None,
@@ -131,7 +129,7 @@ def _area_metrics(
     with engine.connect() as conn:
         moment = at_or_now(conn, at)
         rows = conn.execute(
-            statement,
+            statement.at(at),
             {
                 "at": moment,
                 "district": district,
@@ -167,7 +165,7 @@ def _area_metrics(
 def district_metrics(
     engine: Engine, *, category: str | None = None, at: datetime | None = None
 ) -> list[AreaMetric]:
-    """Per-district figures for the city choropleth (16 rows)."""
+    """Per-district figures for the city choropleth (16 rows), now or as they stood at `at`."""
     check_scope(category=category)
     return _area_metrics(engine, _DISTRICT_METRICS_SQL, district=None, category=category, at=at)
 
@@ -175,17 +173,17 @@ def district_metrics(
 def street_metrics(
     engine: Engine, *, district: str, category: str | None = None, at: datetime | None = None
 ) -> list[AreaMetric]:
-    """Per-street/town figures of one district (approximate areas flagged)."""
+    """Per-street/town figures of one district (approximate areas flagged), now or at `at`."""
     check_scope(district=district, category=category)
     return _area_metrics(engine, _STREET_METRICS_SQL, district=district, category=category, at=at)
 
 
-_CELL_METRICS_SQL = sa.text(
+_CELL_METRICS_SQL = timed(
     """
     SELECT c.cell, c.street_code,
            sum(c.devices_total), sum(c.devices_online), sum(c.devices_warning),
            sum(c.devices_alarm)
-    FROM cell_status c
+    FROM {cell_status} c
     WHERE c.district_adcode = :district
       AND (CAST(:category AS text) IS NULL OR c.category_code = :category)
     GROUP BY c.cell, c.street_code
@@ -194,11 +192,16 @@ _CELL_METRICS_SQL = sa.text(
 )
 
 
-def cell_metrics(engine: Engine, *, district: str, category: str | None = None) -> pd.DataFrame:
-    """Per-H3-cell device counts of a district (cell as int64; geometry comes from grid_cells)."""
+def cell_metrics(
+    engine: Engine, *, district: str, category: str | None = None, at: datetime | None = None
+) -> pd.DataFrame:
+    """Per-H3-cell device counts of a district (cell as int64; geometry comes from grid_cells),
+    now or as they stood at `at`."""
     check_scope(district=district, category=category)
     with engine.connect() as conn:
-        rows = conn.execute(_CELL_METRICS_SQL, {"district": district, "category": category}).all()
+        rows = conn.execute(
+            _CELL_METRICS_SQL.at(at), {"district": district, "category": category, "at": at}
+        ).all()
     frame = pd.DataFrame(
         rows,
         columns=[

@@ -6,16 +6,17 @@ from __future__ import annotations
 from datetime import datetime
 
 import pandas as pd
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from data.asof import timed
 from data.checks import INCIDENT_STATUSES, SEVERITIES, InvalidQuery, check_scope, check_window
 from data.frames import stack
 from data.incident_reads import INCIDENT_KINDS, incident_list
 
 # an event's members are counted within the view (and, by incident's policy, the reader's
 # scope): a district manager learns nothing of other districts' members
-_EVENTS_SQL = """
+_EVENTS_SQL = timed(
+    """
 SELECT g.id, g.category_code, t.event_zh, t.event_en, g.status AS event_status,
        m.members, m.live, m.unacknowledged, m.criticals_open, m.forecasts, m.next_breach,
        (ARRAY['critical', 'major', 'minor'])[m.worst] AS severity, 'alarm' AS kind,
@@ -43,12 +44,11 @@ CROSS JOIN LATERAL (
            min(i.opened_at) AS first_at, max(i.opened_at) AS last_at,
            count(DISTINCT i.street_code) AS n_streets,
            array_agg(DISTINCT i.district_adcode) AS districts
-    FROM incident i
-    WHERE i.group_id = g.id
+    FROM {group_members}
       AND (CAST(:district AS text) IS NULL OR i.district_adcode = :district)
       AND (CAST(:street AS text) IS NULL OR i.street_code = :street)
 ) m
-WHERE g.status <> 'merged' AND g.last_member_at >= :start AND g.opened_at < :end
+WHERE {group_live} AND g.last_member_at >= :start AND g.opened_at < :end
   AND (CAST(:district AS text) IS NULL OR :district = ANY(g.districts))
   AND (CAST(:street AS text) IS NULL OR :street = ANY(g.streets))
   AND (CAST(:category AS text) IS NULL OR g.category_code = :category)
@@ -57,6 +57,7 @@ WHERE g.status <> 'merged' AND g.last_member_at >= :start AND g.opened_at < :end
 ORDER BY (m.criticals_open > 0 AND :pin) DESC, m.last_at DESC, g.id DESC
 LIMIT :limit
 """
+)
 
 
 # the kinds of incident a wall's feed shows: what the room acts on (sensors that lie are for
@@ -79,10 +80,11 @@ def event_list(
     pin_critical: bool = False,
     limit: int = 100,
     group_id: int | None = None,
+    at: datetime | None = None,
 ) -> pd.DataFrame:
     """Events with a member in the window and the view (or the one event `group_id`), newest
     activity first (those with an open 紧急 alarm first when `pin_critical`), their members
-    counted within the view."""
+    counted within the view (as they stood at `at`, when given)."""
     check_scope(district=district, street=street, category=category)
     check_window(start, end)
     if not 1 <= limit <= 10_000:
@@ -91,7 +93,7 @@ def event_list(
         raise InvalidQuery("no such event")
     with engine.connect() as conn:
         result = conn.execute(
-            sa.text(_EVENTS_SQL),
+            _EVENTS_SQL.at(at),
             {
                 "start": start,
                 "end": end,
@@ -101,6 +103,7 @@ def event_list(
                 "pin": pin_critical,
                 "limit": limit,
                 "group_id": group_id,
+                "at": at,
             },
         )
         return pd.DataFrame(result.all(), columns=list(result.keys()))
@@ -117,10 +120,12 @@ def feed_lines(
     pin_critical: bool = False,
     limit: int = 30,
     kinds: tuple[str, ...] = INCIDENT_KINDS,
+    at: datetime | None = None,
 ) -> pd.DataFrame:
     """The feed: one line per event and per incident in no event, newest activity first (with
     `pin_critical`, lines holding an open 紧急 alarm first, however many came after); column
-    `line` says which, `last_at` orders them; single incidents of `kinds` only."""
+    `line` says which, `last_at` orders them; single incidents of `kinds` only; `at`: as the
+    feed stood then (the window should end there)."""
     events = event_list(
         engine,
         start=start,
@@ -130,6 +135,7 @@ def feed_lines(
         category=category,
         pin_critical=pin_critical,
         limit=limit,
+        at=at,
     ).assign(line="event")
     singles = [
         incident_list(
@@ -144,6 +150,7 @@ def feed_lines(
             severities=severities,
             statuses=statuses,
             kinds=wanted,
+            at=at,
         )
         for (severities, statuses), wanted in (
             ((_ALL, kinds), (_PINNED, ("alarm",))) if pin_critical else ((_ALL, kinds),)

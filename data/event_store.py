@@ -155,9 +155,9 @@ def _attach(conn: sa.Connection, members: dict[int, int], *, now: datetime) -> i
             " WHERE i.id = m.id AND i.group_id IS NULL"
             " RETURNING i.id, i.group_id, i.status)"
             " INSERT INTO incident_event"
-            "  (incident_id, at, kind, actor, from_status, to_status, note)"
+            "  (incident_id, at, kind, actor, from_status, to_status, note, group_id)"
             " SELECT id, :now, 'grouped', :actor, status, status,"
-            "  '归入事件 #' || group_id || ' · joined event #' || group_id FROM joined"
+            "  '归入事件 #' || group_id || ' · joined event #' || group_id, group_id FROM joined"
         ),
         {"ids": list(members), "groups": list(members.values()), "now": now, "actor": ACTOR},
     ).rowcount

@@ -10,6 +10,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from data.asof import source
 from data.checks import (
     ALARM_KINDS,
     INCIDENT_STATUSES,
@@ -189,10 +190,11 @@ def incident_list(
     limit: int = 100,
     grouped: bool | None = None,
     group_id: int | None = None,
+    at: datetime | None = None,
 ) -> pd.DataFrame:
     """Incidents opened in the window with place names, for tables (newest first by default);
     `grouped` False: only those in no event, True: only events' members; `group_id`: only that
-    event's members."""
+    event's members; `at`: each as it stood then (its status, severity and event)."""
     check_scope(district=district, street=street, category=category)
     check_window(start, end)
     _check_list_filters(
@@ -219,7 +221,7 @@ def incident_list(
                 " s.name_en AS street_en, i.device_id, i.trigger_value, i.threshold,"
                 " i.acknowledged_at, i.resolved_at, ST_X(i.geom) AS lon, ST_Y(i.geom) AS lat,"
                 " i.kind, i.expected_at, i.foreseen_by, i.lead_s"
-                " FROM incident i"
+                f" FROM {source('incident', at)}"
                 " JOIN district di ON di.adcode = i.district_adcode"
                 " LEFT JOIN street s ON s.code = i.street_code"
                 " WHERE i.opened_at >= :start AND i.opened_at < :end"
@@ -247,6 +249,7 @@ def incident_list(
                 "device_id": device_id,
                 "group_id": group_id,
                 "limit": limit,
+                "at": at,
             },
         )
         return pd.DataFrame(result.all(), columns=list(result.keys()))
@@ -319,10 +322,14 @@ MARKER_LIMIT = 2500
 
 
 def live_incident_points(
-    engine: Engine, *, district: str | None = None, limit: int = MARKER_LIMIT
+    engine: Engine,
+    *,
+    district: str | None = None,
+    limit: int = MARKER_LIMIT,
+    at: datetime | None = None,
 ) -> pd.DataFrame:
     """Live (open or acknowledged) critical and major alarms with their point, critical and
-    newest first: the markers drawn on top of the maps."""
+    newest first: the markers drawn on top of the maps (those live at `at`, as they were)."""
     check_scope(district=district)
     if not 1 <= limit <= 5000:
         raise InvalidQuery("limit must be between 1 and 5000")
@@ -334,8 +341,8 @@ def live_incident_points(
                 "SELECT i.id, i.severity, i.status, i.category_code, i.title_zh, i.title_en,"
                 " i.district_adcode, i.street_code, i.opened_at,"
                 " ST_X(i.geom) AS lon, ST_Y(i.geom) AS lat"
-                " FROM incident i"
-                " WHERE i.status <> 'resolved' AND i.severity = ANY(:severities)"
+                f" FROM {source('live_incident', at)}"
+                " WHERE i.severity = ANY(:severities)"
                 "   AND i.kind = ANY(:kinds)"
                 "   AND (CAST(:district AS text) IS NULL OR i.district_adcode = :district)"
                 " ORDER BY array_position(ARRAY['critical','major'], i.severity),"
@@ -347,6 +354,7 @@ def live_incident_points(
                 "kinds": list(ALARM_KINDS),
                 "district": district,
                 "limit": int(limit),
+                "at": at,
             },
         )
         return pd.DataFrame(result.all(), columns=list(result.keys()))

@@ -5,15 +5,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from data.asof import timed
 from data.checks import ALARM_KINDS, check_scope
-from data.clock import at_or_now
-
-CITY_TZ = ZoneInfo("Asia/Shanghai")
+from data.clock import CITY_TZ, at_or_now
 
 
 @dataclass(frozen=True)
@@ -54,18 +52,22 @@ class Kpis:
         return sum(self.open_by_severity.values())
 
 
-_KPI_SQL = sa.text(
+# A read of the past counts incidents from the table (the daily counters hold whole days) and
+# readings to the last whole hour (the rollups cannot say which of an hour's readings had come)
+_KPI_SQL = timed(
     """
     WITH scope AS (
         SELECT city_day(CAST(:at AS timestamptz)) AS today,
-               city_midnight(city_day(CAST(:at AS timestamptz))) AS midnight
+               city_midnight(city_day(CAST(:at AS timestamptz))) AS midnight,
+               CASE WHEN {past} THEN date_trunc('hour', CAST(:at AS timestamptz))
+                    ELSE 'infinity'::timestamptz END AS cut
     ),
     devices AS (
         SELECT coalesce(sum(devices_total), 0) AS total,
                coalesce(sum(devices_online), 0) AS online,
                coalesce(sum(devices_warning), 0) AS warning,
                coalesce(sum(devices_alarm), 0) AS alarm
-        FROM street_status
+        FROM {street_status}
         WHERE (CAST(:district AS text) IS NULL OR district_adcode = :district)
           AND (CAST(:street AS text) IS NULL OR street_code = :street)
           AND (CAST(:category AS text) IS NULL OR category_code = :category)
@@ -74,7 +76,7 @@ _KPI_SQL = sa.text(
         SELECT coalesce(sum(n_readings) FILTER (WHERE day = scope.today), 0) AS today,
                coalesce(sum(n_readings) FILTER (WHERE day = scope.today - 1), 0) AS yesterday
         FROM rollup_district_daily, scope
-        WHERE CAST(:street AS text) IS NULL
+        WHERE CAST(:street AS text) IS NULL AND NOT {past}
           AND day IN (scope.today, scope.today - 1)
           AND (CAST(:district AS text) IS NULL OR district_adcode = :district)
           AND (CAST(:category AS text) IS NULL OR category_code = :category)
@@ -84,16 +86,30 @@ _KPI_SQL = sa.text(
                coalesce(sum(n_readings) FILTER (WHERE bucket < scope.midnight), 0) AS yesterday
         FROM rollup_street_15m, scope
         WHERE CAST(:street AS text) IS NOT NULL AND street_code = :street
-          AND bucket >= scope.midnight - interval '1 day'
-          AND bucket < scope.midnight + interval '1 day'
+          AND ((bucket >= scope.midnight AND bucket < scope.midnight + interval '1 day'
+                AND bucket < scope.cut)
+               OR (bucket >= scope.midnight - interval '1 day' AND bucket < scope.midnight
+                   AND bucket < scope.cut - interval '1 day'))
           AND (CAST(:category AS text) IS NULL OR category_code = :category)
+    ),
+    past_readings AS (
+        SELECT coalesce(sum(r.n_readings) FILTER (WHERE r.bucket >= scope.midnight), 0) AS today,
+               coalesce(sum(r.n_readings) FILTER (WHERE r.bucket < scope.midnight), 0)
+                   AS yesterday
+        FROM rollup_district_type_1h r JOIN device_type t ON t.id = r.type_id, scope
+        WHERE {past} AND CAST(:street AS text) IS NULL
+          AND ((r.bucket >= scope.midnight AND r.bucket < scope.cut)
+               OR (r.bucket >= scope.midnight - interval '1 day'
+                   AND r.bucket < scope.cut - interval '1 day'))
+          AND (CAST(:district AS text) IS NULL OR r.district_adcode = :district)
+          AND (CAST(:category AS text) IS NULL OR t.category_code = :category)
     ),
     live AS (
         SELECT coalesce(sum(n) FILTER (WHERE severity = 'critical' AND alarm), 0) AS critical,
                coalesce(sum(n) FILTER (WHERE severity = 'major' AND alarm), 0) AS major,
                coalesce(sum(n) FILTER (WHERE severity = 'minor' AND alarm), 0) AS minor,
                coalesce(sum(n) FILTER (WHERE kind = 'health'), 0) AS health
-        FROM (SELECT *, kind = ANY(CAST(:alarm_kinds AS text[])) AS alarm FROM incident_live) c
+        FROM (SELECT *, kind = ANY(CAST(:alarm_kinds AS text[])) AS alarm FROM {incident_live}) c
         WHERE (CAST(:district AS text) IS NULL OR district_adcode = :district)
           AND (CAST(:street AS text) IS NULL OR street_code = :street)
           AND (CAST(:category AS text) IS NULL OR category_code = :category)
@@ -116,7 +132,7 @@ _KPI_SQL = sa.text(
                    / nullif(sum(acknowledged) FILTER (WHERE day < scope.today), 0) / 60
                    AS mtta_yesterday
         FROM incident_daily, scope
-        WHERE CAST(:street AS text) IS NULL
+        WHERE CAST(:street AS text) IS NULL AND NOT {past}
           AND kind = ANY(CAST(:alarm_kinds AS text[]))
           AND day IN (scope.today, scope.today - 1)
           AND (CAST(:district AS text) IS NULL OR district_adcode = :district)
@@ -127,7 +143,7 @@ _KPI_SQL = sa.text(
         SELECT count(*) FILTER (WHERE opened_at >= scope.midnight) AS today,
                count(*) FILTER (WHERE opened_at < scope.midnight) AS yesterday
         FROM incident, scope
-        WHERE CAST(:street AS text) IS NOT NULL
+        WHERE (CAST(:street AS text) IS NOT NULL OR {past})
           AND opened_at >= scope.midnight - interval '1 day' AND opened_at <= :at
           AND kind = ANY(CAST(:alarm_kinds AS text[]))
           AND (CAST(:district AS text) IS NULL OR district_adcode = :district)
@@ -142,7 +158,7 @@ _KPI_SQL = sa.text(
                avg(extract(epoch FROM resolved_at - opened_at) / 60)
                    FILTER (WHERE resolved_at < scope.midnight) AS mttr_yesterday
         FROM incident, scope
-        WHERE CAST(:street AS text) IS NOT NULL
+        WHERE (CAST(:street AS text) IS NOT NULL OR {past})
           AND resolved_at >= scope.midnight - interval '1 day' AND resolved_at <= :at
           AND kind = ANY(CAST(:alarm_kinds AS text[]))
           AND (CAST(:district AS text) IS NULL OR district_adcode = :district)
@@ -155,47 +171,48 @@ _KPI_SQL = sa.text(
                avg(extract(epoch FROM acknowledged_at - opened_at) / 60)
                    FILTER (WHERE acknowledged_at < scope.midnight) AS mtta_yesterday
         FROM incident, scope
-        WHERE CAST(:street AS text) IS NOT NULL
+        WHERE (CAST(:street AS text) IS NOT NULL OR {past})
           AND acknowledged_at >= scope.midnight - interval '1 day' AND acknowledged_at <= :at
           AND kind = ANY(CAST(:alarm_kinds AS text[]))
-          AND street_code = :street
+          AND (CAST(:district AS text) IS NULL OR district_adcode = :district)
+          AND (CAST(:street AS text) IS NULL OR street_code = :street)
           AND (CAST(:category AS text) IS NULL OR category_code = :category)
     ),
     -- live 预警 are few (the partial index on kind, expected_at): read them directly
     forecasts AS (
-        SELECT count(*) AS n, min(expected_at) AS next
-        FROM incident
-        WHERE kind = 'forecast' AND status <> 'resolved'
-          AND (CAST(:district AS text) IS NULL OR district_adcode = :district)
-          AND (CAST(:street AS text) IS NULL OR street_code = :street)
-          AND (CAST(:category AS text) IS NULL OR category_code = :category)
+        SELECT count(*) AS n, min(i.expected_at) AS next
+        FROM {live_incident}
+        WHERE i.kind = 'forecast'
+          AND (CAST(:district AS text) IS NULL OR i.district_adcode = :district)
+          AND (CAST(:street AS text) IS NULL OR i.street_code = :street)
+          AND (CAST(:category AS text) IS NULL OR i.category_code = :category)
     )
     SELECT devices.total, devices.online, devices.warning, devices.alarm,
-           CASE WHEN CAST(:street AS text) IS NULL THEN readings.today
-                ELSE street_readings.today END,
-           CASE WHEN CAST(:street AS text) IS NULL THEN readings.yesterday
-                ELSE street_readings.yesterday END,
+           CASE WHEN CAST(:street AS text) IS NOT NULL THEN street_readings.today
+                WHEN {past} THEN past_readings.today ELSE readings.today END,
+           CASE WHEN CAST(:street AS text) IS NOT NULL THEN street_readings.yesterday
+                WHEN {past} THEN past_readings.yesterday ELSE readings.yesterday END,
            live.critical, live.major, live.minor,
-           CASE WHEN CAST(:street AS text) IS NULL THEN daily.opened_today
+           CASE WHEN CAST(:street AS text) IS NULL AND NOT {past} THEN daily.opened_today
                 ELSE opened.today END,
-           CASE WHEN CAST(:street AS text) IS NULL THEN daily.opened_yesterday
+           CASE WHEN CAST(:street AS text) IS NULL AND NOT {past} THEN daily.opened_yesterday
                 ELSE opened.yesterday END,
-           CASE WHEN CAST(:street AS text) IS NULL THEN daily.resolved_today
+           CASE WHEN CAST(:street AS text) IS NULL AND NOT {past} THEN daily.resolved_today
                 ELSE resolved.today END,
-           CASE WHEN CAST(:street AS text) IS NULL THEN daily.resolved_yesterday
+           CASE WHEN CAST(:street AS text) IS NULL AND NOT {past} THEN daily.resolved_yesterday
                 ELSE resolved.yesterday END,
-           CASE WHEN CAST(:street AS text) IS NULL THEN daily.mttr_today
+           CASE WHEN CAST(:street AS text) IS NULL AND NOT {past} THEN daily.mttr_today
                 ELSE resolved.mttr_today END,
-           CASE WHEN CAST(:street AS text) IS NULL THEN daily.mttr_yesterday
+           CASE WHEN CAST(:street AS text) IS NULL AND NOT {past} THEN daily.mttr_yesterday
                 ELSE resolved.mttr_yesterday END,
-           (SELECT (value #>> '{}')::timestamptz FROM app_meta WHERE key = 'status_as_of'),
-           CASE WHEN CAST(:street AS text) IS NULL THEN daily.mtta_today
+           {status_as_of},
+           CASE WHEN CAST(:street AS text) IS NULL AND NOT {past} THEN daily.mtta_today
                 ELSE acknowledged.mtta_today END,
-           CASE WHEN CAST(:street AS text) IS NULL THEN daily.mtta_yesterday
+           CASE WHEN CAST(:street AS text) IS NULL AND NOT {past} THEN daily.mtta_yesterday
                 ELSE acknowledged.mtta_yesterday END,
            forecasts.n, forecasts.next, live.health
-    FROM devices, readings, street_readings, live, daily, opened, resolved, acknowledged,
-         forecasts
+    FROM devices, readings, street_readings, past_readings, live, daily, opened, resolved,
+         acknowledged, forecasts
     """
 )
 
@@ -213,7 +230,7 @@ def area_kpis(
     with engine.connect() as conn:
         moment = at_or_now(conn, at)
         row = conn.execute(
-            _KPI_SQL,
+            _KPI_SQL.at(at),
             {
                 "at": moment,
                 "district": district,

@@ -12,6 +12,7 @@ import io
 import json
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import pandas as pd
@@ -19,6 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from data.access import write_audit
+from data.asof import source
 
 STATUSES = ("available", "dispatched", "en_route", "on_site", "off_duty")
 BUSY = ("dispatched", "en_route", "on_site")
@@ -119,9 +121,13 @@ def unit(engine: Engine, *, resource_id: int) -> dict[str, Any] | None:
 
 
 def status_counts(
-    engine: Engine, *, district: str | None = None, skill: str | None = None
+    engine: Engine,
+    *,
+    district: str | None = None,
+    skill: str | None = None,
+    at: datetime | None = None,
 ) -> dict[str, dict[str, int]]:
-    """Per kind, how many units in scope are in each status."""
+    """Per kind, how many units in scope are in each status (now, or at `at`)."""
     where = ["k.class <> 'facility'"]
     if district is not None:
         where.append("(r.district_adcode = :district OR r.lent_to = :district)")
@@ -130,11 +136,11 @@ def status_counts(
     with engine.connect() as conn:
         rows = conn.execute(
             sa.text(
-                "SELECT r.kind_code, r.status, count(*) AS n FROM resource r"
+                f"SELECT r.kind_code, r.status, count(*) AS n FROM {source('resource', at)}"
                 " JOIN resource_kind k ON k.code = r.kind_code"
                 f" WHERE {' AND '.join(where)} GROUP BY 1, 2"
             ),
-            {"district": district, "skill": skill},
+            {"district": district, "skill": skill, "at": at},
         ).all()
     counts: dict[str, dict[str, int]] = {}
     for row in rows:
@@ -323,11 +329,15 @@ def lend_unit(engine: Engine, *, code: str, district: str | None, actor: str) ->
 
 
 def unit_positions(
-    engine: Engine, *, district: str | None = None, skill: str | None = None
+    engine: Engine,
+    *,
+    district: str | None = None,
+    skill: str | None = None,
+    at: datetime | None = None,
 ) -> list[dict[str, Any]]:
     """Units in scope for a map (of a district: its own, those lent to it, and any sent to a
     job in it; serving a scenario): where each is, whether it is parked at home, and where a
-    busy one is heading."""
+    busy one is heading (now, or as they were at `at`)."""
     with engine.connect() as conn:
         rows = conn.execute(
             sa.text(
@@ -338,7 +348,7 @@ def unit_positions(
                 "   AND ST_DWithin(r.geom, r.home, 0.001) AS parked,"
                 " ST_X(r.target) AS target_lon, ST_Y(r.target) AS target_lat, r.eta_at,"
                 " r.incident_id, coalesce(i.category_code, t.topic_code) AS job_category"
-                " FROM resource r JOIN resource_kind k ON k.code = r.kind_code"
+                f" FROM {source('resource', at)} JOIN resource_kind k ON k.code = r.kind_code"
                 " LEFT JOIN incident i ON i.id = r.incident_id"
                 " LEFT JOIN playbook_task t ON t.id = r.task_id"
                 " WHERE (CAST(:district AS text) IS NULL OR :district IN (r.district_adcode,"
@@ -346,6 +356,6 @@ def unit_positions(
                 " AND (CAST(:skill AS text) IS NULL OR :skill = ANY(k.skills))"
                 " ORDER BY r.id"
             ),
-            {"district": district, "skill": skill},
+            {"district": district, "skill": skill, "at": at},
         ).mappings()
         return [dict(row) for row in rows]

@@ -16,7 +16,6 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from data.checks import InvalidQuery, check_scope, check_window
-from data.kpis import CITY_TZ
 
 MAX_SPAN = timedelta(days=31)
 LOG_LIMIT = 50_000
@@ -258,13 +257,3 @@ def review_incidents(
     params = {"start": start, "end": end, "district": district, "street": street, "limit": limit}
     with engine.connect() as conn:
         return _frame(conn, _INCIDENTS_SQL, params)
-
-
-def parse_moment(text: str) -> datetime:
-    """A moment as written in a URL or on the command line: ISO 8601, Beijing time unless it
-    says otherwise ("2026-12-03T20:00", "2026-12-03 20:00", "2026-12-03T12:00Z")."""
-    try:
-        moment = datetime.fromisoformat(str(text).strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise InvalidQuery(f"not a date and time: {str(text)[:40]!r}") from None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=CITY_TZ)

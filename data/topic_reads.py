@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from data.asof import timed
 from data.checks import InvalidQuery, check_measurands, check_scope
 from data.clock import at_or_now
 
@@ -22,7 +23,7 @@ WITH latest AS MATERIALIZED (
                     - greatest(3 * t.interval_s, 600) * interval '1 second', false) AS online
     FROM device_type t
     JOIN device d ON d.type_id = t.id AND d.status = 'active'
-    LEFT JOIN device_latest l ON l.device_id = d.id
+    LEFT JOIN {latest}
     WHERE t.measurand = ANY(CAST(:measurands AS text[]))
       AND (CAST(:district AS text) IS NULL OR d.district_adcode = :district)
 )
@@ -30,7 +31,7 @@ WITH latest AS MATERIALIZED (
 
 # each device against its own type's lines (models of one measurand may differ), and where the
 # highest and lowest online readings are (ties: the lowest device id); one scan of the devices
-_NOW_SQL = sa.text(
+_NOW_SQL = timed(
     _LATEST_CTE
     + """
 , stats AS (
@@ -170,7 +171,7 @@ def measurands_now(
             "reach_m": REACH_M,
             "reach_deg": PATCH_GAP_M / METRES_PER_DEGREE,
         }
-        rows = conn.execute(_NOW_SQL, params).mappings().all()
+        rows = conn.execute(_NOW_SQL.at(at), params).mappings().all()
     return {row["measurand"]: _measurand(row) for row in rows}
 
 
@@ -222,7 +223,7 @@ def _measurand(row: sa.RowMapping) -> MeasurandNow:
 
 # the scenario's devices beyond their own normal line now (online only), the worse first: what
 # the scenario's map draws (an underpass filling, a gauge over its warning line, a pump failed)
-_BEYOND_SQL = sa.text(
+_BEYOND_SQL = timed(
     """
 SELECT d.id, t.measurand, t.name_zh, t.name_en, t.unit, t.decimals, l.value,
        t.normal_min, t.normal_max, t.alarm_min, t.alarm_max,
@@ -230,7 +231,7 @@ SELECT d.id, t.measurand, t.name_zh, t.name_en, t.unit, t.decimals, l.value,
        coalesce(l.value > t.alarm_max OR l.value < t.alarm_min, false) AS alarm
 FROM device_type t
 JOIN device d ON d.type_id = t.id AND d.status = 'active'
-JOIN device_latest l ON l.device_id = d.id
+JOIN {latest}
 LEFT JOIN street s ON s.code = d.street_code
 WHERE t.measurand = ANY(CAST(:measurands AS text[]))
   AND (CAST(:district AS text) IS NULL OR d.district_adcode = :district)
@@ -263,7 +264,7 @@ def beyond_lines(
             "at": at_or_now(conn, at),
             "limit": int(limit),
         }
-        return [dict(row) for row in conn.execute(_BEYOND_SQL, params).mappings()]
+        return [dict(row) for row in conn.execute(_BEYOND_SQL.at(at), params).mappings()]
 
 
 # how long a measurand's alarms stay open: the live ones (and the oldest of them) and those

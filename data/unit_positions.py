@@ -9,6 +9,7 @@ within ARRIVE_M of its target has arrived — written to its history and its inc
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import numpy as np
 import sqlalchemy as sa
@@ -64,10 +65,19 @@ def load_unit_catalog(engine: Engine) -> UnitCatalog:
     return UnitCatalog({row.code: (int(row.id), row.district) for row in rows})
 
 
+def _moment(ts_us: np.integer) -> datetime:
+    """A fix time (µs since the epoch) as an aware datetime."""
+    return datetime.fromtimestamp(int(ts_us) / 1e6, tz=UTC)
+
+
 def store_fixes(conn: sa.Connection, fixes: FixBatch, *, actor: str = "gps") -> np.ndarray:
     """Apply the fixes; per fix, whether it was new (False: not newer than the unit's last)."""
     if not len(fixes):
         return np.zeros(0, dtype=bool)
+    conn.execute(
+        sa.text("SELECT ensure_day_partitions('resource_track', :start, :end)"),
+        {"start": _moment(fixes.ts_us.min()), "end": _moment(fixes.ts_us.max())},
+    )
     rows = conn.execute(
         sa.text(
             "WITH f AS (SELECT * FROM unnest(CAST(:ids AS bigint[]), CAST(:ts AS float8[]),"
@@ -86,7 +96,10 @@ def store_fixes(conn: sa.Connection, fixes: FixBatch, *, actor: str = "gps") -> 
             "  FROM latest l, resource o WHERE r.id = l.id AND o.id = l.id"
             "  AND (o.fix_at IS NULL OR l.at > o.fix_at)"
             "  RETURNING r.id, l.n, o.status AS from_status, r.status AS to_status,"
-            "   r.incident_id, r.task_id)"
+            "   r.incident_id, r.task_id, l.at, l.p),"
+            # the track replay draws units from (revision 0014)
+            " tracked AS (INSERT INTO resource_track (resource_id, at, geom)"
+            "  SELECT id, at, p FROM moved)"
             # new: the fix that moved its unit; the others (resent, older, or overtaken by a
             # newer one of the same body: only the newest position is kept) are duplicates
             " SELECT f.n, m.id IS NOT NULL AS new, m.from_status, m.to_status, m.incident_id,"

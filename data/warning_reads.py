@@ -39,10 +39,37 @@ def check_topic(topic: object) -> str:
     return topic
 
 
-def warning_levels(engine: Engine, *, topic: str | None = None) -> list[WarningNow]:
-    """Levels of one scenario (or all) for the city and the districts the reader may see."""
+# a level as it stood at :at, from its history: the last change by then (an operator's level is
+# said as theirs; what the rules computed beneath it and why are not kept)
+_LEVELS_AT = sa.text(
+    "SELECT w.topic_code, w.district_adcode, c.to_level AS level,"
+    " CASE WHEN c.source <> 'operator' THEN c.to_level END AS computed,"
+    " CASE WHEN c.source = 'operator' THEN coalesce(c.to_level, 0) END AS override,"
+    " CASE WHEN c.source = 'operator' THEN c.actor END AS override_by,"
+    " CASE WHEN c.source = 'operator' THEN c.reason END AS override_reason,"
+    " NULL::timestamptz AS override_until, '[]'::jsonb AS why, NULL::timestamptz AS calm_since,"
+    " c.at AS since"
+    " FROM warning_level w"
+    " LEFT JOIN LATERAL (SELECT * FROM warning_level_change c WHERE c.topic_code = w.topic_code"
+    "   AND c.district_adcode = w.district_adcode AND c.at <= :at"
+    "   ORDER BY c.at DESC, c.id DESC LIMIT 1) c ON true"
+    " WHERE CAST(:topic AS text) IS NULL OR w.topic_code = :topic"
+    " ORDER BY w.topic_code, w.district_adcode"
+)
+
+
+def warning_levels(
+    engine: Engine, *, topic: str | None = None, at: datetime | None = None
+) -> list[WarningNow]:
+    """Levels of one scenario (or all) for the city and the districts the reader may see, now
+    or as they stood at `at`."""
     if topic is not None:
         check_topic(topic)
+    if at is not None:
+        with engine.connect() as conn:
+            return [
+                WarningNow(*row) for row in conn.execute(_LEVELS_AT, {"topic": topic, "at": at})
+            ]
     with engine.connect() as conn:
         rows = conn.execute(
             sa.text(

@@ -580,16 +580,25 @@ def refresh_status(engine: Engine, *, at: datetime | None = None) -> int:
         return int(conn.execute(sa.text("SELECT refresh_status(:at)"), {"at": at}).scalar_one())
 
 
+# day-partitioned tables, dropped a day at a time by retention
+HISTORY_TABLES = ("reading", "status_history", "cell_status_history", "resource_track")
+
+
 def apply_retention(
     engine: Engine, *, today: date, reading_days: int, rollup_days: int
 ) -> list[str]:
     """Drop reading partitions and rollup rows older than the retention settings."""
     with engine.begin() as conn:
-        dropped = list(
-            conn.execute(
-                sa.text("SELECT drop_reading_partitions_before(:keep_from)"),
-                {"keep_from": today - timedelta(days=reading_days - 1)},
+        keep_from = {"keep_from": today - timedelta(days=reading_days - 1)}
+        dropped: list[str] = []
+        # replay history (revision 0014) is kept as long as the readings it was made from
+        for table in HISTORY_TABLES:
+            dropped += conn.execute(
+                sa.text("SELECT drop_day_partitions_before(CAST(:table AS regclass), :keep_from)"),
+                {"table": table, **keep_from},
             ).scalars()
+        conn.execute(
+            sa.text("DELETE FROM status_refresh WHERE at < city_midnight(:keep_from)"), keep_from
         )
         cutoff = {"cutoff": today - timedelta(days=rollup_days - 1)}
         conn.execute(
@@ -613,7 +622,8 @@ def clear_city(engine: Engine) -> None:
                 " warning_level, rule_inbox, rule_state,"
                 " incident_event, incident, incident_live,"
                 " incident_daily, cell_status,"
-                " street_status,"
+                " street_status, status_refresh, status_history, cell_status_history,"
+                " resource_track,"
                 " rollup_district_daily, rollup_district_type_1h, rollup_street_15m,"
                 " device_latest, reading, device"
             )

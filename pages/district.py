@@ -27,6 +27,7 @@ from components.filters import chosen_category, filter_bar
 from components.i18n import name, t
 from components.notfound import not_found_page
 from components.panels import panel, unavailable
+from components.replay import page_replay, stamp
 from components.shell import create_page, crumb_links
 from components.state import LAYERS, METRICS, href, language, pick
 from components.theme import STATE_RANK
@@ -86,7 +87,7 @@ def district_view(values: dict[str, Any]) -> View:
 DISTRICT = PagePlace(
     name="district",
     level="district",
-    controls=("category", "street", "metric", "layer"),
+    controls=("category", "street", "metric", "layer", "at"),
     view=district_view,
     scope_state=(("page", State(ids.DISTRICT_STATE, "data")),),
     units=True,
@@ -113,7 +114,7 @@ def _centre(areas: list) -> tuple[float, float]:
 
 def _first(values: dict[str, Any]) -> tuple[Rendered | None, Rendered | None]:
     """The map's colours and the ranking, read for the layout itself (see the overview)."""
-    view = View(values["district"], values["street"], values["category"])
+    view = DISTRICT.view_at(values)
     look = DISTRICT.look(values)
     try:
         return AREAS.render(view, look, {}), RANKING.render(view, look, {})
@@ -122,8 +123,10 @@ def _first(values: dict[str, Any]) -> tuple[Rendered | None, Rendered | None]:
         return None, None
 
 
-def _map_layers(adcode: str, category: str | None, lang: str, first: dict) -> list:
-    """Cells (H3 heat), streets and device clusters of the district."""
+def _map_layers(
+    adcode: str, category: str | None, lang: str, first: dict, *, replay: bool = False
+) -> list:
+    """Cells (H3 heat), streets and device clusters of the district (none in a replay)."""
     device_hideout = {
         "stateColors": state_colors(),
         "stateNames": [t(f"state.{state}", lang) for state in STATE_RANK],
@@ -156,7 +159,7 @@ def _map_layers(adcode: str, category: str | None, lang: str, first: dict) -> li
         ),
         dl.GeoJSON(
             id=ids.DISTRICT_DEVICES,
-            url=devices_url(district=adcode, category=category, zoom=INITIAL_ZOOM),
+            url=devices_url(district=adcode, category=category, zoom=INITIAL_ZOOM, replay=replay),
             **geojson_options(pointToLayer=MAP_JS("deviceMarker"), hideout=device_hideout),
         ),
     ]
@@ -205,10 +208,12 @@ def layout(
     category: str | None = None,
     street: str | None = None,
     layer: str | None = None,
+    at: str | None = None,
     **_other: str,
 ):
     """The district page, or a friendly not-found page for an unknown adcode."""
     lang = language(lang)
+    moment, replay = page_replay(at, lang=lang)
     try:
         names = reference.districts().get(adcode or "")
     except READ_ERRORS as exc:
@@ -228,6 +233,7 @@ def layout(
         "category": chosen_category(category),
         "metric": pick(metric, METRICS, METRICS[0]).value,
         "layer": pick(layer, LAYERS, LAYERS[0]).value,
+        "at": stamp(moment),
     }
     look = DISTRICT.look(values)
     first, ranking = _first(values)
@@ -243,7 +249,7 @@ def layout(
             legend=shown.get("legend", [unavailable(t("panel.unavailable", lang))]),
             # live critical and major incidents above the streets and devices (issue 19)
             layers=[
-                *_map_layers(adcode, values["category"], lang, shown),
+                *_map_layers(adcode, values["category"], lang, shown, replay=moment is not None),
                 *UNITS.create(look),
                 MARKERS.create(look),
             ],
@@ -267,6 +273,7 @@ def layout(
         dcc.Store(id=ids.DISTRICT_MAP_SENT, data=shown.get("map-sent")),
         sent_store(look),
         units_sent_store(look),
+        replay,
         html.Div(
             className="os-bar-row",
             children=[
@@ -313,17 +320,20 @@ def _city_href(lang: str, metric: object, category: object) -> str:
     Input(ids.DISTRICT_MAP, "bounds"),
     Input(ids.CATEGORY, "value"),
     Input(ids.REFRESH, "n_intervals"),
+    Input(ids.REPLAY_AT, "data"),
     State(ids.DISTRICT_DEVICES, "url"),
     State(ids.DISTRICT_STATE, "data"),
     prevent_initial_call=True,
 )
-def update_devices(zoom, bounds, category, _tick, current, state):
-    """Point the device layer at the clusters of this view (unchanged URL = no refetch)."""
+def update_devices(zoom, bounds, category, _tick, at, current, state):
+    """Point the device layer at the clusters of this view (unchanged URL = no refetch); none
+    while the page replays the past (its H3 cells count the devices then)."""
     url = devices_url(
         district=_district(state),
         category=chosen_category(category),
         zoom=zoom,
         bounds=bounds if _valid_bounds(bounds) else None,
+        replay=bool(at),
     )
     if url == current:
         raise PreventUpdate

@@ -13,6 +13,7 @@ from components import ids, reference
 from components.core_inset import sync_inset
 from components.filters import chosen_category, filter_bar
 from components.i18n import name, t
+from components.replay import page_replay, stamp
 from components.shell import create_page
 from components.state import METRICS, STACKS, href, language, pick
 from data.errors import READ_ERRORS
@@ -30,7 +31,7 @@ dash.register_page(__name__, path="/", title="一屏观全城 · OneScreen", nam
 OVERVIEW = PagePlace(
     name="overview",
     level="city",
-    controls=("category", "metric", "stack"),
+    controls=("category", "metric", "stack", "at"),
     view=lambda values: View(category=chosen_category(values.get("category"))),
 )
 place(OVERVIEW, AREAS)
@@ -72,10 +73,12 @@ def layout(
     metric: str | None = None,
     category: str | None = None,
     stack: str | None = None,
+    at: str | None = None,
     **_other: str,
 ) -> html.Div:
-    """The overview in the URL's language, metric and category."""
+    """The overview in the URL's language, metric and category (at `at=` when replaying)."""
     lang = language(lang)
+    moment, replay = page_replay(at, lang=lang)
     principal = current_principal()
     if principal is not None and not principal.sees_city:
         return _districts_home(principal.districts, lang)
@@ -88,6 +91,7 @@ def layout(
         "metric": pick(metric, METRICS, METRICS[0]).value,
         "stack": pick(stack, STACKS, STACKS[0]).value,
         "category": pick(category, list(known), None).value,
+        "at": stamp(moment),
     }
     first = first_map(OVERVIEW, values)
     look = OVERVIEW.look(values)
@@ -95,6 +99,7 @@ def layout(
         # digests of the map layers' first hideout and labels, so a refresh sends only changes
         dcc.Store(id=OVERVIEW.id_of("map-sent"), data=first.values["map-sent"] if first else None),
         sent_store(look),
+        replay,
         html.Div(
             className="os-bar-row",
             children=[

@@ -19,8 +19,8 @@ from components.review import review_head, review_sections, review_title
 from components.shell import create_page
 from components.state import href, language
 from data.checks import InvalidQuery
+from data.clock import CITY_TZ
 from data.errors import READ_ERRORS, report_failure
-from data.kpis import CITY_TZ
 from data.review import review
 from panels.reads import read
 from web.review_export import REVIEW_CSV_PATH, OutOfScope, ReviewQuery, review_query

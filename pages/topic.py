@@ -12,6 +12,7 @@ from dash.exceptions import PreventUpdate
 from components import ids, reference
 from components.i18n import name, t
 from components.notfound import not_found_page
+from components.replay import page_replay, stamp
 from components.shell import create_page
 from components.state import href, language
 from components.topics import PERSONAL_TOPICS, TOPICS, topic_links
@@ -69,7 +70,7 @@ def _placement(name: str, level: str) -> PagePlace:
     placement = PagePlace(
         name=name,
         level=level,
-        controls=(),
+        controls=("at",),
         view=topic_view,
         scope_state=(("page", State(TOPIC_STATE, "data")),),
         masked=lambda values: _topic(values) in PERSONAL_TOPICS,
@@ -92,17 +93,27 @@ TOPIC_DISTRICT = _placement("topic-district", "district")
 
 
 def layout(
-    code: str | None = None, lang: str | None = None, district: str | None = None, **_other: str
+    code: str | None = None,
+    lang: str | None = None,
+    district: str | None = None,
+    at: str | None = None,
+    **_other: str,
 ) -> html.Div:
-    """The scenario `code` in the URL's language, of the city or of `district`."""
+    """The scenario `code` in the URL's language, of the city or of `district` (at `at=` when
+    replaying: read only, so without the form that sets a level)."""
     lang = language(lang)
+    moment, replay = page_replay(at, lang=lang)
     if code not in TOPICS or (district is not None and district not in reference.districts()):
         return not_found_page(lang, t("topic.not_found", lang))
     principal = current_principal()
     if district is not None and not (principal and principal.allows(district)):
         return not_found_page(lang, t("auth.forbidden", lang))
     placement = TOPIC if district is None else TOPIC_DISTRICT
-    values: dict[str, Any] = {"lang": lang, "page": {"topic": code, "district": district}}
+    values: dict[str, Any] = {
+        "lang": lang,
+        "page": {"topic": code, "district": district},
+        "at": stamp(moment),
+    }
     first = first_map(placement, values)
     look = placement.look(values)
     where = (
@@ -115,6 +126,7 @@ def layout(
         dcc.Store(id=placement.id_of("map-sent"), data=first.values["map-sent"] if first else None),
         sent_store(look),
         units_sent_store(look),
+        replay,
         html.Div(
             className="os-topic-bar",
             children=[
@@ -125,7 +137,7 @@ def layout(
                         _up_link(code, lang, district),
                     ],
                 ),
-                warning_form(code, lang, district=district),
+                None if moment else warning_form(code, lang, district=district),
             ],
         ),
         html.Div(

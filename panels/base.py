@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from typing import Any
 
 from components.state import LAYERS, METRICS, STACKS
@@ -20,6 +21,8 @@ class View:
     category: str | None = None
     # a scenario view (专题): the scenario's own figures and warning level, not the general tiles
     topic: bool = False
+    # 回放: the minute replayed (aware); None is live
+    at: datetime | None = None
 
     @property
     def key(self) -> str:
@@ -29,9 +32,10 @@ class View:
             return f"{place}:topic:{self.category}"
         return f"{place}:{self.category}" if self.category else place
 
-    def as_dict(self) -> dict[str, str | None]:
+    def as_dict(self) -> dict[str, Any]:
         """The view as a page's stores hold it."""
-        return {**asdict(self), "key": self.key}
+        at = self.at.isoformat() if self.at else None
+        return {**asdict(self), "at": at, "key": self.key}
 
 
 @dataclass(frozen=True)

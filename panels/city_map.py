@@ -33,7 +33,7 @@ def first_map(place: PagePlace, values: dict[str, Any]) -> Rendered | None:
     colours must be there from the start rather than arrive while the boundaries download.
     """
     try:
-        return AREAS.render(place.view(values), place.look(values), {})
+        return AREAS.render(place.view_at(values), place.look(values), {})
     except READ_ERRORS as exc:
         report_failure(log, f"{place.name} map unavailable", exc)
         return None

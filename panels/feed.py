@@ -26,7 +26,7 @@ def render(view: View, look: Look, _kept: dict[str, Any]) -> Rendered:
     """The newest lines of `view`, an event's incidents as one line (personal ones masked on
     kiosks); on walls the lines holding an open 紧急 alarm pinned first, however many came after
     them."""
-    clock = now()
+    clock = now(view.at)
     end = clock.value + timedelta(minutes=1)
     where = {
         "start": end - timedelta(hours=FEED_HOURS),
@@ -38,7 +38,7 @@ def render(view: View, look: Look, _kept: dict[str, Any]) -> Rendered:
     }
     # a wall shows what the room acts on: sensors that lie are for the maintenance crews
     kinds = WALL_KINDS if look.wall else INCIDENT_KINDS
-    latest = read(feed_lines, **where, pin_critical=look.wall, kinds=kinds)
+    latest = read(feed_lines, **where, pin_critical=look.wall, kinds=kinds, at=view.at)
     reads: tuple[Cached[Any], ...] = (clock, latest)
     frame = latest.value
     categories = reference.categories()

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 
 import dash
@@ -20,7 +21,10 @@ from dash.exceptions import PreventUpdate
 
 from components import ids
 from components.panels import asof_id
+from components.replay import replay_at
 from components.state import LAYERS, METRICS, STACKS, language, pick
+from data.checks import InvalidQuery
+from data.clock import CITY_TZ
 from data.errors import READ_ERRORS, report_failure
 from panels.base import LivePanel, Look, View
 from panels.reads import asof_payload
@@ -37,6 +41,8 @@ CONTROLS = {
     "metric": Input(ids.METRIC, "value"),
     "stack": Input(ids.STACK, "value"),
     "layer": Input(ids.LAYER, "value"),
+    # 回放: the instant replayed (pages with the replay bar)
+    "at": Input(ids.REPLAY_AT, "data"),
 }
 
 
@@ -57,6 +63,18 @@ class PagePlace:
     devices: bool = True
     # whether its map draws the units (scenario and district pages) and so their legend
     units: bool = False
+
+    def view_at(self, values: dict[str, Any]) -> View:
+        """The page's view at the instant it replays (`values["at"]`), or live; a forged or
+        unreadable instant is refused (PreventUpdate)."""
+        view = self.view(values)
+        if "at" not in self.controls:
+            return view
+        try:
+            at = replay_at(values.get("at"), now=datetime.now(CITY_TZ))
+        except InvalidQuery:
+            raise PreventUpdate from None
+        return replace(view, at=at)
 
     def id_of(self, part: str) -> str:
         """The id of one of the page's panel parts."""
@@ -109,7 +127,8 @@ def _outputs(place: PagePlace, panels: tuple[LivePanel, ...]) -> dict[str, Outpu
 
 
 def _inputs(place: PagePlace, panels: tuple[LivePanel, ...]) -> dict[str, Input]:
-    wanted = {"category", "street"} | {control for panel in panels for control in panel.controls}
+    wanted = {"category", "street", "at"}
+    wanted |= {control for panel in panels for control in panel.controls}
     inputs = {name: CONTROLS[name] for name in place.controls if name in wanted}
     inputs["tick"] = Input(ids.REFRESH, "n_intervals")
     if any(panel.deferred for panel in panels):
@@ -130,7 +149,7 @@ def _state(place: PagePlace, panels: tuple[LivePanel, ...]) -> dict[str, State]:
 
 def answer(place: PagePlace, panels: tuple[LivePanel, ...], values: dict[str, Any]) -> dict:
     """Every output of the group for the page's view, now (no failure guard)."""
-    view = place.view(values)
+    view = place.view_at(values)
     look = place.look(values)
     result: dict[str, Any] = {}
     for panel in panels:

@@ -44,8 +44,11 @@ def read_fresh(query: Callable[..., _T], /, **kwargs: Any) -> Cached[_T]:
     return Cached(query(engine=read_engine(), **kwargs), datetime.now(UTC))
 
 
-def now() -> Cached[datetime]:
-    """The database clock, shared like any other read (so windows built on it share keys too)."""
+def now(at: datetime | None = None) -> Cached[datetime]:
+    """The database clock, shared like any other read (so windows built on it share keys too);
+    a replay's minute when `at` is given."""
+    if at is not None:
+        return Cached(at, datetime.now(UTC))
     return read(database_now)
 
 

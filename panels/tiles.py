@@ -19,9 +19,9 @@ def render(view: View, look: Look, _kept: dict[str, Any]) -> Rendered:
     """The tiles of `view`, and when its status snapshot was taken (the 预警 countdown from
     the database clock at render time)."""
     scope_of_view = {"district": view.district, "street": view.street, "category": view.category}
-    kpis = read(area_kpis, **scope_of_view)
-    trends = read(tile_trends, **scope_of_view)
-    clock = now()
+    kpis = read(area_kpis, **scope_of_view, at=view.at)
+    trends = read(tile_trends, **scope_of_view, at=view.at)
+    clock = now(view.at)
     moment = (kpis.value.status_as_of or kpis.value.at).astimezone(CITY_TZ).strftime("%H:%M")
     # walls open nothing; pages link the 预警 and device-health tiles to their incidents
     scope = None if look.wall else {"district": view.district, "category": view.category}

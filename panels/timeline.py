@@ -38,7 +38,7 @@ def graph(look: Look, figure: Any) -> dcc.Graph:
 def render(view: View, look: Look, _kept: dict[str, Any]) -> Rendered:
     """Incidents per hour of `view` over the last 24 h, stacked as the viewer chose, and the
     breaches its live 预警 expect in the next hours."""
-    clock = now()
+    clock = now(view.at)
     end = clock.value
     start = end - timedelta(hours=TIMELINE_HOURS)
     ahead_end = end + timedelta(hours=AHEAD_HOURS)

@@ -40,17 +40,23 @@ def _topic_of(view: View) -> str:
 def render(view: View, look: Look, _kept: dict[str, Any]) -> Rendered:
     """The figures of the view's scenario (its category) and its warning level here."""
     topic = _topic_of(view)
-    states = read(measurands_now, measurands=topic_measurands(topic), district=view.district)
+    states = read(
+        measurands_now, measurands=topic_measurands(topic), district=view.district, at=view.at
+    )
     # every scenario's levels in one shared read (the displays' headers read the same)
-    levels = read(warning_levels)
+    levels = read(warning_levels, at=view.at)
     reads: list[Cached[Any]] = [states, levels]
     timed = timed_measurands(topic)
-    times = read(alarm_times, measurands=timed, district=view.district) if timed else None
+    times = (
+        read(alarm_times, measurands=timed, district=view.district, at=view.at) if timed else None
+    )
     # people at home are never a place on a map
     points = (
         None
         if topic in PERSONAL_TOPICS
-        else read(beyond_lines, measurands=topic_measurands(topic), district=view.district)
+        else read(
+            beyond_lines, measurands=topic_measurands(topic), district=view.district, at=view.at
+        )
     )
     reads += [r for r in (times, points) if r is not None]
     return Rendered(
@@ -127,7 +133,7 @@ TOPIC_FIGURES = LivePanel(
 def render_trend(view: View, look: Look, _kept: dict[str, Any]) -> Rendered:
     """The scenario's last day hour by hour in the view's place, from the hourly rollups."""
     topic = _topic_of(view)
-    hours = read(measurand_hours, **trend_query(topic), district=view.district)
+    hours = read(measurand_hours, **trend_query(topic), district=view.district, at=view.at)
     figure = trend_figure(topic, hours.value, lang=look.lang)
     return Rendered(values={"trend-box": chart(look.id_of("trend"), figure)}, reads=(hours,))
 

@@ -30,7 +30,7 @@ def _title_and_place(view: View, lang: str) -> tuple[str, str]:
 
 def render(view: View, look: Look, _kept: dict[str, Any]) -> Rendered:
     """The vital signs of `view`'s place (the city or a district) over the last day."""
-    vitals = read(city_vitals, district=view.district)
+    vitals = read(city_vitals, district=view.district, at=view.at)
     title, place = _title_and_place(view, look.lang)
     return Rendered(
         values={

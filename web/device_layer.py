@@ -71,8 +71,10 @@ def devices_url(
     zoom: float | None = None,
     bounds: list | None = None,
     version: int | None = None,
+    replay: bool = False,
 ) -> str:
-    """The URL of a district's device clusters (or devices) for a map view."""
+    """The URL of a district's device clusters (or devices) for a map view; a replay's is an
+    empty layer (devices are kept as counts per street and cell, not one by one)."""
     level = clamp_zoom(zoom)
     query: dict[str, object] = {"zoom": level}
     if level >= VIEW_ZOOM and bounds:
@@ -89,6 +91,8 @@ def devices_url(
     if category:
         query["category"] = category
     query["v"] = snapshot_version() if version is None else version
+    if replay:
+        query["replay"] = 1
     return f"/geo/district/{district}/devices.json?{urlencode(query)}"
 
 
@@ -341,7 +345,7 @@ def register_device_routes(server: Flask) -> None:
             # only the current and the previous snapshot exist; anything else means "current"
             if version is None or not current - 1 <= version <= current:
                 version = current
-            frame = cache.get(district, category, version)
+            frame = _EMPTY if request.args.get("replay") else cache.get(district, category, version)
         except (SQLAlchemyError, OneScreenError, InvalidQuery) as exc:
             report_failure(log, "device points unavailable", exc)
             return _error(503, "device points temporarily unavailable")

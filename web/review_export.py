@@ -13,9 +13,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from components.review import incidents_csv
 from data.checks import InvalidQuery
+from data.clock import CITY_TZ, parse_moment
 from data.errors import OneScreenError, report_failure
-from data.kpis import CITY_TZ
-from data.review import check_review, parse_moment, review_incidents
+from data.review import check_review, review_incidents
 from web.services import read_engine
 from web.session import current_principal, plain
 

@@ -9,7 +9,7 @@ import pytest
 from playwright.sync_api import expect
 
 from components.review import review_kpis
-from data.kpis import CITY_TZ
+from data.clock import CITY_TZ
 from data.review import review
 from tests.browser.conftest import SCREENSHOTS, VIEWPORTS, open_page, screenshot
 

@@ -70,6 +70,8 @@ LANDED = {
     "0011_warnings_down.sql": ("6bc343752c1a45d26e332d8f6cc213adbbc2ad087e3927f6e0bac87bb78026fb"),
     "0012_served.sql": "b09a1d9ad163b94b30ec93ba081748101fa32470a7206a05f7a9ecdf5c696165",
     "0012_served_down.sql": "71f9b4aa7fd63a54daa2db3950428c2db38152e7b39eb40d8c641dc88eb53e8a",
+    "0013_resources.sql": "d7359ace04ecfdd789e03e7a4bf0e97913b3703d5fb11eeddcad09f1bd343b7c",
+    "0013_resources_down.sql": "f3bd452b26343435cb3476fe7c3be6def9baae3a10dd54b22c5086ce9edfb0dd",
 }
 
 

@@ -23,7 +23,8 @@ from components.review import (
 )
 from components.static_html import document, to_html
 from data.checks import InvalidQuery
-from data.review import Review, parse_moment
+from data.clock import parse_moment
+from data.review import Review
 
 START = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
 END = START + timedelta(hours=6)
