@@ -326,8 +326,9 @@ def test_access_migration_goes_down_and_up(scratch_db):
             sa.text("SELECT count(*) FROM pg_class WHERE relrowsecurity AND relkind IN ('r', 'p')")
         ).scalar_one()
     # device_baseline joined in revision 0006, incident_group in 0009, warning levels in 0011,
-    # units, their history and playbook tasks in 0013
-    assert secured == 20
+    # units, their history and playbook tasks in 0013, the replay history (status by street and
+    # cell, units' tracks) in 0014
+    assert secured == 23
 
 
 def test_ended_sessions_are_forgotten_after_30_days(engine, seeded):
