@@ -72,10 +72,12 @@ def post_callback(
     *,
     session: SessionTicket | None = None,
     csrf: str | None = None,
+    changed: str | None = None,
 ):
     """POST the callback whose output names `output_fragment`; `value_of(id, property)` gives
     each input's and state's value; as the browser of `session` (which sends its CSRF token,
-    unless `csrf` says what to send instead). Returns the Flask response."""
+    unless `csrf` says what to send instead), `changed` the "id.property" that fired it.
+    Returns the Flask response."""
     key = next(k for k in app.callback_map if output_fragment in k)
     spec = app.callback_map[key]
 
@@ -101,7 +103,7 @@ def post_callback(
             "outputs": outputs,
             "inputs": fill(spec["inputs"]),
             "state": fill(spec["state"]),
-            "changedPropIds": [],
+            "changedPropIds": [changed] if changed else [],
         },
     )
 
