@@ -9,7 +9,7 @@ from datetime import datetime
 import pandas as pd
 from sqlalchemy.engine import Engine
 
-from data.asof import Timed, timed
+from data.asof import Timed, replaying, timed
 from data.checks import ALARM_KINDS, check_scope
 from data.clock import at_or_now
 
@@ -125,11 +125,12 @@ def _area_metrics(
     district: str | None,
     category: str | None,
     at: datetime | None,
+    replay: bool,
 ) -> list[AreaMetric]:
     with engine.connect() as conn:
         moment = at_or_now(conn, at)
         rows = conn.execute(
-            statement.at(at),
+            statement.of(replaying(at, replay)),
             {
                 "at": moment,
                 "district": district,
@@ -163,19 +164,34 @@ def _area_metrics(
 
 
 def district_metrics(
-    engine: Engine, *, category: str | None = None, at: datetime | None = None
+    engine: Engine,
+    *,
+    category: str | None = None,
+    at: datetime | None = None,
+    replay: bool = False,
 ) -> list[AreaMetric]:
-    """Per-district figures for the city choropleth (16 rows), now or as they stood at `at`."""
+    """Per-district figures for the city choropleth (16 rows) (`replay`: as they stood at
+    `at`)."""
     check_scope(category=category)
-    return _area_metrics(engine, _DISTRICT_METRICS_SQL, district=None, category=category, at=at)
+    return _area_metrics(
+        engine, _DISTRICT_METRICS_SQL, district=None, category=category, at=at, replay=replay
+    )
 
 
 def street_metrics(
-    engine: Engine, *, district: str, category: str | None = None, at: datetime | None = None
+    engine: Engine,
+    *,
+    district: str,
+    category: str | None = None,
+    at: datetime | None = None,
+    replay: bool = False,
 ) -> list[AreaMetric]:
-    """Per-street/town figures of one district (approximate areas flagged), now or at `at`."""
+    """Per-street/town figures of one district (approximate areas flagged) (`replay`: as they
+    stood at `at`)."""
     check_scope(district=district, category=category)
-    return _area_metrics(engine, _STREET_METRICS_SQL, district=district, category=category, at=at)
+    return _area_metrics(
+        engine, _STREET_METRICS_SQL, district=district, category=category, at=at, replay=replay
+    )
 
 
 _CELL_METRICS_SQL = timed(
@@ -193,14 +209,20 @@ _CELL_METRICS_SQL = timed(
 
 
 def cell_metrics(
-    engine: Engine, *, district: str, category: str | None = None, at: datetime | None = None
+    engine: Engine,
+    *,
+    district: str,
+    category: str | None = None,
+    at: datetime | None = None,
+    replay: bool = False,
 ) -> pd.DataFrame:
-    """Per-H3-cell device counts of a district (cell as int64; geometry comes from grid_cells),
-    now or as they stood at `at`."""
+    """Per-H3-cell device counts of a district (cell as int64; geometry comes from grid_cells)
+    (`replay`: as they stood at `at`)."""
     check_scope(district=district, category=category)
     with engine.connect() as conn:
         rows = conn.execute(
-            _CELL_METRICS_SQL.at(at), {"district": district, "category": category, "at": at}
+            _CELL_METRICS_SQL.of(replaying(at, replay)),
+            {"district": district, "category": category, "at": at},
         ).all()
     frame = pd.DataFrame(
         rows,

@@ -1,6 +1,7 @@
 """Reads of a past instant (回放): the live counters a statement reads, or their history as it
 stood at `:at` (revision 0014). A statement is written once with the sources as fields and
-comes in two forms; `None` for `at` means now, and reads the live tables."""
+comes in two forms. A data function given `replay=True` reads the history at its `at`; without
+it, `at` only moves the clock its windows are counted from (a frozen test city's "now")."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+
+from data.checks import InvalidQuery
 
 # an incident's columns, `t.` for those that change over its life and `i0.` for the rest
 _INCIDENT_COLUMNS = (
@@ -90,9 +93,9 @@ class Timed:
     live: sa.TextClause
     past: sa.TextClause
 
-    def at(self, at: datetime | None) -> sa.TextClause:
-        """The form that reads `at` (None: now)."""
-        return self.live if at is None else self.past
+    def of(self, replay: bool) -> sa.TextClause:
+        """The form over the history (`replay`) or over the live tables."""
+        return self.past if replay else self.live
 
 
 def timed(template: str, **fields: str) -> Timed:
@@ -104,9 +107,16 @@ def timed(template: str, **fields: str) -> Timed:
     )
 
 
-def source(name: str, at: datetime | None) -> str:
-    """One source's text for a statement built per call (binds `:at` when `at` is given)."""
-    return (LIVE_SOURCES if at is None else PAST_SOURCES)[name]
+def source(name: str, replay: bool) -> str:
+    """One source's text for a statement built per call (a replay's binds `:at`)."""
+    return (PAST_SOURCES if replay else LIVE_SOURCES)[name]
+
+
+def replaying(at: datetime | None, replay: bool) -> bool:
+    """Whether a read replays the history: asked to, at an instant it must then be given."""
+    if replay and at is None:
+        raise InvalidQuery("a replay reads an instant: give `at`")
+    return replay
 
 
 @dataclass(frozen=True)

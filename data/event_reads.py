@@ -8,7 +8,7 @@ from datetime import datetime
 import pandas as pd
 from sqlalchemy.engine import Engine
 
-from data.asof import timed
+from data.asof import replaying, timed
 from data.checks import INCIDENT_STATUSES, SEVERITIES, InvalidQuery, check_scope, check_window
 from data.frames import stack
 from data.incident_reads import INCIDENT_KINDS, incident_list
@@ -81,10 +81,11 @@ def event_list(
     limit: int = 100,
     group_id: int | None = None,
     at: datetime | None = None,
+    replay: bool = False,
 ) -> pd.DataFrame:
     """Events with a member in the window and the view (or the one event `group_id`), newest
     activity first (those with an open 紧急 alarm first when `pin_critical`), their members
-    counted within the view (as they stood at `at`, when given)."""
+    counted within the view (`replay`: as they stood at `at`)."""
     check_scope(district=district, street=street, category=category)
     check_window(start, end)
     if not 1 <= limit <= 10_000:
@@ -93,7 +94,7 @@ def event_list(
         raise InvalidQuery("no such event")
     with engine.connect() as conn:
         result = conn.execute(
-            _EVENTS_SQL.at(at),
+            _EVENTS_SQL.of(replaying(at, replay)),
             {
                 "start": start,
                 "end": end,
@@ -121,11 +122,12 @@ def feed_lines(
     limit: int = 30,
     kinds: tuple[str, ...] = INCIDENT_KINDS,
     at: datetime | None = None,
+    replay: bool = False,
 ) -> pd.DataFrame:
     """The feed: one line per event and per incident in no event, newest activity first (with
     `pin_critical`, lines holding an open 紧急 alarm first, however many came after); column
-    `line` says which, `last_at` orders them; single incidents of `kinds` only; `at`: as the
-    feed stood then (the window should end there)."""
+    `line` says which, `last_at` orders them; single incidents of `kinds` only; `replay`: as
+    the feed stood at `at` (the window should end there)."""
     events = event_list(
         engine,
         start=start,
@@ -136,6 +138,7 @@ def feed_lines(
         pin_critical=pin_critical,
         limit=limit,
         at=at,
+        replay=replay,
     ).assign(line="event")
     singles = [
         incident_list(
@@ -151,6 +154,7 @@ def feed_lines(
             statuses=statuses,
             kinds=wanted,
             at=at,
+            replay=replay,
         )
         for (severities, statuses), wanted in (
             ((_ALL, kinds), (_PINNED, ("alarm",))) if pin_critical else ((_ALL, kinds),)

@@ -10,7 +10,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from data.asof import source
+from data.asof import replaying, source
 from data.checks import (
     ALARM_KINDS,
     INCIDENT_STATUSES,
@@ -191,10 +191,11 @@ def incident_list(
     grouped: bool | None = None,
     group_id: int | None = None,
     at: datetime | None = None,
+    replay: bool = False,
 ) -> pd.DataFrame:
     """Incidents opened in the window with place names, for tables (newest first by default);
     `grouped` False: only those in no event, True: only events' members; `group_id`: only that
-    event's members; `at`: each as it stood then (its status, severity and event)."""
+    event's members; `replay`: each as it stood at `at` (its status, severity and event)."""
     check_scope(district=district, street=street, category=category)
     check_window(start, end)
     _check_list_filters(
@@ -221,7 +222,7 @@ def incident_list(
                 " s.name_en AS street_en, i.device_id, i.trigger_value, i.threshold,"
                 " i.acknowledged_at, i.resolved_at, ST_X(i.geom) AS lon, ST_Y(i.geom) AS lat,"
                 " i.kind, i.expected_at, i.foreseen_by, i.lead_s"
-                f" FROM {source('incident', at)}"
+                f" FROM {source('incident', replaying(at, replay))}"
                 " JOIN district di ON di.adcode = i.district_adcode"
                 " LEFT JOIN street s ON s.code = i.street_code"
                 " WHERE i.opened_at >= :start AND i.opened_at < :end"
@@ -327,9 +328,10 @@ def live_incident_points(
     district: str | None = None,
     limit: int = MARKER_LIMIT,
     at: datetime | None = None,
+    replay: bool = False,
 ) -> pd.DataFrame:
     """Live (open or acknowledged) critical and major alarms with their point, critical and
-    newest first: the markers drawn on top of the maps (those live at `at`, as they were)."""
+    newest first: the markers drawn on top of the maps (`replay`: those live at `at`)."""
     check_scope(district=district)
     if not 1 <= limit <= 5000:
         raise InvalidQuery("limit must be between 1 and 5000")
@@ -341,7 +343,7 @@ def live_incident_points(
                 "SELECT i.id, i.severity, i.status, i.category_code, i.title_zh, i.title_en,"
                 " i.district_adcode, i.street_code, i.opened_at,"
                 " ST_X(i.geom) AS lon, ST_Y(i.geom) AS lat"
-                f" FROM {source('live_incident', at)}"
+                f" FROM {source('live_incident', replaying(at, replay))}"
                 " WHERE i.severity = ANY(:severities)"
                 "   AND i.kind = ANY(:kinds)"
                 "   AND (CAST(:district AS text) IS NULL OR i.district_adcode = :district)"

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from data.asof import timed
+from data.asof import replaying, timed
 from data.checks import ALARM_KINDS, check_scope
 from data.clock import CITY_TZ, at_or_now
 
@@ -53,14 +53,16 @@ class Kpis:
 
 
 # A read of the past counts incidents from the table (the daily counters hold whole days) and
-# readings to the last whole hour (the rollups cannot say which of an hour's readings had come)
+# readings to its last whole quarter hour (the rollups cannot say which of a quarter's readings
+# had come by then)
 _KPI_SQL = timed(
     """
     WITH scope AS (
         SELECT city_day(CAST(:at AS timestamptz)) AS today,
                city_midnight(city_day(CAST(:at AS timestamptz))) AS midnight,
-               CASE WHEN {past} THEN date_trunc('hour', CAST(:at AS timestamptz))
-                    ELSE 'infinity'::timestamptz END AS cut
+               CASE WHEN {past} THEN bucket_15m(CAST(:at AS timestamptz))
+                    ELSE 'infinity'::timestamptz END AS cut,
+               date_trunc('hour', CAST(:at AS timestamptz)) AS hour
     ),
     devices AS (
         SELECT coalesce(sum(devices_total), 0) AS total,
@@ -92,17 +94,31 @@ _KPI_SQL = timed(
                    AND bucket < scope.cut - interval '1 day'))
           AND (CAST(:category AS text) IS NULL OR category_code = :category)
     ),
-    past_readings AS (
-        SELECT coalesce(sum(r.n_readings) FILTER (WHERE r.bucket >= scope.midnight), 0) AS today,
-               coalesce(sum(r.n_readings) FILTER (WHERE r.bucket < scope.midnight), 0)
-                   AS yesterday
+    -- the past's readings to its last whole quarter hour: whole hours from the hourly rollups,
+    -- the hour under way from the 15-minute ones
+    past_hours AS (
+        SELECT r.bucket, r.n_readings
         FROM rollup_district_type_1h r JOIN device_type t ON t.id = r.type_id, scope
         WHERE {past} AND CAST(:street AS text) IS NULL
-          AND ((r.bucket >= scope.midnight AND r.bucket < scope.cut)
+          AND ((r.bucket >= scope.midnight AND r.bucket < scope.hour)
                OR (r.bucket >= scope.midnight - interval '1 day'
-                   AND r.bucket < scope.cut - interval '1 day'))
+                   AND r.bucket < scope.hour - interval '1 day'))
           AND (CAST(:district AS text) IS NULL OR r.district_adcode = :district)
           AND (CAST(:category AS text) IS NULL OR t.category_code = :category)
+        UNION ALL
+        SELECT q.bucket, q.n_readings
+        FROM rollup_street_15m q, scope
+        WHERE {past} AND CAST(:street AS text) IS NULL
+          AND ((q.bucket >= greatest(scope.hour, scope.midnight) AND q.bucket < scope.cut)
+               OR (q.bucket >= greatest(scope.hour, scope.midnight) - interval '1 day'
+                   AND q.bucket < scope.cut - interval '1 day'))
+          AND (CAST(:district AS text) IS NULL OR q.district_adcode = :district)
+          AND (CAST(:category AS text) IS NULL OR q.category_code = :category)
+    ),
+    past_readings AS (
+        SELECT coalesce(sum(n_readings) FILTER (WHERE bucket >= scope.midnight), 0) AS today,
+               coalesce(sum(n_readings) FILTER (WHERE bucket < scope.midnight), 0) AS yesterday
+        FROM past_hours, scope
     ),
     live AS (
         SELECT coalesce(sum(n) FILTER (WHERE severity = 'critical' AND alarm), 0) AS critical,
@@ -224,13 +240,15 @@ def area_kpis(
     street: str | None = None,
     category: str | None = None,
     at: datetime | None = None,
+    replay: bool = False,
 ) -> Kpis:
-    """KPIs for the whole city, a district or a street, optionally one category."""
+    """KPIs for the whole city, a district or a street, optionally one category (`replay`: as
+    they stood at `at`)."""
     check_scope(district=district, street=street, category=category)
     with engine.connect() as conn:
         moment = at_or_now(conn, at)
         row = conn.execute(
-            _KPI_SQL.at(at),
+            _KPI_SQL.of(replaying(at, replay)),
             {
                 "at": moment,
                 "district": district,
@@ -263,9 +281,15 @@ def area_kpis(
     )
 
 
-def city_kpis(engine: Engine, *, category: str | None = None, at: datetime | None = None) -> Kpis:
+def city_kpis(
+    engine: Engine,
+    *,
+    category: str | None = None,
+    at: datetime | None = None,
+    replay: bool = False,
+) -> Kpis:
     """KPIs for the whole city."""
-    return area_kpis(engine, category=category, at=at)
+    return area_kpis(engine, category=category, at=at, replay=replay)
 
 
 # Trends behind the tiles ------------------------------------------------------------------------

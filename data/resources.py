@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from data.access import write_audit
-from data.asof import source
+from data.asof import replaying, source
 
 STATUSES = ("available", "dispatched", "en_route", "on_site", "off_duty")
 BUSY = ("dispatched", "en_route", "on_site")
@@ -126,8 +126,9 @@ def status_counts(
     district: str | None = None,
     skill: str | None = None,
     at: datetime | None = None,
+    replay: bool = False,
 ) -> dict[str, dict[str, int]]:
-    """Per kind, how many units in scope are in each status (now, or at `at`)."""
+    """Per kind, how many units in scope are in each status (`replay`: at `at`)."""
     where = ["k.class <> 'facility'"]
     if district is not None:
         where.append("(r.district_adcode = :district OR r.lent_to = :district)")
@@ -136,7 +137,8 @@ def status_counts(
     with engine.connect() as conn:
         rows = conn.execute(
             sa.text(
-                f"SELECT r.kind_code, r.status, count(*) AS n FROM {source('resource', at)}"
+                "SELECT r.kind_code, r.status, count(*) AS n"
+                f" FROM {source('resource', replaying(at, replay))}"
                 " JOIN resource_kind k ON k.code = r.kind_code"
                 f" WHERE {' AND '.join(where)} GROUP BY 1, 2"
             ),
@@ -334,10 +336,11 @@ def unit_positions(
     district: str | None = None,
     skill: str | None = None,
     at: datetime | None = None,
+    replay: bool = False,
 ) -> list[dict[str, Any]]:
     """Units in scope for a map (of a district: its own, those lent to it, and any sent to a
     job in it; serving a scenario): where each is, whether it is parked at home, and where a
-    busy one is heading (now, or as they were at `at`)."""
+    busy one is heading (`replay`: as they were at `at`)."""
     with engine.connect() as conn:
         rows = conn.execute(
             sa.text(
@@ -348,7 +351,8 @@ def unit_positions(
                 "   AND ST_DWithin(r.geom, r.home, 0.001) AS parked,"
                 " ST_X(r.target) AS target_lon, ST_Y(r.target) AS target_lat, r.eta_at,"
                 " r.incident_id, coalesce(i.category_code, t.topic_code) AS job_category"
-                f" FROM {source('resource', at)} JOIN resource_kind k ON k.code = r.kind_code"
+                f" FROM {source('resource', replaying(at, replay))}"
+                " JOIN resource_kind k ON k.code = r.kind_code"
                 " LEFT JOIN incident i ON i.id = r.incident_id"
                 " LEFT JOIN playbook_task t ON t.id = r.task_id"
                 " WHERE (CAST(:district AS text) IS NULL OR :district IN (r.district_adcode,"

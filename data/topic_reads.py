@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from data.asof import timed
+from data.asof import replaying, timed
 from data.checks import InvalidQuery, check_measurands, check_scope
 from data.clock import at_or_now
 
@@ -155,9 +155,11 @@ def measurands_now(
     measurands: tuple[str, ...],
     district: str | None = None,
     at: datetime | None = None,
+    replay: bool = False,
 ) -> dict[str, MeasurandNow]:
     """Each measurand's devices now (of one district, or the reader's whole scope); a
-    measurand without active devices is left out."""
+    measurand without active devices is left out (`replay`: from each device's newest reading
+    by `at`)."""
     check_scope(district=district)
     check_measurands(measurands)
     with engine.connect() as conn:
@@ -171,7 +173,7 @@ def measurands_now(
             "reach_m": REACH_M,
             "reach_deg": PATCH_GAP_M / METRES_PER_DEGREE,
         }
-        rows = conn.execute(_NOW_SQL.at(at), params).mappings().all()
+        rows = conn.execute(_NOW_SQL.of(replaying(at, replay)), params).mappings().all()
     return {row["measurand"]: _measurand(row) for row in rows}
 
 
@@ -250,6 +252,7 @@ def beyond_lines(
     district: str | None = None,
     at: datetime | None = None,
     limit: int = 1500,
+    replay: bool = False,
 ) -> list[dict[str, object]]:
     """The measurands' online devices beyond their normal line now, those beyond their alarm
     line first (at most `limit`), with where they are: the scenario map's points."""
@@ -264,7 +267,10 @@ def beyond_lines(
             "at": at_or_now(conn, at),
             "limit": int(limit),
         }
-        return [dict(row) for row in conn.execute(_BEYOND_SQL.at(at), params).mappings()]
+        return [
+            dict(row)
+            for row in conn.execute(_BEYOND_SQL.of(replaying(at, replay)), params).mappings()
+        ]
 
 
 # how long a measurand's alarms stay open: the live ones (and the oldest of them) and those

@@ -10,6 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from data.asof import replaying
 from data.checks import InvalidQuery, check_scope
 
 _TOPIC_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_")
@@ -59,13 +60,13 @@ _LEVELS_AT = sa.text(
 
 
 def warning_levels(
-    engine: Engine, *, topic: str | None = None, at: datetime | None = None
+    engine: Engine, *, topic: str | None = None, at: datetime | None = None, replay: bool = False
 ) -> list[WarningNow]:
-    """Levels of one scenario (or all) for the city and the districts the reader may see, now
-    or as they stood at `at`."""
+    """Levels of one scenario (or all) for the city and the districts the reader may see
+    (`replay`: as they stood at `at`)."""
     if topic is not None:
         check_topic(topic)
-    if at is not None:
+    if replaying(at, replay):
         with engine.connect() as conn:
             return [
                 WarningNow(*row) for row in conn.execute(_LEVELS_AT, {"topic": topic, "at": at})

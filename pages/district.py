@@ -226,8 +226,10 @@ def layout(
         return not_found_page(lang, t("auth.forbidden", lang))
     assert adcode is not None
     district_name = name(names, lang)
-    values = {
+    values: dict[str, Any] = {
         "lang": lang,
+        # as the page's store holds it: the view is read the same in the layout and callbacks
+        "page": {"district": adcode},
         "district": adcode,
         "street": _street(adcode, street),
         "category": chosen_category(category),

@@ -23,14 +23,14 @@ EMPTY = {"type": "FeatureCollection", "features": []}
 def area_reads(view: View):
     """The areas a view colours: every district for the city, else the district's streets."""
     if view.district is None:
-        return read(district_metrics, category=view.category, at=view.at)
-    return read(street_metrics, district=view.district, category=view.category, at=view.at)
+        return read(district_metrics, category=view.category, **view.when)
+    return read(street_metrics, district=view.district, category=view.category, **view.when)
 
 
 def _cells(view: View, look: Look, colours: dict) -> tuple[dict, list, tuple]:
     """The H3 heat layer of a district page and its legend (the streets then go transparent)."""
     assert view.district is not None
-    cells = read(cell_metrics, district=view.district, category=view.category, at=view.at)
+    cells = read(cell_metrics, district=view.district, category=view.category, **view.when)
     hideout, entries, title = cell_heat(cells.value, metric=look.metric, lang=look.lang)
     # the grid's geometry travels with its colours: the layer loads it only when shown (its
     # ~3,000 cells drawn transparent under the streets cost a streets map ~0.4 s), and its

@@ -25,6 +25,11 @@ class View:
     at: datetime | None = None
 
     @property
+    def when(self) -> dict[str, Any]:
+        """What a replay-aware read is given: the instant and `replay`, or nothing (live)."""
+        return {} if self.at is None else {"at": self.at, "replay": True}
+
+    @property
     def key(self) -> str:
         """The view written in playlist grammar (also its identity on a display)."""
         place = self.street or self.district or "city"

@@ -38,7 +38,7 @@ def render(view: View, look: Look, _kept: dict[str, Any]) -> Rendered:
     }
     # a wall shows what the room acts on: sensors that lie are for the maintenance crews
     kinds = WALL_KINDS if look.wall else INCIDENT_KINDS
-    latest = read(feed_lines, **where, pin_critical=look.wall, kinds=kinds, at=view.at)
+    latest = read(feed_lines, **where, pin_critical=look.wall, kinds=kinds, **view.when)
     reads: tuple[Cached[Any], ...] = (clock, latest)
     frame = latest.value
     categories = reference.categories()

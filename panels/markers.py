@@ -16,7 +16,7 @@ from panels.reads import only_changed, read
 def render(view: View, look: Look, kept: dict[str, Any]) -> Rendered:
     """The view's live critical and major incidents (all categories: danger is never filtered
     away); the layer is left alone when nothing changed, so rings keep pulsing smoothly."""
-    points = read(live_incident_points, district=view.district, at=view.at)
+    points = read(live_incident_points, district=view.district, **view.when)
     data = marker_features(points.value, lang=look.lang, wall=look.wall, masked=look.masked)
     (value,), digests = only_changed({"markers": data}, kept.get("markers-sent"))
     return Rendered(values={"markers": value, "markers-sent": digests}, reads=(points,))

@@ -19,7 +19,7 @@ def render(view: View, look: Look, _kept: dict[str, Any]) -> Rendered:
     """The tiles of `view`, and when its status snapshot was taken (the 预警 countdown from
     the database clock at render time)."""
     scope_of_view = {"district": view.district, "street": view.street, "category": view.category}
-    kpis = read(area_kpis, **scope_of_view, at=view.at)
+    kpis = read(area_kpis, **scope_of_view, **view.when)
     trends = read(tile_trends, **scope_of_view, at=view.at)
     clock = now(view.at)
     moment = (kpis.value.status_as_of or kpis.value.at).astimezone(CITY_TZ).strftime("%H:%M")

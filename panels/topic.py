@@ -41,10 +41,10 @@ def render(view: View, look: Look, _kept: dict[str, Any]) -> Rendered:
     """The figures of the view's scenario (its category) and its warning level here."""
     topic = _topic_of(view)
     states = read(
-        measurands_now, measurands=topic_measurands(topic), district=view.district, at=view.at
+        measurands_now, measurands=topic_measurands(topic), district=view.district, **view.when
     )
     # every scenario's levels in one shared read (the displays' headers read the same)
-    levels = read(warning_levels, at=view.at)
+    levels = read(warning_levels, **view.when)
     reads: list[Cached[Any]] = [states, levels]
     timed = timed_measurands(topic)
     times = (
@@ -55,7 +55,7 @@ def render(view: View, look: Look, _kept: dict[str, Any]) -> Rendered:
         None
         if topic in PERSONAL_TOPICS
         else read(
-            beyond_lines, measurands=topic_measurands(topic), district=view.district, at=view.at
+            beyond_lines, measurands=topic_measurands(topic), district=view.district, **view.when
         )
     )
     reads += [r for r in (times, points) if r is not None]

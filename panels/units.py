@@ -21,7 +21,7 @@ from panels.reads import asof_payload, only_changed, read
 
 def render(view: View, look: Look, kept: dict[str, Any]) -> Rendered:
     """The view's units as two layers, sent only when they changed."""
-    rows = read(unit_positions, district=view.district, skill=view.category, at=view.at)
+    rows = read(unit_positions, district=view.district, skill=view.category, **view.when)
     parked, moving = unit_features(rows.value, lang=look.lang, wall=look.wall, masked=look.masked)
     (parked_value, moving_value), digests = only_changed(
         {"units": parked, "moving": moving}, kept.get("units-sent")
@@ -58,7 +58,7 @@ UNITS = LivePanel(
 def render_summary(view: View, look: Look, _kept: dict[str, Any]) -> Rendered:
     """A scenario's resources in the view's place."""
     skill = view.category or "flood"
-    counts = read(status_counts, district=view.district, skill=skill, at=view.at)
+    counts = read(status_counts, district=view.district, skill=skill, **view.when)
     names = read(kinds)
     done = read(progress, district=view.district)
     streets = read(coverage, skill=skill)

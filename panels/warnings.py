@@ -15,7 +15,7 @@ from panels.reads import read
 
 def render(view: View, look: Look, _kept: dict[str, Any]) -> Rendered:
     """Every scenario's level where the view is."""
-    levels = read(warning_levels, at=view.at)
+    levels = read(warning_levels, **view.when)
     place = view.district or ""
     here = {w.topic: w.level for w in levels.value if w.district == place}
     return Rendered(

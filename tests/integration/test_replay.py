@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import datetime, timedelta
+from typing import Any
 
 import numpy as np
 import pytest
@@ -83,12 +84,13 @@ def _colours(areas: list[AreaMetric]) -> list[AreaMetric]:
 
 
 def _screens(engine: sa.Engine, district: str, at: datetime | None) -> tuple[datetime, dict]:
-    """What the overview, a district page and the flood scenario read (now, or at `at`)."""
-    kpis = area_kpis(engine, at=at)
+    """What the overview, a district page and the flood scenario read (now, or replaying `at`)."""
+    when: dict[str, Any] = {} if at is None else {"at": at, "replay": True}
+    kpis = area_kpis(engine, **when)
     moment = kpis.at
     end = moment + timedelta(minutes=1)
-    feed = feed_lines(engine, start=end - timedelta(hours=24), end=end, at=at)
-    units = unit_positions(engine, at=at)
+    feed = feed_lines(engine, start=end - timedelta(hours=24), end=end, **when)
+    units = unit_positions(engine, **when)
     return moment, {
         "tiles": (
             kpis.devices_total,
@@ -105,19 +107,21 @@ def _screens(engine: sa.Engine, district: str, at: datetime | None) -> tuple[dat
             # the tile shows whole minutes
             None if kpis.mean_minutes_to_resolve is None else round(kpis.mean_minutes_to_resolve),
         ),
-        "district_tiles": area_kpis(engine, district=district, at=at).open_by_severity,
-        "district_colours": _colours(district_metrics(engine, at=at)),
-        "street_colours": _colours(street_metrics(engine, district=district, at=at)),
-        "cells": cell_metrics(engine, district=district, at=at).to_dict("records"),
+        "district_tiles": area_kpis(engine, district=district, **when).open_by_severity,
+        "district_colours": _colours(district_metrics(engine, **when)),
+        "street_colours": _colours(street_metrics(engine, district=district, **when)),
+        "cells": cell_metrics(engine, district=district, **when).to_dict("records"),
         "feed": feed[["line", "id", "status", "severity"]].to_dict("records"),
-        "markers": live_incident_points(engine, at=at)[["id", "status", "severity"]].to_dict(
+        "markers": live_incident_points(engine, **when)[["id", "status", "severity"]].to_dict(
             "records"
         ),
-        "levels": [(w.topic, w.district, w.level) for w in warning_levels(engine, at=at)],
+        "levels": [(w.topic, w.district, w.level) for w in warning_levels(engine, **when)],
         "units": [(u["id"], u["status"], u["lon"], u["lat"], u["incident_id"]) for u in units],
-        "unit_counts": status_counts(engine, at=at),
-        "flood": measurands_now(engine, measurands=("water_level",), at=at),
-        "flood_points": [p["id"] for p in beyond_lines(engine, measurands=("water_level",), at=at)],
+        "unit_counts": status_counts(engine, **when),
+        "flood": measurands_now(engine, measurands=("water_level",), **when),
+        "flood_points": [
+            p["id"] for p in beyond_lines(engine, measurands=("water_level",), **when)
+        ],
     }
 
 
@@ -169,7 +173,7 @@ def test_replayed_instants_read_exactly_what_the_screens_showed(owner):
     # a replay before any history says nothing rather than today's figures
     window = replay_window(owner)
     assert window.earliest is not None and window.earliest <= recorded[0][0]
-    before = area_kpis(owner, at=window.earliest - timedelta(seconds=1))
+    before = area_kpis(owner, at=window.earliest - timedelta(seconds=1), replay=True)
     assert before.devices_total == 0 and before.status_as_of is None
 
 
@@ -234,12 +238,12 @@ def test_a_district_reader_replays_only_their_district(owner, city_url):
     writes.refresh_status(owner, at=at)
     try:
         with scoped(Scope(district)):
-            mine = district_metrics(web, at=at)
-            kpis = area_kpis(web, at=at)
+            mine = district_metrics(web, at=at, replay=True)
+            kpis = area_kpis(web, at=at, replay=True)
             theirs = cell_metrics(
-                web, district="310101" if district != "310101" else "310104", at=at
+                web, district="310101" if district != "310101" else "310104", at=at, replay=True
             )
-        everyone = area_kpis(owner, district=district, at=at)
+        everyone = area_kpis(owner, district=district, at=at, replay=True)
     finally:
         web.dispose()
     assert {m.code for m in mine if m.devices_total} == {district}
