@@ -19,6 +19,7 @@ import json
 import os
 import statistics
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -187,25 +188,36 @@ def time_device_layer(app, ticket) -> dict[str, float]:
     return figures
 
 
-def time_browser(url: str, ticket, *, runs: int) -> list[float]:
-    """Seconds from navigation to a drawn Pudong map (streets + device clusters) in Chromium,
-    `runs` times, each in a fresh browser context (nothing cached)."""
+# a Pudong map drawn: its streets and device clusters
+PUDONG_DRAWN = (
+    "() => document.querySelectorAll('path.os-area').length > 30"
+    " && document.querySelectorAll('.os-cluster').length > 0"
+)
+
+
+def time_browser(
+    url: str,
+    ticket,
+    *,
+    runs: int,
+    paths: Sequence[str] = (f"/district/{PUDONG}",),
+    drawn: str = PUDONG_DRAWN,
+) -> list[float]:
+    """Seconds from navigation to a drawn map (`drawn`, a script; a Pudong map of streets and
+    device clusters by default) in Chromium, `runs` times over `paths` in turn, each in a fresh
+    browser context (nothing cached)."""
     from playwright.sync_api import sync_playwright
 
     timings = []
     with sync_playwright() as playwright:
         browser = launch_chromium(playwright)
-        for _ in range(runs):
+        for run in range(runs):
             context = browser.new_context(viewport={"width": 1920, "height": 1080})
             context.add_cookies(browser_cookies(ticket))
             page = context.new_page()
             started = time.perf_counter()
-            page.goto(f"{url}/district/{PUDONG}", wait_until="commit")
-            page.wait_for_function(
-                "() => document.querySelectorAll('path.os-area').length > 30"
-                " && document.querySelectorAll('.os-cluster').length > 0",
-                timeout=60_000,
-            )
+            page.goto(url + paths[run % len(paths)], wait_until="commit")
+            page.wait_for_function(drawn, timeout=60_000)
             timings.append(time.perf_counter() - started)
             context.close()
         browser.close()

@@ -142,6 +142,11 @@ def legend_children(title: str, entries: list[LegendEntry], note: str | None = N
     ]
 
 
+def replay_devices_note(lang: str) -> html.Div:
+    """What a replayed district map says in place of its device points."""
+    return html.Div(t("replay.devices", lang), className="os-legend-note")
+
+
 def state_legend(lang: str) -> list:
     """Legend rows of device states (cluster colours show the worst state inside)."""
     return [

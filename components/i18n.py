@@ -167,9 +167,9 @@ _TEXTS: dict[str, tuple[str, str]] = {
         "无法识别的时间，请写成 2026-12-04 13:05",
         "Not a time: write it as 2026-12-04 13:05",
     ),
-    "replay.before_history": (
-        "{t} 之前的状态未保存，显示为空",
-        "No status is kept before {t}: shown empty",
+    "replay.devices": (
+        "回放时设备按街镇与网格计数（“网格热力”图层）",
+        "In a replay devices are counted by street and grid cell (the grid heat layer)",
     ),
     "district.title": ("{name} · 区级态势", "{name} · district status"),
     "district.whole": ("全区", "Whole district"),

@@ -96,10 +96,11 @@ def store_fixes(conn: sa.Connection, fixes: FixBatch, *, actor: str = "gps") -> 
             "  FROM latest l, resource o WHERE r.id = l.id AND o.id = l.id"
             "  AND (o.fix_at IS NULL OR l.at > o.fix_at)"
             "  RETURNING r.id, l.n, o.status AS from_status, r.status AS to_status,"
-            "   r.incident_id, r.task_id, l.at, l.p),"
-            # the track replay draws units from (revision 0014)
+            "   r.incident_id, r.task_id, l.at, l.p, o.geom AS was),"
+            # the track replay draws units from (revision 0014): where a fix moved its unit
+            # (a parked unit's heartbeats say nothing new)
             " tracked AS (INSERT INTO resource_track (resource_id, at, geom)"
-            "  SELECT id, at, p FROM moved)"
+            "  SELECT id, at, p FROM moved WHERE NOT ST_Equals(p, was))"
             # new: the fix that moved its unit; the others (resent, older, or overtaken by a
             # newer one of the same body: only the newest position is kept) are duplicates
             " SELECT f.n, m.id IS NOT NULL AS new, m.from_status, m.to_status, m.incident_id,"

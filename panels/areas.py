@@ -6,7 +6,12 @@ from typing import Any
 
 from dash import html
 
-from components.area_map import forecast_legend, legend_children, state_legend
+from components.area_map import (
+    forecast_legend,
+    legend_children,
+    replay_devices_note,
+    state_legend,
+)
 from components.choropleth import cell_heat, choropleth
 from components.i18n import t
 from components.incident_markers import marker_legend
@@ -73,7 +78,9 @@ def render(view: View, look: Look, kept: dict[str, Any]) -> Rendered:
         section = html.Div(
             t("legend.devices", look.lang), className="os-legend-title os-legend-section"
         )
-        legend += [section, *state_legend(look.lang)]
+        # devices are kept as counts per street and cell, so a replay counts them on the grid
+        states = state_legend(look.lang) if view.at is None else [replay_devices_note(look.lang)]
+        legend += [section, *states]
     # walls draw labels (none for a district's streets), district pages the H3 cells
     layers = (
         {"areas": hideout, "labels": result.labels}
