@@ -7,8 +7,9 @@
    moving) stepped through `--cycles` status refreshes 15 s apart from the seed's end: the street
    and cell rows each refresh's history wrote, the units' track rows, the refresh's time.
 2. A day of history laid down at that churn: every 15 s for the 24 h before the seed's end, a
-   full frame at each hour and the measured number of changed rows between, so the day's
-   partitions are the size a day would make. Bytes per day of each table.
+   full frame at the day's start (and again whenever the changes since the last outgrow one, as
+   refresh_status does) and the measured number of changed rows between, so the day's partitions
+   are the size a day would make. Bytes per day of each table.
 3. Jumps to random instants of that day: the overview's reads and Pudong's map reads (streets,
    grid cells with their device counts, units, incident markers), p50 / p95; Chromium from
    navigation to a replayed Pudong map with its grid drawn (targets: ≤ 1 s and ≤ 1.5 s).
@@ -21,6 +22,7 @@ Uses bench.dashboard's seed-scale database (seeded first unless --reuse finds it
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import random
 import time
@@ -33,7 +35,7 @@ from typing import Any
 import numpy as np
 import sqlalchemy as sa
 
-from bench.dashboard import PUDONG, percentiles, prepare, time_browser
+from bench.dashboard import PUDONG, PUDONG_DRAWN, percentiles, prepare, time_browser
 from bench.harness import bench_database, bench_session, serving
 from components.replay import stamp
 from config import get_settings
@@ -68,9 +70,8 @@ class Churn:
     refresh_s: tuple[float, float]
 
 
-def _count(engine: sa.Engine, table: str) -> int:
-    with engine.connect() as conn:
-        return int(conn.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one())
+def _count(conn: sa.Connection, table: str) -> int:
+    return int(conn.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one())
 
 
 def _fixes(engine: sa.Engine, fixes: list[dict]) -> FixBatch:
@@ -88,7 +89,8 @@ def _fixes(engine: sa.Engine, fixes: list[dict]) -> FixBatch:
 
 
 def measure_churn(engine: sa.Engine, *, end: datetime, cycles: int) -> Churn:
-    """Step the live city from the seed's end and measure what each refresh writes."""
+    """Step the live city from the seed's end and measure what each refresh writes, in one
+    transaction rolled back at the end (so every run starts from the seeded city)."""
     city = LiveCity(
         load_live_devices(engine),
         catalog.load_device_types(),
@@ -99,18 +101,21 @@ def measure_churn(engine: sa.Engine, *, end: datetime, cycles: int) -> Churn:
     # no duty officer: its dispatches are stamped with the wall clock, not the city's
     fleet = Fleet(engine, seed=1)
     partitions = PartitionCache()
-    writes.refresh_status(engine, at=end)  # the frame the changes are counted from
-    before = {table: _count(engine, table) for table in HISTORY}
     times = []
-    for cycle in range(1, cycles + 1):
-        now = end + timedelta(seconds=cycle * PERIOD_S)
-        with engine.begin() as conn:
+    with engine.connect() as conn:
+        transaction = conn.begin()
+        refresh = sa.text("SELECT refresh_status(:at)")
+        conn.execute(refresh, {"at": end})  # the frame the changes are counted from
+        before = {table: _count(conn, table) for table in HISTORY}
+        for cycle in range(1, cycles + 1):
+            now = end + timedelta(seconds=cycle * PERIOD_S)
             store_readings(conn, city.step(int(now.timestamp() * US)), partitions=partitions)
             store_fixes(conn, _fixes(engine, fleet.step(now.timestamp())))
-        started = time.perf_counter()
-        writes.refresh_status(engine, at=now)
-        times.append(time.perf_counter() - started)
-    after = {table: _count(engine, table) for table in HISTORY}
+            started = time.perf_counter()
+            conn.execute(refresh, {"at": now})
+            times.append(time.perf_counter() - started)
+        after = {table: _count(conn, table) for table in HISTORY}
+        transaction.rollback()
     rows = {table: (after[table] - before[table]) / cycles for table in HISTORY}
     return Churn(
         streets=rows["status_history"],
@@ -129,7 +134,7 @@ ANALYZE numbered
 # the full frames, then each refresh's changed rows: a block of `changed` keys, moving on
 _LAY_DAY = """
 WITH refreshes AS (
-    SELECT k, CAST(:start AS timestamptz) + k * interval '15 seconds' AS at, k % 240 = 0 AS frame
+    SELECT k, CAST(:start AS timestamptz) + k * interval '15 seconds' AS at, k % :every = 0 AS frame
     FROM generate_series(0, :n - 1) k
 )
 INSERT INTO {history}
@@ -162,6 +167,14 @@ def lay_day(engine: sa.Engine, *, end: datetime, churn: Churn) -> None:
             churn.cells,
         ),
     )
+    with engine.connect() as conn:
+        keys = conn.execute(
+            sa.text(
+                "SELECT (SELECT count(*) FROM street_status) + (SELECT count(*) FROM cell_status)"
+            )
+        ).scalar_one()
+    # a full frame at the day's start and whenever the changes since the last have outgrown one
+    every = min(DAY_REFRESHES, max(1, math.ceil(keys / max(churn.streets + churn.cells, 1e-9))))
     with engine.begin() as conn:
         for table in HISTORY:
             conn.execute(
@@ -171,18 +184,24 @@ def lay_day(engine: sa.Engine, *, end: datetime, churn: Churn) -> None:
         conn.execute(
             sa.text(
                 "INSERT INTO status_refresh (at, keyframe)"
-                " SELECT CAST(:start AS timestamptz) + k * interval '15 seconds', k % 240 = 0"
+                " SELECT CAST(:start AS timestamptz) + k * interval '15 seconds', k % :every = 0"
                 " FROM generate_series(0, :n - 1) k ON CONFLICT DO NOTHING"
             ),
-            {"start": start, "n": DAY_REFRESHES},
+            {"start": start, "n": DAY_REFRESHES, "every": every},
         )
         for history, live, key, columns, changed in tables:
             for statement in _NUMBERED.format(key=key, live=live).split(";"):
                 conn.execute(sa.text(statement))
-            keys = conn.execute(sa.text("SELECT count(*) FROM numbered")).scalar_one()
+            rows = conn.execute(sa.text("SELECT count(*) FROM numbered")).scalar_one()
             conn.execute(
                 sa.text(_LAY_DAY.format(history=history, columns=columns)),
-                {"start": start, "n": DAY_REFRESHES, "changed": round(changed), "keys": keys},
+                {
+                    "start": start,
+                    "n": DAY_REFRESHES,
+                    "changed": round(changed),
+                    "keys": rows,
+                    "every": every,
+                },
             )
             conn.execute(sa.text("DROP TABLE numbered"))
     with engine.connect() as conn:
@@ -193,7 +212,7 @@ def lay_day(engine: sa.Engine, *, end: datetime, churn: Churn) -> None:
 
 def print_storage(engine: sa.Engine, *, churn: Churn) -> None:
     """Rows and bytes (heap and indexes) of a day of each history table."""
-    print("\nbytes per day (a full frame each hour, the measured changes every 15 s):")
+    print("\nbytes per day (full frames as refresh_status writes them, the changes every 15 s):")
     with engine.connect() as conn:
         for table in HISTORY[:2]:
             rows, size = conn.execute(
@@ -288,24 +307,38 @@ def print_play(engine: sa.Engine, *, instants: list[datetime]) -> None:
 
 
 def print_browser(url: str, *, instants: list[datetime], runs: int) -> None:
-    """Chromium from navigation to a replayed Pudong map with its grid cells drawn."""
+    """Chromium from navigation to a drawn Pudong map: live (streets and device clusters) and
+    replayed (streets; streets and grid cells), fresh contexts, a new instant each view."""
     engine = create_db_engine(url)
     ticket = bench_session(engine)
     env = {"DATABASE_URL": url, "ONESCREEN_LOG_LEVEL": "WARNING"}
-    paths = [f"/district/{PUDONG}?layer=grid&at={stamp(at)}" for at in instants]
-    drawn = (
+    replayed = (
         "() => document.querySelector('.os-replaying') !== null"
         " && document.querySelectorAll('path.os-area').length > 30"
-        " && document.querySelectorAll('path.os-cell').length > 100"
+    )
+    cases = (
+        ("live: streets + device clusters", [f"/district/{PUDONG}"], PUDONG_DRAWN),
+        ("replay: streets", [f"/district/{PUDONG}?at={stamp(at)}" for at in instants], replayed),
+        (
+            "replay: streets + grid cells",
+            [f"/district/{PUDONG}?layer=grid&at={stamp(at)}" for at in instants],
+            replayed + " && document.querySelectorAll('path.os-cell').length > 100",
+        ),
     )
     log_path = get_settings().data_dir / "bench-replay-serve.log"
+    print(f"\nnavigation → Pudong map drawn in Chromium (fresh context each view, {runs} views):")
+    medians = {}
     with serving(env, log_path=log_path, timeout_s=180) as base_url:
-        timings = time_browser(base_url, ticket, runs=runs + 1, paths=paths, drawn=drawn)
-    p50, p95 = percentiles(timings[1:])
-    print(
-        f"\nnavigation → replayed Pudong map (streets + grid cells) in Chromium, {runs} instants:"
-        f" first {timings[0]:.2f} s, then p50 {p50 / 1000:.2f} s, p95 {p95 / 1000:.2f} s"
-    )
+        time_browser(base_url, ticket, runs=1)  # the server's first view warms its caches
+        for label, paths, drawn in cases:
+            timings = time_browser(base_url, ticket, runs=runs, paths=paths, drawn=drawn)
+            p50, p95 = percentiles(timings)
+            medians[label] = p50
+            ratio = p50 / medians[cases[0][0]]
+            print(
+                f"  {label:<32} p50 {p50 / 1000:.2f} s  p95 {p95 / 1000:.2f} s"
+                f"  (×{ratio:.2f} of live)"
+            )
 
 
 def main() -> None:
@@ -328,9 +361,11 @@ def main() -> None:
     prepare(engine)
     with engine.begin() as conn:
         conn.execute(sa.text(f"TRUNCATE status_refresh, {', '.join(HISTORY)}"))
-    seed = writes.get_meta(engine, key="seed") or {}
-    end = datetime.fromisoformat(seed["window_end"])
+    end = datetime.fromisoformat((writes.get_meta(engine, key="seed") or {})["window_end"])
     churn = measure_churn(engine, end=end, cycles=args.cycles)
+    with engine.begin() as conn:
+        # the day below is laid on its own: the churn's frame would count twice
+        conn.execute(sa.text(f"TRUNCATE status_refresh, {', '.join(HISTORY)}"))
     print(
         f"churn over {args.cycles} live refreshes ({PERIOD_S} s apart): street rows"
         f" {churn.streets:.1f}, cell rows {churn.cells:.1f}, unit track rows {churn.tracks:.1f}"

@@ -104,6 +104,7 @@ WALL_CHARTS_DEFER = "wall-charts-defer"
 WALL_COUNTDOWN = "wall-countdown"
 WALL_QUEUE = "wall-queue"
 WALL_TITLE = "wall-title"
+WALL_REPLAY_TIME = "wall-replay-time"
 WALL_PROGRESS = "wall-progress"
 # the banner a wall shows while its data has stopped
 WALL_STALE = "wall-stale"

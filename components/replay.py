@@ -5,6 +5,7 @@ page's frame say REPLAY in a colour no live screen uses."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -216,3 +217,71 @@ def page_replay(raw: object, *, lang: str) -> tuple[datetime | None, html.Div]:
     except InvalidQuery:
         return None, replay_bar(lang=lang, at=None, now=now, note=t("replay.bad_time", lang))
     return at, replay_bar(lang=lang, at=at, now=now)
+
+
+# a wall's replay loop: at least a few minutes, at most a week of the past
+LOOP_SPAN = (timedelta(minutes=5), timedelta(days=7))
+
+
+@dataclass(frozen=True)
+class ReplayLoop:
+    """A wall or kiosk playing a window of the past over and over at `speed`× (an exhibition's
+    attract loop: last night's storm); every screen on it shows the same instant at once."""
+
+    start: datetime
+    end: datetime
+    speed: int
+
+    def instant(self, now: datetime) -> datetime:
+        """The instant of the window shown at wall-clock `now` (whole seconds)."""
+        span = (self.end - self.start).total_seconds()
+        offset = (now.timestamp() * self.speed) % span
+        return (self.start + timedelta(seconds=offset)).replace(microsecond=0)
+
+    def as_config(self) -> dict[str, Any]:
+        """The loop as a display's config store holds it (its schedule draws the clock)."""
+        return {"from": stamp(self.start), "to": stamp(self.end), "speed": self.speed}
+
+
+def replay_loop(window: object, speed: object, *, now: datetime) -> ReplayLoop | None:
+    """The loop `replay=FROM/TO` and `speed=` ask for (None: none asked); InvalidQuery for a
+    window that is not one, not yet over, too short or too long, or another speed."""
+    if window is None or window == "":
+        return None
+    if not isinstance(window, str) or window.count("/") != 1:
+        raise InvalidQuery("replay is FROM/TO, two times")
+    start, end = (replay_at(part, now=now) for part in window.split("/"))
+    if start is None or end is None:
+        raise InvalidQuery("a replayed window is over")
+    chosen = SPEEDS[-1] if speed in (None, "") else _speed(speed)
+    if not LOOP_SPAN[0] <= end - start <= LOOP_SPAN[1]:
+        raise InvalidQuery("a replayed window is 5 minutes to 7 days")
+    return ReplayLoop(start=start, end=end, speed=chosen)
+
+
+def _speed(raw: object) -> int:
+    """One of SPEEDS, or InvalidQuery."""
+    text = str(raw)[:8]
+    if not text.isdigit() or int(text) not in SPEEDS:
+        raise InvalidQuery(f"speed is one of {', '.join(map(str, SPEEDS))}")
+    return int(text)
+
+
+# a replaying display's header: the instant its loop shows, from the wall clock (every screen on
+# the same loop shows the same instant)
+CALLBACKS.clientside(
+    """
+    function (tick, config) {
+        const loop = config && config.replay;
+        if (!loop) { return window.dash_clientside.no_update; }
+        const start = new Date(loop.from + "+08:00").getTime();
+        const span = new Date(loop.to + "+08:00").getTime() - start;
+        const at = new Date(start + ((Date.now() * loop.speed) % span) + 8 * 3600 * 1000);
+        // month, day and minute: the window says the year, the seconds race at 60×
+        return at.toISOString().slice(5, 16).replace("T", " ") + " · " + loop.speed + "×";
+    }
+    """,
+    Output(ids.WALL_REPLAY_TIME, "children"),
+    Input(ids.CLOCK_TICK, "n_intervals"),
+    State(ids.WALL_CONFIG, "data"),
+)

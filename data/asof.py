@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -110,6 +111,11 @@ def timed(template: str, **fields: str) -> Timed:
 def source(name: str, replay: bool) -> str:
     """One source's text for a statement built per call (a replay's binds `:at`)."""
     return (PAST_SOURCES if replay else LIVE_SOURCES)[name]
+
+
+def replay_args(at: datetime | None) -> dict[str, Any]:
+    """What a replay-aware read is given for `at`: the instant and `replay`, or nothing (now)."""
+    return {} if at is None else {"at": at, "replay": True}
 
 
 def replaying(at: datetime | None, replay: bool) -> bool:

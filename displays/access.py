@@ -6,13 +6,18 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
+from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 
 from dash.exceptions import PreventUpdate
 
 from components import reference
+from components.replay import replay_loop
 from components.topics import TOPICS
 from config import PROJECT_ROOT
+from data.checks import InvalidQuery
+from data.clock import CITY_TZ
 from data.displays import DisplayGrant, find_display_grant
 from data.errors import READ_ERRORS, report_failure
 from data.scope import CITY, Scope, set_scope
@@ -105,3 +110,25 @@ def focus_of(raw: object) -> dict | None:
         # a 预警 is drawn apart from an alarm (an alarm unless it says so)
         "kind": "forecast" if focus.get("kind") == "forecast" else "alarm",
     }
+
+
+def replay_instant(config: object) -> datetime | None:
+    """The instant a replaying display shows now (None: it shows now); a forged loop is
+    refused (PreventUpdate)."""
+    raw = config.get("replay") if isinstance(config, dict) else None
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise PreventUpdate
+    window = f"{raw.get('from')}/{raw.get('to')}"
+    now = datetime.now(CITY_TZ)
+    try:
+        loop = replay_loop(window, raw.get("speed"), now=now)
+    except InvalidQuery:
+        raise PreventUpdate from None
+    return None if loop is None else loop.instant(now)
+
+
+def replayed(view: View, config: object) -> View:
+    """`view` at the instant its display replays (unchanged when it shows now)."""
+    return replace(view, at=replay_instant(config))

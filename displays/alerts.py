@@ -21,6 +21,7 @@ from components.incident_detail import readings_figure
 from components.theme import message_figure, wall_figure
 from components.topic_trends import TRENDS, trend_figure, trend_query
 from components.warnings import set_by_text, warning_badges
+from data.asof import replay_args
 from data.devices import device_series
 from data.errors import READ_ERRORS, report_failure
 from data.frames import stack
@@ -35,7 +36,7 @@ from data.incident_reads import (
 )
 from data.vitals import measurand_hours
 from data.warning_reads import warning_levels, warning_rises
-from displays.access import app_version, checked, grant_for
+from displays.access import app_version, checked, grant_for, replay_instant
 from displays.cards import attention_children, kiosk_forecast_children, warning_children
 from displays.slots import slot_id
 from panels.reads import now, read
@@ -153,6 +154,11 @@ def poll_alerts(tick, marks, watch, config):
         raise PreventUpdate from None
     if grant is None:
         return {"revoked": True, "tick": tick, "version": version}, dash.no_update
+    if replay_instant(config) is not None:
+        # a display replaying the past is not told what happens now
+        return {"new": [], "statuses": {}, "groups": {}, "tick": tick, "version": version}, (
+            dash.no_update
+        )
     masked = grant.kind == "kiosk" or config.get("mode") == "kiosk"
     after = _marks(marks)
     watched = (
@@ -309,7 +315,7 @@ def update_wall_warnings(_tick, config):
     show them too)."""
     grant, lang, _masked = checked(config)
     try:
-        levels = read(warning_levels).value
+        levels = read(warning_levels, **replay_args(replay_instant(config))).value
     except READ_ERRORS as exc:
         report_failure(log, "display warning levels failed", exc)
         raise PreventUpdate from None
@@ -329,6 +335,8 @@ def update_kiosk_forecasts(_tick, config):
     grant, lang, masked = checked(config)
     if not masked:
         raise PreventUpdate  # walls: the attention card and the tiles show 预警
+    if replay_instant(config) is not None:
+        return []  # the live 预警 are not the replayed instant's
     try:
         summary = forecast_summary(web_engine(), district=grant.district)
         clock = now().value

@@ -8,6 +8,8 @@ in the browser (assets/onescreen_wall.js); the server answers per slot and per r
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 from dash import Input, Output, dcc, html
@@ -17,6 +19,7 @@ from components.callbacks import CallbackSet
 from components.i18n import name, t
 from components.panels import CHART_DEFER_MS, fresh_config
 from components.topics import TOPICS
+from data.clock import CITY_TZ
 from data.displays import DisplayGrant, get_playlist, touch_display_token
 from data.errors import READ_ERRORS, report_failure
 from data.incident_reads import incident_marks
@@ -95,7 +98,7 @@ def create_display(*, mode: str, token: object, lang: str, params: dict[str, Any
         if options.notes
         else None
     )
-    header = _header(lang, config["titles"].get(first.key, ""))
+    header = _header(lang, config["titles"].get(first.key, ""), replay=options.replay is not None)
     attention = _attention_card(lang)
     controls = _kiosk_controls(lang) if mode == "kiosk" else None
     return html.Div(
@@ -147,8 +150,10 @@ def _first_slots(
     mode: str, options: DisplayOptions, *, lang: str, masked: bool
 ) -> list[html.Section]:
     """Both slots with their first views, read for the layout itself (never an empty panel)."""
-    first = options.views[0]
-    second = options.views[1 % len(options.views)]
+    at = options.replay.instant(datetime.now(CITY_TZ)) if options.replay else None
+    first, second = (
+        replace(view, at=at) for view in (options.views[0], options.views[1 % len(options.views)])
+    )
     slots = []
     for slot, view in zip(SLOTS, (first, second), strict=True):
         look = slot_look(slot, lang=lang, metric=options.metric, masked=masked)
@@ -179,6 +184,8 @@ def _config(mode: str, options: DisplayOptions, *, token: str, lang: str) -> dic
         "topics": list(TOPICS),
         "sound": options.sound,
         "reload_hours": options.reload_hours,
+        # 回放: the window it loops over (the header's clock shows the instant)
+        "replay": options.replay.as_config() if options.replay else None,
         "version": app_version(),
         "labels": {
             "attention": t("wall.attention", lang),
@@ -189,8 +196,9 @@ def _config(mode: str, options: DisplayOptions, *, token: str, lang: str) -> dic
     }
 
 
-def _header(lang: str, title: str) -> html.Header:
-    """Brand, the view's title and progress, read-only mark and clock."""
+def _header(lang: str, title: str, *, replay: bool = False) -> html.Header:
+    """Brand, the view's title and progress, read-only mark and clock (a replaying display's:
+    REPLAY and the instant it shows)."""
     return html.Header(
         className="os-wall-head",
         children=[
@@ -218,6 +226,15 @@ def _header(lang: str, title: str) -> html.Header:
                     # each scenario's warning level in force (displays/alerts.py fills it)
                     html.Div(id=ids.WALL_WARNINGS, className="os-wall-warnings", role="status"),
                     html.Span(t("wall.read_only", lang), className="os-wall-readonly"),
+                    html.Div(
+                        [
+                            html.Span(t("replay.badge", lang), className="os-replay-badge"),
+                            html.Span(id=ids.WALL_REPLAY_TIME, className="os-replay-time"),
+                        ],
+                        className="os-wall-replay",
+                    )
+                    if replay
+                    else None,
                     html.Div(id=ids.CLOCK, className="os-clock os-wall-clock"),
                 ],
             ),

@@ -4,7 +4,8 @@ A playlist is written the same way in a URL (`/wall?views=city,districts,310115:
 saved configuration: comma-separated items, each `place[:category]` or a bare category, where
 place is `city`, `districts` (every district in code order), a district adcode or a street code;
 `topic:<scenario>` or `place:topic:<scenario>` is a scenario view (专题: its own figures and
-warning level).
+warning level). `replay=FROM/TO` (with `speed=1|10|60`, 60 by default) plays that window of the
+past over and over instead of now (回放).
 Parsing is pure: the allow-lists come in as arguments.
 """
 
@@ -12,9 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 
+from components.replay import ReplayLoop, replay_loop
 from components.state import METRICS, pick
 from components.topics import TOPICS
+from data.checks import InvalidQuery
+from data.clock import CITY_TZ
 from panels.base import View
 
 MAX_VIEW_ITEMS = 200
@@ -135,6 +140,8 @@ class DisplayOptions:
     sound: bool = False
     reload_hours: float = 0.0
     notes: list[str] = field(default_factory=list)
+    # 回放: a window of the past played over and over instead of now
+    replay: ReplayLoop | None = None
 
 
 def _bounded_number(
@@ -190,6 +197,11 @@ def display_options(
     metric = pick(metric_raw, METRICS, METRICS[0])
     if metric.rejected:
         notes.append(f"metric={str(metric_raw)[:20]}")
+    try:
+        loop = replay_loop(params.get("replay"), params.get("speed"), now=datetime.now(CITY_TZ))
+    except InvalidQuery:
+        notes.append(f"replay={str(params.get('replay'))[:40]}")
+        loop = None
     sound_raw = get("sound", "sound")
     sound = str(sound_raw).lower() in ("1", "true", "yes", "on") if sound_raw is not None else False
     return DisplayOptions(
@@ -231,4 +243,5 @@ def display_options(
             notes=notes,
         ),
         notes=notes,
+        replay=loop,
     )

@@ -28,7 +28,7 @@ from components.state import METRICS, pick
 from components.unit_layer import moving_layer
 from data.errors import READ_ERRORS, report_failure
 from data.playbooks import progress
-from displays.access import checked, focus_of, view_of
+from displays.access import checked, focus_of, replayed, view_of
 from panels import AREAS, FEED, MARKERS, RANKING, TILES, TIMELINE
 from panels.areas import EMPTY
 from panels.base import Look, Rendered, View
@@ -325,7 +325,7 @@ def slot_layout(
 def _slot_answer(slot: str, raw_view: object, sent: object, config: object) -> tuple:
     """The slot's outputs for its view, now; a refresh resends only what changed."""
     grant, lang, masked = checked(config)
-    view = view_of(raw_view, grant)
+    view = replayed(view_of(raw_view, grant), config)
     key = raw_view.get("key") if isinstance(raw_view, dict) else None
     changed = (
         ctx.triggered_id != ids.REFRESH or not isinstance(sent, dict) or sent.get("view") != key
@@ -414,7 +414,7 @@ def _register_slot(slot: str) -> None:
         grant, lang, _ = checked(config)
         look = slot_look(slot, lang=lang, metric=METRICS[0], masked=False)
         try:
-            rendered = TIMELINE.render(view_of(raw_view, grant), look, {})
+            rendered = TIMELINE.render(replayed(view_of(raw_view, grant), config), look, {})
         except READ_ERRORS as exc:
             report_failure(log, f"wall timeline {slot} failed", exc)
             raise PreventUpdate from None

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from components.state import LAYERS, METRICS, STACKS
+from data.asof import replay_args
 from data.cache import Cached
 
 
@@ -27,7 +28,7 @@ class View:
     @property
     def when(self) -> dict[str, Any]:
         """What a replay-aware read is given: the instant and `replay`, or nothing (live)."""
-        return {} if self.at is None else {"at": self.at, "replay": True}
+        return replay_args(self.at)
 
     @property
     def key(self) -> str:

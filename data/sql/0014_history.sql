@@ -1,8 +1,10 @@
 -- Revision 0014: history for replay (回放). What the screens show at any minute of the retention
 -- window can be rebuilt: the status snapshots' changes (street and cell counts), the refreshes
 -- that made them, units' tracks, and the severity an incident had after each of its events.
--- Transitions, not snapshots: a status row is written only when its counts moved, except at the
--- first refresh of each hour (a full frame), so reading a minute reads at most an hour of changes.
+-- Transitions, not snapshots: a status row is written only when its counts moved, except in a
+-- full frame (every count), written at the first refresh of each city day and whenever the changes
+-- since the last frame have outgrown one: reading an instant then reads its frame and at most as
+-- many changes again, and a calm day costs one frame and its few changes.
 
 -- Day partitions for any table partitioned by range on a timestamptz: named <table>_pYYYYMMDD,
 -- one per Shanghai day, as reading's always were.
@@ -75,7 +77,9 @@ LANGUAGE sql AS $$ SELECT drop_day_partitions_before('reading', keep_from) $$;
 -- Status history ----------------------------------------------------------------------------------
 CREATE TABLE status_refresh (
     at       timestamptz PRIMARY KEY,
-    keyframe boolean NOT NULL
+    keyframe boolean NOT NULL,
+    -- history rows this refresh wrote as changes (0 for a full frame)
+    changes  integer NOT NULL DEFAULT 0
 );
 
 CREATE TABLE status_history (
@@ -325,6 +329,9 @@ AS $$
 DECLARE
     devices integer;
     full_frame boolean;
+    last_frame timestamptz;
+    streets_written integer;
+    cells_written integer;
 BEGIN
     -- one refresher at a time; readers keep seeing the previous snapshot until commit
     PERFORM pg_advisory_xact_lock(hashtext('onescreen.refresh_status'));
@@ -354,16 +361,18 @@ BEGIN
                                 (s.cell, s.category_code));
     SELECT coalesce(sum(c.devices_total), 0) INTO devices FROM status_counts c WHERE NOT c.by_cell;
 
-    -- history for replay: every count as it is at the first refresh of each hour (and of each
-    -- city day, so a day's partition replays on its own), otherwise the counts that moved
+    -- history for replay: every count in a full frame (the day's first refresh, so a day's
+    -- partition replays on its own, or when the changes since the last frame have outgrown
+    -- one), otherwise the counts that moved
     PERFORM ensure_day_partitions('status_history', at, at);
     PERFORM ensure_day_partitions('cell_status_history', at, at);
-    full_frame := NOT EXISTS (
-        SELECT 1 FROM status_refresh r
-        WHERE r.keyframe AND r.at <= refresh_status.at
-          AND r.at > refresh_status.at - interval '1 hour'
-          AND r.at >= city_midnight(city_day(refresh_status.at))
-    );
+    SELECT r.at INTO last_frame FROM status_refresh r
+    WHERE r.keyframe AND r.at <= refresh_status.at ORDER BY r.at DESC LIMIT 1;
+    full_frame := last_frame IS NULL
+        OR last_frame < city_midnight(city_day(refresh_status.at))
+        OR (SELECT coalesce(sum(r.changes), 0) FROM status_refresh r
+            WHERE r.at > last_frame AND r.at <= refresh_status.at)
+           >= (SELECT count(*) FROM street_status) + (SELECT count(*) FROM cell_status);
     INSERT INTO status_history
     SELECT at, c.street_code, c.category_code, c.district_adcode, c.devices_total,
            c.devices_online, c.devices_warning, c.devices_alarm, c.devices_maintenance
@@ -384,6 +393,7 @@ BEGIN
         SELECT 1 FROM status_counts c
         WHERE NOT c.by_cell AND c.street_code = s.street_code AND c.category_code = s.category_code
     );
+    GET DIAGNOSTICS streets_written = ROW_COUNT;
 
     DELETE FROM street_status s
     WHERE NOT EXISTS (
@@ -433,9 +443,13 @@ BEGIN
     WHERE NOT EXISTS (
         SELECT 1 FROM cell_counts c WHERE c.cell = s.cell AND c.category_code = s.category_code
     );
-    INSERT INTO status_refresh (at, keyframe) VALUES (refresh_status.at, full_frame)
+    GET DIAGNOSTICS cells_written = ROW_COUNT;
+    INSERT INTO status_refresh (at, keyframe, changes)
+    VALUES (refresh_status.at, full_frame,
+            CASE WHEN full_frame THEN 0 ELSE streets_written + cells_written END)
     ON CONFLICT ON CONSTRAINT status_refresh_pkey
-    DO UPDATE SET keyframe = status_refresh.keyframe OR excluded.keyframe;
+    DO UPDATE SET keyframe = status_refresh.keyframe OR excluded.keyframe,
+                  changes = status_refresh.changes + excluded.changes;
 
     DELETE FROM cell_status s
     WHERE NOT EXISTS (

@@ -5,6 +5,8 @@ shared replay link opens at its instant; district and scenario views replay too,
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -13,8 +15,11 @@ from components.choropleth import color_for, metric_value, scale_for
 from data import writes
 from data.areas import district_metrics
 from data.clock import CITY_TZ, database_now
+from data.displays import create_display_token
 from data.kpis import area_kpis
-from tests.browser.conftest import open_page, screenshot
+from tests.browser.conftest import ConsoleLog, open_page, screenshot
+
+OUTSIDE_VIEWPORT_JS = (Path(__file__).parent / "js" / "outside_viewport.js").read_text()
 
 PUDONG = "310115"
 
@@ -134,4 +139,42 @@ def test_a_shared_replay_opens_at_its_instant_on_every_view(live_server_fast, li
     expect(page.locator(".os-warn-form")).to_have_count(0)
     screenshot(page, "replay-topic")
     page.context.close()
+    assert log.errors == [], log.errors
+
+
+@pytest.mark.parametrize("size", ["1920x1080", "5760x1080", "1080x1920"])
+def test_a_wall_loops_over_a_window_of_the_past(live_server_fast, live_engine, browser, size):
+    _history(live_engine)
+    token = create_display_token(live_engine, kind="wall", label="replay wall")
+    now = database_now(live_engine).astimezone(CITY_TZ)
+    start, end = now - timedelta(minutes=55), now - timedelta(minutes=20)
+    window = f"{start:%Y-%m-%dT%H:%M}/{end:%Y-%m-%dT%H:%M}"
+    width, height = (int(side) for side in size.split("x"))
+    context = browser.new_context(viewport={"width": width, "height": height}, locale="zh-CN")
+    page = context.new_page()
+    log = ConsoleLog()
+    page.on("console", log.on_console)
+    page.on("pageerror", log.on_page_error)
+    query = urlencode(
+        {"token": token, "views": "city,310115", "interval": 3600, "replay": window, "speed": 60}
+    )
+    page.goto(f"{live_server_fast}/wall?{query}")
+    expect(page.locator(".os-wall-replay .os-replay-badge")).to_be_visible()
+    expect(page.locator(".os-wall-slot-active .os-tile-value").first).to_be_visible()
+    shown = page.locator(".os-wall-replay .os-replay-time")
+    expect(shown).to_contain_text("60×")
+
+    def instant() -> datetime:
+        text = f"{start:%Y}-{shown.inner_text()[:11]}"
+        return datetime.strptime(text, "%Y-%m-%d %H:%M").replace(tzinfo=CITY_TZ)
+
+    first = instant()
+    assert start.replace(second=0) <= first <= end
+    # a minute of the window each second: the header's instant moves on
+    page.wait_for_timeout(2500)
+    assert instant() != first
+    result = page.evaluate(OUTSIDE_VIEWPORT_JS)
+    assert result["count"] == 0, result["bad"]
+    screenshot(page, "wall-replay")
+    context.close()
     assert log.errors == [], log.errors

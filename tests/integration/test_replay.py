@@ -1,8 +1,8 @@
 """回放 on the real PostGIS: the live city is run step by step (the simulator's readings and unit
 fixes through the ingest store, the rules pass, the status snapshot), what the screens read is
 recorded at several instants, and reading those instants again later gives exactly the same;
-the history is written as changes (a full frame each hour), retained like readings, and read
-within the reader's districts only."""
+the history is written as changes (with a full frame each day and when the changes outgrow one),
+retained like readings, and read within the reader's districts only."""
 
 from __future__ import annotations
 
@@ -185,30 +185,74 @@ def _history_rows(owner: sa.Engine) -> tuple[int, int]:
         )
 
 
-def test_history_is_written_as_changes_with_a_full_frame_each_hour(owner):
+def _refresh(owner: sa.Engine, at: datetime) -> tuple[bool, int, int, int]:
+    """A status refresh at `at`: whether it wrote a full frame, the history rows it wrote
+    (streets, cells), and the changes since the last frame before it."""
+    before = _history_rows(owner)
     with owner.connect() as conn:
-        street_keys = conn.execute(sa.text("SELECT count(*) FROM street_status")).scalar_one()
-    at = database_now(owner) + timedelta(hours=2)
-    writes.refresh_status(owner, at=at)  # the first of its hour: every count
-    full = _history_rows(owner)
-    writes.refresh_status(owner, at=at + timedelta(seconds=15))  # nothing moved: nothing
-    assert _history_rows(owner) == full
-    with owner.begin() as conn:
-        device = conn.execute(sa.text("SELECT id FROM device WHERE status = 'active' LIMIT 1"))
-        conn.execute(
-            sa.text("UPDATE device SET status = 'retired' WHERE id = :id"),
-            {"id": device.scalar_one()},
-        )
-    writes.refresh_status(owner, at=at + timedelta(seconds=30))  # one street and one cell moved
-    streets, cells = _history_rows(owner)
-    assert (streets - full[0], cells - full[1]) == (1, 1)
-    writes.refresh_status(owner, at=at + timedelta(hours=1, seconds=1))  # a new hour: all again
-    assert _history_rows(owner)[0] - streets == street_keys
-    with owner.connect() as conn:
-        frames = conn.execute(
-            sa.text("SELECT count(*) FROM status_refresh WHERE keyframe AND at >= :at"), {"at": at}
+        pending = conn.execute(
+            sa.text(
+                "SELECT coalesce(sum(changes), 0) FROM status_refresh"
+                " WHERE at > (SELECT max(at) FROM status_refresh WHERE keyframe)"
+            )
         ).scalar_one()
-    assert frames == 2
+    writes.refresh_status(owner, at=at)
+    after = _history_rows(owner)
+    with owner.connect() as conn:
+        frame = conn.execute(
+            sa.text("SELECT keyframe FROM status_refresh WHERE at = :at"), {"at": at}
+        ).scalar_one()
+    return frame, after[0] - before[0], after[1] - before[1], int(pending)
+
+
+def _keys(owner: sa.Engine) -> tuple[int, int]:
+    with owner.connect() as conn:
+        return (
+            conn.execute(sa.text("SELECT count(*) FROM street_status")).scalar_one(),
+            conn.execute(sa.text("SELECT count(*) FROM cell_status")).scalar_one(),
+        )
+
+
+def _set_status(owner: sa.Engine, *, ids: list[int], status: str) -> None:
+    with owner.begin() as conn:
+        conn.execute(
+            sa.text("UPDATE device SET status = :s WHERE id = ANY(:ids)"), {"s": status, "ids": ids}
+        )
+
+
+def test_history_is_written_as_changes_with_full_frames_when_due(owner):
+    with owner.connect() as conn:
+        active = list(
+            conn.execute(sa.text("SELECT id FROM device WHERE status = 'active'")).scalars()
+        )
+    at = database_now(owner) + timedelta(minutes=1)
+    _refresh(owner, at)
+    # nothing moved: nothing written
+    assert _refresh(owner, at + timedelta(seconds=15))[1:3] == (0, 0)
+    _set_status(owner, ids=active[:1], status="retired")
+    try:
+        # one device gone: its street's and its cell's counts
+        assert _refresh(owner, at + timedelta(seconds=30))[:3] == (False, 1, 1)
+        # every device away and back: every key with devices online moved, twice
+        _set_status(owner, ids=active[1:], status="maintenance")
+        _refresh(owner, at + timedelta(seconds=45))
+        _set_status(owner, ids=active[1:], status="active")
+        _refresh(owner, at + timedelta(seconds=60))
+        # a full frame once the changes since the last one have outgrown it
+        frame, streets, cells, pending = _refresh(owner, at + timedelta(seconds=75))
+        keys = _keys(owner)
+        assert frame == (pending >= sum(keys)) and pending > 0
+        if frame:
+            assert (streets, cells) == keys
+    finally:
+        _set_status(owner, ids=active[:1], status="active")
+    # and at the first refresh of each city day
+    with owner.connect() as conn:
+        tomorrow = conn.execute(
+            sa.text("SELECT city_midnight(city_day(CAST(:at AS timestamptz)) + 1)"), {"at": at}
+        ).scalar_one()
+    frame, streets, cells, _ = _refresh(owner, tomorrow + timedelta(seconds=1))
+    assert frame and (streets, cells) == _keys(owner)
 
 
 def test_history_is_dropped_with_the_readings_it_was_made_from(owner):

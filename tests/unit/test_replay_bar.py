@@ -9,7 +9,15 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from components import ids
-from components.replay import SLIDER_MINUTES, page_replay, replay_at, replay_bar, stamp
+from components.replay import (
+    SLIDER_MINUTES,
+    ReplayLoop,
+    page_replay,
+    replay_at,
+    replay_bar,
+    replay_loop,
+    stamp,
+)
 from data.checks import InvalidQuery
 from data.clock import CITY_TZ
 
@@ -51,3 +59,36 @@ def test_an_unreadable_url_time_is_said_and_the_page_stays_live():
     at, bar = page_replay("not-a-time", lang="en")
     note = next(c for c in bar.children if getattr(c, "id", None) == ids.REPLAY_NOTE)
     assert at is None and "Not a time" in note.children and "os-replaying" not in bar.className
+
+
+def test_a_display_loops_over_a_window_of_the_past():
+    loop = replay_loop("2026-12-03T20:00/2026-12-04T02:00", "60", now=NOW)
+    assert loop == ReplayLoop(
+        start=datetime(2026, 12, 3, 20, tzinfo=CITY_TZ),
+        end=datetime(2026, 12, 4, 2, tzinfo=CITY_TZ),
+        speed=60,
+    )
+    # one wall-clock second is a minute of the window; six hours of it take six minutes
+    first = loop.instant(NOW)
+    assert loop.instant(NOW + timedelta(seconds=1)) - first == timedelta(minutes=1)
+    assert loop.instant(NOW + timedelta(minutes=6)) == first
+    assert loop.start <= first < loop.end
+    assert replay_loop(None, None, now=NOW) is None
+    assert replay_loop("2026-12-04T10:00/2026-12-04T11:00", None, now=NOW).speed == 60
+
+
+@pytest.mark.parametrize(
+    ("window", "speed"),
+    [
+        ("2026-12-04T10:00", None),  # one time
+        ("2026-12-04T10:00/2026-12-04T21:00", None),  # not over yet
+        ("2026-12-04T10:00/2026-12-04T10:02", None),  # too short
+        ("2026-11-01T10:00/2026-12-04T10:00", None),  # too long
+        ("2026-12-04T10:00/2026-12-04T11:00", "7"),  # another speed
+        ("2026-12-04T10:00/2026-12-04T11:00", "60; drop"),
+        ("x/y", None),
+    ],
+)
+def test_a_loop_that_is_not_one_is_refused(window, speed):
+    with pytest.raises(InvalidQuery):
+        replay_loop(window, speed, now=NOW)
