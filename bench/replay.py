@@ -32,7 +32,6 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
-import numpy as np
 import sqlalchemy as sa
 
 from bench.dashboard import PUDONG, PUDONG_DRAWN, percentiles, prepare, time_browser
@@ -48,10 +47,10 @@ from data.ingest_store import PartitionCache, store_readings
 from data.kpis import area_kpis, tile_trends
 from data.live_city import load_live_devices, offline_device_ids
 from data.resources import unit_positions
-from data.unit_positions import FixBatch, load_unit_catalog, store_fixes
+from data.unit_positions import load_unit_catalog, store_fixes
 from data.vitals import city_vitals
 from data.warning_reads import warning_levels
-from simulator.fleet import Fleet
+from simulator.fleet import Fleet, fix_batch
 from simulator.live import LiveCity, LiveConfig
 
 US = 1_000_000
@@ -70,22 +69,21 @@ class Churn:
     refresh_s: tuple[float, float]
 
 
+def _changes(conn: sa.Connection, table: str, *, since: datetime) -> int:
+    """History rows written after `since` by refreshes that were not full frames."""
+    return int(
+        conn.execute(
+            sa.text(
+                f"SELECT count(*) FROM {table} h WHERE h.at > :since AND h.at IN"
+                " (SELECT r.at FROM status_refresh r WHERE NOT r.keyframe AND r.at > :since)"
+            ),
+            {"since": since},
+        ).scalar_one()
+    )
+
+
 def _count(conn: sa.Connection, table: str) -> int:
     return int(conn.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one())
-
-
-def _fixes(engine: sa.Engine, fixes: list[dict]) -> FixBatch:
-    """The fleet's fixes as the ingest paths hand them to the store."""
-    units = load_unit_catalog(engine).units
-    known = [f for f in fixes if f["unit_code"] in units]
-    return FixBatch(
-        unit_id=np.array([units[f["unit_code"]][0] for f in known], dtype=np.int64),
-        ts_us=np.array(
-            [int(datetime.fromisoformat(f["ts"]).timestamp() * US) for f in known], dtype=np.int64
-        ),
-        lon=np.array([f["lon"] for f in known], dtype=np.float64),
-        lat=np.array([f["lat"] for f in known], dtype=np.float64),
-    )
 
 
 def measure_churn(engine: sa.Engine, *, end: datetime, cycles: int) -> Churn:
@@ -101,22 +99,23 @@ def measure_churn(engine: sa.Engine, *, end: datetime, cycles: int) -> Churn:
     # no duty officer: its dispatches are stamped with the wall clock, not the city's
     fleet = Fleet(engine, seed=1)
     partitions = PartitionCache()
+    units = load_unit_catalog(engine).units
     times = []
     with engine.connect() as conn:
         transaction = conn.begin()
         refresh = sa.text("SELECT refresh_status(:at)")
         conn.execute(refresh, {"at": end})  # the frame the changes are counted from
-        before = {table: _count(conn, table) for table in HISTORY}
         for cycle in range(1, cycles + 1):
             now = end + timedelta(seconds=cycle * PERIOD_S)
             store_readings(conn, city.step(int(now.timestamp() * US)), partitions=partitions)
-            store_fixes(conn, _fixes(engine, fleet.step(now.timestamp())))
+            store_fixes(conn, fix_batch(fleet.step(now.timestamp()), units=units))
             started = time.perf_counter()
             conn.execute(refresh, {"at": now})
             times.append(time.perf_counter() - started)
-        after = {table: _count(conn, table) for table in HISTORY}
+        # changes only: a full frame (the first, or a city day's first) is not churn
+        rows = {table: _changes(conn, table, since=end) / cycles for table in HISTORY[:2]}
+        rows["resource_track"] = _count(conn, "resource_track") / cycles
         transaction.rollback()
-    rows = {table: (after[table] - before[table]) / cycles for table in HISTORY}
     return Churn(
         streets=rows["status_history"],
         cells=rows["cell_status_history"],

@@ -9,14 +9,15 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from data.asof import replaying, timed
 from data.checks import InvalidQuery, check_scope, check_window
 
-_BREACHES_SQL = sa.text(
+_BREACHES_SQL = timed(
     """
     SELECT i.id, i.expected_at, i.severity, i.category_code, i.title_zh, i.title_en,
            i.detail ->> 'limit' AS limit, i.detail ->> 'unit' AS unit
-    FROM incident i
-    WHERE i.kind = 'forecast' AND i.status <> 'resolved'
+    FROM {live_incident}
+    WHERE i.kind = 'forecast'
       AND i.expected_at >= :start AND i.expected_at < :end
       AND (CAST(:district AS text) IS NULL OR i.district_adcode = :district)
       AND (CAST(:street AS text) IS NULL OR i.street_code = :street)
@@ -36,8 +37,11 @@ def expected_breaches(
     street: str | None = None,
     category: str | None = None,
     limit: int = 500,
+    at: datetime | None = None,
+    replay: bool = False,
 ) -> pd.DataFrame:
-    """Live 预警 whose expected breach falls in [start, end), soonest first."""
+    """Live 预警 whose expected breach falls in [start, end), soonest first (`replay`: those
+    live at `at`)."""
     check_scope(district=district, street=street, category=category)
     check_window(start, end)
     if not 1 <= limit <= 5000:
@@ -49,9 +53,10 @@ def expected_breaches(
         "street": street,
         "category": category,
         "limit": limit,
+        "at": at,
     }
     with engine.connect() as conn:
-        result = conn.execute(_BREACHES_SQL, params)
+        result = conn.execute(_BREACHES_SQL.of(replaying(at, replay)), params)
         frame = pd.DataFrame(result.all(), columns=list(result.keys()))
     frame["limit"] = pd.to_numeric(frame["limit"], errors="coerce")
     return frame

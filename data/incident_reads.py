@@ -267,8 +267,11 @@ _ASSIGNEE_NAMES = (
 )
 
 
-def incident_detail(engine: Engine, *, incident_id: int) -> dict[str, object] | None:
-    """One incident with its device type, place names and thresholds; None if unknown."""
+def incident_detail(
+    engine: Engine, *, incident_id: int, at: datetime | None = None, replay: bool = False
+) -> dict[str, object] | None:
+    """One incident with its device type, place names and thresholds; None if unknown
+    (`replay`: as it stood at `at`, None if not yet opened then)."""
     if not isinstance(incident_id, int) or isinstance(incident_id, bool) or incident_id <= 0:
         raise InvalidQuery(f"incident_id must be a positive integer, not {incident_id!r}")
     with engine.connect() as conn:
@@ -285,29 +288,33 @@ def incident_detail(engine: Engine, *, incident_id: int) -> dict[str, object] | 
                 # the alarm a 预警 foresaw (it supersedes the 预警); RLS keeps it in scope
                 " (SELECT a.id FROM incident a WHERE a.foreseen_by = i.id"
                 "  ORDER BY a.id LIMIT 1) AS superseded_by"
-                f" FROM incident i {_ASSIGNEE_JOINS.format(col='i')}"
+                f" FROM {source('incident', replaying(at, replay))}"
+                f" {_ASSIGNEE_JOINS.format(col='i')}"
                 " JOIN district di ON di.adcode = i.district_adcode"
                 " LEFT JOIN street s ON s.code = i.street_code"
                 " LEFT JOIN device d ON d.id = i.device_id"
                 " LEFT JOIN device_type t ON t.id = d.type_id"
                 " WHERE i.id = :incident_id"
             ),
-            {"incident_id": incident_id},
+            {"incident_id": incident_id, "at": at},
         )
         row = result.mappings().one_or_none()
     return None if row is None else dict(row)
 
 
-def incident_events(engine: Engine, *, incident_id: int) -> pd.DataFrame:
-    """An incident's event history, oldest first."""
+def incident_events(
+    engine: Engine, *, incident_id: int, at: datetime | None = None, replay: bool = False
+) -> pd.DataFrame:
+    """An incident's event history, oldest first (`replay`: what had happened by `at`)."""
     with engine.connect() as conn:
         result = conn.execute(
             sa.text(
                 f"SELECT e.at, e.kind, e.actor, e.from_status, e.to_status, e.note, e.assignee,"
                 f" {_ASSIGNEE_NAMES} FROM incident_event e {_ASSIGNEE_JOINS.format(col='e')}"
-                " WHERE e.incident_id = :incident_id ORDER BY e.at, e.id"
+                " WHERE e.incident_id = :incident_id"
+                "   AND (NOT CAST(:past AS boolean) OR e.at <= :at) ORDER BY e.at, e.id"
             ),
-            {"incident_id": int(incident_id)},
+            {"incident_id": int(incident_id), "past": replaying(at, replay), "at": at},
         )
         return pd.DataFrame(result.all(), columns=list(result.keys()))
 

@@ -44,6 +44,7 @@ from components.filters import (
 from components.i18n import name, t
 from components.incident_detail import detail_children, readings_figure, time_to_breach
 from components.panels import panel, unavailable
+from components.replay import page_replay, replay_at
 from components.shell import create_page
 from components.state import (
     INCIDENT_STATUSES,
@@ -57,6 +58,8 @@ from components.state import (
 from components.theme import KIND_COLORS, SEVERITY_COLORS, TEXT, message_figure
 from components.tiles import CITY_TZ
 from components.unit_layer import moving_layer
+from data.asof import replay_args
+from data.checks import InvalidQuery
 from data.devices import device_series
 from data.event_reads import event_list
 from data.incident_reads import INCIDENT_KINDS, incident_detail, incident_events, incident_list
@@ -148,10 +151,13 @@ def layout(
     kind: str | None = None,
     event: str | None = None,
     lines: str | None = None,
+    at: str | None = None,
     **_other: str,
 ):
-    """The incident centre with the URL's filters and selected incident (and event)."""
+    """The incident centre with the URL's filters and selected incident (and event); at `at=`
+    a replay, read only."""
     lang = language(lang)
+    moment, replay = page_replay(at, lang=lang)
     districts = lookup(reference.districts)
     principal = current_principal()
     if principal is not None and not principal.sees_city:
@@ -178,6 +184,7 @@ def layout(
         dcc.Store(id=ids.INCIDENT_SELECTED, data=_incident_id(incident)),
         dcc.Store(id=INCIDENT_BOUNDS, data=bounds),
         dcc.Store(id=ids.INCIDENT_EVENT, data=_incident_id(event)),
+        replay,
         create_event_bar(_incident_id(event), lang),
         _filters(
             lang,
@@ -205,7 +212,7 @@ def layout(
                     className="os-incidents-side",
                     children=[
                         _map_panel(lang, bounds=bounds.get(chosen_district)),
-                        _detail_panel(lang),
+                        _detail_panel(lang, replaying=moment is not None),
                     ],
                 ),
             ],
@@ -430,8 +437,10 @@ def _map_panel(lang: str, *, bounds: list[list[float]] | None) -> html.Section:
     )
 
 
-def _detail_panel(lang: str) -> html.Section:
-    """The selected incident's detail, its actions and what more there is to show."""
+def _detail_panel(lang: str, *, replaying: bool = False) -> html.Section:
+    """The selected incident's detail, its actions (none in a replay: the past is read only)
+    and what more there is to show."""
+    actions = [] if replaying else [create_incident_actions(lang), create_incident_dispatch(lang)]
     return panel(
         t("incidents.detail", lang),
         html.Div(
@@ -441,8 +450,7 @@ def _detail_panel(lang: str) -> html.Section:
                     id=ids.INCIDENT_DETAIL,
                     children=html.Div(t("incidents.select", lang), className="os-empty"),
                 ),
-                create_incident_actions(lang),
-                create_incident_dispatch(lang),
+                *actions,
                 html.Div(id=ids.INCIDENT_DETAIL_MORE),
             ],
         ),
@@ -553,6 +561,7 @@ def _points(frame: pd.DataFrame, lang: str) -> dict:
     Input(ids.REFRESH, "n_intervals"),
     Input(ids.EVENT_ACTION_DONE, "data"),
     Input(ids.INCIDENT_EVENT, "data"),
+    Input(ids.REPLAY_AT, "data"),
     State(ids.LANG, "data"),
 )
 @guard(
@@ -576,13 +585,16 @@ def update_table(
     _tick,
     _done,
     event,
+    replayed,
     lang,
 ):
     """The filtered, sorted lines (one per event and per incident in none, or every incident,
-    or one event's members when the URL names it) and the incidents' map points."""
+    or one event's members when the URL names it) and the incidents' map points (as they stood
+    at the instant a replay shows)."""
     lang = language(lang)
     categories = reference.categories()
-    clock = now()
+    at = _replayed(replayed)
+    clock = now(at)
     end = clock.value + timedelta(minutes=1)
     group_id = _incident_id(event)
     hours = WINDOWS[pick(window, list(WINDOWS), "24h").value]
@@ -593,6 +605,7 @@ def update_table(
         "category": pick(category, list(categories), None).value,
     }
     chosen = _chosen(severities, statuses, kind)
+    query.update(replay_args(at))
     everything = read(
         incident_list, **query, **chosen, **_order(sort_by), group_id=group_id, limit=TABLE_LIMIT
     )
@@ -615,6 +628,14 @@ def update_table(
     if not events.empty:
         count.insert(0, html.Span(t("group.count", lang, n=len(events))))
     return rows, _points(frame, lang), count, asof, asof
+
+
+def _replayed(raw: object) -> datetime | None:
+    """The instant the page replays (None: live); a forged one is refused."""
+    try:
+        return replay_at(raw, now=datetime.now(CITY_TZ))
+    except InvalidQuery:
+        raise PreventUpdate from None
 
 
 def _by_event(lines: object, chosen: dict[str, tuple[str, ...]]) -> bool:
@@ -719,23 +740,26 @@ def select_incident(active_cell, point):
     # a unit sent, arrived or released is a line of the incident's history too
     Input(DISPATCH_DONE, "data"),
     Input(ids.REFRESH, "n_intervals"),
+    Input(ids.REPLAY_AT, "data"),
     State(ids.LANG, "data"),
 )
 @guard(lambda lang: (unavailable(t("panel.unavailable", lang)), [], dash.no_update))
-def show_incident(incident_id, _done, _dispatched, _tick, lang):
-    """Detail of the selected incident: facts; readings around it and its history (kept live)."""
+def show_incident(incident_id, _done, _dispatched, _tick, replayed, lang):
+    """Detail of the selected incident: facts; readings around it and its history (kept live;
+    in a replay, as it stood then)."""
     lang = language(lang)
-    clock = now()
+    at = _replayed(replayed)
+    clock = now(at)
     chosen = _incident_id(incident_id)
     if chosen is None:
         empty = html.Div(t("incidents.select", lang), className="os-empty")
         return empty, [], asof_payload(clock)
     # the acting user must see their own change at once, not the cache's copy from before it
-    incident = read_fresh(incident_detail, incident_id=chosen)
+    incident = read_fresh(incident_detail, incident_id=chosen, **replay_args(at))
     if incident.value is None:
         missing = html.Div(t("incidents.not_found", lang), className="os-unavailable")
         return missing, [], asof_payload(clock, incident)
-    events = read_fresh(incident_events, incident_id=chosen)
+    events = read_fresh(incident_events, incident_id=chosen, **replay_args(at))
     reads = [clock, incident, events]
     figure = message_figure(t("device.no_reading", lang))
     if incident.value.get("device_id"):

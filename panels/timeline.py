@@ -44,7 +44,7 @@ def render(view: View, look: Look, _kept: dict[str, Any]) -> Rendered:
     ahead_end = end + timedelta(hours=AHEAD_HOURS)
     where = {"district": view.district, "street": view.street, "category": view.category}
     frame = read(incident_timeline, start=start, end=end, **where)
-    ahead = read(expected_breaches, start=end, end=ahead_end, **where)
+    ahead = read(expected_breaches, start=end, end=ahead_end, **where, **view.when)
     reads: list[Cached[Any]] = [clock, frame, ahead]
     handled = None
     # a wall shows what arrives; the handling lines are for those who handle it

@@ -27,6 +27,7 @@ from sqlalchemy.engine import Engine
 
 from data import dispatch, playbooks
 from data.resources import ResourceError
+from data.unit_positions import FixBatch
 
 log = logging.getLogger(__name__)
 
@@ -209,3 +210,18 @@ def advance(unit: _Unit, *, seconds: float) -> None:
             break
     if unit.lon == unit.to_lon and unit.lat == unit.to_lat:
         unit.moving = False
+
+
+def fix_batch(fixes: list[dict[str, Any]], *, units: dict[str, tuple[int, str]]) -> FixBatch:
+    """Fleet fixes as the ingest paths hand them to the store (those of known units), for
+    whoever steps the fleet in-process rather than over the wire (tests, benches)."""
+    known = [f for f in fixes if f["unit_code"] in units]
+    return FixBatch(
+        unit_id=np.array([units[f["unit_code"]][0] for f in known], dtype=np.int64),
+        ts_us=np.array(
+            [int(datetime.fromisoformat(f["ts"]).timestamp() * 1_000_000) for f in known],
+            dtype=np.int64,
+        ),
+        lon=np.array([f["lon"] for f in known], dtype=np.float64),
+        lat=np.array([f["lat"] for f in known], dtype=np.float64),
+    )

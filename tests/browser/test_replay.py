@@ -11,6 +11,7 @@ from urllib.parse import urlencode
 import pytest
 from playwright.sync_api import Page, expect
 
+from components import ids
 from components.choropleth import color_for, metric_value, scale_for
 from data import writes
 from data.areas import district_metrics
@@ -138,6 +139,13 @@ def test_a_shared_replay_opens_at_its_instant_on_every_view(live_server_fast, li
     expect(page.locator(".os-replaying")).to_be_visible()
     expect(page.locator(".os-warn-form")).to_have_count(0)
     screenshot(page, "replay-topic")
+    # the incident centre replays its queue read only: no buttons that handle or dispatch
+    page.goto(f"{live_server_fast}/incidents?at={stamp}")
+    expect(page.locator(".os-replaying")).to_be_visible()
+    expect(page.locator(".os-incidents-side .os-detail")).to_be_visible()
+    expect(page.locator(f"#{ids.INCIDENT_ACTIONS}")).to_have_count(0)
+    expect(page.locator("#incidents-table .dash-cell").first).to_be_visible()
+    screenshot(page, "replay-incidents")
     page.context.close()
     assert log.errors == [], log.errors
 

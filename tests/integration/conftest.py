@@ -41,6 +41,12 @@ def live_app(live_city_url) -> Iterator[Any]:
         yield dash_app
 
 
+@pytest.fixture(scope="module")
+def live_owner(live_app) -> sa.Engine:
+    """The owner's engine on the live app's database (what forged-request tests check with)."""
+    return owner_of(live_app)
+
+
 @pytest.fixture
 def run(monkeypatch, capsys, live_city_url):
     """Run `cli.main.main` against this module's city; returns (exit code, stdout, stderr)."""

@@ -7,7 +7,6 @@ retained like readings, and read within the reader's districts only."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,7 +19,6 @@ from data import catalog, writes
 from data.areas import AreaMetric, cell_metrics, district_metrics, street_metrics
 from data.asof import replay_window
 from data.clock import database_now
-from data.engine import create_db_engine
 from data.event_reads import feed_lines
 from data.incident_reads import live_incident_points
 from data.ingest_store import PartitionCache, store_readings
@@ -29,12 +27,11 @@ from data.live_city import load_live_devices, offline_device_ids
 from data.resources import status_counts, unit_positions
 from data.scope import Scope, create_web_engine, provision_web_role, scoped, web_database_url
 from data.topic_reads import beyond_lines, measurands_now
-from data.unit_positions import FixBatch, load_unit_catalog, store_fixes
+from data.unit_positions import load_unit_catalog, store_fixes
 from data.warning_reads import warning_levels
 from ingest.rules_engine import RulesEngine
-from simulator.fleet import Fleet
+from simulator.fleet import Fleet, fix_batch
 from simulator.live import LiveCity, LiveConfig
-from tests.conftest import seeded_database
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
 US = 1_000_000
@@ -42,17 +39,9 @@ STEPS = 6
 
 
 @pytest.fixture(scope="module")
-def city_url(pg_cluster) -> Iterator[str]:
-    """A database of its own with the tiny city seeded up to now."""
-    with seeded_database(pg_cluster, prefix="replay", random_seed=11) as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def owner(city_url) -> Iterator[sa.Engine]:
-    engine = create_db_engine(city_url)
-    yield engine
-    engine.dispose()
+def owner(live_engine_) -> sa.Engine:
+    """The owner's engine on this module's own city (the tests here change it)."""
+    return live_engine_
 
 
 def _district(owner: sa.Engine) -> str:
@@ -61,20 +50,6 @@ def _district(owner: sa.Engine) -> str:
         return conn.execute(
             sa.text("SELECT district_adcode FROM device GROUP BY 1 ORDER BY count(*) DESC LIMIT 1")
         ).scalar_one()
-
-
-def _fix_batch(owner: sa.Engine, fixes: list[dict]) -> FixBatch:
-    """The fleet's fixes as the ingest paths hand them to the store."""
-    units = load_unit_catalog(owner).units
-    known = [f for f in fixes if f["unit_code"] in units]
-    return FixBatch(
-        unit_id=np.array([units[f["unit_code"]][0] for f in known], dtype=np.int64),
-        ts_us=np.array(
-            [int(datetime.fromisoformat(f["ts"]).timestamp() * US) for f in known], dtype=np.int64
-        ),
-        lon=np.array([f["lon"] for f in known], dtype=np.float64),
-        lat=np.array([f["lat"] for f in known], dtype=np.float64),
-    )
 
 
 def _colours(areas: list[AreaMetric]) -> list[AreaMetric]:
@@ -139,6 +114,7 @@ def _run_city(owner: sa.Engine, district: str) -> list[tuple[datetime, dict]]:
     fleet = Fleet(owner, duty_officer=True, seed=3)
     rules = RulesEngine(owner, offline_every_s=0, group_every_s=0, warning_every_s=0)
     partitions = PartitionCache()
+    units = load_unit_catalog(owner).units
     recorded = []
     for _ in range(STEPS):
         now = database_now(owner)
@@ -149,7 +125,7 @@ def _run_city(owner: sa.Engine, district: str) -> list[tuple[datetime, dict]]:
         on_time = replace(due, ts_us=np.full(len(due), int(now.timestamp() * US)))
         with owner.begin() as conn:
             store_readings(conn, on_time, partitions=partitions)
-            store_fixes(conn, _fix_batch(owner, fleet.step(now.timestamp())))
+            store_fixes(conn, fix_batch(fleet.step(now.timestamp()), units=units))
         rules.run_once(now=now)
         writes.refresh_status(owner)
         # distinct instants, and a pause so the next step's changes come after them
@@ -274,9 +250,9 @@ def test_history_is_dropped_with_the_readings_it_was_made_from(owner):
     assert _history_rows(owner) == (0, 0)
 
 
-def test_a_district_reader_replays_only_their_district(owner, city_url):
+def test_a_district_reader_replays_only_their_district(owner, live_city_url):
     provision_web_role(owner)
-    web = create_web_engine(web_database_url(city_url))
+    web = create_web_engine(web_database_url(live_city_url))
     district = _district(owner)
     at = database_now(owner)
     writes.refresh_status(owner, at=at)

@@ -12,24 +12,13 @@ import pytest
 
 from components import ids
 from data.clock import CITY_TZ, database_now
-from tests.conftest import owner_of
 from tests.dash_client import client_for, post_callback, sign_in
 
 PUDONG = "310115"
 XUHUI = "310104"
 
 
-@pytest.fixture(scope="module")
-def app(live_app):
-    return live_app
-
-
-@pytest.fixture(scope="module")
-def owner(app):
-    return owner_of(app)
-
-
-def _tiles(app, session, *, at: object, district: str | None = None):
+def _tiles(live_app, session, *, at: object, district: str | None = None):
     """The overview's (or a district page's) tiles callback, with `at` in the replay store."""
     page = "overview" if district is None else "district"
 
@@ -40,19 +29,19 @@ def _tiles(app, session, *, at: object, district: str | None = None):
             return {"district": district}
         return {"os-lang": "en"}.get(ident if isinstance(ident, str) else "", None)
 
-    return post_callback(app, f"{page}-tiles.children", value_of, session=session)
+    return post_callback(live_app, f"{page}-tiles.children", value_of, session=session)
 
 
 def _text(response) -> str:
     return response.get_data(as_text=True)
 
 
-def test_a_past_instant_is_read_and_said(app, owner):
-    operator = sign_in(owner, role="operator")
-    past = (database_now(owner) - timedelta(hours=2)).astimezone(CITY_TZ)
-    response = _tiles(app, operator, at=past.strftime("%Y-%m-%dT%H:%M:%S"))
+def test_a_past_instant_is_read_and_said(live_app, live_owner):
+    operator = sign_in(live_owner, role="operator")
+    past = (database_now(live_owner) - timedelta(hours=2)).astimezone(CITY_TZ)
+    response = _tiles(live_app, operator, at=past.strftime("%Y-%m-%dT%H:%M:%S"))
     assert response.status_code == 200, _text(response)
-    live = _tiles(app, operator, at=None)
+    live = _tiles(live_app, operator, at=None)
     assert live.status_code == 200
     then, now = (r.json["response"]["overview-tiles"]["children"] for r in (response, live))
     assert then != now
@@ -70,30 +59,30 @@ def test_a_past_instant_is_read_and_said(app, owner):
         "1999-01-01",
     ],
 )
-def test_a_forged_instant_is_refused_without_a_trace(app, owner, forged):
-    operator = sign_in(owner, role="operator")
-    response = _tiles(app, operator, at=forged)
+def test_a_forged_instant_is_refused_without_a_trace(live_app, live_owner, forged):
+    operator = sign_in(live_owner, role="operator")
+    response = _tiles(live_app, operator, at=forged)
     assert response.status_code == 204, _text(response)
     assert "Traceback" not in _text(response)
 
 
-def test_a_future_instant_is_live(app, owner):
-    operator = sign_in(owner, role="operator")
+def test_a_future_instant_is_live(live_app, live_owner):
+    operator = sign_in(live_owner, role="operator")
     later = (datetime.now(CITY_TZ) + timedelta(days=3)).strftime("%Y-%m-%dT%H:%M:%S")
-    replayed, live = (_tiles(app, operator, at=at).json["response"] for at in (later, None))
+    replayed, live = (_tiles(live_app, operator, at=at).json["response"] for at in (later, None))
     assert replayed["overview-tiles"] == live["overview-tiles"]
 
 
-def test_a_district_manager_cannot_replay_another_district(app, owner):
-    manager = sign_in(owner, role="district_manager", districts=(PUDONG,))
+def test_a_district_manager_cannot_replay_another_district(live_app, live_owner):
+    manager = sign_in(live_owner, role="district_manager", districts=(PUDONG,))
     past = (datetime.now(CITY_TZ) - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S")
-    mine = _tiles(app, manager, at=past, district=PUDONG)
+    mine = _tiles(live_app, manager, at=past, district=PUDONG)
     assert mine.status_code == 200, _text(mine)
-    theirs = _tiles(app, manager, at=past, district=XUHUI)
+    theirs = _tiles(live_app, manager, at=past, district=XUHUI)
     assert theirs.status_code == 204, _text(theirs)
 
 
-def _choose(app, session, *, trigger: str, back: object = 0, typed: object = None):
+def _choose(live_app, session, *, trigger: str, back: object = 0, typed: object = None):
     """The bar's callback as the browser posts it when the slider or the typed time changed."""
     values = {
         (ids.REPLAY_SLIDER, "value"): back,
@@ -101,7 +90,7 @@ def _choose(app, session, *, trigger: str, back: object = 0, typed: object = Non
         (ids.LANG, "data"): "en",
     }
     return post_callback(
-        app,
+        live_app,
         f"{ids.REPLAY_NOTE}.children",
         lambda ident, prop: values.get((ident, prop)),
         session=session,
@@ -109,14 +98,14 @@ def _choose(app, session, *, trigger: str, back: object = 0, typed: object = Non
     )
 
 
-def test_the_bar_says_what_it_could_not_read(app, owner):
-    operator = sign_in(owner, role="operator")
-    typed = _choose(app, operator, trigger=ids.REPLAY_INPUT, typed="next tuesday")
+def test_the_bar_says_what_it_could_not_read(live_app, live_owner):
+    operator = sign_in(live_owner, role="operator")
+    typed = _choose(live_app, operator, trigger=ids.REPLAY_INPUT, typed="next tuesday")
     assert typed.status_code == 200, _text(typed)
     assert "Not a time" in _text(typed)
-    slid = _choose(app, operator, trigger=ids.REPLAY_SLIDER, back=-(10**9))
+    slid = _choose(live_app, operator, trigger=ids.REPLAY_SLIDER, back=-(10**9))
     assert "Not a time" in _text(slid)
-    good = _choose(app, operator, trigger=ids.REPLAY_SLIDER, back=-90)
+    good = _choose(live_app, operator, trigger=ids.REPLAY_SLIDER, back=-90)
     assert good.status_code == 200
     body = good.json["response"]
     store = json.dumps(ids.REPLAY_AT, sort_keys=True, separators=(",", ":"))
@@ -124,9 +113,9 @@ def test_the_bar_says_what_it_could_not_read(app, owner):
     assert abs((datetime.now(CITY_TZ) - at) - timedelta(minutes=90)) < timedelta(minutes=1)
 
 
-def test_a_replayed_district_map_has_no_live_device_points(app, owner):
-    operator = sign_in(owner, role="operator")
-    client = client_for(app, operator)
+def test_a_replayed_district_map_has_no_live_device_points(live_app, live_owner):
+    operator = sign_in(live_owner, role="operator")
+    client = client_for(live_app, operator)
     live = client.get(f"/geo/district/{PUDONG}/devices.json?zoom=11")
     replay = client.get(f"/geo/district/{PUDONG}/devices.json?zoom=11&replay=1")
     assert live.status_code == replay.status_code == 200
