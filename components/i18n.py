@@ -335,6 +335,7 @@ _TEXTS: dict[str, tuple[str, str]] = {
     "warn.all_calm": ("各专题无预警", "No scenario warnings"),
     "warn.was": ("此前：{level}", "Was: {level}"),
     "panel.topic_figures": ("专题指标（实时）", "Scenario figures (now)"),
+    "panel.topic_figures_replay": ("专题指标（回放）", "Scenario figures (replay)"),
     "topic.no_reading": ("暂无在线读数", "no reading online"),
     "topic.no_devices": ("本范围无此类设备", "no such devices here"),
     "topic.line": ("警戒线 {value} {unit}", "warning line {value} {unit}"),
@@ -435,6 +436,7 @@ _TEXTS: dict[str, tuple[str, str]] = {
     "fx.label.forecast": ("预警 {n}", "Early warning {n}"),
     "fx.timeline.expected": ("预计超限", "Expected breaches"),
     "fx.timeline.now": ("现在", "now"),
+    "fx.timeline.replay_at": ("回放 {t}", "replay {t}"),
     # --- early warning (预警), issue 17: device page, incidents, walls, kiosk ---
     "fx.kind.alarm": ("告警", "Alarm"),
     "fx.kinds.all": ("全部", "All"),

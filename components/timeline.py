@@ -36,6 +36,7 @@ def timeline_figure(
     ahead: pd.DataFrame | None = None,
     ahead_end: datetime | None = None,
     tickformat: str = "%H:%M",
+    replay: bool = False,
 ) -> go.Figure:
     """Stacked bars of incidents opened per bucket in [start, end), every bucket present, and
     lines of those acknowledged and resolved (`handled`: bucket, kind, events); with `ahead_end`
@@ -83,7 +84,7 @@ def timeline_figure(
         )
     _handled_lines(figure, handled, buckets, lang)
     if ahead_end is not None:
-        _ahead(figure, ahead, lang, now=end, until=ahead_end)
+        _ahead(figure, ahead, lang, now=end, until=ahead_end, replay=replay)
         # the past's first bar is centred on its hour: half an hour of room before it
         first = buckets[0] - timedelta(minutes=bucket_minutes / 2)
         figure.update_xaxes(range=[first, pd.Timestamp(ahead_end).tz_convert(CITY_TZ)])
@@ -119,7 +120,13 @@ def _handled_lines(
 
 
 def _ahead(
-    figure: go.Figure, ahead: pd.DataFrame | None, lang: str, *, now: datetime, until: datetime
+    figure: go.Figure,
+    ahead: pd.DataFrame | None,
+    lang: str,
+    *,
+    now: datetime,
+    until: datetime,
+    replay: bool = False,
 ) -> None:
     """The hours after now: a shaded band, a "now" line, and the expected breaches per quarter
     hour as hatched bars in the 预警 colour (so the future never reads as what happened)."""
@@ -151,7 +158,12 @@ def _ahead(
         xanchor="left",
         yanchor="top",
         showarrow=False,
-        text=t("fx.timeline.now", lang),
+        # a replay's line is the instant it shows, not now
+        text=(
+            t("fx.timeline.replay_at", lang, t=local_now.strftime("%H:%M"))
+            if replay
+            else t("fx.timeline.now", lang)
+        ),
         font={"color": MUTED, "size": 12},
     )
     if ahead is None or ahead.empty:

@@ -90,7 +90,9 @@ def topic_tiles(view: View, look: Look) -> Rendered:
     return Rendered(
         values={
             "tiles": [strip, *figures.values["figures"]],
-            "tiles-title": t("panel.topic_figures", look.lang),
+            "tiles-title": t(
+                "panel.topic_figures_replay" if view.at else "panel.topic_figures", look.lang
+            ),
         },
         reads=(*figures.reads, done),
     )

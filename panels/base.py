@@ -65,6 +65,8 @@ class Look:
     devices: bool = True
     # a map with the units layer (panels/units.py): their legend too
     units: bool = False
+    # 回放: the placement shows a past instant (titles that say "now" say so instead)
+    replay: bool = False
 
 
 @dataclass(frozen=True)

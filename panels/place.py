@@ -96,6 +96,7 @@ class PagePlace:
             masked=self.masked(values),
             devices=self.devices,
             units=self.units,
+            replay=bool(values.get("at")),
         )
 
 

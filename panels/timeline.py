@@ -62,6 +62,7 @@ def render(view: View, look: Look, _kept: dict[str, Any]) -> Rendered:
         handled=handled,
         ahead=ahead.value,
         ahead_end=ahead_end,
+        replay=view.at is not None,
     )
     return Rendered(values={"timeline-box": graph(look, figure)}, reads=tuple(reads))
 

@@ -96,7 +96,7 @@ def _warning(levels: list[WarningNow], *, topic: str, district: str | None, lang
 def create(look: Look, initial: Rendered | None = None, *, class_name: str = "") -> html.Section:
     """The figures' frame, with placeholders until the first figures arrive."""
     return panel(
-        t("panel.topic_figures", look.lang),
+        t("panel.topic_figures_replay" if look.replay else "panel.topic_figures", look.lang),
         [
             html.Div(
                 id=look.id_of("warning"),

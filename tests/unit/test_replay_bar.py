@@ -92,3 +92,29 @@ def test_a_display_loops_over_a_window_of_the_past():
 def test_a_loop_that_is_not_one_is_refused(window, speed):
     with pytest.raises(InvalidQuery):
         replay_loop(window, speed, now=NOW)
+
+
+def test_a_replayed_timeline_marks_its_instant_not_now():
+    import pandas as pd
+
+    from components.timeline import timeline_figure
+
+    frame = pd.DataFrame(columns=["bucket", "severity", "category", "incidents"])
+    end = datetime(2026, 12, 4, 13, 5, tzinfo=CITY_TZ)
+    texts = {
+        replay: [
+            a.text
+            for a in timeline_figure(
+                frame,
+                stack="severity",
+                lang="en",
+                start=end - timedelta(hours=24),
+                end=end,
+                categories={},
+                ahead_end=end + timedelta(hours=3),
+                replay=replay,
+            ).layout.annotations
+        ]
+        for replay in (False, True)
+    }
+    assert "now" in texts[False] and "replay 13:05" in texts[True]
