@@ -584,6 +584,22 @@ def refresh_status(engine: Engine, *, at: datetime | None = None) -> int:
 HISTORY_TABLES = ("reading", "status_history", "cell_status_history", "resource_track")
 
 
+def rebuild_status_history(
+    engine: Engine, *, start: datetime, end: datetime, every: timedelta = timedelta(hours=1)
+) -> int:
+    """Full status frames from the readings every `every` over [start, end) (a seeded past, so
+    it replays with its devices as they were); returns how many were written."""
+    moments = []
+    moment = start.replace(minute=0, second=0, microsecond=0) + every
+    while moment < end:
+        moments.append(moment)
+        moment += every
+    for moment in moments:
+        with engine.begin() as conn:
+            conn.execute(sa.text("SELECT status_frame_from_readings(:at)"), {"at": moment})
+    return len(moments)
+
+
 def apply_retention(
     engine: Engine, *, today: date, reading_days: int, rollup_days: int
 ) -> list[str]:

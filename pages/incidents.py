@@ -438,9 +438,11 @@ def _map_panel(lang: str, *, bounds: list[list[float]] | None) -> html.Section:
 
 
 def _detail_panel(lang: str, *, replaying: bool = False) -> html.Section:
-    """The selected incident's detail, its actions (none in a replay: the past is read only)
-    and what more there is to show."""
-    actions = [] if replaying else [create_incident_actions(lang), create_incident_dispatch(lang)]
+    """The selected incident's detail, its actions (hidden in a replay: the past is read only;
+    kept in the page, as the detail's callback listens to them) and what more there is to show."""
+    actions = [create_incident_actions(lang), create_incident_dispatch(lang)]
+    if replaying:
+        actions = [html.Div(actions, className="os-replay-hidden", hidden=True)]
     return panel(
         t("incidents.detail", lang),
         html.Div(

@@ -114,6 +114,9 @@ def seed_city(
             # the history's storms as the rules pass would have grouped them: one event each
             if event_store.has_event_groups(conn):
                 group_pass(conn, now=city.end, lookback=city.end - city.history_start)
+    writes.analyze(engine)
+    # the seeded day replays with its devices as they were: a frame an hour from its readings
+    writes.rebuild_status_history(engine, start=city.start, end=city.end)
     writes.refresh_status(engine, at=city.end)
     writes.analyze(engine)
     report = SeedReport(
