@@ -304,6 +304,52 @@ LANGUAGE sql STABLE AS $$
     GROUP BY coalesce(i.street_code, ''), i.category_code, a.severity, i.district_adcode, i.kind
 $$;
 
+-- Every device counted by street × category and by cell × category at `at`, into the temp table
+-- status_counts: online and at the level of its newest reading, from device_latest (the live
+-- refresh) or, `from_readings`, from the readings themselves (a past rebuilt). One statement
+-- either way, its device source chosen as text: a lateral probe per device would cost the live
+-- refresh, which reads device_latest in one scan.
+CREATE OR REPLACE FUNCTION count_status(at timestamptz, from_readings boolean) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    -- a second call in one transaction finds the first one's table
+    DROP TABLE IF EXISTS pg_temp.status_counts;
+    EXECUTE format($count$
+        CREATE TEMP TABLE status_counts ON COMMIT DROP AS
+        SELECT grouping(s.cell) = 0 AS by_cell, s.street_code, s.district_adcode, s.cell,
+               s.category_code,
+               count(*)::integer AS devices_total,
+               (count(*) FILTER (WHERE s.online))::integer AS devices_online,
+               (count(*) FILTER (WHERE s.online AND s.level = 1))::integer AS devices_warning,
+               (count(*) FILTER (WHERE s.online AND s.level = 2))::integer AS devices_alarm,
+               (count(*) FILTER (WHERE s.in_maintenance))::integer AS devices_maintenance
+        FROM (
+            SELECT d.street_code, d.district_adcode, d.cell, t.category_code,
+                   d.status = 'maintenance' AS in_maintenance,
+                   (d.status = 'active' AND l.ts IS NOT NULL
+                    AND l.ts > $1 - greatest(3 * t.interval_s, 600) * interval '1 second')
+                       AS online,
+                   coalesce(l.level, 0) AS level
+            FROM device d
+            JOIN device_type t ON t.id = d.type_id
+            LEFT JOIN %s
+            WHERE d.status <> 'retired'
+        ) s
+        GROUP BY GROUPING SETS ((s.street_code, s.district_adcode, s.category_code),
+                                (s.cell, s.category_code))
+    $count$,
+    -- from the readings, only within the online window: an older one counts the device offline
+    -- either way, as device_latest's would
+    CASE WHEN from_readings THEN
+        'LATERAL (SELECT r.ts, reading_level(r.value, t.normal_min, t.normal_max, t.alarm_min,'
+        ' t.alarm_max) AS level FROM reading r WHERE r.device_id = d.id AND r.ts <= $1'
+        ' AND r.ts > $1 - greatest(3 * t.interval_s, 600) * interval ''1 second'''
+        ' ORDER BY r.ts DESC LIMIT 1) l ON true'
+    ELSE
+        'device_latest l ON l.device_id = d.id'
+    END) USING at;
+END $$;
+
 -- A past's status rebuilt from its readings: a full frame at `at`, each device online and at the
 -- level its newest reading by then says. The seed writes one an hour over the day it generates,
 -- so a new city's day replays with its devices as they were (the live refresh does the rest).
@@ -316,50 +362,21 @@ DECLARE
 BEGIN
     PERFORM ensure_day_partitions('status_history', at, at);
     PERFORM ensure_day_partitions('cell_status_history', at, at);
-    DROP TABLE IF EXISTS pg_temp.frame_counts;
-    CREATE TEMP TABLE frame_counts ON COMMIT DROP AS
-        SELECT grouping(s.cell) = 0 AS by_cell, s.street_code, s.district_adcode, s.cell,
-               s.category_code,
-               count(*)::integer AS devices_total,
-               (count(*) FILTER (WHERE s.online))::integer AS devices_online,
-               (count(*) FILTER (WHERE s.online AND s.level = 1))::integer AS devices_warning,
-               (count(*) FILTER (WHERE s.online AND s.level = 2))::integer AS devices_alarm,
-               (count(*) FILTER (WHERE s.in_maintenance))::integer AS devices_maintenance
-        FROM (
-            SELECT d.street_code, d.district_adcode, d.cell, t.category_code,
-                   d.status = 'maintenance' AS in_maintenance,
-                   (d.status = 'active' AND l.ts IS NOT NULL
-                    AND l.ts > status_frame_from_readings.at
-                               - greatest(3 * t.interval_s, 600) * interval '1 second')
-                       AS online,
-                   coalesce(reading_level(l.value, t.normal_min, t.normal_max, t.alarm_min,
-                                          t.alarm_max), 0) AS level
-            FROM device d
-            JOIN device_type t ON t.id = d.type_id
-            LEFT JOIN LATERAL (
-                SELECT r.ts, r.value FROM reading r
-                WHERE r.device_id = d.id AND r.ts <= status_frame_from_readings.at
-                  AND r.ts > status_frame_from_readings.at - interval '2 days'
-                ORDER BY r.ts DESC LIMIT 1
-            ) l ON true
-            WHERE d.status <> 'retired'
-        ) s
-        GROUP BY GROUPING SETS ((s.street_code, s.district_adcode, s.category_code),
-                                (s.cell, s.category_code));
+    PERFORM count_status(at, true);
     INSERT INTO status_history
     SELECT status_frame_from_readings.at, c.street_code, c.category_code, c.district_adcode,
            c.devices_total, c.devices_online, c.devices_warning, c.devices_alarm,
            c.devices_maintenance
-    FROM frame_counts c WHERE NOT c.by_cell;
+    FROM status_counts c WHERE NOT c.by_cell;
     INSERT INTO cell_status_history
     SELECT status_frame_from_readings.at, c.cell, c.category_code, g.district_adcode,
            g.street_code, c.devices_total, c.devices_online, c.devices_warning, c.devices_alarm
-    FROM frame_counts c JOIN grid_cell g ON g.cell = c.cell
+    FROM status_counts c JOIN grid_cell g ON g.cell = c.cell
     WHERE c.by_cell;
     INSERT INTO status_refresh (at, keyframe, changes)
     VALUES (status_frame_from_readings.at, true, 0)
     ON CONFLICT ON CONSTRAINT status_refresh_pkey DO UPDATE SET keyframe = true;
-    SELECT coalesce(sum(c.devices_total), 0) INTO devices FROM frame_counts c WHERE NOT c.by_cell;
+    SELECT coalesce(sum(c.devices_total), 0) INTO devices FROM status_counts c WHERE NOT c.by_cell;
     RETURN devices;
 END $$;
 
@@ -395,29 +412,8 @@ BEGIN
     -- one refresher at a time; readers keep seeing the previous snapshot until commit
     PERFORM pg_advisory_xact_lock(hashtext('onescreen.refresh_status'));
     -- a second call in one transaction finds the first one's tables
-    DROP TABLE IF EXISTS pg_temp.status_counts, pg_temp.cell_counts;
-    CREATE TEMP TABLE status_counts ON COMMIT DROP AS
-        SELECT grouping(s.cell) = 0 AS by_cell, s.street_code, s.district_adcode, s.cell,
-               s.category_code,
-               count(*)::integer AS devices_total,
-               (count(*) FILTER (WHERE s.online))::integer AS devices_online,
-               (count(*) FILTER (WHERE s.online AND s.level = 1))::integer AS devices_warning,
-               (count(*) FILTER (WHERE s.online AND s.level = 2))::integer AS devices_alarm,
-               (count(*) FILTER (WHERE s.in_maintenance))::integer AS devices_maintenance
-        FROM (
-            SELECT d.street_code, d.district_adcode, d.cell, t.category_code,
-                   d.status = 'maintenance' AS in_maintenance,
-                   (d.status = 'active' AND l.ts IS NOT NULL
-                    AND l.ts > at - greatest(3 * t.interval_s, 600) * interval '1 second')
-                       AS online,
-                   coalesce(l.level, 0) AS level
-            FROM device d
-            JOIN device_type t ON t.id = d.type_id
-            LEFT JOIN device_latest l ON l.device_id = d.id
-            WHERE d.status <> 'retired'
-        ) s
-        GROUP BY GROUPING SETS ((s.street_code, s.district_adcode, s.category_code),
-                                (s.cell, s.category_code));
+    DROP TABLE IF EXISTS pg_temp.cell_counts;
+    PERFORM count_status(at, false);
     SELECT coalesce(sum(c.devices_total), 0) INTO devices FROM status_counts c WHERE NOT c.by_cell;
 
     -- history for replay: every count in a full frame (the day's first refresh, so a day's

@@ -8,6 +8,7 @@ DROP FUNCTION incident_then(incident, timestamptz);
 DROP FUNCTION resource_then(resource, timestamptz);
 DROP FUNCTION group_final(bigint);
 DROP FUNCTION status_frame_from_readings(timestamptz);
+DROP FUNCTION count_status(timestamptz, boolean);
 DROP TRIGGER incident_event_severity ON incident_event;
 DROP FUNCTION incident_event_severity();
 ALTER TABLE incident_event DROP COLUMN severity;

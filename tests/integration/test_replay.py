@@ -153,6 +153,32 @@ def test_replayed_instants_read_exactly_what_the_screens_showed(owner):
     assert before.devices_total == 0 and before.status_as_of is None
 
 
+def test_a_frame_rebuilt_from_the_readings_counts_what_the_live_refresh_counted(owner):
+    at = database_now(owner)
+    writes.refresh_status(owner, at=at)
+    rebuilt = at + timedelta(microseconds=1)
+    with owner.begin() as conn:
+        conn.execute(sa.text("SELECT status_frame_from_readings(:at)"), {"at": rebuilt})
+    columns = "street_code, category_code, devices_total, devices_online, devices_warning"
+    with owner.connect() as conn:
+        live = set(conn.execute(sa.text(f"SELECT {columns}, devices_alarm FROM street_status")))
+        frame = set(
+            conn.execute(
+                sa.text(f"SELECT {columns}, devices_alarm FROM status_history WHERE at = :at"),
+                {"at": rebuilt},
+            )
+        )
+        cells = conn.execute(
+            sa.text(
+                "SELECT (SELECT count(*) FROM cell_status),"
+                " (SELECT count(*) FROM cell_status_history WHERE at = :at)"
+            ),
+            {"at": rebuilt},
+        ).one()
+    assert live and frame == live
+    assert cells[0] == cells[1] > 0
+
+
 def _history_rows(owner: sa.Engine) -> tuple[int, int]:
     with owner.connect() as conn:
         return (
