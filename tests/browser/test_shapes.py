@@ -68,12 +68,15 @@ def test_every_shape_names_all_districts_and_keeps_panels_full_and_off_the_seams
     seams, shape = SHAPES[size]
     settle(wall, width, height, shape)
     layout = wall.evaluate(SHAPES_JS, list(seams))
-    # on a loaded machine the labels' pass after a refit can land after the maps look settled:
-    # give it a few seconds to set them apart (they must end up apart, as asserted below)
-    for _ in range(8):
+    # under CI load the labels' pass can run before a refit has settled and leave labels on each
+    # other until their next redraw (a live wall redraws them with its data; this static test
+    # wall does not: seen twice in CI on the portrait shape, never on a quiet machine). What is
+    # checked here is where the pass puts them: it is run again, as the next redraw would
+    for _ in range(4):
         if not layout["overlaps"]:
             break
-        wall.wait_for_timeout(1000)
+        wall.evaluate("() => window.onescreen.core.maps.forEach(window.onescreen.core.declutter)")
+        wall.wait_for_timeout(500)
         layout = wall.evaluate(SHAPES_JS, list(seams))
     # all 16 districts, each once, each with its figure: 9 on the city map, 7 in the inset
     names = [label["name"] for label in layout["labels"]]
