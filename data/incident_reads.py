@@ -173,6 +173,15 @@ def _check_list_filters(
         raise InvalidQuery("limit must be between 1 and 10000")
 
 
+def _waiting(order_by: str, descending: bool) -> str:
+    """The queue's second key: within a rank the one waiting longest first (resolved: none)."""
+    if order_by != "priority":
+        return ""
+    return (
+        f"CASE WHEN i.status <> 'resolved' THEN i.opened_at END {'ASC' if descending else 'DESC'},"
+    )
+
+
 def incident_list(
     engine: Engine,
     *,
@@ -195,7 +204,7 @@ def incident_list(
 ) -> pd.DataFrame:
     """Incidents opened in the window with place names, for tables (newest first by default);
     `grouped` False: only those in no event, True: only events' members; `group_id`: only that
-    event's members; `replay`: each as it stood at `at` (its status, severity and event)."""
+    event's members; `replay`: each as it stood at `at` (status, severity, event)."""
     check_scope(district=district, street=street, category=category)
     check_window(start, end)
     _check_list_filters(
@@ -206,13 +215,7 @@ def incident_list(
         ids={"device_id": device_id, "group_id": group_id},
         limit=limit,
     )
-    direction = "DESC" if descending else "ASC"
-    # within a rank of the queue the one waiting longest comes first (resolved ones: no wait)
-    waiting = (
-        f"CASE WHEN i.status <> 'resolved' THEN i.opened_at END {'ASC' if descending else 'DESC'},"
-        if order_by == "priority"
-        else ""
-    )
+    direction, waiting = "DESC" if descending else "ASC", _waiting(order_by, descending)
     with engine.connect() as conn:
         result = conn.execute(
             sa.text(

@@ -161,6 +161,15 @@ def _bounded_number(
     return value
 
 
+def _replay_option(params: Mapping[str, object], notes: list[str]) -> ReplayLoop | None:
+    """The replay loop the URL asks for; an unreadable one is noted and the display is live."""
+    try:
+        return replay_loop(params.get("replay"), params.get("speed"), now=datetime.now(CITY_TZ))
+    except InvalidQuery:
+        notes.append(f"replay={str(params.get('replay'))[:40]}")
+        return None
+
+
 def display_options(
     params: Mapping[str, object],
     *,
@@ -197,11 +206,7 @@ def display_options(
     metric = pick(metric_raw, METRICS, METRICS[0])
     if metric.rejected:
         notes.append(f"metric={str(metric_raw)[:20]}")
-    try:
-        loop = replay_loop(params.get("replay"), params.get("speed"), now=datetime.now(CITY_TZ))
-    except InvalidQuery:
-        notes.append(f"replay={str(params.get('replay'))[:40]}")
-        loop = None
+    loop = _replay_option(params, notes)
     sound_raw = get("sound", "sound")
     sound = str(sound_raw).lower() in ("1", "true", "yes", "on") if sound_raw is not None else False
     return DisplayOptions(
