@@ -103,6 +103,27 @@ class Settings(BaseSettings):
         pattern=r"^[A-Za-z0-9_-]{1,64}$",
         description="Client id of the ingest worker's persistent MQTT session.",
     )
+    mqtt_share_group: str = Field(
+        default="onescreen-ingest",
+        pattern=r"^([A-Za-z0-9_-]{1,64})?$",
+        description="Ingest workers subscribe as this MQTT shared-subscription group "
+        "($share/<group>/…), so several split the telemetry; empty = a plain subscription, for "
+        "a broker without shared subscriptions (then run one worker).",
+    )
+    ingest_workers: int = Field(
+        default=1,
+        ge=1,
+        le=16,
+        description="MQTT ingest workers serve runs; each has a stable login and persistent "
+        "session of its own (a dead one's share waits for it in the broker).",
+    )
+    mqtt_worker: int = Field(
+        default=0,
+        ge=0,
+        le=15,
+        description="Which ingest worker this process is (0 … ONESCREEN_INGEST_WORKERS − 1): "
+        "it picks the worker's own login and session.",
+    )
     mqtt_username: str | None = Field(
         default=None,
         description="MQTT login of this process (serve gives its ingest worker and simulator "
@@ -219,6 +240,13 @@ class Settings(BaseSettings):
         ge=1,
         le=64,
         description="gunicorn worker processes (`serve` with 1, or in debug mode, runs one).",
+    )
+    web_instances: int = Field(
+        default=1,
+        ge=1,
+        le=8,
+        description="Web servers (each a gunicorn with ONESCREEN_WEB_WORKERS workers) that serve "
+        "runs behind its nginx: one can die or restart while the others answer.",
     )
     web_threads: int = Field(default=8, ge=1, le=64, description="Threads per web worker.")
     web_timeout_seconds: float = Field(

@@ -182,7 +182,7 @@ def _stop_local_servers(env: Mapping[str, str], *, log_path: Path, port: int) ->
         mqtt_broker_port=int(env["ONESCREEN_MQTT_BROKER_PORT"]),
         redis_port=int(env["ONESCREEN_REDIS_PORT"]),
     )
-    proxy = managed_nginx(settings, host="127.0.0.1", port=port, upstream_port=0)
+    proxy = managed_nginx(settings, host="127.0.0.1", port=port, upstream_ports=(0,))
     for server in (managed_broker(settings), managed_redis(settings), proxy):
         if server.stop():
             with open(log_path, "a") as log:

@@ -16,6 +16,14 @@ def register(commands: Subparsers) -> None:
     ingest_mqtt = commands.add_parser(
         "ingest-mqtt", help="consume device telemetry from the MQTT broker into the store"
     )
+    ingest_mqtt.add_argument(
+        "--worker",
+        type=int,
+        choices=range(16),
+        metavar="N",
+        help="which worker of the shared subscription this is, 0-15: its own login and session "
+        "(default: ONESCREEN_MQTT_WORKER)",
+    )
     ingest_mqtt.set_defaults(handler=cmd_ingest_mqtt)
     commands.add_parser(
         "web", help="the web server alone: gunicorn app:server with gunicorn.conf.py"
@@ -127,6 +135,9 @@ def cmd_ingest_mqtt(args: argparse.Namespace, settings: Settings) -> int:
     from ingest.mqtt_worker import run_worker
 
     terminate_on_sigterm()
+    if args.worker is not None:
+        # its own login, unless this process was given one for it (serve gives each its own)
+        settings = settings.model_copy(update={"mqtt_worker": args.worker})
     stats = run_worker(settings)
     print(f"mqtt ingest stopped: {stats}")
     return 0

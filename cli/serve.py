@@ -78,7 +78,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     port = args.port or settings.port
     workers = 1 if settings.debug else (args.workers or settings.web_workers)
     managed = None
-    if workers > 1 and not settings.redis_url:
+    # several processes (workers, or web servers behind nginx) share their answers in Redis
+    if workers * settings.web_instances > 1 and not settings.redis_url:
         managed, settings = _start_managed_redis(settings)
         if not settings.redis_url:
             workers = 1
@@ -92,15 +93,17 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     )
     # debug mode keeps Dash's own server in this process (reloader, error pages), unproxied
     front = None if settings.debug else _front_door(settings, host=host, port=port)
-    web = None if settings.debug else _web_child(settings, host, port, workers=workers, front=front)
+    webs = (
+        [] if settings.debug else _web_children(settings, host, port, workers=workers, front=front)
+    )
     supervisor, rules = _start_live_city(
-        args, settings, engine=engine, jobs_engine=jobs_engine, port=port, web=web
+        args, settings, engine=engine, jobs_engine=jobs_engine, port=port, webs=webs
     )
     try:
         if front is not None:
             front.restart()
-        _announce(engine, settings, host=host, port=port, workers=workers, web=web, front=front)
-        _serve_web(settings, host=host, port=port, web=web)
+        _announce(engine, settings, host=host, port=port, workers=workers, webs=webs, front=front)
+        _serve_web(settings, host=host, port=port, webs=webs)
     finally:
         if front is not None:
             front.stop()
@@ -130,14 +133,16 @@ def _announce(
     host: str,
     port: int,
     workers: int,
-    web: Child | None,
+    webs: list[Child],
     front: ManagedNginx | None,
 ) -> None:
     """Print where the dashboard is served and the first-start link; write the display URLs
     (city-wide tokens: never on the output, which ends up in logs) to a private file."""
     from data.access import issue_setup_code
 
-    where = f"{workers} gunicorn worker{'s' if workers > 1 else ''}" if web else "one process"
+    where = f"{workers} gunicorn worker{'s' if workers > 1 else ''}" if webs else "one process"
+    if len(webs) > 1:
+        where = f"{len(webs)} web servers of {where}"
     redis = "shared cache on Redis" if settings.redis_url else "no Redis: per-process cache"
     behind = ", behind nginx" if front is not None else ""
     print(f"OneScreen on http://{host}:{port}/ ({where}, {redis}{behind})")
@@ -163,10 +168,10 @@ def _write_display_urls(settings: Settings, base_url: str, tokens: dict[str, str
     return path
 
 
-def _serve_web(settings: Settings, *, host: str, port: int, web: Child | None) -> None:
-    """Wait while the gunicorn child serves, or serve in this process (debug mode)."""
-    if web is not None:
-        _wait_while_serving(web)
+def _serve_web(settings: Settings, *, host: str, port: int, webs: list[Child]) -> None:
+    """Wait while the gunicorn children serve, or serve in this process (debug mode)."""
+    if webs:
+        _wait_while_serving(webs)
         return
     from app import create_app
     from web.device_layer import warm_in_background
@@ -217,7 +222,10 @@ def _front_door(settings: Settings, *, host: str, port: int) -> ManagedNginx | N
         return None
     if not port_is_free(host, port):
         raise OneScreenError(f"port {port} on {host} is in use; choose another with --port")
-    return managed_nginx(settings, host=host, port=port, upstream_port=free_port())
+    upstreams: set[int] = set()
+    while len(upstreams) < settings.web_instances:
+        upstreams.add(free_port())
+    return managed_nginx(settings, host=host, port=port, upstream_ports=tuple(sorted(upstreams)))
 
 
 def _loopback(host: str) -> bool:
@@ -229,27 +237,34 @@ def _loopback(host: str) -> bool:
         return host == "localhost"
 
 
-def _web_child(
+def _web_children(
     settings: Settings, host: str, port: int, *, workers: int, front: ManagedNginx | None
-) -> Child:
-    """gunicorn with `workers` workers as a supervised child of `serve`: on host:port, or on a
-    loopback port behind `front`, whose X-Forwarded-For it then believes."""
+) -> list[Child]:
+    """gunicorns with `workers` workers each as supervised children of `serve`: one on
+    host:port, or one on each loopback port behind `front`, whose X-Forwarded-For they then
+    believe."""
     from ingest.supervisor import Child
     from localservers.base import port_is_free
 
     if front is not None:
-        host, port = "127.0.0.1", front.upstream_port
+        binds = [("127.0.0.1", upstream) for upstream in front.upstream_ports]
     elif not port_is_free(host, port):
         raise OneScreenError(f"port {port} on {host} is in use; choose another with --port")
-    env = {
-        **_child_env(settings),
-        "ONESCREEN_HOST": host,
-        "ONESCREEN_PORT": str(port),
-        "ONESCREEN_WEB_WORKERS": str(workers),
-    }
-    if front is not None:
-        env["ONESCREEN_TRUSTED_PROXIES"] = str(settings.trusted_proxies + 1)
-    return Child("web server", ["web"], env=env)
+    else:
+        binds = [(host, port)]
+    children = []
+    for n, (bind_host, bind_port) in enumerate(binds):
+        env = {
+            **_child_env(settings),
+            "ONESCREEN_HOST": bind_host,
+            "ONESCREEN_PORT": str(bind_port),
+            "ONESCREEN_WEB_WORKERS": str(workers),
+        }
+        if front is not None:
+            env["ONESCREEN_TRUSTED_PROXIES"] = str(settings.trusted_proxies + 1)
+        name = "web server" + (f" {n}" if len(binds) > 1 else "")
+        children.append(Child(name, ["web"], env=env))
+    return children
 
 
 def _child_env(settings: Settings) -> dict[str, str]:
@@ -264,18 +279,19 @@ def _child_env(settings: Settings) -> dict[str, str]:
     return env
 
 
-def _wait_while_serving(web: Child) -> None:
+def _wait_while_serving(webs: list[Child]) -> None:
     import time
 
-    first_start = web.started_at
+    first_start = min(web.started_at for web in webs)
     while True:
         time.sleep(0.5)
-        process = web.process
-        # a gunicorn master that cannot start (bad bind, import error) exits at once: say so
-        # rather than restart it for ever
-        early = web.restarts == 0 and time.monotonic() - first_start < 30
-        if early and process is not None and process.poll() is not None:
-            raise OneScreenError("the web server failed to start (see the lines above)")
+        for web in webs:
+            process = web.process
+            # a gunicorn master that cannot start (bad bind, import error) exits at once: say
+            # so rather than restart it for ever
+            early = web.restarts == 0 and time.monotonic() - first_start < 30
+            if early and process is not None and process.poll() is not None:
+                raise OneScreenError(f"the {web.name} failed to start (see the lines above)")
 
 
 def _local_display_tokens(engine: sa.Engine, settings: Settings) -> dict[str, str]:
@@ -301,10 +317,10 @@ def _start_live_city(
     engine: sa.Engine,
     jobs_engine: sa.Engine,
     port: int,
-    web: Child | None,
+    webs: list[Child],
 ) -> tuple[Supervisor | None, RulesLoop]:
-    """The incident rules (a thread), and supervised child processes: the web server when
-    `web`, and unless switched off the MQTT broker's ingest worker and the simulator. Their
+    """The incident rules (a thread), and supervised child processes: the web servers
+    `webs`, and unless switched off the MQTT broker's ingest worker and the simulator. Their
     credentials travel in their environment, never on a command line (`ps` shows those)."""
     from data.ingest_store import find_principal
     from ingest.broker import broker_url, ingest_credentials
@@ -318,20 +334,24 @@ def _start_live_city(
         redis=connect(settings.redis_url),
         live_window_s=settings.live_window_seconds,
     )
-    children = [web] if web is not None else []
+    children = list(webs)
     if not args.no_ingest:
         simulating = settings.simulate and not args.no_simulate
         # the simulator's token (city-wide, asked for explicitly), before the broker is told
         token = local_token(engine, settings, "simulator") if simulating else None
+        # every worker's login exists before the broker is told who may read telemetry
+        logins = [ingest_credentials(settings, worker=n) for n in range(settings.ingest_workers)]
         url = broker_url(settings, engine=engine)
-        ingest = ingest_credentials(settings)
         env = {**_child_env(settings), "ONESCREEN_MQTT_URL": url}
-        worker_env = {
-            **env,
-            "ONESCREEN_MQTT_USERNAME": ingest.username,
-            "ONESCREEN_MQTT_PASSWORD": ingest.password,
-        }
-        children.append(Child("mqtt ingest worker", ["ingest-mqtt"], env=worker_env))
+        for n, login in enumerate(logins):
+            worker_env = {
+                **env,
+                "ONESCREEN_MQTT_WORKER": str(n),
+                "ONESCREEN_MQTT_USERNAME": login.username,
+                "ONESCREEN_MQTT_PASSWORD": login.password,
+            }
+            name = "mqtt ingest worker" + (f" {n}" if len(logins) > 1 else "")
+            children.append(Child(name, ["ingest-mqtt"], env=worker_env))
         if token is not None:
             principal = find_principal(engine, token=token)
             simulate = ["simulate", "--rate", str(settings.simulate_rate)]
@@ -345,7 +365,7 @@ def _start_live_city(
                 "ONESCREEN_MQTT_PASSWORD": token,
             }
             children.append(Child("simulator", simulate, env=simulator_env))
-        names = ", ".join(child.name for child in children if child is not web)
+        names = ", ".join(child.name for child in children if child not in webs)
         print(f"live city: MQTT {url}, {names}")
     if not children:
         return None, rules

@@ -82,13 +82,21 @@ def sync_broker_auth(engine: Engine, settings: Settings) -> bool:
     return managed_broker(settings).apply_auth(broker_auth(engine, settings))
 
 
-def ingest_credentials(settings: Settings) -> MqttCredentials:
-    """The ingest service's MQTT login (and, the broker taking logins as client ids, its
-    persistent session's id): ONESCREEN_MQTT_USERNAME/PASSWORD when given, otherwise the one
-    made for ONESCREEN_MQTT_CLIENT_ID, generated once into the data directory."""
-    if settings.mqtt_username and settings.mqtt_password:
+def ingest_credentials(settings: Settings, *, worker: int | None = None) -> MqttCredentials:
+    """An ingest worker's MQTT login (and, the broker taking logins as client ids, its
+    persistent session's id): ONESCREEN_MQTT_USERNAME/PASSWORD when given and no `worker` is
+    named, otherwise the one made for worker `worker` (default ONESCREEN_MQTT_WORKER),
+    generated once into the data directory."""
+    if worker is None and settings.mqtt_username and settings.mqtt_password:
         return MqttCredentials(settings.mqtt_username, settings.mqtt_password.get_secret_value())
-    return service_login(settings, name=settings.mqtt_client_id)
+    return service_login(settings, name=worker_login_name(settings, worker=worker))
+
+
+def worker_login_name(settings: Settings, *, worker: int | None = None) -> str:
+    """The service-login name of ingest worker `worker`: worker 0 keeps the name one worker
+    always had (and with it the backlog of its session), the others are numbered."""
+    index = settings.mqtt_worker if worker is None else worker
+    return settings.mqtt_client_id if index == 0 else f"{settings.mqtt_client_id}-{index}"
 
 
 def service_login(settings: Settings, *, name: str) -> MqttCredentials:

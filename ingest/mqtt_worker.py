@@ -1,7 +1,8 @@
-"""MQTT ingest worker: a persistent QoS 1 session on `<prefix>/+/telemetry` under the ingest
-service's own login; a message is acknowledged only after its rows are committed, so a crash
-loses nothing and (the store being idempotent) a redelivery duplicates nothing. It also keeps the
-broker's logins in step with the database's tokens."""
+"""MQTT ingest worker: a persistent QoS 1 session on `<prefix>/+/telemetry` (a shared
+subscription of the ingest group, so several workers split the load) under its own service
+login; a message is acknowledged only after its rows are committed, so a crash loses nothing
+and (the store being idempotent) a redelivery duplicates nothing. It also keeps the broker's
+logins in step with the database's tokens."""
 
 from __future__ import annotations
 
@@ -67,10 +68,13 @@ class MqttIngestWorker:
         client_id: str,
         topic_prefix: str,
         credentials: MqttCredentials | None = None,
+        share_group: str = "",
     ) -> None:
         self.ingestor = ingestor
         self.host, self.port = parse_broker_url(broker_url)
-        self.topic = f"{topic_prefix}/+/telemetry"
+        self.plain_topic = f"{topic_prefix}/+/telemetry"
+        # a shared subscription: the broker hands each message to one worker of the group
+        self.topic = f"$share/{share_group}/{self.plain_topic}" if share_group else self.plain_topic
         self.stats = WorkerStats()
         self._queue: deque[_Received] = deque()
         self._arrived = threading.Condition()
@@ -106,6 +110,9 @@ class MqttIngestWorker:
         if reason_code.is_failure:
             log.warning("MQTT connect refused: %s", reason_code)
             return
+        if self.topic != self.plain_topic:
+            # a session that once subscribed plainly would otherwise get every message twice
+            client.unsubscribe(self.plain_topic)
         client.subscribe(self.topic, qos=1)
         self.connected.set()
         log.info("MQTT ingest subscribed to %s on %s:%d", self.topic, self.host, self.port)
@@ -237,6 +244,7 @@ def run_worker(settings: Settings, *, stop: threading.Event | None = None) -> Wo
         client_id=credentials.username,
         topic_prefix=settings.mqtt_topic_prefix,
         credentials=credentials,
+        share_group=settings.mqtt_share_group,
     )
     thread = threading.Thread(target=worker.run, name="mqtt-ingest", daemon=True)
     thread.start()

@@ -26,6 +26,8 @@ UPSTREAM = "onescreen_app"
 READ_TIMEOUT_MARGIN_S = 15
 # idle keep-alive connections cost nginx ~1 KB each: thousands of slow clients cost nothing
 WORKER_CONNECTIONS = 8192
+# a web server that failed a request is not tried again for this long
+FAIL_REST_S = 5
 
 # nginx's own refusals: status, machine code, sentence (plain text; JSON under /api/)
 ERRORS: dict[int, tuple[str, str]] = {
@@ -49,7 +51,8 @@ class ProxySite:
     """Everything the proxy's configuration depends on, wherever it runs."""
 
     listen: str  # nginx `listen` argument: "127.0.0.1:8050", "8080"
-    upstream: str  # the web server: "127.0.0.1:41234", "app:8050"
+    # the web servers: ("127.0.0.1:41234", "127.0.0.1:41235"), ("app:8050",)
+    upstreams: tuple[str, ...]
     body_limits: tuple[tuple[str, int], ...]  # route prefix → bytes ("" = every other route)
     client_timeout_s: float
     read_timeout_s: float
@@ -63,12 +66,18 @@ class ProxySite:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, *, listen: str, upstream: str, files: str, user: str | None
+        cls,
+        settings: Settings,
+        *,
+        listen: str,
+        upstreams: tuple[str, ...],
+        files: str,
+        user: str | None,
     ) -> ProxySite:
         """The site `settings` describe, its temp files, pid and log under `files`."""
         return cls(
             listen=listen,
-            upstream=upstream,
+            upstreams=upstreams,
             body_limits=tuple(sorted(settings.body_limits().items())),
             client_timeout_s=settings.proxy_client_timeout_seconds,
             read_timeout_s=settings.web_timeout_seconds + READ_TIMEOUT_MARGIN_S,
@@ -210,9 +219,13 @@ def render_config(site: ProxySite) -> str:
         "  gzip_types application/json application/javascript text/javascript text/css"
         " text/plain application/geo+json image/svg+xml;",
         f"  upstream {UPSTREAM} {{",
-        f"    server {site.upstream};",
+        # a web server that refuses or drops connections rests a few seconds; a request it
+        # never received goes to the next (nginx retries no POST the server has seen)
+        *(f"    server {up} max_fails=1 fail_timeout={FAIL_REST_S}s;" for up in site.upstreams),
         "    keepalive 32;",
         "  }",
+        "  proxy_next_upstream error timeout;",
+        f"  proxy_next_upstream_tries {max(len(site.upstreams), 1)};",
         "  server {",
         f"    listen {site.listen};",
         f"    client_max_body_size {dict(site.body_limits).get('', 16384)};",
@@ -232,7 +245,7 @@ def compose_config() -> str:
     """docker/nginx.conf: the default settings' site in front of the compose file's `app`."""
     settings = Settings.model_construct()  # the defaults, whatever this machine's environment
     site = ProxySite.from_settings(
-        settings, listen="8080", upstream="app:8050", files="/tmp", user=None
+        settings, listen="8080", upstreams=("app:8050",), files="/tmp", user=None
     )
     # the container runs as its unprivileged user, its log is the container's output
     return render_config(replace(site, temp_dir="/tmp", error_log="stderr"))
@@ -241,12 +254,12 @@ def compose_config() -> str:
 @dataclass(eq=False)
 class ManagedNginx(LocalServer):
     """Handle on the nginx at `root` (config, temp files, pid, log) on `host`:`port`,
-    forwarding to the web server at 127.0.0.1:`upstream_port`."""
+    forwarding to the web servers at 127.0.0.1:`upstream_ports`."""
 
     root: Path
     port: int
     host: str
-    upstream_port: int
+    upstream_ports: tuple[int, ...]
     settings: Settings
     binary: str = NGINX
     # Debian's account for web servers: nginx's worker processes run as it when root starts it
@@ -287,7 +300,7 @@ class ManagedNginx(LocalServer):
         return ProxySite.from_settings(
             self.settings,
             listen=f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}",
-            upstream=f"127.0.0.1:{self.upstream_port}",
+            upstreams=tuple(f"127.0.0.1:{port}" for port in self.upstream_ports),
             files=str(self.root),
             user=user,
         )
@@ -345,14 +358,16 @@ def _group_name(gid: int) -> str:
     return grp.getgrgid(gid).gr_name
 
 
-def managed_nginx(settings: Settings, *, host: str, port: int, upstream_port: int) -> ManagedNginx:
-    """The managed nginx for the web server on `upstream_port`, public on `host`:`port`."""
+def managed_nginx(
+    settings: Settings, *, host: str, port: int, upstream_ports: tuple[int, ...]
+) -> ManagedNginx:
+    """The managed nginx for the web servers on `upstream_ports`, public on `host`:`port`."""
     from data.engine import embedded_data_dir
 
     # one per public port, as Redis: servers on different ports never share or stop one
     root = embedded_data_dir(settings) / f"nginx-{port}"
     return ManagedNginx(
-        root=root, port=port, host=host, upstream_port=upstream_port, settings=settings
+        root=root, port=port, host=host, upstream_ports=upstream_ports, settings=settings
     )
 
 

@@ -164,7 +164,9 @@ def test_malformed_messages_become_dead_letters(live_engine_, mqtt_broker, mqtt,
         )
 
 
-def _start_worker(url: str, broker: str, login, log: Path) -> subprocess.Popen:
+def _start_worker(
+    url: str, broker: str, login, log: Path, *, prefix: str = "crash"
+) -> subprocess.Popen:
     env = {
         **os.environ,
         "DATABASE_URL": url,
@@ -174,7 +176,7 @@ def _start_worker(url: str, broker: str, login, log: Path) -> subprocess.Popen:
         "ONESCREEN_MQTT_USERNAME": login.username,
         "ONESCREEN_MQTT_PASSWORD": login.password,
         # a topic space of its own, so the module's in-process worker does not help it
-        "ONESCREEN_MQTT_TOPIC_PREFIX": "crash",
+        "ONESCREEN_MQTT_TOPIC_PREFIX": prefix,
     }
     with open(log, "a") as out:
         return subprocess.Popen(
@@ -223,6 +225,66 @@ def test_a_worker_killed_mid_stream_loses_and_duplicates_nothing(
     assert _count(live_engine_, devices, start) == expected
     # the rollups count each reading once: a redelivered message added nothing twice
     assert _daily_total(live_engine_) - before == expected
+
+
+def _final_stats(log: Path) -> list[str]:
+    """The stats lines `ingest-mqtt` prints when it stops."""
+    return [line for line in log.read_text().splitlines() if "mqtt ingest stopped" in line]
+
+
+def test_two_workers_share_the_telemetry_and_one_dies_without_loss(
+    live_engine_, live_city_url, mqtt_broker, mqtt, tmp_path
+):
+    """Two workers in the shared subscription each store part of the stream; one is killed,
+    the other goes on storing its share, the dead one's share waits for it in the broker."""
+    logins = [mqtt.ingest_login(f"share-{n}-{uuid.uuid4().hex[:6]}") for n in range(2)]
+    sender = mqtt.sender(live_engine_, source=SOURCE)
+    topic = sender.topic.replace("onescreen/", "shared/", 1)
+    devices = _devices(live_engine_, 50)
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=35)
+    payloads = _messages(devices, count=300, per_message=40, start=start)
+    expected = 300 * 40
+    before = _daily_total(live_engine_)
+    logs = [tmp_path / f"worker-{n}.log" for n in range(2)]
+    start_worker = [
+        lambda n=n: _start_worker(live_city_url, mqtt_broker, logins[n], logs[n], prefix="shared")
+        for n in range(2)
+    ]
+    processes = [start() for start in start_worker]
+    publisher = Publisher(mqtt_broker, sender.credentials)
+    try:
+        for log in logs:
+            _wait_for(lambda log=log: "$share/" in log.read_text(), timeout_s=30, what="share")
+        for index, payload in enumerate(payloads):
+            publisher.publish(topic, payload)
+            if index == 100:
+                _wait_for(lambda: _count(live_engine_, devices, start) > 0, timeout_s=20, what="1")
+                processes[1].send_signal(signal.SIGKILL)
+                processes[1].wait(10)
+        # the survivor stores its share alone: about half, never all
+        _wait_for(
+            lambda: _count(live_engine_, devices, start) > expected * 0.55,
+            timeout_s=60,
+            what="the survivor's share",
+        )
+        time.sleep(1.0)
+        assert _count(live_engine_, devices, start) < expected
+        processes[1] = start_worker[1]()
+        _wait_for(
+            lambda: _count(live_engine_, devices, start) >= expected, timeout_s=90, what="all rows"
+        )
+        time.sleep(1.0)
+    finally:
+        publisher.close()
+        for process in processes:
+            process.terminate()
+            process.wait(15)
+    assert _count(live_engine_, devices, start) == expected
+    assert _daily_total(live_engine_) - before == expected
+    # each worker stored a share (its stats at stop name the messages it took)
+    for log in logs:
+        (line,) = _final_stats(log)
+        assert "messages=0," not in line, line
 
 
 def test_readings_published_while_postgres_is_down_are_stored_after_it_returns(

@@ -137,7 +137,7 @@ def test_a_bench_server_gets_ports_and_a_data_dir_of_its_own(monkeypatch):
 def _nginx(scratch: Path, **settings: object) -> ManagedNginx:
     chosen = get_settings().model_copy(update={"data_dir": scratch, **settings})
     # nothing listens on the web server's port: the proxy's own 502 answers
-    return managed_nginx(chosen, host="127.0.0.1", port=free_port(), upstream_port=free_port())
+    return managed_nginx(chosen, host="127.0.0.1", port=free_port(), upstream_ports=(free_port(),))
 
 
 def _answer(url: str) -> tuple[int, str, str]:

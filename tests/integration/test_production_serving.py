@@ -4,9 +4,13 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import shutil
+import signal
 import socket
 import tempfile
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -213,6 +217,49 @@ def test_serve_runs_gunicorn_workers_sharing_a_redis_it_starts(live_city_url, mq
     finally:
         owner.dispose()
         shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def _listening(log: str) -> dict[int, int]:
+    """Port → pid of each gunicorn master the serve log says is listening."""
+    found = re.findall(r"Listening at: http://127\.0\.0\.1:(\d+) \((\d+)\)", log)
+    return {int(port): int(pid) for port, pid in found}
+
+
+def test_two_web_servers_behind_nginx_one_killed_no_request_fails(live_city_url):
+    """ONESCREEN_WEB_INSTANCES=2: nginx spreads requests over two gunicorns; one is killed
+    outright, every request still answers (nginx passes it to the other), and serve brings the
+    dead one back on its port."""
+    env = {
+        "DATABASE_URL": live_city_url,
+        "ONESCREEN_WEB_INSTANCES": "2",
+        "ONESCREEN_WEB_WORKERS": "1",
+        "ONESCREEN_SIMULATE": "false",
+        "ONESCREEN_LOG_LEVEL": "INFO",
+    }
+    log_path = Path(tempfile.mkdtemp(prefix="onescreen-webs-")) / "serve.log"
+    with serving(env, log_path=log_path, ready_path="/login", serve_args=["--no-ingest"]) as base:
+        deadline = time.monotonic() + 60
+        while len(_listening(log_path.read_text())) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        masters = _listening(log_path.read_text())
+        assert len(masters) == 2, log_path.read_text()[-2000:]
+        assert "2 web servers of 1 gunicorn worker, shared cache on Redis" in log_path.read_text()
+        web = requests.Session()
+        assert all(web.get(base + "/login", timeout=30).status_code == 200 for _ in range(6))
+        port, pid = sorted(masters.items())[0]
+        os.kill(pid, signal.SIGKILL)  # its worker notices its parent gone and exits too
+        answers = []
+        for _ in range(40):
+            answers.append(web.get(base + "/login", timeout=30).status_code)
+            time.sleep(0.1)
+        assert answers == [200] * 40
+        while time.monotonic() < deadline + 60:
+            again = _listening(log_path.read_text())
+            if again.get(port) not in (None, pid):
+                break
+            time.sleep(0.5)
+        assert again.get(port) not in (None, pid), log_path.read_text()[-2000:]
+    assert "Traceback" not in log_path.read_text()
 
 
 def _refresh_body(web: requests.Session, base: str, output_fragment: str) -> dict:
