@@ -55,6 +55,19 @@ class Settings(BaseSettings):
         default="onescreen",
         description="Unprivileged OS user that owns the embedded cluster when run as root.",
     )
+    ha: bool = Field(
+        default=False,
+        description="Run the embedded database highly available: two Patroni nodes (a leader "
+        "and a synchronous replica that takes over on its own), etcd, and HAProxy in front "
+        "(writes to the leader, dashboard reads to the replica).",
+    )
+    ha_base_port: int = Field(
+        default=54400,
+        ge=1024,
+        le=65500,
+        description="First of the HA cluster's ports: etcd +0/+1, HAProxy writes +2 and reads +3, "
+        "node i's PostgreSQL +10+i and its Patroni API +20+i.",
+    )
     reading_retention_days: int = Field(
         default=35,
         ge=2,

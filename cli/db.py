@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 from cli.common import Subparsers, open_engine
 from config import Settings
+from localservers.ha import HaCluster
 
 
 def register(commands: Subparsers) -> None:
@@ -28,6 +29,11 @@ def register(commands: Subparsers) -> None:
     db_commands.add_parser("url", help="print the database URL (with password)").set_defaults(
         handler=cmd_db_url
     )
+    db_commands.add_parser(
+        "crash-leader",
+        help="ONESCREEN_HA: kill the leading node as a host crash would (a drill: the replica "
+        "takes over; `db start` brings the node back as a replica)",
+    ).set_defaults(handler=cmd_db_crash_leader)
     db_commands.add_parser(
         "retention", help="drop readings and rollups older than the retention settings"
     ).set_defaults(handler=cmd_db_retention)
@@ -53,9 +59,35 @@ def cmd_db_start(args: argparse.Namespace, settings: Settings) -> int:
     if not settings.embedded:
         print("DATABASE_URL is set: OneScreen uses that server and manages no cluster of its own.")
         return 0
-    url = embedded_cluster(settings).ensure_running()
+    cluster = embedded_cluster(settings)
+    url = cluster.ensure_running()
     print(f"embedded PostgreSQL running: {describe_url(url)}")
+    if isinstance(cluster, HaCluster):
+        print(f"HA nodes: {_roles(cluster)}; replicas for dashboards: {cluster.read_url()}")
     return 0
+
+
+def cmd_db_crash_leader(args: argparse.Namespace, settings: Settings) -> int:
+    """Kill the HA cluster's leader outright and report how long until another leads."""
+    from data.engine import embedded_cluster
+
+    cluster = embedded_cluster(settings)
+    if not settings.embedded or not isinstance(cluster, HaCluster):
+        print("error: only the embedded HA cluster (ONESCREEN_HA=true) has a leader to crash")
+        return 2
+    leader = cluster.leader()
+    if leader is None:
+        print("error: no node leads now (`db start` starts the cluster)")
+        return 1
+    leader.kill()
+    print(f"killed {leader.name} (Patroni and PostgreSQL, SIGKILL); waiting for a new leader…")
+    took = cluster.wait_until(lambda: cluster.leader() is not None, timeout_s=120, what="leader")
+    print(f"{_roles(cluster)}: a new leader after {took:.1f} s")
+    return 0
+
+
+def _roles(cluster: HaCluster) -> str:
+    return ", ".join(f"{name} {role or 'down'}" for name, role in cluster.roles().items())
 
 
 def cmd_db_stop(args: argparse.Namespace, settings: Settings) -> int:
@@ -79,7 +111,10 @@ def cmd_db_status(args: argparse.Namespace, settings: Settings) -> int:
     if url is None:  # the embedded cluster
         cluster = embedded_cluster(settings)
         state = "running" if cluster.is_running() else "stopped"
-        print(f"embedded cluster: {cluster.data_dir} ({state}, port {settings.pg_port})")
+        port = cluster.proxy.port if isinstance(cluster, HaCluster) else cluster.port
+        print(f"embedded cluster: {cluster.data_dir} ({state}, port {port})")
+        if isinstance(cluster, HaCluster):
+            print(f"HA nodes: {_roles(cluster)}")
         if state == "stopped":
             return 0
         url = cluster.url()

@@ -270,10 +270,13 @@ def _web_children(
 def _child_env(settings: Settings) -> dict[str, str]:
     import os
 
-    from data.engine import resolve_database_url
+    from data.engine import embedded_read_url, resolve_database_url
 
     # children use the same database and Redis rather than each deciding again
     env = {**os.environ, "DATABASE_URL": resolve_database_url(settings)}
+    replicas = embedded_read_url(settings)
+    if replicas and not settings.read_database_url:
+        env["ONESCREEN_READ_DATABASE_URL"] = replicas
     if settings.redis_url:
         env["ONESCREEN_REDIS_URL"] = settings.redis_url
     return env

@@ -19,6 +19,7 @@ from sqlalchemy.pool import ConnectionPoolEntry
 
 from config import PROJECT_ROOT, Settings, get_settings
 from data.errors import DatabaseUnavailable, PostgisMissing
+from localservers.ha import HaCluster
 from localservers.postgres import EmbeddedPostgres
 
 log = logging.getLogger(__name__)
@@ -48,14 +49,30 @@ def embedded_data_dir(settings: Settings) -> Path:
     return chosen
 
 
-def embedded_cluster(settings: Settings) -> EmbeddedPostgres:
-    """The embedded cluster these settings describe (it may not exist yet)."""
+def embedded_cluster(settings: Settings) -> EmbeddedPostgres | HaCluster:
+    """The embedded cluster these settings describe (it may not exist yet): one PostgreSQL, or
+    with ONESCREEN_HA a Patroni cluster behind HAProxy."""
+    if settings.ha:
+        return HaCluster(
+            root=embedded_data_dir(settings) / "ha",
+            base_port=settings.ha_base_port,
+            bin_dir=settings.pg_bin_dir,
+            os_user=settings.pg_os_user,
+        )
     return EmbeddedPostgres(
         root=embedded_data_dir(settings) / "pg",
         port=settings.pg_port,
         bin_dir=settings.pg_bin_dir,
         os_user=settings.pg_os_user,
     )
+
+
+def embedded_read_url(settings: Settings) -> str | None:
+    """The embedded HA cluster's replicas (ONESCREEN_HA without a DATABASE_URL), if any."""
+    if settings.database_url is not None or not settings.ha:
+        return None
+    cluster = embedded_cluster(settings)
+    return cluster.read_url() if isinstance(cluster, HaCluster) else None
 
 
 def resolve_database_url(settings: Settings) -> str:

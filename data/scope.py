@@ -23,7 +23,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
 
 from config import Settings
-from data.engine import BACKGROUND_TIMEOUTS, Timeouts, create_db_engine
+from data.engine import BACKGROUND_TIMEOUTS, Timeouts, create_db_engine, embedded_read_url
 
 log = logging.getLogger(__name__)
 
@@ -151,11 +151,12 @@ def web_url_for(settings: Settings, *, owner_url: str) -> str:
 def read_url_for(settings: Settings, *, web_url: str) -> str:
     """Where dashboard reads go: the web role on ONESCREEN_READ_DATABASE_URL (a streaming
     replica) when set, otherwise the web role's own URL."""
-    if not settings.read_database_url:
+    chosen = settings.read_database_url or embedded_read_url(settings)
+    if not chosen:
         return web_url
-    replica = make_url(settings.read_database_url)
+    replica = make_url(chosen)
     if replica.username and replica.password:
-        return settings.read_database_url
+        return chosen
     # the replica holds the primary's roles, passwords included: log in as the web role there
     url = make_url(web_url).set(host=replica.host, port=replica.port, database=replica.database)
     return url.render_as_string(hide_password=False)

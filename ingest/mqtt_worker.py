@@ -31,6 +31,9 @@ MAX_ROWS_PER_COMMIT = 50_000
 # how long a round waits for more messages before committing what it has
 LINGER_S = 0.05
 ROW_ESTIMATE_BYTES = 90
+# the longest wait between tries while the store is away: a failover takes ~10 s, and a try
+# (one connection attempt) costs nothing worth saving
+STORE_RETRY_MAX_S = 2.0
 # how often the broker's password and ACL files are compared with the database's tokens
 SYNC_EVERY_S = 5.0
 
@@ -201,7 +204,7 @@ class MqttIngestWorker:
                 )
                 if self._stop.wait(delay):
                     return
-                delay = min(delay * 2, 10.0)
+                delay = min(delay * 2, STORE_RETRY_MAX_S)
         self.stats.commits += 1
         for outcome in outcomes:
             self.stats.messages += 1

@@ -99,10 +99,10 @@ class LocalServer(ABC):
         if pid is None or not self.is_running():
             self.pid_file.unlink(missing_ok=True)
             return False
-        _signal_group(pid, signal.SIGTERM)
+        signal_group(pid, signal.SIGTERM)
         if not self._wait_gone(pid, timeout_s=timeout_s):
             log.warning("%s (pid %s) ignored SIGTERM; killing it", self.kind, pid)
-            _signal_group(pid, signal.SIGKILL)
+            signal_group(pid, signal.SIGKILL)
             self._wait_gone(pid, timeout_s=5.0)
         self.pid_file.unlink(missing_ok=True)
         self._process = None
@@ -145,7 +145,7 @@ class LocalServer(ABC):
             if self._ready():
                 return
             time.sleep(POLL_S)
-        _signal_group(process.pid, signal.SIGKILL)
+        signal_group(process.pid, signal.SIGKILL)
         process.wait(timeout=5)
         self.pid_file.unlink(missing_ok=True)
         raise self.error(
@@ -299,7 +299,7 @@ def _acl_entries(directory: Path) -> dict[tuple[int, int], int]:
     return {(tag, ident): perm for tag, perm, ident in struct.iter_unpack("<HHI", blob[4:])}
 
 
-def _signal_group(pid: int, sig: signal.Signals) -> None:
+def signal_group(pid: int, sig: signal.Signals) -> None:
     """Send `sig` to the session `pid` leads (the server and a runuser around it), or to `pid`."""
     try:
         group = os.getpgid(pid)

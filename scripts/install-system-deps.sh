@@ -9,6 +9,7 @@ packages=(
   mosquitto                               # MQTT broker for device ingest
   redis-server                            # shared cache of the web workers
   nginx-light                             # the reverse proxy `serve` puts in front of them
+  patroni etcd-server haproxy             # the highly available database (ONESCREEN_HA)
 )
 
 missing=()
