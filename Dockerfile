@@ -12,9 +12,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 # Every Python dependency ships as a self-contained manylinux wheel (shapely bundles GEOS,
 # pyproj PROJ, pyogrio GDAL, psycopg[binary] libpq): the system packages are the CJK font and
-# nginx, the buffering reverse proxy in front of gunicorn (compose's `proxy` service, `serve`)
+# nginx, the buffering reverse proxy in front of gunicorn (compose's `proxy` service, `serve`),
+# and HAProxy, the way to the database's leader and replicas in the HA profile
 RUN apt-get update \
- && apt-get install -y --no-install-recommends fonts-noto-cjk nginx-light \
+ && apt-get install -y --no-install-recommends fonts-noto-cjk nginx-light haproxy \
  && rm -rf /var/lib/apt/lists/*
 
 RUN useradd --create-home --uid 10001 --user-group onescreen

@@ -4,8 +4,11 @@ whenever they change."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -106,16 +109,29 @@ def service_login(settings: Settings, *, name: str) -> MqttCredentials:
     persistent session's queue when an anonymous connection names its client id (even though
     it refuses the connection), so that id must be one nobody can guess."""
     path = _service_file(settings)
-    logins = _read_service_file(path)
-    if name not in logins:
-        password = secrets.token_urlsafe(32)
-        logins[name] = {
-            "login": f"{name}-{secrets.token_hex(8)}",
-            "password": password,
-            "hash": mosquitto_password_hash(password),
-        }
-        write_private(path, json.dumps(logins, indent=1) + "\n")
+    # ingest workers starting together (compose's ingest and ingest-1) each add theirs
+    with _locked(path.with_name(path.name + ".lock")):
+        logins = _read_service_file(path)
+        if name not in logins:
+            password = secrets.token_urlsafe(32)
+            logins[name] = {
+                "login": f"{name}-{secrets.token_hex(8)}",
+                "password": password,
+                "hash": mosquitto_password_hash(password),
+            }
+            write_private(path, json.dumps(logins, indent=1) + "\n")
     return MqttCredentials(logins[name]["login"], logins[name]["password"])
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _service_logins(settings: Settings) -> dict[str, str]:

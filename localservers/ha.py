@@ -89,15 +89,15 @@ class HaCluster:
         return self.leader() is not None
 
     def ensure_running(self, *, timeout_s: float = 120) -> str:
-        """Start what is stopped (the first node bootstraps and leads, the others copy it and
-        follow), wait until every node streams, create the database; the owner's URL."""
+        """Start what is stopped, wait until one node leads and the others stream from it,
+        create the database; the owner's URL."""
         for directory in (self.root, self.etcd.root, self.proxy.root):
             directory.mkdir(parents=True, exist_ok=True)
             directory.chmod(0o755)  # each server's account must pass through
         self.etcd.start_if_stopped()
-        self.nodes[0].start_if_stopped()
-        self.wait_until(lambda: self.leader() is not None, timeout_s=timeout_s, what="a leader")
-        for node in self.nodes[1:]:
+        # all at once: the first to take etcd's initialize key bootstraps and the others copy
+        # it; on a restart, only the node with the newest WAL may lead, whichever it is
+        for node in self.nodes:
             node.start_if_stopped()
         self.wait_until(self.all_streaming, timeout_s=timeout_s, what="every node running")
         if self.proxy.start_if_stopped():

@@ -82,15 +82,25 @@ class ManagedHaproxy(LocalServer):
         self._spawn(self.as_owner([binary, "-db", "-f", str(self.conf_file)]), output=self.log_file)
 
 
-def render_config(*, port: int | str, read_port: int | str, nodes: tuple[Backend, ...]) -> str:
-    """haproxy.cfg for writes on `port` and reads on `read_port` (a bind address or port)."""
+def render_config(
+    *,
+    port: int | str,
+    read_port: int | str,
+    nodes: tuple[Backend, ...],
+    monitor: int | str | None = None,
+    dns: bool = False,
+) -> str:
+    """haproxy.cfg for writes on `port` and reads on `read_port` (a port on 127.0.0.1, or a
+    bind address), and with `monitor` an HTTP /health that answers 503 while no node leads.
+    `dns`: nodes are host names that may not resolve yet (containers), looked up as they come."""
+    lookup = " resolvers nodes init-addr last,libc,none" if dns else ""
 
     def servers(check_path: str) -> list[str]:
         return [
             f"  option httpchk GET {check_path}",
             "  http-check expect status 200",
             # a node that loses its role drops its sessions: clients reconnect to the new one
-            f"  default-server {CHECK} on-marked-down shutdown-sessions",
+            f"  default-server {CHECK} on-marked-down shutdown-sessions{lookup}",
             *(f"  server {n.name} {n.host}:{n.port} check port {n.api_port}" for n in nodes),
         ]
 
@@ -107,6 +117,7 @@ def render_config(*, port: int | str, read_port: int | str, nodes: tuple[Backend
                 "  timeout client 30m",
                 "  timeout server 30m",
                 "  timeout check 2s",
+                *(["resolvers nodes", "  parse-resolv-conf", "  hold valid 5s"] if dns else []),
                 "frontend writes",
                 f"  bind {_bind(port)}",
                 "  default_backend leader",
@@ -115,6 +126,7 @@ def render_config(*, port: int | str, read_port: int | str, nodes: tuple[Backend
                 # the replicas while one is healthy, the leader when none is
                 "  use_backend replicas if { nbsrv(replicas) gt 0 }",
                 "  default_backend leader",
+                *_monitor(monitor),
                 "backend leader",
                 *servers("/primary"),
                 "backend replicas",
@@ -126,9 +138,33 @@ def render_config(*, port: int | str, read_port: int | str, nodes: tuple[Backend
     )
 
 
+def _monitor(bind: int | str | None) -> list[str]:
+    if bind is None:
+        return []
+    return [
+        "frontend monitor",
+        f"  bind {_bind(bind)}",
+        "  mode http",
+        "  timeout client 5s",
+        "  monitor-uri /health",
+        "  monitor fail if { nbsrv(leader) lt 1 }",
+    ]
+
+
+def compose_config() -> str:
+    """docker/haproxy.cfg for docker-compose's `ha` profile: compose's `db` service, in front of
+    the Patroni nodes pg0 and pg1 (writes on 5432, so every URL naming db:5432 still works)."""
+    nodes = tuple(Backend(name, 5432, 8008, host=name) for name in ("pg0", "pg1"))
+    return render_config(port=":5432", read_port=":5001", nodes=nodes, monitor=":8404", dns=True)
+
+
 def _bind(port: int | str) -> str:
     return f"127.0.0.1:{port}" if isinstance(port, int) else port
 
 
 def _binary() -> str | None:
     return shutil.which(HAPROXY) or shutil.which(HAPROXY, path="/usr/sbin:/sbin")
+
+
+if __name__ == "__main__":
+    print(compose_config(), end="")

@@ -48,6 +48,114 @@ class Credentials:
     replication_password: str
 
 
+@dataclass(frozen=True)
+class PatroniSite:
+    """Everything a node's patroni.yml depends on, wherever it runs; None leaves a value to
+    Patroni's environment variables (PATRONI_NAME, PATRONI_SUPERUSER_PASSWORD, …)."""
+
+    name: str | None
+    host: str  # the address other nodes and HAProxy reach it at ("127.0.0.1", "pg0")
+    port: int
+    api_port: int
+    dcs: tuple[str, str]  # Patroni's DCS section ("etcd" v2 or "etcd3") and its hosts
+    data_dir: str
+    bin_dir: str
+    pgpass: str
+    credentials: Credentials | None
+    parameters: dict[str, str]
+    synchronous: bool = True
+    listen_host: str = "127.0.0.1"
+    clients: str = "127.0.0.1/32"  # where nodes, HAProxy and the application connect from
+
+
+def render_config(site: PatroniSite) -> dict[str, object]:
+    """patroni.yml: the node's addresses, and the cluster's settings it bootstraps with."""
+    postgresql: dict[str, object] = {
+        "listen": f"{site.listen_host}:{site.port}",
+        "connect_address": f"{site.host}:{site.port}",
+        "data_dir": site.data_dir,
+        "bin_dir": site.bin_dir,
+        "pgpass": site.pgpass,
+        "parameters": site.parameters,
+    }
+    if site.credentials is not None:
+        users = site.credentials
+        superuser = {"username": users.superuser, "password": users.superuser_password}
+        postgresql["authentication"] = {
+            "superuser": superuser,
+            "replication": {"username": REPLICATION_USER, "password": users.replication_password},
+            "rewind": superuser,
+        }
+    return {
+        "scope": SCOPE,
+        **({"name": site.name} if site.name else {}),
+        "restapi": {
+            "listen": f"{site.listen_host}:{site.api_port}",
+            "connect_address": f"{site.host}:{site.api_port}",
+        },
+        site.dcs[0]: {"hosts": site.dcs[1]},
+        "bootstrap": {
+            "dcs": _dcs(site.synchronous),
+            "initdb": _INITDB,
+            "pg_hba": [
+                "local all all scram-sha-256",
+                f"host all all {site.clients} scram-sha-256",
+                f"host replication {REPLICATION_USER} {site.clients} scram-sha-256",
+            ],
+        },
+        "postgresql": postgresql,
+        "watchdog": {"mode": "off"},
+        "tags": {"nofailover": False, "noloadbalance": False},
+    }
+
+
+def _dcs(synchronous: bool) -> dict[str, object]:
+    return {
+        "ttl": TTL_S,
+        "loop_wait": LOOP_WAIT_S,
+        "retry_timeout": RETRY_TIMEOUT_S,
+        "maximum_lag_on_failover": 1024 * 1024,
+        # a commit returns once the synchronous replica has it too, and only that replica may
+        # be promoted: an acknowledged write survives the primary's death. With no replica
+        # left, the primary goes on alone (not strict) rather than stop writing.
+        "synchronous_mode": synchronous,
+        "synchronous_mode_strict": False,
+        "postgresql": {
+            "use_pg_rewind": True,
+            "use_slots": True,
+            "parameters": {
+                "wal_level": "replica",
+                "hot_standby": "on",
+                "wal_log_hints": "on",
+                "hot_standby_feedback": "on",
+                "max_wal_senders": 10,
+                "max_replication_slots": 10,
+                "max_connections": 200,
+            },
+        },
+    }
+
+
+def compose_config() -> str:
+    """docker/patroni.yml for docker-compose's `ha` profile: each node's name, address and the
+    passwords come from its PATRONI_* environment; upstream etcd speaks v3."""
+    site = PatroniSite(
+        name=None,
+        host="0.0.0.0",  # PATRONI_*_CONNECT_ADDRESS give each node's own
+        port=5432,
+        api_port=8008,
+        dcs=("etcd3", "etcd:2379"),
+        data_dir="/var/lib/postgresql/data/patroni",
+        bin_dir="/usr/lib/postgresql/15/bin",
+        pgpass="/tmp/pgpass",
+        credentials=None,
+        parameters={**NODE_SETTINGS, "unix_socket_directories": "/var/run/postgresql"},
+        listen_host="0.0.0.0",
+        clients="samenet",  # the compose network's addresses
+    )
+    return json.dumps(render_config(site), indent=1) + "\n"
+
+
 @dataclass(eq=False)
 class PatroniNode(LocalServer):
     """Handle on node `name` at `root`: PostgreSQL on `port`, Patroni's REST API on `api_port`,
@@ -101,66 +209,22 @@ class PatroniNode(LocalServer):
         """Whether Patroni is on this machine."""
         return shutil.which(PATRONI) is not None
 
-    def config(self) -> dict[str, object]:
-        """patroni.yml: this node's addresses, and the cluster's settings it bootstraps with."""
-        here = f"127.0.0.1:{self.port}"
-        api = f"127.0.0.1:{self.api_port}"
-        users = self.credentials
-        return {
-            "scope": SCOPE,
-            "name": self.name,
-            "restapi": {"listen": api, "connect_address": api},
+    def site(self) -> PatroniSite:
+        """What this node's patroni.yml says."""
+        return PatroniSite(
+            name=self.name,
+            host="127.0.0.1",
+            port=self.port,
+            api_port=self.api_port,
             # etcd's v2 API: Debian's etcd 3.4 is built without the v3 HTTP gateway
-            "etcd": {"hosts": self.etcd_url.removeprefix("http://")},
-            "bootstrap": {"dcs": self._dcs(), "initdb": _INITDB, "pg_hba": _PG_HBA},
-            "postgresql": {
-                "listen": here,
-                "connect_address": here,
-                "data_dir": str(self.data_dir),
-                "bin_dir": str(self.bin_dir),
-                "pgpass": str(self.root / "pgpass"),
-                "authentication": {
-                    "superuser": {
-                        "username": users.superuser,
-                        "password": users.superuser_password,
-                    },
-                    "replication": {
-                        "username": REPLICATION_USER,
-                        "password": users.replication_password,
-                    },
-                    "rewind": {"username": users.superuser, "password": users.superuser_password},
-                },
-                "parameters": {**self.settings, "unix_socket_directories": str(self.socket_dir)},
-            },
-            "watchdog": {"mode": "off"},
-            "tags": {"nofailover": False, "noloadbalance": False},
-        }
-
-    def _dcs(self) -> dict[str, object]:
-        return {
-            "ttl": TTL_S,
-            "loop_wait": LOOP_WAIT_S,
-            "retry_timeout": RETRY_TIMEOUT_S,
-            "maximum_lag_on_failover": 1024 * 1024,
-            # a commit returns once the synchronous replica has it too, and only that replica
-            # may be promoted: an acknowledged write survives the primary's death. With no
-            # replica left, the primary goes on alone (not strict) rather than stop writing.
-            "synchronous_mode": self.synchronous,
-            "synchronous_mode_strict": False,
-            "postgresql": {
-                "use_pg_rewind": True,
-                "use_slots": True,
-                "parameters": {
-                    "wal_level": "replica",
-                    "hot_standby": "on",
-                    "wal_log_hints": "on",
-                    "hot_standby_feedback": "on",
-                    "max_wal_senders": 10,
-                    "max_replication_slots": 10,
-                    "max_connections": 200,
-                },
-            },
-        }
+            dcs=("etcd", self.etcd_url.removeprefix("http://")),
+            data_dir=str(self.data_dir),
+            bin_dir=str(self.bin_dir),
+            pgpass=str(self.root / "pgpass"),
+            credentials=self.credentials,
+            parameters={**self.settings, "unix_socket_directories": str(self.socket_dir)},
+            synchronous=self.synchronous,
+        )
 
     def status(self) -> dict[str, object]:
         """What this node's REST API says of it; empty when it does not answer."""
@@ -209,7 +273,8 @@ class PatroniNode(LocalServer):
         return stopped
 
     def _ready(self) -> bool:
-        return self.role() is not None
+        # its API answers; its PostgreSQL may still wait for a leader to copy or follow
+        return bool(self.status())
 
     def _start(self) -> None:
         if not self.installed():
@@ -219,7 +284,7 @@ class PatroniNode(LocalServer):
             )
         self.root.mkdir(parents=True, exist_ok=True)
         self.socket_dir.mkdir(exist_ok=True)
-        self.conf_file.write_text(json.dumps(self.config(), indent=1) + "\n")
+        self.conf_file.write_text(json.dumps(render_config(self.site()), indent=1) + "\n")
         os.chmod(self.conf_file, 0o600)  # it holds the passwords
         os.chmod(self.root, 0o700)
         self.give_to_owner(self.root, self.socket_dir, self.conf_file)
@@ -227,11 +292,6 @@ class PatroniNode(LocalServer):
 
 
 _INITDB = [{"encoding": "UTF8"}, {"locale": "C.UTF-8"}, "data-checksums"]
-_PG_HBA = [
-    "local all all scram-sha-256",
-    "host all all 127.0.0.1/32 scram-sha-256",
-    f"host replication {REPLICATION_USER} 127.0.0.1/32 scram-sha-256",
-]
 
 
 def _postmaster_pid(data_dir: Path) -> int | None:
@@ -239,3 +299,7 @@ def _postmaster_pid(data_dir: Path) -> int | None:
         return int((data_dir / "postmaster.pid").read_text().split("\n", 1)[0])
     except (OSError, ValueError):
         return None
+
+
+if __name__ == "__main__":
+    print(compose_config(), end="")
