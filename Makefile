@@ -4,10 +4,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help deps install run seed seed-full test test-unit test-integration lint format bench bench-ingest bench-wall bench-load db-start db-stop db-status clean
+.PHONY: help deps install run run-ha seed seed-full test test-unit test-integration lint format bench bench-ingest bench-wall bench-load db-start db-stop db-status clean
 
 help:
 	@echo "make run    — install, start the embedded PostGIS, seed the demo city, serve on :8050"
+	@echo "make run-ha — the same on the HA database (2 Patroni nodes, etcd, HAProxy), 2 ingest workers, 2 web servers"
 	@echo "make test   — install and run the whole test suite (real PostGIS, started by the tests)"
 	@echo "make lint   — ruff (style, docstrings, complexity) and mypy (strict for data/, ingest/)"
 	@echo "make bench  — bench/platform.py (seed-scale figures; takes ~15 minutes)"
@@ -24,6 +25,16 @@ $(STAMP): requirements.txt requirements-dev.txt
 install: deps $(STAMP)
 
 run: install
+	$(PY) cli.py db upgrade
+	$(PY) cli.py seed --scale demo --if-empty
+	$(PY) cli.py serve
+
+# no single point of failure on one machine: `python cli.py db crash-leader` (with
+# ONESCREEN_HA=true) kills the leading node and the replica takes over while the city runs on
+run-ha: export ONESCREEN_HA = true
+run-ha: export ONESCREEN_INGEST_WORKERS = 2
+run-ha: export ONESCREEN_WEB_INSTANCES = 2
+run-ha: install
 	$(PY) cli.py db upgrade
 	$(PY) cli.py seed --scale demo --if-empty
 	$(PY) cli.py serve
