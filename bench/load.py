@@ -42,6 +42,7 @@ from bench.harness import (
     serving,
     settle,
 )
+from bench.views import RECORDED_DISTRICT, bodies_for, distinct_views, district_bounds
 from config import get_settings
 from data import access, migrate, writes
 from data.access import SessionTicket
@@ -164,11 +165,42 @@ class Viewer:
     page: str
 
 
+def manager_of(engine, district: str) -> access.Principal:
+    """The bench's district manager of `district` (created on first use)."""
+    import secrets
+
+    username = f"bench-manager-{district}"
+    user = access.find_user(engine, username=username)
+    if user is None:
+        user = access.create_user(
+            engine,
+            username=username,
+            role="district_manager",
+            districts=[district],
+            password=secrets.token_urlsafe(24),
+        )
+    return user
+
+
+def distinct_viewers(engine, views: list) -> list[Viewer]:
+    """One viewer per view: the manager of its district, a session of their own each."""
+    from datetime import timedelta
+
+    return [
+        Viewer(
+            ticket=access.open_session(
+                engine, principal=manager_of(engine, view.district), lifetime=timedelta(hours=2)
+            ),
+            page=view.key,
+        )
+        for view in views
+    ]
+
+
 def make_viewers(engine, count: int) -> list[Viewer]:
     """`count` signed-in viewers spread over nine views: an operator (city scope) on the
     overview or one of four districts, or a district manager on their own district — so ten
     viewers already ask for everything two hundred do."""
-    import secrets
     from datetime import timedelta
 
     bench_session(engine)  # the operator, created on first use
@@ -176,18 +208,7 @@ def make_viewers(engine, count: int) -> list[Viewer]:
     if operator is None:
         raise RuntimeError("bench_session did not create bench-operator")
     views = [(operator, page) for page in PAGES]
-    for code in DISTRICTS:
-        username = f"bench-manager-{code}"
-        user = access.find_user(engine, username=username)
-        if user is None:
-            user = access.create_user(
-                engine,
-                username=username,
-                role="district_manager",
-                districts=[code],
-                password=secrets.token_urlsafe(24),
-            )
-        views.append((user, f"/district/{code}"))
+    views += [(manager_of(engine, code), f"/district/{code}") for code in DISTRICTS]
     viewers = []
     for index in range(count):
         principal, page = views[index % len(views)]
@@ -196,14 +217,16 @@ def make_viewers(engine, count: int) -> list[Viewer]:
     return viewers
 
 
-def record_refresh_posts(base: str, ticket: SessionTicket, *, refresh_s: float) -> dict:
+def record_refresh_posts(
+    base: str, ticket: SessionTicket, *, refresh_s: float, pages: list[str] = PAGES
+) -> dict:
     """What Chromium posts to the callback endpoint during one refresh of each page."""
     from playwright.sync_api import sync_playwright
 
     recorded: dict[str, list[dict]] = {}
     with sync_playwright() as playwright:
         browser = launch_chromium(playwright)
-        for page_path in PAGES:
+        for page_path in pages:
             context = browser.new_context(viewport={"width": 1920, "height": 1080})
             context.add_cookies(browser_cookies(ticket))
             page = context.new_page()
@@ -568,6 +591,24 @@ def _report_verdict(first: Step, last: Step) -> None:
     )
 
 
+def record_views(engine, base: str, views: list, *, refresh_s: float) -> dict:
+    """The bodies each viewer's page posts per refresh: the nine shared views as recorded, or
+    (`views`) one recorded district page rewritten for each distinct view."""
+    operator = bench_session(engine)
+    pages = [f"/district/{RECORDED_DISTRICT}"] if views else PAGES
+    print(f"serving {base}; recording a browser's refresh of {len(pages)} pages…", flush=True)
+    recorded = record_refresh_posts(base, operator, refresh_s=refresh_s, pages=pages)
+    for page_path, posts in recorded.items():
+        outputs = sorted({post.get("output", "?")[:48] for post in posts})
+        print(f"  {page_path}: {len(posts)} callbacks per refresh ({', '.join(outputs)})")
+    if not views:
+        return recorded
+    bounds = district_bounds(engine)
+    district_page = recorded[pages[0]]
+    print(f"  {len(views)} distinct views, e.g. {views[-1].key}", flush=True)
+    return {v.key: bodies_for(v, district_page, bounds[v.district]) for v in views}
+
+
 def main() -> None:
     """Run the load bench over the viewer counts and print the report."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -585,6 +626,12 @@ def main() -> None:
     parser.add_argument(
         "--clients", type=int, default=2, help="load generator processes (one event loop each)"
     )
+    parser.add_argument(
+        "--distinct",
+        action="store_true",
+        help="every viewer on a view of their own (a district manager's district × category ×"
+        " street × metric) instead of nine views shared by all",
+    )
     args = parser.parse_args()
     counts = [int(part) for part in args.viewers.split(",")]
 
@@ -592,7 +639,8 @@ def main() -> None:
     enable_statement_counts(url)
     engine = create_db_engine(url)
     writes.refresh_status(engine)
-    people = make_viewers(engine, max(counts))
+    views = distinct_views(engine, max(counts)) if args.distinct else []
+    people = distinct_viewers(engine, views) if views else make_viewers(engine, max(counts))
     # serving() gives the server free ports and a data directory of its own, and stops them
     env = {
         "DATABASE_URL": url,
@@ -605,11 +653,7 @@ def main() -> None:
         env["ONESCREEN_WEB_WORKERS"] = str(args.workers)
     log_path = ROOT / ".onescreen" / "bench-load-serve.log"
     with serving(env, log_path=log_path, ready_path="/login", timeout_s=300) as base:
-        print(f"serving {base}; recording a browser's refresh of {len(PAGES)} pages…", flush=True)
-        recorded = record_refresh_posts(base, people[0].ticket, refresh_s=args.refresh)
-        for page_path, posts in recorded.items():
-            outputs = sorted({post.get("output", "?")[:48] for post in posts})
-            print(f"  {page_path}: {len(posts)} callbacks per refresh ({', '.join(outputs)})")
+        recorded = record_views(engine, base, views, refresh_s=args.refresh)
         steps = []
         for count in counts:
             print(

@@ -18,9 +18,10 @@ def register(commands: Subparsers) -> None:
     seed = commands.add_parser("seed", help="generate the synthetic city")
     seed.add_argument(
         "--scale",
-        choices=["tiny", "demo", "seed"],
+        choices=["tiny", "demo", "seed", "target"],
         default="demo",
-        help="tiny: 3k devices/6 h; demo: 20k/24 h; seed: 510k/24 h (8.4M readings)",
+        help="tiny: 3k devices/6 h; demo: 20k/24 h; seed: 510k/24 h (8.4M readings); "
+        "target: 10M/2 h (~14M readings, the platform's own goal)",
     )
     seed.add_argument(
         "--random-seed",

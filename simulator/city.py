@@ -75,6 +75,9 @@ SCALES = {
     "seed": Scale("seed", 510_000, 24),
     # 1% of seed scale: the benchmark compares query latency against it
     "seed-1pct": Scale("seed-1pct", 5_100, 24),
+    # the real platform's target, 10 million devices: two hours of readings (~14M), and no weeks
+    # of learned history (at this size those would be ~190M readings of their own)
+    "target": Scale("target", 10_000_000, 2, history_days=0),
 }
 
 
