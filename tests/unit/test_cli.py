@@ -74,9 +74,39 @@ def test_every_command_has_a_handler_of_its_group():
     assert set(top.choices) == COMMANDS
     leaves = dict(_leaves(parser))
     # rules refit joined in issue 17, tokens list in issue 18, import-context in issue 19,
-    # import-served in issue 20, units import/list/lend and dispatch in issue 21, report in 22
-    assert len(leaves) == 41
+    # import-served in issue 20, units import/list/lend and dispatch in issue 21, report in 22,
+    # db crash-leader in 23
+    assert len(leaves) == 42
     for path, leaf in leaves.items():
         handler = leaf.get_default("handler")
         assert callable(handler), path
         assert handler.__module__.startswith("cli."), path
+
+
+@pytest.mark.parametrize("worker", ["-1", "16", "two"])
+def test_an_ingest_worker_number_out_of_range_is_refused(worker, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        build_parser().parse_args(["ingest-mqtt", "--worker", worker])
+    assert exit_.value.code == 2
+    assert "--worker" in capsys.readouterr().err
+
+
+def test_a_worker_gets_its_own_login_and_worker_0_keeps_the_one_worker_always_had(tmp_path):
+    from config import load_settings
+    from ingest.broker import ingest_credentials, worker_login_name
+
+    settings = load_settings(data_dir=tmp_path, mqtt_username=None, mqtt_password=None)
+    assert worker_login_name(settings, worker=0) == settings.mqtt_client_id
+    assert worker_login_name(settings, worker=3) == f"{settings.mqtt_client_id}-3"
+    logins = [ingest_credentials(settings, worker=n) for n in range(3)]
+    assert len({login.username for login in logins}) == 3
+    # made once: asked again, the same login (its broker session and backlog with it)
+    assert ingest_credentials(settings, worker=1) == logins[1]
+
+
+def test_crash_leader_refuses_without_an_ha_cluster(capsys):
+    from cli.db import cmd_db_crash_leader
+    from config import load_settings
+
+    assert cmd_db_crash_leader(argparse.Namespace(), load_settings(ha=False)) == 2
+    assert "only the embedded HA cluster" in capsys.readouterr().out

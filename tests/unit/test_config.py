@@ -105,3 +105,17 @@ def test_development_cookies_follow_the_setting(monkeypatch):
     assert not load_settings().secure_cookies
     monkeypatch.setenv("ONESCREEN_COOKIE_SECURE", "true")
     assert load_settings().secure_cookies
+
+
+def test_the_ingest_group_and_worker_counts_refuse_what_a_broker_or_serve_cannot_use():
+    for bad in ("a/b", "a+b", "#", "x" * 65):
+        with pytest.raises(ConfigError, match="ONESCREEN_MQTT_SHARE_GROUP"):
+            load_settings(mqtt_share_group=bad)
+    assert load_settings(mqtt_share_group="").mqtt_share_group == ""  # a plain subscription
+    for name, bad in (("ingest_workers", 0), ("ingest_workers", 17), ("mqtt_worker", 16)):
+        with pytest.raises(ConfigError, match=f"ONESCREEN_{name.upper()}"):
+            load_settings(**{name: bad})
+    with pytest.raises(ConfigError, match="ONESCREEN_WEB_INSTANCES"):
+        load_settings(web_instances=9)
+    with pytest.raises(ConfigError, match="ONESCREEN_HA_BASE_PORT"):
+        load_settings(ha_base_port=65530)  # its block of ports would run past 65535
