@@ -17,7 +17,7 @@ from urllib.parse import quote
 from localservers.etcd import ManagedEtcd
 from localservers.haproxy import Backend, ManagedHaproxy
 from localservers.patroni import Credentials, PatroniError, PatroniNode
-from localservers.postgres import DATABASE_NAME, SUPERUSER
+from localservers.postgres import DATABASE_NAME, SUPERUSER, ensure_database
 
 CREDENTIALS_FILE = "credentials.json"
 POLL_S = 0.2
@@ -100,9 +100,9 @@ class HaCluster:
         for node in self.nodes:
             node.start_if_stopped()
         self.wait_until(self.all_streaming, timeout_s=timeout_s, what="every node running")
-        if self.proxy.start_if_stopped():
-            # HAProxy believes every node up until its checks say otherwise (two, 1 s apart)
-            time.sleep(2.5)
+        self.proxy.start_if_stopped()
+        # HAProxy believes every node up until its checks say otherwise (two, 1 s apart)
+        self.wait_until(self._writes_reach_leader, timeout_s=timeout_s, what="writes to the leader")
         self._ensure_database()
         return self.url()
 
@@ -156,14 +156,21 @@ class HaCluster:
             write_private(path, json.dumps(kept) + "\n")
         return Credentials(SUPERUSER, kept["superuser"], kept["replication"])
 
-    def _ensure_database(self) -> None:
+    def _writes_reach_leader(self) -> bool:
+        """Whether three connections in a row through the writers' port reach the leader."""
         import psycopg
 
         password = self._credentials().superuser_password
         conninfo = f"host=127.0.0.1 port={self.proxy.port} user={SUPERUSER} password={password}"
-        with psycopg.connect(conninfo, dbname="postgres", autocommit=True) as conn:
-            exists = conn.execute(
-                "SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE_NAME,)
-            ).fetchone()
-            if not exists:
-                conn.execute(f'CREATE DATABASE "{DATABASE_NAME}"')
+        try:
+            for _ in range(3):
+                with psycopg.connect(conninfo, dbname="postgres", connect_timeout=3) as conn:
+                    row = conn.execute("SELECT pg_is_in_recovery()").fetchone()
+                    if row is None or row[0]:
+                        return False
+        except psycopg.Error:
+            return False
+        return True
+
+    def _ensure_database(self) -> None:
+        ensure_database(port=self.proxy.port, password=self._credentials().superuser_password)

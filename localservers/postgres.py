@@ -180,13 +180,17 @@ class EmbeddedPostgres(LocalServer):
         )
 
     def _ensure_database(self) -> None:
-        import psycopg
+        ensure_database(port=self.port, password=self.password_file.read_text().strip())
 
-        password = self.password_file.read_text().strip()
-        conninfo = f"host=127.0.0.1 port={self.port} user={SUPERUSER} password={password}"
-        with psycopg.connect(conninfo, dbname="postgres", autocommit=True) as conn:
-            exists = conn.execute(
-                "SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE_NAME,)
-            ).fetchone()
-            if not exists:
-                conn.execute(f'CREATE DATABASE "{DATABASE_NAME}"')
+
+def ensure_database(*, port: int, password: str) -> None:
+    """Create the application database on the server at 127.0.0.1:`port` unless it exists."""
+    import psycopg
+
+    conninfo = f"host=127.0.0.1 port={port} user={SUPERUSER} password={password}"
+    with psycopg.connect(conninfo, dbname="postgres", autocommit=True) as conn:
+        exists = conn.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE_NAME,)
+        ).fetchone()
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{DATABASE_NAME}"')
