@@ -116,12 +116,14 @@ class Settings(BaseSettings):
         pattern=r"^[A-Za-z0-9_-]{1,64}$",
         description="Client id of the ingest worker's persistent MQTT session.",
     )
-    mqtt_share_group: str = Field(
-        default="onescreen-ingest",
+    mqtt_share_group: str | None = Field(
+        default=None,
         pattern=r"^([A-Za-z0-9_-]{1,64})?$",
         description="Ingest workers subscribe as this MQTT shared-subscription group "
-        "($share/<group>/…), so several split the telemetry; empty = a plain subscription, for "
-        "a broker without shared subscriptions (then run one worker).",
+        "($share/<group>/…), so several split the telemetry; unset = ONESCREEN_MQTT_CLIENT_ID "
+        "(one group per deployment: two databases on one broker never split each other's "
+        "messages); empty = a plain subscription, for a broker without shared subscriptions "
+        "(then run one worker).",
     )
     ingest_workers: int = Field(
         default=1,

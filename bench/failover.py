@@ -32,7 +32,14 @@ from pathlib import Path
 import orjson
 import sqlalchemy as sa
 
-from bench.harness import bench_session, browser_cookies, is_seeded, launch_chromium, serving
+from bench.harness import (
+    ROOT,
+    bench_session,
+    browser_cookies,
+    is_seeded,
+    launch_chromium,
+    serving,
+)
 from bench.ingest import _connected_client
 from config import Settings, get_settings, load_settings
 from data import migrate
@@ -46,6 +53,7 @@ from simulator.live import telemetry_topic
 from simulator.seed import seed_city
 
 BASE_PORT = 55400
+SHOTS = ROOT / "artifacts" / "screenshots"
 TILE = "[data-key=readings_today]"
 SOURCE = "failover-probe"
 PER_MESSAGE = 10
@@ -175,6 +183,12 @@ class Screen:
         if "_dash-update-component" in response.url and response.status >= 500:
             self.failed.append(response.status)
 
+    def shot(self, name: str) -> bool:
+        """A screenshot of the screen now, as artifacts/screenshots/failover-<name>.png."""
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        self.page.screenshot(path=str(SHOTS / f"failover-{name.replace(' ', '-')}.png"))
+        return True
+
     def value(self) -> int:
         """The tile's number now."""
         text = self.page.inner_text(TILE)
@@ -212,8 +226,11 @@ def drill(name: str, kill, *, screen: Screen, engine: sa.Engine, probe: Probe) -
     before = probe_count(engine, probe) or 0
     killed = time.monotonic()
     detail = kill()
-    baseline, stored_again = None, None
+    baseline, stored_again, seen = None, None, False
     while (elapsed := time.monotonic() - killed) < 120:
+        if not seen and elapsed >= 5.0:
+            # what a wall shows mid-outage: never a blank or broken panel
+            seen = screen.shot(f"{name}-during")
         count = probe_count(engine, probe)
         if baseline is None and elapsed >= 1.0:
             # what commits in flight at the kill added; growth past it is storing again
@@ -224,6 +241,7 @@ def drill(name: str, kill, *, screen: Screen, engine: sa.Engine, probe: Probe) -
         time.sleep(0.2)
     moved = screen.wait_moved(screen.value(), timeout_s=90)
     screen_again = None if moved is None else time.monotonic() - killed
+    screen.shot(f"{name}-after")
     print(
         f"  {name}: {detail}; readings stored again after "
         f"{_secs(stored_again)}, the screen moved again after {_secs(screen_again)}",

@@ -87,10 +87,11 @@ def sync_broker_auth(engine: Engine, settings: Settings) -> bool:
 
 def ingest_credentials(settings: Settings, *, worker: int | None = None) -> MqttCredentials:
     """An ingest worker's MQTT login (and, the broker taking logins as client ids, its
-    persistent session's id): ONESCREEN_MQTT_USERNAME/PASSWORD when given and no `worker` is
-    named, otherwise the one made for worker `worker` (default ONESCREEN_MQTT_WORKER),
-    generated once into the data directory."""
-    if worker is None and settings.mqtt_username and settings.mqtt_password:
+    persistent session's id): ONESCREEN_MQTT_USERNAME/PASSWORD when given, for this process's
+    own worker (ONESCREEN_MQTT_WORKER, or `worker` naming it); otherwise the one made for worker
+    `worker`, generated once into the data directory."""
+    own = worker is None or worker == settings.mqtt_worker
+    if own and settings.mqtt_username and settings.mqtt_password:
         return MqttCredentials(settings.mqtt_username, settings.mqtt_password.get_secret_value())
     return service_login(settings, name=worker_login_name(settings, worker=worker))
 

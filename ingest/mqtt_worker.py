@@ -34,6 +34,8 @@ ROW_ESTIMATE_BYTES = 90
 # the longest wait between tries while the store is away: a failover takes ~10 s, and a try
 # (one connection attempt) costs nothing worth saving
 STORE_RETRY_MAX_S = 2.0
+# how long a stopping worker waits for the broker to confirm it left the shared subscription
+UNSUBSCRIBE_WAIT_S = 3.0
 # how often the broker's password and ACL files are compared with the database's tokens
 SYNC_EVERY_S = 5.0
 
@@ -161,8 +163,22 @@ class MqttIngestWorker:
                 if taken:
                     self._commit(taken)
         finally:
+            self._leave_group()
             self.client.disconnect()
             self.client.loop_stop()
+
+    def _leave_group(self) -> None:
+        """On a clean stop, leave the shared subscription: Mosquitto keeps handing a share of
+        the messages to a member that is away, and one that is not coming back (retired, or a
+        test's server) would hold them for ever. A crash leaves it subscribed, its share waiting
+        for its return (the supervisor restarts it)."""
+        if self.topic == self.plain_topic or not self.connected.is_set():
+            return
+        left = threading.Event()
+        self.client.on_unsubscribe = lambda *_args: left.set()
+        self.client.unsubscribe(self.topic)
+        if not left.wait(UNSUBSCRIBE_WAIT_S):
+            log.warning("the broker did not confirm leaving %s", self.topic)
 
     def stop(self) -> None:
         """Finish the current round and disconnect."""
@@ -224,6 +240,13 @@ class MqttIngestWorker:
                 self.client.ack(item.mid, item.qos)
 
 
+def share_group(settings: Settings) -> str:
+    """The ingest workers' shared-subscription group: the setting, or the deployment's client
+    id ("" = a plain subscription)."""
+    chosen = settings.mqtt_share_group
+    return settings.mqtt_client_id if chosen is None else chosen
+
+
 def run_worker(settings: Settings, *, stop: threading.Event | None = None) -> WorkerStats:
     """The `ingest-mqtt` command: consume until SIGTERM/SIGINT (or `stop`)."""
     from data.engine import create_db_engine, resolve_database_url
@@ -247,7 +270,7 @@ def run_worker(settings: Settings, *, stop: threading.Event | None = None) -> Wo
         client_id=credentials.username,
         topic_prefix=settings.mqtt_topic_prefix,
         credentials=credentials,
-        share_group=settings.mqtt_share_group,
+        share_group=share_group(settings),
     )
     thread = threading.Thread(target=worker.run, name="mqtt-ingest", daemon=True)
     thread.start()

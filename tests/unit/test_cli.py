@@ -110,3 +110,14 @@ def test_crash_leader_refuses_without_an_ha_cluster(capsys):
 
     assert cmd_db_crash_leader(argparse.Namespace(), load_settings(ha=False)) == 2
     assert "only the embedded HA cluster" in capsys.readouterr().out
+
+
+def test_a_login_given_in_the_environment_is_its_own_workers_and_no_others(tmp_path):
+    from config import load_settings
+    from ingest.broker import ingest_credentials
+
+    given = load_settings(data_dir=tmp_path, mqtt_username="given", mqtt_password="secret")
+    # serve's worker 0 (and the process itself) use the login a deployment gave for it
+    assert ingest_credentials(given).username == "given"
+    assert ingest_credentials(given, worker=0).username == "given"
+    assert ingest_credentials(given, worker=1).username.startswith(given.mqtt_client_id + "-1-")

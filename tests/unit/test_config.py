@@ -112,6 +112,11 @@ def test_the_ingest_group_and_worker_counts_refuse_what_a_broker_or_serve_cannot
         with pytest.raises(ConfigError, match="ONESCREEN_MQTT_SHARE_GROUP"):
             load_settings(mqtt_share_group=bad)
     assert load_settings(mqtt_share_group="").mqtt_share_group == ""  # a plain subscription
+    from ingest.mqtt_worker import share_group
+
+    # by default one group per deployment, named by its client id
+    assert share_group(load_settings(mqtt_client_id="city-a")) == "city-a"
+    assert share_group(load_settings(mqtt_share_group="", mqtt_client_id="city-a")) == ""
     for name, bad in (("ingest_workers", 0), ("ingest_workers", 17), ("mqtt_worker", 16)):
         with pytest.raises(ConfigError, match=f"ONESCREEN_{name.upper()}"):
             load_settings(**{name: bad})
