@@ -290,10 +290,12 @@ def _wait_while_serving(webs: list[Child]) -> None:
         time.sleep(0.5)
         for web in webs:
             process = web.process
-            # a gunicorn master that cannot start (bad bind, import error) exits at once: say
-            # so rather than restart it for ever
+            # a gunicorn master that cannot start (bad bind, import error) exits at once with
+            # an error code: say so rather than restart it for ever. One killed by a signal
+            # (negative code) is restarted: with several, the others answer meanwhile.
             early = web.restarts == 0 and time.monotonic() - first_start < 30
-            if early and process is not None and process.poll() is not None:
+            code = process.poll() if process is not None else None
+            if early and code is not None and code >= 0:
                 raise OneScreenError(f"the {web.name} failed to start (see the lines above)")
 
 
