@@ -218,14 +218,7 @@ def render_config(site: ProxySite) -> str:
         "  gzip_vary on;",
         "  gzip_types application/json application/javascript text/javascript text/css"
         " text/plain application/geo+json image/svg+xml;",
-        f"  upstream {UPSTREAM} {{",
-        # a web server that refuses or drops connections rests a few seconds; a request it
-        # never received goes to the next (nginx retries no POST the server has seen)
-        *(f"    server {up} max_fails=1 fail_timeout={FAIL_REST_S}s;" for up in site.upstreams),
-        "    keepalive 32;",
-        "  }",
-        "  proxy_next_upstream error timeout;",
-        f"  proxy_next_upstream_tries {max(len(site.upstreams), 1)};",
+        *_upstream(site),
         "  server {",
         f"    listen {site.listen};",
         f"    client_max_body_size {dict(site.body_limits).get('', 16384)};",
@@ -239,6 +232,19 @@ def render_config(site: ProxySite) -> str:
         "}",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _upstream(site: ProxySite) -> list[str]:
+    """The web servers: one that refuses or drops connections rests a few seconds, and a
+    request it never received goes to the next (nginx retries no POST a server has seen)."""
+    return [
+        f"  upstream {UPSTREAM} {{",
+        *(f"    server {up} max_fails=1 fail_timeout={FAIL_REST_S}s;" for up in site.upstreams),
+        "    keepalive 32;",
+        "  }",
+        "  proxy_next_upstream error timeout;",
+        f"  proxy_next_upstream_tries {max(len(site.upstreams), 1)};",
+    ]
 
 
 def compose_config() -> str:
