@@ -64,6 +64,14 @@ def run_sql_file(bind: sa.Connection, name: str) -> None:
     psycopg_connection(bind).execute(sql)
 
 
+def function_text(name: str, function: str) -> str:
+    """The `CREATE OR REPLACE FUNCTION` statement of `function` in data/sql file `name` (its last
+    definition there): how a downgrade puts back a function as an earlier revision wrote it."""
+    text = (SQL_DIR / name).read_text(encoding="utf-8")
+    start = text.rindex(f"CREATE OR REPLACE FUNCTION {function}(")
+    return text[start : text.index("END $$;", start) + len("END $$;")]
+
+
 def after_step(
     ctx: MigrationContext,
     step: MigrationInfo,

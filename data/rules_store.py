@@ -469,11 +469,24 @@ _OFFLINE_CANDIDATES = """
     WITH limits AS (
         SELECT * FROM unnest(CAST(:type_ids AS smallint[]), CAST(:limit_s AS float8[]),
                              CAST(:severity AS text[])) AS l(type_id, limit_s, severity)
+    ),
+    -- not every device (revision 0015): those the status pass counted silent or has not
+    -- counted since their newest reading, and those whose counted window lapses by the time
+    -- the longest gap between a type's window and its limit says they could be due
+    watch AS (
+        SELECT device_id FROM device_latest WHERE counted = -1
+        UNION SELECT device_id FROM device_latest WHERE dirty
+        UNION SELECT device_id FROM device_latest
+        WHERE recheck_at <= CAST(:now AS timestamptz) + (
+            SELECT coalesce(max(status_window(t.interval_s) - lim.limit_s * interval '1 second'),
+                            interval '0')
+            FROM limits lim JOIN device_type t ON t.id = lim.type_id)
     )
     SELECT d.id, d.type_id, d.district_adcode, d.street_code, d.geom, t.category_code,
            t.name_zh, t.name_en, lim.severity, s.name_zh AS street_zh, s.name_en AS street_en,
            greatest(dl.ts, :watch_start) + lim.limit_s * interval '1 second' AS due
-    FROM device d
+    FROM watch w
+    JOIN device d ON d.id = w.device_id
     JOIN limits lim ON lim.type_id = d.type_id
     JOIN device_type t ON t.id = d.type_id
     JOIN device_latest dl ON dl.device_id = d.id

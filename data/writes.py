@@ -420,7 +420,9 @@ def _apply_latest(conn: sa.Connection, batch: ReadingBatch, level: np.ndarray) -
             "  CAST(:q AS smallint[]), CAST(:lv AS smallint[])) AS u(d, t, v, q, lv)"
             " ORDER BY 1"
             " ON CONFLICT (device_id) DO UPDATE SET ts = excluded.ts, value = excluded.value,"
-            " quality = excluded.quality, level = excluded.level"
+            " quality = excluded.quality, level = excluded.level,"
+            # as the reading trigger (revision 0015): stale for the status pass
+            " dirty = l.dirty OR l.counted IS DISTINCT FROM excluded.level"
             " WHERE excluded.ts >= l.ts"
         ),
         {
@@ -641,7 +643,7 @@ def clear_city(engine: Engine) -> None:
                 " street_status, status_refresh, status_history, cell_status_history,"
                 " resource_track,"
                 " rollup_district_daily, rollup_district_type_1h, rollup_street_15m,"
-                " device_latest, reading, device"
+                " device_counted, status_device_change, device_latest, reading, device"
             )
         )
         conn.execute(sa.text("DELETE FROM ingest_token WHERE device_id IS NOT NULL"))

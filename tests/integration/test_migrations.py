@@ -72,6 +72,8 @@ LANDED = {
     "0012_served_down.sql": "71f9b4aa7fd63a54daa2db3950428c2db38152e7b39eb40d8c641dc88eb53e8a",
     "0013_resources.sql": "d7359ace04ecfdd789e03e7a4bf0e97913b3703d5fb11eeddcad09f1bd343b7c",
     "0013_resources_down.sql": "f3bd452b26343435cb3476fe7c3be6def9baae3a10dd54b22c5086ce9edfb0dd",
+    "0014_history.sql": "3ca22c95d71f08d7440998bf45080ced2d6128ccfd6386c4fcfc216513c8026f",
+    "0014_history_down.sql": "1a3087990babb938b180ef93514c1eccdcbce2f2d24bcd803a5ed311b68d8c2d",
 }
 
 
@@ -155,7 +157,8 @@ def _check_revision(engine: sa.Engine, *, step: str, at: datetime) -> None:
         has_rules = _has_table(conn, "incident_rule")
     if not has_rules:
         return
-    report = RulesEngine(engine).run_once(offline=True)
+    # the offline scan reads what the status pass keeps from revision 0015 on
+    report = RulesEngine(engine).run_once(offline=str(revision) >= "0015")
     assert (report.skipped, report.opened) == (False, 1), revision
     with engine.connect() as conn:
         assert (

@@ -167,7 +167,10 @@ def test_a_person_closing_a_live_breach_is_respected_until_it_clears(live_engine
 def _silence(engine, device_ids: list[int], *, hours: float) -> None:
     with engine.begin() as conn:
         conn.execute(
-            sa.text("UPDATE device_latest SET ts = now() - :age WHERE device_id = ANY(:ids)"),
+            sa.text(
+                "UPDATE device_latest SET ts = now() - :age, dirty = true"
+                " WHERE device_id = ANY(:ids)"
+            ),
             {"age": timedelta(hours=hours), "ids": device_ids},
         )
 
