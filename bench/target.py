@@ -22,11 +22,13 @@ import sqlalchemy as sa
 from bench.harness import bench_database, settle
 from bench.load import seeded_database
 from bench.platform import PUDONG, query_latencies
+from components.theme import STATE_RANK
 from config import get_settings
 from data import migrate, rules_store, writes
-from data.devices import area_devices
+from data.devices import CELL_STATES, cell_points, devices_in_box
 from data.engine import create_db_engine
 from simulator.seed import seed_city
+from web.device_layer import DEVICE_ZOOM, cluster_features
 
 DATABASE = "bench_target"
 
@@ -64,38 +66,72 @@ def _size(engine: sa.Engine) -> str:
         )
 
 
+# readings a 15-s period brings: seed scale's average (8.4M a day), the target's average
+# (~1,900/s) and the worst storm's peak (33,000/s, SCALING.md)
+PERIOD_S = 15
+RATES = {"seed rate": 97, "target rate": 1_900, "storm peak": 33_000}
+# share of a period's readings whose level differs from the device's last one
+LEVEL_CHANGES = 0.02
+
+PERIOD_READINGS = """
+INSERT INTO reading (device_id, ts, value, quality)
+SELECT l.device_id, :at + random() * (:period * interval '1 second'),
+       CASE WHEN random() < :changed THEN coalesce(t.alarm_max, t.normal_max) + 1 ELSE l.value END,
+       0
+FROM device_latest l
+JOIN device d ON d.id = l.device_id
+JOIN device_type t ON t.id = d.type_id
+WHERE l.device_id IN (
+    SELECT (1 + floor(random() * (SELECT max(id) FROM device)))::bigint
+    FROM generate_series(1, :count)
+)
+"""
+
+
 def job_timings(engine: sa.Engine, *, repeat: int) -> dict[str, tuple[float, float]]:
-    """The status snapshot and one offline scan, each rolled back (the city stays as seeded)."""
+    """The status pass and the offline scan over one 15-s period of readings at each rate
+    (readings, pass and scan rolled back: the city stays as seeded), after a first count."""
     at = _seed_end(engine)
     limits = _offline_limits(engine)
+    started = time.perf_counter()
+    with engine.begin() as conn:
+        # nothing counted yet (just migrated or seeded): every device, once
+        conn.execute(sa.text("SELECT refresh_status(:at)"), {"at": at})
+    first = (time.perf_counter() - started) * 1000
+    timings = {"status, first count (committed)": (first, first)}
+    end = at + timedelta(seconds=PERIOD_S)
+    for label, rate in RATES.items():
+        passes, scans = [], []
+        for _ in range(repeat):
+            with engine.connect() as conn:
+                conn.execute(
+                    sa.text("SELECT ensure_reading_partitions(:a, :b)"), {"a": at, "b": end}
+                )
+                conn.execute(
+                    sa.text(PERIOD_READINGS),
+                    {
+                        "at": at,
+                        "period": PERIOD_S,
+                        "changed": LEVEL_CHANGES,
+                        "count": rate * PERIOD_S,
+                    },
+                )
+                passes.append(_timed(conn, "SELECT refresh_status(:at)", {"at": end}))
+                started = time.perf_counter()
+                rules_store.open_offline_incidents(
+                    conn, limits=limits, now=end, watch_start=at - timedelta(hours=2), max_new=0
+                )
+                scans.append((time.perf_counter() - started) * 1000)
+                conn.rollback()
+        timings[f"status pass, {label}"] = (statistics.median(passes), max(passes))
+        timings[f"offline scan, {label}"] = (statistics.median(scans), max(scans))
+    return timings
 
-    def refresh() -> None:
-        with engine.begin() as conn:
-            conn.execute(sa.text("SELECT refresh_status(:at)"), {"at": at})
-            conn.rollback()
 
-    def offline() -> None:
-        with engine.connect() as conn:
-            rules_store.open_offline_incidents(
-                conn, limits=limits, now=at, watch_start=at - timedelta(hours=2), max_new=0
-            )
-            conn.rollback()
-
-    # these run for seconds to minutes: `repeat` single runs, no warm-up
-    return {
-        "status snapshot (refresh_status)": _runs(refresh, repeat=repeat),
-        "offline scan (candidates)": _runs(offline, repeat=repeat),
-    }
-
-
-def _runs(fn, *, repeat: int) -> tuple[float, float]:
-    """Median and slowest of `repeat` runs of fn(), in milliseconds."""
-    samples = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        fn()
-        samples.append((time.perf_counter() - started) * 1000)
-    return statistics.median(samples), max(samples)
+def _timed(conn: sa.Connection, sql: str, params: dict) -> float:
+    started = time.perf_counter()
+    conn.execute(sa.text(sql), params)
+    return (time.perf_counter() - started) * 1000
 
 
 def _offline_limits(engine: sa.Engine) -> rules_store.OfflineLimits:
@@ -115,9 +151,11 @@ def _seed_end(engine: sa.Engine) -> datetime:
 
 
 def cluster_figures(engine: sa.Engine) -> dict[str, float]:
-    """Pudong's device snapshot: how many devices it holds, its cap, and the read's time."""
+    """Pudong's device snapshot as the map's device layer reads it (web.device_layer: every
+    device, by grid cell from the counters), its clusters at district and street zoom, and the
+    devices of a street-sized view read by box."""
     started = time.perf_counter()
-    frame = area_devices(engine, district=PUDONG)
+    frame = cell_points(engine, district=PUDONG)[PUDONG]
     seconds = time.perf_counter() - started
     with engine.connect() as conn:
         total = conn.execute(
@@ -126,7 +164,25 @@ def cluster_figures(engine: sa.Engine) -> dict[str, float]:
             ),
             {"d": PUDONG},
         ).scalar_one()
-    return {"devices": float(total), "in snapshot": float(len(frame)), "seconds": seconds}
+    counted = float(frame[list(CELL_STATES)].to_numpy().sum())
+    figures = {"devices": float(total), "in snapshot": counted, "seconds": seconds}
+    # a view around the district's busiest cell
+    busiest = frame.loc[frame[list(CELL_STATES)].sum(axis=1).idxmax()]
+    west, south = float(busiest["lon"]) - 0.01, float(busiest["lat"]) - 0.01
+    for zoom, bbox in (
+        (10, None),
+        (13, (west, south, west + 0.06, south + 0.04)),
+        (16, (west, south, west + 0.02, south + 0.02)),
+    ):
+        started = time.perf_counter()
+        if zoom >= DEVICE_ZOOM and bbox is not None:
+            view = devices_in_box(engine, district=PUDONG, bbox=bbox, states=STATE_RANK)
+        else:
+            view = frame
+        features = cluster_features(view, zoom=zoom, bbox=bbox)["features"]
+        figures[f"zoom {zoom} ms"] = (time.perf_counter() - started) * 1000
+        figures[f"zoom {zoom} features"] = float(len(features))
+    return figures
 
 
 def measure(url: str, *, repeat: int) -> tuple[dict, dict]:
@@ -135,7 +191,7 @@ def measure(url: str, *, repeat: int) -> tuple[dict, dict]:
     try:
         at = _seed_end(engine)
         timings = query_latencies(engine, at=at, repeat=repeat)
-        timings.update(job_timings(engine, repeat=2))
+        timings.update(job_timings(engine, repeat=3))
         return timings, cluster_figures(engine)
     finally:
         engine.dispose()
@@ -161,7 +217,12 @@ def main() -> None:
     for label, figures in (("seed", seed_devices), ("10M", big_devices)):
         print(
             f"Pudong device snapshot, {label}: {figures['in snapshot']:,.0f} of "
-            f"{figures['devices']:,.0f} devices in {figures['seconds']:.1f} s"
+            f"{figures['devices']:,.0f} devices in {figures['seconds']:.1f} s; clusters "
+            + ", ".join(
+                f"zoom {z}: {figures[f'zoom {z} features']:,.0f} features in "
+                f"{figures[f'zoom {z} ms']:.0f} ms"
+                for z in (10, 13, 16)
+            )
         )
     print("targets: dashboard reads 10M/seed ≤ 2; status snapshot and offline scan ≤ 15 s")
 

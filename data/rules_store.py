@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 import sqlalchemy as sa
@@ -471,16 +472,12 @@ _OFFLINE_CANDIDATES = """
                              CAST(:severity AS text[])) AS l(type_id, limit_s, severity)
     ),
     -- not every device (revision 0015): those the status pass counted silent or has not
-    -- counted since their newest reading, and those whose counted window lapses by the time
-    -- the longest gap between a type's window and its limit says they could be due
+    -- counted since their newest reading, and those whose counted window lapses by
+    -- :recheck_by (_recheck_by), when the soonest of them could be due
     watch AS (
         SELECT device_id FROM device_latest WHERE counted = -1
         UNION SELECT device_id FROM device_latest WHERE dirty
-        UNION SELECT device_id FROM device_latest
-        WHERE recheck_at <= CAST(:now AS timestamptz) + (
-            SELECT coalesce(max(status_window(t.interval_s) - lim.limit_s * interval '1 second'),
-                            interval '0')
-            FROM limits lim JOIN device_type t ON t.id = lim.type_id)
+        UNION SELECT device_id FROM device_latest WHERE recheck_at <= :recheck_by
     )
     SELECT d.id, d.type_id, d.district_adcode, d.street_code, d.geom, t.category_code,
            t.name_zh, t.name_en, lim.severity, s.name_zh AS street_zh, s.name_en AS street_en,
@@ -496,6 +493,23 @@ _OFFLINE_CANDIDATES = """
       AND NOT EXISTS (SELECT 1 FROM incident i WHERE i.device_id = d.id
                       AND i.rule_code = 'offline' AND i.status <> 'resolved')
 """
+
+
+def _recheck_by(conn: sa.Connection, params: dict[str, Any]) -> datetime:
+    """`now` plus the longest gap between a type's online window and its offline limit: a
+    device counted online can be due only if its window lapses by then. A value, not a
+    sub-select, so the planner sees how few devices that is."""
+    moment: datetime = conn.execute(
+        sa.text(
+            "SELECT CAST(:now AS timestamptz) + coalesce(max(status_window(t.interval_s)"
+            " - l.limit_s * interval '1 second'), interval '0')"
+            " FROM unnest(CAST(:type_ids AS smallint[]), CAST(:limit_s AS float8[]))"
+            "  AS l(type_id, limit_s)"
+            " JOIN device_type t ON t.id = l.type_id"
+        ),
+        params,
+    ).scalar_one()
+    return moment
 
 
 def open_offline_incidents(
@@ -516,6 +530,7 @@ def open_offline_incidents(
         "now": now,
         "watch_start": watch_start,
     }
+    params["recheck_by"] = _recheck_by(conn, params)
     candidates = conn.execute(
         sa.text(f"SELECT count(*) FROM ({_OFFLINE_CANDIDATES}) c"), params
     ).scalar_one()

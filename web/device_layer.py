@@ -1,12 +1,12 @@
-"""Device points of a district, clustered on the server per zoom level and served by URL.
+"""Device clusters of a district per zoom level, served by URL.
 
-At seed scale Pudong has ~100k devices. Shipping them all to the browser (even as ~0.9 MB of
-gzip'd geobuf) and clustering there costs seconds of main-thread work per page load, and would
-not survive the 10-million-device goal. Instead one snapshot of the district's devices
-(id, position, state) is read per SNAPSHOT_SECONDS and cached; each map view asks for
-`devices.json?zoom=…` and gets at most a few hundred grid clusters (count, worst state and the
-count of each state, so the browser can draw the mix and not just the worst), or,
-zoomed in past DEVICE_ZOOM, the individual devices inside its bounding box.
+What a district's devices are is read from the status counters by grid cell (data/devices
+.cell_points, revision 0015): Pudong costs its ~20,000 cells whether it holds 100k devices or
+2.3M, so the layer does not grow with the fleet. One snapshot of a district's cells is read per
+SNAPSHOT_SECONDS and cached; each map view asks for `devices.json?zoom=…` and gets at most a few
+hundred grid clusters (count, worst state and the count of each state, so the browser can draw
+the mix and not just the worst), or, zoomed in past DEVICE_ZOOM, the individual devices inside
+its bounding box, read by box (worst first, at most MAX_POINTS).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from components import reference
 from components.theme import STATE_RANK
 from data.checks import InvalidQuery
-from data.devices import device_points
+from data.devices import CELL_STATES, cell_points, devices_in_box
 from data.errors import OneScreenError, report_failure
 from data.scope import CITY, Scope, scoped
 from web.services import EXTENSION, AppServices
@@ -44,19 +44,22 @@ _VIEW_STEP = 0.02
 MIN_ZOOM, MAX_ZOOM = 8, 19
 CLUSTER_PIXELS = 56  # grid cell edge on screen
 MAX_POINTS = 5000
-_KEEP = 48
+_KEEP = 256
 _SHANGHAI = (120.5, 30.4, 122.5, 32.0)
 # a district unseen for a while is shown from a snapshot up to this many periods old (refreshed
 # at once in the background) rather than making its first viewer wait for a new one
 STALE_VERSIONS = 5
 _EMPTY = pd.DataFrame(
     {
-        "id": np.array([], np.int64),
+        "cell": np.array([], np.int64),
         "lon": np.array([], np.float64),
         "lat": np.array([], np.float64),
-        "s": np.array([], np.int8),
+        **{state: np.array([], np.int64) for state in CELL_STATES},
     }
 )
+# the counters' states are the map's, in its order of severity
+assert CELL_STATES == STATE_RANK
+Box = tuple[float, float, float, float]
 
 
 def snapshot_version(now: float | None = None) -> int:
@@ -123,12 +126,23 @@ def parse_bbox(text: str | None) -> tuple[float, float, float, float] | None:
     return west, south, east, north
 
 
-def snapshot_frame(engine: Engine, *, district: str, category: str | None) -> pd.DataFrame:
-    """id, lon, lat and state rank (components.theme.STATE_RANK: 0 = alarm, 1 = 预警 … normal)
-    of the district's devices."""
+def snapshot_frame(
+    engine: Engine, *, district: str, category: str | None, bbox: Box | None = None
+) -> pd.DataFrame:
+    """The district's devices by grid cell (cell, lon, lat, a count per STATE_RANK state), or
+    with a box, its devices inside it (id, lon, lat, s: the rank of the device's state)."""
     # one snapshot serves everyone allowed to see this district: the route checks who asks
     with scoped(Scope(districts=district)):
-        frames = device_points(engine, states=STATE_RANK, district=district, category=category)
+        if bbox is not None:
+            return devices_in_box(
+                engine,
+                district=district,
+                category=category,
+                bbox=bbox,
+                states=STATE_RANK,
+                limit=MAX_POINTS,
+            )
+        frames = cell_points(engine, district=district, category=category)
     return frames.get(district, _EMPTY)
 
 
@@ -136,7 +150,7 @@ def city_snapshot_frames(engine: Engine) -> dict[str, pd.DataFrame]:
     """Every district's snapshot (no category) from one read: the server's own warm-up, whose
     frames each serve only those the route lets see their district."""
     with scoped(Scope(districts=CITY)):
-        return device_points(engine, states=STATE_RANK)
+        return cell_points(engine)
 
 
 def _point(lon: float, lat: float, properties: dict) -> dict:
@@ -147,15 +161,13 @@ def _point(lon: float, lat: float, properties: dict) -> dict:
     }
 
 
-def cluster_features(
-    frame: pd.DataFrame, *, zoom: int, bbox: tuple[float, float, float, float] | None
-) -> dict:
-    """GeoJSON of the view: grid clusters (n, worst state s, per-state counts c, zoom_to) or
-    single devices."""
+def cluster_features(frame: pd.DataFrame, *, zoom: int, bbox: Box | None) -> dict:
+    """GeoJSON of the view: grid clusters (n, worst state s, per-state counts c, zoom_to) or,
+    from a frame of devices past DEVICE_ZOOM, single devices."""
     if bbox is not None:
         west, south, east, north = bbox
         frame = frame[frame["lon"].between(west, east) & frame["lat"].between(south, north)]
-    if zoom >= DEVICE_ZOOM:
+    if zoom >= DEVICE_ZOOM and "s" in frame:
         # worst first, so a capped answer still shows every alarm
         inside = frame.sort_values("s", kind="stable").head(MAX_POINTS)
         features = [
@@ -168,47 +180,79 @@ def cluster_features(
     return grid_clusters(frame, zoom=zoom)
 
 
+def _state_counts(frame: pd.DataFrame) -> np.ndarray:
+    """Devices per STATE_RANK state of each row: a device's one-hot, a cell's counts."""
+    if "s" in frame:
+        ranks = frame["s"].to_numpy().astype(np.int64)
+        counts = np.zeros((len(frame), len(STATE_RANK)), dtype=np.int64)
+        counts[np.arange(len(frame)), ranks] = 1
+        return counts
+    return frame[list(STATE_RANK)].to_numpy(dtype=np.int64)
+
+
 def grid_clusters(frame: pd.DataFrame, *, zoom: int) -> dict:
-    """The devices of `frame` by grid cell of CLUSTER_PIXELS at `zoom`, cells in (x, y) order:
-    a cell of one is its device; of more, a cluster at their mean point with its count, its worst
-    state and its count per state (`c`, one per STATE_RANK entry, drawn as ring segments)."""
+    """The devices of `frame` (devices, or counts by grid cell) by grid cell of CLUSTER_PIXELS at
+    `zoom`, cells in (x, y) order: a single device is itself; more make a cluster at their mean
+    point with its count, its worst state and its count per state (`c`, one per STATE_RANK
+    entry, drawn as ring segments)."""
     # Web Mercator: one pixel is 360 / (256 · 2^zoom) degrees of longitude
     cell_lon = CLUSTER_PIXELS * 360.0 / (256 * 2**zoom)
     cell_lat = cell_lon * math.cos(math.radians(31.2))
+    counts = _state_counts(frame)
+    weight = counts.sum(axis=1)
+    keep = weight > 0
+    frame, counts, weight = frame[keep], counts[keep], weight[keep]
     lon, lat = frame["lon"].to_numpy(), frame["lat"].to_numpy()
-    ids, state = frame["id"].to_numpy(), frame["s"].to_numpy().astype(np.int64)
     # one sortable number per cell (cells are positive: Shanghai is east and north of 0, 0);
     # numpy sums by cell here are 4× faster than a pandas groupby at district zoom
     cell = np.floor(lon / cell_lon).astype(np.int64) * (1 << 31)
     cell += np.floor(lat / cell_lat).astype(np.int64)
     inverse, cells = pd.factorize(cell, sort=True)
-    size, ranks = len(cells), len(STATE_RANK)
-    count = np.bincount(inverse, minlength=size)
-    mix = np.bincount(inverse * ranks + state, minlength=size * ranks).reshape(size, ranks)
-    first = np.full(size, np.iinfo(np.int64).max)
-    np.minimum.at(first, inverse, ids)
+    size = len(cells)
+    count = np.bincount(inverse, weights=weight, minlength=size).astype(np.int64)
+    mix = np.zeros((size, len(STATE_RANK)), dtype=np.int64)
+    np.add.at(mix, inverse, counts)
+    # a device's id where the cluster is one device given as such (cells do not name theirs)
+    single = np.full(size, -1, dtype=np.int64)
+    if "id" in frame:
+        first = np.full(size, np.iinfo(np.int64).max)
+        np.minimum.at(first, inverse, frame["id"].to_numpy())
+        single = np.where(count == 1, first, -1)
     columns = (
-        (np.bincount(inverse, weights=lon, minlength=size) / np.maximum(count, 1)).tolist(),
-        (np.bincount(inverse, weights=lat, minlength=size) / np.maximum(count, 1)).tolist(),
+        (
+            np.bincount(inverse, weights=lon * weight, minlength=size) / np.maximum(count, 1)
+        ).tolist(),
+        (
+            np.bincount(inverse, weights=lat * weight, minlength=size) / np.maximum(count, 1)
+        ).tolist(),
         count.tolist(),
         # the worst state: the first rank with a device
         (mix > 0).argmax(axis=1).tolist(),
-        first.tolist(),
+        single.tolist(),
         mix.tolist(),
     )
     zoom_to = min(zoom + 2, DEVICE_ZOOM)
     features = []
-    for x, y, n, worst, device, counts in zip(*columns, strict=True):
-        if n == 1:
+    for x, y, n, worst, device, state_counts in zip(*columns, strict=True):
+        if device >= 0:
             features.append(_point(x, y, {"id": device, "s": worst, "cluster": False}))
         else:
-            properties = {"cluster": True, "n": n, "s": worst, "zoom_to": zoom_to, "c": counts}
+            properties = {
+                "cluster": True,
+                "n": n,
+                "s": worst,
+                "zoom_to": zoom_to,
+                "c": state_counts,
+            }
             features.append(_point(x, y, properties))
     return {"type": "FeatureCollection", "features": features}
 
 
+_Key = tuple[str, str | None, int, Box | None]
+
+
 class _SnapshotCache:
-    """Device frames per (district, category, snapshot); one build per key even under load.
+    """Frames per (district, category, snapshot, box or None); one build per key under load.
 
     When a new snapshot is due but an earlier one (at most STALE_VERSIONS old) exists, the
     earlier one is served while the new one builds in the background, so only a district's
@@ -219,16 +263,18 @@ class _SnapshotCache:
         # the app's services, not the request's: snapshots are also refreshed by threads
         self.app = app
         self._lock = threading.Lock()
-        self._frames: dict[tuple[str, str | None, int], pd.DataFrame] = {}
-        self._building: dict[tuple[str, str | None, int], threading.Lock] = {}
+        self._frames: dict[_Key, pd.DataFrame] = {}
+        self._building: dict[_Key, threading.Lock] = {}
 
-    def get(self, district: str, category: str | None, version: int) -> pd.DataFrame:
-        key = (district, category, version)
+    def get(
+        self, district: str, category: str | None, version: int, bbox: Box | None = None
+    ) -> pd.DataFrame:
+        key = (district, category, version, bbox)
         with self._lock:
             hit = self._frames.get(key)
             if hit is not None:
                 return hit
-            previous = self._latest(district, category, version)
+            previous = self._latest(district, category, version, bbox)
             if previous is not None:
                 if key not in self._building:
                     self._building[key] = threading.Lock()
@@ -236,10 +282,12 @@ class _SnapshotCache:
                 return previous
         return self._build(key)
 
-    def _latest(self, district: str, category: str | None, version: int) -> pd.DataFrame | None:
+    def _latest(
+        self, district: str, category: str | None, version: int, bbox: Box | None
+    ) -> pd.DataFrame | None:
         """The newest kept frame of the view older than `version`, if recent enough."""
         for older in range(version - 1, version - 1 - STALE_VERSIONS, -1):
-            frame = self._frames.get((district, category, older))
+            frame = self._frames.get((district, category, older, bbox))
             if frame is not None:
                 return frame
         return None
@@ -247,26 +295,26 @@ class _SnapshotCache:
     def holds(self, district: str, category: str | None, version: int) -> bool:
         """Whether the frame of this view and snapshot is built."""
         with self._lock:
-            return (district, category, version) in self._frames
+            return (district, category, version, None) in self._frames
 
     def put(self, district: str, category: str | None, version: int, frame: pd.DataFrame) -> None:
         """Keep a frame built elsewhere (the warm-up's city-wide read)."""
         with self._lock:
-            self._frames.setdefault((district, category, version), frame)
+            self._frames.setdefault((district, category, version, None), frame)
             self._evict()
 
     def _evict(self) -> None:
         while len(self._frames) > _KEEP:
             self._frames.pop(next(iter(self._frames)))
 
-    def _refresh(self, key: tuple[str, str | None, int]) -> None:
+    def _refresh(self, key: _Key) -> None:
         try:
             self._build(key)
         except (SQLAlchemyError, OneScreenError, InvalidQuery) as exc:
             # the previous snapshot keeps being served; the next request retries
             log.warning("device snapshot %s not refreshed: %s", key, exc)
 
-    def _build(self, key: tuple[str, str | None, int]) -> pd.DataFrame:
+    def _build(self, key: _Key) -> pd.DataFrame:
         with self._lock:
             building = self._building.setdefault(key, threading.Lock())
         with building:
@@ -275,7 +323,9 @@ class _SnapshotCache:
             if hit is not None:
                 return hit
             try:
-                frame = snapshot_frame(self.app.read_engine, district=key[0], category=key[1])
+                frame = snapshot_frame(
+                    self.app.read_engine, district=key[0], category=key[1], bbox=key[3]
+                )
             except Exception:
                 with self._lock:
                     self._building.pop(key, None)
@@ -345,7 +395,11 @@ def register_device_routes(server: Flask) -> None:
             # only the current and the previous snapshot exist; anything else means "current"
             if version is None or not current - 1 <= version <= current:
                 version = current
-            frame = _EMPTY if request.args.get("replay") else cache.get(district, category, version)
+            # devices one by one only inside a view; without one, the finest clusters
+            box = bbox if zoom >= DEVICE_ZOOM else None
+            zoom = zoom if box is not None else min(zoom, DEVICE_ZOOM - 1)
+            replay = bool(request.args.get("replay"))
+            frame = _EMPTY if replay else cache.get(district, category, version, box)
         except (SQLAlchemyError, OneScreenError, InvalidQuery) as exc:
             report_failure(log, "device points unavailable", exc)
             return _error(503, "device points temporarily unavailable")

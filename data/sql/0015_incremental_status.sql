@@ -40,6 +40,13 @@ CREATE TABLE device_counted (
     state           smallint NOT NULL CHECK (state BETWEEN 0 AND 4)
 );
 
+-- the map's device clusters read the few in maintenance by cell (data/devices.cell_points)
+CREATE INDEX device_counted_maintenance_idx ON device_counted (cell) WHERE state = 4;
+GRANT SELECT ON device_counted TO onescreen_web;
+ALTER TABLE device_counted ENABLE ROW LEVEL SECURITY;
+CREATE POLICY web_read ON device_counted FOR SELECT TO onescreen_web
+    USING (onescreen_scope_allows(district_adcode));
+
 CREATE TABLE status_device_change (device_id bigint NOT NULL);
 
 CREATE OR REPLACE FUNCTION device_changed() RETURNS trigger
@@ -144,41 +151,34 @@ CREATE OR REPLACE FUNCTION status_moves(at timestamptz) RETURNS void
 LANGUAGE plpgsql AS $$
 BEGIN
     DROP TABLE IF EXISTS pg_temp.status_moves;
+    -- plain joins, so a pass over every device hashes and a pass over a few probes keys
     CREATE TEMP TABLE status_moves ON COMMIT DROP AS
-    SELECT c.device_id, s.*,
+    SELECT c.device_id, d.street_code, d.district_adcode, d.cell, t.category_code,
+           CASE WHEN d.id IS NULL THEN NULL
+                WHEN d.status = 'maintenance' THEN 4
+                WHEN d.status = 'active' AND l.ts > at - status_window(t.interval_s)
+                    THEN 1 + l.level
+                ELSE 0 END::smallint AS state,
            o.street_code AS old_street, o.district_adcode AS old_district, o.cell AS old_cell,
-           o.category_code AS old_category, o.state AS old_state
+           o.category_code AS old_category, o.state AS old_state,
+           l.device_id IS NOT NULL AS has_latest, l.dirty,
+           l.counted AS old_counted, l.recheck_at AS old_recheck,
+           -- a retired or removed device has no window: counted silent, never rechecked
+           CASE WHEN l.ts > at - status_window(t.interval_s) THEN l.level ELSE -1 END::smallint
+               AS counted,
+           CASE WHEN l.ts > at - status_window(t.interval_s)
+                THEN l.ts + status_window(t.interval_s) END AS recheck_at
     FROM status_candidates c
-    LEFT JOIN LATERAL (
-        SELECT d.street_code, d.district_adcode, d.cell, t.category_code,
-               CASE WHEN d.status = 'maintenance' THEN 4
-                    WHEN d.status = 'active' AND l.ts > at - status_window(t.interval_s)
-                        THEN 1 + l.level
-                    ELSE 0 END::smallint AS state
-        FROM device d
-        JOIN device_type t ON t.id = d.type_id
-        LEFT JOIN device_latest l ON l.device_id = d.id
-        WHERE d.id = c.device_id AND d.status <> 'retired'
-    ) s ON true
+    LEFT JOIN device d ON d.id = c.device_id AND d.status <> 'retired'
+    LEFT JOIN device_type t ON t.id = d.type_id
+    LEFT JOIN device_latest l ON l.device_id = c.device_id
     LEFT JOIN device_counted o ON o.device_id = c.device_id;
 
     UPDATE device_latest l
-    SET dirty = false, counted = n.counted, recheck_at = n.recheck_at
-    FROM (
-        SELECT l.device_id,
-               CASE WHEN l.ts > at - w.len THEN l.level ELSE -1 END::smallint AS counted,
-               CASE WHEN l.ts > at - w.len THEN l.ts + w.len END AS recheck_at
-        FROM status_candidates c
-        JOIN device_latest l ON l.device_id = c.device_id
-        -- a retired or removed device has no window: counted silent, never rechecked
-        LEFT JOIN LATERAL (
-            SELECT status_window(t.interval_s) AS len
-            FROM device d JOIN device_type t ON t.id = d.type_id
-            WHERE d.id = c.device_id AND d.status <> 'retired'
-        ) w ON true
-    ) n
-    WHERE l.device_id = n.device_id
-      AND (l.dirty OR (l.counted, l.recheck_at) IS DISTINCT FROM (n.counted, n.recheck_at));
+    SET dirty = false, counted = m.counted, recheck_at = m.recheck_at
+    FROM status_moves m
+    WHERE l.device_id = m.device_id AND m.has_latest
+      AND (m.dirty OR (m.old_counted, m.old_recheck) IS DISTINCT FROM (m.counted, m.recheck_at));
 
     DELETE FROM device_counted o USING status_moves m
     WHERE o.device_id = m.device_id AND m.state IS NULL;

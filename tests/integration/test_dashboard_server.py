@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import gzip
 import json
+from datetime import datetime
 
 import geobuf
+import numpy as np
+import pandas as pd
 import pytest
+import sqlalchemy as sa
 
+from components.theme import STATE_RANK
+from data import writes
 from data.areas import cell_metrics
 from data.devices import area_devices
 from data.kpis import area_kpis
@@ -34,17 +40,64 @@ def operator(engine, seeded):
     return sign_in(engine, role="operator")
 
 
+# the devices of the district's grid cells (a cell belongs to the district of its centre), by
+# map state, as area_devices says each one is: what the clusters must add up to
+CELL_DEVICES = """
+    SELECT count(*) FROM device d
+    JOIN device_type t ON t.id = d.type_id
+    JOIN grid_cell g ON g.cell = d.cell
+    WHERE g.district_adcode = :district AND d.status <> 'retired'
+      AND (CAST(:category AS text) IS NULL OR t.category_code = :category)
+      AND d.id = ANY(:ids)
+"""
+
+
 def test_device_clusters_count_every_device_of_the_district(app, engine, operator):
     client = client_for(app, operator)
-    response = client.get(devices_url(district=PUDONG, category=None, zoom=11))
-    assert response.status_code == 200
+    # each device as it was when the counters were last made
+    at = datetime.fromisoformat(str(writes.get_meta(engine, key="status_as_of")))
+    with engine.connect() as conn:
+        codes = conn.execute(sa.text("SELECT adcode FROM district")).scalars().all()
+    devices = pd.concat([area_devices(engine, district=code, at=at) for code in codes])
+    for category in (None, "flood"):
+        response = client.get(devices_url(district=PUDONG, category=category, zoom=11))
+        assert response.status_code == 200
+        features = response.get_json()["features"]
+        assert len(features) > 5
+        mix = np.zeros(len(STATE_RANK), dtype=int)
+        for feature in features:
+            properties = feature["properties"]
+            if properties["cluster"]:
+                mix += properties["c"]
+                assert sum(properties["c"]) == properties["n"]
+            else:
+                mix[properties["s"]] += 1
+        with engine.connect() as conn:
+            for rank, state in enumerate(STATE_RANK):
+                ids = devices.loc[devices["state"] == state, "id"].tolist()
+                expected = conn.execute(
+                    sa.text(CELL_DEVICES),
+                    {"district": PUDONG, "category": category, "ids": ids},
+                ).scalar_one()
+                assert mix[rank] == expected, (category, state)
+        assert mix.sum() > (500 if category is None else 10)
+
+
+def test_zoomed_in_the_devices_of_the_view_are_read_by_box(app, engine, operator):
+    client = client_for(app, operator)
+    pudong = area_devices(engine, district=PUDONG)  # now, as the devices are read by box
+    lon, lat = pudong["lon"].median(), pudong["lat"].median()
+    box = [[lat - 0.03, lon - 0.03], [lat + 0.03, lon + 0.03]]
+    response = client.get(devices_url(district=PUDONG, category=None, zoom=16, bounds=box))
     features = response.get_json()["features"]
-    total = sum(f["properties"].get("n", 1) for f in features)
-    assert total == len(area_devices(engine, district=PUDONG))
-    flood = client.get(devices_url(district=PUDONG, category="flood", zoom=11)).get_json()
-    assert sum(f["properties"].get("n", 1) for f in flood["features"]) == len(
-        area_devices(engine, district=PUDONG, category="flood")
-    )
+    ids = {f["properties"]["id"] for f in features}
+    assert features and all(not f["properties"]["cluster"] for f in features)
+    # the URL's box is the view's, rounded out to 0.02°
+    west, south, east, north = (float(v) for v in response.request.args["bbox"].split(","))
+    inside = pudong[pudong["lon"].between(west, east) & pudong["lat"].between(south, north)]
+    assert ids == set(inside["id"])
+    states = dict(zip(pudong["id"], pudong["state"], strict=True))
+    assert all(STATE_RANK[f["properties"]["s"]] == states[f["properties"]["id"]] for f in features)
 
 
 @pytest.mark.parametrize(

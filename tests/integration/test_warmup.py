@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import time
 
-import numpy as np
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 
-from components.theme import STATE_RANK
-from data.clock import database_now
-from data.devices import area_devices, device_points
+from data.devices import CELL_STATES, cell_points
 from data.reference_reads import district_codes
 from tests.conftest import app_on
 from tests.dash_client import client_for, sign_in
@@ -28,20 +26,34 @@ def app(db_url, seeded):
         yield dash_app
 
 
-def test_device_points_give_every_device_its_map_state(engine, seeded):
-    at = database_now(engine)
-    points = device_points(engine, states=STATE_RANK, at=at)
+def _cell_devices(engine, district: str) -> int:
+    """Devices the counters hold in the district's grid cells."""
+    with engine.connect() as conn:
+        return conn.execute(
+            sa.text(
+                "SELECT coalesce(sum(devices_total), 0) FROM cell_status WHERE district_adcode = :d"
+            ),
+            {"d": district},
+        ).scalar_one()
+
+
+def test_cell_points_count_every_device_of_each_cell_once(engine, seeded):
+    points = cell_points(engine)
     assert set(points) == set(district_codes(engine))
-    for district, frame in points.items():
-        expected = area_devices(engine, district=district, at=at)
-        assert frame["id"].tolist() == expected["id"].tolist()  # both sorted by id
-        assert np.allclose(frame["lon"], expected["lon"]) and np.allclose(
-            frame["lat"], expected["lat"]
+    with engine.connect() as conn:
+        counted = dict(
+            conn.execute(
+                sa.text(
+                    "SELECT s.district_adcode, count(DISTINCT s.cell) FROM cell_status s GROUP BY 1"
+                )
+            ).all()
         )
-        states = [STATE_RANK[rank] for rank in frame["s"]]
-        assert states == expected["state"].tolist()
-    flood = device_points(engine, states=STATE_RANK, district=PUDONG, category="flood", at=at)
-    assert len(flood[PUDONG]) == len(area_devices(engine, district=PUDONG, category="flood", at=at))
+    for district, frame in points.items():
+        assert len(frame) == counted[district]
+        assert frame[list(CELL_STATES)].to_numpy().min() >= 0
+        assert int(frame[list(CELL_STATES)].to_numpy().sum()) == _cell_devices(engine, district)
+    flood = cell_points(engine, district=PUDONG, category="flood")[PUDONG]
+    assert 0 < flood[list(CELL_STATES)].to_numpy().sum() < _cell_devices(engine, PUDONG)
 
 
 def test_the_warm_up_builds_every_district_before_the_first_request(app, engine):
@@ -64,25 +76,25 @@ def test_the_warm_up_builds_every_district_before_the_first_request(app, engine)
     # and what a viewer then gets is every device of the district, clustered
     client = client_for(app, sign_in(engine, role="operator"))
     features = client.get(devices_url(district=PUDONG, category=None, zoom=11)).get_json()
-    assert sum(f["properties"].get("n", 1) for f in features["features"]) == len(
-        area_devices(engine, district=PUDONG)
+    assert sum(f["properties"].get("n", 1) for f in features["features"]) == _cell_devices(
+        engine, PUDONG
     )
 
 
 def test_a_district_unseen_for_a_while_is_shown_at_once_and_refreshed(app, engine):
     snapshots = app.server.extensions[SNAPSHOTS]
     version = snapshot_version()
-    devices = len(area_devices(engine, district=PUDONG))
-    stale = pd.DataFrame({"id": [], "lon": [], "lat": [], "s": []})
+    cells = len(cell_points(engine, district=PUDONG)[PUDONG])
+    stale = pd.DataFrame({"cell": [], "lon": [], "lat": []})
     # a snapshot a few periods old is served as it is while the current one builds
     snapshots.put(PUDONG, None, version - STALE_VERSIONS, stale)
     assert snapshots.get(PUDONG, None, version) is stale
     deadline = time.monotonic() + 30
     while not snapshots.holds(PUDONG, None, version) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert len(snapshots.get(PUDONG, None, version)) == devices
+    assert len(snapshots.get(PUDONG, None, version)) == cells
     # an older one is not: the view waits for its current snapshot
     snapshots.put("310101", None, version - STALE_VERSIONS - 1, stale)
     assert len(snapshots.get("310101", None, version)) == len(
-        area_devices(engine, district="310101")
+        cell_points(engine, district="310101")["310101"]
     )

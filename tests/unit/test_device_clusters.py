@@ -99,3 +99,34 @@ def test_clusters_carry_the_count_of_each_state(devices):
             totals[s] += 1
         expected = devices["s"].value_counts()
         assert totals == [int(expected.get(rank, 0)) for rank in range(len(STATE_RANK))]
+
+
+def test_cells_cluster_by_their_counts_at_their_weighted_centre():
+    """Frames of counts by grid cell (the counters): a cluster holds the sum of its cells'
+    counts per state, sits at their centre weighted by devices, and a cell of one device is a
+    cluster of one (cells do not name their devices); empty cells draw nothing."""
+    from components.theme import STATE_RANK
+
+    cells = pd.DataFrame(
+        {
+            "cell": [1, 2, 3, 4],
+            "lon": [121.5000, 121.5010, 121.9, 121.7],
+            "lat": [31.2000, 31.2010, 31.0, 31.1],
+            **{state: [0, 0, 0, 0] for state in STATE_RANK},
+        }
+    )
+    cells.loc[0, "normal"], cells.loc[0, "alarm"] = 3, 1
+    cells.loc[1, "offline"] = 4
+    cells.loc[2, "maintenance"] = 1
+    features = cluster_features(cells, zoom=10, bbox=None)["features"]
+    assert len(features) == 2  # cell 4 is empty
+    near = next(f for f in features if f["properties"]["n"] == 8)["properties"]
+    assert near["c"] == [1, 0, 0, 4, 0, 3] and near["s"] == 0 and near["cluster"]
+    lon = next(f for f in features if f["properties"]["n"] == 8)["geometry"]["coordinates"][0]
+    assert lon == pytest.approx((121.5 * 4 + 121.501 * 4) / 8, abs=1e-6)
+    lone = next(f for f in features if f["properties"]["n"] == 1)["properties"]
+    assert lone["cluster"] and lone["c"][STATE_RANK.index("maintenance")] == 1
+    # past the device zoom, a frame of cells still gives clusters, never made-up devices
+    fine = cluster_features(cells, zoom=DEVICE_ZOOM, bbox=None)["features"]
+    assert all(f["properties"]["cluster"] for f in fine)
+    assert sum(f["properties"]["n"] for f in fine) == 9
