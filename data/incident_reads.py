@@ -4,7 +4,7 @@ wall (high-water marks). Handling them is data/incidents.py."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 import sqlalchemy as sa
@@ -42,6 +42,45 @@ def _check_timeline(
         raise InvalidQuery("bucket_minutes must be one of 15, 30, 60, 180, 360, 1440")
 
 
+# incidents opened per bucket: the quarter-hour counters (revision 0015) for the window's whole
+# quarter-hours, the raw incidents only for its partial first and last ones
+_TIMELINE_SQL = """
+    SELECT date_bin(:bucket * interval '1 minute', t.at, timestamptz '2000-01-01 00:00:00+08')
+               AS bucket, t.severity, t.category_code, sum(t.n)::bigint
+    FROM (
+        SELECT r.bucket AS at, r.severity, r.category_code, r.n
+        FROM incident_opened_15m r
+        WHERE r.bucket >= :inner_start AND r.bucket < :inner_end AND r.kind = ANY(:kinds)
+          AND (CAST(:district AS text) IS NULL OR r.district_adcode = :district)
+          AND (CAST(:street AS text) IS NULL OR r.street_code = :street)
+          AND (CAST(:category AS text) IS NULL OR r.category_code = :category)
+        UNION ALL
+        SELECT i.opened_at, i.severity, i.category_code, 1
+        FROM incident i
+        WHERE ((i.opened_at >= :start AND i.opened_at < :inner_start)
+               OR (i.opened_at >= :inner_end AND i.opened_at < :end))
+          AND i.kind = ANY(:kinds)
+          AND (CAST(:district AS text) IS NULL OR i.district_adcode = :district)
+          AND (CAST(:street AS text) IS NULL OR i.street_code = :street)
+          AND (CAST(:category AS text) IS NULL OR i.category_code = :category)
+    ) t
+    WHERE t.n <> 0
+    GROUP BY 1, 2, 3
+    HAVING sum(t.n) > 0
+    ORDER BY 1, 2, 3
+"""
+_QUARTER = timedelta(minutes=15)
+
+
+def _whole_quarters(start: datetime, end: datetime) -> tuple[datetime, datetime]:
+    """The quarter-hours wholly inside [start, end), as [inner_start, inner_end) (empty when
+    none: inner_start == inner_end == end)."""
+    epoch = datetime(2000, 1, 1, tzinfo=UTC)
+    inner_start = epoch + -((epoch - start) // _QUARTER) * _QUARTER
+    inner_end = epoch + ((end - epoch) // _QUARTER) * _QUARTER
+    return (inner_start, inner_end) if inner_start < inner_end else (end, end)
+
+
 def incident_timeline(
     engine: Engine,
     *,
@@ -54,23 +93,16 @@ def incident_timeline(
 ) -> pd.DataFrame:
     """Incidents opened per bucket, by severity and category, for a stacked timeline."""
     _check_timeline(start, end, bucket_minutes, district=district, street=street, category=category)
+    inner_start, inner_end = _whole_quarters(start, end)
     with engine.connect() as conn:
         rows = conn.execute(
-            sa.text(
-                "SELECT date_bin(:bucket * interval '1 minute', opened_at,"
-                "        timestamptz '2000-01-01 00:00:00+08') AS bucket,"
-                " severity, category_code, count(*)"
-                " FROM incident"
-                " WHERE opened_at >= :start AND opened_at < :end AND kind = ANY(:kinds)"
-                "   AND (CAST(:district AS text) IS NULL OR district_adcode = :district)"
-                "   AND (CAST(:street AS text) IS NULL OR street_code = :street)"
-                "   AND (CAST(:category AS text) IS NULL OR category_code = :category)"
-                " GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
-            ),
+            sa.text(_TIMELINE_SQL),
             {
                 "bucket": bucket_minutes,
                 "start": start,
                 "end": end,
+                "inner_start": inner_start,
+                "inner_end": inner_end,
                 "district": district,
                 "street": street,
                 "category": category,

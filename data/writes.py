@@ -643,7 +643,8 @@ def clear_city(engine: Engine) -> None:
                 " street_status, status_refresh, status_history, cell_status_history,"
                 " resource_track,"
                 " rollup_district_daily, rollup_district_type_1h, rollup_street_15m,"
-                " device_counted, status_device_change, device_latest, reading, device"
+                " device_counted, status_device_change, incident_opened_15m,"
+                " device_latest, reading, device"
             )
         )
         conn.execute(sa.text("DELETE FROM ingest_token WHERE device_id IS NOT NULL"))

@@ -364,6 +364,76 @@ BEGIN
     RETURN (SELECT coalesce(sum(s.devices_total), 0)::integer FROM street_status s);
 END $$;
 
+-- Incidents opened per 15 minutes, by place, category, severity and kind: the incident timeline
+-- reads these counters (and the raw incidents of its window's two partial quarter-hours), not
+-- every incident of its window. Kept by triggers on incident; a severity raised later moves its
+-- incident, so the timeline keeps stacking by the severity incidents have now.
+CREATE TABLE incident_opened_15m (
+    bucket          timestamptz NOT NULL,
+    district_adcode text NOT NULL,
+    street_code     text NOT NULL,  -- '' for an incident of no street
+    category_code   text NOT NULL,
+    severity        text NOT NULL,
+    kind            text NOT NULL,
+    n               integer NOT NULL,
+    PRIMARY KEY (bucket, district_adcode, street_code, category_code, severity, kind)
+);
+CREATE INDEX incident_opened_15m_district_idx ON incident_opened_15m (district_adcode, bucket);
+INSERT INTO incident_opened_15m
+SELECT bucket_15m(opened_at), district_adcode, coalesce(street_code, ''), category_code, severity,
+       kind, count(*)
+FROM incident GROUP BY 1, 2, 3, 4, 5, 6;
+GRANT SELECT ON incident_opened_15m TO onescreen_web;
+ALTER TABLE incident_opened_15m ENABLE ROW LEVEL SECURITY;
+CREATE POLICY web_read ON incident_opened_15m FOR SELECT TO onescreen_web
+    USING (onescreen_scope_allows(district_adcode));
+
+CREATE OR REPLACE FUNCTION incident_opened_counted() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_LEVEL = 'ROW' THEN
+        -- an update that moved an incident between counters (rare: a raised severity)
+        INSERT INTO incident_opened_15m AS r
+        VALUES (bucket_15m(OLD.opened_at), OLD.district_adcode, coalesce(OLD.street_code, ''),
+                OLD.category_code, OLD.severity, OLD.kind, -1),
+               (bucket_15m(NEW.opened_at), NEW.district_adcode, coalesce(NEW.street_code, ''),
+                NEW.category_code, NEW.severity, NEW.kind, 1)
+        ON CONFLICT (bucket, district_adcode, street_code, category_code, severity, kind)
+        DO UPDATE SET n = r.n + excluded.n;
+        RETURN NULL;
+    ELSIF TG_OP = 'INSERT' THEN
+        INSERT INTO incident_opened_15m AS r
+        SELECT bucket_15m(i.opened_at), i.district_adcode, coalesce(i.street_code, ''),
+               i.category_code, i.severity, i.kind, count(*)
+        FROM new_rows i GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6
+        ON CONFLICT (bucket, district_adcode, street_code, category_code, severity, kind)
+        DO UPDATE SET n = r.n + excluded.n;
+    ELSE
+        INSERT INTO incident_opened_15m AS r
+        SELECT bucket_15m(i.opened_at), i.district_adcode, coalesce(i.street_code, ''),
+               i.category_code, i.severity, i.kind, -count(*)
+        FROM old_rows i GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6
+        ON CONFLICT (bucket, district_adcode, street_code, category_code, severity, kind)
+        DO UPDATE SET n = r.n + excluded.n;
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER incident_opened_inserted AFTER INSERT ON incident
+    REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION incident_opened_counted();
+CREATE TRIGGER incident_opened_deleted AFTER DELETE ON incident
+    REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION incident_opened_counted();
+CREATE TRIGGER incident_opened_moved
+    AFTER UPDATE OF opened_at, district_adcode, street_code, category_code, severity, kind
+    ON incident FOR EACH ROW
+    WHEN ((OLD.opened_at, OLD.district_adcode, OLD.street_code, OLD.category_code, OLD.severity,
+           OLD.kind)
+          IS DISTINCT FROM
+          (NEW.opened_at, NEW.district_adcode, NEW.street_code, NEW.category_code, NEW.severity,
+           NEW.kind))
+    EXECUTE FUNCTION incident_opened_counted();
+
 -- The reading insert trigger as revision 0006 wrote it (0006_foresight.sql), its device_latest
 -- upsert now also marking the rows the status pass must look at again.
 CREATE OR REPLACE FUNCTION reading_after_insert() RETURNS trigger

@@ -1,5 +1,10 @@
 -- Revision 0015 undone: its tables, triggers and columns go; the revision's migration module then
 -- puts back refresh_status() as 0014 wrote it and the reading trigger as 0002 did.
+DROP TRIGGER IF EXISTS incident_opened_inserted ON incident;
+DROP TRIGGER IF EXISTS incident_opened_deleted ON incident;
+DROP TRIGGER IF EXISTS incident_opened_moved ON incident;
+DROP FUNCTION IF EXISTS incident_opened_counted();
+DROP TABLE IF EXISTS incident_opened_15m;
 DROP TRIGGER IF EXISTS device_type_updated ON device_type;
 DROP TRIGGER IF EXISTS device_inserted ON device;
 DROP TRIGGER IF EXISTS device_updated ON device;

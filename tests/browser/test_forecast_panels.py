@@ -130,9 +130,15 @@ def test_district_page_outlines_the_street_and_runs_the_timeline_ahead(
     assert log.errors == [], log.errors
 
 
-def _marker_state(page: Page, base: str, device_id: int) -> int | None:
+def _marker_state(page: Page, base: str, device_id: int, engine) -> int | None:
     """The device's marker state once the device snapshots show its 预警 (or the last seen)."""
-    url = f"{base}/geo/district/{PUDONG}/devices.json?zoom=17&category=flood"
+    with engine.connect() as conn:
+        lon, lat = conn.execute(
+            sa.text("SELECT ST_X(geom), ST_Y(geom) FROM device WHERE id = :id"), {"id": device_id}
+        ).one()
+    # zoomed in, the devices of the view's box are sent one by one
+    box = f"{lon - 0.01:.2f},{lat - 0.01:.2f},{lon + 0.01:.2f},{lat + 0.01:.2f}"
+    url = f"{base}/geo/district/{PUDONG}/devices.json?zoom=17&category=flood&bbox={box}"
     deadline = time.monotonic() + 130
     state = None
     # device snapshots are rebuilt once a minute (per worker): wait for ones taken after the 预警
@@ -145,21 +151,23 @@ def _marker_state(page: Page, base: str, device_id: int) -> int | None:
     return state
 
 
-def test_a_device_with_a_forecast_is_a_forecast_marker(live_server_fast, browser, forecasts):
+def test_a_device_with_a_forecast_is_a_forecast_marker(
+    live_server_fast, live_engine, browser, forecasts
+):
     page, log = open_page(browser)
     page.goto(f"{live_server_fast}/district/{PUDONG}")
     # components.theme.STATE_RANK: 1 = forecast
-    assert _marker_state(page, live_server_fast, forecasts["device"]["id"]) == 1
+    assert _marker_state(page, live_server_fast, forecasts["device"]["id"], live_engine) == 1
     page.context.close()
     assert log.errors == [], log.errors
 
 
 @pytest.mark.parametrize("viewport", list(VIEWPORTS))
 def test_screenshots_of_forecasts_on_overview_and_district(
-    live_server_fast, browser, forecasts, viewport
+    live_server_fast, live_engine, browser, forecasts, viewport
 ):
     page, _log = open_page(browser, viewport)
-    _marker_state(page, live_server_fast, forecasts["device"]["id"])
+    _marker_state(page, live_server_fast, forecasts["device"]["id"], live_engine)
     page.context.close()
     for lang in ("zh", "en"):
         page, log = open_page(browser, viewport)
