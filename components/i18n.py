@@ -168,8 +168,8 @@ _TEXTS: dict[str, tuple[str, str]] = {
         "Not a time: write it as 2026-12-04 13:05",
     ),
     "replay.devices": (
-        "回放时设备按街镇与网格计数（“网格热力”图层）",
-        "In a replay devices are counted by street and grid cell (the grid heat layer)",
+        "回放：聚合为当时各网格的设备计数（维护中计为离线，不含预警）",
+        "Replay: clusters are the grid cells' device counts then (maintenance as offline, no 预警)",
     ),
     "district.title": ("{name} · 区级态势", "{name} · district status"),
     "district.whole": ("全区", "Whole district"),

@@ -12,6 +12,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from data.asof import replaying, timed
 from data.checks import InvalidQuery, check_scope, check_window
 from data.clock import at_or_now
 from data.rule_types import Rule, rules_for_type
@@ -106,14 +107,15 @@ def area_devices(
 
 # the map's device clusters by grid cell, from the status counters (revision 0015): what a
 # district's devices are costs its cells, not its devices. Maintenance and live 预警 set devices
-# apart from the counters' online/offline split; both are few (partial indexes).
-_CELL_POINTS_SQL = sa.text(
+# apart from the counters' online/offline split; both are few (partial indexes). A replay reads
+# the counters as they stood (`cell_status_at`), which keep neither: maintenance shows offline.
+_CELL_POINTS_SQL = timed(
     """
     WITH counts AS (
         SELECT s.district_adcode AS district, s.cell, sum(s.devices_total) AS total,
                sum(s.devices_online) AS online, sum(s.devices_warning) AS warning,
                sum(s.devices_alarm) AS alarm
-        FROM cell_status s
+        FROM {cell_status} s
         WHERE (CAST(:district AS text) IS NULL OR s.district_adcode = :district)
           AND (CAST(:category AS text) IS NULL OR s.category_code = :category)
         GROUP BY 1, 2
@@ -123,7 +125,8 @@ _CELL_POINTS_SQL = sa.text(
                count(*) FILTER (WHERE c.state = 1) AS forecast_normal,
                count(*) FILTER (WHERE c.state = 2) AS forecast_warning
         FROM device_counted c
-        WHERE (c.state = 4
+        WHERE NOT {past}
+          AND (c.state = 4
                OR (c.state IN (1, 2) AND c.device_id IN (
                    SELECT i.device_id FROM incident i
                    WHERE i.kind = 'forecast' AND i.status <> 'resolved')))
@@ -149,14 +152,23 @@ CELL_STATES = ("alarm", "forecast", "warning", "offline", "maintenance", "normal
 
 
 def cell_points(
-    engine: Engine, *, district: str | None = None, category: str | None = None
+    engine: Engine,
+    *,
+    district: str | None = None,
+    category: str | None = None,
+    at: datetime | None = None,
+    replay: bool = False,
 ) -> dict[str, pd.DataFrame]:
     """Each district's devices counted by grid cell (one district, or every one the scope
-    shows): cell, lon, lat of its centre and the count of devices in each of CELL_STATES, as
-    the last status pass counted them."""
+    shows; a replay reads one district at `at`): cell, lon, lat of its centre and the count of
+    devices in each of CELL_STATES, as the last status pass counted them."""
     check_scope(district=district, category=category)
+    if replaying(at, replay) and district is None:
+        raise InvalidQuery("a replay's device clusters are read one district at a time")
     with engine.connect() as conn:
-        result = conn.execute(_CELL_POINTS_SQL, {"district": district, "category": category})
+        result = conn.execute(
+            _CELL_POINTS_SQL.of(replay), {"district": district, "category": category, "at": at}
+        )
         frame = pd.DataFrame(result.all(), columns=list(result.keys()))
     if frame.empty:
         return {}

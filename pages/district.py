@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Any, cast
 
 import dash
@@ -27,10 +28,12 @@ from components.filters import chosen_category, filter_bar
 from components.i18n import name, t
 from components.notfound import not_found_page
 from components.panels import panel, unavailable
-from components.replay import page_replay, stamp
+from components.replay import page_replay, replay_at, stamp
 from components.shell import create_page, crumb_links
 from components.state import LAYERS, METRICS, href, language, pick
 from components.theme import STATE_RANK
+from data.checks import InvalidQuery
+from data.clock import CITY_TZ
 from data.errors import READ_ERRORS, report_failure
 from panels import AREAS, FEED, MARKERS, RANKING, TILES, TIMELINE, WARNINGS
 from panels.base import Rendered, View
@@ -124,9 +127,10 @@ def _first(values: dict[str, Any]) -> tuple[Rendered | None, Rendered | None]:
 
 
 def _map_layers(
-    adcode: str, category: str | None, lang: str, first: dict, *, replay: bool = False
+    adcode: str, category: str | None, lang: str, first: dict, *, at: datetime | None = None
 ) -> list:
-    """Cells (H3 heat), streets and device clusters of the district (none in a replay)."""
+    """Cells (H3 heat), streets and device clusters of the district (a replay's: as the
+    counters stood at `at`)."""
     device_hideout = {
         "stateColors": state_colors(),
         "stateNames": [t(f"state.{state}", lang) for state in STATE_RANK],
@@ -159,7 +163,7 @@ def _map_layers(
         ),
         dl.GeoJSON(
             id=ids.DISTRICT_DEVICES,
-            url=devices_url(district=adcode, category=category, zoom=INITIAL_ZOOM, replay=replay),
+            url=devices_url(district=adcode, category=category, zoom=INITIAL_ZOOM, at=at),
             **geojson_options(pointToLayer=MAP_JS("deviceMarker"), hideout=device_hideout),
         ),
     ]
@@ -251,7 +255,7 @@ def layout(
             legend=shown.get("legend", [unavailable(t("panel.unavailable", lang))]),
             # live critical and major incidents above the streets and devices (issue 19)
             layers=[
-                *_map_layers(adcode, values["category"], lang, shown, replay=moment is not None),
+                *_map_layers(adcode, values["category"], lang, shown, at=moment),
                 *UNITS.create(look),
                 MARKERS.create(look),
             ],
@@ -328,14 +332,18 @@ def _city_href(lang: str, metric: object, category: object) -> str:
     prevent_initial_call=True,
 )
 def update_devices(zoom, bounds, category, _tick, at, current, state):
-    """Point the device layer at the clusters of this view (unchanged URL = no refetch); none
-    while the page replays the past (its H3 cells count the devices then)."""
+    """Point the device layer at the clusters of this view (unchanged URL = no refetch); while
+    the page replays the past, at the counters as they stood then."""
+    try:
+        moment = replay_at(at, now=datetime.now(CITY_TZ))
+    except InvalidQuery:
+        raise PreventUpdate from None
     url = devices_url(
         district=_district(state),
         category=chosen_category(category),
         zoom=zoom,
         bounds=bounds if _valid_bounds(bounds) else None,
-        replay=bool(at),
+        at=moment,
     )
     if url == current:
         raise PreventUpdate

@@ -78,8 +78,10 @@ def render(view: View, look: Look, kept: dict[str, Any]) -> Rendered:
         section = html.Div(
             t("legend.devices", look.lang), className="os-legend-title os-legend-section"
         )
-        # devices are kept as counts per street and cell, so a replay counts them on the grid
-        states = state_legend(look.lang) if view.at is None else [replay_devices_note(look.lang)]
+        # a replay's clusters are the grid cells' counts then, which keep no maintenance or 预警
+        states = [*state_legend(look.lang)]
+        if view.at is not None:
+            states.append(replay_devices_note(look.lang))
         legend += [section, *states]
     # walls draw labels (none for a district's streets), district pages the H3 cells
     layers = (

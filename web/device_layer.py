@@ -17,6 +17,7 @@ import logging
 import math
 import threading
 import time
+from datetime import datetime
 from urllib.parse import urlencode
 
 import numpy as np
@@ -26,8 +27,11 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from components import reference
+from components.replay import replay_at, stamp
 from components.theme import STATE_RANK
+from data.asof import replay_args
 from data.checks import InvalidQuery
+from data.clock import CITY_TZ
 from data.devices import CELL_STATES, cell_points, devices_in_box
 from data.errors import OneScreenError, report_failure
 from data.scope import CITY, Scope, scoped
@@ -74,10 +78,10 @@ def devices_url(
     zoom: float | None = None,
     bounds: list | None = None,
     version: int | None = None,
-    replay: bool = False,
+    at: datetime | None = None,
 ) -> str:
-    """The URL of a district's device clusters (or devices) for a map view; a replay's is an
-    empty layer (devices are kept as counts per street and cell, not one by one)."""
+    """The URL of a district's device clusters (or devices) for a map view; a replay's (`at`)
+    clusters the counters as they stood then."""
     level = clamp_zoom(zoom)
     query: dict[str, object] = {"zoom": level}
     if level >= VIEW_ZOOM and bounds:
@@ -94,8 +98,10 @@ def devices_url(
     if category:
         query["category"] = category
     query["v"] = snapshot_version() if version is None else version
-    if replay:
-        query["replay"] = 1
+    if at is not None:
+        # the past's devices are clusters at every zoom: counters by cell, not devices
+        query.pop("bbox", None)
+        query["at"] = stamp(at)
     return f"/geo/district/{district}/devices.json?{urlencode(query)}"
 
 
@@ -127,7 +133,12 @@ def parse_bbox(text: str | None) -> tuple[float, float, float, float] | None:
 
 
 def snapshot_frame(
-    engine: Engine, *, district: str, category: str | None, bbox: Box | None = None
+    engine: Engine,
+    *,
+    district: str,
+    category: str | None,
+    bbox: Box | None = None,
+    at: datetime | None = None,
 ) -> pd.DataFrame:
     """The district's devices by grid cell (cell, lon, lat, a count per STATE_RANK state), or
     with a box, its devices inside it (id, lon, lat, s: the rank of the device's state)."""
@@ -142,7 +153,7 @@ def snapshot_frame(
                 states=STATE_RANK,
                 limit=MAX_POINTS,
             )
-        frames = cell_points(engine, district=district, category=category)
+        frames = cell_points(engine, district=district, category=category, **replay_args(at))
     return frames.get(district, _EMPTY)
 
 
@@ -248,7 +259,8 @@ def grid_clusters(frame: pd.DataFrame, *, zoom: int) -> dict:
     return {"type": "FeatureCollection", "features": features}
 
 
-_Key = tuple[str, str | None, int, Box | None]
+# district, category, snapshot, the view's box (devices one by one) and the replayed instant
+_Key = tuple[str, str | None, int, Box | None, datetime | None]
 
 
 class _SnapshotCache:
@@ -267,14 +279,19 @@ class _SnapshotCache:
         self._building: dict[_Key, threading.Lock] = {}
 
     def get(
-        self, district: str, category: str | None, version: int, bbox: Box | None = None
+        self,
+        district: str,
+        category: str | None,
+        version: int,
+        bbox: Box | None = None,
+        at: datetime | None = None,
     ) -> pd.DataFrame:
-        key = (district, category, version, bbox)
+        key = (district, category, version, bbox, at)
         with self._lock:
             hit = self._frames.get(key)
             if hit is not None:
                 return hit
-            previous = self._latest(district, category, version, bbox)
+            previous = None if at else self._latest(district, category, version, bbox)
             if previous is not None:
                 if key not in self._building:
                     self._building[key] = threading.Lock()
@@ -287,7 +304,7 @@ class _SnapshotCache:
     ) -> pd.DataFrame | None:
         """The newest kept frame of the view older than `version`, if recent enough."""
         for older in range(version - 1, version - 1 - STALE_VERSIONS, -1):
-            frame = self._frames.get((district, category, older, bbox))
+            frame = self._frames.get((district, category, older, bbox, None))
             if frame is not None:
                 return frame
         return None
@@ -295,12 +312,12 @@ class _SnapshotCache:
     def holds(self, district: str, category: str | None, version: int) -> bool:
         """Whether the frame of this view and snapshot is built."""
         with self._lock:
-            return (district, category, version, None) in self._frames
+            return (district, category, version, None, None) in self._frames
 
     def put(self, district: str, category: str | None, version: int, frame: pd.DataFrame) -> None:
         """Keep a frame built elsewhere (the warm-up's city-wide read)."""
         with self._lock:
-            self._frames.setdefault((district, category, version, None), frame)
+            self._frames.setdefault((district, category, version, None, None), frame)
             self._evict()
 
     def _evict(self) -> None:
@@ -324,7 +341,7 @@ class _SnapshotCache:
                 return hit
             try:
                 frame = snapshot_frame(
-                    self.app.read_engine, district=key[0], category=key[1], bbox=key[3]
+                    self.app.read_engine, district=key[0], category=key[1], bbox=key[3], at=key[4]
                 )
             except Exception:
                 with self._lock:
@@ -379,7 +396,8 @@ def register_device_routes(server: Flask) -> None:
         category = request.args.get("category") or None
         try:
             bbox = parse_bbox(request.args.get("bbox"))
-        except ValueError as exc:
+            at = replay_at(request.args.get("at"), now=datetime.now(CITY_TZ))
+        except (ValueError, InvalidQuery) as exc:
             return _error(400, str(exc))
         zoom = clamp_zoom(request.args.get("zoom"))
         principal = current_principal()
@@ -395,11 +413,10 @@ def register_device_routes(server: Flask) -> None:
             # only the current and the previous snapshot exist; anything else means "current"
             if version is None or not current - 1 <= version <= current:
                 version = current
-            # devices one by one only inside a view; without one, the finest clusters
-            box = bbox if zoom >= DEVICE_ZOOM else None
+            # devices one by one only inside a view of now; otherwise the finest clusters
+            box = bbox if zoom >= DEVICE_ZOOM and at is None else None
             zoom = zoom if box is not None else min(zoom, DEVICE_ZOOM - 1)
-            replay = bool(request.args.get("replay"))
-            frame = _EMPTY if replay else cache.get(district, category, version, box)
+            frame = cache.get(district, category, version, box, at)
         except (SQLAlchemyError, OneScreenError, InvalidQuery) as exc:
             report_failure(log, "device points unavailable", exc)
             return _error(503, "device points temporarily unavailable")

@@ -1,7 +1,7 @@
 """回放 through the web with forged requests: the panels of a page read the instant its store
 holds (and refuse one that is not an instant without a trace), the bar's callback says what it
-could not read, a past instant is never a stranger's district, and a replayed district map has
-no live device points."""
+could not read, a past instant is never a stranger's district, and a replayed district map's
+device clusters are the grid counters as they stood."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import json
 from datetime import datetime, timedelta
 
 import pytest
+import sqlalchemy as sa
 
 from components import ids
 from data.clock import CITY_TZ, database_now
@@ -113,10 +114,30 @@ def test_the_bar_says_what_it_could_not_read(live_app, live_owner):
     assert abs((datetime.now(CITY_TZ) - at) - timedelta(minutes=90)) < timedelta(minutes=1)
 
 
-def test_a_replayed_district_map_has_no_live_device_points(live_app, live_owner):
+def test_a_replayed_district_map_clusters_the_counters_then(live_app, live_owner):
     operator = sign_in(live_owner, role="operator")
     client = client_for(live_app, operator)
     live = client.get(f"/geo/district/{PUDONG}/devices.json?zoom=11")
-    replay = client.get(f"/geo/district/{PUDONG}/devices.json?zoom=11&replay=1")
+    at = database_now(live_owner) - timedelta(minutes=20)
+    stamp = at.astimezone(CITY_TZ).strftime("%Y-%m-%dT%H:%M:%S")
+    replay = client.get(f"/geo/district/{PUDONG}/devices.json?zoom=16&at={stamp}")
     assert live.status_code == replay.status_code == 200
-    assert live.json["features"] and replay.json["features"] == []
+    features = replay.json["features"]
+    # past devices are clusters at every zoom (counts by cell, not devices) …
+    assert features and all(f["properties"]["cluster"] for f in features)
+    # … adding up to the district's cells then
+    with live_owner.connect() as conn:
+        then = conn.execute(
+            sa.text(
+                "SELECT coalesce(sum(devices_total), 0), coalesce(sum(devices_alarm), 0)"
+                " FROM cell_status_at(:at, :d)"
+            ),
+            {"at": at, "d": PUDONG},
+        ).one()
+    assert sum(f["properties"]["n"] for f in features) == then[0] > 0
+    assert sum(f["properties"]["c"][0] for f in features) == then[1]
+    # a time that is not one is refused plainly; another district's past is not shown
+    bad = client.get(f"/geo/district/{PUDONG}/devices.json?zoom=11&at=yesterday")
+    assert bad.status_code == 400 and "Traceback" not in bad.get_data(as_text=True)
+    manager = client_for(live_app, sign_in(live_owner, role="district_manager", districts=(XUHUI,)))
+    assert manager.get(f"/geo/district/{PUDONG}/devices.json?zoom=11&at={stamp}").status_code == 403
