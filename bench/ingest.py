@@ -43,7 +43,7 @@ from config import Settings, get_settings, load_settings
 from data import migrate, writes
 from data.engine import create_db_engine
 from data.ingest_store import create_token, find_principal, revoke_tokens
-from ingest.broker import MqttCredentials, service_login, sync_broker_auth
+from ingest.broker import MqttCredentials, service_login, sync_broker_auth, worker_login_name
 from localservers.base import free_port
 from localservers.mosquitto import ManagedBroker, managed_broker
 from simulator.live import telemetry_topic
@@ -663,6 +663,10 @@ def main() -> int:
         running.callback(broker.stop)
         # the worker's login (it alone reads telemetry) and the tokens' known before it starts
         ingest = service_login(bench, name="bench-ingest")
+        # workers past the first log in as serve makes their logins, in its data directory:
+        # the bench's, so the broker knows them
+        for worker in range(1, args.workers):
+            service_login(bench, name=worker_login_name(bench, worker=worker))
         revoke_tokens(engine, source=SOURCE)  # an earlier run's (--reuse): not the broker's
         sync_broker_auth(engine, bench)
         env = {
@@ -672,6 +676,7 @@ def main() -> int:
             "ONESCREEN_MQTT_USERNAME": ingest.username,
             "ONESCREEN_MQTT_PASSWORD": ingest.password,
             "ONESCREEN_INGEST_WORKERS": str(args.workers),
+            "ONESCREEN_DATA_DIR": str(bench.data_dir),
         }
         log = settings.data_dir / "bench-ingest-serve.log"
         base_url = running.enter_context(serving(env, log_path=log, ready_path="/api/v1/health"))
