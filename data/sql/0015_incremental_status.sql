@@ -106,9 +106,14 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT greatest(3 * interval_s, 600) * interval '1 second'
 $$;
 
--- The devices a pass looks at, into the temp table status_candidates. `everything`: every device
--- and every device_latest row (the first pass, or a refresh earlier than the last one).
-CREATE OR REPLACE FUNCTION status_candidates(at timestamptz, everything boolean) RETURNS bigint
+-- The devices a pass looks at, into the temp table status_candidates: the devices whose row
+-- changed, and at most `batch` stale rows and `batch` due rechecks (the soonest due first). A
+-- backlog (the jobs stopped for an hour at 10M devices: millions due) is worked off over the
+-- next passes, each short, rather than in one that holds ingest off for minutes.
+-- `everything`: every device and every device_latest row (the first pass, or a refresh earlier
+-- than the last one), ingest held off meanwhile.
+CREATE OR REPLACE FUNCTION status_candidates(at timestamptz, everything boolean, batch integer)
+RETURNS bigint
 LANGUAGE plpgsql AS $$
 DECLARE
     n bigint;
@@ -118,6 +123,7 @@ BEGIN
         -- taken first, so device writes wait until this pass commits and none is missed
         LOCK TABLE status_device_change IN ACCESS EXCLUSIVE MODE;
         DELETE FROM status_device_change;
+        LOCK TABLE device_latest IN SHARE ROW EXCLUSIVE MODE;
         CREATE TEMP TABLE status_candidates ON COMMIT DROP AS
             SELECT id AS device_id FROM device
             UNION SELECT device_id FROM device_latest
@@ -126,18 +132,19 @@ BEGIN
         CREATE TEMP TABLE status_candidates ON COMMIT DROP AS
             WITH changed AS (DELETE FROM status_device_change RETURNING device_id)
             SELECT device_id FROM changed
-            UNION SELECT device_id FROM device_latest WHERE dirty
-            UNION SELECT device_id FROM device_latest
-                  WHERE recheck_at IS NOT NULL AND recheck_at <= status_candidates.at;
+            UNION SELECT device_id FROM (
+                SELECT device_id FROM device_latest WHERE dirty LIMIT batch) stale
+            UNION SELECT device_id FROM (
+                SELECT device_id FROM device_latest
+                WHERE recheck_at IS NOT NULL AND recheck_at <= status_candidates.at
+                ORDER BY recheck_at LIMIT batch) due;
     END IF;
     ALTER TABLE status_candidates ADD PRIMARY KEY (device_id);
     ANALYZE status_candidates;
     SELECT count(*) INTO n FROM status_candidates;
-    -- the reading trigger upserts device_latest in device order: lock in that order too, so the
-    -- two wait for each other rather than deadlock. Many candidates: hold ingest off instead.
-    IF n > 200000 THEN
-        LOCK TABLE device_latest IN SHARE ROW EXCLUSIVE MODE;
-    ELSE
+    IF NOT everything THEN
+        -- the reading trigger upserts device_latest in device order: lock in that order too, so
+        -- the two wait for each other rather than deadlock
         PERFORM 1 FROM device_latest l
         WHERE l.device_id IN (SELECT c.device_id FROM status_candidates c)
         ORDER BY l.device_id FOR UPDATE;
@@ -292,9 +299,13 @@ BEGIN
     WHERE s.cell = a.cell AND s.category_code = a.category_code AND a.devices_total = 0;
 END $$;
 
--- The status snapshot, incremental. A refresh earlier than the last one, or the first (nothing
--- counted yet), starts the counters over from every device.
-CREATE OR REPLACE FUNCTION refresh_status(at timestamptz DEFAULT now()) RETURNS integer
+-- The status snapshot, incremental, `batch` stale rows and due rechecks at most (see
+-- status_candidates). A refresh earlier than the last one, or the first (nothing counted yet),
+-- starts the counters over from every device. (Revision 0014's refresh_status(timestamptz) is
+-- replaced: one function, so a call with one argument is not ambiguous.)
+DROP FUNCTION refresh_status(timestamptz);
+CREATE OR REPLACE FUNCTION refresh_status(at timestamptz DEFAULT now(),
+                                          batch integer DEFAULT 250000) RETURNS integer
 LANGUAGE plpgsql
 SET work_mem = '256MB'
 AS $$
@@ -309,7 +320,7 @@ BEGIN
     everything := NOT EXISTS (SELECT 1 FROM device_counted)
         OR at < coalesce((SELECT (m.value #>> '{}')::timestamptz FROM app_meta m
                           WHERE m.key = 'status_as_of'), '-infinity');
-    PERFORM status_candidates(at, everything);
+    PERFORM status_candidates(at, everything, batch);
     IF everything THEN
         -- from zero: every device is a move from nothing
         TRUNCATE device_counted;

@@ -16,7 +16,7 @@ DROP FUNCTION IF EXISTS device_changed();
 DROP FUNCTION IF EXISTS status_apply_deltas();
 DROP FUNCTION IF EXISTS status_deltas();
 DROP FUNCTION IF EXISTS status_moves(timestamptz);
-DROP FUNCTION IF EXISTS status_candidates(timestamptz, boolean);
+DROP FUNCTION IF EXISTS status_candidates(timestamptz, boolean, integer);
 DROP TABLE IF EXISTS status_device_change;
 DROP TABLE IF EXISTS device_counted;
 ALTER TABLE device_latest DROP COLUMN IF EXISTS counted, DROP COLUMN IF EXISTS dirty,

@@ -20,6 +20,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     # the functions as 0014 left them, which read nothing 0015 added; status_window() goes last
+    op.execute("DROP FUNCTION refresh_status(timestamptz, integer)")
     op.execute(function_text("0014_history.sql", "refresh_status"))
     run_sql_file(op.get_bind(), "0015_incremental_status_down.sql")
     op.execute(function_text("0006_foresight.sql", "reading_after_insert"))
