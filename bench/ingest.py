@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
+import os
 import shutil
 import statistics
 import sys
@@ -689,7 +690,7 @@ def main() -> int:
         env = {
             "DATABASE_URL": url,
             "ONESCREEN_MQTT_URL": broker.ensure_running(),
-            "ONESCREEN_LOG_LEVEL": "WARNING",
+            "ONESCREEN_LOG_LEVEL": os.environ.get("ONESCREEN_LOG_LEVEL", "WARNING"),
             "ONESCREEN_MQTT_USERNAME": ingest.username,
             "ONESCREEN_MQTT_PASSWORD": ingest.password,
             "ONESCREEN_INGEST_WORKERS": str(args.workers),
