@@ -265,7 +265,7 @@ def run_mqtt(engine, bench, *, devices, values, scope, total, publishers, per_bo
 
 
 def _paced_publisher(
-    broker, credentials, topic, devices, values, rate, seconds, batch, go, queue, part, parts
+    broker, credentials, topic, devices, values, rate, seconds, batch, *, go, queue, part, parts
 ) -> None:
     """Publish live readings (stamped now) at `rate` a second for `seconds`, `batch` a message."""
     client = _connected_client(broker, credentials)
@@ -390,19 +390,8 @@ def run_sustained(
     procs = [
         mp.Process(
             target=_paced_publisher,
-            args=(
-                broker,
-                *senders[p],
-                devices,
-                values,
-                rate / publishers,
-                seconds,
-                batch,
-                go,
-                queue,
-                p,
-                publishers,
-            ),
+            args=(broker, *senders[p], devices, values, rate / publishers, seconds, batch),
+            kwargs={"go": go, "queue": queue, "part": p, "parts": publishers},
         )
         for p in range(publishers)
     ]
