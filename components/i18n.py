@@ -169,7 +169,8 @@ _TEXTS: dict[str, tuple[str, str]] = {
     ),
     "replay.devices": (
         "回放：聚合为当时各网格的设备计数（维护中计为离线，不含预警）",
-        "Replay: clusters are the grid cells' device counts then (maintenance as offline, no 预警)",
+        "Replay: clusters are the grid cells' device counts then"
+        " (maintenance as offline, no early warnings)",
     ),
     "district.title": ("{name} · 区级态势", "{name} · district status"),
     "district.whole": ("全区", "Whole district"),

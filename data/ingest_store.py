@@ -399,6 +399,10 @@ class DeviceCatalog:
         return inside
 
 
+# devices read this many at a time: at 10M, rows held all at once cost ingest workers 3-4 GB
+_CATALOG_CHUNK = 200_000
+
+
 def load_device_catalog(engine: Engine) -> DeviceCatalog:
     """The catalogue ingest validates readings against."""
     with engine.connect() as conn:
@@ -408,12 +412,7 @@ def load_device_catalog(engine: Engine) -> DeviceCatalog:
                 " alarm_max, valid_min, valid_max FROM device_type"
             )
         ).all()
-        devices = conn.execute(
-            sa.text(
-                "SELECT id, type_id, status, district_adcode::int AS district FROM device"
-                " ORDER BY id"
-            )
-        ).all()
+        ids, type_id, status, district = _device_columns(conn)
     size = max((t.id for t in types), default=0) + 1
     valid_min = np.full(size, np.nan)
     valid_max = np.full(size, np.nan)
@@ -431,21 +430,47 @@ def load_device_catalog(engine: Engine) -> DeviceCatalog:
         valid_min[t.id] = low if t.valid_min is None else t.valid_min
         valid_max[t.id] = high if t.valid_max is None else t.valid_max
         binary[t.id] = t.value_kind == "binary"
-    ids = np.fromiter((d.id for d in devices), dtype=np.int64, count=len(devices))
     return DeviceCatalog(
         ids=ids,
-        type_id=np.fromiter((d.type_id for d in devices), dtype=np.int64, count=len(devices)),
-        status=np.fromiter(
-            (STATUS_CODES.get(d.status, RETIRED) for d in devices),
-            dtype=np.int8,
-            count=len(devices),
-        ),
+        type_id=type_id,
+        status=status,
         valid_min=valid_min,
         valid_max=valid_max,
         binary=binary,
-        district=np.fromiter((d.district for d in devices), dtype=np.int32, count=len(devices)),
+        district=district,
         category=tuple(category),
     )
+
+
+def _device_columns(conn: sa.Connection) -> tuple[np.ndarray, ...]:
+    """Every device's id, type, status code and district as arrays, sorted by id, read in
+    chunks (a server-side cursor) so no more than one chunk of rows is held at a time."""
+    parts: list[tuple[np.ndarray, ...]] = []
+    result = conn.execution_options(stream_results=True, yield_per=_CATALOG_CHUNK).execute(
+        sa.text(
+            "SELECT id, type_id, status, district_adcode::int AS district FROM device ORDER BY id"
+        )
+    )
+    for rows in result.partitions():
+        parts.append(
+            (
+                np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)),
+                np.fromiter((r[1] for r in rows), dtype=np.int64, count=len(rows)),
+                np.fromiter(
+                    (STATUS_CODES.get(r[2], RETIRED) for r in rows), dtype=np.int8, count=len(rows)
+                ),
+                np.fromiter((r[3] for r in rows), dtype=np.int32, count=len(rows)),
+            )
+        )
+    empty = (
+        np.zeros(0, np.int64),
+        np.zeros(0, np.int64),
+        np.zeros(0, np.int8),
+        np.zeros(0, np.int32),
+    )
+    if not parts:
+        return empty
+    return tuple(np.concatenate([part[k] for part in parts]) for k in range(4))
 
 
 def device_ids_for_codes(engine: Engine, *, codes: Sequence[str]) -> dict[str, int]:
