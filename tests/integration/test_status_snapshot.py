@@ -96,15 +96,7 @@ def test_snapshot_matches_a_recount_after_every_kind_of_change(engine, seeded):
             sa.text("UPDATE device SET status = 'maintenance' WHERE id = :id"), {"id": ids[2]}
         )
         conn.execute(sa.text("UPDATE device SET status = 'retired' WHERE id = :id"), {"id": ids[3]})
-        conn.execute(
-            sa.text(
-                "UPDATE device SET (street_code, district_adcode, cell) ="
-                " (SELECT street_code, district_adcode, cell FROM device"
-                "  WHERE street_code <> (SELECT street_code FROM device WHERE id = :id)"
-                "  AND cell IS NOT NULL ORDER BY id DESC LIMIT 1) WHERE id = :id"
-            ),
-            {"id": ids[4]},
-        )
+        _move_to_another_street(conn, ids[4])
         conn.execute(sa.text("DELETE FROM device_latest WHERE device_id = :id"), {"id": ids[5]})
         # and a whole street's devices retire: its rows must leave the snapshot
         gone_street = conn.execute(
@@ -196,15 +188,7 @@ def _change_devices(conn: sa.Connection, step: int) -> None:
         {"id": ids[0]},
     )
     conn.execute(sa.text("UPDATE device SET status = 'retired' WHERE id = :id"), {"id": ids[1]})
-    conn.execute(
-        sa.text(
-            "UPDATE device SET (street_code, district_adcode, cell) ="
-            " (SELECT street_code, district_adcode, cell FROM device"
-            "  WHERE street_code <> (SELECT street_code FROM device WHERE id = :id)"
-            "  AND cell IS NOT NULL ORDER BY id DESC LIMIT 1) WHERE id = :id"
-        ),
-        {"id": ids[2]},
-    )
+    _move_to_another_street(conn, ids[2])
     conn.execute(
         sa.text(
             "UPDATE device SET type_id = (SELECT t.id FROM device_type t"
@@ -212,6 +196,19 @@ def _change_devices(conn: sa.Connection, step: int) -> None:
             "   WHERE id = device.type_id) ORDER BY t.id LIMIT 1) WHERE id = :id"
         ),
         {"id": ids[3]},
+    )
+
+
+def _move_to_another_street(conn: sa.Connection, device_id: int) -> None:
+    """Move a device to another street and its cell (those of the newest device elsewhere)."""
+    conn.execute(
+        sa.text(
+            "UPDATE device SET (street_code, district_adcode, cell) ="
+            " (SELECT street_code, district_adcode, cell FROM device"
+            "  WHERE street_code <> (SELECT street_code FROM device WHERE id = :id)"
+            "  AND cell IS NOT NULL ORDER BY id DESC LIMIT 1) WHERE id = :id"
+        ),
+        {"id": device_id},
     )
 
 
