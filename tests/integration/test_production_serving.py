@@ -244,8 +244,12 @@ def test_two_web_servers_behind_nginx_one_killed_no_request_fails(live_city_url)
         masters = _listening(log_path.read_text())
         assert len(masters) == 2, log_path.read_text()[-2000:]
         assert "2 web servers of 1 gunicorn worker, shared cache on Redis" in log_path.read_text()
+        # "Listening" is the master's line; each worker still loads the app before it answers
+        for port in masters:
+            _wait_for_answer(f"http://127.0.0.1:{port}/login", deadline=time.monotonic() + 90)
         web = requests.Session()
-        assert all(web.get(base + "/login", timeout=30).status_code == 200 for _ in range(6))
+        first = [web.get(base + "/login", timeout=30).status_code for _ in range(6)]
+        assert first == [200] * 6, log_path.read_text()[-3000:]
         port, pid = sorted(masters.items())[0]
         os.kill(pid, signal.SIGKILL)  # its worker notices its parent gone and exits too
         answers = []
@@ -260,6 +264,20 @@ def test_two_web_servers_behind_nginx_one_killed_no_request_fails(live_city_url)
             time.sleep(0.5)
         assert again.get(port) not in (None, pid), log_path.read_text()[-2000:]
     assert "Traceback" not in log_path.read_text()
+
+
+def _wait_for_answer(url: str, *, deadline: float) -> None:
+    """Wait until `url` answers 200 (a web server that has finished loading the app)."""
+    status = None
+    while time.monotonic() < deadline:
+        try:
+            status = requests.get(url, timeout=10).status_code
+        except requests.RequestException as error:
+            status = repr(error)
+        if status == 200:
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"{url} never answered 200 (last: {status})")
 
 
 def _refresh_body(web: requests.Session, base: str, output_fragment: str) -> dict:
