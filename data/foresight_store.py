@@ -329,46 +329,82 @@ class History:
     value: np.ndarray
 
 
-def fit_targets(conn: sa.Connection) -> pd.DataFrame:
-    """The devices that get a baseline: every active analog device, with street and type."""
-    return pd.DataFrame(
-        conn.execute(
-            sa.text(
-                "SELECT d.id, d.type_id, d.street_code FROM device d"
-                " JOIN device_type t ON t.id = d.type_id"
-                " WHERE d.status = 'active' AND t.value_kind = 'analog' ORDER BY d.id"
-            )
-        ).all(),
-        columns=["id", "type_id", "street_code"],
+# One row of a binary COPY of (bigint, integer, integer).
+_TARGET_ROW = np.dtype(
+    [
+        ("n", ">i2"),
+        ("l1", ">i4"),
+        ("device", ">i8"),
+        ("l2", ">i4"),
+        ("type", ">i4"),
+        ("l3", ">i4"),
+        ("street", ">i4"),
+    ]
+)
+
+
+@dataclass(frozen=True)
+class FitTargets:
+    """The devices that get a baseline, sorted by id: type and street (its 9-digit code)."""
+
+    device_id: np.ndarray
+    type_id: np.ndarray
+    street: np.ndarray
+
+
+def _copy_rows(
+    conn: sa.Connection, *, sql: str, params: tuple[object, ...], dtype: np.dtype
+) -> np.ndarray:
+    """The rows of a binary COPY of `sql` as a structured array (no Python object per row)."""
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    buffer = bytearray()
+    with cursor.copy(f"COPY ({sql}) TO STDOUT (FORMAT BINARY)", params) as copy:
+        for block in copy:
+            buffer += block
+    return np.frombuffer(bytes(buffer[_COPY_HEADER_BYTES:-2]), dtype=dtype)
+
+
+def fit_targets(conn: sa.Connection) -> FitTargets:
+    """Every active analog device, with type and street: 12 bytes a device, for 10M of them."""
+    rows = _copy_rows(
+        conn,
+        sql="SELECT d.id, d.type_id::int4, d.street_code::int4 FROM device d"
+        " JOIN device_type t ON t.id = d.type_id"
+        " WHERE d.status = 'active' AND t.value_kind = 'analog' ORDER BY d.id",
+        params=(),
+        dtype=_TARGET_ROW,
+    )
+    return FitTargets(
+        device_id=rows["device"].astype(np.int64),
+        type_id=rows["type"].astype(np.int32),
+        street=rows["street"].astype(np.int32),
     )
 
 
 def read_history(
     conn: sa.Connection, *, device_ids: np.ndarray, since: datetime, chunk: int = 50_000
 ) -> History:
-    """Good-quality readings since `since` of `device_ids` (sorted), by binary COPY in chunks."""
+    """Good-quality readings since `since` of `device_ids` (sorted), by binary COPY in chunks,
+    in device order."""
     parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     for start in range(0, len(device_ids), chunk):
         ids = device_ids[start : start + chunk]
-        sql = (
-            "COPY (SELECT device_id, extract(epoch FROM ts)::float8, value FROM reading"
-            " WHERE device_id BETWEEN %s AND %s AND ts >= %s AND quality = 0)"
-            " TO STDOUT (FORMAT BINARY)"
+        rows = _copy_rows(
+            conn,
+            sql="SELECT device_id, extract(epoch FROM ts)::float8, value FROM reading"
+            " WHERE device_id BETWEEN %s AND %s AND ts >= %s AND quality = 0",
+            params=(int(ids[0]), int(ids[-1]), since),
+            dtype=_HISTORY_ROW,
         )
-        buffer = bytearray()
-        with cursor.copy(sql, (int(ids[0]), int(ids[-1]), since)) as copy:
-            for block in copy:
-                buffer += block
-        rows = np.frombuffer(bytes(buffer[_COPY_HEADER_BYTES:-2]), dtype=_HISTORY_ROW)
         device = rows["device"].astype(np.int64)
         at = np.searchsorted(device_ids, device)
         keep = (at < len(device_ids)) & (device_ids[np.minimum(at, len(device_ids) - 1)] == device)
+        order = np.argsort(at[keep], kind="stable")
         parts.append(
             (
-                at[keep].astype(np.int32),
-                rows["ts"][keep].astype(np.float64),
-                rows["value"][keep].astype(np.float32),
+                at[keep][order].astype(np.int32),
+                rows["ts"][keep][order].astype(np.float64),
+                rows["value"][keep][order].astype(np.float32),
             )
         )
     if not parts:
@@ -381,10 +417,20 @@ def _array_text(matrix: np.ndarray) -> list[str]:
     return ["{" + ",".join(f"{x:.4g}" for x in line) + "}" for line in matrix.tolist()]
 
 
-def write_baselines(
-    conn: sa.Connection, *, device_ids: np.ndarray, fitted: CityBaselines, at: datetime
-) -> int:
-    """Replace every stored baseline with `fitted` (one transaction); returns rows written."""
+_STAGED = "device_baseline_staged"
+
+
+def stage_baselines(
+    conn: sa.Connection, *, device_ids: np.ndarray, fitted: CityBaselines, at: datetime,
+    first: bool,
+) -> int:  # fmt: skip
+    """Copy a slice of the fit into this session's staging table (made anew when `first`);
+    the stored baselines stay as they are until `publish_baselines`."""
+    if first:
+        conn.execute(sa.text(f"DROP TABLE IF EXISTS pg_temp.{_STAGED}"))
+        conn.execute(
+            sa.text(f"CREATE TEMP TABLE {_STAGED} (LIKE device_baseline INCLUDING DEFAULTS)")
+        )
     weekly = fitted.slots == 168
     rows = np.flatnonzero(weekly)
     med = _array_text(fitted.median24)
@@ -398,10 +444,9 @@ def write_baselines(
             strict=True,
         ):
             med[i], spr[i] = m, s
-    conn.execute(sa.text("TRUNCATE device_baseline"))
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     with cursor.copy(
-        "COPY device_baseline (device_id, slots, median, spread, source, days, fitted_at)"
+        f"COPY pg_temp.{_STAGED} (device_id, slots, median, spread, source, days, fitted_at)"
         " FROM STDIN"
     ) as copy:
         for i, device in enumerate(device_ids.tolist()):
@@ -416,6 +461,17 @@ def write_baselines(
                     at,
                 )
             )
+    return len(device_ids)
+
+
+def publish_baselines(conn: sa.Connection, *, at: datetime) -> int:
+    """Replace every stored baseline with the staged ones (in the caller's transaction, so
+    readers see the old set or the new, never a part); returns rows written."""
+    conn.execute(sa.text("TRUNCATE device_baseline"))
+    written = conn.execute(
+        sa.text(f"INSERT INTO device_baseline SELECT * FROM pg_temp.{_STAGED}")
+    ).rowcount
+    conn.execute(sa.text(f"DROP TABLE pg_temp.{_STAGED}"))
     conn.execute(
         sa.text(
             "INSERT INTO app_meta (key, value, updated_at)"
@@ -424,4 +480,4 @@ def write_baselines(
         ),
         {"at": at},
     )
-    return len(device_ids)
+    return int(written)

@@ -1,5 +1,6 @@
 """Each device's normal: the median and robust spread of its readings per hour of the day (24
-slots) or of the week (168, Monday 00:00 Shanghai first), fitted for all devices in one sort."""
+slots) or of the week (168, Monday 00:00 Shanghai first): the pooled (street × type, type)
+profiles once over every reading, each device's own in slices of devices."""
 
 from __future__ import annotations
 
@@ -114,6 +115,32 @@ def smooth_gaps(profile: np.ndarray) -> np.ndarray:
 
 
 @dataclass(frozen=True)
+class Pooled:
+    """Hour-of-day profiles of each street × type group and of each type, over every reading."""
+
+    street: Profiles
+    kind: Profiles
+
+
+def pooled_profiles(
+    *, row: np.ndarray, ts_s: np.ndarray, values: np.ndarray, street_type: np.ndarray,
+    type_index: np.ndarray,
+) -> Pooled:  # fmt: skip
+    """The pooled profiles a device falls back on (`row` = each reading's device index)."""
+    n = len(street_type)
+    n_groups = int(street_type.max()) + 1 if n else 0
+    n_types = int(type_index.max()) + 1 if n else 0
+    return Pooled(
+        street=fit_profiles(
+            series=street_type[row], ts_s=ts_s, values=values, n_series=n_groups, slots=24
+        ),
+        kind=fit_profiles(
+            series=type_index[row], ts_s=ts_s, values=values, n_series=n_types, slots=24
+        ),
+    )
+
+
+@dataclass(frozen=True)
 class CityBaselines:
     """Per device (in the order given): its slots (24 or 168), median, spread, source, days."""
 
@@ -137,14 +164,20 @@ def fit_city(
     weekly: np.ndarray,
     min_count: int = 3,
     min_week_days: float = 14.0,
+    pooled: Pooled | None = None,
 ) -> CityBaselines:
     """Every device's normal from its readings (`row` = its device's index): its own hour of day
     where it has `min_count` readings a slot, else its street's devices of the same type, else its
-    type's; hour of week for `weekly` devices with `min_week_days` of history."""
+    type's; hour of week for `weekly` devices with `min_week_days` of history. `pooled` (the
+    city's, for a slice of its devices) defaults to the pools of these readings alone."""
     n = len(street_type)
+    if pooled is None:
+        pooled = pooled_profiles(
+            row=row, ts_s=ts_s, values=values, street_type=street_type, type_index=type_index
+        )
     day, source = _day_profiles(
         row=row, ts_s=ts_s, values=values, street_type=street_type, type_index=type_index,
-        min_count=min_count,
+        pooled=pooled, min_count=min_count,
     )  # fmt: skip
     first = np.full(n, np.inf)
     last = np.full(n, -np.inf)
@@ -188,6 +221,7 @@ def _day_profiles(
     values: np.ndarray,
     street_type: np.ndarray,
     type_index: np.ndarray,
+    pooled: Pooled,
     min_count: int,
 ) -> tuple[Profiles, np.ndarray]:
     """Hour-of-day profiles: the device's own; for a sparse reporter its own pooled over the
@@ -201,14 +235,7 @@ def _day_profiles(
         n_series=n,
         slots=24,
     )
-    n_groups = int(street_type.max()) + 1 if n else 0
-    street = fit_profiles(
-        series=street_type[row], ts_s=ts_s, values=values, n_series=n_groups, slots=24
-    )
-    n_types = int(type_index.max()) + 1 if n else 0
-    kind = fit_profiles(
-        series=type_index[row], ts_s=ts_s, values=values, n_series=n_types, slots=24
-    )
+    street, kind = pooled.street, pooled.kind
     by_street = Profiles(
         street.median[street_type], street.spread[street_type], street.count[street_type]
     )

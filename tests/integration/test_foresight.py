@@ -196,6 +196,29 @@ def test_rules_refit_learns_every_device_normal_and_refuses_bad_input(live_engin
         assert refused.value.code == 2 and message in capsys.readouterr().err
 
 
+def test_a_refit_in_slices_stores_what_a_whole_city_fit_does(live_engine_):
+    """Each device's own normal is fitted a slice of devices at a time (a 10M city at once
+    would take tens of gigabytes); the pools it falls back on are the whole city's, so slicing
+    changes nothing that is stored, and the old baselines stay readable until the swap."""
+    from ingest.refit import refit_baselines
+
+    at = datetime.now(UTC)
+    query = sa.text("SELECT device_id, slots, source, median, spread, days FROM device_baseline")
+
+    def stored() -> dict[int, tuple]:
+        with live_engine_.connect() as conn:
+            return {r.device_id: tuple(r[1:]) for r in conn.execute(query)}
+
+    whole = refit_baselines(live_engine_, days=3, now=at, slice_devices=10**9)
+    before = stored()
+    sliced = refit_baselines(live_engine_, days=3, now=at, slice_devices=37)
+    after = stored()
+    assert whole.devices == sliced.devices == len(before) > 37 * 3
+    assert sliced.sources == whole.sources and sum(whole.sources.values()) == whole.devices
+    assert after == before
+    assert {row[1] for row in after.values()} >= {"device"}
+
+
 def test_a_district_scope_reads_only_its_own_baselines(live_engine_, live_city_url, run):
     from data.scope import Scope, create_web_engine, provision_web_role, scoped, web_database_url
 
