@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
+from data.bulk import copy_columns
 from data.rule_types import Rule
 from data.rules_store import record_event
 from foresight import watch
@@ -305,20 +306,6 @@ def supersede_forecasts(conn: sa.Connection, *, alarm_codes: dict[int, list[str]
 
 # --- baseline refit -----------------------------------------------------------------------------
 
-# One row of a binary COPY of (bigint, float8, float8): field count, then length + value each.
-_HISTORY_ROW = np.dtype(
-    [
-        ("n", ">i2"),
-        ("l1", ">i4"),
-        ("device", ">i8"),
-        ("l2", ">i4"),
-        ("ts", ">f8"),
-        ("l3", ">i4"),
-        ("value", ">f8"),
-    ]
-)
-_COPY_HEADER_BYTES = 19
-
 
 @dataclass(frozen=True)
 class History:
@@ -327,20 +314,6 @@ class History:
     row: np.ndarray
     ts_s: np.ndarray
     value: np.ndarray
-
-
-# One row of a binary COPY of (bigint, integer, integer).
-_TARGET_ROW = np.dtype(
-    [
-        ("n", ">i2"),
-        ("l1", ">i4"),
-        ("device", ">i8"),
-        ("l2", ">i4"),
-        ("type", ">i4"),
-        ("l3", ">i4"),
-        ("street", ">i4"),
-    ]
-)
 
 
 @dataclass(frozen=True)
@@ -352,33 +325,16 @@ class FitTargets:
     street: np.ndarray
 
 
-def _copy_rows(
-    conn: sa.Connection, *, sql: str, params: tuple[object, ...], dtype: np.dtype
-) -> np.ndarray:
-    """The rows of a binary COPY of `sql` as a structured array (no Python object per row)."""
-    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    buffer = bytearray()
-    with cursor.copy(f"COPY ({sql}) TO STDOUT (FORMAT BINARY)", params) as copy:
-        for block in copy:
-            buffer += block
-    return np.frombuffer(bytes(buffer[_COPY_HEADER_BYTES:-2]), dtype=dtype)
-
-
 def fit_targets(conn: sa.Connection) -> FitTargets:
     """Every active analog device, with type and street: 12 bytes a device, for 10M of them."""
-    rows = _copy_rows(
+    rows = copy_columns(
         conn,
-        sql="SELECT d.id, d.type_id::int4, d.street_code::int4 FROM device d"
+        sql="SELECT d.id, d.type_id, d.street_code::int4 FROM device d"
         " JOIN device_type t ON t.id = d.type_id"
         " WHERE d.status = 'active' AND t.value_kind = 'analog' ORDER BY d.id",
-        params=(),
-        dtype=_TARGET_ROW,
+        columns=(("device", "int8"), ("type", "int2"), ("street", "int4")),
     )
-    return FitTargets(
-        device_id=rows["device"].astype(np.int64),
-        type_id=rows["type"].astype(np.int32),
-        street=rows["street"].astype(np.int32),
-    )
+    return FitTargets(device_id=rows["device"], type_id=rows["type"], street=rows["street"])
 
 
 def read_history(
@@ -389,14 +345,14 @@ def read_history(
     parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     for start in range(0, len(device_ids), chunk):
         ids = device_ids[start : start + chunk]
-        rows = _copy_rows(
+        rows = copy_columns(
             conn,
             sql="SELECT device_id, extract(epoch FROM ts)::float8, value FROM reading"
             " WHERE device_id BETWEEN %s AND %s AND ts >= %s AND quality = 0",
             params=(int(ids[0]), int(ids[-1]), since),
-            dtype=_HISTORY_ROW,
+            columns=(("device", "int8"), ("ts", "float8"), ("value", "float8")),
         )
-        device = rows["device"].astype(np.int64)
+        device = rows["device"]
         at = np.searchsorted(device_ids, device)
         keep = (at < len(device_ids)) & (device_ids[np.minimum(at, len(device_ids) - 1)] == device)
         order = np.argsort(at[keep], kind="stable")
