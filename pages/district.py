@@ -99,8 +99,10 @@ DISTRICT = PagePlace(
 place(DISTRICT, AREAS, RANKING)
 place(DISTRICT, TILES, WARNINGS)
 place(DISTRICT, TIMELINE)
-# the feed and the markers both read the live incidents: one request for both
-place(DISTRICT, FEED, MARKERS)
+place(DISTRICT, FEED)
+# the district's incidents on its map: one answer for every view of the district (the feed
+# follows the category and street)
+place(DISTRICT, MARKERS)
 # the district's crews, vehicles and facilities (of the chosen category) on its map (issue 21)
 place(DISTRICT, UNITS)
 

@@ -110,8 +110,11 @@ class LivePanel:
     parts: tuple[Part, ...]
     render: Callable[[View, Look, dict[str, Any]], Rendered]
     fallback: Callable[[Look], dict[str, Any]]
-    # the page controls it listens to, besides the category (and street) every panel follows
+    # the page controls it listens to, besides the view's choices in `follows`
     controls: tuple[str, ...] = ()
+    # the view's choices its answer depends on: a panel of the district alone follows none, so
+    # every view of that district (any category, street) shares one answer
+    follows: tuple[str, ...] = ("category", "street")
     keeps: tuple[Part, ...] = ()
     # the freshness badges its as-of feeds
     badges: tuple[str, ...] = ()

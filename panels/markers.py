@@ -42,4 +42,6 @@ MARKERS = LivePanel(
     fallback=lambda look: {},
     keeps=(Part("markers-sent", "data"),),
     create=create,
+    # a district's live incidents, whichever category or street its viewer picked
+    follows=(),
 )

@@ -128,7 +128,7 @@ def _outputs(place: PagePlace, panels: tuple[LivePanel, ...]) -> dict[str, Outpu
 
 
 def _inputs(place: PagePlace, panels: tuple[LivePanel, ...]) -> dict[str, Input]:
-    wanted = {"category", "street", "at"}
+    wanted = {"at"} | {choice for panel in panels for choice in panel.follows}
     wanted |= {control for panel in panels for control in panel.controls}
     inputs = {name: CONTROLS[name] for name in place.controls if name in wanted}
     inputs["tick"] = Input(ids.REFRESH, "n_intervals")

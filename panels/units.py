@@ -52,6 +52,8 @@ UNITS = LivePanel(
     fallback=lambda look: {},
     keeps=(Part("units-sent", "data"),),
     create=create,
+    # the district's units of the chosen category's skill, whichever street is picked
+    follows=("category",),
 )
 
 
