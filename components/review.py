@@ -82,15 +82,18 @@ def review_timeline(rv: Review, lang: str, topics: dict[str, tuple[str, str]]) -
     """Incidents opened per bucket by severity, with the warning level changes marked."""
     frame = rv.timeline.rename(columns={"at": "bucket", "n": "incidents"})
     multi_day = rv.end - rv.start > pd.Timedelta(hours=30)
-    figure = timeline_figure(
-        frame,
-        stack="severity",
-        lang=lang,
-        start=rv.start,
-        end=rv.end,
-        categories={},
-        bucket_minutes=int(rv.bucket.total_seconds() // 60),
-        tickformat="%m-%d %H:%M" if multi_day else "%H:%M",
+    # the review marks level changes on it with plotly's own API (one figure per report)
+    figure = go.Figure(
+        timeline_figure(
+            frame,
+            stack="severity",
+            lang=lang,
+            start=rv.start,
+            end=rv.end,
+            categories={},
+            bucket_minutes=int(rv.bucket.total_seconds() // 60),
+            tickformat="%m-%d %H:%M" if multi_day else "%H:%M",
+        )
     )
     # a line and a label per level change (plotly's add_vline cannot label a date axis)
     for change in _records(rv.levels):

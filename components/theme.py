@@ -96,9 +96,11 @@ def message_figure(text: str) -> go.Figure:
 WALL_TEXT_PX = 24
 
 
-def wall_figure(figure: go.Figure) -> go.Figure:
-    """A dashboard figure with type large enough to read from across a room: no text under
-    WALL_TEXT_PX (ticks, legend, annotations); the x title goes, the ticks say it is time."""
+def wall_figure(figure: go.Figure | dict) -> go.Figure:
+    """A dashboard figure (or its dict) with type large enough to read from across a room: no
+    text under WALL_TEXT_PX (ticks, legend, annotations); the x title goes, the ticks say it is
+    time."""
+    figure = figure if isinstance(figure, go.Figure) else go.Figure(figure)
     small = WALL_TEXT_PX
     figure.update_layout(
         font={"size": small + 2},

@@ -23,7 +23,7 @@ _DEVICE_STATE_SQL = """
         WHEN d.status = 'maintenance' THEN 'maintenance'
         WHEN l.ts IS NULL
              OR l.ts <= CAST(:at AS timestamptz)
-                        - greatest(3 * t.interval_s, 600) * interval '1 second' THEN 'offline'
+                        - status_window(t.interval_s) THEN 'offline'
         WHEN l.level = 2 THEN 'alarm'
         WHEN l.level = 1 THEN 'warning'
         ELSE 'normal'

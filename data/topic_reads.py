@@ -20,7 +20,7 @@ WITH latest AS MATERIALIZED (
     SELECT t.measurand, t.value_kind, t.unit, t.decimals, t.normal_min, t.normal_max,
            t.alarm_min, t.alarm_max, d.id, d.street_code, d.district_adcode, l.value,
            coalesce(l.ts > CAST(:at AS timestamptz)
-                    - greatest(3 * t.interval_s, 600) * interval '1 second', false) AS online
+                    - status_window(t.interval_s), false) AS online
     FROM device_type t
     JOIN device d ON d.type_id = t.id AND d.status = 'active'
     LEFT JOIN {latest}
@@ -237,7 +237,7 @@ JOIN {latest}
 LEFT JOIN street s ON s.code = d.street_code
 WHERE t.measurand = ANY(CAST(:measurands AS text[]))
   AND (CAST(:district AS text) IS NULL OR d.district_adcode = :district)
-  AND l.ts > CAST(:at AS timestamptz) - greatest(3 * t.interval_s, 600) * interval '1 second'
+  AND l.ts > CAST(:at AS timestamptz) - status_window(t.interval_s)
   AND (l.value > t.normal_max OR l.value < t.normal_min)
 ORDER BY coalesce(l.value > t.alarm_max OR l.value < t.alarm_min, false) DESC, d.id
 LIMIT :limit

@@ -148,9 +148,9 @@ def test_timeline_has_every_hour_and_translated_axes():
         end=end,
         categories={"gas": ("燃气", "Gas")},
     )
-    assert len(figure.data) == 3 and len(figure.data[0].x) >= 24
-    assert sum(sum(trace.y) for trace in figure.data) == 3
-    assert figure.layout.xaxis.title.text == "Time"
+    assert len(figure["data"]) == 3 and len(figure["data"][0]["x"]) >= 24
+    assert sum(sum(trace["y"]) for trace in figure["data"]) == 3
+    assert figure["layout"]["xaxis"]["title"]["text"] == "Time"
     by_category = timeline_figure(
         frame,
         stack="category",
@@ -159,7 +159,7 @@ def test_timeline_has_every_hour_and_translated_axes():
         end=end,
         categories={"gas": ("燃气", "Gas")},
     )
-    assert [trace.name for trace in by_category.data] == ["燃气"]
+    assert [trace["name"] for trace in by_category["data"]] == ["燃气"]
 
 
 def test_timeline_draws_acknowledged_and_resolved_lines_from_the_history():
@@ -183,10 +183,10 @@ def test_timeline_draws_acknowledged_and_resolved_lines_from_the_history():
         categories={},
         handled=handled,
     )
-    lines = {trace.name: trace for trace in figure.data if trace.type == "scatter"}
+    lines = {trace["name"]: trace for trace in figure["data"] if trace["type"] == "scatter"}
     assert set(lines) == {"Acknowledged", "Resolved"}
-    assert sum(lines["Acknowledged"].y) == 4 and sum(lines["Resolved"].y) == 3
-    assert max(lines["Resolved"].y) == 2
+    assert sum(lines["Acknowledged"]["y"]) == 4 and sum(lines["Resolved"]["y"]) == 3
+    assert max(lines["Resolved"]["y"]) == 2
 
 
 def test_the_opening_line_sits_among_the_readings_in_city_time():

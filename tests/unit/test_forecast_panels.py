@@ -146,12 +146,13 @@ def test_timeline_runs_on_into_the_expected_breaches():
         ahead=ahead,
         ahead_end=NOW + timedelta(hours=3),
     )
-    bars = [trace for trace in figure.data if trace.name == "Expected breaches"]
+    bars = [trace for trace in figure["data"] if trace["name"] == "Expected breaches"]
     assert len(bars) == 1
-    assert sorted(bars[0].y) == [1, 2]
-    assert all(pd.Timestamp(x) > pd.Timestamp(NOW) for x in bars[0].x)
-    assert pd.Timestamp(figure.layout.xaxis.range[1]) == pd.Timestamp(NOW + timedelta(hours=3))
-    assert any(a.text == "now" for a in figure.layout.annotations)
+    assert sorted(bars[0]["y"]) == [1, 2]
+    assert all(pd.Timestamp(x) > pd.Timestamp(NOW) for x in bars[0]["x"])
+    layout = figure["layout"]
+    assert pd.Timestamp(layout["xaxis"]["range"][1]) == pd.Timestamp(NOW + timedelta(hours=3))
+    assert any(a["text"] == "now" for a in layout["annotations"])
     # the past alone: no axis beyond now and no expected bars
     past = timeline_figure(
         pd.DataFrame(columns=["bucket", "severity", "category", "incidents"]),
@@ -161,4 +162,4 @@ def test_timeline_runs_on_into_the_expected_breaches():
         end=NOW,
         categories={},
     )
-    assert not [trace for trace in past.data if trace.name == "Expected breaches"]
+    assert not [trace for trace in past["data"] if trace["name"] == "Expected breaches"]

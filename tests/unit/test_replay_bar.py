@@ -103,7 +103,7 @@ def test_a_replayed_timeline_marks_its_instant_not_now():
     end = datetime(2026, 12, 4, 13, 5, tzinfo=CITY_TZ)
     texts = {
         replay: [
-            a.text
+            a["text"]
             for a in timeline_figure(
                 frame,
                 stack="severity",
@@ -113,7 +113,7 @@ def test_a_replayed_timeline_marks_its_instant_not_now():
                 categories={},
                 ahead_end=end + timedelta(hours=3),
                 replay=replay,
-            ).layout.annotations
+            )["layout"]["annotations"]
         ]
         for replay in (False, True)
     }
