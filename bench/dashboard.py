@@ -125,6 +125,7 @@ def time_callbacks(app, ticket, *, repeat: int) -> dict[str, tuple[float, float]
         "Pudong: tiles": ("district-tiles.children", pudong),
         "Pudong: timeline": ("district-timeline-box.children", pudong),
         "Pudong: feed": ("district-feed.children", pudong),
+        "Pudong: incident markers": ("district-markers.data", pudong),
         **{
             f"{topic} view: {part}": (
                 f"topic-{output}",

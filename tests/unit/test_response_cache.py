@@ -75,9 +75,25 @@ def test_the_shared_answers_are_those_the_panel_definitions_declare():
             "district-tiles.children",
             "district-timeline-box.children",
             "district-feed.children",
+            "district-markers.data",
+            "district-units.data",
             "district-devices.url",
         }
     )
+    # a district's incidents and units are the same whichever street (and, for the incidents,
+    # category) its viewer picked: those answers do not take them, so every view shares them
+    follows = {
+        first_output(key): {
+            choice
+            for item in spec["inputs"]
+            for choice in ("category", "street")
+            if f'"key":"{choice}"' in str(item["id"])
+        }
+        for key, spec in app.callback_map.items()
+    }
+    assert follows["district-markers.data"] == set()
+    assert follows["district-units.data"] == {"category"}
+    assert follows["district-feed.children"] == {"category", "street"}
     # each names the first output of a callback the app really has
     firsts = {first_output(key) for key in app.callback_map}
     assert firsts >= SHARED_OUTPUTS
