@@ -25,6 +25,7 @@ from web.headers import register_headers
 from web.ingest_api import register_ingest_routes
 from web.limits import install_body_limits
 from web.login import register_login_routes
+from web.preload import register_preloads
 from web.ratelimit import install_limits
 from web.review_export import register_review_routes
 from web.services import attach as attach_services
@@ -95,6 +96,7 @@ def create_app(settings: Settings | None = None) -> Dash:
     register_boundary_routes(app.server)
     register_context_routes(app.server)
     register_device_routes(app.server)
+    register_preloads(app.server)
     register_review_routes(app.server)
     register_ingest_routes(app.server)
     # around the whole Flask app: a body over its route's limit is refused before anything

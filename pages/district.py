@@ -55,10 +55,37 @@ def _title(adcode: str | None = None, **_other: str) -> str:
     return f"{names[0]} · 一屏观全城" if names else "行政区 · 一屏观全城"
 
 
-dash.register_page(__name__, path_template="/district/<adcode>", title=_title, name="district")
-
 # the streets layer then fits the map to the district (zoomToBounds)
 INITIAL_ZOOM = 10
+
+
+def preload_urls(
+    adcode: str | None = None, category: str | None = None, at: str | None = None, **_other: str
+) -> list[str]:
+    """What the map fetches first — its streets, device clusters and surroundings — for the
+    page's document to announce (web.preload); none for a replay or a district not the
+    viewer's."""
+    principal = current_principal()
+    if at or adcode not in reference.districts():
+        return []
+    if principal is None or not principal.allows(adcode):
+        return []
+    return [
+        boundary_url(level="streets", district=adcode),
+        devices_url(
+            district=adcode, category=chosen_category(category), zoom=INITIAL_ZOOM, at=None
+        ),
+        context_url(district=adcode),
+    ]
+
+
+dash.register_page(
+    __name__,
+    path_template="/district/<adcode>",
+    title=_title,
+    name="district",
+    preload=preload_urls,
+)
 
 
 def _district(state: object) -> str:
