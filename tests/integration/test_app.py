@@ -80,3 +80,32 @@ def test_overview_survives_a_database_outage(app):
     assert "OneScreen" in texts  # the frame still renders
     assert any("Data temporarily unavailable" in t for t in texts)
     assert not any("Traceback" in t or "OperationalError" in t for t in texts)
+
+
+def test_a_district_page_announces_its_map_fetches_to_whom_may_see_it(app, engine):
+    """The document's Link header names what the map fetches first (so it downloads beside the
+    scripts); each answers; nothing for another district's manager, a replay, an unknown
+    district or a page without a map."""
+    operator = client_for(app, sign_in(engine))
+    response = operator.get("/district/310115?category=flood")
+    assert response.status_code == 200
+    links = [part.split(";")[0].strip(" <>") for part in response.headers["Link"].split(",")]
+    assert [link.split("?")[0] for link in links] == [
+        "/geo/district/310115/streets.geojson",
+        "/geo/district/310115/devices.json",
+        "/geo/context.geojson",
+    ]
+    assert "category=flood" in links[1]
+    assert all(
+        "rel=preload; as=fetch; crossorigin" in part for part in response.headers["Link"].split(",")
+    )
+    for link in links:
+        assert operator.get(link).status_code == 200, link
+    manager = client_for(app, sign_in(engine, role="district_manager", districts=("310104",)))
+    assert "Link" not in manager.get("/district/310115").headers
+    assert "Link" in manager.get("/district/310104").headers
+    for path in ("/district/310115?at=2026-11-24T03:00", "/district/999999", "/", "/incidents"):
+        assert "Link" not in operator.get(path).headers, path
+    # nothing a forged query could put in the header beyond this site's own paths
+    forged = operator.get("/district/310115?category=%0d%0aSet-Cookie:x=1")
+    assert "Set-Cookie: x" not in str(forged.headers)

@@ -250,6 +250,13 @@ def test_two_web_servers_behind_nginx_one_killed_no_request_fails(live_city_url)
         web = requests.Session()
         first = [web.get(base + "/login", timeout=30).status_code for _ in range(6)]
         assert first == [200] * 6, log_path.read_text()[-3000:]
+        # the pages' styles and scripts: fetched from a web server once, then nginx's own copy
+        styles = re.findall(r'href="(/assets/[^"]+)"', web.get(base + "/login").text)
+        assert styles
+        fetched = [web.get(base + styles[0], timeout=30) for _ in range(2)]
+        assert [answer.headers.get("X-Cache") for answer in fetched] == ["MISS", "HIT"]
+        assert fetched[0].content == fetched[1].content and len(fetched[0].content) > 500
+        assert "X-Cache" not in web.get(base + "/login").headers  # pages are never kept
         port, pid = sorted(masters.items())[0]
         os.kill(pid, signal.SIGKILL)  # its worker notices its parent gone and exits too
         answers = []
