@@ -590,17 +590,25 @@ def dead_letters(engine: Engine, *, limit: int = 100) -> list[dict[str, Any]]:
         return [dict(row) for row in rows]
 
 
-def ingest_health(engine: Engine) -> dict[str, Any]:
-    """Newest reading and its age, dead letters of the last hour, rule backlog."""
+def ingest_health(engine: Engine, *, recent_s: float = 120.0) -> dict[str, Any]:
+    """Newest reading and its age, dead letters of the last hour, rule backlog. The newest is
+    looked for in the last `recent_s` first (a few index pages), then in the newest quarter hour
+    that has readings."""
     with engine.connect() as conn:
         row = conn.execute(
             sa.text(
-                "SELECT (SELECT max(ts) FROM device_latest) AS newest,"
+                # the last minutes through the time index (revision 0016); after a longer
+                # silence, the newest quarter hour with readings (its rollup row) and its readings
+                "SELECT coalesce("
+                "  (SELECT max(ts) FROM reading WHERE ts > now() - make_interval(secs => :recent)),"
+                "  (SELECT max(ts) FROM reading"
+                "   WHERE ts >= (SELECT max(bucket) FROM rollup_street_15m))) AS newest,"
                 " now() AS now,"
                 " (SELECT count(*) FROM dead_letter WHERE last_seen_at > now() - interval '1 hour')"
                 "   AS dead_letters_1h,"
                 " (SELECT count(*) FROM rule_inbox) AS rules_backlog"
-            )
+            ),
+            {"recent": float(recent_s)},
         ).one()
     age = (row.now - row.newest).total_seconds() if row.newest else None
     return {

@@ -22,7 +22,7 @@ WITH r AS (SELECT * FROM warning_rule WHERE enabled), hits AS (
     JOIN device_type t ON t.measurand = ANY(r.measurands)
     JOIN device d ON d.type_id = t.id AND d.status = 'active'
     JOIN device_latest l ON l.device_id = d.id
-    WHERE l.ts > CAST(:now AS timestamptz) - status_window(t.interval_s)
+    WHERE l.ts > CAST(:now AS timestamptz) - greatest(3 * t.interval_s, 600) * interval '1 second'
       AND CASE r.test
             WHEN 'beyond_normal' THEN l.value > t.normal_max OR l.value < t.normal_min
             WHEN 'beyond_alarm' THEN l.value > t.alarm_max OR l.value < t.alarm_min

@@ -294,6 +294,31 @@ def test_health_reports_the_newest_reading(client):
     assert ready.status_code == 200 and ready.get_json()["status"] == "ready"
 
 
+def test_health_finds_the_newest_reading_fresh_or_after_a_silence(client, token, devices, engine):
+    """The newest reading as the readings hold it: in the last minutes (the time index) and,
+    when there are none, in the newest quarter hour with readings."""
+
+    def newest() -> datetime:
+        with engine.connect() as conn:
+            return conn.execute(sa.text("SELECT max(ts) FROM reading")).scalar_one()
+
+    def reported(**window: float) -> datetime:
+        return datetime.fromisoformat(
+            ingest_store.ingest_health(engine, **window)["newest_reading"]
+        )
+
+    moment = datetime.now(UTC) - timedelta(seconds=5)
+    stored = client.post(
+        "/api/v1/readings",
+        json=[{"device_id": devices["analog"].id, "ts": moment.isoformat(), "value": 1.0}],
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert stored.status_code == 200, stored.get_json()
+    assert reported() == newest() >= moment - timedelta(microseconds=1)
+    # as after a silence: nothing in the last instant, so the newest quarter hour's readings
+    assert reported(recent_s=0) == newest()
+
+
 def test_a_chunked_body_over_the_limit_is_refused_before_it_is_read_whole(client, token):
     # the view's own defence (this server has no body-limit middleware in front)
     limit = load_settings(ingest_max_rows=500).body_limits()["/api/v1/readings"]

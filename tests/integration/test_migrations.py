@@ -74,6 +74,12 @@ LANDED = {
     "0013_resources_down.sql": "f3bd452b26343435cb3476fe7c3be6def9baae3a10dd54b22c5086ce9edfb0dd",
     "0014_history.sql": "3ca22c95d71f08d7440998bf45080ced2d6128ccfd6386c4fcfc216513c8026f",
     "0014_history_down.sql": "1a3087990babb938b180ef93514c1eccdcbce2f2d24bcd803a5ed311b68d8c2d",
+    "0015_incremental_status.sql": (
+        "e7c5669e966a97a0668456cf55861b609a67082964a7e8bc60efe192605b6b3f"
+    ),
+    "0015_incremental_status_down.sql": (
+        "5f50bdee50c872c12670c89e2e347b4708f367a64874bc247572700cf47e8e6a"
+    ),
 }
 
 

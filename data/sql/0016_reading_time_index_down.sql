@@ -1,0 +1,2 @@
+-- Revision 0016 undone.
+DROP INDEX IF EXISTS reading_ts_brin;
