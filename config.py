@@ -286,7 +286,8 @@ class Settings(BaseSettings):
     proxy_connections_per_ip: int = Field(
         default=128,
         ge=4,
-        le=100_000,
+        # nginx's limit_conn refuses to start at 65,536 or more
+        le=65_535,
         description="Requests the proxy serves at once for one client address (more: 429).",
     )
     callback_max_bytes: int = Field(
