@@ -50,7 +50,8 @@ class Normals:
     week_spread: np.ndarray
 
 
-def _empty_normals(n: int, week: np.ndarray) -> Normals:
+def empty_normals(n: int, week: np.ndarray) -> Normals:
+    """Normals of `n` devices, all unknown (NaN), with hour-of-week rows for the `week` ones."""
     k = int(week.sum())
     return Normals(
         season=np.full((n, 24), np.nan, dtype=np.float32),
@@ -61,7 +62,7 @@ def _empty_normals(n: int, week: np.ndarray) -> Normals:
     )
 
 
-def _place(out: Normals, rows: np.ndarray, median: np.ndarray, spread: np.ndarray) -> None:
+def place_normals(out: Normals, rows: np.ndarray, median: np.ndarray, spread: np.ndarray) -> None:
     """Put profiles of 24 or 168 slots for `rows` into `out`."""
     if median.shape[1] == 24:
         out.season[rows] = median
@@ -77,46 +78,23 @@ def _place(out: Normals, rows: np.ndarray, median: np.ndarray, spread: np.ndarra
     out.week_spread[line[has]] = week_s[has]
 
 
-def normals_from_rows(
-    *,
-    device_ids: np.ndarray,
-    week: np.ndarray,
-    found: np.ndarray,
-    slots: np.ndarray,
-    median: Sequence[Sequence[float]],
-    spread: Sequence[Sequence[float]],
-) -> Normals:
-    """Normals from stored baseline rows (device `found[i]` with `slots[i]` slots)."""
-    out = _empty_normals(len(device_ids), week)
-    at = np.searchsorted(device_ids, found)
-    for size in (24, 168):
-        pick = np.flatnonzero(slots == size)
-        if len(pick):
-            _place(
-                out,
-                at[pick],
-                np.array([median[i] for i in pick], dtype=np.float32),
-                np.array([spread[i] for i in pick], dtype=np.float32),
-            )
-    return out
-
-
 def normals_from_city(fitted: CityBaselines, *, week: np.ndarray) -> Normals:
     """Normals from a fit held in memory (the benchmark's nightly refit)."""
-    out = _empty_normals(len(fitted.slots), week)
+    out = empty_normals(len(fitted.slots), week)
     daily = np.flatnonzero(fitted.slots == 24)
-    _place(out, daily, fitted.median24[daily], fitted.spread24[daily])
+    place_normals(out, daily, fitted.median24[daily], fitted.spread24[daily])
     weekly = np.flatnonzero(fitted.slots == 168)
     lines = fitted.week_row[weekly]
-    _place(out, weekly, fitted.median168[lines], fitted.spread168[lines])
+    place_normals(out, weekly, fitted.median168[lines], fitted.spread168[lines])
     return out
 
 
 def build_spec(*, devices: pd.DataFrame, types: pd.DataFrame, normals: Normals) -> SeriesSpec:
     """The engine's view of `devices` (id, type_id, street_code; sorted by id)."""
     t = types.set_index("id").loc[devices["type_id"].to_numpy()]
+    # street × type as one number (street codes are 9 digits): no string per device
     groups = pd.factorize(
-        devices["street_code"].astype(str) + ":" + devices["type_id"].astype(str)
+        devices["street_code"].astype(np.int64) * 65536 + devices["type_id"].astype(np.int64)
     )[0]
     return SeriesSpec(
         device_id=devices["id"].to_numpy(dtype=np.int64),

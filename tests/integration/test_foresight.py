@@ -219,6 +219,34 @@ def test_a_refit_in_slices_stores_what_a_whole_city_fit_does(live_engine_):
     assert {row[1] for row in after.values()} >= {"device"}
 
 
+def test_the_watch_reads_every_stored_normal_as_stored(live_engine_):
+    """The early-warning watch's normals, read a range of devices at a time as one row per
+    slot, are the stored arrays: daily and hour-of-week ones, devices without any left unknown."""
+    from data.foresight_store import load_normals
+    from foresight import watch
+    from ingest.refit import refit_baselines
+
+    refit_baselines(live_engine_, days=28)
+    with live_engine_.connect() as conn:
+        stored = conn.execute(
+            sa.text("SELECT device_id, slots, median, spread FROM device_baseline ORDER BY 1")
+        ).all()
+        ids = np.array(
+            conn.execute(sa.text("SELECT id FROM device ORDER BY id")).scalars().all(), np.int64
+        )
+        week = np.arange(len(ids)) % 3 == 0
+        got = load_normals(conn, device_ids=ids, week=week, chunk=37)
+    assert {row.slots for row in stored} == {24, 168} and len(ids) > len(stored) > 100
+    expected = watch.empty_normals(len(ids), week)
+    for row in stored:
+        at = np.searchsorted(ids, [row.device_id])
+        median = np.array([row.median], np.float32)
+        watch.place_normals(expected, at, median, np.array([row.spread], np.float32))
+    for name in ("season", "season_spread", "week_median", "week_spread"):
+        assert np.array_equal(getattr(got, name), getattr(expected, name), equal_nan=True), name
+    assert np.isnan(got.season[~np.isin(ids, [row.device_id for row in stored])]).all()
+
+
 def test_a_district_scope_reads_only_its_own_baselines(live_engine_, live_city_url, run):
     from data.scope import Scope, create_web_engine, provision_web_role, scoped, web_database_url
 
