@@ -112,6 +112,18 @@ def load_normals(
     return out
 
 
+def device_changes(conn: sa.Connection) -> int:
+    """Rows inserted, updated or deleted in `device` since the statistics began (a counter that
+    only moves when the device list does; statistics reset: it moves too)."""
+    value = conn.execute(
+        sa.text(
+            "SELECT coalesce(n_tup_ins + n_tup_upd + n_tup_del, 0) FROM pg_stat_user_tables"
+            " WHERE relid = 'device'::regclass"
+        )
+    ).scalar_one_or_none()
+    return int(value or 0)
+
+
 def baselines_version(conn: sa.Connection) -> str:
     """When the baselines were last refitted ('' never), so a watcher knows to reload them."""
     value = conn.execute(

@@ -56,17 +56,24 @@ class EarlyWarning:
         self.engine: Foresight | None = None
         self.watch: foresight_store.Watch | None = None
         self._key: tuple[object, ...] = ()
+        self._devices = -1
         self._next_reload = 0.0
 
     def _refresh(self, conn: sa.Connection, rules: list[Rule]) -> None:
         key = (tuple(rules), foresight_store.baselines_version(conn))
         if self.engine is not None and key == self._key and time.monotonic() < self._next_reload:
             return
+        # the devices may have changed since (added, retired, moved); nothing changed, nothing
+        # to reload: a 10M city's watch is gigabytes, built again beside the one it replaces
+        devices = foresight_store.device_changes(conn)
+        if self.engine is not None and (key, devices) == (self._key, self._devices):
+            self._next_reload = time.monotonic() + self.reload_every_s
+            return
         watch = foresight_store.load_watch(conn, rules=rules)
         engine = Foresight(watch.spec, watch.rules_by_type)
         if self.engine is not None:
             engine.carry_over(self.engine)
-        self.engine, self.watch, self._key = engine, watch, key
+        self.engine, self.watch, self._key, self._devices = engine, watch, key, devices
         self._next_reload = time.monotonic() + self.reload_every_s
 
     def run(

@@ -247,6 +247,39 @@ def test_the_watch_reads_every_stored_normal_as_stored(live_engine_):
     assert np.isnan(got.season[~np.isin(ids, [row.device_id for row in stored])]).all()
 
 
+def test_the_watch_is_built_again_only_when_the_devices_or_rules_changed(live_engine_):
+    """A 10M city's watch is gigabytes: its periodic check rebuilds it only when the device
+    list moved (or the rules, or the baselines)."""
+    from data import rules_store
+    from data.foresight_store import device_changes
+    from ingest.early import EarlyWarning
+
+    early = EarlyWarning(reload_every_s=0)
+    with live_engine_.connect() as conn:
+        rules = rules_store.load_rules(conn)
+        early._refresh(conn, rules)
+        first = early.engine
+        early._refresh(conn, rules)
+        assert early.engine is first is not None
+        before = device_changes(conn)
+    with live_engine_.begin() as conn:
+        conn.execute(
+            sa.text(
+                "UPDATE device SET installed_on = installed_on"
+                " WHERE id = (SELECT min(id) FROM device)"
+            )
+        )
+    deadline = time.monotonic() + 10
+    with live_engine_.connect() as conn:
+        while device_changes(conn) == before and time.monotonic() < deadline:
+            conn.rollback()  # a new snapshot of the statistics
+            time.sleep(0.2)
+        assert device_changes(conn) > before
+        early._refresh(conn, rules)
+    assert early.engine is not first and early.engine is not None
+    assert len(early.engine.spec) == len(first.spec)
+
+
 def test_a_district_scope_reads_only_its_own_baselines(live_engine_, live_city_url, run):
     from data.scope import Scope, create_web_engine, provision_web_role, scoped, web_database_url
 
