@@ -139,11 +139,14 @@ def drain_inbox(conn: sa.Connection, *, limit: int, arrivals: bool = True) -> In
     # the alarm they clear (or dropped, for a device in no rule state yet)
     rows = conn.execute(
         sa.text(
-            "DELETE FROM rule_inbox WHERE device_id = ANY(ARRAY("
-            "  SELECT DISTINCT device_id FROM (SELECT device_id FROM rule_inbox LIMIT :limit) s))"
-            " RETURNING device_id, (extract(epoch FROM ts) * 1000000)::bigint AS ts_us,"
-            " value, level, side,"
-            f" (extract(epoch FROM {arrived}) * 1000000)::bigint AS arrived_us"
+            # a join, not `= ANY(ARRAY(...))`: PostgreSQL searches such an array row by row,
+            # and an inbox of millions (a 10M city's storm backlog) took one drain ten minutes
+            "DELETE FROM rule_inbox r USING ("
+            "  SELECT DISTINCT device_id FROM (SELECT device_id FROM rule_inbox LIMIT :limit) s"
+            ") picked WHERE r.device_id = picked.device_id"
+            " RETURNING r.device_id, (extract(epoch FROM r.ts) * 1000000)::bigint AS ts_us,"
+            " r.value, r.level, r.side,"
+            f" (extract(epoch FROM r.{arrived}) * 1000000)::bigint AS arrived_us"
         ),
         {"limit": int(limit)},
     ).all()
