@@ -223,10 +223,7 @@ def render_config(site: ProxySite) -> str:
         "  gzip_types application/json application/javascript text/javascript text/css"
         " text/plain application/geo+json image/svg+xml;",
         *_upstream(site),
-        # the page's scripts and styles (Dash's bundles, ~5 MB a fresh browser fetches) kept by
-        # nginx once fetched: a fresh visitor costs the web servers no Python for them
-        f"  proxy_cache_path {site.temp_dir}/static levels=1:2 keys_zone={STATIC_CACHE}:4m"
-        " max_size=256m inactive=7d use_temp_path=off;",
+        _static_cache(site),
         "  server {",
         f"    listen {site.listen};",
         f"    client_max_body_size {dict(site.body_limits).get('', 16384)};",
@@ -241,6 +238,15 @@ def render_config(site: ProxySite) -> str:
         "}",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _static_cache(site: ProxySite) -> str:
+    """Where nginx keeps the pages' scripts and styles (Dash's bundles, ~5 MB a fresh browser
+    fetches) once fetched: a fresh visitor costs the web servers no Python for them."""
+    return (
+        f"  proxy_cache_path {site.temp_dir}/static levels=1:2 keys_zone={STATIC_CACHE}:4m"
+        " max_size=256m inactive=7d use_temp_path=off;"
+    )
 
 
 def _static_locations() -> list[str]:
