@@ -15,6 +15,16 @@ _TRAILER_BYTES = 2  # a field count of −1
 FLUSH_BYTES = 1 << 25  # convert the rows received so far every 32 MB
 
 
+# a device's status as the number the loaders read it as (a CASE in their SQL)
+STATUS_CODES = {"active": 0, "maintenance": 1, "retired": 2}
+
+
+def status_code_sql(column: str = "status") -> str:
+    """SQL turning `column` into its STATUS_CODES number (an unknown status counts as retired)."""
+    cases = " ".join(f"WHEN '{name}' THEN {code}" for name, code in STATUS_CODES.items())
+    return f"(CASE {column} {cases} ELSE {STATUS_CODES['retired']} END)::int2"
+
+
 def copy_columns(
     conn: sa.Connection,
     *,

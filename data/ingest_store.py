@@ -19,12 +19,11 @@ import numpy.typing as npt
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from data.bulk import copy_columns
+from data.bulk import STATUS_CODES, copy_columns, status_code_sql
 from data.engine import psycopg_connection
 from data.writes import ReadingBatch, ensure_reading_partitions, readings_copy_payload
 
 SOURCE_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
-STATUS_CODES = {"active": 0, "maintenance": 1, "retired": 2}
 RETIRED = STATUS_CODES["retired"]
 
 
@@ -442,10 +441,9 @@ def load_device_catalog(engine: Engine) -> DeviceCatalog:
 def _device_columns(conn: sa.Connection) -> tuple[np.ndarray, ...]:
     """Every device's id, type, status code and district as arrays, sorted by id (a binary
     COPY: no Python object per device)."""
-    status = " ".join(f"WHEN '{name}' THEN {code}" for name, code in STATUS_CODES.items())
     rows = copy_columns(
         conn,
-        sql=f"SELECT id, type_id, CASE status {status} ELSE {RETIRED} END::int2,"
+        sql=f"SELECT id, type_id, {status_code_sql()},"
         " district_adcode::int4 FROM device ORDER BY id",
         columns=(("id", "int8"), ("type", "int2"), ("status", "int2"), ("district", "int4")),
     )

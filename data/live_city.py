@@ -8,7 +8,7 @@ import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from data.bulk import copy_columns
+from data.bulk import STATUS_CODES, copy_columns, status_code_sql
 
 
 @dataclass(frozen=True)
@@ -28,13 +28,12 @@ class LiveDevices:
 def load_live_devices(engine: Engine) -> LiveDevices:
     """Every device with its type, district, street and status (a binary COPY: a 10M city's
     rows as Python objects would take gigabytes)."""
-    statuses = ("active", "maintenance", "retired")
-    status = " ".join(f"WHEN '{name}' THEN {k}" for k, name in enumerate(statuses))
+    statuses = sorted(STATUS_CODES, key=STATUS_CODES.__getitem__)
     with engine.connect() as conn:
         rows = copy_columns(
             conn,
             sql=f"SELECT id, type_id, district_adcode::int4, street_code::int4,"
-            f" (CASE status {status} END)::int2 FROM device ORDER BY id",
+            f" {status_code_sql()} FROM device ORDER BY id",
             columns=(
                 ("id", "int8"),
                 ("type", "int2"),
