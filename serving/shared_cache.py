@@ -339,8 +339,10 @@ class SharedCache:
         # periods are fixed slots of the clock, each key's shifted by its own phase: a key asked
         # for every 2 s or every 0.1 s is computed once a period either way, and keys fall due
         # spread over the period rather than all at once
-        phase = int(key[-6:], 16) / 0xFFFFFF * self.period_seconds
-        return int((moment + phase) // self.period_seconds)
+        return int((moment + self._phase(key)) // self.period_seconds)
+
+    def _phase(self, key: str) -> float:
+        return int(key[-6:], 16) / 0xFFFFFF * self.period_seconds
 
     def _local_entry(self, key: str, generation: int) -> _Entry | None:
         with self._lock:
@@ -362,7 +364,7 @@ class SharedCache:
         self, fn: Callable, kwargs: dict[str, Any], key: str, name: str, *, stale: _Entry | None
     ) -> Cached:
         try:
-            shared = self._load(key)
+            shared, locked = self._load_or_lock(key)
         except redis.RedisError as error:
             # Redis away: this worker still answers, from the database
             self.stats.redis_errors += 1
@@ -372,17 +374,24 @@ class SharedCache:
             stale = shared
             self._remember(key, shared)
             if self._current(shared, key):
+                if locked:  # Redis judged it due a hair before this clock did: let the lock go
+                    self._release_lock(key)
                 self.stats.shared_hits += 1
                 return shared.cached
-        if self._take_lock(key):
+        if locked:
             try:
                 return self._compute(fn, kwargs, key, name, publish=True).cached
-            finally:
+            except BaseException:
                 self._release_lock(key)
+                raise
         if stale is not None:
             # someone else is recomputing it: the previous copy is good for one more refresh
             self.stats.stale_served += 1
             return stale.cached
+        return self._wait_for_leader(fn, kwargs, key, name)
+
+    def _wait_for_leader(self, fn: Callable, kwargs: dict[str, Any], key: str, name: str) -> Cached:
+        """The leader's answer when it stores one within WAIT_FOR_LEADER_S, else our own."""
         self.stats.waited += 1
         deadline = time.monotonic() + WAIT_FOR_LEADER_S
         while time.monotonic() < deadline:
@@ -411,8 +420,9 @@ class SharedCache:
         self._remember(key, entry)
         if publish:
             try:
-                self._store(key, entry)
+                self._store_and_unlock(key, entry)
             except redis.RedisError as error:
+                # the lock frees itself after LOCK_SECONDS; meanwhile others serve their copy
                 self.stats.redis_errors += 1
                 log.debug("shared cache write failed: %s", error)
         return entry
@@ -420,38 +430,68 @@ class SharedCache:
     def _sign(self, payload: bytes) -> bytes:
         return hmac.new(self._signing_key, payload, hashlib.sha256).digest()
 
-    def _store(self, key: str, entry: _Entry) -> None:
+    def _blob(self, entry: _Entry) -> bytes:
+        # signature, then a plain header Redis can judge currency by, then the pickle; the
+        # signature covers both, and the unpickled entry is judged again in Python
         payload = pickle.dumps(entry, protocol=pickle.HIGHEST_PROTOCOL)
+        version = -1 if entry.version is None else entry.version
+        signed = f"{entry.computed_at:.6f} {version}\n".encode() + payload
+        return self._sign(signed) + signed
+
+    def _store_and_unlock(self, key: str, entry: _Entry) -> None:
         # kept a while past its use: a stale copy beats a wait while the next one computes
         ttl_ms = int((self.period_seconds + self.quiet_seconds) * 4 * 1000) + 1000
-        self._client.set(KEY_PREFIX + key, self._sign(payload) + payload, px=ttl_ms)
+        self._client.eval(
+            _STORE_AND_UNLOCK,
+            2,
+            KEY_PREFIX + key,
+            LOCK_PREFIX + key,
+            self._blob(entry),
+            ttl_ms,
+            self._token,
+        )
+
+    def _load_or_lock(self, key: str) -> tuple[_Entry | None, bool]:
+        """The stored copy, and whether its lock was taken for us because that copy is missing
+        or due: one round trip for what a miss used to take two."""
+        now = self._clock()
+        slot = self._period_of(key, now)
+        phase = self._phase(key)
+        version = self._events.state.version if self._events is not None else None
+        blob, locked = cast(
+            list,
+            self._client.eval(
+                _LOAD_OR_LOCK,
+                2,
+                KEY_PREFIX + key,
+                LOCK_PREFIX + key,
+                self._token,
+                int(LOCK_SECONDS * 1000),
+                repr(slot * self.period_seconds - phase),
+                -2 if version is None else version,
+                repr(now - self._max_age()),
+            ),
+        )
+        return self._unseal(key, blob), bool(locked)
 
     def _load(self, key: str) -> _Entry | None:
         # redis-py types every reply as "awaitable or not"; a sync client's is the bytes
-        blob = cast(bytes | None, self._client.get(KEY_PREFIX + key))
-        if blob is None or len(blob) < 32:
+        return self._unseal(key, cast(bytes | None, self._client.get(KEY_PREFIX + key)))
+
+    def _unseal(self, key: str, blob: bytes | None) -> _Entry | None:
+        """The entry in `blob` if we signed it, else None (never unpickled)."""
+        if not blob or len(blob) < 32:
             return None
-        signature, payload = blob[:32], blob[32:]
-        if not hmac.compare_digest(signature, self._sign(payload)):
+        signature, signed = blob[:32], blob[32:]
+        if not hmac.compare_digest(signature, self._sign(signed)):
             log.warning("shared cache entry with a bad signature ignored (key %s)", key)
             return None
         try:
-            entry = pickle.loads(payload)
+            entry = pickle.loads(signed[signed.index(b"\n") + 1 :])
         except Exception as error:  # a class that moved since: recompute rather than fail
             log.warning("shared cache entry unreadable (key %s): %s", key, error)
             return None
         return entry if isinstance(entry, _Entry) else None
-
-    def _take_lock(self, key: str) -> bool:
-        try:
-            return bool(
-                self._client.set(
-                    LOCK_PREFIX + key, self._token, nx=True, px=int(LOCK_SECONDS * 1000)
-                )
-            )
-        except redis.RedisError:
-            self.stats.redis_errors += 1
-            return True  # compute rather than wait on a Redis that does not answer
 
     def _release_lock(self, key: str) -> None:
         try:
@@ -460,6 +500,35 @@ class SharedCache:
         except redis.RedisError:
             self.stats.redis_errors += 1
 
+
+# KEYS: result, lock; ARGV: token, lock ms, slot start, data version (-2: unknown), oldest
+# servable. Returns {blob or false, 1 if the lock was taken}: taken only when the copy is missing
+# or due, judged as _current does (this period's slot, or the quiet allowance at the same data
+# version) from the header the blob carries after its 32-byte signature.
+_LOAD_OR_LOCK = """
+local blob = redis.call('get', KEYS[1])
+if blob then
+  local eol = string.find(blob, '\\n', 33, true)
+  if eol then
+    local at, version = string.match(string.sub(blob, 33, eol - 1), '^(%S+) (%S+)$')
+    at, version = tonumber(at), tonumber(version)
+    if at and version and (at >= tonumber(ARGV[3])
+        or (version == tonumber(ARGV[4]) and at > tonumber(ARGV[5]))) then
+      return {blob, 0}
+    end
+  end
+end
+local locked = redis.call('set', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) and 1 or 0
+return {blob or false, locked}
+"""
+
+# KEYS: result, lock; ARGV: blob, ttl ms, token. Stores the copy and lets go of our own lock
+# (only ours: a slow computation may have outlived it and another taken it).
+_STORE_AND_UNLOCK = """
+redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2])
+if redis.call('get', KEYS[2]) == ARGV[3] then redis.call('del', KEYS[2]) end
+return 1
+"""
 
 _RELEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end

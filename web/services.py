@@ -91,7 +91,9 @@ class AppServices:
         return self._once(
             "web",
             lambda: create_web_engine(
-                web_url_for(self.settings, owner_url=self.owner_url), timeouts=self.timeouts
+                web_url_for(self.settings, owner_url=self.owner_url),
+                timeouts=self.timeouts,
+                pool_size=self.pool_size,
             ),
         )
 
@@ -102,7 +104,16 @@ class AppServices:
         read_url = read_url_for(self.settings, web_url=web_url)
         if read_url == web_url:
             return self.web_engine
-        return self._once("read", lambda: create_web_engine(read_url, timeouts=self.timeouts))
+        return self._once(
+            "read",
+            lambda: create_web_engine(read_url, timeouts=self.timeouts, pool_size=self.pool_size),
+        )
+
+    @property
+    def pool_size(self) -> int:
+        """Connections each web engine keeps: one per request thread, so a busy worker does
+        not open and close overflow connections (a backend's fork and sign-in) per burst."""
+        return self.settings.web_threads
 
     def _shared(
         self, *, period_seconds: float, quiet_seconds: float, namespace: str, max_local_entries: int

@@ -354,3 +354,42 @@ def wait_until(condition, *, timeout_s: float = 5.0) -> bool:
             return True
         time.sleep(0.05)
     return False
+
+
+class CountingRedis(redis.Redis):
+    """A client that counts the commands it sends (each one round trip)."""
+
+    sent = 0
+
+    def execute_command(self, *args, **options):
+        self.sent += 1
+        return super().execute_command(*args, **options)
+
+
+def test_a_miss_costs_two_round_trips_and_a_shared_hit_one(client, redis_url: str):
+    clock = Clock()
+    query = Counted()
+    counting = [CountingRedis.from_url(redis_url) for _ in range(2)]
+    first, second = (make_cache(one, clock=clock) for one in counting)
+    first.get(query, "*")  # load-or-lock, then store-and-unlock
+    second.get(query, "*")  # load-or-lock finds it current and takes no lock
+    assert (counting[0].sent, counting[1].sent) == (2, 1)
+    assert query.calls == 1 and second.stats.shared_hits == 1
+    assert not list(client.scan_iter(LOCK_PREFIX + "*"))  # the leader's lock is gone
+    for one in counting:
+        one.close()
+
+
+def test_a_due_copy_is_locked_for_one_worker_only(client):
+    clock = Clock()
+    query = Counted()
+    first, second = make_cache(client, clock=clock), make_cache(client, clock=clock)
+    first.get(query, "*")
+    clock.now += 5.0  # the next period: due for both
+    key = next(iter(first._local))
+    shared, locked = first._load_or_lock(key)
+    assert shared is not None and locked  # the copy, to serve meanwhile, and the lock
+    again, also_locked = second._load_or_lock(key)
+    assert again is not None and not also_locked
+    assert second.get(query, "*").value == shared.cached.value  # served stale, not computed
+    assert query.calls == 1 and second.stats.stale_served == 1
