@@ -32,6 +32,29 @@ class _Flight:
         self.error: BaseException | None = None
 
 
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def fresh_for(seconds: float) -> Callable[[_F], _F]:
+    """Declare a query's result fresh for `seconds` however short a cache's own period: for
+    what changes slowly by nature (hourly trends), so a refresh every few seconds does not
+    recompute it every time."""
+    if seconds <= 0:
+        raise ValueError("seconds must be positive")
+
+    def mark(fn: _F) -> _F:
+        fn.fresh_seconds = seconds  # type: ignore[attr-defined]
+        return fn
+
+    return mark
+
+
+def fresh_seconds(fn: Callable[..., Any], default: float) -> float:
+    """How long `fn`'s results stay fresh: what it declared (fresh_for) if longer than
+    `default`, the cache's own period."""
+    return max(default, float(getattr(fn, "fresh_seconds", 0.0)))
+
+
 def freeze(value: object) -> Hashable:
     """A hashable stand-in for a keyword argument (lists and dicts from callbacks included)."""
     if isinstance(value, list | tuple):
@@ -79,7 +102,7 @@ class TtlCache:
         key = (fn, partition, freeze(kwargs))
         with self._lock:
             entry = self._entries.get(key)
-            if entry is not None and self._clock() - entry[0] < self.ttl_seconds:
+            if entry is not None and self._clock() - entry[0] < fresh_seconds(fn, self.ttl_seconds):
                 self._entries.move_to_end(key)
                 return entry[1]
             flight = self._flights.get(key)

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from data.asof import replaying, timed
+from data.cache import fresh_for
 from data.checks import ALARM_KINDS, check_scope
 from data.clock import CITY_TZ, at_or_now
 
@@ -297,6 +298,9 @@ def city_kpis(
 # (a street's from its 15-minute rollups) and the incident indexes: a few hundred rows at most.
 
 TREND_HOURS = 24
+# the series are hourly and the changes count completed hours (the open incidents' excepted):
+# a minute-old copy shows the same lines, and a 5-s refresh no longer reads them every time
+TREND_FRESH_S = 60.0
 
 _READINGS_BY_HOUR = sa.text(
     """
@@ -393,6 +397,7 @@ def _so_far(by_hour: dict[datetime, float], at: datetime) -> tuple[float, float]
     return today, yesterday
 
 
+@fresh_for(TREND_FRESH_S)
 def tile_trends(
     engine: Engine,
     *,

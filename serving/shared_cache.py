@@ -3,7 +3,8 @@
 A result (a query's value for one access scope and one set of arguments) is computed by one
 worker and stored in Redis; every other worker, and every viewer, is served that copy. It is
 current within the period slot it was computed in (slots of the dashboards' refresh period by
-default, each key's shifted by a phase of its own), and for up to `quiet_seconds` more when no
+default, or the longer one a query declares with data.cache.fresh_for; each key's shifted
+by a phase of its own), and for up to `quiet_seconds` more when no
 writer has announced new data since, so a quiet city costs the database almost nothing. Slots
 rather than ages: a key asked for by one viewer or by two hundred is computed once a slot.
 When it is due, the first worker to take the key's lock recomputes it while the others go on
@@ -39,7 +40,7 @@ import redis
 from sqlalchemy.engine import Engine
 
 from config import PROJECT_ROOT
-from data.cache import Cached, freeze
+from data.cache import Cached, freeze, fresh_seconds
 from data.scope import partition_tags
 from serving.events import TAGS_KEY, EventListener
 
@@ -179,9 +180,10 @@ class SharedCache:
         """`fn(**kwargs)` as computed for `partition` within the last period (or the quiet
         allowance), by this worker or any other."""
         key, name, generation = self._key(fn, partition, kwargs)
+        period = fresh_seconds(fn, self.period_seconds)
         while True:
             entry = self._local_entry(key, generation)
-            if entry is not None and self._current(entry, key):
+            if entry is not None and self._current(entry, key, period):
                 self.stats.local_hits += 1
                 return entry.cached
             with self._lock:
@@ -191,7 +193,7 @@ class SharedCache:
                     flight = self._flights[key] = threading.Event()
             if leader:
                 break
-            if entry is not None and self._clock() - entry.computed_at <= self._max_age():
+            if entry is not None and self._clock() - entry.computed_at <= self._max_age(period):
                 # another thread of this worker is renewing it: the previous copy will do, as
                 # it does while another worker renews it (a wait here holds up a whole
                 # request thread for a query's duration)
@@ -200,7 +202,7 @@ class SharedCache:
             # nothing (recent) to serve: share the other thread's answer
             flight.wait(LOCK_SECONDS)
         try:
-            return self._fetch_or_compute(fn, kwargs, key, name, stale=entry)
+            return self._fetch_or_compute(fn, kwargs, key, name, stale=entry, period=period)
         finally:
             with self._lock:
                 self._flights.pop(key, None)
@@ -322,27 +324,27 @@ class SharedCache:
                 self._local_generation = generation
         return generation
 
-    def _current(self, entry: _Entry, key: str) -> bool:
+    def _current(self, entry: _Entry, key: str, period: float) -> bool:
         now = self._clock()
-        if self._period_of(key, now) == self._period_of(key, entry.computed_at):
+        if self._period_of(key, now, period) == self._period_of(key, entry.computed_at, period):
             return True
         version = self._events.state.version if self._events is not None else None
         quiet = version is not None and entry.version == version
-        return quiet and now - entry.computed_at < self._max_age()
+        return quiet and now - entry.computed_at < self._max_age(period)
 
-    def _max_age(self) -> float:
+    def _max_age(self, period: float) -> float:
         # the oldest a copy may be when served: a period, and the quiet allowance, which is
         # sized so no freshness badge turns amber
-        return self.period_seconds + self.quiet_seconds
+        return period + self.quiet_seconds
 
-    def _period_of(self, key: str, moment: float) -> int:
+    def _period_of(self, key: str, moment: float, period: float) -> int:
         # periods are fixed slots of the clock, each key's shifted by its own phase: a key asked
         # for every 2 s or every 0.1 s is computed once a period either way, and keys fall due
         # spread over the period rather than all at once
-        return int((moment + self._phase(key)) // self.period_seconds)
+        return int((moment + self._phase(key, period)) // period)
 
-    def _phase(self, key: str) -> float:
-        return int(key[-6:], 16) / 0xFFFFFF * self.period_seconds
+    def _phase(self, key: str, period: float) -> float:
+        return int(key[-6:], 16) / 0xFFFFFF * period
 
     def _local_entry(self, key: str, generation: int) -> _Entry | None:
         with self._lock:
@@ -361,26 +363,33 @@ class SharedCache:
                 self._local.popitem(last=False)
 
     def _fetch_or_compute(
-        self, fn: Callable, kwargs: dict[str, Any], key: str, name: str, *, stale: _Entry | None
+        self,
+        fn: Callable,
+        kwargs: dict[str, Any],
+        key: str,
+        name: str,
+        *,
+        stale: _Entry | None,
+        period: float,
     ) -> Cached:
         try:
-            shared, locked = self._load_or_lock(key)
+            shared, locked = self._load_or_lock(key, period)
         except redis.RedisError as error:
             # Redis away: this worker still answers, from the database
             self.stats.redis_errors += 1
             log.debug("shared cache read failed: %s", error)
-            return self._compute(fn, kwargs, key, name, publish=False).cached
+            return self._compute(fn, kwargs, key, name, publish_period=None).cached
         if shared is not None and (stale is None or shared.computed_at >= stale.computed_at):
             stale = shared
             self._remember(key, shared)
-            if self._current(shared, key):
+            if self._current(shared, key, period):
                 if locked:  # Redis judged it due a hair before this clock did: let the lock go
                     self._release_lock(key)
                 self.stats.shared_hits += 1
                 return shared.cached
         if locked:
             try:
-                return self._compute(fn, kwargs, key, name, publish=True).cached
+                return self._compute(fn, kwargs, key, name, publish_period=period).cached
             except BaseException:
                 self._release_lock(key)
                 raise
@@ -403,11 +412,19 @@ class SharedCache:
             if shared is not None:
                 self._remember(key, shared)
                 return shared.cached
-        return self._compute(fn, kwargs, key, name, publish=False).cached
+        return self._compute(fn, kwargs, key, name, publish_period=None).cached
 
     def _compute(
-        self, fn: Callable, kwargs: dict[str, Any], key: str, name: str, *, publish: bool
+        self,
+        fn: Callable,
+        kwargs: dict[str, Any],
+        key: str,
+        name: str,
+        *,
+        publish_period: float | None,
     ) -> _Entry:
+        """`fn(**kwargs)` now, kept here, and stored for every worker (our lock let go) under
+        `publish_period` unless that is None."""
         # the version before the query: data announced while it runs makes the result due
         version = self._events.state.version if self._events is not None else None
         started = self._clock()
@@ -418,9 +435,9 @@ class SharedCache:
         self.stats.computed += 1
         self.stats.by_key[name] = self.stats.by_key.get(name, 0) + 1
         self._remember(key, entry)
-        if publish:
+        if publish_period is not None:
             try:
-                self._store_and_unlock(key, entry)
+                self._store_and_unlock(key, entry, publish_period)
             except redis.RedisError as error:
                 # the lock frees itself after LOCK_SECONDS; meanwhile others serve their copy
                 self.stats.redis_errors += 1
@@ -438,9 +455,9 @@ class SharedCache:
         signed = f"{entry.computed_at:.6f} {version}\n".encode() + payload
         return self._sign(signed) + signed
 
-    def _store_and_unlock(self, key: str, entry: _Entry) -> None:
+    def _store_and_unlock(self, key: str, entry: _Entry, period: float) -> None:
         # kept a while past its use: a stale copy beats a wait while the next one computes
-        ttl_ms = int((self.period_seconds + self.quiet_seconds) * 4 * 1000) + 1000
+        ttl_ms = int(self._max_age(period) * 4 * 1000) + 1000
         self._client.eval(
             _STORE_AND_UNLOCK,
             2,
@@ -451,12 +468,12 @@ class SharedCache:
             self._token,
         )
 
-    def _load_or_lock(self, key: str) -> tuple[_Entry | None, bool]:
+    def _load_or_lock(self, key: str, period: float) -> tuple[_Entry | None, bool]:
         """The stored copy, and whether its lock was taken for us because that copy is missing
         or due: one round trip for what a miss used to take two."""
         now = self._clock()
-        slot = self._period_of(key, now)
-        phase = self._phase(key)
+        slot = self._period_of(key, now, period)
+        phase = self._phase(key, period)
         version = self._events.state.version if self._events is not None else None
         blob, locked = cast(
             list,
@@ -467,9 +484,9 @@ class SharedCache:
                 LOCK_PREFIX + key,
                 self._token,
                 int(LOCK_SECONDS * 1000),
-                repr(slot * self.period_seconds - phase),
+                repr(slot * period - phase),
                 -2 if version is None else version,
-                repr(now - self._max_age()),
+                repr(now - self._max_age(period)),
             ),
         )
         return self._unseal(key, blob), bool(locked)

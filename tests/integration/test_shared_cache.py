@@ -11,6 +11,7 @@ import pytest
 import redis
 
 from localservers.base import free_port
+from data.cache import TtlCache, fresh_for
 from serving import events
 from serving.events import EventListener
 from serving.shared_cache import KEY_PREFIX, LOCK_PREFIX, SharedCache
@@ -94,7 +95,9 @@ def test_one_computation_per_period_however_often_it_is_asked(client):
 def test_periods_of_different_keys_fall_due_at_different_moments(client):
     cache = make_cache(client, period=10.0)
     keys = [f"{n:040x}" for n in range(0, 2**24, 2**20)]
-    turned_over = {cache._period_of(key, 5.0) - cache._period_of(key, 0.0) for key in keys}
+    turned_over = {
+        cache._period_of(key, 5.0, 10.0) - cache._period_of(key, 0.0, 10.0) for key in keys
+    }
     # within the same 5 s some keys fall due and others do not
     assert turned_over == {0, 1}
 
@@ -387,9 +390,38 @@ def test_a_due_copy_is_locked_for_one_worker_only(client):
     first.get(query, "*")
     clock.now += 5.0  # the next period: due for both
     key = next(iter(first._local))
-    shared, locked = first._load_or_lock(key)
+    shared, locked = first._load_or_lock(key, 5.0)
     assert shared is not None and locked  # the copy, to serve meanwhile, and the lock
-    again, also_locked = second._load_or_lock(key)
+    again, also_locked = second._load_or_lock(key, 5.0)
     assert again is not None and not also_locked
     assert second.get(query, "*").value == shared.cached.value  # served stale, not computed
     assert query.calls == 1 and second.stats.stale_served == 1
+
+
+def test_a_query_fresh_for_longer_than_the_period_is_kept_that_long(client):
+    clock = Clock()
+    slow, live = fresh_for(60.0)(Counted()), Counted()
+    first, second = make_cache(client, clock=clock), make_cache(client, clock=clock)
+    for step in range(12):  # a minute of 5-s refreshes, alternating between workers
+        cache = first if step % 2 else second
+        cache.get(slow, "*")
+        cache.get(live, "*")
+        clock.now += 5.0
+    assert live.calls >= 11  # once a period
+    assert slow.calls <= 2  # once in its own minute (its slot may start mid-way)
+    calls = slow.calls
+    clock.now += 60.0
+    assert first.get(slow, "*").value["call"] == calls + 1
+
+
+def test_the_local_cache_keeps_a_slow_query_for_its_own_freshness():
+    clock = Clock()
+    cache = TtlCache(ttl_seconds=2.0, clock=clock)
+    slow, live = fresh_for(30.0)(Counted()), Counted()
+    for _ in range(10):
+        cache.get(slow, "*")
+        cache.get(live, "*")
+        clock.now += 2.5
+    assert (slow.calls, live.calls) == (1, 10)
+    with pytest.raises(ValueError, match="positive"):
+        fresh_for(0)
