@@ -69,6 +69,30 @@ _TIMELINE_SQL = """
     HAVING sum(t.n) > 0
     ORDER BY 1, 2, 3
 """
+# the handling lines likewise: counters (revision 0017) inside, events at the two edges
+_HANDLING_SQL = """
+    SELECT date_bin(:bucket * interval '1 minute', t.at, timestamptz '2000-01-01 00:00:00+08')
+               AS bucket, t.kind, sum(t.n)::bigint
+    FROM (
+        SELECT r.bucket AS at, r.event_kind AS kind, r.n
+        FROM incident_handled_15m r
+        WHERE r.bucket >= :inner_start AND r.bucket < :inner_end AND r.incident_kind = ANY(:kinds)
+          AND (CAST(:district AS text) IS NULL OR r.district_adcode = :district)
+          AND (CAST(:street AS text) IS NULL OR r.street_code = :street)
+          AND (CAST(:category AS text) IS NULL OR r.category_code = :category)
+        UNION ALL
+        SELECT e.at, e.kind, 1
+        FROM incident_event e JOIN incident i ON i.id = e.incident_id
+        WHERE ((e.at >= :start AND e.at < :inner_start) OR (e.at >= :inner_end AND e.at < :end))
+          AND e.kind IN ('acknowledged', 'resolved', 'reopened') AND i.kind = ANY(:kinds)
+          AND (CAST(:district AS text) IS NULL OR i.district_adcode = :district)
+          AND (CAST(:street AS text) IS NULL OR i.street_code = :street)
+          AND (CAST(:category AS text) IS NULL OR i.category_code = :category)
+    ) t
+    GROUP BY 1, 2
+    HAVING sum(t.n) > 0
+    ORDER BY 1, 2
+"""
 _QUARTER = timedelta(minutes=15)
 
 
@@ -124,25 +148,19 @@ def incident_handling_timeline(
     category: str | None = None,
     bucket_minutes: int = 60,
 ) -> pd.DataFrame:
-    """Incidents acknowledged, resolved and reopened per bucket (from the event history)."""
+    """Incidents acknowledged, resolved and reopened per bucket (from the quarter-hour counters
+    and, at the window's two partial quarters, the event history)."""
     _check_timeline(start, end, bucket_minutes, district=district, street=street, category=category)
+    inner_start, inner_end = _whole_quarters(start, end)
     with engine.connect() as conn:
         rows = conn.execute(
-            sa.text(
-                "SELECT date_bin(:bucket * interval '1 minute', e.at,"
-                "        timestamptz '2000-01-01 00:00:00+08') AS bucket, e.kind, count(*)"
-                " FROM incident_event e JOIN incident i ON i.id = e.incident_id"
-                " WHERE e.at >= :start AND e.at < :end"
-                "   AND e.kind IN ('acknowledged', 'resolved', 'reopened') AND i.kind = ANY(:kinds)"
-                "   AND (CAST(:district AS text) IS NULL OR i.district_adcode = :district)"
-                "   AND (CAST(:street AS text) IS NULL OR i.street_code = :street)"
-                "   AND (CAST(:category AS text) IS NULL OR i.category_code = :category)"
-                " GROUP BY 1, 2 ORDER BY 1, 2"
-            ),
+            sa.text(_HANDLING_SQL),
             {
                 "bucket": bucket_minutes,
                 "start": start,
                 "end": end,
+                "inner_start": inner_start,
+                "inner_end": inner_end,
                 "district": district,
                 "street": street,
                 "category": category,

@@ -643,7 +643,7 @@ def clear_city(engine: Engine) -> None:
                 " street_status, status_refresh, status_history, cell_status_history,"
                 " resource_track,"
                 " rollup_district_daily, rollup_district_type_1h, rollup_street_15m,"
-                " device_counted, status_device_change, incident_opened_15m,"
+                " device_counted, status_device_change, incident_opened_15m, incident_handled_15m,"
                 " device_latest, reading, device"
             )
         )

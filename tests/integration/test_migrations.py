@@ -80,6 +80,12 @@ LANDED = {
     "0015_incremental_status_down.sql": (
         "5f50bdee50c872c12670c89e2e347b4708f367a64874bc247572700cf47e8e6a"
     ),
+    "0016_reading_time_index.sql": (
+        "1e99958bbbaf167ab26385350eeb262e6432c82ce108e0885f2fc2d02dad419f"
+    ),
+    "0016_reading_time_index_down.sql": (
+        "bec9030f2c2a97fb88ab7a6cf2cd3d7ac372aec6794ad422ae7161a6703a9890"
+    ),
 }
 
 

@@ -11,6 +11,7 @@ from data.checks import DEVICE_STATES, SEVERITIES, InvalidQuery
 from data.devices import area_devices, area_series, device_detail, device_series, type_series
 from data.incident_reads import (
     incident_events,
+    incident_handling_timeline,
     incident_list,
     incident_timeline,
     live_incident_points,
@@ -313,6 +314,86 @@ def test_the_timeline_from_its_counters_equals_the_incidents_themselves(engine, 
 
         for bucket in (15, 60):
             _timelines_agree(Through(), start=start, end=end, bucket=bucket)
+        outer.rollback()
+
+
+RAW_HANDLING = """
+    SELECT date_bin(:bucket * interval '1 minute', e.at, timestamptz '2000-01-01 00:00:00+08')
+               AS bucket, e.kind, count(*) AS events
+    FROM incident_event e JOIN incident i ON i.id = e.incident_id
+    WHERE e.at >= :s AND e.at < :e AND e.kind IN ('acknowledged', 'resolved', 'reopened')
+      AND i.kind = 'alarm' AND (CAST(:district AS text) IS NULL OR i.district_adcode = :district)
+    GROUP BY 1, 2 ORDER BY 1, 2
+"""
+
+
+def _handling_agrees(engine, *, start, end, bucket, district=None) -> int:
+    counted = incident_handling_timeline(
+        engine, start=start, end=end, bucket_minutes=bucket, district=district
+    ).reset_index(drop=True)
+    raw = frame(engine, RAW_HANDLING, s=start, e=end, bucket=bucket, district=district)
+    assert counted.values.tolist() == raw.astype({"events": "int64"}).values.tolist(), (
+        start,
+        end,
+        bucket,
+        district,
+    )
+    return int(raw["events"].sum())
+
+
+def test_the_handling_lines_from_their_counters_equal_the_events_themselves(engine, seeded):
+    """Off-quarter windows, bucket sizes and a district; then, in a transaction rolled back,
+    after events are recorded and deleted and incidents moved and deleted."""
+    odd = timedelta(minutes=7, seconds=13)
+    start, end = SEED_END - timedelta(hours=24) + odd, SEED_END - odd
+    total = sum(
+        _handling_agrees(engine, start=start, end=end, bucket=bucket) for bucket in (15, 60, 1440)
+    )
+    assert total > 0
+    assert _handling_agrees(engine, start=start, end=end, bucket=60, district=PUDONG) > 0
+    with engine.connect() as conn, conn.begin() as outer:
+        ids = (
+            conn.execute(
+                sa.text(
+                    "SELECT DISTINCT incident_id FROM incident_event WHERE kind = 'resolved'"
+                    " AND at >= :s AND at < :e ORDER BY 1 LIMIT 3"
+                ),
+                {"s": start, "e": end},
+            )
+            .scalars()
+            .all()
+        )
+        moved, deleted, trimmed = ids
+        conn.execute(
+            sa.text(
+                "UPDATE incident SET street_code = NULL, category_code = 'power',"
+                " district_adcode = CASE WHEN district_adcode = :d THEN '310101' ELSE :d END"
+                " WHERE id = :id"
+            ),
+            {"id": moved, "d": PUDONG},
+        )
+        conn.execute(sa.text("DELETE FROM incident WHERE id = :id"), {"id": deleted})
+        conn.execute(
+            sa.text("DELETE FROM incident_event WHERE incident_id = :id AND kind = 'resolved'"),
+            {"id": trimmed},
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO incident_event (incident_id, at, kind, actor)"
+                " SELECT id, :at, k.kind, 'test' FROM incident CROSS JOIN"
+                " (VALUES ('acknowledged'), ('resolved'), ('reopened'), ('note')) k(kind)"
+                " WHERE id = :id"
+            ),
+            {"id": trimmed, "at": end - timedelta(minutes=20)},
+        )
+
+        class Through:
+            def connect(self):
+                return _Borrowed(conn)
+
+        for bucket in (15, 60):
+            _handling_agrees(Through(), start=start, end=end, bucket=bucket)
+        _handling_agrees(Through(), start=start, end=end, bucket=60, district=PUDONG)
         outer.rollback()
 
 

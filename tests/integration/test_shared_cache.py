@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from localservers.base import free_port
 from data.cache import TtlCache, fresh_for
+from localservers.base import free_port
 from serving import events
 from serving.events import EventListener
 from serving.shared_cache import KEY_PREFIX, LOCK_PREFIX, SharedCache
