@@ -19,6 +19,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent
 CITY_TIMEZONE = "Asia/Shanghai"
+# where Dash serves scripts and styles: public (no session needed) and versioned by their URLs,
+# so the proxy keeps them (localservers.nginx) and the session gate lets them by (web.session)
+STATIC_PREFIXES = ("/assets/", "/_dash-component-suites/")
 # Debian's Chromium: the tests, the benches and the review's PDF print with it
 CHROMIUM = os.environ.get("ONESCREEN_CHROMIUM", "/usr/bin/chromium")
 

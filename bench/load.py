@@ -1,6 +1,7 @@
 """Many viewers at once: callback latency, errors and database load against the viewer count.
 
-    python -m bench.load [--viewers 10,50,100,200] [--duration 60] [--reuse]
+    python -m bench.load [--viewers 10,50,100,200] [--duration 60] [--reuse] [--distinct]
+                         [--database-url URL] [--one-address] [--statements]
 
 Serves the seed-scale city (510k devices; seeded into the bench cluster's `bench_dashboard`
 database unless --reuse finds it) with `cli.py serve` — gunicorn workers, the shared Redis
@@ -14,6 +15,12 @@ Per N it prints callback latency p50/p95/p99, errors, callbacks/s, and database 
 from pg_stat_statements: those of the web role (dashboard reads) and of every role (sessions,
 ingest, rules included), with their ratio to the smallest N. Targets (issue 7): 200 viewers
 with p95 ≤ 300 ms and no errors; dashboard statements/s flat from 10 to 200 viewers.
+
+`--distinct` (issue 23) gives every viewer a view of their own instead (a district manager's
+district × category × street × metric); `--database-url` serves another seeded city (the 10M
+one). Each viewer connects from a loopback address of its own, as people in their own offices
+do (`--one-address`: all from 127.0.0.1, as behind one NAT, which meets nginx's per-address
+cap). CPU is reported per process role and for the whole machine.
 """
 
 from __future__ import annotations
@@ -647,6 +654,10 @@ def main() -> None:
     parser.add_argument("--workers", type=int, help="gunicorn workers (default: settings)")
     parser.add_argument("--reuse", action="store_true", help="keep an already seeded database")
     parser.add_argument(
+        "--database-url",
+        help="an already seeded city to serve (e.g. the 10M one) instead of the bench cluster's",
+    )
+    parser.add_argument(
         "--statements", action="store_true", help="list the most frequent statements per step"
     )
     parser.add_argument(
@@ -667,7 +678,7 @@ def main() -> None:
     args = parser.parse_args()
     counts = [int(part) for part in args.viewers.split(",")]
 
-    url = seeded_database(reuse=args.reuse)
+    url = args.database_url or seeded_database(reuse=args.reuse)
     enable_statement_counts(url)
     engine = create_db_engine(url)
     writes.refresh_status(engine)

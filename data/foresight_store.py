@@ -80,6 +80,14 @@ def load_watch(conn: sa.Connection, *, rules: list[Rule]) -> Watch:
     return Watch(spec=spec, rules_by_type=rules_by_type, types=texts)
 
 
+def _positions(device_ids: np.ndarray, found: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where each of `found` sits in the sorted `device_ids`, and which of them are there at
+    all (a range read by its ends also returns the devices between that were not asked for)."""
+    at = np.searchsorted(device_ids, found)
+    there = (at < len(device_ids)) & (device_ids[np.minimum(at, len(device_ids) - 1)] == found)
+    return at, there
+
+
 def load_normals(
     conn: sa.Connection, *, device_ids: np.ndarray, week: np.ndarray, chunk: int = 100_000
 ) -> watch.Normals:
@@ -97,8 +105,7 @@ def load_normals(
             columns=(("device", "int8"), ("median", "float4"), ("spread", "float4")),
         )
         found, first, slots = np.unique(rows["device"], return_index=True, return_counts=True)
-        at = np.searchsorted(device_ids, found)
-        wanted = (at < len(device_ids)) & (device_ids[np.minimum(at, len(device_ids) - 1)] == found)
+        at, wanted = _positions(device_ids, found)
         for size in (24, 168):
             pick = np.flatnonzero(wanted & (slots == size))
             if len(pick):
@@ -376,9 +383,7 @@ def read_history(
             params=(int(ids[0]), int(ids[-1]), since),
             columns=(("device", "int8"), ("ts", "float8"), ("value", "float8")),
         )
-        device = rows["device"]
-        at = np.searchsorted(device_ids, device)
-        keep = (at < len(device_ids)) & (device_ids[np.minimum(at, len(device_ids) - 1)] == device)
+        at, keep = _positions(device_ids, rows["device"])
         order = np.argsort(at[keep], kind="stable")
         parts.append(
             (

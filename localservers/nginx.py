@@ -15,7 +15,7 @@ import socket
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from config import Settings
+from config import STATIC_PREFIXES, Settings
 from data.errors import OneScreenError
 from localservers.base import LocalServer
 
@@ -30,7 +30,6 @@ WORKER_CONNECTIONS = 8192
 FAIL_REST_S = 5
 # the scripts and styles nginx keeps (web.session lets them through without a session)
 STATIC_CACHE = "onescreen_static"
-STATIC_PREFIXES = ("/assets/", "/_dash-component-suites/")
 STATIC_KEEP = "10m"
 
 # nginx's own refusals: status, machine code, sentence (plain text; JSON under /api/)

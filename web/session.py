@@ -17,6 +17,7 @@ from flask import Flask, Response, g, has_request_context, redirect, request
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.wrappers import Response as BaseResponse
 
+from config import STATIC_PREFIXES
 from data import access
 from data.access import Principal
 from data.cache import TtlCache
@@ -51,7 +52,6 @@ DASH_ENDPOINTS = frozenset(
     {"/_dash-layout", "/_dash-dependencies", "/_dash-update-component", "/_reload-hash"}
 )
 DISPLAY_PAGES = frozenset({"/wall", "/kiosk"})
-STATIC_PREFIXES = ("/assets/", "/_dash-component-suites/")
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
