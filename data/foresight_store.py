@@ -93,7 +93,8 @@ def load_normals(
 ) -> watch.Normals:
     """The stored baselines of `device_ids` (sorted): daily cycles, hour-of-week for `week` rows;
     read a range of devices at a time, one fixed-width row per slot (binary COPY)."""
-    out = watch.empty_normals(len(device_ids), week)
+    out = watch.empty_normals(len(device_ids))
+    weekly: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     for start in range(0, len(device_ids), chunk):
         ids = device_ids[start : start + chunk]
         rows = copy_columns(
@@ -110,13 +111,15 @@ def load_normals(
             pick = np.flatnonzero(wanted & (slots == size))
             if len(pick):
                 cells = (first[pick][:, None] + np.arange(size)[None, :]).ravel()
-                watch.place_normals(
-                    out,
-                    at[pick],
-                    rows["median"][cells].reshape(-1, size),
-                    rows["spread"][cells].reshape(-1, size),
-                )
-    return out
+                median = rows["median"][cells].reshape(-1, size)
+                spread = rows["spread"][cells].reshape(-1, size)
+                watch.place_normals(out, at[pick], median, spread)
+                routine = week[at[pick]] if size == 168 else np.zeros(0, bool)
+                if routine.any():
+                    weekly.append((at[pick][routine], median[routine], spread[routine]))
+    if not weekly:
+        return out
+    return watch.with_weeks(out, *(np.concatenate([w[i] for w in weekly]) for i in range(3)))
 
 
 def device_changes(conn: sa.Connection) -> int:

@@ -44,7 +44,7 @@ class SeriesSpec:
     season: np.ndarray  # rows × 24: the daily cycle's median (NaN: not known)
     season_spread: np.ndarray  # rows × 24: its spread
     # hour-of-week normal, kept only for the rows a baseline rule watches: row → its line in
-    # normal_median / normal_spread (k × 168), −1 for none
+    # normal_median / normal_spread (k × 168), −1 for none (the daily cycle, `season`, then)
     normal_row: np.ndarray
     normal_median: np.ndarray
     normal_spread: np.ndarray
@@ -355,8 +355,11 @@ def _routine(fx: Foresight, check: _Check, rows: np.ndarray) -> tuple[np.ndarray
     line = spec.normal_row[rows]
     has = (line >= 0) & (len(spec.normal_median) > 0)
     at = np.where(has, line, 0)
-    usual = np.where(has, spec.normal_median[at, slot] if has.any() else np.nan, np.nan)
-    known = np.where(has, spec.normal_spread[at, slot] if has.any() else np.nan, np.nan)
+    # a device that learned no hour-of-week normal is held to its daily cycle, every day
+    hour = slot % 24
+    daily, daily_spread = spec.season[rows, hour], spec.season_spread[rows, hour]
+    usual = np.where(has, spec.normal_median[at, slot] if has.any() else np.nan, daily)
+    known = np.where(has, spec.normal_spread[at, slot] if has.any() else np.nan, daily_spread)
     width = np.maximum(spec.normal_max[rows] - spec.normal_min[rows], spec.resolution[rows])
     spread = np.maximum(known, np.maximum(0.05 * width, spec.resolution[rows]))
     z = (val - usual) / spread

@@ -237,12 +237,18 @@ def test_the_watch_reads_every_stored_normal_as_stored(live_engine_):
         week = np.arange(len(ids)) % 3 == 0
         got = load_normals(conn, device_ids=ids, week=week, chunk=37)
     assert {row.slots for row in stored} == {24, 168} and len(ids) > len(stored) > 100
-    expected = watch.empty_normals(len(ids), week)
+    expected = watch.empty_normals(len(ids))
+    weeks: list[tuple[int, list[float], list[float]]] = []
     for row in stored:
         at = np.searchsorted(ids, [row.device_id])
         median = np.array([row.median], np.float32)
         watch.place_normals(expected, at, median, np.array([row.spread], np.float32))
-    for name in ("season", "season_spread", "week_median", "week_spread"):
+        if row.slots == 168 and week[at[0]]:
+            weeks.append((int(at[0]), row.median, row.spread))
+    # hour-of-week lines only for the routine devices that learned one (device order)
+    assert len(weeks) > 0
+    expected = watch.with_weeks(expected, *(np.array([w[i] for w in weeks]) for i in range(3)))
+    for name in ("season", "season_spread", "week_row", "week_median", "week_spread"):
         assert np.array_equal(getattr(got, name), getattr(expected, name), equal_nan=True), name
     assert np.isnan(got.season[~np.isin(ids, [row.device_id for row in stored])]).all()
 

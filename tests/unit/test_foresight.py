@@ -186,6 +186,34 @@ def test_a_household_silent_against_its_own_routine_is_found():
     assert found[0].figures["usual"] == pytest.approx(18.0)
 
 
+def test_a_routine_learned_by_the_day_judges_every_day_of_the_week():
+    """A device whose normal was learned as a daily cycle has no hour-of-week line (a copy
+    seven times over cost 7× the memory): the routine check reads its daily cycle instead."""
+    ts = np.arange(T0, T0 + 28 * DAY, 3600.0)
+    hour = ((ts + 8 * 3600) % DAY) // 3600
+    usage = np.where((hour >= 7) & (hour <= 21), 18.0, 0.0)
+    daily = baseline.fit_profiles(
+        series=np.zeros(len(ts), np.int64), ts_s=ts, values=usage, n_series=1, slots=24
+    )
+    season = np.full((2, 24), np.nan)
+    spread = np.full((2, 24), np.nan)
+    season[1], spread[1] = daily.median[0], daily.spread[0]
+    fx = Foresight(
+        spec(2, interval=3600.0, normal=(0.5, 60), alarm_max=np.nan, season=season,
+             season_spread=spread, normal_row=np.array([-1, -1]),
+             normal_median=np.empty((0, 168)), normal_spread=np.empty((0, 168))),
+        {1: {"routine": ROUTINE}},
+    )  # fmt: skip
+    for offset in (28, 31):  # a Monday-like day and a Thursday-like one: the same cycle
+        day = T0 + offset * DAY
+        today = np.arange(day, day + DAY, 3600.0)
+        device = np.r_[np.ones(len(today)), np.full(len(today), 2)].astype(np.int64)
+        silent = np.zeros(2 * len(today))
+        found = opened(replay(fx, device, np.r_[today, today], silent, step_s=3600), "routine")
+        assert [f.device_id for f in found] == [2], offset
+        assert found[0].figures["usual"] == pytest.approx(18.0)
+
+
 def test_a_device_far_from_its_street_peers_is_found():
     rng = np.random.default_rng(5)
     n = 8
