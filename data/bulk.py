@@ -4,6 +4,7 @@ device table of a 10M city costs its arrays, not gigabytes of rows."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import sqlalchemy as sa
@@ -25,6 +26,20 @@ def status_code_sql(column: str = "status") -> str:
     return f"(CASE {column} {cases} ELSE {STATUS_CODES['retired']} END)::int2"
 
 
+def _field(name: str, kind: str, k: int) -> tuple[list[tuple[Any, ...]], int]:
+    """The numpy layout of column `k` (its length word first) and the length it must carry: a
+    scalar of _TYPES, or `float4[n]`, a one-dimensional array of exactly n non-NULL reals."""
+    if kind in _TYPES:
+        return [(f"_length{k}", ">i4"), (name, _TYPES[kind])], np.dtype(_TYPES[kind]).itemsize
+    if not (kind.startswith("float4[") and kind.endswith("]") and kind[7:-1].isdigit()):
+        raise ValueError(f"column {name}: no fixed-width reading of SQL type {kind!r}")
+    n = int(kind[7:-1])
+    # ndim, has-NULLs flag, element type, then the one dimension's size and lower bound
+    element = np.dtype([("length", ">i4"), ("value", ">f4")])
+    layout = [(f"_length{k}", ">i4"), (f"_array{k}", ">i4", (5,)), (name, element, (n,))]
+    return layout, 20 + element.itemsize * n
+
+
 def copy_columns(
     conn: sa.Connection,
     *,
@@ -34,10 +49,13 @@ def copy_columns(
     flush_bytes: int = FLUSH_BYTES,
 ) -> dict[str, np.ndarray]:
     """The rows of `sql` (psycopg placeholders) as one native array per column; `columns` names
-    each result column and its SQL type (see _TYPES). No column may be NULL."""
-    layout = [("fields", ">i2")]
+    each result column and its SQL type (see _field). No column may be NULL."""
+    layout: list[tuple[Any, ...]] = [("fields", ">i2")]
+    lengths = []
     for k, (name, kind) in enumerate(columns):
-        layout += [(f"_length{k}", ">i4"), (name, _TYPES[kind])]
+        field, length = _field(name, kind, k)
+        layout += field
+        lengths.append(length)
     row = np.dtype(layout)
     parts: list[dict[str, np.ndarray]] = []
     pending = bytearray()
@@ -46,15 +64,25 @@ def copy_columns(
         for block in copy:
             pending += block
             if len(pending) >= flush_bytes:
-                parts.append(_take(pending, row=row, columns=columns, skip=_skip(parts)))
+                parts.append(
+                    _take(pending, row=row, columns=columns, lengths=lengths, skip=_skip(parts))
+                )
     if pending:
         del pending[len(pending) - _TRAILER_BYTES :]
-        parts.append(_take(pending, row=row, columns=columns, skip=_skip(parts)))
+        parts.append(_take(pending, row=row, columns=columns, lengths=lengths, skip=_skip(parts)))
         if pending:
             raise ValueError(f"{len(pending)} bytes after the last whole row of a binary COPY")
     if not parts:
-        return {name: np.empty(0, _TYPES[kind]).astype(_TYPES[kind][1:]) for name, kind in columns}
+        empty = np.zeros(0, dtype=row)
+        return {name: _native(empty, name, kind) for name, kind in columns}
     return {name: np.concatenate([part[name] for part in parts]) for name, _ in columns}
+
+
+def _native(rows: np.ndarray, name: str, kind: str) -> np.ndarray:
+    """Column `name` of `rows` in native byte order (an array column: n values per row)."""
+    if kind in _TYPES:
+        return rows[name].astype(_TYPES[kind][1:])
+    return rows[name]["value"].astype(np.float32)
 
 
 def _skip(parts: list[dict[str, np.ndarray]]) -> int:
@@ -62,8 +90,26 @@ def _skip(parts: list[dict[str, np.ndarray]]) -> int:
     return 0 if parts else _HEADER_BYTES
 
 
+def _bad_arrays(rows: np.ndarray, name: str, k: int) -> bool:
+    """Whether any array of column `name` (k) is not one-dimensional, of its length, NULL-free
+    (a right length in bytes can still hide another shape)."""
+    shape = rows[f"_array{k}"]
+    n = rows.dtype[name].shape[0]
+    return bool(
+        (shape[:, 0] != 1).any()
+        or (shape[:, 1] != 0).any()
+        or (shape[:, 3] != n).any()
+        or (rows[name]["length"] != 4).any()
+    )
+
+
 def _take(
-    pending: bytearray, *, row: np.dtype, columns: Sequence[tuple[str, str]], skip: int
+    pending: bytearray,
+    *,
+    row: np.dtype,
+    columns: Sequence[tuple[str, str]],
+    lengths: Sequence[int],
+    skip: int,
 ) -> dict[str, np.ndarray]:
     """The whole rows at the front of `pending` (after `skip` bytes) as native arrays, removed
     from it."""
@@ -72,10 +118,13 @@ def _take(
     rows = np.frombuffer(pending, dtype=row, count=count, offset=start)
     if count and (rows["fields"] != len(columns)).any():
         raise ValueError("a binary COPY row has an unexpected number of fields")
-    for k in range(len(columns)):
-        if count and (rows[f"_length{k}"] != row[2 * k + 2].itemsize).any():
-            raise ValueError(f"column {columns[k][0]} has a NULL or a value of another size")
-    out = {name: rows[name].astype(_TYPES[kind][1:]) for name, kind in columns}
+    for k, (name, kind) in enumerate(columns):
+        wrong = count and (rows[f"_length{k}"] != lengths[k]).any()
+        if not wrong and count and kind not in _TYPES:
+            wrong = _bad_arrays(rows, name, k)
+        if wrong:
+            raise ValueError(f"column {name} has a NULL or a value of another size")
+    out = {name: _native(rows, name, kind) for name, kind in columns}
     del rows  # the view must go before the buffer shrinks
     del pending[: start + count * row.itemsize]
     return out

@@ -91,32 +91,35 @@ def _positions(device_ids: np.ndarray, found: np.ndarray) -> tuple[np.ndarray, n
 def load_normals(
     conn: sa.Connection, *, device_ids: np.ndarray, week: np.ndarray, chunk: int = 100_000
 ) -> watch.Normals:
-    """The stored baselines of `device_ids` (sorted): daily cycles, hour-of-week for `week` rows;
-    read a range of devices at a time, one fixed-width row per slot (binary COPY)."""
+    """The stored baselines of `device_ids` (sorted): daily cycles for all, hour-of-week lines
+    for the `week` rows that learned one; read a range of devices at a time, each profile as
+    one fixed-width array (binary COPY)."""
     out = watch.empty_normals(len(device_ids))
     weekly: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     for start in range(0, len(device_ids), chunk):
         ids = device_ids[start : start + chunk]
-        rows = copy_columns(
-            conn,
-            sql="SELECT b.device_id, u.m::float4, u.s::float4 FROM device_baseline b,"
-            " unnest(b.median, b.spread) WITH ORDINALITY AS u(m, s, k)"
-            " WHERE b.device_id BETWEEN %s AND %s ORDER BY b.device_id, u.k",
-            params=(int(ids[0]), int(ids[-1])),
-            columns=(("device", "int8"), ("median", "float4"), ("spread", "float4")),
-        )
-        found, first, slots = np.unique(rows["device"], return_index=True, return_counts=True)
-        at, wanted = _positions(device_ids, found)
         for size in (24, 168):
-            pick = np.flatnonzero(wanted & (slots == size))
-            if len(pick):
-                cells = (first[pick][:, None] + np.arange(size)[None, :]).ravel()
-                median = rows["median"][cells].reshape(-1, size)
-                spread = rows["spread"][cells].reshape(-1, size)
-                watch.place_normals(out, at[pick], median, spread)
-                routine = week[at[pick]] if size == 168 else np.zeros(0, bool)
-                if routine.any():
-                    weekly.append((at[pick][routine], median[routine], spread[routine]))
+            # arrays whole, not a row per slot: at 10M devices unnesting them sent 174M rows
+            rows = copy_columns(
+                conn,
+                sql="SELECT device_id, median::float4[], spread::float4[] FROM device_baseline"
+                " WHERE device_id BETWEEN %s AND %s AND slots = %s ORDER BY device_id",
+                params=(int(ids[0]), int(ids[-1]), size),
+                columns=(
+                    ("device", "int8"),
+                    ("median", f"float4[{size}]"),
+                    ("spread", f"float4[{size}]"),
+                ),
+            )
+            at, wanted = _positions(device_ids, rows["device"])
+            pick = np.flatnonzero(wanted)
+            if not len(pick):
+                continue
+            median, spread = rows["median"][pick], rows["spread"][pick]
+            watch.place_normals(out, at[pick], median, spread)
+            routine = week[at[pick]] if size == 168 else np.zeros(0, bool)
+            if routine.any():
+                weekly.append((at[pick][routine], median[routine], spread[routine]))
     if not weekly:
         return out
     return watch.with_weeks(out, *(np.concatenate([w[i] for w in weekly]) for i in range(3)))

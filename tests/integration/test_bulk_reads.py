@@ -56,6 +56,52 @@ def test_an_empty_result_a_null_or_a_wrong_width_is_refused_or_empty(engine):
             )
 
 
+ARRAYS = (
+    "SELECT g::int8, ARRAY(SELECT (g * 100 + k) / 8.0 FROM generate_series(1, 24) k)::float4[],"
+    " ARRAY(SELECT -k::float4 FROM generate_series(1, 3) k)"
+    " FROM generate_series(1, %s) g ORDER BY g"
+)
+
+
+@pytest.mark.parametrize("flush_bytes", [1, 1 << 25])
+def test_fixed_length_arrays_match_the_rows(engine, flush_bytes):
+    """A profile of 24 reals comes out as one row of a (n, 24) array, as the rows hold it."""
+    columns = (("g", "int8"), ("profile", "float4[24]"), ("small", "float4[3]"))
+    with engine.connect() as conn:
+        got = copy_columns(
+            conn, sql=ARRAYS, params=(5_003,), columns=columns, flush_bytes=flush_bytes
+        )
+        rows = conn.execute(sa.text(ARRAYS.replace("%s", "5003"))).all()
+        empty = copy_columns(conn, sql=ARRAYS, params=(0,), columns=columns)
+    assert got["profile"].shape == (5_003, 24) and got["profile"].dtype.str == "<f4"
+    assert np.array_equal(got["profile"], np.array([r[1] for r in rows], np.float32))
+    assert np.array_equal(got["small"], np.array([r[2] for r in rows], np.float32))
+    assert got["g"].tolist() == [r[0] for r in rows]
+    assert empty["profile"].shape == (0, 24)
+
+
+@pytest.mark.parametrize(
+    "array",
+    [
+        "ARRAY[1, NULL, 3]::float4[]",  # a NULL element
+        "ARRAY[1, 2]::float4[]",  # too short
+        "ARRAY[1, 2, 3, 4]::float4[]",  # too long
+        "ARRAY[[1, 2, 3]]::float4[]",  # two dimensions
+        "NULL::float4[]",
+    ],
+)
+def test_an_array_of_another_shape_is_refused(engine, array):
+    refused = r"another size|whole row|number of fields"
+    with engine.connect() as conn, pytest.raises(ValueError, match=refused):
+        copy_columns(
+            conn,
+            sql=f"SELECT 1::int8, {array} UNION ALL SELECT 2::int8, ARRAY[4, 5, 6]::float4[]",
+            columns=(("g", "int8"), ("a", "float4[3]")),
+        )
+    with pytest.raises(ValueError, match="fixed-width"), engine.connect() as conn:
+        copy_columns(conn, sql="SELECT ARRAY[1]::text[]", columns=(("a", "text[]"),))
+
+
 def test_the_device_loaders_read_every_device_as_the_table_has_it(engine, seeded):
     with engine.connect() as conn:
         rows = conn.execute(
