@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
@@ -44,51 +45,51 @@ def _check_timeline(
 
 # incidents opened per bucket: the quarter-hour counters (revision 0015) for the window's whole
 # quarter-hours, the raw incidents only for its partial first and last ones
-_TIMELINE_SQL = """
+def _place(alias: str) -> str:
+    """The optional district, street and category filters on table `alias`."""
+    return "".join(
+        f"          AND (CAST(:{name} AS text) IS NULL OR {alias}.{column} = :{name})\n"
+        for name, column in (
+            ("district", "district_adcode"),
+            ("street", "street_code"),
+            ("category", "category_code"),
+        )
+    )
+
+
+_TIMELINE_SQL = f"""
     SELECT date_bin(:bucket * interval '1 minute', t.at, timestamptz '2000-01-01 00:00:00+08')
                AS bucket, t.severity, t.category_code, sum(t.n)::bigint
     FROM (
         SELECT r.bucket AS at, r.severity, r.category_code, r.n
         FROM incident_opened_15m r
         WHERE r.bucket >= :inner_start AND r.bucket < :inner_end AND r.kind = ANY(:kinds)
-          AND (CAST(:district AS text) IS NULL OR r.district_adcode = :district)
-          AND (CAST(:street AS text) IS NULL OR r.street_code = :street)
-          AND (CAST(:category AS text) IS NULL OR r.category_code = :category)
-        UNION ALL
+{_place("r")}        UNION ALL
         SELECT i.opened_at, i.severity, i.category_code, 1
         FROM incident i
         WHERE ((i.opened_at >= :start AND i.opened_at < :inner_start)
                OR (i.opened_at >= :inner_end AND i.opened_at < :end))
           AND i.kind = ANY(:kinds)
-          AND (CAST(:district AS text) IS NULL OR i.district_adcode = :district)
-          AND (CAST(:street AS text) IS NULL OR i.street_code = :street)
-          AND (CAST(:category AS text) IS NULL OR i.category_code = :category)
-    ) t
+{_place("i")}    ) t
     WHERE t.n <> 0
     GROUP BY 1, 2, 3
     HAVING sum(t.n) > 0
     ORDER BY 1, 2, 3
 """
 # the handling lines likewise: counters (revision 0017) inside, events at the two edges
-_HANDLING_SQL = """
+_HANDLING_SQL = f"""
     SELECT date_bin(:bucket * interval '1 minute', t.at, timestamptz '2000-01-01 00:00:00+08')
                AS bucket, t.kind, sum(t.n)::bigint
     FROM (
         SELECT r.bucket AS at, r.event_kind AS kind, r.n
         FROM incident_handled_15m r
         WHERE r.bucket >= :inner_start AND r.bucket < :inner_end AND r.incident_kind = ANY(:kinds)
-          AND (CAST(:district AS text) IS NULL OR r.district_adcode = :district)
-          AND (CAST(:street AS text) IS NULL OR r.street_code = :street)
-          AND (CAST(:category AS text) IS NULL OR r.category_code = :category)
-        UNION ALL
+{_place("r")}        UNION ALL
         SELECT e.at, e.kind, 1
         FROM incident_event e JOIN incident i ON i.id = e.incident_id
         WHERE ((e.at >= :start AND e.at < :inner_start) OR (e.at >= :inner_end AND e.at < :end))
           AND e.kind IN ('acknowledged', 'resolved', 'reopened') AND i.kind = ANY(:kinds)
-          AND (CAST(:district AS text) IS NULL OR i.district_adcode = :district)
-          AND (CAST(:street AS text) IS NULL OR i.street_code = :street)
-          AND (CAST(:category AS text) IS NULL OR i.category_code = :category)
-    ) t
+{_place("i")}    ) t
     GROUP BY 1, 2
     HAVING sum(t.n) > 0
     ORDER BY 1, 2
@@ -105,6 +106,40 @@ def _whole_quarters(start: datetime, end: datetime) -> tuple[datetime, datetime]
     return (inner_start, inner_end) if inner_start < inner_end else (end, end)
 
 
+def _counted(
+    engine: Engine,
+    sql: str,
+    *,
+    start: datetime,
+    end: datetime,
+    bucket: int,
+    district: str | None,
+    street: str | None,
+    category: str | None,
+) -> list[sa.Row[Any]]:
+    """The rows of a timeline `sql` that reads quarter-hour counters inside the window and the
+    raw rows in its two partial quarters."""
+    _check_timeline(start, end, bucket, district=district, street=street, category=category)
+    inner_start, inner_end = _whole_quarters(start, end)
+    params = {"district": district, "street": street, "category": category}
+    with engine.connect() as conn:
+        return list(
+            conn.execute(
+                sa.text(sql),
+                {
+                    **params,
+                    "bucket": bucket,
+                    "start": start,
+                    "end": end,
+                    "inner_start": inner_start,
+                    "inner_end": inner_end,
+                    # alarm figures: 预警 and device health are drawn apart (forecast_reads.py)
+                    "kinds": list(ALARM_KINDS),
+                },
+            ).all()
+        )
+
+
 def incident_timeline(
     engine: Engine,
     *,
@@ -116,24 +151,8 @@ def incident_timeline(
     bucket_minutes: int = 60,
 ) -> pd.DataFrame:
     """Incidents opened per bucket, by severity and category, for a stacked timeline."""
-    _check_timeline(start, end, bucket_minutes, district=district, street=street, category=category)
-    inner_start, inner_end = _whole_quarters(start, end)
-    with engine.connect() as conn:
-        rows = conn.execute(
-            sa.text(_TIMELINE_SQL),
-            {
-                "bucket": bucket_minutes,
-                "start": start,
-                "end": end,
-                "inner_start": inner_start,
-                "inner_end": inner_end,
-                "district": district,
-                "street": street,
-                "category": category,
-                # alarm figures: 预警 and device health are drawn apart (data/forecast_reads.py)
-                "kinds": list(ALARM_KINDS),
-            },
-        ).all()
+    where = {"district": district, "street": street, "category": category}
+    rows = _counted(engine, _TIMELINE_SQL, start=start, end=end, bucket=bucket_minutes, **where)
     frame = pd.DataFrame(rows, columns=["bucket", "severity", "category", "incidents"])
     return frame.astype({"incidents": "int64"})
 
@@ -150,24 +169,8 @@ def incident_handling_timeline(
 ) -> pd.DataFrame:
     """Incidents acknowledged, resolved and reopened per bucket (from the quarter-hour counters
     and, at the window's two partial quarters, the event history)."""
-    _check_timeline(start, end, bucket_minutes, district=district, street=street, category=category)
-    inner_start, inner_end = _whole_quarters(start, end)
-    with engine.connect() as conn:
-        rows = conn.execute(
-            sa.text(_HANDLING_SQL),
-            {
-                "bucket": bucket_minutes,
-                "start": start,
-                "end": end,
-                "inner_start": inner_start,
-                "inner_end": inner_end,
-                "district": district,
-                "street": street,
-                "category": category,
-                # alarm figures: 预警 and device health are drawn apart (data/forecast_reads.py)
-                "kinds": list(ALARM_KINDS),
-            },
-        ).all()
+    where = {"district": district, "street": street, "category": category}
+    rows = _counted(engine, _HANDLING_SQL, start=start, end=end, bucket=bucket_minutes, **where)
     frame = pd.DataFrame(rows, columns=["bucket", "kind", "events"])
     return frame.astype({"events": "int64"})
 
