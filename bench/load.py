@@ -305,12 +305,14 @@ def cpu_seconds() -> dict[str, float]:
         except OSError:
             continue
         seconds = (int(fields[11]) + int(fields[12])) / tick
-        # roles first: `serve` is this bench's child too, but not part of the load generator
+        # this bench and its client processes, by their command (`serve` is its child too, and
+        # a --database-url on its command line would pass for PostgreSQL's)
+        mine = os.getpid() in (int(entry.name), int(fields[1])) and "bench.load" in command
         role = next((role for role, marker in CPU_ROLES if marker in command), None)
-        if role is not None:
-            used[role] += seconds
-        elif os.getpid() in (int(entry.name), int(fields[1])):
+        if mine:
             used["load generator"] += seconds
+        elif role is not None:
+            used[role] += seconds
     # the whole machine's busy time too: what processes that came and went (connections'
     # backends) and the kernel used shows only there
     busy = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
