@@ -645,6 +645,20 @@ def record_views(engine, base: str, views: list, *, refresh_s: float) -> dict:
     return {v.key: bodies_for(v, district_page, bounds[v.district]) for v in views}
 
 
+def serve_env(url: str, args: argparse.Namespace) -> dict[str, str]:
+    """The environment `serve` runs with for this bench's options."""
+    env = {
+        "DATABASE_URL": url,
+        "ONESCREEN_UI_REFRESH_SECONDS": str(args.refresh),
+        "ONESCREEN_UI_STALE_SECONDS": str(max(15, 3 * args.refresh)),
+        "ONESCREEN_SIMULATE_RATE": str(args.rate),
+        "ONESCREEN_LOG_LEVEL": "WARNING",
+    }
+    if args.workers:
+        env["ONESCREEN_WEB_WORKERS"] = str(args.workers)
+    return env
+
+
 def main() -> None:
     """Run the load bench over the viewer counts and print the report."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -689,15 +703,7 @@ def main() -> None:
     if not args.one_address:
         people = own_addresses(people)
     # serving() gives the server free ports and a data directory of its own, and stops them
-    env = {
-        "DATABASE_URL": url,
-        "ONESCREEN_UI_REFRESH_SECONDS": str(args.refresh),
-        "ONESCREEN_UI_STALE_SECONDS": str(max(15, 3 * args.refresh)),
-        "ONESCREEN_SIMULATE_RATE": str(args.rate),
-        "ONESCREEN_LOG_LEVEL": "WARNING",
-    }
-    if args.workers:
-        env["ONESCREEN_WEB_WORKERS"] = str(args.workers)
+    env = serve_env(url, args)
     log_path = ROOT / ".onescreen" / "bench-load-serve.log"
     with serving(env, log_path=log_path, ready_path="/login", timeout_s=300) as base:
         recorded = record_views(engine, base, views, refresh_s=args.refresh)
