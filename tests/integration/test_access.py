@@ -327,8 +327,9 @@ def test_access_migration_goes_down_and_up(scratch_db):
         ).scalar_one()
     # device_baseline joined in revision 0006, incident_group in 0009, warning levels in 0011,
     # units, their history and playbook tasks in 0013, the replay history (status by street and
-    # cell, units' tracks) in 0014, each device's counted state and the incident counters in 0015
-    assert secured == 25
+    # cell, units' tracks) in 0014, each device's counted state and the incident counters in 0015,
+    # the handling counters in 0017
+    assert secured == 26
 
 
 def test_ended_sessions_are_forgotten_after_30_days(engine, seeded):
