@@ -117,8 +117,8 @@ def load_normals(
                 continue
             median, spread = rows["median"][pick], rows["spread"][pick]
             watch.place_normals(out, at[pick], median, spread)
-            routine = week[at[pick]] if size == 168 else np.zeros(0, bool)
-            if routine.any():
+            routine = week[at[pick]]
+            if size == 168 and routine.any():
                 weekly.append((at[pick][routine], median[routine], spread[routine]))
     if not weekly:
         return out

@@ -308,12 +308,8 @@ def test_the_timeline_from_its_counters_equals_the_incidents_themselves(engine, 
         )
 
         # the counters are what this transaction sees: read through it
-        class Through:
-            def connect(self):
-                return _Borrowed(conn)
-
         for bucket in (15, 60):
-            _timelines_agree(Through(), start=start, end=end, bucket=bucket)
+            _timelines_agree(_Through(conn), start=start, end=end, bucket=bucket)
         outer.rollback()
 
 
@@ -386,15 +382,20 @@ def test_the_handling_lines_from_their_counters_equal_the_events_themselves(engi
             ),
             {"id": trimmed, "at": end - timedelta(minutes=20)},
         )
-
-        class Through:
-            def connect(self):
-                return _Borrowed(conn)
-
         for bucket in (15, 60):
-            _handling_agrees(Through(), start=start, end=end, bucket=bucket)
-        _handling_agrees(Through(), start=start, end=end, bucket=60, district=PUDONG)
+            _handling_agrees(_Through(conn), start=start, end=end, bucket=bucket)
+        _handling_agrees(_Through(conn), start=start, end=end, bucket=60, district=PUDONG)
         outer.rollback()
+
+
+class _Through:
+    """An engine stand-in whose connections are `conn` (the caller's transaction)."""
+
+    def __init__(self, conn):
+        self.conn = conn
+
+    def connect(self):
+        return _Borrowed(self.conn)
 
 
 class _Borrowed:
