@@ -267,6 +267,15 @@ class Settings(BaseSettings):
         "runs behind its nginx: one can die or restart while the others answer.",
     )
     web_threads: int = Field(default=8, ge=1, le=64, description="Threads per web worker.")
+    answer_slots: int = Field(
+        # 1: measured at 200 distinct views (bench.load), a second slot's renders starved the
+        # requests that serve copies (p50 976 → 406 ms with one)
+        default=1,
+        ge=0,
+        le=64,
+        description="Panel answers a web worker computes at once before it serves a due answer's "
+        "recent copy and renews it in the background (0: always compute in the request).",
+    )
     web_timeout_seconds: float = Field(
         default=60,
         ge=5,

@@ -43,6 +43,7 @@ from config import PROJECT_ROOT
 from data.cache import Cached, freeze, fresh_seconds
 from data.scope import partition_tags
 from serving.events import TAGS_KEY, EventListener
+from serving.renewal import Renewer
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,22 @@ class _Entry:
     version: int | None  # the data version it was computed at (None = unknown)
 
 
+# makes a computation runnable on another thread as part of the request that asked for it
+Carrier = Callable[[Callable[[], Any]], Callable[[], Any]]
+
+
+@dataclass(frozen=True)
+class _Job:
+    """One result to compute: `fn(**kwargs)` under `key`, fresh for `period`."""
+
+    fn: Callable[..., Any]
+    kwargs: dict[str, Any]
+    key: str
+    name: str
+    period: float
+    carry: Carrier | None = None
+
+
 @dataclass
 class CacheStats:
     """Counters for benches and the health endpoint."""
@@ -76,6 +93,8 @@ class CacheStats:
     local_hits: int = 0
     shared_hits: int = 0
     stale_served: int = 0
+    # due answers served from their copy while a background thread renews them (busy worker)
+    deferred: int = 0
     computed: int = 0
     waited: int = 0
     redis_errors: int = 0
@@ -102,6 +121,7 @@ def create_shared_cache(
     owner_url: str,
     max_local_entries: int = 512,
     invalidate_interval_s: float = INVALIDATE_INTERVAL_S,
+    renewer: Renewer | None = None,
 ) -> SharedCache | None:
     """A shared cache on Redis `client` (None without one), its entries signed with a key
     derived from the owner's credentials."""
@@ -118,6 +138,7 @@ def create_shared_cache(
         namespace=f"{namespace}:{code_version()}:",
         max_local_entries=max_local_entries,
         invalidate_interval_s=invalidate_interval_s,
+        renewer=renewer,
     )
 
 
@@ -148,6 +169,7 @@ class SharedCache:
         clock: Callable[[], float] = time.time,
         tags_of: Callable[[Hashable], tuple[str, ...]] = partition_tags,
         invalidate_interval_s: float = INVALIDATE_INTERVAL_S,
+        renewer: Renewer | None = None,
     ) -> None:
         if period_seconds <= 0 or quiet_seconds < 0:
             raise ValueError("period_seconds must be positive, quiet_seconds not negative")
@@ -169,16 +191,28 @@ class SharedCache:
         self._invalidate_interval_s = invalidate_interval_s
         # tag -> the generation it had when the latest outdating of it was put off
         self._pending: dict[str, int] = {}
+        # computes deferrable results (get's `carry`) with a few slots, renewing in the background
+        self._renewer = renewer
         if events is not None:
             events.on_forget(self._drop_local)
 
     # what callers use --------------------------------------------------------------------------
 
     def get(
-        self, fn: Callable[..., _T], partition: Hashable = None, /, **kwargs: Any
+        self,
+        fn: Callable[..., _T],
+        partition: Hashable = None,
+        /,
+        *,
+        carry: Carrier | None = None,
+        **kwargs: Any,
     ) -> Cached[_T]:
         """`fn(**kwargs)` as computed for `partition` within the last period (or the quiet
-        allowance), by this worker or any other."""
+        allowance), by this worker or any other.
+
+        With `carry` (which makes a computation runnable in another thread of this request),
+        a due result may be renewed in the background while its recent copy is served, when
+        this worker's renewer has no free slot (serving.renewal)."""
         key, name, generation = self._key(fn, partition, kwargs)
         period = fresh_seconds(fn, self.period_seconds)
         while True:
@@ -202,7 +236,8 @@ class SharedCache:
             # nothing (recent) to serve: share the other thread's answer
             flight.wait(LOCK_SECONDS)
         try:
-            return self._fetch_or_compute(fn, kwargs, key, name, stale=entry, period=period)
+            job = _Job(fn=fn, kwargs=kwargs, key=key, name=name, period=period, carry=carry)
+            return self._fetch_or_compute(job, stale=entry)
         finally:
             with self._lock:
                 self._flights.pop(key, None)
@@ -251,6 +286,11 @@ class SharedCache:
                 self._lost_redis(error)
                 return
             self._outdate(tag, seen)
+
+    @property
+    def pressed(self) -> bool:
+        """Whether this worker's background renewals fall behind (serving.renewal)."""
+        return self._renewer is not None and self._renewer.pressed
 
     def __len__(self) -> int:
         with self._lock:
@@ -362,82 +402,90 @@ class SharedCache:
             while len(self._local) > self._max_local:
                 self._local.popitem(last=False)
 
-    def _fetch_or_compute(
-        self,
-        fn: Callable,
-        kwargs: dict[str, Any],
-        key: str,
-        name: str,
-        *,
-        stale: _Entry | None,
-        period: float,
-    ) -> Cached:
+    def _fetch_or_compute(self, job: _Job, *, stale: _Entry | None) -> Cached:
+        key = job.key
         try:
-            shared, locked = self._load_or_lock(key, period)
+            shared, locked = self._load_or_lock(key, job.period)
         except redis.RedisError as error:
             # Redis away: this worker still answers, from the database
             self.stats.redis_errors += 1
             log.debug("shared cache read failed: %s", error)
-            return self._compute(fn, kwargs, key, name, publish_period=None).cached
+            return self._compute(job, publish=False).cached
         if shared is not None and (stale is None or shared.computed_at >= stale.computed_at):
             stale = shared
             self._remember(key, shared)
-            if self._current(shared, key, period):
+            if self._current(shared, key, job.period):
                 if locked:  # Redis judged it due a hair before this clock did: let the lock go
                     self._release_lock(key)
                 self.stats.shared_hits += 1
                 return shared.cached
         if locked:
-            try:
-                return self._compute(fn, kwargs, key, name, publish_period=period).cached
-            except BaseException:
-                self._release_lock(key)
-                raise
+            return self._renew(job, stale=stale)
         if stale is not None:
             # someone else is recomputing it: the previous copy is good for one more refresh
             self.stats.stale_served += 1
             return stale.cached
-        return self._wait_for_leader(fn, kwargs, key, name)
+        return self._wait_for_leader(job)
 
-    def _wait_for_leader(self, fn: Callable, kwargs: dict[str, Any], key: str, name: str) -> Cached:
+    def _renew(self, job: _Job, *, stale: _Entry | None) -> Cached:
+        """Recompute a due result under our lock: now, or — a deferrable one in a worker whose
+        slots are all busy, with a recent copy — in the background while that copy serves."""
+        renewer = self._renewer
+        if renewer is None or job.carry is None:
+            return self._locked_compute(job).cached
+        if renewer.try_slot():
+            try:
+                return self._locked_compute(job).cached
+            finally:
+                renewer.release()
+        if stale is None or self._clock() - stale.computed_at > renewer.max_age_seconds:
+            # nothing recent enough to show: this viewer waits for the answer
+            return self._locked_compute(job).cached
+        if renewer.later(job.carry(functools.partial(self._locked_compute, job))):
+            self.stats.deferred += 1
+        else:  # the queue is full: a later request will try again
+            self._release_lock(job.key)
+            self.stats.stale_served += 1
+        return stale.cached
+
+    def _locked_compute(self, job: _Job) -> _Entry:
+        try:
+            return self._compute(job, publish=True)
+        except BaseException:
+            self._release_lock(job.key)
+            raise
+
+    def _wait_for_leader(self, job: _Job) -> Cached:
         """The leader's answer when it stores one within WAIT_FOR_LEADER_S, else our own."""
         self.stats.waited += 1
         deadline = time.monotonic() + WAIT_FOR_LEADER_S
         while time.monotonic() < deadline:
             time.sleep(_POLL_S)
             try:
-                shared = self._load(key)
+                shared = self._load(job.key)
             except redis.RedisError:
                 break
             if shared is not None:
-                self._remember(key, shared)
+                self._remember(job.key, shared)
                 return shared.cached
-        return self._compute(fn, kwargs, key, name, publish_period=None).cached
+        return self._compute(job, publish=False).cached
 
-    def _compute(
-        self,
-        fn: Callable,
-        kwargs: dict[str, Any],
-        key: str,
-        name: str,
-        *,
-        publish_period: float | None,
-    ) -> _Entry:
-        """`fn(**kwargs)` now, kept here, and stored for every worker (our lock let go) under
-        `publish_period` unless that is None."""
+    def _compute(self, job: _Job, *, publish: bool) -> _Entry:
+        """`job` computed now, kept here, and (`publish`) stored for every worker, our lock let
+        go."""
         # the version before the query: data announced while it runs makes the result due
         version = self._events.state.version if self._events is not None else None
         started = self._clock()
         as_of = datetime.now(UTC)
-        value = fn(**kwargs)
+        value = job.fn(**job.kwargs)
         cached = Cached(value=value, as_of=as_of)
         entry = _Entry(cached=cached, computed_at=started, version=version)
         self.stats.computed += 1
-        self.stats.by_key[name] = self.stats.by_key.get(name, 0) + 1
-        self._remember(key, entry)
-        if publish_period is not None:
+        self.stats.by_key[job.name] = self.stats.by_key.get(job.name, 0) + 1
+        self._remember(job.key, entry)
+        if publish:
             try:
-                self._store_and_unlock(key, entry, publish_period)
+                self._store_and_unlock(job.key, entry, job.period)
             except redis.RedisError as error:
                 # the lock frees itself after LOCK_SECONDS; meanwhile others serve their copy
                 self.stats.redis_errors += 1

@@ -20,6 +20,7 @@ from data.cache import TtlCache
 from data.engine import Timeouts, create_db_engine, request_timeouts, resolve_database_url
 from data.scope import create_web_engine, read_url_for, web_url_for
 from serving.events import EventListener, connect
+from serving.renewal import Renewer
 from serving.shared_cache import SharedCache, create_shared_cache
 
 _T = TypeVar("_T")
@@ -27,6 +28,8 @@ EXTENSION = "onescreen"
 # well under the refresh tick: a reading ingested shows within one tick plus this
 RESULTS_TTL_SECONDS = 1.0
 RESULTS_MAX_ENTRIES = 512
+# answers a busy worker has queued for renewal; beyond, their copies serve and a later ask queues
+RENEWAL_QUEUE = 64
 # reference lists (districts, streets, categories, bounds) change only with an import
 REFERENCE_SECONDS = 300
 SESSION_CHECK_SECONDS = 2.0
@@ -115,8 +118,28 @@ class AppServices:
         not open and close overflow connections (a backend's fork and sign-in) per burst."""
         return self.settings.web_threads
 
+    def _renewer(self) -> Renewer | None:
+        """The slots a worker computes panel answers in, and the background renewal beyond."""
+        settings = self.settings
+        if settings.answer_slots == 0:
+            return None
+        return Renewer(
+            slots=settings.answer_slots,
+            queue_size=RENEWAL_QUEUE,
+            # a copy that old still shows in time for its badge to say so (ui_stale_seconds)
+            max_age_seconds=settings.ui_stale_seconds,
+            # a renewal waiting half a refresh for its turn: the answers fall behind
+            pressed_wait_seconds=settings.ui_refresh_seconds / 2,
+        )
+
     def _shared(
-        self, *, period_seconds: float, quiet_seconds: float, namespace: str, max_local_entries: int
+        self,
+        *,
+        period_seconds: float,
+        quiet_seconds: float,
+        namespace: str,
+        max_local_entries: int,
+        renewer: Renewer | None = None,
     ) -> SharedCache | None:
         """A cache shared by every worker through Redis, None without Redis."""
         if self.redis is None:
@@ -129,6 +152,7 @@ class AppServices:
             quiet_seconds=quiet_seconds,
             namespace=namespace,
             max_local_entries=max_local_entries,
+            renewer=renewer,
         )
 
     def _results_cache(self) -> TtlCache | SharedCache:
@@ -143,6 +167,7 @@ class AppServices:
             quiet_seconds=max(0.0, min(3 * period, settings.ui_stale_seconds / 2 - period)),
             namespace="results",
             max_local_entries=RESULTS_MAX_ENTRIES,
+            renewer=self._renewer(),
         )
         if shared is not None:
             return shared

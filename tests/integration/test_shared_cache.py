@@ -14,6 +14,7 @@ from data.cache import TtlCache, fresh_for
 from localservers.base import free_port
 from serving import events
 from serving.events import EventListener
+from serving.renewal import Renewer
 from serving.shared_cache import KEY_PREFIX, LOCK_PREFIX, SharedCache
 
 
@@ -35,7 +36,17 @@ def client(redis_url: str) -> redis.Redis:
     connection.close()
 
 
-def make_cache(client, *, clock=None, listener=None, period=5.0, quiet=0.0, key=b"k", interval=1.0):
+def make_cache(
+    client,
+    *,
+    clock=None,
+    listener=None,
+    period=5.0,
+    quiet=0.0,
+    key=b"k",
+    interval=1.0,
+    renewer=None,
+):
     return SharedCache(
         client,
         period_seconds=period,
@@ -44,6 +55,7 @@ def make_cache(client, *, clock=None, listener=None, period=5.0, quiet=0.0, key=
         events=listener,
         clock=clock or Clock(),
         invalidate_interval_s=interval,
+        renewer=renewer,
     )
 
 
@@ -425,3 +437,156 @@ def test_the_local_cache_keeps_a_slow_query_for_its_own_freshness():
     assert (slow.calls, live.calls) == (1, 10)
     with pytest.raises(ValueError, match="positive"):
         fresh_for(0)
+
+
+def carry(job):
+    """What the web tier's carrier does, minus the request: run `job` as given."""
+    return job
+
+
+def wait_for(condition, seconds: float = 5.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.005)
+    return condition()
+
+
+def busy_worker(client, clock, *, max_age: float = 15.0) -> tuple[SharedCache, Renewer]:
+    """A cache whose only computing slot is taken (until the test gives it back)."""
+    renewer = Renewer(slots=1, queue_size=2, max_age_seconds=max_age)
+    assert renewer.try_slot()
+    return make_cache(client, clock=clock, renewer=renewer), renewer
+
+
+def test_a_busy_worker_serves_the_copy_and_renews_it_in_the_background(client):
+    clock = Clock()
+    query = Counted()
+    cache, renewer = busy_worker(client, clock)
+    first = cache.get(query, "*", carry=carry)  # no copy yet: computed in the request
+    clock.now += 5.0  # due
+    started = time.monotonic()
+    again = cache.get(query, "*", carry=carry)
+    assert again.value == first.value and time.monotonic() - started < 0.25
+    assert cache.stats.deferred == 1 and query.calls == 1
+    # the renewal waits for a slot, then stores the new copy for every worker
+    renewer.release()
+    assert wait_for(lambda: query.calls == 2)
+    other = make_cache(client, clock=clock)
+    assert wait_for(lambda: other.get(query, "*").value["call"] == 2)
+    assert wait_for(lambda: not list(client.scan_iter(LOCK_PREFIX + "*")))  # lock let go
+    assert cache.get(query, "*", carry=carry).value["call"] == 2
+
+
+def test_a_worker_with_a_free_slot_answers_fresh(client):
+    clock = Clock()
+    query = Counted()
+    cache = make_cache(
+        client, clock=clock, renewer=Renewer(slots=1, queue_size=2, max_age_seconds=15)
+    )
+    cache.get(query, "*", carry=carry)
+    clock.now += 5.0
+    assert cache.get(query, "*", carry=carry).value["call"] == 2
+    assert cache.stats.deferred == 0
+
+
+def test_only_deferrable_results_and_recent_copies_are_served_while_renewing(client):
+    clock = Clock()
+    query, plain = Counted(), Counted()
+    cache, _renewer = busy_worker(client, clock, max_age=7.0)
+    cache.get(query, "*", carry=carry)
+    cache.get(plain, "*")
+    clock.now += 5.0
+    # a result asked for without a carrier (a data read inside an answer) is computed now
+    assert cache.get(plain, "*").value["call"] == 2
+    clock.now += 5.0  # 10 s old: older than the 7 s a copy may be while it renews
+    assert cache.get(query, "*", carry=carry).value["call"] == 2
+    assert cache.stats.deferred == 0
+
+
+def test_a_full_renewal_queue_serves_the_copy_and_lets_the_lock_go(client):
+    clock = Clock()
+    queries = [Counted() for _ in range(4)]
+    cache, renewer = busy_worker(client, clock)  # queue of two, slot never freed
+    for query in queries:
+        cache.get(query, "*", carry=carry)
+    clock.now += 5.0
+    answers = [cache.get(queries[0], "*", carry=carry).value["call"]]
+    # the renewing thread has taken the first job and waits for the slot
+    assert wait_for(lambda: renewer.waiting == 0)
+    answers += [cache.get(query, "*", carry=carry).value["call"] for query in queries[1:]]
+    assert answers == [1, 1, 1, 1] and cache.stats.deferred == 3
+    assert cache.stats.stale_served == 1
+    # three locks held for the queued renewals; the fourth let go, for any worker to take
+    assert len(list(client.scan_iter(LOCK_PREFIX + "*"))) == 3
+
+
+def test_a_failed_background_renewal_lets_the_next_request_try_again(client):
+    clock = Clock()
+
+    class Failing(Counted):
+        fail = False
+
+        def __call__(self, **kwargs) -> dict:
+            if self.fail:
+                raise RuntimeError("database away")
+            return super().__call__(**kwargs)
+
+    query = Failing()
+    cache, renewer = busy_worker(client, clock)
+    cache.get(query, "*", carry=carry)
+    clock.now += 5.0
+    query.fail = True
+    assert cache.get(query, "*", carry=carry).value["call"] == 1  # the copy, renewal queued
+    renewer.release()
+    assert wait_for(lambda: not list(client.scan_iter(LOCK_PREFIX + "*")))
+    query.fail = False
+    assert cache.get(query, "*", carry=carry).value["call"] == 2
+
+
+def test_a_renewer_refuses_nonsense():
+    for slots, size, age, wait in (
+        (0, 1, 1.0, 1.0),
+        (1, 0, 1.0, 1.0),
+        (1, 1, 0.0, 1.0),
+        (1, 1, 1.0, 0.0),
+    ):
+        with pytest.raises(ValueError, match="at least 1"):
+            Renewer(slots=slots, queue_size=size, max_age_seconds=age, pressed_wait_seconds=wait)
+
+
+def test_a_worker_is_pressed_when_its_renewals_wait_too_long_for_their_turn(client):
+    clock = Clock()
+    queries = [Counted() for _ in range(4)]
+    renewer = Renewer(slots=1, queue_size=1, max_age_seconds=15, pressed_wait_seconds=0.3)
+    cache = make_cache(client, clock=clock, renewer=renewer)
+    for query in queries:
+        cache.get(query, "*", carry=carry)
+    clock.now += 5.0
+    assert renewer.try_slot()
+    cache.get(queries[0], "*", carry=carry)  # queued; its renewal starts at once when let
+    renewer.release()
+    assert wait_for(lambda: queries[0].calls == 2)
+    assert not cache.pressed
+    assert renewer.try_slot()
+    cache.get(queries[1], "*", carry=carry)  # queued, and kept waiting past 0.3 s
+    time.sleep(0.4)
+    assert not cache.pressed
+    renewer.release()
+    assert wait_for(lambda: queries[1].calls == 2) and cache.pressed
+
+
+def test_a_full_renewal_queue_presses_the_worker(client):
+    clock = Clock()
+    queries = [Counted() for _ in range(3)]
+    cache, renewer = busy_worker(client, clock)  # queue of two, slot never freed
+    for query in queries:
+        cache.get(query, "*", carry=carry)
+    clock.now += 5.0
+    cache.get(queries[0], "*", carry=carry)
+    assert wait_for(lambda: renewer.waiting == 0)  # taken by the thread, waiting for the slot
+    cache.get(queries[1], "*", carry=carry)
+    assert not cache.pressed
+    client.delete(*client.scan_iter(LOCK_PREFIX + "*"))
+    cache.get(queries[2], "*", carry=carry)
+    cache.get(queries[0], "*", carry=carry)  # its lock gone: queued again, and the queue is full
+    assert cache.pressed
