@@ -7,26 +7,43 @@ shared cache, keyed by those and nothing else — not the interval counters, whi
 browser — and one render per period serves every viewer. Only the answers of callbacks
 declared shared (panels.place.SHARED_OUTPUTS) are shared; every other callback runs for
 its caller as before.
+
+An answer may be served some seconds after it was rendered (by the cache's design, and more so
+when a busy worker renews it in the background: serving.renewal), so the ages of its panels'
+as-of stamps are brought forward to the moment it is sent: the browser dates data by receipt
+minus age, and must never think an answer fresher than it is.
 """
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import json
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import dash
 from dash import Dash
 from dash.exceptions import PreventUpdate
-from flask import Response, request
+from flask import Response, copy_current_request_context, request
 
 from data.scope import current_scope
 from panels.place import SHARED_OUTPUTS
+from serving.shared_cache import SharedCache
 from web.services import services
 
 DASH_UPDATE = "/_dash-update-component"
 # each browser counts its own ticks: only whether an interval has fired matters to a panel
 COUNTERS = frozenset({"n_intervals"})
+# an as-of stamp in Dash's compact JSON (panels.reads.asof_payload: at, age, clock)
+_AGE = re.compile(rb'("at":-?\d+,"age":)(\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)(,"clock":)')
+# answers sent sooner than this after rendering keep their ages as rendered
+_AGE_SLACK_S = 0.05
+# set on answers from a worker that is renewing answers behind: pages may refresh less often
+# (assets/onescreen_limits.js)
+BUSY_HEADER = "X-OneScreen-Busy"
 
 
 class _Unshared(Exception):
@@ -76,6 +93,21 @@ def render_answer(*, body_key: str) -> tuple[int, bytes, str | None]:
     return 200, response.get_data(), response.mimetype
 
 
+def aged(data: bytes, *, seconds: float) -> bytes:
+    """The answer `data` with every as-of stamp's age `seconds` older."""
+    if seconds < _AGE_SLACK_S:
+        return data
+    return _AGE.sub(lambda m: m[1] + str(round(float(m[2]) + seconds, 3)).encode() + m[3], data)
+
+
+def carried(job: Callable[[], Any]) -> Callable[[], Any]:
+    """`job` made to run on another thread as part of the current request: its request, its
+    access scope and its other context variables."""
+    context = contextvars.copy_context()
+    in_request = copy_current_request_context(job)
+    return lambda: context.run(in_request)
+
+
 def register_response_cache(app: Dash) -> None:
     """Answer shared panel callbacks from the shared cache (after the sign-in gate ran)."""
 
@@ -88,10 +120,18 @@ def register_response_cache(app: Dash) -> None:
             return None
         # the same partition the reads use (data.scope.Scope.partition)
         partition = current_scope().partition
+        results = services().results
+        key = answer_key(body)
         try:
-            status, data, mimetype = (
-                services().results.get(render_answer, partition, body_key=answer_key(body)).value
-            )
+            if isinstance(results, SharedCache):
+                cached = results.get(render_answer, partition, carry=carried, body_key=key)
+            else:
+                cached = results.get(render_answer, partition, body_key=key)
         except _Unshared as unshared:
             return unshared.response
-        return Response(data, status=status, mimetype=mimetype)
+        status, data, mimetype = cached.value
+        late = (datetime.now(UTC) - cached.as_of).total_seconds()
+        response = Response(aged(data, seconds=late), status=status, mimetype=mimetype)
+        if isinstance(results, SharedCache) and results.pressed:
+            response.headers[BUSY_HEADER] = "1"
+        return response

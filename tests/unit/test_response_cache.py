@@ -4,8 +4,16 @@ tests/integration/test_production_serving.py)."""
 from __future__ import annotations
 
 import copy
+import json
+import threading
+from datetime import UTC, datetime, timedelta
 
-from web.shared_answers import answer_key, first_output
+from dash._utils import to_json
+from flask import Flask, request
+
+from data.scope import Scope, current_scope, set_scope
+from panels.reads import asof_payload
+from web.shared_answers import aged, answer_key, carried, first_output
 
 
 def refresh_body(tick: int | None = 7, category: str | None = "flood") -> dict:
@@ -99,3 +107,41 @@ def test_the_shared_answers_are_those_the_panel_definitions_declare():
     assert firsts >= SHARED_OUTPUTS
     # acting, navigation and display callbacks are never shared
     assert not any(name.startswith(("incidents-", "wall-", "os-url")) for name in SHARED_OUTPUTS)
+
+
+def answer(*moments: datetime, at: datetime) -> bytes:
+    """A Dash answer with one as-of stamp per moment, rendered at `at`, beside look-alikes."""
+    from data.cache import Cached
+
+    stamps = {
+        f"asof-{n}": {"data": asof_payload(Cached(value=None, as_of=moment), at=at)}
+        for n, moment in enumerate(moments)
+    }
+    table = {"rows": [{"age": "3 分钟", "at": 5}], "figure": {"age": 4}}
+    return to_json({"multi": True, "response": {**stamps, "queue": table}}).encode()
+
+
+def test_an_answer_sent_late_carries_its_stamps_true_ages():
+    rendered = datetime(2026, 12, 5, 8, 0, tzinfo=UTC)
+    data = answer(rendered - timedelta(seconds=2), rendered - timedelta(seconds=7.5), at=rendered)
+    sent = json.loads(aged(data, seconds=6.25))["response"]
+    assert [sent[f"asof-{n}"]["data"]["age"] for n in range(2)] == [8.25, 13.75]
+    # the stamps' instants and clocks stay; nothing that merely looks like an age moves
+    before = json.loads(data)["response"]
+    assert sent["asof-0"]["data"]["at"] == before["asof-0"]["data"]["at"]
+    assert sent["queue"] == before["queue"]
+    assert aged(data, seconds=0.01) is data  # sent at once: as rendered
+
+
+def test_a_carried_job_runs_elsewhere_with_its_request_and_scope():
+    app = Flask("carried")
+    scope = Scope(districts="310115", actor="manager")
+    seen: list = []
+    with app.test_request_context("/_dash-update-component", method="POST", json={"x": 1}):
+        set_scope(scope)
+        job = carried(lambda: seen.append((request.path, request.get_json(), current_scope())))
+    # the request has ended; the job still sees it, on another thread
+    thread = threading.Thread(target=job)
+    thread.start()
+    thread.join()
+    assert seen == [("/_dash-update-component", {"x": 1}, scope)]
