@@ -2,13 +2,22 @@
    so no panel breaks and nothing reaches the console; the next refresh asks again.
    The page says it handles refusals (X-OneScreen-Refusal: quiet) and is then answered 204 with
    X-OneScreen-Refused (a 429 would be logged by the browser as an error); a plain 429 (from a
-   proxy, or without the header) is turned into the same "no update". */
+   proxy, or without the header) is turned into the same "no update".
+
+   Pacing: when the server says it is renewing answers behind (X-OneScreen-Busy), or a refresh's
+   callback is refused or takes longer than SLOW_MS, the page asks on every EVERY-th refresh tick
+   only, until CALM_MS pass without such a sign. The other ticks are answered "no update" here,
+   and the freshness badges show the data's true age meanwhile: a fleet of screens eases off an
+   overloaded server instead of piling on, and comes back to its full pace by itself. */
 (function () {
   if (window.onescreenLimits || typeof window.fetch !== "function") { return; }
   const CALLBACK = "/_dash-update-component";
   const FALLBACK = {zh: "请求过于频繁，稍后自动重试", en: "Too many requests — retrying shortly"};
+  const REFRESH = "os-refresh";
+  const SLOW_MS = 1000, CALM_MS = 30000, EVERY = 2;
   const original = window.fetch.bind(window);
   let hideTimer = null;
+  let pressedAt = -Infinity;
 
   function lang() {
     // the URL says it from the first moment (a refusal can come before the page has drawn)
@@ -45,7 +54,21 @@
     try { return JSON.parse(text); } catch (error) { return null; }
   }
 
-  window.onescreenLimits = {refused: 0};
+  window.onescreenLimits = {refused: 0, skipped: 0};
+
+  /* The refresh tick that triggered a callback, or null when something else did. */
+  function refreshTick(options) {
+    if (typeof options.body !== "string" || options.body.indexOf(REFRESH) === -1) { return null; }
+    const body = parsed(options.body);
+    const trigger = REFRESH + ".n_intervals";
+    if (!body || (body.changedPropIds || []).indexOf(trigger) === -1) { return null; }
+    const found = [].concat(body.inputs || []).flat(2).find(function (item) {
+      return item && item.id === REFRESH && item.property === "n_intervals";
+    });
+    return found && typeof found.value === "number" ? found.value : null;
+  }
+
+  function paced() { return performance.now() - pressedAt < CALM_MS; }
 
   /* The router's callback (the page's content) runs once per address, never on a refresh: a
      refused one is asked again after the wait the server gave, or the page would stay blank. */
@@ -53,9 +76,14 @@
     return typeof options.body === "string" && options.body.indexOf("_pages_content") !== -1;
   }
 
-  function ask(input, options, tries) {
+  function ask(input, options, tries, tick) {
+    const started = performance.now();
     return original(input, options).then(function (response) {
       const quiet = response.headers.get("X-OneScreen-Refused");
+      if (response.headers.get("X-OneScreen-Busy") || quiet || response.status === 429
+          || (tick !== null && performance.now() - started > SLOW_MS)) {
+        pressedAt = performance.now();
+      }
       const refusal = quiet ? Promise.resolve(parsed(quiet))
         : response.status === 429 ? response.clone().text().then(parsed) : null;
       if (!refusal) { return response; }
@@ -64,7 +92,7 @@
         if (isPage(options) && tries < 10) {
           const wait = Math.min(30, Math.max(1, Number(body && body.retry_after) || 1)) * 1000;
           return new Promise(function (resolve) { window.setTimeout(resolve, wait); })
-            .then(function () { return ask(input, options, tries + 1); });
+            .then(function () { return ask(input, options, tries + 1, tick); });
         }
         // Dash leaves every output as it is; the next refresh asks again
         return quiet ? response : new Response(null, {status: 204, statusText: "No Content"});
@@ -78,6 +106,11 @@
     const headers = new Headers(options.headers || {});
     headers.set("X-OneScreen-Refusal", "quiet");
     options.headers = headers;
-    return ask(input, options, 0);
+    const tick = refreshTick(options);
+    if (tick !== null && paced() && tick % EVERY !== 0) {
+      window.onescreenLimits.skipped += 1;
+      return Promise.resolve(new Response(null, {status: 204, statusText: "No Content"}));
+    }
+    return ask(input, options, 0, tick);
   };
 })();

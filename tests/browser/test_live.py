@@ -3,6 +3,7 @@ when it is stale — also when the server stops answering — against a server r
 
 from __future__ import annotations
 
+import itertools
 import re
 import time
 
@@ -162,6 +163,52 @@ def test_badges_turn_amber_when_the_server_stops_answering_and_recover(live_serv
     expect_every_panel_fresh(page)
     expect(page.locator("#os-clock.os-clock-stale")).to_have_count(0)
     page.context.close()
+
+
+def refresh_tick(request) -> int | None:
+    """The refresh tick that triggered a callback request, or None."""
+    if "_dash-update-component" not in request.url or request.method != "POST":
+        return None
+    body = request.post_data_json or {}
+    if "os-refresh.n_intervals" not in (body.get("changedPropIds") or []):
+        return None
+    for item in body.get("inputs") or []:
+        if isinstance(item, dict) and item.get("id") == "os-refresh":
+            return item.get("value")
+    return None
+
+
+def test_a_busy_server_makes_the_page_ask_at_every_other_refresh(live_server_fast, browser):
+    page, log = open_page(browser)
+    asked: list[int] = []
+    page.on(
+        "request",
+        lambda request: asked.append(tick) if (tick := refresh_tick(request)) is not None else None,
+    )
+    page.goto(live_server_fast + "/")
+    wait_ready(page)
+    expect_every_panel_fresh(page)
+    page.wait_for_timeout(4 * LIVE_REFRESH_SECONDS * 1000)
+    calm = sorted(set(asked))
+    assert any(b - a == 1 for a, b in itertools.pairwise(calm)), calm
+
+    def busy(route: Route) -> None:
+        response = route.fetch()
+        route.fulfill(response=response, headers={**response.headers, "x-onescreen-busy": "1"})
+
+    # the server says it is renewing answers behind: the page eases off
+    page.route(DASH_UPDATES, busy)
+    page.wait_for_timeout(2 * LIVE_REFRESH_SECONDS * 1000)
+    asked.clear()
+    page.wait_for_timeout(5 * LIVE_REFRESH_SECONDS * 1000)
+    paced = sorted(set(asked))
+    assert len(paced) >= 2 and all(tick % 2 == 0 for tick in paced), paced
+    assert page.evaluate("window.onescreenLimits.skipped") > 0
+    # what the page shows still comes in, at half the pace
+    expect(page.locator(".os-fresh").first).to_have_text(FRESH)
+    page.unroute(DASH_UPDATES)
+    page.context.close()
+    assert log.errors == [], log.errors
 
 
 def test_a_panel_that_never_got_data_turns_amber_too(live_server_fast, browser):
