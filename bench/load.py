@@ -1,7 +1,7 @@
 """Many viewers at once: callback latency, errors and database load against the viewer count.
 
     python -m bench.load [--viewers 10,50,100,200] [--duration 60] [--reuse] [--distinct]
-                         [--database-url URL] [--one-address] [--statements]
+                         [--database-url URL] [--one-address] [--statements] [--no-pace]
 
 Serves the seed-scale city (510k devices; seeded into the bench cluster's `bench_dashboard`
 database unless --reuse finds it) with `cli.py serve` — gunicorn workers, the shared Redis
@@ -21,6 +21,11 @@ district × category × street × metric); `--database-url` serves another seede
 one). Each viewer connects from a loopback address of its own, as people in their own offices
 do (`--one-address`: all from 127.0.0.1, as behind one NAT, which meets nginx's per-address
 cap). CPU is reported per process role and for the whole machine.
+
+Viewers pace themselves as pages do (assets/onescreen_limits.js): told that the server is
+pressed, or kept waiting over a second, they ask at every other tick for 30 s (`--no-pace`:
+never). Per N it also prints the ticks asked and let pass, and how old each panel's data was
+on arrival (from its as-of stamp, against the age the answer stated: what badges go by).
 """
 
 from __future__ import annotations
@@ -62,6 +67,9 @@ PAGES = ["/", *(f"/district/{code}" for code in DISTRICTS)]
 CALLBACK_PATH = "/_dash-update-component"
 # a callback slower than this is counted as an error, as a browser would give up on it
 TIMEOUT_S = 10.0
+# a page's pacing (assets/onescreen_limits.js): on a busy or refusing server, or a refresh
+# callback slower than SLOW_S, it asks on every EVERY-th tick only until CALM_S pass quietly
+PACE_SLOW_S, PACE_CALM_S, PACE_EVERY = 1.0, 30.0, 2
 
 
 @dataclass
@@ -81,6 +89,13 @@ class Step:
     timeline: list[tuple[float, float]] = field(default_factory=list)
     server: list[float] = field(default_factory=list)
     loop_lag: list[float] = field(default_factory=list)
+    # refresh ticks a viewer let pass (paced) and asked on
+    ticks_skipped: int = 0
+    ticks_asked: int = 0
+    # how old each panel's data was when its answer arrived (s), and how far that is from the
+    # age the answer itself stated (what the browser's freshness badge goes by)
+    ages: list[float] = field(default_factory=list)
+    age_errors: list[float] = field(default_factory=list)
 
     def error_count(self) -> int:
         """Errors over all kinds."""
@@ -323,6 +338,24 @@ def cpu_seconds() -> dict[str, float]:
 # Load -----------------------------------------------------------------------------------------
 
 
+@dataclass
+class Pace:
+    """A page's pacing (assets/onescreen_limits.js), as one viewer keeps it."""
+
+    on: bool
+    pressed_at: float = -math.inf
+
+    def note(self, *, busy: bool, status: int | str, elapsed: float) -> None:
+        """One callback's answer: a sign of a pressed server starts (or prolongs) the pacing."""
+        if busy or status in (429, "TimeoutError") or elapsed > PACE_SLOW_S:
+            self.pressed_at = time.monotonic()
+
+    def skips(self, count: int) -> bool:
+        """Whether the `count`-th refresh tick is let pass."""
+        calm = time.monotonic() - self.pressed_at >= PACE_CALM_S
+        return self.on and not calm and count % PACE_EVERY != 0
+
+
 async def run_viewer(
     session,
     base: str,
@@ -333,20 +366,24 @@ async def run_viewer(
     until: float,
     measure_from: float,
     step: Step,
+    pace: bool = True,
 ) -> None:
     """Replay `posts` every `refresh_s` until `until` (monotonic), timing each callback; like
     the browser, each later request carries the state the previous answers set (the digests of
-    what it was sent, so unchanged panels come back as no-update)."""
+    what it was sent, so unchanged panels come back as no-update), and (`pace`) a pressed
+    server makes it skip ticks as the page does."""
     import aiohttp
     import orjson
 
     bodies = [json.loads(json.dumps(body)) for body in posts]  # this viewer's own copies
     await asyncio.sleep(random.uniform(0, refresh_s))
+    pacing = Pace(on=pace)
 
     async def post(body: dict) -> None:
         started = time.monotonic()
         payload = None
         timing = ""
+        busy = False
         try:
             async with session.post(
                 base + CALLBACK_PATH,
@@ -357,33 +394,63 @@ async def run_viewer(
                 raw = await response.read()
                 status = response.status
                 timing = response.headers.get("Server-Timing", "")
+                busy = "X-OneScreen-Busy" in response.headers
+                busy |= "X-OneScreen-Refused" in response.headers
             if status == 200:
                 payload = orjson.loads(raw).get("response")
         except (TimeoutError, aiohttp.ClientError, orjson.JSONDecodeError) as error:
             status = type(error).__name__
         elapsed = time.monotonic() - started
+        pacing.note(busy=busy, status=status, elapsed=elapsed)
         if isinstance(payload, dict):
             keep_state(body, payload)
         if started < measure_from:
             return
-        if status in (200, 204):
-            step.latencies.append(elapsed)
-            if timing.startswith("app;dur="):
-                step.server.append(float(timing[8:]) / 1000)
-            step.timeline.append((started, elapsed))
-            name = str(body.get("output", "?")).strip(".").split("...")[0]
-            step.by_callback.setdefault(name, []).append(elapsed)
-        else:
-            step.errors[str(status)] = step.errors.get(str(status), 0) + 1
+        if isinstance(payload, dict):
+            note_ages(payload, step)
+        note_callback(step, body, status=status, started=started, elapsed=elapsed, timing=timing)
 
     # ticks at a fixed phase, as a browser's interval fires: a refresh that overran its period
     # skips to the next tick instead of starting late and bunching with the other viewers'
-    tick = time.monotonic()
+    tick, count = time.monotonic(), 0
     while tick < until:
-        await asyncio.gather(*(post(body) for body in bodies))
+        count += 1
+        paced = pacing.skips(count)
+        if tick >= measure_from:
+            step.ticks_skipped += bool(paced)
+            step.ticks_asked += not paced
+        if not paced:
+            await asyncio.gather(*(post(body) for body in bodies))
         now = time.monotonic()
         tick += refresh_s * max(1, math.ceil((now - tick) / refresh_s))
         await asyncio.sleep(max(0.0, tick - now))
+
+
+def note_callback(
+    step: Step, body: dict, *, status: int | str, started: float, elapsed: float, timing: str
+) -> None:
+    """One measured callback: its latency (and the app's share), or its error."""
+    if status in (200, 204):
+        step.latencies.append(elapsed)
+        if timing.startswith("app;dur="):
+            step.server.append(float(timing[8:]) / 1000)
+        step.timeline.append((started, elapsed))
+        name = str(body.get("output", "?")).strip(".").split("...")[0]
+        step.by_callback.setdefault(name, []).append(elapsed)
+    else:
+        step.errors[str(status)] = step.errors.get(str(status), 0) + 1
+
+
+def note_ages(answer: dict, step: Step) -> None:
+    """The true age of each as-of stamp in `answer` (this machine's clock is the server's) and
+    its difference from the age the answer states."""
+    now_ms = time.time() * 1000
+    for props in answer.values():
+        stamp = props.get("data") if isinstance(props, dict) else None
+        if isinstance(stamp, dict) and isinstance(stamp.get("at"), int) and "age" in stamp:
+            true_age = (now_ms - stamp["at"]) / 1000
+            step.ages.append(true_age)
+            step.age_errors.append(true_age - float(stamp["age"]))
 
 
 def keep_state(body: dict, answer: dict) -> None:
@@ -407,6 +474,7 @@ async def drive_viewers(
     refresh_s: float,
     measure_from: float,
     until: float,
+    pace: bool = True,
 ) -> Step:
     """Run `viewers` until `until` (monotonic, the same clock in every process); the samples
     taken from `measure_from` on."""
@@ -435,6 +503,7 @@ async def drive_viewers(
                 until=until,
                 measure_from=measure_from,
                 step=step,
+                pace=pace,
             )
         )
 
@@ -453,7 +522,7 @@ async def drive_viewers(
 
 
 def _client_process(job: tuple) -> Step:
-    base, viewers, recorded, refresh_s, measure_from, until = job
+    base, viewers, recorded, refresh_s, measure_from, until, pace = job
     # the viewers' page state (answers kept to send back) is millions of small objects: a full
     # collection over them stalled this loop for most of a second every few seconds, and every
     # viewer due in that time started late and at once. Reference counting frees that state as
@@ -461,7 +530,13 @@ def _client_process(job: tuple) -> Step:
     gc.disable()
     return asyncio.run(
         drive_viewers(
-            base, viewers, recorded, refresh_s=refresh_s, measure_from=measure_from, until=until
+            base,
+            viewers,
+            recorded,
+            refresh_s=refresh_s,
+            measure_from=measure_from,
+            until=until,
+            pace=pace,
         )
     )
 
@@ -477,6 +552,7 @@ def run_step(
     warmup_s: float,
     duration_s: float,
     engine,
+    pace: bool = True,
 ) -> Step:
     """`viewers` viewers, spread over `clients` generator processes, for warm-up + duration;
     figures over the duration only."""
@@ -486,7 +562,7 @@ def run_step(
     until = measure_from + duration_s
     chosen = people[:viewers]
     jobs = [
-        (base, chosen[index::clients], recorded, refresh_s, measure_from, until)
+        (base, chosen[index::clients], recorded, refresh_s, measure_from, until, pace)
         for index in range(clients)
         if chosen[index::clients]
     ]
@@ -506,6 +582,10 @@ def run_step(
         step.latencies += part.latencies
         step.server += part.server
         step.loop_lag += part.loop_lag
+        step.ages += part.ages
+        step.age_errors += part.age_errors
+        step.ticks_asked += part.ticks_asked
+        step.ticks_skipped += part.ticks_skipped
         step.timeline += part.timeline
         for name, count in part.errors.items():
             step.errors[name] = step.errors.get(name, 0) + count
@@ -523,6 +603,7 @@ def report(steps: list[Step], *, duration_s: float, verbose: bool) -> None:
     """The table of figures, ratios against the first step."""
     _report_latencies(steps, duration_s=duration_s)
     _report_cpu(steps)
+    _report_ages(steps)
     _report_server_time(steps)
     _report_per_callback(steps[-1])
     if verbose:
@@ -554,6 +635,23 @@ def _report_latencies(steps: list[Step], *, duration_s: float) -> None:
         )
         if step.errors:
             print(f"        errors: {step.errors}")
+
+
+def _report_ages(steps: list[Step]) -> None:
+    """How old the data shown was on arrival, and how truthfully answers stated it."""
+    print(
+        f"\n{'viewers':>7} {'ticks asked':>11} {'skipped':>7} {'stamps':>7} {'age p50 s':>9}"
+        f" {'p95 s':>6} {'max s':>6} {'stated-age error p95 s':>22}"
+    )
+    for step in steps:
+        if step.ages:
+            errors = [abs(error) for error in step.age_errors]
+            print(
+                f"{step.viewers:>7} {step.ticks_asked:>11} {step.ticks_skipped:>7}"
+                f" {len(step.ages):>7} {quantile(step.ages, 0.5) / 1000:>9.1f}"
+                f" {quantile(step.ages, 0.95) / 1000:>6.1f} {max(step.ages):>6.1f}"
+                f" {quantile(errors, 0.95) / 1000:>22.2f}"
+            )
 
 
 def _report_cpu(steps: list[Step]) -> None:
@@ -681,6 +779,11 @@ def main() -> None:
         action="store_true",
         help="every viewer from 127.0.0.1 (one office behind one NAT) instead of one address each",
     )
+    parser.add_argument(
+        "--no-pace",
+        action="store_true",
+        help="viewers ask at every tick even when the server is pressed (pages pace themselves)",
+    )
     parser.add_argument("--samples", help="write (start, latency) of every callback to this file")
     parser.add_argument(
         "--clients", type=int, default=2, help="load generator processes (one event loop each)"
@@ -724,6 +827,7 @@ def main() -> None:
                     warmup_s=args.warmup,
                     duration_s=args.duration,
                     engine=engine,
+                    pace=not args.no_pace,
                 )
             )
     engine.dispose()
