@@ -503,7 +503,7 @@ def test_only_deferrable_results_and_recent_copies_are_served_while_renewing(cli
     assert cache.stats.deferred == 0
 
 
-def test_a_full_renewal_queue_serves_the_copy_and_lets_the_lock_go(client):
+def test_a_full_renewal_queue_serves_the_copy_lets_the_lock_go_and_presses(client):
     clock = Clock()
     queries = [Counted() for _ in range(4)]
     cache, renewer = busy_worker(client, clock)  # queue of two, slot never freed
@@ -513,9 +513,11 @@ def test_a_full_renewal_queue_serves_the_copy_and_lets_the_lock_go(client):
     answers = [cache.get(queries[0], "*", carry=carry).value["call"]]
     # the renewing thread has taken the first job and waits for the slot
     assert wait_for(lambda: renewer.waiting == 0)
-    answers += [cache.get(query, "*", carry=carry).value["call"] for query in queries[1:]]
+    answers += [cache.get(query, "*", carry=carry).value["call"] for query in queries[1:3]]
+    assert not cache.pressed  # queued, not yet kept waiting
+    answers.append(cache.get(queries[3], "*", carry=carry).value["call"])
     assert answers == [1, 1, 1, 1] and cache.stats.deferred == 3
-    assert cache.stats.stale_served == 1
+    assert cache.stats.stale_served == 1 and cache.pressed
     # three locks held for the queued renewals; the fourth let go, for any worker to take
     assert len(list(client.scan_iter(LOCK_PREFIX + "*"))) == 3
 
@@ -573,20 +575,3 @@ def test_a_worker_is_pressed_when_its_renewals_wait_too_long_for_their_turn(clie
     assert not cache.pressed
     renewer.release()
     assert wait_for(lambda: queries[1].calls == 2) and cache.pressed
-
-
-def test_a_full_renewal_queue_presses_the_worker(client):
-    clock = Clock()
-    queries = [Counted() for _ in range(3)]
-    cache, renewer = busy_worker(client, clock)  # queue of two, slot never freed
-    for query in queries:
-        cache.get(query, "*", carry=carry)
-    clock.now += 5.0
-    cache.get(queries[0], "*", carry=carry)
-    assert wait_for(lambda: renewer.waiting == 0)  # taken by the thread, waiting for the slot
-    cache.get(queries[1], "*", carry=carry)
-    assert not cache.pressed
-    client.delete(*client.scan_iter(LOCK_PREFIX + "*"))
-    cache.get(queries[2], "*", carry=carry)
-    cache.get(queries[0], "*", carry=carry)  # its lock gone: queued again, and the queue is full
-    assert cache.pressed
