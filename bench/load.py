@@ -757,8 +757,8 @@ def serve_env(url: str, args: argparse.Namespace) -> dict[str, str]:
     return env
 
 
-def main() -> None:
-    """Run the load bench over the viewer counts and print the report."""
+def arguments() -> argparse.Namespace:
+    """The bench's command line."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--viewers", default="10,50,100,200", help="viewer counts, in order")
     parser.add_argument("--duration", type=float, default=60, help="measured seconds per count")
@@ -794,7 +794,12 @@ def main() -> None:
         help="every viewer on a view of their own (a district manager's district × category ×"
         " street × metric) instead of nine views shared by all",
     )
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> None:
+    """Run the load bench over the viewer counts and print the report."""
+    args = arguments()
     counts = [int(part) for part in args.viewers.split(",")]
 
     url = args.database_url or seeded_database(reuse=args.reuse)
