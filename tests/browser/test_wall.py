@@ -306,6 +306,30 @@ def test_the_kiosk_explores_by_touch_masks_people_and_returns_to_its_loop(
     assert log.errors == [], log.errors
 
 
+@pytest.mark.parametrize("viewport", [(1920, 1080), (1080, 1920)])
+def test_the_kiosks_english_tile_labels_are_whole(live_server, tokens, browser, viewport):
+    width, height = viewport
+    context = browser.new_context(viewport={"width": width, "height": height})
+    page = context.new_page()
+    log = ConsoleLog()
+    page.on("console", log.on_console)
+    page.on("pageerror", log.on_page_error)
+    page.goto(display_url(live_server, "/kiosk", tokens["kiosk"], views="city", lang="en"))
+    wait_shown(page)
+    labels = active(page, ".os-wall-area-tiles .os-tile-label")
+    expect(labels.first).to_have_text("Devices")
+    # "Mean time to resolve" in a tile a quarter of the panel wide: two lines, not an ellipsis
+    sizes = labels.evaluate_all(
+        "els => els.map(e => [e.textContent, e.scrollWidth, e.clientWidth, e.scrollHeight,"
+        " e.clientHeight])"
+    )
+    # (a line's glyphs may reach 2 px past its box; a clamped third line would be ~29 px)
+    cut = [text for text, sw, cw, sh, ch in sizes if sw > cw + 1 or sh > ch + 6]
+    assert len(sizes) >= 8 and cut == [], cut
+    context.close()
+    assert log.errors == [], log.errors
+
+
 def test_tokens_open_displays_and_revoking_one_blanks_its_screen(
     live_server_fast, live_engine, tokens, browser
 ):
