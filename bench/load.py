@@ -22,8 +22,8 @@ one). Each viewer connects from a loopback address of its own, as people in thei
 do (`--one-address`: all from 127.0.0.1, as behind one NAT, which meets nginx's per-address
 cap). CPU is reported per process role and for the whole machine.
 
-Viewers pace themselves as pages do (assets/onescreen_limits.js): told that the server is
-pressed, or kept waiting over a second, they ask at every other tick for 30 s (`--no-pace`:
+Viewers pace themselves as pages do (assets/onescreen_limits.js): told that the server's
+renewals fall behind (X-OneScreen-Busy: N), they ask at every N-th tick for 30 s (`--no-pace`:
 never). Per N it also prints the ticks asked and let pass, and how old each panel's data was
 on arrival (from its as-of stamp, against the age the answer stated: what badges go by).
 """
@@ -67,9 +67,9 @@ PAGES = ["/", *(f"/district/{code}" for code in DISTRICTS)]
 CALLBACK_PATH = "/_dash-update-component"
 # a callback slower than this is counted as an error, as a browser would give up on it
 TIMEOUT_S = 10.0
-# a page's pacing (assets/onescreen_limits.js): on a busy or refusing server, or a refresh
-# callback slower than SLOW_S, it asks on every EVERY-th tick only until CALM_S pass quietly
-PACE_SLOW_S, PACE_CALM_S, PACE_EVERY = 1.0, 30.0, 2
+# a page's pacing (assets/onescreen_limits.js): told X-OneScreen-Busy: N, it asks on every N-th
+# tick only (at most MOST_EVERY) until CALM_S pass without being told so again
+PACE_CALM_S, PACE_MOST_EVERY = 30.0, 4
 
 
 @dataclass
@@ -344,16 +344,18 @@ class Pace:
 
     on: bool
     pressed_at: float = -math.inf
+    every: int = 1
 
-    def note(self, *, busy: bool, status: int | str, elapsed: float) -> None:
-        """One callback's answer: a sign of a pressed server starts (or prolongs) the pacing."""
-        if busy or status in (429, "TimeoutError") or elapsed > PACE_SLOW_S:
+    def note(self, told: str) -> None:
+        """One answer's X-OneScreen-Busy value ("" when none): N ≥ 2 starts or prolongs it."""
+        if told.isdigit() and int(told) >= 2:
+            self.every = min(int(told), PACE_MOST_EVERY)
             self.pressed_at = time.monotonic()
 
     def skips(self, count: int) -> bool:
         """Whether the `count`-th refresh tick is let pass."""
         calm = time.monotonic() - self.pressed_at >= PACE_CALM_S
-        return self.on and not calm and count % PACE_EVERY != 0
+        return self.on and not calm and count % self.every != 0
 
 
 async def run_viewer(
@@ -383,7 +385,7 @@ async def run_viewer(
         started = time.monotonic()
         payload = None
         timing = ""
-        busy = False
+        busy = ""
         try:
             async with session.post(
                 base + CALLBACK_PATH,
@@ -394,14 +396,13 @@ async def run_viewer(
                 raw = await response.read()
                 status = response.status
                 timing = response.headers.get("Server-Timing", "")
-                busy = "X-OneScreen-Busy" in response.headers
-                busy |= "X-OneScreen-Refused" in response.headers
+                busy = response.headers.get("X-OneScreen-Busy", "")
             if status == 200:
                 payload = orjson.loads(raw).get("response")
         except (TimeoutError, aiohttp.ClientError, orjson.JSONDecodeError) as error:
             status = type(error).__name__
         elapsed = time.monotonic() - started
-        pacing.note(busy=busy, status=status, elapsed=elapsed)
+        pacing.note(busy)
         if isinstance(payload, dict):
             keep_state(body, payload)
         if started < measure_from:

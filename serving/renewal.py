@@ -22,6 +22,9 @@ log = logging.getLogger(__name__)
 # a worker whose renewals waited their turn too long, or found the queue full, this recently is
 # pressed (`Renewer.pressed`)
 PRESSED_SECONDS = 10.0
+# a renewal that waited this long is dropped, not run: the lock it was queued under
+# (serving.shared_cache.LOCK_SECONDS) may be gone and another worker renewing the same answer
+EXPIRE_SECONDS = 25.0
 
 
 class Renewer:
@@ -50,6 +53,7 @@ class Renewer:
         self._started = False
         self._start_lock = threading.Lock()
         self._pressed_at = -float("inf")
+        self._running = 0
 
     def try_slot(self) -> bool:
         """Take a computing slot if one is free now (give it back with `release`)."""
@@ -81,6 +85,11 @@ class Renewer:
         """Renewals queued and not yet started."""
         return self._queue.qsize()
 
+    @property
+    def running(self) -> int:
+        """Renewals taken from the queue and not finished (their slot given back)."""
+        return self._running
+
     def _start(self) -> None:
         # threads made on first use: forked gunicorn workers never inherit a parent's
         with self._start_lock:
@@ -95,10 +104,23 @@ class Renewer:
     def _work(self) -> None:
         while True:
             queued, job = self._queue.get()
-            with self._free:
-                if time.monotonic() - queued > self.pressed_wait_seconds:
-                    self._pressed_at = time.monotonic()
-                try:
-                    job()
-                except Exception:  # a failed renewal: its copy stays, the next request retries
-                    log.exception("background renewal failed")
+            with self._start_lock:
+                self._running += 1
+            try:
+                self._run(job, queued=queued)
+            finally:
+                with self._start_lock:
+                    self._running -= 1
+
+    def _run(self, job: Callable[[], object], *, queued: float) -> None:
+        with self._free:
+            # waited for the slot as well as in the queue
+            waited = time.monotonic() - queued
+            if waited > self.pressed_wait_seconds:
+                self._pressed_at = time.monotonic()
+            if waited > EXPIRE_SECONDS:
+                return
+            try:
+                job()
+            except Exception as error:  # its copy stays, and a later request tries again
+                log.warning("background renewal failed: %s", error)

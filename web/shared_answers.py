@@ -10,8 +10,8 @@ its caller as before.
 
 An answer may be served some seconds after it was rendered (by the cache's design, and more so
 when a busy worker renews it in the background: serving.renewal), so the ages of its panels'
-as-of stamps are brought forward to the moment it is sent: the browser dates data by receipt
-minus age, and must never think an answer fresher than it is.
+as-of stamps are set again when it is sent, from the instant each stamp dates (server clock):
+the browser dates data by receipt minus age, and must never think an answer fresher than it is.
 """
 
 from __future__ import annotations
@@ -20,16 +20,16 @@ import contextvars
 import hashlib
 import json
 import re
+import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 import dash
 from dash import Dash
 from dash.exceptions import PreventUpdate
-from flask import Response, copy_current_request_context, request
+from flask import Response, copy_current_request_context, g, request
 
-from data.scope import current_scope
+from data.scope import current_scope, scoped
 from panels.place import SHARED_OUTPUTS
 from serving.shared_cache import SharedCache
 from web.services import services
@@ -38,12 +38,12 @@ DASH_UPDATE = "/_dash-update-component"
 # each browser counts its own ticks: only whether an interval has fired matters to a panel
 COUNTERS = frozenset({"n_intervals"})
 # an as-of stamp in Dash's compact JSON (panels.reads.asof_payload: at, age, clock)
-_AGE = re.compile(rb'("at":-?\d+,"age":)(\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)(,"clock":)')
-# answers sent sooner than this after rendering keep their ages as rendered
-_AGE_SLACK_S = 0.05
-# set on answers from a worker that is renewing answers behind: pages may refresh less often
-# (assets/onescreen_limits.js)
+_AGE = re.compile(rb'"at":(-?\d+),"age":(\d+(?:\.\d+)?(?:[eE][-+]?\d+)?),"clock":')
+# set on answers from a worker whose renewals fall behind: how many refresh ticks a page may let
+# pass per one it asks on (assets/onescreen_limits.js)
 BUSY_HEADER = "X-OneScreen-Busy"
+# what a request's g holds that a panel's render may read (web.session's gate sets them)
+_CARRIED_G = ("principal", "csrf_token")
 
 
 class _Unshared(Exception):
@@ -93,19 +93,42 @@ def render_answer(*, body_key: str) -> tuple[int, bytes, str | None]:
     return 200, response.get_data(), response.mimetype
 
 
-def aged(data: bytes, *, seconds: float) -> bytes:
-    """The answer `data` with every as-of stamp's age `seconds` older."""
-    if seconds < _AGE_SLACK_S:
-        return data
-    return _AGE.sub(lambda m: m[1] + str(round(float(m[2]) + seconds, 3)).encode() + m[3], data)
+def aged(data: bytes, *, now_ms: float) -> bytes:
+    """The answer `data` with every as-of stamp's age as it is at `now_ms` (server clock, the
+    stamps' own), never younger than it was rendered with."""
+
+    def at_now(match: re.Match[bytes]) -> bytes:
+        age = max(float(match[2]), (now_ms - int(match[1])) / 1000)
+        return b'"at":%s,"age":%s,"clock":' % (match[1], str(round(age, 3)).encode())
+
+    return _AGE.sub(at_now, data)
+
+
+def pace_every(*, refresh_s: float, stale_s: float) -> int:
+    """Refresh ticks per one asked that a page told the server is pressed may take: 2 when a
+    tick let pass still leaves a refresh's room before its badges turn amber, else 1 (never)."""
+    return 2 if 3 * refresh_s <= stale_s else 1
 
 
 def carried(job: Callable[[], Any]) -> Callable[[], Any]:
-    """`job` made to run on another thread as part of the current request: its request, its
-    access scope and its other context variables."""
-    context = contextvars.copy_context()
-    in_request = copy_current_request_context(job)
-    return lambda: context.run(in_request)
+    """`job` made to run on another thread as part of the current request: a copy of its request
+    context (an app context and `g` of its own, so the request's teardown is not run on its
+    `g` twice), its access scope and who is signed in; nothing else of its context variables."""
+    scope = current_scope()
+    kept = {name: g.get(name) for name in _CARRIED_G}
+
+    def in_request() -> Any:
+        for name, value in kept.items():
+            setattr(g, name, value)
+        return job()
+
+    pushed = copy_current_request_context(in_request)
+
+    def in_scope() -> Any:
+        with scoped(scope):
+            return pushed()
+
+    return lambda: contextvars.Context().run(in_scope)
 
 
 def register_response_cache(app: Dash) -> None:
@@ -130,8 +153,12 @@ def register_response_cache(app: Dash) -> None:
         except _Unshared as unshared:
             return unshared.response
         status, data, mimetype = cached.value
-        late = (datetime.now(UTC) - cached.as_of).total_seconds()
-        response = Response(aged(data, seconds=late), status=status, mimetype=mimetype)
+        response = Response(aged(data, now_ms=time.time() * 1000), status=status, mimetype=mimetype)
         if isinstance(results, SharedCache) and results.pressed:
-            response.headers[BUSY_HEADER] = "1"
+            settings = services().settings
+            every = pace_every(
+                refresh_s=settings.ui_refresh_seconds, stale_s=settings.ui_stale_seconds
+            )
+            if every > 1:
+                response.headers[BUSY_HEADER] = str(every)
         return response

@@ -194,7 +194,7 @@ def test_a_busy_server_makes_the_page_ask_at_every_other_refresh(live_server_fas
 
     def busy(route: Route) -> None:
         response = route.fetch()
-        route.fulfill(response=response, headers={**response.headers, "x-onescreen-busy": "1"})
+        route.fulfill(response=response, headers={**response.headers, "x-onescreen-busy": "2"})
 
     # the server says it is renewing answers behind: the page eases off
     page.route(DASH_UPDATES, busy)

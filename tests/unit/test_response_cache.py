@@ -9,11 +9,11 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 from dash._utils import to_json
-from flask import Flask, request
+from flask import Flask, g, request
 
 from data.scope import Scope, current_scope, set_scope
 from panels.reads import asof_payload
-from web.shared_answers import aged, answer_key, carried, first_output
+from web.shared_answers import aged, answer_key, carried, first_output, pace_every
 
 
 def refresh_body(tick: int | None = 7, category: str | None = "flood") -> dict:
@@ -124,24 +124,41 @@ def answer(*moments: datetime, at: datetime) -> bytes:
 def test_an_answer_sent_late_carries_its_stamps_true_ages():
     rendered = datetime(2026, 12, 5, 8, 0, tzinfo=UTC)
     data = answer(rendered - timedelta(seconds=2), rendered - timedelta(seconds=7.5), at=rendered)
-    sent = json.loads(aged(data, seconds=6.25))["response"]
+    sent_at = (rendered + timedelta(seconds=6.25)).timestamp() * 1000
+    sent = json.loads(aged(data, now_ms=sent_at))["response"]
     assert [sent[f"asof-{n}"]["data"]["age"] for n in range(2)] == [8.25, 13.75]
     # the stamps' instants and clocks stay; nothing that merely looks like an age moves
     before = json.loads(data)["response"]
     assert sent["asof-0"]["data"]["at"] == before["asof-0"]["data"]["at"]
+    assert sent["asof-1"]["data"]["clock"] == before["asof-1"]["data"]["clock"]
     assert sent["queue"] == before["queue"]
-    assert aged(data, seconds=0.01) is data  # sent at once: as rendered
+    # a clock behind the stamp's never makes it younger than it was rendered
+    early = json.loads(aged(data, now_ms=rendered.timestamp() * 1000 - 60_000))["response"]
+    assert early["asof-1"]["data"]["age"] == 7.5
 
 
-def test_a_carried_job_runs_elsewhere_with_its_request_and_scope():
+def test_pages_are_paced_only_where_their_badges_stay_within_the_stale_mark():
+    assert pace_every(refresh_s=5, stale_s=15) == 2
+    assert pace_every(refresh_s=8, stale_s=30) == 2
+    assert pace_every(refresh_s=2, stale_s=5) == 1
+
+
+def test_a_carried_job_runs_elsewhere_with_its_request_scope_and_signed_in_person():
     app = Flask("carried")
     scope = Scope(districts="310115", actor="manager")
     seen: list = []
+
+    def job() -> None:
+        seen.append((request.path, request.get_json(), current_scope()))
+        seen.append((g.get("principal"), g.get("inflight")))
+
     with app.test_request_context("/_dash-update-component", method="POST", json={"x": 1}):
         set_scope(scope)
-        job = carried(lambda: seen.append((request.path, request.get_json(), current_scope())))
-    # the request has ended; the job still sees it, on another thread
-    thread = threading.Thread(target=job)
+        g.principal = "the manager"
+        g.inflight = ("key", "ticket")  # the request's own: released by its teardown, once
+        carried_job = carried(job)
+    # the request has ended; the job still sees it, on another thread, with a g of its own
+    thread = threading.Thread(target=carried_job)
     thread.start()
     thread.join()
-    assert seen == [("/_dash-update-component", {"x": 1}, scope)]
+    assert seen == [("/_dash-update-component", {"x": 1}, scope), ("the manager", None)]
