@@ -218,7 +218,15 @@
   L.Map.addInitHook(function () {
     const map = this;
     const fit = map.fitBounds;
+    // walls, kiosks and insets keep their framing; a page's map once its user moved it does not
+    let moved = false;
     map.fitBounds = function (bounds, options) {
+      // a layer redrawn with new colours fits its map again (dash-leaflet's zoomToBounds re-adds
+      // the data on a hideout change): a map its user moved ignores a fit to the same bounds,
+      // while a new framing (an incident's, another district's) still applies
+      if (moved && map._osFit && L.latLngBounds(bounds).equals(L.latLngBounds(map._osFit[0]), 1e-9)) {
+        return map;
+      }
       map._osFit = [bounds, options];
       // a hidden slot's map has no size: fitting it gives NaN centres; it refits when shown
       const size = map.getSize();
@@ -242,8 +250,6 @@
     map.on("unload", function () {
       maps.splice(maps.indexOf(map), 1);
     });
-    // walls, kiosks and insets keep their framing; a page's map once its user moved it does not
-    let moved = false;
     map.on("dragstart", function () { moved = true; });
     map.getContainer().addEventListener("wheel", function () { moved = true; }, {passive: true});
     if (window.ResizeObserver) {

@@ -243,9 +243,9 @@ def map_view(page: Page) -> list[str]:
     )
 
 
-def test_refreshing_keeps_the_map_view(live_server_fast, browser):
-    page, log = open_page(browser)
-    page.goto(live_server_fast + f"/district/{PUDONG}")
+def zoom_the_district_map(page: Page, server: str) -> list[str]:
+    """Open Pudong's page, let its map settle, zoom it with the wheel: the view the user chose."""
+    page.goto(server + f"/district/{PUDONG}")
     wait_ready(page)
     expect(page.locator("path.os-area").first).to_be_visible()
     # the fit to the district's streets, and any late layer's: the view holds still for a second
@@ -264,6 +264,12 @@ def test_refreshing_keeps_the_map_view(live_server_fast, browser):
     page.wait_for_timeout(1000)  # the zoom animation
     zoomed = map_view(page)
     assert zoomed[1] != initial[1], (initial, zoomed)
+    return zoomed
+
+
+def test_refreshing_keeps_the_map_view(live_server_fast, browser):
+    page, log = open_page(browser)
+    zoomed = zoom_the_district_map(page, live_server_fast)
     before = page.locator(".os-panel-map .os-fresh").inner_text()
     # the map's data refreshes (its as-of moves on) but its view stays where the user put it
     page.wait_for_function(
@@ -272,6 +278,30 @@ def test_refreshing_keeps_the_map_view(live_server_fast, browser):
         timeout=(2 * LIVE_REFRESH_SECONDS + 4) * 1000,
     )
     page.wait_for_timeout(LIVE_REFRESH_SECONDS * 1000)
+    assert map_view(page) == zoomed
+    page.context.close()
+    assert log.errors == [], log.errors
+
+
+# every street of the map in one new colour, as a refresh that recolours streets sets it
+RECOLOUR_STREETS = """colour => {
+    const codes = Array.from(document.querySelectorAll('path.os-area'), path =>
+        Array.from(path.classList).find(name => /^os-area-\\d+$/.test(name)).slice(8));
+    const colors = Object.fromEntries(codes.map(code => [code, colour]));
+    window.dash_clientside.set_props('district-areas', {hideout: {colors: colors}});
+    return codes.length;
+}"""
+
+
+def test_recoloured_streets_keep_the_map_view(live_server_fast, browser):
+    """A street's new colour redraws the streets layer, which fits the map to its bounds again
+    (dash-leaflet's zoomToBounds): a map its user moved keeps the user's view."""
+    page, log = open_page(browser)
+    zoomed = zoom_the_district_map(page, live_server_fast)
+    assert page.evaluate(RECOLOUR_STREETS, "#ff00aa") > 10
+    # the layer was redrawn with the new colours (the fit comes with that redraw)
+    expect(page.locator("path.os-area[fill='#ff00aa']").first).to_be_attached()
+    page.wait_for_timeout(1000)  # a fit's animation, had there been one
     assert map_view(page) == zoomed
     page.context.close()
     assert log.errors == [], log.errors
