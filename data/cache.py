@@ -23,6 +23,10 @@ class Cached(Generic[_T]):
     as_of: datetime
 
 
+# makes a computation runnable on another thread as part of the request that asked for it
+Carrier = Callable[[Callable[[], Any]], Callable[[], Any]]
+
+
 class _Flight:
     """One computation in progress; callers arriving meanwhile wait on it."""
 
@@ -95,10 +99,18 @@ class TtlCache:
         self._flights: dict[tuple[Any, ...], _Flight] = {}
 
     def get(
-        self, fn: Callable[..., _T], partition: Hashable = None, /, **kwargs: Any
+        self,
+        fn: Callable[..., _T],
+        partition: Hashable = None,
+        /,
+        *,
+        carry: Carrier | None = None,
+        **kwargs: Any,
     ) -> Cached[_T]:
         """`fn(**kwargs)` computed at most once per TTL, with the instant it was computed;
-        results are shared only between callers of the same `partition` (e.g. access scope)."""
+        results are shared only between callers of the same `partition` (e.g. access scope).
+        `carry` is the shared cache's (serving.shared_cache): one process renews nothing behind."""
+        del carry
         key = (fn, partition, freeze(kwargs))
         with self._lock:
             entry = self._entries.get(key)
@@ -134,6 +146,11 @@ class TtlCache:
             with self._lock:
                 self._flights.pop(key, None)
             flight.done.set()
+
+    @property
+    def pressed(self) -> bool:
+        """Never: this cache renews nothing in the background (the shared cache's may be)."""
+        return False
 
     def clear(self) -> None:
         """Forget every stored result (flights in progress finish normally)."""

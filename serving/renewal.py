@@ -54,6 +54,7 @@ class Renewer:
         self._start_lock = threading.Lock()
         self._pressed_at = -float("inf")
         self._running = 0
+        self._running_lock = threading.Lock()
 
     def try_slot(self) -> bool:
         """Take a computing slot if one is free now (give it back with `release`)."""
@@ -104,12 +105,12 @@ class Renewer:
     def _work(self) -> None:
         while True:
             queued, job = self._queue.get()
-            with self._start_lock:
+            with self._running_lock:
                 self._running += 1
             try:
                 self._run(job, queued=queued)
             finally:
-                with self._start_lock:
+                with self._running_lock:
                     self._running -= 1
 
     def _run(self, job: Callable[[], object], *, queued: float) -> None:

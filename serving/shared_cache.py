@@ -40,7 +40,7 @@ import redis
 from sqlalchemy.engine import Engine
 
 from config import PROJECT_ROOT
-from data.cache import Cached, freeze, fresh_seconds
+from data.cache import Cached, Carrier, freeze, fresh_seconds
 from data.scope import partition_tags
 from serving.events import TAGS_KEY, EventListener
 from serving.renewal import Renewer
@@ -68,10 +68,6 @@ class _Entry:
     cached: Cached
     computed_at: float  # time.time() when the computation started
     version: int | None  # the data version it was computed at (None = unknown)
-
-
-# makes a computation runnable on another thread as part of the request that asked for it
-Carrier = Callable[[Callable[[], Any]], Callable[[], Any]]
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,6 @@ from flask import Response, copy_current_request_context, g, request
 
 from data.scope import current_scope, scoped
 from panels.place import SHARED_OUTPUTS
-from serving.shared_cache import SharedCache
 from web.services import services
 
 DASH_UPDATE = "/_dash-update-component"
@@ -39,6 +38,9 @@ DASH_UPDATE = "/_dash-update-component"
 COUNTERS = frozenset({"n_intervals"})
 # an as-of stamp in Dash's compact JSON (panels.reads.asof_payload: at, age, clock)
 _AGE = re.compile(rb'"at":(-?\d+),"age":(\d+(?:\.\d+)?(?:[eE][-+]?\d+)?),"clock":')
+# an answer sent this soon after its render started states its ages to within the render's
+# time, far below a badge's second: sent as it is (the rewrite reads a whole answer)
+ALREADY_TRUE_MS = 50.0
 # set on answers from a worker whose renewals fall behind: how many refresh ticks a page may let
 # pass per one it asks on (assets/onescreen_limits.js)
 BUSY_HEADER = "X-OneScreen-Busy"
@@ -93,9 +95,11 @@ def render_answer(*, body_key: str) -> tuple[int, bytes, str | None]:
     return 200, response.get_data(), response.mimetype
 
 
-def aged(data: bytes, *, now_ms: float) -> bytes:
+def aged(data: bytes, *, now_ms: float, rendered_ms: float) -> bytes:
     """The answer `data` with every as-of stamp's age as it is at `now_ms` (server clock, the
-    stamps' own), never younger than it was rendered with."""
+    stamps' own), never younger than it was rendered with (at `rendered_ms`)."""
+    if now_ms - rendered_ms < ALREADY_TRUE_MS:
+        return data
 
     def at_now(match: re.Match[bytes]) -> bytes:
         age = max(float(match[2]), (now_ms - int(match[1])) / 1000)
@@ -146,15 +150,13 @@ def register_response_cache(app: Dash) -> None:
         results = services().results
         key = answer_key(body)
         try:
-            if isinstance(results, SharedCache):
-                cached = results.get(render_answer, partition, carry=carried, body_key=key)
-            else:
-                cached = results.get(render_answer, partition, body_key=key)
+            cached = results.get(render_answer, partition, carry=carried, body_key=key)
         except _Unshared as unshared:
             return unshared.response
         status, data, mimetype = cached.value
-        response = Response(aged(data, now_ms=time.time() * 1000), status=status, mimetype=mimetype)
-        if isinstance(results, SharedCache) and results.pressed:
+        data = aged(data, now_ms=time.time() * 1000, rendered_ms=cached.as_of.timestamp() * 1000)
+        response = Response(data, status=status, mimetype=mimetype)
+        if results.pressed:
             settings = services().settings
             every = pace_every(
                 refresh_s=settings.ui_refresh_seconds, stale_s=settings.ui_stale_seconds

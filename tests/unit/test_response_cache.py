@@ -125,7 +125,8 @@ def test_an_answer_sent_late_carries_its_stamps_true_ages():
     rendered = datetime(2026, 12, 5, 8, 0, tzinfo=UTC)
     data = answer(rendered - timedelta(seconds=2), rendered - timedelta(seconds=7.5), at=rendered)
     sent_at = (rendered + timedelta(seconds=6.25)).timestamp() * 1000
-    sent = json.loads(aged(data, now_ms=sent_at))["response"]
+    rendered_ms = rendered.timestamp() * 1000
+    sent = json.loads(aged(data, now_ms=sent_at, rendered_ms=rendered_ms))["response"]
     assert [sent[f"asof-{n}"]["data"]["age"] for n in range(2)] == [8.25, 13.75]
     # the stamps' instants and clocks stay; nothing that merely looks like an age moves
     before = json.loads(data)["response"]
@@ -133,8 +134,10 @@ def test_an_answer_sent_late_carries_its_stamps_true_ages():
     assert sent["asof-1"]["data"]["clock"] == before["asof-1"]["data"]["clock"]
     assert sent["queue"] == before["queue"]
     # a clock behind the stamp's never makes it younger than it was rendered
-    early = json.loads(aged(data, now_ms=rendered.timestamp() * 1000 - 60_000))["response"]
-    assert early["asof-1"]["data"]["age"] == 7.5
+    late_clock = aged(data, now_ms=rendered_ms - 60_000, rendered_ms=rendered_ms - 120_000)
+    assert json.loads(late_clock)["response"]["asof-1"]["data"]["age"] == 7.5
+    # an answer sent as soon as it was rendered is sent as it is
+    assert aged(data, now_ms=rendered_ms + 20, rendered_ms=rendered_ms) is data
 
 
 def test_pages_are_paced_only_where_their_badges_stay_within_the_stale_mark():
