@@ -192,8 +192,12 @@ class Settings(BaseSettings):
     simulate: bool = Field(
         default=True, description="`serve` streams the live synthetic city (simulator) too."
     )
-    simulate_rate: float = Field(
-        default=97, gt=0, le=1_000_000, description="Readings per second the simulator sends."
+    simulate_rate: float | None = Field(
+        default=None,
+        gt=0,
+        le=1_000_000,
+        description="Readings per second the simulator sends; unset: the seeded city's own"
+        " (its devices at their real intervals), at least the real platform's 97/s.",
     )
     simulate_transport: Literal["mqtt", "http"] = Field(
         default="mqtt", description="Ingest path the simulator uses."

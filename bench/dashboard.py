@@ -22,6 +22,7 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 
@@ -196,6 +197,10 @@ PUDONG_DRAWN = (
 )
 
 
+# one request of a view: what it asked for, and when it started and ended (ms after navigation)
+Fetch = tuple[str, float, float]
+
+
 def time_browser(
     url: str,
     ticket,
@@ -203,10 +208,11 @@ def time_browser(
     runs: int,
     paths: Sequence[str] = (f"/district/{PUDONG}",),
     drawn: str = PUDONG_DRAWN,
+    waterfalls: list[list[Fetch]] | None = None,
 ) -> list[float]:
     """Seconds from navigation to a drawn map (`drawn`, a script; a Pudong map of streets and
     device clusters by default) in Chromium, `runs` times over `paths` in turn, each in a fresh
-    browser context (nothing cached)."""
+    browser context (nothing cached); with `waterfalls`, each view's requests appended to it."""
     from playwright.sync_api import sync_playwright
 
     timings = []
@@ -216,36 +222,64 @@ def time_browser(
             context = browser.new_context(viewport={"width": 1920, "height": 1080})
             context.add_cookies(browser_cookies(ticket))
             page = context.new_page()
-            started = time.perf_counter()
+            fetches: list[Fetch] = []
+            page.on("requestfinished", lambda request, kept=fetches: kept.append(_fetch(request)))
+            navigated, started = time.time() * 1000, time.perf_counter()
             page.goto(url + paths[run % len(paths)], wait_until="commit")
             page.wait_for_function(drawn, timeout=60_000)
             timings.append(time.perf_counter() - started)
             context.close()
+            if waterfalls is not None:
+                waterfalls.append([(what, s - navigated, e - navigated) for what, s, e in fetches])
         browser.close()
     return timings
 
 
+def _fetch(request) -> Fetch:
+    """A finished request: its path (and the Dash output it asked for), start and end (epoch ms)."""
+    timing = request.timing
+    what = urlsplit(request.url).path
+    if what.endswith("_dash-update-component"):
+        body = request.post_data_json or {}
+        what = "callback " + str(body.get("output", "?"))[:48]
+    start = timing["startTime"]
+    return what, start, start + max(timing["responseEnd"], 0)
+
+
+def print_waterfalls(timings: list[float], waterfalls: list[list[Fetch]]) -> None:
+    """The slowest views' last requests to end: where a slow view spent its time."""
+    slowest = sorted(range(len(timings)), key=timings.__getitem__)[-3:]
+    for view in reversed(slowest):
+        print(f"  a view of {timings[view]:.2f} s, its last requests to end (ms after navigation):")
+        for what, start, end in sorted(waterfalls[view], key=lambda f: f[2])[-6:]:
+            print(f"    {start:7.0f} → {end:7.0f}  ({end - start:5.0f} ms)  {what}")
+
+
 def time_starts(
     env: dict[str, str], ticket, *, starts: int, runs: int, settle_s: float = 0.0
-) -> tuple[list[float], list[float], list[float]]:
+) -> tuple[list[float], list[float], list[float], list[list[Fetch]]]:
     """Start `serve` `starts` times: seconds until it answered, the first view after each start
-    (`settle_s` after it answered), and the `runs` views after it (pooled)."""
+    (`settle_s` after it answered), the `runs` views after it (pooled), and their requests."""
     log_path = get_settings().data_dir / "bench-dashboard-serve.log"
-    ready, first, rest = [], [], []
+    ready, first, rest, waterfalls = [], [], [], []
     for _ in range(starts):
         started = time.perf_counter()
         with serving(env, log_path=log_path, timeout_s=120) as base_url:
             ready.append(time.perf_counter() - started)
             # a settled server: its jobs' start-up work (at 10M, the rules engine's watch) done
             time.sleep(settle_s)
-            timings = time_browser(base_url, ticket, runs=runs + 1)
+            views: list[list[Fetch]] = []
+            timings = time_browser(base_url, ticket, runs=runs + 1, waterfalls=views)
         first.append(timings[0])
         rest += timings[1:]
-    return ready, first, rest
+        waterfalls += views[1:]
+    return ready, first, rest, waterfalls
 
 
-def print_browser(ready: list[float], first: list[float], rest: list[float]) -> None:
-    """The navigation → Pudong map drawn figures."""
+def print_browser(
+    ready: list[float], first: list[float], rest: list[float], waterfalls: list[list[Fetch]]
+) -> None:
+    """The navigation → Pudong map drawn figures, and where the slowest later views waited."""
     p50, p95 = percentiles(rest)
     print(
         "\nnavigation → Pudong map drawn (streets + clusters) in Chromium, fresh browser context"
@@ -263,6 +297,7 @@ def print_browser(ready: list[float], first: list[float], rest: list[float]) -> 
         f"  later views ({len(rest)}): p50 {p50 / 1000:.2f} s, p95 {p95 / 1000:.2f} s,"
         f" max {max(rest):.2f} s"
     )
+    print_waterfalls(rest, waterfalls)
 
 
 def main() -> None:

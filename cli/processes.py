@@ -41,7 +41,8 @@ def _register_simulate(commands: Subparsers) -> None:
     simulate.add_argument(
         "--rate",
         type=float,
-        help="readings per second (default: ONESCREEN_SIMULATE_RATE, 97)",
+        help="readings per second (default: ONESCREEN_SIMULATE_RATE, or unset the city's own"
+        " at least 97: a 10M city ~1,900)",
     )
     simulate.add_argument(
         "--transport", choices=["mqtt", "http"], help="default: ONESCREEN_SIMULATE_TRANSPORT"

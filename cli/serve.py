@@ -359,7 +359,9 @@ def _start_live_city(
             children.append(Child(name, ["ingest-mqtt"], env=worker_env))
         if token is not None:
             principal = find_principal(engine, token=token)
-            simulate = ["simulate", "--rate", str(settings.simulate_rate)]
+            simulate = ["simulate"]
+            if settings.simulate_rate is not None:
+                simulate += ["--rate", str(settings.simulate_rate)]
             simulate += ["--transport", settings.simulate_transport, "--duty-officer"]
             if settings.simulate_transport == "http":
                 simulate += ["--http-url", f"http://127.0.0.1:{port}/api/v1/readings"]

@@ -96,6 +96,10 @@ def message_figure(text: str) -> go.Figure:
 WALL_TEXT_PX = 24
 
 
+# the most ticks a wall chart's count axis has
+WALL_Y_TICKS = 3
+
+
 def wall_figure(figure: go.Figure | dict) -> go.Figure:
     """A dashboard figure (or its dict) with type large enough to read from across a room: no
     text under WALL_TEXT_PX (ticks, legend, annotations); the x title goes, the ticks say it is
@@ -108,6 +112,10 @@ def wall_figure(figure: go.Figure | dict) -> go.Figure:
         margin={"l": 78, "r": 16, "t": 38, "b": 40},
     )
     figure.update_xaxes(tickfont={"size": small}, title_text=None, automargin=True)
-    figure.update_yaxes(tickfont={"size": small}, title_font={"size": small}, automargin=True)
+    # a few round counts: a portrait wall's chart is ~60 px tall, where plotly's own choice
+    # (at least four ticks) stacks the labels on each other
+    figure.update_yaxes(
+        tickfont={"size": small}, title_font={"size": small}, automargin=True, nticks=WALL_Y_TICKS
+    )
     figure.for_each_annotation(lambda note: note.update(font_size=max(note.font.size or 0, small)))
     return figure

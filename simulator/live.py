@@ -86,11 +86,23 @@ HAPPENING_STREETS = 8
 SOURCE_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 
 
+# the real platform's average (8.4 million readings a day), and the least a city is played at:
+# a small demo city at its own pace (~3.8/s) would show little happen
+PLATFORM_RATE = 97.0
+
+
+def city_rate(natural: float) -> float:
+    """The rate a city of `natural` readings/s (its devices at their own intervals) is played
+    at when none is asked for: its own, at least the platform's average (a 10M city ~1,900/s)."""
+    return max(PLATFORM_RATE, natural)
+
+
 @dataclass(frozen=True)
 class LiveConfig:
     """How the live city behaves: its rate and how often things go wrong."""
 
-    rate: float = 97.0
+    # readings/s; None: the city's own (`city_rate`)
+    rate: float | None = PLATFORM_RATE
     seed: int = 0
     # quiet minutes between the end of one storm and the start of the next; None = no storms
     storm_every_s: float | None = 40 * 60
@@ -191,6 +203,8 @@ class LiveCity:
         self.config = config
         self.types = {t.type_id: t for t in device_types}
         self.params = type_arrays(device_types)
+        natural = float((1.0 / self.params["interval"][self.type_id]).sum())
+        self.rate = config.rate if config.rate is not None else city_rate(natural)
         self.low, self.high = plausible_bounds(device_types)
         n = len(self.device_id)
         if n == 0:
@@ -256,7 +270,7 @@ class LiveCity:
         interval = self.params["interval"][self.type_id]
         natural = float((1.0 / interval[reporting]).sum()) if reporting.any() else 1.0
         # every device's own interval shrinks by the same factor, so the mix stays the real one
-        self.speedup = self.config.rate / natural
+        self.speedup = self.rate / natural
         self.period_us = np.maximum((interval / self.speedup * US).astype(np.int64), 1_000)
 
     def reporting_rate(self) -> float:
@@ -946,7 +960,7 @@ def run(
 ) -> RunReport:
     """Stream the city (and its fleet's positions) until `stop` is set or `duration_s` has
     passed."""
-    tick = tick_seconds(city.config.rate)
+    tick = tick_seconds(city.rate)
     started = time.monotonic()
     last_log = last_refresh = started
     generated = messages = 0
@@ -981,7 +995,7 @@ def run(
                 generated - logged_generated,
                 span,
                 (generated - logged_generated) / span,
-                city.config.rate,
+                city.rate,
                 delivered - logged_delivered,
                 (delivered - logged_delivered) / span,
             )
@@ -1050,7 +1064,7 @@ def start_simulation(
     *,
     settings: Settings,
     stop: threading.Event,
-    rate: float,
+    rate: float | None,
     transport: str,
     broker: str | None = None,
     http_url: str | None = None,
@@ -1069,7 +1083,7 @@ def start_simulation(
     from data import catalog
     from data.live_city import load_live_devices, offline_device_ids
 
-    if not rate > 0:
+    if rate is not None and not rate > 0:
         raise OneScreenError(f"--rate must be a positive number of readings/s, not {rate}")
     if not re.match(SOURCE_PATTERN, source):
         raise OneScreenError(f"--source must match {SOURCE_PATTERN}, not {source!r}")
@@ -1113,7 +1127,7 @@ def start_simulation(
         "(%.1f× their real intervals) → %s",
         int((city.device_id > 0).sum()),
         int(city.offline.sum()),
-        rate,
+        city.rate,
         city.speedup,
         target,
     )

@@ -17,6 +17,7 @@ from simulator.city import DISTRICT_POPULATION
 from simulator.live import (
     HAPPENING_REACH,
     HAPPENINGS,
+    PLATFORM_RATE,
     STORM_WEATHER,
     US,
     LiveCity,
@@ -120,6 +121,20 @@ def test_each_device_reports_on_its_own_interval_compressed_alike():
     assert ratio == pytest.approx(np.full(len(ratio), city.speedup), rel=1e-3)
     natural = (1 / interval).sum()
     assert city.speedup == pytest.approx(97 / natural)
+
+
+def test_a_city_asked_for_no_rate_plays_at_its_own_at_least_the_platforms():
+    small = LiveCity(_DEVICES, TYPES, replace(QUIET, rate=None), start_us=START)
+    assert small.rate == PLATFORM_RATE and small.speedup > 1
+    # a city whose devices at their real intervals send more than the platform's average
+    fastest = min(TYPES, key=lambda t: t.interval_s)
+    devices = fake_devices(120_000)
+    devices = replace(devices, type_id=np.full(len(devices.device_id), fastest.type_id))
+    big = LiveCity(devices, TYPES, replace(QUIET, rate=None), start_us=START)
+    assert big.rate == pytest.approx(120_000 / fastest.interval_s) and big.rate > PLATFORM_RATE
+    assert big.speedup == pytest.approx(1.0)
+    # a rate asked for is kept, whatever the city
+    assert LiveCity(devices, TYPES, replace(QUIET, rate=50), start_us=START).rate == 50
 
 
 def test_timestamps_strictly_increase_per_device_and_never_lie_ahead():
