@@ -4,6 +4,7 @@ mostly empty; and a kiosk shows where its visitor is. One page, resized from sha
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,12 +27,21 @@ SHAPES = {
     "1080x1920": ((), "portrait"),
 }
 MAX_EMPTY = 0.30
-# a chart's y tick labels: at least two, none reaching into the next
-TICKS_APART_JS = """panel => {
-    const spans = [...document.querySelectorAll(panel + " g.ytick text")]
-        .map(t => t.getBoundingClientRect()).sort((a, b) => a.top - b.top);
-    return spans.length >= 2 && spans.every((s, i) => i === 0 || spans[i - 1].bottom <= s.top);
-}"""
+# each y tick label of a chart: where it is on screen, its text, its font size there
+TICK_SPANS_JS = """panel => [...document.querySelectorAll(panel + " g.ytick text")].map(t => {
+    const r = t.getBoundingClientRect();
+    // its font size on screen (the canvas is scaled to the screen)
+    const em = parseFloat(getComputedStyle(t).fontSize) * r.height / t.getBBox().height;
+    return [r.top, r.bottom, t.textContent, em];
+}).sort((a, b) => a[0] - b[0])"""
+
+
+def ticks_apart(spans: list) -> bool:
+    """At least two tick labels, each centre a font size or more below the one above (figures
+    are ~0.7 of it tall: some room between them)."""
+    return len(spans) >= 2 and all(
+        (b[0] + b[1]) / 2 - (a[0] + a[1]) / 2 >= a[3] for a, b in itertools.pairwise(spans)
+    )
 
 
 def _open(browser: Browser, url: str, *, touch: bool = False) -> tuple[Page, ConsoleLog]:
@@ -99,7 +109,12 @@ def test_every_shape_names_all_districts_and_keeps_panels_full_and_off_the_seams
     assert max(layout["empty"].values()) <= MAX_EMPTY, layout["empty"]
     # the timeline's counts stand apart, on the portrait wall's short chart too (plotly lays
     # its ticks out again a moment after the resize)
-    wall.wait_for_function(TICKS_APART_JS, arg=".os-wall-slot-active .os-panel-timeline")
+    for _ in range(10):
+        spans = wall.evaluate(TICK_SPANS_JS, ".os-wall-slot-active .os-panel-timeline")
+        if ticks_apart(spans):
+            break
+        wall.wait_for_timeout(500)
+    assert ticks_apart(spans), spans
     screenshot(wall, "shapes-wall")
 
 
