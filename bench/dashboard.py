@@ -197,8 +197,19 @@ PUDONG_DRAWN = (
 )
 
 
-# one request of a view: what it asked for, and when it started and ended (ms after navigation)
+# one request of a view: what it asked for, and when it started and ended (ms after navigation);
+# or a MARK: when the page first showed a part of its map
 Fetch = tuple[str, float, float]
+MARK = "drawn: "
+# when the streets and the device clusters first showed (ms after navigation)
+DRAWN_MARKS = """
+window.osDrawnMarks = {};
+new MutationObserver(() => {
+    const m = window.osDrawnMarks, now = performance.now();
+    if (!m.streets && document.querySelectorAll("path.os-area").length > 30) m.streets = now;
+    if (!m.clusters && document.querySelector(".os-cluster")) m.clusters = now;
+}).observe(document, {subtree: true, childList: true});
+"""
 
 
 def time_browser(
@@ -224,13 +235,16 @@ def time_browser(
             page = context.new_page()
             fetches: list[Fetch] = []
             page.on("requestfinished", lambda request, kept=fetches: kept.append(_fetch(request)))
+            page.add_init_script(DRAWN_MARKS)
             navigated, started = time.time() * 1000, time.perf_counter()
             page.goto(url + paths[run % len(paths)], wait_until="commit")
             page.wait_for_function(drawn, timeout=60_000)
             timings.append(time.perf_counter() - started)
+            marks = page.evaluate("() => window.osDrawnMarks")
             context.close()
             if waterfalls is not None:
-                waterfalls.append([(what, s - navigated, e - navigated) for what, s, e in fetches])
+                view = [(what, s - navigated, e - navigated) for what, s, e in fetches]
+                waterfalls.append(view + [(f"{MARK}{n}", t, t) for n, t in marks.items()])
         browser.close()
     return timings
 
@@ -247,11 +261,22 @@ def _fetch(request) -> Fetch:
 
 
 def print_waterfalls(timings: list[float], waterfalls: list[list[Fetch]]) -> None:
-    """The slowest views' last requests to end: where a slow view spent its time."""
+    """Where the views spent their time: until their last request ended (server and network),
+    and after it (the browser's own work, drawing); and the slowest views' longest requests."""
+    requests = [[f for f in fetches if not f[0].startswith(MARK)] for fetches in waterfalls]
+    ends = [max((end for _, _, end in fetches), default=0.0) for fetches in requests]
+    tails = [seconds * 1000 - end for seconds, end in zip(timings, ends, strict=True)]
+    for name, values in (("until the last request ended", ends), ("after it", tails)):
+        p50, p95 = percentiles([value / 1000 for value in values])
+        print(f"  {name}: p50 {p50:.0f} ms, p95 {p95:.0f} ms")
     slowest = sorted(range(len(timings)), key=timings.__getitem__)[-3:]
     for view in reversed(slowest):
-        print(f"  a view of {timings[view]:.2f} s, its last requests to end (ms after navigation):")
-        for what, start, end in sorted(waterfalls[view], key=lambda f: f[2])[-6:]:
+        marks = ", ".join(f"{w} {s:.0f} ms" for w, s, _ in waterfalls[view] if w.startswith(MARK))
+        print(
+            f"  a view of {timings[view]:.2f} s: its last request ended at {ends[view]:.0f} ms"
+            f" ({marks}); its longest requests (ms after navigation):"
+        )
+        for what, start, end in sorted(requests[view], key=lambda f: f[1] - f[2])[:4]:
             print(f"    {start:7.0f} → {end:7.0f}  ({end - start:5.0f} ms)  {what}")
 
 
@@ -321,9 +346,17 @@ def main() -> None:
         default=0.0,
         help="seconds to wait after each start before the views are timed (a settled server)",
     )
+    parser.add_argument(
+        "--rate",
+        type=float,
+        help="readings/s the served city's simulator sends (default: the city's own, at least"
+        " 97: a 10M city ~1,900)",
+    )
     args = parser.parse_args()
     if args.repeat < 1 or args.browser_runs < 1 or args.starts < 1 or args.settle < 0:
         parser.error("--repeat, --browser-runs and --starts must be at least 1, --settle ≥ 0")
+    if args.rate is not None and not 0 < args.rate <= 1_000_000:
+        parser.error("--rate must be a number of readings/s above 0, at most 1,000,000")
     url = args.database_url or bench_database("bench_dashboard", reuse=args.reuse)
     engine = create_db_engine(url)
     prepare(engine)
@@ -335,6 +368,9 @@ def main() -> None:
         print_warning_pass(engine, repeat=args.repeat)
         print_server_figures(ticket, repeat=args.repeat)
     env = {"DATABASE_URL": url, "ONESCREEN_LOG_LEVEL": "WARNING"}
+    if args.rate:
+        env["ONESCREEN_SIMULATE_RATE"] = f"{args.rate:g}"
+    print(f"\nthe live city streams {args.rate or 'its own rate of'} readings/s meanwhile")
     print_browser(
         *time_starts(env, ticket, starts=args.starts, runs=args.browser_runs, settle_s=args.settle)
     )
