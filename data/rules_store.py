@@ -211,34 +211,46 @@ def load_states(conn: sa.Connection, *, device_ids: list[int]) -> dict[int, dict
     return states
 
 
-def save_states(conn: sa.Connection, *, device_id: int, states: dict[str, State]) -> None:
-    """Write one device's states back; idle ones are removed."""
-    for code, state in states.items():
-        if state.idle:
-            conn.execute(
-                sa.text("DELETE FROM rule_state WHERE device_id = :d AND rule_code = :c"),
-                {"d": device_id, "c": code},
-            )
-            continue
+def save_states(conn: sa.Connection, *, states: dict[int, dict[str, State]]) -> None:
+    """Write the states of a pass's devices back (by device, then rule); idle ones are removed.
+
+    Two statements for the whole pass, whatever its size: a storm's pass judges tens of
+    thousands of devices, which a statement per device and rule made a round trip each."""
+    every = [(d, code, st) for d, by_rule in states.items() for code, st in by_rule.items()]
+    idle = [(d, code) for d, code, st in every if st.idle]
+    kept = [(d, code, st) for d, code, st in every if not st.idle]
+    if idle:
+        conn.execute(
+            sa.text(
+                "DELETE FROM rule_state s"
+                " USING unnest(CAST(:d AS bigint[]), CAST(:c AS text[])) AS g(device_id, rule_code)"
+                " WHERE s.device_id = g.device_id AND s.rule_code = g.rule_code"
+            ),
+            {"d": [d for d, _ in idle], "c": [code for _, code in idle]},
+        )
+    if kept:
         conn.execute(
             sa.text(
                 "INSERT INTO rule_state"
                 " (device_id, rule_code, breach_since, clear_since, last_ts, incident_id,"
                 "  suppressed)"
-                " VALUES (:d, :c, :breach, :clear, :last, :incident, :suppressed)"
+                " SELECT * FROM unnest(CAST(:d AS bigint[]), CAST(:c AS text[]),"
+                "  CAST(:breach AS timestamptz[]), CAST(:clear AS timestamptz[]),"
+                "  CAST(:last AS timestamptz[]), CAST(:incident AS bigint[]),"
+                "  CAST(:suppressed AS boolean[]))"
                 " ON CONFLICT (device_id, rule_code) DO UPDATE SET"
                 " breach_since = excluded.breach_since, clear_since = excluded.clear_since,"
                 " last_ts = excluded.last_ts, incident_id = excluded.incident_id,"
                 " suppressed = excluded.suppressed"
             ),
             {
-                "d": device_id,
-                "c": code,
-                "breach": _dt(state.breach_since_us),
-                "clear": _dt(state.clear_since_us),
-                "last": _dt(state.last_ts_us),
-                "incident": state.incident_id,
-                "suppressed": state.suppressed,
+                "d": [d for d, _, _ in kept],
+                "c": [code for _, code, _ in kept],
+                "breach": [_dt(st.breach_since_us) for _, _, st in kept],
+                "clear": [_dt(st.clear_since_us) for _, _, st in kept],
+                "last": [_dt(st.last_ts_us) for _, _, st in kept],
+                "incident": [st.incident_id for _, _, st in kept],
+                "suppressed": [st.suppressed for _, _, st in kept],
             },
         )
 

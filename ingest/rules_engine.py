@@ -234,13 +234,14 @@ class RulesEngine:
         type_of = rules_store.device_types(conn, device_ids=device_ids)
         states = rules_store.load_states(conn, device_ids=device_ids)
         applicable: dict[int, dict[str, Rule]] = {}
+        advanced: dict[int, dict[str, State]] = {}
         for device_id in device_ids:
             type_id = type_of.get(device_id)
             if type_id is None:
                 continue  # removed since: nothing to judge
             if type_id not in applicable:
                 applicable[type_id] = self._applicable(rules, types, type_id)
-            self._advance(
+            advanced[device_id] = self._advance(
                 conn,
                 device_id,
                 applicable[type_id],
@@ -248,6 +249,8 @@ class RulesEngine:
                 by_device[device_id],
                 report,
             )
+        # written once for the pass: nothing later in it reads them
+        rules_store.save_states(conn, states=advanced)
 
     def _late(
         self,
@@ -284,7 +287,9 @@ class RulesEngine:
         states: dict[str, State],
         readings: list[Reading],
         report: PassReport,
-    ) -> None:
+    ) -> dict[str, State]:
+        """Judge one device's readings: open, escalate and resolve its incidents now; its new
+        states (with the ids of incidents just opened) are returned for the pass to write."""
         new_states, actions = advance_device(
             device_id, rules=rules, states=states, readings=readings
         )
@@ -312,7 +317,7 @@ class RulesEngine:
         for code, state in new_states.items():
             if state.incident_id is not None and state.incident_id < 0:
                 new_states[code] = replace(state, incident_id=real.get(state.incident_id))
-        rules_store.save_states(conn, device_id=device_id, states=new_states)
+        return new_states
 
     def _offline(
         self,
