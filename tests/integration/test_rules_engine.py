@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
+from data import rules_store
 from data.ingest_store import PartitionCache, store_readings
+from data.rule_types import US, State
 from data.writes import ReadingBatch
 from ingest.rules_engine import RulesEngine
 
@@ -214,3 +216,54 @@ def test_a_mass_silence_is_held_back_as_an_ingest_outage(live_engine_):
     # the same silence, watched only from now on, is not offline yet
     fresh = RulesEngine(live_engine_)
     assert fresh.run_once(offline=True).offline_held_back == 0
+
+
+def test_a_pass_writes_its_states_back_at_once(live_engine_):
+    """One call for the pass's devices: states kept or changed are upserted (columns all unset
+    included), idle ones removed, other devices' left alone."""
+    with live_engine_.connect() as conn:
+        ids = (
+            conn.execute(
+                sa.text(
+                    "SELECT id FROM device WHERE id NOT IN (SELECT device_id FROM rule_state)"
+                    " ORDER BY id DESC LIMIT 3"
+                )
+            )
+            .scalars()
+            .all()
+        )
+    kept, cleared, bystander = ids
+    at = round(datetime.now(UTC).timestamp() * US)
+    breach = State(last_ts_us=at, breach_since_us=at - 60 * US)
+    with live_engine_.begin() as conn:
+        rules_store.save_states(
+            conn, states={cleared: {"high": breach}, bystander: {"high": breach, "low": breach}}
+        )
+        rules_store.save_states(
+            conn,
+            states={
+                # suppressed with nothing else set: every optional column unset
+                kept: {"high": State(last_ts_us=at, suppressed=True), "low": breach},
+                cleared: {"high": State(last_ts_us=at)},  # idle: the row goes
+                bystander: {"low": State(last_ts_us=at + US, breach_since_us=at)},
+            },
+        )
+        rows = conn.execute(
+            sa.text(
+                "SELECT device_id, rule_code, breach_since IS NOT NULL, clear_since IS NULL,"
+                " incident_id IS NULL, suppressed, last_ts FROM rule_state"
+                " WHERE device_id = ANY(:ids) ORDER BY device_id, rule_code"
+            ),
+            {"ids": ids},
+        ).all()
+        conn.execute(sa.text("DELETE FROM rule_state WHERE device_id = ANY(:ids)"), {"ids": ids})
+    moment = datetime.fromtimestamp(at / US, tz=UTC)
+    later = datetime.fromtimestamp(at / US + 1, tz=UTC)
+    assert [tuple(row) for row in rows] == sorted(
+        [
+            (kept, "high", False, True, True, True, moment),
+            (kept, "low", True, True, True, False, moment),
+            (bystander, "high", True, True, True, False, moment),
+            (bystander, "low", True, True, True, False, later),
+        ]
+    )
