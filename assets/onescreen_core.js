@@ -224,7 +224,8 @@
       // a layer redrawn with new colours fits its map again (dash-leaflet's zoomToBounds re-adds
       // the data on a hideout change): a map its user moved ignores a fit to the same bounds,
       // while a new framing (an incident's, another district's) still applies
-      if (moved && map._osFit && L.latLngBounds(bounds).equals(L.latLngBounds(map._osFit[0]), 1e-9)) {
+      const same = map._osFit && L.latLngBounds(bounds).equals(L.latLngBounds(map._osFit[0]), 1e-9);
+      if (moved && same) {
         return map;
       }
       map._osFit = [bounds, options];

@@ -234,17 +234,18 @@ def time_browser(
             context.add_cookies(browser_cookies(ticket))
             page = context.new_page()
             fetches: list[Fetch] = []
-            page.on("requestfinished", lambda request, kept=fetches: kept.append(_fetch(request)))
-            page.add_init_script(DRAWN_MARKS)
+            if waterfalls is not None:  # watched only when asked for: the views stay as timed
+                page.on("requestfinished", lambda r, kept=fetches: kept.append(_fetch(r)))
+                page.add_init_script(DRAWN_MARKS)
             navigated, started = time.time() * 1000, time.perf_counter()
             page.goto(url + paths[run % len(paths)], wait_until="commit")
             page.wait_for_function(drawn, timeout=60_000)
             timings.append(time.perf_counter() - started)
-            marks = page.evaluate("() => window.osDrawnMarks")
-            context.close()
             if waterfalls is not None:
+                marks = page.evaluate("() => window.osDrawnMarks")
                 view = [(what, s - navigated, e - navigated) for what, s, e in fetches]
                 waterfalls.append(view + [(f"{MARK}{n}", t, t) for n, t in marks.items()])
+            context.close()
         browser.close()
     return timings
 
