@@ -204,14 +204,14 @@ def _chunked_upload(port: int, path: str, *, total: int) -> tuple[bytes, int]:
     sock = socket.create_connection(("127.0.0.1", port), timeout=30)
     sock.sendall(_headers(path, "Transfer-Encoding: chunked\r\n"))
     sock.setblocking(False)
-    answer, sent, pending = b"", 0, memoryview(b"")
+    answer, sent, pending, writing = b"", 0, memoryview(b""), True
     deadline = time.monotonic() + 60
     try:
         while time.monotonic() < deadline and not _answer_complete(answer):
-            writing = sent < total or bool(pending)
+            writing = writing and (sent < total or bool(pending))
             readable, writable, _ = select.select([sock], [sock] if writing else [], [], 1)
             if readable:
-                data = sock.recv(65536)
+                data = _received(sock)
                 if not data:
                     break
                 answer += data
@@ -219,12 +219,24 @@ def _chunked_upload(port: int, path: str, *, total: int) -> tuple[bytes, int]:
                 if not pending:
                     pending = memoryview(FRAME if sent < total else b"0\r\n\r\n")
                     sent += len(CHUNK) if sent < total else 0
-                pending = pending[sock.send(pending) :]
-    except OSError:  # reset by the server: what it answered before is already in `answer`
-        pass
+                try:
+                    pending = pending[sock.send(pending) :]
+                except OSError:
+                    # the server refused and closed (a reset, as the body was unread): its
+                    # answer may still be queued here, so stop sending and read on
+                    writing = False
     finally:
         sock.close()
     return answer, sent
+
+
+def _received(sock: socket.socket) -> bytes:
+    """What the socket has to read; empty once the server hung up (a reset is reported only
+    after the data that came before it has been read)."""
+    try:
+        return sock.recv(65536)
+    except OSError:
+        return b""
 
 
 def _blind_upload(port: int, path: str, *, total: int) -> tuple[int, str]:
