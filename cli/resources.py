@@ -10,12 +10,12 @@ from pathlib import Path
 from cli.common import Subparsers, open_engine
 from config import Settings
 from data.dispatch import dispatch_unit, suggest_units
+from data.lending import lend_unit
 from data.resources import (
     MAX_IMPORT_BYTES,
     STATUSES,
     ResourceError,
     import_units,
-    lend_unit,
     units,
 )
 

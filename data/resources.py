@@ -19,7 +19,6 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from data.access import write_audit
 from data.asof import replaying, source
 
 STATUSES = ("available", "dispatched", "en_route", "on_site", "off_duty")
@@ -268,6 +267,8 @@ def _checked(record: dict[str, Any], *, where: str, known: dict[str, set[str]]) 
     for name in ("district_adcode", "lent_to"):
         if text(name) is not None and text(name) not in known["district"]:
             raise ResourceError(f"{where}: unknown district {text(name)!r}")
+    if text("lent_to") is not None and text("district_adcode") is not None:
+        raise ResourceError(f"{where}: only city units (no district_adcode) are lent")
     status = text("status") or "available"
     if status not in ("available", "off_duty"):
         raise ResourceError(f"{where}: a unit is imported available or off_duty")
@@ -304,30 +305,6 @@ def _number(value: object) -> float | None:
     if number is None or number != number or number in (float("inf"), float("-inf")):
         return None
     return number
-
-
-def lend_unit(engine: Engine, *, code: str, district: str | None, actor: str) -> None:
-    """Lend a city unit to a district (None: take it back), audited."""
-    with engine.begin() as conn:
-        if district is not None and district not in _known(conn)["district"]:
-            raise ResourceError(f"unknown district {district!r}")
-        row = conn.execute(
-            sa.text(
-                "UPDATE resource SET lent_to = :district, changed_at = now()"
-                " WHERE code = :code AND district_adcode IS NULL RETURNING id"
-            ),
-            {"code": code, "district": district},
-        ).one_or_none()
-        if row is None:
-            raise ResourceError(f"no city unit {code!r} (only city units are lent)")
-        write_audit(
-            conn,
-            actor=actor,
-            action="unit-lend",
-            target=f"unit:{code}",
-            district=district,
-            detail={"lent_to": district},
-        )
 
 
 def unit_positions(

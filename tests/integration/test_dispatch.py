@@ -31,8 +31,9 @@ from data.dispatch import (
     units_on_job,
 )
 from data.incidents import handle_incident
+from data.lending import idle_loans, lend_unit, lendable_units, reserve_requests
 from data.playbooks import handle_task, progress, task_suggestions, tasks
-from data.resources import STATUSES, ResourceError, import_units, lend_unit, status_counts, units
+from data.resources import STATUSES, ResourceError, import_units, status_counts, units
 from data.scope import CITY, Scope, create_web_engine, provision_web_role, scoped, web_database_url
 from ingest.validate import message
 from tests.integration.conftest import running_mqtt_worker
@@ -1429,3 +1430,161 @@ def test_a_rules_pass_returns_the_units_of_a_resolved_incident_to_service(owner,
     RulesEngine(owner).run_once(offline=False, group=True, warnings=False)
     assert _resource(owner, unit)["status"] == "available"
     assert _resource_events(owner, unit)[-1].actor == "system:rules"
+
+
+# lending the city's reserve ---------------------------------------------------------------------
+
+
+def _lender(owner: sa.Engine) -> str:
+    return access.create_user(
+        owner, username=f"city-{secrets.token_hex(4)}", role="operator", password=PASSWORD
+    ).username
+
+
+def _lent(owner: sa.Engine, code: str) -> tuple[str | None, str | None]:
+    with owner.connect() as conn:
+        row = conn.execute(
+            sa.text("SELECT lent_to, lent_by FROM resource WHERE code = :code"), {"code": code}
+        ).one()
+    return row.lent_to, row.lent_by
+
+
+def test_the_city_lends_a_reserve_unit_from_the_web_and_takes_it_back(owner, web):
+    city_op, manager = _lender(owner), _manager(owner, JINGAN)
+    with scoped(Scope(CITY, actor=city_op)):
+        offered = lendable_units(web, district=JINGAN, skill="flood", limit=50)
+    with owner.connect() as conn:  # every free reserve unit serving floods, nearest first
+        expected = conn.execute(
+            sa.text(
+                "SELECT r.code FROM resource r JOIN resource_kind k ON k.code = r.kind_code,"
+                " district d WHERE d.adcode = :d AND r.district_adcode IS NULL"
+                " AND r.lent_to IS NULL AND r.status = 'available' AND 'flood' = ANY(k.skills)"
+                " ORDER BY ST_Distance(geography(r.geom), geography(d.label_point)), r.code"
+            ),
+            {"d": JINGAN},
+        ).scalars()
+        assert [u["code"] for u in offered] == list(expected)[:50]
+    assert offered and [u["metres"] for u in offered] == sorted(u["metres"] for u in offered)
+    code = offered[0]["code"]
+    assert _resource(owner, _unit_id(owner, code))["district_adcode"] is None
+    with scoped(Scope(CITY, actor=city_op)):
+        loan = lend_unit(web, code=code, district=JINGAN, actor=city_op, address="10.0.0.9")
+    assert (loan.code, loan.lent_to) == (code, JINGAN)
+    assert _lent(owner, code) == (JINGAN, city_op)
+    with scoped(Scope(JINGAN, actor=manager)):
+        assert code in {u["code"] for u in units(web)}
+    with scoped(Scope(CITY, actor=city_op)):
+        assert code not in {u["code"] for u in lendable_units(web, district=JINGAN, limit=500)}
+        assert lend_unit(web, code=code, district=None, actor=city_op).lent_to is None
+    assert _lent(owner, code) == (None, None)
+    with scoped(Scope(JINGAN, actor=manager)):
+        assert code not in {u["code"] for u in units(web)}
+    trail = _audit(owner, "unit-lend", f"unit:{code}")
+    assert [(e["actor"], e["detail"]) for e in trail[:2]] == [
+        (city_op, {"lent_to": None}),
+        (city_op, {"lent_to": JINGAN}),
+    ]
+    assert trail[1]["ip"] == "10.0.0.9"
+
+
+def _unit_id(owner: sa.Engine, code: str) -> int:
+    with owner.connect() as conn:
+        return conn.execute(
+            sa.text("SELECT id FROM resource WHERE code = :code"), {"code": code}
+        ).scalar_one()
+
+
+def test_a_district_manager_can_neither_lend_nor_take_back(owner, web):
+    manager = _manager(owner, JINGAN)
+    lent = _resource(owner, _unit(owner, skill="flood", district=None))["code"]
+    free = _resource(owner, _unit(owner, skill="power", district=None))["code"]
+    lend_unit(owner, code=lent, district=JINGAN, actor="city-op")
+    before = len(access.audit_entries(owner, limit=10_000, action="unit-lend"))
+    try:
+        with scoped(Scope(JINGAN, actor=manager)):
+            with pytest.raises(ResourceError, match="only the city"):  # the database refuses
+                lend_unit(web, code=lent, district=None, actor=manager)
+            with pytest.raises(ResourceError, match="lent to 310106"):  # not elsewhere either
+                lend_unit(web, code=lent, district=PUDONG, actor=manager)
+            with pytest.raises(ResourceError, match="no city unit"):  # out of its sight
+                lend_unit(web, code=free, district=JINGAN, actor=manager)
+        with scoped(Scope(CITY, actor="")), pytest.raises(ResourceError, match="may not"):
+            lend_unit(web, code=free, district=JINGAN, actor="viewer")  # a read-only city
+        # a manager of both districts, moving the loan by a statement of its own: the database
+        # refuses it, not only lend_unit
+        both = Scope(f"{JINGAN},{PUDONG}", actor=manager)
+        with scoped(both), web.begin() as conn, pytest.raises(sa.exc.ProgrammingError):
+            conn.execute(
+                sa.text("UPDATE resource SET lent_to = :d WHERE code = :code"),
+                {"d": PUDONG, "code": lent},
+            )
+        assert (_lent(owner, lent)[0], _lent(owner, free)[0]) == (JINGAN, None)
+        assert len(access.audit_entries(owner, limit=10_000, action="unit-lend")) == before
+    finally:
+        lend_unit(owner, code=lent, district=None, actor="city-op")
+
+
+def test_a_unit_on_a_job_or_lent_elsewhere_is_not_lent(owner, web):
+    city_op = _lender(owner)
+    unit = _unit(owner, skill="flood", district=None)
+    code = _resource(owner, unit)["code"]
+    incident = _incident(owner, district=JINGAN, category="flood", salt="lend-busy")
+    dispatch_unit(owner, resource_id=unit, actor="city-op", incident_id=incident)
+    with scoped(Scope(CITY, actor=city_op)):
+        with pytest.raises(ResourceError, match="out on a job"):
+            lend_unit(web, code=code, district=JINGAN, actor=city_op)
+        move_unit(web, resource_id=unit, action="release", actor=city_op)
+        lend_unit(web, code=code, district=JINGAN, actor=city_op)
+        with pytest.raises(ResourceError, match="lent to 310106"):
+            lend_unit(web, code=code, district=PUDONG, actor=city_op)
+        lend_unit(web, code=code, district=JINGAN, actor=city_op)  # again: no change, no harm
+        lend_unit(web, code=code, district=None, actor=city_op)
+    assert _lent(owner, code) == (None, None)
+    with pytest.raises(ResourceError, match="unknown district"):
+        lend_unit(owner, code=code, district="310199", actor="city-op")
+    district_unit = _resource(owner, _unit(owner, skill="flood", district=PUDONG))["code"]
+    with pytest.raises(ResourceError, match="no city unit"):
+        lend_unit(owner, code=district_unit, district=JINGAN, actor="city-op")
+    with owner.begin() as conn, pytest.raises(sa.exc.IntegrityError):  # the store holds it too
+        conn.execute(
+            sa.text("UPDATE resource SET lent_to = :d WHERE code = :code"),
+            {"d": JINGAN, "code": district_unit},
+        )
+
+
+def test_a_district_unit_with_a_lender_is_refused_at_import(owner):
+    text = CSV_HEADER + "T-LEND-1,pump_truck,泵车,Pump,310115,310106,500,available,121.5,31.2\n"
+    with pytest.raises(ResourceError, match="only city units"):
+        import_units(owner, text=text, geojson=False)
+
+
+def test_the_duty_officer_lends_the_nearest_reserve_where_a_playbook_calls_for_it(owner):
+    district = "310118"
+    # power at level III calls for generator trucks (one task, at the district's label point)
+    _raise_level(owner, topic="power", district=district, from_level=None, to_level=3)
+    _open_task(owner, topic="power", district=district, kind="generator_truck")
+    answer = reserve_requests(owner, limit=50)
+    code = {d: c for c, d in answer}[district]
+    with owner.connect() as conn:
+        by_distance = conn.execute(
+            sa.text(
+                "SELECT r.code FROM resource r, district d WHERE d.adcode = :d"
+                " AND r.district_adcode IS NULL AND r.lent_to IS NULL"
+                " AND r.status = 'available' AND r.kind_code = 'generator_truck'"
+                " ORDER BY ST_Distance(geography(r.geom), geography(d.label_point)), r.code"
+            ),
+            {"d": district},
+        ).scalars()
+        # the nearest, unless a district before it in the answer took that one
+        taken_before = {c for c, d in answer if d < district}
+        nearest = next(c for c in by_distance if c not in taken_before)
+    assert code == nearest
+    assert len({c for c, _d in answer}) == len(answer)  # no unit lent twice
+    lend_unit(owner, code=code, district=district, actor="simulator:duty")
+    assert district not in {d for _c, d in reserve_requests(owner, limit=50)}
+    assert code not in idle_loans(owner, lent_by="simulator:duty")  # still called for
+    _raise_level(owner, topic="power", district=district, from_level=3, to_level=None)
+    assert code in idle_loans(owner, lent_by="simulator:duty")
+    assert code not in idle_loans(owner, lent_by="someone-else")  # a person's loan is theirs
+    lend_unit(owner, code=code, district=None, actor="simulator:duty")
+    assert code not in idle_loans(owner, lent_by="simulator:duty")

@@ -86,6 +86,12 @@ LANDED = {
     "0016_reading_time_index_down.sql": (
         "bec9030f2c2a97fb88ab7a6cf2cd3d7ac372aec6794ad422ae7161a6703a9890"
     ),
+    "0017_handling_counters.sql": (
+        "7fc7f4c4988bc5f83889c76cb217a8f3a48656cfbfc770e6d0417dc5bf129189"
+    ),
+    "0017_handling_counters_down.sql": (
+        "f46882d04e532cf39fc84f6025c9944d79ffbe2630dd41d003c934fc8aed284b"
+    ),
 }
 
 
