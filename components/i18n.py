@@ -598,6 +598,17 @@ _TEXTS: dict[str, tuple[str, str]] = {
     "task.do.send": ("派遣", "Send"),
     "task.do.done": ("完成", "Done"),
     "task.do.reopen": ("重开", "Reopen"),
+    # the city's reserve lent to districts from the board
+    "unit.lent_to": ("借调至{district}", "lent to {district}"),
+    "unit.do.lend": ("借调", "Lend"),
+    "unit.do.back": ("收回", "Take back"),
+    "board.reserve": ("市级储备 · 可借调至{district}", "City reserve · free to lend to {district}"),
+    "board.reserve_none": (
+        "市级储备暂无空闲的对口力量",
+        "No free reserve unit serves this scenario",
+    ),
+    "board.lent": ("{unit} 已借调至{district}", "{unit} lent to {district}"),
+    "board.back": ("{unit} 已收回市级", "{unit} is back with the city"),
     "nav.review": ("复盘", "Review"),
     "review.title": ("复盘评估 · {place}", "After-action review · {place}"),
     "review.window": ("{start} 至 {end}（北京时间）", "{start} to {end} (Beijing time)"),

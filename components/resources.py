@@ -11,6 +11,7 @@ from dash import html
 from components.i18n import name, t
 from components.tiles import CITY_TZ
 from components.unit_layer import GLYPHS, STATUS_COLORS
+from data.resources import BUSY
 
 MOBILE_STATUSES = ("available", "en_route", "on_site", "off_duty")
 
@@ -274,22 +275,30 @@ def _task_button(action: str, task_id: int, lang: str) -> html.Button:
     )
 
 
-def unit_table(rows: list[dict[str, Any]], *, lang: str) -> html.Div:
-    """The units (busy first), with kind, status, home district and, for busy ones, ETA."""
+def unit_table(
+    rows: list[dict[str, Any]],
+    *,
+    lang: str,
+    district_names: dict[str, tuple[str, str]],
+    lender: bool = False,
+) -> html.Div:
+    """The units (busy first), with kind, status, home district and, for busy ones, ETA; a city
+    unit says where it is lent, with a take-back button for the city's duty desk (`lender`)."""
     order = {"en_route": 0, "dispatched": 1, "on_site": 2, "available": 3, "off_duty": 4}
     rows = sorted(rows, key=lambda r: (order.get(r["status"], 5), r["code"]))
     return html.Div(
         className="os-board-units",
         children=[
             html.Div(
-                className="os-dispatch-row",
+                className="os-dispatch-row" + (" os-unit-lent" if row["lent_to"] else ""),
                 children=[
                     glyph(row["kind_code"], row["status"]),
                     html.Div(
                         [
                             html.Div(row["name_en"] if lang == "en" else row["name_zh"]),
                             html.Div(
-                                f"{row['code']} · {t('unit.status.' + row['status'], lang)}",
+                                f"{row['code']} · {t('unit.status.' + row['status'], lang)}"
+                                + _lent_note(row, lang=lang, district_names=district_names),
                                 className="os-dispatch-meta",
                             ),
                         ]
@@ -300,9 +309,75 @@ def unit_table(rows: list[dict[str, Any]], *, lang: str) -> html.Div:
                         else "",
                         className="os-dispatch-eta",
                     ),
-                    html.Span(),
+                    lend_button(row["code"], "", lang)
+                    if lender and row["lent_to"] and row["status"] not in BUSY
+                    else html.Span(),
                 ],
             )
             for row in rows[:200]
         ],
+    )
+
+
+def _lent_note(
+    row: dict[str, Any], *, lang: str, district_names: dict[str, tuple[str, str]]
+) -> str:
+    """' · lent to <district>' for a city unit lent out, else nothing."""
+    lent = row["lent_to"]
+    if not lent:
+        return ""
+    return " · " + t(
+        "unit.lent_to", lang, district=name(district_names.get(lent, (lent, lent)), lang)
+    )
+
+
+def reserve_rows(
+    rows: list[dict[str, Any]], *, lang: str, district: str, district_name: str, lender: bool
+) -> html.Div:
+    """The city's free reserve units nearest a district's board, each with a lend button for the
+    city's duty desk (`lender`)."""
+    heading = html.Div(
+        t("board.reserve", lang, district=district_name), className="os-reserve-head"
+    )
+    if not rows:
+        return html.Div(
+            [heading, html.Div(t("board.reserve_none", lang), className="os-empty")],
+            className="os-reserve",
+        )
+    return html.Div(
+        className="os-reserve",
+        children=[
+            heading,
+            *(
+                html.Div(
+                    className="os-dispatch-row",
+                    children=[
+                        glyph(row["kind_code"], "available"),
+                        html.Div(
+                            [
+                                html.Div(row["name_en"] if lang == "en" else row["name_zh"]),
+                                html.Div(row["code"], className="os-dispatch-meta"),
+                            ]
+                        ),
+                        html.Span(f"{row['metres'] / 1000:.1f} km", className="os-dispatch-eta"),
+                        lend_button(row["code"], district, lang) if lender else html.Span(),
+                    ],
+                )
+                for row in rows
+            ),
+        ],
+    )
+
+
+UNIT_LEND = "os-unit-lend"
+
+
+def lend_button(code: str, to: str, lang: str) -> html.Button:
+    """Lend unit `code` to district `to`, or take it back (`to` empty)."""
+    action = "lend" if to else "back"
+    return html.Button(
+        t(f"unit.do.{action}", lang),
+        id={"type": UNIT_LEND, "unit": code, "to": to},
+        className=f"os-action os-unit-do-{action}",
+        n_clicks=0,
     )

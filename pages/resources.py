@@ -17,12 +17,21 @@ from components.area_map import MAP_JS, create_map, geojson_options
 from components.i18n import name, t
 from components.notfound import not_found_page
 from components.panels import panel, unavailable
-from components.resources import TASK_ACTION, coverage_style, summary, task_rows, unit_table
+from components.resources import (
+    TASK_ACTION,
+    UNIT_LEND,
+    coverage_style,
+    reserve_rows,
+    summary,
+    task_rows,
+    unit_table,
+)
 from components.shell import create_page
 from components.state import href, language
 from components.topics import TOPICS
 from components.unit_layer import unit_features, unit_layers
 from data.dispatch import COVERAGE_TARGET_S, coverage, dispatch_unit
+from data.lending import lend_unit, lendable_units
 from data.playbooks import handle_task, progress, task_suggestions, tasks
 from data.resources import ResourceError, kinds, status_counts, unit_positions, units
 from panels.guard import guard
@@ -183,7 +192,8 @@ def refresh(state, _done, _tick, lang):
     parked, moving = unit_features(positions, lang=lang, wall=False)
     kind_names = {k.code: (k.name_zh, k.name_en) for k in read(kinds).value}
     counts = read(status_counts, district=district, skill=topic).value
-    acting = bool(current_principal() and current_principal().can_act)
+    principal = current_principal()
+    acting = bool(principal and principal.can_act)
     return (
         {**coverage_style(here, lang=lang), "fillOpacity": 0.55},
         parked,
@@ -199,8 +209,30 @@ def refresh(state, _done, _tick, lang):
         task_rows(
             read_fresh(tasks, topic=topic, district=district).value, lang=lang, acting=acting
         ),
-        unit_table(read(units, district=district, skill=topic, limit=400).value, lang=lang),
+        _units(
+            topic, district, lang=lang, lender=acting and bool(principal and principal.sees_city)
+        ),
     )
+
+
+def _units(topic: str, district: str | None, *, lang: str, lender: bool) -> list[Any]:
+    """The board's units; on a district's board seen by the city, the reserve it could borrow."""
+    names = reference.districts()
+    table = unit_table(
+        read(units, district=district, skill=topic, limit=400).value,
+        lang=lang,
+        district_names=names,
+        lender=lender,
+    )
+    principal = current_principal()
+    if district is None or not (principal and principal.sees_city):
+        return [table]
+    reserve = read(lendable_units, district=district, skill=topic).value
+    here = name(names[district], lang)
+    return [
+        reserve_rows(reserve, lang=lang, district=district, district_name=here, lender=lender),
+        table,
+    ]
 
 
 @callback(
@@ -222,28 +254,49 @@ def choose_district(district, state, lang):
     Output(BOARD_MESSAGE, "children"),
     Output(BOARD_DONE, "data"),
     Input({"type": TASK_ACTION, "action": ALL, "task": ALL}, "n_clicks"),
+    Input({"type": UNIT_LEND, "unit": ALL, "to": ALL}, "n_clicks"),
     State(BOARD_DONE, "data"),
     State(ids.LANG, "data"),
     prevent_initial_call=True,
 )
-def act_on_task(clicks, done, lang):
-    """Complete, reopen or staff a task as the signed-in person."""
+def act_on_board(task_clicks, lend_clicks, done, lang):
+    """Complete, reopen or staff a task, or lend a reserve unit or take it back, as the
+    signed-in person."""
     lang = language(lang)
     trigger = ctx.triggered_id
     if not isinstance(trigger, dict):
         raise PreventUpdate
 
     def work(actor: str) -> str:
-        task = trigger.get("task")
-        if type(task) is not int:
-            raise ResourceError("no such task")
-        _apply(trigger.get("action"), task, actor=actor)
+        if trigger.get("type") == UNIT_LEND:
+            text = _lend(trigger.get("unit"), trigger.get("to"), actor=actor, lang=lang)
+        else:
+            task = trigger.get("task")
+            if type(task) is not int:
+                raise ResourceError("no such task")
+            _apply(trigger.get("action"), task, actor=actor)
+            text = t("board.done", lang)
         shared_cache().clear()
-        return t("board.done", lang)
+        return text
 
+    clicks = [*(task_clicks or []), *(lend_clicks or [])]
     return act_as_principal(
-        clicks, done, lang, work=work, refused=(ResourceError,), failure="task action failed"
+        clicks, done, lang, work=work, refused=(ResourceError,), failure="board action failed"
     )
+
+
+def _lend(code: object, to: object, *, actor: str, lang: str) -> str:
+    """Lend unit `code` to district `to` ("" = take it back); what to tell the person."""
+    districts = reference.districts()
+    if not isinstance(code, str) or not isinstance(to, str) or (to and to not in districts):
+        raise ResourceError("no such unit or district")
+    loan = lend_unit(
+        web_engine(), code=code, district=to or None, actor=actor, address=client_address()
+    )
+    unit = loan.name_en if lang == "en" else loan.name_zh
+    if not to:
+        return t("board.back", lang, unit=unit)
+    return t("board.lent", lang, unit=unit, district=name(districts[to], lang))
 
 
 def _apply(action: object, task: int, *, actor: str) -> None:

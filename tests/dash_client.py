@@ -21,6 +21,11 @@ def _parse(text: str) -> Any:
     return json.loads(text) if text.startswith("{") else text
 
 
+def _of_type(ident: Any, kind: object) -> bool:
+    """Whether a callback input's id is a pattern of `kind` (a button type)."""
+    return isinstance(ident, dict) and ident.get("type") == kind
+
+
 def sign_in(engine, *, role: str = "operator", districts: tuple[str, ...] = ()) -> SessionTicket:
     """A session of a new user with `role` (and `districts`), as after signing in."""
     user = access.create_user(
@@ -117,8 +122,9 @@ def post_click(
     session: SessionTicket | None = None,
 ):
     """POST the callback whose output names `output_fragment` as the browser does when the
-    pattern-matched `button` (its whole id) is clicked once: the ALL input holds that one
-    button, the states come from `value_of(id, property)`. Returns the Flask response."""
+    pattern-matched `button` (its whole id) is clicked once: the ALL input of its type holds
+    that one button (any other ALL input none), the states come from `value_of(id, property)`.
+    Returns the Flask response."""
     key = next(k for k in app.callback_map if output_fragment in k)
     spec = app.callback_map[key]
     button_id = json.dumps(button, sort_keys=True, separators=(",", ":"))
@@ -138,7 +144,12 @@ def post_click(
         json={
             "output": key,
             "outputs": outputs,
-            "inputs": [[{"id": button, "property": "n_clicks", "value": 1}]],
+            "inputs": [
+                [{"id": button, "property": "n_clicks", "value": 1}]
+                if _of_type(_parse(item["id"]), button.get("type"))
+                else []
+                for item in spec["inputs"]
+            ],
             "state": states,
             "changedPropIds": [f"{button_id}.n_clicks"],
         },

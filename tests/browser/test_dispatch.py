@@ -135,3 +135,33 @@ def test_the_resource_board_shows_coverage_units_and_the_playbooks_tasks(
             expect(page.locator("#resources-summary")).to_contain_text(f"预案 {done} / ")
         page.context.close()
         assert log.errors == [], log.errors
+
+
+def test_the_city_lends_a_reserve_unit_to_a_district_on_its_board_and_takes_it_back(
+    live_server, live_engine, browser
+):
+    district = "310104"
+    page, log = open_page(browser, "1920x1080", user="operator")
+    page.goto(f"{live_server}/resources?topic=power&district={district}")
+    reserve = page.locator("#resources-units .os-reserve .os-dispatch-row")
+    expect(reserve.first).to_be_visible()
+    expect(page.locator("#resources-units .os-reserve-head")).to_contain_text("徐汇")
+    code = reserve.first.locator(".os-dispatch-meta").inner_text().strip()
+    screenshot(page, "resource-board-reserve")
+    reserve.first.locator(".os-unit-do-lend").click()
+    expect(page.locator("#resources-message .os-action-ok")).to_contain_text("已借调至徐汇")
+    lent_row = page.locator("#resources-units .os-board-units .os-unit-lent", has_text=code)
+    expect(lent_row).to_contain_text("借调至徐汇")
+    expect(page.locator("#resources-units .os-reserve", has_text=code)).to_have_count(0)
+    with live_engine.connect() as conn:
+        assert (
+            conn.execute(
+                sa.text("SELECT lent_to FROM resource WHERE code = :code"), {"code": code}
+            ).scalar_one()
+            == district
+        )
+    lent_row.locator(".os-unit-do-back").click()
+    expect(page.locator("#resources-message .os-action-ok")).to_contain_text("已收回市级")
+    expect(lent_row).to_have_count(0)
+    page.context.close()
+    assert log.errors == [], log.errors

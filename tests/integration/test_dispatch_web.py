@@ -208,3 +208,78 @@ def test_an_events_units_go_to_its_most_urgent_member_in_scope(app, owner):
     forged = _send_for_event(app, manager, unit=other, incident=_incident(owner, XUHUI))
     assert "no such open incident" in forged.get_data(as_text=True)
     assert _status(owner, other) == "available"
+
+
+# lending the city's reserve from the board ------------------------------------------------------
+
+
+def _reserve_unit(owner, kind: str = "generator_truck") -> str:
+    """A free city reserve unit, lent to nobody."""
+    with owner.connect() as conn:
+        return str(
+            conn.execute(
+                sa.text(
+                    "SELECT code FROM resource WHERE district_adcode IS NULL AND lent_to IS NULL"
+                    " AND status = 'available' AND kind_code = :kind ORDER BY code LIMIT 1"
+                ),
+                {"kind": kind},
+            ).scalar_one()
+        )
+
+
+def _lent_to(owner, code: str) -> str | None:
+    with owner.connect() as conn:
+        return conn.execute(
+            sa.text("SELECT lent_to FROM resource WHERE code = :code"), {"code": code}
+        ).scalar_one()
+
+
+def _lend(app, session, *, unit: object, to: object):
+    values = {"resources-done.data": 0, "os-lang.data": "en"}
+    return post_click(
+        app,
+        "resources-message.children",
+        {"type": "os-unit-lend", "unit": unit, "to": to},
+        lambda ident, prop: values.get(f"{ident}.{prop}"),
+        session=session,
+    )
+
+
+def test_the_city_lends_a_reserve_unit_from_the_board_and_takes_it_back(app, owner):
+    operator = sign_in(owner, role="operator")
+    code = _reserve_unit(owner)
+    lent = _lend(app, operator, unit=code, to=PUDONG)
+    assert lent.status_code == 200 and "lent to Pudong" in lent.get_data(as_text=True)
+    assert _lent_to(owner, code) == PUDONG
+    back = _lend(app, operator, unit=code, to="")
+    assert "back with the city" in back.get_data(as_text=True)
+    assert _lent_to(owner, code) is None
+
+
+def test_a_district_manager_cannot_lend_or_take_back_with_a_forged_click(app, owner):
+    manager = sign_in(owner, role="district_manager", districts=(PUDONG,))
+    free, lent = _reserve_unit(owner), _reserve_unit(owner, "pump_truck")
+    operator = sign_in(owner, role="operator")
+    _lend(app, operator, unit=lent, to=PUDONG)
+    try:
+        borrowed = _lend(app, manager, unit=free, to=PUDONG).get_data(as_text=True)
+        assert "no city unit" in borrowed  # the city's reserve is out of its sight
+        returned = _lend(app, manager, unit=lent, to="").get_data(as_text=True)
+        assert "only the city" in returned  # the database refuses
+        viewer = _lend(app, sign_in(owner, role="viewer"), unit=free, to=PUDONG)
+        assert "read-only" in viewer.get_data(as_text=True).lower()
+        assert (_lent_to(owner, free), _lent_to(owner, lent)) == (None, PUDONG)
+    finally:
+        _lend(app, operator, unit=lent, to="")
+
+
+@pytest.mark.parametrize(
+    ("unit", "to"),
+    [(12, PUDONG), (None, PUDONG), ("GT-x", 5), ("GT-x", "999999"), ("x" * 300, PUDONG)],
+)
+def test_a_forged_lend_is_refused_with_a_message(app, owner, unit, to):
+    response = _lend(app, sign_in(owner, role="operator"), unit=unit, to=to)
+    body = response.get_data(as_text=True)
+    assert response.status_code == 200, body
+    assert "no such unit or district" in body or "no city unit" in body
+    assert "Traceback" not in body

@@ -10,11 +10,14 @@ from plotly.utils import PlotlyJSONEncoder
 
 from components.resources import (
     COVERAGE_COLORS,
+    UNIT_LEND,
     coverage_style,
     minutes,
     playbook_progress,
+    reserve_rows,
     sent_row,
     task_rows,
+    unit_table,
 )
 from components.unit_layer import unit_features
 
@@ -149,3 +152,59 @@ def test_tasks_offer_send_only_when_a_unit_is_needed_and_none_is_sent():
     assert "os-task-do-send" not in staffed and "已派 1" in staffed
     read_only = _text(task_rows([{**base, "kind_code": None}], lang="zh", acting=False))
     assert "os-task-do" not in read_only and "17:30" in read_only
+
+
+def _buttons(component) -> list[dict]:
+    """The ids of every button under a Dash component."""
+    found = []
+    stack = [component]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list | tuple):
+            stack.extend(node)
+            continue
+        if type(node).__name__ == "Button":
+            found.append(node.id)
+        children = getattr(node, "children", None)
+        if children is not None and not isinstance(children, str):
+            stack.append(children)
+    return found
+
+
+NAMES = {"310106": ("静安区", "Jing'an"), "310115": ("浦东新区", "Pudong")}
+
+
+def test_a_lent_unit_says_where_and_only_the_city_may_take_it_back_when_free():
+    rows = [
+        _row(code="GT-1", lent_to="310106", eta_at=None, status="available"),
+        _row(code="GT-2", lent_to="310106", eta_at=None, status="on_site"),
+        _row(code="PT-3", lent_to=None, eta_at=None, district_adcode="310106"),
+    ]
+    text = json.dumps(
+        unit_table(rows, lang="en", district_names=NAMES).to_plotly_json(), cls=PlotlyJSONEncoder
+    )
+    assert text.count("lent to Jing'an") == 2
+    assert _buttons(unit_table(rows, lang="en", district_names=NAMES)) == []
+    lender = _buttons(unit_table(rows, lang="zh", district_names=NAMES, lender=True))
+    # a unit out on a job is not taken back; a district's own unit is not lent at all
+    assert lender == [{"type": UNIT_LEND, "unit": "GT-1", "to": ""}]
+
+
+def test_the_reserve_offers_a_lend_button_per_unit_to_the_city_only():
+    rows = [
+        {
+            "code": "GT-9",
+            "kind_code": "generator_truck",
+            "name_zh": "市应急发电车 9 号",
+            "name_en": "City generator truck 9",
+            "metres": 1234.0,
+        },
+    ]
+    board = reserve_rows(rows, lang="en", district="310115", district_name="Pudong", lender=True)
+    assert _buttons(board) == [{"type": UNIT_LEND, "unit": "GT-9", "to": "310115"}]
+    text = json.dumps(board.to_plotly_json(), cls=PlotlyJSONEncoder)
+    assert "City reserve" in text and "Pudong" in text and "1.2 km" in text
+    seen = reserve_rows(rows, lang="en", district="310115", district_name="Pudong", lender=False)
+    assert _buttons(seen) == []
+    empty = reserve_rows([], lang="zh", district="310115", district_name="浦东新区", lender=True)
+    assert "暂无" in json.dumps(empty.to_plotly_json(), cls=PlotlyJSONEncoder, ensure_ascii=False)
