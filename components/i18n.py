@@ -603,6 +603,7 @@ _TEXTS: dict[str, tuple[str, str]] = {
     "unit.do.lend": ("借调", "Lend"),
     "unit.do.back": ("收回", "Take back"),
     "board.reserve": ("市级储备 · 可借调至{district}", "City reserve · free to lend to {district}"),
+    "board.reserve_city": ("市级储备 · 借出 {n}", "City reserve · {n} on loan"),
     "board.reserve_none": (
         "市级储备暂无空闲的对口力量",
         "No free reserve unit serves this scenario",

@@ -276,45 +276,48 @@ def _task_button(action: str, task_id: int, lang: str) -> html.Button:
 
 
 def unit_table(
-    rows: list[dict[str, Any]],
-    *,
-    lang: str,
-    district_names: dict[str, tuple[str, str]],
-    lender: bool = False,
+    rows: list[dict[str, Any]], *, lang: str, district_names: dict[str, tuple[str, str]]
 ) -> html.Div:
     """The units (busy first), with kind, status, home district and, for busy ones, ETA; a city
-    unit says where it is lent, with a take-back button for the city's duty desk (`lender`)."""
+    unit says where it is lent."""
     order = {"en_route": 0, "dispatched": 1, "on_site": 2, "available": 3, "off_duty": 4}
     rows = sorted(rows, key=lambda r: (order.get(r["status"], 5), r["code"]))
     return html.Div(
         className="os-board-units",
         children=[
-            html.Div(
-                className="os-dispatch-row" + (" os-unit-lent" if row["lent_to"] else ""),
-                children=[
-                    glyph(row["kind_code"], row["status"]),
-                    html.Div(
-                        [
-                            html.Div(row["name_en"] if lang == "en" else row["name_zh"]),
-                            html.Div(
-                                f"{row['code']} · {t('unit.status.' + row['status'], lang)}"
-                                + _lent_note(row, lang=lang, district_names=district_names),
-                                className="os-dispatch-meta",
-                            ),
-                        ]
-                    ),
-                    html.Span(
-                        row["eta_at"].astimezone(CITY_TZ).strftime("%H:%M")
-                        if row["eta_at"] and row["status"] in ("dispatched", "en_route")
-                        else "",
-                        className="os-dispatch-eta",
-                    ),
-                    lend_button(row["code"], "", lang)
-                    if lender and row["lent_to"] and row["status"] not in BUSY
-                    else html.Span(),
-                ],
+            _unit_row(
+                row,
+                lang=lang,
+                meta=_lent_note(row, lang=lang, district_names=district_names),
+                end=html.Span(),
             )
             for row in rows[:200]
+        ],
+    )
+
+
+def _unit_row(row: dict[str, Any], *, lang: str, meta: str, end: Any) -> html.Div:
+    """One unit: its symbol, name, code and status (and `meta`), ETA when busy, then `end`."""
+    return html.Div(
+        className="os-dispatch-row" + (" os-unit-lent" if row.get("lent_to") else ""),
+        children=[
+            glyph(row["kind_code"], row["status"]),
+            html.Div(
+                [
+                    html.Div(row["name_en"] if lang == "en" else row["name_zh"]),
+                    html.Div(
+                        f"{row['code']} · {t('unit.status.' + row['status'], lang)}{meta}",
+                        className="os-dispatch-meta",
+                    ),
+                ]
+            ),
+            html.Span(
+                row["eta_at"].astimezone(CITY_TZ).strftime("%H:%M")
+                if row.get("eta_at") and row["status"] in ("dispatched", "en_route")
+                else "",
+                className="os-dispatch-eta",
+            ),
+            end,
         ],
     )
 
@@ -332,41 +335,35 @@ def _lent_note(
 
 
 def reserve_rows(
-    rows: list[dict[str, Any]], *, lang: str, district: str, district_name: str, lender: bool
+    lent: list[dict[str, Any]],
+    free: list[dict[str, Any]],
+    *,
+    lang: str,
+    district: str | None,
+    district_names: dict[str, tuple[str, str]],
+    lender: bool,
 ) -> html.Div:
-    """The city's free reserve units nearest a district's board, each with a lend button for the
-    city's duty desk (`lender`)."""
-    heading = html.Div(
-        t("board.reserve", lang, district=district_name), className="os-reserve-head"
-    )
-    if not rows:
-        return html.Div(
-            [heading, html.Div(t("board.reserve_none", lang), className="os-empty")],
-            className="os-reserve",
-        )
-    return html.Div(
-        className="os-reserve",
-        children=[
-            heading,
-            *(
-                html.Div(
-                    className="os-dispatch-row",
-                    children=[
-                        glyph(row["kind_code"], "available"),
-                        html.Div(
-                            [
-                                html.Div(row["name_en"] if lang == "en" else row["name_zh"]),
-                                html.Div(row["code"], className="os-dispatch-meta"),
-                            ]
-                        ),
-                        html.Span(f"{row['metres'] / 1000:.1f} km", className="os-dispatch-eta"),
-                        lend_button(row["code"], district, lang) if lender else html.Span(),
-                    ],
-                )
-                for row in rows
-            ),
-        ],
-    )
+    """The city's reserve as a board shows it: the units lent (to `district`, or anywhere on the
+    city's board), each with a take-back button, then the free ones nearest `district` with a
+    lend button — the buttons for the city's duty desk (`lender`) only."""
+    if district is None:
+        heading = t("board.reserve_city", lang, n=len(lent))
+    else:
+        heading = t("board.reserve", lang, district=name(district_names[district], lang))
+    rows: list[Any] = [html.Div(heading, className="os-reserve-head")]
+    for row in lent:
+        back = lender and row["status"] not in BUSY
+        meta = _lent_note(row, lang=lang, district_names=district_names)
+        end = lend_button(row["code"], "", lang) if back else html.Span()
+        rows.append(_unit_row(row, lang=lang, meta=meta, end=end))
+    for row in free:
+        end = lend_button(row["code"], district or "", lang) if lender and district else html.Span()
+        shown = {**row, "status": "available"}
+        far = f" · {row['metres'] / 1000:.1f} km"
+        rows.append(_unit_row(shown, lang=lang, meta=far, end=end))
+    if district is not None and not lent and not free:
+        rows.append(html.Div(t("board.reserve_none", lang), className="os-empty"))
+    return html.Div(rows, className="os-reserve")
 
 
 UNIT_LEND = "os-unit-lend"

@@ -87,12 +87,16 @@ def units(
     district: str | None = None,
     skill: str | None = None,
     busy_only: bool = False,
+    lent_only: bool = False,
     limit: int = 20_000,
 ) -> list[dict[str, Any]]:
-    """Units in scope (of a district, serving a scenario, only those out on a job)."""
+    """Units in scope (of a district, serving a scenario, only those out on a job, only the
+    city's lent out)."""
     where = ["true"]
     if district is not None:
         where.append("(r.district_adcode = :district OR r.lent_to = :district)")
+    if lent_only:
+        where.append("r.lent_to IS NOT NULL")
     if skill is not None:
         where.append(":skill = ANY(k.skills)")
     if busy_only:

@@ -216,23 +216,28 @@ def refresh(state, _done, _tick, lang):
 
 
 def _units(topic: str, district: str | None, *, lang: str, lender: bool) -> list[Any]:
-    """The board's units; on a district's board seen by the city, the reserve it could borrow."""
+    """The board's units; seen by the city, its reserve first: the units lent (here, or all on
+    the city's board) and, on a district's board, the free ones nearest it."""
     names = reference.districts()
     table = unit_table(
         read(units, district=district, skill=topic, limit=400).value,
         lang=lang,
         district_names=names,
-        lender=lender,
     )
     principal = current_principal()
-    if district is None or not (principal and principal.sees_city):
+    if not (principal and principal.sees_city):
         return [table]
-    reserve = read(lendable_units, district=district, skill=topic).value
-    here = name(names[district], lang)
-    return [
-        reserve_rows(reserve, lang=lang, district=district, district_name=here, lender=lender),
-        table,
-    ]
+    lent = read(units, district=district, skill=topic, lent_only=True).value
+    free = [] if district is None else read(lendable_units, district=district, skill=topic).value
+    reserve = reserve_rows(
+        [u for u in lent if district is None or u["lent_to"] == district],
+        free,
+        lang=lang,
+        district=district,
+        district_names=names,
+        lender=lender,
+    )
+    return [reserve, table]
 
 
 @callback(

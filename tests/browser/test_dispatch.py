@@ -143,16 +143,19 @@ def test_the_city_lends_a_reserve_unit_to_a_district_on_its_board_and_takes_it_b
     district = "310104"
     page, log = open_page(browser, "1920x1080", user="operator")
     page.goto(f"{live_server}/resources?topic=power&district={district}")
-    reserve = page.locator("#resources-units .os-reserve .os-dispatch-row")
+    reserve = page.locator("#resources-units .os-reserve .os-dispatch-row:not(.os-unit-lent)")
     expect(reserve.first).to_be_visible()
     expect(page.locator("#resources-units .os-reserve-head")).to_contain_text("徐汇")
-    code = reserve.first.locator(".os-dispatch-meta").inner_text().strip()
+    code = reserve.first.locator(".os-dispatch-meta").inner_text().split(" · ")[0].strip()
     screenshot(page, "resource-board-reserve")
     reserve.first.locator(".os-unit-do-lend").click()
     expect(page.locator("#resources-message .os-action-ok")).to_contain_text("已借调至徐汇")
-    lent_row = page.locator("#resources-units .os-board-units .os-unit-lent", has_text=code)
+    # lent: at the top of the reserve, with its take-back button, and noted in the units list
+    lent_row = page.locator("#resources-units .os-reserve .os-unit-lent", has_text=code)
     expect(lent_row).to_contain_text("借调至徐汇")
-    expect(page.locator("#resources-units .os-reserve", has_text=code)).to_have_count(0)
+    expect(lent_row.locator(".os-unit-do-back")).to_have_count(1)
+    listed = page.locator("#resources-units .os-board-units .os-unit-lent", has_text=code)
+    expect(listed).to_contain_text("借调至徐汇")
     with live_engine.connect() as conn:
         assert (
             conn.execute(
@@ -163,5 +166,6 @@ def test_the_city_lends_a_reserve_unit_to_a_district_on_its_board_and_takes_it_b
     lent_row.locator(".os-unit-do-back").click()
     expect(page.locator("#resources-message .os-action-ok")).to_contain_text("已收回市级")
     expect(lent_row).to_have_count(0)
+    expect(listed).to_have_count(0)
     page.context.close()
     assert log.errors == [], log.errors

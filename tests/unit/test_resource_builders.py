@@ -155,13 +155,13 @@ def test_tasks_offer_send_only_when_a_unit_is_needed_and_none_is_sent():
 
 
 def _buttons(component) -> list[dict]:
-    """The ids of every button under a Dash component."""
+    """The ids of every button under a Dash component, in document order."""
     found = []
     stack = [component]
     while stack:
         node = stack.pop()
         if isinstance(node, list | tuple):
-            stack.extend(node)
+            stack.extend(reversed(node))
             continue
         if type(node).__name__ == "Button":
             found.append(node.id)
@@ -180,31 +180,44 @@ def test_a_lent_unit_says_where_and_only_the_city_may_take_it_back_when_free():
         _row(code="GT-2", lent_to="310106", eta_at=None, status="on_site"),
         _row(code="PT-3", lent_to=None, eta_at=None, district_adcode="310106"),
     ]
-    text = json.dumps(
-        unit_table(rows, lang="en", district_names=NAMES).to_plotly_json(), cls=PlotlyJSONEncoder
-    )
+    table = unit_table(rows, lang="en", district_names=NAMES)
+    text = json.dumps(table.to_plotly_json(), cls=PlotlyJSONEncoder)
     assert text.count("lent to Jing'an") == 2
-    assert _buttons(unit_table(rows, lang="en", district_names=NAMES)) == []
-    lender = _buttons(unit_table(rows, lang="zh", district_names=NAMES, lender=True))
-    # a unit out on a job is not taken back; a district's own unit is not lent at all
-    assert lender == [{"type": UNIT_LEND, "unit": "GT-1", "to": ""}]
+    assert _buttons(table) == []  # the reserve section holds the buttons (ids are unique)
+    lent = rows[:2]
+    city = reserve_rows(lent, [], lang="en", district=None, district_names=NAMES, lender=True)
+    # a unit out on a job is not taken back
+    assert _buttons(city) == [{"type": UNIT_LEND, "unit": "GT-1", "to": ""}]
+    text = json.dumps(city.to_plotly_json(), cls=PlotlyJSONEncoder, ensure_ascii=False)
+    assert "City reserve · 2 on loan" in text
+    viewer = reserve_rows(lent, [], lang="en", district=None, district_names=NAMES, lender=False)
+    assert _buttons(viewer) == []
 
 
-def test_the_reserve_offers_a_lend_button_per_unit_to_the_city_only():
-    rows = [
+def test_a_districts_board_offers_the_free_reserve_nearest_it_to_lend():
+    free = [
         {
             "code": "GT-9",
             "kind_code": "generator_truck",
             "name_zh": "市应急发电车 9 号",
             "name_en": "City generator truck 9",
             "metres": 1234.0,
-        },
+        }
     ]
-    board = reserve_rows(rows, lang="en", district="310115", district_name="Pudong", lender=True)
-    assert _buttons(board) == [{"type": UNIT_LEND, "unit": "GT-9", "to": "310115"}]
+    lent = [_row(code="GT-1", lent_to="310115", eta_at=None, status="available")]
+    board = reserve_rows(
+        lent, free, lang="en", district="310115", district_names=NAMES, lender=True
+    )
+    assert _buttons(board) == [
+        {"type": UNIT_LEND, "unit": "GT-1", "to": ""},
+        {"type": UNIT_LEND, "unit": "GT-9", "to": "310115"},
+    ]
     text = json.dumps(board.to_plotly_json(), cls=PlotlyJSONEncoder)
     assert "City reserve" in text and "Pudong" in text and "1.2 km" in text
-    seen = reserve_rows(rows, lang="en", district="310115", district_name="Pudong", lender=False)
+    seen = reserve_rows(
+        lent, free, lang="en", district="310115", district_names=NAMES, lender=False
+    )
     assert _buttons(seen) == []
-    empty = reserve_rows([], lang="zh", district="310115", district_name="浦东新区", lender=True)
-    assert "暂无" in json.dumps(empty.to_plotly_json(), cls=PlotlyJSONEncoder, ensure_ascii=False)
+    empty = reserve_rows([], [], lang="zh", district="310115", district_names=NAMES, lender=True)
+    text = json.dumps(empty.to_plotly_json(), cls=PlotlyJSONEncoder, ensure_ascii=False)
+    assert "暂无" in text
