@@ -9,7 +9,9 @@ go out through the same transport as the readings (ingest rows naming a unit_cod
 
 With a duty officer (the demo's `serve`), the fleet also plays the command centre: it sends the
 first suggested unit to each new critical alarm, and units to the playbook tasks that need them,
-marks a task done once its unit is on site (or, for a task no unit does, a few minutes after it
+lends a district whose playbook calls for a kind the city holds in reserve (pump and generator
+trucks) the nearest reserve unit of it, and takes it back once that district needs it no more;
+it marks a task done once its unit is on site (or, for a task no unit does, a few minutes after it
 appeared), and returns units to service when their job is over. Every such action is recorded
 as actor `simulator:duty`, so nobody mistakes it for a person's.
 """
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -25,7 +28,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy.engine import Engine
 
-from data import dispatch, playbooks
+from data import dispatch, lending, playbooks
 from data.resources import ResourceError
 from data.unit_positions import FixBatch
 
@@ -129,16 +132,43 @@ class Fleet:
         try:
             with self.engine.begin() as conn:
                 released = dispatch.release_finished(conn, actor=DUTY_ACTOR)
+            lent, back = self._lend_reserve(), self._take_back()
             sent = self._staff_incidents() + self._staff_tasks()
             done = playbooks.drill_complete_tasks(self.engine, actor=DUTY_ACTOR)
             released += self._release_long_jobs()
         except Exception as exc:  # the database may be restarting: try again next round
             log.warning("fleet: duty officer's round failed: %s", exc)
             return
-        if sent or released or done:
+        if sent or released or done or lent or back:
             log.info(
-                "duty officer: sent %d units, released %d, closed %d tasks", sent, released, done
+                "duty officer: sent %d units, released %d, closed %d tasks;"
+                " lent %d reserve units, took back %d",
+                sent,
+                released,
+                done,
+                lent,
+                back,
             )
+
+    def _lend_reserve(self) -> int:
+        """Lend the city's nearest reserve unit to each district whose playbook calls for one."""
+        return self._lend(lending.reserve_requests(self.engine, limit=DISPATCHES_PER_PASS))
+
+    def _take_back(self) -> int:
+        """Take back the units it lent that are free again where they are no longer called for."""
+        idle = lending.idle_loans(self.engine, lent_by=DUTY_ACTOR)
+        return self._lend([(code, None) for code in idle])
+
+    def _lend(self, loans: Sequence[tuple[str, str | None]]) -> int:
+        """Lend (or, to None, take back) each unit; those a person changed first are skipped."""
+        done = 0
+        for code, district in loans:
+            try:
+                lending.lend_unit(self.engine, code=code, district=district, actor=DUTY_ACTOR)
+            except ResourceError:
+                continue
+            done += 1
+        return done
 
     def _staff_incidents(self) -> int:
         """Send the first suggestion to each new critical alarm nobody was sent to."""
