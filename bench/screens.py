@@ -97,12 +97,15 @@ def tour(engine: sa.Engine) -> list[Shot]:
             "huangpu": "/district/310101",
             "incidents": "/incidents",
             "device": f"/device/{device}",
+            # a district's board as the city's duty desk sees it: the reserve it may lend
+            "resources": "/resources?topic=flood&district=310115",
             "notfound": "/no-such-page",
         }
         for size in PAGE_SIZES:
             for name, path in pages.items():
                 wait = "body" if name == "notfound" else Shot.wait
-                shots.append(Shot(f"{name}-{lang}", f"{path}?lang={lang}", size, wait=wait))
+                query = f"{'&' if '?' in path else '?'}lang={lang}"
+                shots.append(Shot(f"{name}-{lang}", f"{path}{query}", size, wait=wait))
         # the six scenario views (专题), at a wall's two commonest page sizes
         for size in (PAGE_SIZES[0], PAGE_SIZES[-1]):
             for topic in TOPICS:
