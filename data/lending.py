@@ -42,13 +42,15 @@ def lend_unit(
         try:
             row = conn.execute(
                 sa.text(
-                    "UPDATE resource SET lent_to = :district, changed_at = now(),"
+                    "WITH was AS (SELECT id, lent_to FROM resource WHERE code = :code FOR UPDATE)"
+                    " UPDATE resource r SET lent_to = :district, changed_at = now(),"
                     " lent_by = CASE WHEN CAST(:district AS text) IS NULL THEN NULL ELSE :actor END"
-                    " WHERE code = :code AND district_adcode IS NULL"
-                    " AND status <> ALL(CAST(:busy AS text[]))"
-                    " AND (CAST(:district AS text) IS NULL OR lent_to IS NULL"
-                    "      OR lent_to = :district)"
-                    " RETURNING code, name_zh, name_en, lent_to"
+                    " FROM was WHERE r.id = was.id AND r.district_adcode IS NULL"
+                    " AND r.status <> ALL(CAST(:busy AS text[]))"
+                    " AND (CAST(:district AS text) IS NULL OR r.lent_to IS NULL"
+                    "      OR r.lent_to = :district)"
+                    " RETURNING r.id, r.code, r.name_zh, r.name_en, r.lent_to, r.status,"
+                    " was.lent_to AS was_lent_to"
                 ),
                 {"code": code, "district": district, "busy": list(BUSY), "actor": actor[:100]},
             ).one_or_none()
@@ -58,6 +60,8 @@ def lend_unit(
             raise
         if row is None:
             raise ResourceError(_why_not(conn, code=code, district=district))
+        if row.was_lent_to != district:
+            _record_loan(conn, row=row, actor=actor)
         write_audit(
             conn,
             actor=actor,
@@ -68,6 +72,25 @@ def lend_unit(
             detail={"lent_to": district},
         )
     return Loan(code=row.code, name_zh=row.name_zh, name_en=row.name_en, lent_to=row.lent_to)
+
+
+def _record_loan(conn: sa.Connection, *, row: Any, actor: str) -> None:
+    """The loan change in the unit's history (what a replay reads)."""
+    conn.execute(
+        sa.text(
+            "INSERT INTO resource_event (resource_id, kind, actor, from_status, to_status,"
+            " lent_to, from_lent_to, note) VALUES (:id, 'lent', :actor, :status, :status,"
+            " :lent_to, :was, :note)"
+        ),
+        {
+            "id": row.id,
+            "actor": actor,
+            "status": row.status,
+            "lent_to": row.lent_to,
+            "was": row.was_lent_to,
+            "note": f"{row.code} → {row.lent_to or 'city'}",
+        },
+    )
 
 
 def _is_district(conn: sa.Connection, district: str) -> bool:

@@ -33,7 +33,14 @@ from data.dispatch import (
 from data.incidents import handle_incident
 from data.lending import idle_loans, lend_unit, lendable_units, reserve_requests
 from data.playbooks import handle_task, progress, task_suggestions, tasks
-from data.resources import STATUSES, ResourceError, import_units, status_counts, units
+from data.resources import (
+    STATUSES,
+    ResourceError,
+    import_units,
+    status_counts,
+    unit_positions,
+    units,
+)
 from data.scope import CITY, Scope, create_web_engine, provision_web_role, scoped, web_database_url
 from ingest.validate import message
 from tests.integration.conftest import running_mqtt_worker
@@ -727,7 +734,13 @@ def test_a_district_manager_may_dispatch_a_city_unit_lent_to_it(owner, web):
         assert move_unit(web, resource_id=city_unit, action="release", actor=manager) == "available"
     lend_unit(owner, code=code, district=None, actor="city-op")
     assert sent["code"] == code
-    assert [e.kind for e in _resource_events(owner, city_unit)] == ["dispatched", "released"]
+    # the loan and its end are in the unit's history too
+    assert [e.kind for e in _resource_events(owner, city_unit)] == [
+        "lent",
+        "dispatched",
+        "released",
+        "lent",
+    ]
 
 
 def test_a_read_only_scope_cannot_dispatch_or_move_units(owner, web):
@@ -1588,3 +1601,38 @@ def test_the_duty_officer_lends_the_nearest_reserve_where_a_playbook_calls_for_i
     assert code not in idle_loans(owner, lent_by="someone-else")  # a person's loan is theirs
     lend_unit(owner, code=code, district=None, actor="simulator:duty")
     assert code not in idle_loans(owner, lent_by="simulator:duty")
+
+
+def _database_now(owner: sa.Engine) -> datetime:
+    with owner.connect() as conn:
+        return conn.execute(sa.text("SELECT clock_timestamp()")).scalar_one()
+
+
+def test_a_replay_shows_a_districts_loans_as_they_were(owner):
+    unit = _unit(owner, skill="power", district=None)
+    code = _resource(owner, unit)["code"]
+
+    def held_by(district: str, at: datetime) -> bool:
+        shown = unit_positions(owner, district=district, at=at, replay=True)
+        return unit in {u["id"] for u in shown}
+
+    before = _database_now(owner)
+    time.sleep(0.05)
+    lend_unit(owner, code=code, district=JINGAN, actor="city-op")
+    time.sleep(0.05)
+    lent_to_jingan = _database_now(owner)
+    time.sleep(0.05)
+    lend_unit(owner, code=code, district=None, actor="city-op")
+    lend_unit(owner, code=code, district=PUDONG, actor="city-op")
+    time.sleep(0.05)
+    lent_to_pudong = _database_now(owner)
+    try:
+        assert [e.kind for e in _resource_events(owner, unit)] == ["lent"] * 3
+        assert (held_by(JINGAN, before), held_by(PUDONG, before)) == (False, False)
+        assert (held_by(JINGAN, lent_to_jingan), held_by(PUDONG, lent_to_jingan)) == (True, False)
+        assert (held_by(JINGAN, lent_to_pudong), held_by(PUDONG, lent_to_pudong)) == (False, True)
+        # live, the same as the last replayed instant
+        live = {u["id"] for u in unit_positions(owner, district=PUDONG)}
+        assert unit in live
+    finally:
+        lend_unit(owner, code=code, district=None, actor="city-op")
