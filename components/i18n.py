@@ -642,6 +642,9 @@ _TEXTS: dict[str, tuple[str, str]] = {
     "review.levels": ("预警等级变化", "Warning level changes"),
     "review.units": ("力量派遣与到场", "Units sent and their arrival"),
     "review.tasks": ("预案任务", "Playbook tasks"),
+    "review.loans": ("市级储备借调", "Loans of the city's reserve"),
+    "review.lent": ("借调至{place}", "lent to {place}"),
+    "review.returned": ("自{place}收回", "taken back from {place}"),
     "review.log": ("处置日志", "Handling log"),
     "review.log_more": (
         "仅显示前 {n} 条；CSV 含全部事件",

@@ -224,6 +224,21 @@ def unit_rows(rv: Review, lang: str) -> list[list[Any]]:
     return rows
 
 
+def loan_rows(rv: Review, lang: str, places: Callable[[str], str]) -> list[list[Any]]:
+    """Each loan of the city's reserve: when, which unit, lent where or taken back, by whom."""
+    return [
+        [
+            local(loan["at"]),
+            loan["unit"],
+            t("review.lent", lang, place=places(loan["lent_to"]))
+            if loan["lent_to"]
+            else t("review.returned", lang, place=places(loan["from_lent_to"] or "")),
+            loan["actor"],
+        ]
+        for loan in _records(rv.loans)
+    ]
+
+
 def task_rows(rv: Review, lang: str, places: Callable[[str], str]) -> list[list[Any]]:
     """Each playbook task: when created, where, what, status and when done."""
     return [
@@ -338,6 +353,8 @@ def review_sections(
             ("unit", "incident", "sent", "arrived", "took"), unit_rows(rv, lang), lang)),
         panel(t("review.tasks", lang), table(
             ("time", "place", "task", "status", "done"), task_rows(rv, lang, place), lang)),
+        panel(t("review.loans", lang), table(
+            ("time", "unit", "change", "by"), loan_rows(rv, lang, place), lang)),
         panel(t("review.log", lang), html.Div([
             table(("time", "action", "incident", "by", "note"), log_rows(rv, lang), lang),
             html.P(t("review.log_more", lang, n=log_limit), className="os-review-basis")

@@ -140,6 +140,19 @@ ORDER BY k.created_at, k.id
 """
 )
 
+# each loan of a city reserve unit made or ended in the window touching the area's district (a
+# loan is a district's, so a street's review shows its district's)
+_LOANS_SQL = sa.text(
+    """
+SELECT e.at, u.code AS unit, u.kind_code, e.lent_to, e.from_lent_to, e.actor
+FROM resource_event e
+JOIN resource u ON u.id = e.resource_id
+WHERE e.kind = 'lent' AND e.at >= :start AND e.at < :end
+  AND (CAST(:district AS text) IS NULL OR :district IN (e.lent_to, e.from_lent_to))
+ORDER BY e.at, e.id
+"""
+)
+
 _LOG_SQL = sa.text(
     f"""
 SELECT e.at, e.kind, e.actor, e.from_status, e.to_status, e.note, i.id AS incident_id,
@@ -170,6 +183,7 @@ class Review:
     units: pd.DataFrame
     tasks: pd.DataFrame
     log: pd.DataFrame
+    loans: pd.DataFrame
 
 
 def review_bucket(span: timedelta) -> timedelta:
@@ -237,6 +251,7 @@ def review(
             units=_frame(conn, _UNITS_SQL, params),
             tasks=_frame(conn, _TASKS_SQL, params),
             log=_frame(conn, _LOG_SQL, {**params, "limit": log_limit}),
+            loans=_frame(conn, _LOANS_SQL, params),
         )
 
 

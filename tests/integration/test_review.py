@@ -95,6 +95,20 @@ def _story_rest(conn: sa.Connection, ids: dict[str, int]) -> None:
             ),
             {"u": unit, "at": _at(minutes), "kind": kind, "i": incident},
         )
+    # a city reserve unit lent to Jing'an for the storm and taken back (the history lend_unit
+    # writes)
+    reserve = conn.execute(
+        sa.text("SELECT id FROM resource WHERE district_adcode IS NULL ORDER BY id LIMIT 1")
+    ).scalar_one()
+    for minutes, lent_to, was in ((20, JINGAN, None), (90, None, JINGAN)):
+        conn.execute(
+            sa.text(
+                "INSERT INTO resource_event (resource_id, at, kind, actor, from_status,"
+                " to_status, lent_to, from_lent_to) VALUES (:u, :at, 'lent', 'review-test',"
+                " 'available', 'available', :lent, :was)"
+            ),
+            {"u": reserve, "at": _at(minutes), "lent": lent_to, "was": was},
+        )
     for key, minutes in (("p1", 15), ("j1", 52)):
         conn.execute(
             sa.text(
@@ -177,6 +191,11 @@ def test_the_review_of_a_told_story_reads_it_back(engine, story):
     mine = review(engine, start=W, end=END, district=JINGAN)
     assert list(mine.by_district.key) == [JINGAN] and list(mine.units.incident_id) == [story["j1"]]
     assert mine.levels.empty and mine.tasks.empty and list(mine.log.title_en) == ["j1"]
+    # the reserve's loan to Jing'an and its end: in the city's review and Jing'an's, not Pudong's
+    assert list(got.loans.lent_to) == [JINGAN, None]
+    assert list(got.loans.from_lent_to) == [None, JINGAN]
+    assert list(mine.loans["at"]) == list(got.loans["at"])
+    assert review(engine, start=W, end=END, district=PUDONG).loans.empty
 
 
 def test_the_csv_rows_are_the_incidents_under_review(engine, story):

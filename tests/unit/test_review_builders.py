@@ -18,6 +18,7 @@ from components.review import (
     duration,
     incidents_csv,
     level_rows,
+    loan_rows,
     review_kpis,
     review_sections,
 )
@@ -75,6 +76,10 @@ def _review() -> Review:
                             "status": ["done"], "done_at": [at + pd.Timedelta(minutes=50)]}),
         log=pd.DataFrame(columns=["at", "kind", "actor", "note", "incident_id", "title_zh",
                                   "title_en"]),
+        loans=pd.DataFrame({"at": [at + pd.Timedelta(minutes=20), at + pd.Timedelta(minutes=90)],
+                            "unit": ["PT-310110-012"] * 2, "kind_code": ["pump_truck"] * 2,
+                            "lent_to": ["310115", None], "from_lent_to": [None, "310115"],
+                            "actor": ["值班长", "值班长"]}),
     )  # fmt: skip
 
 
@@ -158,3 +163,19 @@ def test_a_level_change_says_who_made_it():
     )
     assert [row[4] for row in rows] == ["值班长", "自动判定"]
     assert rows[0][2] == "防汛防台" and rows[0][3] == "– → IV"
+
+
+def test_a_loan_of_the_reserve_says_where_it_went_and_whence_it_came_back():
+    places = {"310115": "浦东新区"}
+    rows = loan_rows(_review(), "zh", lambda code: places.get(code, code))
+    assert [row[1:] for row in rows] == [
+        ["PT-310110-012", "借调至浦东新区", "值班长"],
+        ["PT-310110-012", "自浦东新区收回", "值班长"],
+    ]
+    assert rows[0][0] < rows[1][0]  # the window's order
+    text = to_html(
+        review_sections(_review(), "en", districts={"310115": ("浦东新区", "Pudong")},
+                        categories={}, log_limit=10)
+    )  # fmt: skip
+    assert "Loans of the city&#x27;s reserve" in text or "Loans of the city's reserve" in text
+    assert "lent to Pudong" in text and "taken back from Pudong" in text
