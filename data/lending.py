@@ -94,6 +94,7 @@ def _record_loan(conn: sa.Connection, *, row: Any, actor: str) -> None:
 
 
 def _is_district(conn: sa.Connection, district: str) -> bool:
+    """Whether `district` is one of the city's districts."""
     return bool(
         conn.execute(
             sa.text("SELECT EXISTS (SELECT 1 FROM district WHERE adcode = :d)"), {"d": district}
