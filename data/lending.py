@@ -20,6 +20,8 @@ from data.access import write_audit
 from data.resources import BUSY, ResourceError
 
 INSUFFICIENT_PRIVILEGE = "42501"
+# a unit of the city's reserve that is free to lend (as `r`)
+_FREE_RESERVE = "r.district_adcode IS NULL AND r.lent_to IS NULL AND r.status = 'available'"
 
 
 @dataclass(frozen=True)
@@ -128,8 +130,7 @@ def lendable_units(
                 " ST_Distance(r.geom::geography, d.label_point::geography) AS metres"
                 " FROM resource r JOIN resource_kind k ON k.code = r.kind_code"
                 " JOIN district d ON d.adcode = :district"
-                " WHERE r.district_adcode IS NULL AND r.lent_to IS NULL"
-                " AND r.status = 'available'"
+                f" WHERE {_FREE_RESERVE}"
                 " AND (CAST(:skill AS text) IS NULL OR :skill = ANY(k.skills))"
                 " ORDER BY metres, r.code LIMIT :limit"
             ),
@@ -156,8 +157,7 @@ def reserve_requests(engine: Engine, *, limit: int = 3) -> list[tuple[str, str]]
                 " SELECT w.district_adcode, w.kind_code, u.code FROM wanted w"
                 " CROSS JOIN LATERAL (SELECT r.code,"
                 "   ST_Distance(r.geom::geography, w.p::geography) AS far FROM resource r"
-                "   WHERE r.district_adcode IS NULL AND r.lent_to IS NULL"
-                "   AND r.status = 'available' AND r.kind_code = w.kind_code"
+                f"   WHERE {_FREE_RESERVE} AND r.kind_code = w.kind_code"
                 "   ORDER BY far, r.code LIMIT :choices) u"
                 " ORDER BY w.district_adcode, w.kind_code, u.far, u.code"
             ),

@@ -210,12 +210,16 @@ def refresh(state, _done, _tick, lang):
             read_fresh(tasks, topic=topic, district=district).value, lang=lang, acting=acting
         ),
         _units(
-            topic, district, lang=lang, lender=acting and bool(principal and principal.sees_city)
+            topic,
+            district,
+            lang=lang,
+            city=bool(principal and principal.sees_city),
+            acting=acting,
         ),
     )
 
 
-def _units(topic: str, district: str | None, *, lang: str, lender: bool) -> list[Any]:
+def _units(topic: str, district: str | None, *, lang: str, city: bool, acting: bool) -> list[Any]:
     """The board's units; seen by the city, its reserve first: the units lent (here, or all on
     the city's board) and, on a district's board, the free ones nearest it."""
     names = reference.districts()
@@ -224,8 +228,7 @@ def _units(topic: str, district: str | None, *, lang: str, lender: bool) -> list
         lang=lang,
         district_names=names,
     )
-    principal = current_principal()
-    if not (principal and principal.sees_city):
+    if not city:  # the city's reserve is the city's to see and lend
         return [table]
     lent = read(units, district=district, skill=topic, lent_only=True).value
     free = [] if district is None else read(lendable_units, district=district, skill=topic).value
@@ -235,7 +238,7 @@ def _units(topic: str, district: str | None, *, lang: str, lender: bool) -> list
         lang=lang,
         district=district,
         district_names=names,
-        lender=lender,
+        lender=acting,
     )
     return [reserve, table]
 
